@@ -1,0 +1,291 @@
+// RFC 7047 values (section 5.1): atoms, sets and maps, and their JSON
+// notation — `["uuid", "..."]`, `["named-uuid", "name"]`, `["set", [...]]`,
+// `["map", [[k, v], ...]]` — converted to and from typed values and checked
+// against a column type. A Datum keeps its keys sorted and unique, so equal
+// values have equal representations and set operations are merges.
+import { ConstraintViolationError, OvsdbSyntaxError } from './errors.ts';
+import type { Atom, AtomicType, BaseType, ColumnType } from './schema.ts';
+
+export type { Atom } from './schema.ts';
+
+/**
+ * A column value: a set of `keys`, or a map when `values` is present
+ * (`values[i]` belongs to `keys[i]`). Keys are sorted by compareAtoms and
+ * unique. Treat a Datum as immutable: operations return new ones.
+ */
+export interface Datum {
+  readonly keys: readonly Atom[];
+  readonly values?: readonly Atom[];
+}
+
+/** Resolves a `["named-uuid", name]` to a uuid; throws when the name is unknown. */
+export type NamedUuidResolver = (name: string) => string;
+
+const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+const INT64_MIN = -(2 ** 63);
+const INT64_MAX = 2 ** 63 - 1;
+
+/** Whether `s` is a uuid in the 8-4-4-4-12 hex form. */
+export function isUuid(s: unknown): s is string {
+  return typeof s === 'string' && UUID_RE.test(s);
+}
+
+/** Total order on atoms of one type (false < true; uuids as canonical strings). */
+export function compareAtoms(a: Atom, b: Atom): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+export const EMPTY_SET: Datum = Object.freeze({ keys: Object.freeze([]) as readonly Atom[] });
+export const EMPTY_MAP: Datum = Object.freeze({ keys: Object.freeze([]) as readonly Atom[], values: Object.freeze([]) as readonly Atom[] });
+
+/** A set datum from atoms (sorted and de-duplicated here). */
+export function makeSet(atoms: Atom[]): Datum {
+  const keys = [...atoms].sort(compareAtoms);
+  let n = 0;
+  for (let i = 0; i < keys.length; i++) if (i === 0 || keys[i] !== keys[n - 1]) keys[n++] = keys[i];
+  keys.length = n;
+  return { keys };
+}
+
+/** A one-atom datum. */
+export function makeAtom(a: Atom): Datum {
+  return { keys: [a] };
+}
+
+/** A map datum from pairs; a later pair with the same key wins. */
+export function makeMap(pairs: Array<[Atom, Atom]>): Datum {
+  const byKey = new Map<Atom, Atom>(pairs);
+  const keys = [...byKey.keys()].sort(compareAtoms);
+  return { keys, values: keys.map((k) => byKey.get(k)!) };
+}
+
+function atomDefault(t: AtomicType): Atom {
+  switch (t) {
+    case 'integer':
+    case 'real':
+      return 0;
+    case 'boolean':
+      return false;
+    case 'string':
+      return '';
+    case 'uuid':
+      return '00000000-0000-0000-0000-000000000000';
+  }
+}
+
+/** The default value of a column type (RFC 7047: empty when min is 0, else the atom default). */
+export function defaultDatum(type: ColumnType): Datum {
+  if (type.min === 0) return type.value ? EMPTY_MAP : EMPTY_SET;
+  const key = atomDefault(type.key.type);
+  return type.value ? { keys: [key], values: [atomDefault(type.value.type)] } : { keys: [key] };
+}
+
+/** Parses one atom of atomic type `t`; `resolve` handles named-uuids (absent: named-uuid is a syntax error). */
+export function parseAtom(json: unknown, t: AtomicType, resolve?: NamedUuidResolver): Atom {
+  switch (t) {
+    case 'integer':
+      if (typeof json !== 'number' || !Number.isInteger(json)) throw new OvsdbSyntaxError(`expected integer, got ${brief(json)}`);
+      if (json < INT64_MIN || json > INT64_MAX) throw new OvsdbSyntaxError(`integer ${json} is out of the 64-bit range`);
+      return json;
+    case 'real':
+      if (typeof json !== 'number') throw new OvsdbSyntaxError(`expected real, got ${brief(json)}`);
+      return json;
+    case 'boolean':
+      if (typeof json !== 'boolean') throw new OvsdbSyntaxError(`expected boolean, got ${brief(json)}`);
+      return json;
+    case 'string':
+      if (typeof json !== 'string') throw new OvsdbSyntaxError(`expected string, got ${brief(json)}`);
+      return json;
+    case 'uuid':
+      if (Array.isArray(json) && json.length === 2 && typeof json[1] === 'string') {
+        if (json[0] === 'uuid') {
+          if (!UUID_RE.test(json[1])) throw new OvsdbSyntaxError(`"${json[1]}" is not a valid UUID`);
+          return json[1].toLowerCase();
+        }
+        if (json[0] === 'named-uuid') {
+          if (!resolve) throw new OvsdbSyntaxError(`named-uuid "${json[1]}" is not allowed here`);
+          return resolve(json[1]);
+        }
+      }
+      throw new OvsdbSyntaxError(`expected ["uuid", "<uuid>"] or ["named-uuid", "<name>"], got ${brief(json)}`);
+  }
+}
+
+/** The JSON notation of an atom. */
+export function atomToJson(a: Atom, t: AtomicType): unknown {
+  return t === 'uuid' ? ['uuid', a] : a;
+}
+
+function brief(json: unknown): string {
+  const s = JSON.stringify(json) ?? String(json);
+  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}
+
+/**
+ * Parses the JSON notation of a value of column type `type`, checking atomic
+ * types (syntax error) and uniqueness (constraint violation) but not
+ * cardinality or atom constraints — callers decide when those apply (a
+ * `where` clause or a mutation argument may legitimately break them), using
+ * checkDatum.
+ */
+export function parseDatum(json: unknown, type: ColumnType, resolve?: NamedUuidResolver): Datum {
+  if (type.value) {
+    if (!Array.isArray(json) || json.length !== 2 || json[0] !== 'map' || !Array.isArray(json[1])) {
+      throw new OvsdbSyntaxError(`expected ["map", [[key, value], ...]], got ${brief(json)}`);
+    }
+    const pairs: Array<[Atom, Atom]> = [];
+    for (const p of json[1] as unknown[]) {
+      if (!Array.isArray(p) || p.length !== 2) throw new OvsdbSyntaxError(`map element ${brief(p)} is not a [key, value] pair`);
+      pairs.push([parseAtom(p[0], type.key.type, resolve), parseAtom(p[1], type.value.type, resolve)]);
+    }
+    pairs.sort((a, b) => compareAtoms(a[0], b[0]));
+    for (let i = 1; i < pairs.length; i++) {
+      if (pairs[i][0] === pairs[i - 1][0]) throw new ConstraintViolationError(`map contains duplicate key ${brief(atomToJson(pairs[i][0], type.key.type))}`);
+    }
+    return { keys: pairs.map((p) => p[0]), values: pairs.map((p) => p[1]) };
+  }
+  let atoms: Atom[];
+  if (Array.isArray(json) && json[0] === 'set') {
+    if (json.length !== 2 || !Array.isArray(json[1])) throw new OvsdbSyntaxError(`expected ["set", [...]], got ${brief(json)}`);
+    atoms = (json[1] as unknown[]).map((a) => parseAtom(a, type.key.type, resolve));
+  } else {
+    atoms = [parseAtom(json, type.key.type, resolve)];
+  }
+  atoms.sort(compareAtoms);
+  for (let i = 1; i < atoms.length; i++) {
+    if (atoms[i] === atoms[i - 1]) throw new ConstraintViolationError(`set contains duplicate value ${brief(atomToJson(atoms[i], type.key.type))}`);
+  }
+  return { keys: atoms };
+}
+
+/** The JSON notation of a datum (a one-element set is written as its bare atom, as OVS does). */
+export function datumToJson(d: Datum, type: ColumnType): unknown {
+  const kt = type.key.type;
+  if (d.values) {
+    const vt = type.value!.type;
+    const pairs = new Array(d.keys.length);
+    for (let i = 0; i < d.keys.length; i++) pairs[i] = [atomToJson(d.keys[i], kt), atomToJson(d.values[i], vt)];
+    return ['map', pairs];
+  }
+  if (d.keys.length === 1) return atomToJson(d.keys[0], kt);
+  return ['set', d.keys.map((a) => atomToJson(a, kt))];
+}
+
+/** Checks one atom against its base type's constraints; throws ConstraintViolationError. */
+export function checkAtom(a: Atom, b: BaseType): void {
+  if (b.enum && !b.enum.includes(a)) {
+    throw new ConstraintViolationError(`${brief(a)} is not one of the allowed values (${b.enum.map((e) => brief(e)).join(', ')})`);
+  }
+  switch (b.type) {
+    case 'integer':
+      if (b.minInteger !== undefined && (a as number) < b.minInteger) throw new ConstraintViolationError(`${a} is less than minimum allowed value ${b.minInteger}`);
+      if (b.maxInteger !== undefined && (a as number) > b.maxInteger) throw new ConstraintViolationError(`${a} is greater than maximum allowed value ${b.maxInteger}`);
+      break;
+    case 'real':
+      if (b.minReal !== undefined && (a as number) < b.minReal) throw new ConstraintViolationError(`${a} is less than minimum allowed value ${b.minReal}`);
+      if (b.maxReal !== undefined && (a as number) > b.maxReal) throw new ConstraintViolationError(`${a} is greater than maximum allowed value ${b.maxReal}`);
+      break;
+    case 'string': {
+      if (b.minLength === undefined && b.maxLength === undefined) break;
+      // Lengths count Unicode code points, as OVS counts UTF-8 characters.
+      const len = [...(a as string)].length;
+      if (b.minLength !== undefined && len < b.minLength) throw new ConstraintViolationError(`"${brief(a)}" length ${len} is less than minimum allowed length ${b.minLength}`);
+      if (b.maxLength !== undefined && len > b.maxLength) throw new ConstraintViolationError(`"${brief(a)}" length ${len} is greater than maximum allowed length ${b.maxLength}`);
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+/** Checks a datum's cardinality and every atom's constraints against `type`. */
+export function checkDatum(d: Datum, type: ColumnType, what = 'value'): void {
+  const n = d.keys.length;
+  if (n < type.min || n > type.max) {
+    const range = type.max === Infinity ? `at least ${type.min}` : type.min === type.max ? `exactly ${type.min}` : `between ${type.min} and ${type.max}`;
+    throw new ConstraintViolationError(`${what} has ${n} element${n === 1 ? '' : 's'} but must have ${range}`);
+  }
+  const kb = type.key;
+  if (kb.enum || kb.minInteger !== undefined || kb.maxInteger !== undefined || kb.minReal !== undefined || kb.maxReal !== undefined || kb.minLength !== undefined || kb.maxLength !== undefined) {
+    for (const a of d.keys) checkAtom(a, kb);
+  }
+  const vb = type.value;
+  if (vb && d.values && (vb.enum || vb.minInteger !== undefined || vb.maxInteger !== undefined || vb.minReal !== undefined || vb.maxReal !== undefined || vb.minLength !== undefined || vb.maxLength !== undefined)) {
+    for (const a of d.values) checkAtom(a, vb);
+  }
+}
+
+/** Whether two datums are equal (same keys and, for maps, same values). */
+export function datumEquals(a: Datum, b: Datum): boolean {
+  if (a === b) return true;
+  if (a.keys.length !== b.keys.length) return false;
+  for (let i = 0; i < a.keys.length; i++) if (a.keys[i] !== b.keys[i]) return false;
+  if (a.values && b.values) {
+    for (let i = 0; i < a.values.length; i++) if (a.values[i] !== b.values[i]) return false;
+  }
+  return true;
+}
+
+/** Index of `key` in sorted `keys`, or -1. */
+export function findKey(keys: readonly Atom[], key: Atom): number {
+  let lo = 0;
+  let hi = keys.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const k = keys[mid];
+    if (k === key) return mid;
+    if (k < key) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
+}
+
+/** Whether every key (and, for maps, key-value pair) of `a` is in `b`. */
+export function datumIncludes(b: Datum, a: Datum): boolean {
+  for (let i = 0; i < a.keys.length; i++) {
+    const j = findKey(b.keys, a.keys[i]);
+    if (j < 0) return false;
+    if (a.values && b.values && a.values[i] !== b.values[j]) return false;
+  }
+  return true;
+}
+
+/** Set/map union: keys of `add` absent from `base` are added (existing map keys keep their value). */
+export function datumUnion(base: Datum, add: Datum): Datum {
+  const keys: Atom[] = [];
+  const values: Atom[] | undefined = base.values ? [] : undefined;
+  let i = 0;
+  let j = 0;
+  while (i < base.keys.length || j < add.keys.length) {
+    const c = i >= base.keys.length ? 1 : j >= add.keys.length ? -1 : compareAtoms(base.keys[i], add.keys[j]);
+    if (c <= 0) {
+      keys.push(base.keys[i]);
+      values?.push(base.values![i]);
+      i++;
+      if (c === 0) j++;
+    } else {
+      keys.push(add.keys[j]);
+      values?.push(add.values![j]);
+      j++;
+    }
+  }
+  return values ? { keys, values } : { keys };
+}
+
+/**
+ * Removes from `base` the keys of `del`. For a map, `del` may be a set of
+ * keys (removes those keys) or a map (removes only pairs matching exactly).
+ */
+export function datumDifference(base: Datum, del: Datum): Datum {
+  const keys: Atom[] = [];
+  const values: Atom[] | undefined = base.values ? [] : undefined;
+  for (let i = 0; i < base.keys.length; i++) {
+    const j = findKey(del.keys, base.keys[i]);
+    const remove = j >= 0 && (!del.values || !base.values || del.values[j] === base.values[i]);
+    if (!remove) {
+      keys.push(base.keys[i]);
+      values?.push(base.values![i]);
+    }
+  }
+  return values ? { keys, values } : { keys };
+}

@@ -1,0 +1,183 @@
+// Error classes for the OVSDB package. Each class has a stable `code` that
+// callers can switch on, and — where RFC 7047 defines one — the RFC's error
+// string (`rfcError`), so the server can turn any thrown error into the
+// `{"error": ..., "details": ...}` object the RFC puts in transact results
+// and JSON-RPC replies.
+
+/** The JSON error object of RFC 7047 (section 3.1 and the transact results). */
+export interface OvsdbErrorJson {
+  error: string;
+  details?: string;
+  [extra: string]: unknown;
+}
+
+/** Base class: every error this package throws on purpose is an OvsdbError. */
+export class OvsdbError extends Error {
+  /** Stable machine-readable code, e.g. `OVSDB_CONSTRAINT_VIOLATION`. */
+  readonly code: string;
+  /** The RFC 7047 error string sent to peers, e.g. `constraint violation`. */
+  readonly rfcError: string;
+
+  constructor(code: string, rfcError: string, message: string) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+    this.rfcError = rfcError;
+  }
+
+  /** The RFC 7047 error object for this error. */
+  toJson(): OvsdbErrorJson {
+    return { error: this.rfcError, details: this.message };
+  }
+}
+
+/** Thrown when JSON input does not follow RFC 7047's grammar (bad notation, unknown member, wrong shape). */
+export class OvsdbSyntaxError extends OvsdbError {
+  constructor(message: string, rfcError = 'syntax error') {
+    super('OVSDB_SYNTAX', rfcError, message);
+  }
+}
+
+/** Thrown when a value breaks a column's type constraints (enum, range, length, cardinality, index, maxRows). */
+export class ConstraintViolationError extends OvsdbError {
+  constructor(message: string) {
+    super('OVSDB_CONSTRAINT_VIOLATION', 'constraint violation', message);
+  }
+}
+
+/** Thrown when a strong reference points to a row that does not exist (or would be deleted). */
+export class ReferentialIntegrityError extends OvsdbError {
+  constructor(message: string) {
+    super('OVSDB_REFERENTIAL_INTEGRITY', 'referential integrity violation', message);
+  }
+}
+
+/** Thrown when a transaction uses the same uuid-name twice. */
+export class DuplicateUuidNameError extends OvsdbError {
+  constructor(name: string) {
+    super('OVSDB_DUPLICATE_UUID_NAME', 'duplicate uuid-name', `uuid-name "${name}" is used by more than one insert`);
+  }
+}
+
+/** Thrown when a mutation's result is outside its domain (e.g. division by zero). */
+export class DomainError extends OvsdbError {
+  constructor(message: string) {
+    super('OVSDB_DOMAIN_ERROR', 'domain error', message);
+  }
+}
+
+/** Thrown when an arithmetic mutation overflows the 64-bit integer range or a column's range. */
+export class RangeOvsdbError extends OvsdbError {
+  constructor(message: string) {
+    super('OVSDB_RANGE_ERROR', 'range error', message);
+  }
+}
+
+/** Thrown when a `wait` operation's timeout expires before its condition holds. */
+export class TimedOutError extends OvsdbError {
+  constructor(message = 'wait operation timed out') {
+    super('OVSDB_TIMED_OUT', 'timed out', message);
+  }
+}
+
+/** Thrown when a transaction contains an `abort` operation. */
+export class AbortedError extends OvsdbError {
+  constructor(message = 'aborted by request') {
+    super('OVSDB_ABORTED', 'aborted', message);
+  }
+}
+
+/** Thrown when an `assert` names a lock that the session does not own. */
+export class NotOwnerError extends OvsdbError {
+  constructor(lock: string) {
+    super('OVSDB_NOT_OWNER', 'not owner', `session does not own lock "${lock}"`);
+  }
+}
+
+/** Thrown when a request names a database the server does not serve. */
+export class UnknownDatabaseError extends OvsdbError {
+  constructor(db: string) {
+    super('OVSDB_UNKNOWN_DATABASE', 'unknown database', `no database named "${db}"`);
+  }
+}
+
+/** Thrown when a feature or method is not supported. */
+export class NotSupportedError extends OvsdbError {
+  constructor(message: string) {
+    super('OVSDB_NOT_SUPPORTED', 'not supported', message);
+  }
+}
+
+/** Thrown when a transaction is cancelled by the `cancel` method or its client goes away. */
+export class CanceledError extends OvsdbError {
+  constructor(message = 'transaction canceled') {
+    super('OVSDB_CANCELED', 'canceled', message);
+  }
+}
+
+/** Thrown when a database file cannot be read or written. */
+export class OvsdbIoError extends OvsdbError {
+  constructor(message: string) {
+    super('OVSDB_IO_ERROR', 'I/O error', message);
+  }
+}
+
+/** Thrown when a database file is not a valid OVSDB standalone file. */
+export class StorageFormatError extends OvsdbError {
+  constructor(message: string) {
+    super('OVSDB_STORAGE_FORMAT', 'I/O error', message);
+  }
+}
+
+/** Thrown when a schema is malformed or inconsistent. */
+export class SchemaError extends OvsdbError {
+  constructor(message: string) {
+    super('OVSDB_SCHEMA', 'syntax error', message);
+  }
+}
+
+/** Thrown (and the connection closed) when a JSON-RPC message exceeds the configured size limit. */
+export class MessageTooLargeError extends OvsdbError {
+  constructor(limit: number) {
+    super('OVSDB_MESSAGE_TOO_LARGE', 'syntax error', `JSON-RPC message exceeds the ${limit}-byte limit`);
+  }
+}
+
+/** Thrown (and the connection closed) when the byte stream is not a sequence of JSON objects. */
+export class JsonFramingError extends OvsdbError {
+  constructor(message: string) {
+    super('OVSDB_JSON_FRAMING', 'syntax error', message);
+  }
+}
+
+/** Thrown when a JSON-RPC request is malformed or names an unknown method. */
+export class JsonRpcProtocolError extends OvsdbError {
+  constructor(message: string, rfcError = 'syntax error') {
+    super('OVSDB_JSONRPC_PROTOCOL', rfcError, message);
+  }
+}
+
+/** Rejects a request when the peer answered with an error object. */
+export class JsonRpcRemoteError extends OvsdbError {
+  /** The error member of the peer's reply, as received. */
+  readonly remote: unknown;
+  constructor(method: string, remote: unknown) {
+    const text = typeof remote === 'string' ? remote : JSON.stringify(remote);
+    super('OVSDB_REMOTE_ERROR', typeof remote === 'object' && remote !== null && typeof (remote as OvsdbErrorJson).error === 'string' ? (remote as OvsdbErrorJson).error : 'remote error', `${method}: peer replied with error ${text}`);
+    this.remote = remote;
+  }
+}
+
+/** Rejects pending requests when the connection closes before their reply arrives. */
+export class ConnectionClosedError extends OvsdbError {
+  constructor(message = 'JSON-RPC connection closed') {
+    super('OVSDB_CONNECTION_CLOSED', 'connection closed', message);
+  }
+}
+
+/** Turns anything thrown into an RFC 7047 error object (unexpected errors become `internal error`). */
+export function toErrorJson(err: unknown): OvsdbErrorJson {
+  if (err instanceof OvsdbError) return err.toJson();
+  const message = err instanceof Error ? err.message : String(err);
+  return { error: 'internal error', details: message };
+}

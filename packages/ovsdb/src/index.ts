@@ -1,0 +1,12 @@
+// @nvs/ovsdb: the OVSDB (RFC 7047) stack of nvs — JSON-RPC framing, the data
+// model (schemas, atoms, sets, maps), the database engine and its durable
+// store, the server behind nvs-dbserver, and the client + IDL used by
+// nvs-vswitchd and nvs-vsctl.
+//
+//   import { JsonRpcConnection, parseSchema, parseDatum } from '@nvs/ovsdb';
+//   const conn = new JsonRpcConnection(net.connect('/run/nvs/db.sock'), { log });
+//   const dbs = await conn.request('list_dbs', []);
+export * from './errors.ts';
+export * from './jsonrpc.ts';
+export * from './schema.ts';
+export * from './datum.ts';
