@@ -10,3 +10,5 @@ export * from './errors.ts';
 export * from './jsonrpc.ts';
 export * from './schema.ts';
 export * from './datum.ts';
+export * from './daemon.ts';
+export * from './unixctl.ts';

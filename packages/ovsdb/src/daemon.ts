@@ -1,0 +1,411 @@
+/**
+ * What every nvs daemon (nvs-dbserver, nvs-vswitchd) shares on its command
+ * line and at start-up, in the habits of OVS's daemons:
+ *
+ * - the run directory (`--rundir DIR`, else `NVS_RUNDIR`, else /run/nvs),
+ *   created when missing;
+ * - `--pidfile[=FILE]` (default `<rundir>/<name>.pid`): a pid file naming a
+ *   live process is an error, a stale one is replaced; it is removed on exit;
+ * - `--detach`: the process re-spawns itself in a new session and returns only
+ *   once the child says it is ready (over an inherited pipe, fd 3), or with the
+ *   child's error if it failed to start;
+ * - `--log-file[=FILE]` (default `<rundir>/<name>.log`), `--no-chdir`,
+ *   `-v`/`--verbose[=SPEC]` with OVS's vlog spec syntax (`module:dest:level`);
+ * - {@link VLog}: a pino root logger writing to stderr and the log file, a child
+ *   logger per module, and levels per module and destination that `vlog/set`
+ *   changes at run time.
+ *
+ * Options are parsed by hand because OVS's optional values only ever come as
+ * `--opt=VALUE`: a generic parser would swallow the next positional argument.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
+import pino, { type Logger } from 'pino';
+
+/** Thrown when a daemon's command line or start-up environment is unusable. */
+export class DaemonError extends Error {
+  constructor(
+    readonly code: 'DAEMON_USAGE' | 'DAEMON_ALREADY_RUNNING' | 'DAEMON_START_FAILED' | 'VLOG_BAD_SPEC',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'DaemonError';
+  }
+}
+
+export const DEFAULT_RUNDIR = '/run/nvs';
+
+/** The run directory: `--rundir` wins over `NVS_RUNDIR`, then /run/nvs. Created when missing. */
+export function resolveRundir(option?: string, env: NodeJS.ProcessEnv = process.env): string {
+  const dir = resolve(option ?? env.NVS_RUNDIR ?? DEFAULT_RUNDIR);
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+export interface DaemonOptions {
+  /** Program name, used for default file names (`<name>.pid`, `<name>.log`). */
+  name: string;
+  rundir: string;
+  /** Absolute pid file path, or undefined when no pid file was asked for. */
+  pidfile?: string;
+  detach: boolean;
+  /** Absolute log file path, or undefined for stderr only. */
+  logFile?: string;
+  noChdir: boolean;
+  /** vlog specs in command-line order (`-v` alone is `dbg`). */
+  verbose: string[];
+}
+
+/**
+ * Takes the shared daemon options out of `argv` and returns them with the
+ * arguments left for the program. `--rundir` is resolved first so that the
+ * default file names can live in it.
+ */
+export function parseDaemonArgs(
+  name: string,
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): { options: DaemonOptions; rest: string[] } {
+  let rundirOpt: string | undefined;
+  let pidfile: string | true | undefined;
+  let logFile: string | true | undefined;
+  let detach = false;
+  let noChdir = false;
+  const verbose: string[] = [];
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const eq = arg.indexOf('=');
+    const flag = arg.startsWith('--') && eq > 0 ? arg.slice(0, eq) : arg;
+    const value = arg.startsWith('--') && eq > 0 ? arg.slice(eq + 1) : undefined;
+    switch (flag) {
+      case '--rundir':
+        if (value !== undefined) rundirOpt = value;
+        else if (i + 1 < argv.length) rundirOpt = argv[++i];
+        else throw new DaemonError('DAEMON_USAGE', '--rundir needs a directory');
+        break;
+      case '--pidfile':
+        pidfile = value ?? true;
+        break;
+      case '--log-file':
+        logFile = value ?? true;
+        break;
+      case '--detach':
+        detach = true;
+        break;
+      case '--no-chdir':
+        noChdir = true;
+        break;
+      case '--verbose':
+        verbose.push(value ?? 'dbg');
+        break;
+      default:
+        if (arg === '-v') verbose.push('dbg');
+        else if (arg.startsWith('-v') && !arg.startsWith('--')) verbose.push(arg.slice(2));
+        else rest.push(arg);
+    }
+  }
+  const rundir = resolveRundir(rundirOpt, env);
+  const inRundir = (opt: string | true | undefined, suffix: string): string | undefined =>
+    opt === undefined ? undefined : opt === true ? resolve(rundir, `${name}.${suffix}`) : resolve(rundir, opt);
+  return {
+    options: {
+      name,
+      rundir,
+      pidfile: inRundir(pidfile, 'pid'),
+      detach,
+      logFile: inRundir(logFile, 'log'),
+      noChdir,
+      verbose,
+    },
+    rest,
+  };
+}
+
+/** The usage lines for the options {@link parseDaemonArgs} understands. */
+export const DAEMON_USAGE = `Daemon options:
+  --rundir DIR            run directory (default: $NVS_RUNDIR or ${DEFAULT_RUNDIR})
+  --pidfile[=FILE]        create pidfile (default: <rundir>/<program>.pid)
+  --detach                run in background as daemon
+  --no-chdir              do not chdir to '/'
+  --log-file[=FILE]       log to FILE (default: <rundir>/<program>.log)
+  -v, --verbose[=SPEC]    set logging levels: [module][:console|file][:off|emer|err|warn|info|dbg]`;
+
+// ---------------------------------------------------------------- logging
+
+/** OVS level names and pino's, mapped to pino's numeric levels ('off' is above all). */
+const LEVELS: Record<string, number> = {
+  off: Infinity,
+  emer: 60,
+  err: 50,
+  warn: 40,
+  info: 30,
+  dbg: 20,
+  fatal: 60,
+  error: 50,
+  debug: 20,
+  trace: 10,
+  silent: Infinity,
+};
+const LEVEL_NAMES: [number, string][] = [
+  [Infinity, 'OFF'],
+  [60, 'EMER'],
+  [50, 'ERR'],
+  [40, 'WARN'],
+  [30, 'INFO'],
+  [20, 'DBG'],
+  [10, 'TRACE'],
+];
+const DESTINATIONS = ['console', 'file'] as const;
+type Destination = (typeof DESTINATIONS)[number];
+
+function levelName(n: number): string {
+  return LEVEL_NAMES.find(([v]) => v === n)?.[1] ?? String(n);
+}
+
+function pinoLevel(n: number): string {
+  if (n === Infinity) return 'silent';
+  return pino.levels.labels[n] ?? 'info';
+}
+
+/** Where log lines go; a test passes its own sinks. */
+export interface VLogSinks {
+  console?: { write(line: string): unknown };
+  /** Log file path; created (with its directory) when given. */
+  file?: string;
+}
+
+/**
+ * Logging with OVS's vlog model on top of pino: one child logger per module,
+ * and a level per (module, destination). The pino child runs at the most
+ * verbose of its destinations, so disabled calls stay cheap; a metadata
+ * stream then routes each line to the destinations whose level it meets.
+ */
+export class VLog {
+  readonly root: Logger;
+  private readonly modules = new Map<string, { logger: Logger; levels: Record<Destination, number> }>();
+  private readonly moduleOf = new WeakMap<object, string>();
+  private readonly defaults: Record<Destination, number> = { console: 30, file: 30 };
+  private fileFd: number | undefined;
+
+  constructor(
+    name: string,
+    private readonly sinks: VLogSinks = { console: process.stderr },
+  ) {
+    if (sinks.file) {
+      mkdirSync(dirname(sinks.file), { recursive: true });
+      this.fileFd = openSync(sinks.file, 'a');
+    }
+    const route = {
+      [Symbol.for('pino.metadata')]: true,
+      lastLevel: 0,
+      lastLogger: undefined as object | undefined,
+      write: (line: string) => this.route(route.lastLevel, route.lastLogger, line),
+    };
+    this.root = pino({ name, level: 'trace', base: { pid: process.pid } }, route);
+  }
+
+  /** The logger for `module` (created on first use at the current default levels). */
+  logger(module: string): Logger {
+    let m = this.modules.get(module);
+    if (!m) {
+      const logger = this.root.child({ module });
+      m = { logger, levels: { ...this.defaults } };
+      this.modules.set(module, m);
+      this.moduleOf.set(logger, module);
+      this.apply(m);
+    }
+    return m.logger;
+  }
+
+  /**
+   * Applies one vlog spec: words separated by ':' naming a module (or `ANY`),
+   * a destination (`console`, `file`, `syslog` — accepted, nvs has no syslog —
+   * or `ANY`) and a level; omitted parts mean all. Throws VLOG_BAD_SPEC.
+   */
+  set(spec: string): void {
+    let module: string | undefined;
+    let dest: Destination | 'syslog' | undefined;
+    let level: number | undefined;
+    for (const word of spec.split(':')) {
+      const w = word.toLowerCase();
+      if (w === '' || w === 'any') continue;
+      if (w in LEVELS) level = LEVELS[w];
+      else if (w === 'console' || w === 'file' || w === 'syslog') dest = w;
+      else if (this.modules.has(word)) module = word;
+      else
+        throw new DaemonError(
+          'VLOG_BAD_SPEC',
+          `unknown module, destination or level "${word}" in "${spec}" (modules: ${[...this.modules.keys()].join(', ')})`,
+        );
+    }
+    if (dest === 'syslog') return;
+    const newLevel = level ?? LEVELS.dbg;
+    const dests = dest ? [dest] : DESTINATIONS;
+    const targets = module ? [this.modules.get(module)!] : [...this.modules.values()];
+    for (const d of dests) if (!module) this.defaults[d] = newLevel;
+    for (const m of targets) {
+      for (const d of dests) m.levels[d] = newLevel;
+      this.apply(m);
+    }
+  }
+
+  /** The `vlog/list` table. */
+  list(): string {
+    const rows = [...this.modules.entries()].sort(([a], [b]) => a.localeCompare(b));
+    const pad = (s: string, n: number) => s.padEnd(n);
+    const lines = [`${pad('', 20)}console    file`, `${pad('', 20)}-------    ------`];
+    for (const [name, m] of rows) {
+      lines.push(`${pad(name, 20)}${pad(levelName(m.levels.console), 11)}${levelName(m.levels.file)}`);
+    }
+    return lines.join('\n') + '\n';
+  }
+
+  /** Closes the log file; later lines go to the console only. */
+  close(): void {
+    if (this.fileFd !== undefined) closeSync(this.fileFd);
+    this.fileFd = undefined;
+  }
+
+  private apply(m: { logger: Logger; levels: Record<Destination, number> }): void {
+    const active = DESTINATIONS.filter((d) => d === 'console' || this.fileFd !== undefined);
+    m.logger.level = pinoLevel(Math.min(...active.map((d) => m.levels[d])));
+  }
+
+  private route(level: number, logger: object | undefined, line: string): void {
+    const module = logger ? this.moduleOf.get(logger) : undefined;
+    const levels = module ? this.modules.get(module)!.levels : this.defaults;
+    if (level >= levels.console) this.sinks.console?.write(line);
+    if (this.fileFd !== undefined && level >= levels.file) writeSync(this.fileFd, line);
+  }
+}
+
+// ---------------------------------------------------------------- process life
+
+/** The environment variable naming the fd on which a detached child reports readiness. */
+const READY_FD_ENV = 'NVS_DAEMON_READY_FD';
+
+/**
+ * A running daemon's process-level state: its logger, pid file and the
+ * readiness handshake with a detaching parent. Create it with {@link startDaemon}.
+ */
+export class Daemon {
+  private readyFd: number | undefined;
+  private closed = false;
+
+  constructor(
+    readonly options: DaemonOptions,
+    readonly vlog: VLog,
+  ) {
+    const fd = process.env[READY_FD_ENV];
+    if (fd !== undefined) {
+      this.readyFd = Number(fd);
+      delete process.env[READY_FD_ENV];
+    }
+  }
+
+  /** Tells a waiting parent (under `--detach`) that start-up is complete, then leaves the directory. */
+  ready(): void {
+    this.report('ready\n');
+    if (this.options.detach && !this.options.noChdir) process.chdir('/');
+  }
+
+  /** Tells a waiting parent that start-up failed, with the message it should print. */
+  fail(err: unknown): void {
+    this.report(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+  }
+
+  /** Removes the pid file and closes the log; idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.options.pidfile) removePidfile(this.options.pidfile);
+    this.vlog.close();
+  }
+
+  private report(text: string): void {
+    if (this.readyFd === undefined) return;
+    try {
+      writeSync(this.readyFd, text);
+      closeSync(this.readyFd);
+    } catch {
+      // The parent has gone away; nothing is waiting for the message.
+    }
+    this.readyFd = undefined;
+  }
+}
+
+/**
+ * Starts the process side of a daemon. Under `--detach` in the parent this
+ * re-spawns the program and never resolves: it exits with 0 once the child is
+ * ready, or prints the child's error and exits with 1. In the child (or
+ * without `--detach`) it sets up logging and the pid file and returns.
+ */
+export async function startDaemon(options: DaemonOptions, console: VLogSinks['console'] = process.stderr): Promise<Daemon> {
+  if (options.detach && process.env[READY_FD_ENV] === undefined) {
+    await detachAndWait();
+  }
+  const detachedChild = options.detach;
+  const vlog = new VLog(options.name, { console: detachedChild ? undefined : console, file: options.logFile });
+  for (const spec of options.verbose) vlog.set(spec);
+  if (options.pidfile) writePidfile(options.pidfile);
+  return new Daemon(options, vlog);
+}
+
+async function detachAndWait(): Promise<never> {
+  const args = [...process.execArgv, process.argv[1], ...process.argv.slice(2)];
+  const child = spawn(process.execPath, args, {
+    detached: true,
+    stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
+    env: { ...process.env, [READY_FD_ENV]: '3' },
+  });
+  const pipe = child.stdio[3] as Readable;
+  let text = '';
+  pipe.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+  const status = await new Promise<number>((resolveStatus) => {
+    pipe.on('end', () => resolveStatus(text.startsWith('ready') ? 0 : 1));
+    child.on('exit', () => resolveStatus(text.startsWith('ready') ? 0 : 1));
+  });
+  if (status !== 0) {
+    process.stderr.write(text || `${process.argv[1]}: the detached daemon exited before it was ready\n`);
+  }
+  child.unref();
+  pipe.destroy();
+  process.exit(status);
+}
+
+/** Whether a process with this pid exists (EPERM means it exists but is not ours). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Reads the pid in a pid file, or undefined when the file is missing or unreadable. */
+export function readPidfile(path: string): number | undefined {
+  try {
+    const pid = Number.parseInt(readFileSync(path, 'utf8').trim(), 10);
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes our pid, replacing a stale file; a file naming another live process is an error. */
+export function writePidfile(path: string): void {
+  const old = readPidfile(path);
+  if (old !== undefined && old !== process.pid && processAlive(old)) {
+    throw new DaemonError('DAEMON_ALREADY_RUNNING', `${path}: already running as pid ${old}, aborting`);
+  }
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, `${process.pid}\n`);
+}
+
+function removePidfile(path: string): void {
+  if (readPidfile(path) === process.pid && existsSync(path)) unlinkSync(path);
+}
