@@ -1,0 +1,601 @@
+// The IDL: a typed, change-tracked replica of the tables a client monitors,
+// plus a transaction builder with optimistic concurrency.
+//
+// The replica follows the server through one monitor (monitor_cond with
+// update2 when the server has it, plain monitor otherwise). Each batch of
+// updates becomes one `change` event listing, per table, the rows inserted,
+// modified (with their old version and the changed columns) and deleted.
+// Rows are immutable snapshots: a modification replaces the row object, so a
+// caller holding an old row still sees the old values.
+//
+// A transaction sees the replica with its own pending changes applied. At
+// commit it sends one insert/update/delete per touched row, and a `wait` for
+// every column the caller verified, so the commit fails with `timed out`
+// when someone else changed what the caller based its decision on. The
+// `transact` helper reruns the caller's builder on that failure, once the
+// replica has caught up — the "try again" loop of OVS's IDL.
+//
+// Example (what nvs-vswitchd does):
+//
+//   const client = await OvsdbClient.connect('unix:/run/nvs/db.sock');
+//   const idl = await Idl.create(client, 'Open_vSwitch', {
+//     Open_vSwitch: ['bridges', 'next_cfg', 'cur_cfg'],
+//     Bridge: ['name', 'ports'],
+//     Port: ['name', 'interfaces', 'tag'],
+//     Interface: ['name', 'type', 'options', 'ofport', 'error'],
+//   });
+//   idl.on('change', (changes: IdlChanges) => {
+//     for (const row of changes.get('Interface')?.inserted ?? []) log.info({ name: row.string('name') }, 'new interface');
+//   });
+//   // Report ofport and cur_cfg; rerun if the rows changed under us.
+//   await idl.transact((txn) => {
+//     const ovs = txn.first('Open_vSwitch');
+//     if (!ovs) return;
+//     for (const iface of txn.rows('Interface')) txn.set(iface, 'ofport', makeAtom(1));
+//     txn.verify(ovs, 'next_cfg');
+//     txn.set(ovs, 'cur_cfg', ovs.get('next_cfg'));
+//   });
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { OvsdbError } from './errors.ts';
+import type { OvsdbClient, MonitorRequest, Operation, OperationResult, TableUpdates } from './client.ts';
+import { TransactionError } from './client.ts';
+import type { Atom, ColumnType, DatabaseSchema, TableSchema } from './schema.ts';
+import { isScalar } from './schema.ts';
+import { datumEquals, datumToJson, defaultDatum, makeMap, makeSet, parseDatum, type Datum } from './datum.ts';
+
+/** One row of the replica (or of a transaction's view): an immutable snapshot. */
+export class IdlRow {
+  readonly table: string;
+  readonly uuid: string;
+  private readonly columns: ReadonlyMap<string, Datum>;
+  private readonly schema: TableSchema;
+
+  constructor(schema: TableSchema, uuid: string, columns: ReadonlyMap<string, Datum>) {
+    this.schema = schema;
+    this.table = schema.name;
+    this.uuid = uuid;
+    this.columns = columns;
+  }
+
+  /** The column's value; its default when the column is not replicated or unset. */
+  get(column: string): Datum {
+    const d = this.columns.get(column);
+    if (d) return d;
+    if (column === '_uuid') return { keys: [this.uuid] };
+    const col = this.schema.columns.get(column);
+    if (!col) throw new UnknownColumnError(this.table, column);
+    return defaultDatum(col.type);
+  }
+
+  /** The column's only atom as a string (a string or uuid column), or undefined when empty. */
+  string(column: string): string | undefined {
+    const a = this.get(column).keys[0];
+    return a === undefined ? undefined : String(a);
+  }
+
+  /** The column's only atom as a number (an integer or real column), or undefined when empty. */
+  number(column: string): number | undefined {
+    const a = this.get(column).keys[0];
+    return typeof a === 'number' ? a : undefined;
+  }
+
+  /** The column's only atom as a boolean, or undefined when empty. */
+  boolean(column: string): boolean | undefined {
+    const a = this.get(column).keys[0];
+    return typeof a === 'boolean' ? a : undefined;
+  }
+
+  /** A set column's atoms (for a reference set, the uuids). */
+  set(column: string): readonly Atom[] {
+    return this.get(column).keys;
+  }
+
+  /** A map column as a Map. */
+  map(column: string): Map<Atom, Atom> {
+    const d = this.get(column);
+    const m = new Map<Atom, Atom>();
+    d.keys.forEach((k, i) => m.set(k, d.values![i]));
+    return m;
+  }
+
+  /** A copy with some columns replaced. */
+  with(changes: ReadonlyMap<string, Datum>): IdlRow {
+    const columns = new Map(this.columns);
+    for (const [c, d] of changes) columns.set(c, d);
+    return new IdlRow(this.schema, this.uuid, columns);
+  }
+}
+
+/** The changes one batch of updates made to one table. */
+export interface TableChanges {
+  inserted: IdlRow[];
+  modified: Array<{ row: IdlRow; old: IdlRow; columns: string[] }>;
+  deleted: IdlRow[];
+}
+
+/** Changes per table name, for the tables that changed. */
+export type IdlChanges = Map<string, TableChanges>;
+
+/** Which tables (and which of their columns, or 'all') to replicate. */
+export type IdlTables = Record<string, readonly string[] | 'all'>;
+
+/** Thrown when a table or column is not in the schema (or not replicated). */
+export class UnknownTableError extends OvsdbError {
+  constructor(table: string) {
+    super('OVSDB_UNKNOWN_TABLE', 'unknown table', `unknown table "${table}"`);
+  }
+}
+
+/** Thrown when a column is not in its table's schema. */
+export class UnknownColumnError extends OvsdbError {
+  constructor(table: string, column: string) {
+    super('OVSDB_UNKNOWN_COLUMN', 'unknown column', `table ${table} has no column "${column}"`);
+  }
+}
+
+/** Thrown when a transaction touches a row that no longer exists. */
+export class NoSuchRowError extends OvsdbError {
+  constructor(table: string, uuid: string) {
+    super('OVSDB_NO_SUCH_ROW', 'referential integrity violation', `no row ${uuid} in table ${table}`);
+  }
+}
+
+/** Thrown when `transact` gives up after its retry budget. */
+export class TooManyRetriesError extends OvsdbError {
+  constructor(attempts: number) {
+    super('OVSDB_TOO_MANY_RETRIES', 'timed out', `transaction still conflicting after ${attempts} attempts`);
+  }
+}
+
+/**
+ * Thrown by a `transact` builder to say "not yet": the builder runs again
+ * once the replica changes (ovs-vsctl's wait-until uses this).
+ */
+export class TryAgain extends Error {
+  constructor() {
+    super('try again when the database changes');
+    this.name = 'TryAgain';
+  }
+}
+
+/** What a commit did. */
+export interface CommitResult {
+  /** `unchanged` when there was nothing to write (nothing was sent). */
+  status: 'success' | 'unchanged';
+  /** The real uuid of each row inserted, keyed by the uuid the transaction gave it. */
+  inserted: Map<string, string>;
+  /** The new value of the incremented column, when `increment` was used. */
+  incremented?: number;
+}
+
+const MONITOR_ID = 'idl';
+
+/** The replica. Events: `change` (IdlChanges) after each applied batch; `close` (err?). */
+export class Idl extends EventEmitter {
+  readonly client: OvsdbClient;
+  readonly db: string;
+  readonly schema: DatabaseSchema;
+  private readonly tables = new Map<string, Map<string, IdlRow>>();
+  private updateFormat: 1 | 2 = 2;
+  private seq = 0;
+
+  private constructor(client: OvsdbClient, db: string, schema: DatabaseSchema, tables: IdlTables) {
+    super();
+    this.client = client;
+    this.db = db;
+    this.schema = schema;
+    for (const name of Object.keys(tables)) {
+      const ts = schema.tables.get(name);
+      if (!ts) throw new UnknownTableError(name);
+      const cols = tables[name];
+      if (cols !== 'all') for (const c of cols) if (!ts.columns.has(c)) throw new UnknownColumnError(name, c);
+      this.tables.set(name, new Map());
+    }
+    client.on('close', (err?: Error) => this.emit('close', err));
+  }
+
+  /**
+   * Starts replicating `tables` of `db`; resolves once the initial contents
+   * are in. Pass `schema` when already fetched, to save a round trip.
+   */
+  static async create(client: OvsdbClient, db: string, tables: IdlTables, schema?: DatabaseSchema): Promise<Idl> {
+    const idl = new Idl(client, db, schema ?? (await client.getSchema(db)), tables);
+    await idl.startMonitor(tables);
+    return idl;
+  }
+
+  private async startMonitor(tables: IdlTables): Promise<void> {
+    const requests: Record<string, MonitorRequest> = {};
+    for (const [name, cols] of Object.entries(tables)) {
+      const ts = this.schema.tables.get(name)!;
+      requests[name] = { columns: cols === 'all' ? ts.userColumns.map((c) => c.name) : [...cols] };
+    }
+    let initial: TableUpdates;
+    try {
+      initial = await this.client.monitorCond(this.db, MONITOR_ID, requests, (u) => this.apply(u));
+    } catch (err) {
+      if (!(err instanceof OvsdbError) || err.rfcError !== 'unknown method') throw err;
+      // A server without monitor_cond (RFC 7047 only): plain monitor, update notation.
+      this.updateFormat = 1;
+      initial = await this.client.monitor(this.db, MONITOR_ID, requests, (u) => this.apply(u));
+    }
+    this.apply(initial);
+  }
+
+  /** Bumped by every applied batch of updates: lets callers tell whether the replica moved. */
+  get seqno(): number {
+    return this.seq;
+  }
+
+  /** The replicated row `uuid` of `table`, if any. */
+  get(table: string, uuid: string): IdlRow | undefined {
+    return this.table(table).get(uuid);
+  }
+
+  /** The rows of `table`, in the order the server first sent them. */
+  rows(table: string): IterableIterator<IdlRow> {
+    return this.table(table).values();
+  }
+
+  /** The first row of `table` (for one-row tables such as Open_vSwitch). */
+  first(table: string): IdlRow | undefined {
+    return this.rows(table).next().value;
+  }
+
+  /** Whether `table` is replicated. */
+  has(table: string): boolean {
+    return this.tables.has(table);
+  }
+
+  private table(name: string): Map<string, IdlRow> {
+    const t = this.tables.get(name);
+    if (!t) throw new UnknownTableError(name);
+    return t;
+  }
+
+  /** Resolves after the next applied batch of updates; rejects if the connection closes first. */
+  waitForChange(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (this.client.isClosed) {
+        reject(new OvsdbError('OVSDB_CONNECTION_CLOSED', 'connection closed', 'database connection closed'));
+        return;
+      }
+      const onChange = (): void => {
+        this.off('close', onClose);
+        resolve();
+      };
+      const onClose = (): void => {
+        this.off('change', onChange);
+        reject(new OvsdbError('OVSDB_CONNECTION_CLOSED', 'connection closed', 'database connection closed'));
+      };
+      this.once('change', onChange);
+      this.once('close', onClose);
+    });
+  }
+
+  /** Applies one `<table-updates>` / `<table-updates2>` and emits `change`. */
+  private apply(updates: TableUpdates): void {
+    const changes: IdlChanges = new Map();
+    for (const [tname, rows] of Object.entries(updates)) {
+      const table = this.tables.get(tname);
+      const ts = this.schema.tables.get(tname);
+      if (!table || !ts) continue;
+      const tc: TableChanges = { inserted: [], modified: [], deleted: [] };
+      for (const [uuid, u] of Object.entries(rows)) {
+        const old = table.get(uuid);
+        const next = this.updateFormat === 2 ? applyUpdate2(ts, uuid, old, u) : applyUpdate1(ts, uuid, old, u);
+        if (next === old) continue;
+        if (next === undefined) {
+          table.delete(uuid);
+          tc.deleted.push(old!);
+        } else if (old === undefined) {
+          table.set(uuid, next);
+          tc.inserted.push(next);
+        } else {
+          table.set(uuid, next);
+          tc.modified.push({ row: next, old, columns: changedColumns(ts, old, next) });
+        }
+      }
+      if (tc.inserted.length + tc.modified.length + tc.deleted.length > 0) changes.set(tname, tc);
+    }
+    this.seq++;
+    this.emit('change', changes);
+  }
+
+  /** A new transaction over the current replica. */
+  transaction(): IdlTransaction {
+    return new IdlTransaction(this);
+  }
+
+  /**
+   * Builds and commits a transaction, rerunning `build` on a fresh view when
+   * a verified column changed under it (or when it throws TryAgain), until
+   * it commits or `maxAttempts` is spent. Resolves with build's result and
+   * the commit's.
+   */
+  async transact<T>(build: (txn: IdlTransaction) => T | Promise<T>, maxAttempts = 100): Promise<{ value: T; commit: CommitResult }> {
+    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+      const seq = this.seq;
+      const txn = this.transaction();
+      let value: T;
+      try {
+        value = await build(txn);
+      } catch (err) {
+        if (!(err instanceof TryAgain)) throw err;
+        if (this.seq === seq) await this.waitForChange();
+        continue;
+      }
+      try {
+        return { value, commit: await txn.commit() };
+      } catch (err) {
+        if (!(err instanceof TransactionError) || err.rfcError !== 'timed out') throw err;
+        // A verify failed: someone changed a row we read. The update is on
+        // its way (or here already); rebuild once the replica has it.
+        if (this.seq === seq) await this.waitForChange();
+      }
+    }
+    throw new TooManyRetriesError(maxAttempts);
+  }
+}
+
+function rowFromJson(ts: TableSchema, uuid: string, json: Record<string, unknown>): IdlRow {
+  const columns = new Map<string, Datum>();
+  for (const [c, v] of Object.entries(json)) {
+    const col = ts.columns.get(c);
+    if (col && c !== '_uuid' && c !== '_version') columns.set(c, parseDatum(v, col.type));
+  }
+  return new IdlRow(ts, uuid, columns);
+}
+
+/** `<row-update>` (monitor): `new` is the whole row; absent means deleted. */
+function applyUpdate1(ts: TableSchema, uuid: string, _old: IdlRow | undefined, u: Record<string, unknown>): IdlRow | undefined {
+  const next = u.new as Record<string, unknown> | undefined;
+  return next ? rowFromJson(ts, uuid, next) : undefined;
+}
+
+/** `<row-update2>` (monitor_cond): initial/insert (defaults omitted), modify (a diff), delete. */
+function applyUpdate2(ts: TableSchema, uuid: string, old: IdlRow | undefined, u: Record<string, unknown>): IdlRow | undefined {
+  const whole = (u.initial ?? u.insert) as Record<string, unknown> | undefined;
+  if (whole) return rowFromJson(ts, uuid, whole);
+  if ('delete' in u) return undefined;
+  const diff = u.modify as Record<string, unknown> | undefined;
+  if (!diff || !old) return old;
+  const changes = new Map<string, Datum>();
+  for (const [c, v] of Object.entries(diff)) {
+    const col = ts.columns.get(c);
+    if (col) changes.set(c, applyDiff(col.type, old.get(c), v));
+  }
+  return old.with(changes);
+}
+
+/**
+ * Applies an update2 column diff: a scalar is replaced; a set toggles each
+ * element (symmetric difference); a map adds new keys, deletes a key given
+ * with its current value, and replaces a key given with another value.
+ */
+function applyDiff(type: ColumnType, old: Datum, json: unknown): Datum {
+  // The diff is any number of elements, whatever the column's cardinality.
+  const diff = parseDatum(json, { ...type, min: 0, max: Infinity });
+  if (isScalar(type)) return diff;
+  if (!type.value) {
+    const out = new Set<Atom>(old.keys);
+    for (const a of diff.keys) if (!out.delete(a)) out.add(a);
+    return makeSet([...out]);
+  }
+  const m = new Map<Atom, Atom>();
+  old.keys.forEach((k, i) => m.set(k, old.values![i]));
+  diff.keys.forEach((k, i) => {
+    const v = diff.values![i];
+    if (m.get(k) === v) m.delete(k);
+    else m.set(k, v);
+  });
+  return makeMap([...m]);
+}
+
+function changedColumns(ts: TableSchema, a: IdlRow, b: IdlRow): string[] {
+  return ts.userColumns.filter((c) => !datumEquals(a.get(c.name), b.get(c.name))).map((c) => c.name);
+}
+
+function uuidWhere(uuid: string): unknown[] {
+  return [['_uuid', '==', ['uuid', uuid]]];
+}
+
+/**
+ * Pending changes over the replica. Reads (`get`, `rows`, `first`) see the
+ * pending changes; `verify` records a column read whose value must still
+ * hold at commit. Rows inserted here get a provisional uuid, usable in
+ * references until the commit maps it to the real one.
+ */
+export class IdlTransaction {
+  private readonly idl: Idl;
+  /** Rows inserted here, by provisional uuid. */
+  private readonly inserted = new Map<string, IdlRow>();
+  /** Columns set on existing rows, per row uuid. */
+  private readonly updated = new Map<string, { table: string; changes: Map<string, Datum> }>();
+  private readonly deleted = new Map<string, string>();
+  private readonly verified = new Map<string, { table: string; columns: Set<string> }>();
+  private readonly comments: string[] = [];
+  private incrementOf?: { table: string; uuid: string; column: string };
+
+  constructor(idl: Idl) {
+    this.idl = idl;
+  }
+
+  /** The row as this transaction sees it (undefined if deleted or absent). */
+  get(table: string, uuid: string): IdlRow | undefined {
+    if (this.deleted.has(uuid)) return undefined;
+    const ins = this.inserted.get(uuid);
+    if (ins) return ins.table === table ? ins : undefined;
+    const row = this.idl.get(table, uuid);
+    const upd = this.updated.get(uuid);
+    return row && upd ? row.with(upd.changes) : row;
+  }
+
+  /** Every row of `table` as this transaction sees it. */
+  *rows(table: string): IterableIterator<IdlRow> {
+    for (const row of this.idl.rows(table)) {
+      const r = this.get(table, row.uuid);
+      if (r) yield r;
+    }
+    for (const row of this.inserted.values()) if (row.table === table) yield row;
+  }
+
+  first(table: string): IdlRow | undefined {
+    return this.rows(table).next().value;
+  }
+
+  /** Whether `uuid` is a row this transaction inserted. */
+  isNew(uuid: string): boolean {
+    return this.inserted.has(uuid);
+  }
+
+  /** Inserts a row; returns it (its uuid is provisional until commit). */
+  insert(table: string, values: Record<string, Datum> = {}): IdlRow {
+    const ts = this.tableSchema(table);
+    for (const c of Object.keys(values)) this.columnType(ts, c);
+    const row = new IdlRow(ts, randomUUID(), new Map(Object.entries(values)));
+    this.inserted.set(row.uuid, row);
+    return row;
+  }
+
+  /** Sets one column of a row. */
+  set(row: IdlRow, column: string, value: Datum): void {
+    this.columnType(this.tableSchema(row.table), column);
+    const ins = this.inserted.get(row.uuid);
+    if (ins) {
+      this.inserted.set(row.uuid, ins.with(new Map([[column, value]])));
+      return;
+    }
+    if (this.deleted.has(row.uuid) || !this.idl.get(row.table, row.uuid)) throw new NoSuchRowError(row.table, row.uuid);
+    let upd = this.updated.get(row.uuid);
+    if (!upd) this.updated.set(row.uuid, (upd = { table: row.table, changes: new Map() }));
+    upd.changes.set(column, value);
+  }
+
+  /** Deletes a row (the caller removes references to it). */
+  delete(row: IdlRow): void {
+    if (this.inserted.delete(row.uuid)) return;
+    if (!this.idl.get(row.table, row.uuid)) throw new NoSuchRowError(row.table, row.uuid);
+    this.updated.delete(row.uuid);
+    this.deleted.set(row.uuid, row.table);
+  }
+
+  /**
+   * Makes the commit fail (and `Idl.transact` retry) unless `column` of
+   * `row` still has the replica's value: call it for every column a
+   * decision was based on.
+   */
+  verify(row: IdlRow, column: string): void {
+    if (this.inserted.has(row.uuid)) return;
+    this.columnType(this.tableSchema(row.table), column);
+    let v = this.verified.get(row.uuid);
+    if (!v) this.verified.set(row.uuid, (v = { table: row.table, columns: new Set() }));
+    v.columns.add(column);
+  }
+
+  /** Adds 1 to an integer column on the server side; the new value is in the commit result. */
+  increment(row: IdlRow, column: string): void {
+    this.incrementOf = { table: row.table, uuid: row.uuid, column };
+  }
+
+  /** Adds a comment to the server's log of this transaction. */
+  comment(text: string): void {
+    this.comments.push(text);
+  }
+
+  /** Whether there is anything to write. */
+  get isEmpty(): boolean {
+    return this.inserted.size === 0 && this.deleted.size === 0 && [...this.updated.values()].every((u) => u.changes.size === 0);
+  }
+
+  /**
+   * Sends the transaction. Rejects with TransactionError (`timed out` when a
+   * verified column changed); resolves with status `unchanged`, sending
+   * nothing, when there is nothing to write.
+   */
+  async commit(): Promise<CommitResult> {
+    if (this.isEmpty) return { status: 'unchanged', inserted: new Map() };
+    const ops: Operation[] = [];
+    for (const [uuid, v] of this.verified) {
+      const row = this.idl.get(v.table, uuid);
+      if (!row) throw new TransactionError('timed out', `row ${uuid} of table ${v.table} was deleted`, 0);
+      const ts = this.tableSchema(v.table);
+      const current: Record<string, unknown> = {};
+      for (const c of v.columns) current[c] = this.toJson(row.get(c), this.columnType(ts, c));
+      ops.push({ op: 'wait', table: v.table, where: uuidWhere(uuid), columns: [...v.columns], until: '==', rows: [current], timeout: 0 });
+    }
+    const insertIndex = new Map<number, string>();
+    for (const row of this.inserted.values()) {
+      insertIndex.set(ops.length, row.uuid);
+      ops.push({ op: 'insert', table: row.table, row: this.rowJson(row, this.tableSchema(row.table).userColumns.map((c) => c.name)), 'uuid-name': namedUuid(row.uuid) });
+    }
+    for (const [uuid, u] of this.updated) {
+      if (u.changes.size === 0) continue;
+      const ts = this.tableSchema(u.table);
+      const json: Record<string, unknown> = {};
+      for (const [c, d] of u.changes) json[c] = this.toJson(d, this.columnType(ts, c));
+      ops.push({ op: 'update', table: u.table, where: uuidWhere(uuid), row: json });
+    }
+    for (const [uuid, table] of this.deleted) ops.push({ op: 'delete', table, where: uuidWhere(uuid) });
+    let selectIndex = -1;
+    if (this.incrementOf) {
+      const { table, uuid, column } = this.incrementOf;
+      ops.push({ op: 'mutate', table, where: uuidWhere(uuid), mutations: [[column, '+=', 1]] });
+      selectIndex = ops.length;
+      ops.push({ op: 'select', table, where: uuidWhere(uuid), columns: [column] });
+    }
+    if (this.comments.length > 0) ops.push({ op: 'comment', comment: this.comments.join('\n') });
+    const results: OperationResult[] = await this.idl.client.transact(this.idl.db, ops);
+    const inserted = new Map<string, string>();
+    for (const [i, provisional] of insertIndex) inserted.set(provisional, ((results[i].uuid as unknown[])[1]) as string);
+    const result: CommitResult = { status: 'success', inserted };
+    if (selectIndex >= 0) {
+      const rows = results[selectIndex].rows as Array<Record<string, unknown>>;
+      if (rows.length === 0) throw new NoSuchRowError(this.incrementOf!.table, this.incrementOf!.uuid);
+      result.incremented = rows[0][this.incrementOf!.column] as number;
+    }
+    return result;
+  }
+
+  private rowJson(row: IdlRow, columns: string[]): Record<string, unknown> {
+    const ts = this.tableSchema(row.table);
+    const json: Record<string, unknown> = {};
+    for (const c of columns) {
+      const type = this.columnType(ts, c);
+      const d = row.get(c);
+      if (!datumEquals(d, defaultDatum(type))) json[c] = this.toJson(d, type);
+    }
+    return json;
+  }
+
+  /** Wire notation, with provisional uuids of inserted rows written as named-uuids. */
+  private toJson(d: Datum, type: ColumnType): unknown {
+    const json = datumToJson(d, type);
+    if (type.key.type !== 'uuid' && type.value?.type !== 'uuid') return json;
+    const sub = (x: unknown): unknown => {
+      if (Array.isArray(x)) {
+        if (x.length === 2 && x[0] === 'uuid' && typeof x[1] === 'string' && this.inserted.has(x[1])) return ['named-uuid', namedUuid(x[1])];
+        return x.map(sub);
+      }
+      return x;
+    };
+    return sub(json);
+  }
+
+  private tableSchema(table: string): TableSchema {
+    const ts = this.idl.schema.tables.get(table);
+    if (!ts || !this.idl.has(table)) throw new UnknownTableError(table);
+    return ts;
+  }
+
+  private columnType(ts: TableSchema, column: string): ColumnType {
+    const col = ts.columns.get(column);
+    if (!col || column === '_uuid' || column === '_version') throw new UnknownColumnError(ts.name, column);
+    return col.type;
+  }
+}
+
+function namedUuid(provisional: string): string {
+  return `row_${provisional.replace(/-/g, '_')}`;
+}
