@@ -12,3 +12,5 @@ export * from './schema.ts';
 export * from './datum.ts';
 export * from './daemon.ts';
 export * from './unixctl.ts';
+export * from './client.ts';
+export * from './idl.ts';
