@@ -1,0 +1,266 @@
+/**
+ * The bridge layer's own model of bridges and ports, and its reconciliation
+ * with the configuration read from the database (OVS's vswitchd/bridge.c
+ * plays this role). `reconcile` first computes and records the new model,
+ * then pushes it down: every port deletion (and every removed bridge) before
+ * any addition, so a port that moves between bridges, or an ofport that
+ * passes from one interface to another, never collides with its old self.
+ *
+ * OpenFlow port numbers (ofports) are per bridge: an `ofport_request` is
+ * honoured when free, otherwise the lowest free number from 1; the interface
+ * named after the bridge is the bridge's LOCAL port (65534). Datapath port
+ * numbers are global to the one datapath all bridges share.
+ */
+import type { Logger } from 'pino';
+import type { BridgeConfig, InterfaceConfig, PortConfig, SwitchConfig, VlanMode } from './config.ts';
+import { usesNvsDatapath } from './config.ts';
+
+export const OFPP_LOCAL = 65534;
+const OFPP_MAX = 0xff00;
+
+/** What the bridge layer needs from the datapath to make ports exist. */
+export interface DatapathPorts {
+  /** Creates a port and returns its datapath port number. Throws with a user-readable message. */
+  addPort(name: string, type: 'dummy' | 'internal'): number;
+  removePort(odpPort: number): void;
+}
+
+/** Called when a bridge or its ports change, so ofproto and caches follow. */
+export interface BridgeListener {
+  bridgeAdded(bridge: Bridge): void;
+  bridgeRemoved(bridge: Bridge): void;
+  /** Ports were added, removed or had their VLAN settings or bridge settings changed. */
+  bridgeChanged(bridge: Bridge): void;
+}
+
+/** One working port of a bridge: one interface, as bonds are not supported. */
+export interface BridgePort {
+  name: string;
+  ofport: number;
+  odpPort: number;
+  type: 'dummy' | 'internal';
+  tag?: number;
+  trunks: number[];
+  vlanMode?: VlanMode;
+  mac: string;
+  mtu: number;
+  ifaceUuid: string;
+}
+
+/** What vswitchd writes back to one Interface row. */
+export interface InterfaceStatus {
+  ofport: number;
+  error?: string;
+  adminState?: 'up' | 'down';
+  linkState?: 'up' | 'down';
+  macInUse?: string;
+  mtu?: number;
+}
+
+export class Bridge {
+  readonly ports = new Map<string, BridgePort>();
+  constructor(
+    readonly name: string,
+    public config: BridgeConfig,
+  ) {}
+
+  portByOfport(ofport: number): BridgePort | undefined {
+    for (const p of this.ports.values()) if (p.ofport === ofport) return p;
+    return undefined;
+  }
+}
+
+/** A stable, locally administered MAC derived from a port name (what `mac_in_use` reports). */
+export function macForName(name: string): string {
+  let h = 2166136261;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 16777619) >>> 0;
+  const bytes = [0xaa, 0x55, (h >>> 24) & 0xff, (h >>> 16) & 0xff, (h >>> 8) & 0xff, h & 0xff];
+  return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
+function vlanKey(p: { tag?: number; trunks: number[]; vlanMode?: VlanMode }): string {
+  return `${p.tag ?? ''}|${p.trunks.join(',')}|${p.vlanMode ?? ''}`;
+}
+
+export class Switch {
+  readonly bridges = new Map<string, Bridge>();
+  /** Status per Interface uuid, for the write-back transaction. */
+  readonly status = new Map<string, InterfaceStatus>();
+
+  constructor(
+    private readonly log: Logger,
+    private readonly datapath: DatapathPorts,
+    private readonly listener: BridgeListener,
+  ) {}
+
+  /** Brings bridges and ports in line with `cfg`. Never throws for bad rows: they get an error status. */
+  reconcile(cfg: SwitchConfig): void {
+    const wanted = new Map<string, BridgeConfig>();
+    for (const b of cfg.bridges) {
+      if (!usesNvsDatapath(b)) {
+        this.log.error({ bridge: b.name, datapathType: b.datapathType }, 'datapath_type is not supported by nvs (use netdev, dummy or leave it empty); bridge ignored');
+        continue;
+      }
+      wanted.set(b.name, b);
+    }
+    this.status.clear();
+
+    // Deletions first: whole bridges, then ports that left or changed type.
+    for (const [name, bridge] of this.bridges) {
+      if (!wanted.has(name)) {
+        for (const p of bridge.ports.values()) this.removePort(bridge, p);
+        this.bridges.delete(name);
+        this.listener.bridgeRemoved(bridge);
+        this.log.info({ bridge: name }, 'bridge removed');
+      }
+    }
+    const changed = new Set<Bridge>();
+    const plans = new Map<string, Map<string, { port: PortConfig; iface: InterfaceConfig }>>();
+    for (const [name, bc] of wanted) {
+      const plan = new Map<string, { port: PortConfig; iface: InterfaceConfig }>();
+      for (const port of bc.ports) {
+        for (const iface of port.interfaces) {
+          if (iface.error) this.status.set(iface.uuid, { ofport: -1, error: iface.error });
+        }
+        const iface = port.interfaces[0];
+        if (iface && !iface.error) plan.set(iface.name, { port, iface });
+      }
+      plans.set(name, plan);
+      const bridge = this.bridges.get(name);
+      if (!bridge) continue;
+      for (const p of [...bridge.ports.values()]) {
+        const next = plan.get(p.name);
+        if (!next || portType(next.iface) !== p.type || !this.ofportStillValid(bridge, p, next.iface)) {
+          this.removePort(bridge, p);
+          changed.add(bridge);
+        }
+      }
+    }
+
+    // Additions: new bridges, new ports, and updated settings of kept ports.
+    for (const [name, bc] of wanted) {
+      let bridge = this.bridges.get(name);
+      const isNew = !bridge;
+      if (!bridge) {
+        bridge = new Bridge(name, bc);
+        this.bridges.set(name, bridge);
+        this.log.info({ bridge: name }, 'bridge added');
+      } else if (bridgeSettingsChanged(bridge.config, bc)) {
+        changed.add(bridge);
+      }
+      bridge.config = bc;
+      for (const { port, iface } of plans.get(name)!.values()) {
+        const existing = bridge.ports.get(iface.name);
+        if (existing) {
+          if (vlanKey(existing) !== vlanKey(port)) changed.add(bridge);
+          Object.assign(existing, { tag: port.tag, trunks: port.trunks, vlanMode: port.vlanMode, mtu: iface.mtuRequest ?? existing.mtu, ifaceUuid: iface.uuid });
+          this.status.set(iface.uuid, okStatus(existing));
+          continue;
+        }
+        const added = this.addPort(bridge, port, iface);
+        if (added) changed.add(bridge);
+      }
+      if (isNew) this.listener.bridgeAdded(bridge);
+      else if (changed.has(bridge)) this.listener.bridgeChanged(bridge);
+    }
+  }
+
+  /** Finds the bridge and port that own a datapath port. */
+  portByOdp(odpPort: number): { bridge: Bridge; port: BridgePort } | undefined {
+    for (const bridge of this.bridges.values()) {
+      for (const port of bridge.ports.values()) if (port.odpPort === odpPort) return { bridge, port };
+    }
+    return undefined;
+  }
+
+  /** Finds a port by its (globally unique) name. */
+  portByName(name: string): { bridge: Bridge; port: BridgePort } | undefined {
+    for (const bridge of this.bridges.values()) {
+      const port = bridge.ports.get(name);
+      if (port) return { bridge, port };
+    }
+    return undefined;
+  }
+
+  /** Removes every port of every bridge from the datapath (shutdown). */
+  clear(): void {
+    for (const bridge of this.bridges.values()) {
+      for (const p of bridge.ports.values()) this.removePort(bridge, p);
+      this.listener.bridgeRemoved(bridge);
+    }
+    this.bridges.clear();
+  }
+
+  private ofportStillValid(bridge: Bridge, p: BridgePort, iface: InterfaceConfig): boolean {
+    if (iface.name === bridge.name) return p.ofport === OFPP_LOCAL;
+    return iface.ofportRequest === undefined || iface.ofportRequest === p.ofport;
+  }
+
+  private removePort(bridge: Bridge, p: BridgePort): void {
+    try {
+      this.datapath.removePort(p.odpPort);
+    } catch (err) {
+      this.log.warn({ port: p.name, err: (err as Error).message }, 'removing datapath port failed');
+    }
+    bridge.ports.delete(p.name);
+    this.log.info({ bridge: bridge.name, port: p.name, ofport: p.ofport }, 'port removed');
+  }
+
+  private addPort(bridge: Bridge, port: PortConfig, iface: InterfaceConfig): boolean {
+    const elsewhere = this.portByName(iface.name);
+    if (elsewhere) {
+      this.status.set(iface.uuid, { ofport: -1, error: `${iface.name}: interface is already in bridge ${elsewhere.bridge.name}` });
+      return false;
+    }
+    const ofport = this.chooseOfport(bridge, iface);
+    if (ofport === undefined) {
+      this.status.set(iface.uuid, { ofport: -1, error: `${iface.name}: no free OpenFlow port number on bridge ${bridge.name}` });
+      return false;
+    }
+    const type = portType(iface);
+    let odpPort: number;
+    try {
+      odpPort = this.datapath.addPort(iface.name, type);
+    } catch (err) {
+      this.status.set(iface.uuid, { ofport: -1, error: `${iface.name}: could not add to the datapath: ${(err as Error).message}` });
+      return false;
+    }
+    const bp: BridgePort = {
+      name: iface.name,
+      ofport,
+      odpPort,
+      type,
+      tag: port.tag,
+      trunks: port.trunks,
+      vlanMode: port.vlanMode,
+      mac: macForName(iface.name),
+      mtu: iface.mtuRequest ?? 1500,
+      ifaceUuid: iface.uuid,
+    };
+    bridge.ports.set(bp.name, bp);
+    this.status.set(iface.uuid, okStatus(bp));
+    this.log.info({ bridge: bridge.name, port: bp.name, ofport, odpPort, type }, 'port added');
+    return true;
+  }
+
+  private chooseOfport(bridge: Bridge, iface: InterfaceConfig): number | undefined {
+    if (iface.name === bridge.name) return OFPP_LOCAL;
+    const used = new Set([...bridge.ports.values()].map((p) => p.ofport));
+    const req = iface.ofportRequest;
+    if (req !== undefined && req >= 1 && req < OFPP_MAX && !used.has(req)) return req;
+    for (let n = 1; n < OFPP_MAX; n++) if (!used.has(n)) return n;
+    return undefined;
+  }
+}
+
+function portType(iface: InterfaceConfig): 'dummy' | 'internal' {
+  return iface.type === 'internal' ? 'internal' : 'dummy';
+}
+
+function okStatus(p: BridgePort): InterfaceStatus {
+  return { ofport: p.ofport, adminState: 'up', linkState: 'up', macInUse: p.mac, mtu: p.mtu };
+}
+
+function bridgeSettingsChanged(a: BridgeConfig, b: BridgeConfig): boolean {
+  return a.failMode !== b.failMode || a.macAgingTime !== b.macAgingTime || a.macTableSize !== b.macTableSize;
+}

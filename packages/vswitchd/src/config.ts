@@ -1,0 +1,201 @@
+/**
+ * The switch configuration as nvs-vswitchd wants it, parsed once from the
+ * Open_vSwitch database rows (the IDL replica) into typed values. Everything
+ * downstream (bridge reconciliation, ofproto, the datapath) reads these types,
+ * never database rows: parse at the edge.
+ *
+ * Values that cannot be used are not thrown: a bad Interface becomes an
+ * InterfaceConfig carrying `error`, so one wrong port never stops the others.
+ */
+import type { Datum } from '@nvs/ovsdb';
+
+/** Reads one column of one row as a Datum (keys sorted, `values` for maps). */
+export type RowReader = (column: string) => Datum;
+
+/** The rows of the tables vswitchd reads, by uuid. */
+export interface DbSnapshot {
+  openVswitch: Map<string, RowReader>;
+  bridge: Map<string, RowReader>;
+  port: Map<string, RowReader>;
+  iface: Map<string, RowReader>;
+}
+
+export type VlanMode = 'access' | 'trunk' | 'native-tagged' | 'native-untagged';
+
+export interface InterfaceConfig {
+  uuid: string;
+  name: string;
+  /** '' and 'dummy' are dummy ports here; 'internal' is a bridge-local port. */
+  type: string;
+  options: Record<string, string>;
+  ofportRequest?: number;
+  mtuRequest?: number;
+  /** Why this interface cannot be created; it is reported in Interface.error. */
+  error?: string;
+}
+
+export interface PortConfig {
+  uuid: string;
+  name: string;
+  tag?: number;
+  trunks: number[];
+  vlanMode?: VlanMode;
+  interfaces: InterfaceConfig[];
+}
+
+export interface BridgeConfig {
+  uuid: string;
+  name: string;
+  datapathType: string;
+  failMode: 'standalone' | 'secure';
+  macAgingTime: number;
+  macTableSize: number;
+  ports: PortConfig[];
+}
+
+export interface SwitchConfig {
+  /** Open_vSwitch row uuid (there is exactly one). */
+  uuid: string;
+  nextCfg: number;
+  curCfg: number;
+  /** CPU numbers for polling threads, from other_config:pmd-cpu-mask (hex). */
+  pmdCpus?: number[];
+  /** other_config:n-handler-threads. */
+  handlers?: number;
+  /** Idle time after which an unused megaflow is removed (other_config:max-idle, ms). */
+  maxIdleMs: number;
+  bridges: BridgeConfig[];
+}
+
+export const DEFAULT_MAX_IDLE_MS = 10_000;
+export const DEFAULT_MAC_AGING_S = 300;
+export const DEFAULT_MAC_TABLE_SIZE = 8192;
+
+/** Interface types nvs knows of but cannot open yet. */
+const NOT_YET = new Set(['system', 'afxdp', 'afxdp-nonpmd', 'dpdk', 'dpdkvhostuser', 'dpdkvhostuserclient', 'tap', 'vxlan', 'geneve', 'gre', 'patch', 'stt', 'erspan', 'ip6gre', 'ip6erspan', 'lisp', 'bareudp', 'gtpu', 'srv6']);
+/** Options each supported type accepts. */
+const KNOWN_OPTIONS: Record<string, Set<string>> = {
+  dummy: new Set(['pstream', 'stream', 'n_rxq', 'n_txq']),
+  internal: new Set([]),
+};
+const DATAPATH_TYPES = new Set(['', 'netdev', 'dummy', 'system']);
+
+// Datum helpers: a scalar is a one-key set; optional columns are 0-or-1 sets.
+function scalar(d: Datum): string | number | boolean | undefined {
+  return d.keys.length > 0 ? d.keys[0] : undefined;
+}
+function str(d: Datum): string {
+  const v = scalar(d);
+  return v === undefined ? '' : String(v);
+}
+function int(d: Datum): number | undefined {
+  const v = scalar(d);
+  return typeof v === 'number' ? v : undefined;
+}
+function uuids(d: Datum): string[] {
+  return d.keys.map(String);
+}
+function smap(d: Datum): Record<string, string> {
+  const out: Record<string, string> = {};
+  d.keys.forEach((k, i) => (out[String(k)] = String(d.values?.[i] ?? '')));
+  return out;
+}
+
+function posInt(text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  return Number.isInteger(n) && n > 0 ? n : fallback;
+}
+
+/** CPU numbers whose bits are set in a hex mask (`0x6` → [1, 2]); undefined when malformed. */
+export function parseCpuMask(mask: string): number[] | undefined {
+  const hex = mask.replace(/^0x/i, '');
+  if (!/^[0-9a-fA-F]+$/.test(hex)) return undefined;
+  const bits = BigInt(`0x${hex}`);
+  const cpus: number[] = [];
+  for (let i = 0; (1n << BigInt(i)) <= bits; i++) if (bits & (1n << BigInt(i))) cpus.push(i);
+  return cpus;
+}
+
+function interfaceConfig(uuid: string, row: RowReader): InterfaceConfig {
+  const name = str(row('name'));
+  const rawType = str(row('type'));
+  const type = rawType === '' ? 'dummy' : rawType;
+  const options = smap(row('options'));
+  const cfg: InterfaceConfig = { uuid, name, type, options, ofportRequest: int(row('ofport_request')), mtuRequest: int(row('mtu_request')) };
+  if (NOT_YET.has(type)) {
+    cfg.error = `${name}: interface type "${type}" is not supported yet by nvs (use "dummy" or "internal")`;
+  } else if (!(type in KNOWN_OPTIONS)) {
+    cfg.error = `${name}: unknown interface type "${type}" (nvs supports "dummy" and "internal")`;
+  } else {
+    const bad = Object.keys(options).filter((o) => !KNOWN_OPTIONS[type].has(o));
+    if (bad.length > 0) cfg.error = `${name}: ${type} interface does not accept option${bad.length > 1 ? 's' : ''} ${bad.map((o) => `"${o}"`).join(', ')}`;
+  }
+  return cfg;
+}
+
+const VLAN_MODES = new Set(['access', 'trunk', 'native-tagged', 'native-untagged']);
+
+function portConfig(uuid: string, row: RowReader, db: DbSnapshot): PortConfig {
+  const mode = str(row('vlan_mode'));
+  const interfaces = uuids(row('interfaces'))
+    .map((u) => db.iface.get(u) && interfaceConfig(u, db.iface.get(u)!))
+    .filter((i): i is InterfaceConfig => i !== undefined)
+    .sort((a, b) => a.name.localeCompare(b.name));
+  // Bonds (several interfaces in one port) are not supported yet: the first
+  // interface works, the others say why they do not.
+  for (const extra of interfaces.slice(1)) {
+    extra.error ??= `${extra.name}: port "${str(row('name'))}" has several interfaces; bonds are not supported yet by nvs`;
+  }
+  return {
+    uuid,
+    name: str(row('name')),
+    tag: int(row('tag')),
+    trunks: row('trunks').keys.map(Number),
+    vlanMode: VLAN_MODES.has(mode) ? (mode as VlanMode) : undefined,
+    interfaces,
+  };
+}
+
+function bridgeConfig(uuid: string, row: RowReader, db: DbSnapshot): BridgeConfig {
+  const other = smap(row('other_config'));
+  const ports = uuids(row('ports'))
+    .map((u) => db.port.get(u) && portConfig(u, db.port.get(u)!, db))
+    .filter((p): p is PortConfig => p !== undefined)
+    .sort((a, b) => a.name.localeCompare(b.name));
+  return {
+    uuid,
+    name: str(row('name')),
+    datapathType: str(row('datapath_type')),
+    failMode: str(row('fail_mode')) === 'secure' ? 'secure' : 'standalone',
+    macAgingTime: posInt(other['mac-aging-time'], DEFAULT_MAC_AGING_S),
+    macTableSize: posInt(other['mac-table-size'], DEFAULT_MAC_TABLE_SIZE),
+    ports,
+  };
+}
+
+/** The whole configuration, or undefined while the database has no Open_vSwitch row. */
+export function readConfig(db: DbSnapshot): SwitchConfig | undefined {
+  const first = [...db.openVswitch.entries()][0];
+  if (!first) return undefined;
+  const [uuid, row] = first;
+  const other = smap(row('other_config'));
+  const bridges = uuids(row('bridges'))
+    .map((u) => db.bridge.get(u) && bridgeConfig(u, db.bridge.get(u)!, db))
+    .filter((b): b is BridgeConfig => b !== undefined)
+    .sort((a, b) => a.name.localeCompare(b.name));
+  return {
+    uuid,
+    nextCfg: int(row('next_cfg')) ?? 0,
+    curCfg: int(row('cur_cfg')) ?? 0,
+    pmdCpus: other['pmd-cpu-mask'] ? parseCpuMask(other['pmd-cpu-mask']) : undefined,
+    handlers: other['n-handler-threads'] ? posInt(other['n-handler-threads'], 1) : undefined,
+    maxIdleMs: posInt(other['max-idle'], DEFAULT_MAX_IDLE_MS),
+    bridges,
+  };
+}
+
+/** Whether a bridge's datapath_type selects nvs's datapath; others get an error logged. */
+export function usesNvsDatapath(b: BridgeConfig): boolean {
+  return DATAPATH_TYPES.has(b.datapathType) && b.datapathType !== 'system';
+}

@@ -1,0 +1,178 @@
+/**
+ * nvs-vswitchd's link to the Open_vSwitch database: an IDL replica of the
+ * tables it reads, turned into a SwitchConfig on every change (coalesced:
+ * one reconciliation per burst of updates), and a write-back transaction of
+ * what it learned — Interface ofport, error, admin/link state, MAC, MTU,
+ * statistics — and finally `cur_cfg = next_cfg`, which is what a waiting
+ * `ovs-vsctl` (without --no-wait) watches for.
+ *
+ * The write-back only sets columns whose value differs from the replica, so
+ * our own updates coming back through the monitor converge to no-ops. When
+ * the server goes away the switch keeps forwarding and the link retries.
+ */
+import type { Logger } from 'pino';
+import { makeAtom, makeMap, makeSet, datumEquals, type Datum } from '@nvs/ovsdb';
+// TODO(vswitchd): import from '@nvs/ovsdb' once its index exports the client and IDL.
+import { OvsdbClient } from '@nvs/ovsdb/src/client.ts';
+import { Idl, type IdlRow, type IdlTransaction } from '@nvs/ovsdb/src/idl.ts';
+import { readConfig, type DbSnapshot, type SwitchConfig } from './config.ts';
+import type { InterfaceStatus } from './bridge.ts';
+
+const TABLES = {
+  Open_vSwitch: ['bridges', 'next_cfg', 'cur_cfg', 'other_config'],
+  Bridge: ['name', 'ports', 'datapath_type', 'fail_mode', 'other_config'],
+  Port: ['name', 'interfaces', 'tag', 'trunks', 'vlan_mode'],
+  Interface: ['name', 'type', 'options', 'ofport_request', 'mtu_request', 'ofport', 'error', 'admin_state', 'link_state', 'mac_in_use', 'mtu', 'statistics'],
+} as const;
+
+export interface DbSyncOptions {
+  /** `unix:PATH` (or `tcp:IP:PORT`). */
+  remote: string;
+  log: Logger;
+  /** Applies a configuration and returns the Interface statuses to write back. */
+  apply: (cfg: SwitchConfig) => Map<string, InterfaceStatus>;
+  /** Interface statistics by Interface uuid, written every `statsIntervalMs`. */
+  statistics?: () => Map<string, Record<string, number>>;
+  statsIntervalMs?: number;
+  retryMs?: number;
+}
+
+export class DbSync {
+  private idl: Idl | undefined;
+  private pending = false;
+  private running: Promise<void> = Promise.resolve();
+  private stopped = false;
+  private statsTimer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  /** Resolves the first time a configuration has been applied. */
+  readonly firstApplied: Promise<void>;
+  private markApplied!: () => void;
+
+  constructor(private readonly opts: DbSyncOptions) {
+    this.firstApplied = new Promise((resolve) => (this.markApplied = resolve));
+  }
+
+  /** Connects (retrying until it works) and starts following the database. */
+  async start(): Promise<void> {
+    await this.connect();
+    if (this.opts.statistics) {
+      this.statsTimer = setInterval(() => this.writeStatistics(), this.opts.statsIntervalMs ?? 5000);
+      this.statsTimer.unref();
+    }
+  }
+
+  get connected(): boolean {
+    return this.idl !== undefined;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.statsTimer);
+    clearTimeout(this.retryTimer);
+    await this.running.catch(() => undefined);
+    this.idl?.client.close();
+    this.idl = undefined;
+  }
+
+  /** Reconciles again now (after ports' state changed outside the database). */
+  refresh(): void {
+    this.schedule();
+  }
+
+  private async connect(): Promise<void> {
+    const log = this.opts.log;
+    while (!this.stopped) {
+      try {
+        const client = await OvsdbClient.connect(this.opts.remote, { log, timeoutMs: 5000 });
+        const idl = await Idl.create(client, 'Open_vSwitch', TABLES);
+        idl.on('change', () => this.schedule());
+        idl.on('close', () => this.onClose(idl));
+        this.idl = idl;
+        log.info({ remote: this.opts.remote }, 'connected to the database');
+        this.schedule();
+        return;
+      } catch (err) {
+        log.warn({ remote: this.opts.remote, err: (err as Error).message }, 'database connection failed; retrying');
+        await new Promise((r) => (this.retryTimer = setTimeout(r, this.opts.retryMs ?? 1000)));
+      }
+    }
+  }
+
+  private onClose(idl: Idl): void {
+    if (this.idl !== idl) return;
+    this.idl = undefined;
+    if (this.stopped) return;
+    this.opts.log.warn('database connection lost; forwarding continues, reconnecting');
+    void this.connect();
+  }
+
+  private schedule(): void {
+    if (this.pending) return;
+    this.pending = true;
+    setImmediate(() => {
+      this.pending = false;
+      // Serialise runs: a reconciliation never overlaps the previous write-back.
+      this.running = this.running.then(() => this.run()).catch((err) => this.opts.log.error({ err }, 'reconciliation failed'));
+    });
+  }
+
+  private snapshot(idl: Idl): DbSnapshot {
+    const table = (name: string) => new Map([...idl.rows(name)].map((r) => [r.uuid, (c: string) => r.get(c)] as const));
+    return { openVswitch: table('Open_vSwitch'), bridge: table('Bridge'), port: table('Port'), iface: table('Interface') };
+  }
+
+  private async run(): Promise<void> {
+    const idl = this.idl;
+    if (!idl || this.stopped) return;
+    const cfg = readConfig(this.snapshot(idl));
+    if (!cfg) return;
+    const status = this.opts.apply(cfg);
+    this.markApplied();
+    await idl.transact((txn) => {
+      for (const [uuid, st] of status) {
+        const row = txn.get('Interface', uuid);
+        if (row) writeStatus(txn, row, st);
+      }
+      const ovs = txn.get('Open_vSwitch', cfg.uuid);
+      if (ovs && ovs.number('cur_cfg') !== cfg.nextCfg) {
+        // Only claim the next_cfg we actually applied: a newer one will come round again.
+        txn.verify(ovs, 'next_cfg');
+        if (ovs.number('next_cfg') === cfg.nextCfg) setIfChanged(txn, ovs, 'cur_cfg', makeAtom(cfg.nextCfg));
+      }
+    });
+  }
+
+  private writeStatistics(): void {
+    const idl = this.idl;
+    const stats = this.opts.statistics?.();
+    if (!idl || !stats || stats.size === 0) return;
+    this.running = this.running
+      .then(() =>
+        idl.transact((txn) => {
+          for (const [uuid, s] of stats) {
+            const row = txn.get('Interface', uuid);
+            if (row) setIfChanged(txn, row, 'statistics', makeMap(Object.entries(s)));
+          }
+        }),
+      )
+      .then(() => undefined)
+      .catch((err) => this.opts.log.warn({ err: (err as Error).message }, 'writing statistics failed'));
+  }
+}
+
+function setIfChanged(txn: IdlTransaction, row: IdlRow, column: string, value: Datum): void {
+  if (!datumEquals(row.get(column), value)) txn.set(row, column, value);
+}
+
+function optional<T extends string | number>(v: T | undefined): Datum {
+  return makeSet(v === undefined ? [] : [v]);
+}
+
+function writeStatus(txn: IdlTransaction, row: IdlRow, st: InterfaceStatus): void {
+  setIfChanged(txn, row, 'ofport', makeSet([st.ofport]));
+  setIfChanged(txn, row, 'error', optional(st.error));
+  setIfChanged(txn, row, 'admin_state', optional(st.adminState));
+  setIfChanged(txn, row, 'link_state', optional(st.linkState));
+  setIfChanged(txn, row, 'mac_in_use', optional(st.macInUse));
+  setIfChanged(txn, row, 'mtu', optional(st.mtu));
+}
