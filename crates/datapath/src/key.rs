@@ -76,9 +76,12 @@ impl FlowKey {
     pub fn as_bytes(&self) -> &[u8] {
         // SAFETY: see `words`.
         unsafe {
-            core::slice::from_raw_parts(self as *const FlowKey as *const u8, core::mem::size_of::<FlowKey>())
+            core::slice::from_raw_parts(
+                self as *const FlowKey as *const u8,
+                core::mem::size_of::<FlowKey>(),
+            )
         }
     }
 }
 
-const _: () = assert!(core::mem::size_of::<FlowKey>() % 8 == 0);
+const _: () = assert!(core::mem::size_of::<FlowKey>().is_multiple_of(8));

@@ -4,4 +4,7 @@
 //! megaflow classifier → actions → per-port tx batches; misses go to a bounded
 //! upcall queue for the slow path (see `../shared/ARCHITECTURE.md`).
 
+pub mod actions;
+pub mod checksum;
 pub mod key;
+pub mod parse;
