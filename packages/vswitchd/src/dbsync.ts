@@ -11,10 +11,7 @@
  * the server goes away the switch keeps forwarding and the link retries.
  */
 import type { Logger } from 'pino';
-import { makeAtom, makeMap, makeSet, datumEquals, type Datum } from '@nvs/ovsdb';
-// TODO(vswitchd): import from '@nvs/ovsdb' once its index exports the client and IDL.
-import { OvsdbClient } from '@nvs/ovsdb/src/client.ts';
-import { Idl, type IdlRow, type IdlTransaction } from '@nvs/ovsdb/src/idl.ts';
+import { Idl, makeAtom, makeMap, makeSet, OvsdbClient, datumEquals, type Datum, type IdlRow, type IdlTransaction } from '@nvs/ovsdb';
 import { readConfig, type DbSnapshot, type SwitchConfig } from './config.ts';
 import type { InterfaceStatus } from './bridge.ts';
 
