@@ -3,8 +3,17 @@
 //! A packet's way: port rx batch → flow key extraction → exact-match cache →
 //! megaflow classifier → actions → per-port tx batches; misses go to a bounded
 //! upcall queue for the slow path (see `../shared/ARCHITECTURE.md`).
+//! [`datapath::Datapath`] is the entry point for hosts (the napi binding, benches).
 
 pub mod actions;
 pub mod checksum;
+pub mod classifier;
+pub mod datapath;
+pub mod dummy;
+pub mod emc;
+pub mod flow;
 pub mod key;
 pub mod parse;
+pub mod pmd;
+pub mod port;
+pub mod upcall;

@@ -1,0 +1,201 @@
+//! The megaflow classifier: tuple space search.
+//!
+//! One subtable per distinct mask; each subtable is a hash table of the
+//! megaflows with that mask, keyed by the masked key words (only the words the
+//! mask touches are hashed or compared). A lookup probes subtables in rank
+//! order and returns the first match. Subtables are ranked by hit count,
+//! re-sorted every `RESORT_INTERVAL` lookups (counts are then halved, so the
+//! ranking follows recent traffic).
+//!
+//! Megaflows installed by the slow path never overlap (each is the
+//! un-wildcarded image of one OpenFlow decision), so "first match" is "the
+//! match". If overlapping megaflows are installed anyway, a packet in the
+//! overlap gets one of them, and which one may change when the subtables are
+//! re-ranked; within one subtable two megaflows cannot overlap (same mask,
+//! different masked keys).
+//!
+//! Each polling thread owns its own classifier (no locks on lookup); the
+//! datapath keeps them in step through per-thread command queues.
+
+use std::cell::Cell;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+
+use foldhash::fast::RandomState;
+use hashbrown::HashTable;
+
+use crate::flow::Megaflow;
+use crate::key::FlowKey;
+
+/// Lookups between two re-rankings of the subtables.
+const RESORT_INTERVAL: u32 = 1 << 14;
+
+struct Subtable {
+    mask: FlowKey,
+    /// Indices of the mask's non-zero words: the only ones hashed and compared.
+    words: Box<[u8]>,
+    flows: HashTable<Arc<Megaflow>>,
+    /// Hits since the last re-ranking; a Cell so lookups need only `&self` per subtable.
+    hits: Cell<u64>,
+}
+
+impl Subtable {
+    #[inline]
+    fn hash(&self, state: &RandomState, key: &FlowKey) -> u64 {
+        masked_hash(state, &self.words, &self.mask, key)
+    }
+
+    #[inline]
+    fn find(&self, hash: u64, key: &FlowKey) -> Option<&Arc<Megaflow>> {
+        let (k, m) = (key.words(), self.mask.words());
+        self.flows.find(hash, |f| {
+            let fk = f.key.words();
+            self.words
+                .iter()
+                .all(|&i| k[i as usize] & m[i as usize] == fk[i as usize])
+        })
+    }
+}
+
+/// Tuple-space-search classifier over megaflows.
+pub struct Classifier {
+    subtables: Vec<Subtable>,
+    state: RandomState,
+    lookups: u32,
+    len: usize,
+}
+
+impl Default for Classifier {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Classifier {
+    /// An empty classifier with a freshly seeded hash (keys come from packets).
+    pub fn new() -> Self {
+        Classifier {
+            subtables: Vec::new(),
+            state: RandomState::default(),
+            lookups: 0,
+            len: 0,
+        }
+    }
+
+    /// Number of megaflows.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Number of subtables (distinct masks).
+    pub fn subtables(&self) -> usize {
+        self.subtables.len()
+    }
+
+    /// Inserts `flow`, replacing a megaflow with the same mask and masked key.
+    /// Returns the replaced one.
+    pub fn insert(&mut self, flow: Arc<Megaflow>) -> Option<Arc<Megaflow>> {
+        let idx = match self.subtables.iter().position(|s| s.mask == flow.mask) {
+            Some(i) => i,
+            None => {
+                let words = (0..FlowKey::WORDS)
+                    .filter(|&i| flow.mask.words()[i] != 0)
+                    .map(|i| i as u8)
+                    .collect();
+                self.subtables.push(Subtable {
+                    mask: flow.mask,
+                    words,
+                    flows: HashTable::new(),
+                    hits: Cell::new(0),
+                });
+                self.subtables.len() - 1
+            }
+        };
+        let state = &self.state;
+        let st = &mut self.subtables[idx];
+        let hash = st.hash(state, &flow.key);
+        let replaced = match st.flows.find_mut(hash, |f| f.key == flow.key) {
+            Some(slot) => Some(std::mem::replace(slot, flow)),
+            None => {
+                let (words, mask) = (&st.words, &st.mask);
+                st.flows
+                    .insert_unique(hash, flow, |f| masked_hash(state, words, mask, &f.key));
+                None
+            }
+        };
+        if replaced.is_none() {
+            self.len += 1;
+        }
+        replaced
+    }
+
+    /// Removes the megaflow with `flow`'s mask and key if it is `flow` itself
+    /// (a newer megaflow with the same match is left alone). Returns whether removed.
+    pub fn remove(&mut self, flow: &Arc<Megaflow>) -> bool {
+        let Some(idx) = self.subtables.iter().position(|s| s.mask == flow.mask) else {
+            return false;
+        };
+        let st = &mut self.subtables[idx];
+        let hash = st.hash(&self.state, &flow.key);
+        let Ok(entry) = st.flows.find_entry(hash, |f| Arc::ptr_eq(f, flow)) else {
+            return false;
+        };
+        entry.remove();
+        self.len -= 1;
+        if st.flows.is_empty() {
+            self.subtables.remove(idx);
+        }
+        true
+    }
+
+    /// Removes every megaflow.
+    pub fn clear(&mut self) {
+        self.subtables.clear();
+        self.len = 0;
+    }
+
+    /// The first megaflow (in subtable rank order) that matches `key`.
+    #[inline]
+    pub fn lookup(&mut self, key: &FlowKey) -> Option<&Arc<Megaflow>> {
+        self.lookups += 1;
+        if self.lookups >= RESORT_INTERVAL {
+            self.rerank();
+        }
+        for st in &self.subtables {
+            if let Some(flow) = st.find(st.hash(&self.state, key), key) {
+                st.hits.set(st.hits.get() + 1);
+                return Some(flow);
+            }
+        }
+        None
+    }
+
+    /// Sorts subtables by recent hits, most hit first.
+    pub fn rerank(&mut self) {
+        self.lookups = 0;
+        self.subtables
+            .sort_by_key(|st| std::cmp::Reverse(st.hits.get()));
+        for st in &self.subtables {
+            st.hits.set(st.hits.get() / 2);
+        }
+    }
+
+    /// Every megaflow, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Megaflow>> {
+        self.subtables.iter().flat_map(|st| st.flows.iter())
+    }
+}
+
+#[inline]
+fn masked_hash(state: &RandomState, words: &[u8], mask: &FlowKey, key: &FlowKey) -> u64 {
+    let (k, m) = (key.words(), mask.words());
+    let mut h = state.build_hasher();
+    for &i in words {
+        h.write_u64(k[i as usize] & m[i as usize]);
+    }
+    h.finish()
+}

@@ -1,0 +1,632 @@
+//! The datapath: polling threads, ports, the master megaflow table, upcalls.
+//!
+//! This is the one object a host (the napi binding, a benchmark) drives:
+//! - **Ports**: `add_port` opens a back end and numbers it (lowest free number
+//!   from 1); rx queues are spread over the polling threads round-robin in
+//!   port-number order and reassigned whenever ports come and go.
+//! - **Flow table**: `flow_put` (create and/or modify), `flow_get`,
+//!   `flow_del`, `flow_dump`, `flow_flush`. A megaflow is identified by its
+//!   mask and masked key. The master table lives here behind a mutex touched
+//!   only by control calls; each polling thread keeps its own classifier, fed
+//!   through its command queue (see `pmd`).
+//! - **Upcalls**: misses and `userspace` actions land in one bounded queue;
+//!   `recv_upcalls` pops them in batches, `wait_upcalls` blocks for more.
+//! - **Execute**: runs actions on a packet from the slow path, on the caller's thread.
+//!
+//! Closing (or dropping) stops and joins the threads, then closes every port.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::actions::Action;
+use crate::flow::{FlowStats, FlowStatsSnapshot, Megaflow};
+use crate::key::FlowKey;
+use crate::pmd::{Clock, Command, Pmd, PmdShared, PmdStats, PortEntry, PortMap};
+use crate::port::{open_port, PortError, PortOptions, PortStats};
+use crate::upcall::{Upcall, UpcallQueue, UPCALL_QUEUE_LEN};
+
+/// How to build a datapath.
+#[derive(Clone, Debug)]
+pub struct DatapathConfig {
+    /// Number of polling threads (0: none; only `execute` moves packets).
+    pub threads: usize,
+    /// Cores to pin the threads to, thread `i` on `cores[i % cores.len()]`; empty: no pinning.
+    pub cores: Vec<usize>,
+    /// Capacity of the upcall queue.
+    pub upcall_queue_len: usize,
+    /// Slots of each thread's exact-match cache.
+    pub emc_entries: usize,
+}
+
+impl Default for DatapathConfig {
+    fn default() -> Self {
+        DatapathConfig {
+            threads: 1,
+            cores: Vec::new(),
+            upcall_queue_len: UPCALL_QUEUE_LEN,
+            emc_entries: crate::emc::EMC_ENTRIES,
+        }
+    }
+}
+
+/// Largest number of polling threads accepted.
+pub const MAX_THREADS: usize = 64;
+
+/// Errors of datapath operations. `code()` gives a stable identifier for hosts.
+#[derive(Debug, thiserror::Error)]
+pub enum DpError {
+    /// A configuration value is out of range.
+    #[error("invalid datapath configuration: {0}")]
+    BadConfig(String),
+    /// Pinning a polling thread to a core failed.
+    #[error("cannot pin polling thread {thread} to core {core}: {source}")]
+    Pin {
+        thread: usize,
+        core: usize,
+        source: std::io::Error,
+    },
+    /// A polling thread could not be started.
+    #[error("cannot start polling thread: {0}")]
+    Spawn(std::io::Error),
+    /// `flow_put` without `modify` found the flow already installed.
+    #[error("flow already exists (put it with modify to change its actions)")]
+    FlowExists,
+    /// The flow is not installed (`flow_del`, or `flow_put` without `create`).
+    #[error("flow not found")]
+    FlowNotFound,
+    /// The key has bits set outside its mask's... (never: keys are masked); or the mask is not usable.
+    #[error("invalid flow: {0}")]
+    BadFlow(String),
+    /// No port has this number.
+    #[error("no port number {0}")]
+    NoSuchPort(u32),
+    /// A port with this name already exists.
+    #[error("a port named '{0}' already exists")]
+    PortExists(String),
+    /// The port back end refused.
+    #[error(transparent)]
+    Port(#[from] PortError),
+    /// The datapath was closed.
+    #[error("datapath is closed")]
+    Closed,
+}
+
+impl DpError {
+    /// Stable machine-readable code (the binding passes it to JavaScript).
+    pub fn code(&self) -> &'static str {
+        match self {
+            DpError::BadConfig(_) => "DP_BAD_CONFIG",
+            DpError::Pin { .. } => "DP_PIN_FAILED",
+            DpError::Spawn(_) => "DP_SPAWN_FAILED",
+            DpError::FlowExists => "DP_FLOW_EXISTS",
+            DpError::FlowNotFound => "DP_FLOW_NOT_FOUND",
+            DpError::BadFlow(_) => "DP_BAD_FLOW",
+            DpError::NoSuchPort(_) => "DP_NO_SUCH_PORT",
+            DpError::PortExists(_) => "DP_PORT_EXISTS",
+            DpError::Port(PortError::Unsupported { .. }) => "DP_PORT_UNSUPPORTED",
+            DpError::Port(PortError::UnknownType(_)) => "DP_PORT_UNKNOWN_TYPE",
+            DpError::Port(PortError::BadOption { .. }) => "DP_PORT_BAD_OPTION",
+            DpError::Port(PortError::BadPacket(_)) => "DP_BAD_PACKET",
+            DpError::Port(PortError::Closed) => "DP_PORT_CLOSED",
+            DpError::Port(PortError::Io(_)) => "DP_PORT_IO",
+            DpError::Closed => "DP_CLOSED",
+        }
+    }
+}
+
+/// What `flow_put` may do (OVS's `DPIF_FP_CREATE` / `MODIFY` / `ZERO_STATS`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PutFlags {
+    /// Install the flow if it is absent.
+    pub create: bool,
+    /// Replace the actions if it is present.
+    pub modify: bool,
+    /// Zero the counters of a modified flow.
+    pub zero_stats: bool,
+}
+
+impl PutFlags {
+    pub const CREATE: PutFlags = PutFlags {
+        create: true,
+        modify: false,
+        zero_stats: false,
+    };
+    pub const MODIFY: PutFlags = PutFlags {
+        create: false,
+        modify: true,
+        zero_stats: false,
+    };
+    pub const CREATE_OR_MODIFY: PutFlags = PutFlags {
+        create: true,
+        modify: true,
+        zero_stats: false,
+    };
+}
+
+/// One flow as dumped.
+#[derive(Clone, Debug)]
+pub struct FlowInfo {
+    pub key: FlowKey,
+    pub mask: FlowKey,
+    pub actions: Box<[Action]>,
+    pub stats: FlowStatsSnapshot,
+}
+
+/// One port as listed.
+#[derive(Clone, Debug)]
+pub struct PortInfo {
+    pub no: u32,
+    pub name: String,
+    pub kind: &'static str,
+    /// The polling thread that receives on it, if any.
+    pub thread: Option<usize>,
+    pub stats: PortStats,
+}
+
+/// One polling thread's counters.
+#[derive(Clone, Debug)]
+pub struct ThreadInfo {
+    pub id: usize,
+    pub core: Option<usize>,
+    pub ports: Vec<u32>,
+    pub stats: PmdStats,
+}
+
+/// Datapath-wide counters.
+#[derive(Clone, Debug)]
+pub struct DatapathStats {
+    pub flows: usize,
+    pub upcalls_queued: usize,
+    /// Upcalls dropped because the queue was full (threads and `execute`).
+    pub lost_upcalls: u64,
+    pub threads: Vec<ThreadInfo>,
+    pub ports: Vec<PortInfo>,
+}
+
+struct PmdHandle {
+    shared: Arc<PmdShared>,
+    thread: Option<JoinHandle<()>>,
+    core: Option<usize>,
+    rx: Vec<u32>,
+}
+
+struct State {
+    ports: BTreeMap<u32, Arc<PortEntry>>,
+    port_map: Arc<PortMap>,
+    flows: HashMap<(FlowKey, FlowKey), Arc<Megaflow>>,
+    pmds: Vec<PmdHandle>,
+    sync_seq: u64,
+    closed: bool,
+    /// Lost upcalls from `execute` (threads count their own).
+    exec_lost: u64,
+}
+
+/// The fast path. All methods take `&self`; control calls serialise on one mutex.
+pub struct Datapath {
+    state: Mutex<State>,
+    upcalls: Arc<UpcallQueue>,
+    clock: Clock,
+}
+
+impl Datapath {
+    /// Starts `config.threads` polling threads (pinned if `config.cores` is set).
+    pub fn new(config: &DatapathConfig) -> Result<Self, DpError> {
+        if config.threads > MAX_THREADS {
+            return Err(DpError::BadConfig(format!(
+                "threads must be at most {MAX_THREADS}, got {}",
+                config.threads
+            )));
+        }
+        if config.upcall_queue_len == 0 || config.emc_entries == 0 {
+            return Err(DpError::BadConfig(
+                "upcall_queue_len and emc_entries must be positive".into(),
+            ));
+        }
+        let upcalls = Arc::new(UpcallQueue::new(config.upcall_queue_len));
+        let clock = Clock::new();
+        let dp = Datapath {
+            state: Mutex::new(State {
+                ports: BTreeMap::new(),
+                port_map: Arc::new(Vec::new()),
+                flows: HashMap::new(),
+                pmds: Vec::new(),
+                sync_seq: 0,
+                closed: false,
+                exec_lost: 0,
+            }),
+            upcalls,
+            clock,
+        };
+        for id in 0..config.threads {
+            let core = (!config.cores.is_empty()).then(|| config.cores[id % config.cores.len()]);
+            let handle = dp.spawn(id, core, config.emc_entries)?;
+            dp.lock().pmds.push(handle);
+        }
+        Ok(dp)
+    }
+
+    fn spawn(
+        &self,
+        id: usize,
+        core: Option<usize>,
+        emc_entries: usize,
+    ) -> Result<PmdHandle, DpError> {
+        let shared = Arc::new(PmdShared::default());
+        let mut pmd = Pmd::new(
+            id,
+            emc_entries,
+            shared.clone(),
+            self.upcalls.clone(),
+            self.clock,
+        );
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name(format!("nvs-pmd{id}"))
+            .spawn(move || {
+                let pinned = match core {
+                    Some(c) => pin_to_core(c),
+                    None => Ok(()),
+                };
+                let ok = pinned.is_ok();
+                let _ = ready_tx.send(pinned);
+                if ok {
+                    pmd.run();
+                }
+            })
+            .map_err(DpError::Spawn)?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(PmdHandle {
+                shared,
+                thread: Some(thread),
+                core,
+                rx: Vec::new(),
+            }),
+            Ok(Err(source)) => {
+                let _ = thread.join();
+                Err(DpError::Pin {
+                    thread: id,
+                    core: core.unwrap_or(0),
+                    source,
+                })
+            }
+            Err(_) => Err(DpError::Spawn(std::io::Error::other(
+                "polling thread died at start",
+            ))),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn open_state(&self) -> Result<MutexGuard<'_, State>, DpError> {
+        let st = self.lock();
+        if st.closed {
+            return Err(DpError::Closed);
+        }
+        Ok(st)
+    }
+
+    /// Opens a port of type `kind`; returns its number.
+    pub fn add_port(&self, name: &str, kind: &str, options: &PortOptions) -> Result<u32, DpError> {
+        let mut st = self.open_state()?;
+        if st.ports.values().any(|p| p.name == name) {
+            return Err(DpError::PortExists(name.to_string()));
+        }
+        let port = open_port(kind, name, options)?;
+        let no = (1..)
+            .find(|n| !st.ports.contains_key(n))
+            .expect("fewer than u32::MAX ports");
+        let entry = Arc::new(PortEntry {
+            no,
+            name: name.to_string(),
+            kind: port.kind(),
+            port: Mutex::new(port),
+        });
+        st.ports.insert(no, entry);
+        reassign(&mut st);
+        Ok(no)
+    }
+
+    /// Closes port `no` once no polling thread uses it any more.
+    pub fn remove_port(&self, no: u32) -> Result<(), DpError> {
+        let mut st = self.open_state()?;
+        let entry = st.ports.remove(&no).ok_or(DpError::NoSuchPort(no))?;
+        reassign(&mut st);
+        sync(&mut st);
+        entry.lock().close();
+        Ok(())
+    }
+
+    /// Every port with its counters.
+    pub fn ports(&self) -> Vec<PortInfo> {
+        let st = self.lock();
+        port_infos(&st)
+    }
+
+    /// Installs or changes a megaflow; `key` is masked here.
+    pub fn flow_put(
+        &self,
+        key: &FlowKey,
+        mask: &FlowKey,
+        actions: Box<[Action]>,
+        flags: PutFlags,
+    ) -> Result<(), DpError> {
+        let mut st = self.open_state()?;
+        let flow = Megaflow::new(key, mask, actions, Arc::new(FlowStats::default()));
+        let id = (flow.key, flow.mask);
+        match st.flows.get(&id) {
+            Some(_) if !flags.modify => Err(DpError::FlowExists),
+            None if !flags.create => Err(DpError::FlowNotFound),
+            Some(old) => {
+                let flow = Arc::new(Megaflow::new(key, mask, flow.actions, old.stats.clone()));
+                if flags.zero_stats {
+                    flow.stats.clear();
+                }
+                // Dead first: from here on no EMC hit may use the old actions.
+                old.kill();
+                broadcast(&st, || Command::Insert(flow.clone()));
+                st.flows.insert(id, flow);
+                Ok(())
+            }
+            None => {
+                let flow = Arc::new(flow);
+                broadcast(&st, || Command::Insert(flow.clone()));
+                st.flows.insert(id, flow);
+                Ok(())
+            }
+        }
+    }
+
+    /// The flow with this mask and (masked) key.
+    pub fn flow_get(&self, key: &FlowKey, mask: &FlowKey) -> Option<FlowInfo> {
+        let st = self.lock();
+        st.flows
+            .get(&(crate::flow::mask_key(key, mask), *mask))
+            .map(|f| flow_info(f))
+    }
+
+    /// Deletes a flow; returns its final counters.
+    pub fn flow_del(&self, key: &FlowKey, mask: &FlowKey) -> Result<FlowInfo, DpError> {
+        let mut st = self.open_state()?;
+        let flow = st
+            .flows
+            .remove(&(crate::flow::mask_key(key, mask), *mask))
+            .ok_or(DpError::FlowNotFound)?;
+        flow.kill();
+        broadcast(&st, || Command::Remove(flow.clone()));
+        // Wait until no thread can still be counting into it, so the stats are final.
+        sync(&mut st);
+        Ok(flow_info(&flow))
+    }
+
+    /// Every flow with its counters.
+    pub fn flow_dump(&self) -> Vec<FlowInfo> {
+        let st = self.lock();
+        st.flows.values().map(|f| flow_info(f)).collect()
+    }
+
+    /// Deletes every flow.
+    pub fn flow_flush(&self) -> Result<(), DpError> {
+        let mut st = self.open_state()?;
+        for f in st.flows.values() {
+            f.kill();
+        }
+        st.flows.clear();
+        broadcast(&st, || Command::Flush);
+        sync(&mut st);
+        Ok(())
+    }
+
+    /// Runs `actions` on `packet` as if received on `in_port`, on the caller's thread.
+    pub fn execute(&self, in_port: u32, packet: &[u8], actions: &[Action]) -> Result<(), DpError> {
+        let mut st = self.open_state()?;
+        if in_port != 0 && !st.ports.contains_key(&in_port) {
+            return Err(DpError::NoSuchPort(in_port));
+        }
+        let ports = st.port_map.clone();
+        let lost = crate::pmd::execute_one(&ports, &self.upcalls, in_port, packet, actions);
+        st.exec_lost += lost;
+        Ok(())
+    }
+
+    /// Pops up to `max` upcalls.
+    pub fn recv_upcalls(&self, max: usize) -> Vec<Upcall> {
+        let mut out = Vec::new();
+        self.upcalls.pop_batch(max, &mut out);
+        out
+    }
+
+    /// Blocks until an upcall is queued or `timeout` passes (may return early).
+    pub fn wait_upcalls(&self, timeout: Duration) {
+        self.upcalls.wait(timeout);
+    }
+
+    /// Makes `packet` arrive on port `no` (back ends with `inject`, e.g. dummy).
+    pub fn port_inject(&self, no: u32, packets: &[&[u8]]) -> Result<(), DpError> {
+        let st = self.open_state()?;
+        let entry = st.ports.get(&no).ok_or(DpError::NoSuchPort(no))?;
+        {
+            let mut port = entry.lock();
+            for p in packets {
+                port.inject(p)?;
+            }
+        }
+        // Wake the thread that polls it, which may be parked while idle.
+        if let Some(pmd) = st.pmds.iter().find(|p| p.rx.contains(&no)) {
+            if let Some(t) = &pmd.thread {
+                t.thread().unpark();
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes up to `max` packets sent out of port `no` (back ends with `drain`).
+    pub fn port_drain(&self, no: u32, max: usize) -> Result<Vec<Vec<u8>>, DpError> {
+        let st = self.open_state()?;
+        let entry = st.ports.get(&no).ok_or(DpError::NoSuchPort(no))?;
+        let out = entry.lock().drain(max)?;
+        Ok(out)
+    }
+
+    /// Counters of the whole datapath, each thread and each port.
+    pub fn stats(&self) -> DatapathStats {
+        let st = self.lock();
+        let threads: Vec<ThreadInfo> = st
+            .pmds
+            .iter()
+            .enumerate()
+            .map(|(id, p)| ThreadInfo {
+                id,
+                core: p.core,
+                ports: p.rx.clone(),
+                stats: p.shared.counters.snapshot(),
+            })
+            .collect();
+        DatapathStats {
+            flows: st.flows.len(),
+            upcalls_queued: self.upcalls.len(),
+            lost_upcalls: st.exec_lost + threads.iter().map(|t| t.stats.lost_upcalls).sum::<u64>(),
+            threads,
+            ports: port_infos(&st),
+        }
+    }
+
+    /// Milliseconds since the datapath started (the clock of `FlowStatsSnapshot::used`, which adds 1).
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// Stops and joins the polling threads, then closes every port. Idempotent.
+    pub fn close(&self) {
+        let mut st = self.lock();
+        if st.closed {
+            return;
+        }
+        st.closed = true;
+        for p in &st.pmds {
+            p.shared.stop.store(true, Ordering::Release);
+        }
+        for p in &mut st.pmds {
+            if let Some(t) = p.thread.take() {
+                t.thread().unpark();
+                let _ = t.join();
+            }
+        }
+        for entry in st.ports.values() {
+            entry.lock().close();
+        }
+        st.ports.clear();
+        st.port_map = Arc::new(Vec::new());
+        st.flows.clear();
+    }
+}
+
+impl Drop for Datapath {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn flow_info(f: &Megaflow) -> FlowInfo {
+    FlowInfo {
+        key: f.key,
+        mask: f.mask,
+        actions: f.actions.clone(),
+        stats: f.stats.snapshot(),
+    }
+}
+
+fn port_infos(st: &State) -> Vec<PortInfo> {
+    st.ports
+        .values()
+        .map(|p| PortInfo {
+            no: p.no,
+            name: p.name.clone(),
+            kind: p.kind,
+            thread: st.pmds.iter().position(|t| t.rx.contains(&p.no)),
+            stats: p.lock().stats(),
+        })
+        .collect()
+}
+
+/// Sends a command to every polling thread and wakes it.
+fn broadcast(st: &State, mut make: impl FnMut() -> Command) {
+    for p in &st.pmds {
+        p.shared.commands.push(make());
+        if let Some(t) = &p.thread {
+            t.thread().unpark();
+        }
+    }
+}
+
+/// Waits until every polling thread has applied the commands sent so far.
+fn sync(st: &mut State) {
+    st.sync_seq += 1;
+    let seq = st.sync_seq;
+    broadcast(st, || Command::Sync(seq));
+    for p in &st.pmds {
+        while p.shared.applied.load(Ordering::Acquire) < seq {
+            match &p.thread {
+                Some(t) if !t.is_finished() => {
+                    t.thread().unpark();
+                    std::thread::sleep(Duration::from_micros(20));
+                }
+                _ => break,
+            }
+        }
+    }
+}
+
+/// Round-robin assignment of rx ports to threads, in port-number order; pushes
+/// the new port set to every thread.
+fn reassign(st: &mut State) {
+    let max = st.ports.keys().next_back().copied().unwrap_or(0) as usize;
+    let mut map: PortMap = vec![None; max + 1];
+    for (no, e) in &st.ports {
+        map[*no as usize] = Some(e.clone());
+    }
+    let map = Arc::new(map);
+    st.port_map = map.clone();
+    let n = st.pmds.len();
+    if n == 0 {
+        return;
+    }
+    let mut rx: Vec<Vec<Arc<PortEntry>>> = vec![Vec::new(); n];
+    for (i, e) in st.ports.values().enumerate() {
+        rx[i % n].push(e.clone());
+    }
+    for (p, rx) in st.pmds.iter_mut().zip(rx) {
+        p.rx = rx.iter().map(|e| e.no).collect();
+        p.shared.commands.push(Command::Ports {
+            all: map.clone(),
+            rx,
+        });
+        if let Some(t) = &p.thread {
+            t.thread().unpark();
+        }
+    }
+}
+
+/// Pins the calling thread to `core`.
+fn pin_to_core(core: usize) -> Result<(), std::io::Error> {
+    if core >= libc::CPU_SETSIZE as usize {
+        return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // SAFETY: cpu_set_t is plain bits, valid when zeroed; CPU_SET writes inside
+    // it for core < CPU_SETSIZE (checked above); sched_setaffinity(0, …) only
+    // reads the set we pass with its exact size.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(core, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}

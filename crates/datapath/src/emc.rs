@@ -1,0 +1,105 @@
+//! The exact-match cache (EMC): one per polling thread, in front of the classifier.
+//!
+//! A fixed-size, direct-mapped table indexed by a seeded hash of the packet's
+//! whole flow key; each slot remembers the full key and the megaflow the
+//! classifier returned for it. A hit costs one hash, one key compare and one
+//! `dead` check, instead of a probe per subtable.
+//!
+//! Insertion policy: always, after every classifier hit (a slot is simply
+//! overwritten; there is no eviction bookkeeping). With more live flows than
+//! slots this thrashes, which costs at most the classifier lookup we would
+//! have paid anyway.
+//!
+//! Invalidation: entries are never chased down when a megaflow goes away;
+//! instead a hit on a megaflow whose `dead` flag is set counts as a miss (the
+//! slot is overwritten by the next insert; `clear` frees everything at once).
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+
+use foldhash::fast::RandomState;
+
+use crate::flow::Megaflow;
+use crate::key::FlowKey;
+
+/// Default number of slots (a power of two).
+pub const EMC_ENTRIES: usize = 8192;
+
+#[derive(Default)]
+struct Slot {
+    key: FlowKey,
+    flow: Option<Arc<Megaflow>>,
+}
+
+/// Direct-mapped exact-match cache.
+pub struct Emc {
+    slots: Box<[Slot]>,
+    state: RandomState,
+}
+
+impl Emc {
+    /// A cache of `entries` slots (rounded up to a power of two).
+    pub fn new(entries: usize) -> Self {
+        let n = entries.max(1).next_power_of_two();
+        Emc {
+            slots: (0..n).map(|_| Slot::default()).collect(),
+            state: RandomState::default(),
+        }
+    }
+
+    /// The seeded hash of a whole key; computed once per packet.
+    #[inline]
+    pub fn hash(&self, key: &FlowKey) -> u64 {
+        let mut h = self.state.build_hasher();
+        for &w in key.words() {
+            h.write_u64(w);
+        }
+        h.finish()
+    }
+
+    #[inline]
+    fn index(&self, hash: u64) -> usize {
+        hash as usize & (self.slots.len() - 1)
+    }
+
+    /// The slot holding a live megaflow cached for exactly `key`, if any
+    /// (read it with [`Emc::flow_at`]). A slot whose megaflow died is a miss.
+    #[inline]
+    pub fn find(&self, hash: u64, key: &FlowKey) -> Option<usize> {
+        let i = self.index(hash);
+        let slot = &self.slots[i];
+        match &slot.flow {
+            Some(f) if slot.key == *key && !f.is_dead() => Some(i),
+            _ => None,
+        }
+    }
+
+    /// The megaflow in slot `i`, as returned by `find` or `insert`.
+    ///
+    /// # Panics
+    /// If the slot is empty (an index not returned by `find`/`insert`).
+    #[inline]
+    pub fn flow_at(&self, i: usize) -> &Arc<Megaflow> {
+        self.slots[i]
+            .flow
+            .as_ref()
+            .expect("EMC slot given by find/insert")
+    }
+
+    /// Remembers that `key` maps to `flow`; returns the slot.
+    #[inline]
+    pub fn insert(&mut self, hash: u64, key: &FlowKey, flow: &Arc<Megaflow>) -> usize {
+        let i = self.index(hash);
+        let slot = &mut self.slots[i];
+        slot.key = *key;
+        slot.flow = Some(flow.clone());
+        i
+    }
+
+    /// Forgets everything (e.g. on flush, so flows are freed promptly).
+    pub fn clear(&mut self) {
+        for s in self.slots.iter_mut() {
+            s.flow = None;
+        }
+    }
+}

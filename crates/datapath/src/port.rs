@@ -1,0 +1,168 @@
+//! Ports: the one trait every packet I/O back end implements.
+//!
+//! The polling loop knows only this trait (dummy today; vhost-user, AF_XDP,
+//! AF_PACKET and tap next). I/O is in batches of up to [`BURST`] packets.
+//!
+//! # Who owns a packet
+//! - `rx_burst` appends packets to the caller's [`Batch`]. From then on the
+//!   batch owns them, but their storage is the back end's: a back end with its
+//!   own memory (a vring's guest buffers, an AF_XDP UMEM) lends frames to the
+//!   batch without copying, and gets them back either through `tx_burst` (a
+//!   packet sent out of the same port, or copied into another port's memory)
+//!   or through `recycle` (a packet the datapath dropped or sent to the slow
+//!   path). A packet is never handed to JavaScript: upcalls copy the bytes.
+//! - `tx_burst` takes every packet out of the batch, whether it sent it or
+//!   dropped it (counted in `tx_dropped`); the caller's batch is empty after.
+//! - `recycle` takes back packets the datapath is done with; the default just
+//!   drops them (right for back ends whose buffers are plain heap memory).
+//!
+//! Ports are used under a per-port lock held for one batch, never per packet:
+//! the owning polling thread locks for `rx_burst`, any thread for `tx_burst`.
+//!
+//! Optional abilities (`inject`, `drain`) are default methods that return
+//! [`PortError::Unsupported`]; a back end overrides what it can do.
+
+use std::collections::BTreeMap;
+
+use crate::actions::PacketBuf;
+
+/// Packets per rx/tx batch (as OVS's `NETDEV_MAX_BURST`).
+pub const BURST: usize = 32;
+
+/// The storage a packet in flight lives in. Today every back end (dummy)
+/// uses heap frames; vhost-user and AF_XDP will make this an enum with a
+/// variant per borrowed frame kind (descriptor chain, UMEM chunk) so their
+/// packets travel through the pipeline without a copy.
+pub type Frame = Box<[u8]>;
+
+/// A packet in flight through the datapath.
+pub type Packet = PacketBuf<Frame>;
+
+/// Key/value options given when a port is opened (as OVSDB `Interface:options`).
+pub type PortOptions = BTreeMap<String, String>;
+
+/// A batch of up to `BURST` packets; allocated once per user and reused.
+#[derive(Default)]
+pub struct Batch {
+    pub pkts: Vec<Packet>,
+}
+
+impl Batch {
+    pub fn new() -> Self {
+        Batch {
+            pkts: Vec::with_capacity(BURST),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.pkts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pkts.is_empty()
+    }
+
+    /// Room left before the batch is full.
+    pub fn room(&self) -> usize {
+        BURST.saturating_sub(self.pkts.len())
+    }
+}
+
+/// Counters of one port, as the back end sees them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortStats {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub rx_dropped: u64,
+    pub rx_errors: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub tx_dropped: u64,
+    pub tx_errors: u64,
+}
+
+/// Errors of port back ends.
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    /// The back end does not have this optional ability.
+    #[error("port type '{kind}' does not support {what}")]
+    Unsupported {
+        kind: &'static str,
+        what: &'static str,
+    },
+    /// No back end of this type exists.
+    #[error("unknown port type '{0}' (known: dummy)")]
+    UnknownType(String),
+    /// An option is not understood or its value is invalid.
+    #[error("port '{port}': bad option {key}={value}: {why}")]
+    BadOption {
+        port: String,
+        key: String,
+        value: String,
+        why: String,
+    },
+    /// A packet given to `inject` is unusable.
+    #[error("bad packet: {0}")]
+    BadPacket(String),
+    /// The port was closed.
+    #[error("port is closed")]
+    Closed,
+    /// An operating-system call failed.
+    #[error("port I/O failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A packet I/O back end. See the module doc for buffer ownership.
+pub trait Port: Send {
+    /// Opens a port named `name`.
+    fn open(name: &str, options: &PortOptions) -> Result<Self, PortError>
+    where
+        Self: Sized;
+
+    /// The back end's type name (`"dummy"`).
+    fn kind(&self) -> &'static str;
+
+    /// Receives up to `batch.room()` packets into `batch`; returns how many.
+    fn rx_burst(&mut self, batch: &mut Batch) -> Result<usize, PortError>;
+
+    /// Sends every packet of `batch` (or drops and counts it); returns how many were sent.
+    fn tx_burst(&mut self, batch: &mut Batch) -> Result<usize, PortError>;
+
+    /// Takes back packets the datapath dropped or sent to the slow path.
+    fn recycle(&mut self, batch: &mut Batch) {
+        batch.pkts.clear();
+    }
+
+    fn stats(&self) -> PortStats;
+
+    /// Releases the back end's resources; later rx/tx do nothing.
+    fn close(&mut self) {}
+
+    /// Optional: makes `packet` arrive on the port (test ports).
+    fn inject(&mut self, _packet: &[u8]) -> Result<(), PortError> {
+        Err(PortError::Unsupported {
+            kind: self.kind(),
+            what: "inject",
+        })
+    }
+
+    /// Optional: takes up to `max` packets the port sent (test ports).
+    fn drain(&mut self, _max: usize) -> Result<Vec<Vec<u8>>, PortError> {
+        Err(PortError::Unsupported {
+            kind: self.kind(),
+            what: "drain",
+        })
+    }
+}
+
+/// Opens a port of type `kind`: the one place that knows every back end.
+pub fn open_port(
+    kind: &str,
+    name: &str,
+    options: &PortOptions,
+) -> Result<Box<dyn Port>, PortError> {
+    match kind {
+        "dummy" => Ok(Box::new(crate::dummy::DummyPort::open(name, options)?)),
+        other => Err(PortError::UnknownType(other.to_string())),
+    }
+}
