@@ -289,3 +289,56 @@ export function datumDifference(base: Datum, del: Datum): Datum {
   }
   return values ? { keys, values } : { keys };
 }
+
+/**
+ * The update2 "modify" diff of a column (RFC 7047bis, also OVS's `_is_diff`
+ * file records): the new value for a scalar column, the symmetric difference
+ * for a set, and for a map the removed pairs (old value), added pairs and
+ * changed pairs (new value).
+ */
+export function datumDiff(oldD: Datum, newD: Datum, scalar: boolean): Datum {
+  if (scalar) return newD;
+  if (!oldD.values) {
+    const keys: Atom[] = [];
+    let i = 0;
+    let j = 0;
+    while (i < oldD.keys.length || j < newD.keys.length) {
+      const c = i >= oldD.keys.length ? 1 : j >= newD.keys.length ? -1 : compareAtoms(oldD.keys[i], newD.keys[j]);
+      if (c < 0) keys.push(oldD.keys[i++]);
+      else if (c > 0) keys.push(newD.keys[j++]);
+      else {
+        i++;
+        j++;
+      }
+    }
+    return { keys };
+  }
+  const pairs: Array<[Atom, Atom]> = [];
+  for (let i = 0; i < oldD.keys.length; i++) {
+    if (findKey(newD.keys, oldD.keys[i]) < 0) pairs.push([oldD.keys[i], oldD.values[i]]);
+  }
+  for (let j = 0; j < newD.keys.length; j++) {
+    const i = findKey(oldD.keys, newD.keys[j]);
+    if (i < 0 || oldD.values[i] !== newD.values![j]) pairs.push([newD.keys[j], newD.values![j]]);
+  }
+  return makeMap(pairs);
+}
+
+/** Applies a diff made by datumDiff (the inverse operation). */
+export function applyDiff(oldD: Datum, diff: Datum, scalar: boolean): Datum {
+  if (scalar) return diff;
+  if (!oldD.values) {
+    const removed = datumDifference(oldD, diff);
+    const added = datumDifference(diff, oldD);
+    return datumUnion(removed, added);
+  }
+  const m = new Map<Atom, Atom>();
+  for (let i = 0; i < oldD.keys.length; i++) m.set(oldD.keys[i], oldD.values[i]);
+  for (let i = 0; i < diff.keys.length; i++) {
+    const k = diff.keys[i];
+    const v = diff.values![i];
+    if (m.has(k) && m.get(k) === v) m.delete(k);
+    else m.set(k, v);
+  }
+  return makeMap([...m]);
+}

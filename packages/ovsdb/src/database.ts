@@ -1,0 +1,187 @@
+// The in-memory database: tables of immutable rows keyed by uuid, plus the
+// bookkeeping a transaction needs to check a commit quickly — inbound strong
+// reference counts per row and the unique indexes of each table.
+//
+// A Database changes only through `apply`, with a list of row changes that
+// a Transaction has already checked (or that storage replays from a file).
+// Rows are never mutated in place: a change installs a new Row object, so a
+// transaction copies only the rows it touches (copy-on-write).
+import { randomUUID } from 'node:crypto';
+import { defaultDatum, type Datum } from './datum.ts';
+import { rootTables, type ColumnSchema, type DatabaseSchema, type TableSchema } from './schema.ts';
+
+/** One row: its uuid, its version (new on every change), and every user column's value. */
+export interface Row {
+  readonly uuid: string;
+  readonly version: string;
+  readonly values: ReadonlyMap<string, Datum>;
+}
+
+/** One row's change in a commit; `old` null for an insert, `new` null for a delete. */
+export interface RowChange {
+  readonly table: TableSchema;
+  readonly uuid: string;
+  readonly old: Row | null;
+  readonly new: Row | null;
+}
+
+/** A committed transaction as monitors and storage see it. */
+export interface Commit {
+  /** Transaction id (a uuid), used by monitor_cond_since. */
+  readonly id: string;
+  readonly changes: readonly RowChange[];
+  readonly comment?: string;
+  readonly durable: boolean;
+  /** Commit time in ms since the epoch (the `_date` of the file record). */
+  readonly date: number;
+}
+
+/** A reference column: where it points and how strongly. */
+export interface RefColumn {
+  readonly column: ColumnSchema;
+  readonly refTable: string;
+  readonly strong: boolean;
+  /** Which half of a map holds the references. */
+  readonly side: 'key' | 'value';
+}
+
+/** Per-table facts derived once from the schema. */
+export interface TableInfo {
+  readonly schema: TableSchema;
+  readonly refColumns: readonly RefColumn[];
+  readonly isRoot: boolean;
+  /** Default value of every user column: a new row starts from these. */
+  readonly defaults: ReadonlyMap<string, Datum>;
+}
+
+/** Yields the uuids a row references through `ref`. */
+export function refsOf(row: Row, ref: RefColumn): readonly (string)[] {
+  const d = row.values.get(ref.column.name);
+  if (!d) return [];
+  return (ref.side === 'key' ? d.keys : d.values ?? []) as readonly string[];
+}
+
+/** The value of any column of a row, including `_uuid` and `_version`. */
+export function columnValue(row: Row, column: string): Datum {
+  if (column === '_uuid') return { keys: [row.uuid] };
+  if (column === '_version') return { keys: [row.version] };
+  return row.values.get(column)!;
+}
+
+/** The key of a row in one unique index (JSON of the indexed values). */
+export function indexKey(row: Row, columns: readonly string[]): string {
+  let key = '';
+  for (const c of columns) {
+    const d = columnValue(row, c);
+    key += JSON.stringify(d.keys) + (d.values ? JSON.stringify(d.values) : '') + '|';
+  }
+  return key;
+}
+
+export class Database {
+  readonly schema: DatabaseSchema;
+  readonly info: ReadonlyMap<string, TableInfo>;
+  /** table name → uuid → row. Read freely; change only through apply(). */
+  readonly tables: ReadonlyMap<string, Map<string, Row>>;
+  /** Tables that hold references to each table (for weak-ref cleanup on delete). */
+  readonly referrers: ReadonlyMap<string, readonly string[]>;
+  /** uuid → number of strong references to it from any row. */
+  private readonly strongRefs = new Map<string, number>();
+  /** table → one map per schema index: index key → uuid. */
+  private readonly indexMaps = new Map<string, Map<string, string>[]>();
+
+  constructor(schema: DatabaseSchema) {
+    this.schema = schema;
+    const roots = rootTables(schema);
+    const info = new Map<string, TableInfo>();
+    const tables = new Map<string, Map<string, Row>>();
+    const referrers = new Map<string, string[]>();
+    for (const t of schema.tables.values()) {
+      const refColumns: RefColumn[] = [];
+      const defaults = new Map<string, Datum>();
+      for (const c of t.userColumns) {
+        defaults.set(c.name, defaultDatum(c.type));
+        for (const side of ['key', 'value'] as const) {
+          const b = side === 'key' ? c.type.key : c.type.value;
+          if (b?.refTable) {
+            refColumns.push({ column: c, refTable: b.refTable, strong: b.refType !== 'weak', side });
+            const list = referrers.get(b.refTable) ?? [];
+            if (!list.includes(t.name)) list.push(t.name);
+            referrers.set(b.refTable, list);
+          }
+        }
+      }
+      info.set(t.name, { schema: t, refColumns, isRoot: roots.has(t.name), defaults });
+      tables.set(t.name, new Map());
+      this.indexMaps.set(t.name, t.indexes.map(() => new Map()));
+    }
+    this.info = info;
+    this.tables = tables;
+    this.referrers = referrers;
+  }
+
+  get name(): string {
+    return this.schema.name;
+  }
+
+  table(name: string): Map<string, Row> | undefined {
+    return this.tables.get(name);
+  }
+
+  /** Number of strong references to a row, from committed rows. */
+  strongRefCount(uuid: string): number {
+    return this.strongRefs.get(uuid) ?? 0;
+  }
+
+  /** The uuid holding `key` in index `i` of `table`, if any. */
+  indexHolder(table: string, i: number, key: string): string | undefined {
+    return this.indexMaps.get(table)![i].get(key);
+  }
+
+  /** Total rows in all tables (for logs and metrics). */
+  rowCount(): number {
+    let n = 0;
+    for (const t of this.tables.values()) n += t.size;
+    return n;
+  }
+
+  /** Installs already-checked changes: rows, reference counts and indexes. */
+  apply(changes: readonly RowChange[]): void {
+    for (const ch of changes) {
+      const name = ch.table.name;
+      const rows = this.tables.get(name)!;
+      const info = this.info.get(name)!;
+      const idx = this.indexMaps.get(name)!;
+      if (ch.old) {
+        this.countRefs(info, ch.old, -1);
+        for (let i = 0; i < idx.length; i++) {
+          const k = indexKey(ch.old, ch.table.indexes[i]);
+          if (idx[i].get(k) === ch.uuid) idx[i].delete(k);
+        }
+      }
+      if (ch.new) {
+        rows.set(ch.uuid, ch.new);
+        this.countRefs(info, ch.new, 1);
+        for (let i = 0; i < idx.length; i++) idx[i].set(indexKey(ch.new, ch.table.indexes[i]), ch.uuid);
+      } else {
+        rows.delete(ch.uuid);
+      }
+    }
+  }
+
+  private countRefs(info: TableInfo, row: Row, delta: number): void {
+    for (const ref of info.refColumns) {
+      if (!ref.strong) continue;
+      for (const u of refsOf(row, ref)) {
+        const n = (this.strongRefs.get(u) ?? 0) + delta;
+        if (n === 0) this.strongRefs.delete(u);
+        else this.strongRefs.set(u, n);
+      }
+    }
+  }
+}
+
+/** A fresh uuid for a row, a version or a transaction. */
+export function newUuid(): string {
+  return randomUUID();
+}

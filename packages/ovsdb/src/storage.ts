@@ -1,0 +1,319 @@
+// Durable storage in OVS's standalone database file format, so files move
+// freely between nvs-dbserver and OVS's ovsdb-server/ovsdb-tool.
+//
+// A file is a sequence of records, each a header line
+// `OVSDB JSON <length> <sha1-hex>\n` followed by <length> bytes of JSON text
+// (ending in a newline) whose SHA-1 is given. The first record is the
+// schema; each later one a committed transaction:
+//   {"<table>": {"<uuid>": <row> | null, ...}, "_date": <ms>, "_comment": "...", "_is_diff": true}
+// where <row> holds a new row's non-default columns, or a modified row's
+// changed columns as diffs (OVS 2.15+ `_is_diff` records; records without it
+// carry full new values, and both are read).
+//
+// Promise: `append` has written the record to the file (write(2)) when it
+// returns, so a killed process loses nothing acknowledged after it; with
+// `durable` it has also fsync'd. Otherwise fsync follows within `syncDelayMs`.
+// `open` drops a torn or corrupt tail record (logging it) and truncates the
+// file there, so the next append starts on a record boundary.
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Logger } from 'pino';
+import { newUuid, type Database, type Row, type RowChange } from './database.ts';
+import { applyDiff, datumDiff, datumEquals, datumToJson, defaultDatum, parseDatum, type Datum } from './datum.ts';
+import { OvsdbIoError, StorageFormatError } from './errors.ts';
+import { isScalar, parseSchema, type DatabaseSchema } from './schema.ts';
+
+const MAGIC = 'OVSDB JSON ';
+
+/** Encodes one record: header line + JSON text + newline. */
+export function encodeRecord(json: unknown): Buffer {
+  const body = Buffer.from(JSON.stringify(json) + '\n', 'utf8');
+  const sha1 = createHash('sha1').update(body).digest('hex');
+  return Buffer.concat([Buffer.from(`${MAGIC}${body.length} ${sha1}\n`, 'latin1'), body]);
+}
+
+export interface ParsedFile {
+  schemaJson: unknown;
+  /** Transaction records, in order. */
+  records: Record<string, unknown>[];
+  /** Length of the valid prefix of the file. */
+  validBytes: number;
+  /** Why reading stopped before the end of the file, if it did. */
+  tornReason?: string;
+}
+
+/** Splits a file's bytes into records; stops at the first torn or corrupt record. */
+export function parseFile(data: Buffer): ParsedFile {
+  const records: unknown[] = [];
+  let pos = 0;
+  let tornReason: string | undefined;
+  while (pos < data.length) {
+    const nl = data.indexOf(0x0a, pos);
+    if (nl < 0 || nl - pos > 200) {
+      tornReason = 'incomplete record header';
+      break;
+    }
+    const header = data.toString('latin1', pos, nl);
+    const m = /^OVSDB JSON (\d+) ([0-9a-f]{40})$/.exec(header);
+    if (!m) {
+      tornReason = `bad record header ${JSON.stringify(header.slice(0, 60))}`;
+      break;
+    }
+    const len = Number(m[1]);
+    const start = nl + 1;
+    if (start + len > data.length) {
+      tornReason = `record at offset ${pos} is truncated (${data.length - start} of ${len} bytes)`;
+      break;
+    }
+    const body = data.subarray(start, start + len);
+    if (createHash('sha1').update(body).digest('hex') !== m[2]) {
+      tornReason = `record at offset ${pos} fails its SHA-1 check`;
+      break;
+    }
+    try {
+      records.push(JSON.parse(body.toString('utf8')));
+    } catch {
+      tornReason = `record at offset ${pos} is not valid JSON`;
+      break;
+    }
+    pos = start + len;
+  }
+  if (records.length === 0) {
+    throw new StorageFormatError(`not an OVSDB database file: ${tornReason ?? 'empty file'}`);
+  }
+  const [schemaJson, ...rest] = records;
+  for (const r of rest) {
+    if (typeof r !== 'object' || r === null || Array.isArray(r)) throw new StorageFormatError('a transaction record is not a JSON object');
+  }
+  return { schemaJson, records: rest as Record<string, unknown>[], validBytes: pos, tornReason };
+}
+
+/** Turns one transaction record into row changes against the database's current state. */
+export function recordToChanges(db: Database, record: Record<string, unknown>): RowChange[] {
+  const isDiff = record._is_diff === true;
+  const changes: RowChange[] = [];
+  const pending = new Map<string, Row | null>();
+  for (const [tname, rows] of Object.entries(record)) {
+    if (tname.startsWith('_')) continue;
+    const info = db.info.get(tname);
+    if (!info) throw new StorageFormatError(`record names unknown table ${tname}`);
+    if (typeof rows !== 'object' || rows === null) throw new StorageFormatError(`record for table ${tname} is not an object`);
+    for (const [uuid, rowJson] of Object.entries(rows as Record<string, unknown>)) {
+      const old = pending.has(uuid) ? pending.get(uuid)! : db.table(tname)!.get(uuid) ?? null;
+      if (rowJson === null) {
+        if (old) changes.push({ table: info.schema, uuid, old, new: null });
+        pending.set(uuid, null);
+        continue;
+      }
+      const values = new Map<string, Datum>(old ? old.values : info.defaults);
+      for (const [cname, v] of Object.entries(rowJson as Record<string, unknown>)) {
+        const col = info.schema.columns.get(cname);
+        if (!col || cname.startsWith('_')) continue;
+        const d = parseDatum(v, col.type);
+        values.set(cname, isDiff && old ? applyDiff(old.values.get(cname)!, d, isScalar(col.type)) : d);
+      }
+      const row: Row = { uuid, version: newUuid(), values };
+      changes.push({ table: info.schema, uuid, old, new: row });
+      pending.set(uuid, row);
+    }
+  }
+  return changes;
+}
+
+/** The file record for a commit (diff form, as OVS 3.x writes). */
+export function commitToRecord(changes: readonly RowChange[], date: number, comment?: string): Record<string, unknown> {
+  const rec: Record<string, unknown> = {};
+  for (const ch of changes) {
+    const t = (rec[ch.table.name] ??= {}) as Record<string, unknown>;
+    if (!ch.new) {
+      t[ch.uuid] = null;
+      continue;
+    }
+    const row: Record<string, unknown> = {};
+    for (const c of ch.table.userColumns) {
+      const nd = ch.new.values.get(c.name)!;
+      if (ch.old) {
+        const od = ch.old.values.get(c.name)!;
+        if (!datumEquals(od, nd)) row[c.name] = datumToJson(datumDiff(od, nd, isScalar(c.type)), c.type);
+      } else if (!datumEquals(nd, defaultDatum(c.type))) {
+        row[c.name] = datumToJson(nd, c.type);
+      }
+    }
+    t[ch.uuid] = row;
+  }
+  rec._date = date;
+  rec._is_diff = true;
+  if (comment !== undefined) rec._comment = comment;
+  return rec;
+}
+
+export interface DbFileOptions {
+  log: Logger;
+  /** Compact when the file exceeds this many bytes and 4× its size after the last compaction. */
+  compactThresholdBytes?: number;
+  /** Delay before the batched fsync of non-durable commits. */
+  syncDelayMs?: number;
+}
+
+/** An open database file: appends commits, compacts, syncs. */
+export class DbFile {
+  readonly path: string;
+  private fd: number;
+  private size: number;
+  private baseSize: number;
+  private readonly log: Logger;
+  private readonly threshold: number;
+  private readonly syncDelayMs: number;
+  private syncTimer: NodeJS.Timeout | undefined;
+
+  private constructor(path: string, fd: number, size: number, opts: DbFileOptions) {
+    this.path = path;
+    this.fd = fd;
+    this.size = size;
+    this.baseSize = size;
+    this.log = opts.log;
+    this.threshold = opts.compactThresholdBytes ?? 10 * 1024 * 1024;
+    this.syncDelayMs = opts.syncDelayMs ?? 100;
+  }
+
+  /** Creates a new database file holding only `schemaJson` (fails if the file exists). */
+  static create(path: string, schemaJson: unknown): void {
+    parseSchema(schemaJson);
+    let fd: number;
+    try {
+      fd = openSync(path, 'wx', 0o640);
+    } catch (err) {
+      throw new OvsdbIoError(`cannot create database file ${path}: ${(err as Error).message}`);
+    }
+    try {
+      writeSync(fd, encodeRecord(schemaJson));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** Opens a file, replays it into a new Database, and returns both. */
+  static open(path: string, opts: DbFileOptions, makeDb: (schema: DatabaseSchema) => Database): { file: DbFile; db: Database } {
+    let data: Buffer;
+    try {
+      data = readFileSync(path);
+    } catch (err) {
+      throw new OvsdbIoError(`cannot read database file ${path}: ${(err as Error).message}`);
+    }
+    const parsed = parseFile(data);
+    const db = makeDb(parseSchema(parsed.schemaJson));
+    for (const rec of parsed.records) db.apply(recordToChanges(db, rec));
+    let fd: number;
+    try {
+      fd = openSync(path, 'r+');
+    } catch (err) {
+      throw new OvsdbIoError(`cannot open database file ${path} for writing: ${(err as Error).message}`);
+    }
+    if (parsed.tornReason) {
+      opts.log.warn({ path, reason: parsed.tornReason, droppedBytes: data.length - parsed.validBytes }, 'dropping torn or corrupt tail of database file');
+      ftruncateSync(fd, parsed.validBytes);
+      fsyncSync(fd);
+    }
+    opts.log.info({ path, records: parsed.records.length, rows: db.rowCount() }, 'opened database file');
+    return { file: new DbFile(path, fd, parsed.validBytes, opts), db };
+  }
+
+  /** Bytes in the file now. */
+  get bytes(): number {
+    return this.size;
+  }
+
+  /** Writes one commit's record; fsyncs before returning when `durable`. */
+  append(changes: readonly RowChange[], date: number, comment: string | undefined, durable: boolean): void {
+    const buf = encodeRecord(commitToRecord(changes, date, comment));
+    let off = 0;
+    while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off);
+    this.size += buf.length;
+    if (durable) this.syncNow();
+    else this.scheduleSync();
+  }
+
+  /** Whether the file has grown enough to compact. */
+  shouldCompact(): boolean {
+    return this.size > this.threshold && this.size > 4 * this.baseSize;
+  }
+
+  /** Rewrites the file as the schema plus one record with every row, atomically (write, fsync, rename). */
+  compact(db: Database): void {
+    const tmp = `${this.path}.tmp~`;
+    const changes: RowChange[] = [];
+    for (const [tname, rows] of db.tables) {
+      const table = db.info.get(tname)!.schema;
+      for (const r of rows.values()) changes.push({ table, uuid: r.uuid, old: null, new: r });
+    }
+    const fd = openSync(tmp, 'w', 0o640);
+    let size = 0;
+    try {
+      for (const rec of [db.schema.json, commitToRecord(changes, Date.now(), 'compacting database online')]) {
+        const buf = encodeRecord(rec);
+        writeSync(fd, buf);
+        size += buf.length;
+      }
+      fsyncSync(fd);
+    } catch (err) {
+      closeSync(fd);
+      throw new OvsdbIoError(`compacting ${this.path} failed: ${(err as Error).message}`);
+    }
+    renameSync(tmp, this.path);
+    syncDir(dirname(this.path));
+    this.cancelSync();
+    closeSync(this.fd);
+    this.fd = fd;
+    this.size = size;
+    this.baseSize = size;
+    this.log.info({ path: this.path, bytes: size, rows: changes.length }, 'compacted database file');
+  }
+
+  /** fsyncs now and cancels any pending batched sync. */
+  syncNow(): void {
+    this.cancelSync();
+    fdatasyncSync(this.fd);
+  }
+
+  private scheduleSync(): void {
+    if (this.syncTimer) return;
+    this.syncTimer = setTimeout(() => {
+      this.syncTimer = undefined;
+      try {
+        fdatasyncSync(this.fd);
+      } catch (err) {
+        this.log.error({ err: (err as Error).message }, 'fsync of database file failed');
+      }
+    }, this.syncDelayMs);
+    this.syncTimer.unref();
+  }
+
+  private cancelSync(): void {
+    if (this.syncTimer) clearTimeout(this.syncTimer);
+    this.syncTimer = undefined;
+  }
+
+  /** Syncs and closes the file. */
+  close(): void {
+    this.syncNow();
+    closeSync(this.fd);
+    this.fd = -1;
+  }
+
+  /** Size on disk now (for tests and list-dbs style reports). */
+  statSize(): number {
+    return fstatSync(this.fd).size;
+  }
+}
+
+function syncDir(dir: string): void {
+  if (!existsSync(dir)) return;
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -1,0 +1,525 @@
+// Executes one RFC 7047 `transact` request against a Database: the ten
+// operations (section 5.2) on a private overlay of touched rows, then the
+// commit checks — strong references, garbage collection of unreferenced
+// non-root rows, removal of dangling weak references, cardinality, maxRows
+// and index uniqueness — and, if all pass, the list of row changes to apply.
+// Nothing is applied here: the caller (the server) applies the Commit,
+// stores it and notifies monitors, so a failed transaction leaves no trace.
+import { columnValue, indexKey, newUuid, refsOf, type Commit, type Database, type Row, type RowChange, type TableInfo } from './database.ts';
+import { checkDatum, datumEquals, datumToJson, isUuid, parseDatum, type Datum } from './datum.ts';
+import {
+  AbortedError,
+  ConstraintViolationError,
+  DuplicateUuidNameError,
+  NotOwnerError,
+  NotSupportedError,
+  OvsdbError,
+  OvsdbSyntaxError,
+  ReferentialIntegrityError,
+  TimedOutError,
+  toErrorJson,
+} from './errors.ts';
+import { lookupColumn, matchesAll, parseWhere, relaxed, uuidLookup, type Condition } from './condition.ts';
+import { applyMutation, parseMutation } from './mutation.ts';
+import type { TableSchema } from './schema.ts';
+
+/** What a transaction may ask of the session that sent it. */
+export interface TxnContext {
+  /** Whether the session owns the named lock (for `assert`). */
+  hasLock(name: string): boolean;
+  /** Current time in ms. */
+  now: number;
+  /** When the transaction was first tried: `wait` timeouts count from here. */
+  started: number;
+  /** Refuse any change (the `_Server` database). */
+  readOnly?: boolean;
+}
+
+/** The outcome of executing a transaction. */
+export type TxnOutcome =
+  /** Finished: `results` is the reply; `commit` is set when rows changed. */
+  | { kind: 'done'; results: unknown[]; commit?: Commit; durable: boolean }
+  /** A `wait` is not yet satisfied: retry after the next commit or at `deadline` (ms; Infinity for none). */
+  | { kind: 'blocked'; deadline: number };
+
+class Blocked {
+  constructor(readonly deadline: number) {}
+}
+
+interface SymbolEntry {
+  uuid: string;
+  created: boolean;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The JSON of a row for `select` and monitors: the listed columns (all, with `_uuid`/`_version`, by default). */
+export function rowToJson(row: Row, table: TableSchema, columns?: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (columns) {
+    for (const c of columns) out[c] = datumToJson(columnValue(row, c), table.columns.get(c)!.type);
+    return out;
+  }
+  out._uuid = ['uuid', row.uuid];
+  out._version = ['uuid', row.version];
+  for (const c of table.userColumns) out[c.name] = datumToJson(row.values.get(c.name)!, c.type);
+  return out;
+}
+
+/** Executes `ops` (the transact params after the database name). Never throws for bad input: errors go in the results. */
+export function executeTransaction(db: Database, ops: readonly unknown[], ctx: TxnContext): TxnOutcome {
+  const txn = new Transaction(db, ctx);
+  const results: unknown[] = new Array(ops.length).fill(null);
+  for (let i = 0; i < ops.length; i++) {
+    try {
+      results[i] = txn.execute(ops[i], i, ops.length);
+    } catch (err) {
+      if (err instanceof Blocked) return { kind: 'blocked', deadline: err.deadline };
+      if (!(err instanceof OvsdbError)) throw err;
+      results[i] = toErrorJson(err);
+      return { kind: 'done', results, durable: false };
+    }
+  }
+  let changes: RowChange[];
+  try {
+    changes = txn.finish();
+  } catch (err) {
+    if (!(err instanceof OvsdbError)) throw err;
+    results.push(toErrorJson(err));
+    return { kind: 'done', results, durable: false };
+  }
+  if (changes.length === 0) return { kind: 'done', results, durable: txn.durable };
+  const commit: Commit = { id: newUuid(), changes, comment: txn.comments.length ? txn.comments.join('\n') : undefined, durable: txn.durable, date: ctx.now };
+  return { kind: 'done', results, commit, durable: txn.durable };
+}
+
+class Transaction {
+  readonly comments: string[] = [];
+  durable = false;
+  private readonly db: Database;
+  private readonly ctx: TxnContext;
+  /** table → uuid → the row's state after this transaction (null: deleted). */
+  private readonly overlay = new Map<string, Map<string, Row | null>>();
+  private readonly symbols = new Map<string, SymbolEntry>();
+  private readonly resolve = (name: string): string => {
+    let s = this.symbols.get(name);
+    if (!s) {
+      // Forward references are allowed: the insert that names it may come later.
+      s = { uuid: newUuid(), created: false };
+      this.symbols.set(name, s);
+    }
+    return s.uuid;
+  };
+
+  constructor(db: Database, ctx: TxnContext) {
+    this.db = db;
+    this.ctx = ctx;
+  }
+
+  private tableOf(json: Record<string, unknown>, i: number, n: number): TableSchema {
+    const name = json.table;
+    const t = typeof name === 'string' ? this.db.schema.tables.get(name) : undefined;
+    if (!t) throw new OvsdbSyntaxError(`Parsing ovsdb operation ${i + 1} of ${n} failed: No table named ${String(name)}.`);
+    return t;
+  }
+
+  private info(t: TableSchema): TableInfo {
+    return this.db.info.get(t.name)!;
+  }
+
+  /** A row's state as this transaction sees it. */
+  private get(table: string, uuid: string): Row | undefined {
+    const o = this.overlay.get(table);
+    if (o && o.has(uuid)) return o.get(uuid) ?? undefined;
+    return this.db.table(table)!.get(uuid);
+  }
+
+  private put(table: string, uuid: string, row: Row | null): void {
+    let o = this.overlay.get(table);
+    if (!o) this.overlay.set(table, (o = new Map()));
+    o.set(uuid, row);
+  }
+
+  /** Rows of `t` matching every condition, in this transaction's view. */
+  private scan(t: TableSchema, where: readonly Condition[]): Row[] {
+    const out: Row[] = [];
+    const pinned = uuidLookup(where);
+    if (pinned !== undefined) {
+      const r = this.get(t.name, pinned);
+      if (r && matchesAll(r, where)) out.push(r);
+      return out;
+    }
+    const o = this.overlay.get(t.name);
+    for (const [u, r] of this.db.table(t.name)!) {
+      if (o && o.has(u)) continue;
+      if (matchesAll(r, where)) out.push(r);
+    }
+    if (o) for (const r of o.values()) if (r && matchesAll(r, where)) out.push(r);
+    return out;
+  }
+
+  private parseRow(t: TableSchema, json: unknown, forUpdate: boolean): Map<string, Datum> {
+    if (!isObject(json)) throw new OvsdbSyntaxError('"row" must be a JSON object');
+    const values = new Map<string, Datum>();
+    for (const [name, value] of Object.entries(json)) {
+      const col = lookupColumn(t, name);
+      if (name.startsWith('_') || (forUpdate && !col.mutable)) {
+        throw new ConstraintViolationError(`Cannot ${forUpdate ? 'update' : 'set'} immutable column ${name} in table ${t.name}.`);
+      }
+      const d = parseDatum(value, col.type, this.resolve);
+      checkDatum(d, col.type, `column ${name} of table ${t.name}`);
+      values.set(name, d);
+    }
+    return values;
+  }
+
+  execute(json: unknown, i: number, n: number): unknown {
+    if (!isObject(json)) throw new OvsdbSyntaxError(`Parsing ovsdb operation ${i + 1} of ${n} failed: operation is not a JSON object.`);
+    switch (json.op) {
+      case 'insert':
+        return this.insert(json, i, n);
+      case 'select':
+        return this.select(json, i, n);
+      case 'update':
+        return this.update(json, i, n);
+      case 'mutate':
+        return this.mutate(json, i, n);
+      case 'delete':
+        return this.delete(json, i, n);
+      case 'wait':
+        return this.wait(json, i, n);
+      case 'commit':
+        if (typeof json.durable !== 'boolean') throw new OvsdbSyntaxError('"commit" needs a boolean "durable"');
+        this.durable ||= json.durable;
+        return {};
+      case 'abort':
+        throw new AbortedError();
+      case 'comment':
+        if (typeof json.comment !== 'string') throw new OvsdbSyntaxError('"comment" needs a string "comment"');
+        this.comments.push(json.comment);
+        return {};
+      case 'assert':
+        if (typeof json.lock !== 'string') throw new OvsdbSyntaxError('"assert" needs a string "lock"');
+        if (!this.ctx.hasLock(json.lock)) throw new NotOwnerError(json.lock);
+        return {};
+      default:
+        throw new OvsdbSyntaxError(`Parsing ovsdb operation ${i + 1} of ${n} failed: No operation ${JSON.stringify(json.op)}`);
+    }
+  }
+
+  private insert(json: Record<string, unknown>, i: number, n: number): unknown {
+    const t = this.tableOf(json, i, n);
+    let uuid: string;
+    if (json.uuid !== undefined) {
+      if (!isUuid(json.uuid)) throw new OvsdbSyntaxError(`"uuid" ${JSON.stringify(json.uuid)} is not a UUID`);
+      uuid = json.uuid.toLowerCase();
+    } else {
+      uuid = newUuid();
+    }
+    const name = json['uuid-name'];
+    if (name !== undefined) {
+      if (typeof name !== 'string') throw new OvsdbSyntaxError('"uuid-name" must be a string');
+      const s = this.symbols.get(name);
+      if (s?.created) throw new DuplicateUuidNameError(name);
+      if (s && json.uuid !== undefined && s.uuid !== uuid) {
+        throw new OvsdbSyntaxError(`uuid-name "${name}" was referenced before this insert, which then chose another uuid`);
+      }
+      if (s) uuid = s.uuid;
+      this.symbols.set(name, { uuid, created: true });
+    }
+    for (const table of this.db.tables.values()) {
+      if (table.has(uuid)) throw new ConstraintViolationError(`Cannot insert row with UUID ${uuid}: a row with that UUID already exists.`);
+    }
+    for (const o of this.overlay.values()) {
+      if (o.has(uuid)) throw new ConstraintViolationError(`Cannot insert row with UUID ${uuid}: a row with that UUID already exists.`);
+    }
+    const values = new Map(this.info(t).defaults);
+    for (const [c, d] of this.parseRow(t, json.row ?? {}, false)) values.set(c, d);
+    this.put(t.name, uuid, { uuid, version: newUuid(), values });
+    return { uuid: ['uuid', uuid] };
+  }
+
+  private select(json: Record<string, unknown>, i: number, n: number): unknown {
+    const t = this.tableOf(json, i, n);
+    const where = parseWhere(t, json.where, this.resolve);
+    const columns = this.columnList(t, json.columns);
+    return { rows: this.scan(t, where).map((r) => rowToJson(r, t, columns)) };
+  }
+
+  private columnList(t: TableSchema, json: unknown): string[] | undefined {
+    if (json === undefined) return undefined;
+    if (!Array.isArray(json)) throw new OvsdbSyntaxError('"columns" must be an array of column names');
+    return json.map((c) => lookupColumn(t, c).name);
+  }
+
+  private update(json: Record<string, unknown>, i: number, n: number): unknown {
+    const t = this.tableOf(json, i, n);
+    const where = parseWhere(t, json.where, this.resolve);
+    const changes = this.parseRow(t, json.row, true);
+    const rows = this.scan(t, where);
+    for (const r of rows) {
+      let values: Map<string, Datum> | undefined;
+      for (const [c, d] of changes) {
+        if (datumEquals(r.values.get(c)!, d)) continue;
+        values ??= new Map(r.values);
+        values.set(c, d);
+      }
+      if (values) this.put(t.name, r.uuid, { uuid: r.uuid, version: newUuid(), values });
+    }
+    return { count: rows.length };
+  }
+
+  private mutate(json: Record<string, unknown>, i: number, n: number): unknown {
+    const t = this.tableOf(json, i, n);
+    const where = parseWhere(t, json.where, this.resolve);
+    if (!Array.isArray(json.mutations)) throw new OvsdbSyntaxError('"mutations" must be an array');
+    const mutations = json.mutations.map((m) => parseMutation(t, m, this.resolve));
+    const rows = this.scan(t, where);
+    for (const r of rows) {
+      const values = new Map(r.values);
+      for (const m of mutations) {
+        const d = applyMutation(values.get(m.column.name)!, m);
+        checkDatum(d, m.column.type, `column ${m.column.name} of table ${t.name} after "${m.mutator}"`);
+        values.set(m.column.name, d);
+      }
+      this.put(t.name, r.uuid, { uuid: r.uuid, version: newUuid(), values });
+    }
+    return { count: rows.length };
+  }
+
+  private delete(json: Record<string, unknown>, i: number, n: number): unknown {
+    const t = this.tableOf(json, i, n);
+    const where = parseWhere(t, json.where, this.resolve);
+    const rows = this.scan(t, where);
+    for (const r of rows) this.put(t.name, r.uuid, null);
+    return { count: rows.length };
+  }
+
+  private wait(json: Record<string, unknown>, i: number, n: number): unknown {
+    const t = this.tableOf(json, i, n);
+    const where = parseWhere(t, json.where, this.resolve);
+    const columns = this.columnList(t, json.columns) ?? [...t.columns.keys()];
+    const until = json.until;
+    if (until !== '==' && until !== '!=') throw new OvsdbSyntaxError('"until" must be "==" or "!="');
+    if (!Array.isArray(json.rows)) throw new OvsdbSyntaxError('"rows" must be an array of rows');
+    const timeout = json.timeout;
+    if (timeout !== undefined && (typeof timeout !== 'number' || timeout < 0)) throw new OvsdbSyntaxError('"timeout" must be a non-negative number');
+    const key = (get: (c: string) => Datum): string => columns.map((c) => JSON.stringify(get(c))).join('|');
+    const expected = json.rows.map((rj) => {
+      if (!isObject(rj)) throw new OvsdbSyntaxError('each of "rows" must be a JSON object');
+      const vals = new Map<string, Datum>();
+      for (const [c, v] of Object.entries(rj)) {
+        if (!columns.includes(c)) throw new OvsdbSyntaxError(`wait row names column ${c}, which is not in "columns"`);
+        vals.set(c, parseDatum(v, relaxed(lookupColumn(t, c).type), this.resolve));
+      }
+      return key((c) => vals.get(c) ?? { keys: [] });
+    });
+    const actual = this.scan(t, where).map((r) => key((c) => columnValue(r, c)));
+    expected.sort();
+    actual.sort();
+    const equal = expected.length === actual.length && expected.every((k, j) => k === actual[j]);
+    if (equal === (until === '==')) return {};
+    const limit = timeout === undefined ? Infinity : this.ctx.started + (timeout as number);
+    if (this.ctx.now >= limit) throw new TimedOutError('"where" clause test failed');
+    throw new Blocked(limit);
+  }
+
+  /** Runs the commit checks and returns the row changes; throws the RFC error that aborts the transaction. */
+  finish(): RowChange[] {
+    if (this.overlay.size === 0) return [];
+    if (this.ctx.readOnly) throw new NotSupportedError(`database ${this.db.name} is read-only`);
+    const delta = new Map<string, number>();
+    const bump = (info: TableInfo, row: Row, by: number): void => {
+      for (const ref of info.refColumns) {
+        if (!ref.strong) continue;
+        for (const u of refsOf(row, ref)) delta.set(u, (delta.get(u) ?? 0) + by);
+      }
+    };
+    for (const [tname, o] of this.overlay) {
+      const info = this.db.info.get(tname)!;
+      const base = this.db.table(tname)!;
+      for (const [u, r] of o) {
+        const old = base.get(u);
+        if (old) bump(info, old, -1);
+        if (r) bump(info, r, 1);
+      }
+    }
+    const count = (u: string): number => this.db.strongRefCount(u) + (delta.get(u) ?? 0);
+
+    this.checkStrongRefs(count);
+    this.collectGarbage(count, bump);
+    this.removeDanglingWeakRefs();
+
+    const changes: RowChange[] = [];
+    for (const [tname, o] of this.overlay) {
+      const info = this.db.info.get(tname)!;
+      const base = this.db.table(tname)!;
+      let net = 0;
+      for (const [u, r] of o) {
+        const old = base.get(u) ?? null;
+        if (!old && !r) continue;
+        if (old && r && sameValues(old, r)) continue;
+        if (!old) net++;
+        if (!r) net--;
+        changes.push({ table: info.schema, uuid: u, old, new: r });
+      }
+      const rows = base.size + net;
+      if (rows > info.schema.maxRows) {
+        throw new ConstraintViolationError(`transaction causes "${tname}" table to contain ${rows} rows, greater than the schema-defined limit of ${info.schema.maxRows} row(s)`);
+      }
+    }
+    this.checkIndexes(changes);
+    return changes;
+  }
+
+  private checkStrongRefs(count: (u: string) => number): void {
+    for (const [tname, o] of this.overlay) {
+      const info = this.db.info.get(tname)!;
+      const base = this.db.table(tname)!;
+      for (const [u, r] of o) {
+        if (r) {
+          for (const ref of info.refColumns) {
+            if (!ref.strong) continue;
+            for (const target of refsOf(r, ref)) {
+              if (!this.get(ref.refTable, target)) {
+                throw new ReferentialIntegrityError(`Table ${tname} column ${ref.column.name} row ${u} references nonexistent row ${target} in table ${ref.refTable}.`);
+              }
+            }
+          }
+        } else if (base.has(u)) {
+          const n = count(u);
+          if (n > 0) throw new ReferentialIntegrityError(`cannot delete ${tname} row ${u} because of ${n} remaining reference(s)`);
+        }
+      }
+    }
+  }
+
+  /** Deletes non-root rows left with no strong reference (inserted unreferenced, or orphaned by this transaction). */
+  private collectGarbage(count: (u: string) => number, bump: (info: TableInfo, row: Row, by: number) => void): void {
+    const queue: Array<[string, string]> = [];
+    for (const [tname, o] of this.overlay) {
+      if (this.db.info.get(tname)!.isRoot) continue;
+      for (const [u, r] of o) if (r) queue.push([tname, u]);
+    }
+    // Rows whose count fell: find them through the reference columns of changed rows.
+    for (const [tname, o] of this.overlay) {
+      const info = this.db.info.get(tname)!;
+      const base = this.db.table(tname)!;
+      for (const u of o.keys()) {
+        const old = base.get(u);
+        if (!old) continue;
+        for (const ref of info.refColumns) {
+          if (ref.strong && !this.db.info.get(ref.refTable)!.isRoot) for (const target of refsOf(old, ref)) queue.push([ref.refTable, target]);
+        }
+      }
+    }
+    while (queue.length > 0) {
+      const [tname, u] = queue.pop()!;
+      const r = this.get(tname, u);
+      if (!r || count(u) > 0) continue;
+      const info = this.db.info.get(tname)!;
+      this.put(tname, u, null);
+      bump(info, r, -1);
+      for (const ref of info.refColumns) {
+        if (ref.strong && !this.db.info.get(ref.refTable)!.isRoot) for (const target of refsOf(r, ref)) queue.push([ref.refTable, target]);
+      }
+    }
+  }
+
+  private removeDanglingWeakRefs(): void {
+    // Rows to examine: rows this transaction wrote, and rows elsewhere that point at rows it deleted.
+    const deletedBy = new Map<string, Set<string>>();
+    for (const [tname, o] of this.overlay) {
+      const base = this.db.table(tname)!;
+      for (const [u, r] of o) {
+        if (!r && base.has(u)) {
+          let s = deletedBy.get(tname);
+          if (!s) deletedBy.set(tname, (s = new Set()));
+          s.add(u);
+        }
+      }
+    }
+    const examine = new Map<string, Set<string>>();
+    const add = (t: string, u: string): void => {
+      let s = examine.get(t);
+      if (!s) examine.set(t, (s = new Set()));
+      s.add(u);
+    };
+    for (const [tname, o] of this.overlay) {
+      if (!this.db.info.get(tname)!.refColumns.some((r) => !r.strong)) continue;
+      for (const [u, r] of o) if (r) add(tname, u);
+    }
+    for (const [target, deleted] of deletedBy) {
+      for (const referrer of this.db.referrers.get(target) ?? []) {
+        const weak = this.db.info.get(referrer)!.refColumns.filter((r) => !r.strong && r.refTable === target);
+        if (weak.length === 0) continue;
+        for (const r of this.db.table(referrer)!.values()) {
+          if (weak.some((ref) => refsOf(r, ref).some((x) => deleted.has(x)))) add(referrer, r.uuid);
+        }
+      }
+    }
+    for (const [tname, uuids] of examine) {
+      const info = this.db.info.get(tname)!;
+      for (const u of uuids) {
+        const r = this.get(tname, u);
+        if (!r) continue;
+        let values: Map<string, Datum> | undefined;
+        for (const ref of info.refColumns) {
+          if (ref.strong) continue;
+          const d = (values ?? r.values).get(ref.column.name)!;
+          const side = ref.side === 'key' ? d.keys : d.values!;
+          const keep: number[] = [];
+          for (let k = 0; k < side.length; k++) if (this.get(ref.refTable, side[k] as string)) keep.push(k);
+          if (keep.length === side.length) continue;
+          const nd: Datum = d.values ? { keys: keep.map((k) => d.keys[k]), values: keep.map((k) => d.values![k]) } : { keys: keep.map((k) => d.keys[k]) };
+          if (nd.keys.length < ref.column.type.min) {
+            throw new ConstraintViolationError(`Deleting rows referenced weakly by column ${ref.column.name} of ${tname} row ${u} leaves it with fewer than ${ref.column.type.min} value(s).`);
+          }
+          values ??= new Map(r.values);
+          values.set(ref.column.name, nd);
+        }
+        if (values) this.put(tname, u, { uuid: u, version: newUuid(), values });
+      }
+    }
+  }
+
+  private checkIndexes(changes: readonly RowChange[]): void {
+    const byTable = new Map<string, RowChange[]>();
+    for (const ch of changes) {
+      if (ch.table.indexes.length === 0) continue;
+      const list = byTable.get(ch.table.name) ?? [];
+      list.push(ch);
+      byTable.set(ch.table.name, list);
+    }
+    for (const [tname, list] of byTable) {
+      const t = list[0].table;
+      t.indexes.forEach((cols, i) => {
+        const seen = new Map<string, string>();
+        for (const ch of list) {
+          if (!ch.new) continue;
+          const k = indexKey(ch.new, cols);
+          let other = seen.get(k);
+          if (other === undefined) {
+            // The committed holder conflicts only if it still has this key after the transaction.
+            const h = this.db.indexHolder(tname, i, k);
+            const hr = h !== undefined && h !== ch.uuid ? this.get(tname, h) : undefined;
+            if (hr && indexKey(hr, cols) === k) other = h;
+          }
+          if (other !== undefined && other !== ch.uuid) {
+            const shown = cols.map((c) => JSON.stringify(datumToJson(columnValue(ch.new!, c), t.columns.get(c)!.type))).join(', ');
+            throw new ConstraintViolationError(`Transaction causes multiple rows in "${tname}" table to have identical values (${shown}) for index on column${cols.length > 1 ? 's' : ''} ${cols.map((c) => `"${c}"`).join(', ')}: rows ${other} and ${ch.uuid}.`);
+          }
+          seen.set(k, ch.uuid);
+        }
+      });
+    }
+  }
+}
+
+function sameValues(a: Row, b: Row): boolean {
+  if (a.values === b.values) return true;
+  for (const [c, d] of a.values) if (!datumEquals(d, b.values.get(c)!)) return false;
+  return true;
+}
