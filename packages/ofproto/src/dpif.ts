@@ -1,0 +1,352 @@
+// The Dpif interface: ofproto's only view of the datapath, and the vocabulary
+// xlate speaks to it — datapath actions and megaflows (key + mask) in the
+// datapath's own field terms. The field names of `DpFlowKey` are those of the
+// Rust `FlowKey` (crates/datapath/src/key.rs), one to one, with the same
+// conventions: ARP's opcode in nw_proto and SPA/TPA in nw_src/nw_dst, ICMP
+// type/code in tp_src/tp_dst, ND SLL/TLL in arp_sha/arp_tha, vlan_tci with
+// 0x1000 set when tagged, host-order numbers. MACs are 48-bit numbers and
+// 128-bit addresses are bigints; the owner encodes them into the binary key.
+//
+// This module also prints actions and megaflows in OVS's syntax
+// (`push_vlan(vid=10,pcp=0),2`, `recirc_id=0,eth,ip,in_port=1,nw_frag=no`),
+// which scripts and test suites read from `ofproto/trace`.
+
+/** A datapath flow key (or, read as a mask, which bits of a key matter). */
+export interface DpFlowKey {
+  in_port: number;
+  recirc_id: number;
+  eth_dst: number;
+  eth_type: number;
+  eth_src: number;
+  vlan_tci: number;
+  vlan_tpid: number;
+  cvlan_tci: number;
+  nw_proto: number;
+  nw_tos: number;
+  nw_ttl: number;
+  nw_frag: number;
+  tp_src: number;
+  tp_dst: number;
+  tcp_flags: number;
+  nw_src: number;
+  nw_dst: number;
+  ipv6_src: bigint;
+  ipv6_dst: bigint;
+  nd_target: bigint;
+  ipv6_label: number;
+  arp_sha: number;
+  arp_tha: number;
+}
+
+/** An all-zero key (as a mask: everything wildcarded). */
+export function newDpFlowKey(): DpFlowKey {
+  return {
+    in_port: 0, recirc_id: 0, eth_dst: 0, eth_type: 0, eth_src: 0, vlan_tci: 0, vlan_tpid: 0, cvlan_tci: 0,
+    nw_proto: 0, nw_tos: 0, nw_ttl: 0, nw_frag: 0, tp_src: 0, tp_dst: 0, tcp_flags: 0, nw_src: 0, nw_dst: 0,
+    ipv6_src: 0n, ipv6_dst: 0n, nd_target: 0n, ipv6_label: 0, arp_sha: 0, arp_tha: 0,
+  };
+}
+
+/** A cached decision: packets whose key equals `key` under `mask` get `actions`. */
+export interface Megaflow {
+  readonly key: DpFlowKey;
+  readonly mask: DpFlowKey;
+}
+
+/** The header a `set` action rewrites (decides how it is printed and checksummed). */
+export type DpSetHeader = 'eth' | 'ipv4' | 'ipv6' | 'tcp' | 'udp' | 'sctp' | 'icmp' | 'icmpv6' | 'arp' | 'nd';
+
+/** A `DpFlowKey` field a `set` action may rewrite. */
+export type DpSetField =
+  | 'eth_src' | 'eth_dst' | 'nw_src' | 'nw_dst' | 'nw_tos' | 'nw_ttl' | 'nw_proto'
+  | 'ipv6_src' | 'ipv6_dst' | 'ipv6_label' | 'tp_src' | 'tp_dst' | 'arp_sha' | 'arp_tha' | 'nd_target';
+
+/** What a controller-bound `userspace` action carries back up with the packet. */
+export interface ControllerCookie {
+  /** OpenFlow packet-in reason: 0 no_match, 1 action, 2 invalid_ttl. */
+  readonly reason: number;
+  readonly maxLen: number;
+  readonly ruleCookie: bigint;
+  readonly controllerId: number;
+  /** OpenFlow table of the rule that sent it. */
+  readonly tableId: number;
+}
+
+/** One datapath action. An empty list means drop. */
+export type DpAction =
+  /** Send the packet out of datapath port `port`. */
+  | { readonly type: 'output'; readonly port: number }
+  /** Push a VLAN header; `tci` includes the 0x1000 present bit. */
+  | { readonly type: 'push_vlan'; readonly tpid: number; readonly tci: number }
+  | { readonly type: 'pop_vlan' }
+  /** Masked rewrite of one key field (value has no bits outside mask). */
+  | { readonly type: 'set'; readonly header: DpSetHeader; readonly field: DpSetField; readonly value: number | bigint; readonly mask: number | bigint }
+  /** Send the packet to userspace; `cookie` indexes the owner's controller metadata. */
+  | { readonly type: 'userspace'; readonly controller: ControllerCookie }
+  /** Truncate the packet to `maxLen` bytes for the following outputs. */
+  | { readonly type: 'truncate'; readonly maxLen: number };
+
+/** One megaflow to install with its actions. */
+export interface DpFlowPut {
+  readonly megaflow: Megaflow;
+  readonly actions: readonly DpAction[];
+}
+
+/** Per-megaflow statistics the datapath reports back. */
+export interface DpFlowStats {
+  readonly packets: number;
+  readonly bytes: number;
+  /** Clock time (ms) of the last packet, 0 if none. */
+  readonly usedAt: number;
+}
+
+/**
+ * The datapath as ofproto sees it. Ports are numbered in two spaces: the
+ * OpenFlow port of the bridge and the datapath port of the switch (OVS keeps
+ * them apart too; the LOCAL port is OpenFlow 0xfffe). ofproto calls only the
+ * port mapping during xlate; the owner (vswitchd) drives the flow operations,
+ * in batches, from its upcall and revalidation loops.
+ */
+export interface Dpif {
+  /** The datapath port behind an OpenFlow port, or undefined when it has none. */
+  odpPort(ofport: number): number | undefined;
+  /** The OpenFlow port of a datapath port, or undefined when unknown. */
+  ofPort(odpPort: number): number | undefined;
+  /** Installs or replaces megaflows. May be null for a datapath without a cache (tests, trace). */
+  flowPut?(flows: readonly DpFlowPut[]): void;
+  /** Removes megaflows (rule changes, MAC moves, aging). May be null. */
+  flowDel?(megaflows: readonly Megaflow[]): void;
+  /** Executes actions on one packet (the one that caused an upcall). May be null. */
+  execute?(packet: Uint8Array, actions: readonly DpAction[]): void;
+}
+
+/** A Dpif whose datapath ports are the OpenFlow port numbers (LOCAL becomes `localPort`). */
+export function identityDpif(localPort = 0): Dpif {
+  const LOCAL = 0xfffe;
+  return {
+    odpPort: (p) => (p === LOCAL ? localPort : p < 0xff00 ? p : undefined),
+    ofPort: (p) => (p === localPort ? LOCAL : p),
+  };
+}
+
+// ---------------------------------------------------------------- printing
+
+export function formatMac(mac: number): string {
+  return mac.toString(16).padStart(12, '0').replace(/(..)(?!$)/g, '$1:');
+}
+
+export function formatIpv4(v: number): string {
+  return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
+}
+
+/** RFC 5952 text of a 128-bit address. */
+export function formatIpv6(v: bigint): string {
+  const g: number[] = [];
+  for (let i = 7; i >= 0; i--) g.push(Number((v >> BigInt(i * 16)) & 0xffffn));
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (g[i] !== 0) { i++; continue; }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) { best = i; bestLen = j - i; }
+    i = j;
+  }
+  const hex = g.map((x) => x.toString(16));
+  if (best < 0) return hex.join(':');
+  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+}
+
+function hex(v: number | bigint): string {
+  return `0x${v.toString(16)}`;
+}
+
+const SET_FIELD_NAMES: Record<DpSetHeader, Partial<Record<DpSetField, string>>> = {
+  eth: { eth_src: 'src', eth_dst: 'dst' },
+  ipv4: { nw_src: 'src', nw_dst: 'dst', nw_proto: 'proto', nw_tos: 'tos', nw_ttl: 'ttl' },
+  ipv6: { ipv6_src: 'src', ipv6_dst: 'dst', ipv6_label: 'label', nw_proto: 'proto', nw_tos: 'tclass', nw_ttl: 'hlimit' },
+  tcp: { tp_src: 'src', tp_dst: 'dst' },
+  udp: { tp_src: 'src', tp_dst: 'dst' },
+  sctp: { tp_src: 'src', tp_dst: 'dst' },
+  icmp: { tp_src: 'type', tp_dst: 'code' },
+  icmpv6: { tp_src: 'type', tp_dst: 'code' },
+  arp: { nw_src: 'sip', nw_dst: 'tip', nw_proto: 'op', arp_sha: 'sha', arp_tha: 'tha' },
+  nd: { nd_target: 'target', arp_sha: 'sll', arp_tha: 'tll' },
+};
+
+const FULL: Record<DpSetField, number | bigint> = {
+  eth_src: 0xffffffffffff, eth_dst: 0xffffffffffff, nw_src: 0xffffffff, nw_dst: 0xffffffff, nw_tos: 0xff,
+  nw_ttl: 0xff, nw_proto: 0xff, ipv6_src: (1n << 128n) - 1n, ipv6_dst: (1n << 128n) - 1n, ipv6_label: 0xfffff,
+  tp_src: 0xffff, tp_dst: 0xffff, arp_sha: 0xffffffffffff, arp_tha: 0xffffffffffff, nd_target: (1n << 128n) - 1n,
+};
+
+function formatSetValue(field: DpSetField, v: number | bigint): string {
+  switch (field) {
+    case 'eth_src': case 'eth_dst': case 'arp_sha': case 'arp_tha':
+      return formatMac(Number(v));
+    case 'nw_src': case 'nw_dst':
+      return formatIpv4(Number(v));
+    case 'ipv6_src': case 'ipv6_dst': case 'nd_target':
+      return formatIpv6(BigInt(v));
+    case 'ipv6_label': case 'nw_tos':
+      return hex(v);
+    default:
+      return String(v);
+  }
+}
+
+/**
+ * Datapath actions in OVS's syntax: `drop` for none; consecutive `set`s of
+ * one header are merged into one `set(ipv4(dst=…,ttl=…))`, a partial mask is
+ * printed as `value/mask`.
+ */
+export function formatDpActions(actions: readonly DpAction[]): string {
+  if (actions.length === 0) return 'drop';
+  const out: string[] = [];
+  for (let i = 0; i < actions.length; i++) {
+    const a = actions[i];
+    switch (a.type) {
+      case 'output':
+        out.push(String(a.port));
+        break;
+      case 'push_vlan': {
+        const tpid = a.tpid === 0x8100 ? '' : `tpid=${hex(a.tpid)},`;
+        out.push(`push_vlan(${tpid}vid=${a.tci & 0xfff},pcp=${(a.tci >> 13) & 7})`);
+        break;
+      }
+      case 'pop_vlan':
+        out.push('pop_vlan');
+        break;
+      case 'truncate':
+        out.push(`trunc(${a.maxLen})`);
+        break;
+      case 'userspace': {
+        const c = a.controller;
+        out.push(
+          `userspace(pid=0,controller(reason=${c.reason},dont_send=0,continuation=0,recirc_id=0,` +
+            `rule_cookie=${hex(c.ruleCookie)},controller_id=${c.controllerId},max_len=${c.maxLen}))`,
+        );
+        break;
+      }
+      case 'set': {
+        const parts: string[] = [];
+        let j = i;
+        for (; j < actions.length; j++) {
+          const b = actions[j];
+          if (b.type !== 'set' || b.header !== a.header) break;
+          const name = SET_FIELD_NAMES[b.header][b.field] ?? b.field;
+          const full = b.mask === FULL[b.field];
+          parts.push(`${name}=${formatSetValue(b.field, b.value)}${full ? '' : `/${formatSetValue(b.field, b.mask)}`}`);
+        }
+        i = j - 1;
+        out.push(`set(${a.header}(${parts.join(',')}))`);
+        break;
+      }
+    }
+  }
+  return out.join(',');
+}
+
+const FRAG_NAMES: Record<number, string> = { 0: 'no', 1: 'first', 3: 'later' };
+
+/**
+ * A megaflow in OVS's syntax: `recirc_id=0,eth,ip,in_port=1,nw_dst=10.0.0.0/8,nw_frag=no`.
+ * Only fields with a nonzero mask are printed; the protocol shorthand
+ * (`ip`, `tcp6`, `arp`…) replaces dl_type (and nw_proto) when they are exact.
+ */
+export function formatMegaflow(m: Megaflow): string {
+  const { key: k, mask: w } = m;
+  const out: string[] = [];
+  if (w.recirc_id) out.push(`recirc_id=${maskedNum(k.recirc_id, w.recirc_id, 0xffffffff, false)}`);
+  out.push('eth');
+  const typeExact = w.eth_type === 0xffff;
+  const isIp = typeExact && (k.eth_type === 0x0800 || k.eth_type === 0x86dd);
+  const protoExact = isIp && w.nw_proto === 0xff;
+  const shorthand = typeExact ? protoShorthand(k.eth_type, protoExact ? k.nw_proto : -1) : null;
+  const protoShown = shorthand !== null && shorthand.usedProto;
+  if (shorthand) out.push(shorthand.name);
+  if (w.in_port) out.push(`in_port=${k.in_port}`);
+  if (w.vlan_tci) out.push(`vlan_tci=${maskedHex(k.vlan_tci, w.vlan_tci, 0xffff, 4)}`);
+  if (w.eth_src) out.push(`dl_src=${maskedMac(k.eth_src, w.eth_src)}`);
+  if (w.eth_dst) out.push(`dl_dst=${maskedMac(k.eth_dst, w.eth_dst)}`);
+  if (w.eth_type && !shorthand) out.push(`dl_type=0x${k.eth_type.toString(16).padStart(4, '0')}`);
+  const isArp = typeExact && (k.eth_type === 0x0806 || k.eth_type === 0x8035);
+  const isV6 = typeExact && k.eth_type === 0x86dd;
+  if (isV6) {
+    if (w.ipv6_src) out.push(`ipv6_src=${maskedV6(k.ipv6_src, w.ipv6_src)}`);
+    if (w.ipv6_dst) out.push(`ipv6_dst=${maskedV6(k.ipv6_dst, w.ipv6_dst)}`);
+    if (w.ipv6_label) out.push(`ipv6_label=${maskedHex(k.ipv6_label, w.ipv6_label, 0xfffff, 5)}`);
+  } else {
+    if (w.nw_src) out.push(`${isArp ? 'arp_spa' : 'nw_src'}=${maskedIp(k.nw_src, w.nw_src)}`);
+    if (w.nw_dst) out.push(`${isArp ? 'arp_tpa' : 'nw_dst'}=${maskedIp(k.nw_dst, w.nw_dst)}`);
+    if (isArp && w.nw_proto) out.push(`arp_op=${k.nw_proto}`);
+  }
+  if (!isArp && w.nw_proto && !protoShown) out.push(`nw_proto=${k.nw_proto}`);
+  if (!isArp) {
+    if (w.nw_tos & 0xfc) out.push(`nw_tos=${k.nw_tos & 0xfc}`);
+    if (w.nw_tos & 0x03) out.push(`nw_ecn=${k.nw_tos & 0x03}`);
+    if (w.nw_ttl) out.push(`nw_ttl=${k.nw_ttl}`);
+    if (w.nw_frag) out.push(`nw_frag=${formatFrag(k.nw_frag, w.nw_frag)}`);
+  }
+  if (isArp) {
+    if (w.arp_sha) out.push(`arp_sha=${maskedMac(k.arp_sha, w.arp_sha)}`);
+    if (w.arp_tha) out.push(`arp_tha=${maskedMac(k.arp_tha, w.arp_tha)}`);
+  }
+  const icmp = protoExact && (k.nw_proto === 1 || k.nw_proto === 58);
+  if (icmp) {
+    if (w.tp_src) out.push(`icmp_type=${k.tp_src}`);
+    if (w.tp_dst) out.push(`icmp_code=${k.tp_dst}`);
+    if (w.nd_target) out.push(`nd_target=${maskedV6(k.nd_target, w.nd_target)}`);
+    if (w.arp_sha) out.push(`nd_sll=${maskedMac(k.arp_sha, w.arp_sha)}`);
+    if (w.arp_tha) out.push(`nd_tll=${maskedMac(k.arp_tha, w.arp_tha)}`);
+  } else if (!isArp) {
+    if (w.tp_src) out.push(`tp_src=${maskedNum(k.tp_src, w.tp_src, 0xffff, true)}`);
+    if (w.tp_dst) out.push(`tp_dst=${maskedNum(k.tp_dst, w.tp_dst, 0xffff, true)}`);
+    if (w.tcp_flags) out.push(`tcp_flags=${maskedHex(k.tcp_flags, w.tcp_flags, 0xfff, 3)}`);
+  }
+  return out.join(',');
+}
+
+function protoShorthand(ethType: number, proto: number): { name: string; usedProto: boolean } | null {
+  const v4: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 132: 'sctp' };
+  const v6: Record<number, string> = { 58: 'icmp6', 6: 'tcp6', 17: 'udp6', 132: 'sctp6' };
+  if (ethType === 0x0800) return v4[proto] ? { name: v4[proto], usedProto: true } : { name: 'ip', usedProto: false };
+  if (ethType === 0x86dd) return v6[proto] ? { name: v6[proto], usedProto: true } : { name: 'ipv6', usedProto: false };
+  if (ethType === 0x0806) return { name: 'arp', usedProto: false };
+  if (ethType === 0x8035) return { name: 'rarp', usedProto: false };
+  return null;
+}
+
+function formatFrag(v: number, m: number): string {
+  if (m === 3) return FRAG_NAMES[v] ?? `0x${v.toString(16)}`;
+  if (m === 1) return v & 1 ? 'yes' : 'no';
+  return v & 2 ? 'later' : 'not_later';
+}
+
+function maskedNum(v: number, m: number, full: number, hexMask: boolean): string {
+  return m === full ? String(v) : `${hexMask ? hex(v) : v}/${hex(m)}`;
+}
+
+function maskedHex(v: number, m: number, full: number, width: number): string {
+  const h = (x: number) => `0x${x.toString(16).padStart(width, '0')}`;
+  return m === full ? h(v) : `${h(v)}/${h(m)}`;
+}
+
+function maskedMac(v: number, m: number): string {
+  return m === 0xffffffffffff ? formatMac(v) : `${formatMac(v)}/${formatMac(m)}`;
+}
+
+function maskedIp(v: number, m: number): string {
+  if (m === 0xffffffff) return formatIpv4(v);
+  const inv = ~m >>> 0;
+  if ((inv & (inv + 1)) === 0) return `${formatIpv4(v)}/${Math.clz32(inv)}`;
+  return `${formatIpv4(v)}/${formatIpv4(m)}`;
+}
+
+function maskedV6(v: bigint, m: bigint): string {
+  const full = (1n << 128n) - 1n;
+  if (m === full) return formatIpv6(v);
+  const inv = full ^ m;
+  if ((inv & (inv + 1n)) === 0n) return `${formatIpv6(v)}/${128 - inv.toString(2).length}`;
+  return `${formatIpv6(v)}/${formatIpv6(m)}`;
+}
