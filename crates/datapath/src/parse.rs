@@ -26,7 +26,8 @@
 //!   field is set). Hop-by-hop, routing, destination options, AH and fragment
 //!   headers are skipped; if one is truncated, only the addresses are kept. A
 //!   non-first fragment stops the walk with `nw_proto` 44 (the fragment
-//!   header). `nw_tos` holds the whole traffic class.
+//!   header); a first fragment sets `FRAG_ANY`; an atomic fragment (offset 0,
+//!   no M flag) is no fragment. `nw_tos` holds the whole traffic class.
 //! - ARP/RARP for Ethernet/IPv4 only: opcode in `nw_proto` (0 if > 255), SPA/TPA
 //!   in `nw_src`/`nw_dst`, SHA/THA in `arp_sha`/`arp_tha`.
 //! - TCP (a full header per its data offset), UDP (8 bytes), SCTP (12),
@@ -34,8 +35,9 @@
 //!   leaves the L4 fields zero. `tcp_flags` holds the 12 flag bits.
 //! - ND (ICMPv6 135/136, code 0): `nd_target`, and the source/target
 //!   link-layer address options (8 bytes long) into `arp_sha`/`arp_tha`. A
-//!   truncated message, a zero-length or overlong option or a repeated
-//!   address option makes all three zero.
+//!   zero-length or overlong option ends the option walk (fields found so far
+//!   kept); a truncated target or a repeated address option makes all three
+//!   zero. Both count as `NdInvalid`.
 
 use crate::key::{FlowKey, FRAG_ANY, FRAG_LATER};
 
@@ -305,11 +307,14 @@ fn ipv6(rest: &[u8], off: usize, key: &mut FlowKey, layers: &mut Layers) -> Resu
             IPPROTO_AH if ext.len() >= 8 => (ext[1] as usize + 2) * 4,
             IPPROTO_FRAGMENT if ext.len() >= 8 => {
                 let offlg = be16(ext, 2);
-                frag = FRAG_ANY;
                 if offlg & 0xfff8 != 0 {
                     // Later fragment: what follows is not a header.
-                    frag |= FRAG_LATER;
+                    frag = FRAG_ANY | FRAG_LATER;
                     break;
+                }
+                // An atomic fragment (offset 0, no M flag) is no fragment.
+                if offlg & 1 != 0 {
+                    frag = FRAG_ANY;
                 }
                 8
             }
@@ -376,24 +381,32 @@ fn l4(
     layers.l4 = off as u16;
     layers.l4_kind = kind;
     let is_nd = p[0] == ND_NEIGHBOR_SOLICIT || p[0] == ND_NEIGHBOR_ADVERT;
-    if kind == L4::Icmpv6 && p[1] == 0 && is_nd && nd(&p[8..], key).is_none() {
-        key.nd_target = [0; 16];
-        key.arp_sha = [0; 6];
-        key.arp_tha = [0; 6];
-        return Err(ParseError::NdInvalid);
+    if kind == L4::Icmpv6 && p[1] == 0 && is_nd {
+        return nd(&p[8..], key);
     }
     Ok(())
 }
 
 /// Target address and link-layer options of an NS/NA body (after the 8-byte
-/// ICMPv6 header). `None` when malformed; the caller clears the fields.
-fn nd(body: &[u8], key: &mut FlowKey) -> Option<()> {
-    key.nd_target.copy_from_slice(body.get(..16)?);
+/// ICMPv6 header). As in OVS, an option with a bad length ends the option
+/// walk keeping what was found, while a truncated target or a repeated
+/// address option voids all three ND fields.
+fn nd(body: &[u8], key: &mut FlowKey) -> Result<(), ParseError> {
+    let void = |key: &mut FlowKey| {
+        key.nd_target = [0; 16];
+        key.arp_sha = [0; 6];
+        key.arp_tha = [0; 6];
+        Err(ParseError::NdInvalid)
+    };
+    let Some(target) = body.get(..16) else {
+        return void(key);
+    };
+    key.nd_target.copy_from_slice(target);
     let mut opts = &body[16..];
     while opts.len() >= 8 {
         let len = opts[1] as usize * 8;
         if len == 0 || len > opts.len() {
-            return None;
+            return Err(ParseError::NdInvalid);
         }
         if len == 8 {
             let slot = match opts[0] {
@@ -402,16 +415,15 @@ fn nd(body: &[u8], key: &mut FlowKey) -> Option<()> {
                 _ => None,
             };
             if let Some(slot) = slot {
-                // A second address of the same kind makes the message bad.
                 if *slot != [0; 6] {
-                    return None;
+                    return void(key);
                 }
                 slot.copy_from_slice(&opts[2..8]);
             }
         }
         opts = &opts[len..];
     }
-    Some(())
+    Ok(())
 }
 
 #[cfg(test)]
