@@ -417,6 +417,7 @@ export class IdlTransaction {
   private readonly verified = new Map<string, { table: string; columns: Set<string> }>();
   private readonly comments: string[] = [];
   private incrementOf?: { table: string; uuid: string; column: string };
+  private localIncrement?: number;
 
   constructor(idl: Idl) {
     this.idl = idl;
@@ -450,11 +451,14 @@ export class IdlTransaction {
     return this.inserted.has(uuid);
   }
 
-  /** Inserts a row; returns it (its uuid is provisional until commit). */
-  insert(table: string, values: Record<string, Datum> = {}): IdlRow {
+  /**
+   * Inserts a row; returns it. Its uuid is provisional until commit: pass
+   * `uuid` when references to the row were written before it was inserted.
+   */
+  insert(table: string, values: Record<string, Datum> = {}, uuid: string = randomUUID()): IdlRow {
     const ts = this.tableSchema(table);
     for (const c of Object.keys(values)) this.columnType(ts, c);
-    const row = new IdlRow(ts, randomUUID(), new Map(Object.entries(values)));
+    const row = new IdlRow(ts, uuid, new Map(Object.entries(values)));
     this.inserted.set(row.uuid, row);
     return row;
   }
@@ -496,6 +500,13 @@ export class IdlTransaction {
 
   /** Adds 1 to an integer column on the server side; the new value is in the commit result. */
   increment(row: IdlRow, column: string): void {
+    const ins = this.inserted.get(row.uuid);
+    if (ins) {
+      // A row inserted here cannot be named in a mutate: set the value instead.
+      this.localIncrement = (ins.number(column) ?? 0) + 1;
+      this.set(ins, column, { keys: [this.localIncrement] });
+      return;
+    }
     this.incrementOf = { table: row.table, uuid: row.uuid, column };
   }
 
@@ -549,7 +560,7 @@ export class IdlTransaction {
     const results: OperationResult[] = await this.idl.client.transact(this.idl.db, ops);
     const inserted = new Map<string, string>();
     for (const [i, provisional] of insertIndex) inserted.set(provisional, ((results[i].uuid as unknown[])[1]) as string);
-    const result: CommitResult = { status: 'success', inserted };
+    const result: CommitResult = { status: 'success', inserted, incremented: this.localIncrement };
     if (selectIndex >= 0) {
       const rows = results[selectIndex].rows as Array<Record<string, unknown>>;
       if (rows.length === 0) throw new NoSuchRowError(this.incrementOf!.table, this.incrementOf!.uuid);

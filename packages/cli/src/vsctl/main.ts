@@ -1,0 +1,110 @@
+// nvs-vsctl's driver: parse the command line, connect, replicate the tables
+// the commands need, run every command inside one transaction (rerun when a
+// verified column changed or wait-until is not yet true), commit, then —
+// unless --no-wait — wait until nvs-vswitchd reports the new configuration
+// (Open_vSwitch.cur_cfg reaching the next_cfg this transaction bumped).
+// Output is printed only once all of that succeeded, as ovs-vsctl does.
+import { OvsdbClient, TransactionError } from '@nvs/ovsdb/src/client.ts';
+import { Idl, type IdlTables } from '@nvs/ovsdb/src/idl.ts';
+import { OvsdbError } from '@nvs/ovsdb/src/errors.ts';
+import { parseCommandLine, USAGE, type GlobalOptions } from './args.ts';
+import { checkCommand } from './commands.ts';
+import { findTable, Symbols, type Context } from './context.ts';
+import { VsctlError } from './errors.ts';
+
+const DB = 'Open_vSwitch';
+export const VERSION = '0.1.0';
+
+export interface VsctlIo {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  env: NodeJS.ProcessEnv;
+}
+
+/** Runs one nvs-vsctl invocation; resolves with the exit status. Never throws. */
+export async function runVsctl(argv: readonly string[], io: VsctlIo): Promise<number> {
+  let client: OvsdbClient | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const { global, commands } = parseCommandLine(argv, io.env);
+    if (global.help) {
+      io.stdout(USAGE);
+      return 0;
+    }
+    if (global.version) {
+      io.stdout(`nvs-vsctl (nvs) ${VERSION}\n`);
+      return 0;
+    }
+    const specs = commands.map(checkCommand);
+    const phase = { waitingFor: undefined as undefined | { next: number; cur: () => number } };
+    const work = async (): Promise<string> => {
+      client = await OvsdbClient.connect(global.db);
+      const schema = await client.getSchema(DB);
+      const tables: IdlTables = { [DB]: 'all' };
+      for (let i = 0; i < commands.length; i++) {
+        for (const t of specs[i].tables(commands[i], (name) => findTable(schema, name).name)) tables[t] = 'all';
+      }
+      const idl = await Idl.create(client, DB, tables, schema);
+      const { value: outputs, commit } = await idl.transact((txn) => {
+        const ovs = txn.first(DB) ?? txn.insert(DB);
+        const ctx: Context = { txn, schema, symbols: new Symbols(), style: global, ovs, out: [] };
+        const outputs: Context['out'][] = [];
+        for (let i = 0; i < commands.length; i++) {
+          ctx.out = [];
+          specs[i].run(ctx, commands[i]);
+          outputs.push(ctx.out);
+        }
+        ctx.symbols.checkAllDefined();
+        if (global.wait && !txn.isEmpty) txn.increment(txn.get(DB, ovs.uuid)!, 'next_cfg');
+        txn.comment(`nvs-vsctl: nvs-vsctl ${argv.join(' ')}`);
+        return outputs;
+      });
+      const real = (uuid: string): string => commit.inserted.get(uuid) ?? uuid;
+      const text = outputs.map((parts) => parts.map((p) => (typeof p === 'string' ? p : p(real))).join(''));
+      if (global.wait && commit.incremented !== undefined) {
+        const next = commit.incremented;
+        const cur = (): number => idl.first(DB)?.number('cur_cfg') ?? 0;
+        phase.waitingFor = { next, cur };
+        while (cur() < next) await idl.waitForChange();
+      }
+      return global.oneline ? text.map((t) => `${t.replace(/\n$/, '').replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}\n`).join('') : text.join('');
+    };
+    const out = global.timeout ? await withTimeout(work(), global, phase, (t) => (timer = t)) : await work();
+    io.stdout(out);
+    return 0;
+  } catch (err) {
+    const { message, code } = describe(err);
+    if (message) io.stderr(`nvs-vsctl: ${message}\n`);
+    return code;
+  } finally {
+    if (timer) clearTimeout(timer);
+    (client as OvsdbClient | undefined)?.close();
+  }
+}
+
+function withTimeout<T>(work: Promise<T>, global: GlobalOptions, phase: { waitingFor?: { next: number; cur: () => number } }, setTimer: (t: NodeJS.Timeout) => void): Promise<T> {
+  const timeout = new Promise<never>((_, reject) => {
+    setTimer(
+      setTimeout(() => {
+        const w = phase.waitingFor;
+        const message = w
+          ? `timed out after ${global.timeout} s waiting for nvs-vswitchd to apply the change (Open_vSwitch cur_cfg ${w.cur()}, next_cfg ${w.next}); the change is committed — is nvs-vswitchd running? (--no-wait skips this wait)`
+          : `timed out after ${global.timeout} s talking to the database at ${global.db}`;
+        reject(new VsctlError('VSCTL_TIMEOUT', message, 142));
+      }, global.timeout! * 1000),
+    );
+  });
+  return Promise.race([work, timeout]);
+}
+
+/** The message (without the program name) and exit status for anything thrown. */
+function describe(err: unknown): { message: string; code: number } {
+  if (err instanceof VsctlError) return { message: err.message, code: err.exitCode };
+  if (err instanceof TransactionError) {
+    // ovs-vsctl prints the server's error object as JSON.
+    const obj = err.details === undefined ? { error: err.rfcError } : { details: err.details, error: err.rfcError };
+    return { message: `transaction error: ${JSON.stringify(obj)}`, code: 1 };
+  }
+  if (err instanceof OvsdbError) return { message: err.message, code: 1 };
+  return { message: `internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`, code: 1 };
+}
