@@ -199,3 +199,150 @@ fn masked_hash(state: &RandomState, words: &[u8], mask: &FlowKey, key: &FlowKey)
     }
     h.finish()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::{overlaps, FlowStats};
+    use proptest::prelude::*;
+
+    /// A key from word values; few distinct values per word make matches likely.
+    fn key_from(words: &[u64]) -> FlowKey {
+        let mut k = FlowKey::default();
+        for (w, v) in k.words_mut().iter_mut().zip(words) {
+            *w = *v;
+        }
+        k
+    }
+
+    fn flow(key: &FlowKey, mask: &FlowKey, tag: u32) -> Arc<Megaflow> {
+        let actions = vec![crate::actions::Action::Output(tag)].into_boxed_slice();
+        Arc::new(Megaflow::new(
+            key,
+            mask,
+            actions,
+            Arc::new(FlowStats::default()),
+        ))
+    }
+
+    fn word() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            Just(0u64),
+            Just(1),
+            Just(0xff00),
+            Just(u64::MAX),
+            any::<u64>()
+        ]
+    }
+
+    fn mask_word() -> impl Strategy<Value = u64> {
+        prop_oneof![3 => Just(0u64), 1 => Just(u64::MAX), 1 => Just(0xffff), 1 => Just(0xff00_0000_0000_00ff)]
+    }
+
+    fn words() -> impl Strategy<Value = Vec<u64>> {
+        proptest::collection::vec(word(), FlowKey::WORDS)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// The classifier returns exactly what a linear scan over the
+        /// (non-overlapping) megaflows finds, before and after removals.
+        #[test]
+        fn agrees_with_linear_scan(
+            masks in proptest::collection::vec(proptest::collection::vec(mask_word(), FlowKey::WORDS), 1..8),
+            flows in proptest::collection::vec((any::<prop::sample::Index>(), words()), 1..120),
+            probes in proptest::collection::vec((any::<prop::sample::Index>(), words(), words()), 1..200),
+            removals in proptest::collection::vec(any::<prop::sample::Index>(), 0..40),
+        ) {
+            let masks: Vec<FlowKey> = masks.iter().map(|m| key_from(m)).collect();
+            let mut installed: Vec<Arc<Megaflow>> = Vec::new();
+            let mut cls = Classifier::new();
+            for (i, (mi, kw)) in flows.iter().enumerate() {
+                let f = flow(&key_from(kw), mi.get(&masks), i as u32);
+                // The slow path never installs overlapping megaflows: skip those.
+                if installed.iter().any(|g| overlaps(g, &f)) {
+                    continue;
+                }
+                prop_assert!(cls.insert(f.clone()).is_none());
+                installed.push(f);
+            }
+            prop_assert_eq!(cls.len(), installed.len());
+            let check = |cls: &mut Classifier, installed: &[Arc<Megaflow>]| -> Result<(), TestCaseError> {
+                for (fi, base, noise) in &probes {
+                    // Half the probes start from an installed flow's key with noise in its wildcarded bits.
+                    let key = if installed.is_empty() || noise[0] & 1 == 0 {
+                        key_from(base)
+                    } else {
+                        let f = fi.get(installed);
+                        let mut k = f.key;
+                        for ((w, m), n) in k.words_mut().iter_mut().zip(f.mask.words()).zip(noise) {
+                            *w |= n & !m;
+                        }
+                        k
+                    };
+                    let expect = installed.iter().find(|f| f.matches(&key));
+                    let got = cls.lookup(&key);
+                    prop_assert_eq!(got.map(Arc::as_ptr), expect.map(Arc::as_ptr));
+                }
+                Ok(())
+            };
+            check(&mut cls, &installed)?;
+            cls.rerank();
+            check(&mut cls, &installed)?;
+            for r in &removals {
+                if installed.is_empty() {
+                    break;
+                }
+                let i = r.index(installed.len());
+                let f = installed.swap_remove(i);
+                prop_assert!(cls.remove(&f));
+                prop_assert!(!cls.remove(&f));
+            }
+            prop_assert_eq!(cls.len(), installed.len());
+            check(&mut cls, &installed)?;
+        }
+    }
+
+    #[test]
+    fn insert_replaces_same_match_and_remove_spares_newer() {
+        let mut mask = FlowKey::default();
+        mask.eth_type = 0xffff;
+        let mut key = FlowKey::default();
+        key.eth_type = 0x0800;
+        let mut cls = Classifier::new();
+        let old = flow(&key, &mask, 1);
+        let new = flow(&key, &mask, 2);
+        assert!(cls.insert(old.clone()).is_none());
+        assert!(Arc::ptr_eq(&cls.insert(new.clone()).unwrap(), &old));
+        assert_eq!(cls.len(), 1);
+        // Removing the replaced flow must not remove its successor.
+        assert!(!cls.remove(&old));
+        let mut pkt = key;
+        pkt.tp_src = 80;
+        assert!(Arc::ptr_eq(cls.lookup(&pkt).unwrap(), &new));
+        assert!(cls.remove(&new));
+        assert!(cls.lookup(&pkt).is_none());
+        assert_eq!(cls.subtables(), 0);
+    }
+
+    #[test]
+    fn most_hit_subtable_is_probed_first() {
+        let mut cls = Classifier::new();
+        let mut m1 = FlowKey::default();
+        m1.eth_type = 0xffff;
+        let mut m2 = FlowKey::default();
+        m2.tp_dst = 0xffff;
+        let mut k1 = FlowKey::default();
+        k1.eth_type = 0x86dd;
+        let mut k2 = FlowKey::default();
+        k2.tp_dst = 53;
+        cls.insert(flow(&k1, &m1, 1));
+        cls.insert(flow(&k2, &m2, 2));
+        for _ in 0..10 {
+            assert!(cls.lookup(&k2).is_some());
+        }
+        cls.rerank();
+        assert_eq!(cls.subtables[0].mask, m2);
+    }
+}

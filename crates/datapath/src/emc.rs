@@ -103,3 +103,51 @@ impl Emc {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::FlowStats;
+
+    fn flow(key: &FlowKey) -> Arc<Megaflow> {
+        Arc::new(Megaflow::new(
+            key,
+            &FlowKey::default(),
+            Box::new([]),
+            Arc::new(FlowStats::default()),
+        ))
+    }
+
+    #[test]
+    fn hit_needs_the_exact_key() {
+        let mut emc = Emc::new(16);
+        let mut key = FlowKey::default();
+        key.tp_src = 1234;
+        let f = flow(&key);
+        let h = emc.hash(&key);
+        assert_eq!(emc.find(h, &key), None);
+        let slot = emc.insert(h, &key, &f);
+        assert_eq!(emc.find(h, &key), Some(slot));
+        assert!(Arc::ptr_eq(emc.flow_at(slot), &f));
+        let mut other = key;
+        other.tp_src = 1235;
+        // Same slot forced: a different key must not hit.
+        assert_eq!(emc.find(h, &other), None);
+    }
+
+    #[test]
+    fn dead_megaflow_is_a_miss() {
+        let mut emc = Emc::new(16);
+        let key = FlowKey {
+            in_port: 7,
+            ..FlowKey::default()
+        };
+        let f = flow(&key);
+        let h = emc.hash(&key);
+        emc.insert(h, &key, &f);
+        f.kill();
+        assert_eq!(emc.find(h, &key), None);
+        emc.clear();
+        assert_eq!(Arc::strong_count(&f), 1);
+    }
+}
