@@ -114,8 +114,23 @@ export class FlowTables {
     return out;
   }
 
-  /** Adds one rule outside a batch (the `learn` action). Returns the rule. */
+  /**
+   * Adds one rule outside a batch (the `learn` action). Re-learning an
+   * identical rule only refreshes its idle time, so that repeated upcalls do
+   * not churn the table and invalidate every megaflow that consulted it.
+   */
   learn(fm: FlowMod, now: number): Rule {
+    const old = this.tables[fm.table ?? 0].findExact(fm.match);
+    if (
+      old &&
+      old.cookie === fm.cookie &&
+      old.idleTimeout === fm.idleTimeout &&
+      old.hardTimeout === fm.hardTimeout &&
+      actionsKey(old.actions) === actionsKey(fm.actions)
+    ) {
+      if (now > old.usedAt) old.usedAt = now;
+      return old;
+    }
     const out: FlowModOutcome = { added: [], modified: [], removed: [] };
     this.applyOne(fm, now, [], out);
     return out.added[0] ?? out.modified[0];
@@ -356,4 +371,14 @@ export function outputsTo(actions: readonly Action[], port: number): boolean {
   return actions.some(
     (a) => (a.type === 'output' && a.port === port) || (a.type === 'controller' && port === OFPP.CONTROLLER),
   );
+}
+
+/** A comparable text of an action list (fields by name, bigints as text). */
+function actionsKey(actions: readonly Action[]): string {
+  return JSON.stringify(actions, (_k, v: unknown) => {
+    if (typeof v === 'bigint') return `${v}n`;
+    if (v instanceof Uint8Array) return [...v];
+    if (v && typeof v === 'object' && 'slot' in v && 'aliases' in v) return (v as unknown as { name: string }).name;
+    return v;
+  });
 }

@@ -1,0 +1,638 @@
+// xlate: translates one flow (a packet's fields and its OpenFlow in_port)
+// through the OpenFlow tables into datapath actions, and computes the
+// megaflow: the flow under the mask of every bit the translation consulted,
+// so that the datapath can reuse the actions for every packet that agrees on
+// those bits. Like OVS, field rewrites are kept pending in the working flow
+// and committed as `set`/`push_vlan`/`pop_vlan` actions just before each
+// output, so only the differences reach the datapath.
+//
+// The result also lists the rules hit (for stats), invalidation tags (the
+// tables and MAC entries the answer depended on), side effects (MACs learned,
+// rules learned, packets for the controller) and, on request, a trace.
+// With `sideEffects: false` (trace) nothing is learned or queued.
+
+import type { Action, ControllerAction, LearnAction } from './actions.ts';
+import { type BridgePort, inputVlan, outputTag, portInVlan } from './bridge-ports.ts';
+import type { ControllerCookie, DpAction, DpFlowKey, DpSetField, DpSetHeader, Dpif, Megaflow } from './dpif.ts';
+import { formatMac, newDpFlowKey } from './dpif.ts';
+import {
+  EthType, type Field, type FieldRange, type Flow, FLOW_WORDS, FRAG_LATER, IpProto, macAt, OFPP, readField, Slot, VLAN_CFI, writeField,
+} from './fields.ts';
+import type { FlowMod } from './flow-mod.ts';
+import { NO_FLAGS } from './flow-mod.ts';
+import { newMatch } from './match.ts';
+import { macTag, type MacLearningTable } from './mac-learning.ts';
+import type { FlowTables, Rule } from './tables.ts';
+
+/** Deepest resubmit/goto nesting, as in OVS. */
+export const MAX_DEPTH = 64;
+/** Most table lookups in one translation, as OVS's MAX_RESUBMITS. */
+export const MAX_RESUBMITS = 4096;
+
+/** What xlate reads from its bridge. */
+export interface XlateEnv {
+  readonly tables: FlowTables;
+  /** Ports by OpenFlow number, in flooding order. */
+  readonly ports: ReadonlyMap<number, BridgePort>;
+  readonly mac: MacLearningTable;
+  readonly dpif: Dpif;
+  /** Clock time (ms). */
+  readonly now: number;
+}
+
+export interface XlateOptions {
+  /** Learn MACs and rules, queue controller packets (false for trace). Default true. */
+  readonly sideEffects?: boolean;
+  /** Record a trace. Default false. */
+  readonly trace?: boolean;
+}
+
+/** A packet for the controller, produced by CONTROLLER or dec_ttl. */
+export interface ControllerEvent extends ControllerCookie {
+  readonly reasonName: 'no_match' | 'action' | 'invalid_ttl';
+}
+
+/** A MAC entry the translation learned or relied on (refreshed by `credit`). */
+export interface MacRef {
+  readonly vlan: number;
+  readonly mac: number;
+  readonly port: number;
+}
+
+/** One step of a trace. */
+export type TraceEvent =
+  | { readonly kind: 'table'; readonly table: number; readonly rule: Rule | null }
+  | { readonly kind: 'action'; readonly action: Action }
+  | { readonly kind: 'note'; readonly text: string };
+
+export interface XlateResult {
+  /** Datapath actions; empty means drop. */
+  readonly actions: DpAction[];
+  readonly megaflow: Megaflow;
+  /** Rules hit, in order (credit them with the packet's stats). */
+  readonly rules: Rule[];
+  /** Invalidation tags this result depends on: `table:<id>`, `mac:<vlan>:<mac>`, `ports`. */
+  readonly tags: Set<string>;
+  /** Source MACs NORMAL learned or confirmed (their age is refreshed by `credit`). */
+  readonly macs: MacRef[];
+  /** Rules the `learn` action installed or refreshed. */
+  readonly learned: Rule[];
+  readonly controller: ControllerEvent[];
+  /** The flow as the packet leaves (after all rewrites). */
+  readonly finalFlow: Flow;
+  /** Why translation failed (the packet is dropped), e.g. `Recursion too deep`; else null. */
+  readonly error: string | null;
+  readonly trace: TraceEvent[] | null;
+}
+
+/** Translates `flow` (its in_port an OpenFlow port) starting in table 0. */
+export function xlate(env: XlateEnv, flow: Flow, opts: XlateOptions = {}): XlateResult {
+  const ctx = new Ctx(env, flow, opts.sideEffects ?? true, opts.trace ?? false);
+  ctx.tags.add('ports');
+  ctx.lookupTable(0);
+  if (ctx.error) ctx.actions.length = 0;
+  return {
+    actions: ctx.actions,
+    megaflow: ctx.megaflow(),
+    rules: ctx.rules,
+    tags: ctx.tags,
+    macs: ctx.macs,
+    learned: ctx.learned,
+    controller: ctx.controller,
+    finalFlow: ctx.flow,
+    error: ctx.error,
+    trace: ctx.trace,
+  };
+}
+
+class Ctx {
+  readonly flow: Flow;
+  /** The packet as the datapath has it so far (rewrites committed). */
+  readonly base: Flow;
+  readonly input: Flow;
+  readonly wc: Flow = new Uint32Array(FLOW_WORDS);
+  readonly actions: DpAction[] = [];
+  readonly rules: Rule[] = [];
+  readonly tags = new Set<string>();
+  readonly macs: MacRef[] = [];
+  readonly learned: Rule[] = [];
+  readonly controller: ControllerEvent[] = [];
+  readonly trace: TraceEvent[] | null;
+  vlanTpid: number;
+  baseTpid: number;
+  depth = 0;
+  resubmits = 0;
+  error: string | null = null;
+  /** Set by dec_ttl's exception: stop the current action list. */
+  private stopList = false;
+  private rule: Rule | null = null;
+  private tableId = 0;
+
+  constructor(
+    private readonly env: XlateEnv,
+    flow: Flow,
+    private readonly sideEffects: boolean,
+    trace: boolean,
+  ) {
+    this.input = Uint32Array.from(flow);
+    this.flow = Uint32Array.from(flow);
+    this.base = Uint32Array.from(flow);
+    this.trace = trace ? [] : null;
+    this.vlanTpid = this.baseTpid = flow[Slot.VLAN_TCI] & VLAN_CFI ? EthType.VLAN : 0;
+  }
+
+  private note(text: string): void {
+    this.trace?.push({ kind: 'note', text });
+  }
+
+  lookupTable(table: number): void {
+    if (this.error) return;
+    if (this.depth >= MAX_DEPTH) {
+      this.note(`>>>> over max translation depth ${MAX_DEPTH} <<<<`);
+      this.error = 'Recursion too deep';
+      return;
+    }
+    if (++this.resubmits > MAX_RESUBMITS) {
+      this.note(`>>>> over ${MAX_RESUBMITS} resubmit actions on bridge <<<<`);
+      this.error = 'Too many resubmits';
+      return;
+    }
+    this.tags.add(`table:${table}`);
+    const rule = this.env.tables.table(table).lookup(this.flow, this.wc);
+    this.trace?.push({ kind: 'table', table, rule });
+    if (!rule) return;
+    this.rules.push(rule);
+    const savedRule = this.rule;
+    const savedTable = this.tableId;
+    this.rule = rule;
+    this.tableId = table;
+    this.depth++;
+    this.doActions(rule.actions);
+    this.depth--;
+    this.rule = savedRule;
+    this.tableId = savedTable;
+    this.stopList = false;
+  }
+
+  private doActions(actions: readonly Action[]): void {
+    for (const a of actions) {
+      if (this.error || this.stopList) return;
+      this.trace?.push({ kind: 'action', action: a });
+      this.doAction(a);
+    }
+  }
+
+  private doAction(a: Action): void {
+    const f = this.flow;
+    switch (a.type) {
+      case 'output':
+        return this.output(a.port, 0);
+      case 'output_reg': {
+        const port = Number(this.readRange(a.src));
+        this.note(`-> output port is ${port}`);
+        return this.output(port, a.maxLen);
+      }
+      case 'controller':
+        return this.toController(a, 'action');
+      case 'set_vlan_vid':
+      case 'set_vlan_pcp': {
+        this.wc[Slot.VLAN_TCI] |= 0xffff;
+        const tagged = (f[Slot.VLAN_TCI] & VLAN_CFI) !== 0;
+        if (!tagged && !a.pushIfNeeded) return;
+        if (!tagged) this.vlanTpid = EthType.VLAN;
+        const tci = f[Slot.VLAN_TCI] | VLAN_CFI;
+        f[Slot.VLAN_TCI] = a.type === 'set_vlan_vid' ? (tci & ~0x0fff) | (a.vid & 0x0fff) : (tci & ~0xe000) | ((a.pcp & 7) << 13);
+        return;
+      }
+      case 'pop_vlan':
+        this.wc[Slot.VLAN_TCI] |= 0xffff;
+        f[Slot.VLAN_TCI] = 0;
+        this.vlanTpid = 0;
+        return;
+      case 'push_vlan':
+        this.wc[Slot.VLAN_TCI] |= 0xffff;
+        if (f[Slot.VLAN_TCI] & VLAN_CFI) {
+          this.note('>> push_vlan on a tagged packet (802.1ad double tagging) is not supported yet; ignored');
+          return;
+        }
+        f[Slot.VLAN_TCI] = VLAN_CFI;
+        this.vlanTpid = a.ethertype;
+        return;
+      case 'set_field':
+        if (!this.prereqsOk(a.field)) {
+          this.note(`>> ${a.field.name} does not apply to this packet; ignored`);
+          return;
+        }
+        this.writeMasked(a.field, a.value, a.mask);
+        return;
+      case 'dec_ttl':
+        return this.decTtl(a.controllerIds);
+      case 'move': {
+        const v = this.readRange(a.src);
+        this.writeRange(a.dst, v);
+        this.note(`-> ${a.dst.field.nxm ?? a.dst.field.name}[] is now ${readField(f, a.dst.field).toString(16)}`);
+        return;
+      }
+      case 'resubmit': {
+        const saved = f[Slot.IN_PORT];
+        if (a.port !== null && a.port !== OFPP.IN_PORT) f[Slot.IN_PORT] = a.port;
+        this.lookupTable(a.table ?? this.tableId);
+        f[Slot.IN_PORT] = saved;
+        return;
+      }
+      case 'goto_table':
+        return this.lookupTable(a.table);
+      case 'write_metadata': {
+        const md = (BigInt(f[Slot.METADATA]) << 32n) | BigInt(f[Slot.METADATA + 1]);
+        const v = (md & ~a.mask) | (a.value & a.mask);
+        f[Slot.METADATA] = Number((v >> 32n) & 0xffffffffn);
+        f[Slot.METADATA + 1] = Number(v & 0xffffffffn);
+        return;
+      }
+      case 'note':
+      case 'conjunction':
+        return;
+      case 'learn':
+        return this.learn(a);
+    }
+  }
+
+  // ------------------------------------------------------------- fields
+
+  private prereqsOk(field: Field): boolean {
+    if (!field.prereqs) return true;
+    const f = this.flow;
+    this.wc[Slot.DL_TYPE] |= 0xffff;
+    return field.prereqs.some((p) => {
+      if (!p.dlTypes.includes(f[Slot.DL_TYPE])) return false;
+      if (p.nwProtos) {
+        this.wc[Slot.NW_PROTO] |= 0xff;
+        if (!p.nwProtos.includes(f[Slot.NW_PROTO])) return false;
+      }
+      if (p.icmpTypes) {
+        this.wc[Slot.TP_SRC] |= 0xff;
+        if (!p.icmpTypes.includes(f[Slot.TP_SRC])) return false;
+      }
+      return true;
+    });
+  }
+
+  /** Writes bits of a field; the written bits join the megaflow (commit compares them). */
+  private writeMasked(field: Field, value: bigint, mask: bigint): void {
+    writeField(this.flow, field, value, mask);
+    writeField(this.wc, field, mask, mask);
+  }
+
+  private readRange(r: FieldRange): bigint {
+    const ones = (1n << BigInt(r.nBits)) - 1n;
+    writeField(this.wc, r.field, ones << BigInt(r.ofs), ones << BigInt(r.ofs));
+    return (readField(this.flow, r.field) >> BigInt(r.ofs)) & ones;
+  }
+
+  private writeRange(r: FieldRange, v: bigint): void {
+    const ones = (1n << BigInt(r.nBits)) - 1n;
+    this.writeMasked(r.field, (v & ones) << BigInt(r.ofs), ones << BigInt(r.ofs));
+  }
+
+  private decTtl(controllerIds: readonly number[]): void {
+    const f = this.flow;
+    this.wc[Slot.DL_TYPE] |= 0xffff;
+    const type = f[Slot.DL_TYPE];
+    if (type !== EthType.IP && type !== EthType.IPV6) return;
+    this.wc[Slot.NW_TTL] |= 0xff;
+    if (f[Slot.NW_TTL] > 1) {
+      f[Slot.NW_TTL]--;
+      return;
+    }
+    this.note(`>> ${type === EthType.IP ? 'IPv4' : 'IPv6'} decrement TTL exception`);
+    for (const id of controllerIds) {
+      this.toController({ type: 'controller', maxLen: 0xffff, reason: 'invalid_ttl', controllerId: id }, 'invalid_ttl');
+    }
+    this.stopList = true;
+  }
+
+  // ------------------------------------------------------------- output
+
+  private output(port: number, maxLen: number): void {
+    const inPort = this.flow[Slot.IN_PORT];
+    switch (port) {
+      case OFPP.IN_PORT:
+        return this.outputTo(inPort);
+      case OFPP.NORMAL:
+        return this.normal();
+      case OFPP.FLOOD:
+      case OFPP.ALL:
+        for (const p of this.env.ports.values()) {
+          if (p.ofport === inPort || (port === OFPP.FLOOD && p.noFlood)) continue;
+          this.outputTo(p.ofport);
+        }
+        return;
+      case OFPP.CONTROLLER:
+        return this.toController({ type: 'controller', maxLen: maxLen || 0xffff, reason: 'action', controllerId: 0 }, 'action');
+      case OFPP.NONE:
+        return;
+      default:
+        if (port === inPort) {
+          this.note('>> skipping output to input port');
+          return;
+        }
+        return this.outputTo(port);
+    }
+  }
+
+  /** Commits pending rewrites and emits output to one OpenFlow port. */
+  private outputTo(ofport: number): void {
+    const odp = this.env.dpif.odpPort(ofport);
+    if (odp === undefined) {
+      this.note(`>> output to nonexistent port ${ofport}`);
+      return;
+    }
+    this.commit();
+    this.actions.push({ type: 'output', port: odp });
+  }
+
+  private toController(a: ControllerAction, reasonName: ControllerEvent['reasonName']): void {
+    this.commit();
+    const cookie: ControllerCookie = {
+      reason: reasonName === 'no_match' ? 0 : reasonName === 'action' ? 1 : 2,
+      maxLen: a.maxLen,
+      ruleCookie: this.rule?.cookie ?? 0n,
+      controllerId: a.controllerId,
+      tableId: this.tableId,
+    };
+    this.actions.push({ type: 'userspace', controller: cookie });
+    if (this.sideEffects) this.controller.push({ ...cookie, reasonName });
+  }
+
+  // ------------------------------------------------------------- NORMAL
+
+  private normal(): void {
+    const f = this.flow;
+    const wc = this.wc;
+    const inPort = f[Slot.IN_PORT];
+    wc[Slot.VLAN_TCI] |= VLAN_CFI | 0x0fff;
+    const src = macAt(f, Slot.DL_SRC);
+    const dst = macAt(f, Slot.DL_DST);
+    // Learning reads the source, forwarding the destination: both join the megaflow.
+    wc[Slot.DL_SRC] |= 0xffff;
+    wc[Slot.DL_SRC + 1] = 0xffffffff;
+    wc[Slot.DL_DST] |= 0xffff;
+    wc[Slot.DL_DST + 1] = 0xffffffff;
+    const port = this.env.ports.get(inPort);
+    if (!port) {
+      this.note(`-> no such port ${inPort} on the bridge, dropping`);
+      return;
+    }
+    const tci = f[Slot.VLAN_TCI];
+    const vlan = inputVlan(port, (tci & VLAN_CFI) !== 0, tci & 0x0fff);
+    if (vlan === null) {
+      this.note(`-> dropping VLAN ${tci & 0x0fff} packet received on port ${port.name} (${port.mode}${port.mode === 'trunk' ? '' : ` ${port.tag}`})`);
+      return;
+    }
+    const mac = this.env.mac;
+    if (!isMulticast(src)) {
+      this.tags.add(macTag(vlan, src));
+      this.macs.push({ vlan, mac: src, port: inPort });
+      if (this.sideEffects && mac.learn(vlan, src, inPort, this.env.now)) {
+        this.note(`-> learned that ${formatMac(src)} is on port ${port.name} in VLAN ${vlan}`);
+      }
+    }
+    if (!isMulticast(dst)) {
+      this.tags.add(macTag(vlan, dst));
+      const e = mac.lookup(vlan, dst);
+      if (e) {
+        const out = this.env.ports.get(e.port);
+        if (e.port === inPort) {
+          this.note('-> learned port is input port, dropping');
+          return;
+        }
+        if (out && portInVlan(out, vlan)) {
+          this.note(`-> forwarding to learned port`);
+          this.outputVlan(out, vlan, tci);
+          return;
+        }
+      }
+      this.note('-> no learned MAC for destination, flooding');
+    } else {
+      this.note('-> flooding (multicast or broadcast destination)');
+    }
+    for (const p of this.env.ports.values()) {
+      if (p.ofport !== inPort && !p.noFlood && portInVlan(p, vlan)) this.outputVlan(p, vlan, tci);
+    }
+  }
+
+  /** Outputs to a port with the VLAN tag that port wants, keeping the packet's PCP. */
+  private outputVlan(p: BridgePort, vlan: number, inTci: number): void {
+    const f = this.flow;
+    const saved = f[Slot.VLAN_TCI];
+    const savedTpid = this.vlanTpid;
+    const tag = outputTag(p, vlan);
+    if (tag === null) {
+      f[Slot.VLAN_TCI] = 0;
+      this.vlanTpid = 0;
+    } else {
+      f[Slot.VLAN_TCI] = (inTci & 0xe000) | VLAN_CFI | tag;
+      if (!this.vlanTpid) this.vlanTpid = EthType.VLAN;
+    }
+    this.outputTo(p.ofport);
+    f[Slot.VLAN_TCI] = saved;
+    this.vlanTpid = savedTpid;
+  }
+
+  // ------------------------------------------------------------- learn
+
+  private learn(a: LearnAction): void {
+    const f = this.flow;
+    const match = newMatch(a.priority);
+    const actions: Action[] = [];
+    for (const s of a.specs) {
+      const value = s.kind === 'output' || !('value' in s.src) ? this.readRange(s.src as FieldRange) : s.src.value;
+      if (s.kind === 'match') {
+        const ones = (1n << BigInt(s.dst.nBits)) - 1n;
+        const sh = BigInt(s.dst.ofs);
+        writeField(match.mask, s.dst.field, ones << sh, ones << sh);
+        writeField(match.value, s.dst.field, (value & ones) << sh, ones << sh);
+        // The learned rule needs its field's prerequisites (dl_type, nw_proto) to be valid.
+        if (s.dst.field.prereqs) {
+          match.mask[Slot.DL_TYPE] = 0xffff;
+          match.value[Slot.DL_TYPE] = f[Slot.DL_TYPE];
+          this.wc[Slot.DL_TYPE] |= 0xffff;
+          if (s.dst.field.prereqs.some((p) => p.nwProtos)) {
+            match.mask[Slot.NW_PROTO] = 0xff;
+            match.value[Slot.NW_PROTO] = f[Slot.NW_PROTO];
+            this.wc[Slot.NW_PROTO] |= 0xff;
+          }
+        }
+      } else if (s.kind === 'load') {
+        const ones = (1n << BigInt(s.dst.nBits)) - 1n;
+        const sh = BigInt(s.dst.ofs);
+        actions.push({ type: 'set_field', field: s.dst.field, value: (value & ones) << sh, mask: ones << sh, form: 'load' });
+      } else {
+        actions.push({ type: 'output', port: Number(value) });
+      }
+    }
+    if (!this.sideEffects) {
+      this.note('>> suppressing side effects, so learn action ignored');
+      return;
+    }
+    const fm: FlowMod = {
+      command: 'add',
+      table: a.table,
+      match,
+      cookie: a.cookie,
+      cookieMask: 0n,
+      idleTimeout: a.idleTimeout,
+      hardTimeout: a.hardTimeout,
+      importance: 0,
+      flags: { ...NO_FLAGS, sendFlowRem: a.sendFlowRem },
+      outPort: null,
+      actions,
+    };
+    this.learned.push(this.env.tables.learn(fm, this.env.now));
+  }
+
+  // ------------------------------------------------------------- commit
+
+  /** Emits datapath actions that turn `base` into `flow`, then makes them equal. */
+  private commit(): void {
+    const f = this.flow;
+    const b = this.base;
+    if (f[Slot.VLAN_TCI] !== b[Slot.VLAN_TCI] || (f[Slot.VLAN_TCI] && this.vlanTpid !== this.baseTpid)) {
+      if (b[Slot.VLAN_TCI] & VLAN_CFI) this.actions.push({ type: 'pop_vlan' });
+      if (f[Slot.VLAN_TCI] & VLAN_CFI) this.actions.push({ type: 'push_vlan', tpid: this.vlanTpid || EthType.VLAN, tci: f[Slot.VLAN_TCI] });
+      b[Slot.VLAN_TCI] = f[Slot.VLAN_TCI];
+      this.baseTpid = this.vlanTpid;
+    }
+    this.commitField('eth', 'eth_src', Slot.DL_SRC, 2);
+    this.commitField('eth', 'eth_dst', Slot.DL_DST, 2);
+    const type = f[Slot.DL_TYPE];
+    if (type === EthType.IP) {
+      this.commitField('ipv4', 'nw_src', Slot.NW_SRC, 1);
+      this.commitField('ipv4', 'nw_dst', Slot.NW_DST, 1);
+      this.commitField('ipv4', 'nw_tos', Slot.NW_TOS, 1);
+      this.commitField('ipv4', 'nw_ttl', Slot.NW_TTL, 1);
+    } else if (type === EthType.IPV6) {
+      this.commitField('ipv6', 'ipv6_src', Slot.IPV6_SRC, 4);
+      this.commitField('ipv6', 'ipv6_dst', Slot.IPV6_DST, 4);
+      this.commitField('ipv6', 'ipv6_label', Slot.IPV6_LABEL, 1);
+      this.commitField('ipv6', 'nw_tos', Slot.NW_TOS, 1);
+      this.commitField('ipv6', 'nw_ttl', Slot.NW_TTL, 1);
+    } else if (type === EthType.ARP || type === EthType.RARP) {
+      this.commitField('arp', 'nw_src', Slot.NW_SRC, 1);
+      this.commitField('arp', 'nw_dst', Slot.NW_DST, 1);
+      this.commitField('arp', 'nw_proto', Slot.NW_PROTO, 1);
+      this.commitField('arp', 'arp_sha', Slot.ARP_SHA, 2);
+      this.commitField('arp', 'arp_tha', Slot.ARP_THA, 2);
+    }
+    if ((type === EthType.IP || type === EthType.IPV6) && !(f[Slot.NW_FRAG] & FRAG_LATER)) {
+      const l4 = L4_HEADERS[f[Slot.NW_PROTO]];
+      if (l4) {
+        this.commitField(l4, 'tp_src', Slot.TP_SRC, 1);
+        this.commitField(l4, 'tp_dst', Slot.TP_DST, 1);
+      }
+      if (f[Slot.NW_PROTO] === IpProto.ICMPV6 && (f[Slot.TP_SRC] === 135 || f[Slot.TP_SRC] === 136)) {
+        this.commitField('nd', 'nd_target', Slot.ND_TARGET, 4);
+        this.commitField('nd', 'arp_sha', Slot.ARP_SHA, 2);
+        this.commitField('nd', 'arp_tha', Slot.ARP_THA, 2);
+      }
+    }
+  }
+
+  private commitField(header: DpSetHeader, field: DpSetField, slot: number, words: number): void {
+    const f = this.flow;
+    const b = this.base;
+    let same = true;
+    for (let i = 0; i < words; i++) if (f[slot + i] !== b[slot + i]) same = false;
+    if (same) return;
+    for (let i = 0; i < words; i++) b[slot + i] = f[slot + i];
+    const value = wordsValue(f, slot, words);
+    this.actions.push({ type: 'set', header, field, value, mask: SET_FULL[field] });
+  }
+
+  // ------------------------------------------------------------- megaflow
+
+  megaflow(): Megaflow {
+    const k = this.input;
+    const w = this.wc;
+    // Fields the datapath always keys on exactly (as OVS's megaflows do).
+    w[Slot.IN_PORT] = 0xffffffff;
+    w[Slot.DL_TYPE] = 0xffff;
+    if (k[Slot.DL_TYPE] === EthType.IP || k[Slot.DL_TYPE] === EthType.IPV6) w[Slot.NW_FRAG] = 3;
+    const key = newDpFlowKey();
+    const mask = newDpFlowKey();
+    const odpIn = this.env.dpif.odpPort(k[Slot.IN_PORT]);
+    key.in_port = odpIn ?? k[Slot.IN_PORT];
+    mask.in_port = 0xffffffff;
+    mask.recirc_id = 0xffffffff;
+    for (const [name, slot, words] of DP_FIELDS) {
+      const m = wordsValue(w, slot, words);
+      if (m === 0 || m === 0n) continue;
+      const v = wordsValue(k, slot, words);
+      (mask as unknown as Record<string, number | bigint>)[name] = m;
+      (key as unknown as Record<string, number | bigint>)[name] =
+        typeof v === 'bigint' ? v & (m as bigint) : maskNum(v, m as number, words);
+    }
+    if (mask.vlan_tci) {
+      mask.vlan_tpid = 0xffff;
+      key.vlan_tpid = k[Slot.VLAN_TCI] & VLAN_CFI ? EthType.VLAN : 0;
+    }
+    return { key, mask };
+  }
+}
+
+const L4_HEADERS: Record<number, DpSetHeader> = {
+  [IpProto.TCP]: 'tcp',
+  [IpProto.UDP]: 'udp',
+  [IpProto.SCTP]: 'sctp',
+  [IpProto.ICMP]: 'icmp',
+  [IpProto.ICMPV6]: 'icmpv6',
+};
+
+const SET_FULL: Record<DpSetField, number | bigint> = {
+  eth_src: 0xffffffffffff, eth_dst: 0xffffffffffff, nw_src: 0xffffffff, nw_dst: 0xffffffff, nw_tos: 0xff,
+  nw_ttl: 0xff, nw_proto: 0xff, ipv6_src: (1n << 128n) - 1n, ipv6_dst: (1n << 128n) - 1n, ipv6_label: 0xfffff,
+  tp_src: 0xffff, tp_dst: 0xffff, arp_sha: 0xffffffffffff, arp_tha: 0xffffffffffff, nd_target: (1n << 128n) - 1n,
+};
+
+/** Datapath key fields and where they live in a Flow. */
+const DP_FIELDS: readonly [keyof DpFlowKey, number, number][] = [
+  ['eth_dst', Slot.DL_DST, 2],
+  ['eth_src', Slot.DL_SRC, 2],
+  ['eth_type', Slot.DL_TYPE, 1],
+  ['vlan_tci', Slot.VLAN_TCI, 1],
+  ['nw_proto', Slot.NW_PROTO, 1],
+  ['nw_tos', Slot.NW_TOS, 1],
+  ['nw_ttl', Slot.NW_TTL, 1],
+  ['nw_frag', Slot.NW_FRAG, 1],
+  ['tp_src', Slot.TP_SRC, 1],
+  ['tp_dst', Slot.TP_DST, 1],
+  ['tcp_flags', Slot.TCP_FLAGS, 1],
+  ['nw_src', Slot.NW_SRC, 1],
+  ['nw_dst', Slot.NW_DST, 1],
+  ['ipv6_src', Slot.IPV6_SRC, 4],
+  ['ipv6_dst', Slot.IPV6_DST, 4],
+  ['nd_target', Slot.ND_TARGET, 4],
+  ['ipv6_label', Slot.IPV6_LABEL, 1],
+  ['arp_sha', Slot.ARP_SHA, 2],
+  ['arp_tha', Slot.ARP_THA, 2],
+];
+
+/** One-word fields as numbers, MACs (2 words) as 48-bit numbers, 128-bit fields as bigints. */
+function wordsValue(w: Flow, slot: number, words: number): number | bigint {
+  if (words === 1) return w[slot];
+  if (words === 2) return macAt(w, slot);
+  let v = 0n;
+  for (let i = 0; i < words; i++) v = (v << 32n) | BigInt(w[slot + i]);
+  return v;
+}
+
+function maskNum(v: number, m: number, words: number): number {
+  if (words === 1) return (v & m) >>> 0;
+  const hi = Math.floor(v / 0x100000000) & Math.floor(m / 0x100000000);
+  const lo = (v >>> 0) & (m >>> 0);
+  return hi * 0x100000000 + (lo >>> 0);
+}
+
+function isMulticast(mac: number): boolean {
+  return Math.floor(mac / 0x10000000000) % 2 === 1;
+}
