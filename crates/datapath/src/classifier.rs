@@ -306,10 +306,8 @@ mod tests {
 
     #[test]
     fn insert_replaces_same_match_and_remove_spares_newer() {
-        let mut mask = FlowKey::default();
-        mask.eth_type = 0xffff;
-        let mut key = FlowKey::default();
-        key.eth_type = 0x0800;
+        let mask = FlowKey { eth_type: 0xffff, ..FlowKey::default() };
+        let key = FlowKey { eth_type: 0x0800, ..FlowKey::default() };
         let mut cls = Classifier::new();
         let old = flow(&key, &mask, 1);
         let new = flow(&key, &mask, 2);
@@ -329,14 +327,10 @@ mod tests {
     #[test]
     fn most_hit_subtable_is_probed_first() {
         let mut cls = Classifier::new();
-        let mut m1 = FlowKey::default();
-        m1.eth_type = 0xffff;
-        let mut m2 = FlowKey::default();
-        m2.tp_dst = 0xffff;
-        let mut k1 = FlowKey::default();
-        k1.eth_type = 0x86dd;
-        let mut k2 = FlowKey::default();
-        k2.tp_dst = 53;
+        let m1 = FlowKey { eth_type: 0xffff, ..FlowKey::default() };
+        let m2 = FlowKey { tp_dst: 0xffff, ..FlowKey::default() };
+        let k1 = FlowKey { eth_type: 0x86dd, ..FlowKey::default() };
+        let k2 = FlowKey { tp_dst: 53, ..FlowKey::default() };
         cls.insert(flow(&k1, &m1, 1));
         cls.insert(flow(&k2, &m2, 2));
         for _ in 0..10 {
