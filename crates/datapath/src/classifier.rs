@@ -306,8 +306,14 @@ mod tests {
 
     #[test]
     fn insert_replaces_same_match_and_remove_spares_newer() {
-        let mask = FlowKey { eth_type: 0xffff, ..FlowKey::default() };
-        let key = FlowKey { eth_type: 0x0800, ..FlowKey::default() };
+        let mask = FlowKey {
+            eth_type: 0xffff,
+            ..FlowKey::default()
+        };
+        let key = FlowKey {
+            eth_type: 0x0800,
+            ..FlowKey::default()
+        };
         let mut cls = Classifier::new();
         let old = flow(&key, &mask, 1);
         let new = flow(&key, &mask, 2);
@@ -327,10 +333,22 @@ mod tests {
     #[test]
     fn most_hit_subtable_is_probed_first() {
         let mut cls = Classifier::new();
-        let m1 = FlowKey { eth_type: 0xffff, ..FlowKey::default() };
-        let m2 = FlowKey { tp_dst: 0xffff, ..FlowKey::default() };
-        let k1 = FlowKey { eth_type: 0x86dd, ..FlowKey::default() };
-        let k2 = FlowKey { tp_dst: 53, ..FlowKey::default() };
+        let m1 = FlowKey {
+            eth_type: 0xffff,
+            ..FlowKey::default()
+        };
+        let m2 = FlowKey {
+            tp_dst: 0xffff,
+            ..FlowKey::default()
+        };
+        let k1 = FlowKey {
+            eth_type: 0x86dd,
+            ..FlowKey::default()
+        };
+        let k2 = FlowKey {
+            tp_dst: 53,
+            ..FlowKey::default()
+        };
         cls.insert(flow(&k1, &m1, 1));
         cls.insert(flow(&k2, &m2, 2));
         for _ in 0..10 {

@@ -121,7 +121,10 @@ mod tests {
     #[test]
     fn hit_needs_the_exact_key() {
         let mut emc = Emc::new(16);
-        let key = FlowKey { tp_src: 1234, ..FlowKey::default() };
+        let key = FlowKey {
+            tp_src: 1234,
+            ..FlowKey::default()
+        };
         let f = flow(&key);
         let h = emc.hash(&key);
         assert_eq!(emc.find(h, &key), None);
