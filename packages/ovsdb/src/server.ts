@@ -126,7 +126,7 @@ export class OvsdbServer {
 
   /** Names of the served databases, `_Server` included. */
   databaseNames(): string[] {
-    return [...this.dbs.keys()];
+    return [...this.dbs.keys()].sort();
   }
 
   /** Called after each commit (after storage and monitors); used for `db:` remotes. */

@@ -1,0 +1,227 @@
+// nvs-dbserver's program: ovsdb-server's command line (DATABASE, --remote,
+// --unixctl, and the daemon options of daemon.ts) on top of OvsdbServer,
+// DbFile and the unixctl control socket. The bin file only calls `main`.
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import { DAEMON_USAGE, DaemonError, parseDaemonArgs, startDaemon } from './daemon.ts';
+import { Database } from './database.ts';
+import { OvsdbError } from './errors.ts';
+import { OvsdbServer } from './server.ts';
+import { DbFile } from './storage.ts';
+import { UnixctlServer } from './unixctl.ts';
+
+export const VERSION = 'nvs-dbserver (nvs) 0.1.0';
+
+const USAGE = `nvs-dbserver: OVSDB server for nvs (ovsdb-server's command line)
+usage: nvs-dbserver [OPTIONS] [DATABASE]
+where DATABASE is a database file (default: <rundir>/conf.db), created from
+the Open_vSwitch schema when missing.
+
+Options:
+  --remote=REMOTE         listen on REMOTE: punix:PATH, ptcp:PORT[:IP], or
+                          db:DB,TABLE,COLUMN (targets read from the database);
+                          may be repeated (default: punix:<rundir>/db.sock)
+  --unixctl=SOCKET        control socket (default: <rundir>/nvs-dbserver.ctl)
+${DAEMON_USAGE}
+  -h, --help              display this help message
+  -V, --version           display version information`;
+
+/** Command-line arguments of nvs-dbserver beyond the daemon options. */
+export interface DbServerArgs {
+  database?: string;
+  remotes: string[];
+  unixctl?: string;
+  help: boolean;
+  version: boolean;
+}
+
+/** Parses what parseDaemonArgs left; throws DaemonError (DAEMON_USAGE) on anything unknown. */
+export function parseDbServerArgs(rest: readonly string[]): DbServerArgs {
+  const out: DbServerArgs = { remotes: [], help: false, version: false };
+  for (let i = 0; i < rest.length; i++) {
+    const arg = rest[i];
+    const eq = arg.indexOf('=');
+    const flag = arg.startsWith('--') && eq > 0 ? arg.slice(0, eq) : arg;
+    const value = (): string => {
+      if (eq > 0 && arg.startsWith('--')) return arg.slice(eq + 1);
+      if (i + 1 < rest.length) return rest[++i];
+      throw new DaemonError('DAEMON_USAGE', `${flag} needs a value`);
+    };
+    if (flag === '--remote') out.remotes.push(value());
+    else if (flag === '--unixctl') out.unixctl = value();
+    else if (flag === '-h' || flag === '--help') out.help = true;
+    else if (flag === '-V' || flag === '--version') out.version = true;
+    else if (arg.startsWith('-')) throw new DaemonError('DAEMON_USAGE', `unknown option "${arg}" (use --help for help)`);
+    else if (out.database === undefined) out.database = arg;
+    else throw new DaemonError('DAEMON_USAGE', `nvs-dbserver serves one database file; "${arg}" is extra`);
+  }
+  return out;
+}
+
+/** The Open_vSwitch schema shipped in configs/: found next to the bundle (dist/) or the source tree. */
+export function defaultSchemaPath(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (const rel of ['../configs', '../../../../configs', '../../../configs']) {
+    const p = resolve(here, rel, 'vswitch.ovsschema');
+    if (existsSync(p)) return p;
+  }
+  throw new DaemonError('DAEMON_START_FAILED', `cannot find configs/vswitch.ovsschema near ${here}; create the database with "ovsdb-tool create"`);
+}
+
+/**
+ * Follows `db:DB,TABLE,COLUMN` remotes: the column holds target strings, or
+ * references to rows whose `target` column does (as Open_vSwitch.manager_options
+ * → Manager.target). Passive targets (punix:, ptcp:) are listened on; the set
+ * is re-read after every commit.
+ */
+export class DbRemotes {
+  private active = new Set<string>();
+  private readonly specs: Array<{ db: string; table: string; column: string }> = [];
+
+  constructor(
+    private readonly server: OvsdbServer,
+    private readonly log: Logger,
+  ) {
+    server.onCommit(() => void this.refresh());
+  }
+
+  add(spec: string): void {
+    const m = /^db:([^,]+),([^,]+),([^,]+)$/.exec(spec);
+    if (!m) throw new DaemonError('DAEMON_USAGE', `"${spec}": expected db:DATABASE,TABLE,COLUMN`);
+    const [, db, table, column] = m;
+    const d = this.server.database(db);
+    if (!d) throw new DaemonError('DAEMON_USAGE', `"${spec}": no database named ${db}`);
+    const t = d.schema.tables.get(table);
+    if (!t?.columns.has(column)) throw new DaemonError('DAEMON_USAGE', `"${spec}": no column ${column} in table ${table}`);
+    this.specs.push({ db, table, column });
+  }
+
+  /** Targets named by the database now. */
+  targets(): Set<string> {
+    const out = new Set<string>();
+    for (const s of this.specs) {
+      const db = this.server.database(s.db)!;
+      const col = db.schema.tables.get(s.table)!.columns.get(s.column)!;
+      const refTable = col.type.key.refTable;
+      for (const row of db.table(s.table)!.values()) {
+        for (const v of row.values.get(s.column)!.keys) {
+          if (refTable === undefined) out.add(String(v));
+          else {
+            const target = db.table(refTable)!.get(v as string)?.values.get('target');
+            if (target && target.keys.length === 1) out.add(String(target.keys[0]));
+          }
+        }
+      }
+    }
+    return out;
+  }
+
+  /** Listens on new passive targets and stops listening on dropped ones. */
+  async refresh(): Promise<void> {
+    const want = new Set([...this.targets()].filter((t) => t.startsWith('punix:') || t.startsWith('ptcp:')));
+    for (const t of this.targets()) if (!want.has(t)) this.log.warn({ target: t }, 'ignoring non-passive manager target (only punix: and ptcp: are served)');
+    for (const t of this.active) {
+      if (!want.has(t)) {
+        this.active.delete(t);
+        await this.server.unlisten(t);
+      }
+    }
+    for (const t of want) {
+      if (this.active.has(t)) continue;
+      this.active.add(t);
+      try {
+        await this.server.listen(t);
+      } catch (err) {
+        this.active.delete(t);
+        this.log.error({ target: t, err: (err as Error).message }, 'cannot listen on manager target');
+      }
+    }
+  }
+}
+
+/** Runs nvs-dbserver; resolves with the exit status once the server has stopped (or failed to start). */
+export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let parsed: ReturnType<typeof parseDaemonArgs>;
+  let args: DbServerArgs;
+  try {
+    parsed = parseDaemonArgs('nvs-dbserver', argv, env);
+    args = parseDbServerArgs(parsed.rest);
+  } catch (err) {
+    process.stderr.write(`nvs-dbserver: ${(err as Error).message}\n`);
+    return 1;
+  }
+  if (args.help) {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  if (args.version) {
+    process.stdout.write(VERSION + '\n');
+    return 0;
+  }
+  const { options } = parsed;
+  // Module loggers must exist before -v specs name them, so apply the specs here.
+  const daemon = await startDaemon({ ...options, verbose: [] });
+  const log = daemon.vlog.logger('ovsdb_server');
+  const storageLog = daemon.vlog.logger('storage');
+  const rpcLog = daemon.vlog.logger('jsonrpc');
+  const ctlLog = daemon.vlog.logger('unixctl');
+  let server: OvsdbServer | undefined;
+  let unixctl: UnixctlServer | undefined;
+  let stopping: Promise<void> | undefined;
+  let finished!: (status: number) => void;
+  const done = new Promise<number>((r) => (finished = r));
+  const stop = (status: number): Promise<void> =>
+    (stopping ??= (async () => {
+      log.info('exiting');
+      await unixctl?.close();
+      await server?.close();
+      daemon.close();
+      finished(status);
+    })());
+  try {
+    for (const spec of options.verbose) daemon.vlog.set(spec);
+    const dbPath = resolve(args.database ?? join(options.rundir, 'conf.db'));
+    if (!existsSync(dbPath)) {
+      const schemaPath = defaultSchemaPath();
+      DbFile.create(dbPath, JSON.parse(readFileSync(schemaPath, 'utf8')));
+      log.info({ path: dbPath, schema: schemaPath }, 'database file did not exist: created it from the Open_vSwitch schema');
+    }
+    const { file, db } = DbFile.open(dbPath, { log: storageLog }, (schema) => new Database(schema));
+    server = new OvsdbServer({ log: rpcLog });
+    server.addDatabase(db, file);
+    const remotes = args.remotes.length > 0 ? args.remotes : [`punix:${join(options.rundir, 'db.sock')}`];
+    const dbRemotes = new DbRemotes(server, log);
+    for (const r of remotes) {
+      if (r.startsWith('db:')) dbRemotes.add(r);
+      else await server.listen(r);
+    }
+    await dbRemotes.refresh();
+    const srv = server;
+    unixctl = new UnixctlServer({
+      path: resolve(options.rundir, args.unixctl ?? 'nvs-dbserver.ctl'),
+      log: ctlLog,
+      version: VERSION,
+      vlog: daemon.vlog,
+      onExit: () => void stop(0),
+    });
+    unixctl.register('ovsdb-server/compact', '[DB]', 0, 1, (a) => {
+      srv.compact(a[0]);
+      return '';
+    });
+    unixctl.register('ovsdb-server/list-dbs', '', 0, 0, () => srv.databaseNames().map((n) => `${n}\n`).join(''));
+    unixctl.register('ovsdb-server/list-remotes', '', 0, 0, () => [...remotes].sort().map((r) => `${r}\n`).join(''));
+    await unixctl.listen();
+    for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, () => void stop(0));
+    log.info({ version: VERSION, database: dbPath, remotes, pid: process.pid }, 'nvs-dbserver started');
+    daemon.ready();
+  } catch (err) {
+    const message = err instanceof OvsdbError || err instanceof DaemonError ? err.message : String((err as Error)?.stack ?? err);
+    log.error({ err: message }, 'start-up failed');
+    daemon.fail(err);
+    process.stderr.write(`nvs-dbserver: ${message}\n`);
+    await stop(1);
+  }
+  return done;
+}
