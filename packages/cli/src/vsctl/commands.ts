@@ -248,8 +248,11 @@ function cmdGet(ctx: Context, cmd: CommandLine): void {
     }
     const i = findKey(d.keys, key);
     if (i < 0) {
-      if (cmd.options.has('if-exists')) continue;
-      throw new VsctlError('VSCTL_NO_KEY', `no key ${atomToString(key, column.type.key)} in ${table.name} record "${cmd.args[1]}" column ${column.name}`);
+      if (cmd.options.has('if-exists')) {
+        lines.push('');
+        continue;
+      }
+      throw new VsctlError('VSCTL_NO_KEY', `no key "${String(key)}" in ${table.name} record "${cmd.args[1]}" column ${column.name}`);
     }
     lines.push(atomToString(d.values![i], column.type.value!));
   }

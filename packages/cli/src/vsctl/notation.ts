@@ -58,6 +58,11 @@ function atomFromToken(token: string, quoted: boolean, b: BaseType, resolve: Sym
 }
 
 function checked(a: Atom, b: BaseType): Atom {
+  if (b.enum && !b.enum.includes(a)) {
+    const allowed = b.enum.map((e) => atomToString(e, b));
+    const list = allowed.length === 1 ? allowed[0] : `[${allowed.join(', ')}]`;
+    throw new VsctlError('VSCTL_CONSTRAINT', `constraint violation: ${atomToString(a, b)} is not one of the allowed values (${list})`);
+  }
   try {
     checkAtom(a, b);
   } catch (err) {
@@ -133,20 +138,25 @@ export function parseDatumString(text: string, type: ColumnType, resolve: Symbol
     t.skipSpace();
     const c = t.peek();
     if (c === undefined || c === close) break;
+    const start = t.pos;
     const k = t.token();
-    const key = checked(atomFromToken(k.token, k.quoted, type.key, resolve), type.key);
     if (isMapType) {
+      const key = checked(atomFromToken(k.token, k.quoted, type.key, resolve), type.key);
       t.skipSpace();
-      if (t.peek() !== '=') throw new VsctlError('VSCTL_BAD_VALUE', `${text.slice(t.pos) || text}: syntax error${t.peek() ? ` at "${t.peek()}"` : ''} expecting "="`);
+      if (t.peek() !== '=') throw new VsctlError('VSCTL_BAD_VALUE', `${text.slice(start)}: syntax error${t.peek() ? ` at "${t.peek()}"` : ''} expecting "="`);
       t.pos++;
       const v = t.token();
       pairs.push([key, checked(atomFromToken(v.token, v.quoted, type.value!, resolve), type.value!)]);
+    } else if (type.key.type === 'integer') {
+      keys.push(...integerOrRange(k.token, k.quoted, type.key));
     } else {
-      keys.push(key);
+      keys.push(checked(atomFromToken(k.token, k.quoted, type.key, resolve), type.key));
     }
+    // Elements are separated by a comma, white space, or both.
+    const before = t.pos;
     t.skipSpace();
     if (t.peek() === ',') t.pos++;
-    else if (t.peek() !== undefined && t.peek() !== close) {
+    else if (t.peek() !== undefined && t.peek() !== close && t.pos === before) {
       throw new VsctlError('VSCTL_BAD_VALUE', `${text}: unexpected "${t.peek()}" parsing ${describeType(type)}`);
     }
   }
@@ -162,6 +172,18 @@ export function parseDatumString(text: string, type: ColumnType, resolve: Symbol
   if (!partial && n > type.max) throw new VsctlError('VSCTL_BAD_VALUE', `${text}: ${n} value(s) specified but the maximum number is ${type.max}`);
   if (!partial && n < type.min) throw new VsctlError('VSCTL_BAD_VALUE', `${text}: ${n} value(s) specified but the minimum number is ${type.min}`);
   return isMapType ? makeMap(pairs) : makeSet(keys);
+}
+
+/** An integer set element: `5` or a range `10-20` (as in trunks=1,2,10-20). */
+function integerOrRange(token: string, quoted: boolean, b: BaseType): Atom[] {
+  const m = quoted ? null : /^([-+]?\d+)(?:-([-+]?\d+))?$/.exec(token);
+  if (!m) throw new VsctlError('VSCTL_BAD_VALUE', `"${token}" is not a valid integer or range`);
+  const lo = Number(m[1]);
+  const hi = m[2] === undefined ? lo : Number(m[2]);
+  if (!Number.isSafeInteger(lo) || !Number.isSafeInteger(hi) || hi < lo || hi - lo > 65535) throw new VsctlError('VSCTL_BAD_VALUE', `"${token}" is not a valid integer or range`);
+  const out: Atom[] = [];
+  for (let n = lo; n <= hi; n++) out.push(checked(n, b));
+  return out;
 }
 
 function describeType(type: ColumnType): string {
