@@ -10,9 +10,9 @@
 
 import type { Action, ConjunctionAction } from './actions.ts';
 import { Classifier } from './classifier.ts';
-import { OFPP } from './fields.ts';
+import { actionsText } from './flow-diff.ts';
+import { FLOW_WORDS, OFPP } from './fields.ts';
 import type { FlowMod, FlowModFlags } from './flow-mod.ts';
-import { FLOW_WORDS } from './fields.ts';
 import type { Match } from './match.ts';
 import { BadFlowModError, BadTableError, FlowModBatchError, OfprotoError, UnsupportedError } from './errors.ts';
 
@@ -126,7 +126,7 @@ export class FlowTables {
       old.cookie === fm.cookie &&
       old.idleTimeout === fm.idleTimeout &&
       old.hardTimeout === fm.hardTimeout &&
-      actionsKey(old.actions) === actionsKey(fm.actions)
+      actionsText(old.actions) === actionsText(fm.actions)
     ) {
       if (now > old.usedAt) old.usedAt = now;
       return old;
@@ -373,12 +373,3 @@ export function outputsTo(actions: readonly Action[], port: number): boolean {
   );
 }
 
-/** A comparable text of an action list (fields by name, bigints as text). */
-function actionsKey(actions: readonly Action[]): string {
-  return JSON.stringify(actions, (_k, v: unknown) => {
-    if (typeof v === 'bigint') return `${v}n`;
-    if (v instanceof Uint8Array) return [...v];
-    if (v && typeof v === 'object' && 'slot' in v && 'aliases' in v) return (v as unknown as { name: string }).name;
-    return v;
-  });
-}
