@@ -414,7 +414,8 @@ export class IdlTransaction {
   /** Columns set on existing rows, per row uuid. */
   private readonly updated = new Map<string, { table: string; changes: Map<string, Datum> }>();
   private readonly deleted = new Map<string, string>();
-  private readonly verified = new Map<string, { table: string; columns: Set<string> }>();
+  /** Values read, per row uuid: the commit waits for each to still hold. */
+  private readonly verified = new Map<string, { table: string; columns: Map<string, Datum> }>();
   private readonly comments: string[] = [];
   private incrementOf?: { table: string; uuid: string; column: string };
   private localIncrement?: number;
@@ -494,8 +495,10 @@ export class IdlTransaction {
     if (this.inserted.has(row.uuid)) return;
     this.columnType(this.tableSchema(row.table), column);
     let v = this.verified.get(row.uuid);
-    if (!v) this.verified.set(row.uuid, (v = { table: row.table, columns: new Set() }));
-    v.columns.add(column);
+    if (!v) this.verified.set(row.uuid, (v = { table: row.table, columns: new Map() }));
+    // Snapshot now: updates may reach the replica before the commit is sent.
+    const current = this.idl.get(row.table, row.uuid);
+    if (current && !v.columns.has(column)) v.columns.set(column, current.get(column));
   }
 
   /** Adds 1 to an integer column on the server side; the new value is in the commit result. */
@@ -529,12 +532,10 @@ export class IdlTransaction {
     if (this.isEmpty) return { status: 'unchanged', inserted: new Map() };
     const ops: Operation[] = [];
     for (const [uuid, v] of this.verified) {
-      const row = this.idl.get(v.table, uuid);
-      if (!row) throw new TransactionError('timed out', `row ${uuid} of table ${v.table} was deleted`, 0);
       const ts = this.tableSchema(v.table);
-      const current: Record<string, unknown> = {};
-      for (const c of v.columns) current[c] = this.toJson(row.get(c), this.columnType(ts, c));
-      ops.push({ op: 'wait', table: v.table, where: uuidWhere(uuid), columns: [...v.columns], until: '==', rows: [current], timeout: 0 });
+      const seen: Record<string, unknown> = {};
+      for (const [c, d] of v.columns) seen[c] = this.toJson(d, this.columnType(ts, c));
+      ops.push({ op: 'wait', table: v.table, where: uuidWhere(uuid), columns: [...v.columns.keys()], until: '==', rows: [seen], timeout: 0 });
     }
     const insertIndex = new Map<number, string>();
     for (const row of this.inserted.values()) {

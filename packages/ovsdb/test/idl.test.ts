@@ -1,0 +1,212 @@
+// The IDL against nvs's own server: the replica follows other clients'
+// inserts, updates and deletes with change events, and transactions verify
+// what they read and retry when it changed underneath.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { OvsdbClient, TransactionError } from '../src/client.ts';
+import { Database } from '../src/database.ts';
+import { makeAtom, makeMap, makeSet } from '../src/datum.ts';
+import { Idl, TryAgain, type IdlChanges } from '../src/idl.ts';
+import { parseSchema } from '../src/schema.ts';
+import { OvsdbServer } from '../src/server.ts';
+
+const SCHEMA = JSON.parse(readFileSync(new URL('../../../configs/vswitch.ovsschema', import.meta.url), 'utf8'));
+const DB = 'Open_vSwitch';
+
+let dir: string;
+let server: OvsdbServer;
+let clients: OvsdbClient[];
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'nvs-idl-'));
+  server = new OvsdbServer({ log: pino({ level: 'silent' }) });
+  server.addDatabase(new Database(parseSchema(SCHEMA)));
+  await server.listen(`punix:${join(dir, 'db.sock')}`);
+  clients = [];
+});
+
+afterEach(async () => {
+  for (const c of clients) c.close();
+  await server.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function connect(): Promise<OvsdbClient> {
+  const c = await OvsdbClient.connect(`unix:${join(dir, 'db.sock')}`);
+  clients.push(c);
+  return c;
+}
+
+const TABLES = { Open_vSwitch: 'all', Bridge: ['name', 'ports', 'external_ids'], Port: ['name', 'interfaces', 'tag'], Interface: ['name', 'type'] } as const;
+
+/** Collects change events; `next()` resolves with the next one. */
+function changes(idl: Idl): { next: () => Promise<IdlChanges> } {
+  const queue: IdlChanges[] = [];
+  let wake: (() => void) | undefined;
+  idl.on('change', (c: IdlChanges) => {
+    queue.push(c);
+    wake?.();
+  });
+  return {
+    next: async () => {
+      while (queue.length === 0) await new Promise<void>((r) => (wake = r));
+      return queue.shift()!;
+    },
+  };
+}
+
+describe('Idl replica', () => {
+  it('follows inserts, updates and deletes made by another client, with old values', async () => {
+    const writer = await connect();
+    const [ovsIns] = await writer.transact(DB, [{ op: 'insert', table: 'Open_vSwitch', row: {} }]);
+    const ovsUuid = (ovsIns.uuid as string[])[1];
+    const idl = await Idl.create(await connect(), DB, TABLES);
+    expect(idl.first('Open_vSwitch')?.uuid).toBe(ovsUuid);
+    const events = changes(idl);
+
+    await writer.transact(DB, [
+      { op: 'insert', table: 'Interface', row: { name: 'p1', type: 'internal' }, 'uuid-name': 'i' },
+      { op: 'insert', table: 'Port', row: { name: 'p1', interfaces: ['named-uuid', 'i'], tag: 10 }, 'uuid-name': 'p' },
+      { op: 'insert', table: 'Bridge', row: { name: 'br0', ports: ['named-uuid', 'p'] }, 'uuid-name': 'b' },
+      { op: 'mutate', table: 'Open_vSwitch', where: [], mutations: [['bridges', 'insert', ['named-uuid', 'b']]] },
+    ]);
+    let c = await events.next();
+    const br = c.get('Bridge')!.inserted[0];
+    expect(br.string('name')).toBe('br0');
+    const port = idl.get('Port', br.set('ports')[0] as string)!;
+    expect(port.number('tag')).toBe(10);
+    expect(idl.get('Interface', port.set('interfaces')[0] as string)?.string('type')).toBe('internal');
+    expect(c.get('Open_vSwitch')!.modified[0].columns).toEqual(['bridges']);
+
+    await writer.transact(DB, [
+      { op: 'update', table: 'Port', where: [['name', '==', 'p1']], row: { tag: 20 } },
+      { op: 'mutate', table: 'Bridge', where: [], mutations: [['external_ids', 'insert', ['map', [['k', 'v']]]]] },
+    ]);
+    c = await events.next();
+    const mod = c.get('Port')!.modified[0];
+    expect(mod.columns).toEqual(['tag']);
+    expect(mod.old.number('tag')).toBe(10);
+    expect(mod.row.number('tag')).toBe(20);
+    expect(idl.get('Bridge', br.uuid)!.map('external_ids')).toEqual(new Map([['k', 'v']]));
+    // The old snapshot is untouched.
+    expect(br.map('external_ids').size).toBe(0);
+
+    await writer.transact(DB, [{ op: 'mutate', table: 'Open_vSwitch', where: [], mutations: [['bridges', 'delete', ['set', []]]] }, { op: 'update', table: 'Open_vSwitch', where: [], row: { bridges: ['set', []] } }]);
+    c = await events.next();
+    // Unreferenced Bridge, Port and Interface rows are garbage-collected by the server.
+    expect(c.get('Bridge')!.deleted.map((r) => r.string('name'))).toEqual(['br0']);
+    expect(c.get('Port')!.deleted[0].number('tag')).toBe(20);
+    expect([...idl.rows('Interface')]).toEqual([]);
+  });
+
+  it('refuses unknown tables and columns with codes', async () => {
+    const client = await connect();
+    await expect(Idl.create(client, DB, { Nope: 'all' })).rejects.toMatchObject({ code: 'OVSDB_UNKNOWN_TABLE' });
+    await expect(Idl.create(client, DB, { Bridge: ['nope'] })).rejects.toMatchObject({ code: 'OVSDB_UNKNOWN_COLUMN' });
+  });
+});
+
+describe('Idl transactions', () => {
+  it('inserts rows that reference each other and reports their real uuids', async () => {
+    const idl = await Idl.create(await connect(), DB, TABLES);
+    const { commit } = await idl.transact((txn) => {
+      const ovs = txn.first('Open_vSwitch') ?? txn.insert('Open_vSwitch');
+      const iface = txn.insert('Interface', { name: makeAtom('br0'), type: makeAtom('internal') });
+      const port = txn.insert('Port', { name: makeAtom('br0'), interfaces: makeAtom(iface.uuid) });
+      const br = txn.insert('Bridge', { name: makeAtom('br0'), ports: makeAtom(port.uuid) });
+      txn.set(ovs, 'bridges', makeSet([br.uuid]));
+      // The transaction sees its own changes.
+      expect(txn.get('Bridge', br.uuid)?.string('name')).toBe('br0');
+      expect([...txn.rows('Port')].map((r) => r.string('name'))).toEqual(['br0']);
+    });
+    expect(commit.status).toBe('success');
+    expect(commit.inserted.size).toBe(4);
+    if (idl.first('Bridge') === undefined) await idl.waitForChange();
+    const br = idl.first('Bridge')!;
+    expect([...commit.inserted.values()]).toContain(br.uuid);
+    expect(idl.first('Open_vSwitch')!.set('bridges')).toEqual([br.uuid]);
+  });
+
+  it('sends nothing when nothing changed', async () => {
+    const idl = await Idl.create(await connect(), DB, TABLES);
+    const { commit } = await idl.transact((txn) => {
+      for (const b of txn.rows('Bridge')) txn.verify(b, 'name');
+    });
+    expect(commit).toEqual({ status: 'unchanged', inserted: new Map() });
+  });
+
+  it('increments a column on the server and returns the new value', async () => {
+    const writer = await connect();
+    await writer.transact(DB, [{ op: 'insert', table: 'Open_vSwitch', row: { next_cfg: 41 } }]);
+    const idl = await Idl.create(await connect(), DB, TABLES);
+    const { commit } = await idl.transact((txn) => {
+      const ovs = txn.first('Open_vSwitch')!;
+      txn.set(ovs, 'external_ids', makeMap([['a', 'b']]));
+      txn.increment(ovs, 'next_cfg');
+    });
+    expect(commit.incremented).toBe(42);
+  });
+
+  it('retries when a verified column changed between read and commit', async () => {
+    const writer = await connect();
+    await writer.transact(DB, [{ op: 'insert', table: 'Open_vSwitch', row: { next_cfg: 1 } }]);
+    const idl = await Idl.create(await connect(), DB, TABLES);
+    let attempts = 0;
+    const { value } = await idl.transact(async (txn) => {
+      attempts++;
+      const ovs = txn.first('Open_vSwitch')!;
+      const seen = ovs.number('next_cfg')!;
+      txn.verify(ovs, 'next_cfg');
+      txn.set(ovs, 'cur_cfg', makeAtom(seen));
+      if (attempts === 1) {
+        // Another client moves next_cfg after we read it: our wait must fail.
+        await writer.transact(DB, [{ op: 'update', table: 'Open_vSwitch', where: [], row: { next_cfg: 5 } }]);
+      }
+      return seen;
+    });
+    expect(attempts).toBe(2);
+    expect(value).toBe(5);
+    const [sel] = await writer.transact(DB, [{ op: 'select', table: 'Open_vSwitch', where: [], columns: ['cur_cfg'] }]);
+    expect(sel.rows).toEqual([{ cur_cfg: 5 }]);
+  });
+
+  it('a verify failure surfaces as TransactionError "timed out" from a bare commit', async () => {
+    const writer = await connect();
+    await writer.transact(DB, [{ op: 'insert', table: 'Open_vSwitch', row: { next_cfg: 1 } }]);
+    const idl = await Idl.create(await connect(), DB, TABLES);
+    const txn = idl.transaction();
+    const ovs = txn.first('Open_vSwitch')!;
+    txn.verify(ovs, 'next_cfg');
+    txn.set(ovs, 'cur_cfg', makeAtom(1));
+    await writer.transact(DB, [{ op: 'update', table: 'Open_vSwitch', where: [], row: { next_cfg: 2 } }]);
+    const err = await txn.commit().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TransactionError);
+    expect((err as TransactionError).rfcError).toBe('timed out');
+  });
+
+  it('reruns a builder that throws TryAgain once the replica changes', async () => {
+    const writer = await connect();
+    await writer.transact(DB, [{ op: 'insert', table: 'Open_vSwitch', row: { cur_cfg: 0 } }]);
+    const idl = await Idl.create(await connect(), DB, TABLES);
+    let runs = 0;
+    const done = idl.transact((txn) => {
+      runs++;
+      const cur = txn.first('Open_vSwitch')!.number('cur_cfg')!;
+      if (cur < 3) throw new TryAgain();
+      return cur;
+    });
+    for (const v of [1, 2, 3]) await writer.transact(DB, [{ op: 'update', table: 'Open_vSwitch', where: [], row: { cur_cfg: v } }]);
+    expect((await done).value).toBe(3);
+    expect(runs).toBeGreaterThanOrEqual(2);
+  });
+
+  it('refuses to write a column the table does not have', async () => {
+    const idl = await Idl.create(await connect(), DB, TABLES);
+    const txn = idl.transaction();
+    expect(() => txn.insert('Bridge', { nope: makeAtom(1) })).toThrow(/no column "nope"/);
+    expect(() => txn.insert('QoS')).toThrow(/unknown table "QoS"/);
+  });
+});
