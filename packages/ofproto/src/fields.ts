@@ -260,7 +260,7 @@ export const FIELD_LIST: readonly Field[] = [
   field({ name: 'arp_op', aliases: ['NXM_OF_ARP_OP', 'OXM_OF_ARP_OP'], nxm: 'NXM_OF_ARP_OP', bits: 16, slot: Slot.NW_PROTO, format: 'decimal', prereqs: P_ARP, maskable: false }),
   // nw_tos is the ToS byte with the ECN bits ignored; ip_dscp is the same six bits shifted down.
   field({ name: 'nw_tos', aliases: ['NXM_OF_IP_TOS'], nxm: 'NXM_OF_IP_TOS', bits: 8, slot: Slot.NW_TOS, usable: 0xfcn, format: 'decimal', prereqs: P_IP_ANY, maskable: false }),
-  field({ name: 'ip_dscp', aliases: ['OXM_OF_IP_DSCP', 'nw_dscp'], nxm: 'OXM_OF_IP_DSCP', bits: 6, slot: Slot.NW_TOS, shift: 2, format: 'decimal', prereqs: P_IP_ANY, maskable: false }),
+  field({ name: 'ip_dscp', aliases: ['OXM_OF_IP_DSCP'], nxm: 'OXM_OF_IP_DSCP', bits: 6, slot: Slot.NW_TOS, shift: 2, format: 'decimal', prereqs: P_IP_ANY, maskable: false }),
   field({ name: 'nw_ecn', aliases: ['ip_ecn', 'NXM_NX_IP_ECN', 'OXM_OF_IP_ECN'], nxm: 'NXM_NX_IP_ECN', bits: 2, slot: Slot.NW_TOS, format: 'decimal', prereqs: P_IP_ANY, maskable: false }),
   field({ name: 'nw_ttl', aliases: ['NXM_NX_IP_TTL'], nxm: 'NXM_NX_IP_TTL', bits: 8, slot: Slot.NW_TTL, format: 'decimal', prereqs: P_IP_ANY, maskable: false }),
   field({ name: 'nw_frag', aliases: ['ip_frag', 'NXM_NX_IP_FRAG'], nxm: 'NXM_NX_IP_FRAG', bits: 2, slot: Slot.NW_FRAG, format: 'frag', prereqs: P_IP_ANY, writable: false }),
