@@ -266,7 +266,14 @@ export function formatMegaflow(m: Megaflow): string {
   const protoShown = shorthand !== null && shorthand.usedProto;
   if (shorthand) out.push(shorthand.name);
   if (w.in_port) out.push(`in_port=${k.in_port}`);
-  if (w.vlan_tci) out.push(`vlan_tci=${maskedHex(k.vlan_tci, w.vlan_tci, 0xffff, 4)}`);
+  // Like OVS, an exact "untagged" is implied (the datapath keys on the tag's presence).
+  const untaggedExact = k.vlan_tci === 0 && (w.vlan_tci & 0x1000) !== 0;
+  if ((w.vlan_tci & 0x1fff) === 0x1fff && k.vlan_tci & 0x1000) {
+    out.push(`dl_vlan=${k.vlan_tci & 0xfff}`);
+    if ((w.vlan_tci & 0xe000) === 0xe000) out.push(`dl_vlan_pcp=${k.vlan_tci >> 13}`);
+  } else if (w.vlan_tci && !untaggedExact) {
+    out.push(`vlan_tci=${maskedHex(k.vlan_tci, w.vlan_tci, 0xffff, 4)}`);
+  }
   if (w.eth_src) out.push(`dl_src=${maskedMac(k.eth_src, w.eth_src)}`);
   if (w.eth_dst) out.push(`dl_dst=${maskedMac(k.eth_dst, w.eth_dst)}`);
   if (w.eth_type && !shorthand) out.push(`dl_type=0x${k.eth_type.toString(16).padStart(4, '0')}`);

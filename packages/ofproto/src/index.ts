@@ -1,0 +1,55 @@
+/**
+ * @nvs/ofproto — the slow path of nvs: OpenFlow tables, rule-file syntax,
+ * the classifier, xlate (OpenFlow actions and NORMAL with MAC learning →
+ * datapath actions + megaflow), and trace. It sees the datapath only through
+ * the abstract `Dpif` interface and never reads OVSDB.
+ *
+ * One `Ofproto` per bridge:
+ *
+ * ```ts
+ * import { Ofproto, parseFlows, trace, formatDpActions } from '@nvs/ofproto';
+ *
+ * const of = new Ofproto({
+ *   name: 'br0',
+ *   dpif,                                   // odpPort/ofPort mapping (+ flowPut/flowDel/execute)
+ *   logger: log.child({ bridge: 'br0' }),
+ *   clock: { now: () => Date.now() },
+ *   failMode: 'standalone',                 // installs priority=0,actions=NORMAL
+ *   macAgingTime: 300, macTableSize: 8192,
+ *   ports: [
+ *     { ofport: 1, name: 'p1', tag: 10 },                    // access VLAN 10
+ *     { ofport: 2, name: 'p2', trunks: [10, 20] },           // trunk
+ *     { ofport: 0xfffe, name: 'br0' },                       // LOCAL
+ *   ],
+ * });
+ * of.applyFlowMods(parseFlows(text, { file: 'rules.txt' }));   // all or nothing
+ *
+ * // On an upcall (flow.in_port is the OpenFlow port):
+ * const r = of.xlate(flow, { packet });
+ * dpif.flowPut?.([{ megaflow: r.megaflow, actions: r.actions }]);
+ * of.credit(r, 1, packet.length, of.now());  // the upcalled packet itself
+ * // keep r.tags with the megaflow; on revalidation:
+ * const changed = of.takeInvalidations();    // Set of tags ('ports' = everything)
+ * // periodically: of.run() expires rules and MACs; credit(refs, Δpackets, Δbytes, usedAt) from megaflow stats
+ * // appctl: formatDumpFlows(of), formatFdb(of), trace(of, 'in_port=1,tcp,tp_dst=80').text
+ * ```
+ */
+
+export * from './fields.ts';
+export * from './match.ts';
+export * from './actions.ts';
+export * from './flow-mod.ts';
+export * from './errors.ts';
+export * from './dpif.ts';
+export * from './classifier.ts';
+export * from './tables.ts';
+export * from './mac-learning.ts';
+export * from './bridge-ports.ts';
+export * from './xlate.ts';
+export * from './ofproto.ts';
+export * from './flow-diff.ts';
+export * from './trace.ts';
+export * from './format.ts';
+export { parseFlow, parseFlows, type ParseOptions, type Dialect } from './syntax/parser.ts';
+export { printActions, printFlowMod, printMatch, printPort, type PrintOptions } from './syntax/printer.ts';
+export { RuleError, RuleSyntaxError, RuleUnsupportedError } from './syntax/errors.ts';

@@ -1,0 +1,143 @@
+// Trace: why a packet gets the datapath actions it gets, in the layout of
+// OVS's `ofproto/trace` — the input flow, each table visited with the rule
+// matched (its match, priority and cookie) and the actions it ran, notes
+// from NORMAL and friends, the final flow, and last the `Megaflow:` and
+// `Datapath actions:` lines in OVS's own syntax, which scripts read.
+// Tracing has no side effects: nothing is learned, counted or queued.
+
+import { formatDpActions, formatIpv4, formatIpv6, formatMac, formatMegaflow } from './dpif.ts';
+import { BadTraceRequestError } from './errors.ts';
+import { EthType, type Flow, FLOW_WORDS, IpProto, macAt, Slot, VLAN_CFI } from './fields.ts';
+import { DEFAULT_PRIORITY } from './match.ts';
+import type { Ofproto } from './ofproto.ts';
+import { parseFlow } from './syntax/parser.ts';
+import { printActions, printMatch } from './syntax/printer.ts';
+import type { XlateResult } from './xlate.ts';
+
+export interface TraceOutput {
+  /** The whole report, lines joined with '\n'. */
+  readonly text: string;
+  /** The translation it reports on. */
+  readonly result: XlateResult;
+}
+
+/**
+ * Traces a flow through a bridge. `input` is either a Flow or a flow in
+ * ovs-ofctl syntax (`in_port=1,tcp,nw_dst=10.0.0.1,tp_dst=80`; fields not
+ * given are 0). Port names resolve through `portByName` when given.
+ */
+export function trace(of: Ofproto, input: string | Flow, portByName?: (name: string) => number | undefined): TraceOutput {
+  const flow = typeof input === 'string' ? parseTraceFlow(input, portByName) : input;
+  const result = of.xlate(flow, { sideEffects: false, trace: true });
+  return { text: formatTrace(of.name, flow, result), result };
+}
+
+/** A packet's flow from ovs-ofctl match syntax. */
+export function parseTraceFlow(text: string, portByName?: (name: string) => number | undefined): Flow {
+  try {
+    return Uint32Array.from(parseFlow(text, { command: 'delete', file: 'flow', portByName }).match.value);
+  } catch (e) {
+    throw new BadTraceRequestError(`bad flow "${text}": ${(e as Error).message}`);
+  }
+}
+
+/** The report for an xlate result made with `trace: true`. */
+export function formatTrace(bridgeName: string, flow: Flow, r: XlateResult): string {
+  const lines: string[] = [`Flow: ${formatFlow(flow)}`, '', `bridge("${bridgeName}")`, '-'.repeat(bridgeName.length + 10)];
+  let lastMatch = null as XlateResult['rules'][number] | null;
+  for (const ev of r.trace ?? []) {
+    switch (ev.kind) {
+      case 'table': {
+        const t = String(ev.table).padStart(2, ' ');
+        if (!ev.rule) {
+          lines.push(`${t}. No match.`, '    drop');
+          lastMatch = null;
+          break;
+        }
+        lastMatch = ev.rule;
+        const m = printMatch({ ...ev.rule.match, priority: DEFAULT_PRIORITY });
+        const cookie = ev.rule.cookie ? `, cookie 0x${ev.rule.cookie.toString(16)}` : '';
+        lines.push(`${t}. ${m ? `${m}, ` : ''}priority ${ev.rule.match.priority}${cookie}`);
+        break;
+      }
+      case 'action':
+        lines.push(`    ${printActions([ev.action], lastMatch?.match ?? { priority: 0, value: flow, mask: flow })}`);
+        break;
+      case 'note':
+        lines.push(`     ${ev.text}`);
+        break;
+    }
+  }
+  lines.push('');
+  lines.push(`Final flow: ${sameFlow(flow, r.finalFlow) ? 'unchanged' : formatFlow(r.finalFlow)}`);
+  lines.push(`Megaflow: ${formatMegaflow(r.megaflow)}`);
+  lines.push(`Datapath actions: ${formatDpActions(r.actions)}`);
+  if (r.error) lines.push(`Translation failed (${r.error}), packet is dropped.`);
+  return lines.join('\n');
+}
+
+function sameFlow(a: Flow, b: Flow): boolean {
+  for (let i = 0; i < FLOW_WORDS; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+const FRAG = ['no', 'first', 'first', 'later'];
+
+/** A packet's flow the way OVS prints one (`ip,in_port=1,vlan_tci=0x0000,dl_src=…,nw_frag=no`). */
+export function formatFlow(f: Flow): string {
+  const out: string[] = [];
+  const type = f[Slot.DL_TYPE];
+  const proto = f[Slot.NW_PROTO];
+  const isIp = type === EthType.IP || type === EthType.IPV6;
+  const short = shorthand(type, proto);
+  if (short) out.push(short);
+  for (let i = 0; i < 16; i++) if (f[Slot.REG0 + i]) out.push(`reg${i}=0x${f[Slot.REG0 + i].toString(16)}`);
+  if (f[Slot.METADATA] || f[Slot.METADATA + 1]) {
+    out.push(`metadata=0x${((BigInt(f[Slot.METADATA]) << 32n) | BigInt(f[Slot.METADATA + 1])).toString(16)}`);
+  }
+  out.push(`in_port=${f[Slot.IN_PORT]}`);
+  const tci = f[Slot.VLAN_TCI];
+  if (tci & VLAN_CFI) out.push(`dl_vlan=${tci & 0xfff}`, `dl_vlan_pcp=${tci >>> 13}`);
+  else out.push(`vlan_tci=0x${tci.toString(16).padStart(4, '0')}`);
+  out.push(`dl_src=${formatMac(macAt(f, Slot.DL_SRC))}`, `dl_dst=${formatMac(macAt(f, Slot.DL_DST))}`);
+  if (!short) out.push(`dl_type=0x${type.toString(16).padStart(4, '0')}`);
+  if (type === EthType.ARP || type === EthType.RARP) {
+    out.push(`arp_spa=${formatIpv4(f[Slot.NW_SRC])}`, `arp_tpa=${formatIpv4(f[Slot.NW_DST])}`, `arp_op=${proto}`);
+    out.push(`arp_sha=${formatMac(macAt(f, Slot.ARP_SHA))}`, `arp_tha=${formatMac(macAt(f, Slot.ARP_THA))}`);
+  }
+  if (isIp) {
+    if (type === EthType.IP) out.push(`nw_src=${formatIpv4(f[Slot.NW_SRC])}`, `nw_dst=${formatIpv4(f[Slot.NW_DST])}`);
+    else {
+      out.push(`ipv6_src=${formatIpv6(words128(f, Slot.IPV6_SRC))}`, `ipv6_dst=${formatIpv6(words128(f, Slot.IPV6_DST))}`);
+      out.push(`ipv6_label=0x${f[Slot.IPV6_LABEL].toString(16).padStart(5, '0')}`);
+    }
+    if (!short || short === 'ip' || short === 'ipv6') out.push(`nw_proto=${proto}`);
+    const tos = f[Slot.NW_TOS];
+    out.push(`nw_tos=${tos & 0xfc}`, `nw_ecn=${tos & 3}`, `nw_ttl=${f[Slot.NW_TTL]}`, `nw_frag=${FRAG[f[Slot.NW_FRAG] & 3]}`);
+    if (proto === IpProto.TCP || proto === IpProto.UDP || proto === IpProto.SCTP) {
+      out.push(`tp_src=${f[Slot.TP_SRC]}`, `tp_dst=${f[Slot.TP_DST]}`);
+      if (proto === IpProto.TCP) out.push(`tcp_flags=${f[Slot.TCP_FLAGS] ? `0x${f[Slot.TCP_FLAGS].toString(16).padStart(3, '0')}` : '0'}`);
+    } else if (proto === IpProto.ICMP || proto === IpProto.ICMPV6) {
+      out.push(`icmp_type=${f[Slot.TP_SRC]}`, `icmp_code=${f[Slot.TP_DST]}`);
+      if (proto === IpProto.ICMPV6 && (f[Slot.TP_SRC] === 135 || f[Slot.TP_SRC] === 136)) {
+        out.push(`nd_target=${formatIpv6(words128(f, Slot.ND_TARGET))}`);
+        out.push(`nd_sll=${formatMac(macAt(f, Slot.ARP_SHA))}`, `nd_tll=${formatMac(macAt(f, Slot.ARP_THA))}`);
+      }
+    }
+  }
+  return out.join(',');
+}
+
+function shorthand(type: number, proto: number): string | null {
+  if (type === EthType.IP) return ({ 1: 'icmp', 6: 'tcp', 17: 'udp', 132: 'sctp' } as Record<number, string>)[proto] ?? 'ip';
+  if (type === EthType.IPV6) return ({ 58: 'icmp6', 6: 'tcp6', 17: 'udp6', 132: 'sctp6' } as Record<number, string>)[proto] ?? 'ipv6';
+  if (type === EthType.ARP) return 'arp';
+  if (type === EthType.RARP) return 'rarp';
+  return null;
+}
+
+function words128(f: Flow, slot: number): bigint {
+  let v = 0n;
+  for (let i = 0; i < 4; i++) v = (v << 32n) | BigInt(f[slot + i]);
+  return v;
+}
