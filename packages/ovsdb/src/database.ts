@@ -7,7 +7,7 @@
 // Rows are never mutated in place: a change installs a new Row object, so a
 // transaction copies only the rows it touches (copy-on-write).
 import { randomUUID } from 'node:crypto';
-import { defaultDatum, type Datum } from './datum.ts';
+import { defaultDatum, type Datum, type DeltaLog } from './datum.ts';
 import { rootTables, type ColumnSchema, type DatabaseSchema, type TableSchema } from './schema.ts';
 
 /** One row: its uuid, its version (new on every change), and every user column's value. */
@@ -59,6 +59,53 @@ export function refsOf(row: Row, ref: RefColumn): readonly (string)[] {
   const d = row.values.get(ref.column.name);
   if (!d) return [];
   return (ref.side === 'key' ? d.keys : d.values ?? []) as readonly string[];
+}
+
+/**
+ * Calls `visit` for each reference that differs between two states of a row
+ * (`old` or `neu` null for an insert or a delete): +1 for a reference only
+ * the new state holds, -1 for one only the old state holds. Unchanged
+ * columns are skipped by identity, so a row whose big set of references did
+ * not change costs nothing — the transaction path relies on this.
+ */
+export function forEachRefChange(
+  info: TableInfo,
+  old: Row | null,
+  neu: Row | null,
+  visit: (ref: RefColumn, uuid: string, delta: number) => void,
+  log?: DeltaLog,
+): void {
+  for (const ref of info.refColumns) {
+    const a = old?.values.get(ref.column.name);
+    const b = neu?.values.get(ref.column.name);
+    if (a === b) continue;
+    const known = b && log?.get(b);
+    if (known && known.base === a && ref.side === 'key') {
+      for (const u of known.removed) visit(ref, u as string, -1);
+      for (const u of known.added) visit(ref, u as string, 1);
+      continue;
+    }
+    const as = (a ? (ref.side === 'key' ? a.keys : a.values ?? []) : []) as readonly string[];
+    const bs = (b ? (ref.side === 'key' ? b.keys : b.values ?? []) : []) as readonly string[];
+    if (ref.side === 'key') {
+      // Keys are sorted and unique: one merge pass.
+      let i = 0;
+      let j = 0;
+      while (i < as.length || j < bs.length) {
+        if (j >= bs.length || (i < as.length && as[i] < bs[j])) visit(ref, as[i++], -1);
+        else if (i >= as.length || bs[j] < as[i]) visit(ref, bs[j++], 1);
+        else {
+          i++;
+          j++;
+        }
+      }
+    } else {
+      const counts = new Map<string, number>();
+      for (const u of as) counts.set(u, (counts.get(u) ?? 0) - 1);
+      for (const u of bs) counts.set(u, (counts.get(u) ?? 0) + 1);
+      for (const [u, n] of counts) if (n !== 0) visit(ref, u, n);
+    }
+  }
 }
 
 /** The value of any column of a row, including `_uuid` and `_version`. */
@@ -145,15 +192,20 @@ export class Database {
     return n;
   }
 
-  /** Installs already-checked changes: rows, reference counts and indexes. */
-  apply(changes: readonly RowChange[]): void {
+  /** Installs already-checked changes: rows, reference counts and indexes (`log`: set deltas of the commit, if known). */
+  apply(changes: readonly RowChange[], log?: DeltaLog): void {
     for (const ch of changes) {
       const name = ch.table.name;
       const rows = this.tables.get(name)!;
       const info = this.info.get(name)!;
       const idx = this.indexMaps.get(name)!;
+      forEachRefChange(info, ch.old, ch.new, (ref, u, delta) => {
+        if (!ref.strong) return;
+        const n = (this.strongRefs.get(u) ?? 0) + delta;
+        if (n === 0) this.strongRefs.delete(u);
+        else this.strongRefs.set(u, n);
+      }, log);
       if (ch.old) {
-        this.countRefs(info, ch.old, -1);
         for (let i = 0; i < idx.length; i++) {
           const k = indexKey(ch.old, ch.table.indexes[i]);
           if (idx[i].get(k) === ch.uuid) idx[i].delete(k);
@@ -161,21 +213,9 @@ export class Database {
       }
       if (ch.new) {
         rows.set(ch.uuid, ch.new);
-        this.countRefs(info, ch.new, 1);
         for (let i = 0; i < idx.length; i++) idx[i].set(indexKey(ch.new, ch.table.indexes[i]), ch.uuid);
       } else {
         rows.delete(ch.uuid);
-      }
-    }
-  }
-
-  private countRefs(info: TableInfo, row: Row, delta: number): void {
-    for (const ref of info.refColumns) {
-      if (!ref.strong) continue;
-      for (const u of refsOf(row, ref)) {
-        const n = (this.strongRefs.get(u) ?? 0) + delta;
-        if (n === 0) this.strongRefs.delete(u);
-        else this.strongRefs.set(u, n);
       }
     }
   }

@@ -342,3 +342,60 @@ export function applyDiff(oldD: Datum, diff: Datum, scalar: boolean): Datum {
   }
   return makeMap([...m]);
 }
+
+/**
+ * How a set datum was derived from another by insert/delete mutations: lets
+ * diffs and reference counting of a big set (Bridge.ports) cost O(changes)
+ * instead of O(size). A transaction keeps these in a DeltaLog for the
+ * duration of its commit only.
+ */
+export interface SetDelta {
+  readonly base: Datum;
+  readonly added: readonly Atom[];
+  readonly removed: readonly Atom[];
+}
+export type DeltaLog = Map<Datum, SetDelta>;
+
+function insertionPoint(keys: readonly Atom[], k: Atom): number {
+  let lo = 0;
+  let hi = keys.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (keys[mid] < k) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** `insert` mutation on a set or map: like datumUnion, recording set deltas in `log`. */
+export function setInsert(base: Datum, add: Datum, log?: DeltaLog): Datum {
+  if (base.values || add.keys.length > 16) return datumUnion(base, add);
+  const added: Atom[] = [];
+  for (const k of add.keys) if (findKey(base.keys, k) < 0) added.push(k);
+  if (added.length === 0) return base;
+  const keys = base.keys.slice();
+  for (const k of added) keys.splice(insertionPoint(keys, k), 0, k);
+  const out: Datum = { keys };
+  log?.set(out, { base, added, removed: [] });
+  return out;
+}
+
+/** `delete` mutation on a set or map: like datumDifference, recording set deltas in `log`. */
+export function setDelete(base: Datum, del: Datum, log?: DeltaLog): Datum {
+  if (base.values || del.keys.length > 16) return datumDifference(base, del);
+  const removed: Atom[] = [];
+  for (const k of del.keys) if (findKey(base.keys, k) >= 0) removed.push(k);
+  if (removed.length === 0) return base;
+  const keys = base.keys.slice();
+  for (const k of removed) keys.splice(findKey(keys, k), 1);
+  const out: Datum = { keys };
+  log?.set(out, { base, added: [], removed });
+  return out;
+}
+
+/** datumDiff, in O(changes) when `log` knows how `newD` came from `oldD`. */
+export function datumDiffFast(oldD: Datum, newD: Datum, scalar: boolean, log?: DeltaLog): Datum {
+  const d = log?.get(newD);
+  if (d && d.base === oldD && !scalar) return { keys: [...d.added, ...d.removed].sort(compareAtoms) };
+  return datumDiff(oldD, newD, scalar);
+}

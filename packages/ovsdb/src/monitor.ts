@@ -4,7 +4,7 @@
 // commit produces for it — `update` format (old/new) for version 1,
 // `update2` format (initial/insert/delete/modify diffs) for versions 2 and 3.
 import { columnValue, type Database, type Row, type RowChange } from './database.ts';
-import { datumDiff, datumEquals, datumToJson, defaultDatum } from './datum.ts';
+import { datumDiffFast, datumEquals, datumToJson, defaultDatum, type DeltaLog } from './datum.ts';
 import { OvsdbSyntaxError } from './errors.ts';
 import { lookupColumn, matchesAny, parseCondition, type Condition } from './condition.ts';
 import { isScalar, type ColumnSchema, type TableSchema } from './schema.ts';
@@ -156,12 +156,12 @@ export class Monitor {
   }
 
   /** The table-updates one commit (or a collapsed run of commits) produces for this monitor, or null if none. */
-  updatesFor(changes: readonly RowChange[]): TableUpdates | null {
+  updatesFor(changes: readonly RowChange[], log?: DeltaLog): TableUpdates | null {
     let updates: TableUpdates | null = null;
     for (const ch of changes) {
       const tm = this.tables.get(ch.table.name);
       if (!tm) continue;
-      const u = this.version === 1 ? this.update1(tm, ch) : this.update2(tm, ch);
+      const u = this.version === 1 ? this.update1(tm, ch) : this.update2(tm, ch, log);
       if (u === undefined) continue;
       updates ??= {};
       (updates[ch.table.name] ??= {})[ch.uuid] = u;
@@ -185,7 +185,7 @@ export class Monitor {
     return changed ? { old, new: this.rowJson(tm, ch.new, false) } : undefined;
   }
 
-  private update2(tm: TableMonitor, ch: RowChange): unknown {
+  private update2(tm: TableMonitor, ch: RowChange, log?: DeltaLog): unknown {
     const was = ch.old !== null && this.matches(tm, ch.old);
     const is = ch.new !== null && this.matches(tm, ch.new);
     if (!was && is) return tm.insert ? { insert: this.rowJson(tm, ch.new!, true) } : undefined;
@@ -196,8 +196,8 @@ export class Monitor {
     for (const c of tm.columns) {
       const a = columnValue(ch.old!, c.name);
       const b = columnValue(ch.new!, c.name);
-      if (datumEquals(a, b)) continue;
-      diff[c.name] = datumToJson(datumDiff(a, b, isScalar(c.type)), c.type);
+      if (a === b || datumEquals(a, b)) continue;
+      diff[c.name] = datumToJson(datumDiffFast(a, b, isScalar(c.type), log), c.type);
       changed = true;
     }
     return changed ? { modify: diff } : undefined;

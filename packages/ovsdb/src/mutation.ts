@@ -2,7 +2,7 @@
 // real columns (element-wise on sets), and insert/delete on sets and maps.
 // A mutation's result is checked against the column's constraints by the
 // caller; errors here are the RFC's domain and range errors.
-import { checkAtom, datumDifference, datumUnion, makeSet, parseAtom, parseDatum, type Atom, type Datum, type NamedUuidResolver } from './datum.ts';
+import { checkAtom, makeSet, parseAtom, parseDatum, setDelete, setInsert, type Atom, type Datum, type DeltaLog, type NamedUuidResolver } from './datum.ts';
 import { ConstraintViolationError, DomainError, OvsdbSyntaxError, RangeOvsdbError } from './errors.ts';
 import type { ColumnSchema, ColumnType, TableSchema } from './schema.ts';
 import { lookupColumn, relaxed } from './condition.ts';
@@ -83,14 +83,14 @@ function arith(mutator: Mutator, a: number, b: number, integer: boolean): number
   return r;
 }
 
-/** Applies a mutation to a column's current value and returns the new value. */
-export function applyMutation(current: Datum, m: Mutation): Datum {
+/** Applies a mutation to a column's current value and returns the new value (set deltas go to `log`). */
+export function applyMutation(current: Datum, m: Mutation, log?: DeltaLog): Datum {
   const t = m.column.type;
   switch (m.mutator) {
     case 'insert':
-      return datumUnion(current, m.arg);
+      return setInsert(current, m.arg, log);
     case 'delete':
-      return datumDifference(current, m.arg);
+      return setDelete(current, m.arg, log);
     default: {
       const b = m.arg.keys[0] as number;
       const integer = t.key.type === 'integer';

@@ -13,7 +13,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { existsSync, unlinkSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { Database, newUuid, type Commit, type Row, type RowChange } from './database.ts';
-import { makeAtom, type Datum } from './datum.ts';
+import { makeAtom, type Datum, type DeltaLog } from './datum.ts';
 import { CanceledError, JsonRpcProtocolError, OvsdbError, OvsdbSyntaxError, UnknownDatabaseError } from './errors.ts';
 import { JsonRpcConnection } from './jsonrpc.ts';
 import { Monitor, type MonitorVersion, type TableUpdates } from './monitor.ts';
@@ -296,7 +296,7 @@ export class OvsdbServer {
       readOnly: entry.readOnly,
     });
     if (outcome.kind === 'done') {
-      if (outcome.commit) this.commit(entry, outcome.commit);
+      if (outcome.commit) this.commit(entry, outcome.commit, outcome.log);
       else if (outcome.durable) entry.file?.syncNow();
     }
     return outcome;
@@ -335,16 +335,16 @@ export class OvsdbServer {
   }
 
   /** Applies a checked commit: memory, file, history, monitors, then blocked waiters. */
-  private commit(entry: DbEntry, commit: Commit): void {
-    entry.db.apply(commit.changes);
-    entry.file?.append(commit.changes, commit.date, commit.comment, commit.durable);
+  private commit(entry: DbEntry, commit: Commit, log?: DeltaLog): void {
+    entry.db.apply(commit.changes, log);
+    entry.file?.append(entry.db, commit.changes, commit.date, commit.comment, commit.durable, log);
     entry.history.push(commit);
     if (entry.history.length > (this.opts.historySize ?? 100)) entry.history.shift();
     entry.lastTxnId = commit.id;
     for (const s of this.sessions) {
       for (const m of s.monitors.values()) {
         if (m.entry !== entry) continue;
-        const u = m.monitor.updatesFor(commit.changes);
+        const u = m.monitor.updatesFor(commit.changes, log);
         if (u) this.sendUpdate(s, m.monitor, m.monid, u, entry);
       }
     }

@@ -20,17 +20,17 @@ import { closeSync, existsSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSy
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { newUuid, type Database, type Row, type RowChange } from './database.ts';
-import { applyDiff, datumDiff, datumEquals, datumToJson, defaultDatum, parseDatum, type Datum } from './datum.ts';
+import { applyDiff, datumDiffFast, datumEquals, datumToJson, parseDatum, type Datum, type DeltaLog } from './datum.ts';
 import { OvsdbIoError, StorageFormatError } from './errors.ts';
 import { isScalar, parseSchema, type DatabaseSchema } from './schema.ts';
 
 const MAGIC = 'OVSDB JSON ';
 
-/** Encodes one record: header line + JSON text + newline. */
-export function encodeRecord(json: unknown): Buffer {
-  const body = Buffer.from(JSON.stringify(json) + '\n', 'utf8');
-  const sha1 = createHash('sha1').update(body).digest('hex');
-  return Buffer.concat([Buffer.from(`${MAGIC}${body.length} ${sha1}\n`, 'latin1'), body]);
+/** Encodes one record: header line + JSON text + newline (as a string, to skip Buffer copies on the commit path). */
+export function encodeRecord(json: unknown): string {
+  const body = JSON.stringify(json) + '\n';
+  const sha1 = createHash('sha1').update(body, 'utf8').digest('hex');
+  return `${MAGIC}${Buffer.byteLength(body, 'utf8')} ${sha1}\n${body}`;
 }
 
 export interface ParsedFile {
@@ -122,7 +122,7 @@ export function recordToChanges(db: Database, record: Record<string, unknown>): 
 }
 
 /** The file record for a commit (diff form, as OVS 3.x writes). */
-export function commitToRecord(changes: readonly RowChange[], date: number, comment?: string): Record<string, unknown> {
+export function commitToRecord(db: Database, changes: readonly RowChange[], date: number, comment?: string, log?: DeltaLog): Record<string, unknown> {
   const rec: Record<string, unknown> = {};
   for (const ch of changes) {
     const t = (rec[ch.table.name] ??= {}) as Record<string, unknown>;
@@ -131,12 +131,15 @@ export function commitToRecord(changes: readonly RowChange[], date: number, comm
       continue;
     }
     const row: Record<string, unknown> = {};
+    const defaults = db.info.get(ch.table.name)!.defaults;
     for (const c of ch.table.userColumns) {
       const nd = ch.new.values.get(c.name)!;
       if (ch.old) {
         const od = ch.old.values.get(c.name)!;
-        if (!datumEquals(od, nd)) row[c.name] = datumToJson(datumDiff(od, nd, isScalar(c.type)), c.type);
-      } else if (!datumEquals(nd, defaultDatum(c.type))) {
+        if (od !== nd && !datumEquals(od, nd)) row[c.name] = datumToJson(datumDiffFast(od, nd, isScalar(c.type), log), c.type);
+      } else {
+        const dd = defaults.get(c.name)!;
+        if (nd === dd || datumEquals(nd, dd)) continue;
         row[c.name] = datumToJson(nd, c.type);
       }
     }
@@ -187,7 +190,7 @@ export class DbFile {
       throw new OvsdbIoError(`cannot create database file ${path}: ${(err as Error).message}`);
     }
     try {
-      writeSync(fd, encodeRecord(schemaJson));
+      writeSync(fd, Buffer.from(encodeRecord(schemaJson), 'utf8'));
       fsyncSync(fd);
     } finally {
       closeSync(fd);
@@ -226,8 +229,8 @@ export class DbFile {
   }
 
   /** Writes one commit's record; fsyncs before returning when `durable`. */
-  append(changes: readonly RowChange[], date: number, comment: string | undefined, durable: boolean): void {
-    const buf = encodeRecord(commitToRecord(changes, date, comment));
+  append(db: Database, changes: readonly RowChange[], date: number, comment: string | undefined, durable: boolean, log?: DeltaLog): void {
+    const buf = Buffer.from(encodeRecord(commitToRecord(db, changes, date, comment, log)), 'utf8');
     let off = 0;
     while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off);
     this.size += buf.length;
@@ -251,8 +254,8 @@ export class DbFile {
     const fd = openSync(tmp, 'w', 0o640);
     let size = 0;
     try {
-      for (const rec of [db.schema.json, commitToRecord(changes, Date.now(), 'compacting database online')]) {
-        const buf = encodeRecord(rec);
+      for (const rec of [db.schema.json, commitToRecord(db, changes, Date.now(), 'compacting database online')]) {
+        const buf = Buffer.from(encodeRecord(rec), 'utf8');
         writeSync(fd, buf);
         size += buf.length;
       }

@@ -5,8 +5,8 @@
 // and index uniqueness — and, if all pass, the list of row changes to apply.
 // Nothing is applied here: the caller (the server) applies the Commit,
 // stores it and notifies monitors, so a failed transaction leaves no trace.
-import { columnValue, indexKey, newUuid, refsOf, type Commit, type Database, type Row, type RowChange, type TableInfo } from './database.ts';
-import { checkDatum, datumEquals, datumToJson, isUuid, parseDatum, type Datum } from './datum.ts';
+import { columnValue, forEachRefChange, indexKey, newUuid, refsOf, type Commit, type Database, type Row, type RowChange, type TableInfo } from './database.ts';
+import { checkDatum, datumEquals, datumToJson, isUuid, parseDatum, type Datum, type DeltaLog } from './datum.ts';
 import {
   AbortedError,
   ConstraintViolationError,
@@ -38,7 +38,7 @@ export interface TxnContext {
 /** The outcome of executing a transaction. */
 export type TxnOutcome =
   /** Finished: `results` is the reply; `commit` is set when rows changed. */
-  | { kind: 'done'; results: unknown[]; commit?: Commit; durable: boolean }
+  | { kind: 'done'; results: unknown[]; commit?: Commit; durable: boolean; log?: DeltaLog }
   /** A `wait` is not yet satisfied: retry after the next commit or at `deadline` (ms; Infinity for none). */
   | { kind: 'blocked'; deadline: number };
 
@@ -92,11 +92,13 @@ export function executeTransaction(db: Database, ops: readonly unknown[], ctx: T
   }
   if (changes.length === 0) return { kind: 'done', results, durable: txn.durable };
   const commit: Commit = { id: newUuid(), changes, comment: txn.comments.length ? txn.comments.join('\n') : undefined, durable: txn.durable, date: ctx.now };
-  return { kind: 'done', results, commit, durable: txn.durable };
+  return { kind: 'done', results, commit, durable: txn.durable, log: txn.log };
 }
 
 class Transaction {
   readonly comments: string[] = [];
+  /** How mutated sets derive from their old values, for O(changes) commit work. */
+  readonly log: DeltaLog = new Map();
   durable = false;
   private readonly db: Database;
   private readonly ctx: TxnContext;
@@ -229,10 +231,11 @@ class Transaction {
       if (s) uuid = s.uuid;
       this.symbols.set(name, { uuid, created: true });
     }
-    for (const table of this.db.tables.values()) {
+    // Random uuids cannot collide; only a caller-chosen one needs the check.
+    if (json.uuid !== undefined) for (const table of this.db.tables.values()) {
       if (table.has(uuid)) throw new ConstraintViolationError(`Cannot insert row with UUID ${uuid}: a row with that UUID already exists.`);
     }
-    for (const o of this.overlay.values()) {
+    if (json.uuid !== undefined) for (const o of this.overlay.values()) {
       if (o.has(uuid)) throw new ConstraintViolationError(`Cannot insert row with UUID ${uuid}: a row with that UUID already exists.`);
     }
     const values = new Map(this.info(t).defaults);
@@ -280,7 +283,7 @@ class Transaction {
     for (const r of rows) {
       const values = new Map(r.values);
       for (const m of mutations) {
-        const d = applyMutation(values.get(m.column.name)!, m);
+        const d = applyMutation(values.get(m.column.name)!, m, this.log);
         checkDatum(d, m.column.type, `column ${m.column.name} of table ${t.name} after "${m.mutator}"`);
         values.set(m.column.name, d);
       }
@@ -330,26 +333,28 @@ class Transaction {
   finish(): RowChange[] {
     if (this.overlay.size === 0) return [];
     if (this.ctx.readOnly) throw new NotSupportedError(`database ${this.db.name} is read-only`);
+    // Net change of inbound strong references per target uuid, and the
+    // references this transaction added (to check) or removed (GC candidates).
     const delta = new Map<string, number>();
-    const bump = (info: TableInfo, row: Row, by: number): void => {
-      for (const ref of info.refColumns) {
-        if (!ref.strong) continue;
-        for (const u of refsOf(row, ref)) delta.set(u, (delta.get(u) ?? 0) + by);
-      }
-    };
+    const added: Array<[string, string, string, string]> = [];
+    const orphanCandidates: Array<[string, string]> = [];
     for (const [tname, o] of this.overlay) {
       const info = this.db.info.get(tname)!;
       const base = this.db.table(tname)!;
+      if (!info.isRoot) for (const [u, r] of o) if (r && !base.has(u)) orphanCandidates.push([tname, u]);
       for (const [u, r] of o) {
-        const old = base.get(u);
-        if (old) bump(info, old, -1);
-        if (r) bump(info, r, 1);
+        forEachRefChange(info, base.get(u) ?? null, r, (ref, target, d) => {
+          if (!ref.strong) return;
+          delta.set(target, (delta.get(target) ?? 0) + d);
+          if (d > 0 && r) added.push([tname, ref.column.name, u, target]);
+          else if (d < 0 && !this.db.info.get(ref.refTable)!.isRoot) orphanCandidates.push([ref.refTable, target]);
+        }, this.log);
       }
     }
     const count = (u: string): number => this.db.strongRefCount(u) + (delta.get(u) ?? 0);
 
-    this.checkStrongRefs(count);
-    this.collectGarbage(count, bump);
+    this.checkStrongRefs(count, added);
+    this.collectGarbage(count, delta, orphanCandidates);
     this.removeDanglingWeakRefs();
 
     const changes: RowChange[] = [];
@@ -374,56 +379,37 @@ class Transaction {
     return changes;
   }
 
-  private checkStrongRefs(count: (u: string) => number): void {
+  private checkStrongRefs(count: (u: string) => number, added: ReadonlyArray<[string, string, string, string]>): void {
+    for (const [tname, column, u, target] of added) {
+      const ref = this.db.info.get(tname)!.refColumns.find((r) => r.column.name === column)!;
+      if (!this.get(ref.refTable, target)) {
+        throw new ReferentialIntegrityError(`Table ${tname} column ${column} row ${u} references nonexistent row ${target} in table ${ref.refTable}.`);
+      }
+    }
     for (const [tname, o] of this.overlay) {
-      const info = this.db.info.get(tname)!;
       const base = this.db.table(tname)!;
       for (const [u, r] of o) {
-        if (r) {
-          for (const ref of info.refColumns) {
-            if (!ref.strong) continue;
-            for (const target of refsOf(r, ref)) {
-              if (!this.get(ref.refTable, target)) {
-                throw new ReferentialIntegrityError(`Table ${tname} column ${ref.column.name} row ${u} references nonexistent row ${target} in table ${ref.refTable}.`);
-              }
-            }
-          }
-        } else if (base.has(u)) {
-          const n = count(u);
-          if (n > 0) throw new ReferentialIntegrityError(`cannot delete ${tname} row ${u} because of ${n} remaining reference(s)`);
-        }
+        if (r || !base.has(u)) continue;
+        const n = count(u);
+        if (n > 0) throw new ReferentialIntegrityError(`cannot delete ${tname} row ${u} because of ${n} remaining reference(s)`);
       }
     }
   }
 
   /** Deletes non-root rows left with no strong reference (inserted unreferenced, or orphaned by this transaction). */
-  private collectGarbage(count: (u: string) => number, bump: (info: TableInfo, row: Row, by: number) => void): void {
-    const queue: Array<[string, string]> = [];
-    for (const [tname, o] of this.overlay) {
-      if (this.db.info.get(tname)!.isRoot) continue;
-      for (const [u, r] of o) if (r) queue.push([tname, u]);
-    }
-    // Rows whose count fell: find them through the reference columns of changed rows.
-    for (const [tname, o] of this.overlay) {
-      const info = this.db.info.get(tname)!;
-      const base = this.db.table(tname)!;
-      for (const u of o.keys()) {
-        const old = base.get(u);
-        if (!old) continue;
-        for (const ref of info.refColumns) {
-          if (ref.strong && !this.db.info.get(ref.refTable)!.isRoot) for (const target of refsOf(old, ref)) queue.push([ref.refTable, target]);
-        }
-      }
-    }
+  private collectGarbage(count: (u: string) => number, delta: Map<string, number>, queue: Array<[string, string]>): void {
     while (queue.length > 0) {
       const [tname, u] = queue.pop()!;
       const r = this.get(tname, u);
       if (!r || count(u) > 0) continue;
       const info = this.db.info.get(tname)!;
       this.put(tname, u, null);
-      bump(info, r, -1);
       for (const ref of info.refColumns) {
-        if (ref.strong && !this.db.info.get(ref.refTable)!.isRoot) for (const target of refsOf(r, ref)) queue.push([ref.refTable, target]);
+        if (!ref.strong) continue;
+        for (const target of refsOf(r, ref)) {
+          delta.set(target, (delta.get(target) ?? 0) - 1);
+          if (!this.db.info.get(ref.refTable)!.isRoot) queue.push([ref.refTable, target]);
+        }
       }
     }
   }
@@ -441,6 +427,8 @@ class Transaction {
         }
       }
     }
+    const weakWriters = [...this.overlay.keys()].filter((t) => this.db.info.get(t)!.refColumns.some((r) => !r.strong));
+    if (deletedBy.size === 0 && weakWriters.length === 0) return;
     const examine = new Map<string, Set<string>>();
     const add = (t: string, u: string): void => {
       let s = examine.get(t);

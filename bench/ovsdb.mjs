@@ -1,0 +1,198 @@
+#!/usr/bin/env node
+// OVSDB server benchmark: nvs-dbserver beside OVS's ovsdb-server, same run,
+// same client. Scenarios (issue 3): 1,000 add-port transactions one at a time
+// over one connection (insert Interface + insert Port + mutate Bridge.ports,
+// as /work/shared/anchors/ovsdb-txn-rate.py), 1,000 ports in one transaction,
+// and each server's RSS afterwards. Rounds alternate nvs and OVS (A B A B)
+// and the medians are compared, since this machine's speed varies.
+// Usage: npm run build:ts && node bench/ovsdb.mjs [--rounds N] [--txns N]
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const { values: opt } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, txns: { type: 'string', default: '1000' } } });
+const ROUNDS = Number(opt.rounds);
+const N = Number(opt.txns);
+const schema = join(root, 'configs', 'vswitch.ovsschema');
+const nvsBin = join(root, 'dist', 'nvs-dbserver.js');
+if (!existsSync(nvsBin)) {
+  console.error(`${nvsBin} is missing: run "npm run build:ts" first`);
+  process.exit(1);
+}
+
+/** A minimal JSON-RPC client: replies are split on top-level brace depth. */
+class Client {
+  constructor(sock) {
+    this.sock = sock;
+    this.waiting = new Map();
+    this.next = 0;
+    let buf = '';
+    let depth = 0;
+    let inStr = false;
+    let esc = false;
+    sock.setEncoding('utf8');
+    sock.on('data', (chunk) => {
+      let start = 0;
+      const text = buf + chunk;
+      const from = buf.length;
+      for (let i = from; i < text.length; i++) {
+        const c = text[i];
+        if (inStr) {
+          if (esc) esc = false;
+          else if (c === '\\') esc = true;
+          else if (c === '"') inStr = false;
+        } else if (c === '"') inStr = true;
+        else if (c === '{' || c === '[') depth++;
+        else if ((c === '}' || c === ']') && --depth === 0) {
+          this.onMessage(JSON.parse(text.slice(start, i + 1)));
+          start = i + 1;
+        }
+      }
+      buf = text.slice(start);
+    });
+  }
+  static open(path) {
+    return new Promise((resolve, reject) => {
+      const s = connect(path, () => resolve(new Client(s)));
+      s.once('error', reject);
+    });
+  }
+  onMessage(msg) {
+    if (msg.method === 'echo') this.sock.write(JSON.stringify({ result: msg.params, error: null, id: msg.id }));
+    const w = this.waiting.get(msg.id);
+    if (!w) return;
+    this.waiting.delete(msg.id);
+    if (msg.error) w.reject(new Error(JSON.stringify(msg.error)));
+    else w.resolve(msg.result);
+  }
+  call(method, params) {
+    const id = this.next++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      this.sock.write(JSON.stringify({ method, params, id }));
+    });
+  }
+  async transact(ops) {
+    const r = await this.call('transact', ['Open_vSwitch', ...ops]);
+    const bad = r.find((x) => x && x.error);
+    if (bad) throw new Error(`transaction failed: ${JSON.stringify(bad)}`);
+    return r;
+  }
+  close() {
+    this.sock.destroy();
+  }
+}
+
+async function waitForSocket(path, child) {
+  for (let i = 0; i < 200; i++) {
+    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
+    if (existsSync(path)) {
+      try {
+        (await Client.open(path)).close();
+        return;
+      } catch {}
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`no server socket at ${path}`);
+}
+
+async function startServer(kind, dir) {
+  const db = join(dir, 'conf.db');
+  const sock = join(dir, 'db.sock');
+  execFileSync('ovsdb-tool', ['create', db, schema]);
+  const child =
+    kind === 'nvs'
+      ? spawn(process.execPath, [nvsBin, '--rundir', dir, db, `--remote=punix:${sock}`, '-vANY:console:off'], { stdio: 'ignore' })
+      : spawn('ovsdb-server', [db, `--remote=punix:${sock}`, `--unixctl=${join(dir, 'ctl')}`, '--no-chdir', '-vconsole:off'], { stdio: 'ignore' });
+  await waitForSocket(sock, child);
+  const c = await Client.open(sock);
+  const r = await c.transact([
+    { op: 'insert', table: 'Interface', row: { name: 'br0', type: 'internal' }, 'uuid-name': 'i' },
+    { op: 'insert', table: 'Port', row: { name: 'br0', interfaces: ['named-uuid', 'i'] }, 'uuid-name': 'p' },
+    { op: 'insert', table: 'Bridge', row: { name: 'br0', ports: ['named-uuid', 'p'] }, 'uuid-name': 'b' },
+    { op: 'insert', table: 'Open_vSwitch', row: { bridges: ['named-uuid', 'b'] } },
+  ]);
+  c.close();
+  return { kind, child, sock, bridge: r[2].uuid };
+}
+
+function addPortOps(bridge, name) {
+  return [
+    { op: 'insert', table: 'Interface', row: { name, type: 'internal' }, 'uuid-name': 'i' },
+    { op: 'insert', table: 'Port', row: { name, interfaces: ['named-uuid', 'i'] }, 'uuid-name': 'p' },
+    { op: 'mutate', table: 'Bridge', where: [['_uuid', '==', bridge]], mutations: [['ports', 'insert', ['set', [['named-uuid', 'p']]]]] },
+  ];
+}
+
+/** N add-port transactions one at a time; returns txn/s. */
+async function txnRate(server, round) {
+  const c = await Client.open(server.sock);
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < N; i++) await c.transact(addPortOps(server.bridge, `r${round}p${i}`));
+  const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  c.close();
+  return N / s;
+}
+
+/** N ports (2N inserts + one mutate) in one transaction; returns seconds. */
+async function bulk(server, round) {
+  const c = await Client.open(server.sock);
+  const ops = [];
+  const refs = [];
+  for (let i = 0; i < N; i++) {
+    const name = `b${round}p${i}`;
+    ops.push({ op: 'insert', table: 'Interface', row: { name, type: 'internal' }, 'uuid-name': `i${i}` });
+    ops.push({ op: 'insert', table: 'Port', row: { name, interfaces: ['named-uuid', `i${i}`] }, 'uuid-name': `p${i}` });
+    refs.push(['named-uuid', `p${i}`]);
+  }
+  ops.push({ op: 'mutate', table: 'Bridge', where: [['_uuid', '==', server.bridge]], mutations: [['ports', 'insert', ['set', refs]]] });
+  const t0 = process.hrtime.bigint();
+  await c.transact(ops);
+  const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  c.close();
+  return s;
+}
+
+function rssMiB(pid) {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+const dir = mkdtempSync(join(tmpdir(), 'nvs-bench-ovsdb-'));
+const servers = [];
+try {
+  for (const kind of ['nvs', 'ovs']) {
+    const d = join(dir, kind);
+    execFileSync('mkdir', ['-p', d]);
+    servers.push(await startServer(kind, d));
+  }
+  const rate = { nvs: [], ovs: [] };
+  const bulkS = { nvs: [], ovs: [] };
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const s of servers) rate[s.kind].push(await txnRate(s, round));
+    for (const s of servers) bulkS[s.kind].push(await bulk(s, round));
+  }
+  const rss = Object.fromEntries(servers.map((s) => [s.kind, rssMiB(s.child.pid)]));
+  const r = { nvs: median(rate.nvs), ovs: median(rate.ovs) };
+  const b = { nvs: median(bulkS.nvs), ovs: median(bulkS.ovs) };
+  console.log(`ovsdb: ${N} add-port transactions over one connection, median of ${ROUNDS} alternating rounds`);
+  console.log(`  nvs-dbserver  ${r.nvs.toFixed(0).padStart(7)} txn/s   (rounds: ${rate.nvs.map((x) => x.toFixed(0)).join(', ')})`);
+  console.log(`  ovsdb-server  ${r.ovs.toFixed(0).padStart(7)} txn/s   (rounds: ${rate.ovs.map((x) => x.toFixed(0)).join(', ')})`);
+  console.log(`  ratio nvs/ovs ${(r.nvs / r.ovs).toFixed(2)}x   (goal >= 2x)`);
+  console.log(`ovsdb: ${N} ports in one transaction (median)`);
+  console.log(`  nvs-dbserver  ${(b.nvs * 1000).toFixed(1)} ms   ovsdb-server ${(b.ovs * 1000).toFixed(1)} ms   speed ratio ${(b.ovs / b.nvs).toFixed(2)}x`);
+  console.log(`ovsdb: server RSS after ${ROUNDS * N * 2} ports`);
+  console.log(`  nvs-dbserver  ${rss.nvs.toFixed(1)} MiB   ovsdb-server ${rss.ovs.toFixed(1)} MiB   ratio ${(rss.nvs / rss.ovs).toFixed(2)}x`);
+} finally {
+  for (const s of servers) s.child.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 200));
+  rmSync(dir, { recursive: true, force: true });
+}
