@@ -117,11 +117,18 @@ export function parseCpuMask(mask: string): number[] | undefined {
   return cpus;
 }
 
-function interfaceConfig(uuid: string, row: RowReader): InterfaceConfig {
+/** How to read the rows (from the command line). */
+export interface ReadOptions {
+  /** `--enable-dummy=override`: types nvs cannot open yet become dummy ports (their options are ignored). */
+  dummyOverride?: boolean;
+}
+
+function interfaceConfig(uuid: string, row: RowReader, ro: ReadOptions): InterfaceConfig {
   const name = str(row('name'));
   const rawType = str(row('type'));
-  const type = rawType === '' ? 'dummy' : rawType;
-  const options = smap(row('options'));
+  const overridden = ro.dummyOverride === true && NOT_YET.has(rawType);
+  const type = rawType === '' || overridden ? 'dummy' : rawType;
+  const options = overridden ? {} : smap(row('options'));
   const cfg: InterfaceConfig = { uuid, name, type, options, ofportRequest: int(row('ofport_request')), mtuRequest: int(row('mtu_request')) };
   if (NOT_YET.has(type)) {
     cfg.error = `${name}: interface type "${type}" is not supported yet by nvs (use "dummy" or "internal")`;
@@ -136,10 +143,10 @@ function interfaceConfig(uuid: string, row: RowReader): InterfaceConfig {
 
 const VLAN_MODES = new Set(['access', 'trunk', 'native-tagged', 'native-untagged']);
 
-function portConfig(uuid: string, row: RowReader, db: DbSnapshot): PortConfig {
+function portConfig(uuid: string, row: RowReader, db: DbSnapshot, ro: ReadOptions): PortConfig {
   const mode = str(row('vlan_mode'));
   const interfaces = uuids(row('interfaces'))
-    .map((u) => db.iface.get(u) && interfaceConfig(u, db.iface.get(u)!))
+    .map((u) => db.iface.get(u) && interfaceConfig(u, db.iface.get(u)!, ro))
     .filter((i): i is InterfaceConfig => i !== undefined)
     .sort((a, b) => a.name.localeCompare(b.name));
   // Bonds (several interfaces in one port) are not supported yet: the first
@@ -157,10 +164,10 @@ function portConfig(uuid: string, row: RowReader, db: DbSnapshot): PortConfig {
   };
 }
 
-function bridgeConfig(uuid: string, row: RowReader, db: DbSnapshot): BridgeConfig {
+function bridgeConfig(uuid: string, row: RowReader, db: DbSnapshot, ro: ReadOptions): BridgeConfig {
   const other = smap(row('other_config'));
   const ports = uuids(row('ports'))
-    .map((u) => db.port.get(u) && portConfig(u, db.port.get(u)!, db))
+    .map((u) => db.port.get(u) && portConfig(u, db.port.get(u)!, db, ro))
     .filter((p): p is PortConfig => p !== undefined)
     .sort((a, b) => a.name.localeCompare(b.name));
   return {
@@ -175,13 +182,13 @@ function bridgeConfig(uuid: string, row: RowReader, db: DbSnapshot): BridgeConfi
 }
 
 /** The whole configuration, or undefined while the database has no Open_vSwitch row. */
-export function readConfig(db: DbSnapshot): SwitchConfig | undefined {
+export function readConfig(db: DbSnapshot, ro: ReadOptions = {}): SwitchConfig | undefined {
   const first = [...db.openVswitch.entries()][0];
   if (!first) return undefined;
   const [uuid, row] = first;
   const other = smap(row('other_config'));
   const bridges = uuids(row('bridges'))
-    .map((u) => db.bridge.get(u) && bridgeConfig(u, db.bridge.get(u)!, db))
+    .map((u) => db.bridge.get(u) && bridgeConfig(u, db.bridge.get(u)!, db, ro))
     .filter((b): b is BridgeConfig => b !== undefined)
     .sort((a, b) => a.name.localeCompare(b.name));
   return {

@@ -12,7 +12,7 @@
  */
 import type { Logger } from 'pino';
 import { Idl, makeAtom, makeMap, makeSet, OvsdbClient, datumEquals, type Datum, type IdlRow, type IdlTransaction } from '@nvs/ovsdb';
-import { readConfig, type DbSnapshot, type SwitchConfig } from './config.ts';
+import { readConfig, type DbSnapshot, type ReadOptions, type SwitchConfig } from './config.ts';
 import type { InterfaceStatus } from './bridge.ts';
 
 const TABLES = {
@@ -32,6 +32,7 @@ export interface DbSyncOptions {
   statistics?: () => Map<string, Record<string, number>>;
   statsIntervalMs?: number;
   retryMs?: number;
+  read?: ReadOptions;
 }
 
 export class DbSync {
@@ -121,7 +122,7 @@ export class DbSync {
   private async run(): Promise<void> {
     const idl = this.idl;
     if (!idl || this.stopped) return;
-    const cfg = readConfig(this.snapshot(idl));
+    const cfg = readConfig(this.snapshot(idl), this.opts.read);
     if (!cfg) return;
     const status = this.opts.apply(cfg);
     this.markApplied();

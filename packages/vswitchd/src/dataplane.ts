@@ -1,0 +1,87 @@
+/**
+ * What nvs-vswitchd needs from the datapath, in the slow path's terms
+ * (DpFlowKey, DpAction from @nvs/ofproto's Dpif vocabulary). One
+ * implementation exists, over the Rust datapath (dataplane-nvs.ts); the seam
+ * keeps the binary encodings in one file, as OVS keeps them behind dpif.
+ *
+ * Ownership: packets handed in are copied by the datapath; packets and keys
+ * handed out are the caller's.
+ */
+import type { DpAction, DpFlowKey } from '@nvs/ofproto';
+import type { DatapathPorts } from './bridge.ts';
+
+export interface DpUpcall {
+  /** Datapath port the packet came in on. */
+  inPort: number;
+  key: DpFlowKey;
+  packet: Uint8Array;
+}
+
+export interface DpFlowEntry {
+  key: DpFlowKey;
+  mask: DpFlowKey;
+  /** The megaflow's identity (masked key and mask bytes), as used by `put`/`del`. */
+  id: string;
+  actions: DpAction[];
+  packets: number;
+  bytes: number;
+  /** Datapath clock (ms) of the last hit, 0 when never hit. */
+  usedAt: number;
+  tcpFlags: number;
+}
+
+export interface DpPortStats {
+  no: number;
+  name: string;
+  rxPackets: number;
+  rxBytes: number;
+  rxDropped: number;
+  txPackets: number;
+  txBytes: number;
+  txDropped: number;
+}
+
+export interface DpThreadStats {
+  id: number;
+  core?: number;
+  ports: number[];
+  /** Counter name → value, as the datapath reports them (packets, hits, misses, cycles…). */
+  counters: Record<string, number>;
+}
+
+export interface DpStats {
+  flows: number;
+  lostUpcalls: number;
+  threads: DpThreadStats[];
+  ports: DpPortStats[];
+}
+
+export interface DpFlowPut {
+  key: DpFlowKey;
+  mask: DpFlowKey;
+  actions: readonly DpAction[];
+  /** Replace the actions of an installed megaflow with the same key and mask. */
+  modify?: boolean;
+}
+
+export interface Dataplane extends DatapathPorts {
+  /** The identity of a megaflow (what `del` and dumped entries are keyed by). */
+  flowId(key: DpFlowKey, mask: DpFlowKey): string;
+  put(flows: readonly DpFlowPut[]): void;
+  /** Deletes megaflows by identity; unknown ones are ignored. */
+  del(ids: readonly string[]): void;
+  dump(): DpFlowEntry[];
+  execute(inPort: number, packet: Uint8Array, actions: readonly DpAction[]): void;
+  /** Takes up to `max` queued upcalls. */
+  recvUpcalls(max: number): DpUpcall[];
+  /** Calls `wake` whenever upcalls may be waiting (from a non-blocking notification). */
+  onUpcalls(wake: () => void): void;
+  inject(port: number, packets: readonly Uint8Array[]): void;
+  drain(port: number, max: number): Uint8Array[];
+  stats(): DpStats;
+  /** The key the datapath extracts from a packet received on `inPort`. */
+  extractKey(packet: Uint8Array, inPort: number): DpFlowKey;
+  /** Datapath clock (ms), the time base of `usedAt`. */
+  now(): number;
+  close(): void;
+}

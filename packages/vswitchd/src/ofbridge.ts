@@ -1,0 +1,79 @@
+/**
+ * One bridge's OpenFlow side as vswitchd holds it: the ofproto engine's
+ * Ofproto (tables, MAC learning, xlate) plus the Dpif port mapping between
+ * OpenFlow and datapath port numbers, kept in step with the bridge model.
+ * Configuration flows one way, model → ofproto, after each reconciliation.
+ */
+import type { Logger } from 'pino';
+import { Ofproto, toBridgePort, type Clock, type PortConfig as OfPortConfig } from '@nvs/ofproto';
+import type { Bridge, BridgePort, InterfaceStatus } from './bridge.ts';
+
+export class OfBridge {
+  readonly ofproto: Ofproto;
+  private odpByOf = new Map<number, number>();
+  private ofByOdp = new Map<number, number>();
+
+  constructor(
+    readonly model: Bridge,
+    private readonly log: Logger,
+    clock: Clock,
+  ) {
+    const cfg = model.config;
+    this.ofproto = new Ofproto({
+      name: model.name,
+      logger: log,
+      clock,
+      dpif: { odpPort: (of) => this.odpByOf.get(of), ofPort: (odp) => this.ofByOdp.get(odp) },
+      failMode: cfg.failMode,
+      macAgingTime: cfg.macAgingTime,
+      macTableSize: cfg.macTableSize,
+    });
+  }
+
+  get name(): string {
+    return this.model.name;
+  }
+
+  /** The bridge's ports by name (from the model). */
+  get ports(): ReadonlyMap<string, BridgePort> {
+    return this.model.ports;
+  }
+
+  odpPort(ofport: number): number | undefined {
+    return this.odpByOf.get(ofport);
+  }
+
+  ofPort(odpPort: number): number | undefined {
+    return this.ofByOdp.get(odpPort);
+  }
+
+  /**
+   * Follows the model after a reconciliation: ports (a port whose VLAN
+   * settings ofproto refuses stays out of forwarding, its Interface gets the
+   * error in `status`), fail mode and MAC learning limits.
+   */
+  sync(status: Map<string, InterfaceStatus>): void {
+    const cfg = this.model.config;
+    const ports: OfPortConfig[] = [];
+    const odpByOf = new Map<number, number>();
+    const ofByOdp = new Map<number, number>();
+    for (const p of this.model.ports.values()) {
+      const pc: OfPortConfig = { ofport: p.ofport, name: p.name, vlanMode: p.vlanMode, tag: p.tag ?? null, trunks: p.trunks };
+      try {
+        toBridgePort(pc);
+      } catch (err) {
+        this.log.warn({ port: p.name, err: (err as Error).message }, 'port left out of forwarding');
+        status.set(p.ifaceUuid, { ofport: p.ofport, error: (err as Error).message });
+        continue;
+      }
+      ports.push(pc);
+      odpByOf.set(p.ofport, p.odpPort);
+      ofByOdp.set(p.odpPort, p.ofport);
+    }
+    this.odpByOf = odpByOf;
+    this.ofByOdp = ofByOdp;
+    this.ofproto.setPorts(ports);
+    this.ofproto.setFailMode(cfg.failMode);
+    this.ofproto.setMacLearning(cfg.macAgingTime, cfg.macTableSize);
+  }
+}
