@@ -440,6 +440,11 @@ impl Datapath {
         out
     }
 
+    /// Pops up to `max` upcalls into `out`; returns how many.
+    pub fn recv_upcalls_into(&self, max: usize, out: &mut Vec<Upcall>) -> usize {
+        self.upcalls.pop_batch(max, out)
+    }
+
     /// Blocks until an upcall is queued or `timeout` passes (may return early).
     pub fn wait_upcalls(&self, timeout: Duration) {
         self.upcalls.wait(timeout);

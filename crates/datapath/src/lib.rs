@@ -13,6 +13,7 @@ pub mod dummy;
 pub mod emc;
 pub mod flow;
 pub mod key;
+pub mod layout;
 pub mod parse;
 pub mod pmd;
 pub mod port;

@@ -1,0 +1,613 @@
+//! napi-rs binding of the nvs datapath: a thin translation layer, no logic.
+//!
+//! Binary encodings cross unchanged: keys and masks are raw `FlowKey` bytes
+//! (layout published by `flowKeyLayout()`), actions are the TLV list of
+//! `nvs_datapath::actions`. Errors are thrown with a stable `code` (the
+//! `DpError`/`ActionError` codes, or `DP_BAD_KEY`/`DP_BAD_ARGUMENT` for
+//! malformed arguments); per-flow errors of batched flow calls are returned.
+//!
+//! Upcalls reach JavaScript in batches: polled with `recvUpcalls(max)`, or
+//! pushed by `onUpcalls(cb)`: one bridge thread waits on the upcall queue and
+//! makes one non-blocking call of a weak thread-safe function per batch (a
+//! full call queue drops the batch and counts it in `bridgeLostUpcalls`).
+//! Threads stop on `close()` and, failing that, in an env cleanup hook.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::CleanupEnvHook;
+use napi_derive::napi;
+
+use nvs_datapath::actions::{self, Action};
+use nvs_datapath::datapath::{self as dp, DatapathConfig, DpError, PutFlags};
+use nvs_datapath::key::FlowKey;
+use nvs_datapath::layout::{self, KEY_FIELDS};
+use nvs_datapath::upcall::{Upcall, UpcallReason};
+
+/// Upcalls per bridge call (as OVS's handler threads read them).
+const UPCALL_BATCH: usize = 64;
+/// Bridge calls waiting for the JS thread before the bridge drops batches.
+const BRIDGE_QUEUE: usize = 64;
+
+/// Errors thrown to JavaScript carry a string `code` (napi's error status).
+fn fail(code: &str, message: impl ToString) -> Error<String> {
+    Error::new(code.to_string(), message)
+}
+
+fn dp_err(e: DpError) -> Error<String> {
+    fail(e.code(), e)
+}
+
+fn key_arg(what: &str, b: &[u8]) -> Result<FlowKey, String> {
+    layout::key_from_bytes(b).ok_or_else(|| {
+        fail(
+            "DP_BAD_KEY",
+            format!(
+                "{what} must be {} bytes (a FlowKey), got {}",
+                layout::KEY_SIZE,
+                b.len()
+            ),
+        )
+    })
+}
+
+fn actions_arg(b: &[u8]) -> Result<Vec<Action>, String> {
+    actions::decode(b).map_err(|e| fail(e.code(), e))
+}
+
+/// One field of the flow key layout.
+#[napi(object)]
+pub struct KeyFieldInfo {
+    pub name: String,
+    pub offset: u32,
+    pub size: u32,
+    /// "uint" (machine byte order), "bytes" (network order) or "pad".
+    pub kind: String,
+}
+
+/// The flow key layout: every field in memory order (the source of truth for the TS encoder).
+#[napi]
+pub fn flow_key_layout() -> Vec<KeyFieldInfo> {
+    KEY_FIELDS
+        .iter()
+        .map(|f| KeyFieldInfo {
+            name: f.name.into(),
+            offset: f.offset as u32,
+            size: f.size as u32,
+            kind: f.kind.name().into(),
+        })
+        .collect()
+}
+
+/// Size of an encoded flow key in bytes.
+#[napi]
+pub fn flow_key_size() -> u32 {
+    layout::KEY_SIZE as u32
+}
+
+/// Decodes a key and returns each field as text read from the Rust struct
+/// (integers decimal, byte arrays hex): for round-trip tests.
+#[napi]
+pub fn flow_key_debug(key: Buffer) -> Result<BTreeMap<String, String>, String> {
+    let key = key_arg("key", &key)?;
+    Ok(layout::field_texts(&key)
+        .into_iter()
+        .map(|(n, v)| (n.to_string(), v))
+        .collect())
+}
+
+/// Decodes an action list and encodes it again (for round-trip tests).
+#[napi]
+pub fn actions_round_trip(actions: Buffer) -> Result<Buffer, String> {
+    Ok(actions::encode(&actions_arg(&actions)?).into())
+}
+
+/// Decodes an action list into its Rust debug form (for tests and traces).
+#[napi]
+pub fn actions_debug(actions: Buffer) -> Result<String, String> {
+    Ok(format!("{:?}", actions_arg(&actions)?))
+}
+
+/// Extracts the flow key of a packet (as the polling threads would).
+#[napi]
+pub fn extract_key(packet: Buffer, in_port: u32) -> Buffer {
+    let mut key = FlowKey::default();
+    nvs_datapath::parse::extract(&packet, in_port, &mut key);
+    key.as_bytes().to_vec().into()
+}
+
+#[napi(object)]
+pub struct DatapathOptions {
+    /// Polling threads (default 1; 0: none, only `execute` moves packets).
+    pub threads: Option<u32>,
+    /// Cores to pin threads to (thread i on cores[i % len]); default: no pinning.
+    pub cores: Option<Vec<u32>>,
+    /// Upcall queue capacity (default 4096).
+    pub upcall_queue_len: Option<u32>,
+    /// Exact-match cache slots per thread (default 8192).
+    pub emc_entries: Option<u32>,
+}
+
+#[napi(object)]
+pub struct FlowPut {
+    pub key: Buffer,
+    pub mask: Buffer,
+    pub actions: Buffer,
+    /// Install if absent (default true).
+    pub create: Option<bool>,
+    /// Replace the actions if present (default false).
+    pub modify: Option<bool>,
+    /// Zero the counters of a modified flow (default false).
+    pub zero_stats: Option<bool>,
+}
+
+#[napi(object)]
+pub struct FlowMatch {
+    pub key: Buffer,
+    pub mask: Buffer,
+}
+
+#[napi(object)]
+pub struct FlowStats {
+    pub packets: i64,
+    pub bytes: i64,
+    /// Wall-clock time of the last hit, ms since the Unix epoch; 0 = never.
+    pub used_ms: f64,
+    pub tcp_flags: u32,
+}
+
+/// The error of one operation in a batch.
+#[napi(object)]
+pub struct OpError {
+    pub code: String,
+    pub message: String,
+}
+
+/// The outcome of one operation in a batch: `error` unset on success.
+#[napi(object)]
+pub struct OpResult {
+    pub error: Option<OpError>,
+    /// Final counters of a deleted flow.
+    pub stats: Option<FlowStats>,
+}
+
+#[napi(object)]
+pub struct FlowEntry {
+    pub key: Buffer,
+    pub mask: Buffer,
+    pub actions: Buffer,
+    pub stats: FlowStats,
+}
+
+#[napi(object)]
+pub struct UpcallJs {
+    pub packet: Buffer,
+    pub key: Buffer,
+    pub in_port: u32,
+    /// "miss" or "userspace".
+    pub reason: String,
+    /// The userspace action's cookie.
+    pub cookie: Option<BigInt>,
+}
+
+#[napi(object)]
+pub struct PortStatsJs {
+    pub port_no: u32,
+    pub name: String,
+    #[napi(js_name = "type")]
+    pub kind: String,
+    /// Polling thread receiving on it, if any.
+    pub thread: Option<u32>,
+    pub rx_packets: i64,
+    pub rx_bytes: i64,
+    pub rx_dropped: i64,
+    pub rx_errors: i64,
+    pub tx_packets: i64,
+    pub tx_bytes: i64,
+    pub tx_dropped: i64,
+    pub tx_errors: i64,
+}
+
+#[napi(object)]
+pub struct ThreadStatsJs {
+    pub id: u32,
+    pub core: Option<u32>,
+    pub ports: Vec<u32>,
+    pub packets: i64,
+    pub emc_hits: i64,
+    pub megaflow_hits: i64,
+    pub misses: i64,
+    pub lost_upcalls: i64,
+    pub parse_errors: i64,
+    pub tx_dropped: i64,
+    pub busy_ns: i64,
+    pub iterations: i64,
+}
+
+#[napi(object)]
+pub struct DatapathStatsJs {
+    pub flows: u32,
+    pub upcalls_queued: u32,
+    pub lost_upcalls: i64,
+    /// Upcall batches the bridge dropped because JavaScript fell behind (in upcalls).
+    pub bridge_lost_upcalls: i64,
+    pub threads: Vec<ThreadStatsJs>,
+    pub ports: Vec<PortStatsJs>,
+}
+
+fn stats_js(dp: &dp::Datapath, s: nvs_datapath::flow::FlowStatsSnapshot) -> FlowStats {
+    // `used` is the datapath clock (ms since start, +1; 0 = never): turn it into wall-clock time.
+    let used_ms = if s.used == 0 {
+        0.0
+    } else {
+        let start = dp.clock().start();
+        let age = start
+            .elapsed()
+            .saturating_sub(Duration::from_millis(s.used - 1));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        now.saturating_sub(age).as_millis() as f64
+    };
+    FlowStats {
+        packets: s.packets as i64,
+        bytes: s.bytes as i64,
+        used_ms,
+        tcp_flags: s.tcp_flags as u32,
+    }
+}
+
+fn upcall_js(u: Upcall) -> UpcallJs {
+    let (reason, cookie) = match u.reason {
+        UpcallReason::Miss => ("miss", None),
+        UpcallReason::Userspace { cookie } => ("userspace", Some(BigInt::from(cookie))),
+    };
+    UpcallJs {
+        packet: u.packet.into(),
+        key: u.key.as_bytes().to_vec().into(),
+        in_port: u.in_port,
+        reason: reason.into(),
+        cookie,
+    }
+}
+
+type UpcallFn = ThreadsafeFunction<
+    Vec<UpcallJs>,
+    Unknown<'static>,
+    Vec<UpcallJs>,
+    Status,
+    false,
+    true,
+    BRIDGE_QUEUE,
+>;
+
+/// The bridge thread forwarding upcalls to a JS callback.
+struct Bridge {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+/// Shared by the JS object and the env cleanup hook.
+struct Inner {
+    dp: dp::Datapath,
+    bridge: Mutex<Option<Bridge>>,
+    bridge_lost: AtomicU64,
+}
+
+impl Inner {
+    fn stop_bridge(&self) {
+        let bridge = self.bridge.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(b) = bridge {
+            b.stop.store(true, Ordering::Release);
+            b.thread.thread().unpark();
+            let _ = b.thread.join();
+        }
+    }
+
+    fn shutdown(&self) {
+        self.stop_bridge();
+        self.dp.close();
+    }
+}
+
+/// A datapath with its polling threads (see `packages/datapath` for the typed face).
+#[napi(js_name = "Datapath")]
+pub struct JsDatapath {
+    inner: Arc<Inner>,
+    hook: Option<CleanupEnvHook<Arc<Inner>>>,
+}
+
+#[napi]
+impl JsDatapath {
+    #[napi(constructor)]
+    pub fn new(env: Env, options: Option<DatapathOptions>) -> Result<Self, String> {
+        let o = options.unwrap_or(DatapathOptions {
+            threads: None,
+            cores: None,
+            upcall_queue_len: None,
+            emc_entries: None,
+        });
+        let d = DatapathConfig::default();
+        let config = DatapathConfig {
+            threads: o.threads.map_or(d.threads, |t| t as usize),
+            cores: o
+                .cores
+                .unwrap_or_default()
+                .into_iter()
+                .map(|c| c as usize)
+                .collect(),
+            upcall_queue_len: o
+                .upcall_queue_len
+                .map_or(d.upcall_queue_len, |n| n as usize),
+            emc_entries: o.emc_entries.map_or(d.emc_entries, |n| n as usize),
+        };
+        let inner = Arc::new(Inner {
+            dp: dp::Datapath::new(&config).map_err(dp_err)?,
+            bridge: Mutex::new(None),
+            bridge_lost: AtomicU64::new(0),
+        });
+        // If JS never calls close(), stop the threads when the environment goes away.
+        let hook = env
+            .add_env_cleanup_hook(inner.clone(), |inner| inner.shutdown())
+            .map_err(|e| fail("DP_NAPI", e.reason))?;
+        Ok(JsDatapath {
+            inner,
+            hook: Some(hook),
+        })
+    }
+
+    /// Stops the threads and closes every port. Idempotent.
+    #[napi]
+    pub fn close(&mut self, env: Env) -> Result<(), String> {
+        self.inner.shutdown();
+        if let Some(hook) = self.hook.take() {
+            env.remove_env_cleanup_hook(hook)
+                .map_err(|e| fail("DP_NAPI", e.reason))?;
+        }
+        Ok(())
+    }
+
+    /// Opens a port; returns its number.
+    #[napi]
+    pub fn add_port(
+        &self,
+        name: String,
+        kind: String,
+        options: Option<BTreeMap<String, String>>,
+    ) -> Result<u32, String> {
+        self.inner
+            .dp
+            .add_port(&name, &kind, &options.unwrap_or_default())
+            .map_err(dp_err)
+    }
+
+    #[napi]
+    pub fn remove_port(&self, port_no: u32) -> Result<(), String> {
+        self.inner.dp.remove_port(port_no).map_err(dp_err)
+    }
+
+    /// Installs or modifies flows; one result per flow, in order.
+    #[napi]
+    pub fn flow_put(&self, flows: Vec<FlowPut>) -> Result<Vec<OpResult>, String> {
+        let mut out = Vec::with_capacity(flows.len());
+        for f in flows {
+            let key = key_arg("key", &f.key)?;
+            let mask = key_arg("mask", &f.mask)?;
+            let flags = PutFlags {
+                create: f.create.unwrap_or(true),
+                modify: f.modify.unwrap_or(false),
+                zero_stats: f.zero_stats.unwrap_or(false),
+            };
+            let result = match actions::decode(&f.actions) {
+                Err(e) => Err(OpError {
+                    code: e.code().into(),
+                    message: e.to_string(),
+                }),
+                Ok(actions) => self
+                    .inner
+                    .dp
+                    .flow_put(&key, &mask, actions.into_boxed_slice(), flags)
+                    .map_err(op_error),
+            };
+            out.push(OpResult {
+                error: result.err(),
+                stats: None,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Deletes flows; one result per flow (with its final counters), in order.
+    #[napi]
+    pub fn flow_del(&self, flows: Vec<FlowMatch>) -> Result<Vec<OpResult>, String> {
+        let mut out = Vec::with_capacity(flows.len());
+        for f in flows {
+            let (key, mask) = (key_arg("key", &f.key)?, key_arg("mask", &f.mask)?);
+            out.push(match self.inner.dp.flow_del(&key, &mask) {
+                Ok(info) => OpResult {
+                    error: None,
+                    stats: Some(stats_js(&self.inner.dp, info.stats)),
+                },
+                Err(e) => OpResult {
+                    error: Some(op_error(e)),
+                    stats: None,
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    /// The flow with this key and mask, or null.
+    #[napi]
+    pub fn flow_get(&self, key: Buffer, mask: Buffer) -> Result<Option<FlowEntry>, String> {
+        let (key, mask) = (key_arg("key", &key)?, key_arg("mask", &mask)?);
+        Ok(self.inner.dp.flow_get(&key, &mask).map(|f| self.entry(f)))
+    }
+
+    /// Every flow with its counters.
+    #[napi]
+    pub fn flow_dump(&self) -> Vec<FlowEntry> {
+        self.inner
+            .dp
+            .flow_dump()
+            .into_iter()
+            .map(|f| self.entry(f))
+            .collect()
+    }
+
+    #[napi]
+    pub fn flow_flush(&self) -> Result<(), String> {
+        self.inner.dp.flow_flush().map_err(dp_err)
+    }
+
+    /// Runs `actions` on `packet` as received on `inPort` (0: no port).
+    #[napi]
+    pub fn execute(&self, in_port: u32, packet: Buffer, actions: Buffer) -> Result<(), String> {
+        let actions = actions_arg(&actions)?;
+        self.inner
+            .dp
+            .execute(in_port, &packet, &actions)
+            .map_err(dp_err)
+    }
+
+    /// Pops up to `max` queued upcalls (never blocks).
+    #[napi]
+    pub fn recv_upcalls(&self, max: u32) -> Vec<UpcallJs> {
+        self.inner
+            .dp
+            .recv_upcalls(max as usize)
+            .into_iter()
+            .map(upcall_js)
+            .collect()
+    }
+
+    /// Calls `callback` with each batch of upcalls, from a bridge thread, until
+    /// `close()` or `offUpcalls()`. The callback does not keep the process alive.
+    #[napi(ts_args_type = "callback: (upcalls: UpcallJs[]) => void")]
+    pub fn on_upcalls(&self, callback: UpcallFn) -> Result<(), String> {
+        self.inner.stop_bridge();
+        let stop = Arc::new(AtomicBool::new(false));
+        let inner = Arc::downgrade(&self.inner);
+        let stop2 = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("nvs-upcall-bridge".into())
+            .spawn(move || bridge_loop(inner, stop2, callback))
+            .map_err(|e| fail("DP_SPAWN_FAILED", e))?;
+        *self.inner.bridge.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(Bridge { stop, thread });
+        Ok(())
+    }
+
+    /// Stops delivering upcalls to the callback given to `onUpcalls`.
+    #[napi]
+    pub fn off_upcalls(&self) {
+        self.inner.stop_bridge();
+    }
+
+    /// Makes packets arrive on a port (dummy ports).
+    #[napi]
+    pub fn inject(&self, port_no: u32, packets: Vec<Buffer>) -> Result<(), String> {
+        let refs: Vec<&[u8]> = packets.iter().map(|b| &b[..]).collect();
+        self.inner.dp.port_inject(port_no, &refs).map_err(dp_err)
+    }
+
+    /// Takes up to `max` packets sent out of a port (dummy ports).
+    #[napi]
+    pub fn drain(&self, port_no: u32, max: u32) -> Result<Vec<Buffer>, String> {
+        let pkts = self
+            .inner
+            .dp
+            .port_drain(port_no, max as usize)
+            .map_err(dp_err)?;
+        Ok(pkts.into_iter().map(Buffer::from).collect())
+    }
+
+    /// Counters of the datapath, each polling thread and each port.
+    #[napi]
+    pub fn stats(&self) -> DatapathStatsJs {
+        let s = self.inner.dp.stats();
+        DatapathStatsJs {
+            flows: s.flows as u32,
+            upcalls_queued: s.upcalls_queued as u32,
+            lost_upcalls: s.lost_upcalls as i64,
+            bridge_lost_upcalls: self.inner.bridge_lost.load(Ordering::Relaxed) as i64,
+            threads: s
+                .threads
+                .into_iter()
+                .map(|t| ThreadStatsJs {
+                    id: t.id as u32,
+                    core: t.core.map(|c| c as u32),
+                    ports: t.ports,
+                    packets: t.stats.packets as i64,
+                    emc_hits: t.stats.emc_hits as i64,
+                    megaflow_hits: t.stats.megaflow_hits as i64,
+                    misses: t.stats.misses as i64,
+                    lost_upcalls: t.stats.lost_upcalls as i64,
+                    parse_errors: t.stats.parse_errors as i64,
+                    tx_dropped: t.stats.tx_dropped as i64,
+                    busy_ns: t.stats.busy_ns as i64,
+                    iterations: t.stats.iterations as i64,
+                })
+                .collect(),
+            ports: s
+                .ports
+                .into_iter()
+                .map(|p| PortStatsJs {
+                    port_no: p.no,
+                    name: p.name,
+                    kind: p.kind.into(),
+                    thread: p.thread.map(|t| t as u32),
+                    rx_packets: p.stats.rx_packets as i64,
+                    rx_bytes: p.stats.rx_bytes as i64,
+                    rx_dropped: p.stats.rx_dropped as i64,
+                    rx_errors: p.stats.rx_errors as i64,
+                    tx_packets: p.stats.tx_packets as i64,
+                    tx_bytes: p.stats.tx_bytes as i64,
+                    tx_dropped: p.stats.tx_dropped as i64,
+                    tx_errors: p.stats.tx_errors as i64,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl JsDatapath {
+    fn entry(&self, f: dp::FlowInfo) -> FlowEntry {
+        FlowEntry {
+            key: f.key.as_bytes().to_vec().into(),
+            mask: f.mask.as_bytes().to_vec().into(),
+            actions: actions::encode(&f.actions).into(),
+            stats: stats_js(&self.inner.dp, f.stats),
+        }
+    }
+}
+
+fn op_error(e: DpError) -> OpError {
+    OpError {
+        code: e.code().into(),
+        message: e.to_string(),
+    }
+}
+
+/// Waits for upcalls and hands them to JavaScript one batch per call.
+fn bridge_loop(inner: std::sync::Weak<Inner>, stop: Arc<AtomicBool>, callback: UpcallFn) {
+    let mut batch = Vec::with_capacity(UPCALL_BATCH);
+    while !stop.load(Ordering::Acquire) {
+        let Some(inner) = inner.upgrade() else { return };
+        batch.clear();
+        if inner.dp.recv_upcalls_into(UPCALL_BATCH, &mut batch) == 0 {
+            inner.dp.wait_upcalls(Duration::from_millis(50));
+            continue;
+        }
+        let n = batch.len() as u64;
+        let js: Vec<UpcallJs> = batch.drain(..).map(upcall_js).collect();
+        if callback.call(js, ThreadsafeFunctionCallMode::NonBlocking) != Status::Ok {
+            inner.bridge_lost.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+}
