@@ -38,8 +38,11 @@ function names(rows: Iterable<IdlRow>): string[] {
 }
 
 function refs(ctx: Context, row: IdlRow, column: string, table: string): IdlRow[] {
+  // Rows are snapshots: read the transaction's current version, which
+  // includes what earlier commands of this invocation changed.
+  const current = ctx.txn.get(row.table, row.uuid) ?? row;
   const out: IdlRow[] = [];
-  for (const uuid of row.set(column)) {
+  for (const uuid of current.set(column)) {
     const r = ctx.txn.get(table, uuid as string);
     if (r) out.push(r);
   }

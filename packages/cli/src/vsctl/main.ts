@@ -66,6 +66,14 @@ export async function runVsctl(argv: readonly string[], io: VsctlIo): Promise<nu
         const cur = (): number => idl.first(DB)?.number('cur_cfg') ?? 0;
         phase.waitingFor = { next, cur };
         while (cur() < next) await idl.waitForChange();
+        // As ovs-vsctl does: point at interfaces nvs-vswitchd could not set up.
+        if (idl.has('Interface')) {
+          for (const uuid of commit.inserted.values()) {
+            const iface = idl.get('Interface', uuid);
+            const ofport = iface?.number('ofport');
+            if (iface && (ofport === undefined || ofport === -1)) io.stderr(`nvs-vsctl: Error detected while setting up '${iface.string('name')}'.  See nvs-vswitchd log for details.\n`);
+          }
+        }
       }
       return global.oneline ? text.map((t) => `${t.replace(/\n$/, '').replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}\n`).join('') : text.join('');
     };

@@ -63,6 +63,9 @@ function checked(a: Atom, b: BaseType): Atom {
     const list = allowed.length === 1 ? allowed[0] : `[${allowed.join(', ')}]`;
     throw new VsctlError('VSCTL_CONSTRAINT', `constraint violation: ${atomToString(a, b)} is not one of the allowed values (${list})`);
   }
+  if (b.type === 'integer' && b.minInteger !== undefined && b.maxInteger !== undefined && ((a as number) < b.minInteger || (a as number) > b.maxInteger)) {
+    throw new VsctlError('VSCTL_CONSTRAINT', `constraint violation: ${a} is not in the valid range ${b.minInteger} to ${b.maxInteger} (inclusive)`);
+  }
   try {
     checkAtom(a, b);
   } catch (err) {

@@ -32,7 +32,7 @@ function nameOf(row: IdlRow, spec: ShowSpec): string {
 
 export function show(ctx: Context): string {
   const lines: string[] = [ctx.ovs.uuid];
-  showColumns(ctx, ctx.ovs, SPECS.Open_vSwitch, 0, lines);
+  showColumns(ctx, ctx.txn.get(ctx.ovs.table, ctx.ovs.uuid) ?? ctx.ovs, SPECS.Open_vSwitch, 0, lines);
   return lines.join('\n') + '\n';
 }
 

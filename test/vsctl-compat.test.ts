@@ -1,0 +1,366 @@
+// nvs-vsctl beside the real ovs-vsctl: each scenario runs twice, once with
+// the real ovs-vsctl and once with nvs-vsctl, each against its own fresh
+// nvs-dbserver, and every step's stdout, stderr and exit status must match.
+// UUIDs legitimately differ between the two databases, so each is replaced
+// by the table and name of the row it stands for; records and `show` blocks
+// whose order ovs-vsctl leaves to its hash tables are compared as sets.
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import pino from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Database } from '../packages/ovsdb/src/database.ts';
+import { OvsdbClient } from '../packages/ovsdb/src/client.ts';
+import { Idl } from '../packages/ovsdb/src/idl.ts';
+import { makeAtom } from '../packages/ovsdb/src/datum.ts';
+import { parseSchema } from '../packages/ovsdb/src/schema.ts';
+import { OvsdbServer } from '../packages/ovsdb/src/server.ts';
+import { runVsctl } from '../packages/cli/src/vsctl/main.ts';
+
+const run = promisify(execFile);
+const SCHEMA = JSON.parse(readFileSync(new URL('../configs/vswitch.ovsschema', import.meta.url), 'utf8'));
+const UUID_RE = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g;
+
+interface Result {
+  stdout: string;
+  stderr: string;
+  code: number;
+}
+
+interface Side {
+  dir: string;
+  sock: string;
+  server: OvsdbServer;
+  db: Database;
+}
+
+let sides: Side[] = [];
+
+async function startServer(): Promise<Side> {
+  const dir = mkdtempSync(join(tmpdir(), 'nvs-vsctl-'));
+  const server = new OvsdbServer({ log: pino({ level: 'silent' }) });
+  const db = new Database(parseSchema(SCHEMA));
+  server.addDatabase(db);
+  const sock = join(dir, 'db.sock');
+  await server.listen(`punix:${sock}`);
+  const side = { dir, sock, server, db };
+  sides.push(side);
+  return side;
+}
+
+beforeEach(() => {
+  sides = [];
+});
+
+afterEach(async () => {
+  for (const s of sides) {
+    await s.server.close();
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});
+
+async function ovsVsctl(side: Side, args: string[]): Promise<Result> {
+  try {
+    const { stdout, stderr } = await run('ovs-vsctl', [`--db=unix:${side.sock}`, ...args]);
+    return { stdout, stderr, code: 0 };
+  } catch (err) {
+    const e = err as { stdout: string; stderr: string; code: number };
+    return { stdout: e.stdout, stderr: e.stderr, code: e.code };
+  }
+}
+
+async function nvsVsctl(side: Side, args: string[]): Promise<Result> {
+  let stdout = '';
+  let stderr = '';
+  const code = await runVsctl([`--db=unix:${side.sock}`, ...args], { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t), env: {} });
+  return { stdout, stderr, code };
+}
+
+/** Names each uuid by its row: `<Port vnet0>`, `<Open_vSwitch>`. */
+function labeler(db: Database): (text: string) => string {
+  const labels = new Map<string, string>();
+  for (const [table, rows] of db.tables) {
+    for (const row of rows.values()) {
+      const name = row.values.get('name') ?? row.values.get('target');
+      labels.set(row.uuid, name && name.keys.length === 1 ? `<${table} ${String(name.keys[0])}>` : `<${table}>`);
+    }
+  }
+  return (text) => text.replace(UUID_RE, (u) => labels.get(u) ?? '<gone>');
+}
+
+/** Sorts what ovs-vsctl prints in hash order: list records, and sibling blocks of `show`. */
+function canonical(args: string[], text: string): string {
+  // Sets of references are sorted by uuid, which differ between the two databases.
+  text = text.replace(/\[(<[^\]]+>(?:, <[^\]]+>)+)\]/g, (_, refs: string) => `[${refs.split(', ').sort().join(', ')}]`);
+  const cmd = args.find((a) => !a.startsWith('-'));
+  if (cmd === 'show') return sortBlocks(text.split('\n'), 0).join('\n');
+  if ((cmd === 'list' || cmd === 'find') && !args.some((a) => a.startsWith('--format'))) return text.split('\n\n').map((r) => r.replace(/\n$/, '')).sort().join('\n\n');
+  if (args.some((a) => a === '--format=table' || a === '--format=json')) return text.split('\n').sort().join('\n');
+  return text;
+}
+
+function indentOf(line: string): number {
+  return line.length - line.trimStart().length;
+}
+
+/** Sorts the blocks (a line and its deeper-indented lines) at each level of an indented tree. */
+function sortBlocks(lines: string[], level: number): string[] {
+  const blocks: string[][] = [];
+  for (const line of lines) {
+    if (blocks.length === 0 || indentOf(line) <= level) blocks.push([line]);
+    else blocks[blocks.length - 1].push(line);
+  }
+  return blocks.map((b) => [b[0], ...sortBlocks(b.slice(1), level + 4)].join('\n')).sort();
+}
+
+/** Runs each step on both sides and expects the same normalized result. */
+async function compareScenario(steps: string[][]): Promise<void> {
+  const ovsSide = await startServer();
+  const nvsSide = await startServer();
+  for (const args of steps) {
+    const want = await ovsVsctl(ovsSide, args);
+    const got = await nvsVsctl(nvsSide, args);
+    const norm = (side: Side, r: Result): Result => {
+      const label = labeler(side.db);
+      return {
+        stdout: canonical(args, label(r.stdout)),
+        stderr: label(r.stderr.replace(/^(ovs|nvs)-vsctl: /gm, 'vsctl: ')),
+        code: r.code,
+      };
+    };
+    expect({ args, ...norm(nvsSide, got) }).toEqual({ args, ...norm(ovsSide, want) });
+  }
+}
+
+const W = '--no-wait';
+
+describe('nvs-vsctl matches ovs-vsctl', () => {
+  it('bridges and ports: init, add-br, add-port with Interface options, set tag, get, list, find, del-port, show', async () => {
+    await compareScenario([
+      [W, 'init'],
+      [W, 'add-br', 'br0'],
+      [W, 'add-br', 'br1'],
+      [W, 'list-br'],
+      [W, 'br-exists', 'br0'],
+      [W, 'br-exists', 'br9'],
+      [W, 'add-port', 'br0', 'p1', '--', 'set', 'Interface', 'p1', 'type=internal', 'options:peer=p2', 'mtu_request=1400'],
+      [W, 'add-port', 'br0', 'p2', 'tag=10', 'other_config:stp-enable=false'],
+      [W, 'add-port', 'br1', 'p3', '--', 'set', 'Interface', 'p3', 'type=patch', 'options:peer=p1'],
+      [W, 'set', 'Port', 'p1', 'tag=20', 'trunks=1,2,10-12'],
+      [W, 'get', 'Port', 'p1', 'tag', 'trunks', 'name'],
+      [W, 'get', 'Interface', 'p1', 'options:peer', 'type', 'mtu_request'],
+      [W, 'get', 'Open_vSwitch', '.', 'bridges'],
+      [W, 'list', 'Port', 'p1'],
+      [W, 'list', 'Interface'],
+      [W, 'list', 'Bridge', 'br0', 'br1'],
+      [W, 'find', 'Port', 'tag=10'],
+      [W, 'find', 'Interface', 'type=patch'],
+      [W, '--columns=name,tag', 'find', 'Port', 'tag>=10'],
+      [W, 'find', 'Interface', 'options:peer=p2'],
+      [W, 'list-ports', 'br0'],
+      [W, 'list-ifaces', 'br0'],
+      [W, 'port-to-br', 'p3'],
+      [W, 'iface-to-br', 'p2'],
+      [W, 'br-set-external-id', 'br0', 'bridge-id', 'br0'],
+      [W, 'br-set-external-id', 'br0', 'zz', 'top'],
+      [W, 'br-get-external-id', 'br0'],
+      [W, 'br-get-external-id', 'br0', 'bridge-id'],
+      [W, 'br-set-external-id', 'br0', 'zz'],
+      [W, 'br-get-external-id', 'br0'],
+      [W, 'show'],
+      [W, 'del-port', 'br0', 'p2'],
+      [W, 'del-port', 'p3'],
+      [W, 'list-ports', 'br0'],
+      [W, 'show'],
+      [W, 'del-br', 'br1'],
+      [W, 'list-br'],
+      [W, 'show'],
+    ]);
+  });
+
+  it('output formats: table, json, bare, --columns, --data', async () => {
+    await compareScenario([
+      [W, 'add-br', 'br0'],
+      [W, 'add-port', 'br0', 'vnet0', 'tag=10', '--', 'set', 'Interface', 'vnet0', 'external_ids={a=1, "b c"="x y", mac="52:54:00:aa:bb:cc"}'],
+      [W, '--format=table', 'list', 'Port', 'vnet0'],
+      [W, '--format=table', '--columns=name,tag,interfaces', 'list', 'Port'],
+      [W, '--format=json', 'list', 'Bridge', 'br0'],
+      [W, '--format=json', '--columns=name,external_ids', 'list', 'Interface', 'vnet0'],
+      [W, '--bare', '--columns=name,tag', 'list', 'Port', 'vnet0'],
+      [W, '--data=bare', '--columns=external_ids,tag', 'list', 'Interface', 'vnet0'],
+      [W, '--data=json', '--format=table', '--columns=name,external_ids,ofport', 'list', 'Interface', 'vnet0'],
+      [W, '--no-headings', '--format=table', '--columns=name', 'list', 'Bridge'],
+      [W, 'get', 'Interface', 'vnet0', 'external_ids', 'external-ids:mac', 'external_ids:"b c"'],
+      [W, '--oneline', 'list-br', '--', 'list-ports', 'br0', '--', 'get', 'Port', 'vnet0', 'tag'],
+    ]);
+  });
+
+  it('the libvirt-style attach, and the QoS pattern with forward @name references', async () => {
+    await compareScenario([
+      [W, 'add-br', 'br0'],
+      [
+        '--timeout=5', W, '--', '--may-exist', 'add-port', 'br0', 'vnet0', 'tag=10',
+        '--', 'set', 'Interface', 'vnet0', 'external-ids:attached-mac="52:54:00:aa:bb:cc"',
+        '--', 'set', 'Interface', 'vnet0', 'external-ids:iface-id="9f6f8e3a-0b3d-4a53-9a5e-6e5b1c7f2d10"',
+        '--', 'set', 'Interface', 'vnet0', 'external-ids:vm-id="5d1bd6d2-4a63-4c8e-b8f7-3a1f0d2e9c44"',
+        '--', 'set', 'Interface', 'vnet0', 'external-ids:iface-status=active',
+      ],
+      [W, '--may-exist', 'add-port', 'br0', 'vnet0', 'tag=99'],
+      [W, 'list', 'Interface', 'vnet0'],
+      [W, 'get', 'Port', 'vnet0', 'tag'],
+      [
+        W, 'set', 'Port', 'vnet0', 'qos=@newqos',
+        '--', '--id=@newqos', 'create', 'QoS', 'type=linux-htb', 'other-config:max-rate=1000000', 'queues:0=@q0',
+        '--', '--id=@q0', 'create', 'Queue', 'other-config:min-rate=1000',
+      ],
+      [W, 'list', 'QoS'],
+      [W, 'list', 'Queue'],
+      [W, '--id=@p', 'get', 'Port', 'vnet0', '--', 'find', 'Port', 'qos!=[]'],
+      [W, 'clear', 'Port', 'vnet0', 'qos'],
+      [W, 'list', 'QoS'],
+      [W, 'add', 'Port', 'vnet0', 'trunks', '5', '6'],
+      [W, 'remove', 'Port', 'vnet0', 'trunks', '5'],
+      [W, 'add', 'Interface', 'vnet0', 'external_ids', 'k1=v1', 'k2=v2'],
+      [W, 'remove', 'Interface', 'vnet0', 'external_ids', 'k1', 'k2=nope'],
+      [W, 'get', 'Port', 'vnet0', 'trunks', '--', 'get', 'Interface', 'vnet0', 'external_ids'],
+      [W, '--', '--id=@m', 'create', 'Manager', 'target="ptcp:6640"', '--', 'add', 'Open_vSwitch', '.', 'manager_options', '@m'],
+      [W, 'show'],
+      [W, 'destroy', 'Manager', 'ptcp:6640', '--', 'clear', 'Open_vSwitch', '.', 'manager_options'],
+      [W, 'wait-until', 'Port', 'vnet0', 'tag=10'],
+    ]);
+  });
+
+  it('errors: same messages and exit statuses', async () => {
+    await compareScenario([
+      [W, 'add-br', 'br0'],
+      [W, 'add-port', 'br0', 'vnet0'],
+      [W, 'add-br', 'br1'],
+      [W, 'add-br', 'br0'],
+      [W, '--may-exist', 'add-br', 'br0'],
+      [W, 'del-br', 'br9'],
+      [W, '--if-exists', 'del-br', 'br9'],
+      [W, 'add-port', 'br9', 'p'],
+      [W, 'add-port', 'br1', 'vnet0'],
+      [W, '--may-exist', 'add-port', 'br1', 'vnet0'],
+      [W, 'del-port', 'br0', 'nope'],
+      [W, '--if-exists', 'del-port', 'br0', 'nope'],
+      [W, 'del-port', 'br1', 'vnet0'],
+      [W, 'port-to-br', 'nope'],
+      [W, 'iface-to-br', 'nope'],
+      [W, 'list-ports', 'nope'],
+      [W, 'get', 'Bridge', 'br0', 'nosuch'],
+      [W, 'get', 'Nosuch', 'x', 'y'],
+      [W, 'get', 'Bridge', 'br9', 'name'],
+      [W, 'get', 'Port', 'vnet0', 'tag:foo'],
+      [W, 'get', 'Interface', 'vnet0', 'external_ids:nokey'],
+      [W, '--if-exists', 'get', 'Interface', 'vnet0', 'external_ids:nokey'],
+      [W, 'set', 'Port', 'vnet0', 'tag=abc'],
+      [W, 'set', 'Port', 'vnet0', 'tag=5000'],
+      [W, 'set', 'Interface', 'vnet0', 'mac=00:11:22:33:44:55'],
+      [W, 'set', 'Interface', 'vnet0', 'mac=a b'],
+      [W, 'set', 'Interface', 'vnet0', 'type='],
+      [W, 'set', 'Interface', 'vnet0', 'admin_state=sideways'],
+      [W, 'set', 'Interface', 'vnet0', 'external_ids={a:b}'],
+      [W, 'frob'],
+      [W, 'list', 'Interface', 'vnet0'],
+    ]);
+  });
+});
+
+/** A stand-in for nvs-vswitchd: gives new interfaces an ofport and copies next_cfg to cur_cfg. */
+async function fakeVswitchd(side: Side): Promise<OvsdbClient> {
+  const client = await OvsdbClient.connect(`unix:${side.sock}`);
+  const idl = await Idl.create(client, 'Open_vSwitch', { Open_vSwitch: ['next_cfg', 'cur_cfg'], Interface: ['ofport'] });
+  let ofport = 0;
+  const catchUp = (): void => {
+    const ovs = idl.first('Open_vSwitch');
+    if (!ovs || ovs.number('cur_cfg') === ovs.number('next_cfg')) return;
+    idl
+      .transact((txn) => {
+        for (const iface of txn.rows('Interface')) if (iface.number('ofport') === undefined) txn.set(iface, 'ofport', makeAtom(++ofport));
+        const row = txn.first('Open_vSwitch')!;
+        txn.verify(row, 'next_cfg');
+        txn.set(row, 'cur_cfg', row.get('next_cfg'));
+      })
+      .catch(() => undefined);
+  };
+  idl.on('change', catchUp);
+  catchUp();
+  return client;
+}
+
+describe('waiting for nvs-vswitchd (no --no-wait)', () => {
+  it('bumps next_cfg in the same transaction and returns once cur_cfg catches up, like ovs-vsctl', async () => {
+    for (const vsctl of [ovsVsctl, nvsVsctl]) {
+      const side = await startServer();
+      expect((await vsctl(side, [W, 'init'])).code).toBe(0);
+      const vswitchd = await fakeVswitchd(side);
+      try {
+        const r = await vsctl(side, ['--timeout=20', 'add-br', 'br0', '--', 'add-port', 'br0', 'p1']);
+        expect(r).toEqual({ stdout: '', stderr: '', code: 0 });
+        const cfg = await vsctl(side, [W, 'get', 'Open_vSwitch', '.', 'next_cfg', 'cur_cfg']);
+        expect(cfg.stdout).toBe('1\n1\n');
+      } finally {
+        vswitchd.close();
+      }
+    }
+  });
+
+  it('names the interfaces nvs-vswitchd could not set up (no ofport), like ovs-vsctl', async () => {
+    const side = await startServer();
+    await nvsVsctl(side, [W, 'init']);
+    const client = await OvsdbClient.connect(`unix:${side.sock}`);
+    // A vswitchd that applies the configuration but opens no interface.
+    const idl = await Idl.create(client, 'Open_vSwitch', { Open_vSwitch: ['next_cfg', 'cur_cfg'] });
+    idl.on('change', () => {
+      const ovs = idl.first('Open_vSwitch')!;
+      if (ovs.number('cur_cfg') !== ovs.number('next_cfg')) void idl.transact((txn) => txn.set(txn.first('Open_vSwitch')!, 'cur_cfg', ovs.get('next_cfg'))).catch(() => undefined);
+    });
+    try {
+      const r = await nvsVsctl(side, ['--timeout=20', 'add-br', 'br0', '--', 'add-port', 'br0', 'p1']);
+      expect(r.code).toBe(0);
+      expect(r.stderr.split('\n').sort()).toEqual([
+        '',
+        "nvs-vsctl: Error detected while setting up 'br0'.  See nvs-vswitchd log for details.",
+        "nvs-vsctl: Error detected while setting up 'p1'.  See nvs-vswitchd log for details.",
+      ]);
+    } finally {
+      client.close();
+    }
+  });
+
+  it('read-only commands do not wait', async () => {
+    const side = await startServer();
+    await nvsVsctl(side, [W, 'add-br', 'br0']);
+    expect(await nvsVsctl(side, ['list-br'])).toEqual({ stdout: 'br0\n', stderr: '', code: 0 });
+  });
+
+  it('gives up after --timeout with a message saying what it waited for', async () => {
+    const side = await startServer();
+    await nvsVsctl(side, [W, 'init']);
+    const r = await nvsVsctl(side, ['--timeout=1', 'add-br', 'br0']);
+    expect(r.code).toBe(142);
+    expect(r.stderr).toMatch(/^nvs-vsctl: timed out after 1 s waiting for nvs-vswitchd to apply the change \(Open_vSwitch cur_cfg 0, next_cfg 1\)/);
+    // The change itself is committed.
+    expect((await nvsVsctl(side, [W, 'list-br'])).stdout).toBe('br0\n');
+  });
+
+  it('reports an unreachable database as ovs-vsctl does', async () => {
+    const r = await nvsVsctl({ sock: '/nonexistent/db.sock' } as Side, [W, 'list-br']);
+    expect(r).toEqual({ stdout: '', stderr: 'nvs-vsctl: unix:/nonexistent/db.sock: database connection failed (No such file or directory)\n', code: 1 });
+  });
+});
+
+describe('the bundled command', () => {
+  it('dist/nvs-vsctl.js runs (npm run build:ts makes it)', async () => {
+    const bundle = new URL('../dist/nvs-vsctl.js', import.meta.url).pathname;
+    expect(existsSync(bundle), 'dist/nvs-vsctl.js is missing: run npm run build:ts').toBe(true);
+    const side = await startServer();
+    const env = { ...process.env, NVS_RUNDIR: side.dir };
+    await run('node', [bundle, W, 'add-br', 'br0'], { env });
+    const { stdout } = await run('node', [bundle, W, 'list-br'], { env });
+    expect(stdout).toBe('br0\n');
+  });
+});
