@@ -94,7 +94,10 @@ export interface SetFieldAction {
 /** `dec_ttl[(id,…)]`: decrement the IP TTL; at 0, send to these controllers instead. */
 export interface DecTtlAction {
   readonly type: 'dec_ttl';
-  /** Controller ids to notify on TTL expiry; `[0]` for plain `dec_ttl`. */
+  /**
+   * Controller ids to notify on TTL expiry. Empty for plain `dec_ttl`, which
+   * means controller 0 (kept apart from `dec_ttl(0)` because they print differently).
+   */
   readonly controllerIds: readonly number[];
 }
 
@@ -121,7 +124,10 @@ export interface GotoTableAction {
   readonly table: number;
 }
 
-/** `write_metadata:V[/M]` (instruction): metadata = (metadata & ~M) | V. */
+/**
+ * `write_metadata:V[/M]` (instruction): metadata = (metadata & ~M) | (V & M).
+ * `value` may carry bits outside `mask` (kept as written, as ovs-ofctl does).
+ */
 export interface WriteMetadataAction {
   readonly type: 'write_metadata';
   readonly value: bigint;

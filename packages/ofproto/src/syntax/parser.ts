@@ -125,6 +125,16 @@ const UNSUPPORTED_ACTIONS = new Set([
   'set_nw_ttl', 'mod_nw_ecn_ext', 'set_mpls', 'stack_push', 'stack_pop', 'resubmit_ct',
 ]);
 
+/** Real OVS match fields and protocols nvs does not implement yet. */
+const UNSUPPORTED_FIELDS = new Set([
+  'ct_state', 'ct_zone', 'ct_mark', 'ct_label', 'ct_nw_src', 'ct_nw_dst', 'ct_nw_proto', 'ct_tp_src',
+  'ct_tp_dst', 'ct_ipv6_src', 'ct_ipv6_dst', 'pkt_mark', 'skb_priority', 'recirc_id', 'dp_hash',
+  'actset_output', 'packet_type', 'mpls', 'mplsm', 'mpls_label', 'mpls_tc', 'mpls_bos', 'mpls_ttl',
+  'tun_flags', 'tun_gbp_id', 'tun_gbp_flags', 'tun_ipv6_src', 'tun_ipv6_dst', 'tun_tos', 'tun_ttl',
+  'dl_vlan1', 'vlan_tci1', 'vlan_vid1', 'vlan_pcp1', 'in_port_oxm', 'xreg0', 'xxreg0', 'nsh_spi', 'nsh_si',
+  'tun_metadata0', 'tun_erspan_ver', 'ipv6_exthdr', 'out_group',
+]);
+
 /** Names a `set_field`/`load`/`move` target may use beyond the registry's own. */
 const ACTION_FIELD_ALIASES: ReadonlyMap<string, string> = new Map([
   ['tp_src', 'tcp_src'],
@@ -168,7 +178,7 @@ function parseLine(src: LineSource, opts: ParseOptions): FlowMod | null {
   if (isDelete && actionsAt >= 0) throw src.error(actAt, `'actions' is not allowed when deleting rules`);
 
   const st = parseMatchPart(ctx, start, matchEnd);
-  const actions = actionsAt >= 0 ? parseActions(ctx, actionsAt, end, st.match) : [];
+  const actions = actionsAt >= 0 ? parseActions(ctx, actionsAt, end, st.match, st.table) : [];
   return {
     command: ctx.command,
     table: st.table,
@@ -252,6 +262,10 @@ function parseMatchPart(ctx: LineCtx, start: number, end: number): MatchPart {
         const slash = value.indexOf('/');
         try {
           r.cookie = parseU64(slash < 0 ? value : value.slice(0, slash), 'cookie');
+          if (r.cookie === ALL_ONES_64 && slash < 0) {
+            // OpenFlow reserves this value; ovs-ofctl silently drops it.
+            throw src.error(sc.valueAt, 'cookie 0xffffffffffffffff is reserved by OpenFlow; choose another cookie');
+          }
           if (slash >= 0) {
             if (ctx.command === 'add') {
               throw src.error(sc.valueAt + slash, 'a cookie mask (cookie=V/M) only selects rules to modify or delete; adding a rule takes a plain cookie');
@@ -268,8 +282,6 @@ function parseMatchPart(ctx: LineCtx, start: number, end: number): MatchPart {
         if (value === null) throw src.error(sc.keyAt, "expected a port after 'out_port='");
         r.outPort = parsePort(ctx, value, sc.valueAt);
         continue;
-      case 'out_group':
-        throw new RuleUnsupportedError(src.pos(sc.keyAt), "'out_group' is not supported yet (groups come later)");
       case 'send_flow_rem':
         flags.sendFlowRem = true;
         continue;
@@ -287,6 +299,9 @@ function parseMatchPart(ctx: LineCtx, start: number, end: number): MatchPart {
         continue;
     }
     const f = fieldByName(key);
+    if (UNSUPPORTED_FIELDS.has(key)) {
+      throw new RuleUnsupportedError(src.pos(sc.keyAt), `match field '${key}' is not supported yet`);
+    }
     // NXM/OXM names are for actions; ovs-ofctl rejects them in a match.
     if (!f || key.startsWith('NXM_') || key.startsWith('OXM_')) {
       throw src.error(sc.keyAt, `unknown field or keyword '${key}' (expected a match field such as nw_dst, a protocol such as tcp, or priority, table, cookie, actions, …)`);
@@ -312,6 +327,8 @@ function wrap(ctx: LineCtx, at: number, e: unknown): Error {
   if (e instanceof ValueError) return ctx.src.error(at, e.message);
   return e as Error;
 }
+
+const ALL_ONES_64 = (1n << 64n) - 1n;
 
 function parseU64(text: string, what: string): bigint {
   const v = parseUint(text);
@@ -511,7 +528,7 @@ function normalizeMatch(m: Match): void {
 // ---------------------------------------------------------------------------
 // Actions
 
-function parseActions(ctx: LineCtx, start: number, end: number, match: Match): Action[] {
+function parseActions(ctx: LineCtx, start: number, end: number, match: Match, table: number | null): Action[] {
   const { src } = ctx;
   const out: Action[] = [];
   let sawDrop = -1;
@@ -600,7 +617,7 @@ function parseActions(ctx: LineCtx, start: number, end: number, match: Match): A
           const slash = val.indexOf('/');
           const value = parseU64(slash < 0 ? val : val.slice(0, slash), 'metadata');
           const mask = slash < 0 ? (1n << 64n) - 1n : parseU64(val.slice(slash + 1), 'metadata mask');
-          out.push({ type: 'write_metadata', value: value & mask, mask });
+          out.push({ type: 'write_metadata', value, mask });
           continue;
         }
         case 'note':
@@ -632,7 +649,7 @@ function parseActions(ctx: LineCtx, start: number, end: number, match: Match): A
   if (sawDrop >= 0 && out.length > 0) {
     throw src.error(sawDrop, "'drop' must be the only action (an empty action list also drops)");
   }
-  checkActions(ctx, out, match, start);
+  checkActions(ctx, out, match, table, start);
   return out;
 }
 
@@ -794,6 +811,9 @@ function parseSetField(ctx: LineCtx, v: string, at: number): Action {
       return { type: 'set_vlan_pcp', pcp: n, pushIfNeeded: false };
     }
     if ((n & 0xfff) !== n && (n & ~0x1fff) !== 0) throw ctx.src.error(at, `'${text}' is not a valid vlan_vid`);
+    if (ctx.dialect === 'of13' && !(n & VLAN_CFI)) {
+      throw ctx.src.error(at, `set_field:${text}->vlan_vid: OpenFlow 1.3 needs the tag-present bit, write ${n | VLAN_CFI} (0x1000 + VID)`);
+    }
     return { type: 'set_vlan_vid', vid: n & 0xfff, pushIfNeeded: false };
   }
   let vm: { value: bigint; mask: bigint };
@@ -1090,7 +1110,7 @@ function describePrereqs(f: Field): string {
  * once, set_field/load/move need their fields' prerequisites, VLAN rewrites
  * need a tag, and some actions exist only in one OpenFlow version.
  */
-function checkActions(ctx: LineCtx, actions: readonly Action[], match: Match, at: number): void {
+function checkActions(ctx: LineCtx, actions: readonly Action[], match: Match, table: number | null, at: number): void {
   const err = (reason: string): RuleSyntaxError => ctx.src.error(at, reason);
   const conj = actions.some((a) => a.type === 'conjunction');
   if (conj) {
@@ -1107,6 +1127,7 @@ function checkActions(ctx: LineCtx, actions: readonly Action[], match: Match, at
   for (const a of actions) {
     if (a.type === 'goto_table') {
       if (sawGoto) throw err('goto_table may appear only once');
+      if (a.table <= (table ?? 0) && table !== null) throw err(`goto_table:${a.table} must go to a later table than ${table}`);
       sawGoto = true;
       continue;
     }

@@ -200,8 +200,7 @@ function pushVlan(out: string[], v: number, k: number): void {
 }
 
 function portMasked(v: number, k: number): string {
-  if (k === 0xffff) return String(v);
-  return `0x${v.toString(16).padStart(4, '0')}/0x${k.toString(16).padStart(4, '0')}`;
+  return k === 0xffff ? String(v) : `${hex(v)}/${hex(k)}`;
 }
 
 function flagName(bit: number): string {
@@ -236,6 +235,7 @@ const OF10_MOD: ReadonlyMap<string, string> = new Map([
   ['nw_src', 'mod_nw_src'],
   ['nw_dst', 'mod_nw_dst'],
   ['ip_dscp', 'mod_nw_tos'],
+  ['nw_tos', 'mod_nw_tos'],
   ['tcp_src', 'mod_tp_src'],
   ['tcp_dst', 'mod_tp_dst'],
   ['udp_src', 'mod_tp_src'],
@@ -366,7 +366,7 @@ function printSetField(a: SetFieldAction, dialect: Dialect): string {
   if (a.form !== 'load') {
     if (dialect === 'of10') {
       const mod = OF10_MOD.get(f.name);
-      if (mod === 'mod_nw_tos') return `mod_nw_tos:${a.value << 2n}`;
+      if (f.name === 'ip_dscp') return `mod_nw_tos:${a.value << 2n}`;
       if (mod) return `${mod}:${printFieldValue(f, a.value)}`;
     } else if (a.mask === all) {
       if (a.form === 'mod' && f.name === 'nw_ttl') return `mod_nw_ttl:${a.value}`;
