@@ -341,6 +341,8 @@ fn ipv6(rest: &[u8], off: usize, key: &mut FlowKey, layers: &mut Layers) -> Resu
     l4(&rest[pos..end], off + pos, true, key, layers)
 }
 
+// Inlined into both IP parsers: one dispatch on the protocol, no call.
+#[inline(always)]
 fn l4(
     p: &[u8],
     off: usize,
@@ -348,43 +350,59 @@ fn l4(
     key: &mut FlowKey,
     layers: &mut Layers,
 ) -> Result<(), ParseError> {
-    let (need, kind) = match key.nw_proto {
-        IPPROTO_TCP => (20, L4::Tcp),
-        IPPROTO_UDP => (8, L4::Udp),
-        IPPROTO_SCTP => (12, L4::Sctp),
-        IPPROTO_ICMP if !v6 => (8, L4::Icmp),
-        IPPROTO_ICMPV6 if v6 => (8, L4::Icmpv6),
-        _ => return Ok(()),
-    };
-    if p.len() < need {
-        return Err(ParseError::L4Truncated);
-    }
-    match kind {
-        L4::Tcp => {
-            let doff = (p[12] >> 4) as usize * 4;
+    let kind = match key.nw_proto {
+        IPPROTO_TCP => {
+            let doff = match p.get(12) {
+                Some(b) => (b >> 4) as usize * 4,
+                None => return Err(ParseError::L4Truncated),
+            };
             if doff < 20 || p.len() < doff {
                 return Err(ParseError::L4Truncated);
             }
-            key.tp_src = be16(p, 0);
-            key.tp_dst = be16(p, 2);
+            ports(p, key);
             key.tcp_flags = be16(p, 12) & 0x0fff;
+            L4::Tcp
         }
-        L4::Icmp | L4::Icmpv6 => {
+        IPPROTO_UDP if p.len() >= 8 => {
+            ports(p, key);
+            L4::Udp
+        }
+        IPPROTO_SCTP if p.len() >= 12 => {
+            ports(p, key);
+            L4::Sctp
+        }
+        IPPROTO_ICMP if !v6 && p.len() >= 8 => {
             key.tp_src = p[0] as u16;
             key.tp_dst = p[1] as u16;
+            L4::Icmp
         }
-        _ => {
-            key.tp_src = be16(p, 0);
-            key.tp_dst = be16(p, 2);
+        IPPROTO_ICMPV6 if v6 && p.len() >= 8 => {
+            key.tp_src = p[0] as u16;
+            key.tp_dst = p[1] as u16;
+            layers.l4 = off as u16;
+            layers.l4_kind = L4::Icmpv6;
+            let is_nd = p[0] == ND_NEIGHBOR_SOLICIT || p[0] == ND_NEIGHBOR_ADVERT;
+            return if is_nd && p[1] == 0 {
+                nd(&p[8..], key)
+            } else {
+                Ok(())
+            };
         }
-    }
+        IPPROTO_UDP | IPPROTO_SCTP => return Err(ParseError::L4Truncated),
+        IPPROTO_ICMP if !v6 => return Err(ParseError::L4Truncated),
+        IPPROTO_ICMPV6 if v6 => return Err(ParseError::L4Truncated),
+        _ => return Ok(()),
+    };
     layers.l4 = off as u16;
     layers.l4_kind = kind;
-    let is_nd = p[0] == ND_NEIGHBOR_SOLICIT || p[0] == ND_NEIGHBOR_ADVERT;
-    if kind == L4::Icmpv6 && p[1] == 0 && is_nd {
-        return nd(&p[8..], key);
-    }
     Ok(())
+}
+
+#[inline(always)]
+fn ports(p: &[u8], key: &mut FlowKey) {
+    let w = be32(p, 0);
+    key.tp_src = (w >> 16) as u16;
+    key.tp_dst = w as u16;
 }
 
 /// Target address and link-layer options of an NS/NA body (after the 8-byte
