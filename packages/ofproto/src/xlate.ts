@@ -305,7 +305,8 @@ class Ctx {
       return;
     }
     this.note(`>> ${type === EthType.IP ? 'IPv4' : 'IPv6'} decrement TTL exception`);
-    for (const id of controllerIds) {
+    // Plain dec_ttl notifies controller 0, as OVS does.
+    for (const id of controllerIds.length ? controllerIds : [0]) {
       this.toController({ type: 'controller', maxLen: 0xffff, reason: 'invalid_ttl', controllerId: id }, 'invalid_ttl');
     }
     this.stopList = true;

@@ -22,14 +22,18 @@ export class FakeClock {
 
 export function bridge(opts: Partial<OfprotoOptions> & { ports?: readonly PortConfig[] } = {}): { of: Ofproto; clock: FakeClock } {
   const clock = new FakeClock();
+  const ports = opts.ports ?? [1, 2, 3, 4].map((n) => ({ ofport: n, name: `p${n}` }));
+  // Datapath ports equal OpenFlow ports, LOCAL is 100 (as in OVS's dummy datapath); others do not exist.
+  const known = new Set(ports.map((p) => p.ofport));
+  const id = identityDpif(100);
   const of = new Ofproto({
     name: 'br0',
-    dpif: identityDpif(100),
+    dpif: { odpPort: (p) => (known.has(p) || p === 0xfffe ? id.odpPort(p) : undefined), ofPort: id.ofPort },
     logger: pino({ level: 'silent' }),
     clock,
     failMode: 'secure',
-    ports: [1, 2, 3, 4].map((n) => ({ ofport: n, name: `p${n}` })),
     ...opts,
+    ports,
   });
   return { of, clock };
 }

@@ -142,8 +142,14 @@ priority=5,actions=output:1`);
 
   test('bad goto_table and conjunction mixes are rejected with a code before anything is applied', () => {
     const { of } = bridge();
-    const mods = [parseFlow('table=3,actions=output:1'), parseFlow('table=3,actions=goto_table:2', { dialect: 'of13' })];
+    // Flow-mods built in code (not parsed) get the same checks as parsed ones.
+    const goto = parseFlow('table=3,actions=goto_table:4', { dialect: 'of13' });
+    const mods = [parseFlow('table=3,actions=output:1'), { ...goto, table: 5 }];
     expect(() => of.applyFlowMods(mods)).toThrow(expect.objectContaining({ code: 'OFPROTO_BAD_FLOW_MOD', index: 1 }));
+    const conj = parseFlow('actions=conjunction(1,1/2)');
+    const mixed = { ...conj, actions: [...conj.actions, ...parseFlow('actions=output:1').actions] };
+    expect(() => of.applyFlowMods([parseFlow('actions=output:2'), mixed])).toThrow(/conjunction/);
+    expect(() => of.applyFlowMods([{ ...conj, table: 300 }])).toThrow(expect.objectContaining({ code: 'OFPROTO_BAD_TABLE' }));
     expect(of.dumpFlows()).toHaveLength(0);
   });
 

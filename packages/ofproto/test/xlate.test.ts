@@ -1,0 +1,225 @@
+// Each OpenFlow action through xlate: the datapath actions it yields (with
+// pending rewrites committed before each output), the megaflow it leaves,
+// and its side effects (controller queue, learned rules).
+
+import { describe, expect, test } from 'vitest';
+import { addFlows, bridge, flowOf } from './helpers.ts';
+import { formatDpActions, formatMegaflow } from '../src/dpif.ts';
+import { parseFlows } from '../src/syntax/parser.ts';
+import type { Ofproto } from '../src/ofproto.ts';
+import { trace } from '../src/trace.ts';
+import { Slot } from '../src/fields.ts';
+
+function run(of: Ofproto, flow: string): { actions: string; megaflow: string } {
+  const r = of.xlate(flowOf(flow));
+  return { actions: formatDpActions(r.actions), megaflow: formatMegaflow(r.megaflow) };
+}
+
+function oneRule(rule: string, flow: string, dialect: 'of10' | 'of13' = 'of10'): string {
+  const { of } = bridge();
+  of.applyFlowMods(parseFlows(rule, { dialect }));
+  return run(of, flow).actions;
+}
+
+describe('outputs', () => {
+  test('output:N, IN_PORT, LOCAL, FLOOD, ALL, drop', () => {
+    expect(oneRule('actions=output:2', 'in_port=1')).toBe('2');
+    expect(oneRule('actions=output:2,output:3', 'in_port=1')).toBe('2,3');
+    expect(oneRule('actions=IN_PORT', 'in_port=1')).toBe('1');
+    expect(oneRule('actions=LOCAL', 'in_port=1')).toBe('100');
+    expect(oneRule('actions=FLOOD', 'in_port=2')).toBe('1,3,4');
+    expect(oneRule('actions=ALL', 'in_port=2')).toBe('1,3,4');
+    expect(oneRule('actions=drop', 'in_port=1')).toBe('drop');
+    expect(oneRule('actions=output:9', 'in_port=1')).toBe('drop');
+  });
+
+  test('output:reg outputs to the port held in a register', () => {
+    expect(oneRule('actions=load:3->NXM_NX_REG1[0..15],output:NXM_NX_REG1[0..15]', 'in_port=1')).toBe('3');
+    expect(oneRule('actions=move:NXM_OF_IN_PORT[]->NXM_NX_REG2[0..15],output:NXM_NX_REG2[0..15]', 'in_port=1')).toBe('drop');
+  });
+
+  test('CONTROLLER is a userspace action; packets are counted and queued up to a bound', () => {
+    const { of } = bridge({ controllerQueueSize: 2 });
+    addFlows(of, 'cookie=0x9,actions=CONTROLLER:64,output:2');
+    const packet = new Uint8Array(100).fill(7);
+    const r = of.xlate(flowOf('in_port=1'), { packet });
+    expect(formatDpActions(r.actions)).toBe(
+      'userspace(pid=0,controller(reason=1,dont_send=0,continuation=0,recirc_id=0,rule_cookie=0x9,controller_id=0,max_len=64)),2',
+    );
+    of.xlate(flowOf('in_port=1'), { packet });
+    of.xlate(flowOf('in_port=1'), { packet });
+    expect(of.stats.controllerQueued).toBe(2);
+    expect(of.stats.controllerDropped).toBe(1);
+    const q = of.takeControllerPackets();
+    expect(q).toHaveLength(2);
+    expect(q[0].packet?.length).toBe(64);
+    expect(q[0].reasonName).toBe('action');
+    expect(of.takeControllerPackets()).toHaveLength(0);
+    // Trace has no side effects.
+    trace(of, 'in_port=1');
+    expect(of.takeControllerPackets()).toHaveLength(0);
+  });
+});
+
+describe('VLAN actions', () => {
+  test('mod_vlan_vid pushes on an untagged packet and rewrites a tagged one', () => {
+    expect(oneRule('actions=mod_vlan_vid:10,output:2', 'in_port=1')).toBe('push_vlan(vid=10,pcp=0),2');
+    expect(oneRule('actions=mod_vlan_vid:10,output:2', 'in_port=1,dl_vlan=5,dl_vlan_pcp=3')).toBe('pop_vlan,push_vlan(vid=10,pcp=3),2');
+    expect(oneRule('actions=mod_vlan_pcp:5,output:2', 'in_port=1')).toBe('push_vlan(vid=0,pcp=5),2');
+  });
+
+  test('strip_vlan, push_vlan, and set_field on vlan_vid', () => {
+    expect(oneRule('actions=strip_vlan,output:2', 'in_port=1,dl_vlan=5')).toBe('pop_vlan,2');
+    expect(oneRule('actions=strip_vlan,output:2', 'in_port=1')).toBe('2');
+    expect(oneRule('actions=push_vlan:0x88a8,set_field:4102->vlan_vid,output:2', 'in_port=1', 'of13')).toBe(
+      'push_vlan(tpid=0x88a8,vid=6,pcp=0),2',
+    );
+    // Output before and after a change: each output sees the packet as it is then.
+    expect(oneRule('actions=output:2,mod_vlan_vid:7,output:3,strip_vlan,output:4', 'in_port=1')).toBe(
+      '2,push_vlan(vid=7,pcp=0),3,pop_vlan,4',
+    );
+  });
+});
+
+describe('field rewrites', () => {
+  test('mod_dl_*, mod_nw_*, mod_tp_* commit as masked sets before the output', () => {
+    expect(oneRule('actions=mod_dl_src:00:11:22:33:44:55,mod_dl_dst:00:00:00:00:00:02,output:2', 'in_port=1')).toBe(
+      'set(eth(src=00:11:22:33:44:55,dst=00:00:00:00:00:02)),2',
+    );
+    expect(oneRule('ip,actions=mod_nw_src:1.1.1.1,mod_nw_dst:2.2.2.2,mod_nw_tos:16,mod_nw_ttl:9,output:2', 'in_port=1,ip,nw_ttl=64')).toBe(
+      'set(ipv4(src=1.1.1.1,dst=2.2.2.2,tos=0x10,ttl=9)),2',
+    );
+    expect(oneRule('tcp,actions=mod_tp_src:1000,mod_tp_dst:2000,output:2', 'in_port=1,tcp,tp_src=1,tp_dst=2')).toBe(
+      'set(tcp(src=1000,dst=2000)),2',
+    );
+    expect(oneRule('udp,actions=mod_tp_dst:53,output:2', 'in_port=1,udp,tp_dst=5353')).toBe('set(udp(dst=53)),2');
+  });
+
+  test('a rewrite to the value the packet already has emits nothing, and the megaflow pins that value', () => {
+    const { of } = bridge();
+    addFlows(of, 'ip,actions=mod_nw_dst:2.2.2.2,output:2');
+    const same = run(of, 'in_port=1,ip,nw_dst=2.2.2.2');
+    expect(same.actions).toBe('2');
+    expect(same.megaflow).toBe('recirc_id=0,eth,ip,in_port=1,nw_dst=2.2.2.2,nw_frag=no');
+    expect(run(of, 'in_port=1,ip,nw_dst=3.3.3.3').actions).toBe('set(ipv4(dst=2.2.2.2)),2');
+  });
+
+  test('set_field, load and move', () => {
+    expect(oneRule('ipv6,actions=set_field:2001:db8::1->ipv6_dst,output:2', 'in_port=1,ipv6', 'of13')).toBe('set(ipv6(dst=2001:db8::1)),2');
+    expect(oneRule('actions=load:0x0a0b0c0d0e0f->NXM_OF_ETH_DST[],output:2', 'in_port=1')).toBe('set(eth(dst=0a:0b:0c:0d:0e:0f)),2');
+    expect(oneRule('actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],output:2', 'in_port=1,dl_src=00:00:00:00:00:05')).toBe(
+      'set(eth(dst=00:00:00:00:00:05)),2',
+    );
+  });
+
+  test('dec_ttl decrements, and at TTL 1 sends to the controller and stops the action list', () => {
+    expect(oneRule('ip,actions=dec_ttl,output:2', 'in_port=1,ip,nw_ttl=64')).toBe('set(ipv4(ttl=63)),2');
+    expect(oneRule('ipv6,actions=dec_ttl,output:2', 'in_port=1,ipv6,nw_ttl=2')).toBe('set(ipv6(hlimit=1)),2');
+    const { of } = bridge();
+    addFlows(of, 'ip,actions=output:3,dec_ttl,output:2');
+    const r = of.xlate(flowOf('in_port=1,ip,nw_ttl=1'));
+    expect(formatDpActions(r.actions)).toBe(
+      '3,userspace(pid=0,controller(reason=2,dont_send=0,continuation=0,recirc_id=0,rule_cookie=0x0,controller_id=0,max_len=65535))',
+    );
+    expect(r.controller.map((c) => c.reasonName)).toEqual(['invalid_ttl']);
+    expect(formatMegaflow(r.megaflow)).toBe('recirc_id=0,eth,ip,in_port=1,nw_ttl=1,nw_frag=no');
+  });
+});
+
+describe('pipeline actions', () => {
+  test('resubmit looks up another table, with in_port replaced for that lookup only', () => {
+    const { of } = bridge();
+    addFlows(of, `table=0,in_port=1,actions=resubmit(3,1),resubmit(,2),output:4
+table=1,in_port=3,actions=output:2
+table=1,in_port=1,actions=output:3
+table=2,in_port=1,actions=output:3`);
+    expect(run(of, 'in_port=1').actions).toBe('2,3,4');
+  });
+
+  test('resubmit loops stop at depth 64 and drop the packet, saying why', () => {
+    const { of } = bridge();
+    addFlows(of, 'in_port=1,actions=output:2,resubmit(,0)');
+    const r = of.xlate(flowOf('in_port=1'));
+    expect(r.actions).toEqual([]);
+    expect(r.error).toBe('Recursion too deep');
+    const t = trace(of, 'in_port=1').text;
+    expect(t).toContain('>>>> over max translation depth 64 <<<<');
+    expect(t.split('\n').filter((l) => l.startsWith(' 0. in_port=1')).length).toBe(64);
+    expect(t.endsWith('Datapath actions: drop\nTranslation failed (Recursion too deep), packet is dropped.')).toBe(true);
+  });
+
+  test('goto_table and write_metadata carry state to a later table', () => {
+    const { of } = bridge();
+    of.applyFlowMods(
+      parseFlows(
+        `table=0,in_port=1,actions=write_metadata:0x5/0xff,goto_table:4
+table=4,metadata=0x5/0xff,actions=output:2
+table=4,priority=0,actions=output:3`,
+        { dialect: 'of13' },
+      ),
+    );
+    expect(run(of, 'in_port=1').actions).toBe('2');
+  });
+
+  test('registers loaded in one table are matched in the next; note does nothing', () => {
+    const { of } = bridge();
+    addFlows(of, `table=0,actions=note:01.02,load:7->NXM_NX_REG3[],resubmit(,1)
+table=1,reg3=7,actions=output:2
+table=1,priority=0,actions=output:3`);
+    expect(run(of, 'in_port=1').actions).toBe('2');
+  });
+
+  test('conjunctive matches pick the conj_id rule only when every clause matches', () => {
+    const { of } = bridge();
+    addFlows(of, `priority=100,ip,nw_src=10.0.0.0/24,actions=conjunction(5,1/2)
+priority=100,ip,nw_src=10.0.1.0/24,actions=conjunction(5,1/2)
+priority=100,tcp,tp_dst=22,actions=conjunction(5,2/2)
+priority=100,tcp,tp_dst=80,actions=conjunction(5,2/2)
+priority=100,conj_id=5,actions=output:2
+priority=1,actions=output:3`);
+    expect(run(of, 'in_port=1,tcp,nw_src=10.0.1.9,tp_dst=80').actions).toBe('2');
+    expect(run(of, 'in_port=1,tcp,nw_src=10.0.0.9,tp_dst=22').actions).toBe('2');
+    expect(run(of, 'in_port=1,tcp,nw_src=10.0.2.9,tp_dst=22').actions).toBe('3');
+    expect(run(of, 'in_port=1,tcp,nw_src=10.0.0.9,tp_dst=23').actions).toBe('3');
+    expect(run(of, 'in_port=1,udp,nw_src=10.0.0.9,tp_dst=22').actions).toBe('3');
+  });
+
+  test('learn installs the MAC-learning rule, which later packets use; re-learning does not churn', () => {
+    const { of } = bridge();
+    addFlows(of, `table=0,actions=learn(table=10,NXM_OF_VLAN_TCI[0..11],NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],load:NXM_OF_IN_PORT[]->NXM_NX_REG0[0..15],output:NXM_OF_IN_PORT[]),resubmit(,10)
+table=10,priority=0,actions=FLOOD`);
+    const r1 = of.xlate(flowOf('in_port=3,dl_vlan=7,dl_src=00:00:00:00:00:aa,dl_dst=00:00:00:00:00:bb'));
+    expect(formatDpActions(r1.actions)).toBe('1,2,4');
+    expect(r1.learned).toHaveLength(1);
+    const learned = of.dumpFlows({ table: 10 });
+    expect(learned).toHaveLength(2);
+    expect(learned[0].match.priority).toBe(32768);
+    // The learned rule forwards replies to port 3.
+    const r2 = of.xlate(flowOf('in_port=1,dl_vlan=7,dl_src=00:00:00:00:00:bb,dl_dst=00:00:00:00:00:aa'));
+    expect(formatDpActions(r2.actions)).toBe('3');
+    expect(r2.finalFlow[Slot.REG0]).toBe(3);
+    // Learning the same rule again changes nothing.
+    of.takeInvalidations();
+    of.xlate(flowOf('in_port=3,dl_vlan=7,dl_src=00:00:00:00:00:aa,dl_dst=00:00:00:00:00:bb'));
+    expect(of.takeInvalidations().has('table:10')).toBe(false);
+    expect(of.dumpFlows({ table: 10 })).toHaveLength(3);
+  });
+});
+
+describe('megaflows', () => {
+  test('a miss consults only the prefix bits the trie needed (as OVS: nw_dst=11.0.0.0/8)', () => {
+    const { of } = bridge();
+    addFlows(of, 'priority=100,ip,nw_dst=10.0.0.0/8,actions=output:2');
+    expect(run(of, 'in_port=3,tcp,nw_dst=11.1.2.3,tp_dst=80').megaflow).toBe('recirc_id=0,eth,ip,in_port=3,nw_dst=11.0.0.0/8,nw_frag=no');
+    expect(run(of, 'in_port=3,tcp,nw_dst=10.1.2.3,tp_dst=80').megaflow).toBe('recirc_id=0,eth,ip,in_port=3,nw_dst=10.0.0.0/8,nw_frag=no');
+  });
+
+  test('staged lookup: a subtable rejected at in_port leaves L3/L4 wildcarded', () => {
+    const { of } = bridge();
+    addFlows(of, 'priority=100,in_port=1,tcp,nw_dst=10.0.0.1,tp_dst=80,actions=output:2');
+    expect(run(of, 'in_port=3,tcp,nw_dst=10.0.0.1,tp_dst=80').megaflow).toBe('recirc_id=0,eth,ip,in_port=3,nw_frag=no');
+    expect(run(of, 'in_port=1,tcp,nw_dst=10.0.0.1,tp_dst=81').megaflow).toBe(
+      'recirc_id=0,eth,tcp,in_port=1,nw_dst=10.0.0.1,nw_frag=no,tp_dst=81',
+    );
+  });
+});
