@@ -92,13 +92,15 @@ export function portInVlan(p: BridgePort, vlan: number): boolean {
 
 /** The VID to tag a packet of `vlan` with on `p`, or null to send it untagged. */
 export function outputTag(p: BridgePort, vlan: number): number | null {
+  // VLAN 0 is the untagged traffic of trunks; it never gets a tag.
+  if (vlan === 0) return null;
   switch (p.mode) {
     case 'access':
       return null;
     case 'native-untagged':
       return vlan === p.tag ? null : vlan;
     default:
-      return vlan === 0 ? null : vlan;
+      return vlan;
   }
 }
 
