@@ -1,0 +1,152 @@
+// Finds and loads the compiled addon (packages/datapath/nvs-datapath.node) and
+// declares its raw interface. The path is resolved so that the caller may be
+// this package's source (tests), or a bundle made by scripts/bundle.mjs in
+// dist/ (the nvs-* commands): NVS_DATAPATH_ADDON wins, else we walk up from
+// this module's URL and from the main script looking for the file.
+
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AddonNotFoundError } from './errors.ts';
+
+/** File name of the addon, as built by `npm run build:addon`. */
+export const ADDON_FILE = 'nvs-datapath.node';
+
+export interface NativeKeyField {
+  name: string;
+  offset: number;
+  size: number;
+  kind: 'uint' | 'bytes' | 'pad';
+}
+
+export interface NativeFlowStats {
+  packets: number;
+  bytes: number;
+  usedMs: number;
+  tcpFlags: number;
+}
+
+export interface NativeOpResult {
+  error?: { code: string; message: string } | null;
+  stats?: NativeFlowStats | null;
+}
+
+export interface NativeFlowEntry {
+  key: Buffer;
+  mask: Buffer;
+  actions: Buffer;
+  stats: NativeFlowStats;
+}
+
+export interface NativeUpcall {
+  packet: Buffer;
+  key: Buffer;
+  inPort: number;
+  reason: string;
+  cookie?: bigint | null;
+}
+
+export interface NativePortStats {
+  portNo: number;
+  name: string;
+  type: string;
+  thread?: number | null;
+  rxPackets: number;
+  rxBytes: number;
+  rxDropped: number;
+  rxErrors: number;
+  txPackets: number;
+  txBytes: number;
+  txDropped: number;
+  txErrors: number;
+}
+
+export interface NativeThreadStats {
+  id: number;
+  core?: number | null;
+  ports: number[];
+  packets: number;
+  emcHits: number;
+  megaflowHits: number;
+  misses: number;
+  lostUpcalls: number;
+  parseErrors: number;
+  txDropped: number;
+  busyNs: number;
+  iterations: number;
+}
+
+export interface NativeStats {
+  flows: number;
+  upcallsQueued: number;
+  lostUpcalls: number;
+  bridgeLostUpcalls: number;
+  threads: NativeThreadStats[];
+  ports: NativePortStats[];
+}
+
+export interface NativeDatapath {
+  close(): void;
+  addPort(name: string, kind: string, options?: Record<string, string> | null): number;
+  removePort(portNo: number): void;
+  flowPut(
+    flows: { key: Buffer; mask: Buffer; actions: Buffer; create?: boolean; modify?: boolean; zeroStats?: boolean }[],
+  ): NativeOpResult[];
+  flowDel(flows: { key: Buffer; mask: Buffer }[]): NativeOpResult[];
+  flowGet(key: Buffer, mask: Buffer): NativeFlowEntry | null;
+  flowDump(): NativeFlowEntry[];
+  flowFlush(): void;
+  execute(inPort: number, packet: Buffer, actions: Buffer): void;
+  recvUpcalls(max: number): NativeUpcall[];
+  onUpcalls(callback: (upcalls: NativeUpcall[]) => void): void;
+  offUpcalls(): void;
+  inject(portNo: number, packets: Buffer[]): void;
+  drain(portNo: number, max: number): Buffer[];
+  stats(): NativeStats;
+}
+
+export interface NativeAddon {
+  Datapath: new (options?: { threads?: number; cores?: number[]; upcallQueueLen?: number; emcEntries?: number }) => NativeDatapath;
+  flowKeyLayout(): NativeKeyField[];
+  flowKeySize(): number;
+  flowKeyDebug(key: Buffer): Record<string, string>;
+  actionsRoundTrip(actions: Buffer): Buffer;
+  actionsDebug(actions: Buffer): string;
+  extractKey(packet: Buffer, inPort: number): Buffer;
+}
+
+/** Where the addon is: `explicit`, else $NVS_DATAPATH_ADDON, else found by walking up. */
+export function findAddon(explicit?: string): string {
+  const override = explicit ?? process.env.NVS_DATAPATH_ADDON;
+  if (override) {
+    if (!existsSync(override)) {
+      throw new AddonNotFoundError('DP_ADDON_NOT_FOUND', `datapath addon not found at ${override} (NVS_DATAPATH_ADDON)`);
+    }
+    return resolve(override);
+  }
+  const starts = [dirname(fileURLToPath(import.meta.url))];
+  if (process.argv[1]) starts.push(dirname(resolve(process.argv[1])));
+  for (const start of starts) {
+    for (let dir = start; ; dir = dirname(dir)) {
+      for (const candidate of [join(dir, ADDON_FILE), join(dir, 'packages', 'datapath', ADDON_FILE)]) {
+        if (existsSync(candidate)) return candidate;
+      }
+      if (dirname(dir) === dir) break;
+    }
+  }
+  throw new AddonNotFoundError(
+    'DP_ADDON_NOT_FOUND',
+    `datapath addon ${ADDON_FILE} not found above ${starts.join(' or ')}: build it with 'npm run build:addon' or set NVS_DATAPATH_ADDON`,
+  );
+}
+
+/** Loads the addon (Node caches it: loading twice returns the same module). */
+export function loadAddon(explicit?: string): NativeAddon {
+  const path = findAddon(explicit);
+  try {
+    return createRequire(import.meta.url)(path) as NativeAddon;
+  } catch (e) {
+    throw new AddonNotFoundError('DP_ADDON_NOT_FOUND', `cannot load datapath addon ${path}: ${(e as Error).message}`);
+  }
+}
