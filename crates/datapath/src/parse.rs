@@ -31,7 +31,8 @@
 //! - ARP/RARP for Ethernet/IPv4 only: opcode in `nw_proto` (0 if > 255), SPA/TPA
 //!   in `nw_src`/`nw_dst`, SHA/THA in `arp_sha`/`arp_tha`.
 //! - TCP (a full header per its data offset), UDP (8 bytes), SCTP (12),
-//!   ICMP/ICMPv6 (8: type and code in `tp_src`/`tp_dst`): a shorter L4 header
+//!   ICMP, IGMP (over IPv4) and ICMPv6 (8 bytes; type and code in
+//!   `tp_src`/`tp_dst`; the key has no IGMP group): a shorter L4 header
 //!   leaves the L4 fields zero. `tcp_flags` holds the 12 flag bits.
 //! - ND (ICMPv6 135/136, code 0): `nd_target`, and the source/target
 //!   link-layer address options (8 bytes long) into `arp_sha`/`arp_tha`. A
@@ -65,7 +66,7 @@ pub enum ParseError {
     /// An IPv6 extension header is truncated.
     #[error("truncated IPv6 extension header")]
     Ipv6ExtHeader,
-    /// The TCP, UDP, SCTP, ICMP or ICMPv6 header is shorter than its
+    /// The TCP, UDP, SCTP, ICMP, IGMP or ICMPv6 header is shorter than its
     /// minimum (or, for TCP, than its data offset says).
     #[error("truncated transport header")]
     L4Truncated,
@@ -104,6 +105,7 @@ pub enum L4 {
     Udp,
     Sctp,
     Icmp,
+    Igmp,
     Icmpv6,
 }
 
@@ -134,6 +136,7 @@ pub const ETH_TYPE_NONE: u16 = 0x05ff;
 
 const IPPROTO_HOPOPTS: u8 = 0;
 const IPPROTO_ICMP: u8 = 1;
+const IPPROTO_IGMP: u8 = 2;
 const IPPROTO_TCP: u8 = 6;
 const IPPROTO_UDP: u8 = 17;
 const IPPROTO_ROUTING: u8 = 43;
@@ -376,6 +379,11 @@ fn l4(
             key.tp_dst = p[1] as u16;
             L4::Icmp
         }
+        IPPROTO_IGMP if !v6 && p.len() >= 8 => {
+            key.tp_src = p[0] as u16;
+            key.tp_dst = p[1] as u16;
+            L4::Igmp
+        }
         IPPROTO_ICMPV6 if v6 && p.len() >= 8 => {
             key.tp_src = p[0] as u16;
             key.tp_dst = p[1] as u16;
@@ -389,7 +397,7 @@ fn l4(
             };
         }
         IPPROTO_UDP | IPPROTO_SCTP => return Err(ParseError::L4Truncated),
-        IPPROTO_ICMP if !v6 => return Err(ParseError::L4Truncated),
+        IPPROTO_ICMP | IPPROTO_IGMP if !v6 => return Err(ParseError::L4Truncated),
         IPPROTO_ICMPV6 if v6 => return Err(ParseError::L4Truncated),
         _ => return Ok(()),
     };

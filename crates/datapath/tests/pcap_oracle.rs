@@ -236,6 +236,14 @@ fn corpus() -> Vec<(&'static str, Vec<u8>)> {
             eth(&V4, &with(ipv4(17, &udp(1, 2)), 0, &[0x65])),
         ),
         (
+            "igmp v2 report",
+            eth(&V4, &ipv4(2, &[0x16, 0, 0, 0, 224, 0, 0, 251])),
+        ),
+        (
+            "igmp cut at 4 bytes",
+            eth(&V4, &ipv4(2, &[0x11, 100, 0, 0])),
+        ),
+        (
             "ipv4 gre (no L4 fields)",
             eth(&V4, &ipv4(47, &[0, 0, 0x08, 0x00])),
         ),
