@@ -30,8 +30,8 @@ import {
   Slot,
   VLAN_CFI,
 } from '../fields.ts';
-import type { FlowMod, FlowModCommand, FlowModFlags } from '../flow-mod.ts';
-import { DEFAULT_PRIORITY, type Match, newMatch, setMatchField } from '../match.ts';
+import { type FlowMod, type FlowModCommand, type FlowModFlags, NO_FLAGS } from '../flow-mod.ts';
+import { DEFAULT_PRIORITY, type Match, MatchArena, newMatch, setMatchField } from '../match.ts';
 import { RuleSyntaxError, RuleUnsupportedError } from './errors.ts';
 import { KvScanner, LineSource, splitArgs } from './scanner.ts';
 import {
@@ -62,6 +62,7 @@ export interface ParseOptions {
 export function parseFlows(text: string, opts: ParseOptions = {}): FlowMod[] {
   const out: FlowMod[] = [];
   const file = opts.file ?? '<input>';
+  const arena = new MatchArena();
   let lineNo = 0;
   let at = 0;
   while (at <= text.length) {
@@ -70,7 +71,7 @@ export function parseFlows(text: string, opts: ParseOptions = {}): FlowMod[] {
     lineNo++;
     const line = text.slice(at, nl);
     at = nl + 1;
-    const fm = parseLine(new LineSource(line, file, lineNo), opts);
+    const fm = parseLine(new LineSource(line, file, lineNo), opts, arena);
     if (fm) out.push(fm);
     if (nl === text.length) break;
   }
@@ -80,7 +81,7 @@ export function parseFlows(text: string, opts: ParseOptions = {}): FlowMod[] {
 /** Parses one rule (comments allowed); throws if the line is blank or invalid. */
 export function parseFlow(line: string, opts: ParseOptions = {}): FlowMod {
   const src = new LineSource(line, opts.file ?? '<input>', 1);
-  const fm = parseLine(src, opts);
+  const fm = parseLine(src, opts, null);
   if (!fm) throw src.error(0, 'expected a rule, got an empty line');
   return fm;
 }
@@ -149,18 +150,24 @@ interface LineCtx {
   readonly opts: ParseOptions;
   readonly dialect: Dialect;
   readonly command: FlowModCommand;
+  /** Where matches are allocated when parsing many lines; null = one at a time. */
+  readonly arena: MatchArena | null;
 }
 
-function parseLine(src: LineSource, opts: ParseOptions): FlowMod | null {
+function isBlank(c: number): boolean {
+  return c === 32 || c === 9 || c === 13 || c === 10 || c === 11 || c === 12;
+}
+
+function parseLine(src: LineSource, opts: ParseOptions, arena: MatchArena | null): FlowMod | null {
   let text = src.text;
   const hash = text.indexOf('#');
   let end = hash >= 0 ? hash : text.length;
-  while (end > 0 && /\s/.test(text[end - 1])) end--;
+  while (end > 0 && isBlank(text.charCodeAt(end - 1))) end--;
   let start = 0;
-  while (start < end && /\s/.test(text[start])) start++;
+  while (start < end && isBlank(text.charCodeAt(start))) start++;
   if (start >= end) return null;
   text = text.slice(0, end);
-  const ctx: LineCtx = { src, opts, dialect: opts.dialect ?? 'of10', command: opts.command ?? 'add' };
+  const ctx: LineCtx = { src, opts, dialect: opts.dialect ?? 'of10', command: opts.command ?? 'add', arena };
   const isDelete = ctx.command === 'delete' || ctx.command === 'delete_strict';
 
   // Like ovs-ofctl, the action list is everything after the first "action…=".
@@ -208,7 +215,7 @@ interface MatchPart {
 
 function parseMatchPart(ctx: LineCtx, start: number, end: number): MatchPart {
   const { src } = ctx;
-  const match = newMatch(DEFAULT_PRIORITY);
+  const match = ctx.arena ? ctx.arena.newMatch(DEFAULT_PRIORITY) : newMatch(DEFAULT_PRIORITY);
   const r: MatchPart = {
     match,
     table: null,
@@ -217,10 +224,9 @@ function parseMatchPart(ctx: LineCtx, start: number, end: number): MatchPart {
     idleTimeout: 0,
     hardTimeout: 0,
     importance: 0,
-    flags: { sendFlowRem: false, checkOverlap: false, resetCounts: false, noPacketCounts: false, noByteCounts: false },
+    flags: NO_FLAGS,
     outPort: null,
   };
-  const flags = r.flags as { -readonly [K in keyof FlowModFlags]: boolean };
   const sc = new KvScanner(src, start, end);
   while (sc.next()) {
     const key = sc.key;
@@ -230,96 +236,104 @@ function parseMatchPart(ctx: LineCtx, start: number, end: number): MatchPart {
       if (sh[1] !== null) setExact(match, Slot.NW_PROTO, sh[1], 0xff);
       continue;
     }
-    const value = sc.delim === '' ? null : sc.value;
-    const num = (bits: number, what: string): number => {
-      if (value === null) throw src.error(sc.keyAt, `expected a value after '${key}='`);
-      try {
-        return parseUintN(value, bits, what);
-      } catch (e) {
-        throw wrap(ctx, sc.valueAt, e);
-      }
-    };
-    switch (key) {
-      case 'table': {
-        const t = num(8, 'table');
-        r.table = t === 255 ? null : t;
-        continue;
-      }
-      case 'priority':
-        match.priority = num(16, 'priority');
-        continue;
-      case 'idle_timeout':
-        r.idleTimeout = num(16, 'idle_timeout');
-        continue;
-      case 'hard_timeout':
-        r.hardTimeout = num(16, 'hard_timeout');
-        continue;
-      case 'importance':
-        r.importance = num(16, 'importance');
-        continue;
-      case 'cookie': {
-        if (value === null) throw src.error(sc.keyAt, "expected a value after 'cookie='");
-        const slash = value.indexOf('/');
-        try {
-          r.cookie = parseU64(slash < 0 ? value : value.slice(0, slash), 'cookie');
-          if (r.cookie === ALL_ONES_64 && slash < 0) {
-            // OpenFlow reserves this value; ovs-ofctl silently drops it.
-            throw src.error(sc.valueAt, 'cookie 0xffffffffffffffff is reserved by OpenFlow; choose another cookie');
-          }
-          if (slash >= 0) {
-            if (ctx.command === 'add') {
-              throw src.error(sc.valueAt + slash, 'a cookie mask (cookie=V/M) only selects rules to modify or delete; adding a rule takes a plain cookie');
-            }
-            r.cookieMask = parseU64(value.slice(slash + 1), 'cookie mask');
-          }
-        } catch (e) {
-          throw wrap(ctx, sc.valueAt, e);
-        }
-        continue;
-      }
-      case 'out_port':
-        if (ctx.command !== 'delete' && ctx.command !== 'delete_strict') break;
-        if (value === null) throw src.error(sc.keyAt, "expected a port after 'out_port='");
-        r.outPort = parsePort(ctx, value, sc.valueAt);
-        continue;
-      case 'send_flow_rem':
-        flags.sendFlowRem = true;
-        continue;
-      case 'check_overlap':
-        flags.checkOverlap = true;
-        continue;
-      case 'reset_counts':
-        flags.resetCounts = true;
-        continue;
-      case 'no_packet_counts':
-        flags.noPacketCounts = true;
-        continue;
-      case 'no_byte_counts':
-        flags.noByteCounts = true;
-        continue;
+    if (KEYWORDS.has(key)) {
+      parseKeyword(ctx, sc, r);
+      continue;
     }
-    const f = fieldByName(key);
     if (UNSUPPORTED_FIELDS.has(key)) {
       throw new RuleUnsupportedError(src.pos(sc.keyAt), `match field '${key}' is not supported yet`);
     }
+    const f = fieldByName(key);
     // NXM/OXM names are for actions; ovs-ofctl rejects them in a match.
     if (!f || key.startsWith('NXM_') || key.startsWith('OXM_')) {
       throw src.error(sc.keyAt, `unknown field or keyword '${key}' (expected a match field such as nw_dst, a protocol such as tcp, or priority, table, cookie, actions, …)`);
     }
-    // ovs-ofctl reads an empty value as "0/0" (a wildcard where that parses).
-    const text = value === null || value === '' ? '0/0' : value;
-    if (value === null) throw src.error(sc.keyAt, `expected '=' and a value after field '${key}'`);
+    if (sc.delim === '') throw src.error(sc.keyAt, `expected '=' and a value after field '${key}'`);
     try {
-      setFieldFromText(ctx, match, f, text, sc.valueAt);
+      // ovs-ofctl reads an empty value as "0/0" (a wildcard where that parses).
+      setFieldFromText(ctx, match, f, sc.value === '' ? '0/0' : sc.value, sc.valueAt);
     } catch (e) {
       throw wrap(ctx, sc.valueAt, e);
     }
   }
-  if (ctx.dialect === 'of10' && (flags.resetCounts || flags.noPacketCounts || flags.noByteCounts)) {
+  const fl = r.flags;
+  if (ctx.dialect === 'of10' && (fl.resetCounts || fl.noPacketCounts || fl.noByteCounts)) {
     throw src.error(start, 'reset_counts, no_packet_counts and no_byte_counts need OpenFlow 1.3 or later');
   }
   normalizeMatch(match);
   return r;
+}
+
+/** Rule keywords of the match part (everything that is not a field or a shorthand). */
+const KEYWORDS = new Set([
+  'table', 'priority', 'idle_timeout', 'hard_timeout', 'importance', 'cookie', 'out_port', 'send_flow_rem',
+  'check_overlap', 'reset_counts', 'no_packet_counts', 'no_byte_counts',
+]);
+
+const FLAG_OF: Readonly<Record<string, keyof FlowModFlags>> = {
+  send_flow_rem: 'sendFlowRem',
+  check_overlap: 'checkOverlap',
+  reset_counts: 'resetCounts',
+  no_packet_counts: 'noPacketCounts',
+  no_byte_counts: 'noByteCounts',
+};
+
+/** One rule keyword (`table=`, `priority=`, `cookie=`, a flag, …) into `r`. */
+function parseKeyword(ctx: LineCtx, sc: KvScanner, r: MatchPart): void {
+  const { src } = ctx;
+  const key = sc.key;
+  const flag = FLAG_OF[key];
+  if (flag) {
+    r.flags = { ...r.flags, [flag]: true };
+    return;
+  }
+  if (key === 'out_port' && ctx.command !== 'delete' && ctx.command !== 'delete_strict') {
+    throw src.error(sc.keyAt, "'out_port' only selects rules to delete; it is not allowed when adding or modifying");
+  }
+  if (sc.delim === '') throw src.error(sc.keyAt, `expected a value after '${key}='`);
+  const value = sc.value;
+  try {
+    switch (key) {
+      case 'table': {
+        const t = parseUintN(value, 8, 'table');
+        r.table = t === 255 ? null : t;
+        return;
+      }
+      case 'priority':
+        r.match.priority = parseUintN(value, 16, 'priority');
+        return;
+      case 'idle_timeout':
+        r.idleTimeout = parseUintN(value, 16, 'idle_timeout');
+        return;
+      case 'hard_timeout':
+        r.hardTimeout = parseUintN(value, 16, 'hard_timeout');
+        return;
+      case 'importance':
+        r.importance = parseUintN(value, 16, 'importance');
+        return;
+      case 'out_port':
+        r.outPort = parsePort(ctx, value, sc.valueAt);
+        return;
+      case 'cookie': {
+        const slash = value.indexOf('/');
+        r.cookie = parseU64(slash < 0 ? value : value.slice(0, slash), 'cookie');
+        if (slash < 0) {
+          if (r.cookie === ALL_ONES_64) {
+            // OpenFlow reserves this value; ovs-ofctl silently drops it.
+            throw src.error(sc.valueAt, 'cookie 0xffffffffffffffff is reserved by OpenFlow; choose another cookie');
+          }
+          return;
+        }
+        if (ctx.command === 'add') {
+          throw src.error(sc.valueAt + slash, 'a cookie mask (cookie=V/M) only selects rules to modify or delete; adding a rule takes a plain cookie');
+        }
+        r.cookieMask = parseU64(value.slice(slash + 1), 'cookie mask');
+        return;
+      }
+    }
+  } catch (e) {
+    throw wrap(ctx, sc.valueAt, e);
+  }
 }
 
 /** Converts a `ValueError` (no position) into a positioned syntax error. */
@@ -347,6 +361,14 @@ function setFieldFromText(ctx: LineCtx, m: Match, f: Field, text: string, at: nu
   if (f.format === 'port') {
     if (text.includes('/')) throw new ValueError(`field '${f.name}' cannot be masked`);
     setExact(m, Slot.IN_PORT, parsePort(ctx, text, at), 0xffff);
+    return;
+  }
+  if (f.format === 'ipv4') {
+    // Fast path (the common case in big rule files): no bigint arithmetic.
+    const r = parseIpv4Masked(text);
+    if (!f.maskable && r.mask !== 0xffffffff) throw new ValueError(`field '${f.name}' cannot be masked`);
+    m.mask[f.slot] = r.mask >>> 0;
+    m.value[f.slot] = (r.value & r.mask) >>> 0;
     return;
   }
   let { value, mask } = parseValueMask(f, text);
@@ -491,6 +513,13 @@ function parsePort(ctx: LineCtx, text: string, at: number): number {
   throw ctx.src.error(at, `unknown port '${text}' (expected a port number, a port name, or LOCAL, IN_PORT, CONTROLLER, …)`);
 }
 
+function zapSlots(m: Match, slot: number, words: number): void {
+  for (let i = 0; i < words; i++) {
+    m.value[slot + i] = 0;
+    m.mask[slot + i] = 0;
+  }
+}
+
 /**
  * Drops match bits whose prerequisites are not met, the way ovs-ofctl
  * normalises a match: each storage slot is meaningful only for some
@@ -508,21 +537,15 @@ function normalizeMatch(m: Match): void {
   const icmp4 = isIp4 && proto === IpProto.ICMP;
   const icmp6 = isIp6 && proto === IpProto.ICMPV6;
   const icmpType = icmp6 && m.mask[Slot.TP_SRC] === 0xffff ? m.value[Slot.TP_SRC] : -1;
-  const zap = (slot: number, words = 1): void => {
-    for (let i = 0; i < words; i++) {
-      m.value[slot + i] = 0;
-      m.mask[slot + i] = 0;
-    }
-  };
-  if (!isIp4 && !isArp) zap(Slot.NW_SRC), zap(Slot.NW_DST);
-  if (!isIp && !isArp) zap(Slot.NW_PROTO);
-  if (!isIp) zap(Slot.NW_TOS), zap(Slot.NW_TTL), zap(Slot.NW_FRAG);
-  if (!l4 && !icmp4 && !icmp6) zap(Slot.TP_SRC), zap(Slot.TP_DST);
-  if (!(isIp && proto === IpProto.TCP)) zap(Slot.TCP_FLAGS);
-  if (!isArp && icmpType !== 135) zap(Slot.ARP_SHA, 2);
-  if (!isArp && icmpType !== 136) zap(Slot.ARP_THA, 2);
-  if (!isIp6) zap(Slot.IPV6_SRC, 4), zap(Slot.IPV6_DST, 4), zap(Slot.IPV6_LABEL);
-  if (icmpType !== 135 && icmpType !== 136) zap(Slot.ND_TARGET, 4);
+  if (!isIp4 && !isArp) zapSlots(m, Slot.NW_SRC, 1), zapSlots(m, Slot.NW_DST, 1);
+  if (!isIp && !isArp) zapSlots(m, Slot.NW_PROTO, 1);
+  if (!isIp) zapSlots(m, Slot.NW_TOS, 1), zapSlots(m, Slot.NW_TTL, 1), zapSlots(m, Slot.NW_FRAG, 1);
+  if (!l4 && !icmp4 && !icmp6) zapSlots(m, Slot.TP_SRC, 1), zapSlots(m, Slot.TP_DST, 1);
+  if (!(isIp && proto === IpProto.TCP)) zapSlots(m, Slot.TCP_FLAGS, 1);
+  if (!isArp && icmpType !== 135) zapSlots(m, Slot.ARP_SHA, 2);
+  if (!isArp && icmpType !== 136) zapSlots(m, Slot.ARP_THA, 2);
+  if (!isIp6) zapSlots(m, Slot.IPV6_SRC, 4), zapSlots(m, Slot.IPV6_DST, 4), zapSlots(m, Slot.IPV6_LABEL, 1);
+  if (icmpType !== 135 && icmpType !== 136) zapSlots(m, Slot.ND_TARGET, 4);
 }
 
 // ---------------------------------------------------------------------------
