@@ -1,0 +1,150 @@
+// The binary encodings against the Rust side: TS encode → Rust decode → TS.
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import {
+  ActionEncodingError,
+  BadKeyError,
+  FlowKeyCodec,
+  FLOW_KEY_FIELDS,
+  LayoutMismatchError,
+  SET_FIELDS,
+  decodeActions,
+  encodeActions,
+  formatIpv4,
+  formatMac,
+  loadAddon,
+  parseIpv4,
+  parseMac,
+  type DpAction,
+  type FlowKey,
+  type SetFieldName,
+} from '../src/index.ts';
+
+const addon = loadAddon();
+const layout = addon.flowKeyLayout();
+const codec = new FlowKeyCodec(layout);
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+
+/** An arbitrary full FlowKey with every field in range, from the published layout. */
+const arbKey: fc.Arbitrary<FlowKey> = fc.record(
+  Object.fromEntries(
+    layout
+      .filter((f) => f.kind !== 'pad')
+      .map((f) => [
+        f.name.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()),
+        f.kind === 'bytes' ? fc.uint8Array({ minLength: f.size, maxLength: f.size }) : fc.integer({ min: 0, max: 2 ** (8 * f.size) - 1 }),
+      ]),
+  ),
+) as unknown as fc.Arbitrary<FlowKey>;
+
+describe('flow key encoding', () => {
+  it('has the size and fields Rust publishes', () => {
+    expect(codec.size).toBe(addon.flowKeySize());
+    expect(Object.keys(codec.zero()).sort()).toEqual([...FLOW_KEY_FIELDS].sort());
+  });
+
+  it('round-trips TS → Rust → TS, field by field as Rust reads them', () => {
+    fc.assert(
+      fc.property(arbKey, (key) => {
+        const bytes = codec.encode(key);
+        expect(codec.decode(bytes)).toEqual(key);
+        const rust = addon.flowKeyDebug(bytes);
+        for (const [snake, text] of Object.entries(rust)) {
+          const name = snake.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()) as keyof FlowKey;
+          const v = key[name];
+          expect(typeof v === 'number' ? String(v) : hex(v)).toBe(text);
+        }
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('rejects bad values and sizes with BadKeyError', () => {
+    expect(() => codec.encode({ ethType: 0x10000 })).toThrow(BadKeyError);
+    expect(() => codec.encode({ nwProto: -1 })).toThrow(BadKeyError);
+    expect(() => codec.encode({ ethSrc: new Uint8Array(5) })).toThrow(BadKeyError);
+    expect(() => codec.decode(new Uint8Array(codec.size - 8))).toThrow(BadKeyError);
+    expect(() => addon.flowKeyDebug(Buffer.alloc(3))).toThrow(expect.objectContaining({ code: 'DP_BAD_KEY' }));
+    expect(() => codec.exactMask(['nope' as keyof FlowKey])).toThrow(BadKeyError);
+  });
+
+  it('refuses a layout that does not match the FlowKey fields', () => {
+    expect(() => new FlowKeyCodec(layout.filter((f) => f.name !== 'tp_src'))).toThrow(LayoutMismatchError);
+  });
+
+  it('matches the key Rust extracts from a packet', () => {
+    const frame = Buffer.from('ffffffffffff020000000001080600010800060400010200000000010a000001000000000000c0a80001', 'hex');
+    const key = codec.decode(addon.extractKey(frame, 3));
+    expect(key).toMatchObject({ inPort: 3, ethType: 0x0806, nwProto: 1, nwSrc: parseIpv4('10.0.0.1'), nwDst: parseIpv4('192.168.0.1') });
+    expect(formatMac(key.arpSha)).toBe('02:00:00:00:00:01');
+  });
+
+  it('parses and formats addresses', () => {
+    expect(formatIpv4(parseIpv4('192.168.1.254'))).toBe('192.168.1.254');
+    expect(formatMac(parseMac('a:B:0c:0:0:ff'))).toBe('0a:0b:0c:00:00:ff');
+    expect(() => parseIpv4('1.2.3.256')).toThrow(BadKeyError);
+    expect(() => parseMac('01:02')).toThrow(BadKeyError);
+  });
+});
+
+const fieldNames = Object.keys(SET_FIELDS) as SetFieldName[];
+const arbSet: fc.Arbitrary<DpAction> = fc
+  .constantFrom(...fieldNames)
+  .chain((field) => {
+    const n = SET_FIELDS[field].size;
+    return fc.tuple(fc.uint8Array({ minLength: n, maxLength: n }), fc.uint8Array({ minLength: n, maxLength: n })).map(([v, m]) => {
+      const mask = Uint8Array.from(m);
+      if (field === 'ipv6_label') mask.set([0, mask[1] & 0x0f], 0); // 20-bit field
+      return { type: 'set' as const, field, value: v.map((b, i) => b & mask[i]), mask };
+    });
+  });
+const arbAction: fc.Arbitrary<DpAction> = fc.oneof(
+  fc.nat().map((port) => ({ type: 'output' as const, port: port >>> 0 })),
+  fc.constant({ type: 'drop' as const }),
+  fc.bigInt({ min: 0n, max: 0xffffffffffffffffn }).map((cookie) => ({ type: 'userspace' as const, cookie })),
+  fc.nat().map((maxLen) => ({ type: 'truncate' as const, maxLen })),
+  fc.tuple(fc.constantFrom(0x8100 as const, 0x88a8 as const), fc.integer({ min: 0, max: 0xffff })).map(([tpid, tci]) => ({ type: 'push_vlan' as const, tpid, tci })),
+  fc.constant({ type: 'pop_vlan' as const }),
+  arbSet,
+);
+
+describe('action encoding', () => {
+  it('round-trips TS → Rust → TS for random lists', () => {
+    fc.assert(
+      fc.property(fc.array(arbAction, { maxLength: 12 }), (actions) => {
+        const bytes = encodeActions(actions);
+        const back = addon.actionsRoundTrip(bytes);
+        expect(hex(back)).toBe(hex(bytes));
+        expect(decodeActions(back)).toEqual(actions.map((a) => (a.type === 'set' && !a.mask ? { ...a, mask: new Uint8Array(a.value.length).fill(255) } : a)));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('is read by Rust as the actions meant', () => {
+    const bytes = encodeActions([
+      { type: 'output', port: 2 },
+      { type: 'userspace', cookie: 7n },
+      { type: 'push_vlan', tpid: 0x8100, tci: 10 },
+      { type: 'set', field: 'ipv4_ttl', value: Uint8Array.of(9) },
+    ]);
+    const debug = addon.actionsDebug(bytes);
+    expect(debug).toMatch(/^\[Output\(2\), Userspace\(7\), PushVlan \{ tpid: 33024, tci: 10 \}, Set\(/);
+    expect(debug).toContain('Ipv4Ttl');
+  });
+
+  it('gives the same error codes as Rust for malformed lists', () => {
+    for (const bad of [Buffer.of(9, 0), Buffer.of(1, 4, 0), Buffer.of(1, 3, 0, 0, 0), Buffer.of(7, 3, 99, 0, 0), Buffer.of(5, 4, 0x81, 0x01, 0, 0)]) {
+      let rust = '';
+      try {
+        addon.actionsRoundTrip(bad);
+      } catch (e) {
+        rust = (e as { code: string }).code;
+      }
+      expect(rust).toMatch(/^ACTION_/);
+      expect(() => decodeActions(bad)).toThrow(expect.objectContaining({ code: rust }));
+    }
+    expect(() => encodeActions([{ type: 'set', field: 'tp_src', value: Uint8Array.of(1, 2), mask: Uint8Array.of(0, 0xff) }])).toThrow(ActionEncodingError);
+    expect(() => encodeActions([{ type: 'output', port: -1 }])).toThrow(ActionEncodingError);
+  });
+});
