@@ -41,7 +41,6 @@ import { OvsdbError } from './errors.ts';
 import type { OvsdbClient, MonitorRequest, Operation, OperationResult, TableUpdates } from './client.ts';
 import { TransactionError } from './client.ts';
 import type { Atom, ColumnType, DatabaseSchema, TableSchema } from './schema.ts';
-import { isScalar } from './schema.ts';
 import { datumEquals, datumToJson, defaultDatum, makeMap, makeSet, parseDatum, type Datum } from './datum.ts';
 
 /** One row of the replica (or of a transaction's view): an immutable snapshot. */
@@ -134,6 +133,13 @@ export class UnknownColumnError extends OvsdbError {
   }
 }
 
+/** Thrown when verifying a column the IDL does not replicate (a caller bug: add it to the IDL's tables). */
+export class NotReplicatedError extends OvsdbError {
+  constructor(table: string, column: string) {
+    super('OVSDB_NOT_REPLICATED', 'unknown column', `column ${column} of table ${table} is not replicated, so it cannot be verified`);
+  }
+}
+
 /** Thrown when a transaction touches a row that no longer exists. */
 export class NoSuchRowError extends OvsdbError {
   constructor(table: string, uuid: string) {
@@ -177,6 +183,8 @@ export class Idl extends EventEmitter {
   readonly db: string;
   readonly schema: DatabaseSchema;
   private readonly tables = new Map<string, Map<string, IdlRow>>();
+  /** Replicated columns per table. */
+  private readonly replicated = new Map<string, ReadonlySet<string>>();
   private updateFormat: 1 | 2 = 2;
   private seq = 0;
 
@@ -191,6 +199,7 @@ export class Idl extends EventEmitter {
       const cols = tables[name];
       if (cols !== 'all') for (const c of cols) if (!ts.columns.has(c)) throw new UnknownColumnError(name, c);
       this.tables.set(name, new Map());
+      this.replicated.set(name, new Set(cols === 'all' ? ts.columns.keys() : ['_uuid', ...cols]));
     }
     client.on('close', (err?: Error) => this.emit('close', err));
   }
@@ -241,6 +250,11 @@ export class Idl extends EventEmitter {
   /** The first row of `table` (for one-row tables such as Open_vSwitch). */
   first(table: string): IdlRow | undefined {
     return this.rows(table).next().value;
+  }
+
+  /** Whether `column` of `table` is replicated (unreplicated columns read as their default). */
+  replicates(table: string, column: string): boolean {
+    return this.replicated.get(table)?.has(column) ?? false;
   }
 
   /** Whether `table` is replicated. */
@@ -370,14 +384,15 @@ function applyUpdate2(ts: TableSchema, uuid: string, old: IdlRow | undefined, u:
 }
 
 /**
- * Applies an update2 column diff: a scalar is replaced; a set toggles each
+ * Applies an update2 column diff: a column of at most one atom (a scalar or
+ * an optional value) is replaced, as ovsdb-server sends it; a set toggles each
  * element (symmetric difference); a map adds new keys, deletes a key given
  * with its current value, and replaces a key given with another value.
  */
 function applyDiff(type: ColumnType, old: Datum, json: unknown): Datum {
   // The diff is any number of elements, whatever the column's cardinality.
   const diff = parseDatum(json, { ...type, min: 0, max: Infinity });
-  if (isScalar(type)) return diff;
+  if (!type.value && type.max === 1) return diff;
   if (!type.value) {
     const out = new Set<Atom>(old.keys);
     for (const a of diff.keys) if (!out.delete(a)) out.add(a);
@@ -494,6 +509,8 @@ export class IdlTransaction {
   verify(row: IdlRow, column: string): void {
     if (this.inserted.has(row.uuid)) return;
     this.columnType(this.tableSchema(row.table), column);
+    // An unreplicated column reads as its default, which would never verify.
+    if (!this.idl.replicates(row.table, column)) throw new NotReplicatedError(row.table, column);
     let v = this.verified.get(row.uuid);
     if (!v) this.verified.set(row.uuid, (v = { table: row.table, columns: new Map() }));
     // Snapshot now: updates may reach the replica before the commit is sent.

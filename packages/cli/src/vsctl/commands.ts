@@ -4,7 +4,7 @@
 // wait-until) over any table. Each command reads and writes through the
 // invocation's transaction, so later commands see earlier ones' changes and
 // all of them commit together.
-import type { IdlRow } from '@nvs/ovsdb/src/idl.ts';
+import type { IdlRow, IdlTables } from '@nvs/ovsdb/src/idl.ts';
 import { TryAgain } from '@nvs/ovsdb/src/idl.ts';
 import type { ColumnType, TableSchema } from '@nvs/ovsdb/src/schema.ts';
 import { datumDifference, datumEquals, datumIncludes, datumUnion, defaultDatum, findKey, makeAtom, makeMap, makeSet, type Datum } from '@nvs/ovsdb/src/datum.ts';
@@ -22,14 +22,21 @@ export interface CommandSpec {
   /** Command options accepted (`may-exist`, `if-exists`, …). */
   options: readonly string[];
   /** Tables the command reads or writes, for the monitor. */
-  tables: (cmd: CommandLine, tableName: (name: string) => string) => string[];
+  tables: (cmd: CommandLine, tableName: (name: string) => string) => IdlTables;
   run: (ctx: Context, cmd: CommandLine) => void;
 }
 
-const BRIDGE_TABLES = ['Open_vSwitch', 'Bridge', 'Port', 'Interface'];
-const bridgeTables = (): string[] => BRIDGE_TABLES;
-/** A database command's tables: its table argument and those its records may be named through. */
-const dbTables = (cmd: CommandLine, tableName: (name: string) => string): string[] => (cmd.args.length > 0 ? recordIdTables(tableName(cmd.args[0])) : []);
+/** The columns the bridge commands read: replicating only these keeps large databases quick. */
+const BRIDGE_TABLES: IdlTables = {
+  Open_vSwitch: ['bridges'],
+  Bridge: ['name', 'ports', 'external_ids'],
+  Port: ['name', 'interfaces'],
+  Interface: ['name', 'ofport'],
+};
+const bridgeTables = (): IdlTables => BRIDGE_TABLES;
+/** A database command's tables, whole: its table argument and those its records may be named through. */
+const dbTables = (cmd: CommandLine, tableName: (name: string) => string): IdlTables =>
+  Object.fromEntries((cmd.args.length > 0 ? recordIdTables(tableName(cmd.args[0])) : []).map((t) => [t, 'all']));
 
 // ---------------------------------------------------------------- bridges, ports, interfaces
 
@@ -428,7 +435,7 @@ function cmdWaitUntil(ctx: Context, cmd: CommandLine): void {
 const ifExists = ['if-exists'];
 
 export const COMMANDS: Record<string, CommandSpec> = {
-  init: { minArgs: 0, maxArgs: 0, options: [], tables: () => ['Open_vSwitch'], run: () => {} },
+  init: { minArgs: 0, maxArgs: 0, options: [], tables: () => ({}), run: () => {} },
   show: { minArgs: 0, maxArgs: 0, options: [], tables: () => SHOW_TABLES, run: (ctx) => ctx.out.push(show(ctx)) },
   'add-br': { minArgs: 1, maxArgs: 3, options: ['may-exist'], tables: bridgeTables, run: addBr },
   'del-br': { minArgs: 1, maxArgs: 1, options: ifExists, tables: bridgeTables, run: delBr },

@@ -40,10 +40,9 @@ export async function runVsctl(argv: readonly string[], io: VsctlIo): Promise<nu
     const work = async (): Promise<string> => {
       client = await OvsdbClient.connect(global.db);
       const schema = await client.getSchema(DB);
-      const tables: IdlTables = { [DB]: 'all' };
-      for (let i = 0; i < commands.length; i++) {
-        for (const t of specs[i].tables(commands[i], (name) => findTable(schema, name).name)) tables[t] = 'all';
-      }
+      // next_cfg and cur_cfg for the wait; then what each command reads.
+      let tables: IdlTables = { [DB]: ['next_cfg', 'cur_cfg'] };
+      for (let i = 0; i < commands.length; i++) tables = mergeTables(tables, specs[i].tables(commands[i], (name) => findTable(schema, name).name));
       const idl = await Idl.create(client, DB, tables, schema);
       const { value: outputs, commit } = await idl.transact((txn) => {
         const ovs = txn.first(DB) ?? txn.insert(DB);
@@ -88,6 +87,16 @@ export async function runVsctl(argv: readonly string[], io: VsctlIo): Promise<nu
     if (timer) clearTimeout(timer);
     (client as OvsdbClient | undefined)?.close();
   }
+}
+
+/** Union of two column selections ('all' wins). */
+function mergeTables(a: IdlTables, b: IdlTables): IdlTables {
+  const out: IdlTables = { ...a };
+  for (const [t, cols] of Object.entries(b)) {
+    const have = out[t];
+    out[t] = have === 'all' || cols === 'all' ? 'all' : [...new Set([...(have ?? []), ...cols])];
+  }
+  return out;
 }
 
 function withTimeout<T>(work: Promise<T>, global: GlobalOptions, phase: { waitingFor?: { next: number; cur: () => number } }, setTimer: (t: NodeJS.Timeout) => void): Promise<T> {

@@ -2,7 +2,7 @@
 // managers, bridges (with controllers and fail mode), ports (tag, trunks)
 // and interfaces (type, options, error), nested by reference and sorted by
 // name. A column is printed only when it differs from its default.
-import type { IdlRow } from '@nvs/ovsdb/src/idl.ts';
+import type { IdlRow, IdlTables } from '@nvs/ovsdb/src/idl.ts';
 import { datumEquals, defaultDatum } from '@nvs/ovsdb/src/datum.ts';
 import type { Context } from './context.ts';
 import { datumToString } from './notation.ts';
@@ -23,8 +23,10 @@ const SPECS: Record<string, ShowSpec> = {
   Manager: { nameColumn: 'target', columns: ['is_connected'] },
 };
 
-/** The tables `show` reads. */
-export const SHOW_TABLES = Object.keys(SPECS);
+/** The columns `show` reads, per table. */
+export const SHOW_TABLES: IdlTables = Object.fromEntries(
+  Object.entries(SPECS).map(([t, spec]) => [t, spec.nameColumn ? [spec.nameColumn, ...spec.columns] : spec.columns]),
+);
 
 function nameOf(row: IdlRow, spec: ShowSpec): string {
   return spec.nameColumn ? String(row.get(spec.nameColumn).keys[0] ?? '') : row.uuid;
