@@ -7,7 +7,7 @@ import { columnValue, type Database, type Row, type RowChange } from './database
 import { datumDiffFast, datumEquals, datumToJson, defaultDatum, type DeltaLog } from './datum.ts';
 import { OvsdbSyntaxError } from './errors.ts';
 import { lookupColumn, matchesAny, parseCondition, type Condition } from './condition.ts';
-import { isScalar, type ColumnSchema, type TableSchema } from './schema.ts';
+import { diffIsNewValue, type ColumnSchema, type TableSchema } from './schema.ts';
 
 /** 1: `monitor` (update), 2: `monitor_cond` (update2), 3: `monitor_cond_since` (update3). */
 export type MonitorVersion = 1 | 2 | 3;
@@ -197,7 +197,7 @@ export class Monitor {
       const a = columnValue(ch.old!, c.name);
       const b = columnValue(ch.new!, c.name);
       if (a === b || datumEquals(a, b)) continue;
-      diff[c.name] = datumToJson(datumDiffFast(a, b, isScalar(c.type), log), c.type);
+      diff[c.name] = datumToJson(datumDiffFast(a, b, diffIsNewValue(c.type), log), c.type);
       changed = true;
     }
     return changed ? { modify: diff } : undefined;

@@ -71,6 +71,16 @@ export function isMap(t: ColumnType): boolean {
   return t.value !== undefined;
 }
 
+/**
+ * Whether a diff of this column (update2 "modify", `_is_diff` file records)
+ * is its new value rather than a set difference: true for columns holding
+ * at most one atom, as OVS does (an optional column's diff is its new value,
+ * the empty set when cleared).
+ */
+export function diffIsNewValue(t: ColumnType): boolean {
+  return t.max === 1 && t.value === undefined;
+}
+
 /** Whether a column holds exactly one atom (min = max = 1, not a map). */
 export function isScalar(t: ColumnType): boolean {
   return t.min === 1 && t.max === 1 && t.value === undefined;

@@ -22,7 +22,7 @@ import type { Logger } from 'pino';
 import { newUuid, type Database, type Row, type RowChange } from './database.ts';
 import { applyDiff, datumDiffFast, datumEquals, datumToJson, parseDatum, type Datum, type DeltaLog } from './datum.ts';
 import { OvsdbIoError, StorageFormatError } from './errors.ts';
-import { isScalar, parseSchema, type DatabaseSchema } from './schema.ts';
+import { diffIsNewValue, parseSchema, type DatabaseSchema } from './schema.ts';
 
 const MAGIC = 'OVSDB JSON ';
 
@@ -111,7 +111,7 @@ export function recordToChanges(db: Database, record: Record<string, unknown>): 
         const col = info.schema.columns.get(cname);
         if (!col || cname.startsWith('_')) continue;
         const d = parseDatum(v, col.type);
-        values.set(cname, isDiff && old ? applyDiff(old.values.get(cname)!, d, isScalar(col.type)) : d);
+        values.set(cname, isDiff && old ? applyDiff(old.values.get(cname)!, d, diffIsNewValue(col.type)) : d);
       }
       const row: Row = { uuid, version: newUuid(), values };
       changes.push({ table: info.schema, uuid, old, new: row });
@@ -136,7 +136,7 @@ export function commitToRecord(db: Database, changes: readonly RowChange[], date
       const nd = ch.new.values.get(c.name)!;
       if (ch.old) {
         const od = ch.old.values.get(c.name)!;
-        if (od !== nd && !datumEquals(od, nd)) row[c.name] = datumToJson(datumDiffFast(od, nd, isScalar(c.type), log), c.type);
+        if (od !== nd && !datumEquals(od, nd)) row[c.name] = datumToJson(datumDiffFast(od, nd, diffIsNewValue(c.type), log), c.type);
       } else {
         const dd = defaults.get(c.name)!;
         if (nd === dd || datumEquals(nd, dd)) continue;
@@ -231,8 +231,9 @@ export class DbFile {
   /** Writes one commit's record; fsyncs before returning when `durable`. */
   append(db: Database, changes: readonly RowChange[], date: number, comment: string | undefined, durable: boolean, log?: DeltaLog): void {
     const buf = Buffer.from(encodeRecord(commitToRecord(db, changes, date, comment, log)), 'utf8');
+    // Explicit positions: the descriptor is not in append mode (open truncates torn tails through it).
     let off = 0;
-    while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off);
+    while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off, this.size + off);
     this.size += buf.length;
     if (durable) this.syncNow();
     else this.scheduleSync();
