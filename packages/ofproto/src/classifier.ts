@@ -197,18 +197,22 @@ export class Classifier<R extends ClassifierRule> {
   private readonly srcTrie = new PrefixTrie();
   private readonly dstTrie = new PrefixTrie();
   private count = 0;
+  private lastSubtable: Subtable<R> | null = null;
 
   get size(): number {
     return this.count;
   }
 
-  insert(rule: R): void {
+  /**
+   * Inserts a rule. A rule with the identical match and priority (OpenFlow's
+   * "identical" rule) is replaced in place and returned.
+   */
+  insert(rule: R): R | undefined {
     const m = rule.match;
-    const mkey = maskKey(m.mask);
-    let st = this.subtables.get(mkey);
+    let st = this.subtableFor(m.mask);
     if (!st) {
       st = new Subtable<R>(Uint32Array.from(m.mask));
-      this.subtables.set(mkey, st);
+      this.subtables.set(maskKey(m.mask), st);
       this.dirty = true;
     }
     const { full, prefixes } = st.keys(m.value);
@@ -216,6 +220,12 @@ export class Classifier<R extends ClassifierRule> {
     if (!bucket) {
       st.buckets.set(full, [rule]);
     } else {
+      const same = bucket.findIndex((r) => r.match.priority === m.priority);
+      if (same >= 0) {
+        const old = bucket[same];
+        bucket[same] = rule;
+        return old;
+      }
       // Keep buckets sorted by priority, highest first, older rules first among equals.
       let i = bucket.length;
       while (i > 0 && bucket[i - 1].match.priority < m.priority) i--;
@@ -233,13 +243,13 @@ export class Classifier<R extends ClassifierRule> {
     if (st.srcPlen > 0) this.srcTrie.insert(m.value[Slot.NW_SRC], st.srcPlen);
     if (st.dstPlen > 0) this.dstTrie.insert(m.value[Slot.NW_DST], st.dstPlen);
     this.count++;
+    return undefined;
   }
 
   /** Removes a rule previously inserted (by identity); returns false if absent. */
   remove(rule: R): boolean {
     const m = rule.match;
-    const mkey = maskKey(m.mask);
-    const st = this.subtables.get(mkey);
+    const st = this.subtableFor(m.mask);
     if (!st) return false;
     const { full, prefixes } = st.keys(m.value);
     const bucket = st.buckets.get(full);
@@ -264,7 +274,8 @@ export class Classifier<R extends ClassifierRule> {
     }
     st.n--;
     if (st.n === 0) {
-      this.subtables.delete(mkey);
+      this.subtables.delete(maskKey(m.mask));
+      if (this.lastSubtable === st) this.lastSubtable = null;
       this.dirty = true;
     }
     if (st.srcPlen > 0) this.srcTrie.remove(m.value[Slot.NW_SRC], st.srcPlen);
@@ -275,10 +286,22 @@ export class Classifier<R extends ClassifierRule> {
 
   /** The rule with exactly this match and priority, if any (OpenFlow's "identical" rule). */
   findExact(match: Match): R | undefined {
-    const st = this.subtables.get(maskKey(match.mask));
+    const st = this.subtableFor(match.mask);
     if (!st) return undefined;
     const bucket = st.buckets.get(st.keys(match.value).full);
     return bucket?.find((r) => r.match.priority === match.priority);
+  }
+
+  /**
+   * The subtable of a mask. Bulk loads add many rules with one mask, so the
+   * last subtable found is checked first (a word compare, no key string).
+   */
+  private subtableFor(mask: Flow): Subtable<R> | undefined {
+    const last = this.lastSubtable;
+    if (last && sameWords(last.mask, mask)) return last;
+    const st = this.subtables.get(maskKey(mask));
+    if (st) this.lastSubtable = st;
+    return st;
   }
 
   /** Every rule, in no particular order. */
@@ -433,4 +456,9 @@ function maskKey(mask: Flow): string {
   let k = '';
   for (let i = 0; i < FLOW_WORDS; i++) k += enc(mask[i]);
   return k;
+}
+
+function sameWords(a: Flow, b: Flow): boolean {
+  for (let i = 0; i < FLOW_WORDS; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

@@ -21,6 +21,8 @@ export const N_TABLES = 255;
 /** `table=255` in delete/modify/dump means every table. */
 export const TABLE_ALL = 255;
 
+const TABLE_TAGS = Array.from({ length: N_TABLES }, (_, i) => `table:${i}`);
+
 /** An installed rule. Counters and times are mutable; the match is not. */
 export interface Rule {
   /** Unique within the bridge, never reused. */
@@ -164,15 +166,11 @@ export class FlowTables {
         }
       }
     }
-    const old = cls.findExact(fm.match);
-    if (old) {
-      this.remove(old, undo);
-      out.removed.push(old);
-    }
     const rule: Rule = {
       id: this.nextId++,
       table: tid,
-      match: { priority: fm.match.priority, value: Uint32Array.from(fm.match.value), mask: Uint32Array.from(fm.match.mask) },
+      // The rule takes the flow-mod's match as is: flow-mods are immutable values.
+      match: fm.match,
       cookie: fm.cookie,
       actions: fm.actions,
       conjunctions: conjunctionsOf(fm.actions),
@@ -187,8 +185,20 @@ export class FlowTables {
       bytes: 0,
       installed: true,
     };
-    this.insert(rule);
-    undo.push(() => this.remove(rule, []));
+    const old = this.insert(rule);
+    if (old) {
+      // Replaced in place by the identical new rule.
+      this.timed.delete(old);
+      old.installed = false;
+      out.removed.push(old);
+      undo.push(() => {
+        this.insert(old);
+        this.timed.delete(rule);
+        rule.installed = false;
+      });
+    } else {
+      undo.push(() => this.remove(rule, []));
+    }
     out.added.push(rule);
   }
 
@@ -206,7 +216,7 @@ export class FlowTables {
       r.bytes = 0;
     }
     if (reinsert) this.tables[r.table].insert(r);
-    this.changed.add(`table:${r.table}`);
+    this.changed.add(TABLE_TAGS[r.table]);
     undo.push(() => {
       if (reinsert) this.tables[r.table].remove(r);
       Object.assign(r, saved);
@@ -232,18 +242,20 @@ export class FlowTables {
     return picked;
   }
 
-  private insert(r: Rule): void {
+  /** Inserts a rule; returns the identical rule it replaced, if any. */
+  private insert(r: Rule): Rule | undefined {
     r.installed = true;
-    this.tables[r.table].insert(r);
+    const old = this.tables[r.table].insert(r);
     if (r.idleTimeout || r.hardTimeout) this.timed.add(r);
-    this.changed.add(`table:${r.table}`);
+    this.changed.add(TABLE_TAGS[r.table]);
+    return old;
   }
 
   private remove(r: Rule, undo: Undo[]): void {
     this.tables[r.table].remove(r);
     this.timed.delete(r);
     r.installed = false;
-    this.changed.add(`table:${r.table}`);
+    this.changed.add(TABLE_TAGS[r.table]);
     undo.push(() => this.insert(r));
   }
 

@@ -140,6 +140,28 @@ priority=5,actions=output:1`);
     expect(of.takeInvalidations().size).toBe(0);
   });
 
+  test('a failed batch restores rules it replaced or modified, with their counters', () => {
+    const { of, clock } = bridge();
+    addFlows(of, 'priority=10,in_port=1,actions=output:2\npriority=10,in_port=2,actions=output:1');
+    of.credit(of.xlate(flowOf('in_port=1')), 4, 400, clock.now());
+    const mods = [
+      ...parseFlows('priority=10,in_port=1,actions=output:3'),
+      parseFlow('in_port=2,actions=output:4', { command: 'modify' }),
+      parseFlow('priority=10', { command: 'delete' }),
+      { ...parseFlow('actions=drop'), table: 400 },
+    ];
+    expect(() => of.applyFlowMods(mods)).toThrow(FlowModBatchError);
+    // Validation caught the bad table before anything ran; now a failure in the middle of applying:
+    const late = [...mods.slice(0, 3), parseFlow('check_overlap,priority=7,actions=output:2'), parseFlow('check_overlap,priority=7,ip,actions=output:3')];
+    expect(() => of.applyFlowMods(late)).toThrow(/overlaps/);
+    expect(dump(of)).toEqual([
+      ' cookie=0x0, table=0, n_packets=4, n_bytes=400, priority=10,in_port=1 actions=output:2',
+      ' cookie=0x0, table=0, n_packets=0, n_bytes=0, priority=10,in_port=2 actions=output:1',
+    ]);
+    expect(actionsFor(of, 'in_port=1')).toBe('2');
+    expect(actionsFor(of, 'in_port=2')).toBe('1');
+  });
+
   test('bad goto_table and conjunction mixes are rejected with a code before anything is applied', () => {
     const { of } = bridge();
     // Flow-mods built in code (not parsed) get the same checks as parsed ones.
