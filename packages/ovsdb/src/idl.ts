@@ -35,7 +35,6 @@
 //     txn.verify(ovs, 'next_cfg');
 //     txn.set(ovs, 'cur_cfg', ovs.get('next_cfg'));
 //   });
-import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { OvsdbError } from './errors.ts';
 import type { OvsdbClient, MonitorRequest, Operation, OperationResult, TableUpdates } from './client.ts';
@@ -471,7 +470,7 @@ export class IdlTransaction {
    * Inserts a row; returns it. Its uuid is provisional until commit: pass
    * `uuid` when references to the row were written before it was inserted.
    */
-  insert(table: string, values: Record<string, Datum> = {}, uuid: string = randomUUID()): IdlRow {
+  insert(table: string, values: Record<string, Datum> = {}, uuid: string = provisionalUuid()): IdlRow {
     const ts = this.tableSchema(table);
     for (const c of Object.keys(values)) this.columnType(ts, c);
     const row = new IdlRow(ts, uuid, new Map(Object.entries(values)));
@@ -623,6 +622,16 @@ export class IdlTransaction {
     if (!col || column === '_uuid' || column === '_version') throw new UnknownColumnError(ts.name, column);
     return col.type;
   }
+}
+
+/**
+ * A uuid for a row not yet inserted. It only has to be unique within its
+ * transaction (commit sends it as a named-uuid), so Math.random will do —
+ * and spares nvs-vsctl loading node:crypto at start-up.
+ */
+export function provisionalUuid(): string {
+  const hex = (n: number): string => Array.from({ length: n }, () => ((Math.random() * 16) | 0).toString(16)).join('');
+  return `${hex(8)}-${hex(4)}-4${hex(3)}-${'89ab'[(Math.random() * 4) | 0]}${hex(3)}-${hex(12)}`;
 }
 
 function namedUuid(provisional: string): string {

@@ -1,10 +1,9 @@
 // What every nvs-vsctl command works with: the transaction's view of the
 // database, the invocation's `@name` symbols, and ovs-vsctl's rules for
 // naming tables, columns and records on the command line.
-import type { IdlRow, IdlTransaction } from '@nvs/ovsdb/src/idl.ts';
+import { provisionalUuid, type IdlRow, type IdlTransaction } from '@nvs/ovsdb/src/idl.ts';
 import type { ColumnSchema, ColumnType, DatabaseSchema, TableSchema } from '@nvs/ovsdb/src/schema.ts';
 import { isUuid, type Atom, type Datum } from '@nvs/ovsdb/src/datum.ts';
-import { randomUUID } from 'node:crypto';
 import { VsctlError } from './errors.ts';
 import { parseAtomString, parseDatumString } from './notation.ts';
 import type { OutputStyle } from './output.ts';
@@ -16,7 +15,7 @@ export class Symbols {
   /** The uuid `@name` stands for (allocated on first reference). */
   resolve = (name: string): string => {
     let s = this.table.get(name);
-    if (!s) this.table.set(name, (s = { uuid: randomUUID(), defined: false }));
+    if (!s) this.table.set(name, (s = { uuid: provisionalUuid(), defined: false }));
     return s.uuid;
   };
 
@@ -26,7 +25,7 @@ export class Symbols {
     const s = this.table.get(name);
     if (s?.defined) throw new VsctlError('VSCTL_BAD_ID', `row id "${name}" may only be specified on one --id option`);
     if (s && uuid) throw new VsctlError('VSCTL_BAD_ID', `row id "${name}" is referenced before "get" gives it a value`);
-    const entry = s ?? { uuid: uuid ?? randomUUID(), defined: false };
+    const entry = s ?? { uuid: uuid ?? provisionalUuid(), defined: false };
     entry.defined = true;
     this.table.set(name, entry);
     return entry.uuid;
