@@ -74,8 +74,8 @@ export interface Dataplane extends DatapathPorts {
   execute(inPort: number, packet: Uint8Array, actions: readonly DpAction[]): void;
   /** Takes up to `max` queued upcalls. */
   recvUpcalls(max: number): DpUpcall[];
-  /** Calls `wake` whenever upcalls may be waiting (from a non-blocking notification). */
-  onUpcalls(wake: () => void): void;
+  /** Delivers miss upcalls in batches as they arrive; a throwing handler is reported to `onError`. */
+  onUpcalls(handler: (batch: DpUpcall[]) => void, onError: (err: unknown) => void): void;
   inject(port: number, packets: readonly Uint8Array[]): void;
   drain(port: number, max: number): Uint8Array[];
   stats(): DpStats;

@@ -12,6 +12,8 @@ export class OfBridge {
   readonly ofproto: Ofproto;
   private odpByOf = new Map<number, number>();
   private ofByOdp = new Map<number, number>();
+  /** The port and bridge settings last pushed into ofproto, to push only changes. */
+  private applied = '';
 
   constructor(
     readonly model: Bridge,
@@ -50,9 +52,10 @@ export class OfBridge {
   /**
    * Follows the model after a reconciliation: ports (a port whose VLAN
    * settings ofproto refuses stays out of forwarding, its Interface gets the
-   * error in `status`), fail mode and MAC learning limits.
+   * error in `status`), fail mode and MAC learning limits. Returns whether
+   * anything changed (the bridge's megaflows must then be revalidated).
    */
-  sync(status: Map<string, InterfaceStatus>): void {
+  sync(status: Map<string, InterfaceStatus>): boolean {
     const cfg = this.model.config;
     const ports: OfPortConfig[] = [];
     const odpByOf = new Map<number, number>();
@@ -70,10 +73,14 @@ export class OfBridge {
       odpByOf.set(p.ofport, p.odpPort);
       ofByOdp.set(p.odpPort, p.ofport);
     }
+    const signature = JSON.stringify([ports, [...odpByOf], cfg.failMode, cfg.macAgingTime, cfg.macTableSize]);
+    if (signature === this.applied) return false;
+    this.applied = signature;
     this.odpByOf = odpByOf;
     this.ofByOdp = ofByOdp;
     this.ofproto.setPorts(ports);
     this.ofproto.setFailMode(cfg.failMode);
     this.ofproto.setMacLearning(cfg.macAgingTime, cfg.macTableSize);
+    return true;
   }
 }

@@ -57,7 +57,6 @@ export class Udpif {
   private readonly dirtyBridges = new Set<OfBridge>();
   private timer: NodeJS.Timeout | undefined;
   private soon: NodeJS.Immediate | undefined;
-  private handling = false;
   private stopped = false;
   maxIdleMs: number;
   /** Completed revalidation rounds (tests wait for the next one). */
@@ -69,10 +68,14 @@ export class Udpif {
   }
 
   start(): void {
-    this.o.dp.onUpcalls(() => this.scheduleUpcalls());
+    this.o.dp.onUpcalls(
+      (batch) => {
+        if (!this.stopped && batch.length > 0) this.handleUpcalls(batch);
+      },
+      (err) => this.o.log.error({ err }, 'upcall handling failed'),
+    );
     this.timer = setInterval(() => this.revalidate(), this.o.intervalMs ?? 500);
     this.timer.unref();
-    this.scheduleUpcalls();
   }
 
   stop(): void {
@@ -116,19 +119,6 @@ export class Udpif {
   flush(): void {
     this.o.dp.del([...this.ukeys.keys()]);
     this.ukeys.clear();
-  }
-
-  private scheduleUpcalls(): void {
-    if (this.handling || this.stopped) return;
-    this.handling = true;
-    setImmediate(() => {
-      this.handling = false;
-      const batch = this.o.dp.recvUpcalls(UPCALL_BATCH);
-      if (batch.length === 0) return;
-      this.handleUpcalls(batch);
-      // More may be queued: keep draining without starving other work.
-      this.scheduleUpcalls();
-    });
   }
 
   /** Translates a batch of upcalls, installs their megaflows and executes their packets. */

@@ -1,19 +1,34 @@
 /**
  * nvs-vswitchd as a component: wires the database link (DbSync), the bridge
- * model (Switch), the datapath, per-bridge ofproto instances, upcall
- * handling and revalidation, the appctl socket and the per-bridge management
- * sockets, with an explicit start/stop lifecycle. Everything it uses comes in
- * through VswitchdComponents, so a test can run two switches in one process.
+ * model (Switch), the datapath (opened on the first configuration, so that
+ * other_config:pmd-cpu-mask picks its cores), one Ofproto per bridge, upcall
+ * handling and revalidation (Udpif), the appctl socket, the per-bridge
+ * management sockets and the saved rules, with an explicit start/stop.
+ * Everything it uses comes in through VswitchdComponents, so tests can run
+ * two switches in one process.
  */
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { UnixctlServer, type VLog } from '@nvs/ovsdb';
 import { Switch, type Bridge, type BridgeListener, type DatapathPorts } from './bridge.ts';
-import type { SwitchConfig } from './config.ts';
+import type { ReadOptions, SwitchConfig } from './config.ts';
 import { Coverage } from './coverage.ts';
+import type { Dataplane } from './dataplane.ts';
 import { DbSync } from './dbsync.ts';
+import { FlowService, type PortCounters } from './flow-service.ts';
+import { MgmtServer } from './mgmt.ts';
+import { OfBridge } from './ofbridge.ts';
+import { registerAppctl } from './appctl.ts';
+import { RuleStore } from './rulestore.ts';
+import { Udpif } from './udpif.ts';
 
 export const VERSION = '0.1.0';
+
+/** How the datapath is opened: polling-thread cores come from the database. */
+export interface DataplaneOptions {
+  /** Cores to pin polling threads to (one thread per core); undefined: one unpinned thread. */
+  cores?: number[];
+}
 
 export interface VswitchdComponents {
   vlog: VLog;
@@ -22,29 +37,75 @@ export interface VswitchdComponents {
   remote: string;
   /** appctl socket path (default `<rundir>/nvs-vswitchd.ctl`). */
   unixctlPath?: string;
-  datapath: DatapathPorts;
+  openDataplane: (o: DataplaneOptions) => Dataplane;
+  /** Restore saved rules when a bridge appears (default true; `--no-restore` turns it off). */
+  restore?: boolean;
+  read?: ReadOptions;
+  /** Revalidation period (ms). */
+  revalidateMs?: number;
+  statsIntervalMs?: number;
   /** Called when `exit` is requested over appctl. */
   onExit?: () => void;
 }
+
+const ZERO: PortCounters = { rxPackets: 0, rxBytes: 0, rxDropped: 0, txPackets: 0, txBytes: 0, txDropped: 0 };
 
 export class Vswitchd implements BridgeListener {
   readonly coverage = new Coverage();
   readonly switch: Switch;
   readonly unixctl: UnixctlServer;
+  readonly flows: FlowService;
+  readonly ofbridges = new Map<string, OfBridge>();
+  private readonly mgmt = new Map<string, MgmtServer>();
   private readonly db: DbSync;
+  private readonly rules: RuleStore;
   private readonly log: Logger;
+  private dp: Dataplane | undefined;
+  private udpif: Udpif | undefined;
+  private dpCores: string | undefined;
   private sampler: NodeJS.Timeout | undefined;
+  private stopping = false;
+  private handlers = 1;
 
   constructor(private readonly c: VswitchdComponents) {
     this.log = c.vlog.logger('vswitchd');
-    this.switch = new Switch(c.vlog.logger('bridge'), c.datapath, this);
-    this.db = new DbSync({ remote: c.remote, log: c.vlog.logger('dbsync'), apply: (cfg) => this.apply(cfg) });
+    this.rules = new RuleStore(c.rundir, c.vlog.logger('rules'));
+    // The bridge layer reaches the datapath through this late-bound view: it is opened on the first configuration.
+    const ports: DatapathPorts = {
+      addPort: (name, type) => this.requireDp().addPort(name, type),
+      removePort: (no) => this.requireDp().removePort(no),
+    };
+    this.switch = new Switch(c.vlog.logger('bridge'), ports, this);
+    this.flows = new FlowService({
+      bridge: (name) => this.ofbridges.get(name),
+      portCounters: (p) => this.portCounters().get(p.odpPort) ?? ZERO,
+      changed: (b) => {
+        this.coverage.inc('ofproto_flow_mod');
+        this.udpif?.scheduleRevalidation();
+        this.rules.schedule(b);
+      },
+    });
+    this.db = new DbSync({
+      remote: c.remote,
+      log: c.vlog.logger('dbsync'),
+      apply: (cfg) => this.apply(cfg),
+      statistics: () => this.interfaceStatistics(),
+      statsIntervalMs: c.statsIntervalMs,
+      read: c.read,
+    });
     this.unixctl = new UnixctlServer({
       path: c.unixctlPath ?? join(c.rundir, 'nvs-vswitchd.ctl'),
       log: c.vlog.logger('unixctl'),
       version: `nvs-vswitchd (nvs) ${VERSION}`,
       vlog: c.vlog,
       onExit: c.onExit,
+    });
+    registerAppctl(this.unixctl, {
+      bridges: () => [...this.ofbridges.values()],
+      dp: () => this.dp,
+      udpif: () => this.udpif,
+      coverage: this.coverage,
+      memory: () => ({ handlers: this.handlers, revalidators: 1 }),
     });
   }
 
@@ -58,28 +119,131 @@ export class Vswitchd implements BridgeListener {
     this.log.info({ rundir: this.c.rundir, remote: this.c.remote }, 'nvs-vswitchd started');
   }
 
+  /** Stops cleanly: saves rules, closes sockets and the datapath. Rules files stay for the next start. */
   async stop(): Promise<void> {
+    this.stopping = true;
     clearInterval(this.sampler);
+    this.rules.flush();
     await this.db.stop();
     await this.unixctl.close();
-    this.switch.clear();
+    this.udpif?.stop();
+    for (const m of this.mgmt.values()) await m.close();
+    this.mgmt.clear();
+    if (this.dp) {
+      this.switch.clear();
+      this.dp.close();
+      this.dp = undefined;
+    }
+    this.log.info('nvs-vswitchd stopped');
+  }
+
+  private requireDp(): Dataplane {
+    if (!this.dp) throw new Error('datapath not open');
+    return this.dp;
   }
 
   private apply(cfg: SwitchConfig) {
     this.coverage.inc('bridge_reconfigure');
+    this.openDatapath(cfg);
+    this.handlers = cfg.handlers ?? 1;
+    if (this.udpif) this.udpif.maxIdleMs = cfg.maxIdleMs;
     this.switch.reconcile(cfg);
+    // Every bridge re-checks its ports: errors found by ofproto (bad VLAN settings) are reported each time.
+    for (const b of this.ofbridges.values()) {
+      if (b.sync(this.switch.status)) this.udpif?.bridgeChanged(b);
+    }
     return this.switch.status;
   }
 
+  private openDatapath(cfg: SwitchConfig): void {
+    const cores = cfg.pmdCpus?.join(',');
+    if (this.dp) {
+      if (cores !== this.dpCores) this.log.warn({ pmdCpuMask: cores }, 'pmd-cpu-mask changed: restart nvs-vswitchd to move the polling threads');
+      return;
+    }
+    this.dp = this.c.openDataplane({ cores: cfg.pmdCpus });
+    this.dpCores = cores;
+    this.udpif = new Udpif({
+      dp: this.dp,
+      log: this.c.vlog.logger('udpif'),
+      coverage: this.coverage,
+      bridgeOf: (odp) => {
+        const found = this.switch.portByOdp(odp);
+        return found ? this.ofbridges.get(found.bridge.name) : undefined;
+      },
+      bridges: () => this.ofbridges.values(),
+      maxIdleMs: cfg.maxIdleMs,
+      intervalMs: this.c.revalidateMs,
+    });
+    this.udpif.start();
+    this.log.info({ cores: cfg.pmdCpus ?? 'unpinned' }, 'datapath opened');
+  }
+
+  private portCounters(): Map<number, PortCounters> {
+    const out = new Map<number, PortCounters>();
+    for (const p of this.dp?.stats().ports ?? []) out.set(p.no, p);
+    return out;
+  }
+
+  private interfaceStatistics(): Map<string, Record<string, number>> {
+    const counters = this.portCounters();
+    const out = new Map<string, Record<string, number>>();
+    for (const bridge of this.switch.bridges.values()) {
+      for (const p of bridge.ports.values()) {
+        const c = counters.get(p.odpPort);
+        if (!c) continue;
+        out.set(p.ifaceUuid, {
+          rx_packets: c.rxPackets,
+          rx_bytes: c.rxBytes,
+          rx_dropped: c.rxDropped,
+          tx_packets: c.txPackets,
+          tx_bytes: c.txBytes,
+          tx_dropped: c.txDropped,
+        });
+      }
+    }
+    return out;
+  }
+
+  // ------------------------------------------------------------ BridgeListener
+
   bridgeAdded(bridge: Bridge): void {
-    this.log.debug({ bridge: bridge.name }, 'bridge added');
+    const ob = new OfBridge(bridge, this.c.vlog.logger('ofproto').child({ bridge: bridge.name }), { now: () => Date.now() });
+    ob.sync(this.switch.status);
+    this.ofbridges.set(bridge.name, ob);
+    if (this.c.restore !== false) {
+      const saved = this.rules.load(ob);
+      if (saved) {
+        // Restored before any upcall of this bridge is handled: upcalls are processed on a later turn of the event loop.
+        ob.ofproto.replaceFlows(saved);
+        this.log.info({ bridge: bridge.name, rules: saved.length }, 'rules restored');
+      }
+    }
+    this.rules.schedule(ob);
+    const server = new MgmtServer({
+      path: join(this.c.rundir, `${bridge.name}.mgmt`),
+      bridge: bridge.name,
+      service: this.flows,
+      log: this.c.vlog.logger('mgmt'),
+      now: () => Date.now(),
+    });
+    this.mgmt.set(bridge.name, server);
+    server.listen().catch((err) => this.log.error({ bridge: bridge.name, err: (err as Error).message }, 'management socket failed'));
   }
 
   bridgeRemoved(bridge: Bridge): void {
-    this.log.debug({ bridge: bridge.name }, 'bridge removed');
+    const ob = this.ofbridges.get(bridge.name);
+    this.ofbridges.delete(bridge.name);
+    if (ob) this.udpif?.bridgeRemoved(ob);
+    const server = this.mgmt.get(bridge.name);
+    this.mgmt.delete(bridge.name);
+    void server?.close();
+    // A bridge deleted from the database takes its rules with it; at shutdown they stay for the restart.
+    if (!this.stopping) this.rules.remove(bridge.name);
   }
 
   bridgeChanged(bridge: Bridge): void {
-    this.log.debug({ bridge: bridge.name }, 'bridge changed');
+    const ob = this.ofbridges.get(bridge.name);
+    if (ob) this.udpif?.bridgeChanged(ob);
   }
 }

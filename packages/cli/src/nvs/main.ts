@@ -1,0 +1,63 @@
+/**
+ * `nvs`: the front door. `nvs start` runs nvs-dbserver and nvs-vswitchd in
+ * the background (pid files and logs in the run directory) and returns once
+ * both answer; `nvs stop` ends them cleanly; `nvs status` says what runs;
+ * `nvs demo` builds a small switch on dummy ports and shows traffic crossing it.
+ */
+import { Command, CommanderError } from 'commander';
+import { resolveRundir } from '@nvs/ovsdb';
+import { start, status, stop } from './daemons.ts';
+import { runDemo } from './demo.ts';
+import type { CliIo } from '../appctl/main.ts';
+
+export async function runNvs(argv: string[], io: CliIo): Promise<number> {
+  const program = new Command('nvs')
+    .description('nvs: a software switch modeled on Open vSwitch')
+    .option('--rundir <dir>', 'run directory (default: $NVS_RUNDIR or /run/nvs)')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
+  const rundir = () => resolveRundir(program.opts().rundir, io.env);
+  let code = 0;
+
+  program
+    .command('start')
+    .description('start nvs-dbserver and nvs-vswitchd in the background')
+    .option('-v, --verbose <spec...>', 'log levels passed to both daemons (module:level)')
+    .action(async (opts: { verbose?: string[] }) => {
+      const dir = rundir();
+      for (const s of await start(dir, { verbose: opts.verbose })) io.stdout.write(`${s.name}: running (pid ${s.pid ?? '?'})\n`);
+      io.stdout.write(`run directory: ${dir}\n`);
+    });
+  program
+    .command('stop')
+    .description('stop both daemons cleanly')
+    .action(async () => {
+      const stopped = await stop(rundir());
+      io.stdout.write(stopped.length ? `stopped ${stopped.join(', ')}\n` : 'nothing was running\n');
+    });
+  program
+    .command('status')
+    .description('show whether the daemons run (exit status 3 when one does not)')
+    .action(async () => {
+      for (const s of await status(rundir())) {
+        io.stdout.write(`${s.name}: ${s.running ? `running (pid ${s.pid ?? '?'}, ${s.version})` : 'not running'}\n`);
+        if (!s.running) code = 3;
+      }
+    });
+  program
+    .command('demo')
+    .description('start nvs if needed, build a bridge with dummy ports and show traffic crossing it')
+    .option('--keep', 'leave the daemons and the demo bridge running afterwards')
+    .action(async (opts: { keep?: boolean }) => {
+      code = await runDemo(rundir(), io, { keep: opts.keep ?? false });
+    });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode;
+    io.stderr.write(`nvs: ${(err as Error).message}\n`);
+    return 1;
+  }
+  return code;
+}

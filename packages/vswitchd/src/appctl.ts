@@ -1,0 +1,206 @@
+/**
+ * nvs-vswitchd's appctl commands (on `<rundir>/nvs-vswitchd.ctl`, reached by
+ * the real ovs-appctl and by nvs-appctl), in the layouts of ovs-vswitchd's:
+ * ofproto/trace, fdb/show, fdb/flush, fdb/stats-show, dpif/show,
+ * dpif/dump-flows, dpif-netdev/pmd-stats-show, memory/show, coverage/show,
+ * netdev-dummy/receive, plus revalidator/wait and netdev-dummy/drain for
+ * scenario tests. vlog/*, version, list-commands and exit come with the
+ * unixctl server. Every command is a thin view over the components.
+ */
+import { buildPacket, parseHexPacket } from './packet.ts';
+import { formatDpActions, formatFdb, formatMegaflow, parseTraceFlow, trace } from '@nvs/ofproto';
+import type { UnixctlServer } from '@nvs/ovsdb';
+import type { BridgePort } from './bridge.ts';
+import type { Coverage } from './coverage.ts';
+import type { Dataplane } from './dataplane.ts';
+import { keyFromFlow } from './keyflow.ts';
+import type { OfBridge } from './ofbridge.ts';
+import type { Udpif } from './udpif.ts';
+
+/** Thrown for a bad appctl request; the message is what ovs-appctl prints. */
+export class AppctlError extends Error {
+  constructor(
+    readonly code: 'APPCTL_NO_BRIDGE' | 'APPCTL_NO_PORT' | 'APPCTL_BAD_PACKET' | 'APPCTL_NOT_READY',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'AppctlError';
+  }
+}
+
+export interface AppctlContext {
+  bridges(): OfBridge[];
+  dp(): Dataplane | undefined;
+  udpif(): Udpif | undefined;
+  coverage: Coverage;
+  /** Extra `memory/show` counters (handlers, ports, …). */
+  memory(): Record<string, number>;
+}
+
+function findBridge(ctx: AppctlContext, name: string): OfBridge {
+  const b = ctx.bridges().find((x) => x.name === name);
+  if (!b) throw new AppctlError('APPCTL_NO_BRIDGE', 'no such bridge');
+  return b;
+}
+
+function findPort(ctx: AppctlContext, name: string): { bridge: OfBridge; port: BridgePort } {
+  for (const bridge of ctx.bridges()) {
+    const port = bridge.ports.get(name);
+    if (port) return { bridge, port };
+  }
+  throw new AppctlError('APPCTL_NO_PORT', `no such dummy netdev '${name}'`);
+}
+
+function needDp(ctx: AppctlContext): Dataplane {
+  const dp = ctx.dp();
+  if (!dp) throw new AppctlError('APPCTL_NOT_READY', 'the datapath is not open yet (no configuration from the database)');
+  return dp;
+}
+
+function hexOf(p: Uint8Array): string {
+  return Buffer.from(p).toString('hex');
+}
+
+/** The packet for netdev-dummy/receive: hex bytes, or a flow in ovs-ofctl syntax. */
+export function packetFromText(text: string, bridge: OfBridge): Uint8Array {
+  const hex = parseHexPacket(text);
+  if (hex) return hex;
+  try {
+    return buildPacket(keyFromFlow(parseTraceFlow(text, (n) => bridge.ports.get(n)?.ofport)));
+  } catch (err) {
+    throw new AppctlError('APPCTL_BAD_PACKET', `${text}: neither hex bytes nor a flow (${(err as Error).message})`);
+  }
+}
+
+export function registerAppctl(server: UnixctlServer, ctx: AppctlContext): void {
+  server.register('ofproto/trace', '[bridge] flow', 1, 2, (args) => {
+    const bridges = ctx.bridges();
+    let bridge: OfBridge;
+    let flow: string;
+    if (args.length === 2) {
+      bridge = findBridge(ctx, args[0]);
+      flow = args[1];
+    } else {
+      if (bridges.length !== 1) throw new AppctlError('APPCTL_NO_BRIDGE', 'must specify a bridge (there is not exactly one)');
+      bridge = bridges[0];
+      flow = args[0];
+    }
+    return `${trace(bridge.ofproto, flow, (n) => bridge.ports.get(n)?.ofport).text}\n`;
+  });
+
+  server.register('fdb/show', 'bridge', 1, 1, (args) => `${formatFdb(findBridge(ctx, args[0]).ofproto).join('\n')}\n`);
+
+  server.register('fdb/flush', '[bridge]', 0, 1, (args) => {
+    const targets = args.length ? [findBridge(ctx, args[0])] : ctx.bridges();
+    for (const b of targets) b.ofproto.fdbFlush();
+    ctx.udpif()?.scheduleRevalidation();
+    return 'table successfully flushed\n';
+  });
+
+  server.register('fdb/stats-show', 'bridge', 1, 1, (args) => {
+    const b = findBridge(ctx, args[0]);
+    return (
+      `Statistics for bridge "${b.name}":\n` +
+      `  Current/maximum MAC entries in the table: ${b.ofproto.fdb().length}/${b.model.config.macTableSize}\n` +
+      `  Current static MAC entries in the table : 0\n` +
+      `  MAC aging time (seconds)                : ${b.model.config.macAgingTime}\n`
+    );
+  });
+
+  server.register('dpif/show', '', 0, 0, () => {
+    const dp = needDp(ctx);
+    const s = dp.stats();
+    const hits = s.threads.reduce((n, t) => n + (t.counters.emcHits ?? 0) + (t.counters.megaflowHits ?? 0), 0);
+    const missed = s.threads.reduce((n, t) => n + (t.counters.misses ?? 0), 0);
+    const out = [`nvs@nvs-netdev: hit:${hits} missed:${missed}`];
+    for (const b of ctx.bridges()) {
+      out.push(`  ${b.name}:`);
+      const ports = [...b.ports.values()].sort((x, y) => x.ofport - y.ofport);
+      for (const p of ports) out.push(`    ${p.name} ${p.ofport}/${p.odpPort}: (${p.type === 'internal' ? 'dummy-internal' : 'dummy'})`);
+    }
+    return `${out.join('\n')}\n`;
+  });
+
+  server.register('dpif/dump-flows', 'bridge', 1, 1, (args) => {
+    const b = findBridge(ctx, args[0]);
+    const dp = needDp(ctx);
+    const now = dp.now();
+    const lines: string[] = [];
+    for (const f of dp.dump()) {
+      if (b.ofPort(f.key.in_port) === undefined) continue;
+      const used = f.usedAt ? `${((now - f.usedAt) / 1000).toFixed(3)}s` : 'never';
+      lines.push(`${formatMegaflow({ key: f.key, mask: f.mask })}, packets:${f.packets}, bytes:${f.bytes}, used:${used}, actions:${formatDpActions(f.actions)}`);
+    }
+    return lines.map((l) => `${l}\n`).join('');
+  });
+
+  server.register('dpif-netdev/pmd-stats-show', '', 0, 0, () => {
+    const s = needDp(ctx).stats();
+    const out: string[] = [];
+    for (const t of s.threads) {
+      const c = t.counters;
+      const packets = c.packets ?? 0;
+      out.push(`pmd thread numa_id 0 core_id ${t.core ?? '?'}:`);
+      out.push(`  packets received: ${packets}`);
+      out.push(`  emc hits: ${c.emcHits ?? 0}`);
+      out.push(`  megaflow hits: ${c.megaflowHits ?? 0}`);
+      out.push(`  miss with success upcall: ${c.misses ?? 0}`);
+      out.push(`  miss with failed upcall: ${c.lostUpcalls ?? 0}`);
+      out.push(`  parse errors: ${c.parseErrors ?? 0}`);
+      if (packets > 0 && c.busyNs !== undefined) out.push(`  processing time per packet: ${(c.busyNs / packets).toFixed(1)} ns`);
+      out.push(`  polling iterations: ${c.iterations ?? 0}`);
+      out.push(`  rx ports: ${t.ports.join(' ') || '(none)'}`);
+    }
+    out.push(`upcalls lost (queue full): ${s.lostUpcalls}`);
+    return `${out.join('\n')}\n`;
+  });
+
+  server.register('memory/show', '', 0, 0, () => {
+    const bridges = ctx.bridges();
+    const counts: Record<string, number> = {
+      bridges: bridges.length,
+      ports: bridges.reduce((n, b) => n + b.ports.size, 0),
+      rules: bridges.reduce((n, b) => n + b.ofproto.dumpFlows().length, 0),
+      'mac-entries': bridges.reduce((n, b) => n + b.ofproto.fdb().length, 0),
+      'udpif keys': ctx.udpif()?.flowCount ?? 0,
+      ...ctx.memory(),
+      'heap-used-kB': Math.round(process.memoryUsage().heapUsed / 1024),
+      'rss-kB': Math.round(process.memoryUsage().rss / 1024),
+    };
+    return `${Object.entries(counts)
+      .map(([k, v]) => `${k}:${v}`)
+      .join(' ')}\n`;
+  });
+
+  server.register('coverage/show', '', 0, 0, () => ctx.coverage.show());
+
+  server.register('netdev-dummy/receive', 'name packet|flow...', 2, Infinity, (args) => {
+    const { bridge, port } = findPort(ctx, args[0]);
+    const dp = needDp(ctx);
+    const packets = args.slice(1).map((t) => packetFromText(t, bridge));
+    dp.inject(port.odpPort, packets);
+    ctx.coverage.inc('netdev_dummy_receive', packets.length);
+    return '';
+  });
+
+  server.register('netdev-dummy/drain', 'name [max]', 1, 2, (args) => {
+    const { port } = findPort(ctx, args[0]);
+    const max = args[1] ? Number(args[1]) : 1024;
+    const packets = needDp(ctx).drain(port.odpPort, Number.isInteger(max) && max > 0 ? max : 1024);
+    return packets.map((p) => `${hexOf(p)}\n`).join('');
+  });
+
+  server.register('revalidator/wait', '', 0, 0, async () => {
+    const u = ctx.udpif();
+    if (!u) return '';
+    const round = u.nextRound();
+    u.scheduleRevalidation();
+    await round;
+    return '';
+  });
+
+  server.register('revalidator/purge', '', 0, 0, () => {
+    ctx.udpif()?.flush();
+    return '';
+  });
+}

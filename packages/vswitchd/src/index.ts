@@ -1,0 +1,20 @@
+/**
+ * @nvs/vswitchd — the daemon that turns the Open_vSwitch database into a
+ * working switch: bridge reconciliation from the IDL, one Ofproto per
+ * bridge, upcall handling and revalidation over the Rust datapath, the
+ * appctl socket and per-bridge flow-management sockets.
+ *
+ * ```ts
+ * import { Vswitchd, NvsDataplane } from '@nvs/vswitchd';
+ * const sw = new Vswitchd({ vlog, rundir, remote: `unix:${rundir}/db.sock`, openDataplane: (o) => NvsDataplane.open(o) });
+ * await sw.start();   // appctl on <rundir>/nvs-vswitchd.ctl, <bridge>.mgmt per bridge
+ * await sw.stop();
+ * ```
+ */
+export { Vswitchd, VERSION, type VswitchdComponents, type DataplaneOptions } from './vswitchd.ts';
+export { NvsDataplane, DataplaneError } from './dataplane-nvs.ts';
+export { parseVswitchdArgs, USAGE, type VswitchdArgs } from './args.ts';
+export { buildPacket, parseHexPacket, type PacketFields } from './packet.ts';
+export { parsePcapFile, readPcap, PcapError } from './pcap.ts';
+export { FlowServiceError } from './flow-service.ts';
+export type { Dataplane } from './dataplane.ts';

@@ -1,0 +1,69 @@
+/**
+ * `parse-pcap`: the flow of each packet of a pcap file, printed in the
+ * layout of `ovs-ofctl parse-pcap`. Keys come from the datapath's own
+ * extractor (through the addon), so this shows exactly what the fast path
+ * would match on; the text is ofproto's flow printer with parse-pcap's
+ * differences (no input port, TCP flags by name, the inner VLAN slot).
+ */
+import { readFileSync } from 'node:fs';
+import { Datapath } from '@nvs/datapath';
+import { formatFlow } from '@nvs/ofproto';
+import { fromWireKey } from './dataplane-nvs.ts';
+import { flowFromKey } from './keyflow.ts';
+
+/** Thrown when a file is not a pcap capture nvs can read. */
+export class PcapError extends Error {
+  readonly code = 'PCAP_FORMAT';
+  constructor(message: string) {
+    super(message);
+    this.name = 'PcapError';
+  }
+}
+
+const OFPP_NONE = 0xffff;
+const TCP_FLAG_NAMES = ['fin', 'syn', 'rst', 'psh', 'ack', 'urg', 'ece', 'cwr', 'ns'];
+
+/** The packets of a classic pcap file (either byte order, micro- or nanosecond). */
+export function readPcap(buf: Buffer, file = 'pcap'): Uint8Array[] {
+  if (buf.length < 24) throw new PcapError(`${file}: too short for a pcap header`);
+  const magic = buf.readUInt32LE(0);
+  const le = magic === 0xa1b2c3d4 || magic === 0xa1b23c4d;
+  if (!le && buf.readUInt32BE(0) !== 0xa1b2c3d4 && buf.readUInt32BE(0) !== 0xa1b23c4d) {
+    throw new PcapError(`${file}: not a pcap file (bad magic number 0x${magic.toString(16)}; pcapng is not supported)`);
+  }
+  const u32 = (off: number) => (le ? buf.readUInt32LE(off) : buf.readUInt32BE(off));
+  if (u32(20) !== 1) throw new PcapError(`${file}: link type ${u32(20)} is not Ethernet`);
+  const packets: Uint8Array[] = [];
+  for (let off = 24; off + 16 <= buf.length; ) {
+    const len = u32(off + 8);
+    if (off + 16 + len > buf.length) throw new PcapError(`${file}: truncated packet record at byte ${off}`);
+    packets.push(buf.subarray(off + 16, off + 16 + len));
+    off += 16 + len;
+  }
+  return packets;
+}
+
+function tcpFlagNames(v: number): string {
+  const names = TCP_FLAG_NAMES.filter((_, i) => v & (1 << i));
+  return names.length ? names.join('|') : '0';
+}
+
+/** One packet's flow as `ovs-ofctl parse-pcap` prints it. */
+export function pcapFlowText(dp: Datapath, packet: Uint8Array): string {
+  const key = fromWireKey(dp.extractKey(packet, 0));
+  return formatFlow(flowFromKey(key, OFPP_NONE))
+    .replace(`in_port=${OFPP_NONE}`, 'in_port=ANY')
+    .replace(/dl_vlan_pcp=(\d+)/, 'dl_vlan_pcp=$1,vlan_tci1=0x0000')
+    .replace(/tcp_flags=(0x[0-9a-f]+|0)/, (_m, v: string) => `tcp_flags=${tcpFlagNames(Number(v))}`);
+}
+
+/** The parse-pcap output of a whole file. */
+export function parsePcapFile(file: string): string {
+  const packets = readPcap(readFileSync(file), file);
+  const dp = Datapath.open({ threads: 0 });
+  try {
+    return packets.map((p) => `${pcapFlowText(dp, p)}\n`).join('');
+  } finally {
+    dp.close();
+  }
+}
