@@ -68,7 +68,7 @@ export async function runDemo(rundir: string, io: CliIo, opts: { keep: boolean }
     await appctl('netdev-dummy/receive', h2.port, ip(h2, h1, 'tcp,tp_src=40100,tp_dst=22'));
     await appctl('revalidator/wait');
 
-    say('port counters (nvs-ofctl dump-ports): p4 got copies of the web traffic only');
+    say('port counters (nvs-ofctl dump-ports): p4, the monitor, got the copies of the web traffic (and the first flooded packet)');
     await ofctl('dump-ports', BRIDGE);
     say('rules with their counters (nvs-ofctl dump-flows)');
     await ofctl('dump-flows', BRIDGE);
