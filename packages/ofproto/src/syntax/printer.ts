@@ -15,10 +15,19 @@ import { DEFAULT_PRIORITY, type Match } from '../match.ts';
 import type { Dialect } from './parser.ts';
 import { formatIpv4, formatIpv6, formatMac, hex, ipv4PrefixLen, prefixLen } from './values.ts';
 
+/**
+ * How actions are spelled: as ovs-ofctl prints them for OpenFlow 1.0
+ * ('of10', its default) or 1.3 ('of13') — which normalises some spellings
+ * (`goto_table` becomes `resubmit(,N)` in 1.0, `mod_vlan_vid` becomes
+ * `push_vlan`+`set_field` in 1.3) — or 'exact': the spelling that parses
+ * back to the identical `Action` (used by `printRule`).
+ */
+export type PrintDialect = Dialect | 'exact';
+
 /** Options of the printers. */
 export interface PrintOptions {
   /** Default 'of10' (ovs-ofctl's default OpenFlow 1.0 + Nicira extensions). */
-  readonly dialect?: Dialect;
+  readonly dialect?: PrintDialect;
 }
 
 const PORT_NAMES: ReadonlyMap<number, string> = new Map([
@@ -39,8 +48,37 @@ export function printPort(port: number): string {
 
 const TCP_FLAGS = ['fin', 'syn', 'rst', 'psh', 'ack', 'urg', 'ece', 'cwr', 'ns'];
 
+/**
+ * A rule in add-flow input syntax that `parseFlow` turns back into the same
+ * `FlowMod` (given the dialect it was parsed with): `table=1, cookie=0x5,
+ * idle_timeout=10, send_flow_rem, priority=7,ip actions=…`. Use it to store
+ * rules; use `printFlowMod` to show them the way ovs-ofctl does.
+ */
+export function printRule(fm: FlowMod): string {
+  const parts: string[] = [];
+  if (fm.table !== null) parts.push(`table=${fm.table}`);
+  if (fm.cookie !== 0n || fm.cookieMask !== 0n) {
+    parts.push(`cookie=0x${fm.cookie.toString(16)}${fm.cookieMask ? `/0x${fm.cookieMask.toString(16)}` : ''}`);
+  }
+  if (fm.idleTimeout) parts.push(`idle_timeout=${fm.idleTimeout}`);
+  if (fm.hardTimeout) parts.push(`hard_timeout=${fm.hardTimeout}`);
+  if (fm.importance) parts.push(`importance=${fm.importance}`);
+  if (fm.flags.sendFlowRem) parts.push('send_flow_rem');
+  if (fm.flags.checkOverlap) parts.push('check_overlap');
+  if (fm.flags.resetCounts) parts.push('reset_counts');
+  if (fm.flags.noPacketCounts) parts.push('no_packet_counts');
+  if (fm.flags.noByteCounts) parts.push('no_byte_counts');
+  if (fm.outPort !== null) parts.push(`out_port=${printPort(fm.outPort)}`);
+  const m = printMatch(fm.match);
+  if (m) parts.push(m);
+  const head = parts.join(', ');
+  const isDelete = fm.command === 'delete' || fm.command === 'delete_strict';
+  if (isDelete) return head;
+  return `${head ? `${head} ` : ''}actions=${printActions(fm.actions, fm.match, { dialect: 'exact' })}`;
+}
+
 /** The whole rule after ovs-ofctl's `ADD `: `[table:N ]<match> [cookie:…] … actions=…`. */
-export function printFlowMod(fm: FlowMod, opts: PrintOptions = {}): string {
+export function printFlowMod(fm: FlowMod, opts: { readonly dialect?: Dialect } = {}): string {
   const dialect = opts.dialect ?? 'of10';
   const parts: string[] = [];
   if (fm.table === null) {
@@ -244,6 +282,13 @@ const OF10_MOD: ReadonlyMap<string, string> = new Map([
   ['sctp_dst', 'mod_tp_dst'],
 ]);
 
+/** The `mod_*` action of each field a 'mod'-form set_field can hold. */
+const EXACT_MOD: ReadonlyMap<string, string> = new Map([
+  ...OF10_MOD,
+  ['nw_ttl', 'mod_nw_ttl'],
+  ['nw_ecn', 'mod_nw_ecn'],
+]);
+
 /** The action list, `drop` when empty. `match` decides VLAN pushes in OpenFlow 1.3. */
 export function printActions(actions: readonly Action[], match: Match, opts: PrintOptions = {}): string {
   if (actions.length === 0) return 'drop';
@@ -270,7 +315,8 @@ export function printActions(actions: readonly Action[], match: Match, opts: Pri
         break;
       }
       case 'set_vlan_vid':
-        if (dialect === 'of10') out.push(`mod_vlan_vid:${a.vid}`);
+        if (dialect === 'exact') out.push(a.pushIfNeeded ? `mod_vlan_vid:${a.vid}` : `set_field:${a.vid | 0x1000}->vlan_vid`);
+        else if (dialect === 'of10') out.push(`mod_vlan_vid:${a.vid}`);
         else {
           if (a.pushIfNeeded && !vlan) out.push('push_vlan:0x8100');
           out.push(`set_field:${a.vid | 0x1000}->vlan_vid`);
@@ -278,7 +324,8 @@ export function printActions(actions: readonly Action[], match: Match, opts: Pri
         vlan = true;
         break;
       case 'set_vlan_pcp':
-        if (dialect === 'of10') out.push(`mod_vlan_pcp:${a.pcp}`);
+        if (dialect === 'exact') out.push(a.pushIfNeeded ? `mod_vlan_pcp:${a.pcp}` : `set_field:${a.pcp}->vlan_pcp`);
+        else if (dialect === 'of10') out.push(`mod_vlan_pcp:${a.pcp}`);
         else {
           if (a.pushIfNeeded && !vlan) out.push('push_vlan:0x8100');
           out.push(`set_field:${a.pcp}->vlan_pcp`);
@@ -286,7 +333,7 @@ export function printActions(actions: readonly Action[], match: Match, opts: Pri
         vlan = true;
         break;
       case 'pop_vlan':
-        out.push(dialect === 'of10' ? 'strip_vlan' : 'pop_vlan');
+        out.push(dialect === 'of13' ? 'pop_vlan' : 'strip_vlan');
         vlan = false;
         break;
       case 'push_vlan':
@@ -320,7 +367,7 @@ export function printActions(actions: readonly Action[], match: Match, opts: Pri
         );
         break;
       case 'note':
-        out.push(`note:${printNote(a.data)}`);
+        out.push(`note:${printNote(a.data, dialect !== 'exact')}`);
         break;
       case 'conjunction':
         out.push(`conjunction(${a.id},${a.clause}/${a.nClauses})`);
@@ -360,9 +407,15 @@ export function printFieldValue(f: Field, v: bigint): string {
   }
 }
 
-function printSetField(a: SetFieldAction, dialect: Dialect): string {
+function printSetField(a: SetFieldAction, dialect: PrintDialect): string {
   const f = a.field;
   const all = (1n << BigInt(f.bits)) - 1n;
+  if (dialect === 'exact') {
+    if (a.form === 'load') return printLoads(f, a.value, a.mask, f.bits);
+    if (a.form === 'mod') return `${EXACT_MOD.get(f.name)}:${f.name === 'ip_dscp' ? a.value << 2n : printFieldValue(f, a.value)}`;
+    const v = printFieldValue(f, a.value);
+    return `set_field:${a.mask === all ? v : `${v}/${printFieldValue(f, a.mask)}`}->${f.setFieldName}`;
+  }
   if (a.form !== 'load') {
     if (dialect === 'of10') {
       const mod = OF10_MOD.get(f.name);
@@ -373,11 +426,11 @@ function printSetField(a: SetFieldAction, dialect: Dialect): string {
       return `set_field:${printFieldValue(f, a.value)}->${f.setFieldName}`;
     }
   }
-  return printLoads(f, a.value, a.mask);
+  return printLoads(f, a.value, a.mask, 64);
 }
 
-/** A masked write as NXM register loads: one per contiguous run of the mask, at most 64 bits each. */
-function printLoads(f: Field, value: bigint, mask: bigint): string {
+/** A masked write as NXM register loads: one per contiguous run of the mask, at most `chunk` bits each. */
+function printLoads(f: Field, value: bigint, mask: bigint, chunk: number): string {
   const out: string[] = [];
   let bit = 0;
   while (bit < f.bits) {
@@ -386,18 +439,18 @@ function printLoads(f: Field, value: bigint, mask: bigint): string {
       continue;
     }
     let end = bit;
-    while (end < f.bits && ((mask >> BigInt(end)) & 1n) === 1n && end - bit < 64) end++;
+    while (end < f.bits && ((mask >> BigInt(end)) & 1n) === 1n && end - bit < chunk) end++;
     const n = end - bit;
-    const chunk = (value >> BigInt(bit)) & ((1n << BigInt(n)) - 1n);
-    out.push(`load:${hex(chunk)}->${printRange({ field: f, ofs: bit, nBits: n })}`);
+    const part = (value >> BigInt(bit)) & ((1n << BigInt(n)) - 1n);
+    out.push(`load:${hex(part)}->${printRange({ field: f, ofs: bit, nBits: n })}`);
     bit = end;
   }
   return out.join(',');
 }
 
 /** Note bytes, zero-padded the way the Nicira note action pads them (to 8-byte action length). */
-function printNote(data: Uint8Array): string {
-  const len = Math.ceil((data.length + 10) / 8) * 8 - 10;
+function printNote(data: Uint8Array, pad: boolean): string {
+  const len = pad ? Math.ceil((data.length + 10) / 8) * 8 - 10 : data.length;
   const bytes: string[] = [];
   for (let i = 0; i < len; i++) bytes.push((data[i] ?? 0).toString(16).padStart(2, '0'));
   return bytes.join('.');
