@@ -201,8 +201,9 @@ export class OvsdbServer {
 
   /** Stops listening, closes every session, syncs and closes files. */
   async close(): Promise<void> {
-    await Promise.all([...this.listeners.keys()].map((r) => this.unlisten(r)));
+    // Sessions first: a listener's close() waits for its connections to end.
     for (const s of [...this.sessions]) s.conn.close();
+    await Promise.all([...this.listeners.keys()].map((r) => this.unlisten(r)));
     for (const e of this.dbs.values()) {
       for (const b of e.blocked) if (b.timer) clearTimeout(b.timer);
       e.blocked = [];
