@@ -1,6 +1,8 @@
 // The IDL against nvs's own server: the replica follows other clients'
 // inserts, updates and deletes with change events, and transactions verify
-// what they read and retry when it changed underneath.
+// what they read and retry when it changed underneath. One test follows
+// the real ovsdb-server, written to by the real ovs-vsctl.
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -208,5 +210,45 @@ describe('Idl transactions', () => {
     const txn = idl.transaction();
     expect(() => txn.insert('Bridge', { nope: makeAtom(1) })).toThrow(/no column "nope"/);
     expect(() => txn.insert('QoS')).toThrow(/unknown table "QoS"/);
+  });
+});
+
+describe('Idl against the real ovsdb-server', () => {
+  it('replicates what ovs-vsctl writes and commits its own transactions there', async () => {
+    const sock = join(dir, 'ovs.sock');
+    execFileSync('ovsdb-tool', ['create', join(dir, 'ovs.db'), '/usr/share/openvswitch/vswitch.ovsschema']);
+    const ovsdb = spawn('ovsdb-server', [join(dir, 'ovs.db'), `--remote=punix:${sock}`, `--unixctl=${join(dir, 'ovs.ctl')}`, '--no-chdir'], { stdio: 'ignore' });
+    try {
+      const vsctl = (...args: string[]): string => execFileSync('ovs-vsctl', [`--db=unix:${sock}`, '--no-wait', ...args], { encoding: 'utf8' });
+      let client: OvsdbClient | undefined;
+      for (let i = 0; i < 100 && !client; i++) {
+        client = await OvsdbClient.connect(`unix:${sock}`).catch(() => undefined);
+        if (!client) await new Promise((r) => setTimeout(r, 50));
+      }
+      clients.push(client!);
+      vsctl('init');
+      const idl = await Idl.create(client!, DB, TABLES);
+      const events = changes(idl);
+      vsctl('add-br', 'br0', '--', 'add-port', 'br0', 'p1', 'tag=10');
+      let c = await events.next();
+      expect(c.get('Port')!.inserted.map((r) => r.string('name')).sort()).toEqual(['br0', 'p1']);
+      vsctl('set', 'Port', 'p1', 'tag=20');
+      c = await events.next();
+      expect(c.get('Port')!.modified[0]).toMatchObject({ columns: ['tag'] });
+      expect(c.get('Port')!.modified[0].row.number('tag')).toBe(20);
+      expect(c.get('Port')!.modified[0].old.number('tag')).toBe(10);
+      await idl.transact((txn) => {
+        const port = [...txn.rows('Port')].find((p) => p.string('name') === 'p1')!;
+        txn.verify(port, 'tag');
+        txn.set(port, 'tag', makeSet([]));
+      });
+      expect(vsctl('get', 'Port', 'p1', 'tag')).toBe('[]\n');
+      vsctl('del-port', 'p1');
+      c = await events.next();
+      if (!c.get('Port')?.deleted.length) c = await events.next();
+      expect(c.get('Port')!.deleted.map((r) => r.string('name'))).toEqual(['p1']);
+    } finally {
+      ovsdb.kill('SIGTERM');
+    }
   });
 });
