@@ -1,0 +1,173 @@
+// OvsdbServer methods beyond transact, over real unix sockets: the monitor
+// family (update, update2, update3 with history), monitor_cond_change,
+// monitor_cancel, locks with locked/stolen notifications, wait re-evaluated
+// on commits, cancel, get_server_id, set_db_change_aware and `_Server`.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { Database } from '../src/database.ts';
+import { JsonRpcConnection } from '../src/jsonrpc.ts';
+import { parseSchema } from '../src/schema.ts';
+import { OvsdbServer } from '../src/server.ts';
+import { SCHEMA } from './helpers/dbserver.ts';
+
+const log = pino({ level: 'silent' });
+let dir: string;
+let server: OvsdbServer;
+let sock: string;
+const conns: JsonRpcConnection[] = [];
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'nvs-server-'));
+  sock = join(dir, 'db.sock');
+  server = new OvsdbServer({ log });
+  server.addDatabase(new Database(parseSchema(JSON.parse(readFileSync(SCHEMA, 'utf8')))));
+  await server.listen(`punix:${sock}`);
+});
+
+afterEach(async () => {
+  for (const c of conns.splice(0)) c.close();
+  await server.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function client(): Promise<{ conn: JsonRpcConnection; notes: Array<[string, unknown[]]>; next: (method: string) => Promise<unknown[]> }> {
+  const s = connect(sock);
+  await new Promise((r) => s.once('connect', r));
+  const conn = new JsonRpcConnection(s, { log });
+  conns.push(conn);
+  const notes: Array<[string, unknown[]]> = [];
+  const waiters: Array<{ method: string; resolve: (p: unknown[]) => void }> = [];
+  for (const m of ['update', 'update2', 'update3', 'locked', 'stolen']) {
+    conn.onNotification(m, (p) => {
+      const w = waiters.findIndex((x) => x.method === m);
+      if (w >= 0) waiters.splice(w, 1)[0].resolve(p);
+      else notes.push([m, p]);
+    });
+  }
+  const next = (method: string): Promise<unknown[]> => {
+    const i = notes.findIndex(([m]) => m === method);
+    if (i >= 0) return Promise.resolve(notes.splice(i, 1)[0][1]);
+    return new Promise((resolve) => waiters.push({ method, resolve }));
+  };
+  return { conn, notes, next };
+}
+
+const tx = (c: JsonRpcConnection, ...ops: unknown[]) => c.request('transact', ['Open_vSwitch', ...ops]) as Promise<any[]>;
+const addBridge = (c: JsonRpcConnection, name: string) =>
+  tx(c, { op: 'insert', table: 'Bridge', row: { name }, 'uuid-name': 'b' }, { op: 'mutate', table: 'Open_vSwitch', where: [], mutations: [['bridges', 'insert', ['named-uuid', 'b']]] });
+
+describe('server methods', () => {
+  beforeEach(async () => {
+    const { conn } = await client();
+    await tx(conn, { op: 'insert', table: 'Open_vSwitch', row: {} });
+  });
+
+  it('list_dbs, get_schema, get_server_id, set_db_change_aware and the _Server database', async () => {
+    const { conn } = await client();
+    expect(await conn.request('list_dbs', [])).toEqual(['Open_vSwitch', '_Server']);
+    expect(((await conn.request('get_schema', ['_Server'])) as any).name).toBe('_Server');
+    expect(await conn.request('get_server_id', [])).toBe(server.serverId);
+    expect(await conn.request('set_db_change_aware', [true])).toEqual({});
+    const init = (await conn.request('monitor_cond', ['_Server', 'm', { Database: [{ columns: ['name', 'model', 'connected', 'leader', 'schema'] }] }])) as any;
+    const rows = Object.values(init.Database).map((r: any) => r.initial);
+    expect(rows.map((r: any) => r.name).sort()).toEqual(['Open_vSwitch', '_Server']);
+    expect(rows.every((r: any) => r.model === 'standalone' && r.connected && r.leader)).toBe(true);
+    expect(JSON.parse(rows.find((r: any) => r.name === 'Open_vSwitch').schema).version).toBe('8.3.1');
+    const write = await conn.request('transact', ['_Server', { op: 'delete', table: 'Database', where: [] }]);
+    expect((write as any[])[1].error).toBe('not supported');
+  });
+
+  it('monitor (update): initial, insert, modify with old values, delete; select flags honoured', async () => {
+    const { conn, next } = await client();
+    const init = (await conn.request('monitor', ['Open_vSwitch', 'm1', { Bridge: { columns: ['name', 'external_ids'] }, Open_vSwitch: { columns: ['bridges'], select: { initial: false } } }])) as any;
+    expect(init).toEqual({});
+    const [r] = await addBridge(conn, 'br0');
+    const u1 = (await next('update')) as any[];
+    expect(u1[0]).toBe('m1');
+    expect(u1[1].Bridge[r.uuid[1]]).toEqual({ new: { name: 'br0', external_ids: ['map', []] } });
+    expect(Object.values(u1[1].Open_vSwitch)[0]).toMatchObject({ old: { bridges: ['set', []] }, new: { bridges: r.uuid } });
+    await tx(conn, { op: 'mutate', table: 'Bridge', where: [], mutations: [['external_ids', 'insert', ['map', [['k', 'v']]]]] });
+    const u2 = (await next('update')) as any[];
+    expect(u2[1].Bridge[r.uuid[1]]).toEqual({ old: { external_ids: ['map', []] }, new: { name: 'br0', external_ids: ['map', [['k', 'v']]] } });
+    await tx(conn, { op: 'mutate', table: 'Open_vSwitch', where: [], mutations: [['bridges', 'delete', ['set', [r.uuid]]]] });
+    const u3 = (await next('update')) as any[];
+    expect(u3[1].Bridge[r.uuid[1]]).toEqual({ old: { name: 'br0', external_ids: ['map', [['k', 'v']]] } });
+    expect(await conn.request('monitor_cancel', ['m1'])).toEqual({});
+    await expect(conn.request('monitor_cancel', ['m1'])).rejects.toMatchObject({ remote: { error: 'unknown monitor' } });
+  });
+
+  it('monitor_cond (update2) with conditions, and monitor_cond_change moving rows in and out', async () => {
+    const { conn } = await client();
+    await addBridge(conn, 'br0');
+    await addBridge(conn, 'br1');
+    const w = await client();
+    const init = (await w.conn.request('monitor_cond', ['Open_vSwitch', 'c', { Bridge: [{ columns: ['name', 'stp_enable', 'flood_vlans'], where: [['name', '==', 'br0']] }] }])) as any;
+    expect(Object.values(init.Bridge)).toEqual([{ initial: { name: 'br0' } }]);
+    await tx(conn, { op: 'update', table: 'Bridge', where: [], row: { stp_enable: true, flood_vlans: ['set', [1, 2]] } });
+    const u = (await w.next('update2')) as any[];
+    expect(Object.values(u[1].Bridge)).toEqual([{ modify: { stp_enable: true, flood_vlans: ['set', [1, 2]] } }]);
+    await tx(conn, { op: 'mutate', table: 'Bridge', where: [], mutations: [['flood_vlans', 'delete', 1]] });
+    expect(Object.values(((await w.next('update2')) as any[])[1].Bridge)).toEqual([{ modify: { flood_vlans: 1 } }]);
+    expect(await w.conn.request('monitor_cond_change', ['c', 'c2', { Bridge: [{ where: [['name', '==', 'br1']] }] }])).toEqual({});
+    const moved = (await w.next('update2')) as any[];
+    expect(moved[0]).toBe('c2');
+    expect(Object.values(moved[1].Bridge).sort((a: any) => (a.delete === null ? -1 : 1))).toEqual([{ delete: null }, { insert: { name: 'br1', stp_enable: true, flood_vlans: 2 } }]);
+  });
+
+  it('monitor_cond_since: found=true with the changes since a known transaction, found=false otherwise', async () => {
+    const a = await client();
+    const first = (await a.conn.request('monitor_cond_since', ['Open_vSwitch', 'm', { Bridge: [{ columns: ['name'] }] }, '00000000-0000-0000-0000-000000000000'])) as any[];
+    expect(first[0]).toBe(false);
+    const [r] = await addBridge(a.conn, 'br0');
+    const u = (await a.next('update3')) as any[];
+    const lastId = u[1] as string;
+    expect(lastId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(u[2].Bridge[r.uuid[1]]).toEqual({ insert: { name: 'br0' } });
+    await addBridge(a.conn, 'br1');
+    const b = await client();
+    const since = (await b.conn.request('monitor_cond_since', ['Open_vSwitch', 'm', { Bridge: [{ columns: ['name'] }] }, lastId])) as any[];
+    expect(since[0]).toBe(true);
+    expect(Object.values(since[2].Bridge)).toEqual([{ insert: { name: 'br1' } }]);
+    const unknown = (await b.conn.request('monitor_cond_since', ['Open_vSwitch', 'n', { Bridge: [{ columns: ['name'] }] }, '11111111-2222-3333-4444-555555555555'])) as any[];
+    expect(unknown[0]).toBe(false);
+    expect(Object.keys(unknown[2].Bridge)).toHaveLength(2);
+  });
+
+  it('lock, steal and unlock with locked/stolen notifications; assert follows ownership', async () => {
+    const a = await client();
+    const b = await client();
+    expect(await a.conn.request('lock', ['L'])).toEqual({ locked: true });
+    expect(await b.conn.request('lock', ['L'])).toEqual({ locked: false });
+    expect((await tx(b.conn, { op: 'assert', lock: 'L' }))[0].error).toBe('not owner');
+    expect(await a.conn.request('unlock', ['L'])).toEqual({});
+    expect(await b.next('locked')).toEqual(['L']);
+    expect(await tx(b.conn, { op: 'assert', lock: 'L' })).toEqual([{}]);
+    expect(await a.conn.request('steal', ['L'])).toEqual({ locked: true });
+    expect(await b.next('stolen')).toEqual(['L']);
+    // A closed session gives its lock to the next in line.
+    const c = await client();
+    expect(await c.conn.request('lock', ['L'])).toEqual({ locked: false });
+    a.conn.close();
+    expect(await c.next('locked')).toEqual(['L']);
+  });
+
+  it('a blocked wait is re-evaluated on commits and answered in order; cancel ends one', async () => {
+    const a = await client();
+    const waiting = tx(
+      a.conn,
+      { op: 'wait', table: 'Bridge', where: [['name', '==', 'br0']], columns: ['name'], until: '==', rows: [{ name: 'br0' }], timeout: 30_000 },
+      { op: 'mutate', table: 'Open_vSwitch', where: [], mutations: [['next_cfg', '+=', 1]] },
+    );
+    const b = await client();
+    await addBridge(b.conn, 'br0');
+    expect(await waiting).toEqual([{}, { count: 1 }]);
+    const cancelled = a.conn.request('transact', ['Open_vSwitch', { op: 'wait', table: 'Bridge', where: [], columns: ['name'], until: '==', rows: [], timeout: 30_000 }]);
+    await new Promise((r) => setTimeout(r, 20));
+    a.conn.notify('cancel', [a.conn['nextId'] - 1]);
+    await expect(cancelled).rejects.toMatchObject({ remote: { error: 'canceled' } });
+  });
+});
