@@ -1,0 +1,206 @@
+// nvs as a switch, end to end with dummy ports: the real ovs-vsctl builds
+// the bridge through nvs-dbserver (and waits for nvs-vswitchd's cur_cfg),
+// nvs-ofctl loads rules, packets injected with netdev-dummy/receive come out
+// where the rules and NORMAL say, rule changes reach established flows
+// within one revalidation round, traces work through both appctl clients,
+// and a restart rebuilds everything from the database and the saved rules.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually, NvsRun } from './e2e-harness.ts';
+
+const MAC = (n: number) => `0a:00:00:00:00:0${n}`;
+const IP = (n: number) => `10.0.0.${n}`;
+/** A flow in ovs-ofctl syntax from host a (port pa) to host b. */
+const flow = (pa: string, a: number, b: number, l4 = 'udp,tp_src=1000,tp_dst=2000') =>
+  `in_port=${pa},dl_src=${MAC(a)},dl_dst=${MAC(b)},${l4},nw_src=${IP(a)},nw_dst=${IP(b)}`;
+
+describe('nvs switch end to end', () => {
+  let nvs: NvsRun;
+
+  /** Packets sent out of a port since the last drain, as hex strings. */
+  async function drain(port: string): Promise<string[]> {
+    const r = await nvs.appctl('netdev-dummy/drain', port);
+    expect(r.code, r.stderr).toBe(0);
+    return r.stdout.split('\n').filter(Boolean);
+  }
+
+  async function send(port: string, ...flows: string[]): Promise<void> {
+    const r = await nvs.appctl('netdev-dummy/receive', port, ...flows);
+    expect(r.code, r.stderr).toBe(0);
+  }
+
+  /** Waits until the switch has handled what was sent: a full revalidation round after the upcalls. */
+  async function settle(): Promise<void> {
+    const r = await nvs.appctl('revalidator/wait');
+    expect(r.code, r.stderr).toBe(0);
+  }
+
+  beforeAll(async () => {
+    nvs = new NvsRun();
+    await nvs.startDb();
+    await nvs.startSwitch();
+  });
+  afterAll(async () => {
+    await nvs?.cleanup();
+  });
+
+  it('builds the bridge with the real ovs-vsctl (no --no-wait) and reports ports back', async () => {
+    const add = await nvs.vsctl(
+      'add-br', 'br0', '--', 'set', 'Bridge', 'br0', 'datapath_type=netdev',
+      '--', 'add-port', 'br0', 'p1', '--', 'set', 'Interface', 'p1', 'type=dummy', 'ofport_request=1',
+      '--', 'add-port', 'br0', 'p2', '--', 'set', 'Interface', 'p2', 'type=dummy', 'ofport_request=2',
+      '--', 'add-port', 'br0', 'p3', '--', 'set', 'Interface', 'p3', 'type=dummy', 'ofport_request=3',
+    );
+    expect(add.code, add.stderr).toBe(0);
+    const ofports = await nvs.vsctl('--bare', '--columns=name,ofport,link_state,admin_state', 'list', 'Interface');
+    const text = ofports.stdout;
+    for (const [name, ofport] of [['p1', 1], ['p2', 2], ['p3', 3], ['br0', 65534]] as const) {
+      expect(text).toMatch(new RegExp(`${name}\\n${ofport}\\nup\\nup`));
+    }
+    const mac = await nvs.vsctl('get', 'Interface', 'p1', 'mac_in_use');
+    expect(mac.stdout.trim()).toMatch(/^"([0-9a-f]{2}:){5}[0-9a-f]{2}"$/);
+    const cfg = await nvs.vsctl('get', 'Open_vSwitch', '.', 'next_cfg', 'cur_cfg');
+    const [next, cur] = cfg.stdout.trim().split('\n');
+    expect(cur).toBe(next);
+  });
+
+  it('sets Interface.error for an unknown type or bad option and keeps the other ports working', async () => {
+    const add = await nvs.vsctl(
+      'add-port', 'br0', 'v1', '--', 'set', 'Interface', 'v1', 'type=dpdkvhostuser',
+      '--', 'add-port', 'br0', 'w1', '--', 'set', 'Interface', 'w1', 'type=warp-drive',
+      '--', 'add-port', 'br0', 'p9', '--', 'set', 'Interface', 'p9', 'type=dummy', 'options:color=blue',
+    );
+    // ovs-vsctl itself reports the interface errors it finds after the change.
+    expect(add.stderr).toContain('not supported yet');
+    const err = (name: string) => nvs.vsctl('get', 'Interface', name, 'error').then((r) => r.stdout);
+    expect(await err('v1')).toContain('interface type \\"dpdkvhostuser\\" is not supported yet');
+    expect(await err('w1')).toContain('unknown interface type \\"warp-drive\\"');
+    expect(await err('p9')).toContain('does not accept option \\"color\\"');
+    expect((await nvs.vsctl('get', 'Interface', 'v1', 'ofport')).stdout.trim()).toBe('-1');
+    // The working ports still forward (NORMAL floods an unknown destination).
+    await send('p1', flow('p1', 1, 9));
+    await settle();
+    expect(await drain('p2')).toHaveLength(1);
+    expect(await drain('p3')).toHaveLength(1);
+    const del = await nvs.vsctl('del-port', 'v1', '--', 'del-port', 'w1', '--', 'del-port', 'p9');
+    expect(del.code, del.stderr).toBe(0);
+    const flush = await nvs.appctl('fdb/flush', 'br0');
+    expect(flush.stdout).toBe('table successfully flushed\n');
+  });
+
+  it('NORMAL floods an unknown destination, learns, then unicasts', async () => {
+    await nvs.appctl('revalidator/purge');
+    await send('p1', flow('p1', 1, 2));
+    await settle();
+    expect(await drain('p2')).toHaveLength(1);
+    expect(await drain('p3')).toHaveLength(1); // flooded
+    await send('p2', flow('p2', 2, 1));
+    await settle();
+    expect(await drain('p1')).toHaveLength(1); // h1 was learned on p1
+    expect(await drain('p3')).toHaveLength(0);
+    await send('p1', flow('p1', 1, 2));
+    await settle();
+    expect(await drain('p2')).toHaveLength(1); // now unicast
+    expect(await drain('p3')).toHaveLength(0);
+    const fdb = await nvs.appctl('fdb/show', 'br0');
+    expect(fdb.stdout).toMatch(/\n\s+1\s+0\s+0a:00:00:00:00:01\s+\d+/);
+    expect(fdb.stdout).toMatch(/\n\s+2\s+0\s+0a:00:00:00:00:02\s+\d+/);
+  });
+
+  it('loads a rule file with nvs-ofctl add-flows; packets go where the rules say and count on the rules', async () => {
+    const rules = join(nvs.rundir, 'rules.txt');
+    writeFileSync(
+      rules,
+      ['# web to 10.0.0.3 goes to p3 only; ssh is dropped', 'priority=200,tcp,tp_dst=22,actions=drop', 'priority=100,tcp,nw_dst=10.0.0.3,tp_dst=80,actions=output:3', ''].join('\n'),
+    );
+    const load = await nvs.ofctl('add-flows', 'br0', rules);
+    expect(load.code, load.stderr).toBe(0);
+    await send('p1', flow('p1', 1, 3, 'tcp,tp_src=4000,tp_dst=80'), flow('p1', 1, 3, 'tcp,tp_src=4001,tp_dst=80'));
+    await send('p2', flow('p2', 2, 1, 'tcp,tp_src=4002,tp_dst=22'));
+    await settle();
+    expect(await drain('p3')).toHaveLength(2);
+    expect(await drain('p1')).toHaveLength(0);
+    expect(await drain('p2')).toHaveLength(0);
+    const dump = await nvs.ofctl('dump-flows', 'br0');
+    expect(dump.stdout).toMatch(/n_packets=2, n_bytes=120, .*priority=100,tcp,nw_dst=10\.0\.0\.3,tp_dst=80 actions=output:3/);
+    expect(dump.stdout).toMatch(/n_packets=1, n_bytes=60, .*priority=200,tcp,tp_dst=22 actions=drop/);
+    const ports = await nvs.ofctl('dump-ports', 'br0', 'p3');
+    expect(ports.stdout).toMatch(/port {2}3: rx pkts=0, .*\n\s+tx pkts=\d+/);
+  });
+
+  it('a rule file with an error changes nothing and says where', async () => {
+    const before = (await nvs.ofctl('--no-stats', 'dump-flows', 'br0')).stdout;
+    const bad = join(nvs.rundir, 'bad.txt');
+    writeFileSync(bad, 'priority=10,ip,actions=output:2\npriority=11,ip,nw_dst=10.0.0.1,actoins=drop\n');
+    const r = await nvs.ofctl('add-flows', 'br0', bad);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:2:\\d+: `));
+    expect((await nvs.ofctl('--no-stats', 'dump-flows', 'br0')).stdout).toBe(before);
+  });
+
+  it('changing a rule changes an established flow within one revalidation round', async () => {
+    const web = flow('p1', 1, 3, 'tcp,tp_src=5000,tp_dst=80');
+    await send('p1', web);
+    await settle();
+    expect(await drain('p3')).toHaveLength(1);
+    // The megaflow is installed: the next packet is a datapath hit, no upcall.
+    const dp = await nvs.appctl('dpif/dump-flows', 'br0');
+    expect(dp.stdout).toMatch(/tcp,.*nw_dst=10\.0\.0\.3.*tp_dst=80.*actions:/);
+    const mod = await nvs.ofctl('mod-flows', 'br0', 'tcp,nw_dst=10.0.0.3,tp_dst=80,actions=output:2');
+    expect(mod.code, mod.stderr).toBe(0);
+    await settle();
+    await send('p1', web);
+    await settle();
+    expect(await drain('p2')).toHaveLength(1);
+    expect(await drain('p3')).toHaveLength(0);
+    // The revalidator fixed the installed megaflow in place: the packet was a datapath hit on the new actions.
+    const odp2 = (await nvs.appctl('dpif/show')).stdout.match(/p2 2\/(\d+):/)![1];
+    const after = (await nvs.appctl('dpif/dump-flows', 'br0')).stdout;
+    expect(after).toMatch(new RegExp(`tcp,.*nw_dst=10\\.0\\.0\\.3.*tp_dst=80.*, packets:[1-9]\\d*, .*actions:${odp2}\\n`));
+    expect((await nvs.appctl('coverage/show')).stdout).toMatch(/revalidate_modify\s+[\d.]+\/sec\s+total: [1-9]/);
+  });
+
+  it('traces through nvs-appctl and the real ovs-appctl alike', async () => {
+    const f = flow('p1', 1, 3, 'tcp,tp_src=5000,tp_dst=80');
+    const ours = await nvs.appctl('ofproto/trace', 'br0', f);
+    const theirs = await nvs.ovsAppctl('ofproto/trace', 'br0', f);
+    expect(ours.code, ours.stderr).toBe(0);
+    expect(theirs.code, theirs.stderr).toBe(0);
+    expect(theirs.stdout).toBe(ours.stdout);
+    expect(ours.stdout).toMatch(/^Flow: tcp,in_port=1,/);
+    expect(ours.stdout).toMatch(/\nMegaflow: recirc_id=0,eth,tcp,in_port=\d+,.*nw_dst=10\.0\.0\.3.*tp_dst=80/);
+    // p2 is datapath port 3 (the LOCAL port br0 took 1).
+    const odp = (await nvs.appctl('dpif/show')).stdout.match(/p2 2\/(\d+):/)![1];
+    expect(ours.stdout).toMatch(new RegExp(`\\nDatapath actions: ${odp}\\n?$`));
+    const bad = await nvs.ovsAppctl('ofproto/trace', 'nobr', f);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('no such bridge');
+  });
+
+  it('a restart rebuilds everything from the database and the saved rules', async () => {
+    const rulesBefore = (await nvs.ofctl('--no-stats', 'dump-flows', 'br0')).stdout;
+    const pid = nvs.pid('nvs-vswitchd');
+    await nvs.kill('nvs-vswitchd');
+    await nvs.startSwitch();
+    expect(nvs.pid('nvs-vswitchd')).not.toBe(pid);
+    expect((await nvs.ofctl('--no-stats', 'dump-flows', 'br0')).stdout).toBe(rulesBefore);
+    const show = await nvs.appctl('dpif/show');
+    for (const p of ['p1 1/', 'p2 2/', 'p3 3/', 'br0 65534/']) expect(show.stdout).toContain(p);
+    // Forwarding resumed with the restored rules (web to h3 now goes to p2).
+    await send('p1', flow('p1', 1, 3, 'tcp,tp_src=5001,tp_dst=80'));
+    await settle();
+    expect(await drain('p2')).toHaveLength(1);
+    // And the database still drives it: a new port appears, ovs-vsctl waits for it.
+    const add = await nvs.vsctl('add-port', 'br0', 'p4', '--', 'set', 'Interface', 'p4', 'type=dummy', 'ofport_request=4');
+    expect(add.code, add.stderr).toBe(0);
+    await eventually(async () => (await nvs.vsctl('get', 'Interface', 'p4', 'ofport')).stdout.trim() === '4', 'p4 to get ofport 4');
+  });
+
+  it('--no-restore starts with the default rules only', async () => {
+    await nvs.kill('nvs-vswitchd');
+    await nvs.startSwitch(['--no-restore']);
+    const dump = await nvs.ofctl('--no-stats', 'dump-flows', 'br0');
+    expect(dump.stdout).toBe('NXST_FLOW reply (xid=0x4):\n priority=0 actions=NORMAL\n');
+  });
+});
