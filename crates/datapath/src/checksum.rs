@@ -10,6 +10,7 @@
 /// One's-complement sum of `data` read as big-endian 16-bit words (an odd
 /// trailing byte is padded with zero), added to `initial`. The result is a
 /// partial sum: fold it with [`fold`] before use.
+#[inline]
 pub fn sum(data: &[u8], initial: u32) -> u32 {
     let mut acc = initial as u64;
     let mut words = data.chunks_exact(2);
@@ -26,11 +27,12 @@ pub fn sum(data: &[u8], initial: u32) -> u32 {
     acc as u32
 }
 
-/// Folds a partial sum to 16 bits (end-around carry).
-pub fn fold(mut s: u32) -> u16 {
-    while s >> 16 != 0 {
-        s = (s & 0xffff) + (s >> 16);
-    }
+/// Folds a partial sum to 16 bits (end-around carry). Two rounds suffice
+/// for any `u32`: the first leaves at most 0x1fffe, the second at most 0xffff.
+#[inline]
+pub fn fold(s: u32) -> u16 {
+    let s = (s & 0xffff) + (s >> 16);
+    let s = (s & 0xffff) + (s >> 16);
     s as u16
 }
 
@@ -42,6 +44,7 @@ pub fn finish(s: u32) -> u16 {
 /// Incrementally updates checksum `csum` after bytes whose partial sum was
 /// `old_sum` were replaced by bytes whose partial sum is `new_sum` (both sums
 /// taken over the same 16-bit-aligned span).
+#[inline]
 pub fn adjust(csum: u16, old_sum: u32, new_sum: u32) -> u16 {
     let s = (!csum) as u32 + (!fold(old_sum)) as u32 + fold(new_sum) as u32;
     !fold(s)
@@ -88,6 +91,14 @@ mod tests {
         h[10] = 0;
         h[11] = 0;
         assert_eq!(finish(sum(&h, 0)), 0xb861);
+    }
+
+    #[test]
+    fn fold_extremes() {
+        assert_eq!(fold(0xffff_ffff), 0xffff);
+        assert_eq!(fold(0x0001_fffe), 0xffff);
+        assert_eq!(fold(0x0001_0000), 0x0001);
+        assert_eq!(fold(0), 0);
     }
 
     #[test]

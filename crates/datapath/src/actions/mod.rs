@@ -348,7 +348,7 @@ fn shift_layers(layers: &mut Layers, by: i32) {
 
 /// A checksum to keep right while bytes change: its offset in the packet,
 /// and whether it is a UDP checksum (where zero means "none").
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 struct Csum {
     at: usize,
     udp: bool,
@@ -384,64 +384,77 @@ fn set_field(d: &mut [u8], layers: &Layers, s: &SetField) -> bool {
     let (v4, v6) = (layers.l3_kind == L3::Ipv4, layers.l3_kind == L3::Ipv6);
     let tp = matches!(layers.l4_kind, L4::Tcp | L4::Udp);
     let tp_csum = if tp { l4_csum(layers) } else { None };
+    let (v, m) = (&s.value, &s.mask);
     match s.field {
-        Field::EthDst => write(d, 0, 0, s, [None, None]),
-        Field::EthSrc => write(d, 0, 6, s, [None, None]),
-        Field::Ipv4Src if v4 => write(d, l3, l3 + 12, s, [ip_csum, l4_csum(layers)]),
-        Field::Ipv4Dst if v4 => write(d, l3, l3 + 16, s, [ip_csum, l4_csum(layers)]),
-        Field::Ipv4Tos if v4 => write(d, l3, l3 + 1, s, [ip_csum, None]),
-        Field::Ipv4Ttl if v4 => write(d, l3, l3 + 8, s, [ip_csum, None]),
-        Field::Ipv6Src if v6 => write(d, l3, l3 + 8, s, [l4_csum(layers), None]),
-        Field::Ipv6Dst if v6 => write(d, l3, l3 + 24, s, [l4_csum(layers), None]),
-        Field::Ipv6Hlimit if v6 => write(d, l3, l3 + 7, s, [None, None]),
+        Field::EthDst => write::<6>(d, 0, v, m, [None, None]),
+        Field::EthSrc => write::<6>(d, 6, v, m, [None, None]),
+        Field::Ipv4Src if v4 => write::<4>(d, l3 + 12, v, m, [ip_csum, l4_csum(layers)]),
+        Field::Ipv4Dst if v4 => write::<4>(d, l3 + 16, v, m, [ip_csum, l4_csum(layers)]),
+        // Single bytes are written as the 16-bit word the checksum sees:
+        // TOS is the low byte of word 0, TTL the high byte of word 4.
+        Field::Ipv4Tos if v4 => write::<2>(d, l3, &[0, v[0]], &[0, m[0]], [ip_csum, None]),
+        Field::Ipv4Ttl if v4 => write::<2>(d, l3 + 8, &[v[0], 0], &[m[0], 0], [ip_csum, None]),
+        Field::Ipv6Src if v6 => write::<16>(d, l3 + 8, v, m, [l4_csum(layers), None]),
+        Field::Ipv6Dst if v6 => write::<16>(d, l3 + 24, v, m, [l4_csum(layers), None]),
+        Field::Ipv6Hlimit if v6 => write::<1>(d, l3 + 7, v, m, [None, None]),
         Field::Ipv6Label | Field::Ipv6Tclass if v6 => {
             // Version, traffic class and label share the first word; no
             // checksum covers them.
-            let Some(w) = d.get_mut(l3..l3 + 4) else {
-                return false;
-            };
-            let old = u32::from_be_bytes([w[0], w[1], w[2], w[3]]);
             let (v, m) = if s.field == Field::Ipv6Label {
-                (be32(s.value()), be32(s.mask()))
+                (*v, *m)
             } else {
-                ((s.value[0] as u32) << 20, (s.mask[0] as u32) << 20)
+                let (v, m) = ((v[0] as u32) << 20, (m[0] as u32) << 20);
+                let mut b = ([0; 16], [0; 16]);
+                b.0[..4].copy_from_slice(&v.to_be_bytes());
+                b.1[..4].copy_from_slice(&m.to_be_bytes());
+                b
             };
-            w.copy_from_slice(&((old & !m) | v).to_be_bytes());
-            true
+            write::<4>(d, l3, &v, &m, [None, None])
         }
-        Field::TpSrc if tp => write(d, l4, l4, s, [tp_csum, None]),
-        Field::TpDst if tp => write(d, l4, l4 + 2, s, [tp_csum, None]),
+        Field::TpSrc if tp => write::<2>(d, l4, v, m, [tp_csum, None]),
+        Field::TpDst if tp => write::<2>(d, l4 + 2, v, m, [tp_csum, None]),
         _ => false,
     }
 }
 
-fn be32(b: &[u8]) -> u32 {
-    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
-}
-
-/// Writes `s` at packet offset `at` and updates `csums` incrementally. The
-/// checksums pair bytes into 16-bit words counting from `base` (the start of
-/// the header holding the field), so the sums are taken over the field
-/// widened to that word alignment. False, changing nothing, if anything lies
-/// outside the packet.
-fn write(d: &mut [u8], base: usize, at: usize, s: &SetField, csums: [Option<Csum>; 2]) -> bool {
-    let n = s.field.width();
-    let lo = at - ((at - base) & 1);
-    let hi = at + n + ((at + n - base) & 1);
-    if hi > d.len() || csums.iter().flatten().any(|c| c.at + 2 > d.len()) {
+/// Writes `(old & !mask) | value` over the `N` bytes at packet offset `at`
+/// (value and mask are the first `N` bytes given) and updates `csums`
+/// incrementally. Checksummed fields start on a 16-bit boundary of their
+/// header and have an even width, so the old and new bytes are summed as
+/// whole words. False, changing nothing, if anything lies outside the packet.
+#[inline(always)]
+fn write<const N: usize>(
+    d: &mut [u8],
+    at: usize,
+    value: &[u8],
+    mask: &[u8],
+    csums: [Option<Csum>; 2],
+) -> bool {
+    let (Some(value), Some(mask)) = (value.first_chunk::<N>(), mask.first_chunk::<N>()) else {
+        return false;
+    };
+    if csums.iter().flatten().any(|c| c.at + 2 > d.len()) {
         return false;
     }
-    let old = checksum::sum(&d[lo..hi], 0);
-    for (b, (v, m)) in d[at..at + n].iter_mut().zip(s.value().iter().zip(s.mask())) {
-        *b = (*b & !m) | v;
+    let Some(field) = d.get_mut(at..).and_then(|d| d.first_chunk_mut::<N>()) else {
+        return false;
+    };
+    let old = *field;
+    let mut new = [0u8; N];
+    for i in 0..N {
+        new[i] = (old[i] & !mask[i]) | value[i];
     }
-    let new = checksum::sum(&d[lo..hi], 0);
+    *field = new;
+    if csums == [None, None] {
+        return true;
+    }
+    let (old_sum, new_sum) = (checksum::sum(&old, 0), checksum::sum(&new, 0));
     for c in csums.into_iter().flatten() {
         let cur = u16::from_be_bytes([d[c.at], d[c.at + 1]]);
         if c.udp && cur == 0 {
             continue;
         }
-        let mut upd = checksum::adjust(cur, old, new);
+        let mut upd = checksum::adjust(cur, old_sum, new_sum);
         if c.udp && upd == 0 {
             upd = 0xffff;
         }
