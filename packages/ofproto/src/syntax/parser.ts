@@ -399,6 +399,12 @@ function setFieldFromText(ctx: LineCtx, m: Match, f: Field, text: string, at: nu
     setMatchField(m, f, value, mask);
     return;
   }
+  if (f.slot === Slot.NW_PROTO) {
+    // arp_op is 16 bits in OpenFlow, but the flow keeps its low byte where nw_proto lives.
+    m.value[f.slot] = Number(value & 0xffn);
+    m.mask[f.slot] = 0xff;
+    return;
+  }
   if (f.slot === Slot.TP_SRC || f.slot === Slot.TP_DST) {
     // ICMP type/code are 8-bit views of the 16-bit port slots; ovs-ofctl matches the whole slot.
     m.value[f.slot] = Number(value & mask);

@@ -69,7 +69,7 @@ export function printRule(fm: FlowMod): string {
   if (fm.flags.noPacketCounts) parts.push('no_packet_counts');
   if (fm.flags.noByteCounts) parts.push('no_byte_counts');
   if (fm.outPort !== null) parts.push(`out_port=${printPort(fm.outPort)}`);
-  const m = printMatch(fm.match);
+  const m = printMatch(fm.match, { exact: true });
   if (m) parts.push(m);
   const head = parts.join(', ');
   const isDelete = fm.command === 'delete' || fm.command === 'delete_strict';
@@ -98,8 +98,12 @@ export function printFlowMod(fm: FlowMod, opts: { readonly dialect?: Dialect } =
   return parts.join(' ');
 }
 
-/** The match as `priority=…,tcp,nw_dst=…`; '' for a catch-all at the default priority. */
-export function printMatch(m: Match): string {
+/**
+ * The match as `priority=…,tcp,nw_dst=…`; '' for a catch-all at the default
+ * priority. `exact` (printRule's mode) keeps what ovs-ofctl's text would lose:
+ * a partly masked ICMP type/code is printed as `tp_src=V/M`.
+ */
+export function printMatch(m: Match, opts: { readonly exact?: boolean } = {}): string {
   const out: string[] = [];
   const v = m.value;
   const k = m.mask;
@@ -155,9 +159,11 @@ export function printMatch(m: Match): string {
   if (k[Slot.NW_TTL]) out.push(`nw_ttl=${v[Slot.NW_TTL]}`);
   if (k[Slot.NW_FRAG]) out.push(`nw_frag=${fragName(v[Slot.NW_FRAG], k[Slot.NW_FRAG])}`);
   const icmp = (dlType === EthType.IP && proto === IpProto.ICMP) || (dlType === EthType.IPV6 && proto === IpProto.ICMPV6);
-  if (icmp) {
-    if (k[Slot.TP_SRC]) out.push(`icmp_type=${v[Slot.TP_SRC]}`);
-    if (k[Slot.TP_DST]) out.push(`icmp_code=${v[Slot.TP_DST]}`);
+  // ICMP type/code are the low bytes of the port slots; what else is there, only `exact` shows.
+  const odd = (slot: number): boolean => k[slot] !== 0 && (k[slot] !== 0xffff || v[slot] > 0xff);
+  if (icmp && !(opts.exact && (odd(Slot.TP_SRC) || odd(Slot.TP_DST)))) {
+    if (k[Slot.TP_SRC]) out.push(`icmp_type=${v[Slot.TP_SRC] & 0xff}`);
+    if (k[Slot.TP_DST]) out.push(`icmp_code=${v[Slot.TP_DST] & 0xff}`);
   } else {
     if (k[Slot.TP_SRC]) out.push(`tp_src=${portMasked(v[Slot.TP_SRC], k[Slot.TP_SRC])}`);
     if (k[Slot.TP_DST]) out.push(`tp_dst=${portMasked(v[Slot.TP_DST], k[Slot.TP_DST])}`);
