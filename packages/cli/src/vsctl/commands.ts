@@ -114,11 +114,11 @@ function deletePort(ctx: Context, bridge: IdlRow, port: IdlRow): void {
 
 function addBr(ctx: Context, cmd: CommandLine): void {
   const [name, parent] = cmd.args;
-  if (parent !== undefined) throw new VsctlError('VSCTL_NOT_SUPPORTED', `cannot create fake bridge ${name}: nvs does not support fake (VLAN) bridges`);
   if (findBridge(ctx, name)) {
-    if (cmd.options.has('may-exist')) return;
+    if (cmd.options.has('may-exist') && parent === undefined) return;
     throw new VsctlError('VSCTL_EXISTS', `cannot create a bridge named ${name} because a bridge named ${name} already exists`);
   }
+  if (parent !== undefined) throw new VsctlError('VSCTL_NOT_SUPPORTED', `cannot create fake bridge ${name}: nvs does not support fake (VLAN) bridges`);
   const p = findPort(ctx, name);
   if (p) throw new VsctlError('VSCTL_EXISTS', `cannot create a bridge named ${name} because a port named ${name} already exists on bridge ${p.bridge.string('name')}`);
   const i = findIface(ctx, name);
