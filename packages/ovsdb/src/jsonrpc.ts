@@ -240,16 +240,22 @@ export class JsonRpcConnection extends EventEmitter {
       this.protocolFailure(err as Error);
       return;
     }
-    for (const text of texts) {
-      if (this.closed) return;
-      let msg: unknown;
-      try {
-        msg = JSON.parse(text);
-      } catch (err) {
-        this.protocolFailure(new JsonFramingError(`malformed JSON: ${(err as Error).message}`));
-        return;
+    // Replies and notifications produced while handling one read leave in one write.
+    this.socket.cork();
+    try {
+      for (const text of texts) {
+        if (this.closed) return;
+        let msg: unknown;
+        try {
+          msg = JSON.parse(text);
+        } catch (err) {
+          this.protocolFailure(new JsonFramingError(`malformed JSON: ${(err as Error).message}`));
+          return;
+        }
+        this.dispatch(msg);
       }
-      this.dispatch(msg);
+    } finally {
+      this.socket.uncork();
     }
   }
 

@@ -16,7 +16,7 @@
 // `open` drops a torn or corrupt tail record (logging it) and truncates the
 // file there, so the next append starts on a record boundary.
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fdatasync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { newUuid, type Database, type Row, type RowChange } from './database.ts';
@@ -283,13 +283,12 @@ export class DbFile {
 
   private scheduleSync(): void {
     if (this.syncTimer) return;
+    // Off the event loop: a batched sync must not stall the commits behind it.
     this.syncTimer = setTimeout(() => {
       this.syncTimer = undefined;
-      try {
-        fdatasyncSync(this.fd);
-      } catch (err) {
-        this.log.error({ err: (err as Error).message }, 'fsync of database file failed');
-      }
+      fdatasync(this.fd, (err) => {
+        if (err && err.code !== 'EBADF') this.log.error({ err: err.message }, 'fsync of database file failed');
+      });
     }, this.syncDelayMs);
     this.syncTimer.unref();
   }
