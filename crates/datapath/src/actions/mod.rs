@@ -57,6 +57,9 @@
 //! `decode` rejects unknown kinds and fields, wrong lengths, a list cut off
 //! inside an action, a bad TPID and value bits outside the mask or field,
 //! each with the byte offset of the action at fault; `decode(encode(l)) == l`.
+//! A byte-by-byte example list is the test `golden_encoding` (in
+//! `actions/tests.rs`), the reference vector for other implementations.
+//! Errors carry a stable `code()` (`ACTION_TRUNCATED`, …) for the napi layer.
 
 mod buf;
 mod codec;
