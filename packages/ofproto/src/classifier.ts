@@ -115,8 +115,6 @@ class Subtable<R extends ClassifierRule> {
 /** A binary trie of IPv4 prefixes with the number of rules ending at each node. */
 class PrefixTrie {
   private readonly root: TrieNode = { c0: null, c1: null, n: 0 };
-  /** Prefix lengths that match the last looked-up address (index 0..32). */
-  readonly found = new Uint8Array(33);
 
   insert(addr: number, plen: number): void {
     let node = this.root;
@@ -154,23 +152,36 @@ class PrefixTrie {
   }
 
   /**
-   * Walks the trie along `addr`, filling `found` with the lengths of the
-   * prefixes on the path; returns how many leading address bits the walk
-   * looked at (any address sharing them gets the same `found`).
+   * Walks the trie along `addr`. Returns the prefix lengths found on the
+   * path as a bit set (bit i: length i, bit 32 as `FOUND_32`), and sets
+   * `consulted` to how many leading address bits the walk looked at: any
+   * address sharing them gets the same answer.
    */
   lookup(addr: number): number {
-    this.found.fill(0);
+    let found = this.root.n ? 1 : 0;
     let node = this.root;
-    if (node.n) this.found[0] = 1;
-    for (let d = 0; d < 32; d++) {
-      if (!node.c0 && !node.c1) return d;
+    let d = 0;
+    for (; d < 32; d++) {
+      if (!node.c0 && !node.c1) break;
       const next = (addr >>> (31 - d)) & 1 ? node.c1 : node.c0;
-      if (!next) return d + 1;
+      if (!next) {
+        d++;
+        break;
+      }
       node = next;
-      if (node.n) this.found[d + 1] = 1;
+      if (node.n) found = d + 1 === 32 ? found + FOUND_32 : (found | (1 << (d + 1))) >>> 0;
     }
-    return 32;
+    this.consulted = d;
+    return found;
   }
+  consulted = 0;
+}
+
+/** Bit of a trie answer meaning "a /32 is on the path" (beyond the 32 bits of an int). */
+const FOUND_32 = 2 ** 32;
+
+function hasLen(found: number, plen: number): boolean {
+  return plen === 32 ? found >= FOUND_32 : ((found % FOUND_32) & (1 << plen)) !== 0;
 }
 
 interface TrieNode {
@@ -427,8 +438,8 @@ function unwildcard(words: number[], mask: Uint32Array, n: number, wc: Flow): vo
 class TrieCache {
   srcBits = -1;
   dstBits = -1;
-  private src: Uint8Array | null = null;
-  private dst: Uint8Array | null = null;
+  private src = -1;
+  private dst = -1;
   constructor(
     private readonly srcTrie: PrefixTrie,
     private readonly dstTrie: PrefixTrie,
@@ -436,19 +447,19 @@ class TrieCache {
   ) {}
 
   srcHas(plen: number): boolean {
-    if (!this.src) {
-      this.srcBits = this.srcTrie.lookup(this.flow[Slot.NW_SRC]);
-      this.src = Uint8Array.from(this.srcTrie.found);
+    if (this.src < 0) {
+      this.src = this.srcTrie.lookup(this.flow[Slot.NW_SRC]);
+      this.srcBits = this.srcTrie.consulted;
     }
-    return this.src[plen] === 1;
+    return hasLen(this.src, plen);
   }
 
   dstHas(plen: number): boolean {
-    if (!this.dst) {
-      this.dstBits = this.dstTrie.lookup(this.flow[Slot.NW_DST]);
-      this.dst = Uint8Array.from(this.dstTrie.found);
+    if (this.dst < 0) {
+      this.dst = this.dstTrie.lookup(this.flow[Slot.NW_DST]);
+      this.dstBits = this.dstTrie.consulted;
     }
-    return this.dst[plen] === 1;
+    return hasLen(this.dst, plen);
   }
 }
 

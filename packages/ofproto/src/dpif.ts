@@ -132,7 +132,8 @@ export function identityDpif(localPort = 0): Dpif {
 // ---------------------------------------------------------------- printing
 
 export function formatMac(mac: number): string {
-  return mac.toString(16).padStart(12, '0').replace(/(..)(?!$)/g, '$1:');
+  const h = mac.toString(16).padStart(12, '0');
+  return `${h.slice(0, 2)}:${h.slice(2, 4)}:${h.slice(4, 6)}:${h.slice(6, 8)}:${h.slice(8, 10)}:${h.slice(10, 12)}`;
 }
 
 export function formatIpv4(v: number): string {

@@ -64,6 +64,7 @@ export class MacLearningTable {
     const k = key(vlan, mac);
     const e = this.entries.get(k);
     if (e) {
+      if (e.port === port && e.seenAt >= now) return false;
       this.entries.delete(k);
       this.entries.set(k, e);
       e.seenAt = now;

@@ -14,7 +14,7 @@ import { NO_FLAGS } from './flow-mod.ts';
 import { newMatch } from './match.ts';
 import { DEFAULT_MAC_AGING_TIME, DEFAULT_MAC_TABLE_SIZE, type MacEntry, MacLearningTable } from './mac-learning.ts';
 import { type FlowModOutcome, FlowTables, type RemovalReason, type Rule } from './tables.ts';
-import { type ControllerEvent, type MacRef, xlate, type XlateOptions, type XlateResult } from './xlate.ts';
+import { type ControllerEvent, type MacRef, newXlateScratch, xlate, type XlateOptions, type XlateResult } from './xlate.ts';
 import { diffRuleSets } from './flow-diff.ts';
 
 /** Where time comes from (ms); tests pass a fake one. */
@@ -78,9 +78,9 @@ export class Ofproto {
   private failMode: FailMode;
   private readonly controllerQueue: ControllerPacket[] = [];
   private readonly controllerQueueSize: number;
-  private readonly lookups = new Array<number>(255).fill(0);
-  private readonly matched = new Array<number>(255).fill(0);
+  private readonly counters = { lookups: new Array<number>(255).fill(0), matched: new Array<number>(255).fill(0) };
   private portsChanged = false;
+  private readonly scratch = newXlateScratch();
   /** Counters for appctl `coverage/show` and metrics. */
   readonly stats = { xlates: 0, controllerQueued: 0, controllerDropped: 0, rulesExpired: 0 };
 
@@ -170,22 +170,21 @@ export class Ofproto {
    */
   xlate(flow: Flow, opts: XlateOptions & { packet?: Uint8Array } = {}): XlateResult {
     const sideEffects = opts.sideEffects ?? true;
-    const env = { tables: this.tables, ports: this.portMap, mac: this.mac, dpif: this.dpif, now: this.clock.now() };
+    const env = {
+      tables: this.tables,
+      ports: this.portMap,
+      mac: this.mac,
+      dpif: this.dpif,
+      now: this.clock.now(),
+      scratch: this.scratch,
+      counters: sideEffects ? this.counters : undefined,
+    };
     const r = xlate(env, flow, opts);
     if (sideEffects) {
       this.stats.xlates++;
-      this.countLookups(r);
       for (const c of r.controller) this.queueController(c, opts.packet ?? null);
     }
     return r;
-  }
-
-  private countLookups(r: XlateResult): void {
-    for (const t of r.tags) {
-      if (!t.startsWith('table:')) continue;
-      this.lookups[Number(t.slice(6))]++;
-    }
-    for (const rule of r.rules) this.matched[rule.table]++;
   }
 
   /** Queues a packet for the controller (also for packets the datapath sends up through a `userspace` action). */
@@ -253,7 +252,7 @@ export class Ofproto {
   /** Per-table counts: active rules, lookups and matches (tables with rules or traffic). */
   dumpTables(): TableStats[] {
     const sizes = this.tables.tableSizes();
-    return sizes.map((active, table) => ({ table, active, lookups: this.lookups[table], matched: this.matched[table] }));
+    return sizes.map((active, table) => ({ table, active, lookups: this.counters.lookups[table], matched: this.counters.matched[table] }));
   }
 
   /** MAC table entries with their age in seconds, as `ovs-appctl fdb/show`. */

@@ -38,6 +38,22 @@ export interface XlateEnv {
   readonly dpif: Dpif;
   /** Clock time (ms). */
   readonly now: number;
+  /** Per-table lookup and match counters to bump (dump-tables); absent for trace. */
+  readonly counters?: { readonly lookups: number[]; readonly matched: number[] };
+  /** Working flows reused across calls (xlate is synchronous); allocated when absent. */
+  readonly scratch?: XlateScratch;
+}
+
+/** The working flows of one translation; a bridge keeps one and reuses it. */
+export interface XlateScratch {
+  readonly input: Flow;
+  readonly flow: Flow;
+  readonly base: Flow;
+  readonly wc: Flow;
+}
+
+export function newXlateScratch(): XlateScratch {
+  return { input: new Uint32Array(FLOW_WORDS), flow: new Uint32Array(FLOW_WORDS), base: new Uint32Array(FLOW_WORDS), wc: new Uint32Array(FLOW_WORDS) };
 }
 
 export interface XlateOptions {
@@ -99,7 +115,7 @@ export function xlate(env: XlateEnv, flow: Flow, opts: XlateOptions = {}): Xlate
     macs: ctx.macs,
     learned: ctx.learned,
     controller: ctx.controller,
-    finalFlow: ctx.flow,
+    finalFlow: ctx.flow.slice(),
     error: ctx.error,
     trace: ctx.trace,
   };
@@ -110,7 +126,7 @@ class Ctx {
   /** The packet as the datapath has it so far (rewrites committed). */
   readonly base: Flow;
   readonly input: Flow;
-  readonly wc: Flow = new Uint32Array(FLOW_WORDS);
+  readonly wc: Flow;
   readonly actions: DpAction[] = [];
   readonly rules: Rule[] = [];
   readonly tags = new Set<string>();
@@ -134,9 +150,15 @@ class Ctx {
     private readonly sideEffects: boolean,
     trace: boolean,
   ) {
-    this.input = Uint32Array.from(flow);
-    this.flow = Uint32Array.from(flow);
-    this.base = Uint32Array.from(flow);
+    const sc = env.scratch ?? newXlateScratch();
+    this.input = sc.input;
+    this.flow = sc.flow;
+    this.base = sc.base;
+    this.wc = sc.wc;
+    this.input.set(flow);
+    this.flow.set(flow);
+    this.base.set(flow);
+    this.wc.fill(0);
     this.trace = trace ? [] : null;
     this.vlanTpid = this.baseTpid = flow[Slot.VLAN_TCI] & VLAN_CFI ? EthType.VLAN : 0;
   }
@@ -157,8 +179,12 @@ class Ctx {
       this.error = 'Too many resubmits';
       return;
     }
-    this.tags.add(`table:${table}`);
+    this.tags.add(TABLE_TAGS[table]);
     const rule = this.env.tables.table(table).lookup(this.flow, this.wc);
+    if (this.env.counters) {
+      this.env.counters.lookups[table]++;
+      if (rule) this.env.counters.matched[table]++;
+    }
     this.trace?.push({ kind: 'table', table, rule });
     if (!rule) return;
     this.rules.push(rule);
@@ -566,8 +592,8 @@ class Ctx {
     mask.in_port = 0xffffffff;
     mask.recirc_id = 0xffffffff;
     for (const [name, slot, words] of DP_FIELDS) {
+      if (words === 4 ? (w[slot] | w[slot + 1] | w[slot + 2] | w[slot + 3]) === 0 : words === 2 ? (w[slot] | w[slot + 1]) === 0 : w[slot] === 0) continue;
       const m = wordsValue(w, slot, words);
-      if (m === 0 || m === 0n) continue;
       const v = wordsValue(k, slot, words);
       (mask as unknown as Record<string, number | bigint>)[name] = m;
       (key as unknown as Record<string, number | bigint>)[name] =
@@ -580,6 +606,8 @@ class Ctx {
     return { key, mask };
   }
 }
+
+const TABLE_TAGS = Array.from({ length: 255 }, (_, i) => `table:${i}`);
 
 const L4_HEADERS: Record<number, DpSetHeader> = {
   [IpProto.TCP]: 'tcp',
