@@ -207,6 +207,19 @@ Port commands:
   del-port [BRIDGE] PORT      delete PORT (which may be bonded) from BRIDGE
   port-to-br PORT             print name of bridge that contains PORT
 
+Controller commands:
+  get-controller BRIDGE      print the controllers for BRIDGE
+  del-controller BRIDGE      delete the controllers for BRIDGE
+  set-controller BRIDGE TARGET...  set the controllers for BRIDGE
+  get-fail-mode BRIDGE       print the fail-mode for BRIDGE
+  del-fail-mode BRIDGE       delete the fail-mode for BRIDGE
+  set-fail-mode BRIDGE MODE  set the fail-mode for BRIDGE to MODE
+
+Manager commands:
+  get-manager                print the managers
+  del-manager                delete the managers
+  set-manager TARGET...      set the list of managers to TARGET...
+
 Interface commands:
   list-ifaces BRIDGE          print the names of all interfaces on BRIDGE
   iface-to-br IFACE           print name of bridge that contains IFACE

@@ -228,6 +228,31 @@ function brGetExternalId(ctx: Context, cmd: CommandLine): void {
   else if (ids.has(key)) print(ctx, [String(ids.get(key))]);
 }
 
+// ---------------------------------------------------------------- controllers, fail mode, managers
+
+const CONTROLLER_TABLES: IdlTables = { ...BRIDGE_TABLES, Bridge: ['name', 'ports', 'controller', 'fail_mode'], Controller: ['target'] };
+const MANAGER_TABLES: IdlTables = { Open_vSwitch: ['manager_options'], Manager: ['target'] };
+
+/** Replaces the rows `owner.column` points at with new rows of `table`, one per target. */
+function replaceTargets(ctx: Context, owner: IdlRow, column: string, table: string, targets: readonly string[]): void {
+  ctx.txn.verify(owner, column);
+  for (const old of refs(ctx, owner, column, table)) ctx.txn.delete(old);
+  const rows = targets.map((t) => ctx.txn.insert(table, { target: makeAtom(t) }));
+  ctx.txn.set(ctx.txn.get(owner.table, owner.uuid)!, column, makeSet(rows.map((r) => r.uuid)));
+}
+
+function printTargets(ctx: Context, owner: IdlRow, column: string, table: string): void {
+  ctx.txn.verify(owner, column);
+  print(ctx, refs(ctx, owner, column, table).map((r) => r.string('target') ?? '').sort());
+}
+
+function setFailMode(ctx: Context, cmd: CommandLine): void {
+  const [name, mode] = cmd.args;
+  const br = mustFindBridge(ctx, name);
+  if (mode !== 'standalone' && mode !== 'secure') throw new VsctlError('VSCTL_BAD_VALUE', 'fail-mode must be "standalone" or "secure"');
+  ctx.txn.set(br, 'fail_mode', makeAtom(mode));
+}
+
 // ---------------------------------------------------------------- database commands
 
 function tableArg(ctx: Context, name: string): TableSchema {
@@ -516,6 +541,32 @@ export const COMMANDS: Record<string, CommandSpec> = {
       print(ctx, [i.bridge.string('name')!]);
     },
   },
+  'set-controller': {
+    minArgs: 1,
+    maxArgs: Infinity,
+    options: [],
+    tables: () => CONTROLLER_TABLES,
+    run: (ctx, cmd) => replaceTargets(ctx, mustFindBridge(ctx, cmd.args[0]), 'controller', 'Controller', cmd.args.slice(1)),
+  },
+  'del-controller': { minArgs: 1, maxArgs: 1, options: [], tables: () => CONTROLLER_TABLES, run: (ctx, cmd) => replaceTargets(ctx, mustFindBridge(ctx, cmd.args[0]), 'controller', 'Controller', []) },
+  'get-controller': { minArgs: 1, maxArgs: 1, options: [], tables: () => CONTROLLER_TABLES, run: (ctx, cmd) => printTargets(ctx, mustFindBridge(ctx, cmd.args[0]), 'controller', 'Controller') },
+  'set-fail-mode': { minArgs: 2, maxArgs: 2, options: [], tables: () => CONTROLLER_TABLES, run: setFailMode },
+  'del-fail-mode': { minArgs: 1, maxArgs: 1, options: [], tables: () => CONTROLLER_TABLES, run: (ctx, cmd) => ctx.txn.set(mustFindBridge(ctx, cmd.args[0]), 'fail_mode', makeSet([])) },
+  'get-fail-mode': {
+    minArgs: 1,
+    maxArgs: 1,
+    options: [],
+    tables: () => CONTROLLER_TABLES,
+    run: (ctx, cmd) => {
+      const br = mustFindBridge(ctx, cmd.args[0]);
+      ctx.txn.verify(br, 'fail_mode');
+      const mode = br.string('fail_mode');
+      if (mode !== undefined) print(ctx, [mode]);
+    },
+  },
+  'set-manager': { minArgs: 0, maxArgs: Infinity, options: [], tables: () => MANAGER_TABLES, run: (ctx, cmd) => replaceTargets(ctx, ctx.ovs, 'manager_options', 'Manager', cmd.args) },
+  'del-manager': { minArgs: 0, maxArgs: 0, options: [], tables: () => MANAGER_TABLES, run: (ctx) => replaceTargets(ctx, ctx.ovs, 'manager_options', 'Manager', []) },
+  'get-manager': { minArgs: 0, maxArgs: 0, options: [], tables: () => MANAGER_TABLES, run: (ctx) => printTargets(ctx, ctx.ovs, 'manager_options', 'Manager') },
   get: { minArgs: 2, maxArgs: Infinity, options: ['if-exists', 'id'], tables: dbTables, run: cmdGet },
   set: { minArgs: 3, maxArgs: Infinity, options: ifExists, tables: dbTables, run: cmdSet },
   add: { minArgs: 4, maxArgs: Infinity, options: ifExists, tables: dbTables, run: (ctx, cmd) => cmdAddRemove(ctx, cmd, false) },
