@@ -142,3 +142,43 @@ describe('ovs-appctl against the control socket', () => {
     expect(srv.proc!.exitCode).toBe(0);
   });
 });
+
+describe('nvs-dbserver as a daemon', () => {
+  it('--detach --pidfile --log-file, and db: remotes that follow Manager targets', async () => {
+    const d = new DbServer(bundle.bin);
+    const mgr = `${d.rundir}/mgr.sock`;
+    try {
+      const start = await run(process.execPath, [
+        bundle.bin, '--rundir', d.rundir, '--detach', '--pidfile', '--log-file', '--no-chdir',
+        `--remote=punix:${d.sock}`, '--remote=db:Open_vSwitch,Open_vSwitch,manager_options',
+      ]);
+      expect(start, start.stderr).toMatchObject({ code: 0 });
+      const pid = Number((await run('cat', [`${d.rundir}/nvs-dbserver.pid`])).stdout.trim());
+      expect(pid).toBeGreaterThan(0);
+      expect((await d.vsctl('init')).code).toBe(0);
+      expect((await d.vsctl('set-manager', `punix:${mgr}`)).code).toBe(0);
+      let dbs = { code: 1, stdout: '', stderr: '' };
+      for (let i = 0; i < 100 && dbs.code !== 0; i++) {
+        await new Promise((r) => setTimeout(r, 25));
+        dbs = await run('ovsdb-client', ['list-dbs', `unix:${mgr}`]);
+      }
+      expect(dbs.stdout).toBe('Open_vSwitch\n_Server\n');
+      expect((await d.vsctl('del-manager')).code).toBe(0);
+      expect((await run('ovs-appctl', ['-t', d.ctl, 'exit'])).code).toBe(0);
+      for (let i = 0; i < 100 && existsSync(`${d.rundir}/nvs-dbserver.pid`); i++) await new Promise((r) => setTimeout(r, 25));
+      expect(existsSync(`${d.rundir}/nvs-dbserver.pid`)).toBe(false);
+      expect((await run('cat', [`${d.rundir}/nvs-dbserver.log`])).stdout).toMatch(/nvs-dbserver started/);
+    } finally {
+      await d.dispose();
+    }
+  });
+
+  it('refuses bad command lines with a clear message', async () => {
+    const r = await run(process.execPath, [bundle.bin, '--frobnicate']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/unknown option "--frobnicate"/);
+    const bad = await run(process.execPath, [bundle.bin, '--rundir', srv.rundir, '--remote=tcp:1.2.3.4:5', `${srv.rundir}/x.db`]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/unsupported remote "tcp:1\.2\.3\.4:5"/);
+  });
+});
