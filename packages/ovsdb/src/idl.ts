@@ -115,6 +115,13 @@ export interface TableChanges {
 /** Changes per table name, for the tables that changed. */
 export type IdlChanges = Map<string, TableChanges>;
 
+export interface IdlOptions {
+  /** The database's schema, when the caller has it already. */
+  schema?: DatabaseSchema;
+  /** `monitor_cond` (update2, the default; falls back to `monitor` when the server lacks it) or plain RFC 7047 `monitor`. */
+  method?: 'monitor_cond' | 'monitor';
+}
+
 /** Which tables (and which of their columns, or 'all') to replicate. */
 export type IdlTables = Record<string, readonly string[] | 'all'>;
 
@@ -205,26 +212,30 @@ export class Idl extends EventEmitter {
 
   /**
    * Starts replicating `tables` of `db`; resolves once the initial contents
-   * are in. Pass `schema` when already fetched, to save a round trip.
+   * are in. Pass `opts.schema` when already fetched, to save a round trip.
    */
-  static async create(client: OvsdbClient, db: string, tables: IdlTables, schema?: DatabaseSchema): Promise<Idl> {
-    const idl = new Idl(client, db, schema ?? (await client.getSchema(db)), tables);
-    await idl.startMonitor(tables);
+  static async create(client: OvsdbClient, db: string, tables: IdlTables, opts: IdlOptions = {}): Promise<Idl> {
+    const idl = new Idl(client, db, opts.schema ?? (await client.getSchema(db)), tables);
+    await idl.startMonitor(tables, opts.method ?? 'monitor_cond');
     return idl;
   }
 
-  private async startMonitor(tables: IdlTables): Promise<void> {
+  private async startMonitor(tables: IdlTables, method: 'monitor_cond' | 'monitor'): Promise<void> {
     const requests: Record<string, MonitorRequest> = {};
     for (const [name, cols] of Object.entries(tables)) {
       const ts = this.schema.tables.get(name)!;
       requests[name] = { columns: cols === 'all' ? ts.userColumns.map((c) => c.name) : [...cols] };
     }
-    let initial: TableUpdates;
-    try {
-      initial = await this.client.monitorCond(this.db, MONITOR_ID, requests, (u) => this.apply(u));
-    } catch (err) {
-      if (!(err instanceof OvsdbError) || err.rfcError !== 'unknown method') throw err;
-      // A server without monitor_cond (RFC 7047 only): plain monitor, update notation.
+    let initial: TableUpdates | undefined;
+    if (method === 'monitor_cond') {
+      try {
+        initial = await this.client.monitorCond(this.db, MONITOR_ID, requests, (u) => this.apply(u));
+      } catch (err) {
+        // A server without monitor_cond (RFC 7047 only) gets a plain monitor.
+        if (!(err instanceof OvsdbError) || err.rfcError !== 'unknown method') throw err;
+      }
+    }
+    if (!initial) {
       this.updateFormat = 1;
       initial = await this.client.monitor(this.db, MONITOR_ID, requests, (u) => this.apply(u));
     }

@@ -60,12 +60,12 @@ function changes(idl: Idl): { next: () => Promise<IdlChanges> } {
   };
 }
 
-describe('Idl replica', () => {
+describe.each(['monitor_cond', 'monitor'] as const)('Idl replica over %s', (method) => {
   it('follows inserts, updates and deletes made by another client, with old values', async () => {
     const writer = await connect();
     const [ovsIns] = await writer.transact(DB, [{ op: 'insert', table: 'Open_vSwitch', row: {} }]);
     const ovsUuid = (ovsIns.uuid as string[])[1];
-    const idl = await Idl.create(await connect(), DB, TABLES);
+    const idl = await Idl.create(await connect(), DB, TABLES, { method });
     expect(idl.first('Open_vSwitch')?.uuid).toBe(ovsUuid);
     const events = changes(idl);
 

@@ -43,7 +43,7 @@ export async function runVsctl(argv: readonly string[], io: VsctlIo): Promise<nu
       // next_cfg and cur_cfg for the wait; then what each command reads.
       let tables: IdlTables = { [DB]: ['next_cfg', 'cur_cfg'] };
       for (let i = 0; i < commands.length; i++) tables = mergeTables(tables, specs[i].tables(commands[i], (name) => findTable(schema, name).name));
-      const idl = await Idl.create(client, DB, tables, schema);
+      const idl = await Idl.create(client, DB, tables, { schema });
       const { value: outputs, commit } = await idl.transact((txn) => {
         const ovs = txn.first(DB) ?? txn.insert(DB);
         const ctx: Context = { txn, schema, symbols: new Symbols(), style: global, ovs, out: [] };
