@@ -13,7 +13,12 @@
 // every column the caller verified, so the commit fails with `timed out`
 // when someone else changed what the caller based its decision on. The
 // `transact` helper reruns the caller's builder on that failure, once the
-// replica has caught up — the "try again" loop of OVS's IDL.
+// replica has caught up — the "try again" loop of OVS's IDL. Only replicated
+// columns can be verified (NotReplicatedError otherwise); a builder that
+// awaits sees later updates in its view, but verify pins what it read.
+//
+// The IDL does not reconnect: on `close`, connect again and create a new one
+// (its first `change` lists every row as inserted).
 //
 // Example (what nvs-vswitchd does):
 //
