@@ -354,6 +354,22 @@ describe('waiting for nvs-vswitchd (no --no-wait)', () => {
     }
   });
 
+  it('wait-until blocks until the condition holds, like ovs-vsctl', async () => {
+    for (const vsctl of [ovsVsctl, nvsVsctl]) {
+      const side = await startServer();
+      await vsctl(side, [W, 'add-br', 'br0']);
+      let done = false;
+      const waiting = vsctl(side, ['--timeout=20', 'wait-until', 'Bridge', 'br0', 'other_config:ready=yes', '--', 'get', 'Bridge', 'br0', 'other_config:step']).then((r) => {
+        done = true;
+        return r;
+      });
+      await vsctl(side, [W, 'set', 'Bridge', 'br0', 'other_config:step=1']);
+      expect(done).toBe(false);
+      await vsctl(side, [W, 'set', 'Bridge', 'br0', 'other_config:ready=yes', 'other_config:step=2']);
+      expect(await waiting).toEqual({ stdout: '"2"\n', stderr: '', code: 0 });
+    }
+  });
+
   it('read-only commands do not wait', async () => {
     const side = await startServer();
     await nvsVsctl(side, [W, 'add-br', 'br0']);
