@@ -91,7 +91,15 @@ class Subtable<R extends ClassifierRule> {
     this.stageKeys = this.stageEnds.slice(0, -1).map(() => new Map());
     this.srcPlen = mask[Slot.NW_SRC] ? cidrLength(mask[Slot.NW_SRC]) : -1;
     this.dstPlen = mask[Slot.NW_DST] ? cidrLength(mask[Slot.NW_DST]) : -1;
+    const ports = portsWord(mask, mask);
+    this.portsLen = ports ? 32 - ctz32(ports) : 0;
+    this.portsTrie = ports ? new PrefixTrie() : null;
   }
+
+  /** Length of the L4 ports mask (tp_src:tp_dst as one word) up to its last one bit; 0 if none. */
+  readonly portsLen: number;
+  /** The rules' port words, so that a miss un-wildcards only the port bits that told it apart. */
+  readonly portsTrie: PrefixTrie | null;
 
   /** Hash key of a (masked) value flow, and its stage prefixes. */
   keys(value: Flow): { full: string; prefixes: string[] } {
@@ -251,6 +259,7 @@ export class Classifier<R extends ClassifierRule> {
       this.dirty = true;
     }
     st.n++;
+    st.portsTrie?.insert(portsWord(m.value, st.mask), st.portsLen);
     if (st.srcPlen > 0) this.srcTrie.insert(m.value[Slot.NW_SRC], st.srcPlen);
     if (st.dstPlen > 0) this.dstTrie.insert(m.value[Slot.NW_DST], st.dstPlen);
     this.count++;
@@ -284,6 +293,7 @@ export class Classifier<R extends ClassifierRule> {
       st.priorities.set(m.priority, pc);
     }
     st.n--;
+    st.portsTrie?.remove(portsWord(m.value, st.mask), st.portsLen);
     if (st.n === 0) {
       this.subtables.delete(maskKey(m.mask));
       if (this.lastSubtable === st) this.lastSubtable = null;
@@ -420,8 +430,20 @@ export class Classifier<R extends ClassifierRule> {
         return null;
       }
     }
+    const bucket = st.buckets.get(key);
+    if (bucket || !st.portsTrie) {
+      unwildcard(words, mask, wi, wc);
+      return bucket ?? null;
+    }
+    // A miss: the port bits up to where the flow left every rule's ports suffice (as OVS's ports trie).
+    const savedSrc = wc[Slot.TP_SRC];
+    const savedDst = wc[Slot.TP_DST];
     unwildcard(words, mask, wi, wc);
-    return st.buckets.get(key) ?? null;
+    st.portsTrie.lookup(portsWord(flow, mask));
+    const bits = prefixMask(st.portsTrie.consulted);
+    wc[Slot.TP_SRC] = savedSrc | (mask[Slot.TP_SRC] & (bits >>> 16));
+    wc[Slot.TP_DST] = savedDst | (mask[Slot.TP_DST] & bits & 0xffff);
+    return null;
   }
 
   private reorder(): void {
@@ -472,4 +494,14 @@ function maskKey(mask: Flow): string {
 function sameWords(a: Flow, b: Flow): boolean {
   for (let i = 0; i < FLOW_WORDS; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+/** tp_src and tp_dst under a mask as one word, source in the high half. */
+function portsWord(flow: Flow, mask: Flow): number {
+  return (((flow[Slot.TP_SRC] & mask[Slot.TP_SRC] & 0xffff) << 16) | (flow[Slot.TP_DST] & mask[Slot.TP_DST] & 0xffff)) >>> 0;
+}
+
+/** Number of trailing zero bits of a nonzero word. */
+function ctz32(x: number): number {
+  return 31 - Math.clz32(x & -x);
 }

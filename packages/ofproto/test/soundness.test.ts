@@ -9,6 +9,18 @@ import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { addFlows, bridge, flowOf, fromDpKey, inMegaflow, mixUnderMask, toDpKey } from './helpers.ts';
 import { type Flow, Slot } from '../src/fields.ts';
+import { parseFlow } from '../src/syntax/parser.ts';
+import { RuleError } from '../src/syntax/errors.ts';
+
+function parses(line: string): boolean {
+  try {
+    parseFlow(line);
+    return true;
+  } catch (e) {
+    if (e instanceof RuleError) return false;
+    throw e;
+  }
+}
 
 const ADDRS = ['10.0.0.0', '10.1.0.0', '10.1.2.0', '192.168.1.0', '0.0.0.0'];
 const MACS = ['00:00:00:00:00:01', '00:00:00:00:00:02', '00:00:00:00:00:03', 'ff:ff:ff:ff:ff:ff'];
@@ -109,7 +121,9 @@ describe('megaflow soundness', () => {
               { ofport: 4, name: 'p4', vlanMode: 'native-untagged', tag: 20 },
             ],
           });
-          addFlows(of, `${rules.map(ruleLine).join('\n')}\n${conj}`);
+          // Combinations the parser refuses (e.g. nw_frag=later with tp_dst) are left out.
+          const lines = rules.map(ruleLine).filter((l) => parses(l));
+          addFlows(of, `${lines.join('\n')}\n${conj}`);
           // A fixed MAC table so that NORMAL has both known and unknown destinations.
           for (const p of packets.slice(0, 2)) of.xlate(p);
           for (const p of packets) {

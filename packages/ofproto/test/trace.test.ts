@@ -1,0 +1,132 @@
+// Trace output: the layout close to OVS's ofproto/trace, and the two lines
+// scripts read — `Megaflow:` and `Datapath actions:` — compared with a real
+// ovs-vswitchd (dummy datapath, started in a temp dir) tracing the same
+// flows through the same rules.
+
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { addFlows, bridge, flowOf } from './helpers.ts';
+import { trace } from '../src/trace.ts';
+import { BadTraceRequestError } from '../src/errors.ts';
+
+describe('trace layout', () => {
+  test('tables, rules with cookies, actions, notes, final flow, megaflow and datapath actions', () => {
+    const { of } = bridge();
+    addFlows(of, `table=0,priority=100,cookie=0x5,ip,nw_dst=10.0.0.0/8,actions=mod_vlan_vid:10,resubmit(,1)
+table=1,priority=10,ip,nw_src=1.2.3.4,actions=dec_ttl,output:2
+table=1,priority=5,actions=drop`);
+    expect(trace(of, 'in_port=1,ip,nw_dst=10.1.2.3,nw_src=1.2.3.4,nw_ttl=64').text).toBe(`Flow: ip,in_port=1,vlan_tci=0x0000,dl_src=00:00:00:00:00:00,dl_dst=00:00:00:00:00:00,nw_src=1.2.3.4,nw_dst=10.1.2.3,nw_proto=0,nw_tos=0,nw_ecn=0,nw_ttl=64,nw_frag=no
+
+bridge("br0")
+-------------
+ 0. ip,nw_dst=10.0.0.0/8, priority 100, cookie 0x5
+    mod_vlan_vid:10
+    resubmit(,1)
+ 1. ip,nw_src=1.2.3.4, priority 10
+    dec_ttl
+    output:2
+
+Final flow: ip,in_port=1,dl_vlan=10,dl_vlan_pcp=0,dl_src=00:00:00:00:00:00,dl_dst=00:00:00:00:00:00,nw_src=1.2.3.4,nw_dst=10.1.2.3,nw_proto=0,nw_tos=0,nw_ecn=0,nw_ttl=63,nw_frag=no
+Megaflow: recirc_id=0,eth,ip,in_port=1,nw_src=1.2.3.4,nw_dst=10.0.0.0/8,nw_ttl=64,nw_frag=no
+Datapath actions: push_vlan(vid=10,pcp=0),set(ipv4(ttl=63)),2`);
+  });
+
+  test('a miss says so; NORMAL explains its decision; learn is not executed', () => {
+    const { of } = bridge({ failMode: 'standalone' });
+    addFlows(of, 'priority=10,in_port=3,actions=learn(table=5,NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],output:NXM_OF_IN_PORT[]),resubmit(,5)');
+    const t = trace(of, 'in_port=3,dl_src=00:00:00:00:00:07').text;
+    expect(t).toContain(' 5. No match.\n    drop');
+    expect(t).toContain('     >> suppressing side effects, so learn action ignored');
+    expect(of.dumpFlows({ table: 5 })).toHaveLength(0);
+    const n = trace(of, 'in_port=1,dl_src=00:00:00:00:00:01,dl_dst=ff:ff:ff:ff:ff:ff').text;
+    expect(n).toContain(' 0. priority 0\n    NORMAL\n     -> flooding (multicast or broadcast destination)');
+    expect(n.split('\n').at(-1)).toBe('Datapath actions: 2,3,4');
+    // Trace never learns: the bridge has no MACs afterwards.
+    expect(of.fdb()).toEqual([]);
+  });
+
+  test('a trace takes a packet Flow too, and rejects bad flow text with a code', () => {
+    const { of } = bridge();
+    addFlows(of, 'actions=output:2');
+    expect(trace(of, flowOf('in_port=1')).text.endsWith('Datapath actions: 2')).toBe(true);
+    expect(() => trace(of, 'in_port=1,nw_dst=300.1.1.1')).toThrow(BadTraceRequestError);
+    expect(() => trace(of, 'in_port=1,bogus=1')).toThrow(expect.objectContaining({ code: 'OFPROTO_BAD_TRACE' }));
+  });
+});
+
+/** Scenarios traced by both; each `lines` says which of the last two lines must be identical. */
+const SCENARIOS: { rules: string; flows: string[] }[] = [
+  {
+    rules: 'priority=100,ip,nw_dst=10.0.0.0/8,actions=output:2',
+    flows: ['in_port=1,ip,nw_dst=10.1.2.3', 'in_port=3,tcp,nw_dst=11.1.2.3,tp_dst=80', 'in_port=1,arp'],
+  },
+  {
+    rules: `priority=50,cookie=0x5,in_port=2,actions=output:3
+priority=40,in_port=1,actions=mod_vlan_vid:10,output:2,strip_vlan,output:3
+priority=40,in_port=3,actions=mod_dl_src:00:11:22:33:44:55,output:1`,
+    flows: ['in_port=2', 'in_port=1', 'in_port=1,dl_vlan=5', 'in_port=3,dl_src=00:00:00:00:00:09'],
+  },
+  {
+    rules: `priority=30,ip,nw_src=1.1.1.1,actions=conjunction(7,1/2)
+priority=30,tcp,tp_dst=80,actions=conjunction(7,2/2)
+priority=30,conj_id=7,actions=output:2`,
+    flows: ['in_port=3,tcp,nw_src=1.1.1.1,tp_dst=80', 'in_port=3,tcp,nw_src=1.1.1.2,tp_dst=80'],
+  },
+  {
+    rules: `table=0,in_port=1,actions=load:0x3->NXM_NX_REG1[],resubmit(,1)
+table=1,reg1=3,tcp,tp_dst=22,actions=output:3
+table=1,reg1=3,actions=output:2
+table=0,in_port=2,actions=resubmit(,0)`,
+    flows: ['in_port=1,tcp,tp_dst=22', 'in_port=1,tcp,tp_dst=23', 'in_port=2'],
+  },
+  {
+    rules: 'priority=10,tcp,nw_dst=192.168.0.0/16,tp_dst=0x50/0xfff0,actions=output:3',
+    flows: ['in_port=1,tcp,nw_dst=192.168.3.4,tp_dst=81', 'in_port=1,tcp,nw_dst=192.168.3.4,tp_dst=8080', 'in_port=1,tcp,nw_dst=192.169.3.4,tp_dst=81'],
+  },
+];
+
+describe('Megaflow and Datapath actions lines match a real ovs-vswitchd', () => {
+  let dir = '';
+  let ctl = '';
+  const env = () => ({ ...process.env, OVS_RUNDIR: dir, OVS_LOGDIR: dir, OVS_DBDIR: dir });
+  const run = (cmd: string, args: string[]) => execFileSync(cmd, args, { env: env(), encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'nvs-trace-ovs-'));
+    run('ovsdb-tool', ['create', join(dir, 'conf.db'), '/usr/share/openvswitch/vswitch.ovsschema']);
+    run('ovsdb-server', [join(dir, 'conf.db'), `--remote=punix:${join(dir, 'db.sock')}`, `--pidfile=${join(dir, 'ovsdb.pid')}`, '--detach', `--log-file=${join(dir, 'ovsdb.log')}`]);
+    run('ovs-vsctl', [`--db=unix:${join(dir, 'db.sock')}`, '--no-wait', 'init']);
+    run('ovs-vswitchd', ['--enable-dummy=override', `unix:${join(dir, 'db.sock')}`, `--pidfile=${join(dir, 'vswitchd.pid')}`, '--detach', `--log-file=${join(dir, 'vswitchd.log')}`]);
+    const ports = [1, 2, 3].flatMap((n) => ['--', 'add-port', 'br0', `p${n}`, '--', 'set', 'Interface', `p${n}`, 'type=dummy', `ofport_request=${n}`]);
+    run('ovs-vsctl', [`--db=unix:${join(dir, 'db.sock')}`, 'add-br', 'br0', '--', 'set', 'bridge', 'br0', 'datapath_type=netdev', 'fail_mode=secure', ...ports]);
+    ctl = join(dir, readdirSync(dir).find((f) => f.startsWith('ovs-vswitchd.') && f.endsWith('.ctl'))!);
+  });
+
+  afterAll(() => {
+    for (const pid of ['vswitchd.pid', 'ovsdb.pid']) {
+      try {
+        process.kill(Number(readFileSync(join(dir, pid), 'utf8').trim()));
+      } catch {
+        // not running
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test.each(SCENARIOS.map((s, i) => [i, s] as const))('scenario %i', (_i, s) => {
+    const mgmt = `unix:${join(dir, 'br0.mgmt')}`;
+    run('ovs-ofctl', ['del-flows', mgmt]);
+    execFileSync('ovs-ofctl', ['add-flows', mgmt, '-'], { env: env(), input: `${s.rules}\n` });
+    const { of } = bridge({ ports: [1, 2, 3].map((n) => ({ ofport: n, name: `p${n}` })) });
+    addFlows(of, s.rules);
+    for (const flow of s.flows) {
+      const real = run('ovs-appctl', ['-t', ctl, 'ofproto/trace', 'br0', flow]).trim().split('\n');
+      const ours = trace(of, flow).text.split('\n');
+      const pick = (lines: string[]) => lines.filter((l) => l.startsWith('Megaflow:') || l.startsWith('Datapath actions:'));
+      expect({ flow, lines: pick(ours) }).toEqual({ flow, lines: pick(real) });
+    }
+  });
+});
