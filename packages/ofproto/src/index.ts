@@ -28,8 +28,10 @@
  * const r = of.xlate(flow, { packet });
  * dpif.flowPut?.([{ megaflow: r.megaflow, actions: r.actions }]);
  * of.credit(r, 1, packet.length, of.now());  // the upcalled packet itself
- * // keep r.tags with the megaflow; on revalidation:
+ * // keep r.tags (and the flow) with the megaflow; on revalidation:
  * const changed = of.takeInvalidations();    // Set of tags ('ports' = everything)
+ * // for each megaflow whose tags meet `changed`: of.xlate(flow, { sideEffects: false }),
+ * // then flowPut the new actions/mask, or flowDel when they differ
  * // periodically: of.run() expires rules and MACs; credit(refs, Δpackets, Δbytes, usedAt) from megaflow stats
  * // appctl: formatDumpFlows(of), formatFdb(of), trace(of, 'in_port=1,tcp,tp_dst=80').text
  * ```
