@@ -94,6 +94,7 @@ function labeler(db: Database): (text: string) => string {
 function canonical(args: string[], text: string): string {
   // Sets of references are sorted by uuid, which differ between the two databases.
   text = text.replace(/\[(<[^\]]+>(?:, <[^\]]+>)+)\]/g, (_, refs: string) => `[${refs.split(', ').sort().join(', ')}]`);
+  text = text.replace(/\[(\["uuid","<[^>]+>"\](?:,\["uuid","<[^>]+>"\])+)\]/g, (_, refs: string) => `[${refs.split('],[').map((r) => r.replace(/^\[|\]$/g, '')).sort().map((r) => `[${r}]`).join(',')}]`);
   const cmd = args.find((a) => !a.startsWith('-'));
   if (cmd === 'show') return sortBlocks(text.split('\n'), 0).join('\n');
   if ((cmd === 'list' || cmd === 'find') && !args.some((a) => a.startsWith('--format'))) return text.split('\n\n').map((r) => r.replace(/\n$/, '')).sort().join('\n\n');
