@@ -162,6 +162,8 @@ export class JsonRpcConnection extends EventEmitter {
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
   private closed = false;
+  /** performance.now() of the last bytes received, for inactivity probes. */
+  lastReceived = performance.now();
 
   constructor(socket: Duplex, opts: JsonRpcConnectionOptions) {
     super();
@@ -233,6 +235,7 @@ export class JsonRpcConnection extends EventEmitter {
 
   private onData(chunk: Buffer): void {
     if (this.closed) return;
+    this.lastReceived = performance.now();
     let texts: string[];
     try {
       texts = this.framer.push(chunk);

@@ -52,6 +52,12 @@ export interface OvsdbServerOptions {
   historySize?: number;
   /** Clock (ms); tests may pass their own. */
   now?: () => number;
+  /**
+   * Inactivity probe, as OVS's: a session silent this long gets an `echo`
+   * request, and is closed if still silent after as long again. 0 disables;
+   * default 5000 ms.
+   */
+  probeIntervalMs?: number;
 }
 
 interface DbEntry {
@@ -80,6 +86,8 @@ interface BlockedTxn {
 
 interface Session {
   conn: JsonRpcConnection;
+  /** An echo probe is outstanding. */
+  probing: boolean;
   monitors: Map<string, { monitor: Monitor; entry: DbEntry; monid: unknown }>;
   locks: Set<string>;
   log: Logger;
@@ -101,11 +109,17 @@ export class OvsdbServer {
   private readonly listeners = new Map<string, Server>();
   private readonly commitHooks: Array<(db: Database, commit: Commit) => void> = [];
   private nextSession = 0;
+  private probeTimer: NodeJS.Timeout | undefined;
 
   constructor(opts: OvsdbServerOptions) {
     this.opts = opts;
     this.log = opts.log;
     this.now = opts.now ?? Date.now;
+    const probe = opts.probeIntervalMs ?? 5000;
+    if (probe > 0) {
+      this.probeTimer = setInterval(() => this.probeSessions(probe), Math.max(10, probe / 2));
+      this.probeTimer.unref();
+    }
     const serverDb = new Database(parseSchema(SERVER_SCHEMA_JSON));
     this.dbs.set('_Server', { db: serverDb, readOnly: true, history: [], lastTxnId: ZERO_UUID, blocked: [] });
     this.addServerRow(this.dbs.get('_Server')!);
@@ -199,8 +213,27 @@ export class OvsdbServer {
     });
   }
 
+  /** Sends `echo` to sessions silent for `interval`; closes those silent for twice that. */
+  private probeSessions(interval: number): void {
+    const now = performance.now();
+    for (const s of this.sessions) {
+      const idle = now - s.conn.lastReceived;
+      if (idle >= 2 * interval && s.probing) {
+        s.log.warn({ idleMs: Math.round(idle) }, 'no response to inactivity probe, disconnecting');
+        s.conn.close();
+      } else if (idle >= interval && !s.probing) {
+        s.probing = true;
+        s.conn.request('echo', []).then(
+          () => (s.probing = false),
+          () => undefined,
+        );
+      }
+    }
+  }
+
   /** Stops listening, closes every session, syncs and closes files. */
   async close(): Promise<void> {
+    if (this.probeTimer) clearInterval(this.probeTimer);
     // Sessions first: a listener's close() waits for its connections to end.
     for (const s of [...this.sessions]) s.conn.close();
     await Promise.all([...this.listeners.keys()].map((r) => this.unlisten(r)));
@@ -216,7 +249,7 @@ export class OvsdbServer {
     const name = `${remote}#${this.nextSession++}`;
     const log = this.log.child({ session: name });
     const conn = new JsonRpcConnection(socket, { log, name, maxMessageBytes: this.opts.maxMessageBytes });
-    const session: Session = { conn, monitors: new Map(), locks: new Set(), log };
+    const session: Session = { conn, probing: false, monitors: new Map(), locks: new Set(), log };
     this.sessions.add(session);
     log.debug('connection opened');
     conn.on('close', () => this.endSession(session));

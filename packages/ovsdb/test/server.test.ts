@@ -171,3 +171,26 @@ describe('server methods', () => {
     await expect(cancelled).rejects.toMatchObject({ remote: { error: 'canceled' } });
   });
 });
+
+describe('inactivity probe', () => {
+  it('echoes idle sessions, keeps those that answer and drops those that do not', async () => {
+    const probeSock = join(dir, 'probe.sock');
+    const probing = new OvsdbServer({ log, probeIntervalMs: 40 });
+    await probing.listen(`punix:${probeSock}`);
+    try {
+      const answering = connect(probeSock);
+      const polite = new JsonRpcConnection(answering, { log });
+      const mute = connect(probeSock);
+      let heard = '';
+      mute.on('data', (d: Buffer) => (heard += d.toString()));
+      const muteClosed = new Promise((r) => mute.once('close', r));
+      await muteClosed;
+      expect(heard).toMatch(/"method":"echo"/);
+      expect(polite.isClosed).toBe(false);
+      expect(await polite.request('list_dbs', [])).toEqual(['_Server']);
+      polite.close();
+    } finally {
+      await probing.close();
+    }
+  });
+});
