@@ -21,6 +21,7 @@
 import type { Action, ControllerReason, LearnAction, LearnSpec } from '../actions.ts';
 import {
   EthType,
+  FRAG_LATER,
   type Field,
   type FieldRange,
   fieldByName,
@@ -260,7 +261,20 @@ function parseMatchPart(ctx: LineCtx, start: number, end: number): MatchPart {
   if (ctx.dialect === 'of10' && (fl.resetCounts || fl.noPacketCounts || fl.noByteCounts)) {
     throw src.error(start, 'reset_counts, no_packet_counts and no_byte_counts need OpenFlow 1.3 or later');
   }
+  if (match.mask[Slot.IPV6_LABEL] && match.value[Slot.DL_TYPE] === EthType.IP && match.mask[Slot.DL_TYPE]) {
+    // ovs-ofctl keeps the label for IPv4 and then fails to decode its own message.
+    throw src.error(start, 'ipv6_label needs an IPv6 match (ipv6, tcp6, …), not ip');
+  }
   normalizeMatch(match);
+  if (ctx.dialect === 'of13') vlanAsOxm(ctx, match, start);
+  const proto = match.mask[Slot.NW_PROTO] ? match.value[Slot.NW_PROTO] : -1;
+  const later = match.mask[Slot.NW_FRAG] & match.value[Slot.NW_FRAG] & FRAG_LATER;
+  if (later && (proto === IpProto.TCP || proto === IpProto.UDP || proto === IpProto.SCTP)) {
+    if (match.mask[Slot.TP_SRC] || match.mask[Slot.TP_DST] || match.mask[Slot.TCP_FLAGS]) {
+      // Later fragments carry no transport header; ovs-ofctl emits a message it cannot decode.
+      throw src.error(start, 'nw_frag=later fragments have no transport header: drop tp_src/tp_dst/tcp_flags or match nw_frag=first');
+    }
+  }
   return r;
 }
 
@@ -517,6 +531,29 @@ function parsePort(ctx: LineCtx, text: string, at: number): number {
   const named = ctx.opts.portByName?.(text);
   if (named !== undefined) return named;
   throw ctx.src.error(at, `unknown port '${text}' (expected a port number, a port name, or LOCAL, IN_PORT, CONTROLLER, …)`);
+}
+
+/**
+ * What an OpenFlow 1.3 (OXM) match keeps of vlan_tci: the VID and
+ * tag-present bits as VLAN_VID, and the PCP (exactly) only alongside a
+ * nonzero VLAN_VID, which must then say "tag present" — otherwise ovs-ofctl
+ * produces a message it cannot decode, so we refuse the rule.
+ */
+function vlanAsOxm(ctx: LineCtx, m: Match, at: number): void {
+  const v = m.value[Slot.VLAN_TCI];
+  const k = m.mask[Slot.VLAN_TCI];
+  const vid = v & 0x1fff;
+  let outV = vid;
+  let outK = k & 0x1fff;
+  if (vid && k & 0xe000) {
+    if (!(vid & VLAN_CFI)) {
+      throw ctx.src.error(at, 'in OpenFlow 1.3 a VLAN PCP match needs the tag-present bit (0x1000) in vlan_tci');
+    }
+    outV |= v & 0xe000;
+    outK |= 0xe000;
+  }
+  m.value[Slot.VLAN_TCI] = outV;
+  m.mask[Slot.VLAN_TCI] = outK;
 }
 
 function zapSlots(m: Match, slot: number, words: number): void {
@@ -1204,9 +1241,17 @@ function checkActions(ctx: LineCtx, actions: readonly Action[], match: Match, ta
         vlan = true;
         break;
       case 'dec_ttl':
+        if (ctx.dialect === 'of13' && !ipMatched(match)) {
+          throw err('dec_ttl needs an IP match (ip or ipv6) in OpenFlow 1.3');
+        }
         break;
     }
   }
+}
+
+function ipMatched(m: Match): boolean {
+  const dl = m.mask[Slot.DL_TYPE] ? m.value[Slot.DL_TYPE] : -1;
+  return dl === EthType.IP || dl === EthType.IPV6;
 }
 
 /** The OpenFlow 1.0 action name of a `mod` form field, for messages. */

@@ -244,7 +244,7 @@ function pushVlan(out: string[], v: number, k: number): void {
 }
 
 function portMasked(v: number, k: number): string {
-  return k === 0xffff ? String(v) : `${hex(v)}/${hex(k)}`;
+  return k === 0xffff ? String(v) : `0x${v.toString(16)}/0x${k.toString(16)}`;
 }
 
 function flagName(bit: number): string {
@@ -368,8 +368,8 @@ export function printActions(actions: readonly Action[], match: Match, opts: Pri
       case 'write_metadata':
         out.push(
           a.mask === (1n << 64n) - 1n
-            ? `write_metadata:0x${a.value.toString(16)}`
-            : `write_metadata:0x${a.value.toString(16)}/0x${a.mask.toString(16)}`,
+            ? `write_metadata:${hex(a.value)}`
+            : `write_metadata:${hex(a.value)}/${hex(a.mask)}`,
         );
         break;
       case 'note':

@@ -171,7 +171,8 @@ export function parseIpv6Masked(text: string): { value: bigint; mask: bigint } {
   if (slash < 0) return { value: parseIpv6(text), mask: all };
   const value = parseIpv6(text.slice(0, slash));
   const m = text.slice(slash + 1);
-  if (m.includes(':')) return { value, mask: parseIpv6(m) };
+  // Like ovs-ofctl: a mask that starts with a decimal digit is a prefix length.
+  if (!/^[0-9]/.test(m)) return { value, mask: parseIpv6(m) };
   if (!/^[0-9]+$/.test(m) || Number(m) > 128) {
     throw new ValueError(`'${text}': IPv6 prefix length must be 0 to 128`);
   }
