@@ -34,6 +34,10 @@ const BRIDGE_TABLES: IdlTables = {
   Interface: ['name', 'ofport'],
 };
 const bridgeTables = (): IdlTables => BRIDGE_TABLES;
+/** Commands that only look at bridges skip Port and Interface (thousands of rows on a big switch). */
+const BRIDGE_ONLY: IdlTables = { Open_vSwitch: ['bridges'], Bridge: ['name', 'ports', 'external_ids'] };
+const bridgeOnly = (): IdlTables => BRIDGE_ONLY;
+const PORT_NAMES: IdlTables = { ...BRIDGE_ONLY, Port: ['name'] };
 /** A database command's tables, whole: its table argument and those its records may be named through. */
 const dbTables = (cmd: CommandLine, tableName: (name: string) => string): IdlTables =>
   Object.fromEntries((cmd.args.length > 0 ? recordIdTables(tableName(cmd.args[0])) : []).map((t) => [t, 'all']));
@@ -464,25 +468,25 @@ export const COMMANDS: Record<string, CommandSpec> = {
   show: { minArgs: 0, maxArgs: 0, options: [], tables: () => SHOW_TABLES, run: (ctx) => ctx.out.push(show(ctx)) },
   'add-br': { minArgs: 1, maxArgs: 3, options: ['may-exist'], tables: bridgeTables, run: addBr },
   'del-br': { minArgs: 1, maxArgs: 1, options: ifExists, tables: bridgeTables, run: delBr },
-  'list-br': { minArgs: 0, maxArgs: 0, options: [], tables: bridgeTables, run: (ctx) => print(ctx, names(bridges(ctx))) },
+  'list-br': { minArgs: 0, maxArgs: 0, options: [], tables: bridgeOnly, run: (ctx) => print(ctx, names(bridges(ctx))) },
   'br-exists': {
     minArgs: 1,
     maxArgs: 1,
     options: [],
-    tables: bridgeTables,
+    tables: bridgeOnly,
     run: (ctx, cmd) => {
       if (!findBridge(ctx, cmd.args[0])) throw new VsctlError('VSCTL_NO_BRIDGE', '', 2);
     },
   },
-  'br-to-vlan': { minArgs: 1, maxArgs: 1, options: [], tables: bridgeTables, run: (ctx, cmd) => (mustFindBridge(ctx, cmd.args[0]), print(ctx, ['0'])) },
-  'br-to-parent': { minArgs: 1, maxArgs: 1, options: [], tables: bridgeTables, run: (ctx, cmd) => print(ctx, [mustFindBridge(ctx, cmd.args[0]).string('name')!]) },
-  'br-set-external-id': { minArgs: 2, maxArgs: 3, options: [], tables: bridgeTables, run: brSetExternalId },
-  'br-get-external-id': { minArgs: 1, maxArgs: 2, options: [], tables: bridgeTables, run: brGetExternalId },
+  'br-to-vlan': { minArgs: 1, maxArgs: 1, options: [], tables: bridgeOnly, run: (ctx, cmd) => (mustFindBridge(ctx, cmd.args[0]), print(ctx, ['0'])) },
+  'br-to-parent': { minArgs: 1, maxArgs: 1, options: [], tables: bridgeOnly, run: (ctx, cmd) => print(ctx, [mustFindBridge(ctx, cmd.args[0]).string('name')!]) },
+  'br-set-external-id': { minArgs: 2, maxArgs: 3, options: [], tables: bridgeOnly, run: brSetExternalId },
+  'br-get-external-id': { minArgs: 1, maxArgs: 2, options: [], tables: bridgeOnly, run: brGetExternalId },
   'list-ports': {
     minArgs: 1,
     maxArgs: 1,
     options: [],
-    tables: bridgeTables,
+    tables: () => PORT_NAMES,
     run: (ctx, cmd) => {
       const br = mustFindBridge(ctx, cmd.args[0]);
       print(ctx, names(ports(ctx, br)).filter((n) => n !== cmd.args[0]));
