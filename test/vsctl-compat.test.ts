@@ -201,6 +201,8 @@ describe('nvs-vsctl matches ovs-vsctl', () => {
 
   it('output formats: table, json, bare, --columns, --data', async () => {
     await compareScenario([
+      [W, 'show'],
+      [W, 'list', 'Open_vSwitch'],
       [W, 'add-br', 'br0'],
       [W, 'add-port', 'br0', 'vnet0', 'tag=10', '--', 'set', 'Interface', 'vnet0', 'external_ids={a=1, "b c"="x y", mac="52:54:00:aa:bb:cc"}'],
       [W, '--format=table', 'list', 'Port', 'vnet0'],

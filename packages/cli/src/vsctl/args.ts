@@ -9,6 +9,7 @@
 import { VsctlError } from './errors.ts';
 import type { DataFormat, TableFormat } from './output.ts';
 
+// Same default as the daemons (ovsdb/src/daemon.ts), not imported from there to keep pino out of the bundle.
 export const DEFAULT_RUNDIR = '/run/nvs';
 
 export interface GlobalOptions {

@@ -149,13 +149,6 @@ export function findRecord(ctx: Context, table: TableSchema, id: string): IdlRow
   return undefined;
 }
 
-/** Like findRecord, but a missing record is an error (unless `ifExists`). */
-export function mustFindRecord(ctx: Context, table: TableSchema, id: string): IdlRow {
-  const row = findRecord(ctx, table, id);
-  if (!row) throw new VsctlError('VSCTL_NO_ROW', `no row "${id}" in table ${table.name}`);
-  return row;
-}
-
 /** The parts of `column[:key][op value]`. */
 export interface ColumnArg {
   column: ColumnSchema;

@@ -217,7 +217,7 @@ export function atomToString(a: Atom, b: BaseType): string {
 }
 
 /** An atom in bare notation (`--data=bare`): strings unquoted. */
-export function atomToBare(a: Atom): string {
+function atomToBare(a: Atom): string {
   return String(a);
 }
 
