@@ -10,11 +10,58 @@ import { randomUUID } from 'node:crypto';
 import { defaultDatum, type Datum, type DeltaLog } from './datum.ts';
 import { rootTables, type ColumnSchema, type DatabaseSchema, type TableSchema } from './schema.ts';
 
+/** Column name → position in a table's value arrays (user columns in schema order). */
+export type ColumnLayout = ReadonlyMap<string, number>;
+
+/**
+ * A row's column values: one array in the table's column order, read by
+ * name like a Map. An array rather than a Map per row keeps rows small and
+ * makes the copy a changed row needs a plain slice.
+ */
+export class RowValues {
+  constructor(
+    readonly layout: ColumnLayout,
+    readonly data: readonly Datum[],
+  ) {}
+
+  get size(): number {
+    return this.data.length;
+  }
+
+  get(column: string): Datum | undefined {
+    const i = this.layout.get(column);
+    return i === undefined ? undefined : this.data[i];
+  }
+
+  has(column: string): boolean {
+    return this.layout.has(column);
+  }
+
+  /** A copy with the given columns replaced. */
+  with(changes: Iterable<readonly [string, Datum]>): RowValues {
+    const data = this.data.slice();
+    for (const [c, d] of changes) data[this.layout.get(c)!] = d;
+    return new RowValues(this.layout, data);
+  }
+
+  *entries(): IterableIterator<[string, Datum]> {
+    for (const [c, i] of this.layout) yield [c, this.data[i]];
+  }
+
+  keys(): IterableIterator<string> {
+    return this.layout.keys();
+  }
+
+  [Symbol.iterator](): IterableIterator<[string, Datum]> {
+    return this.entries();
+  }
+}
+
 /** One row: its uuid, its version (new on every change), and every user column's value. */
 export interface Row {
   readonly uuid: string;
   readonly version: string;
-  readonly values: ReadonlyMap<string, Datum>;
+  readonly values: RowValues;
 }
 
 /** One row's change in a commit; `old` null for an insert, `new` null for a delete. */
@@ -51,7 +98,7 @@ export interface TableInfo {
   readonly refColumns: readonly RefColumn[];
   readonly isRoot: boolean;
   /** Default value of every user column: a new row starts from these. */
-  readonly defaults: ReadonlyMap<string, Datum>;
+  readonly defaults: RowValues;
 }
 
 /** Yields the uuids a row references through `ref`. */
@@ -145,9 +192,11 @@ export class Database {
     const referrers = new Map<string, string[]>();
     for (const t of schema.tables.values()) {
       const refColumns: RefColumn[] = [];
-      const defaults = new Map<string, Datum>();
+      const layout = new Map<string, number>();
+      const defaults: Datum[] = [];
       for (const c of t.userColumns) {
-        defaults.set(c.name, defaultDatum(c.type));
+        layout.set(c.name, defaults.length);
+        defaults.push(defaultDatum(c.type));
         for (const side of ['key', 'value'] as const) {
           const b = side === 'key' ? c.type.key : c.type.value;
           if (b?.refTable) {
@@ -158,7 +207,7 @@ export class Database {
           }
         }
       }
-      info.set(t.name, { schema: t, refColumns, isRoot: roots.has(t.name), defaults });
+      info.set(t.name, { schema: t, refColumns, isRoot: roots.has(t.name), defaults: new RowValues(layout, defaults) });
       tables.set(t.name, new Map());
       this.indexMaps.set(t.name, t.indexes.map(() => new Map()));
     }

@@ -13,7 +13,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { existsSync, unlinkSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { Database, newUuid, type Commit, type Row, type RowChange } from './database.ts';
-import { makeAtom, type Datum, type DeltaLog } from './datum.ts';
+import { makeAtom, type DeltaLog } from './datum.ts';
 import { CanceledError, JsonRpcProtocolError, OvsdbError, OvsdbSyntaxError, UnknownDatabaseError } from './errors.ts';
 import { JsonRpcConnection } from './jsonrpc.ts';
 import { Monitor, type MonitorVersion, type TableUpdates } from './monitor.ts';
@@ -161,12 +161,13 @@ export class OvsdbServer {
     const serverEntry = this.dbs.get('_Server')!;
     const table = serverEntry.db.schema.tables.get('Database')!;
     const uuid = newUuid();
-    const values = new Map<string, Datum>(serverEntry.db.info.get('Database')!.defaults);
-    values.set('name', makeAtom(entry.db.name));
-    values.set('model', makeAtom('standalone'));
-    values.set('connected', makeAtom(true));
-    values.set('leader', makeAtom(true));
-    values.set('schema', makeAtom(JSON.stringify(entry.db.schema.json)));
+    const values = serverEntry.db.info.get('Database')!.defaults.with([
+      ['name', makeAtom(entry.db.name)],
+      ['model', makeAtom('standalone')],
+      ['connected', makeAtom(true)],
+      ['leader', makeAtom(true)],
+      ['schema', makeAtom(JSON.stringify(entry.db.schema.json))],
+    ]);
     const row: Row = { uuid, version: newUuid(), values };
     entry.serverRow = uuid;
     this.commit(serverEntry, { id: newUuid(), changes: [{ table, uuid, old: null, new: row }], durable: false, date: this.now() });

@@ -106,13 +106,15 @@ export function recordToChanges(db: Database, record: Record<string, unknown>): 
         pending.set(uuid, null);
         continue;
       }
-      const values = new Map<string, Datum>(old ? old.values : info.defaults);
+      const base = old ? old.values : info.defaults;
+      const changed: Array<[string, Datum]> = [];
       for (const [cname, v] of Object.entries(rowJson as Record<string, unknown>)) {
         const col = info.schema.columns.get(cname);
         if (!col || cname.startsWith('_')) continue;
         const d = parseDatum(v, col.type);
-        values.set(cname, isDiff && old ? applyDiff(old.values.get(cname)!, d, diffIsNewValue(col.type)) : d);
+        changed.push([cname, isDiff && old ? applyDiff(base.get(cname)!, d, diffIsNewValue(col.type)) : d]);
       }
+      const values = base.with(changed);
       const row: Row = { uuid, version: newUuid(), values };
       changes.push({ table: info.schema, uuid, old, new: row });
       pending.set(uuid, row);

@@ -238,8 +238,7 @@ class Transaction {
     if (json.uuid !== undefined) for (const o of this.overlay.values()) {
       if (o.has(uuid)) throw new ConstraintViolationError(`Cannot insert row with UUID ${uuid}: a row with that UUID already exists.`);
     }
-    const values = new Map(this.info(t).defaults);
-    for (const [c, d] of this.parseRow(t, json.row ?? {}, false)) values.set(c, d);
+    const values = this.info(t).defaults.with(this.parseRow(t, json.row ?? {}, false));
     this.put(t.name, uuid, { uuid, version: newUuid(), values });
     return { uuid: ['uuid', uuid] };
   }
@@ -263,13 +262,8 @@ class Transaction {
     const changes = this.parseRow(t, json.row, true);
     const rows = this.scan(t, where);
     for (const r of rows) {
-      let values: Map<string, Datum> | undefined;
-      for (const [c, d] of changes) {
-        if (datumEquals(r.values.get(c)!, d)) continue;
-        values ??= new Map(r.values);
-        values.set(c, d);
-      }
-      if (values) this.put(t.name, r.uuid, { uuid: r.uuid, version: newUuid(), values });
+      const changed = [...changes].filter(([c, d]) => !datumEquals(r.values.get(c)!, d));
+      if (changed.length > 0) this.put(t.name, r.uuid, { uuid: r.uuid, version: newUuid(), values: r.values.with(changed) });
     }
     return { count: rows.length };
   }
@@ -281,13 +275,13 @@ class Transaction {
     const mutations = json.mutations.map((m) => parseMutation(t, m, this.resolve));
     const rows = this.scan(t, where);
     for (const r of rows) {
-      const values = new Map(r.values);
+      const changed = new Map<string, Datum>();
       for (const m of mutations) {
-        const d = applyMutation(values.get(m.column.name)!, m, this.log);
+        const d = applyMutation(changed.get(m.column.name) ?? r.values.get(m.column.name)!, m, this.log);
         checkDatum(d, m.column.type, `column ${m.column.name} of table ${t.name} after "${m.mutator}"`);
-        values.set(m.column.name, d);
+        changed.set(m.column.name, d);
       }
-      this.put(t.name, r.uuid, { uuid: r.uuid, version: newUuid(), values });
+      this.put(t.name, r.uuid, { uuid: r.uuid, version: newUuid(), values: r.values.with(changed) });
     }
     return { count: rows.length };
   }
@@ -456,7 +450,7 @@ class Transaction {
         let values: Map<string, Datum> | undefined;
         for (const ref of info.refColumns) {
           if (ref.strong) continue;
-          const d = (values ?? r.values).get(ref.column.name)!;
+          const d = values?.get(ref.column.name) ?? r.values.get(ref.column.name)!;
           const side = ref.side === 'key' ? d.keys : d.values!;
           const keep: number[] = [];
           for (let k = 0; k < side.length; k++) if (this.get(ref.refTable, side[k] as string)) keep.push(k);
@@ -465,10 +459,10 @@ class Transaction {
           if (nd.keys.length < ref.column.type.min) {
             throw new ConstraintViolationError(`Deleting rows referenced weakly by column ${ref.column.name} of ${tname} row ${u} leaves it with fewer than ${ref.column.type.min} value(s).`);
           }
-          values ??= new Map(r.values);
+          values ??= new Map();
           values.set(ref.column.name, nd);
         }
-        if (values) this.put(tname, u, { uuid: u, version: newUuid(), values });
+        if (values) this.put(tname, u, { uuid: u, version: newUuid(), values: r.values.with(values) });
       }
     }
   }
