@@ -70,9 +70,8 @@ export function parseFlows(text: string, opts: ParseOptions = {}): FlowMod[] {
     let nl = text.indexOf('\n', at);
     if (nl < 0) nl = text.length;
     lineNo++;
-    const line = text.slice(at, nl);
+    const fm = parseLine(new LineSource(text, file, lineNo, at, nl), opts, arena);
     at = nl + 1;
-    const fm = parseLine(new LineSource(line, file, lineNo), opts, arena);
     if (fm) out.push(fm);
     if (nl === text.length) break;
   }
@@ -155,28 +154,37 @@ interface LineCtx {
   readonly arena: MatchArena | null;
 }
 
+/** `text.indexOf(needle, from)` limited to matches that end by `end`; -1 if none. */
+function indexIn(text: string, needle: string, from: number, end: number): number {
+  const first = needle.charCodeAt(0);
+  for (let i = from; i + needle.length <= end; i++) {
+    if (text.charCodeAt(i) === first && (needle.length === 1 || text.startsWith(needle, i))) return i;
+  }
+  return -1;
+}
+
 function isBlank(c: number): boolean {
   return c === 32 || c === 9 || c === 13 || c === 10 || c === 11 || c === 12;
 }
 
 function parseLine(src: LineSource, opts: ParseOptions, arena: MatchArena | null): FlowMod | null {
-  let text = src.text;
-  const hash = text.indexOf('#');
-  let end = hash >= 0 ? hash : text.length;
-  while (end > 0 && isBlank(text.charCodeAt(end - 1))) end--;
-  let start = 0;
+  const text = src.text;
+  // Searches stay within the line: `text` may be a whole file.
+  const hash = indexIn(text, '#', src.start, src.end);
+  let end = hash >= 0 ? hash : src.end;
+  let start = src.start;
+  while (end > start && isBlank(text.charCodeAt(end - 1))) end--;
   while (start < end && isBlank(text.charCodeAt(start))) start++;
   if (start >= end) return null;
-  text = text.slice(0, end);
   const ctx: LineCtx = { src, opts, dialect: opts.dialect ?? 'of10', command: opts.command ?? 'add', arena };
   const isDelete = ctx.command === 'delete' || ctx.command === 'delete_strict';
 
   // Like ovs-ofctl, the action list is everything after the first "action…=".
-  const actAt = text.indexOf('action', start);
+  const actAt = indexIn(text, 'action', start, end);
   let matchEnd = end;
   let actionsAt = -1;
   if (actAt >= 0) {
-    const eq = text.indexOf('=', actAt);
+    const eq = indexIn(text, '=', actAt, end);
     if (eq < 0) throw src.error(actAt, "expected '=' after 'actions' (write actions=<action list>)");
     matchEnd = actAt;
     actionsAt = eq + 1;

@@ -20,17 +20,23 @@ import { RuleSyntaxError, type SourcePos } from './errors.ts';
 /** The kind of delimiter that followed a key. */
 export type Delim = '' | '=' | ':' | '(';
 
-/** A line being parsed: its text and how to name a position in it. */
+/**
+ * A line being parsed and how to name a position in it. `text` may be the
+ * whole file (so parsing a big file slices no line strings): the line is
+ * `text[start, end)` and every index is an index into `text`.
+ */
 export class LineSource {
   constructor(
     readonly text: string,
     readonly file: string,
     readonly line: number,
+    readonly start: number = 0,
+    readonly end: number = text.length,
   ) {}
 
-  /** The position of character `index` of the line (column is 1-based). */
+  /** The position of character `index` of the text (column is 1-based within the line). */
   pos(index: number): SourcePos {
-    return { file: this.file, line: this.line, column: index + 1 };
+    return { file: this.file, line: this.line, column: index - this.start + 1 };
   }
 
   /** A syntax error at `index`. */
