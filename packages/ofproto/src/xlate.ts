@@ -420,7 +420,7 @@ class Ctx {
     if (!isMulticast(src)) {
       this.tags.add(macTag(vlan, src));
       this.macs.push({ vlan, mac: src, port: inPort });
-      if (this.sideEffects && mac.learn(vlan, src, inPort, this.env.now)) {
+      if (this.sideEffects && mac.learn(vlan, src, inPort, this.env.now) && this.trace) {
         this.note(`-> learned that ${formatMac(src)} is on port ${port.name} in VLAN ${vlan}`);
       }
     }
