@@ -373,6 +373,18 @@ describe('waiting for nvs-vswitchd (no --no-wait)', () => {
     }
   });
 
+  it('names records by uuid (any case) as well as by name', async () => {
+    const side = await startServer();
+    const created = await nvsVsctl(side, [W, '--id=@m', 'create', 'Manager', 'target="ptcp:6640"', '--', 'add', 'Open_vSwitch', '.', 'manager_options', '@m']);
+    const uuid = created.stdout.trim();
+    expect(uuid).toMatch(/^[0-9a-f-]{36}$/);
+    expect(await nvsVsctl(side, [W, 'get', 'Manager', uuid.toUpperCase(), 'target'])).toEqual({ stdout: '"ptcp:6640"\n', stderr: '', code: 0 });
+    expect((await nvsVsctl(side, [W, 'get', 'Open_vSwitch', '.', 'manager_options'])).stdout).toBe(`[${uuid}]\n`);
+    expect((await nvsVsctl(side, [W, 'get', 'Manager', '00000000-0000-0000-0000-000000000000', 'target'])).stderr).toBe(
+      'nvs-vsctl: no row "00000000-0000-0000-0000-000000000000" in table Manager\n',
+    );
+  });
+
   it('read-only commands do not wait', async () => {
     const side = await startServer();
     await nvsVsctl(side, [W, 'add-br', 'br0']);
