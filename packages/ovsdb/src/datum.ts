@@ -3,7 +3,7 @@
 // `["map", [[k, v], ...]]` — converted to and from typed values and checked
 // against a column type. A Datum keeps its keys sorted and unique, so equal
 // values have equal representations and set operations are merges.
-import { ConstraintViolationError, OvsdbSyntaxError } from './errors.ts';
+import { ConstraintViolationError, DuplicateElementError, OvsdbSyntaxError } from './errors.ts';
 import type { Atom, AtomicType, BaseType, ColumnType } from './schema.ts';
 
 export type { Atom } from './schema.ts';
@@ -140,7 +140,7 @@ export function parseDatum(json: unknown, type: ColumnType, resolve?: NamedUuidR
     }
     pairs.sort((a, b) => compareAtoms(a[0], b[0]));
     for (let i = 1; i < pairs.length; i++) {
-      if (pairs[i][0] === pairs[i - 1][0]) throw new ConstraintViolationError(`map contains duplicate key ${brief(atomToJson(pairs[i][0], type.key.type))}`);
+      if (pairs[i][0] === pairs[i - 1][0]) throw new DuplicateElementError(`map contains duplicate key ${brief(atomToJson(pairs[i][0], type.key.type))}`);
     }
     return { keys: pairs.map((p) => p[0]), values: pairs.map((p) => p[1]) };
   }
@@ -153,7 +153,7 @@ export function parseDatum(json: unknown, type: ColumnType, resolve?: NamedUuidR
   }
   atoms.sort(compareAtoms);
   for (let i = 1; i < atoms.length; i++) {
-    if (atoms[i] === atoms[i - 1]) throw new ConstraintViolationError(`set contains duplicate value ${brief(atomToJson(atoms[i], type.key.type))}`);
+    if (atoms[i] === atoms[i - 1]) throw new DuplicateElementError(`set contains duplicate value ${brief(atomToJson(atoms[i], type.key.type))}`);
   }
   return { keys: atoms };
 }

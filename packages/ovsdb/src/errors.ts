@@ -52,6 +52,13 @@ export class ReferentialIntegrityError extends OvsdbError {
   }
 }
 
+/** Thrown when a set or map in the JSON notation repeats an element or key (OVS calls this an "ovsdb error"). */
+export class DuplicateElementError extends OvsdbError {
+  constructor(message: string) {
+    super('OVSDB_DUPLICATE_ELEMENT', 'ovsdb error', message);
+  }
+}
+
 /** Thrown when a transaction uses the same uuid-name twice. */
 export class DuplicateUuidNameError extends OvsdbError {
   constructor(name: string) {

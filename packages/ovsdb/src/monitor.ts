@@ -114,8 +114,8 @@ export class Monitor {
         for (const r of this.db.table(tname)!.values()) {
           const was = before === undefined || matchesAny(r, before);
           const is = matchesAny(r, tm.where);
-          if (was && !is) rows[r.uuid] = { delete: null };
-          else if (!was && is) rows[r.uuid] = { insert: this.rowJson(tm, r, true) };
+          if (was && !is && tm.delete) rows[r.uuid] = { delete: null };
+          else if (!was && is && tm.insert) rows[r.uuid] = { insert: this.rowJson(tm, r, true) };
         }
         if (Object.keys(rows).length > 0) updates[tname] = rows;
       }

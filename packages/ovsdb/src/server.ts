@@ -441,10 +441,8 @@ export class OvsdbServer {
     session.monitors.delete(key);
     m.monid = newMonid;
     session.monitors.set(newKey, m);
-    if (Object.keys(updates).length > 0) {
-      // Sent after the reply, as the client expects the reply to acknowledge the change first.
-      setImmediate(() => this.sendUpdate(session, m.monitor, newMonid, updates, m.entry));
-    }
+    // ovsdb-server(7): the update a condition change causes goes out before the reply.
+    if (Object.keys(updates).length > 0) this.sendUpdate(session, m.monitor, newMonid, updates, m.entry);
     return {};
   }
 
