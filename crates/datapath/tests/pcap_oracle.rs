@@ -308,6 +308,33 @@ fn corpus() -> Vec<(&'static str, Vec<u8>)> {
             DST.iter().chain(&SRC[..4]).copied().collect(),
         ),
         ("lldp ethertype only", eth(&[0x88, 0xcc], &[])),
+        ("ipv4 ethertype only", eth(&V4, &[])),
+        ("ipv6 ethertype only", eth(&V6, &[])),
+        ("arp ethertype only", eth(&[0x08, 0x06], &[])),
+        (
+            "priority tag (vid 0)",
+            eth(
+                &[tag(Q, 0x6000), V4.to_vec()].concat(),
+                &ipv4(1, &icmp(0, 0, &[0; 4])),
+            ),
+        ),
+        (
+            "802.1q outside 802.1ad",
+            eth(
+                &[tag(Q, 0x0010), tag(AD, 0x0020), V6.to_vec()].concat(),
+                &ipv6(17, &udp(1, 2)),
+            ),
+        ),
+        (
+            "nd na with mtu option after tll",
+            eth(
+                &V6,
+                &ipv6(
+                    58,
+                    &nd(136, 0, &[tll(m2), vec![5, 1, 0, 0, 0, 0, 5, 0xdc]].concat()),
+                ),
+            ),
+        ),
         ("udp6", eth(&V6, &ipv6(17, &udp(546, 547)))),
         (
             "tcp6 with options",
