@@ -74,18 +74,23 @@ try {
     const of = newBridge();
     const h0 = heapMB();
     let t = process.hrtime.bigint();
+    const c0 = process.cpuUsage();
     const mods = parseFlows(text, { file: 'flows.txt' });
     const parse = Number(process.hrtime.bigint() - t) / 1e9;
     t = process.hrtime.bigint();
+    const c1 = process.cpuUsage();
     of.applyFlowMods(mods);
     const insert = Number(process.hrtime.bigint() - t) / 1e9;
+    const cpu = (c) => (c.user + c.system) / 1e6;
+    const parseCpu = cpu(process.cpuUsage(c0)) - cpu(process.cpuUsage(c1));
+    const insertCpu = cpu(process.cpuUsage(c1));
     if (of.dumpFlows().length !== N) throw new Error('not every rule was installed');
     // The same set again: every rule is replaced (identical match and priority).
     t = process.hrtime.bigint();
     of.applyFlowMods(parseFlows(text, { file: 'flows.txt' }));
     const replace = Number(process.hrtime.bigint() - t) / 1e9;
     const heap = heapMB() - h0;
-    return { parse, insert, total: parse + insert, replace, heap, of };
+    return { parse, insert, total: parse + insert, parseCpu, insertCpu, totalCpu: parseCpu + insertCpu, replace, heap, of };
   }
 
   // The anchor: a real ovs-vswitchd on a dummy datapath, fed by ovs-ofctl add-flows.
@@ -130,6 +135,7 @@ try {
   const med = (k) => median(nvs.map((x) => x[k]));
   console.log(`ofproto flows: ${N} simple flows (priority=100,ip,nw_dst=…,actions=output:N), ${ROUNDS} rounds, medians`);
   console.log(`  nvs parse ${f(med('parse'))} s + insert ${f(med('insert'))} s = ${f(med('total'))} s  (${Math.round(N / med('total'))} flows/s)`);
+  console.log(`  nvs CPU time (steadier on a shared machine): parse ${f(med('parseCpu'))} s + insert ${f(med('insertCpu'))} s = ${f(med('totalCpu'))} s`);
   console.log(`  nvs same set again (every rule replaced): ${f(med('replace'))} s`);
   console.log(`  nvs heap growth with the table loaded: ${med('heap').toFixed(1)} MB (${Math.round((med('heap') * 2 ** 20) / N)} B/flow)`);
   if (ovs) {
