@@ -64,13 +64,14 @@ export function parseFlows(text: string, opts: ParseOptions = {}): FlowMod[] {
   const out: FlowMod[] = [];
   const file = opts.file ?? '<input>';
   const arena = new MatchArena();
+  const find = finders(text);
   let lineNo = 0;
   let at = 0;
   while (at <= text.length) {
     let nl = text.indexOf('\n', at);
     if (nl < 0) nl = text.length;
     lineNo++;
-    const fm = parseLine(new LineSource(text, file, lineNo, at, nl), opts, arena);
+    const fm = parseLine(new LineSource(text, file, lineNo, at, nl), opts, arena, find);
     at = nl + 1;
     if (fm) out.push(fm);
     if (nl === text.length) break;
@@ -81,7 +82,7 @@ export function parseFlows(text: string, opts: ParseOptions = {}): FlowMod[] {
 /** Parses one rule (comments allowed); throws if the line is blank or invalid. */
 export function parseFlow(line: string, opts: ParseOptions = {}): FlowMod {
   const src = new LineSource(line, opts.file ?? '<input>', 1);
-  const fm = parseLine(src, opts, null);
+  const fm = parseLine(src, opts, null, finders(line));
   if (!fm) throw src.error(0, 'expected a rule, got an empty line');
   return fm;
 }
@@ -154,23 +155,46 @@ interface LineCtx {
   readonly arena: MatchArena | null;
 }
 
-/** `text.indexOf(needle, from)` limited to matches that end by `end`; -1 if none. */
-function indexIn(text: string, needle: string, from: number, end: number): number {
-  const first = needle.charCodeAt(0);
-  for (let i = from; i + needle.length <= end; i++) {
-    if (text.charCodeAt(i) === first && (needle.length === 1 || text.startsWith(needle, i))) return i;
+/**
+ * `text.indexOf(needle, from)` limited to matches that end by `end`; -1 if
+ * none. Remembers the last hit past `end`, so scanning a whole file line by
+ * line for a needle most lines lack stays linear.
+ */
+class Finder {
+  private hit = -1;
+  private from = Infinity;
+
+  constructor(
+    private readonly text: string,
+    private readonly needle: string,
+  ) {}
+
+  find(from: number, end: number): number {
+    if (from < this.from || (this.hit >= 0 && this.hit < from)) {
+      this.from = from;
+      this.hit = this.text.indexOf(this.needle, from);
+    }
+    return this.hit >= 0 && this.hit + this.needle.length <= end ? this.hit : -1;
   }
-  return -1;
 }
 
 function isBlank(c: number): boolean {
   return c === 32 || c === 9 || c === 13 || c === 10 || c === 11 || c === 12;
 }
 
-function parseLine(src: LineSource, opts: ParseOptions, arena: MatchArena | null): FlowMod | null {
+interface Finders {
+  readonly hash: Finder;
+  readonly action: Finder;
+}
+
+function finders(text: string): Finders {
+  return { hash: new Finder(text, '#'), action: new Finder(text, 'action') };
+}
+
+function parseLine(src: LineSource, opts: ParseOptions, arena: MatchArena | null, finders: Finders): FlowMod | null {
   const text = src.text;
   // Searches stay within the line: `text` may be a whole file.
-  const hash = indexIn(text, '#', src.start, src.end);
+  const hash = finders.hash.find(src.start, src.end);
   let end = hash >= 0 ? hash : src.end;
   let start = src.start;
   while (end > start && isBlank(text.charCodeAt(end - 1))) end--;
@@ -180,12 +204,12 @@ function parseLine(src: LineSource, opts: ParseOptions, arena: MatchArena | null
   const isDelete = ctx.command === 'delete' || ctx.command === 'delete_strict';
 
   // Like ovs-ofctl, the action list is everything after the first "action…=".
-  const actAt = indexIn(text, 'action', start, end);
+  const actAt = finders.action.find(start, end);
   let matchEnd = end;
   let actionsAt = -1;
   if (actAt >= 0) {
-    const eq = indexIn(text, '=', actAt, end);
-    if (eq < 0) throw src.error(actAt, "expected '=' after 'actions' (write actions=<action list>)");
+    const eq = text.indexOf('=', actAt);
+    if (eq < 0 || eq >= end) throw src.error(actAt, "expected '=' after 'actions' (write actions=<action list>)");
     matchEnd = actAt;
     actionsAt = eq + 1;
   } else if (!isDelete) {
@@ -613,31 +637,27 @@ function parseActions(ctx: LineCtx, start: number, end: number, match: Match, ta
     const at = sc.keyAt;
     const v = sc.value;
     const hasValue = sc.delim !== '';
-    const needValue = (): string => {
-      if (!hasValue) throw src.error(at + key.length, `expected ':' and an argument after '${key}'`);
-      return v;
-    };
     try {
       switch (name) {
         case 'drop':
           sawDrop = at;
           continue;
         case 'output':
-          out.push(parseOutput(ctx, needValue(), sc.valueAt, sc.delim === '('));
+          out.push(parseOutput(ctx, needValue(sc), sc.valueAt, sc.delim === '('));
           continue;
         case 'controller':
           out.push(parseController(ctx, hasValue ? v : null, sc.valueAt, sc.delim === '('));
           continue;
         case 'mod_vlan_vid':
         case 'set_vlan_vid': {
-          const vid = parseUintN(needValue(), 16, 'VLAN VID');
+          const vid = parseUintN(needValue(sc), 16, 'VLAN VID');
           if (vid > 4095) throw src.error(sc.valueAt, `'${v}' is not a valid VLAN VID (0 to 4095)`);
           out.push({ type: 'set_vlan_vid', vid, pushIfNeeded: true });
           continue;
         }
         case 'mod_vlan_pcp':
         case 'set_vlan_pcp': {
-          const pcp = parseUintN(needValue(), 8, 'VLAN PCP');
+          const pcp = parseUintN(needValue(sc), 8, 'VLAN PCP');
           if (pcp > 7) throw src.error(sc.valueAt, `'${v}' is not a valid VLAN PCP (0 to 7)`);
           out.push({ type: 'set_vlan_pcp', pcp, pushIfNeeded: true });
           continue;
@@ -647,7 +667,7 @@ function parseActions(ctx: LineCtx, start: number, end: number, match: Match, ta
           out.push({ type: 'pop_vlan' });
           continue;
         case 'push_vlan': {
-          const et = parseUintN(needValue(), 16, 'ethertype');
+          const et = parseUintN(needValue(sc), 16, 'ethertype');
           if (et !== EthType.VLAN && et !== EthType.VLAN_8021AD) {
             throw src.error(sc.valueAt, `'${v}' is not a VLAN ethertype (expected 0x8100 or 0x88a8)`);
           }
@@ -663,31 +683,31 @@ function parseActions(ctx: LineCtx, start: number, end: number, match: Match, ta
         case 'mod_nw_ttl':
         case 'mod_nw_ecn':
         case 'mod_nw_tos':
-          out.push(parseMod(ctx, name, needValue(), sc.valueAt, match));
+          out.push(parseMod(ctx, name, needValue(sc), sc.valueAt, match));
           continue;
         case 'dec_ttl':
           out.push(parseDecTtl(ctx, hasValue ? v : null, sc.valueAt));
           continue;
         case 'set_field':
-          out.push(parseSetField(ctx, needValue(), sc.valueAt));
+          out.push(parseSetField(ctx, needValue(sc), sc.valueAt));
           continue;
         case 'load':
-          out.push(parseLoad(ctx, needValue(), sc.valueAt));
+          out.push(parseLoad(ctx, needValue(sc), sc.valueAt));
           continue;
         case 'move':
-          out.push(parseMove(ctx, needValue(), sc.valueAt));
+          out.push(parseMove(ctx, needValue(sc), sc.valueAt));
           continue;
         case 'resubmit':
-          out.push(parseResubmit(ctx, needValue(), sc.valueAt, sc.delim === '('));
+          out.push(parseResubmit(ctx, needValue(sc), sc.valueAt, sc.delim === '('));
           continue;
         case 'goto_table': {
-          const table = parseUintN(needValue(), 8, 'table');
+          const table = parseUintN(needValue(sc), 8, 'table');
           if (table > 254) throw src.error(sc.valueAt, `goto_table:${v}: tables are 0 to 254`);
           out.push({ type: 'goto_table', table });
           continue;
         }
         case 'write_metadata': {
-          const val = needValue();
+          const val = needValue(sc);
           const slash = val.indexOf('/');
           const value = parseU64(slash < 0 ? val : val.slice(0, slash), 'metadata');
           const mask = slash < 0 ? (1n << 64n) - 1n : parseU64(val.slice(slash + 1), 'metadata mask');
@@ -698,10 +718,10 @@ function parseActions(ctx: LineCtx, start: number, end: number, match: Match, ta
           out.push({ type: 'note', data: parseNote(ctx, hasValue ? v : '', sc.valueAt) });
           continue;
         case 'conjunction':
-          out.push(parseConjunction(ctx, needValue(), sc.valueAt));
+          out.push(parseConjunction(ctx, needValue(sc), sc.valueAt));
           continue;
         case 'learn':
-          out.push(parseLearn(ctx, needValue(), sc.valueAt, match));
+          out.push(parseLearn(ctx, needValue(sc), sc.valueAt, match));
           continue;
       }
       if (UNSUPPORTED_ACTIONS.has(name)) {
@@ -725,6 +745,12 @@ function parseActions(ctx: LineCtx, start: number, end: number, match: Match, ta
   }
   checkActions(ctx, out, match, table, start);
   return out;
+}
+
+/** The current action's argument; an error if it has none (`output` instead of `output:1`). */
+function needValue(sc: KvScanner): string {
+  if (sc.delim === '') throw sc.src.error(sc.keyAt + sc.key.length, `expected ':' and an argument after '${sc.key}'`);
+  return sc.value;
 }
 
 function parsePortOrNull(ctx: LineCtx, text: string): number | null {
