@@ -274,25 +274,25 @@ where
     let mut cut = usize::MAX;
     for (i, a) in actions.iter().enumerate() {
         let last = i + 1 == actions.len();
-        let applied = match *a {
+        let applied = match a {
             Action::Output(port) => {
-                emit(pkt, cut, last, |d| sink.output(port, d, last));
+                emit(pkt, cut, last, |d| sink.output(*port, d, last));
                 cut = usize::MAX;
                 true
             }
             Action::Userspace(cookie) => {
-                emit(pkt, cut, last, |d| sink.userspace(cookie, d, last));
+                emit(pkt, cut, last, |d| sink.userspace(*cookie, d, last));
                 cut = usize::MAX;
                 true
             }
             Action::Drop => return skipped,
             Action::Truncate(max_len) => {
-                cut = cut.min(max_len as usize);
+                cut = cut.min(*max_len as usize);
                 true
             }
-            Action::PushVlan { tpid, tci } => push_vlan(pkt, layers, tpid, tci),
+            Action::PushVlan { tpid, tci } => push_vlan(pkt, layers, *tpid, *tci),
             Action::PopVlan => pop_vlan(pkt, layers),
-            Action::Set(s) => set_field(pkt.data_mut(), layers, &s),
+            Action::Set(s) => set_field(pkt.data_mut(), layers, s),
         };
         skipped += u32::from(!applied);
     }
