@@ -53,5 +53,5 @@ export * from './flow-diff.ts';
 export * from './trace.ts';
 export * from './format.ts';
 export { parseFlow, parseFlows, type ParseOptions, type Dialect } from './syntax/parser.ts';
-export { printActions, printFlowMod, printMatch, printPort, type PrintOptions } from './syntax/printer.ts';
+export { printActions, printFlowMod, printMatch, printPort, printRule, type PrintDialect, type PrintOptions } from './syntax/printer.ts';
 export { RuleError, RuleSyntaxError, RuleUnsupportedError } from './syntax/errors.ts';
