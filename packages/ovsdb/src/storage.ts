@@ -133,17 +133,16 @@ export function commitToRecord(db: Database, changes: readonly RowChange[], date
       continue;
     }
     const row: Record<string, unknown> = {};
-    const defaults = db.info.get(ch.table.name)!.defaults;
-    for (const c of ch.table.userColumns) {
-      const nd = ch.new.values.get(c.name)!;
-      if (ch.old) {
-        const od = ch.old.values.get(c.name)!;
-        if (od !== nd && !datumEquals(od, nd)) row[c.name] = datumToJson(datumDiffFast(od, nd, diffIsNewValue(c.type), log), c.type);
-      } else {
-        const dd = defaults.get(c.name)!;
-        if (nd === dd || datumEquals(nd, dd)) continue;
-        row[c.name] = datumToJson(nd, c.type);
-      }
+    // Value arrays follow userColumns order, so walk them by position (this runs on every commit).
+    const columns = ch.table.userColumns;
+    const nv = ch.new.values.data;
+    const base = (ch.old ?? { values: db.info.get(ch.table.name)!.defaults }).values.data;
+    for (let i = 0; i < columns.length; i++) {
+      const nd = nv[i];
+      const od = base[i];
+      if (nd === od || datumEquals(od, nd)) continue;
+      const c = columns[i];
+      row[c.name] = datumToJson(ch.old ? datumDiffFast(od, nd, diffIsNewValue(c.type), log) : nd, c.type);
     }
     t[ch.uuid] = row;
   }
