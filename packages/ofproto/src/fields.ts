@@ -229,8 +229,8 @@ function regField(i: number): Field {
 }
 
 /**
- * Every field, in the order ovs-ofctl prints matches (`match_format` order
- * for the ones it prints; fields that only appear in actions come last).
+ * Every field. (The printer has its own, ovs-ofctl-compatible order; this
+ * list's order only decides which name `FIELDS` maps an alias to first.)
  */
 export const FIELD_LIST: readonly Field[] = [
   field({ name: 'tun_id', aliases: ['tunnel_id', 'NXM_NX_TUN_ID', 'OXM_OF_TUNNEL_ID'], nxm: 'NXM_NX_TUN_ID', bits: 64, slot: Slot.TUN_ID, format: 'hex' }),
@@ -315,7 +315,7 @@ export interface FieldRange {
 
 /** Reads a field's value from a flow (or a mask) as a bigint. */
 export function readField(flow: Flow, f: Field): bigint {
-  if (f.words === 1) return BigInt((flow[f.slot] >>> f.shift) & lowMask32(f.bits));
+  if (f.words === 1) return BigInt(((flow[f.slot] >>> f.shift) & lowMask32(f.bits)) >>> 0);
   let v = 0n;
   for (let i = 0; i < f.words; i++) v = (v << 32n) | BigInt(flow[f.slot + i]);
   return v & ((1n << BigInt(f.bits)) - 1n);

@@ -256,3 +256,22 @@ describe('printRule is lossless', () => {
     expect(printMatch(parseFlow('actions=drop').match)).toBe('');
   });
 });
+
+describe('field access helpers', () => {
+  it('readField and writeField handle the top bit, multi-word fields and sub-word views', async () => {
+    const { newFlow, readField, writeField } = await import('../src/fields.ts');
+    const f = newFlow();
+    writeField(f, mustField('reg3'), 0xffffffffn, 0xffffffffn);
+    expect(readField(f, mustField('reg3'))).toBe(0xffffffffn);
+    writeField(f, mustField('dl_dst'), 0x0011_2233_4455n, 0xffff_ffff_ffffn);
+    expect(Array.from(f.subarray(Slot.DL_DST, Slot.DL_DST + 2))).toEqual([0x0011, 0x22334455]);
+    expect(readField(f, mustField('dl_dst'))).toBe(0x0011_2233_4455n);
+    writeField(f, mustField('ip_dscp'), 0x3fn, 0x3fn);
+    expect(f[Slot.NW_TOS]).toBe(0xfc);
+    writeField(f, mustField('nw_ecn'), 1n, 3n);
+    expect([f[Slot.NW_TOS], readField(f, mustField('ip_dscp')), readField(f, mustField('nw_ecn'))]).toEqual([0xfd, 0x3fn, 1n]);
+    writeField(f, mustField('ipv6_src'), 1n << 127n, (1n << 128n) - 1n);
+    expect(f[Slot.IPV6_SRC]).toBe(0x80000000);
+    expect(readField(f, mustField('ipv6_src'))).toBe(1n << 127n);
+  });
+});
