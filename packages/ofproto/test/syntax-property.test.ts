@@ -159,6 +159,11 @@ const run = promisify(execFile);
 describe.skipIf(process.env.NVS_SKIP_OVS === '1').each(['of10', 'of13'] as const)('random rules against ovs-ofctl (%s)', (dialect) => {
   it('both accept or both reject each rule, and print accepted ones identically', async () => {
     const lines = fc.sample(rule(dialect), { numRuns: 300, seed: dialect === 'of10' ? 4242 : 1313 });
+    try {
+      await run('ovs-ofctl', ['--version']);
+    } catch {
+      throw new Error('ovs-ofctl is not installed (apt-get install openvswitch-common), or set NVS_SKIP_OVS=1');
+    }
     const dir = mkdtempSync(join(tmpdir(), 'nvs-syntax-'));
     const args = (file: string): string[] =>
       dialect === 'of10' ? ['-F', 'nxm+table_id', 'parse-flows', file] : ['-O', 'OpenFlow13', 'parse-flows', file];

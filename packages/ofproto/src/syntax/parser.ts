@@ -777,7 +777,7 @@ function parseOutput(ctx: LineCtx, v: string, at: number, parens: boolean): Acti
   if (parens) throw new RuleUnsupportedError(ctx.src.pos(at), 'output(port=…,max_len=…) (truncated output) is not supported yet');
   if (v.includes('[') || (fieldByName(v) && !/^[0-9]/.test(v) && !RESERVED_PORTS.has(v.toLowerCase()))) {
     const src = parseFieldRange(ctx, v, at);
-    return { type: 'output_reg', src, maxLen: 0 };
+    return { type: 'output_reg', src, maxLen: 65535 };
   }
   const port = parsePortOrNull(ctx, v);
   if (port === null) throw ctx.src.error(at, `unknown port '${v}' for output`);
