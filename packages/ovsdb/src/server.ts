@@ -14,7 +14,7 @@ import { existsSync, unlinkSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { Database, newUuid, type Commit, type Row, type RowChange } from './database.ts';
 import { makeAtom, type DeltaLog } from './datum.ts';
-import { CanceledError, JsonRpcProtocolError, OvsdbError, OvsdbSyntaxError, UnknownDatabaseError } from './errors.ts';
+import { CanceledError, JsonRpcProtocolError, OvsdbError, OvsdbIoError, OvsdbSyntaxError, UnknownDatabaseError } from './errors.ts';
 import { JsonRpcConnection } from './jsonrpc.ts';
 import { Monitor, type MonitorVersion, type TableUpdates } from './monitor.ts';
 import { parseSchema } from './schema.ts';
@@ -331,8 +331,15 @@ export class OvsdbServer {
       readOnly: entry.readOnly,
     });
     if (outcome.kind === 'done') {
-      if (outcome.commit) this.commit(entry, outcome.commit, outcome.log);
-      else if (outcome.durable) entry.file?.syncNow();
+      try {
+        if (outcome.commit) this.commit(entry, outcome.commit, outcome.log);
+        else if (outcome.durable) entry.file?.syncNow();
+      } catch (err) {
+        // The record could not be stored: the transaction did not happen (memory is untouched).
+        const ioErr = err instanceof OvsdbError ? err : new OvsdbIoError(`writing ${entry.file?.path}: ${(err as Error).message}`);
+        this.log.error({ db: entry.db.name, err: ioErr.message }, 'commit failed');
+        return { kind: 'done', results: [...outcome.results, ioErr.toJson()], durable: false };
+      }
     }
     return outcome;
   }
@@ -371,8 +378,9 @@ export class OvsdbServer {
 
   /** Applies a checked commit: memory, file, history, monitors, then blocked waiters. */
   private commit(entry: DbEntry, commit: Commit, log?: DeltaLog): void {
-    entry.db.apply(commit.changes, log);
+    // File first: if the record cannot be written, nothing changes.
     entry.file?.append(entry.db, commit.changes, commit.date, commit.comment, commit.durable, log);
+    entry.db.apply(commit.changes, log);
     entry.history.push(commit);
     if (entry.history.length > (this.opts.historySize ?? 100)) entry.history.shift();
     entry.lastTxnId = commit.id;

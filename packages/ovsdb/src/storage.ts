@@ -234,7 +234,17 @@ export class DbFile {
     const buf = Buffer.from(encodeRecord(commitToRecord(db, changes, date, comment, log)), 'utf8');
     // Explicit positions: the descriptor is not in append mode (open truncates torn tails through it).
     let off = 0;
-    while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off, this.size + off);
+    try {
+      while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off, this.size + off);
+    } catch (err) {
+      // Cut a partial record off, so the file still ends on a record boundary.
+      try {
+        ftruncateSync(this.fd, this.size);
+      } catch {
+        // Reopening drops a torn tail anyway.
+      }
+      throw new OvsdbIoError(`appending to ${this.path} failed: ${(err as Error).message}`);
+    }
     this.size += buf.length;
     if (durable) this.syncNow();
     else this.scheduleSync();
@@ -299,8 +309,9 @@ export class DbFile {
     this.syncTimer = undefined;
   }
 
-  /** Syncs and closes the file. */
+  /** Syncs and closes the file (again: no-op). */
   close(): void {
+    if (this.fd < 0) return;
     this.syncNow();
     closeSync(this.fd);
     this.fd = -1;

@@ -194,3 +194,30 @@ describe('inactivity probe', () => {
     }
   });
 });
+
+describe('storage failure', () => {
+  it('a commit whose record cannot be written fails with "I/O error" and changes nothing', async () => {
+    const { DbFile } = await import('../src/storage.ts');
+    const path = join(dir, 'io.db');
+    DbFile.create(path, JSON.parse(readFileSync(SCHEMA, 'utf8')));
+    const { file, db } = DbFile.open(path, { log }, (s) => new Database(s));
+    const ioSock = join(dir, 'io.sock');
+    const ioServer = new OvsdbServer({ log });
+    ioServer.addDatabase(db, file);
+    await ioServer.listen(`punix:${ioSock}`);
+    try {
+      const s = connect(ioSock);
+      await new Promise((r) => s.once('connect', r));
+      const c = new JsonRpcConnection(s, { log });
+      expect(await tx(c, { op: 'insert', table: 'Open_vSwitch', row: {} })).toEqual([{ uuid: expect.any(Array) }]);
+      file.close(); // the descriptor is gone: the next append fails
+      const r = await tx(c, { op: 'mutate', table: 'Open_vSwitch', where: [], mutations: [['next_cfg', '+=', 1]] });
+      expect(r).toEqual([{ count: 1 }, { error: 'I/O error', details: expect.stringMatching(/appending to .*io\.db failed/) }]);
+      const sel = await tx(c, { op: 'select', table: 'Open_vSwitch', where: [], columns: ['next_cfg'] });
+      expect(sel).toEqual([{ rows: [{ next_cfg: 0 }] }]);
+      c.close();
+    } finally {
+      await ioServer.close();
+    }
+  });
+});
