@@ -397,7 +397,8 @@ class Ctx {
     const f = this.flow;
     const wc = this.wc;
     const inPort = f[Slot.IN_PORT];
-    wc[Slot.VLAN_TCI] |= VLAN_CFI | 0x0fff;
+    // A tagged packet's PCP is kept on output, so then the whole TCI matters.
+    wc[Slot.VLAN_TCI] |= f[Slot.VLAN_TCI] & VLAN_CFI ? 0xffff : VLAN_CFI | 0x0fff;
     const src = macAt(f, Slot.DL_SRC);
     const dst = macAt(f, Slot.DL_DST);
     // Learning reads the source, forwarding the destination: both join the megaflow.
@@ -410,7 +411,8 @@ class Ctx {
       this.note(`-> no such port ${inPort} on the bridge, dropping`);
       return;
     }
-    const tci = f[Slot.VLAN_TCI];
+    // Without a tag there is no PCP to keep: stray bits in an untagged TCI are ignored.
+    const tci = f[Slot.VLAN_TCI] & VLAN_CFI ? f[Slot.VLAN_TCI] : 0;
     const vlan = inputVlan(port, (tci & VLAN_CFI) !== 0, tci & 0x0fff);
     if (vlan === null) {
       this.note(`-> dropping VLAN ${tci & 0x0fff} packet received on port ${port.name} (${port.mode}${port.mode === 'trunk' ? '' : ` ${port.tag}`})`);

@@ -86,7 +86,8 @@ const packet: fc.Arbitrary<Flow> = fc
     lowS: fc.integer({ min: 0, max: 255 }),
     lowD: fc.integer({ min: 0, max: 255 }),
     tp: fc.constantFrom(53, 80, 443, 8080),
-    vlan: fc.constantFrom('', 'dl_vlan=10', 'dl_vlan=20'),
+    vlan: fc.constantFrom('', 'dl_vlan=10', 'dl_vlan=20', 'dl_vlan=0'),
+    pcp: fc.integer({ min: 0, max: 7 }),
     dlSrc: fc.constantFrom(...MACS.slice(0, 3)),
     dlDst: fc.constantFrom(...MACS),
     ttl: fc.constantFrom(1, 2, 64),
@@ -95,7 +96,7 @@ const packet: fc.Arbitrary<Flow> = fc
   .map((p) => {
     const ip = (a: string, low: number) => `${a.split('.').slice(0, 3).join('.')}.${low}`;
     const parts = [`in_port=${p.inPort}`, `dl_src=${p.dlSrc}`, `dl_dst=${p.dlDst}`];
-    if (p.vlan) parts.push(p.vlan);
+    if (p.vlan) parts.push(p.vlan, `dl_vlan_pcp=${p.pcp}`);
     if (p.kind === 'arp') parts.push('arp', `arp_spa=${ip(p.src, p.lowS)}`, `arp_tpa=${ip(p.dst, p.lowD)}`);
     else if (p.kind !== 'none') {
       parts.push(p.kind, `nw_src=${ip(p.src, p.lowS)}`, `nw_dst=${ip(p.dst, p.lowD)}`, `nw_ttl=${p.ttl}`, `nw_frag=${p.frag}`);
@@ -131,6 +132,8 @@ describe('megaflow soundness', () => {
             expect(inMegaflow(r.megaflow, toDpKey(p))).toBe(true);
             for (const o of others) {
               const q = fromDpKey(mixUnderMask(r.megaflow, toDpKey(o)));
+              // A datapath key of an untagged packet has vlan_tci 0 (no PCP bits without a tag).
+              if (!(q[Slot.VLAN_TCI] & 0x1000)) q[Slot.VLAN_TCI] = 0;
               // Slow-path state starts at zero for every packet.
               expect(q[Slot.REG0]).toBe(0);
               const r2 = of.xlate(q, { sideEffects: false });
