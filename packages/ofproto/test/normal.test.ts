@@ -85,10 +85,10 @@ describe('NORMAL learning', () => {
     expect(send(of, 3, B, A)).toBe('push_vlan(vid=20,pcp=0),4,5,pop_vlan,6'); // A unknown in VLAN 20: flood
   });
 
-  test('megaflow pins in_port, VLAN, source and destination', () => {
+  test("megaflow pins in_port, the tag (with PCP, which is kept), source and destination", () => {
     const { of } = vlanBridge();
     const r = of.xlate(flowOf(`in_port=4,dl_vlan=10,dl_src=${A},dl_dst=${B},ip,nw_dst=1.2.3.4`));
-    expect(formatMegaflow(r.megaflow)).toBe(`recirc_id=0,eth,ip,in_port=4,dl_vlan=10,dl_src=${A},dl_dst=${B},nw_frag=no`);
+    expect(formatMegaflow(r.megaflow)).toBe(`recirc_id=0,eth,ip,in_port=4,dl_vlan=10,dl_vlan_pcp=0,dl_src=${A},dl_dst=${B},nw_frag=no`);
   });
 
   test('tags: a learned entry, a move and an expiry invalidate megaflows that used it', () => {
