@@ -129,6 +129,7 @@ describe('ovs-appctl against the control socket', () => {
     expect((await appctl('ovsdb-server/compact')).code).toBe(0);
     const log = await run('ovsdb-tool', ['show-log', srv.dbPath]);
     expect(log.stdout).toMatch(/record 1: .*"compacting database online"/);
+    expect((await appctl('memory/show')).stdout).toMatch(/^rows:\d+ cells:\d+ monitors:\d+ sessions:\d+ heap-used-kB:\d+ rss-kB:\d+\n$/);
     expect((await appctl('vlog/set', 'jsonrpc:dbg')).code).toBe(0);
     expect((await appctl('vlog/list')).stdout).toMatch(/jsonrpc\s+DBG/);
     // The database still serves after compaction.

@@ -211,6 +211,11 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       return '';
     });
     unixctl.register('ovsdb-server/list-dbs', '', 0, 0, () => srv.databaseNames().map((n) => `${n}\n`).join(''));
+    unixctl.register('memory/show', '', 0, 0, () =>
+      Object.entries(srv.memoryStats())
+        .map(([k, v]) => `${k}:${v}`)
+        .join(' ') + '\n',
+    );
     unixctl.register('ovsdb-server/list-remotes', '', 0, 0, () => [...remotes].sort().map((r) => `${r}\n`).join(''));
     await unixctl.listen();
     for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, () => void stop(0));

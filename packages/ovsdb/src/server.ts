@@ -143,6 +143,22 @@ export class OvsdbServer {
     return [...this.dbs.keys()].sort();
   }
 
+  /** Counts in the spirit of ovsdb-server's `memory/show`, plus the JS heap. */
+  memoryStats(): Record<string, number> {
+    let cells = 0;
+    let rows = 0;
+    for (const e of this.dbs.values()) {
+      for (const [t, table] of e.db.tables) {
+        rows += table.size;
+        cells += table.size * e.db.info.get(t)!.schema.userColumns.length;
+      }
+    }
+    let monitors = 0;
+    for (const s of this.sessions) monitors += s.monitors.size;
+    const mem = process.memoryUsage();
+    return { rows, cells, monitors, sessions: this.sessions.size, 'heap-used-kB': Math.round(mem.heapUsed / 1024), 'rss-kB': Math.round(mem.rss / 1024) };
+  }
+
   /** Called after each commit (after storage and monitors); used for `db:` remotes. */
   onCommit(hook: (db: Database, commit: Commit) => void): void {
     this.commitHooks.push(hook);
