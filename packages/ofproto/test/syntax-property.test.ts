@@ -94,6 +94,38 @@ const anyAction: fc.Arbitrary<string> = fc.oneof(
   fc.array(byte, { maxLength: 12 }).map((b) => `note:${b.map((x) => x.toString(16).padStart(2, '0')).join('.')}`),
   fc.array(fc.integer({ min: 0, max: 9 }), { minLength: 1, maxLength: 3 }).map((ids) => `dec_ttl(${ids.join(',')})`),
   fc.constant('learn(table=1,hard_timeout=10,NXM_OF_VLAN_TCI[0..11],NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],load:NXM_NX_TUN_ID[]->NXM_NX_TUN_ID[],output:NXM_OF_IN_PORT[])'),
+  fc
+    .record({
+      table: fc.integer({ min: 0, max: 254 }),
+      idle: fc.option(u16, { nil: undefined }),
+      prio: fc.option(u16, { nil: undefined }),
+      cookie: fc.option(u64, { nil: undefined }),
+      reg: fc.integer({ min: 0, max: 15 }),
+      imm: u32,
+      flags: fc.subarray(['send_flow_rem', 'delete_learned']),
+    })
+    .map((l) => {
+      const p = [`table=${l.table}`];
+      if (l.idle !== undefined) p.push(`idle_timeout=${l.idle}`);
+      if (l.prio !== undefined) p.push(`priority=${l.prio}`);
+      if (l.cookie !== undefined) p.push(`cookie=${hex(l.cookie)}`);
+      p.push(...l.flags, 'NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[]', `reg${l.reg}=${hex(l.imm)}`, `load:${hex(l.imm)}->NXM_NX_REG${l.reg}[]`, 'load:NXM_OF_IN_PORT[]->NXM_NX_REG1[0..15]');
+      return `learn(${p.join(',')})`;
+    }),
+  fc.tuple(fc.option(fc.constantFrom('no_match', 'invalid_ttl', 'action'), { nil: undefined }), fc.option(u16, { nil: undefined }), fc.option(u16, { nil: undefined })).map(
+    ([r, m, id]) => `controller(${[r && `reason=${r}`, m !== undefined && `max_len=${m}`, id !== undefined && `id=${id}`].filter(Boolean).join(',')})`,
+  ),
+  fc.tuple(fc.oneof(fc.integer({ min: 1, max: 65279 }).map(String), fc.constantFrom('LOCAL', 'IN_PORT', '')), fc.integer({ min: 0, max: 254 })).map(([p, t]) => `resubmit(${p},${t})`),
+  fc.tuple(u64, u64).map(([v, m]) => `write_metadata:${hex(v)}/${hex(m)}`),
+  fc.tuple(u32, fc.integer({ min: 2, max: 64 })).chain(([id, n]) => fc.integer({ min: 1, max: n }).map((k) => `conjunction(${id},${k}/${n})`)),
+  fc.constantFrom('NXM_NX_TUN_ID[]', 'OXM_OF_METADATA[]', 'NXM_OF_ETH_SRC[]', 'NXM_OF_ETH_DST[0..31]', 'NXM_OF_IN_PORT[]', 'NXM_OF_VLAN_TCI[]').chain((src) => {
+    const bits = src === 'NXM_OF_IN_PORT[]' || src === 'NXM_OF_VLAN_TCI[]' ? 16 : src === 'NXM_OF_ETH_DST[0..31]' ? 32 : src.startsWith('NXM_OF_ETH') ? 48 : 64;
+    const dst = bits === 64 ? 'NXM_NX_TUN_ID[]' : bits === 48 ? 'NXM_OF_ETH_DST[]' : bits === 32 ? 'NXM_NX_REG5[]' : 'NXM_NX_REG6[8..23]';
+    return fc.constant(`move:${src}->${dst}`);
+  }),
+  fc.tuple(fc.constantFrom('NXM_OF_ETH_SRC', 'NXM_OF_ETH_DST', 'NXM_NX_TUN_ID', 'OXM_OF_METADATA', 'NXM_OF_VLAN_TCI', 'NXM_OF_IN_PORT'), fc.nat({ max: 15 })).map(([f, bit]) => `load:0x1->${f}[${bit}]`),
+  u16.filter((p) => p < 0xff00).map((p) => `set_field:${p}->in_port`),
+  ipv4.map((v) => `set_field:${v}->tun_dst`),
 );
 
 /** Actions that need an IPv4 match. */
@@ -127,7 +159,9 @@ const rule = (dialect: Dialect): fc.Arbitrary<string> =>
       head.push(...r.flags);
       if (r.proto) head.push(r.proto);
       head.push(...r.fields);
-      const acts = [...r.actions];
+      // conjunction may only be combined with note.
+      const conj = r.actions.filter((x) => x.startsWith('conjunction('));
+      const acts = conj.length ? conj : [...r.actions];
       if (['ip', 'tcp', 'udp', 'sctp', 'icmp'].includes(r.proto)) acts.push(...r.ipActions);
       if (r.gotoTable && r.table !== undefined) acts.push(`goto_table:${r.table + 1}`);
       return `${head.join(',')}${head.length ? ',' : ''}actions=${acts.join(',') || 'drop'}`;

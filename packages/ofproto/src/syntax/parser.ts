@@ -18,7 +18,7 @@
  * 'of13': `-O OpenFlow13`); a few actions exist only in one of them.
  */
 
-import type { Action, ControllerReason, LearnAction, LearnSpec } from '../actions.ts';
+import type { Action, ControllerReason, LearnAction, LearnSpec, SetFieldAction } from '../actions.ts';
 import {
   EthType,
   FRAG_LATER,
@@ -1253,6 +1253,7 @@ function checkActions(ctx: LineCtx, actions: readonly Action[], match: Match, ta
         } else if (!prereqsMet(a.field, match)) {
           throw err(`set_field/load of '${a.field.name}' needs a match on ${describePrereqs(a.field)}`);
         }
+        vlan = vlanAfterWrite(a, vlan);
         break;
       case 'move':
         if (!prereqsMet(a.src.field, match)) throw err(`move from '${a.src.field.name}' needs a match on ${describePrereqs(a.src.field)}`);
@@ -1281,6 +1282,15 @@ function checkActions(ctx: LineCtx, actions: readonly Action[], match: Match, ta
         break;
     }
   }
+}
+
+/**
+ * Whether a tag is known to be present after a set_field/load, as ovs-ofctl
+ * tracks it to decide when mod_vlan_* must push a tag in OpenFlow 1.3: a write
+ * to vlan_tci leaves a tag exactly when the written bits include the CFI bit.
+ */
+export function vlanAfterWrite(a: SetFieldAction, vlan: boolean): boolean {
+  return a.field.slot === Slot.VLAN_TCI ? (a.value & BigInt(VLAN_CFI)) !== 0n : vlan;
 }
 
 function ipMatched(m: Match): boolean {

@@ -12,7 +12,7 @@ import type { Action, LearnAction, SetFieldAction } from '../actions.ts';
 import { EthType, type Field, type FieldRange, IpProto, OFPP, Slot, VLAN_CFI } from '../fields.ts';
 import type { FlowMod } from '../flow-mod.ts';
 import { DEFAULT_PRIORITY, type Match } from '../match.ts';
-import type { Dialect } from './parser.ts';
+import { type Dialect, vlanAfterWrite } from './parser.ts';
 import { formatIpv4, formatIpv6, formatMac, hex, ipv4PrefixLen, prefixLen } from './values.ts';
 
 /**
@@ -348,6 +348,7 @@ export function printActions(actions: readonly Action[], match: Match, opts: Pri
         break;
       case 'set_field':
         out.push(printSetField(a, dialect));
+        vlan = vlanAfterWrite(a, vlan);
         break;
       case 'dec_ttl':
         out.push(a.controllerIds.length ? `dec_ttl(${a.controllerIds.join(',')})` : 'dec_ttl');
