@@ -50,10 +50,13 @@ export interface XlateScratch {
   readonly flow: Flow;
   readonly base: Flow;
   readonly wc: Flow;
+  /** Bits actions wrote (a `set` carries only these, so it never copies unmatched packet bits). */
+  readonly written: Flow;
 }
 
 export function newXlateScratch(): XlateScratch {
-  return { input: new Uint32Array(FLOW_WORDS), flow: new Uint32Array(FLOW_WORDS), base: new Uint32Array(FLOW_WORDS), wc: new Uint32Array(FLOW_WORDS) };
+  const w = () => new Uint32Array(FLOW_WORDS);
+  return { input: w(), flow: w(), base: w(), wc: w(), written: w() };
 }
 
 export interface XlateOptions {
@@ -127,6 +130,7 @@ class Ctx {
   readonly base: Flow;
   readonly input: Flow;
   readonly wc: Flow;
+  readonly written: Flow;
   readonly actions: DpAction[] = [];
   readonly rules: Rule[] = [];
   readonly tags = new Set<string>();
@@ -155,6 +159,8 @@ class Ctx {
     this.flow = sc.flow;
     this.base = sc.base;
     this.wc = sc.wc;
+    this.written = sc.written;
+    this.written.fill(0);
     this.input.set(flow);
     this.flow.set(flow);
     this.base.set(flow);
@@ -307,6 +313,7 @@ class Ctx {
   private writeMasked(field: Field, value: bigint, mask: bigint): void {
     writeField(this.flow, field, value, mask);
     writeField(this.wc, field, mask, mask);
+    writeField(this.written, field, mask, mask);
   }
 
   private readRange(r: FieldRange): bigint {
@@ -328,6 +335,7 @@ class Ctx {
     this.wc[Slot.NW_TTL] |= 0xff;
     if (f[Slot.NW_TTL] > 1) {
       f[Slot.NW_TTL]--;
+      this.written[Slot.NW_TTL] = 0xff;
       return;
     }
     this.note(`>> ${type === EthType.IP ? 'IPv4' : 'IPv6'} decrement TTL exception`);
@@ -535,6 +543,11 @@ class Ctx {
     this.commitField('eth', 'eth_src', Slot.DL_SRC, 2);
     this.commitField('eth', 'eth_dst', Slot.DL_DST, 2);
     const type = f[Slot.DL_TYPE];
+    const w = this.written;
+    // Like OVS, an L3 rewrite pins nw_proto (its megaflows show it).
+    if ((type === EthType.IP || type === EthType.IPV6) && (w[Slot.NW_SRC] | w[Slot.NW_DST] | w[Slot.NW_TOS] | w[Slot.NW_TTL] | w[Slot.IPV6_LABEL])) {
+      this.wc[Slot.NW_PROTO] |= 0xff;
+    }
     if (type === EthType.IP) {
       this.commitField('ipv4', 'nw_src', Slot.NW_SRC, 1);
       this.commitField('ipv4', 'nw_dst', Slot.NW_DST, 1);
@@ -573,9 +586,12 @@ class Ctx {
     let same = true;
     for (let i = 0; i < words; i++) if (f[slot + i] !== b[slot + i]) same = false;
     if (same) return;
+    // Only written bits can differ; the set carries exactly those, under a mask.
+    const w = this.written;
     for (let i = 0; i < words; i++) b[slot + i] = f[slot + i];
-    const value = wordsValue(f, slot, words);
-    this.actions.push({ type: 'set', header, field, value, mask: SET_FULL[field] });
+    const mask = wordsValue(w, slot, words);
+    const value = typeof mask === 'bigint' ? (wordsValue(f, slot, words) as bigint) & mask : maskNum(wordsValue(f, slot, words) as number, mask, words);
+    this.actions.push({ type: 'set', header, field, value, mask: mask === SET_FULL[field] ? SET_FULL[field] : mask });
   }
 
   // ------------------------------------------------------------- megaflow

@@ -43,7 +43,8 @@ const matchPart = fc.oneof(
 
 const action = fc.oneof(
   fc.constantFrom('output:1', 'output:2', 'output:3', 'output:4', 'drop', 'NORMAL', 'FLOOD', 'IN_PORT', 'CONTROLLER:64'),
-  fc.constantFrom('mod_vlan_vid:10', 'strip_vlan', 'mod_dl_src:00:00:00:00:00:09', 'dec_ttl'),
+  fc.constantFrom('mod_vlan_vid:10', 'strip_vlan', 'mod_dl_src:00:00:00:00:00:09', 'dec_ttl', 'mod_vlan_pcp:3'),
+  fc.constantFrom('mod_nw_dst:10.1.2.3', 'mod_nw_tos:16', 'mod_tp_dst:80', 'load:0x7->NXM_OF_IP_DST[0..7]', 'move:NXM_OF_IP_SRC[24..31]->NXM_NX_REG0[0..7]'),
   fc.constantFrom('load:1->NXM_NX_REG0[]', 'load:2->NXM_NX_REG0[]', 'move:NXM_OF_IN_PORT[]->NXM_NX_REG1[0..15]'),
   fc.constantFrom('resubmit(,1)', 'resubmit(,2)', 'resubmit(2,1)', 'output:NXM_NX_REG1[0..15]'),
 );

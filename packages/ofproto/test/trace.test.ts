@@ -30,7 +30,7 @@ bridge("br0")
     output:2
 
 Final flow: ip,in_port=1,dl_vlan=10,dl_vlan_pcp=0,dl_src=00:00:00:00:00:00,dl_dst=00:00:00:00:00:00,nw_src=1.2.3.4,nw_dst=10.1.2.3,nw_proto=0,nw_tos=0,nw_ecn=0,nw_ttl=63,nw_frag=no
-Megaflow: recirc_id=0,eth,ip,in_port=1,nw_src=1.2.3.4,nw_dst=10.0.0.0/8,nw_ttl=64,nw_frag=no
+Megaflow: recirc_id=0,eth,ip,in_port=1,nw_src=1.2.3.4,nw_dst=10.0.0.0/8,nw_proto=0,nw_ttl=64,nw_frag=no
 Datapath actions: push_vlan(vid=10,pcp=0),set(ipv4(ttl=63)),2`);
   });
 
@@ -81,6 +81,11 @@ table=1,reg1=3,tcp,tp_dst=22,actions=output:3
 table=1,reg1=3,actions=output:2
 table=0,in_port=2,actions=resubmit(,0)`,
     flows: ['in_port=1,tcp,tp_dst=22', 'in_port=1,tcp,tp_dst=23', 'in_port=2'],
+  },
+  {
+    rules: `priority=10,in_port=1,tcp,actions=mod_nw_tos:16,mod_nw_dst:1.1.1.1,mod_tp_dst:99,dec_ttl,output:2
+priority=10,in_port=2,ip,actions=load:0x7->NXM_OF_IP_DST[0..7],output:3`,
+    flows: ['in_port=1,tcp,nw_dst=10.0.0.1,tp_dst=80,nw_ttl=64', 'in_port=2,udp,nw_dst=10.0.0.1,nw_ttl=64'],
   },
   {
     rules: 'priority=10,tcp,nw_dst=192.168.0.0/16,tp_dst=0x50/0xfff0,actions=output:3',

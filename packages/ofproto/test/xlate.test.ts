@@ -87,7 +87,7 @@ describe('field rewrites', () => {
       'set(eth(src=00:11:22:33:44:55,dst=00:00:00:00:00:02)),2',
     );
     expect(oneRule('ip,actions=mod_nw_src:1.1.1.1,mod_nw_dst:2.2.2.2,mod_nw_tos:16,mod_nw_ttl:9,output:2', 'in_port=1,ip,nw_ttl=64')).toBe(
-      'set(ipv4(src=1.1.1.1,dst=2.2.2.2,tos=0x10,ttl=9)),2',
+      'set(ipv4(src=1.1.1.1,dst=2.2.2.2,tos=0x10/0xfc,ttl=9)),2',
     );
     expect(oneRule('tcp,actions=mod_tp_src:1000,mod_tp_dst:2000,output:2', 'in_port=1,tcp,tp_src=1,tp_dst=2')).toBe(
       'set(tcp(src=1000,dst=2000)),2',
@@ -100,7 +100,7 @@ describe('field rewrites', () => {
     addFlows(of, 'ip,actions=mod_nw_dst:2.2.2.2,output:2');
     const same = run(of, 'in_port=1,ip,nw_dst=2.2.2.2');
     expect(same.actions).toBe('2');
-    expect(same.megaflow).toBe('recirc_id=0,eth,ip,in_port=1,nw_dst=2.2.2.2,nw_frag=no');
+    expect(same.megaflow).toBe('recirc_id=0,eth,ip,in_port=1,nw_dst=2.2.2.2,nw_proto=0,nw_frag=no');
     expect(run(of, 'in_port=1,ip,nw_dst=3.3.3.3').actions).toBe('set(ipv4(dst=2.2.2.2)),2');
   });
 
