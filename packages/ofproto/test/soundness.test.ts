@@ -12,14 +12,17 @@ import { type Flow, Slot } from '../src/fields.ts';
 import { parseFlow } from '../src/syntax/parser.ts';
 import { RuleError } from '../src/syntax/errors.ts';
 
-function parses(line: string): boolean {
-  try {
-    parseFlow(line);
-    return true;
-  } catch (e) {
-    if (e instanceof RuleError) return false;
-    throw e;
+/** The dialect a line parses in (OpenFlow 1.0 first, then 1.3), or null when neither takes it. */
+function dialectOf(line: string): 'of10' | 'of13' | null {
+  for (const dialect of ['of10', 'of13'] as const) {
+    try {
+      parseFlow(line, { dialect });
+      return dialect;
+    } catch (e) {
+      if (!(e instanceof RuleError)) throw e;
+    }
   }
+  return null;
 }
 
 const ADDRS = ['10.0.0.0', '10.1.0.0', '10.1.2.0', '192.168.1.0', '0.0.0.0'];
@@ -47,6 +50,8 @@ const action = fc.oneof(
   fc.constantFrom('mod_nw_dst:10.1.2.3', 'mod_nw_tos:16', 'mod_tp_dst:80', 'load:0x7->NXM_OF_IP_DST[0..7]', 'move:NXM_OF_IP_SRC[24..31]->NXM_NX_REG0[0..7]'),
   fc.constantFrom('load:1->NXM_NX_REG0[]', 'load:2->NXM_NX_REG0[]', 'move:NXM_OF_IN_PORT[]->NXM_NX_REG1[0..15]'),
   fc.constantFrom('resubmit(,1)', 'resubmit(,2)', 'resubmit(2,1)', 'output:NXM_NX_REG1[0..15]'),
+  // OpenFlow 1.3 spellings (parsed in that dialect).
+  fc.constantFrom('goto_table:2', 'write_metadata:0x1/0x1', 'push_vlan:0x8100', 'set_field:4101->vlan_vid', 'pop_vlan'),
 );
 
 interface RuleSpec {
@@ -68,7 +73,12 @@ function ruleLine(r: RuleSpec): string {
   const parts = r.parts.filter((p) => p).join(',');
   const actions = r.actions.filter((a) => a !== 'drop');
   // Resubmits only go forward so that random sets do not all hit the depth limit.
-  const acts = actions.filter((a) => !a.startsWith('resubmit') || Number(a.slice(-2, -1)) > r.table);
+  const acts = actions
+    .filter((a) => !a.startsWith('resubmit') || Number(a.slice(-2, -1)) > r.table)
+    .filter((a) => !a.startsWith('goto_table') || r.table < 2);
+  // Instructions go last, write_metadata before goto_table, as OpenFlow 1.1+ orders them.
+  const rank = (a: string) => (a.startsWith('goto_table') ? 2 : a.startsWith('write_metadata') ? 1 : 0);
+  acts.sort((a, b) => rank(a) - rank(b));
   return `table=${r.table},priority=${r.priority}${parts ? `,${parts}` : ''},actions=${acts.join(',') || 'drop'}`;
 }
 
@@ -124,8 +134,12 @@ describe('megaflow soundness', () => {
             ],
           });
           // Combinations the parser refuses (e.g. nw_frag=later with tp_dst) are left out.
-          const lines = rules.map(ruleLine).filter((l) => parses(l));
-          addFlows(of, `${lines.join('\n')}\n${conj}`);
+          const mods = rules.map(ruleLine).flatMap((l) => {
+            const dialect = dialectOf(l);
+            return dialect ? [parseFlow(l, { dialect })] : [];
+          });
+          of.applyFlowMods(mods);
+          addFlows(of, conj);
           // A fixed MAC table so that NORMAL has both known and unknown destinations.
           for (const p of packets.slice(0, 2)) of.xlate(p);
           for (const p of packets) {
