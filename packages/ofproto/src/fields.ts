@@ -274,8 +274,8 @@ export const FIELD_LIST: readonly Field[] = [
   field({ name: 'sctp_dst', aliases: ['OXM_OF_SCTP_DST'], nxm: 'OXM_OF_SCTP_DST', bits: 16, slot: Slot.TP_DST, format: 'decimal', prereqs: P_SCTP }),
   field({ name: 'tcp_flags', aliases: ['NXM_NX_TCP_FLAGS', 'OXM_OF_TCP_FLAGS'], nxm: 'NXM_NX_TCP_FLAGS', bits: 12, slot: Slot.TCP_FLAGS, format: 'tcp_flags', prereqs: P_TCP, writable: false }),
   // icmp_type/icmp_code name both ICMPv4 and ICMPv6 in matches (ovs-ofctl prints them so for icmp6 too).
-  field({ name: 'icmp_type', aliases: ['NXM_OF_ICMP_TYPE', 'OXM_OF_ICMPV4_TYPE', 'icmpv4_type'], nxm: 'NXM_OF_ICMP_TYPE', bits: 8, slot: Slot.TP_SRC, format: 'decimal', prereqs: P_ICMP_ANY, maskable: false }),
-  field({ name: 'icmp_code', aliases: ['NXM_OF_ICMP_CODE', 'OXM_OF_ICMPV4_CODE', 'icmpv4_code'], nxm: 'NXM_OF_ICMP_CODE', bits: 8, slot: Slot.TP_DST, format: 'decimal', prereqs: P_ICMP_ANY, maskable: false }),
+  field({ name: 'icmp_type', aliases: ['NXM_OF_ICMP_TYPE', 'OXM_OF_ICMPV4_TYPE'], nxm: 'NXM_OF_ICMP_TYPE', bits: 8, slot: Slot.TP_SRC, format: 'decimal', prereqs: P_ICMP_ANY, maskable: false }),
+  field({ name: 'icmp_code', aliases: ['NXM_OF_ICMP_CODE', 'OXM_OF_ICMPV4_CODE'], nxm: 'NXM_OF_ICMP_CODE', bits: 8, slot: Slot.TP_DST, format: 'decimal', prereqs: P_ICMP_ANY, maskable: false }),
   field({ name: 'icmpv6_type', aliases: ['NXM_NX_ICMPV6_TYPE', 'OXM_OF_ICMPV6_TYPE'], nxm: 'NXM_NX_ICMPV6_TYPE', bits: 8, slot: Slot.TP_SRC, format: 'decimal', prereqs: P_ICMP6, maskable: false }),
   field({ name: 'icmpv6_code', aliases: ['NXM_NX_ICMPV6_CODE', 'OXM_OF_ICMPV6_CODE'], nxm: 'NXM_NX_ICMPV6_CODE', bits: 8, slot: Slot.TP_DST, format: 'decimal', prereqs: P_ICMP6, maskable: false }),
   field({ name: 'nd_target', aliases: ['NXM_NX_ND_TARGET', 'OXM_OF_IPV6_ND_TARGET'], nxm: 'NXM_NX_ND_TARGET', bits: 128, slot: Slot.ND_TARGET, format: 'ipv6', prereqs: P_ND }),

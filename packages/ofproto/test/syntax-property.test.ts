@@ -28,7 +28,7 @@ const u16 = fc.integer({ min: 0, max: 0xffff });
 const u32 = fc.integer({ min: 0, max: 0xffffffff });
 const u64 = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n });
 
-const masked = <T>(v: fc.Arbitrary<string>, m: fc.Arbitrary<string>): fc.Arbitrary<string> =>
+const masked = (v: fc.Arbitrary<string>, m: fc.Arbitrary<string>): fc.Arbitrary<string> =>
   fc.oneof(v, fc.tuple(v, m).map(([a, b]) => `${a}/${b}`));
 
 /** One `field=value` item of a match. */
