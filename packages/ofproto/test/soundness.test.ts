@@ -42,6 +42,7 @@ const matchPart = fc.oneof(
   fc.constantFrom(...MACS).map((m) => `dl_dst=${m}`),
   fc.constantFrom('dl_src=00:00:00:00:00:00/01:00:00:00:00:00', 'ip,nw_ttl=1', 'ip,nw_tos=16', 'ip,nw_frag=later'),
   fc.constantFrom('reg0=1', 'reg0=2', 'reg1=0x5/0xf', 'metadata=0x1'),
+  fc.constantFrom('ipv6,ipv6_dst=2001:db8::/32', 'tcp6,ipv6_src=2001:db8::1', 'ipv6,ipv6_dst=2001:db8::1:0/112', 'tcp6,tp_dst=80', 'arp,arp_tpa=10.1.0.0/16'),
 );
 
 const action = fc.oneof(
@@ -51,6 +52,7 @@ const action = fc.oneof(
   fc.constantFrom('load:1->NXM_NX_REG0[]', 'load:2->NXM_NX_REG0[]', 'move:NXM_OF_IN_PORT[]->NXM_NX_REG1[0..15]'),
   fc.constantFrom('resubmit(,1)', 'resubmit(,2)', 'resubmit(2,1)', 'output:NXM_NX_REG1[0..15]'),
   // OpenFlow 1.3 spellings (parsed in that dialect).
+  fc.constantFrom('set_field:2001:db8::9->ipv6_dst', 'dec_ttl', 'mod_tp_src:1000'),
   fc.constantFrom('goto_table:2', 'write_metadata:0x1/0x1', 'push_vlan:0x8100', 'set_field:4101->vlan_vid', 'pop_vlan'),
 );
 
@@ -91,7 +93,8 @@ const conjunctionRules = fc.constantFrom(
 const packet: fc.Arbitrary<Flow> = fc
   .record({
     inPort: fc.constantFrom(1, 2, 3, 4),
-    kind: fc.constantFrom('ip', 'tcp', 'udp', 'icmp', 'arp', 'none'),
+    kind: fc.constantFrom('ip', 'tcp', 'udp', 'icmp', 'arp', 'none', 'ipv6', 'tcp6'),
+    v6: fc.constantFrom('2001:db8::1', '2001:db8::1:5', '2001:db9::1', 'fe80::1'),
     src: fc.constantFrom(...ADDRS),
     dst: fc.constantFrom(...ADDRS),
     lowS: fc.integer({ min: 0, max: 255 }),
@@ -109,7 +112,10 @@ const packet: fc.Arbitrary<Flow> = fc
     const parts = [`in_port=${p.inPort}`, `dl_src=${p.dlSrc}`, `dl_dst=${p.dlDst}`];
     if (p.vlan) parts.push(p.vlan, `dl_vlan_pcp=${p.pcp}`);
     if (p.kind === 'arp') parts.push('arp', `arp_spa=${ip(p.src, p.lowS)}`, `arp_tpa=${ip(p.dst, p.lowD)}`);
-    else if (p.kind !== 'none') {
+    else if (p.kind === 'ipv6' || p.kind === 'tcp6') {
+      parts.push(p.kind, `ipv6_src=${p.v6}`, `ipv6_dst=${p.v6}`, `nw_ttl=${p.ttl}`);
+      if (p.kind === 'tcp6') parts.push(`tp_src=${p.tp}`, `tp_dst=${p.tp}`);
+    } else if (p.kind !== 'none') {
       parts.push(p.kind, `nw_src=${ip(p.src, p.lowS)}`, `nw_dst=${ip(p.dst, p.lowD)}`, `nw_ttl=${p.ttl}`, `nw_frag=${p.frag}`);
       if ((p.kind === 'tcp' || p.kind === 'udp') && p.frag !== 'later') parts.push(`tp_src=${p.tp}`, `tp_dst=${p.tp}`);
     }
