@@ -50,10 +50,10 @@ impl Emc {
     /// The seeded hash of a whole key; computed once per packet.
     #[inline]
     pub fn hash(&self, key: &FlowKey) -> u64 {
+        // One `write` of the whole key: foldhash's long-input path mixes two
+        // lanes in parallel, about twice as fast as fifteen `write_u64`s.
         let mut h = self.state.build_hasher();
-        for &w in key.words() {
-            h.write_u64(w);
-        }
+        h.write(key.as_bytes());
         h.finish()
     }
 
@@ -69,7 +69,8 @@ impl Emc {
         let i = self.index(hash);
         let slot = &self.slots[i];
         match &slot.flow {
-            Some(f) if slot.key == *key && !f.is_dead() => Some(i),
+            // Compare as words: one pass of 64-bit compares, not field by field.
+            Some(f) if slot.key.words() == key.words() && !f.is_dead() => Some(i),
             _ => None,
         }
     }
