@@ -1118,8 +1118,9 @@ function parseLearn(ctx: LineCtx, v: string, at: number, match: Match): LearnAct
     if (eq < 0) src = dst;
     else {
       const s = t.slice(eq + 1);
-      const asField = /^[0-9]/.test(s) ? undefined : fieldByName((s.includes('[') ? s.slice(0, s.indexOf('[')) : s));
-      if (asField && !s.includes(':') && !s.includes('.')) src = parseFieldRange(ctx, s, arg.at + eq + 1);
+      // A field reference (`dl_src`, `NXM_NX_REG1[0..11]`) or else an immediate in dst's notation.
+      const ref = /^([A-Za-z_][A-Za-z0-9_]*)(\[[0-9.]*\])?$/.exec(s);
+      if (ref && fieldByName(ref[1])) src = parseFieldRange(ctx, s, arg.at + eq + 1);
       else {
         if (dst.ofs !== 0 || dst.nBits !== dst.field.bits) {
           src = { value: immediate(ctx, s, dst, arg.at + eq + 1) };
