@@ -290,6 +290,15 @@ describe('nvs-vsctl matches ovs-vsctl', () => {
       [W, 'set', 'Interface', 'vnet0', 'admin_state=sideways'],
       [W, 'set', 'Interface', 'vnet0', 'external_ids={a:b}'],
       [W, 'frob'],
+      [W, 'set', 'Interface', 'vnet0', 'name=foo'],
+      [W, 'set', 'Bridge', 'br0', '_uuid=00000000-0000-0000-0000-000000000000'],
+      [W, 'clear', 'Bridge', 'br0', 'name'],
+      [W, 'add', 'Bridge', 'br0', 'name', 'x'],
+      [W, 'add', 'Port', 'vnet0', 'trunks', '5000'],
+      // A still-referenced non-root row: destroy is a no-op, as in OVS's IDL.
+      [W, 'destroy', 'Bridge', 'br1'],
+      [W, 'list-br'],
+      [W, '--all', 'destroy', 'Mirror'],
       [W, 'list', 'Interface', 'vnet0'],
     ]);
   });

@@ -44,7 +44,7 @@ import { EventEmitter } from 'node:events';
 import { OvsdbError } from './errors.ts';
 import type { OvsdbClient, MonitorRequest, Operation, OperationResult, TableUpdates } from './client.ts';
 import { TransactionError } from './client.ts';
-import type { Atom, ColumnType, DatabaseSchema, TableSchema } from './schema.ts';
+import { rootTables, type Atom, type ColumnType, type DatabaseSchema, type TableSchema } from './schema.ts';
 import { datumEquals, datumToJson, defaultDatum, makeMap, makeSet, parseDatum, type Datum } from './datum.ts';
 
 /** One row of the replica (or of a transaction's view): an immutable snapshot. */
@@ -196,6 +196,7 @@ export class Idl extends EventEmitter {
   private readonly tables = new Map<string, Map<string, IdlRow>>();
   /** Replicated columns per table. */
   private readonly replicated = new Map<string, ReadonlySet<string>>();
+  private readonly roots: ReadonlySet<string>;
   private updateFormat: 1 | 2 = 2;
   private seq = 0;
 
@@ -204,6 +205,7 @@ export class Idl extends EventEmitter {
     this.client = client;
     this.db = db;
     this.schema = schema;
+    this.roots = rootTables(schema);
     for (const name of Object.keys(tables)) {
       const ts = schema.tables.get(name);
       if (!ts) throw new UnknownTableError(name);
@@ -265,6 +267,11 @@ export class Idl extends EventEmitter {
   /** The first row of `table` (for one-row tables such as Open_vSwitch). */
   first(table: string): IdlRow | undefined {
     return this.rows(table).next().value;
+  }
+
+  /** Whether rows of `table` live without references (RFC 7047: every table, when the schema marks none). */
+  isRoot(table: string): boolean {
+    return this.roots.has(table);
   }
 
   /** Whether `column` of `table` is replicated (unreplicated columns read as their default). */
@@ -508,7 +515,13 @@ export class IdlTransaction {
     upd.changes.set(column, value);
   }
 
-  /** Deletes a row (the caller removes references to it). */
+  /**
+   * Deletes a row. A row of a root table is deleted outright (the caller
+   * removes references to it); a row of a non-root table is only dropped from
+   * this view, and the server garbage-collects it once nothing refers to it —
+   * as OVS's IDL does, so deleting a still-referenced Bridge is a no-op
+   * rather than a referential-integrity failure.
+   */
   delete(row: IdlRow): void {
     if (this.inserted.delete(row.uuid)) return;
     if (!this.idl.get(row.table, row.uuid)) throw new NoSuchRowError(row.table, row.uuid);
@@ -581,7 +594,7 @@ export class IdlTransaction {
       for (const [c, d] of u.changes) json[c] = this.toJson(d, this.columnType(ts, c));
       ops.push({ op: 'update', table: u.table, where: uuidWhere(uuid), row: json });
     }
-    for (const [uuid, table] of this.deleted) ops.push({ op: 'delete', table, where: uuidWhere(uuid) });
+    for (const [uuid, table] of this.deleted) if (this.idl.isRoot(table)) ops.push({ op: 'delete', table, where: uuidWhere(uuid) });
     let selectIndex = -1;
     if (this.incrementOf) {
       const { table, uuid, column } = this.incrementOf;

@@ -147,9 +147,9 @@ function delBr(ctx: Context, cmd: CommandLine): void {
 /** Applies `column[:key]=value` settings (add-port's trailing arguments, set's arguments) to a row. */
 function applySettings(ctx: Context, table: TableSchema, row: IdlRow, settings: readonly string[]): void {
   for (const arg of settings) {
-    const { column, key, value } = parseColumnArg(ctx, table, arg, ['='], true);
+    // Immutable columns can be given a value only when the row is created.
+    const { column, key, value } = parseColumnArg(ctx, table, arg, ['='], true, !ctx.txn.isNew(row.uuid));
     const cur = ctx.txn.get(row.table, row.uuid)!;
-    if (column.name === '_uuid') throw new VsctlError('VSCTL_READ_ONLY', `cannot modify read-only column _uuid`);
     if (key !== undefined) {
       const merged = datumUnion(makeMap([[key, value!.keys[0]]]), cur.get(column.name));
       checkValue(merged, column.type, `${column.name} column`);
@@ -308,7 +308,7 @@ function cmdAddRemove(ctx: Context, cmd: CommandLine, remove: boolean): void {
   const table = tableArg(ctx, cmd.args[0]);
   const row = recordArg(ctx, table, cmd.args[1], cmd);
   if (!row) return;
-  const column = findColumn(table, cmd.args[2]);
+  const column = findColumn(table, cmd.args[2], true);
   const type = column.type;
   let d = ctx.txn.get(row.table, row.uuid)!.get(column.name);
   for (const text of cmd.args.slice(3)) {
@@ -334,7 +334,7 @@ function cmdClear(ctx: Context, cmd: CommandLine): void {
   const row = recordArg(ctx, table, cmd.args[1], cmd);
   if (!row) return;
   for (const name of cmd.args.slice(2)) {
-    const column = findColumn(table, name);
+    const column = findColumn(table, name, true);
     if (column.type.min > 0) throw new VsctlError('VSCTL_CONSTRAINT', `"clear" operation cannot be applied to column ${column.name} of table ${table.name}, which is not allowed to be empty`);
     ctx.txn.set(ctx.txn.get(row.table, row.uuid)!, column.name, defaultDatum(column.type));
   }
@@ -433,6 +433,7 @@ function cmdCreate(ctx: Context, cmd: CommandLine): void {
   const table = tableArg(ctx, cmd.args[0]);
   const id = cmd.options.get('id');
   const uuid = typeof id === 'string' ? ctx.symbols.define(id) : undefined;
+  if (uuid === undefined && !table.isRoot) ctx.warn(`applying "create" command to table ${table.name} without --id option will have no effect`);
   const row = ctx.txn.insert(table.name, {}, uuid);
   applySettings(ctx, table, row, cmd.args.slice(1));
   ctx.out.push((real) => `${real(row.uuid)}\n`);

@@ -52,6 +52,8 @@ export interface Context {
   style: OutputStyle;
   /** The Open_vSwitch row (inserted by this invocation if the database had none). */
   ovs: IdlRow;
+  /** Prints a warning to stderr at once. */
+  warn: (message: string) => void;
   /** Output of the current command; a function runs after commit, when real uuids are known. */
   out: Array<string | ((realUuid: (provisional: string) => string) => string)>;
 }
@@ -75,12 +77,23 @@ export function findTable(schema: DatabaseSchema, name: string): TableSchema {
   throw new VsctlError('VSCTL_UNKNOWN_TABLE', `unknown table "${name}"`);
 }
 
-/** Finds a column the same way (`external-ids` finds `external_ids`). */
-export function findColumn(table: TableSchema, name: string): ColumnSchema {
+/**
+ * Finds a column the same way (`external-ids` finds `external_ids`). `_uuid`
+ * is found only for reading; writing a column (`forWrite`) also requires it
+ * to be mutable, as ovs-vsctl does.
+ */
+export function findColumn(table: TableSchema, name: string, forWrite = false): ColumnSchema {
+  const col = matchColumn(table, name, forWrite);
+  if (forWrite && !col.mutable) throw new VsctlError('VSCTL_READ_ONLY', `cannot modify read-only column ${col.name} in table ${table.name}`);
+  return col;
+}
+
+function matchColumn(table: TableSchema, name: string, forWrite: boolean): ColumnSchema {
+  const hidden = (c: string): boolean => c === '_version' || (forWrite && c === '_uuid');
   const exact = table.columns.get(name);
-  if (exact && name !== '_version') return exact;
+  if (exact && !hidden(name)) return exact;
   const n = normalize(name);
-  const all = [...table.columns.values()].filter((c) => c.name !== '_version');
+  const all = [...table.columns.values()].filter((c) => !hidden(c.name));
   const same = all.filter((c) => normalize(c.name) === n);
   if (same.length === 1) return same[0];
   const prefixed = all.filter((c) => normalize(c.name).startsWith(n));
@@ -164,10 +177,10 @@ const OPERATORS = ['{>=}', '{<=}', '{!=}', '{=}', '{<}', '{>}', '!=', '<=', '>='
  * nothing, when `ops` is empty). The value after `:key=` is one atom taken
  * whole; after `column=` it is a whole value in set/map notation.
  */
-export function parseColumnArg(ctx: Context, table: TableSchema, arg: string, ops: readonly string[], valueRequired: boolean): ColumnArg {
+export function parseColumnArg(ctx: Context, table: TableSchema, arg: string, ops: readonly string[], valueRequired: boolean, forWrite = false): ColumnArg {
   const m = /^[^:=!<>{]+/.exec(arg);
   if (!m) throw new VsctlError('VSCTL_BAD_ARG', `${arg}: missing column name`);
-  const column = findColumn(table, m[0]);
+  const column = findColumn(table, m[0], forWrite);
   let rest = arg.slice(m[0].length);
   let key: Atom | undefined;
   if (rest.startsWith(':')) {

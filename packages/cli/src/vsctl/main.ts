@@ -46,7 +46,7 @@ export async function runVsctl(argv: readonly string[], io: VsctlIo): Promise<nu
       const idl = await Idl.create(client, DB, tables, { schema });
       const { value: outputs, commit } = await idl.transact((txn) => {
         const ovs = txn.first(DB) ?? txn.insert(DB);
-        const ctx: Context = { txn, schema, symbols: new Symbols(), style: global, ovs, out: [] };
+        const ctx: Context = { txn, schema, symbols: new Symbols(), style: global, ovs, out: [], warn: (m) => io.stderr(`nvs-vsctl: ${m}\n`) };
         const outputs: Context['out'][] = [];
         for (let i = 0; i < commands.length; i++) {
           ctx.out = [];
