@@ -14,10 +14,9 @@ export type Condition =
   | { kind: 'column'; column: string; fn: ConditionFunction; arg: Datum };
 
 /** Looks up a column (including `_uuid`/`_version`) or throws the RFC's `unknown column`. */
-export function lookupColumn(table: TableSchema, name: unknown, syntax?: unknown): ColumnSchema {
+export function lookupColumn(table: TableSchema, name: unknown): ColumnSchema {
   const col = typeof name === 'string' ? table.columns.get(name) : undefined;
   if (!col) throw new OvsdbSyntaxError(`No column ${String(name)} in table ${table.name}.`, 'unknown column');
-  void syntax;
   return col;
 }
 

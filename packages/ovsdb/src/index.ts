@@ -14,3 +14,11 @@ export * from './daemon.ts';
 export * from './unixctl.ts';
 export * from './client.ts';
 export * from './idl.ts';
+// The server side (nvs-dbserver): engine, storage, server.
+export * from './database.ts';
+export * from './condition.ts';
+export * from './mutation.ts';
+export * from './transaction.ts';
+export { Monitor, type MonitorVersion, type TableMonitor } from './monitor.ts';
+export * from './storage.ts';
+export * from './server.ts';

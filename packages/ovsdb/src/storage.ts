@@ -16,7 +16,7 @@
 // `open` drops a torn or corrupt tail record (logging it) and truncates the
 // file there, so the next append starts on a record boundary.
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fdatasync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fdatasync, fdatasyncSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { newUuid, type Database, type Row, type RowChange } from './database.ts';
@@ -315,11 +315,6 @@ export class DbFile {
     this.syncNow();
     closeSync(this.fd);
     this.fd = -1;
-  }
-
-  /** Size on disk now (for tests and list-dbs style reports). */
-  statSize(): number {
-    return fstatSync(this.fd).size;
   }
 }
 
