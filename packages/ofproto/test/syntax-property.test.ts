@@ -15,9 +15,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { RuleError } from '../src/syntax/errors.ts';
+import { RuleError, RuleSyntaxError } from '../src/syntax/errors.ts';
 import { type Dialect, parseFlow, parseFlows } from '../src/syntax/parser.ts';
 import { printFlowMod, printRule } from '../src/syntax/printer.ts';
+import { KvScanner, LineSource } from '../src/syntax/scanner.ts';
 
 const hex = (n: number | bigint): string => `0x${n.toString(16)}`;
 const byte = fc.integer({ min: 0, max: 255 });
@@ -264,12 +265,33 @@ const onlyRuleErrors = (text: string): void => {
 };
 
 describe('the tokenizer and parser never throw anything but RuleError', () => {
+  it('the tokenizer alone: items tile the input, errors are RuleSyntaxError', () => {
+    fc.assert(
+      fc.property(fc.oneof(syntaxy, fc.string({ maxLength: 80 })), (text) => {
+        const sc = new KvScanner(new LineSource(text, 'fuzz', 1), 0, text.length);
+        try {
+          let last = -1;
+          while (sc.next()) {
+            // Every item starts after the previous one and its value lies inside the text.
+            expect(sc.keyAt).toBeGreaterThan(last);
+            expect(sc.valueAt + sc.value.length).toBeLessThanOrEqual(text.length);
+            expect(text.startsWith(sc.key, sc.keyAt)).toBe(true);
+            last = sc.keyAt;
+          }
+        } catch (e) {
+          if (!(e instanceof RuleSyntaxError)) throw e;
+        }
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
   it('on text made of syntax pieces', () => {
     fc.assert(fc.property(syntaxy, onlyRuleErrors), { numRuns: 3000 });
   });
 
   it('on arbitrary strings', () => {
-    fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: 200 }), onlyRuleErrors), { numRuns: 1000 });
+    fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: 200 }), onlyRuleErrors), { numRuns: 500 });
   });
 
   it('on valid rules with random damage (characters deleted, inserted or replaced)', () => {
