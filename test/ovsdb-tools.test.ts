@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
-import { bundleDbServer, DbServer, run } from '../packages/ovsdb/test/helpers/dbserver.ts';
+import { bundleDbServer, DbServer, run, SCHEMA } from '../packages/ovsdb/test/helpers/dbserver.ts';
 
 let bundle: { bin: string; root: string };
 let srv: DbServer;
@@ -86,6 +86,10 @@ describe('ovsdb-client against nvs-dbserver', () => {
     const schema = JSON.parse((await run('ovsdb-client', ['get-schema', srv.remote])).stdout);
     expect(schema.name).toBe('Open_vSwitch');
     expect((await run('ovsdb-client', ['get-schema-version', srv.remote])).stdout).toBe('8.3.1\n');
+    // Our schema carries a cksum computed as OVS does (POSIX cksum of the file without its cksum line).
+    const cksum = (await run('ovsdb-client', ['get-schema-cksum', srv.remote])).stdout;
+    expect(cksum).toMatch(/^\d+ \d+\n$/);
+    expect((await run('ovsdb-tool', ['schema-cksum', SCHEMA])).stdout).toBe(cksum);
   });
 
   it('dump and transact with a raw JSON transaction', async () => {

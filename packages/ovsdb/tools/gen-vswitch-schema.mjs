@@ -73,6 +73,25 @@ lines.forEach((line, i) => {
   table.columns[m[1]] = col;
 });
 
+/**
+ * POSIX `cksum` (CRC-32 with polynomial 0x04C11DB7 over the bytes, then the
+ * length): OVS's schema "cksum" is this checksum of the schema file with the
+ * cksum line left out.
+ */
+function posixCksum(buf) {
+  let crc = 0;
+  const step = (byte) => {
+    crc ^= byte << 24;
+    for (let k = 0; k < 8; k++) crc = crc & 0x80000000 ? (crc << 1) ^ 0x04c11db7 : crc << 1;
+    crc >>>= 0;
+  };
+  for (const b of buf) step(b);
+  for (let n = buf.length; n > 0; n = Math.floor(n / 256)) step(n & 0xff);
+  return `${~crc >>> 0} ${buf.length}`;
+}
+
 const schema = { name: 'Open_vSwitch', version: '8.3.1', tables };
-writeFileSync(out, JSON.stringify(schema, null, 1) + '\n');
+const text = JSON.stringify(schema, null, 1) + '\n';
+const cksum = posixCksum(Buffer.from(text, 'utf8'));
+writeFileSync(out, text.replace('{\n', `{\n "cksum": "${cksum}",\n`));
 process.stderr.write(`wrote ${out}: ${Object.keys(tables).length} tables\n`);
