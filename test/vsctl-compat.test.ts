@@ -389,6 +389,9 @@ describe('waiting for nvs-vswitchd (no --no-wait)', () => {
     expect(uuid).toMatch(/^[0-9a-f-]{36}$/);
     expect(await nvsVsctl(side, [W, 'get', 'Manager', uuid.toUpperCase(), 'target'])).toEqual({ stdout: '"ptcp:6640"\n', stderr: '', code: 0 });
     expect((await nvsVsctl(side, [W, 'get', 'Open_vSwitch', '.', 'manager_options'])).stdout).toBe(`[${uuid}]\n`);
+    // A prefix of 4 or more hex digits will do, as with ovs-vsctl; 3 will not.
+    expect((await nvsVsctl(side, [W, 'get', 'Manager', uuid.slice(0, 4), 'target'])).stdout).toBe('"ptcp:6640"\n');
+    expect((await nvsVsctl(side, [W, 'get', 'Manager', uuid.slice(0, 3), 'target'])).code).toBe(1);
     expect((await nvsVsctl(side, [W, 'get', 'Manager', '00000000-0000-0000-0000-000000000000', 'target'])).stderr).toBe(
       'nvs-vsctl: no row "00000000-0000-0000-0000-000000000000" in table Manager\n',
     );

@@ -159,6 +159,13 @@ export function findRecord(ctx: Context, table: TableSchema, id: string): IdlRow
     const ref = matches[0].get(rule.refColumn).keys;
     if (ref.length === 1) return ctx.txn.get(table.name, ref[0] as string);
   }
+  // Last, a uuid prefix of at least 4 hex digits, as ovs-vsctl accepts.
+  if (/^[0-9a-fA-F][0-9a-fA-F-]{3,}$/.test(id)) {
+    const prefix = id.toLowerCase();
+    const rows = [...ctx.txn.rows(table.name)].filter((r) => r.uuid.startsWith(prefix));
+    if (rows.length > 1) throw new VsctlError('VSCTL_AMBIGUOUS_RECORD', `multiple rows in ${table.name} match "${id}"`);
+    return rows[0];
+  }
   return undefined;
 }
 
