@@ -411,6 +411,11 @@ describe('waiting for nvs-vswitchd (no --no-wait)', () => {
     expect(r.stderr).toMatch(/^nvs-vsctl: timed out after 1 s waiting for nvs-vswitchd to apply the change \(Open_vSwitch cur_cfg 0, next_cfg 1\)/);
     // The change itself is committed.
     expect((await nvsVsctl(side, [W, 'list-br'])).stdout).toBe('br0\n');
+    expect(await nvsVsctl(side, ['--timeout=1', W, 'wait-until', 'Bridge', 'br0', 'fail_mode=secure'])).toEqual({
+      stdout: '',
+      stderr: 'nvs-vsctl: timed out after 1 s: the wait-until condition did not become true\n',
+      code: 142,
+    });
   });
 
   it('reports an unreachable database as ovs-vsctl does', async () => {

@@ -36,7 +36,7 @@ export async function runVsctl(argv: readonly string[], io: VsctlIo): Promise<nu
       return 0;
     }
     const specs = commands.map(checkCommand);
-    const phase = { waitingFor: undefined as undefined | { next: number; cur: () => number } };
+    const phase: Phase = { waitUntil: commands.some((c) => c.name === 'wait-until') };
     const work = async (): Promise<string> => {
       client = await OvsdbClient.connect(global.db);
       const schema = await client.getSchema(DB);
@@ -99,14 +99,22 @@ function mergeTables(a: IdlTables, b: IdlTables): IdlTables {
   return out;
 }
 
-function withTimeout<T>(work: Promise<T>, global: GlobalOptions, phase: { waitingFor?: { next: number; cur: () => number } }, setTimer: (t: NodeJS.Timeout) => void): Promise<T> {
+/** What the invocation is waiting for, to say so on timeout. */
+interface Phase {
+  waitUntil: boolean;
+  waitingFor?: { next: number; cur: () => number };
+}
+
+function withTimeout<T>(work: Promise<T>, global: GlobalOptions, phase: Phase, setTimer: (t: NodeJS.Timeout) => void): Promise<T> {
   const timeout = new Promise<never>((_, reject) => {
     setTimer(
       setTimeout(() => {
         const w = phase.waitingFor;
         const message = w
           ? `timed out after ${global.timeout} s waiting for nvs-vswitchd to apply the change (Open_vSwitch cur_cfg ${w.cur()}, next_cfg ${w.next}); the change is committed — is nvs-vswitchd running? (--no-wait skips this wait)`
-          : `timed out after ${global.timeout} s talking to the database at ${global.db}`;
+          : phase.waitUntil
+            ? `timed out after ${global.timeout} s: the wait-until condition did not become true`
+            : `timed out after ${global.timeout} s talking to the database at ${global.db}`;
         reject(new VsctlError('VSCTL_TIMEOUT', message, 142));
       }, global.timeout! * 1000),
     );
