@@ -1,0 +1,97 @@
+// Properties of the RFC 7047 value notation and set algebra: JSON round trips
+// for every atomic type as set or map, diffs that invert, and the checks a
+// column type imposes.
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { applyDiff, checkDatum, datumDiff, datumEquals, datumToJson, makeMap, makeSet, parseDatum, setDelete, setInsert, datumDiffFast, type DeltaLog } from '../src/datum.ts';
+import { ConstraintViolationError, DuplicateElementError, OvsdbSyntaxError } from '../src/errors.ts';
+import { parseColumnType, type AtomicType, type ColumnType } from '../src/schema.ts';
+
+const atomOf: Record<AtomicType, fc.Arbitrary<number | boolean | string>> = {
+  integer: fc.integer(),
+  real: fc.double({ noNaN: true, noDefaultInfinity: true }).map((x) => (Object.is(x, -0) ? 0 : x)),
+  boolean: fc.boolean(),
+  string: fc.string(),
+  uuid: fc.uuid().map((u) => u.toLowerCase()),
+};
+const atomicType = fc.constantFrom<AtomicType>('integer', 'real', 'boolean', 'string', 'uuid');
+
+/** A column type and a value of it. */
+const typedValue = fc
+  .record({ key: atomicType, value: fc.option(atomicType, { nil: undefined }), max: fc.constantFrom(1, 5, Infinity) })
+  .chain(({ key, value, max }) => {
+    const type: ColumnType = value ? { key: { type: key }, value: { type: value }, min: 0, max } : { key: { type: key }, min: 0, max };
+    const n = Math.min(max, 5);
+    const datum = value
+      ? fc.array(fc.tuple(atomOf[key], atomOf[value]), { maxLength: n }).map((pairs) => makeMap(pairs))
+      : fc.array(atomOf[key], { maxLength: n }).map((atoms) => makeSet(atoms));
+    return fc.tuple(fc.constant(type), datum);
+  });
+
+describe('datum notation', () => {
+  it('datumToJson then parseDatum gives the same value', () => {
+    fc.assert(
+      fc.property(typedValue, ([type, d]) => {
+        const back = parseDatum(JSON.parse(JSON.stringify(datumToJson(d, type))), type);
+        expect(datumEquals(back, d)).toBe(true);
+        expect(back.keys).toEqual(d.keys);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('applyDiff(old, datumDiff(old, new)) is new, for sets, maps and at-most-one columns', () => {
+    fc.assert(
+      fc.property(typedValue, ([type, a]) => {
+        const b = a.keys.length > 0 ? (a.values ? makeMap([]) : makeSet(a.keys.slice(1))) : a;
+        const replaces = type.max === 1 && !type.value;
+        expect(datumEquals(applyDiff(a, datumDiff(a, b, replaces), replaces), b)).toBe(true);
+        expect(datumEquals(applyDiff(b, datumDiff(b, a, replaces), replaces), a)).toBe(true);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('set insert/delete deltas give the same diff as a full comparison', () => {
+    fc.assert(
+      fc.property(fc.uniqueArray(fc.integer({ min: 0, max: 50 }), { maxLength: 30 }), fc.uniqueArray(fc.integer({ min: 0, max: 50 }), { maxLength: 10 }), (base, change) => {
+        const a = makeSet(base);
+        const log: DeltaLog = new Map();
+        const ins = setInsert(a, makeSet(change), log);
+        expect(datumDiffFast(a, ins, false, log)).toEqual(datumDiff(a, ins, false));
+        const del = setDelete(a, makeSet(change), log);
+        expect(datumDiffFast(a, del, false, log)).toEqual(datumDiff(a, del, false));
+        expect(ins.keys).toEqual([...new Set([...base, ...change])].sort((x, y) => x - y));
+      }),
+    );
+  });
+});
+
+describe('type checks', () => {
+  const t = (json: unknown) => parseColumnType('test', json);
+
+  it('rejects wrong atoms, malformed notation and duplicates', () => {
+    expect(() => parseDatum('x', t('integer'))).toThrow(OvsdbSyntaxError);
+    expect(() => parseDatum(1.5, t('integer'))).toThrow(OvsdbSyntaxError);
+    expect(() => parseDatum(['uuid', 'not-a-uuid'], t('uuid'))).toThrow(OvsdbSyntaxError);
+    expect(() => parseDatum(['named-uuid', 'x'], t('uuid'))).toThrow(OvsdbSyntaxError);
+    expect(() => parseDatum(['set', [1, 2]], t({ key: 'string', max: 2 }))).toThrow(OvsdbSyntaxError);
+    expect(() => parseDatum(['map', [['a', 1]]], t({ key: 'string', value: 'string', min: 0, max: 'unlimited' }))).toThrow(OvsdbSyntaxError);
+    expect(() => parseDatum(['set', [1, 1]], t({ key: 'integer', max: 2 }))).toThrow(DuplicateElementError);
+    expect(parseDatum(['named-uuid', 'x'], t('uuid'), () => '00000000-0000-0000-0000-00000000000a').keys).toEqual(['00000000-0000-0000-0000-00000000000a']);
+  });
+
+  it('enforces cardinality, enums, ranges and lengths', () => {
+    const enumT = t({ key: { type: 'string', enum: ['set', ['a', 'b']] }, min: 0, max: 1 });
+    expect(() => checkDatum(parseDatum('c', enumT), enumT)).toThrow(ConstraintViolationError);
+    const rangeT = t({ key: { type: 'integer', minInteger: 1, maxInteger: 4095 } });
+    expect(() => checkDatum(parseDatum(0, rangeT), rangeT)).toThrow(ConstraintViolationError);
+    expect(() => checkDatum(parseDatum(4095, rangeT), rangeT)).not.toThrow();
+    const lenT = t({ key: { type: 'string', minLength: 2, maxLength: 3 } });
+    expect(() => checkDatum(parseDatum('é', lenT), lenT)).toThrow(ConstraintViolationError);
+    expect(() => checkDatum(parseDatum('éé', lenT), lenT)).not.toThrow();
+    const twoT = t({ key: 'integer', min: 1, max: 2 });
+    expect(() => checkDatum(parseDatum(['set', []], twoT), twoT)).toThrow(ConstraintViolationError);
+    expect(() => checkDatum(parseDatum(['set', [1, 2, 3]], twoT), twoT)).toThrow(ConstraintViolationError);
+  });
+});
