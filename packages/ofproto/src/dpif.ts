@@ -175,7 +175,8 @@ const SET_FIELD_NAMES: Record<DpSetHeader, Partial<Record<DpSetField, string>>> 
   nd: { nd_target: 'target', arp_sha: 'sll', arp_tha: 'tll' },
 };
 
-const FULL: Record<DpSetField, number | bigint> = {
+/** The all-ones mask of each settable field (a `set` with it rewrites the whole field). */
+export const DP_SET_FULL_MASK: Readonly<Record<DpSetField, number | bigint>> = {
   eth_src: 0xffffffffffff, eth_dst: 0xffffffffffff, nw_src: 0xffffffff, nw_dst: 0xffffffff, nw_tos: 0xff,
   nw_ttl: 0xff, nw_proto: 0xff, ipv6_src: (1n << 128n) - 1n, ipv6_dst: (1n << 128n) - 1n, ipv6_label: 0xfffff,
   tp_src: 0xffff, tp_dst: 0xffff, arp_sha: 0xffffffffffff, arp_tha: 0xffffffffffff, nd_target: (1n << 128n) - 1n,
@@ -236,7 +237,7 @@ export function formatDpActions(actions: readonly DpAction[]): string {
           const b = actions[j];
           if (b.type !== 'set' || b.header !== a.header) break;
           const name = SET_FIELD_NAMES[b.header][b.field] ?? b.field;
-          const full = b.mask === FULL[b.field];
+          const full = b.mask === DP_SET_FULL_MASK[b.field];
           parts.push(`${name}=${formatSetValue(b.field, b.value)}${full ? '' : `/${formatSetValue(b.field, b.mask)}`}`);
         }
         i = j - 1;

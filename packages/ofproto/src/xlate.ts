@@ -591,7 +591,7 @@ class Ctx {
     for (let i = 0; i < words; i++) b[slot + i] = f[slot + i];
     const mask = wordsValue(w, slot, words);
     const value = typeof mask === 'bigint' ? (wordsValue(f, slot, words) as bigint) & mask : maskNum(wordsValue(f, slot, words) as number, mask, words);
-    this.actions.push({ type: 'set', header, field, value, mask: mask === SET_FULL[field] ? SET_FULL[field] : mask });
+    this.actions.push({ type: 'set', header, field, value, mask });
   }
 
   // ------------------------------------------------------------- megaflow
@@ -635,11 +635,6 @@ const L4_HEADERS: Record<number, DpSetHeader> = {
   [IpProto.ICMPV6]: 'icmpv6',
 };
 
-const SET_FULL: Record<DpSetField, number | bigint> = {
-  eth_src: 0xffffffffffff, eth_dst: 0xffffffffffff, nw_src: 0xffffffff, nw_dst: 0xffffffff, nw_tos: 0xff,
-  nw_ttl: 0xff, nw_proto: 0xff, ipv6_src: (1n << 128n) - 1n, ipv6_dst: (1n << 128n) - 1n, ipv6_label: 0xfffff,
-  tp_src: 0xffff, tp_dst: 0xffff, arp_sha: 0xffffffffffff, arp_tha: 0xffffffffffff, nd_target: (1n << 128n) - 1n,
-};
 
 /** Datapath key fields and where they live in a Flow. */
 const DP_FIELDS: readonly [keyof DpFlowKey, number, number][] = [
