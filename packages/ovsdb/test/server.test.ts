@@ -175,7 +175,7 @@ describe('server methods', () => {
 describe('inactivity probe', () => {
   it('echoes idle sessions, keeps those that answer and drops those that do not', async () => {
     const probeSock = join(dir, 'probe.sock');
-    const probing = new OvsdbServer({ log, probeIntervalMs: 40 });
+    const probing = new OvsdbServer({ log, probeIntervalMs: 250 });
     await probing.listen(`punix:${probeSock}`);
     try {
       const answering = connect(probeSock);

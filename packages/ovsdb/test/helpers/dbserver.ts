@@ -89,7 +89,8 @@ export class DbServer {
     const proc = spawn(process.execPath, [this.bin, '--rundir', this.rundir, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
     this.proc = proc;
     proc.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
-    for (let i = 0; i < 400; i++) {
+    // Generous: on a loaded 2-core machine a cold node start can take seconds.
+    for (let i = 0; i < 1200; i++) {
       if (proc.exitCode !== null) throw new Error(`nvs-dbserver exited with ${proc.exitCode}: ${this.stderr}`);
       if (existsSync(this.ctl) && (await canConnect(this.sock)) && (await canConnect(this.ctl))) return;
       await new Promise((r) => setTimeout(r, 25));
