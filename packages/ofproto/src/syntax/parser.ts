@@ -63,15 +63,15 @@ export interface ParseOptions {
 export function parseFlows(text: string, opts: ParseOptions = {}): FlowMod[] {
   const out: FlowMod[] = [];
   const file = opts.file ?? '<input>';
-  const arena = new MatchArena();
-  const find = finders(text);
+  const ctx = newCtx(new LineSource(text, file, 1), opts, new MatchArena());
   let lineNo = 0;
   let at = 0;
   while (at <= text.length) {
     let nl = text.indexOf('\n', at);
     if (nl < 0) nl = text.length;
     lineNo++;
-    const fm = parseLine(new LineSource(text, file, lineNo, at, nl), opts, arena, find);
+    ctx.src.moveTo(lineNo, at, nl);
+    const fm = parseLine(ctx);
     at = nl + 1;
     if (fm) out.push(fm);
     if (nl === text.length) break;
@@ -82,7 +82,7 @@ export function parseFlows(text: string, opts: ParseOptions = {}): FlowMod[] {
 /** Parses one rule (comments allowed); throws if the line is blank or invalid. */
 export function parseFlow(line: string, opts: ParseOptions = {}): FlowMod {
   const src = new LineSource(line, opts.file ?? '<input>', 1);
-  const fm = parseLine(src, opts, null, finders(line));
+  const fm = parseLine(newCtx(src, opts, null));
   if (!fm) throw src.error(0, 'expected a rule, got an empty line');
   return fm;
 }
@@ -153,6 +153,9 @@ interface LineCtx {
   readonly command: FlowModCommand;
   /** Where matches are allocated when parsing many lines; null = one at a time. */
   readonly arena: MatchArena | null;
+  readonly finders: Finders;
+  /** Reused for the match part and the action list (never both at once). */
+  readonly scanner: KvScanner;
 }
 
 /**
@@ -187,11 +190,21 @@ interface Finders {
   readonly action: Finder;
 }
 
-function finders(text: string): Finders {
-  return { hash: new Finder(text, '#'), action: new Finder(text, 'action') };
+/** One parsing context per file (or per single line), reused line after line. */
+function newCtx(src: LineSource, opts: ParseOptions, arena: MatchArena | null): LineCtx {
+  return {
+    src,
+    opts,
+    dialect: opts.dialect ?? 'of10',
+    command: opts.command ?? 'add',
+    arena,
+    finders: { hash: new Finder(src.text, '#'), action: new Finder(src.text, 'action') },
+    scanner: new KvScanner(src, 0, 0),
+  };
 }
 
-function parseLine(src: LineSource, opts: ParseOptions, arena: MatchArena | null, finders: Finders): FlowMod | null {
+function parseLine(ctx: LineCtx): FlowMod | null {
+  const { src, finders } = ctx;
   const text = src.text;
   // Searches stay within the line: `text` may be a whole file.
   const hash = finders.hash.find(src.start, src.end);
@@ -200,7 +213,6 @@ function parseLine(src: LineSource, opts: ParseOptions, arena: MatchArena | null
   while (end > start && isBlank(text.charCodeAt(end - 1))) end--;
   while (start < end && isBlank(text.charCodeAt(start))) start++;
   if (start >= end) return null;
-  const ctx: LineCtx = { src, opts, dialect: opts.dialect ?? 'of10', command: opts.command ?? 'add', arena };
   const isDelete = ctx.command === 'delete' || ctx.command === 'delete_strict';
 
   // Like ovs-ofctl, the action list is everything after the first "action…=".
@@ -260,7 +272,7 @@ function parseMatchPart(ctx: LineCtx, start: number, end: number): MatchPart {
     flags: NO_FLAGS,
     outPort: null,
   };
-  const sc = new KvScanner(src, start, end);
+  const sc = ctx.scanner.reset(start, end);
   while (sc.next()) {
     const key = sc.key;
     const sh = SHORTHANDS.get(key);
@@ -630,7 +642,7 @@ function parseActions(ctx: LineCtx, start: number, end: number, match: Match, ta
   const { src } = ctx;
   const out: Action[] = [];
   let sawDrop = -1;
-  const sc = new KvScanner(src, start, end);
+  const sc = ctx.scanner.reset(start, end);
   while (sc.next()) {
     const key = sc.key;
     const name = key.toLowerCase();

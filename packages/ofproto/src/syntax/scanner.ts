@@ -29,10 +29,17 @@ export class LineSource {
   constructor(
     readonly text: string,
     readonly file: string,
-    readonly line: number,
-    readonly start: number = 0,
-    readonly end: number = text.length,
+    public line: number,
+    public start: number = 0,
+    public end: number = text.length,
   ) {}
+
+  /** Moves to another line of the same text (a file parser reuses one source). */
+  moveTo(line: number, start: number, end: number): void {
+    this.line = line;
+    this.start = start;
+    this.end = end;
+  }
 
   /** The position of character `index` of the text (column is 1-based within the line). */
   pos(index: number): SourcePos {
@@ -69,9 +76,16 @@ export class KvScanner {
   constructor(
     readonly src: LineSource,
     start: number,
-    private readonly end: number,
+    private end: number,
   ) {
     this.at = start;
+  }
+
+  /** Restarts on another span of the same source (saves an allocation per span). */
+  reset(start: number, end: number): this {
+    this.at = start;
+    this.end = end;
+    return this;
   }
 
   /** Advances to the next item; false at the end of the span. */
