@@ -418,6 +418,22 @@ describe('waiting for nvs-vswitchd (no --no-wait)', () => {
     });
   });
 
+  it('--retry waits for the database to come up', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nvs-vsctl-retry-'));
+    const sock = join(dir, 'db.sock');
+    const pending = nvsVsctl({ sock } as Side, ['--retry', '--timeout=20', W, 'list-br']);
+    await new Promise((r) => setTimeout(r, 300));
+    const server = new OvsdbServer({ log: pino({ level: 'silent' }) });
+    server.addDatabase(new Database(parseSchema(SCHEMA)));
+    await server.listen(`punix:${sock}`);
+    try {
+      expect(await pending).toEqual({ stdout: '', stderr: '', code: 0 });
+    } finally {
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('reports an unreachable database as ovs-vsctl does', async () => {
     const r = await nvsVsctl({ sock: '/nonexistent/db.sock' } as Side, [W, 'list-br']);
     expect(r).toEqual({ stdout: '', stderr: 'nvs-vsctl: unix:/nonexistent/db.sock: database connection failed (No such file or directory)\n', code: 1 });

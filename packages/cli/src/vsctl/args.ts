@@ -24,6 +24,8 @@ export interface GlobalOptions {
   headings: boolean;
   /** Each command's output on one line, newlines escaped. */
   oneline: boolean;
+  /** Keep trying to connect while the server is not up (bounded by timeout). */
+  retry: boolean;
   help: boolean;
   version: boolean;
 }
@@ -58,7 +60,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
   let rundir: string | undefined;
   let bare = false;
   let data: DataFormat | undefined;
-  const g: Omit<GlobalOptions, 'db' | 'data'> = { wait: true, format: 'list', headings: true, oneline: false, help: false, version: false };
+  const g: Omit<GlobalOptions, 'db' | 'data'> = { wait: true, format: 'list', headings: true, oneline: false, retry: false, help: false, version: false };
   const firstOptions = new Map<string, string | true>();
   let i = 0;
   const needValue = (name: string, value: string | undefined): string => {
@@ -120,9 +122,11 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
       case 'version':
         g.version = true;
         break;
+      case 'retry':
+        g.retry = true;
+        break;
       // Accepted for compatibility with scripts written for ovs-vsctl; nothing to do here.
       case 'no-syslog':
-      case 'retry':
       case 'pretty':
         break;
       default:
@@ -248,6 +252,7 @@ Options:
   --no-headings               omit table headings
   --columns=COL,...           (before list or find) print only these columns
   --oneline                   print exactly one line of output per command
+  --retry                     keep trying to connect until the database is up
   -h, --help                  display this help message
   -V, --version               display version information
 `;

@@ -4,7 +4,7 @@
 // unless --no-wait — wait until nvs-vswitchd reports the new configuration
 // (Open_vSwitch.cur_cfg reaching the next_cfg this transaction bumped).
 // Output is printed only once all of that succeeded, as ovs-vsctl does.
-import { OvsdbClient, TransactionError } from '@nvs/ovsdb/src/client.ts';
+import { ConnectFailedError, OvsdbClient, TransactionError } from '@nvs/ovsdb/src/client.ts';
 import { Idl, type IdlTables } from '@nvs/ovsdb/src/idl.ts';
 import { OvsdbError } from '@nvs/ovsdb/src/errors.ts';
 import { parseCommandLine, USAGE, type GlobalOptions } from './args.ts';
@@ -38,7 +38,7 @@ export async function runVsctl(argv: readonly string[], io: VsctlIo): Promise<nu
     const specs = commands.map(checkCommand);
     const phase: Phase = { waitUntil: commands.some((c) => c.name === 'wait-until') };
     const work = async (): Promise<string> => {
-      client = await OvsdbClient.connect(global.db);
+      client = await connect(global);
       const schema = await client.getSchema(DB);
       // next_cfg and cur_cfg for the wait; then what each command reads.
       let tables: IdlTables = { [DB]: ['next_cfg', 'cur_cfg'] };
@@ -86,6 +86,18 @@ export async function runVsctl(argv: readonly string[], io: VsctlIo): Promise<nu
   } finally {
     if (timer) clearTimeout(timer);
     (client as OvsdbClient | undefined)?.close();
+  }
+}
+
+/** Connects; with --retry, keeps trying while the server is not there yet (the timeout bounds it). */
+async function connect(global: GlobalOptions): Promise<OvsdbClient> {
+  for (;;) {
+    try {
+      return await OvsdbClient.connect(global.db);
+    } catch (err) {
+      if (!global.retry || !(err instanceof ConnectFailedError)) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
 }
 
