@@ -109,7 +109,7 @@ describe('ovsdb-client against nvs-dbserver', () => {
     let out = '';
     mon.stdout.on('data', (d: Buffer) => (out += d.toString()));
     const waitFor = async (re: RegExp): Promise<void> => {
-      for (let i = 0; i < 400 && !re.test(out); i++) await new Promise((r) => setTimeout(r, 25));
+      for (let i = 0; i < 1200 && !re.test(out); i++) await new Promise((r) => setTimeout(r, 25));
       expect(out).toMatch(re);
     };
     try {
