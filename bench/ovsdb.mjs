@@ -160,6 +160,12 @@ async function bulk(server, round) {
   return s;
 }
 
+/** CPU time (user + system) a process has used, in seconds (clock ticks of 10 ms). */
+function cpuSeconds(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 function rssMiB(pid) {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
@@ -182,9 +188,14 @@ try {
     c.close();
   }
   const rate = { nvs: [], ovs: [] };
+  const cpuPerTxn = { nvs: [], ovs: [] };
   const bulkS = { nvs: [], ovs: [] };
   for (let round = 0; round < ROUNDS; round++) {
-    for (const s of servers) rate[s.kind].push(await txnRate(s, round));
+    for (const s of servers) {
+      const c0 = cpuSeconds(s.child.pid);
+      rate[s.kind].push(await txnRate(s, round));
+      cpuPerTxn[s.kind].push(((cpuSeconds(s.child.pid) - c0) / N) * 1e6);
+    }
     for (const s of servers) bulkS[s.kind].push(await bulk(s, round));
   }
   const rss = Object.fromEntries(servers.map((s) => [s.kind, rssMiB(s.child.pid)]));
@@ -194,6 +205,8 @@ try {
   console.log(`  nvs-dbserver  ${r.nvs.toFixed(0).padStart(7)} txn/s   (rounds: ${rate.nvs.map((x) => x.toFixed(0)).join(', ')})`);
   console.log(`  ovsdb-server  ${r.ovs.toFixed(0).padStart(7)} txn/s   (rounds: ${rate.ovs.map((x) => x.toFixed(0)).join(', ')})`);
   console.log(`  ratio nvs/ovs ${(r.nvs / r.ovs).toFixed(2)}x   (goal >= 2x)`);
+  const cpu = { nvs: median(cpuPerTxn.nvs), ovs: median(cpuPerTxn.ovs) };
+  console.log(`  server CPU per transaction (steadier than wall time here): nvs-dbserver ${cpu.nvs.toFixed(0)} us, ovsdb-server ${cpu.ovs.toFixed(0)} us, ratio ${(cpu.ovs / cpu.nvs).toFixed(2)}x`);
   console.log(`ovsdb: ${N} ports in one transaction (median)`);
   console.log(`  nvs-dbserver  ${(b.nvs * 1000).toFixed(1)} ms   ovsdb-server ${(b.ovs * 1000).toFixed(1)} ms   speed ratio ${(b.ovs / b.nvs).toFixed(2)}x`);
   console.log(`ovsdb: server RSS after ${ROUNDS * N * 2 + 300} ports`);
