@@ -180,6 +180,8 @@ describe.each(['of10', 'of13'] as const)('random rules (%s)', (dialect) => {
           fc.pre(!(e instanceof RuleError));
           throw e;
         }
+        // The Match invariant: no value bit outside the mask.
+        expect(fm.match.value.every((w, i) => (w & ~fm.match.mask[i]) === 0)).toBe(true);
         const again = parseFlow(printRule(fm), { dialect });
         expect(again).toEqual(fm);
         expect(printFlowMod(again, { dialect })).toBe(printFlowMod(fm, { dialect }));

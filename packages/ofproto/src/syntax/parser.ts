@@ -15,7 +15,8 @@
  *
  * `dialect` says which OpenFlow version the rules must be expressible in
  * ('of10': OpenFlow 1.0 with Nicira extensions, ovs-ofctl's default;
- * 'of13': `-O OpenFlow13`); a few actions exist only in one of them.
+ * 'of13': `-O OpenFlow13`); a few actions exist only in one of them, and
+ * in 'of13' a VLAN match keeps only what OXM can say (see vlanAsOxm).
  */
 
 import type { Action, ControllerReason, LearnAction, LearnSpec, SetFieldAction } from '../actions.ts';
@@ -123,8 +124,7 @@ const UNSUPPORTED_ACTIONS = new Set([
   'push_mpls', 'pop_mpls', 'set_mpls_label', 'set_mpls_tc', 'set_mpls_ttl', 'dec_mpls_ttl',
   'set_tunnel', 'set_tunnel64', 'fin_timeout', 'multipath', 'bundle', 'bundle_load', 'sample',
   'exit', 'clone', 'check_pkt_larger', 'encap', 'decap', 'dec_nsh_ttl', 'clear_actions',
-  'write_actions', 'push', 'pop', 'debug_recirc', 'debug_slow', 'output_trunc', 'delete_field',
-  'set_nw_ttl', 'mod_nw_ecn_ext', 'set_mpls', 'stack_push', 'stack_pop', 'resubmit_ct',
+  'write_actions', 'push', 'pop', 'debug_recirc', 'debug_slow', 'delete_field',
 ]);
 
 /** Real OVS match fields and protocols nvs does not implement yet. */
@@ -145,7 +145,7 @@ const ACTION_FIELD_ALIASES: ReadonlyMap<string, string> = new Map([
 
 const TCP_FLAG_NAMES = ['fin', 'syn', 'rst', 'psh', 'ack', 'urg', 'ece', 'cwr', 'ns'] as const;
 
-/** Parsing state of one line. */
+/** Parsing state: one per file (or per single line); `src` moves from line to line. */
 interface LineCtx {
   readonly src: LineSource;
   readonly opts: ParseOptions;
