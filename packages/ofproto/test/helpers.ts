@@ -2,6 +2,10 @@
 // silent logger, flows written in ovs-ofctl match syntax, and an independent
 // Flow <-> datapath key conversion used to check megaflows from outside.
 
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pino from 'pino';
 import { identityDpif, type DpFlowKey, type Megaflow, newDpFlowKey } from '../src/dpif.ts';
 import { type Flow, newFlow, Slot } from '../src/fields.ts';
@@ -103,4 +107,63 @@ export function mixUnderMask(m: Megaflow, other: DpFlowKey): DpFlowKey {
     out[name] = typeof other[name] === 'bigint' ? v : Number(BigInt.asUintN(64, v));
   }
   return out as unknown as DpFlowKey;
+}
+
+/** A real ovs-vswitchd on a dummy datapath with its ovsdb-server, in a temp dir. */
+export interface RealOvs {
+  /** Runs an OVS tool with this instance's environment; returns stdout. */
+  run(cmd: string, args: string[], input?: string): string;
+  /** `ovs-appctl ofproto/trace br0 <flow> [extra]` output lines. */
+  trace(flow: string, ...extra: string[]): string[];
+  /** `unix:` address of br0's management socket, for ovs-ofctl. */
+  readonly mgmt: string;
+  stop(): void;
+}
+
+/**
+ * Starts ovsdb-server and ovs-vswitchd (--enable-dummy) and creates bridge
+ * br0 (netdev datapath) with `bridgeArgs` appended to the add-br command
+ * (ports, fail_mode…). Datapath port numbers follow the order ports are
+ * added; LOCAL is datapath port 100.
+ */
+export function startOvs(bridgeArgs: string[]): RealOvs {
+  const dir = mkdtempSync(join(tmpdir(), 'nvs-ofproto-ovs-'));
+  const env = { ...process.env, OVS_RUNDIR: dir, OVS_LOGDIR: dir, OVS_DBDIR: dir };
+  const run = (cmd: string, args: string[], input?: string) =>
+    execFileSync(cmd, args, { env, encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
+  const db = `unix:${join(dir, 'db.sock')}`;
+  run('ovsdb-tool', ['create', join(dir, 'conf.db'), '/usr/share/openvswitch/vswitch.ovsschema']);
+  run('ovsdb-server', [join(dir, 'conf.db'), `--remote=punix:${join(dir, 'db.sock')}`, `--pidfile=${join(dir, 'ovsdb.pid')}`, '--detach', `--log-file=${join(dir, 'ovsdb.log')}`]);
+  const stop = () => {
+    for (const pid of ['vswitchd.pid', 'ovsdb.pid']) {
+      try {
+        process.kill(Number(readFileSync(join(dir, pid), 'utf8').trim()));
+      } catch {
+        // not running
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    run('ovs-vsctl', [`--db=${db}`, '--no-wait', 'init']);
+    run('ovs-vswitchd', ['--enable-dummy=override', db, `--pidfile=${join(dir, 'vswitchd.pid')}`, '--detach', `--log-file=${join(dir, 'vswitchd.log')}`]);
+    run('ovs-vsctl', [`--db=${db}`, 'add-br', 'br0', '--', 'set', 'bridge', 'br0', 'datapath_type=netdev', ...bridgeArgs]);
+  } catch (e) {
+    stop();
+    throw e;
+  }
+  const ctl = join(dir, readdirSync(dir).find((f) => f.startsWith('ovs-vswitchd.') && f.endsWith('.ctl'))!);
+  return {
+    run,
+    trace: (flow, ...extra) => run('ovs-appctl', ['-t', ctl, 'ofproto/trace', 'br0', flow, ...extra]).trim().split('\n'),
+    mgmt: `unix:${join(dir, 'br0.mgmt')}`,
+    stop,
+  };
+}
+
+/** `add-port` arguments for dummy ports with fixed OpenFlow numbers and extra Port settings. */
+export function ovsPorts(ports: { n: number; port?: string[] }[]): string[] {
+  return ports.flatMap(({ n, port = [] }) => [
+    '--', 'add-port', 'br0', `p${n}`, ...port, '--', 'set', 'Interface', `p${n}`, 'type=dummy', `ofport_request=${n}`,
+  ]);
 }

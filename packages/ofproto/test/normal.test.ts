@@ -3,8 +3,8 @@
 // MAC moves, aging and size-limited eviction, and the invalidation tags that
 // let the owner revalidate megaflows when the MAC table changes.
 
-import { describe, expect, test } from 'vitest';
-import { bridge, flowOf } from './helpers.ts';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { bridge, flowOf, ovsPorts, type RealOvs, startOvs } from './helpers.ts';
 import { formatDpActions, formatMegaflow } from '../src/dpif.ts';
 import type { Ofproto } from '../src/ofproto.ts';
 import { MacLearningTable, macTag } from '../src/mac-learning.ts';
@@ -158,5 +158,74 @@ describe('MacLearningTable', () => {
     expect(t.expire(15_000)).toBe(0);
     expect(t.expire(16_000)).toBe(1);
     expect(t.size).toBe(0);
+  });
+});
+
+/**
+ * Where each output of a datapath action list goes and with which VLAN tag:
+ * `{ '3': 10, '1': null }`. The order of outputs is left out (OVS floods in
+ * hash order, we in port order); a port output twice shows as a list.
+ */
+function outputsOf(datapathActions: string, inputVid: number | null): Record<string, string> {
+  const out: Record<string, string[]> = {};
+  let vid = inputVid;
+  const text = datapathActions.replace(/^Datapath actions: /, '');
+  if (text === 'drop') return {};
+  for (const a of text.split(/,(?![^(]*\))/)) {
+    const push = /^push_vlan\((?:tpid=[^,]+,)?vid=(\d+),pcp=\d+\)$/.exec(a);
+    if (push) vid = Number(push[1]);
+    else if (a === 'pop_vlan') vid = null;
+    else if (/^\d+$/.test(a)) (out[a] ??= []).push(vid === null ? 'untagged' : `vlan ${vid}`);
+    else throw new Error(`unexpected datapath action ${a}`);
+  }
+  return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.join('+')]));
+}
+
+describe('NORMAL against a real ovs-vswitchd', () => {
+  // p1 access 10, p2 trunk 10,20, p3 native-untagged 20 (+10), p4 native-tagged 10 (+30), p5 trunk (all), LOCAL trunk.
+  const PORTS = [
+    { n: 1, port: ['tag=10'], cfg: { tag: 10 } },
+    { n: 2, port: ['trunks=10,20'], cfg: { trunks: [10, 20] } },
+    { n: 3, port: ['tag=20', 'vlan_mode=native-untagged', 'trunks=10'], cfg: { tag: 20, vlanMode: 'native-untagged' as const, trunks: [10] } },
+    { n: 4, port: ['tag=10', 'vlan_mode=native-tagged', 'trunks=30'], cfg: { tag: 10, vlanMode: 'native-tagged' as const, trunks: [30] } },
+    { n: 5, port: [], cfg: {} },
+  ];
+  const MAC = (n: number) => `00:00:00:00:00:${n.toString(16).padStart(2, '0')}`;
+  // [in_port, vid or null, src, dst]; learning carries over from one step to the next.
+  const STEPS: [number, number | null, number, number][] = [
+    [1, null, 1, 0xff],
+    [2, 10, 2, 1],
+    [1, null, 1, 2],
+    [3, null, 3, 0xff],
+    [3, 10, 4, 0xff],
+    [4, null, 5, 0xff],
+    [4, 30, 6, 0xff],
+    [5, 30, 7, 6],
+    [5, null, 8, 0xff],
+    [1, 5, 9, 0xff],
+    [2, 30, 10, 0xff],
+    [5, 20, 11, 3],
+    [1, 0, 12, 2],
+    [5, 10, 1, 0xff],
+    [2, 10, 13, 1],
+  ];
+  let ovs: RealOvs;
+  beforeAll(() => {
+    ovs = startOvs(ovsPorts(PORTS));
+  });
+  afterAll(() => ovs?.stop());
+
+  test('the same outputs with the same tags for access, trunk and native ports, flooding, learning and moves', () => {
+    const { of } = bridge({
+      failMode: 'standalone',
+      ports: [...PORTS.map((p) => ({ ofport: p.n, name: `p${p.n}`, ...p.cfg })), { ofport: 0xfffe, name: 'br0' }],
+    });
+    for (const [inPort, vid, src, dst] of STEPS) {
+      const dstMac = dst === 0xff ? 'ff:ff:ff:ff:ff:ff' : MAC(dst);
+      const flow = `in_port=${inPort},${vid === null ? '' : `dl_vlan=${vid},`}dl_src=${MAC(src)},dl_dst=${dstMac}`;
+      const real = ovs.trace(flow, '-generate').find((l) => l.startsWith('Datapath actions:'))!;
+      const ours = formatDpActions(of.xlate(flowOf(flow)).actions);
+      expect({ flow, outputs: outputsOf(ours, vid || null) }).toEqual({ flow, outputs: outputsOf(real, vid || null) });
+    }
   });
 });

@@ -3,12 +3,8 @@
 // ovs-vswitchd (dummy datapath, started in a temp dir) tracing the same
 // flows through the same rules.
 
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { addFlows, bridge, flowOf } from './helpers.ts';
+import { addFlows, bridge, flowOf, ovsPorts, type RealOvs, startOvs } from './helpers.ts';
 import { trace } from '../src/trace.ts';
 import { BadTraceRequestError } from '../src/errors.ts';
 
@@ -94,44 +90,20 @@ priority=10,in_port=2,ip,actions=load:0x7->NXM_OF_IP_DST[0..7],output:3`,
 ];
 
 describe('Megaflow and Datapath actions lines match a real ovs-vswitchd', () => {
-  let dir = '';
-  let ctl = '';
-  const env = () => ({ ...process.env, OVS_RUNDIR: dir, OVS_LOGDIR: dir, OVS_DBDIR: dir });
-  const run = (cmd: string, args: string[]) => execFileSync(cmd, args, { env: env(), encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
-
+  let ovs: RealOvs;
   beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), 'nvs-trace-ovs-'));
-    run('ovsdb-tool', ['create', join(dir, 'conf.db'), '/usr/share/openvswitch/vswitch.ovsschema']);
-    run('ovsdb-server', [join(dir, 'conf.db'), `--remote=punix:${join(dir, 'db.sock')}`, `--pidfile=${join(dir, 'ovsdb.pid')}`, '--detach', `--log-file=${join(dir, 'ovsdb.log')}`]);
-    run('ovs-vsctl', [`--db=unix:${join(dir, 'db.sock')}`, '--no-wait', 'init']);
-    run('ovs-vswitchd', ['--enable-dummy=override', `unix:${join(dir, 'db.sock')}`, `--pidfile=${join(dir, 'vswitchd.pid')}`, '--detach', `--log-file=${join(dir, 'vswitchd.log')}`]);
-    const ports = [1, 2, 3].flatMap((n) => ['--', 'add-port', 'br0', `p${n}`, '--', 'set', 'Interface', `p${n}`, 'type=dummy', `ofport_request=${n}`]);
-    run('ovs-vsctl', [`--db=unix:${join(dir, 'db.sock')}`, 'add-br', 'br0', '--', 'set', 'bridge', 'br0', 'datapath_type=netdev', 'fail_mode=secure', ...ports]);
-    ctl = join(dir, readdirSync(dir).find((f) => f.startsWith('ovs-vswitchd.') && f.endsWith('.ctl'))!);
+    ovs = startOvs(['fail_mode=secure', ...ovsPorts([1, 2, 3].map((n) => ({ n })))]);
   });
-
-  afterAll(() => {
-    for (const pid of ['vswitchd.pid', 'ovsdb.pid']) {
-      try {
-        process.kill(Number(readFileSync(join(dir, pid), 'utf8').trim()));
-      } catch {
-        // not running
-      }
-    }
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => ovs?.stop());
 
   test.each(SCENARIOS.map((s, i) => [i, s] as const))('scenario %i', (_i, s) => {
-    const mgmt = `unix:${join(dir, 'br0.mgmt')}`;
-    run('ovs-ofctl', ['del-flows', mgmt]);
-    execFileSync('ovs-ofctl', ['add-flows', mgmt, '-'], { env: env(), input: `${s.rules}\n` });
+    ovs.run('ovs-ofctl', ['del-flows', ovs.mgmt]);
+    ovs.run('ovs-ofctl', ['add-flows', ovs.mgmt, '-'], `${s.rules}\n`);
     const { of } = bridge({ ports: [1, 2, 3].map((n) => ({ ofport: n, name: `p${n}` })) });
     addFlows(of, s.rules);
     for (const flow of s.flows) {
-      const real = run('ovs-appctl', ['-t', ctl, 'ofproto/trace', 'br0', flow]).trim().split('\n');
-      const ours = trace(of, flow).text.split('\n');
       const pick = (lines: string[]) => lines.filter((l) => l.startsWith('Megaflow:') || l.startsWith('Datapath actions:'));
-      expect({ flow, lines: pick(ours) }).toEqual({ flow, lines: pick(real) });
+      expect({ flow, lines: pick(trace(of, flow).text.split('\n')) }).toEqual({ flow, lines: pick(ovs.trace(flow)) });
     }
   });
 });
