@@ -384,10 +384,13 @@ function rowFromJson(ts: TableSchema, uuid: string, json: Record<string, unknown
   return new IdlRow(ts, uuid, columns);
 }
 
-/** `<row-update>` (monitor): `new` is the whole row; absent means deleted. */
-function applyUpdate1(ts: TableSchema, uuid: string, _old: IdlRow | undefined, u: Record<string, unknown>): IdlRow | undefined {
+/** `<row-update>` (monitor): `new` carries the row's columns; absent means deleted. */
+function applyUpdate1(ts: TableSchema, uuid: string, old: IdlRow | undefined, u: Record<string, unknown>): IdlRow | undefined {
   const next = u.new as Record<string, unknown> | undefined;
-  return next ? rowFromJson(ts, uuid, next) : undefined;
+  if (!next) return undefined;
+  const row = rowFromJson(ts, uuid, next);
+  // Merged over the old row, in case a server sends only the changed columns.
+  return old ? old.with(new Map(ts.userColumns.filter((c) => c.name in next).map((c) => [c.name, row.get(c.name)]))) : row;
 }
 
 /** `<row-update2>` (monitor_cond): initial/insert (defaults omitted), modify (a diff), delete. */
