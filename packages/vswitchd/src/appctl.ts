@@ -93,7 +93,7 @@ export function registerAppctl(server: UnixctlServer, ctx: AppctlContext): void 
   server.register('fdb/flush', '[bridge]', 0, 1, (args) => {
     const targets = args.length ? [findBridge(ctx, args[0])] : ctx.bridges();
     for (const b of targets) b.ofproto.fdbFlush();
-    ctx.udpif()?.scheduleRevalidation();
+    ctx.udpif()?.scheduleTargeted();
     return 'table successfully flushed\n';
   });
 
@@ -191,11 +191,7 @@ export function registerAppctl(server: UnixctlServer, ctx: AppctlContext): void 
   });
 
   server.register('revalidator/wait', '', 0, 0, async () => {
-    const u = ctx.udpif();
-    if (!u) return '';
-    const round = u.nextRound();
-    u.scheduleRevalidation();
-    await round;
+    await ctx.udpif()?.nextRound();
     return '';
   });
 

@@ -5,15 +5,20 @@
  * ofproto (xlate), the resulting megaflow is installed and the packet
  * executed with the same actions. Every installed megaflow has a "ukey"
  * here: the flow it was translated from, its invalidation tags, the rules
- * it credits and the datapath counters already credited.
+ * it credits and the datapath counters already credited. Ukeys are indexed
+ * by tag, so a change finds the megaflows it affects without a dump.
  *
- * Revalidation, in rounds (every `intervalMs`, and at once when rules, MAC
- * entries or ports change): the datapath's flows are dumped; each flow's new
- * packets and bytes go to its rules' counters; a flow idle for `maxIdleMs`
- * is deleted; a flow whose tags changed (or every flow, after a port or
- * bridge change) is translated again, and fixed (same mask, new actions)
- * or deleted (the mask changed, or the bridge is gone) — so a rule change
- * reaches established flows within one round.
+ * Two kinds of revalidation:
+ * - targeted, as soon as the event loop is free after rules, MAC entries or
+ *   ports changed: only the ukeys carrying a changed tag (or all of a changed
+ *   bridge's) are translated again, and their megaflow fixed in place (same
+ *   mask, new actions) or deleted (the mask changed) — so a rule change
+ *   reaches established flows within one round;
+ * - full rounds, periodically: the datapath's flows are dumped, new packets
+ *   and bytes credited to their rules (and MAC entries refreshed), flows idle
+ *   for `maxIdleMs` deleted, and flows the slow path does not know removed.
+ *   The period stretches to 4× the last round's duration, so a big table
+ *   costs the revalidator at most a fifth of the thread.
  */
 import type { Logger } from 'pino';
 import { formatDpActions, type DpAction, type DpFlowKey, type Rule, type XlateResult } from '@nvs/ofproto';
@@ -21,9 +26,6 @@ import type { Coverage } from './coverage.ts';
 import type { Dataplane, DpFlowPut, DpUpcall } from './dataplane.ts';
 import { flowFromKey } from './keyflow.ts';
 import type { OfBridge } from './ofbridge.ts';
-
-/** Upcalls taken per batch (OVS reads 64 at a time). */
-export const UPCALL_BATCH = 64;
 
 interface Ukey {
   id: string;
@@ -48,19 +50,23 @@ export interface UdpifOptions {
   bridgeOf: (odpPort: number) => OfBridge | undefined;
   bridges: () => Iterable<OfBridge>;
   maxIdleMs: number;
+  /** Shortest period of full rounds (ms, default 500). */
   intervalMs?: number;
 }
 
+/** The tag every translation carries; port changes are handled per bridge instead. */
+const PORTS_TAG = 'ports';
+
 export class Udpif {
   private readonly ukeys = new Map<string, Ukey>();
+  private readonly byTag = new Map<string, Set<Ukey>>();
   private readonly dirtyTags = new Set<string>();
   private readonly dirtyBridges = new Set<OfBridge>();
   private timer: NodeJS.Timeout | undefined;
-  private soon: NodeJS.Immediate | undefined;
+  private targeted: NodeJS.Immediate | undefined;
+  private fullSoon = false;
   private stopped = false;
   maxIdleMs: number;
-  /** Completed revalidation rounds (tests wait for the next one). */
-  rounds = 0;
   private roundWaiters: Array<() => void> = [];
 
   constructor(private readonly o: UdpifOptions) {
@@ -74,51 +80,57 @@ export class Udpif {
       },
       (err) => this.o.log.error({ err }, 'upcall handling failed'),
     );
-    this.timer = setInterval(() => this.revalidate(), this.o.intervalMs ?? 500);
-    this.timer.unref();
+    this.scheduleFull(this.o.intervalMs ?? 500);
   }
 
   stop(): void {
     this.stopped = true;
-    clearInterval(this.timer);
-    if (this.soon) clearImmediate(this.soon);
+    clearTimeout(this.timer);
+    if (this.targeted) clearImmediate(this.targeted);
   }
 
   get flowCount(): number {
     return this.ukeys.size;
   }
 
-  /** Marks a bridge's megaflows for re-translation (ports or bridge settings changed) and revalidates soon. */
+  /** Marks a bridge's megaflows for re-translation (ports or bridge settings changed). */
   bridgeChanged(bridge: OfBridge): void {
     this.dirtyBridges.add(bridge);
-    this.scheduleRevalidation();
+    this.scheduleTargeted();
   }
 
   /** Forgets a bridge's megaflows (the bridge is gone) and removes them from the datapath. */
   bridgeRemoved(bridge: OfBridge): void {
-    const ids = [...this.ukeys.values()].filter((u) => u.bridge === bridge).map((u) => u.id);
-    for (const id of ids) this.ukeys.delete(id);
-    this.o.dp.del(ids);
+    const gone = [...this.ukeys.values()].filter((u) => u.bridge === bridge);
+    for (const u of gone) this.forget(u);
+    this.o.dp.del(gone.map((u) => u.id));
   }
 
-  /** Revalidates as soon as the event loop is free (after a rule change). */
-  scheduleRevalidation(): void {
-    if (this.soon || this.stopped) return;
-    this.soon = setImmediate(() => {
-      this.soon = undefined;
-      this.revalidate();
+  /** Re-translates what changed as soon as the event loop is free (rules, MACs, ports changed). */
+  scheduleTargeted(): void {
+    if (this.targeted || this.stopped) return;
+    this.targeted = setImmediate(() => {
+      this.targeted = undefined;
+      this.revalidateChanged();
     });
   }
 
-  /** Resolves after the next complete revalidation round. */
-  nextRound(): Promise<void> {
-    return new Promise((resolve) => this.roundWaiters.push(resolve));
+  /** Runs a full round as soon as possible and resolves when it is done (revalidator/wait). */
+  async nextRound(): Promise<void> {
+    const done = new Promise<void>((resolve) => this.roundWaiters.push(resolve));
+    if (!this.fullSoon && !this.stopped) {
+      this.fullSoon = true;
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => this.fullRound(), 0);
+    }
+    return done;
   }
 
-  /** Removes every megaflow (fdb/flush of everything, tests). */
+  /** Removes every megaflow (revalidator/purge). */
   flush(): void {
     this.o.dp.del([...this.ukeys.keys()]);
     this.ukeys.clear();
+    this.byTag.clear();
   }
 
   /** Translates a batch of upcalls, installs their megaflows and executes their packets. */
@@ -141,7 +153,7 @@ export class Udpif {
       const { key, mask } = result.megaflow;
       const id = dp.flowId(key, mask);
       if (!this.ukeys.has(id)) {
-        this.ukeys.set(id, {
+        const u: Ukey = {
           id,
           bridge,
           key: up.key,
@@ -153,7 +165,9 @@ export class Udpif {
           packets: 0,
           bytes: 0,
           createdAt: now,
-        });
+        };
+        this.ukeys.set(id, u);
+        this.index(u);
         puts.push({ key, mask, actions: result.actions });
         this.o.coverage.inc('upcall_flow_put');
       }
@@ -163,6 +177,7 @@ export class Udpif {
       try {
         dp.put(puts);
       } catch (err) {
+        this.o.coverage.inc('upcall_put_error');
         this.o.log.warn({ err: (err as Error).message }, 'megaflow install failed');
       }
     }
@@ -175,32 +190,112 @@ export class Udpif {
       }
     }
     // Learning a MAC may change decisions already cached for other flows.
-    this.collectTags();
-    if (this.dirtyTags.size > 0) this.scheduleRevalidation();
+    if (this.collectTags()) this.scheduleTargeted();
   }
 
-  private collectTags(): void {
-    for (const b of this.o.bridges()) {
-      const tags = b.ofproto.takeInvalidations();
-      // 'ports' is in every translation: a port change re-translates the bridge's flows.
-      if (tags.has('ports')) this.dirtyBridges.add(b);
-      for (const t of tags) if (t !== 'ports') this.dirtyTags.add(t);
+  private index(u: Ukey): void {
+    for (const t of u.tags) {
+      if (t === PORTS_TAG) continue;
+      let set = this.byTag.get(t);
+      if (!set) this.byTag.set(t, (set = new Set()));
+      set.add(u);
     }
   }
 
-  /** One revalidation round (see the module comment). */
-  revalidate(): void {
-    if (this.stopped) return;
-    const dp = this.o.dp;
-    const now = dp.now();
-    for (const b of this.o.bridges()) b.ofproto.run();
-    this.collectTags();
-    const tags = new Set(this.dirtyTags);
-    const bridges = new Set(this.dirtyBridges);
+  private unindex(u: Ukey): void {
+    for (const t of u.tags) {
+      const set = this.byTag.get(t);
+      if (!set) continue;
+      set.delete(u);
+      if (set.size === 0) this.byTag.delete(t);
+    }
+  }
+
+  private forget(u: Ukey): void {
+    this.ukeys.delete(u.id);
+    this.unindex(u);
+  }
+
+  /** Gathers the bridges' changed tags; true when anything changed. */
+  private collectTags(): boolean {
+    for (const b of this.o.bridges()) {
+      for (const t of b.ofproto.takeInvalidations()) {
+        if (t === PORTS_TAG) this.dirtyBridges.add(b);
+        else this.dirtyTags.add(t);
+      }
+    }
+    return this.dirtyTags.size > 0 || this.dirtyBridges.size > 0;
+  }
+
+  /** Targeted revalidation: the ukeys whose tags or bridge changed. */
+  private revalidateChanged(): void {
+    if (this.stopped || !this.collectTags()) return;
+    const targets = new Set<Ukey>();
+    for (const t of this.dirtyTags) for (const u of this.byTag.get(t) ?? []) targets.add(u);
+    if (this.dirtyBridges.size > 0) for (const u of this.ukeys.values()) if (this.dirtyBridges.has(u.bridge)) targets.add(u);
     this.dirtyTags.clear();
     this.dirtyBridges.clear();
     const dels: string[] = [];
     const puts: DpFlowPut[] = [];
+    for (const u of targets) this.retranslate(u, dels, puts);
+    this.push(dels, puts);
+  }
+
+  /** Translates a ukey again; queues the fix (modify) or the removal of its megaflow. */
+  private retranslate(u: Ukey, dels: string[], puts: DpFlowPut[]): void {
+    this.o.coverage.inc('revalidate_retranslate');
+    const ofport = u.bridge.ofPort(u.key.in_port);
+    if (ofport === undefined) {
+      dels.push(u.id);
+      this.forget(u);
+      return;
+    }
+    const r = u.bridge.ofproto.xlate(flowFromKey(u.key, ofport), { sideEffects: false });
+    const newId = this.o.dp.flowId(r.megaflow.key, r.megaflow.mask);
+    if (newId !== u.id) {
+      // The decision now depends on other bits: drop the flow, the next packet re-translates.
+      this.o.coverage.inc('revalidate_delete');
+      dels.push(u.id);
+      this.forget(u);
+      return;
+    }
+    const actionsText = formatDpActions(r.actions);
+    if (actionsText !== u.actionsText) {
+      this.o.coverage.inc('revalidate_modify');
+      puts.push({ key: r.megaflow.key, mask: r.megaflow.mask, actions: r.actions, modify: true });
+    }
+    this.unindex(u);
+    Object.assign(u, { actionsText, tags: r.tags, rules: r.rules, macs: r.macs, learned: r.learned });
+    this.index(u);
+  }
+
+  private push(dels: string[], puts: DpFlowPut[]): void {
+    if (dels.length > 0) this.o.dp.del(dels);
+    if (puts.length === 0) return;
+    try {
+      this.o.dp.put(puts);
+    } catch (err) {
+      this.o.log.warn({ err: (err as Error).message }, 'megaflow modify failed');
+    }
+  }
+
+  private scheduleFull(delayMs: number): void {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.fullRound(), delayMs);
+    this.timer.unref();
+  }
+
+  /** A full round (see the module comment). */
+  private fullRound(): void {
+    this.fullSoon = false;
+    if (this.stopped) return;
+    const t0 = performance.now();
+    const dp = this.o.dp;
+    const now = dp.now();
+    for (const b of this.o.bridges()) b.ofproto.run();
+    this.revalidateChanged();
+    const dels: string[] = [];
     const seen = new Set<string>();
     for (const f of dp.dump()) {
       seen.add(f.id);
@@ -210,63 +305,26 @@ export class Udpif {
         continue;
       }
       const dPackets = f.packets - u.packets;
-      const dBytes = f.bytes - u.bytes;
       if (dPackets > 0) {
+        u.bridge.ofproto.credit(u, dPackets, f.bytes - u.bytes, f.usedAt);
         u.packets = f.packets;
         u.bytes = f.bytes;
-        u.bridge.ofproto.credit(u, dPackets, dBytes, f.usedAt);
       }
-      const lastUsed = Math.max(f.usedAt, u.createdAt);
-      if (now - lastUsed >= this.maxIdleMs) {
+      if (now - Math.max(f.usedAt, u.createdAt) >= this.maxIdleMs) {
         this.o.coverage.inc('revalidate_idle_delete');
         dels.push(f.id);
-        this.ukeys.delete(f.id);
-        continue;
-      }
-      if (!bridges.has(u.bridge) && !intersects(u.tags, tags)) continue;
-      this.o.coverage.inc('revalidate_retranslate');
-      const ofport = u.bridge.ofPort(u.key.in_port);
-      if (ofport === undefined) {
-        dels.push(f.id);
-        this.ukeys.delete(f.id);
-        continue;
-      }
-      const r = u.bridge.ofproto.xlate(flowFromKey(u.key, ofport), { sideEffects: false });
-      const newId = dp.flowId(r.megaflow.key, r.megaflow.mask);
-      const actionsText = formatDpActions(r.actions);
-      if (newId !== u.id) {
-        // The decision now depends on other bits: drop the flow, the next packet re-translates.
-        this.o.coverage.inc('revalidate_delete');
-        dels.push(f.id);
-        this.ukeys.delete(f.id);
-      } else if (actionsText !== u.actionsText) {
-        this.o.coverage.inc('revalidate_modify');
-        puts.push({ key: r.megaflow.key, mask: r.megaflow.mask, actions: r.actions, modify: true });
-        Object.assign(u, { actionsText, tags: r.tags, rules: r.rules, macs: r.macs, learned: r.learned });
-      } else {
-        Object.assign(u, { tags: r.tags, rules: r.rules, macs: r.macs, learned: r.learned });
+        this.forget(u);
       }
     }
     // Ukeys whose flow vanished from the datapath (deleted elsewhere) are forgotten.
-    for (const id of [...this.ukeys.keys()]) if (!seen.has(id)) this.ukeys.delete(id);
-    if (dels.length > 0) dp.del(dels);
-    if (puts.length > 0) {
-      try {
-        dp.put(puts);
-      } catch (err) {
-        this.o.log.warn({ err: (err as Error).message }, 'megaflow modify failed');
-      }
-    }
-    this.rounds++;
+    for (const u of [...this.ukeys.values()]) if (!seen.has(u.id)) this.forget(u);
+    this.push(dels, []);
+    // Expired rules and aged MACs change decisions too.
+    this.revalidateChanged();
     this.o.coverage.inc('revalidate_round');
     const waiters = this.roundWaiters;
     this.roundWaiters = [];
     for (const w of waiters) w();
+    this.scheduleFull(Math.max(this.o.intervalMs ?? 500, 4 * (performance.now() - t0)));
   }
-}
-
-function intersects(a: Set<string>, b: Set<string>): boolean {
-  if (b.size === 0) return false;
-  for (const t of a) if (b.has(t)) return true;
-  return false;
 }

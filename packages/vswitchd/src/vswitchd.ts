@@ -81,7 +81,7 @@ export class Vswitchd implements BridgeListener {
       portCounters: (p) => this.portCounters().get(p.odpPort) ?? ZERO,
       changed: (b) => {
         this.coverage.inc('ofproto_flow_mod');
-        this.udpif?.scheduleRevalidation();
+        this.udpif?.scheduleTargeted();
         this.rules.schedule(b);
       },
     });
@@ -135,6 +135,16 @@ export class Vswitchd implements BridgeListener {
       this.dp = undefined;
     }
     this.log.info('nvs-vswitchd stopped');
+  }
+
+  /** Megaflows the slow path has installed and tracks (its ukeys). */
+  get megaflowCount(): number {
+    return this.udpif?.flowCount ?? 0;
+  }
+
+  /** The datapath, once the first configuration opened it. */
+  get dataplane(): Dataplane | undefined {
+    return this.dp;
   }
 
   private requireDp(): Dataplane {
