@@ -87,6 +87,20 @@ priority=10,in_port=2,ip,actions=load:0x7->NXM_OF_IP_DST[0..7],output:3`,
     rules: 'priority=10,tcp,nw_dst=192.168.0.0/16,tp_dst=0x50/0xfff0,actions=output:3',
     flows: ['in_port=1,tcp,nw_dst=192.168.3.4,tp_dst=81', 'in_port=1,tcp,nw_dst=192.168.3.4,tp_dst=8080', 'in_port=1,tcp,nw_dst=192.169.3.4,tp_dst=81'],
   },
+  {
+    rules: `priority=20,ipv6,ipv6_dst=2001:db8::/32,actions=output:2
+priority=10,tcp6,tp_src=1000,actions=output:3
+priority=5,arp,arp_tpa=10.0.0.0/24,arp_op=1,actions=output:1`,
+    // (An ARP miss, arp_tpa=10.0.1.9, is where we differ: OVS also pins arp_op, we need not.)
+    flows: ['in_port=1,tcp6,ipv6_dst=2001:db8::5,tp_src=1000', 'in_port=1,tcp6,ipv6_dst=2001:db9::5,tp_src=1000', 'in_port=2,arp,arp_tpa=10.0.0.9,arp_op=1'],
+  },
+  {
+    rules: `priority=100,ip,nw_src=10.0.0.0/8,nw_dst=192.168.1.0/24,actions=output:1
+priority=90,ip,nw_dst=192.168.0.0/16,actions=output:2
+priority=80,ip,nw_src=172.16.0.0/12,actions=output:3
+priority=70,tcp,tp_dst=53,actions=output:3`,
+    flows: ['in_port=3,tcp,nw_src=10.1.1.1,nw_dst=192.168.1.7,tp_dst=53', 'in_port=3,tcp,nw_src=11.1.1.1,nw_dst=192.168.2.7,tp_dst=53', 'in_port=2,tcp,nw_src=172.17.0.1,nw_dst=8.8.8.8,tp_dst=53', 'in_port=2,tcp,nw_src=1.1.1.1,nw_dst=8.8.8.8,tp_dst=54'],
+  },
 ];
 
 describe('Megaflow and Datapath actions lines match a real ovs-vswitchd', () => {
