@@ -98,7 +98,7 @@ function canonical(args: string[], text: string): string {
   const cmd = args.find((a) => !a.startsWith('-'));
   if (cmd === 'show') return sortBlocks(text.split('\n'), 0).join('\n');
   if ((cmd === 'list' || cmd === 'find') && !args.some((a) => a.startsWith('--format'))) return text.split('\n\n').map((r) => r.replace(/\n$/, '')).sort().join('\n\n');
-  if (args.some((a) => a === '--format=table' || a === '--format=json')) return text.split('\n').sort().join('\n');
+  if (args.some((a) => a === '--format=table' || a === '--format=json' || a === '--format=csv')) return text.split('\n').sort().join('\n');
   return text;
 }
 
@@ -213,6 +213,9 @@ describe('nvs-vsctl matches ovs-vsctl', () => {
       [W, '--data=bare', '--columns=external_ids,tag', 'list', 'Interface', 'vnet0'],
       [W, '--data=json', '--format=table', '--columns=name,external_ids,ofport', 'list', 'Interface', 'vnet0'],
       [W, '--no-headings', '--format=table', '--columns=name', 'list', 'Bridge'],
+      [W, '--format=csv', '--columns=name,external_ids,ofport,statistics', 'list', 'Interface', 'vnet0'],
+      [W, '--format=csv', '--data=json', '--columns=name,external_ids', 'list', 'Interface', 'vnet0'],
+      [W, '--format=csv', '--no-headings', '--columns=name', 'list', 'Bridge'],
       [W, 'get', 'Interface', 'vnet0', 'external_ids', 'external-ids:mac', 'external_ids:"b c"'],
       [W, '--oneline', 'list-br', '--', 'list-ports', 'br0', '--', 'get', 'Port', 'vnet0', 'tag'],
     ]);

@@ -57,7 +57,7 @@ describe('command line', () => {
     expect(usage(['add-br'])).toBe("'add-br' command requires at least 1 arguments");
     expect(usage(['--if-exists', 'add-br', 'br0'])).toBe("'add-br' command has no '--if-exists' option");
     expect(usage(['--timeout=soon', 'list-br'])).toBe('value soon on --timeout is invalid');
-    expect(usage(['--format=xml', 'list-br'])).toBe('unknown --format "xml" (use one of: list, table, json)');
+    expect(usage(['--format=xml', 'list-br'])).toBe('unknown --format "xml" (use one of: list, table, csv, json)');
   });
 });
 

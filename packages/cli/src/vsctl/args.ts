@@ -48,7 +48,7 @@ function splitOption(arg: string): { name: string; value?: string } {
   return eq < 0 ? { name: arg.slice(2) } : { name: arg.slice(2, eq), value: arg.slice(eq + 1) };
 }
 
-const FORMATS: readonly string[] = ['list', 'table', 'json'];
+const FORMATS: readonly string[] = ['list', 'table', 'csv', 'json'];
 const DATA_FORMATS: readonly string[] = ['string', 'bare', 'json'];
 
 /**
@@ -246,7 +246,7 @@ Options:
   --rundir=DIR                run directory (default: $NVS_RUNDIR or /run/nvs)
   --no-wait                   do not wait for nvs-vswitchd to reconfigure
   -t, --timeout=SECS          wait at most SECS seconds (0: forever)
-  -f, --format=FORMAT         set output format: list, table or json
+  -f, --format=FORMAT         set output format: list, table, csv or json
   -d, --data=FORMAT           set table cell output format: string, bare or json
   --bare                      print only values (--format=list --data=bare --no-headings)
   --no-headings               omit table headings

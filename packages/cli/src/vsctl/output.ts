@@ -1,12 +1,12 @@
 // Renders the records of list/find (and any table of cells) in ovs-vsctl's
 // layouts: `list` (`name<padded to 20>: value`, records separated by a blank
-// line), `table` (aligned columns under a dashed rule), `json`
+// line), `table` (aligned columns under a dashed rule), `csv`, `json`
 // (`{"data":[...],"headings":[...]}`), and `--bare` (values only).
 import type { ColumnType } from '@nvs/ovsdb/src/schema.ts';
 import { datumToJson, type Datum } from '@nvs/ovsdb/src/datum.ts';
 import { datumToBare, datumToString } from './notation.ts';
 
-export type TableFormat = 'list' | 'table' | 'json';
+export type TableFormat = 'list' | 'table' | 'csv' | 'json';
 /** How a cell is written in list and table formats. */
 export type DataFormat = 'string' | 'bare' | 'json';
 
@@ -43,6 +43,12 @@ export function renderTable(headings: string[], rows: Cell[][], style: OutputSty
   if (style.format === 'list') {
     const records = text.map((r) => r.map((t, i) => (style.headings ? `${headings[i].padEnd(20)}: ${t}` : t)).join('\n') + '\n');
     return records.join('\n');
+  }
+  if (style.format === 'csv') {
+    // A cell with a comma, quote or newline is quoted, its quotes doubled.
+    const field = (t: string): string => (/[,"\n]/.test(t) ? `"${t.replace(/"/g, '""')}"` : t);
+    const rowsText = style.headings ? [headings, ...text] : text;
+    return rowsText.map((r) => r.map(field).join(',') + '\n').join('');
   }
   const lines: string[][] = [];
   if (style.headings) {
