@@ -2,8 +2,9 @@
 // pending rewrites committed before each output), the megaflow it leaves,
 // and its side effects (controller queue, learned rules).
 
-import { describe, expect, test } from 'vitest';
-import { addFlows, bridge, flowOf } from './helpers.ts';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { addFlows, bridge, flowOf, ovsPorts, type RealOvs, startOvs } from './helpers.ts';
+import { formatDumpFlows } from '../src/format.ts';
 import { formatDpActions, formatMegaflow } from '../src/dpif.ts';
 import { parseFlows } from '../src/syntax/parser.ts';
 import type { Ofproto } from '../src/ofproto.ts';
@@ -221,5 +222,37 @@ describe('megaflows', () => {
     expect(run(of, 'in_port=1,tcp,nw_dst=10.0.0.1,tp_dst=81').megaflow).toBe(
       'recirc_id=0,eth,tcp,in_port=1,nw_dst=10.0.0.1,nw_frag=no,tp_dst=81',
     );
+  });
+});
+
+describe('learn against a real ovs-vswitchd', () => {
+  let ovs: RealOvs;
+  beforeAll(() => {
+    ovs = startOvs(['fail_mode=secure', ...ovsPorts([1, 2, 3].map((n) => ({ n })))]);
+  });
+  afterAll(() => ovs?.stop());
+
+  test('the learned rules are the same', () => {
+    const rules = `table=0,ip,actions=learn(table=10,idle_timeout=60,priority=5,cookie=0x7,NXM_OF_VLAN_TCI[0..11],NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],load:NXM_OF_IN_PORT[]->NXM_NX_REG0[0..15],output:NXM_OF_IN_PORT[]),learn(table=11,hard_timeout=30,eth_type=0x800,NXM_OF_IP_DST[]=NXM_OF_IP_SRC[],load:0x5->NXM_NX_REG1[]),resubmit(,10)
+table=10,priority=0,actions=FLOOD`;
+    ovs.run('ovs-ofctl', ['add-flows', ovs.mgmt, '-'], `${rules}\n`);
+    const { of } = bridge({ ports: [1, 2, 3].map((n) => ({ ofport: n, name: `p${n}` })) });
+    addFlows(of, rules);
+    const flows = ['in_port=3,dl_vlan=7,dl_src=00:00:00:00:00:aa,ip,nw_src=10.0.0.3', 'in_port=1,dl_src=00:00:00:00:00:bb,ip,nw_src=10.0.0.1'];
+    for (const f of flows) {
+      ovs.trace(f, '-generate');
+      of.xlate(flowOf(f));
+    }
+    // Compare everything but the time-dependent columns.
+    const strip = (l: string) => l.replace(/ duration=[^,]*,/, '').replace(/ idle_age=\d+,/, '').replace(/ hard_age=\d+,/, '').trim();
+    const real = ovs
+      .run('ovs-ofctl', ['dump-flows', ovs.mgmt])
+      .split('\n')
+      .filter((l) => /, table=1\d,/.test(l))
+      .map(strip)
+      .sort();
+    const ours = formatDumpFlows(of, of.dumpFlows().filter((r) => r.table >= 10)).map(strip).sort();
+    expect(ours.length).toBe(5);
+    expect(ours).toEqual(real);
   });
 });
