@@ -6,7 +6,7 @@
 // Nothing is applied here: the caller (the server) applies the Commit,
 // stores it and notifies monitors, so a failed transaction leaves no trace.
 import { columnValue, forEachRefChange, indexKey, newUuid, refsOf, type Commit, type Database, type Row, type RowChange, type TableInfo } from './database.ts';
-import { checkDatum, datumEquals, datumToJson, isUuid, parseDatum, type Datum, type DeltaLog } from './datum.ts';
+import { checkDatum, datumEquals, datumToJson, defaultDatum, isUuid, parseDatum, type Datum, type DeltaLog } from './datum.ts';
 import {
   AbortedError,
   ConstraintViolationError,
@@ -311,7 +311,8 @@ class Transaction {
         if (!columns.includes(c)) throw new OvsdbSyntaxError(`wait row names column ${c}, which is not in "columns"`);
         vals.set(c, parseDatum(v, relaxed(lookupColumn(t, c).type), this.resolve));
       }
-      return key((c) => vals.get(c) ?? { keys: [] });
+      // A column the row leaves out compares as its default, as in OVS.
+      return key((c) => vals.get(c) ?? defaultDatum(t.columns.get(c)!.type));
     });
     const actual = this.scan(t, where).map((r) => key((c) => columnValue(r, c)));
     expected.sort();

@@ -264,6 +264,13 @@ describe('wait, commit, abort, comment, assert', () => {
     expect(tx({ op: 'wait', table: 'Root', where: [], columns: ['name'], until: '!=', rows: [{ name: 'b' }], timeout: 0 })).toEqual([{}]);
   });
 
+  it('wait compares a column a row leaves out as its default, as ovsdb-server does', () => {
+    expect(tx({ op: 'wait', table: 'Root', where: [], columns: ['name'], until: '==', rows: [{}], timeout: 0 })[0].error).toBe('timed out');
+    expect(tx({ op: 'wait', table: 'Root', where: [], columns: ['name', 'e'], until: '==', rows: [{ name: 'a' }], timeout: 0 })).toEqual([{}]);
+    // Without "columns", every column counts, _uuid included.
+    expect(tx({ op: 'wait', table: 'Root', where: [], until: '==', rows: [{ name: 'a', num: 1 }], timeout: 0 })[0].error).toBe('timed out');
+  });
+
   it('wait with timeout 0 fails with "timed out"; a longer timeout blocks until a later try', () => {
     const r = tx({ op: 'wait', table: 'Root', where: [], columns: ['name'], until: '==', rows: [{ name: 'b' }], timeout: 0 });
     expect(r[0].error).toBe('timed out');
