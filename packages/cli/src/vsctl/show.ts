@@ -49,8 +49,10 @@ function showColumns(ctx: Context, row: IdlRow, spec: ShowSpec, level: number, l
     const refSpec = refTable ? SPECS[refTable] : undefined;
     if (refTable && refSpec) {
       const rows = d.keys.map((u) => ctx.txn.get(refTable, u as string)).filter((r): r is IdlRow => r !== undefined);
-      rows.sort((a, b) => (nameOf(a, refSpec) < nameOf(b, refSpec) ? -1 : nameOf(a, refSpec) > nameOf(b, refSpec) ? 1 : 0));
-      for (const r of rows) {
+      // Sort on names computed once: a switch may have thousands of ports.
+      const keyed = rows.map((r) => ({ r, name: nameOf(r, refSpec) }));
+      keyed.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      for (const { r } of keyed) {
         const rt = ctx.schema.tables.get(refTable)!;
         const label = refSpec.nameColumn ? datumToString(r.get(refSpec.nameColumn), rt.columns.get(refSpec.nameColumn)!.type) : r.uuid;
         lines.push(`${indent}${refTable} ${label}`);
