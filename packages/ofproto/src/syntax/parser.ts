@@ -458,7 +458,8 @@ function setFieldFromText(ctx: LineCtx, m: Match, f: Field, text: string, at: nu
     return;
   }
   if (f.slot === Slot.NW_PROTO) {
-    // arp_op is 16 bits in OpenFlow, but the flow keeps its low byte where nw_proto lives.
+    // arp_op is 16 bits in OpenFlow, but the flow keeps its low byte where nw_proto lives
+    // (normalizeMatch then settles the mask's width by dl_type).
     m.value[f.slot] = Number(value & 0xffn);
     m.mask[f.slot] = 0xff;
     return;
@@ -626,6 +627,8 @@ function normalizeMatch(m: Match): void {
   const icmpType = icmp6 && m.mask[Slot.TP_SRC] === 0xffff ? m.value[Slot.TP_SRC] : -1;
   if (!isIp4 && !isArp) zapSlots(m, Slot.NW_SRC, 1), zapSlots(m, Slot.NW_DST, 1);
   if (!isIp && !isArp) zapSlots(m, Slot.NW_PROTO, 1);
+  // One canonical mask per meaning of the slot: the 16-bit arp_op for ARP, the 8-bit nw_proto for IP.
+  else if (m.mask[Slot.NW_PROTO]) m.mask[Slot.NW_PROTO] = isArp ? 0xffff : 0xff;
   if (!isIp) zapSlots(m, Slot.NW_TOS, 1), zapSlots(m, Slot.NW_TTL, 1), zapSlots(m, Slot.NW_FRAG, 1);
   if (!l4 && !icmp4 && !icmp6) zapSlots(m, Slot.TP_SRC, 1), zapSlots(m, Slot.TP_DST, 1);
   if (!(isIp && proto === IpProto.TCP)) zapSlots(m, Slot.TCP_FLAGS, 1);
