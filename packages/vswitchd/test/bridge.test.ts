@@ -33,7 +33,14 @@ beforeEach(() => {
 afterEach(() => dp.close());
 
 /** Builds the database rows of a small configuration. */
-function db(bridges: Record<string, Record<string, { type?: string; ofportRequest?: number; options?: Record<string, string>; tag?: number }>>, other: Record<string, string> = {}): DbSnapshot {
+interface IfaceSpec {
+  type?: string;
+  ofportRequest?: number;
+  options?: Record<string, string>;
+  tag?: number;
+}
+
+function db(bridges: Record<string, Record<string, IfaceSpec>>, other: Record<string, string> = {}): DbSnapshot {
   const row = (cols: Record<string, Datum>): RowReader => (c) => cols[c] ?? makeSet([]);
   const snap: DbSnapshot = { openVswitch: new Map(), bridge: new Map(), port: new Map(), iface: new Map() };
   const brUuids: string[] = [];
@@ -41,7 +48,7 @@ function db(bridges: Record<string, Record<string, { type?: string; ofportReques
   const uuid = () => `00000000-0000-0000-0000-${String(++n).padStart(12, '0')}`;
   for (const [br, ifaces] of Object.entries(bridges)) {
     const portUuids: string[] = [];
-    for (const [name, i] of Object.entries({ [br]: { type: 'internal' }, ...ifaces })) {
+    for (const [name, i] of Object.entries<IfaceSpec>({ [br]: { type: 'internal' }, ...ifaces })) {
       const iu = uuid();
       const pu = uuid();
       snap.iface.set(iu, row({ name: makeAtom(name), type: makeAtom(i.type ?? ''), options: makeMap(Object.entries(i.options ?? {})), ofport_request: makeSet(i.ofportRequest ? [i.ofportRequest] : []) }));
