@@ -118,7 +118,7 @@ fn parse_emc_hit(c: &mut Cpu) {
         let h = emc.hash(&key);
         emc.insert(h, &key, &flow);
     }
-    // Direct-mapped: a few keys evicted each other; keep the 512 first still cached.
+    // A few keys may have evicted each other; keep the first 512 still cached.
     let frames: Vec<&Vec<u8>> = frames
         .iter()
         .filter(|f| {

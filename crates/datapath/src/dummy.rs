@@ -19,8 +19,8 @@ use crate::actions::{PacketBuf, HEADROOM};
 use crate::port::{Batch, Frame, Packet, Port, PortError, PortOptions, PortStats};
 
 const DEFAULT_QUEUE_LEN: usize = 65536;
-/// Frame size of a new buffer: headroom plus a standard 1500-byte-MTU frame with two tags.
-const FRAME_SIZE: usize = HEADROOM + 1536;
+/// Smallest buffer: headroom plus room to push tags onto a minimum-size frame.
+const MIN_FRAME: usize = 256;
 /// Free buffers kept for reuse; beyond this they are freed.
 const FREE_LIST_MAX: usize = 4096;
 
@@ -165,7 +165,10 @@ impl Port for DummyPort {
         }
         let frame = match self.free.pop() {
             Some(f) if f.len() >= HEADROOM + packet.len() => f,
-            _ => vec![0; FRAME_SIZE.max(HEADROOM + packet.len())].into_boxed_slice(),
+            // Sized to the packet (power-of-two classes), so many small frames in
+            // flight stay cache-friendly; a free buffer too small is dropped.
+            _ => vec![0; (HEADROOM + packet.len()).next_power_of_two().max(MIN_FRAME)]
+                .into_boxed_slice(),
         };
         let pkt = PacketBuf::from_frame(frame, HEADROOM, packet)
             .map_err(|e| PortError::BadPacket(e.to_string()))?;

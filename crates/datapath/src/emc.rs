@@ -1,14 +1,14 @@
 //! The exact-match cache (EMC): one per polling thread, in front of the classifier.
 //!
-//! A fixed-size, direct-mapped table indexed by a seeded hash of the packet's
-//! whole flow key; each slot remembers the full key and the megaflow the
+//! A fixed-size, 2-way set-associative table indexed by a seeded hash of the
+//! packet's whole flow key; each slot remembers the full key and the megaflow the
 //! classifier returned for it. A hit costs one hash, one key compare and one
 //! `dead` check, instead of a probe per subtable.
 //!
-//! Insertion policy: always, after every classifier hit (a slot is simply
-//! overwritten; there is no eviction bookkeeping). With more live flows than
-//! slots this thrashes, which costs at most the classifier lookup we would
-//! have paid anyway.
+//! Insertion policy: always, after every classifier hit, into a free one of
+//! the key's two slots, else over one of them (no eviction bookkeeping).
+//! With more live flows than slots this thrashes, which costs at most the
+//! classifier lookup we would have paid anyway.
 //!
 //! Invalidation: entries are never chased down when a megaflow goes away;
 //! instead a hit on a megaflow whose `dead` flag is set counts as a miss (the
@@ -31,7 +31,7 @@ struct Slot {
     flow: Option<Arc<Megaflow>>,
 }
 
-/// Direct-mapped exact-match cache.
+/// 2-way set-associative exact-match cache.
 pub struct Emc {
     slots: Box<[Slot]>,
     state: RandomState,
@@ -57,22 +57,23 @@ impl Emc {
         h.finish()
     }
 
+    /// The two slots `hash` may live in (2-way set-associative: two keys that
+    /// collide on one slot do not evict each other forever).
     #[inline]
-    fn index(&self, hash: u64) -> usize {
-        hash as usize & (self.slots.len() - 1)
+    fn slots_of(&self, hash: u64) -> [usize; 2] {
+        let m = self.slots.len() - 1;
+        [hash as usize & m, (hash >> 32) as usize & m]
     }
 
     /// The slot holding a live megaflow cached for exactly `key`, if any
     /// (read it with [`Emc::flow_at`]). A slot whose megaflow died is a miss.
     #[inline]
     pub fn find(&self, hash: u64, key: &FlowKey) -> Option<usize> {
-        let i = self.index(hash);
-        let slot = &self.slots[i];
-        match &slot.flow {
+        self.slots_of(hash).into_iter().find(|&i| {
+            let slot = &self.slots[i];
             // Compare as words: one pass of 64-bit compares, not field by field.
-            Some(f) if slot.key.words() == key.words() && !f.is_dead() => Some(i),
-            _ => None,
-        }
+            matches!(&slot.flow, Some(f) if slot.key.words() == key.words() && !f.is_dead())
+        })
     }
 
     /// The megaflow in slot `i`, as returned by `find` or `insert`.
@@ -87,10 +88,25 @@ impl Emc {
             .expect("EMC slot given by find/insert")
     }
 
-    /// Remembers that `key` maps to `flow`; returns the slot.
+    /// Remembers that `key` maps to `flow`; returns the slot. Takes a free
+    /// slot (empty, dead or holding this key) of the two if there is one,
+    /// else evicts one of them, chosen by a hash bit.
     #[inline]
     pub fn insert(&mut self, hash: u64, key: &FlowKey, flow: &Arc<Megaflow>) -> usize {
-        let i = self.index(hash);
+        let [a, b] = self.slots_of(hash);
+        let free = |s: &Slot| match &s.flow {
+            None => true,
+            Some(f) => f.is_dead() || s.key.words() == key.words(),
+        };
+        let i = if free(&self.slots[a]) {
+            a
+        } else if free(&self.slots[b]) {
+            b
+        } else if hash & (1 << 31) == 0 {
+            a
+        } else {
+            b
+        };
         let slot = &mut self.slots[i];
         slot.key = *key;
         slot.flow = Some(flow.clone());
