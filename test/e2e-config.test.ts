@@ -5,6 +5,7 @@
 // replace-flows, diff-flows, del-flows, mod-flows --strict, dump-flows
 // filters and sorting, dump-tables.
 import { writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, NvsRun } from './e2e-harness.ts';
@@ -131,5 +132,24 @@ describe('configuration and flow tables end to end', () => {
     expect(tables).toMatch(/ {2}table 1:\n {4}active=1, /);
     expect((await nvs.ofctl('del-flows', 'br1')).code).toBe(0);
     expect((await nvs.ofctl('--no-stats', 'dump-flows', 'br1')).stdout).toBe('NXST_FLOW reply (xid=0x4):\n');
+  });
+
+  it('answers bad input with clear errors and keeps running', async () => {
+    const garbage = await nvs.appctl('netdev-dummy/receive', 'p1', 'in_port=1,dl_src=zz');
+    expect(garbage.code).toBe(2);
+    expect(garbage.stderr).toContain('in_port=1,dl_src=zz: neither hex bytes nor a flow');
+    const noPort = await nvs.ovsAppctl('netdev-dummy/receive', 'nosuch', '00');
+    expect(noPort.code).toBe(2);
+    expect(noPort.stderr).toContain("no such dummy netdev 'nosuch'");
+    const ct = await nvs.ofctl('add-flow', 'br1', 'ip,actions=ct(commit)');
+    expect(ct.code).toBe(1);
+    expect(ct.stderr).toMatch(/\(command line\):1:\d+: .*not supported/);
+    // Garbage on the management socket closes that connection only.
+    const s = connect(join(nvs.rundir, 'br1.mgmt'));
+    await new Promise((r) => s.once('connect', r));
+    s.write('}}}} not json {{{{');
+    await new Promise((r) => s.once('close', r));
+    expect((await nvs.ofctl('--no-stats', 'dump-flows', 'br1')).code).toBe(0);
+    expect((await nvs.ovsAppctl('version')).stdout).toMatch(/^nvs-vswitchd \(nvs\) /);
   });
 });
