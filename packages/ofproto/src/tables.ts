@@ -6,7 +6,9 @@
 // packet/byte counters credited from datapath stats. A batch of flow-mods is
 // applied all or nothing: each mod is validated, then applied with an undo
 // log that is replayed backwards if a later mod fails. Every change records
-// the invalidation tag `table:<id>` of the table it touched.
+// the invalidation tag `table:<id>` of the table it touched. A modify without
+// a cookie mask sets the cookie and adds the rule when it selects nothing,
+// as OVS does for ovs-ofctl mod-flows.
 
 import type { Action, ConjunctionAction } from './actions.ts';
 import { Classifier } from './classifier.ts';
@@ -143,9 +145,14 @@ export class FlowTables {
       case 'add':
         return this.add(fm, now, undo, out);
       case 'modify':
-      case 'modify_strict':
-        for (const r of this.select(fm, fm.command === 'modify_strict')) this.modify(r, fm, now, undo, out);
+      case 'modify_strict': {
+        const rules = this.select(fm, fm.command === 'modify_strict');
+        // OpenFlow 1.0 (and OVS for ovs-ofctl mod-flows): a modify that selects nothing and
+        // filters on no cookie adds the rule.
+        if (rules.length === 0 && fm.cookieMask === 0n) return this.add({ ...fm, table: fm.table === TABLE_ALL ? 0 : fm.table }, now, undo, out);
+        for (const r of rules) this.modify(r, fm, now, undo, out);
         return;
+      }
       case 'delete':
       case 'delete_strict':
         for (const r of this.select(fm, fm.command === 'delete_strict')) {
@@ -203,7 +210,7 @@ export class FlowTables {
   }
 
   private modify(r: Rule, fm: FlowMod, now: number, undo: Undo[], out: FlowModOutcome): void {
-    const saved = { actions: r.actions, conjunctions: r.conjunctions, modifiedAt: r.modifiedAt, packets: r.packets, bytes: r.bytes };
+    const saved = { actions: r.actions, conjunctions: r.conjunctions, modifiedAt: r.modifiedAt, packets: r.packets, bytes: r.bytes, cookie: r.cookie };
     const conj = conjunctionsOf(fm.actions);
     // A rule changing between ordinary and conjunctive moves within the classifier.
     const reinsert = (conj === null) !== (r.conjunctions === null);
@@ -211,6 +218,8 @@ export class FlowTables {
     r.actions = fm.actions;
     r.conjunctions = conj;
     r.modifiedAt = now;
+    // Without a cookie mask the flow-mod's cookie is the new cookie (as OVS does for ovs-ofctl mod-flows).
+    if (fm.cookieMask === 0n) r.cookie = fm.cookie;
     if (fm.flags.resetCounts) {
       r.packets = 0;
       r.bytes = 0;

@@ -7,8 +7,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, test } from 'vitest';
-import { addFlows, bridge, flowOf } from './helpers.ts';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { addFlows, bridge, flowOf, ovsPorts, type RealOvs, startOvs } from './helpers.ts';
+import type { FlowModCommand } from '../src/flow-mod.ts';
 import { parseFlow, parseFlows } from '../src/syntax/parser.ts';
 import { formatDiffFlows, formatDumpFlows } from '../src/format.ts';
 import { FlowModBatchError } from '../src/errors.ts';
@@ -78,9 +79,14 @@ priority=30,in_port=1,actions=output:1`);
     of.applyFlowMods([parseFlow('reset_counts,priority=20,ip,nw_dst=10.0.0.2,actions=output:3', { command: 'modify_strict', dialect: 'of13' })]);
     const rules = of.dumpFlows();
     expect(rules.map((r) => [r.match.priority, r.packets])).toEqual([[30, 0], [20, 0], [10, 1]]);
-    // modify-strict needs the exact match and priority: this one selects nothing.
-    of.applyFlowMods([parseFlow('priority=21,ip,nw_dst=10.0.0.2,actions=output:4', { command: 'modify_strict' })]);
+    // modify-strict needs the exact match and priority: this one selects nothing, and with a
+    // cookie mask it changes nothing; without one it adds the rule (OpenFlow 1.0, as OVS).
+    of.applyFlowMods([parseFlow('cookie=0x1/0x1,priority=21,ip,nw_dst=10.0.0.2,actions=output:4', { command: 'modify_strict' })]);
+    expect(of.dumpFlows()).toHaveLength(3);
     expect(actionsFor(of, 'in_port=2,ip,nw_dst=10.0.0.2')).toBe('3');
+    of.applyFlowMods([parseFlow('priority=21,ip,nw_dst=10.0.0.2,actions=output:4', { command: 'modify_strict' })]);
+    expect(of.dumpFlows()).toHaveLength(4);
+    expect(actionsFor(of, 'in_port=2,ip,nw_dst=10.0.0.2')).toBe('4');
   });
 
   test('delete selects loosely, delete-strict exactly, with cookie masks and out_port', () => {
@@ -263,5 +269,46 @@ priority=0,actions=drop
     const after = of.dumpFlows();
     expect(after.find((r) => r.match.value[0] === 4 && r.table === 0)?.packets).toBe(2);
     expect(formatDiffFlows(after.map(ruleToFlowMod), parseFlows(B))).toEqual([]);
+  });
+});
+
+describe('flow-mods against a real ovs-vswitchd', () => {
+  let ovs: RealOvs;
+  beforeAll(() => {
+    ovs = startOvs(['fail_mode=secure', ...ovsPorts([1, 2, 3].map((n) => ({ n })))]);
+  });
+  afterAll(() => ovs?.stop());
+
+  // [ovs-ofctl command, its options, rule text]; our flow-mod command for each.
+  const STEPS: [string, string[], string, FlowModCommand][] = [
+    ['add-flows', [], `priority=10,ip,nw_dst=10.0.0.0/8,actions=output:1
+cookie=0x11,priority=20,tcp,tp_dst=80,actions=output:2
+cookie=0x12,priority=20,tcp,tp_dst=443,actions=output:2
+cookie=0x21,table=1,in_port=1,actions=output:3
+table=1,priority=5,actions=drop
+priority=10,ip,nw_dst=10.0.0.0/8,idle_timeout=30,actions=output:3`, 'add'],
+    ['mod-flows', [], 'tcp,actions=output:3', 'modify'],
+    ['mod-flows', ['--strict'], 'priority=10,ip,nw_dst=10.0.0.0/8,actions=output:2,output:1', 'modify_strict'],
+    ['mod-flows', [], 'cookie=0x10/0xf0,tcp,actions=output:1', 'modify'],
+    ['mod-flows', [], 'cookie=0x31,tp_dst=443,tcp,actions=output:1', 'modify'],
+    ['mod-flows', [], 'priority=7,udp,actions=output:2', 'modify'],
+    ['del-flows', [], 'cookie=0x10/0xf0', 'delete'],
+    ['del-flows', ['--strict'], 'table=1,priority=5', 'delete_strict'],
+    ['add-flows', [], 'table=1,priority=6,actions=output:2\ncookie=0x22,table=1,in_port=2,actions=output:1', 'add'],
+    ['del-flows', [], 'out_port=1', 'delete'],
+    ['del-flows', [], 'table=1,in_port=1', 'delete'],
+  ];
+
+  test('each step leaves the same dump-flows', () => {
+    const { of } = bridge({ ports: [1, 2, 3].map((n) => ({ ofport: n, name: `p${n}` })) });
+    const strip = (l: string) => l.replace(/ duration=[^,]*,/, '').replace(/ idle_age=\d+,/, '').replace(/ hard_age=\d+,/, '').trim();
+    for (const [cmd, opts, text, command] of STEPS) {
+      ovs.run('ovs-ofctl', [...opts, cmd, ovs.mgmt, '-'], `${text}\n`);
+      of.applyFlowMods(parseFlows(text, { command }));
+      const real = ovs.run('ovs-ofctl', ['dump-flows', ovs.mgmt]).split('\n').filter((l) => l.includes('cookie=')).map(strip).sort();
+      const ours = formatDumpFlows(of).map(strip).sort();
+      expect({ step: `${cmd} ${opts.join(' ')} ${text}`, ours }).toEqual({ step: `${cmd} ${opts.join(' ')} ${text}`, ours: real });
+    }
+    expect(of.dumpFlows().length).toBeGreaterThan(0);
   });
 });
