@@ -576,6 +576,14 @@ impl JsDatapath {
     }
 }
 
+/// A datapath object garbage-collected without `close()` still stops its
+/// threads (the cleanup hook then finds it already shut down).
+impl Drop for JsDatapath {
+    fn drop(&mut self) {
+        self.inner.shutdown();
+    }
+}
+
 impl JsDatapath {
     fn entry(&self, f: dp::FlowInfo) -> FlowEntry {
         FlowEntry {

@@ -285,3 +285,51 @@ fn pinned_thread_forwards() {
     });
     assert_eq!(bad.err().unwrap().code(), "DP_PIN_FAILED");
 }
+
+/// A 64-byte Ethernet/IPv4/TCP frame 10.0.0.1:1000 → 10.0.0.2:80 with `flags`.
+fn tcp_frame(flags: u8) -> Vec<u8> {
+    let mut f = udp_frame(1000);
+    f[16..18].copy_from_slice(&40u16.to_be_bytes());
+    f[23] = 6;
+    let tcp = &mut f[34..54];
+    tcp[0..2].copy_from_slice(&1000u16.to_be_bytes());
+    tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
+    tcp[12] = 5 << 4;
+    tcp[13] = flags;
+    f
+}
+
+#[test]
+fn stats_or_tcp_flags_and_zero_on_request() {
+    let (dp, p1, p2) = two_ports(1);
+    let mask = FlowKey {
+        in_port: u32::MAX,
+        eth_type: 0xffff,
+        nw_proto: 0xff,
+        ..FlowKey::default()
+    };
+    let mut key = FlowKey::default();
+    parse::extract(&tcp_frame(0x02), p1, &mut key);
+    assert_eq!(key.tcp_flags, 0x02);
+    dp.flow_put(
+        &key,
+        &mask,
+        Box::new([Action::Output(p2)]),
+        PutFlags::CREATE,
+    )
+    .unwrap();
+    dp.port_inject(p1, &[&tcp_frame(0x02), &tcp_frame(0x10), &tcp_frame(0x18)])
+        .unwrap();
+    eventually("3 out", || {
+        (dp.flow_dump()[0].stats.packets == 3).then_some(())
+    });
+    assert_eq!(dp.flow_dump()[0].stats.tcp_flags, 0x02 | 0x10 | 0x18);
+    let zero = PutFlags {
+        zero_stats: true,
+        ..PutFlags::MODIFY
+    };
+    dp.flow_put(&key, &mask, Box::new([Action::Output(p2)]), zero)
+        .unwrap();
+    assert_eq!(dp.flow_dump()[0].stats.packets, 0);
+    assert_eq!(dp.port_drain(p2, 10).unwrap().len(), 3);
+}

@@ -48,3 +48,26 @@ describe('addon loader', () => {
     expect(() => findAddon(join(dir, 'missing.node'))).toThrow(/NVS_DATAPATH_ADDON/);
   });
 });
+
+describe('process exit', () => {
+  it('exits cleanly when a datapath with threads and an upcall callback is never closed', () => {
+    // The env cleanup hook must stop the polling and bridge threads; the weak
+    // thread-safe function must not keep the event loop alive.
+    const script = join(dir, 'forgetful.mjs');
+    writeFileSync(
+      script,
+      `import { createRequire } from 'node:module';
+const addon = createRequire(import.meta.url)(${JSON.stringify(findAddon())});
+const dp = new addon.Datapath({ threads: 2 });
+const p = dp.addPort('p', 'dummy');
+let n = 0;
+dp.onUpcalls((batch) => { n += batch.length; });
+const f = Buffer.alloc(60); f.writeUInt16BE(0x0800, 12);
+dp.inject(p, [f, f, f]);
+setTimeout(() => { process.stdout.write(String(n)); }, 200);
+`,
+    );
+    const out = execFileSync(process.execPath, [script], { encoding: 'utf8', timeout: 30_000 });
+    expect(out).toBe('3');
+  });
+});
