@@ -41,7 +41,14 @@ export function parseCondition(table: TableSchema, json: unknown, resolve?: Name
     }
     return { kind: 'column', column: col.name, fn, arg: { keys: [parseAtom(json[2], t.key.type, resolve)] } };
   }
-  return { kind: 'column', column: col.name, fn: fn as ConditionFunction, arg: parseDatum(json[2], relaxed(t), resolve) };
+  // As in ovsdb-server, the value must have the column's own cardinality, even for includes/excludes.
+  const arg = parseDatum(json[2], t, resolve);
+  const n = arg.keys.length;
+  if (n < t.min || n > t.max) {
+    const want = t.min === t.max ? `exactly ${t.min} member${t.min === 1 ? '' : 's'}` : t.max === Infinity ? `at least ${t.min} member(s)` : `between ${t.min} and ${t.max} members`;
+    throw new OvsdbSyntaxError(`set must have ${want} but ${n} ${n === 1 ? 'is' : 'are'} present`);
+  }
+  return { kind: 'column', column: col.name, fn: fn as ConditionFunction, arg };
 }
 
 /** Parses a `where` array (transact operations: conditions are ANDed). */

@@ -102,6 +102,9 @@ describe('insert and select', () => {
     expect(tx({ op: 'frob', table: 'Root' })[0].error).toBe('syntax error');
     expect(tx({ op: 'select', table: 'Root', where: [['name', '<', 'a']] })[0].error).toBe('syntax error');
     expect(tx('not an object')[0].error).toBe('syntax error');
+    // A condition's value must have the column's cardinality, as ovsdb-server requires.
+    expect(tx({ op: 'select', table: 'Root', where: [['name', 'includes', ['set', ['a', 'b']]]] })[0]).toMatchObject({ error: 'syntax error', details: 'set must have exactly 1 member but 2 are present' });
+    expect(tx({ op: 'select', table: 'Root', where: [['name', '==', ['set', []]]] })[0].error).toBe('syntax error');
   });
 
   it('refuses a duplicate uuid-name and fills later results with null', () => {
