@@ -236,7 +236,7 @@ export class Idl extends EventEmitter {
     let initial: TableUpdates | undefined;
     if (method === 'monitor_cond') {
       try {
-        initial = await this.client.monitorCond(this.db, MONITOR_ID, requests, (u) => this.apply(u));
+        initial = await this.client.monitorCond(this.db, MONITOR_ID, requests, (u) => this.applyOrDrop(u));
       } catch (err) {
         // A server without monitor_cond (RFC 7047 only) gets a plain monitor.
         if (!(err instanceof OvsdbError) || err.rfcError !== 'unknown method') throw err;
@@ -244,9 +244,9 @@ export class Idl extends EventEmitter {
     }
     if (!initial) {
       this.updateFormat = 1;
-      initial = await this.client.monitor(this.db, MONITOR_ID, requests, (u) => this.apply(u));
+      initial = await this.client.monitor(this.db, MONITOR_ID, requests, (u) => this.applyOrDrop(u));
     }
-    this.apply(initial);
+    this.emit('change', this.apply(initial));
   }
 
   /** Bumped by every applied batch of updates: lets callers tell whether the replica moved. */
@@ -310,8 +310,28 @@ export class Idl extends EventEmitter {
     });
   }
 
-  /** Applies one `<table-updates>` / `<table-updates2>` and emits `change`. */
-  private apply(updates: TableUpdates): void {
+  /** Why the IDL dropped its connection, when an update could not be applied. */
+  lastError?: Error;
+
+  /**
+   * Applies a notification; one that does not fit the schema would leave the
+   * replica wrong, so the connection is closed instead (`close` follows, and
+   * the owner reconnects and gets a fresh, whole replica).
+   */
+  private applyOrDrop(updates: TableUpdates): void {
+    let changes: IdlChanges;
+    try {
+      changes = this.apply(updates);
+    } catch (err) {
+      this.lastError = err as Error;
+      this.client.close();
+      return;
+    }
+    this.emit('change', changes);
+  }
+
+  /** Applies one `<table-updates>` / `<table-updates2>` to the replica; returns what changed. */
+  private apply(updates: TableUpdates): IdlChanges {
     const changes: IdlChanges = new Map();
     for (const [tname, rows] of Object.entries(updates)) {
       const table = this.tables.get(tname);
@@ -336,7 +356,7 @@ export class Idl extends EventEmitter {
       if (tc.inserted.length + tc.modified.length + tc.deleted.length > 0) changes.set(tname, tc);
     }
     this.seq++;
-    this.emit('change', changes);
+    return changes;
   }
 
   /** A new transaction over the current replica. */

@@ -14,6 +14,8 @@ import { makeAtom, makeMap, makeSet } from '../src/datum.ts';
 import { Idl, TryAgain, type IdlChanges } from '../src/idl.ts';
 import { parseSchema } from '../src/schema.ts';
 import { OvsdbServer } from '../src/server.ts';
+import { JsonRpcConnection } from '../src/jsonrpc.ts';
+import { createServer } from 'node:net';
 
 const SCHEMA = JSON.parse(readFileSync(new URL('../../../configs/vswitch.ovsschema', import.meta.url), 'utf8'));
 const DB = 'Open_vSwitch';
@@ -249,6 +251,32 @@ describe('Idl against the real ovsdb-server', () => {
       expect(c.get('Port')!.deleted.map((r) => r.string('name'))).toEqual(['p1']);
     } finally {
       ovsdb.kill('SIGTERM');
+    }
+  });
+});
+
+describe('Idl against a peer that breaks the protocol', () => {
+  it('drops the connection on an update that does not fit the schema, instead of keeping a wrong replica', async () => {
+    const sock = join(dir, 'bad.sock');
+    // A peer that answers like a server, then sends a Bridge name that is a number.
+    const bad = createServer((socket) => {
+      const conn = new JsonRpcConnection(socket, { log: pino({ level: 'silent' }) });
+      conn.handle('get_schema', () => SCHEMA);
+      conn.handle('monitor_cond', () => {
+        setImmediate(() => conn.notify('update2', ['idl', { Bridge: { '11111111-2222-3333-4444-555555555555': { insert: { name: 42 } } } }]));
+        return {};
+      });
+    });
+    await new Promise<void>((r) => bad.listen(sock, r));
+    try {
+      const client = await OvsdbClient.connect(`unix:${sock}`);
+      const closed = new Promise((r) => client.once('close', r));
+      const idl = await Idl.create(client, DB, TABLES);
+      await closed;
+      expect(idl.lastError?.message).toMatch(/expected string, got 42/);
+      expect([...idl.rows('Bridge')]).toEqual([]);
+    } finally {
+      await new Promise((r) => bad.close(r));
     }
   });
 });
