@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { addFlows, bridge, flowOf, ovsPorts, type RealOvs, startOvs } from './helpers.ts';
 import type { FlowModCommand } from '../src/flow-mod.ts';
@@ -275,7 +275,7 @@ priority=0,actions=drop
 describe('flow-mods against a real ovs-vswitchd', () => {
   let ovs: RealOvs;
   beforeAll(() => {
-    ovs = startOvs(['fail_mode=secure', ...ovsPorts([1, 2, 3].map((n) => ({ n })))]);
+    ovs = startOvs(['fail_mode=secure', 'protocols=OpenFlow10,OpenFlow13', ...ovsPorts([1, 2, 3].map((n) => ({ n })))]);
   });
   afterAll(() => ovs?.stop());
 
@@ -310,5 +310,18 @@ priority=10,ip,nw_dst=10.0.0.0/8,idle_timeout=30,actions=output:3`, 'add'],
       expect({ step: `${cmd} ${opts.join(' ')} ${text}`, ours }).toEqual({ step: `${cmd} ${opts.join(' ')} ${text}`, ours: real });
     }
     expect(of.dumpFlows().length).toBeGreaterThan(0);
+    // replace-flows then leaves both with exactly the new set.
+    const next = `cookie=0x22,table=1,in_port=2,actions=output:1
+priority=30,arp,actions=NORMAL
+cookie=0x31,priority=20,tcp,tp_dst=443,actions=output:2`;
+    const file = join(mkdtempSync(join(tmpdir(), 'nvs-replace-')), 'flows.txt');
+    writeFileSync(file, `${next}\n`);
+    // Rules in several tables need table ids, which OpenFlow 1.3 has.
+    ovs.run('ovs-ofctl', ['-O', 'OpenFlow13', 'replace-flows', ovs.mgmt, file]);
+    rmSync(dirname(file), { recursive: true, force: true });
+    of.replaceFlows(parseFlows(next));
+    const real = ovs.run('ovs-ofctl', ['dump-flows', ovs.mgmt]).split('\n').filter((l) => l.includes('cookie=')).map(strip).sort();
+    expect(formatDumpFlows(of).map(strip).sort()).toEqual(real);
+    expect(real).toHaveLength(3);
   });
 });
