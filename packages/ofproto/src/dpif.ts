@@ -81,7 +81,7 @@ export type DpAction =
   | { readonly type: 'pop_vlan' }
   /** Masked rewrite of one key field (value has no bits outside mask). */
   | { readonly type: 'set'; readonly header: DpSetHeader; readonly field: DpSetField; readonly value: number | bigint; readonly mask: number | bigint }
-  /** Send the packet to userspace; `cookie` indexes the owner's controller metadata. */
+  /** Send the packet up to userspace for the controller; the owner hands `controller` back to `Ofproto.queueController`. */
   | { readonly type: 'userspace'; readonly controller: ControllerCookie }
   /** Truncate the packet to `maxLen` bytes for the following outputs. */
   | { readonly type: 'truncate'; readonly maxLen: number };
