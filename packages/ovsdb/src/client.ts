@@ -187,6 +187,7 @@ export class OvsdbClient extends EventEmitter {
    */
   async transact(db: string, ops: Operation[]): Promise<OperationResult[]> {
     const results = (await this.conn.request('transact', [db, ...ops])) as (OperationResult | null)[];
+    if (!Array.isArray(results)) throw new OvsdbError('OVSDB_BAD_REPLY', 'syntax error', `transact: the server's reply is not an array of results`);
     for (let i = 0; i < results.length; i++) {
       const r = results[i];
       if (r && typeof r.error === 'string') throw new TransactionError(r.error, typeof r.details === 'string' ? r.details : undefined, i);
@@ -213,7 +214,9 @@ export class OvsdbClient extends EventEmitter {
     // Register first: the server may send an update right after the reply.
     this.monitors.set(key, onUpdate);
     try {
-      return (await this.conn.request(method, params)) as TableUpdates;
+      const initial = await this.conn.request(method, params);
+      if (typeof initial !== 'object' || initial === null || Array.isArray(initial)) throw new OvsdbError('OVSDB_BAD_REPLY', 'syntax error', `${method}: the server's reply is not a table-updates object`);
+      return initial as TableUpdates;
     } catch (err) {
       this.monitors.delete(key);
       throw err;
