@@ -328,8 +328,7 @@ function validate(fm: FlowMod): void {
 
 /** Checks what the engine can execute; the parser already checked the syntax. */
 export function validateActions(actions: readonly Action[], table: number): void {
-  const conj = actions.filter((a) => a.type === 'conjunction');
-  if (conj.length && actions.some((a) => a.type !== 'conjunction' && a.type !== 'note')) {
+  if (actions.some((a) => a.type === 'conjunction') && actions.some((a) => a.type !== 'conjunction' && a.type !== 'note')) {
     throw new BadFlowModError('"conjunction" actions may be used along with "note" but not any other kind of action');
   }
   for (const a of actions) {
@@ -360,8 +359,9 @@ export function validateActions(actions: readonly Action[], table: number): void
 }
 
 function conjunctionsOf(actions: readonly Action[]): readonly ConjunctionAction[] | null {
-  const c = actions.filter((a): a is ConjunctionAction => a.type === 'conjunction');
-  return c.length ? c : null;
+  // Most rules have none: check before allocating (bulk loads call this per rule).
+  if (!actions.some((a) => a.type === 'conjunction')) return null;
+  return actions.filter((a): a is ConjunctionAction => a.type === 'conjunction');
 }
 
 /** True when every packet matching `narrow` also matches `wide` (OpenFlow's non-strict selection). */
