@@ -400,10 +400,14 @@ describe('waiting for nvs-vswitchd (no --no-wait)', () => {
     );
   });
 
-  it('read-only commands do not wait', async () => {
-    const side = await startServer();
-    await nvsVsctl(side, [W, 'add-br', 'br0']);
-    expect(await nvsVsctl(side, ['list-br'])).toEqual({ stdout: 'br0\n', stderr: '', code: 0 });
+  it('commands that change nothing do not wait, like ovs-vsctl', async () => {
+    for (const vsctl of [ovsVsctl, nvsVsctl]) {
+      const side = await startServer();
+      await vsctl(side, [W, 'add-br', 'br0', '--', 'set', 'Bridge', 'br0', 'fail_mode=secure']);
+      expect(await vsctl(side, ['--timeout=5', 'list-br'])).toEqual({ stdout: 'br0\n', stderr: '', code: 0 });
+      expect(await vsctl(side, ['--timeout=5', 'set', 'Bridge', 'br0', 'fail_mode=secure'])).toEqual({ stdout: '', stderr: '', code: 0 });
+      expect(await vsctl(side, ['--timeout=5', '--may-exist', 'add-br', 'br0'])).toEqual({ stdout: '', stderr: '', code: 0 });
+    }
   });
 
   it('gives up after --timeout with a message saying what it waited for', async () => {

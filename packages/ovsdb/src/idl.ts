@@ -532,10 +532,14 @@ export class IdlTransaction {
       this.inserted.set(row.uuid, ins.with(new Map([[column, value]])));
       return;
     }
-    if (this.deleted.has(row.uuid) || !this.idl.get(row.table, row.uuid)) throw new NoSuchRowError(row.table, row.uuid);
+    const current = this.deleted.has(row.uuid) ? undefined : this.idl.get(row.table, row.uuid);
+    if (!current) throw new NoSuchRowError(row.table, row.uuid);
     let upd = this.updated.get(row.uuid);
     if (!upd) this.updated.set(row.uuid, (upd = { table: row.table, changes: new Map() }));
-    upd.changes.set(column, value);
+    // Setting a replicated column to the value it has is no change: nothing
+    // is sent for it, and a transaction of only such sets is `unchanged`.
+    if (this.idl.replicates(row.table, column) && datumEquals(current.get(column), value)) upd.changes.delete(column);
+    else upd.changes.set(column, value);
   }
 
   /**

@@ -134,10 +134,15 @@ describe('Idl transactions', () => {
     expect(idl.first('Open_vSwitch')!.set('bridges')).toEqual([br.uuid]);
   });
 
-  it('sends nothing when nothing changed', async () => {
+  it('sends nothing when nothing changed, including sets to the current value', async () => {
+    const writer = await connect();
+    await writer.transact(DB, [{ op: 'insert', table: 'Open_vSwitch', row: { next_cfg: 3 } }]);
     const idl = await Idl.create(await connect(), DB, TABLES);
     const { commit } = await idl.transact((txn) => {
-      for (const b of txn.rows('Bridge')) txn.verify(b, 'name');
+      const ovs = txn.first('Open_vSwitch')!;
+      txn.verify(ovs, 'next_cfg');
+      txn.set(ovs, 'next_cfg', makeAtom(3));
+      expect(txn.isEmpty).toBe(true);
     });
     expect(commit).toEqual({ status: 'unchanged', inserted: new Map() });
   });
