@@ -36,6 +36,15 @@ const CAMEL = new Map<string, string>([...MAC_FIELDS, ...V6_FIELDS, ...NUM_FIELD
 
 function bytesOf(v: number | bigint, size: number): Uint8Array {
   const out = new Uint8Array(size);
+  // Most keys are IPv4: their 128-bit fields are zero, and BigInt work is not free.
+  if (v === 0 || v === 0n) return out;
+  if (typeof v === 'number' && size <= 6) {
+    for (let i = size - 1; i >= 0; i--) {
+      out[i] = v % 256;
+      v = Math.floor(v / 256);
+    }
+    return out;
+  }
   let x = BigInt(v);
   for (let i = size - 1; i >= 0; i--) {
     out[i] = Number(x & 0xffn);
@@ -45,6 +54,7 @@ function bytesOf(v: number | bigint, size: number): Uint8Array {
 }
 
 function numOf(b: Uint8Array): bigint {
+  if (b.every((x) => x === 0)) return 0n;
   let v = 0n;
   for (const x of b) v = (v << 8n) | BigInt(x);
   return v;
@@ -64,7 +74,10 @@ export function fromWireKey(w: WireKey): DpFlowKey {
   const k = newDpFlowKey() as unknown as Record<string, number | bigint>;
   const src = w as unknown as Record<string, number | Uint8Array>;
   for (const f of NUM_FIELDS) k[f] = src[CAMEL.get(f)!] as number;
-  for (const f of MAC_FIELDS) k[f] = Number(numOf(src[CAMEL.get(f)!] as Uint8Array));
+  for (const f of MAC_FIELDS) {
+    const b = src[CAMEL.get(f)!] as Uint8Array;
+    k[f] = ((b[0] * 256 + b[1]) * 256 + b[2]) * 16777216 + ((b[3] << 16) | (b[4] << 8) | b[5]);
+  }
   for (const f of V6_FIELDS) k[f] = numOf(src[CAMEL.get(f)!] as Uint8Array);
   return k as unknown as DpFlowKey;
 }
@@ -114,6 +127,8 @@ const HEADER_OF_WIRE: Record<SetFieldName, [DpSetHeader, DpSetField]> = {
 
 export class NvsDataplane implements Dataplane {
   private readonly cookies = new Map<bigint, ControllerCookie>();
+  /** Wire forms computed by flowId, reused by the put that usually follows. */
+  private readonly wire = new WeakMap<DpFlowKey, WireKey>();
   private readonly cookieOf = new Map<string, bigint>();
 
   private constructor(readonly dp: Datapath) {}
@@ -132,7 +147,13 @@ export class NvsDataplane implements Dataplane {
   }
 
   flowId(key: DpFlowKey, mask: DpFlowKey): string {
-    return this.dp.keys.encode(toWireKey(key)).toString('latin1') + this.dp.keys.encode(toWireKey(mask)).toString('latin1');
+    return this.wireId(this.toWire(key), this.toWire(mask));
+  }
+
+  private toWire(k: DpFlowKey): WireKey {
+    let w = this.wire.get(k);
+    if (!w) this.wire.set(k, (w = toWireKey(k)));
+    return w;
   }
 
   private wireId(key: WireKey, mask: WireKey): string {
@@ -225,7 +246,7 @@ export class NvsDataplane implements Dataplane {
     const requests = [];
     for (const f of flows) {
       try {
-        requests.push({ key: toWireKey(f.key), mask: toWireKey(f.mask), actions: this.toWireActions(f.actions), create: !f.modify, modify: f.modify === true });
+        requests.push({ key: this.toWire(f.key), mask: this.toWire(f.mask), actions: this.toWireActions(f.actions), create: !f.modify, modify: f.modify === true });
       } catch (err) {
         error ??= err;
       }
@@ -256,6 +277,10 @@ export class NvsDataplane implements Dataplane {
       usedAt: f.stats.usedMs,
       tcpFlags: f.stats.tcpFlags,
     }));
+  }
+
+  dumpStats(): Array<Pick<DpFlowEntry, 'id' | 'packets' | 'bytes' | 'usedAt'>> {
+    return this.dp.flowDump().map((f) => ({ id: this.wireId(f.key, f.mask), packets: f.stats.packets, bytes: f.stats.bytes, usedAt: f.stats.usedMs }));
   }
 
   execute(inPort: number, packet: Uint8Array, actions: readonly DpAction[]): void {

@@ -71,6 +71,8 @@ export interface Dataplane extends DatapathPorts {
   /** Deletes megaflows by identity; unknown ones are ignored. */
   del(ids: readonly string[]): void;
   dump(): DpFlowEntry[];
+  /** Identities and counters only: what a revalidation round needs, without converting keys and actions. */
+  dumpStats(): Array<Pick<DpFlowEntry, 'id' | 'packets' | 'bytes' | 'usedAt'>>;
   execute(inPort: number, packet: Uint8Array, actions: readonly DpAction[]): void;
   /** Takes up to `max` queued upcalls. */
   recvUpcalls(max: number): DpUpcall[];

@@ -297,7 +297,7 @@ export class Udpif {
     this.revalidateChanged();
     const dels: string[] = [];
     const seen = new Set<string>();
-    for (const f of dp.dump()) {
+    for (const f of dp.dumpStats()) {
       seen.add(f.id);
       const u = this.ukeys.get(f.id);
       if (!u) {
@@ -325,6 +325,6 @@ export class Udpif {
     const waiters = this.roundWaiters;
     this.roundWaiters = [];
     for (const w of waiters) w();
-    this.scheduleFull(Math.max(this.o.intervalMs ?? 500, 4 * (performance.now() - t0)));
+    this.scheduleFull(Math.max(this.o.intervalMs ?? 500, 10 * (performance.now() - t0)));
   }
 }
