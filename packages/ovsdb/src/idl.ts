@@ -366,12 +366,13 @@ export class Idl extends EventEmitter {
 
   /**
    * Builds and commits a transaction, rerunning `build` on a fresh view when
-   * a verified column changed under it (or when it throws TryAgain), until
-   * it commits or `maxAttempts` is spent. Resolves with build's result and
+   * a verified column changed under it (at most `maxAttempts` commits), or
+   * after the next change when it throws TryAgain (without limit: the
+   * caller bounds that wait). Resolves with build's result and
    * the commit's.
    */
   async transact<T>(build: (txn: IdlTransaction) => T | Promise<T>, maxAttempts = 100): Promise<{ value: T; commit: CommitResult }> {
-    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+    for (let attempt = 1; attempt <= maxAttempts; ) {
       const seq = this.seq;
       const txn = this.transaction();
       let value: T;
@@ -379,9 +380,11 @@ export class Idl extends EventEmitter {
         value = await build(txn);
       } catch (err) {
         if (!(err instanceof TryAgain)) throw err;
+        // Waiting for a condition is not a conflict: it does not use up attempts.
         if (this.seq === seq) await this.waitForChange();
         continue;
       }
+      attempt++;
       try {
         return { value, commit: await txn.commit() };
       } catch (err) {
