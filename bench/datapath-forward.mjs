@@ -77,7 +77,7 @@ for (let r = 0; r < Number(opts.rounds); r++) {
     busyNsPerPacket: (t1.busyNs - t0.busyNs) / Math.max(1, pkts),
   };
   rows.push(row);
-  console.log(`round ${r + 1}: ${row.mppsWall.toFixed(2)} Mpps (wall), ${row.mppsPerCpuSecond.toFixed(2)} Mpps per CPU-second, ${row.busyNsPerPacket.toFixed(1)} ns/packet busy`);
+  console.log(`round ${r + 1}: ${row.mppsWall.toFixed(2)} Mpps (wall), ${row.mppsPerCpuSecond.toFixed(2)} Mpps per CPU-second, ${row.busyNsPerPacket.toFixed(1)} ns/packet busy (wall clock)`);
 }
 const s = dp.stats();
 dp.close();

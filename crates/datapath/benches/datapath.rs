@@ -313,7 +313,7 @@ fn forwarding(c: &mut Cpu) {
         return; // filtered out
     }
     println!(
-        "forward: {} packets, busy {:.1} ns/packet (polling core, as pmd-stats-show), EMC hits {:.1}%",
+        "forward: {} packets, busy {:.1} ns/packet by the loop's own wall-clock counter (includes time the host gave to others), EMC hits {:.1}%",
         s.packets,
         s.busy_ns as f64 / s.packets.max(1) as f64,
         100.0 * s.emc_hits as f64 / s.packets.max(1) as f64
