@@ -117,6 +117,8 @@ export interface RealOvs {
   trace(flow: string, ...extra: string[]): string[];
   /** `unix:` address of br0's management socket, for ovs-ofctl. */
   readonly mgmt: string;
+  /** ovs-vswitchd's control socket, for ovs-appctl -t. */
+  readonly ctl: string;
   stop(): void;
 }
 
@@ -157,6 +159,7 @@ export function startOvs(bridgeArgs: string[]): RealOvs {
     run,
     trace: (flow, ...extra) => run('ovs-appctl', ['-t', ctl, 'ofproto/trace', 'br0', flow, ...extra]).trim().split('\n'),
     mgmt: `unix:${join(dir, 'br0.mgmt')}`,
+    ctl,
     stop,
   };
 }

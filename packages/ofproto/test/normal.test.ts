@@ -227,5 +227,10 @@ describe('NORMAL against a real ovs-vswitchd', () => {
       const ours = formatDpActions(of.xlate(flowOf(flow)).actions);
       expect({ flow, outputs: outputsOf(ours, vid || null) }).toEqual({ flow, outputs: outputsOf(real, vid || null) });
     }
+    // The learned table is the same too (ages aside: the two clocks differ).
+    const noAge = (lines: string[]) => [lines[0], ...lines.slice(1).map((l) => l.replace(/\s+\d+$/, '')).sort()];
+    const realFdb = ovs.run('ovs-appctl', ['-t', ovs.ctl, 'fdb/show', 'br0']).trimEnd().split('\n');
+    expect(noAge(formatFdb(of))).toEqual(noAge(realFdb));
+    expect(realFdb.length).toBeGreaterThan(8);
   });
 });
