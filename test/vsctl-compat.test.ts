@@ -4,7 +4,7 @@
 // UUIDs legitimately differ between the two databases, so each is replaced
 // by the table and name of the row it stands for; records and `show` blocks
 // whose order ovs-vsctl leaves to its hash tables are compared as sets.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -444,6 +444,39 @@ describe('waiting for nvs-vswitchd (no --no-wait)', () => {
   it('reports an unreachable database as ovs-vsctl does', async () => {
     const r = await nvsVsctl({ sock: '/nonexistent/db.sock' } as Side, [W, 'list-br']);
     expect(r).toEqual({ stdout: '', stderr: 'nvs-vsctl: unix:/nonexistent/db.sock: database connection failed (No such file or directory)\n', code: 1 });
+  });
+});
+
+describe('nvs-vsctl against the real ovsdb-server', () => {
+  it('writes transactions the real server accepts (named-uuids, waits, next_cfg increment), read back by ovs-vsctl', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nvs-vsctl-real-'));
+    const sock = join(dir, 'db.sock');
+    await run('ovsdb-tool', ['create', join(dir, 'conf.db'), '/usr/share/openvswitch/vswitch.ovsschema']);
+    const server = spawn('ovsdb-server', [join(dir, 'conf.db'), `--remote=punix:${sock}`, `--unixctl=${join(dir, 'ctl')}`, '--no-chdir'], { stdio: 'ignore' });
+    try {
+      const side = { sock } as Side;
+      expect((await nvsVsctl(side, ['--retry', '--timeout=20', W, 'init'])).code).toBe(0);
+      const steps = [
+        [W, 'add-br', 'br0'],
+        [W, '--may-exist', 'add-port', 'br0', 'vnet0', 'tag=10', '--', 'set', 'Interface', 'vnet0', 'external-ids:attached-mac="52:54:00:aa:bb:cc"', 'type=internal'],
+        [W, 'set', 'Port', 'vnet0', 'qos=@q', '--', '--id=@q', 'create', 'QoS', 'type=linux-htb', 'other-config:max-rate=1000000'],
+        ['--timeout=1', 'set', 'Bridge', 'br0', 'fail_mode=secure'],
+      ];
+      const results = [];
+      for (const args of steps) results.push(await nvsVsctl(side, args));
+      expect(results.map((r) => r.code)).toEqual([0, 0, 0, 142]);
+      const ovs = async (...args: string[]): Promise<string> => (await run('ovs-vsctl', [`--db=unix:${sock}`, W, ...args])).stdout;
+      expect(await ovs('list-ports', 'br0')).toBe('vnet0\n');
+      expect(await ovs('get', 'Port', 'vnet0', 'tag')).toBe('10\n');
+      expect(await ovs('get', 'Interface', 'vnet0', 'external_ids:attached-mac', 'type')).toBe('"52:54:00:aa:bb:cc"\ninternal\n');
+      expect(await ovs('--columns=type,other_config', 'list', 'QoS')).toBe('type                : linux-htb\nother_config        : {max-rate="1000000"}\n');
+      // The timed-out step committed, with next_cfg bumped by one.
+      expect(await ovs('get', 'Bridge', 'br0', 'fail_mode', '--', 'get', 'Open_vSwitch', '.', 'next_cfg')).toBe('secure\n1\n');
+      expect(canonical(['show'], (await nvsVsctl(side, [W, 'show'])).stdout)).toBe(canonical(['show'], await ovs('show')));
+    } finally {
+      server.kill('SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
