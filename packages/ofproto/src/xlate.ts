@@ -15,6 +15,7 @@ import type { Action, ControllerAction, LearnAction } from './actions.ts';
 import { type BridgePort, inputVlan, outputTag, portInVlan } from './bridge-ports.ts';
 import type { ControllerCookie, DpAction, DpFlowKey, DpSetField, DpSetHeader, Dpif, Megaflow } from './dpif.ts';
 import { formatMac, newDpFlowKey } from './dpif.ts';
+import { OfprotoError } from './errors.ts';
 import {
   EthType, type Field, type FieldRange, type Flow, FLOW_WORDS, FRAG_LATER, IpProto, macAt, OFPP, readField, Slot, VLAN_CFI, writeField,
 } from './fields.ts';
@@ -525,7 +526,13 @@ class Ctx {
       outPort: null,
       actions,
     };
-    this.learned.push(this.env.tables.learn(fm, this.env.now));
+    try {
+      this.learned.push(this.env.tables.learn(fm, this.env.now));
+    } catch (e) {
+      // A rule that cannot be learned must not fail the packet's translation.
+      if (!(e instanceof OfprotoError)) throw e;
+      this.note(`>> learn failed: ${e.message}`);
+    }
   }
 
   // ------------------------------------------------------------- commit
