@@ -107,6 +107,9 @@ export interface XlateResult {
 
 /** Translates `flow` (its in_port an OpenFlow port) starting in table 0. */
 export function xlate(env: XlateEnv, flow: Flow, opts: XlateOptions = {}): XlateResult {
+  if (flow.length !== FLOW_WORDS) {
+    throw new OfprotoError('OFPROTO_BAD_FLOW', `a flow has ${FLOW_WORDS} words, got ${flow.length} (build it with newFlow())`);
+  }
   const ctx = new Ctx(env, flow, opts.sideEffects ?? true, opts.trace ?? false);
   ctx.tags.add('ports');
   ctx.lookupTable(0);

@@ -53,3 +53,8 @@ describe('ports', () => {
     expect(formatDpActions(of.xlate(flowOf('in_port=LOCAL,dl_dst=ff:ff:ff:ff:ff:ff')).actions)).toBe('1,2');
   });
 });
+
+test('a flow of the wrong size is refused with a code, not half-used', () => {
+  const { of } = bridge();
+  expect(() => of.xlate(new Uint32Array(3))).toThrow(expect.objectContaining({ code: 'OFPROTO_BAD_FLOW' }));
+});
