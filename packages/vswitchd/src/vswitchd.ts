@@ -171,7 +171,13 @@ export class Vswitchd implements BridgeListener {
       if (cores !== this.dpCores) this.log.warn({ pmdCpuMask: cores }, 'pmd-cpu-mask changed: restart nvs-vswitchd to move the polling threads');
       return;
     }
-    this.dp = this.c.openDataplane({ cores: cfg.pmdCpus });
+    try {
+      this.dp = this.c.openDataplane({ cores: cfg.pmdCpus });
+    } catch (err) {
+      // A mask naming cores this machine lacks must not keep the switch down: run unpinned.
+      this.log.error({ pmdCpuMask: cores, err: (err as Error).message }, 'cannot pin polling threads as pmd-cpu-mask asks; running one unpinned thread');
+      this.dp = this.c.openDataplane({});
+    }
     this.dpCores = cores;
     this.udpif = new Udpif({
       dp: this.dp,
