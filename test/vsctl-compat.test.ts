@@ -193,6 +193,7 @@ describe('nvs-vsctl matches ovs-vsctl', () => {
       [W, 'list-ifaces', 'br0'],
       [W, '--with-iface', 'del-port', 'br0', 'e2'],
       [W, 'list-ports', 'br0'],
+      [W, '--dry-run', 'del-br', 'br1', '--', 'list-br'],
       [W, 'del-br', 'br1'],
       [W, 'list-br'],
       [W, 'show'],

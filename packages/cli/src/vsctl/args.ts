@@ -26,6 +26,8 @@ export interface GlobalOptions {
   oneline: boolean;
   /** Keep trying to connect while the server is not up (bounded by timeout). */
   retry: boolean;
+  /** Run the commands but commit nothing. */
+  dryRun: boolean;
   help: boolean;
   version: boolean;
 }
@@ -60,7 +62,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
   let rundir: string | undefined;
   let bare = false;
   let data: DataFormat | undefined;
-  const g: Omit<GlobalOptions, 'db' | 'data'> = { wait: true, format: 'list', headings: true, oneline: false, retry: false, help: false, version: false };
+  const g: Omit<GlobalOptions, 'db' | 'data'> = { wait: true, format: 'list', headings: true, oneline: false, retry: false, dryRun: false, help: false, version: false };
   const firstOptions = new Map<string, string | true>();
   let i = 0;
   const needValue = (name: string, value: string | undefined): string => {
@@ -124,6 +126,9 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
         break;
       case 'retry':
         g.retry = true;
+        break;
+      case 'dry-run':
+        g.dryRun = true;
         break;
       // Accepted for compatibility with scripts written for ovs-vsctl; nothing to do here.
       case 'no-syslog':
@@ -253,6 +258,7 @@ Options:
   --columns=COL,...           (before list or find) print only these columns
   --oneline                   print exactly one line of output per command
   --retry                     keep trying to connect until the database is up
+  --dry-run                   do not commit changes to the database
   -h, --help                  display this help message
   -V, --version               display version information
 `;

@@ -5,7 +5,7 @@
 // (Open_vSwitch.cur_cfg reaching the next_cfg this transaction bumped).
 // Output is printed only once all of that succeeded, as ovs-vsctl does.
 import { ConnectFailedError, OvsdbClient, TransactionError } from '@nvs/ovsdb/src/client.ts';
-import { Idl, type IdlTables } from '@nvs/ovsdb/src/idl.ts';
+import { Idl, type CommitResult, type IdlTables, type IdlTransaction } from '@nvs/ovsdb/src/idl.ts';
 import { OvsdbError } from '@nvs/ovsdb/src/errors.ts';
 import { parseCommandLine, USAGE, type GlobalOptions } from './args.ts';
 import { checkCommand } from './commands.ts';
@@ -44,7 +44,7 @@ export async function runVsctl(argv: readonly string[], io: VsctlIo): Promise<nu
       let tables: IdlTables = { [DB]: ['next_cfg', 'cur_cfg'] };
       for (let i = 0; i < commands.length; i++) tables = mergeTables(tables, specs[i].tables(commands[i], (name) => findTable(schema, name).name));
       const idl = await Idl.create(client, DB, tables, { schema });
-      const { value: outputs, commit } = await idl.transact((txn) => {
+      const build = (txn: IdlTransaction): Context['out'][] => {
         const ovs = txn.first(DB) ?? txn.insert(DB);
         const ctx: Context = { txn, schema, symbols: new Symbols(), style: global, ovs, out: [], warn: (m) => io.stderr(`nvs-vsctl: ${m}\n`) };
         const outputs: Context['out'][] = [];
@@ -57,7 +57,11 @@ export async function runVsctl(argv: readonly string[], io: VsctlIo): Promise<nu
         if (global.wait && !txn.isEmpty) txn.increment(txn.get(DB, ovs.uuid)!, 'next_cfg');
         txn.comment(`nvs-vsctl: nvs-vsctl ${argv.join(' ')}`);
         return outputs;
-      });
+      };
+      // --dry-run builds once over the replica and commits nothing.
+      const { value: outputs, commit } = global.dryRun
+        ? { value: build(idl.transaction()), commit: { status: 'unchanged', inserted: new Map<string, string>() } as CommitResult }
+        : await idl.transact(build);
       const real = (uuid: string): string => commit.inserted.get(uuid) ?? uuid;
       const text = outputs.map((parts) => parts.map((p) => (typeof p === 'string' ? p : p(real))).join(''));
       if (global.wait && commit.incremented !== undefined) {
