@@ -14,10 +14,6 @@ export class Coverage {
     this.counts.set(event, (this.counts.get(event) ?? 0) + n);
   }
 
-  get(event: string): number {
-    return this.counts.get(event) ?? 0;
-  }
-
   /** Takes a sample for the rate column; the daemon calls it every few seconds. */
   sample(): void {
     this.window.push({ at: this.now(), counts: new Map(this.counts) });

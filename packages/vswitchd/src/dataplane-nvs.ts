@@ -291,10 +291,6 @@ export class NvsDataplane implements Dataplane {
     return { inPort: u.inPort, key: fromWireKey(u.key), packet: u.packet };
   }
 
-  recvUpcalls(max: number): DpUpcall[] {
-    return this.dp.recvUpcalls(max).map((u) => this.upcall(u));
-  }
-
   onUpcalls(handler: (batch: DpUpcall[]) => void, onError: (err: unknown) => void): void {
     this.dp.onUpcalls((batch) => handler(batch.filter((u) => u.reason === 'miss').map((u) => this.upcall(u))), onError);
   }
@@ -324,10 +320,6 @@ export class NvsDataplane implements Dataplane {
         txDropped: p.txDropped,
       })),
     };
-  }
-
-  extractKey(packet: Uint8Array, inPort: number): DpFlowKey {
-    return fromWireKey(this.dp.extractKey(packet, inPort));
   }
 
   now(): number {

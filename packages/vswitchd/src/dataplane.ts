@@ -74,15 +74,11 @@ export interface Dataplane extends DatapathPorts {
   /** Identities and counters only: what a revalidation round needs, without converting keys and actions. */
   dumpStats(): Array<Pick<DpFlowEntry, 'id' | 'packets' | 'bytes' | 'usedAt'>>;
   execute(inPort: number, packet: Uint8Array, actions: readonly DpAction[]): void;
-  /** Takes up to `max` queued upcalls. */
-  recvUpcalls(max: number): DpUpcall[];
   /** Delivers miss upcalls in batches as they arrive; a throwing handler is reported to `onError`. */
   onUpcalls(handler: (batch: DpUpcall[]) => void, onError: (err: unknown) => void): void;
   inject(port: number, packets: readonly Uint8Array[]): void;
   drain(port: number, max: number): Uint8Array[];
   stats(): DpStats;
-  /** The key the datapath extracts from a packet received on `inPort`. */
-  extractKey(packet: Uint8Array, inPort: number): DpFlowKey;
   /** Datapath clock (ms), the time base of `usedAt`. */
   now(): number;
   close(): void;
