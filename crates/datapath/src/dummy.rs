@@ -42,6 +42,7 @@ fn parse_option<T: std::str::FromStr>(
     options: &PortOptions,
     key: &str,
     default: T,
+    expected: &str,
 ) -> Result<T, PortError> {
     match options.get(key) {
         None => Ok(default),
@@ -49,7 +50,7 @@ fn parse_option<T: std::str::FromStr>(
             port: name.to_string(),
             key: key.to_string(),
             value: v.clone(),
-            why: format!("expected a {}", std::any::type_name::<T>()),
+            why: format!("expected {expected}"),
         }),
     }
 }
@@ -85,15 +86,27 @@ impl Port for DummyPort {
                 why: "unknown option for a dummy port (known: loopback, rxq_len, txq_len)".into(),
             });
         }
-        let rxq_len = parse_option(name, options, "rxq_len", DEFAULT_QUEUE_LEN)?;
-        let txq_len = parse_option(name, options, "txq_len", DEFAULT_QUEUE_LEN)?;
+        let rxq_len = parse_option(
+            name,
+            options,
+            "rxq_len",
+            DEFAULT_QUEUE_LEN,
+            "a number of packets",
+        )?;
+        let txq_len = parse_option(
+            name,
+            options,
+            "txq_len",
+            DEFAULT_QUEUE_LEN,
+            "a number of packets",
+        )?;
         Ok(DummyPort {
             rxq: VecDeque::new(),
             txq: VecDeque::new(),
             free: Vec::new(),
             rxq_len,
             txq_len,
-            loopback: parse_option(name, options, "loopback", false)?,
+            loopback: parse_option(name, options, "loopback", false, "true or false")?,
             closed: false,
             stats: PortStats::default(),
         })
