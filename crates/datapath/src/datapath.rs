@@ -77,9 +77,6 @@ pub enum DpError {
     /// The flow is not installed (`flow_del`, or `flow_put` without `create`).
     #[error("flow not found")]
     FlowNotFound,
-    /// The key has bits set outside its mask's... (never: keys are masked); or the mask is not usable.
-    #[error("invalid flow: {0}")]
-    BadFlow(String),
     /// No port has this number.
     #[error("no port number {0}")]
     NoSuchPort(u32),
@@ -103,7 +100,6 @@ impl DpError {
             DpError::Spawn(_) => "DP_SPAWN_FAILED",
             DpError::FlowExists => "DP_FLOW_EXISTS",
             DpError::FlowNotFound => "DP_FLOW_NOT_FOUND",
-            DpError::BadFlow(_) => "DP_BAD_FLOW",
             DpError::NoSuchPort(_) => "DP_NO_SUCH_PORT",
             DpError::PortExists(_) => "DP_PORT_EXISTS",
             DpError::Port(PortError::Unsupported { .. }) => "DP_PORT_UNSUPPORTED",
