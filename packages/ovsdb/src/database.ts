@@ -162,8 +162,17 @@ export function columnValue(row: Row, column: string): Datum {
   return row.values.get(column)!;
 }
 
-/** The key of a row in one unique index (JSON of the indexed values). */
+/**
+ * The key of a row in one unique index. A one-column index on a one-atom
+ * string value (every `name` index of Open_vSwitch) is keyed by the string
+ * itself behind a marker JSON text never starts with; anything else by the
+ * JSON of the indexed values. Runs several times per commit.
+ */
 export function indexKey(row: Row, columns: readonly string[]): string {
+  if (columns.length === 1) {
+    const d = columnValue(row, columns[0]);
+    if (d.keys.length === 1 && !d.values && typeof d.keys[0] === 'string') return '\u0001' + d.keys[0];
+  }
   let key = '';
   for (const c of columns) {
     const d = columnValue(row, c);

@@ -84,7 +84,10 @@ export class DbRemotes {
     private readonly server: OvsdbServer,
     private readonly log: Logger,
   ) {
-    server.onCommit(() => void this.refresh());
+    // Without db: remotes there is nothing to re-read: skip the per-commit work.
+    server.onCommit(() => {
+      if (this.specs.length > 0) void this.refresh();
+    });
   }
 
   add(spec: string): void {

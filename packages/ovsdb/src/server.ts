@@ -48,8 +48,16 @@ export interface OvsdbServerOptions {
   log: Logger;
   /** Largest JSON-RPC message accepted from a client. */
   maxMessageBytes?: number;
-  /** Commits kept for monitor_cond_since. */
+  /** Commits kept for monitor_cond_since (at most; default 100). */
   historySize?: number;
+  /**
+   * Bound on what that history holds alive: the atoms of the old values it
+   * keeps (columns a commit changed, rows it deleted). Default 50,000. A
+   * commit that grows a 10,000-element set keeps the old set alive as long
+   * as it is in the history; without this bound 100 such copies would live
+   * on, be promoted to the old generation and make every GC slow.
+   */
+  historyAtoms?: number;
   /** Clock (ms); tests may pass their own. */
   now?: () => number;
   /**
@@ -66,6 +74,9 @@ interface DbEntry {
   readOnly: boolean;
   /** Recent commits, oldest first, for monitor_cond_since. */
   history: Commit[];
+  /** historyWeight() of each commit in `history`, and their sum. */
+  historyWeights: number[];
+  historyAtoms: number;
   lastTxnId: string;
   /** Transactions blocked on `wait`, in arrival order. */
   blocked: BlockedTxn[];
@@ -121,14 +132,14 @@ export class OvsdbServer {
       this.probeTimer.unref();
     }
     const serverDb = new Database(parseSchema(SERVER_SCHEMA_JSON));
-    this.dbs.set('_Server', { db: serverDb, readOnly: true, history: [], lastTxnId: ZERO_UUID, blocked: [] });
+    this.dbs.set('_Server', { db: serverDb, readOnly: true, history: [], historyWeights: [], historyAtoms: 0, lastTxnId: ZERO_UUID, blocked: [] });
     this.addServerRow(this.dbs.get('_Server')!);
   }
 
   /** Serves `db` (its name is the schema's); `file`, when given, receives every commit. */
   addDatabase(db: Database, file?: DbFile): void {
     if (this.dbs.has(db.name)) throw new OvsdbSyntaxError(`database ${db.name} is already served`);
-    const entry: DbEntry = { db, file, readOnly: false, history: [], lastTxnId: ZERO_UUID, blocked: [] };
+    const entry: DbEntry = { db, file, readOnly: false, history: [], historyWeights: [], historyAtoms: 0, lastTxnId: ZERO_UUID, blocked: [] };
     this.dbs.set(db.name, entry);
     this.addServerRow(entry);
   }
@@ -397,8 +408,7 @@ export class OvsdbServer {
     // File first: if the record cannot be written, nothing changes.
     entry.file?.append(entry.db, commit.changes, commit.date, commit.comment, commit.durable, log);
     entry.db.apply(commit.changes, log);
-    entry.history.push(commit);
-    if (entry.history.length > (this.opts.historySize ?? 100)) entry.history.shift();
+    this.remember(entry, commit);
     entry.lastTxnId = commit.id;
     for (const s of this.sessions) {
       for (const m of s.monitors.values()) {
@@ -421,6 +431,20 @@ export class OvsdbServer {
       setImmediate(() => {
         for (const b of waiting) this.retry(b);
       });
+    }
+  }
+
+  /** Adds a commit to the history, dropping the oldest past either bound (the newest always stays). */
+  private remember(entry: DbEntry, commit: Commit): void {
+    const w = historyWeight(commit);
+    entry.history.push(commit);
+    entry.historyWeights.push(w);
+    entry.historyAtoms += w;
+    const maxCommits = this.opts.historySize ?? 100;
+    const maxAtoms = this.opts.historyAtoms ?? 50_000;
+    while (entry.history.length > 1 && (entry.history.length > maxCommits || entry.historyAtoms > maxAtoms)) {
+      entry.history.shift();
+      entry.historyAtoms -= entry.historyWeights.shift()!;
     }
   }
 
@@ -514,6 +538,18 @@ export class OvsdbServer {
     if (queue.length === 0) this.locks.delete(name);
     else if (wasOwner) queue[0].conn.notify('locked', [name]);
   }
+}
+
+/** What a commit in the history keeps alive beyond the current rows: the atoms of the old values it replaced. */
+function historyWeight(commit: Commit): number {
+  let n = 1;
+  for (const ch of commit.changes) {
+    if (!ch.old) continue;
+    const old = ch.old.values.data;
+    const neu = ch.new?.values.data;
+    for (let i = 0; i < old.length; i++) if (old[i] !== neu?.[i]) n += old[i].keys.length;
+  }
+  return n;
 }
 
 /** Collapses a run of commits into one net change per row (for monitor_cond_since). */

@@ -15,7 +15,7 @@
 // `durable` it has also fsync'd. Otherwise fsync follows within `syncDelayMs`.
 // `open` drops a torn or corrupt tail record (logging it) and truncates the
 // file there, so the next append starts on a record boundary.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { closeSync, existsSync, fdatasync, fdatasyncSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
@@ -26,11 +26,23 @@ import { diffIsNewValue, parseSchema, type DatabaseSchema } from './schema.ts';
 
 const MAGIC = 'OVSDB JSON ';
 
-/** Encodes one record: header line + JSON text + newline (as a string, to skip Buffer copies on the commit path). */
+/** Encodes one record: header line + JSON text + newline. */
 export function encodeRecord(json: unknown): string {
-  const body = JSON.stringify(json) + '\n';
-  const sha1 = createHash('sha1').update(body, 'utf8').digest('hex');
-  return `${MAGIC}${Buffer.byteLength(body, 'utf8')} ${sha1}\n${body}`;
+  return encodeRecordBuffer(json).toString('utf8');
+}
+
+/**
+ * Encodes one record into one buffer, ready for write(2): the JSON text is
+ * encoded to UTF-8 once, and hashed and measured from those bytes with the
+ * one-shot hash (no Hash object per commit).
+ */
+export function encodeRecordBuffer(json: unknown): Buffer {
+  const body = Buffer.from(JSON.stringify(json) + '\n', 'utf8');
+  const header = `${MAGIC}${body.length} ${hash('sha1', body, 'hex')}\n`;
+  const buf = Buffer.allocUnsafe(header.length + body.length);
+  buf.write(header, 0, 'latin1');
+  body.copy(buf, header.length);
+  return buf;
 }
 
 export interface ParsedFile {
@@ -67,7 +79,7 @@ export function parseFile(data: Buffer): ParsedFile {
       break;
     }
     const body = data.subarray(start, start + len);
-    if (createHash('sha1').update(body).digest('hex') !== m[2]) {
+    if (hash('sha1', body, 'hex') !== m[2]) {
       tornReason = `record at offset ${pos} fails its SHA-1 check`;
       break;
     }
@@ -191,7 +203,7 @@ export class DbFile {
       throw new OvsdbIoError(`cannot create database file ${path}: ${(err as Error).message}`);
     }
     try {
-      writeSync(fd, Buffer.from(encodeRecord(schemaJson), 'utf8'));
+      writeSync(fd, encodeRecordBuffer(schemaJson));
       fsyncSync(fd);
     } finally {
       closeSync(fd);
@@ -231,7 +243,7 @@ export class DbFile {
 
   /** Writes one commit's record; fsyncs before returning when `durable`. */
   append(db: Database, changes: readonly RowChange[], date: number, comment: string | undefined, durable: boolean, log?: DeltaLog): void {
-    const buf = Buffer.from(encodeRecord(commitToRecord(db, changes, date, comment, log)), 'utf8');
+    const buf = encodeRecordBuffer(commitToRecord(db, changes, date, comment, log));
     // Explicit positions: the descriptor is not in append mode (open truncates torn tails through it).
     let off = 0;
     try {
@@ -267,7 +279,7 @@ export class DbFile {
     let size = 0;
     try {
       for (const rec of [db.schema.json, commitToRecord(db, changes, Date.now(), 'compacting database online')]) {
-        const buf = Buffer.from(encodeRecord(rec), 'utf8');
+        const buf = encodeRecordBuffer(rec);
         writeSync(fd, buf);
         size += buf.length;
       }

@@ -62,6 +62,7 @@ describe('datum notation', () => {
         const del = setDelete(a, makeSet(change), log);
         expect(datumDiffFast(a, del, false, log)).toEqual(datumDiff(a, del, false));
         expect(ins.keys).toEqual([...new Set([...base, ...change])].sort((x, y) => x - y));
+        expect(del.keys).toEqual(base.filter((x) => !change.includes(x)).sort((x, y) => x - y));
       }),
     );
   });

@@ -137,6 +137,39 @@ describe('server methods', () => {
     expect(Object.keys(unknown[2].Bridge)).toHaveLength(2);
   });
 
+  it('monitor_cond_since history is bounded by the old values it keeps alive, not only by its length', async () => {
+    // A server whose history may hold 25 atoms of replaced values.
+    await server.close();
+    server = new OvsdbServer({ log, historyAtoms: 25 });
+    server.addDatabase(new Database(parseSchema(JSON.parse(readFileSync(SCHEMA, 'utf8')))));
+    await server.listen(`punix:${sock}`);
+    const a = await client();
+    const req = { Bridge: [{ columns: ['name', 'flood_vlans', 'stp_enable'] }] };
+    await a.conn.request('monitor_cond_since', ['Open_vSwitch', 'm', req, '00000000-0000-0000-0000-000000000000']);
+    const ids: string[] = [];
+    const commit = async (...ops: unknown[]): Promise<void> => {
+      const r = await tx(a.conn, ...ops);
+      expect(r.filter((x) => x?.error)).toEqual([]);
+      ids.push(((await a.next('update3')) as any[])[1]);
+    };
+    const vlans = (op: string, v: number[]) => ({ op: 'mutate', table: 'Bridge', where: [], mutations: [['flood_vlans', op, ['set', v]]] });
+    // 0: replaces nothing (the Open_vSwitch row keeps the bridge from being collected)
+    await commit({ op: 'insert', table: 'Bridge', row: { name: 'br0' }, 'uuid-name': 'b' }, { op: 'insert', table: 'Open_vSwitch', row: { bridges: ['named-uuid', 'b'] } });
+    await commit(vlans('insert', Array.from({ length: 20 }, (_, i) => i + 1))); // 1: replaces an empty set
+    await commit(vlans('insert', [21])); // 2: replaces 20 vlans
+    await commit(vlans('insert', [22])); // 3: replaces 21 vlans: commits 0-2 must go
+    await commit(vlans('delete', [1])); // 4: replaces 22 vlans: commit 3 must go
+    await commit({ op: 'update', table: 'Bridge', where: [], row: { stp_enable: true } }); // 5: replaces one boolean
+    const b = await client();
+    const gone = (await b.conn.request('monitor_cond_since', ['Open_vSwitch', 'm', req, ids[2]])) as any[];
+    expect(gone[0]).toBe(false);
+    expect(Object.values(gone[2].Bridge)).toEqual([{ initial: { name: 'br0', flood_vlans: ['set', Array.from({ length: 21 }, (_, i) => i + 2)], stp_enable: true } }]);
+    const kept = (await b.conn.request('monitor_cond_since', ['Open_vSwitch', 'n', req, ids[4]])) as any[];
+    expect(kept[0]).toBe(true);
+    expect(kept[1]).toBe(ids[5]);
+    expect(Object.values(kept[2].Bridge)).toEqual([{ modify: { stp_enable: true } }]);
+  });
+
   it('lock, steal and unlock with locked/stolen notifications; assert follows ownership', async () => {
     const a = await client();
     const b = await client();
