@@ -68,9 +68,25 @@ execFileSync(process.execPath, [dbserver, '--rundir', rundir, '--detach', '--pid
 await vsctl('--no-wait', 'init');
 
 let dp;
+let sw;
 const vlog = new VLog('bench', { console: undefined });
-const sw = new Vswitchd({ vlog, rundir, remote: db, restore: false, openDataplane: (o) => (dp = NvsDataplane.open(o)) });
 const tick = () => new Promise((r) => setImmediate(r));
+
+/**
+ * A fresh switch (and datapath) for one measurement, so that rounds do not
+ * pay for the previous round's megaflows; the bridge comes from the database.
+ * With `rules`, they are loaded through nvs-ofctl first. h2 is learned on p2,
+ * so NORMAL unicasts instead of flooding.
+ */
+async function freshSwitch(rules) {
+  sw = new Vswitchd({ vlog, rundir, remote: db, restore: false, openDataplane: (o) => (dp = NvsDataplane.open(o)) });
+  await sw.start();
+  if (rules) await run(process.execPath, [join(root, 'dist/nvs-ofctl.js'), '--rundir', rundir, 'add-flows', 'br0', rules]);
+  const odp = (name) => dp.stats().ports.find((p) => p.name === name).no;
+  dp.inject(odp('p2'), [buildPacket({ eth_src: 0x0a0000000002, eth_dst: 0x0a0000000001, nw_src: 0x0b000001, nw_dst: 0x0a000001, nw_proto: 17, tp_src: 1, tp_dst: 2 })]);
+  while (sw.megaflowCount < 1) await tick();
+  return { p1: odp('p1'), p2: odp('p2') };
+}
 
 /**
  * Distinct packets from new hosts to h2: packet i has its own source MAC and
@@ -123,41 +139,35 @@ function mem() {
 }
 
 try {
-  await sw.start();
-  await vsctl('add-br', 'br0', '--', 'set', 'Bridge', 'br0', 'datapath_type=netdev', 'other_config:max-idle=600000',
+  const boot = new Vswitchd({ vlog, rundir, remote: db, restore: false, openDataplane: (o) => NvsDataplane.open(o) });
+  await boot.start();
+  await vsctl('add-br', 'br0', '--', 'set', 'Bridge', 'br0', 'datapath_type=netdev',
     '--', 'add-port', 'br0', 'p1', '--', 'set', 'Interface', 'p1', 'type=dummy', 'ofport_request=1',
     '--', 'add-port', 'br0', 'p2', '--', 'set', 'Interface', 'p2', 'type=dummy', 'ofport_request=2');
   await vsctl('set', 'Open_vSwitch', '.', 'other_config:max-idle=600000');
-  const odp = (name) => dp.stats().ports.find((p) => p.name === name).no;
-  const p1 = odp('p1');
-  const p2 = odp('p2');
-  // h2 is learned on p2, so NORMAL unicasts instead of flooding.
-  dp.inject(p2, [buildPacket({ eth_src: 0x0a0000000002, eth_dst: 0x0a0000000001, nw_src: 0x0b000001, nw_dst: 0x0a000001, nw_proto: 17, tp_src: 1, tp_dst: 2 })]);
-  while (sw.megaflowCount < 1) await tick();
-
-  const results = { normal: [], acl: [] };
-  let memPer100k;
-  for (let round = 0; round < ROUNDS; round++) {
-    // NORMAL bridge.
-    await sw.unixctl.run('revalidator/purge', []);
-    const pkts = packets(FLOWS, round * FLOWS);
-    const before = mem();
-    const r = await setup(p1, p2, pkts);
-    const after = mem();
-    results.normal.push(r.flows / r.secs);
-    if (round === 0) memPer100k = { rss: ((after.rss - before.rss) * 100000) / r.flows, heap: ((after.heap - before.heap) * 100000) / r.flows };
-    console.log(`  round ${round + 1} NORMAL: ${FLOWS} packets, ${r.flows} new megaflows in ${r.secs.toFixed(2)} s = ${Math.round(r.flows / r.secs)} flows/s (lost upcalls ${r.lost})`);
-  }
+  await boot.stop();
   // 1,000 exact 5-tuple rules above NORMAL.
   const rules = [];
   for (let i = 0; i < 1000; i++) rules.push(`priority=100,tcp,nw_src=192.168.${i >> 8}.${i & 255},nw_dst=11.0.0.1,tp_src=${2000 + i},tp_dst=${1000 + i},actions=drop`);
-  writeFileSync(join(dir, 'acl.rules'), `${rules.join('\n')}\n`);
-  await run(process.execPath, [join(root, 'dist/nvs-ofctl.js'), '--rundir', rundir, 'add-flows', 'br0', join(dir, 'acl.rules')]);
+  const aclFile = join(dir, 'acl.rules');
+  writeFileSync(aclFile, `${rules.join('\n')}\n`);
+
+  const results = { normal: [], acl: [] };
+  let memPer100k;
+  // Alternate the two configurations (A B A B…): this machine's speed drifts.
   for (let round = 0; round < ROUNDS; round++) {
-    await sw.unixctl.run('revalidator/purge', []);
-    const r = await setup(p1, p2, packets(FLOWS, (ROUNDS + round) * FLOWS));
-    results.acl.push(r.flows / r.secs);
-    console.log(`  round ${round + 1} 1,000-rule table: ${FLOWS} packets, ${r.flows} new megaflows in ${r.secs.toFixed(2)} s = ${Math.round(r.flows / r.secs)} flows/s (lost upcalls ${r.lost})`);
+    for (const kind of ['normal', 'acl']) {
+      const { p1, p2 } = await freshSwitch(kind === 'acl' ? aclFile : undefined);
+      const pkts = packets(FLOWS, round * FLOWS);
+      const before = mem();
+      const r = await setup(p1, p2, pkts);
+      const after = mem();
+      results[kind].push(r.flows / r.secs);
+      if (kind === 'normal' && round === 0) memPer100k = { rss: ((after.rss - before.rss) * 100000) / r.flows, heap: ((after.heap - before.heap) * 100000) / r.flows };
+      const label = kind === 'normal' ? 'NORMAL' : '1,000-rule table';
+      console.log(`  round ${round + 1} ${label}: ${FLOWS} packets, ${r.flows} new megaflows in ${r.secs.toFixed(2)} s = ${Math.round(r.flows / r.secs)} flows/s (lost upcalls ${r.lost})`);
+      if (round < ROUNDS - 1 || kind === 'normal') await sw.stop();
+    }
   }
   const s = dp.stats();
   const busy = s.threads.reduce((n, t) => n + t.counters.busyNs, 0);
@@ -169,7 +179,7 @@ try {
   console.log('goal: >= 100000 new flows/s');
   console.log('anchor: none (OVS flow setup on dummy ports is driven by ovs-appctl netdev-dummy/receive, one process per packet batch, which measures the tool, not the switch)');
 } finally {
-  await sw.stop().catch(() => undefined);
+  await sw?.stop().catch(() => undefined);
   try {
     process.kill(Number(readFileSync(join(rundir, 'nvs-dbserver.pid'), 'utf8')), 'SIGTERM');
   } catch {
