@@ -425,10 +425,14 @@ impl JsDatapath {
     /// Deletes flows; one result per flow (with its final counters), in order.
     #[napi]
     pub fn flow_del(&self, flows: Vec<FlowMatch>) -> Result<Vec<OpResult>, String> {
-        let mut out = Vec::with_capacity(flows.len());
-        for f in flows {
-            let (key, mask) = (key_arg("key", &f.key)?, key_arg("mask", &f.mask)?);
-            out.push(match self.inner.dp.flow_del(&key, &mask) {
+        let matches = flows
+            .iter()
+            .map(|f| Ok((key_arg("key", &f.key)?, key_arg("mask", &f.mask)?)))
+            .collect::<Result<Vec<_>, String>>()?;
+        let results = self.inner.dp.flow_del_batch(&matches).map_err(dp_err)?;
+        Ok(results
+            .into_iter()
+            .map(|r| match r {
                 Ok(info) => OpResult {
                     error: None,
                     stats: Some(stats_js(&self.inner.dp, info.stats)),
@@ -437,9 +441,8 @@ impl JsDatapath {
                     error: Some(op_error(e)),
                     stats: None,
                 },
-            });
-        }
-        Ok(out)
+            })
+            .collect())
     }
 
     /// The flow with this key and mask, or null.

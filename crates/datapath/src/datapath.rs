@@ -387,16 +387,35 @@ impl Datapath {
 
     /// Deletes a flow; returns its final counters.
     pub fn flow_del(&self, key: &FlowKey, mask: &FlowKey) -> Result<FlowInfo, DpError> {
+        self.flow_del_batch(&[(*key, *mask)])?.remove(0)
+    }
+
+    /// Deletes flows given as (key, mask); one result per flow, each with the
+    /// flow's final counters. Waits once for the polling threads to let go of
+    /// all of them (so the counters are final), not once per flow.
+    pub fn flow_del_batch(
+        &self,
+        flows: &[(FlowKey, FlowKey)],
+    ) -> Result<Vec<Result<FlowInfo, DpError>>, DpError> {
         let mut st = self.open_state()?;
-        let flow = st
-            .flows
-            .remove(&(crate::flow::mask_key(key, mask), *mask))
-            .ok_or(DpError::FlowNotFound)?;
-        flow.kill();
-        broadcast(&st, || Command::Remove(flow.clone()));
-        // Wait until no thread can still be counting into it, so the stats are final.
-        sync(&mut st);
-        Ok(flow_info(&flow))
+        let removed: Vec<Option<Arc<Megaflow>>> = flows
+            .iter()
+            .map(|(key, mask)| {
+                let flow = st
+                    .flows
+                    .remove(&(crate::flow::mask_key(key, mask), *mask))?;
+                flow.kill();
+                broadcast(&st, || Command::Remove(flow.clone()));
+                Some(flow)
+            })
+            .collect();
+        if removed.iter().any(Option::is_some) {
+            sync(&mut st);
+        }
+        Ok(removed
+            .into_iter()
+            .map(|f| f.map(|f| flow_info(&f)).ok_or(DpError::FlowNotFound))
+            .collect())
     }
 
     /// Every flow with its counters.

@@ -333,3 +333,24 @@ fn stats_or_tcp_flags_and_zero_on_request() {
     assert_eq!(dp.flow_dump()[0].stats.packets, 0);
     assert_eq!(dp.port_drain(p2, 10).unwrap().len(), 3);
 }
+
+#[test]
+fn batch_delete_reports_each_flow() {
+    let (dp, p1, p2) = two_ports(2);
+    let keys: Vec<FlowKey> = (0..3)
+        .map(|i| {
+            let mut k = FlowKey::default();
+            parse::extract(&udp_frame(i), p1, &mut k);
+            k
+        })
+        .collect();
+    for k in &keys[..2] {
+        dp.flow_put(k, &mask(), Box::new([Action::Output(p2)]), PutFlags::CREATE)
+            .unwrap();
+    }
+    let batch: Vec<(FlowKey, FlowKey)> = keys.iter().map(|k| (*k, mask())).collect();
+    let results = dp.flow_del_batch(&batch).unwrap();
+    assert!(results[0].is_ok() && results[1].is_ok());
+    assert!(matches!(results[2], Err(DpError::FlowNotFound)));
+    assert!(dp.flow_dump().is_empty());
+}
