@@ -200,7 +200,7 @@ export function checkAtom(a: Atom, b: BaseType): void {
 
 /** Checks a datum's cardinality and every atom's constraints against `type`. */
 export function checkDatum(d: Datum, type: ColumnType, what = 'value'): void {
-  const n = d.keys.length;
+  const n = datumSize(d);
   if (n < type.min || n > type.max) {
     const range = type.max === Infinity ? `at least ${type.min}` : type.min === type.max ? `exactly ${type.min}` : `between ${type.min} and ${type.max}`;
     throw new ConstraintViolationError(`${what} has ${n} element${n === 1 ? '' : 's'} but must have ${range}`);
@@ -218,7 +218,7 @@ export function checkDatum(d: Datum, type: ColumnType, what = 'value'): void {
 /** Whether two datums are equal (same keys and, for maps, same values). */
 export function datumEquals(a: Datum, b: Datum): boolean {
   if (a === b) return true;
-  if (a.keys.length !== b.keys.length) return false;
+  if (datumSize(a) !== datumSize(b)) return false;
   for (let i = 0; i < a.keys.length; i++) if (a.keys[i] !== b.keys[i]) return false;
   if (a.values && b.values) {
     for (let i = 0; i < a.values.length; i++) if (a.values[i] !== b.values[i]) return false;
@@ -367,57 +367,162 @@ function insertionPoint(keys: readonly Atom[], k: Atom): number {
   return lo;
 }
 
+/** Sets this big are kept as chunks by insert/delete mutations (see ChunkedSet). */
+const CHUNKED_FROM = 512;
+/** Length of the chunks a set is cut into; a chunk that grows to twice this is split. */
+const CHUNK = 128;
+
+/**
+ * A big set (Bridge.ports) held as sorted chunks, so that an insert or delete
+ * mutation copies one chunk and the list of chunks — O(√size)-ish — instead
+ * of the whole set, and successive versions share their untouched chunks
+ * (cheap for the GC and for the monitor history). It is an ordinary Datum to
+ * every reader: `keys` is the flat sorted array, built on first read and
+ * kept. The commit path reads only `size` (datumSize) and the delta its
+ * mutation logged, so a commit that adds a port never builds it.
+ */
+export class ChunkedSet implements Datum {
+  readonly chunks: readonly (readonly Atom[])[];
+  readonly size: number;
+  #flat: readonly Atom[] | undefined;
+
+  constructor(chunks: readonly (readonly Atom[])[], size: number) {
+    this.chunks = chunks;
+    this.size = size;
+  }
+
+  get keys(): readonly Atom[] {
+    return (this.#flat ??= this.chunks.flat());
+  }
+
+  /** The plain form, so JSON.stringify (the `wait` comparison) sees what it sees for any other set. */
+  toJSON(): Datum {
+    return { keys: this.keys };
+  }
+}
+
+/** Number of keys (pairs, for a map) of a datum, without flattening a ChunkedSet. */
+export function datumSize(d: Datum): number {
+  return d instanceof ChunkedSet ? d.size : d.keys.length;
+}
+
+/** Index of the chunk that holds `k` or would: the first whose last key is >= k, else the last. */
+function chunkIndex(chunks: readonly (readonly Atom[])[], k: Atom): number {
+  let lo = 0;
+  let hi = chunks.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    const c = chunks[mid];
+    if (c[c.length - 1] < k) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function setHas(d: Datum, k: Atom): boolean {
+  if (d instanceof ChunkedSet) return d.chunks.length > 0 && findKey(d.chunks[chunkIndex(d.chunks, k)], k) >= 0;
+  return findKey(d.keys, k) >= 0;
+}
+
+function chunksOf(d: Datum): Array<readonly Atom[]> {
+  if (d instanceof ChunkedSet) return d.chunks.slice();
+  const out: Array<readonly Atom[]> = [];
+  for (let i = 0; i < d.keys.length; i += CHUNK) out.push(d.keys.slice(i, i + CHUNK));
+  return out;
+}
+
+/** Copies `keys` with `k` inserted in order, or with the element at `del` left out. */
+function copyWith(keys: readonly Atom[], at: number, k: Atom | undefined, del: boolean): Atom[] {
+  const n = keys.length;
+  const out = new Array<Atom>(del ? n - 1 : n + 1);
+  let to = 0;
+  for (let i = 0; i < at; i++) out[to++] = keys[i];
+  if (del) {
+    for (let i = at + 1; i < n; i++) out[to++] = keys[i];
+  } else {
+    out[to++] = k!;
+    for (let i = at; i < n; i++) out[to++] = keys[i];
+  }
+  return out;
+}
+
 /**
  * `insert` mutation on a set or map: like datumUnion, recording set deltas in
- * `log`. The new key array is allocated at its exact size and filled in one
- * pass (no slice-then-splice, which copies twice and over-allocates): for a
- * big set such as Bridge.ports this copy is the only O(size) step of a commit.
+ * `log`. A big set becomes (or stays) a ChunkedSet, so the insert copies a
+ * chunk, not the set; a small one is copied once at its exact size.
  */
 export function setInsert(base: Datum, add: Datum, log?: DeltaLog): Datum {
   if (base.values || add.keys.length > 16) return datumUnion(base, add);
-  const old = base.keys;
   const added: Atom[] = [];
-  for (const k of add.keys) if (findKey(old, k) < 0) added.push(k);
+  for (const k of add.keys) if (!setHas(base, k)) added.push(k);
   if (added.length === 0) return base;
-  // add.keys is sorted, so `added` is too: merge it in.
-  const n = old.length;
-  const keys = new Array<Atom>(n + added.length);
-  let from = 0;
-  let to = 0;
-  for (const k of added) {
-    const at = insertionPoint(old, k);
-    while (from < at) keys[to++] = old[from++];
-    keys[to++] = k;
+  let out: Datum;
+  const size = datumSize(base) + added.length;
+  if (size < CHUNKED_FROM && !(base instanceof ChunkedSet)) {
+    // add.keys is sorted, so `added` is too: merge it in.
+    const old = base.keys;
+    const n = old.length;
+    const keys = new Array<Atom>(size);
+    let from = 0;
+    let to = 0;
+    for (const k of added) {
+      const at = insertionPoint(old, k);
+      while (from < at) keys[to++] = old[from++];
+      keys[to++] = k;
+    }
+    while (from < n) keys[to++] = old[from++];
+    out = { keys };
+  } else {
+    const chunks = chunksOf(base);
+    for (const k of added) {
+      if (chunks.length === 0) {
+        chunks.push([k]);
+        continue;
+      }
+      const c = chunkIndex(chunks, k);
+      const grown = copyWith(chunks[c], insertionPoint(chunks[c], k), k, false);
+      if (grown.length >= 2 * CHUNK) chunks.splice(c, 1, grown.slice(0, CHUNK), grown.slice(CHUNK));
+      else chunks[c] = grown;
+    }
+    out = new ChunkedSet(chunks, size);
   }
-  while (from < n) keys[to++] = old[from++];
-  const out: Datum = { keys };
   log?.set(out, { base, added, removed: [] });
   return out;
 }
 
-/** `delete` mutation on a set or map: like datumDifference, recording set deltas in `log` (one exact-size copy, as setInsert). */
+/** `delete` mutation on a set or map: like datumDifference, recording set deltas in `log` (copies as setInsert does). */
 export function setDelete(base: Datum, del: Datum, log?: DeltaLog): Datum {
   if (base.values || del.keys.length > 16) return datumDifference(base, del);
-  const old = base.keys;
   const removed: Atom[] = [];
-  const at: number[] = [];
-  for (const k of del.keys) {
-    const i = findKey(old, k);
-    if (i >= 0) {
-      removed.push(k);
-      at.push(i);
-    }
-  }
+  for (const k of del.keys) if (setHas(base, k)) removed.push(k);
   if (removed.length === 0) return base;
-  const keys = new Array<Atom>(old.length - removed.length);
-  let from = 0;
-  let to = 0;
-  for (const i of at) {
-    while (from < i) keys[to++] = old[from++];
-    from++;
+  let out: Datum;
+  const size = datumSize(base) - removed.length;
+  if (!(base instanceof ChunkedSet)) {
+    const old = base.keys;
+    const keys = new Array<Atom>(size);
+    let from = 0;
+    let to = 0;
+    for (const k of removed) {
+      const i = findKey(old, k);
+      while (from < i) keys[to++] = old[from++];
+      from++;
+    }
+    while (from < old.length) keys[to++] = old[from++];
+    out = { keys };
+  } else if (size < CHUNKED_FROM / 2) {
+    // Small again: back to a plain array.
+    out = datumDifference(base, { keys: removed });
+  } else {
+    const chunks = chunksOf(base);
+    for (const k of removed) {
+      const c = chunkIndex(chunks, k);
+      const shrunk = copyWith(chunks[c], findKey(chunks[c], k), undefined, true);
+      if (shrunk.length === 0) chunks.splice(c, 1);
+      else chunks[c] = shrunk;
+    }
+    out = new ChunkedSet(chunks, size);
   }
-  while (from < old.length) keys[to++] = old[from++];
-  const out: Datum = { keys };
   log?.set(out, { base, added: [], removed });
   return out;
 }

@@ -13,7 +13,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { existsSync, unlinkSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { Database, newUuid, type Commit, type Row, type RowChange } from './database.ts';
-import { makeAtom, type DeltaLog } from './datum.ts';
+import { datumSize, makeAtom, type DeltaLog } from './datum.ts';
 import { CanceledError, JsonRpcProtocolError, OvsdbError, OvsdbIoError, OvsdbSyntaxError, UnknownDatabaseError } from './errors.ts';
 import { JsonRpcConnection } from './jsonrpc.ts';
 import { Monitor, type MonitorVersion, type TableUpdates } from './monitor.ts';
@@ -547,7 +547,7 @@ function historyWeight(commit: Commit): number {
     if (!ch.old) continue;
     const old = ch.old.values.data;
     const neu = ch.new?.values.data;
-    for (let i = 0; i < old.length; i++) if (old[i] !== neu?.[i]) n += old[i].keys.length;
+    for (let i = 0; i < old.length; i++) if (old[i] !== neu?.[i]) n += datumSize(old[i]);
   }
   return n;
 }

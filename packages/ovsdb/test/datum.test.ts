@@ -3,7 +3,7 @@
 // column type imposes.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { applyDiff, checkDatum, datumDiff, datumEquals, datumToJson, makeMap, makeSet, parseDatum, setDelete, setInsert, datumDiffFast, type DeltaLog } from '../src/datum.ts';
+import { applyDiff, checkDatum, ChunkedSet, datumDiff, datumEquals, datumSize, datumToJson, makeMap, makeSet, parseDatum, setDelete, setInsert, datumDiffFast, type Datum, type DeltaLog } from '../src/datum.ts';
 import { ConstraintViolationError, DuplicateElementError, OvsdbSyntaxError } from '../src/errors.ts';
 import { parseColumnType, type AtomicType, type ColumnType } from '../src/schema.ts';
 
@@ -65,6 +65,50 @@ describe('datum notation', () => {
         expect(del.keys).toEqual(base.filter((x) => !change.includes(x)).sort((x, y) => x - y));
       }),
     );
+  });
+});
+
+describe('big sets (ChunkedSet)', () => {
+  it('insert/delete mutations on a big set keep it sorted, equal to the plain set, with O(changes) diffs', () => {
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(fc.integer({ min: 0, max: 5000 }), { minLength: 480, maxLength: 900 }),
+        fc.array(fc.tuple(fc.boolean(), fc.uniqueArray(fc.integer({ min: 0, max: 5000 }), { minLength: 1, maxLength: 16 })), { maxLength: 60 }),
+        (base, steps) => {
+          let d: Datum = makeSet(base);
+          const ref = new Set(base);
+          for (const [insert, change] of steps) {
+            const log: DeltaLog = new Map();
+            const next = insert ? setInsert(d, makeSet(change), log) : setDelete(d, makeSet(change), log);
+            for (const k of change) insert ? ref.add(k) : ref.delete(k);
+            const want = [...ref].sort((x, y) => x - y);
+            expect(datumSize(next)).toBe(want.length);
+            expect(next.keys).toEqual(want);
+            expect(datumDiffFast(d, next, false, log)).toEqual(datumDiff(d, next, false));
+            expect(datumEquals(next, makeSet(want))).toBe(true);
+            expect(JSON.stringify(next)).toBe(JSON.stringify(makeSet(want)));
+            d = next;
+          }
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  it('a mutation on a big set shares the untouched chunks and leaves the old version intact', () => {
+    const base = makeSet(Array.from({ length: 1000 }, (_, i) => i * 2));
+    const one = setInsert(base, makeSet([7]));
+    expect(one).toBeInstanceOf(ChunkedSet);
+    const two = setInsert(one, makeSet([9]));
+    const c1 = (one as ChunkedSet).chunks;
+    const c2 = (two as ChunkedSet).chunks;
+    expect(c2.filter((c) => c1.includes(c))).toHaveLength(c1.length - 1);
+    const three = setDelete(two, makeSet([0, 7]));
+    expect(datumSize(three)).toBe(1000);
+    expect(three.keys.slice(0, 4)).toEqual([2, 4, 6, 8]);
+    expect(two.keys.slice(0, 6)).toEqual([0, 2, 4, 6, 7, 8]);
+    expect(one.keys.includes(9)).toBe(false);
+    expect(base.keys).toHaveLength(1000);
   });
 });
 
