@@ -188,6 +188,8 @@ export class VLog {
   private readonly modules = new Map<string, { logger: Logger; levels: Record<Destination, number> }>();
   private readonly moduleOf = new WeakMap<object, string>();
   private readonly defaults: Record<Destination, number> = { console: 30, file: 30 };
+  /** Levels set (on the command line) for modules that do not exist yet: applied when they appear. */
+  private readonly pending = new Map<string, Partial<Record<Destination, number>>>();
   private fileFd: number | undefined;
 
   constructor(
@@ -212,7 +214,7 @@ export class VLog {
     let m = this.modules.get(module);
     if (!m) {
       const logger = this.root.child({ module });
-      m = { logger, levels: { ...this.defaults } };
+      m = { logger, levels: { ...this.defaults, ...this.pending.get(module) } };
       this.modules.set(module, m);
       this.moduleOf.set(logger, module);
       this.apply(m);
@@ -223,9 +225,12 @@ export class VLog {
   /**
    * Applies one vlog spec: words separated by ':' naming a module (or `ANY`),
    * a destination (`console`, `file`, `syslog` — accepted, nvs has no syslog —
-   * or `ANY`) and a level; omitted parts mean all. Throws VLOG_BAD_SPEC.
+   * or `ANY`) and a level; omitted parts mean all. Throws VLOG_BAD_SPEC; with
+   * `future`, an unknown word is taken as a module created later (modules
+   * appear as components start, after the command line is read).
    */
-  set(spec: string): void {
+  set(spec: string, future = false): void {
+    let futureModule: string | undefined;
     let module: string | undefined;
     let dest: Destination | 'syslog' | undefined;
     let level: number | undefined;
@@ -235,6 +240,7 @@ export class VLog {
       if (w in LEVELS) level = LEVELS[w];
       else if (w === 'console' || w === 'file' || w === 'syslog') dest = w;
       else if (this.modules.has(word)) module = word;
+      else if (future && /^[a-z][a-z0-9_-]*$/i.test(word)) futureModule = word;
       else
         throw new DaemonError(
           'VLOG_BAD_SPEC',
@@ -244,6 +250,12 @@ export class VLog {
     if (dest === 'syslog') return;
     const newLevel = level ?? LEVELS.dbg;
     const dests = dest ? [dest] : DESTINATIONS;
+    if (futureModule) {
+      const p = this.pending.get(futureModule) ?? {};
+      for (const d of dests) p[d] = newLevel;
+      this.pending.set(futureModule, p);
+      return;
+    }
     const targets = module ? [this.modules.get(module)!] : [...this.modules.values()];
     for (const d of dests) if (!module) this.defaults[d] = newLevel;
     for (const m of targets) {
@@ -349,7 +361,7 @@ export async function startDaemon(options: DaemonOptions, console: VLogSinks['co
   }
   const detachedChild = options.detach;
   const vlog = new VLog(options.name, { console: detachedChild ? undefined : console, file: options.logFile });
-  for (const spec of options.verbose) vlog.set(spec);
+  for (const spec of options.verbose) vlog.set(spec, true);
   if (options.pidfile) writePidfile(options.pidfile);
   return new Daemon(options, vlog);
 }

@@ -76,6 +76,11 @@ describe('VLog', () => {
     expect(text).toContain('b-info');
     expect(vlog.list()).toMatch(/a\s+OFF\s+DBG/);
     expect(() => vlog.set('a:loud')).toThrow(expect.objectContaining({ code: 'VLOG_BAD_SPEC' }));
+    // Command-line specs may name modules that appear later.
+    expect(() => vlog.set('later:file:dbg')).toThrow(expect.objectContaining({ code: 'VLOG_BAD_SPEC' }));
+    vlog.set('later:file:dbg', true);
+    vlog.logger('later').debug('late-debug');
+    expect(readFileSync(file, 'utf8')).toContain('late-debug');
     vlog.close();
     rmSync(dir, { recursive: true, force: true });
   });

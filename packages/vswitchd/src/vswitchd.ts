@@ -69,6 +69,8 @@ export class Vswitchd implements BridgeListener {
 
   constructor(private readonly c: VswitchdComponents) {
     this.log = c.vlog.logger('vswitchd');
+    // Every module exists from the start, so vlog/set can name it before its first bridge.
+    for (const m of ['ofproto', 'mgmt', 'udpif']) c.vlog.logger(m);
     this.rules = new RuleStore(c.rundir, c.vlog.logger('rules'));
     // The bridge layer reaches the datapath through this late-bound view: it is opened on the first configuration.
     const ports: DatapathPorts = {

@@ -89,9 +89,9 @@ async function launch(name: DaemonName, args: string[]): Promise<void> {
   }
 }
 
-/** Starts whichever daemons are not running; resolves once both answer. */
+/** Starts whichever daemons are not running; resolves once both answer. `verbose` specs go to nvs-vswitchd. */
 export async function start(rundir: string, extra: { verbose?: string[] } = {}): Promise<DaemonStatus[]> {
-  const common = ['--rundir', rundir, '--detach', '--pidfile', '--log-file', ...(extra.verbose ?? []).map((v) => `--verbose=${v}`)];
+  const common = ['--rundir', rundir, '--detach', '--pidfile', '--log-file'];
   const before = await status(rundir);
   if (!before[0].running) {
     await launch('nvs-dbserver', [...common, `--remote=punix:${join(rundir, 'db.sock')}`, join(rundir, 'conf.db')]);
@@ -100,7 +100,9 @@ export async function start(rundir: string, extra: { verbose?: string[] } = {}):
       throw new NvsControlError('NVS_START_FAILED', `initialising the database failed: ${(err.stderr || err.message).trim()}`);
     });
   }
-  if (!before[1].running) await launch('nvs-vswitchd', [...common, `unix:${join(rundir, 'db.sock')}`]);
+  // Log levels name nvs-vswitchd's modules (nvs-dbserver takes its own with nvs-dbserver -v).
+  const verbose = (extra.verbose ?? []).map((v) => `--verbose=${v}`);
+  if (!before[1].running) await launch('nvs-vswitchd', [...common, ...verbose, `unix:${join(rundir, 'db.sock')}`]);
   const after = await status(rundir);
   for (const s of after) {
     if (!s.running) throw new NvsControlError('NVS_START_FAILED', `${s.name} does not answer on ${ctlSocket(rundir, s.name)}; see ${join(rundir, `${s.name}.log`)}`);

@@ -22,7 +22,7 @@ export async function runNvs(argv: string[], io: CliIo): Promise<number> {
   program
     .command('start')
     .description('start nvs-dbserver and nvs-vswitchd in the background')
-    .option('-v, --verbose <spec...>', 'log levels passed to both daemons (module:level)')
+    .option('-v, --verbose <spec...>', 'log levels for nvs-vswitchd (module[:dest]:level)')
     .action(async (opts: { verbose?: string[] }) => {
       const dir = rundir();
       for (const s of await start(dir, { verbose: opts.verbose })) io.stdout.write(`${s.name}: running (pid ${s.pid ?? '?'})\n`);
