@@ -15,7 +15,7 @@ export const SET_FIELDS = {
   ipv4_ttl: { id: 6, size: 1 },
   ipv6_src: { id: 7, size: 16 },
   ipv6_dst: { id: 8, size: 16 },
-  ipv6_label: { id: 9, size: 4 },
+  ipv6_label: { id: 9, size: 4, fullMask: Uint8Array.of(0x00, 0x0f, 0xff, 0xff) },
   ipv6_tclass: { id: 10, size: 1 },
   ipv6_hlimit: { id: 11, size: 1 },
   tp_src: { id: 12, size: 2 },
@@ -26,7 +26,8 @@ export type SetFieldName = keyof typeof SET_FIELDS;
 
 /**
  * One datapath action. `set` writes `field = (field & ~mask) | value` with the
- * bytes as they appear in the packet (network order); `mask` defaults to all ones.
+ * bytes as they appear in the packet (network order); `mask` defaults to the
+ * whole field (all ones; for `ipv6_label` its low 20 bits, as the format requires).
  */
 export type DpAction =
   | { type: 'output'; port: number }
@@ -85,7 +86,7 @@ export function encodeActions(actions: readonly DpAction[]): Buffer {
       case 'set': {
         const f = SET_FIELDS[a.field];
         if (!f) bad('ACTION_UNKNOWN_FIELD', `set of unknown field '${String(a.field)}'`);
-        const mask = a.mask ?? new Uint8Array(f.size).fill(0xff);
+        const mask = a.mask ?? ('fullMask' in f ? f.fullMask : new Uint8Array(f.size).fill(0xff));
         if (a.value.length !== f.size || mask.length !== f.size) {
           bad('ACTION_BAD_LENGTH', `set of ${a.field} needs a ${f.size}-byte value and mask`);
         }

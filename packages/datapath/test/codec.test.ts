@@ -121,6 +121,16 @@ describe('action encoding', () => {
     );
   });
 
+  it('accepts an unmasked set of every field (the default mask is the whole field)', () => {
+    for (const field of fieldNames) {
+      const { size } = SET_FIELDS[field];
+      const value = new Uint8Array(size);
+      value[size - 1] = 1;
+      const bytes = encodeActions([{ type: 'set', field, value }]);
+      expect(hex(addon.actionsRoundTrip(bytes))).toBe(hex(bytes));
+    }
+  });
+
   it('is read by Rust as the actions meant', () => {
     const bytes = encodeActions([
       { type: 'output', port: 2 },
