@@ -72,7 +72,25 @@ export function packetFromText(text: string, bridge: OfBridge): Uint8Array {
   }
 }
 
+/**
+ * Waits (a bounded time) until the datapath has received every packet
+ * injected through netdev-dummy/receive and the slow path has taken every
+ * upcall they caused, so that a following revalidation round sees them.
+ */
+async function quiesce(dp: Dataplane, udpif: Udpif, injected: Map<number, number>): Promise<void> {
+  for (let i = 0; i < 2000; i++) {
+    const s = dp.stats();
+    const received = [...injected].every(([no, n]) => (s.ports.find((p) => p.no === no)?.rxPackets ?? n) >= n);
+    const misses = s.threads.reduce((n, t) => n + (t.counters.misses ?? 0), 0);
+    if (received && udpif.handled + s.lostUpcalls >= misses) return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 export function registerAppctl(server: UnixctlServer, ctx: AppctlContext): void {
+  /** Packets injected per datapath port, for revalidator/wait. */
+  const injected = new Map<number, number>();
+
   server.register('ofproto/trace', '[bridge] flow', 1, 2, (args) => {
     const bridges = ctx.bridges();
     let bridge: OfBridge;
@@ -179,6 +197,7 @@ export function registerAppctl(server: UnixctlServer, ctx: AppctlContext): void 
     const dp = needDp(ctx);
     const packets = args.slice(1).map((t) => packetFromText(t, bridge));
     dp.inject(port.odpPort, packets);
+    injected.set(port.odpPort, (injected.get(port.odpPort) ?? 0) + packets.length);
     ctx.coverage.inc('netdev_dummy_receive', packets.length);
     return '';
   });
@@ -191,7 +210,11 @@ export function registerAppctl(server: UnixctlServer, ctx: AppctlContext): void 
   });
 
   server.register('revalidator/wait', '', 0, 0, async () => {
-    await ctx.udpif()?.nextRound();
+    const dp = ctx.dp();
+    const udpif = ctx.udpif();
+    if (!dp || !udpif) return '';
+    await quiesce(dp, udpif, injected);
+    await udpif.nextRound();
     return '';
   });
 

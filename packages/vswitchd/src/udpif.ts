@@ -67,6 +67,8 @@ export class Udpif {
   private fullSoon = false;
   private stopped = false;
   maxIdleMs: number;
+  /** Upcalls received from the datapath so far (revalidator/wait compares it with the datapath's misses). */
+  handled = 0;
   private roundWaiters: Array<() => void> = [];
 
   constructor(private readonly o: UdpifOptions) {
@@ -139,6 +141,7 @@ export class Udpif {
     const now = dp.now();
     const puts: DpFlowPut[] = [];
     const execs: Array<{ inPort: number; packet: Uint8Array; actions: readonly DpAction[] }> = [];
+    this.handled += batch.length;
     for (const up of batch) {
       this.o.coverage.inc('upcall_miss');
       const bridge = this.o.bridgeOf(up.inPort);
