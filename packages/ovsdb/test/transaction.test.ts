@@ -2,7 +2,7 @@
 // operation, every commit check, and every error object, on a small schema
 // built to exercise each constraint.
 import { describe, expect, it, beforeEach } from 'vitest';
-import { Database } from '../src/database.ts';
+import { Database, newUuid } from '../src/database.ts';
 import { parseSchema } from '../src/schema.ts';
 import { executeTransaction, type TxnContext } from '../src/transaction.ts';
 
@@ -302,5 +302,17 @@ describe('wait, commit, abort, comment, assert', () => {
     expect(tx({ op: 'assert', lock: 'l' })[0]).toMatchObject({ error: 'not owner' });
     locks.add('l');
     expect(tx({ op: 'assert', lock: 'l' })).toEqual([{}]);
+  });
+});
+
+describe('row uuids', () => {
+  it('newUuid gives distinct RFC 4122 version 4 uuids across refills of its batch', () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 2000; i++) {
+      const u = newUuid();
+      expect(u).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      seen.add(u);
+    }
+    expect(seen.size).toBe(2000);
   });
 });
