@@ -110,7 +110,7 @@ export class Monitor {
         if (req.where === undefined) continue;
         const before = tm.where;
         tm.where = this.whereOf(tm.table, req.where);
-        const rows: Record<string, unknown> = {};
+        const rows: Record<string, unknown> = Object.create(null);
         for (const r of this.db.table(tname)!.values()) {
           const was = before === undefined || matchesAny(r, before);
           const is = matchesAny(r, tm.where);
@@ -143,7 +143,8 @@ export class Monitor {
     const updates: TableUpdates = {};
     for (const [tname, tm] of this.tables) {
       if (!tm.initial) continue;
-      const rows: Record<string, unknown> = {};
+      // Keyed by uuids: dictionary mode (see updatesFor).
+      const rows: Record<string, unknown> = Object.create(null);
       let any = false;
       for (const r of this.db.table(tname)!.values()) {
         if (!this.matches(tm, r)) continue;
@@ -164,7 +165,8 @@ export class Monitor {
       const u = this.version === 1 ? this.update1(tm, ch) : this.update2(tm, ch, log);
       if (u === undefined) continue;
       updates ??= {};
-      (updates[ch.table.name] ??= {})[ch.uuid] = u;
+      // Keyed by uuids: a dictionary-mode object, so that V8 does not grow a hidden-class transition per uuid.
+      (updates[ch.table.name] ??= Object.create(null))[ch.uuid] = u;
     }
     return updates;
   }

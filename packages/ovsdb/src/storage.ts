@@ -37,11 +37,13 @@ export function encodeRecord(json: unknown): string {
  * one-shot hash (no Hash object per commit).
  */
 export function encodeRecordBuffer(json: unknown): Buffer {
-  const body = Buffer.from(JSON.stringify(json) + '\n', 'utf8');
-  const header = `${MAGIC}${body.length} ${hash('sha1', body, 'hex')}\n`;
-  const buf = Buffer.allocUnsafe(header.length + body.length);
-  buf.write(header, 0, 'latin1');
-  body.copy(buf, header.length);
+  const body = JSON.stringify(json) + '\n';
+  const length = Buffer.byteLength(body, 'utf8');
+  // The header's length never changes with the digest's value: write the body after it, then hash it in place.
+  const headerLength = MAGIC.length + String(length).length + 1 + 40 + 1;
+  const buf = Buffer.allocUnsafe(headerLength + length);
+  buf.write(body, headerLength, 'utf8');
+  buf.write(`${MAGIC}${length} ${hash('sha1', buf.subarray(headerLength), 'hex')}\n`, 0, 'latin1');
   return buf;
 }
 
@@ -139,7 +141,8 @@ export function recordToChanges(db: Database, record: Record<string, unknown>): 
 export function commitToRecord(db: Database, changes: readonly RowChange[], date: number, comment?: string, log?: DeltaLog): Record<string, unknown> {
   const rec: Record<string, unknown> = {};
   for (const ch of changes) {
-    const t = (rec[ch.table.name] ??= {}) as Record<string, unknown>;
+    // Keyed by uuids: a dictionary-mode object, so that V8 does not grow a hidden-class transition per uuid.
+    const t = (rec[ch.table.name] ??= Object.create(null)) as Record<string, unknown>;
     if (!ch.new) {
       t[ch.uuid] = null;
       continue;
