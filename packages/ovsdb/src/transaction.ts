@@ -501,8 +501,11 @@ class Transaction {
   }
 }
 
+/** Whether two states of one row hold equal values (both follow the table's column layout, so compare by position). */
 function sameValues(a: Row, b: Row): boolean {
   if (a.values === b.values) return true;
-  for (const [c, d] of a.values) if (!datumEquals(d, b.values.get(c)!)) return false;
+  const x = a.values.data;
+  const y = b.values.data;
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i] && !datumEquals(x[i], y[i])) return false;
   return true;
 }
