@@ -24,6 +24,7 @@ import {
   printActions,
   printMatch,
   printPort,
+  printRule,
   readField,
   ruleToFlowMod,
   RuleError,
@@ -67,19 +68,13 @@ export function printRuleBody(r: { match: Rule['match']; actions: Rule['actions'
   return `${m ? `${m} ` : ''}actions=${printActions(r.actions, r.match)}`;
 }
 
-/** A rule as a line `add-flows` reads back (used to save the tables across restarts). */
+/**
+ * A rule as a line `add-flows` reads back identically (used to save the tables
+ * across restarts): the lossless printer, not the OpenFlow 1.0 display form,
+ * so goto_table, notes and set_field survive.
+ */
 export function printRuleLine(r: Rule): string {
-  const parts = [`table=${r.table}`];
-  if (r.cookie) parts.push(`cookie=0x${r.cookie.toString(16)}`);
-  if (r.idleTimeout) parts.push(`idle_timeout=${r.idleTimeout}`);
-  if (r.hardTimeout) parts.push(`hard_timeout=${r.hardTimeout}`);
-  if (r.importance) parts.push(`importance=${r.importance}`);
-  if (r.flags.sendFlowRem) parts.push('send_flow_rem');
-  if (r.flags.noPacketCounts) parts.push('no_packet_counts');
-  if (r.flags.noByteCounts) parts.push('no_byte_counts');
-  const m = printMatch(r.match);
-  if (m) parts.push(m);
-  return `${parts.join(',')},actions=${printActions(r.actions, r.match)}`;
+  return printRule(ruleToFlowMod(r));
 }
 
 /** One `dump-flows --no-stats` line: only what differs from the defaults, as ovs-ofctl prints it. */
