@@ -11,6 +11,13 @@
 //! makes one non-blocking call of a weak thread-safe function per batch (a
 //! full call queue drops the batch and counts it in `bridgeLostUpcalls`).
 //! Threads stop on `close()` and, failing that, in an env cleanup hook.
+//!
+//! The hot calls also come in a "raw" form that crosses as one Buffer per
+//! batch of fixed-layout records instead of an object per flow or packet
+//! (`flowPutRaw`, `flowDelRaw`, `flowDumpStatsRaw`, `executeRaw`,
+//! `onUpcallsRaw`); the record layouts are written down on each method and
+//! mirrored once, in `packages/datapath/src/raw.ts`. Integers are
+//! little-endian; a key or mask is `flowKeySize()` raw `FlowKey` bytes.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,7 +31,7 @@ use napi::CleanupEnvHook;
 use napi_derive::napi;
 
 use nvs_datapath::actions::{self, Action};
-use nvs_datapath::datapath::{self as dp, DatapathConfig, DpError, PutFlags};
+use nvs_datapath::datapath::{self as dp, DatapathConfig, DpError, FlowPutOp, PutFlags};
 use nvs_datapath::key::FlowKey;
 use nvs_datapath::layout::{self, KEY_FIELDS};
 use nvs_datapath::upcall::{Upcall, UpcallReason};
@@ -168,6 +175,27 @@ pub struct OpError {
     pub message: String,
 }
 
+/// A failed operation of a raw batch (operations not listed succeeded).
+#[napi(object)]
+pub struct FailedOp {
+    /// Position of the operation in the batch.
+    pub index: u32,
+    pub code: String,
+    pub message: String,
+}
+
+/// The outcome of `flowDelRaw`.
+#[napi(object)]
+pub struct RawDelResult {
+    /// One `STATS_RECORD`-byte record per flow (zero for a flow not found).
+    pub stats: Buffer,
+    pub failed: Vec<FailedOp>,
+}
+
+/// Bytes of a counters record: packets u64, bytes u64, used_ms f64 (wall
+/// clock, 0 = never), tcp_flags u32, pad u32.
+const STATS_RECORD: usize = 32;
+
 /// The outcome of one operation in a batch: `error` unset on success.
 #[napi(object)]
 pub struct OpResult {
@@ -262,6 +290,75 @@ fn stats_js(dp: &dp::Datapath, s: nvs_datapath::flow::FlowStatsSnapshot) -> Flow
     }
 }
 
+/// Turns datapath clock readings into wall-clock ms (one reading of both clocks per batch).
+struct WallClock {
+    elapsed: Duration,
+    now: Duration,
+}
+
+impl WallClock {
+    fn new(dp: &dp::Datapath) -> Self {
+        WallClock {
+            elapsed: dp.clock().start().elapsed(),
+            now: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default(),
+        }
+    }
+
+    fn wall_ms(&self, used: u64) -> f64 {
+        if used == 0 {
+            return 0.0;
+        }
+        let age = self.elapsed.saturating_sub(Duration::from_millis(used - 1));
+        self.now.saturating_sub(age).as_millis() as f64
+    }
+}
+
+fn put_stats_record(
+    out: &mut Vec<u8>,
+    clock: &WallClock,
+    s: &nvs_datapath::flow::FlowStatsSnapshot,
+) {
+    out.extend_from_slice(&s.packets.to_le_bytes());
+    out.extend_from_slice(&s.bytes.to_le_bytes());
+    out.extend_from_slice(&clock.wall_ms(s.used).to_le_bytes());
+    out.extend_from_slice(&u32::from(s.tcp_flags).to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+}
+
+/// Reads little-endian u32s at `off`.
+fn le_u32(b: &[u8], off: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(off..off + 4)?.try_into().ok()?))
+}
+
+fn bad_record(what: &str, i: usize) -> Error<String> {
+    fail(
+        "DP_BAD_ARGUMENT",
+        format!("{what} record {i} is truncated or malformed"),
+    )
+}
+
+/// Bytes of an upcall record's header (before the key and the packet).
+const UPCALL_HEADER: usize = 24;
+
+/// Appends one upcall record: in_port u32, reason u8 (0 miss, 1 userspace),
+/// pad 3, cookie u64, packet_len u32, pad 4, key, packet, zero padding to 8.
+fn put_upcall_record(out: &mut Vec<u8>, u: &Upcall) {
+    let (reason, cookie) = match u.reason {
+        UpcallReason::Miss => (0u8, 0u64),
+        UpcallReason::Userspace { cookie } => (1, cookie),
+    };
+    out.extend_from_slice(&u.in_port.to_le_bytes());
+    out.extend_from_slice(&[reason, 0, 0, 0]);
+    out.extend_from_slice(&cookie.to_le_bytes());
+    out.extend_from_slice(&(u.packet.len() as u32).to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(u.key.as_bytes());
+    out.extend_from_slice(&u.packet);
+    out.resize(out.len().next_multiple_of(8), 0);
+}
+
 fn upcall_js(u: Upcall) -> UpcallJs {
     let (reason, cookie) = match u.reason {
         UpcallReason::Miss => ("miss", None),
@@ -285,6 +382,15 @@ type UpcallFn = ThreadsafeFunction<
     true,
     BRIDGE_QUEUE,
 >;
+
+type UpcallRawFn =
+    ThreadsafeFunction<Buffer, Unknown<'static>, Buffer, Status, false, true, BRIDGE_QUEUE>;
+
+/// What the bridge hands upcalls to: objects, or one Buffer of records per batch.
+enum BridgeTarget {
+    Objects(UpcallFn),
+    Raw(UpcallRawFn),
+}
 
 /// The bridge thread forwarding upcalls to a JS callback.
 struct Bridge {
@@ -394,8 +500,10 @@ impl JsDatapath {
     /// Installs or modifies flows; one result per flow, in order.
     #[napi]
     pub fn flow_put(&self, flows: Vec<FlowPut>) -> Result<Vec<OpResult>, String> {
-        let mut out = Vec::with_capacity(flows.len());
-        for f in flows {
+        // Decode everything first, then one batch: one lock and one wake-up.
+        let mut out: Vec<Option<OpError>> = Vec::with_capacity(flows.len());
+        let mut ops = Vec::with_capacity(flows.len());
+        for (i, f) in flows.into_iter().enumerate() {
             let key = key_arg("key", &f.key)?;
             let mask = key_arg("mask", &f.mask)?;
             let flags = PutFlags {
@@ -403,23 +511,38 @@ impl JsDatapath {
                 modify: f.modify.unwrap_or(false),
                 zero_stats: f.zero_stats.unwrap_or(false),
             };
-            let result = match actions::decode(&f.actions) {
-                Err(e) => Err(OpError {
+            match actions::decode(&f.actions) {
+                Err(e) => out.push(Some(OpError {
                     code: e.code().into(),
                     message: e.to_string(),
-                }),
-                Ok(actions) => self
-                    .inner
-                    .dp
-                    .flow_put(&key, &mask, actions.into_boxed_slice(), flags)
-                    .map_err(op_error),
-            };
-            out.push(OpResult {
-                error: result.err(),
-                stats: None,
-            });
+                })),
+                Ok(actions) => {
+                    out.push(None);
+                    ops.push((
+                        i,
+                        FlowPutOp {
+                            key,
+                            mask,
+                            actions: actions.into_boxed_slice(),
+                            flags,
+                        },
+                    ));
+                }
+            }
         }
-        Ok(out)
+        let indices: Vec<usize> = ops.iter().map(|(i, _)| *i).collect();
+        let results = self
+            .inner
+            .dp
+            .flow_put_batch(ops.into_iter().map(|(_, op)| op))
+            .map_err(dp_err)?;
+        for (i, r) in indices.into_iter().zip(results) {
+            out[i] = r.err().map(op_error);
+        }
+        Ok(out
+            .into_iter()
+            .map(|error| OpResult { error, stats: None })
+            .collect())
     }
 
     /// Deletes flows; one result per flow (with its final counters), in order.
@@ -450,6 +573,173 @@ impl JsDatapath {
     pub fn flow_get(&self, key: Buffer, mask: Buffer) -> Result<Option<FlowEntry>, String> {
         let (key, mask) = (key_arg("key", &key)?, key_arg("mask", &mask)?);
         Ok(self.inner.dp.flow_get(&key, &mask).map(|f| self.entry(f)))
+    }
+
+    /// Installs or modifies flows given as one Buffer of records: flags u8
+    /// (1 create, 2 modify, 4 zero stats), pad 3, actions_len u32, key, mask,
+    /// actions (the TLV list, `actions_len` bytes); records follow each
+    /// other with no padding. One lock and one wake-up of the polling
+    /// threads for the whole batch. Returns the operations that failed.
+    #[napi]
+    pub fn flow_put_raw(&self, records: Buffer) -> Result<Vec<FailedOp>, String> {
+        let k = layout::KEY_SIZE;
+        let b: &[u8] = &records;
+        let mut ops = Vec::new();
+        let mut failed = Vec::new();
+        let (mut off, mut i) = (0, 0);
+        while off < b.len() {
+            let flags = b[off];
+            let alen = le_u32(b, off + 4).ok_or_else(|| bad_record("flow put", i))? as usize;
+            let body = off + 8;
+            let end = body + 2 * k + alen;
+            if end > b.len() {
+                return Err(bad_record("flow put", i));
+            }
+            let key = key_arg("key", &b[body..body + k])?;
+            let mask = key_arg("mask", &b[body + k..body + 2 * k])?;
+            match actions::decode(&b[body + 2 * k..end]) {
+                Ok(actions) => ops.push((
+                    i,
+                    FlowPutOp {
+                        key,
+                        mask,
+                        actions: actions.into_boxed_slice(),
+                        flags: PutFlags {
+                            create: flags & 1 != 0,
+                            modify: flags & 2 != 0,
+                            zero_stats: flags & 4 != 0,
+                        },
+                    },
+                )),
+                Err(e) => failed.push(FailedOp {
+                    index: i as u32,
+                    code: e.code().into(),
+                    message: e.to_string(),
+                }),
+            }
+            off = end;
+            i += 1;
+        }
+        let indices: Vec<usize> = ops.iter().map(|(i, _)| *i).collect();
+        let results = self
+            .inner
+            .dp
+            .flow_put_batch(ops.into_iter().map(|(_, op)| op))
+            .map_err(dp_err)?;
+        for (i, r) in indices.into_iter().zip(results) {
+            if let Err(e) = r {
+                failed.push(FailedOp {
+                    index: i as u32,
+                    code: e.code().into(),
+                    message: e.to_string(),
+                });
+            }
+        }
+        failed.sort_by_key(|f| f.index);
+        Ok(failed)
+    }
+
+    /// Deletes flows given as one Buffer of (key, mask) records; waits once
+    /// for the polling threads. Returns each flow's final counters (records
+    /// of 32 bytes: packets u64, bytes u64, used_ms f64, tcp_flags u32, pad)
+    /// and the deletions that failed.
+    #[napi]
+    pub fn flow_del_raw(&self, matches: Buffer) -> Result<RawDelResult, String> {
+        let k = layout::KEY_SIZE;
+        if !matches.len().is_multiple_of(2 * k) {
+            return Err(bad_record("flow delete", matches.len() / (2 * k)));
+        }
+        let list = matches
+            .chunks_exact(2 * k)
+            .map(|c| Ok((key_arg("key", &c[..k])?, key_arg("mask", &c[k..])?)))
+            .collect::<Result<Vec<_>, String>>()?;
+        let results = self.inner.dp.flow_del_batch(&list).map_err(dp_err)?;
+        let clock = WallClock::new(&self.inner.dp);
+        let mut stats = Vec::with_capacity(results.len() * STATS_RECORD);
+        let mut failed = Vec::new();
+        for (i, r) in results.into_iter().enumerate() {
+            match r {
+                Ok(info) => put_stats_record(&mut stats, &clock, &info.stats),
+                Err(e) => {
+                    stats.extend_from_slice(&[0; STATS_RECORD]);
+                    failed.push(FailedOp {
+                        index: i as u32,
+                        code: e.code().into(),
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(RawDelResult {
+            stats: stats.into(),
+            failed,
+        })
+    }
+
+    /// Every flow's (masked) key, mask and counters, as one Buffer of
+    /// records: key, mask, then a 32-byte counters record (see `flowDelRaw`).
+    #[napi]
+    pub fn flow_dump_stats_raw(&self) -> Buffer {
+        let dp = &self.inner.dp;
+        let clock = WallClock::new(dp);
+        let rec = 2 * layout::KEY_SIZE + STATS_RECORD;
+        let mut out = Vec::with_capacity(dp.flow_count() * rec + rec);
+        dp.flow_visit(|key, mask, s| {
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(mask.as_bytes());
+            put_stats_record(&mut out, &clock, &s);
+        });
+        out.into()
+    }
+
+    /// Runs many packets' actions under one lock, as `execute` does each.
+    /// Records: in_port u32, packet_len u32, actions_len u32, packet,
+    /// actions; no padding. Returns the packets that failed.
+    #[napi]
+    pub fn execute_raw(&self, records: Buffer) -> Result<Vec<FailedOp>, String> {
+        let b: &[u8] = &records;
+        let mut items: Vec<(usize, u32, &[u8], Vec<Action>)> = Vec::new();
+        let mut failed = Vec::new();
+        let (mut off, mut i) = (0, 0);
+        while off < b.len() {
+            let (Some(in_port), Some(plen), Some(alen)) =
+                (le_u32(b, off), le_u32(b, off + 4), le_u32(b, off + 8))
+            else {
+                return Err(bad_record("execute", i));
+            };
+            let body = off + 12;
+            let (plen, alen) = (plen as usize, alen as usize);
+            let end = body + plen + alen;
+            if end > b.len() {
+                return Err(bad_record("execute", i));
+            }
+            match actions::decode(&b[body + plen..end]) {
+                Ok(a) => items.push((i, in_port, &b[body..body + plen], a)),
+                Err(e) => failed.push(FailedOp {
+                    index: i as u32,
+                    code: e.code().into(),
+                    message: e.to_string(),
+                }),
+            }
+            off = end;
+            i += 1;
+        }
+        let results = self
+            .inner
+            .dp
+            .execute_batch(items.iter().map(|(_, p, pkt, a)| (*p, *pkt, a.as_slice())))
+            .map_err(dp_err)?;
+        for ((i, ..), r) in items.iter().zip(results) {
+            if let Err(e) = r {
+                failed.push(FailedOp {
+                    index: *i as u32,
+                    code: e.code().into(),
+                    message: e.to_string(),
+                });
+            }
+        }
+        failed.sort_by_key(|f| f.index);
+        Ok(failed)
     }
 
     /// Every flow with its counters.
@@ -493,17 +783,15 @@ impl JsDatapath {
     /// `close()` or `offUpcalls()`. The callback does not keep the process alive.
     #[napi(ts_args_type = "callback: (upcalls: UpcallJs[]) => void")]
     pub fn on_upcalls(&self, callback: UpcallFn) -> Result<(), String> {
-        self.inner.stop_bridge();
-        let stop = Arc::new(AtomicBool::new(false));
-        let inner = Arc::downgrade(&self.inner);
-        let stop2 = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("nvs-upcall-bridge".into())
-            .spawn(move || bridge_loop(inner, stop2, callback))
-            .map_err(|e| fail("DP_SPAWN_FAILED", e))?;
-        *self.inner.bridge.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some(Bridge { stop, thread });
-        Ok(())
+        self.start_bridge(BridgeTarget::Objects(callback))
+    }
+
+    /// Like `onUpcalls`, but each batch (up to 64 upcalls) is one Buffer of
+    /// records: in_port u32, reason u8 (0 miss, 1 userspace), pad 3, cookie
+    /// u64, packet_len u32, pad 4, key, packet, zero padding to a multiple of 8.
+    #[napi(ts_args_type = "callback: (batch: Buffer) => void")]
+    pub fn on_upcalls_raw(&self, callback: UpcallRawFn) -> Result<(), String> {
+        self.start_bridge(BridgeTarget::Raw(callback))
     }
 
     /// Stops delivering upcalls to the callback given to `onUpcalls`.
@@ -588,6 +876,20 @@ impl Drop for JsDatapath {
 }
 
 impl JsDatapath {
+    fn start_bridge(&self, target: BridgeTarget) -> Result<(), String> {
+        self.inner.stop_bridge();
+        let stop = Arc::new(AtomicBool::new(false));
+        let inner = Arc::downgrade(&self.inner);
+        let stop2 = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("nvs-upcall-bridge".into())
+            .spawn(move || bridge_loop(inner, stop2, target))
+            .map_err(|e| fail("DP_SPAWN_FAILED", e))?;
+        *self.inner.bridge.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(Bridge { stop, thread });
+        Ok(())
+    }
+
     fn entry(&self, f: dp::FlowInfo) -> FlowEntry {
         FlowEntry {
             key: f.key.as_bytes().to_vec().into(),
@@ -606,7 +908,7 @@ fn op_error(e: DpError) -> OpError {
 }
 
 /// Waits for upcalls and hands them to JavaScript one batch per call.
-fn bridge_loop(inner: std::sync::Weak<Inner>, stop: Arc<AtomicBool>, callback: UpcallFn) {
+fn bridge_loop(inner: std::sync::Weak<Inner>, stop: Arc<AtomicBool>, target: BridgeTarget) {
     let mut batch = Vec::with_capacity(UPCALL_BATCH);
     while !stop.load(Ordering::Acquire) {
         let Some(inner) = inner.upgrade() else { return };
@@ -616,8 +918,24 @@ fn bridge_loop(inner: std::sync::Weak<Inner>, stop: Arc<AtomicBool>, callback: U
             continue;
         }
         let n = batch.len() as u64;
-        let js: Vec<UpcallJs> = batch.drain(..).map(upcall_js).collect();
-        if callback.call(js, ThreadsafeFunctionCallMode::NonBlocking) != Status::Ok {
+        let status = match &target {
+            BridgeTarget::Objects(cb) => {
+                let js: Vec<UpcallJs> = batch.drain(..).map(upcall_js).collect();
+                cb.call(js, ThreadsafeFunctionCallMode::NonBlocking)
+            }
+            BridgeTarget::Raw(cb) => {
+                let size: usize = batch
+                    .iter()
+                    .map(|u| UPCALL_HEADER + layout::KEY_SIZE + u.packet.len() + 8)
+                    .sum();
+                let mut out = Vec::with_capacity(size);
+                for u in &batch {
+                    put_upcall_record(&mut out, u);
+                }
+                cb.call(out.into(), ThreadsafeFunctionCallMode::NonBlocking)
+            }
+        };
+        if status != Status::Ok {
             inner.bridge_lost.fetch_add(n, Ordering::Relaxed);
         }
     }

@@ -5,21 +5,31 @@
 //!   from 1); rx queues are spread over the polling threads round-robin in
 //!   port-number order and reassigned whenever ports come and go.
 //! - **Flow table**: `flow_put` (create and/or modify), `flow_get`,
-//!   `flow_del`, `flow_dump`, `flow_flush`. A megaflow is identified by its
-//!   mask and masked key. The master table lives here behind a mutex touched
-//!   only by control calls; each polling thread keeps its own classifier, fed
-//!   through its command queue (see `pmd`).
+//!   `flow_del`, `flow_dump`, `flow_flush`, and their batched forms
+//!   (`flow_put_batch`, `flow_del_batch`, `flow_visit`). A megaflow is
+//!   identified by its mask and masked key. The master table lives here
+//!   behind a mutex touched only by control calls; each polling thread keeps
+//!   its own classifier, fed through its command queue (see `pmd`). A batch
+//!   of puts or deletes is one command per thread and one wake-up, not one
+//!   per flow; puts never wait for the threads (a thread applies its queue
+//!   after each rx burst and before looking its packets up, so a packet
+//!   injected after `flow_put_batch` returned sees the flows).
 //! - **Upcalls**: misses and `userspace` actions land in one bounded queue;
 //!   `recv_upcalls` pops them in batches, `wait_upcalls` blocks for more.
-//! - **Execute**: runs actions on a packet from the slow path, on the caller's thread.
+//! - **Execute**: runs actions on a packet from the slow path, on the caller's
+//!   thread (`execute_batch`: many packets under one lock).
 //!
 //! Closing (or dropping) stops and joins the threads, then closes every port.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+use foldhash::fast::RandomState;
+use hashbrown::HashTable;
 
 use crate::actions::Action;
 use crate::flow::{FlowStats, FlowStatsSnapshot, Megaflow};
@@ -192,7 +202,7 @@ struct PmdHandle {
 struct State {
     ports: BTreeMap<u32, Arc<PortEntry>>,
     port_map: Arc<PortMap>,
-    flows: HashMap<(FlowKey, FlowKey), Arc<Megaflow>>,
+    flows: FlowTable,
     pmds: Vec<PmdHandle>,
     sync_seq: u64,
     closed: bool,
@@ -227,7 +237,7 @@ impl Datapath {
             state: Mutex::new(State {
                 ports: BTreeMap::new(),
                 port_map: Arc::new(Vec::new()),
-                flows: HashMap::new(),
+                flows: FlowTable::default(),
                 pmds: Vec::new(),
                 sync_seq: 0,
                 closed: false,
@@ -351,37 +361,40 @@ impl Datapath {
         actions: Box<[Action]>,
         flags: PutFlags,
     ) -> Result<(), DpError> {
+        let op = FlowPutOp {
+            key: *key,
+            mask: *mask,
+            actions,
+            flags,
+        };
+        self.flow_put_batch(std::iter::once(op))?.remove(0)
+    }
+
+    /// Installs or changes megaflows; one result per operation, in order.
+    /// One lock, and one command and wake-up per polling thread for the
+    /// whole batch; does not wait for the threads (see the module doc).
+    pub fn flow_put_batch(
+        &self,
+        ops: impl IntoIterator<Item = FlowPutOp>,
+    ) -> Result<Vec<Result<(), DpError>>, DpError> {
         let mut st = self.open_state()?;
-        let flow = Megaflow::new(key, mask, actions, Arc::new(FlowStats::default()));
-        let id = (flow.key, flow.mask);
-        match st.flows.get(&id) {
-            Some(_) if !flags.modify => Err(DpError::FlowExists),
-            None if !flags.create => Err(DpError::FlowNotFound),
-            Some(old) => {
-                let flow = Arc::new(Megaflow::new(key, mask, flow.actions, old.stats.clone()));
-                if flags.zero_stats {
-                    flow.stats.clear();
-                }
-                // Dead first: from here on no EMC hit may use the old actions.
-                old.kill();
-                broadcast(&st, || Command::Insert(flow.clone()));
-                st.flows.insert(id, flow);
-                Ok(())
-            }
-            None => {
-                let flow = Arc::new(flow);
-                broadcast(&st, || Command::Insert(flow.clone()));
-                st.flows.insert(id, flow);
-                Ok(())
-            }
+        let mut inserted = Vec::new();
+        let results = ops
+            .into_iter()
+            .map(|op| put_one(&mut st.flows, op, &mut inserted))
+            .collect();
+        if !inserted.is_empty() {
+            let batch: Arc<[Arc<Megaflow>]> = inserted.into();
+            broadcast(&st, || Command::InsertBatch(batch.clone()));
         }
+        Ok(results)
     }
 
     /// The flow with this mask and (masked) key.
     pub fn flow_get(&self, key: &FlowKey, mask: &FlowKey) -> Option<FlowInfo> {
         let st = self.lock();
         st.flows
-            .get(&(crate::flow::mask_key(key, mask), *mask))
+            .get(&crate::flow::mask_key(key, mask), mask)
             .map(|f| flow_info(f))
     }
 
@@ -401,15 +414,14 @@ impl Datapath {
         let removed: Vec<Option<Arc<Megaflow>>> = flows
             .iter()
             .map(|(key, mask)| {
-                let flow = st
-                    .flows
-                    .remove(&(crate::flow::mask_key(key, mask), *mask))?;
+                let flow = st.flows.remove(&crate::flow::mask_key(key, mask), mask)?;
                 flow.kill();
-                broadcast(&st, || Command::Remove(flow.clone()));
                 Some(flow)
             })
             .collect();
-        if removed.iter().any(Option::is_some) {
+        let gone: Arc<[Arc<Megaflow>]> = removed.iter().flatten().cloned().collect();
+        if !gone.is_empty() {
+            broadcast(&st, || Command::RemoveBatch(gone.clone()));
             sync(&mut st);
         }
         Ok(removed
@@ -421,13 +433,27 @@ impl Datapath {
     /// Every flow with its counters.
     pub fn flow_dump(&self) -> Vec<FlowInfo> {
         let st = self.lock();
-        st.flows.values().map(|f| flow_info(f)).collect()
+        st.flows.iter().map(|f| flow_info(f)).collect()
+    }
+
+    /// Calls `f` with every flow's (masked) key, mask and counters, under
+    /// the lock and without copying actions: what a stats dump needs.
+    pub fn flow_visit(&self, mut f: impl FnMut(&FlowKey, &FlowKey, FlowStatsSnapshot)) {
+        let st = self.lock();
+        for flow in st.flows.iter() {
+            f(&flow.key, &flow.mask, flow.stats.snapshot());
+        }
+    }
+
+    /// Number of installed megaflows.
+    pub fn flow_count(&self) -> usize {
+        self.lock().flows.len()
     }
 
     /// Deletes every flow.
     pub fn flow_flush(&self) -> Result<(), DpError> {
         let mut st = self.open_state()?;
-        for f in st.flows.values() {
+        for f in st.flows.iter() {
             f.kill();
         }
         st.flows.clear();
@@ -446,6 +472,29 @@ impl Datapath {
         let lost = crate::pmd::execute_one(&ports, &self.upcalls, in_port, packet, actions);
         st.exec_lost += lost;
         Ok(())
+    }
+
+    /// Runs each `(in_port, packet, actions)` as `execute` does, under one
+    /// lock; one result per packet, in order.
+    pub fn execute_batch<'a>(
+        &self,
+        items: impl IntoIterator<Item = (u32, &'a [u8], &'a [Action])>,
+    ) -> Result<Vec<Result<(), DpError>>, DpError> {
+        let mut st = self.open_state()?;
+        let ports = st.port_map.clone();
+        let mut lost = 0;
+        let results = items
+            .into_iter()
+            .map(|(in_port, packet, actions)| {
+                if in_port != 0 && !st.ports.contains_key(&in_port) {
+                    return Err(DpError::NoSuchPort(in_port));
+                }
+                lost += crate::pmd::execute_one(&ports, &self.upcalls, in_port, packet, actions);
+                Ok(())
+            })
+            .collect();
+        st.exec_lost += lost;
+        Ok(results)
     }
 
     /// Pops up to `max` upcalls.
@@ -543,6 +592,107 @@ impl Datapath {
         st.port_map = Arc::new(Vec::new());
         st.flows.clear();
     }
+}
+
+/// One operation of `flow_put_batch`.
+#[derive(Debug)]
+pub struct FlowPutOp {
+    /// The match (masked on insertion).
+    pub key: FlowKey,
+    pub mask: FlowKey,
+    pub actions: Box<[Action]>,
+    pub flags: PutFlags,
+}
+
+/// The master megaflow table: each flow once, found by (masked key, mask)
+/// without storing that pair a second time as a map key.
+#[derive(Default)]
+struct FlowTable {
+    table: HashTable<Arc<Megaflow>>,
+    state: RandomState,
+}
+
+impl FlowTable {
+    fn hash(&self, key: &FlowKey, mask: &FlowKey) -> u64 {
+        let mut h = self.state.build_hasher();
+        h.write(key.as_bytes());
+        h.write(mask.as_bytes());
+        h.finish()
+    }
+
+    /// The flow with this masked key and mask.
+    fn get(&self, key: &FlowKey, mask: &FlowKey) -> Option<&Arc<Megaflow>> {
+        self.table.find(self.hash(key, mask), |f| {
+            f.key.words() == key.words() && f.mask.words() == mask.words()
+        })
+    }
+
+    /// Inserts `flow`, replacing (and returning) the one with its match.
+    fn insert(&mut self, flow: Arc<Megaflow>) -> Option<Arc<Megaflow>> {
+        let hash = self.hash(&flow.key, &flow.mask);
+        let same = |f: &Arc<Megaflow>| {
+            f.key.words() == flow.key.words() && f.mask.words() == flow.mask.words()
+        };
+        if let Some(slot) = self.table.find_mut(hash, same) {
+            return Some(std::mem::replace(slot, flow));
+        }
+        let state = &self.state;
+        self.table.insert_unique(hash, flow, |f| {
+            let mut h = state.build_hasher();
+            h.write(f.key.as_bytes());
+            h.write(f.mask.as_bytes());
+            h.finish()
+        });
+        None
+    }
+
+    fn remove(&mut self, key: &FlowKey, mask: &FlowKey) -> Option<Arc<Megaflow>> {
+        let hash = self.hash(key, mask);
+        self.table
+            .find_entry(hash, |f| {
+                f.key.words() == key.words() && f.mask.words() == mask.words()
+            })
+            .ok()
+            .map(|e| e.remove().0)
+    }
+
+    fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Arc<Megaflow>> {
+        self.table.iter()
+    }
+
+    fn clear(&mut self) {
+        self.table.clear();
+    }
+}
+
+/// One put of a batch: updates the master table, collects what the threads must insert.
+fn put_one(
+    flows: &mut FlowTable,
+    op: FlowPutOp,
+    inserted: &mut Vec<Arc<Megaflow>>,
+) -> Result<(), DpError> {
+    let key = crate::flow::mask_key(&op.key, &op.mask);
+    let stats = match flows.get(&key, &op.mask) {
+        Some(_) if !op.flags.modify => return Err(DpError::FlowExists),
+        None if !op.flags.create => return Err(DpError::FlowNotFound),
+        Some(old) => {
+            // Dead first: from here on no EMC hit may use the old actions.
+            old.kill();
+            if op.flags.zero_stats {
+                old.stats.clear();
+            }
+            old.stats.clone()
+        }
+        None => Arc::new(FlowStats::default()),
+    };
+    let flow = Arc::new(Megaflow::new(&key, &op.mask, op.actions, stats));
+    flows.insert(flow.clone());
+    inserted.push(flow);
+    Ok(())
 }
 
 impl Drop for Datapath {

@@ -57,6 +57,10 @@ pub type PortMap = Vec<Option<Arc<PortEntry>>>;
 pub enum Command {
     Insert(Arc<Megaflow>),
     Remove(Arc<Megaflow>),
+    /// Many inserts at once, shared by every thread (one command per put batch).
+    InsertBatch(Arc<[Arc<Megaflow>]>),
+    /// Many removals at once, shared by every thread (one command per delete batch).
+    RemoveBatch(Arc<[Arc<Megaflow>]>),
     Flush,
     /// New port set: every port (for tx) and the ones this thread polls.
     Ports {
@@ -361,6 +365,18 @@ impl Pmd {
                 }
                 Command::Remove(f) => {
                     self.cls.remove(&f);
+                }
+                Command::InsertBatch(flows) => {
+                    for f in flows.iter() {
+                        if let Some(old) = self.cls.insert(f.clone()) {
+                            old.kill();
+                        }
+                    }
+                }
+                Command::RemoveBatch(flows) => {
+                    for f in flows.iter() {
+                        self.cls.remove(f);
+                    }
                 }
                 Command::Flush => {
                     self.cls.clear();

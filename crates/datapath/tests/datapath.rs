@@ -354,3 +354,71 @@ fn batch_delete_reports_each_flow() {
     assert!(matches!(results[2], Err(DpError::FlowNotFound)));
     assert!(dp.flow_dump().is_empty());
 }
+
+#[test]
+fn batch_put_is_seen_by_the_next_packet_and_reports_each_flow() {
+    use nvs_datapath::datapath::FlowPutOp;
+    let (dp, p1, p2) = two_ports(2);
+    let keys: Vec<FlowKey> = (0..40)
+        .map(|i| {
+            let mut k = FlowKey::default();
+            parse::extract(&udp_frame(2000 + i), p1, &mut k);
+            k
+        })
+        .collect();
+    let op = |k: &FlowKey, flags| FlowPutOp {
+        key: *k,
+        mask: mask(),
+        actions: Box::new([Action::Output(p2)]),
+        flags,
+    };
+    let results = dp
+        .flow_put_batch(keys.iter().map(|k| op(k, PutFlags::CREATE)))
+        .unwrap();
+    assert!(results.iter().all(Result::is_ok));
+    // Again: every flow exists now; a modify of an absent flow fails.
+    let mut absent = keys[0];
+    absent.tp_src = 9;
+    let again = dp
+        .flow_put_batch([
+            op(&keys[0], PutFlags::CREATE),
+            op(&absent, PutFlags::MODIFY),
+        ])
+        .unwrap();
+    assert!(matches!(again[0], Err(DpError::FlowExists)));
+    assert!(matches!(again[1], Err(DpError::FlowNotFound)));
+    // No waiting: packets injected right after the batch returned all hit.
+    let frames: Vec<Vec<u8>> = (0..40).map(|i| udp_frame(2000 + i)).collect();
+    let refs: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+    dp.port_inject(p1, &refs).unwrap();
+    eventually("40 packets out of p2", || {
+        let s = dp.ports().into_iter().find(|p| p.no == p2).unwrap().stats;
+        (s.tx_packets == 40).then_some(())
+    });
+    assert!(dp.recv_upcalls(64).is_empty());
+    let mut visited = 0;
+    dp.flow_visit(|_, m, s| {
+        assert_eq!(*m, mask());
+        assert_eq!(s.packets, 1);
+        visited += 1;
+    });
+    assert_eq!((visited, dp.flow_count()), (40, 40));
+}
+
+#[test]
+fn batch_execute_sends_each_packet_and_reports_bad_ports() {
+    let (dp, p1, p2) = two_ports(0);
+    let a = udp_frame(1);
+    let b = udp_frame(2);
+    let out = [Action::Output(p2)];
+    let results = dp
+        .execute_batch([
+            (p1, &a[..], &out[..]),
+            (99, &b[..], &out[..]),
+            (p1, &b[..], &out[..]),
+        ])
+        .unwrap();
+    assert!(results[0].is_ok() && results[2].is_ok());
+    assert!(matches!(results[1], Err(DpError::NoSuchPort(99))));
+    assert_eq!(dp.port_drain(p2, 10).unwrap(), vec![a, b]);
+}

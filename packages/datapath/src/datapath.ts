@@ -6,7 +6,7 @@
 import { decodeActions, encodeActions, type DpAction } from './actions.ts';
 import { callAddon, datapathError, fromAddon, type DatapathError } from './errors.ts';
 import { FlowKeyCodec, type FlowKey } from './flow-key.ts';
-import { loadAddon, type NativeAddon, type NativeDatapath, type NativeFlowEntry, type NativeFlowStats, type NativeOpResult } from './native.ts';
+import { loadAddon, type NativeAddon, type NativeDatapath, type NativeFailedOp, type NativeFlowEntry, type NativeFlowStats, type NativeOpResult } from './native.ts';
 
 export interface DatapathOptions {
   /** Polling threads (default 1; 0: none, only `execute` moves packets). */
@@ -128,6 +128,16 @@ function dropNulls<T extends object>(o: T): T {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== null && v !== undefined)) as T;
 }
 
+/** A failed operation of a raw batch, by its position in the batch. */
+export interface RawFailure {
+  index: number;
+  error: DatapathError;
+}
+
+function failures(f: NativeFailedOp[]): RawFailure[] {
+  return f.map((x) => ({ index: x.index, error: datapathError(x.code, x.message) }));
+}
+
 /** The fast path: polling threads, ports, megaflows, upcalls. See the package doc for an example. */
 export class Datapath {
   /** Encodes and decodes flow keys with the addon's layout. */
@@ -192,6 +202,44 @@ export class Datapath {
   /** Every megaflow with its counters. */
   flowDump(): DpFlow[] {
     return callAddon(() => this.native.flowDump()).map((f) => this.flow(f));
+  }
+
+  /**
+   * Raw forms (see raw.ts for the record layouts): for hosts that keep keys
+   * as bytes and move many flows or packets per call. Each returns the
+   * operations that failed; the others succeeded.
+   */
+  flowPutRaw(records: Buffer): RawFailure[] {
+    return failures(callAddon(() => this.native.flowPutRaw(records)));
+  }
+
+  /** Deletes the flows of a Buffer of (key, mask) records; returns their final counters (STATS_RECORD bytes each). */
+  flowDelRaw(matches: Buffer): { stats: Buffer; failed: RawFailure[] } {
+    const r = callAddon(() => this.native.flowDelRaw(matches));
+    return { stats: r.stats, failed: failures(r.failed) };
+  }
+
+  /** Every megaflow's masked key, mask and counters as one Buffer of records (key, mask, STATS_RECORD). */
+  flowDumpStatsRaw(): Buffer {
+    return callAddon(() => this.native.flowDumpStatsRaw());
+  }
+
+  /** Runs many packets' actions in one call (records of raw.ts's `writeExecuteRecord`). */
+  executeRaw(records: Buffer): RawFailure[] {
+    return failures(callAddon(() => this.native.executeRaw(records)));
+  }
+
+  /** Like `onUpcalls`, but each batch arrives as one Buffer of records (read it with `forEachUpcall`). */
+  onUpcallsRaw(handler: (batch: Buffer) => void, onError: (e: unknown) => void = () => {}): void {
+    callAddon(() =>
+      this.native.onUpcallsRaw((batch) => {
+        try {
+          handler(batch);
+        } catch (e) {
+          onError(e);
+        }
+      }),
+    );
   }
 
   /** Deletes every megaflow. */

@@ -76,11 +76,14 @@ function camel(snake: string): string {
 export class FlowKeyCodec {
   /** Size of an encoded key in bytes. */
   readonly size: number;
+  /** The addon's layout this codec was built from (Rust field names, offsets, sizes, kinds). */
+  readonly layout: readonly NativeKeyField[];
   private readonly slots: Slot[];
   private readonly littleEndian = endianness() === 'LE';
 
   /** Builds a codec from `flowKeyLayout()`; throws LayoutMismatchError if the fields differ from `FlowKey`'s. */
   constructor(layout: readonly NativeKeyField[]) {
+    this.layout = layout;
     this.slots = layout
       .filter((f) => f.kind !== 'pad')
       .map((f) => ({ name: camel(f.name) as FlowKeyField, offset: f.offset, size: f.size, bytes: f.kind === 'bytes' }));

@@ -42,6 +42,7 @@ export {
   type FlowPutRequest,
   type FlowStats,
   type PortStats,
+  type RawFailure,
   type ThreadStats,
   type Upcall,
 } from './datapath.ts';
@@ -59,4 +60,19 @@ export {
   type FlowKeyField,
 } from './flow-key.ts';
 export * from './errors.ts';
+export {
+  forEachUpcall,
+  PUT_CREATE,
+  PUT_MODIFY,
+  PUT_ZERO_STATS,
+  readCounter,
+  readStats,
+  RecordWriter,
+  STATS_RECORD,
+  UPCALL_HEADER,
+  writeExecuteRecord,
+  writePutRecord,
+  type RawStats,
+  type RawUpcall,
+} from './raw.ts';
 export { ADDON_FILE, findAddon, loadAddon, type NativeAddon } from './native.ts';

@@ -86,6 +86,13 @@ export interface NativeStats {
   ports: NativePortStats[];
 }
 
+/** A failed operation of a raw batch (operations not listed succeeded). */
+export interface NativeFailedOp {
+  index: number;
+  code: string;
+  message: string;
+}
+
 export interface NativeDatapath {
   close(): void;
   addPort(name: string, kind: string, options?: Record<string, string> | null): number;
@@ -97,6 +104,11 @@ export interface NativeDatapath {
   flowGet(key: Buffer, mask: Buffer): NativeFlowEntry | null;
   flowDump(): NativeFlowEntry[];
   flowFlush(): void;
+  flowPutRaw(records: Buffer): NativeFailedOp[];
+  flowDelRaw(matches: Buffer): { stats: Buffer; failed: NativeFailedOp[] };
+  flowDumpStatsRaw(): Buffer;
+  executeRaw(records: Buffer): NativeFailedOp[];
+  onUpcallsRaw(callback: (batch: Buffer) => void): void;
   execute(inPort: number, packet: Buffer, actions: Buffer): void;
   recvUpcalls(max: number): NativeUpcall[];
   onUpcalls(callback: (upcalls: NativeUpcall[]) => void): void;

@@ -8,10 +8,30 @@
  *
  * Controller-bound `userspace` actions carry a small integer cookie here;
  * the cookie → metadata table lives in this object.
+ *
+ * The hot calls (upcalls, puts, executes, deletes, stats dumps) use the
+ * datapath's raw record forms: keys go straight between DpFlowKey and the
+ * binary layout (KeyBytes below), a megaflow's identity is its masked key
+ * and mask bytes as a latin1 string, and each batch is one addon call.
  */
-import { Datapath, type DpAction as WireAction, type FlowKey as WireKey, type SetFieldName, type Upcall } from '@nvs/datapath';
+import { endianness } from 'node:os';
+import {
+  Datapath,
+  encodeActions,
+  forEachUpcall,
+  PUT_CREATE,
+  PUT_MODIFY,
+  readCounter,
+  RecordWriter,
+  STATS_RECORD,
+  writeExecuteRecord,
+  writePutRecord,
+  type DpAction as WireAction,
+  type FlowKey as WireKey,
+  type SetFieldName,
+} from '@nvs/datapath';
 import { newDpFlowKey, type ControllerCookie, type DpAction, type DpFlowKey, type DpSetField, type DpSetHeader } from '@nvs/ofproto';
-import type { Dataplane, DpFlowEntry, DpFlowPut, DpStats, DpUpcall } from './dataplane.ts';
+import type { Dataplane, DpExecute, DpFlowEntry, DpFlowPut, DpStats, DpUpcall } from './dataplane.ts';
 import type { DataplaneOptions } from './vswitchd.ts';
 
 /** Thrown when a translation produced an action the datapath cannot carry. */
@@ -125,13 +145,107 @@ const HEADER_OF_WIRE: Record<SetFieldName, [DpSetHeader, DpSetField]> = {
   tp_dst: ['tcp', 'tp_dst'],
 };
 
+interface KeyField {
+  name: keyof DpFlowKey;
+  offset: number;
+  size: number;
+  /** num: unsigned integer (little-endian); mac: 6 bytes ↔ 48-bit number; wide: 16 bytes ↔ bigint. */
+  kind: 'num' | 'mac' | 'wide';
+}
+
+/**
+ * DpFlowKey ↔ the datapath's binary key, directly (no intermediate object),
+ * with the layout the addon publishes. Integers are little-endian: the
+ * layout is machine order and nvs builds for little-endian targets only.
+ */
+export class KeyBytes {
+  readonly size: number;
+  private readonly fields: KeyField[];
+  private readonly scratch: Buffer;
+
+  constructor(layout: readonly { name: string; offset: number; size: number; kind: string }[]) {
+    if (endianness() !== 'LE') throw new Error('nvs-vswitchd needs a little-endian machine (the datapath key layout is machine order)');
+    const names = new Set(Object.keys(newDpFlowKey()));
+    this.fields = layout
+      .filter((f) => f.kind !== 'pad')
+      .map((f) => {
+        if (!names.has(f.name)) throw new Error(`datapath key field ${f.name} is unknown to vswitchd: rebuild the addon and vswitchd together`);
+        const kind = f.kind === 'uint' ? 'num' : f.size === 6 ? 'mac' : 'wide';
+        return { name: f.name as keyof DpFlowKey, offset: f.offset, size: f.size, kind };
+      });
+    this.size = layout.reduce((end, f) => Math.max(end, f.offset + f.size), 0);
+    this.scratch = Buffer.alloc(2 * this.size);
+  }
+
+  /** Writes `k` at `off` (the `size` bytes there must be zero). */
+  write(k: DpFlowKey, b: Buffer, off: number): void {
+    for (const f of this.fields) {
+      const o = off + f.offset;
+      const v = k[f.name];
+      if (f.kind === 'num') {
+        const n = (v as number) >>> 0;
+        if (n === 0) continue;
+        b[o] = n;
+        if (f.size > 1) b[o + 1] = n >>> 8;
+        if (f.size > 2) {
+          b[o + 2] = n >>> 16;
+          b[o + 3] = n >>> 24;
+        }
+      } else if (f.kind === 'mac') {
+        const n = v as number;
+        if (n === 0) continue;
+        const hi = Math.floor(n / 0x1_0000_0000);
+        b[o] = hi >>> 8;
+        b[o + 1] = hi;
+        b.writeUInt32BE(n >>> 0, o + 2);
+      } else {
+        const x = BigInt(v);
+        if (x === 0n) continue;
+        b.writeBigUInt64BE(BigInt.asUintN(64, x >> 64n), o);
+        b.writeBigUInt64BE(BigInt.asUintN(64, x), o + 8);
+      }
+    }
+  }
+
+  /** The key encoded at `off`. */
+  read(b: Buffer, off: number): DpFlowKey {
+    const k = newDpFlowKey() as unknown as Record<string, number | bigint>;
+    for (const f of this.fields) {
+      const o = off + f.offset;
+      if (f.kind === 'num') k[f.name] = f.size === 1 ? b[o] : f.size === 2 ? b[o] | (b[o + 1] << 8) : b.readUInt32LE(o);
+      else if (f.kind === 'mac') k[f.name] = (b[o] * 256 + b[o + 1]) * 0x1_0000_0000 + b.readUInt32BE(o + 2);
+      else {
+        const hi = b.readBigUInt64BE(o);
+        const lo = b.readBigUInt64BE(o + 8);
+        k[f.name] = hi === 0n && lo === 0n ? 0n : (hi << 64n) | lo;
+      }
+    }
+    return k as unknown as DpFlowKey;
+  }
+
+  /** The identity of a megaflow: masked key bytes then mask bytes, as a latin1 string. */
+  id(key: DpFlowKey, mask: DpFlowKey): string {
+    const b = this.scratch;
+    const n = this.size;
+    b.fill(0);
+    this.write(key, b, 0);
+    this.write(mask, b, n);
+    for (let i = 0; i < n; i++) b[i] &= b[n + i];
+    return b.toString('latin1', 0, 2 * n);
+  }
+}
+
 export class NvsDataplane implements Dataplane {
   private readonly cookies = new Map<bigint, ControllerCookie>();
-  /** Wire forms computed by flowId, reused by the put that usually follows. */
-  private readonly wire = new WeakMap<DpFlowKey, WireKey>();
   private readonly cookieOf = new Map<string, bigint>();
+  private readonly kb: KeyBytes;
+  /** Encoded actions per action list (a put and an execute of one upcall share the list). */
+  private readonly encoded = new WeakMap<readonly DpAction[], Buffer>();
+  private readonly records = new RecordWriter();
 
-  private constructor(readonly dp: Datapath) {}
+  private constructor(readonly dp: Datapath) {
+    this.kb = new KeyBytes(dp.keys.layout);
+  }
 
   static open(o: DataplaneOptions = {}): NvsDataplane {
     const cores = o.cores && o.cores.length > 0 ? o.cores : undefined;
@@ -147,17 +261,18 @@ export class NvsDataplane implements Dataplane {
   }
 
   flowId(key: DpFlowKey, mask: DpFlowKey): string {
-    return this.wireId(this.toWire(key), this.toWire(mask));
-  }
-
-  private toWire(k: DpFlowKey): WireKey {
-    let w = this.wire.get(k);
-    if (!w) this.wire.set(k, (w = toWireKey(k)));
-    return w;
+    return this.kb.id(key, mask);
   }
 
   private wireId(key: WireKey, mask: WireKey): string {
     return this.dp.keys.encode(key).toString('latin1') + this.dp.keys.encode(mask).toString('latin1');
+  }
+
+  /** The encoded form of an action list (cached per list object). */
+  private encode(actions: readonly DpAction[]): Buffer {
+    let e = this.encoded.get(actions);
+    if (!e) this.encoded.set(actions, (e = encodeActions(this.toWireActions(actions))));
+    return e;
   }
 
   toWireActions(actions: readonly DpAction[]): WireAction[] {
@@ -240,30 +355,31 @@ export class NvsDataplane implements Dataplane {
     return id;
   }
 
-  /** Installs what it can; then throws the first failure (other than "already installed"). */
+  /** Installs what it can, in one batch; then throws the first failure (other than "already installed"). */
   put(flows: readonly DpFlowPut[]): void {
     let error: unknown;
-    const requests = [];
+    const w = this.records;
+    w.reset();
     for (const f of flows) {
       try {
-        requests.push({ key: this.toWire(f.key), mask: this.toWire(f.mask), actions: this.toWireActions(f.actions), create: !f.modify, modify: f.modify === true });
+        const actions = this.encode(f.actions);
+        writePutRecord(w, f.modify ? PUT_MODIFY : PUT_CREATE, f.id ?? this.kb.id(f.key, f.mask), actions);
       } catch (err) {
         error ??= err;
       }
     }
-    for (const r of this.dp.flowPut(requests)) if (!r.ok && r.error.code !== 'DP_FLOW_EXISTS') error ??= r.error;
+    if (w.count > 0) {
+      for (const r of this.dp.flowPutRaw(w.take())) if (r.error.code !== 'DP_FLOW_EXISTS') error ??= r.error;
+    }
     if (error) throw error;
   }
 
   del(ids: readonly string[]): void {
     if (ids.length === 0) return;
-    const size = this.dp.keys.size;
-    this.dp.flowDel(
-      ids.map((id) => {
-        const b = Buffer.from(id, 'latin1');
-        return { key: this.dp.keys.decode(b.subarray(0, size)), mask: this.dp.keys.decode(b.subarray(size)) };
-      }),
-    );
+    const n = 2 * this.kb.size;
+    const b = Buffer.allocUnsafe(ids.length * n);
+    for (let i = 0; i < ids.length; i++) b.write(ids[i], i * n, n, 'latin1');
+    this.dp.flowDelRaw(b);
   }
 
   dump(): DpFlowEntry[] {
@@ -280,19 +396,47 @@ export class NvsDataplane implements Dataplane {
   }
 
   dumpStats(): Array<Pick<DpFlowEntry, 'id' | 'packets' | 'bytes' | 'usedAt'>> {
-    return this.dp.flowDump().map((f) => ({ id: this.wireId(f.key, f.mask), packets: f.stats.packets, bytes: f.stats.bytes, usedAt: f.stats.usedMs }));
+    const b = this.dp.flowDumpStatsRaw();
+    const km = 2 * this.kb.size;
+    const rec = km + STATS_RECORD;
+    const out = new Array<Pick<DpFlowEntry, 'id' | 'packets' | 'bytes' | 'usedAt'>>(Math.floor(b.length / rec));
+    for (let i = 0, o = 0; o + rec <= b.length; i++, o += rec) {
+      out[i] = { id: b.toString('latin1', o, o + km), packets: readCounter(b, o + km), bytes: readCounter(b, o + km + 8), usedAt: b.readDoubleLE(o + km + 16) };
+    }
+    return out;
   }
 
   execute(inPort: number, packet: Uint8Array, actions: readonly DpAction[]): void {
     this.dp.execute(inPort, packet, this.toWireActions(actions));
   }
 
-  private upcall(u: Upcall): DpUpcall {
-    return { inPort: u.inPort, key: fromWireKey(u.key), packet: u.packet };
+  executeBatch(items: readonly DpExecute[]): Array<{ index: number; error: Error }> {
+    const failed: Array<{ index: number; error: Error }> = [];
+    const w = this.records;
+    w.reset();
+    const sent: number[] = [];
+    for (let i = 0; i < items.length; i++) {
+      const e = items[i];
+      try {
+        writeExecuteRecord(w, e.inPort, e.packet, this.encode(e.actions));
+        sent.push(i);
+      } catch (err) {
+        failed.push({ index: i, error: err as Error });
+      }
+    }
+    if (w.count > 0) for (const r of this.dp.executeRaw(w.take())) failed.push({ index: sent[r.index], error: r.error });
+    return failed;
   }
 
   onUpcalls(handler: (batch: DpUpcall[]) => void, onError: (err: unknown) => void): void {
-    this.dp.onUpcalls((batch) => handler(batch.filter((u) => u.reason === 'miss').map((u) => this.upcall(u))), onError);
+    const size = this.kb.size;
+    this.dp.onUpcallsRaw((b) => {
+      const batch: DpUpcall[] = [];
+      forEachUpcall(b, size, (u) => {
+        if (u.reason === 0) batch.push({ inPort: u.inPort, key: this.kb.read(b, u.keyOffset), packet: b.subarray(u.packetOffset, u.packetOffset + u.packetLength) });
+      });
+      handler(batch);
+    }, onError);
   }
 
   inject(port: number, packets: readonly Uint8Array[]): void {

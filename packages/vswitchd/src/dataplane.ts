@@ -59,13 +59,21 @@ export interface DpStats {
 export interface DpFlowPut {
   key: DpFlowKey;
   mask: DpFlowKey;
+  /** `flowId(key, mask)` when the caller has it (spares encoding the key and mask again). */
+  id?: string;
   actions: readonly DpAction[];
   /** Replace the actions of an installed megaflow with the same key and mask. */
   modify?: boolean;
 }
 
+export interface DpExecute {
+  inPort: number;
+  packet: Uint8Array;
+  actions: readonly DpAction[];
+}
+
 export interface Dataplane extends DatapathPorts {
-  /** The identity of a megaflow (what `del` and dumped entries are keyed by). */
+  /** The identity of a megaflow (what `del` and dumped entries are keyed by); cheap: no per-call allocation but the string. */
   flowId(key: DpFlowKey, mask: DpFlowKey): string;
   put(flows: readonly DpFlowPut[]): void;
   /** Deletes megaflows by identity; unknown ones are ignored. */
@@ -74,6 +82,8 @@ export interface Dataplane extends DatapathPorts {
   /** Identities and counters only: what a revalidation round needs, without converting keys and actions. */
   dumpStats(): Array<Pick<DpFlowEntry, 'id' | 'packets' | 'bytes' | 'usedAt'>>;
   execute(inPort: number, packet: Uint8Array, actions: readonly DpAction[]): void;
+  /** Executes many packets in one call; returns the failures (the other packets went through). */
+  executeBatch(items: readonly DpExecute[]): Array<{ index: number; error: Error }>;
   /** Delivers miss upcalls in batches as they arrive; a throwing handler is reported to `onError`. */
   onUpcalls(handler: (batch: DpUpcall[]) => void, onError: (err: unknown) => void): void;
   inject(port: number, packets: readonly Uint8Array[]): void;

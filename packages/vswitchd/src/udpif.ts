@@ -21,9 +21,9 @@
  *   costs the revalidator at most a fifth of the thread.
  */
 import type { Logger } from 'pino';
-import { formatDpActions, type DpAction, type DpFlowKey, type Rule, type XlateResult } from '@nvs/ofproto';
+import { formatDpActions, type DpFlowKey, type Rule, type XlateResult } from '@nvs/ofproto';
 import type { Coverage } from './coverage.ts';
-import type { Dataplane, DpFlowPut, DpUpcall } from './dataplane.ts';
+import type { Dataplane, DpExecute, DpFlowPut, DpUpcall } from './dataplane.ts';
 import { flowFromKey } from './keyflow.ts';
 import type { OfBridge } from './ofbridge.ts';
 
@@ -140,7 +140,7 @@ export class Udpif {
     const dp = this.o.dp;
     const now = dp.now();
     const puts: DpFlowPut[] = [];
-    const execs: Array<{ inPort: number; packet: Uint8Array; actions: readonly DpAction[] }> = [];
+    const execs: DpExecute[] = [];
     this.handled += batch.length;
     for (const up of batch) {
       this.o.coverage.inc('upcall_miss');
@@ -171,7 +171,7 @@ export class Udpif {
         };
         this.ukeys.set(id, u);
         this.index(u);
-        puts.push({ key, mask, actions: result.actions });
+        puts.push({ key, mask, id, actions: result.actions });
         this.o.coverage.inc('upcall_flow_put');
       }
       execs.push({ inPort: up.inPort, packet: up.packet, actions: result.actions });
@@ -184,12 +184,16 @@ export class Udpif {
         this.o.log.warn({ err: (err as Error).message }, 'megaflow install failed');
       }
     }
-    for (const e of execs) {
+    if (execs.length > 0) {
+      let failed: Array<{ error: Error }>;
       try {
-        dp.execute(e.inPort, e.packet, e.actions);
+        failed = dp.executeBatch(execs);
       } catch (err) {
+        failed = [{ error: err as Error }];
+      }
+      for (const f of failed) {
         this.o.coverage.inc('upcall_execute_error');
-        this.o.log.debug({ err: (err as Error).message }, 'execute failed');
+        this.o.log.debug({ err: f.error.message }, 'execute failed');
       }
     }
     // Learning a MAC may change decisions already cached for other flows.
