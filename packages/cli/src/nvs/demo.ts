@@ -61,12 +61,18 @@ export async function runDemo(rundir: string, io: CliIo, opts: { keep: boolean }
     const [h1, h2, h3] = HOSTS;
     const ip = (a: (typeof HOSTS)[number], b: (typeof HOSTS)[number], l4: string) =>
       `in_port=${a.port},dl_src=${a.mac},dl_dst=${b.mac},${l4},nw_src=${a.ip},nw_dst=${b.ip}`;
-    await appctl('netdev-dummy/receive', h1.port, ip(h1, h2, 'udp,tp_src=5000,tp_dst=6000'));
-    await appctl('netdev-dummy/receive', h2.port, ip(h2, h1, 'udp,tp_src=6000,tp_dst=5000'));
-    await appctl('netdev-dummy/receive', h1.port, ip(h1, h2, 'udp,tp_src=5000,tp_dst=6000'));
-    for (let i = 0; i < 3; i++) await appctl('netdev-dummy/receive', h1.port, ip(h1, h3, `tcp,tp_src=${40000 + i},tp_dst=80`));
-    await appctl('netdev-dummy/receive', h2.port, ip(h2, h1, 'tcp,tp_src=40100,tp_dst=22'));
-    await appctl('revalidator/wait');
+    // Each packet waits for its upcall and a revalidation round, so that what
+    // NORMAL learned from one packet decides the next (as hosts pausing between
+    // packets would see) and the counters below are the same on every run.
+    const receive = async (port: string, flow: string) => {
+      await appctl('netdev-dummy/receive', port, flow);
+      await appctl('revalidator/wait');
+    };
+    await receive(h1.port, ip(h1, h2, 'udp,tp_src=5000,tp_dst=6000'));
+    await receive(h2.port, ip(h2, h1, 'udp,tp_src=6000,tp_dst=5000'));
+    await receive(h1.port, ip(h1, h2, 'udp,tp_src=5000,tp_dst=6000'));
+    for (let i = 0; i < 3; i++) await receive(h1.port, ip(h1, h3, `tcp,tp_src=${40000 + i},tp_dst=80`));
+    await receive(h2.port, ip(h2, h1, 'tcp,tp_src=40100,tp_dst=22'));
 
     say('port counters (nvs-ofctl dump-ports): p4, the monitor, got the copies of the web traffic (and the first flooded packet)');
     await ofctl('dump-ports', BRIDGE);
