@@ -8,6 +8,12 @@
  * it credits and the datapath counters already credited. Ukeys are indexed
  * by tag, so a change finds the megaflows it affects without a dump.
  *
+ * MAC-learning changes made while a batch is translated are collected after
+ * each translation, with an epoch: a ukey translated after a MAC entry
+ * changed already saw the change, so only older ukeys carrying that MAC's
+ * tag are translated again (without this, NORMAL re-translated every new
+ * flow once, right after installing it, for the MAC it had just learned).
+ *
  * Two kinds of revalidation:
  * - targeted, as soon as the event loop is free after rules, MAC entries or
  *   ports changed: only the ukeys carrying a changed tag (or all of a changed
@@ -40,6 +46,8 @@ interface Ukey {
   packets: number;
   bytes: number;
   createdAt: number;
+  /** The invalidation epoch its translation saw (see the module comment). */
+  epoch: number;
 }
 
 export interface UdpifOptions {
@@ -60,7 +68,9 @@ const PORTS_TAG = 'ports';
 export class Udpif {
   private readonly ukeys = new Map<string, Ukey>();
   private readonly byTag = new Map<string, Set<Ukey>>();
-  private readonly dirtyTags = new Set<string>();
+  /** Changed tags → the epoch in which they changed. */
+  private readonly dirtyTags = new Map<string, number>();
+  private epoch = 0;
   private readonly dirtyBridges = new Set<OfBridge>();
   private timer: NodeJS.Timeout | undefined;
   private targeted: NodeJS.Immediate | undefined;
@@ -151,6 +161,7 @@ export class Udpif {
         continue;
       }
       const result = bridge.ofproto.xlate(flowFromKey(up.key, ofport), { packet: up.packet });
+      this.collectFrom(bridge);
       if (result.error) this.o.log.debug({ bridge: bridge.name, err: result.error }, 'translation failed; packet dropped');
       bridge.ofproto.credit(result, 1, up.packet.length, now);
       const { key, mask } = result.megaflow;
@@ -168,6 +179,7 @@ export class Udpif {
           packets: 0,
           bytes: 0,
           createdAt: now,
+          epoch: this.epoch,
         };
         this.ukeys.set(id, u);
         this.index(u);
@@ -225,20 +237,31 @@ export class Udpif {
 
   /** Gathers the bridges' changed tags; true when anything changed. */
   private collectTags(): boolean {
-    for (const b of this.o.bridges()) {
-      for (const t of b.ofproto.takeInvalidations()) {
-        if (t === PORTS_TAG) this.dirtyBridges.add(b);
-        else this.dirtyTags.add(t);
-      }
-    }
+    for (const b of this.o.bridges()) this.collectFrom(b);
     return this.dirtyTags.size > 0 || this.dirtyBridges.size > 0;
+  }
+
+  /** Gathers one bridge's changed tags, in a new epoch if there are any. */
+  private collectFrom(b: OfBridge): void {
+    const tags = b.ofproto.takeInvalidations();
+    if (tags.size === 0) return;
+    const epoch = ++this.epoch;
+    for (const t of tags) {
+      if (t === PORTS_TAG) this.dirtyBridges.add(b);
+      else this.dirtyTags.set(t, epoch);
+    }
   }
 
   /** Targeted revalidation: the ukeys whose tags or bridge changed. */
   private revalidateChanged(): void {
     if (this.stopped || !this.collectTags()) return;
     const targets = new Set<Ukey>();
-    for (const t of this.dirtyTags) for (const u of this.byTag.get(t) ?? []) targets.add(u);
+    for (const [t, epoch] of this.dirtyTags) {
+      // A MAC entry's change is already seen by ukeys translated after it; other tags
+      // (rules, possibly added by this very translation's learn action) always count.
+      const mac = t.startsWith('mac:');
+      for (const u of this.byTag.get(t) ?? []) if (!mac || u.epoch < epoch) targets.add(u);
+    }
     if (this.dirtyBridges.size > 0) for (const u of this.ukeys.values()) if (this.dirtyBridges.has(u.bridge)) targets.add(u);
     this.dirtyTags.clear();
     this.dirtyBridges.clear();
@@ -272,7 +295,7 @@ export class Udpif {
       puts.push({ key: r.megaflow.key, mask: r.megaflow.mask, actions: r.actions, modify: true });
     }
     this.unindex(u);
-    Object.assign(u, { actionsText, tags: r.tags, rules: r.rules, macs: r.macs, learned: r.learned });
+    Object.assign(u, { actionsText, tags: r.tags, rules: r.rules, macs: r.macs, learned: r.learned, epoch: this.epoch });
     this.index(u);
   }
 
