@@ -241,6 +241,8 @@ export class NvsDataplane implements Dataplane {
   private readonly kb: KeyBytes;
   /** Encoded actions per action list (a put and an execute of one upcall share the list). */
   private readonly encoded = new WeakMap<readonly DpAction[], Buffer>();
+  /** Encoded output-only action lists (most of NORMAL's), by their port list. */
+  private readonly outputs = new Map<string, Buffer>();
   private readonly records = new RecordWriter();
 
   private constructor(readonly dp: Datapath) {
@@ -271,7 +273,25 @@ export class NvsDataplane implements Dataplane {
   /** The encoded form of an action list (cached per list object). */
   private encode(actions: readonly DpAction[]): Buffer {
     let e = this.encoded.get(actions);
-    if (!e) this.encoded.set(actions, (e = encodeActions(this.toWireActions(actions))));
+    if (e) return e;
+    let ports = '';
+    for (const a of actions) {
+      if (a.type !== 'output') {
+        ports = '';
+        break;
+      }
+      ports += `${a.port},`;
+    }
+    if (ports !== '' || actions.length === 0) {
+      e = this.outputs.get(ports);
+      if (!e) {
+        if (this.outputs.size >= 4096) this.outputs.clear();
+        this.outputs.set(ports, (e = encodeActions(this.toWireActions(actions))));
+      }
+    } else {
+      e = encodeActions(this.toWireActions(actions));
+    }
+    this.encoded.set(actions, e);
     return e;
   }
 

@@ -39,7 +39,8 @@ interface Ukey {
   /** The full key of the packet that caused the upcall (re-translated on revalidation). */
   key: DpFlowKey;
   actionsText: string;
-  tags: Set<string>;
+  /** Its translation's invalidation tags (an array: a Set per megaflow costs several times the memory). */
+  tags: readonly string[];
   rules: Rule[];
   macs: XlateResult['macs'];
   learned: Rule[];
@@ -67,7 +68,8 @@ const PORTS_TAG = 'ports';
 
 export class Udpif {
   private readonly ukeys = new Map<string, Ukey>();
-  private readonly byTag = new Map<string, Set<Ukey>>();
+  /** Ukeys by tag: one ukey alone (most MAC tags: a host's own flows), else a Set. */
+  private readonly byTag = new Map<string, Ukey | Set<Ukey>>();
   /** Changed tags → the epoch in which they changed. */
   private readonly dirtyTags = new Map<string, number>();
   private epoch = 0;
@@ -172,7 +174,7 @@ export class Udpif {
           bridge,
           key: up.key,
           actionsText: formatDpActions(result.actions),
-          tags: result.tags,
+          tags: [...result.tags],
           rules: result.rules,
           macs: result.macs,
           learned: result.learned,
@@ -215,19 +217,28 @@ export class Udpif {
   private index(u: Ukey): void {
     for (const t of u.tags) {
       if (t === PORTS_TAG) continue;
-      let set = this.byTag.get(t);
-      if (!set) this.byTag.set(t, (set = new Set()));
-      set.add(u);
+      const cur = this.byTag.get(t);
+      if (cur === undefined) this.byTag.set(t, u);
+      else if (cur instanceof Set) cur.add(u);
+      else if (cur !== u) this.byTag.set(t, new Set([cur, u]));
     }
   }
 
   private unindex(u: Ukey): void {
     for (const t of u.tags) {
-      const set = this.byTag.get(t);
-      if (!set) continue;
-      set.delete(u);
-      if (set.size === 0) this.byTag.delete(t);
+      const cur = this.byTag.get(t);
+      if (cur === u) this.byTag.delete(t);
+      else if (cur instanceof Set) {
+        cur.delete(u);
+        if (cur.size === 0) this.byTag.delete(t);
+      }
     }
+  }
+
+  /** The ukeys carrying tag `t`. */
+  private tagged(t: string): Iterable<Ukey> {
+    const cur = this.byTag.get(t);
+    return cur === undefined ? [] : cur instanceof Set ? cur : [cur];
   }
 
   private forget(u: Ukey): void {
@@ -260,7 +271,7 @@ export class Udpif {
       // A MAC entry's change is already seen by ukeys translated after it; other tags
       // (rules, possibly added by this very translation's learn action) always count.
       const mac = t.startsWith('mac:');
-      for (const u of this.byTag.get(t) ?? []) if (!mac || u.epoch < epoch) targets.add(u);
+      for (const u of this.tagged(t)) if (!mac || u.epoch < epoch) targets.add(u);
     }
     if (this.dirtyBridges.size > 0) for (const u of this.ukeys.values()) if (this.dirtyBridges.has(u.bridge)) targets.add(u);
     this.dirtyTags.clear();
@@ -295,7 +306,7 @@ export class Udpif {
       puts.push({ key: r.megaflow.key, mask: r.megaflow.mask, actions: r.actions, modify: true });
     }
     this.unindex(u);
-    Object.assign(u, { actionsText, tags: r.tags, rules: r.rules, macs: r.macs, learned: r.learned, epoch: this.epoch });
+    Object.assign(u, { actionsText, tags: [...r.tags], rules: r.rules, macs: r.macs, learned: r.learned, epoch: this.epoch });
     this.index(u);
   }
 
