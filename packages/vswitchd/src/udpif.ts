@@ -49,6 +49,8 @@ interface Ukey {
   createdAt: number;
   /** The invalidation epoch its translation saw (see the module comment). */
   epoch: number;
+  /** The last full round whose dump listed its megaflow. */
+  dumped: number;
 }
 
 export interface UdpifOptions {
@@ -82,6 +84,8 @@ export class Udpif {
   /** Upcalls received from the datapath so far (revalidator/wait compares it with the datapath's misses). */
   handled = 0;
   private roundWaiters: Array<() => void> = [];
+  /** Full rounds run so far. */
+  private rounds = 0;
 
   constructor(private readonly o: UdpifOptions) {
     this.maxIdleMs = o.maxIdleMs;
@@ -182,6 +186,7 @@ export class Udpif {
           bytes: 0,
           createdAt: now,
           epoch: this.epoch,
+          dumped: this.rounds,
         };
         this.ukeys.set(id, u);
         this.index(u);
@@ -337,14 +342,14 @@ export class Udpif {
     for (const b of this.o.bridges()) b.ofproto.run();
     this.revalidateChanged();
     const dels: string[] = [];
-    const seen = new Set<string>();
+    const round = ++this.rounds;
     for (const f of dp.dumpStats()) {
-      seen.add(f.id);
       const u = this.ukeys.get(f.id);
       if (!u) {
         dels.push(f.id);
         continue;
       }
+      u.dumped = round;
       const dPackets = f.packets - u.packets;
       if (dPackets > 0) {
         u.bridge.ofproto.credit(u, dPackets, f.bytes - u.bytes, f.usedAt);
@@ -358,7 +363,8 @@ export class Udpif {
       }
     }
     // Ukeys whose flow vanished from the datapath (deleted elsewhere) are forgotten.
-    for (const u of [...this.ukeys.values()]) if (!seen.has(u.id)) this.forget(u);
+    // (Deleting the current entry while iterating a Map is safe.)
+    for (const u of this.ukeys.values()) if (u.dumped !== round) this.forget(u);
     this.push(dels, []);
     // Expired rules and aged MACs change decisions too.
     this.revalidateChanged();
