@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { buildPacket } from '@nvs/vswitchd';
+import { buildPacket, writePcap } from '@nvs/vswitchd';
 import { runOfctl } from '../src/ofctl/main.ts';
 import { ProgressBar } from '../src/ofctl/progress.ts';
 
@@ -22,30 +22,13 @@ function io() {
   return { out, io: { stdout: { write: (s: string) => (out.stdout += s) }, stderr: { write: (s: string) => (out.stderr += s) }, env: { NVS_RUNDIR: dir } } };
 }
 
-function pcap(packets: Uint8Array[]): Buffer {
-  const head = Buffer.alloc(24);
-  head.writeUInt32LE(0xa1b2c3d4, 0);
-  head.writeUInt16LE(2, 4);
-  head.writeUInt16LE(4, 6);
-  head.writeUInt32LE(65535, 16);
-  head.writeUInt32LE(1, 20);
-  const parts = [head];
-  for (const p of packets) {
-    const h = Buffer.alloc(16);
-    h.writeUInt32LE(p.length, 8);
-    h.writeUInt32LE(p.length, 12);
-    parts.push(h, Buffer.from(p));
-  }
-  return Buffer.concat(parts);
-}
-
 it('parse-pcap prints each packet flow exactly as ovs-ofctl parse-pcap does', async () => {
   const m1 = 0x0a0000000001;
   const m2 = 0x0a0000000002;
   const file = join(dir, 'mix.pcap');
   writeFileSync(
     file,
-    pcap([
+    writePcap([
       buildPacket({ eth_src: m1, eth_dst: m2, nw_src: 0x0a000001, nw_dst: 0x0a000002, nw_proto: 6, tp_src: 1234, tp_dst: 80 }),
       buildPacket({ eth_src: m1, eth_dst: m2, nw_src: 0x0a000001, nw_dst: 0x0a000002, nw_proto: 6, tp_src: 1, tp_dst: 2, tcp_flags: 0x012 }),
       buildPacket({ eth_src: m1, eth_dst: m2, vlan_tci: 0x1000 | (3 << 13) | 5, nw_src: 1, nw_dst: 2, nw_proto: 17, tp_src: 53, tp_dst: 53, nw_ttl: 9 }),

@@ -15,6 +15,6 @@ export { Vswitchd, VERSION, type VswitchdComponents, type DataplaneOptions } fro
 export { NvsDataplane, DataplaneError } from './dataplane-nvs.ts';
 export { parseVswitchdArgs, USAGE, type VswitchdArgs } from './args.ts';
 export { buildPacket, parseHexPacket, type PacketFields } from './packet.ts';
-export { parsePcapFile, readPcap, PcapError } from './pcap.ts';
+export { parsePcapFile, readPcap, writePcap, PcapError } from './pcap.ts';
 export { FlowServiceError } from './flow-service.ts';
 export type { Dataplane } from './dataplane.ts';

@@ -23,6 +23,24 @@ export class PcapError extends Error {
 const OFPP_NONE = 0xffff;
 const TCP_FLAG_NAMES = ['fin', 'syn', 'rst', 'psh', 'ack', 'urg', 'ece', 'cwr', 'ns'];
 
+/** A classic little-endian pcap file (Ethernet, microseconds, zero timestamps) holding `packets`. */
+export function writePcap(packets: readonly Uint8Array[]): Buffer {
+  const head = Buffer.alloc(24);
+  head.writeUInt32LE(0xa1b2c3d4, 0);
+  head.writeUInt16LE(2, 4);
+  head.writeUInt16LE(4, 6);
+  head.writeUInt32LE(65535, 16);
+  head.writeUInt32LE(1, 20);
+  const parts = [head];
+  for (const p of packets) {
+    const h = Buffer.alloc(16);
+    h.writeUInt32LE(p.length, 8);
+    h.writeUInt32LE(p.length, 12);
+    parts.push(h, Buffer.from(p));
+  }
+  return Buffer.concat(parts);
+}
+
 /** The packets of a classic pcap file (either byte order, micro- or nanosecond). */
 export function readPcap(buf: Buffer, file = 'pcap'): Uint8Array[] {
   if (buf.length < 24) throw new PcapError(`${file}: too short for a pcap header`);

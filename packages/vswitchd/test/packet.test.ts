@@ -5,23 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { buildPacket, parseHexPacket } from '../src/packet.ts';
-
-function pcap(packets: Uint8Array[]): Buffer {
-  const head = Buffer.alloc(24);
-  head.writeUInt32LE(0xa1b2c3d4, 0);
-  head.writeUInt16LE(2, 4);
-  head.writeUInt16LE(4, 6);
-  head.writeUInt32LE(65535, 16);
-  head.writeUInt32LE(1, 20);
-  const parts = [head];
-  for (const p of packets) {
-    const h = Buffer.alloc(16);
-    h.writeUInt32LE(p.length, 8);
-    h.writeUInt32LE(p.length, 12);
-    parts.push(h, Buffer.from(p));
-  }
-  return Buffer.concat(parts);
-}
+import { writePcap } from '../src/pcap.ts';
 
 it('builds packets that ovs-ofctl parse-pcap reads back field by field', () => {
   const dir = mkdtempSync(join(tmpdir(), 'nvs-packet-'));
@@ -30,7 +14,7 @@ it('builds packets that ovs-ofctl parse-pcap reads back field by field', () => {
   const mac2 = 0x0a0000000002;
   writeFileSync(
     file,
-    pcap([
+    writePcap([
       buildPacket({ eth_src: mac1, eth_dst: mac2, nw_src: 0x0a000001, nw_dst: 0x0a000002, nw_proto: 6, tp_src: 1234, tp_dst: 80 }),
       buildPacket({ eth_src: mac1, eth_dst: mac2, vlan_tci: 0x1000 | 10, nw_src: 0xc0a80001, nw_dst: 0xc0a80002, nw_proto: 17, tp_src: 53, tp_dst: 5353, nw_ttl: 7 }),
       buildPacket({ eth_src: mac1, eth_dst: 0xffffffffffff, eth_type: 0x0806, nw_proto: 1, nw_src: 0x0a000001, nw_dst: 0x0a000002 }),
