@@ -3,7 +3,7 @@
  * the real ovs-appctl and by nvs-appctl), in the layouts of ovs-vswitchd's:
  * ofproto/trace, fdb/show, fdb/flush, fdb/stats-show, dpif/show,
  * dpif/dump-flows, dpif-netdev/pmd-stats-show, memory/show, coverage/show,
- * netdev-dummy/receive, plus revalidator/wait and netdev-dummy/drain for
+ * netdev-dummy/receive, ofctl/parse-pcap (for nvs-ofctl), plus revalidator/wait and netdev-dummy/drain for
  * scenario tests. vlog/*, version, list-commands and exit come with the
  * unixctl server. Every command is a thin view over the components.
  */
@@ -14,6 +14,7 @@ import type { BridgePort } from './bridge.ts';
 import type { Coverage } from './coverage.ts';
 import type { Dataplane } from './dataplane.ts';
 import { keyFromFlow } from './keyflow.ts';
+import { parsePcapFile } from './pcap.ts';
 import type { OfBridge } from './ofbridge.ts';
 import type { Udpif } from './udpif.ts';
 
@@ -191,6 +192,9 @@ export function registerAppctl(server: UnixctlServer, ctx: AppctlContext): void 
   });
 
   server.register('coverage/show', '', 0, 0, () => ctx.coverage.show());
+
+  // nvs-ofctl parse-pcap: the CLI has no packet parser; the datapath's extractor answers.
+  server.register('ofctl/parse-pcap', 'file...', 1, Infinity, (args) => args.map((file) => parsePcapFile(file)).join(''));
 
   server.register('netdev-dummy/receive', 'name packet|flow...', 2, Infinity, (args) => {
     const { bridge, port } = findPort(ctx, args[0]);
