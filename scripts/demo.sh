@@ -9,5 +9,10 @@ if [ ! -f dist/nvs.js ]; then
   echo "demo: dist/nvs.js is missing: run 'bash scripts/setup.sh' (or 'npm run build') first" >&2
   exit 1
 fi
-rundir="${NVS_RUNDIR:-$(mktemp -d "${TMPDIR:-/tmp}/nvs-demo.XXXXXX")}"
-exec node dist/nvs.js --rundir "$rundir" demo "$@"
+if [ -n "${NVS_RUNDIR:-}" ]; then
+  exec node dist/nvs.js --rundir "$NVS_RUNDIR" demo "$@"
+fi
+rundir="$(mktemp -d "${TMPDIR:-/tmp}/nvs-demo.XXXXXX")"
+# The temporary run directory goes when the demo ends, unless it was asked to keep nvs running.
+case " $* " in *" --keep "*) ;; *) trap 'rm -rf "$rundir"' EXIT ;; esac
+node dist/nvs.js --rundir "$rundir" demo "$@"
