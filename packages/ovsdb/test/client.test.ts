@@ -1,34 +1,25 @@
 // OvsdbClient against nvs's own server over real sockets (unix and tcp):
 // every method the client offers, and its typed errors.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConnectFailedError, InvalidRemoteError, OvsdbClient, parseRemote, TransactionError } from '../src/client.ts';
-import { Database } from '../src/database.ts';
-import { parseSchema } from '../src/schema.ts';
 import { OvsdbServer } from '../src/server.ts';
+import { startServer, stopServer } from './helpers/inprocess.ts';
 import type { TableUpdates } from '../src/client.ts';
 
-const SCHEMA = JSON.parse(readFileSync(new URL('../../../configs/vswitch.ovsschema', import.meta.url), 'utf8'));
 
 let dir: string;
 let server: OvsdbServer;
 let clients: OvsdbClient[];
 
 beforeEach(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'nvs-client-'));
-  server = new OvsdbServer({ log: pino({ level: 'silent' }) });
-  server.addDatabase(new Database(parseSchema(SCHEMA)));
-  await server.listen(`punix:${join(dir, 'db.sock')}`);
+  ({ dir, server } = await startServer('nvs-client-'));
   clients = [];
 });
 
 afterEach(async () => {
   for (const c of clients) c.close();
-  await server.close();
-  rmSync(dir, { recursive: true, force: true });
+  await stopServer(dir, server);
 });
 
 async function connect(remote = `unix:${join(dir, 'db.sock')}`): Promise<OvsdbClient> {

@@ -3,21 +3,17 @@
 // what they read and retry when it changed underneath. One test follows
 // the real ovsdb-server, written to by the real ovs-vsctl.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { OvsdbClient, TransactionError } from '../src/client.ts';
-import { Database } from '../src/database.ts';
 import { makeAtom, makeMap, makeSet } from '../src/datum.ts';
 import { Idl, TryAgain, type IdlChanges } from '../src/idl.ts';
-import { parseSchema } from '../src/schema.ts';
 import { OvsdbServer } from '../src/server.ts';
+import { startServer, stopServer, VSWITCH_SCHEMA as SCHEMA } from './helpers/inprocess.ts';
 import { JsonRpcConnection } from '../src/jsonrpc.ts';
 import { createServer } from 'node:net';
 
-const SCHEMA = JSON.parse(readFileSync(new URL('../../../configs/vswitch.ovsschema', import.meta.url), 'utf8'));
 const DB = 'Open_vSwitch';
 
 let dir: string;
@@ -25,17 +21,13 @@ let server: OvsdbServer;
 let clients: OvsdbClient[];
 
 beforeEach(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'nvs-idl-'));
-  server = new OvsdbServer({ log: pino({ level: 'silent' }) });
-  server.addDatabase(new Database(parseSchema(SCHEMA)));
-  await server.listen(`punix:${join(dir, 'db.sock')}`);
+  ({ dir, server } = await startServer('nvs-idl-'));
   clients = [];
 });
 
 afterEach(async () => {
   for (const c of clients) c.close();
-  await server.close();
-  rmSync(dir, { recursive: true, force: true });
+  await stopServer(dir, server);
 });
 
 async function connect(): Promise<OvsdbClient> {
