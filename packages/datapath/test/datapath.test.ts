@@ -15,17 +15,11 @@ import {
   parseMac,
   type Upcall,
 } from '../src/index.ts';
-import { eventually, udpFrame } from './frames.ts';
+import { datapathPool, eventually, udpFrame } from './frames.ts';
 
-const open: Datapath[] = [];
-function datapath(options: Parameters<typeof Datapath.open>[0] = {}): Datapath {
-  const dp = Datapath.open(options);
-  open.push(dp);
-  return dp;
-}
-afterEach(() => {
-  for (const dp of open.splice(0)) dp.close();
-});
+const pool = datapathPool();
+const datapath = pool.open;
+afterEach(pool.closeAll);
 
 async function upcalls(dp: Datapath, n: number): Promise<Upcall[]> {
   const got: Upcall[] = [];

@@ -1,4 +1,21 @@
-// Test frames built byte by byte (no parser of ours involved).
+// Test support: frames built byte by byte (no parser of ours involved), and
+// datapaths that the tests open and close again.
+import { Datapath } from '../src/index.ts';
+
+/** Opens datapaths for a test file; `closeAll` (run it in afterEach) closes every one still open. */
+export function datapathPool(): { open: (options?: Parameters<typeof Datapath.open>[0]) => Datapath; closeAll: () => void } {
+  const opened: Datapath[] = [];
+  return {
+    open: (options = {}) => {
+      const dp = Datapath.open(options);
+      opened.push(dp);
+      return dp;
+    },
+    closeAll: () => {
+      for (const dp of opened.splice(0)) dp.close();
+    },
+  };
+}
 
 /** A 64-byte Ethernet/IPv4/UDP frame 10.0.0.1:`sport` → 10.0.0.2:53. */
 export function udpFrame(sport: number): Buffer {

@@ -17,17 +17,11 @@ import {
   writePutRecord,
   type RawUpcall,
 } from '../src/index.ts';
-import { eventually, udpFrame } from './frames.ts';
+import { datapathPool, eventually, udpFrame } from './frames.ts';
 
-const open: Datapath[] = [];
-function datapath(options: Parameters<typeof Datapath.open>[0] = {}): Datapath {
-  const dp = Datapath.open(options);
-  open.push(dp);
-  return dp;
-}
-afterEach(() => {
-  for (const dp of open.splice(0)) dp.close();
-});
+const pool = datapathPool();
+const datapath = pool.open;
+afterEach(pool.closeAll);
 
 describe('raw batches', () => {
   it('puts a batch, hits it at once, dumps and deletes with counters', async () => {
