@@ -63,7 +63,8 @@ export class MacLearningTable {
     const k = key(vlan, mac);
     const e = this.entries.get(k);
     if (e) {
-      if (e.port === port && e.seenAt >= now) return false;
+      // Older evidence (stats credited late) neither refreshes nor moves a newer sighting.
+      if (e.seenAt > now || (e.port === port && e.seenAt === now)) return false;
       this.entries.delete(k);
       this.entries.set(k, e);
       e.seenAt = now;
@@ -83,16 +84,6 @@ export class MacLearningTable {
     this.stats.learned++;
     this.changed.add(macTag(vlan, mac));
     return true;
-  }
-
-  /** Refreshes an entry's age if it still points at `port` (stats pushed back from the datapath). */
-  touch(vlan: number, mac: number, port: number, now: number): void {
-    const k = key(vlan, mac);
-    const e = this.entries.get(k);
-    if (!e || e.port !== port || e.seenAt >= now) return;
-    this.entries.delete(k);
-    this.entries.set(k, e);
-    e.seenAt = now;
   }
 
   /** Removes entries not seen for `agingTime` seconds; returns how many. */

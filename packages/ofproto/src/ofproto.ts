@@ -210,7 +210,9 @@ export class Ofproto {
   credit(refs: CreditRefs, packets: number, bytes: number, usedAt: number): void {
     this.tables.credit(refs.rules, packets, bytes, usedAt);
     if (refs.learned) this.tables.credit(refs.learned, 0, 0, usedAt);
-    for (const m of refs.macs ?? []) this.mac.touch(m.vlan, m.mac, m.port, usedAt);
+    // As a packet through the slow path would: a source seen again is learned
+    // again where the megaflow saw it (moved back, or evicted meanwhile).
+    if (packets > 0) for (const m of refs.macs ?? []) this.mac.learn(m.vlan, m.mac, m.port, usedAt);
   }
 
   // ------------------------------------------------------------- time

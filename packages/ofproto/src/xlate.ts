@@ -431,8 +431,10 @@ class Ctx {
       return;
     }
     const mac = this.env.mac;
+    // Only the destination's entry shapes the actions; the source's is kept
+    // fresh (or learned again after a move or eviction) when the megaflow's
+    // stats are credited, so its changes need not revalidate this flow.
     if (!isMulticast(src)) {
-      this.tags.add(macTag(vlan, src));
       this.macs.push({ vlan, mac: src, port: inPort });
       if (this.sideEffects && mac.learn(vlan, src, inPort, this.env.now) && this.trace) {
         this.note(`-> learned that ${formatMac(src)} is on port ${port.name} in VLAN ${vlan}`);

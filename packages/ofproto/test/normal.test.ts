@@ -124,6 +124,23 @@ describe('NORMAL learning', () => {
     expect(of.fdb()).toEqual([]);
   });
 
+  test('credited traffic learns an evicted source again, but stale stats do not undo a newer move', () => {
+    const { of, clock } = vlanBridge({ macTableSize: 1 });
+    const fromA = of.xlate(flowOf(`in_port=1,dl_src=${A},dl_dst=${BCAST}`));
+    // The source's entry is learned, not depended on: its changes need not revalidate this flow.
+    expect(fromA.tags).not.toContain(macTag(10, 0x0a));
+    send(of, 2, B, BCAST); // evicts A
+    expect(of.fdb().map((e) => e.port)).toEqual([2]);
+    clock.advance(1);
+    of.credit(fromA, 3, 300, clock.now());
+    expect(of.fdb().map((e) => [e.port, e.vlan])).toEqual([[1, 10]]);
+    // A moves to port 2 now; packets counted on the old megaflow a second ago must not move it back.
+    clock.advance(1);
+    send(of, 2, A, BCAST);
+    of.credit(fromA, 1, 100, clock.now() - 1000);
+    expect(of.fdb().map((e) => e.port)).toEqual([2]);
+  });
+
   test('the table holds at most macTableSize entries, evicting the least recently seen', () => {
     const { of, clock } = vlanBridge({ macTableSize: 3 });
     const mac = (n: number) => `00:00:00:00:01:${n.toString(16).padStart(2, '0')}`;
