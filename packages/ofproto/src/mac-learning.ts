@@ -30,12 +30,23 @@ export function macTag(vlan: number, mac: number): string {
   return `mac:${vlan}:${mac.toString(16)}`;
 }
 
+/** An entry with its links: the seen-order list and other VLANs' entries for the same MAC. */
+interface Node extends MacEntry {
+  older: Node | undefined;
+  newer: Node | undefined;
+  sameMac: Node | undefined;
+}
+
 export class MacLearningTable {
   agingTime: number;
   maxEntries: number;
-  // A Map keeps insertion order: re-inserting on every sighting makes the
-  // first entry the least recently seen one, for both aging and eviction.
-  private readonly entries = new Map<string, MacEntry>();
+  // Entries by MAC address (a number: no string key per packet), chained
+  // across VLANs, and linked in seen order: the oldest is the first to age
+  // out or be evicted, and a sighting moves an entry to the newest end.
+  private readonly byMac = new Map<number, Node>();
+  private oldest: Node | undefined;
+  private newest: Node | undefined;
+  private count = 0;
   private changed = new Set<string>();
   /** Counters for appctl/metrics. */
   readonly stats = { learned: 0, moved: 0, expired: 0, evicted: 0 };
@@ -46,12 +57,14 @@ export class MacLearningTable {
   }
 
   get size(): number {
-    return this.entries.size;
+    return this.count;
   }
 
   /** The port a MAC was learned on in a VLAN, if any (does not refresh it). */
   lookup(vlan: number, mac: number): MacEntry | undefined {
-    return this.entries.get(key(vlan, mac));
+    let e = this.byMac.get(mac);
+    while (e !== undefined && e.vlan !== vlan) e = e.sameMac;
+    return e;
   }
 
   /**
@@ -60,13 +73,12 @@ export class MacLearningTable {
    * tagged with this entry must be revalidated.
    */
   learn(vlan: number, mac: number, port: number, now: number): boolean {
-    const k = key(vlan, mac);
-    const e = this.entries.get(k);
+    const e = this.lookup(vlan, mac) as Node | undefined;
     if (e) {
       // Older evidence (stats credited late) neither refreshes nor moves a newer sighting.
       if (e.seenAt > now || (e.port === port && e.seenAt === now)) return false;
-      this.entries.delete(k);
-      this.entries.set(k, e);
+      this.unlink(e);
+      this.append(e);
       e.seenAt = now;
       if (e.port === port) return false;
       e.port = port;
@@ -74,13 +86,15 @@ export class MacLearningTable {
       this.changed.add(macTag(vlan, mac));
       return true;
     }
-    while (this.entries.size >= this.maxEntries && this.entries.size > 0) {
-      const oldest = this.entries.values().next().value as MacEntry;
-      this.remove(oldest);
+    if (this.maxEntries <= 0) return false;
+    while (this.count >= this.maxEntries && this.oldest) {
+      this.remove(this.oldest);
       this.stats.evicted++;
     }
-    if (this.maxEntries <= 0) return false;
-    this.entries.set(k, { vlan, mac, port, seenAt: now });
+    const n: Node = { vlan, mac, port, seenAt: now, older: undefined, newer: undefined, sameMac: this.byMac.get(mac) };
+    this.byMac.set(mac, n);
+    this.append(n);
+    this.count++;
     this.stats.learned++;
     this.changed.add(macTag(vlan, mac));
     return true;
@@ -90,10 +104,9 @@ export class MacLearningTable {
   expire(now: number): number {
     const limit = now - this.agingTime * 1000;
     let n = 0;
-    for (const e of this.entries.values()) {
-      // In seen order, so the first young entry ends the scan.
-      if (e.seenAt > limit) break;
-      this.remove(e);
+    // In seen order, so the first young entry ends the scan.
+    while (this.oldest && this.oldest.seenAt <= limit) {
+      this.remove(this.oldest);
       n++;
     }
     this.stats.expired += n;
@@ -102,7 +115,7 @@ export class MacLearningTable {
 
   /** Forgets every entry on `port` (port deleted or reconfigured), or all entries. */
   flush(port?: number): void {
-    for (const e of [...this.entries.values()]) {
+    for (const e of [...this.nodes()]) {
       if (port === undefined || e.port === port) this.remove(e);
     }
   }
@@ -110,15 +123,15 @@ export class MacLearningTable {
   /** Applies a new size limit, evicting the least recently seen entries if needed. */
   setMaxEntries(n: number): void {
     this.maxEntries = n;
-    while (this.entries.size > n) {
-      this.remove(this.entries.values().next().value as MacEntry);
+    while (this.count > n && this.oldest) {
+      this.remove(this.oldest);
       this.stats.evicted++;
     }
   }
 
   /** Entries in least-recently-seen-first order. */
   *[Symbol.iterator](): IterableIterator<MacEntry> {
-    yield* this.entries.values();
+    for (const e of this.nodes()) yield { vlan: e.vlan, mac: e.mac, port: e.port, seenAt: e.seenAt };
   }
 
   /** Returns and clears the tags changed since the last call. */
@@ -128,12 +141,37 @@ export class MacLearningTable {
     return c;
   }
 
-  private remove(e: MacEntry): void {
-    this.entries.delete(key(e.vlan, e.mac));
+  private *nodes(): IterableIterator<Node> {
+    for (let e = this.oldest; e !== undefined; e = e.newer) yield e;
+  }
+
+  private append(e: Node): void {
+    e.older = this.newest;
+    e.newer = undefined;
+    if (this.newest) this.newest.newer = e;
+    else this.oldest = e;
+    this.newest = e;
+  }
+
+  private unlink(e: Node): void {
+    if (e.older) e.older.newer = e.newer;
+    else this.oldest = e.newer;
+    if (e.newer) e.newer.older = e.older;
+    else this.newest = e.older;
+  }
+
+  private remove(e: Node): void {
+    this.unlink(e);
+    const head = this.byMac.get(e.mac);
+    if (head === e) {
+      if (e.sameMac) this.byMac.set(e.mac, e.sameMac);
+      else this.byMac.delete(e.mac);
+    } else {
+      let p = head;
+      while (p && p.sameMac !== e) p = p.sameMac;
+      if (p) p.sameMac = e.sameMac;
+    }
+    this.count--;
     this.changed.add(macTag(e.vlan, e.mac));
   }
-}
-
-function key(vlan: number, mac: number): string {
-  return `${vlan}/${mac}`;
 }

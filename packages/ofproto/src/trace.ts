@@ -69,7 +69,7 @@ export function formatTrace(bridgeName: string, flow: Flow, r: XlateResult): str
     }
   }
   lines.push('');
-  lines.push(`Final flow: ${sameFlow(flow, r.finalFlow) ? 'unchanged' : formatFlow(r.finalFlow)}`);
+  lines.push(`Final flow: ${!r.finalFlow || sameFlow(flow, r.finalFlow) ? 'unchanged' : formatFlow(r.finalFlow)}`);
   lines.push(`Megaflow: ${formatMegaflow(r.megaflow)}`);
   lines.push(`Datapath actions: ${formatDpActions(r.actions)}`);
   if (r.error) lines.push(`Translation failed (${r.error}), packet is dropped.`);

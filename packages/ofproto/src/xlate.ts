@@ -98,8 +98,8 @@ export interface XlateResult {
   /** Rules the `learn` action installed or refreshed. */
   readonly learned: Rule[];
   readonly controller: ControllerEvent[];
-  /** The flow as the packet leaves (after all rewrites). */
-  readonly finalFlow: Flow;
+  /** The flow as the packet leaves (after all rewrites); only kept when tracing. */
+  readonly finalFlow: Flow | null;
   /** Why translation failed (the packet is dropped), e.g. `Recursion too deep`; else null. */
   readonly error: string | null;
   readonly trace: TraceEvent[] | null;
@@ -122,7 +122,7 @@ export function xlate(env: XlateEnv, flow: Flow, opts: XlateOptions = {}): Xlate
     macs: ctx.macs,
     learned: ctx.learned,
     controller: ctx.controller,
-    finalFlow: ctx.flow.slice(),
+    finalFlow: ctx.trace ? ctx.flow.slice() : null,
     error: ctx.error,
     trace: ctx.trace,
   };

@@ -176,6 +176,18 @@ describe('MacLearningTable', () => {
     expect(t.expire(16_000)).toBe(1);
     expect(t.size).toBe(0);
   });
+
+  test('one MAC in several VLANs: separate entries, evicted and flushed one by one', () => {
+    const t = new MacLearningTable({ maxEntries: 3 });
+    for (const [vlan, port, now] of [[10, 1, 1], [20, 2, 2], [30, 3, 3]]) t.learn(vlan, 0xa, port, now);
+    expect([10, 20, 30].map((v) => t.lookup(v, 0xa)?.port)).toEqual([1, 2, 3]);
+    t.learn(20, 0xa, 2, 4); // VLAN 20's entry is now the youngest
+    t.learn(40, 0xb, 4, 5); // evicts VLAN 10's entry of 0xa
+    expect([10, 20, 30].map((v) => t.lookup(v, 0xa)?.port)).toEqual([undefined, 2, 3]);
+    t.flush(3);
+    expect([...t].map((e) => [e.vlan, e.mac, e.port])).toEqual([[20, 0xa, 2], [40, 0xb, 4]]);
+    expect(t.takeChangedTags()).toEqual(new Set(['mac:10:a', 'mac:20:a', 'mac:30:a', 'mac:40:b']));
+  });
 });
 
 /**

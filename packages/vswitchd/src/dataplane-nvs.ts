@@ -214,11 +214,8 @@ export class KeyBytes {
       const o = off + f.offset;
       if (f.kind === 'num') k[f.name] = f.size === 1 ? b[o] : f.size === 2 ? b[o] | (b[o + 1] << 8) : b.readUInt32LE(o);
       else if (f.kind === 'mac') k[f.name] = (b[o] * 256 + b[o + 1]) * 0x1_0000_0000 + b.readUInt32BE(o + 2);
-      else {
-        const hi = b.readBigUInt64BE(o);
-        const lo = b.readBigUInt64BE(o + 8);
-        k[f.name] = hi === 0n && lo === 0n ? 0n : (hi << 64n) | lo;
-      }
+      else if ((b.readUInt32LE(o) | b.readUInt32LE(o + 4) | b.readUInt32LE(o + 8) | b.readUInt32LE(o + 12)) === 0) k[f.name] = 0n;
+      else k[f.name] = (b.readBigUInt64BE(o) << 64n) | b.readBigUInt64BE(o + 8);
     }
     return k as unknown as DpFlowKey;
   }

@@ -34,23 +34,45 @@ const WIDE: readonly [keyof DpFlowKey, number][] = [
 
 /** The Flow of a datapath key, with `ofport` (OpenFlow numbering) as in_port. */
 export function flowFromKey(key: DpFlowKey, ofport: number): Flow {
+  // Field by field rather than through ONE_WORD/MACS: this runs once per upcall.
   const f = newFlow();
-  const k = key as unknown as Record<string, number | bigint>;
   f[Slot.IN_PORT] = ofport;
-  for (const [name, slot] of ONE_WORD) f[slot] = Number(k[name]) >>> 0;
-  for (const [name, slot] of MACS) {
-    const mac = Number(k[name]);
-    f[slot] = Math.floor(mac / 0x1_0000_0000);
-    f[slot + 1] = mac >>> 0;
-  }
-  for (const [name, slot] of WIDE) {
-    let v = BigInt(k[name]);
-    for (let i = 3; i >= 0; i--) {
-      f[slot + i] = Number(v & 0xffffffffn);
-      v >>= 32n;
-    }
-  }
+  f[Slot.DL_TYPE] = key.eth_type;
+  f[Slot.VLAN_TCI] = key.vlan_tci;
+  f[Slot.NW_SRC] = key.nw_src;
+  f[Slot.NW_DST] = key.nw_dst;
+  f[Slot.NW_PROTO] = key.nw_proto;
+  f[Slot.NW_TOS] = key.nw_tos;
+  f[Slot.NW_TTL] = key.nw_ttl;
+  f[Slot.NW_FRAG] = key.nw_frag;
+  f[Slot.TP_SRC] = key.tp_src;
+  f[Slot.TP_DST] = key.tp_dst;
+  f[Slot.TCP_FLAGS] = key.tcp_flags;
+  f[Slot.IPV6_LABEL] = key.ipv6_label;
+  setMac(f, Slot.DL_DST, key.eth_dst);
+  setMac(f, Slot.DL_SRC, key.eth_src);
+  setMac(f, Slot.ARP_SHA, key.arp_sha);
+  setMac(f, Slot.ARP_THA, key.arp_tha);
+  setWide(f, Slot.IPV6_SRC, key.ipv6_src);
+  setWide(f, Slot.IPV6_DST, key.ipv6_dst);
+  setWide(f, Slot.ND_TARGET, key.nd_target);
   return f;
+}
+
+function setMac(f: Flow, slot: number, mac: number): void {
+  if (mac === 0) return;
+  f[slot] = Math.floor(mac / 0x1_0000_0000);
+  f[slot + 1] = mac >>> 0;
+}
+
+function setWide(f: Flow, slot: number, value: bigint): void {
+  // Zero for every IPv4 packet, and BigInt arithmetic is not free.
+  if (!value) return;
+  let v = BigInt(value);
+  for (let i = 3; i >= 0; i--) {
+    f[slot + i] = Number(v & 0xffffffffn);
+    v >>= 32n;
+  }
 }
 
 /** The datapath key fields of a Flow (in_port left 0: the caller maps ports). */
