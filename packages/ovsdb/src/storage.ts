@@ -20,9 +20,9 @@ import { closeSync, existsSync, fdatasync, fdatasyncSync, fsyncSync, ftruncateSy
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { newUuid, type Database, type Row, type RowChange } from './database.ts';
-import { applyDiff, datumDiffFast, datumEquals, datumToJson, parseDatum, type Datum, type DeltaLog } from './datum.ts';
+import { applyDiff, datumDiffFast, datumEquals, parseDatum, type Atom, type Datum, type DeltaLog } from './datum.ts';
 import { OvsdbIoError, StorageFormatError } from './errors.ts';
-import { diffIsNewValue, parseSchema, type DatabaseSchema } from './schema.ts';
+import { diffIsNewValue, parseSchema, type AtomicType, type ColumnType, type DatabaseSchema } from './schema.ts';
 
 const MAGIC = 'OVSDB JSON ';
 
@@ -31,13 +31,17 @@ export function encodeRecord(json: unknown): string {
   return encodeRecordBuffer(json).toString('utf8');
 }
 
-/**
- * Encodes one record into one buffer, ready for write(2): the JSON text is
- * encoded to UTF-8 once, and hashed and measured from those bytes with the
- * one-shot hash (no Hash object per commit).
- */
+/** Encodes one record holding `json` into one buffer, ready for write(2). */
 export function encodeRecordBuffer(json: unknown): Buffer {
-  const body = JSON.stringify(json) + '\n';
+  return recordBuffer(JSON.stringify(json) + '\n');
+}
+
+/**
+ * Frames one record body (JSON text ending in a newline) into one buffer:
+ * the text is encoded to UTF-8 once, then hashed and measured from those
+ * bytes with the one-shot hash (no Hash object per commit).
+ */
+function recordBuffer(body: string): Buffer {
   const length = Buffer.byteLength(body, 'utf8');
   // The header's length never changes with the digest's value: write the body after it, then hash it in place.
   const headerLength = MAGIC.length + String(length).length + 1 + 40 + 1;
@@ -137,34 +141,68 @@ export function recordToChanges(db: Database, record: Record<string, unknown>): 
   return changes;
 }
 
-/** The file record for a commit (diff form, as OVS 3.x writes). */
-export function commitToRecord(db: Database, changes: readonly RowChange[], date: number, comment?: string, log?: DeltaLog): Record<string, unknown> {
-  const rec: Record<string, unknown> = {};
-  for (const ch of changes) {
-    // Keyed by uuids: a dictionary-mode object, so that V8 does not grow a hidden-class transition per uuid.
-    const t = (rec[ch.table.name] ??= Object.create(null)) as Record<string, unknown>;
-    if (!ch.new) {
-      t[ch.uuid] = null;
-      continue;
-    }
-    const row: Record<string, unknown> = {};
-    // Value arrays follow userColumns order, so walk them by position (this runs on every commit).
-    const columns = ch.table.userColumns;
-    const nv = ch.new.values.data;
-    const base = (ch.old ?? { values: db.info.get(ch.table.name)!.defaults }).values.data;
-    for (let i = 0; i < columns.length; i++) {
-      const nd = nv[i];
-      const od = base[i];
-      if (nd === od || datumEquals(od, nd)) continue;
-      const c = columns[i];
-      row[c.name] = datumToJson(ch.old ? datumDiffFast(od, nd, diffIsNewValue(c.type), log) : nd, c.type);
-    }
-    t[ch.uuid] = row;
+/** The JSON text of one atom (schema identifiers and uuids never need escaping; other strings do). */
+function atomText(a: Atom, t: AtomicType): string {
+  if (t === 'uuid') return `["uuid","${a as string}"]`;
+  if (t === 'string') return JSON.stringify(a);
+  return String(a);
+}
+
+/** The JSON text of a datum, as JSON.stringify(datumToJson(d, type)) writes it. */
+function datumText(d: Datum, type: ColumnType): string {
+  const kt = type.key.type;
+  const keys = d.keys;
+  if (d.values) {
+    const vt = type.value!.type;
+    let s = '["map",[';
+    for (let i = 0; i < keys.length; i++) s += `${i === 0 ? '' : ','}[${atomText(keys[i], kt)},${atomText(d.values[i], vt)}]`;
+    return s + ']]';
   }
-  rec._date = date;
-  rec._is_diff = true;
-  if (comment !== undefined) rec._comment = comment;
-  return rec;
+  if (keys.length === 1) return atomText(keys[0], kt);
+  let s = '["set",[';
+  for (let i = 0; i < keys.length; i++) s += (i === 0 ? '' : ',') + atomText(keys[i], kt);
+  return s + ']]';
+}
+
+/**
+ * The file record of a commit (diff form, as OVS 3.x writes), as JSON text
+ * ending in a newline:
+ *   {"<table>":{"<uuid>":<row>|null,...},...,"_date":<ms>,"_is_diff":true[,"_comment":"..."]}
+ * Written as text straight from the rows, not built as objects and handed
+ * to JSON.stringify: this runs on every commit, and uuid-keyed objects take
+ * JSON.stringify's slow path.
+ */
+export function commitRecordText(db: Database, changes: readonly RowChange[], date: number, comment?: string, log?: DeltaLog): string {
+  // Table → its rows' text; a commit's changes may interleave tables.
+  const tables = new Map<string, string>();
+  for (const ch of changes) {
+    let row: string;
+    if (!ch.new) {
+      row = 'null';
+    } else {
+      row = '{';
+      // Value arrays follow userColumns order, so walk them by position.
+      const columns = ch.table.userColumns;
+      const nv = ch.new.values.data;
+      const base = (ch.old ?? { values: db.info.get(ch.table.name)!.defaults }).values.data;
+      for (let i = 0; i < columns.length; i++) {
+        const nd = nv[i];
+        const od = base[i];
+        if (nd === od || datumEquals(od, nd)) continue;
+        const c = columns[i];
+        const d = ch.old ? datumDiffFast(od, nd, diffIsNewValue(c.type), log) : nd;
+        row += `${row.length === 1 ? '' : ','}"${c.name}":${datumText(d, c.type)}`;
+      }
+      row += '}';
+    }
+    const prev = tables.get(ch.table.name);
+    tables.set(ch.table.name, `${prev === undefined ? '' : `${prev},`}"${ch.uuid}":${row}`);
+  }
+  let text = '{';
+  for (const [name, rows] of tables) text += `"${name}":{${rows}},`;
+  text += `"_date":${date},"_is_diff":true`;
+  if (comment !== undefined) text += `,"_comment":${JSON.stringify(comment)}`;
+  return text + '}\n';
 }
 
 export interface DbFileOptions {
@@ -246,7 +284,7 @@ export class DbFile {
 
   /** Writes one commit's record; fsyncs before returning when `durable`. */
   append(db: Database, changes: readonly RowChange[], date: number, comment: string | undefined, durable: boolean, log?: DeltaLog): void {
-    const buf = encodeRecordBuffer(commitToRecord(db, changes, date, comment, log));
+    const buf = recordBuffer(commitRecordText(db, changes, date, comment, log));
     // Explicit positions: the descriptor is not in append mode (open truncates torn tails through it).
     let off = 0;
     try {
@@ -281,8 +319,7 @@ export class DbFile {
     const fd = openSync(tmp, 'w', 0o640);
     let size = 0;
     try {
-      for (const rec of [db.schema.json, commitToRecord(db, changes, Date.now(), 'compacting database online')]) {
-        const buf = encodeRecordBuffer(rec);
+      for (const buf of [encodeRecordBuffer(db.schema.json), recordBuffer(commitRecordText(db, changes, Date.now(), 'compacting database online'))]) {
         writeSync(fd, buf);
         size += buf.length;
       }
