@@ -1,9 +1,10 @@
 // JSON-RPC 1.0 over a byte stream, as OVSDB (RFC 7047) and OVS's unixctl use
 // it: messages are JSON objects written back to back with no delimiter.
 //
-// `JsonFramer` finds message boundaries by scanning bytes (nesting depth,
-// strings, escapes), so it handles partial reads and several messages per
-// read, and refuses a message larger than its limit before buffering it all.
+// `JsonFramer` finds message boundaries by tracking nesting depth, strings
+// and escapes in one pass over each chunk (string contents in a tight inner
+// loop), so it handles partial reads and several messages per read, and
+// refuses a message larger than its limit before buffering it all.
 // `JsonRpcConnection` layers requests with ids, replies, notifications,
 // per-method handlers and an automatic `echo` reply on a socket.
 import { EventEmitter } from 'node:events';
@@ -61,37 +62,59 @@ export class JsonFramer {
 
   push(chunk: Buffer): string[] {
     const out: string[] = [];
-    let start = this.depth > 0 ? 0 : -1;
-    for (let i = 0; i < chunk.length; i++) {
-      const b = chunk[i];
-      if (this.depth === 0) {
-        if (isJsonSpace(b)) continue;
-        if (b !== OPEN_BRACE && b !== OPEN_BRACKET) {
-          throw new JsonFramingError(`expected '{' at the start of a JSON-RPC message, found byte 0x${b.toString(16)}`);
-        }
-        start = i;
-        this.depth = 1;
-        continue;
-      }
-      if (this.inString) {
-        if (this.escaped) this.escaped = false;
-        else if (b === BACKSLASH) this.escaped = true;
-        else if (b === QUOTE) this.inString = false;
-        continue;
-      }
-      if (b === QUOTE) this.inString = true;
-      else if (b === OPEN_BRACE || b === OPEN_BRACKET) this.depth++;
-      else if (b === CLOSE_BRACE || b === CLOSE_BRACKET) {
-        if (--this.depth === 0) {
-          const size = this.pendingBytes + (i + 1 - start);
-          if (size > this.maxBytes) throw new MessageTooLargeError(this.maxBytes);
-          out.push(this.take(chunk, start, i + 1));
-          start = -1;
-        }
-      }
+    const n = chunk.length;
+    if (n === 0) return out;
+    // The scan state lives in locals while scanning (V8 keeps them in registers) and goes back to fields at the end.
+    let depth = this.depth;
+    let inString = this.inString;
+    let start = depth > 0 ? 0 : -1;
+    let i = 0;
+    if (this.escaped) {
+      // The previous chunk ended in a backslash: this chunk's first byte is escaped.
+      this.escaped = false;
+      i = 1;
     }
-    if (this.depth > 0) {
-      const rest = chunk.length - start;
+    while (i < n) {
+      if (inString) {
+        // Most of an OVSDB message is string bytes, where only a quote or a backslash matters.
+        // (A loop beats Buffer#indexOf here: its per-call cost exceeds scanning OVSDB's short strings.)
+        let c = 0;
+        while (i < n) {
+          c = chunk[i++];
+          if (c === QUOTE) {
+            inString = false;
+            break;
+          }
+          if (c === BACKSLASH) {
+            if (i === n) this.escaped = true;
+            else i++;
+          }
+        }
+        continue;
+      }
+      const b = chunk[i];
+      if (depth === 0) {
+        if (!isJsonSpace(b)) {
+          if (b !== OPEN_BRACE && b !== OPEN_BRACKET) {
+            throw new JsonFramingError(`expected '{' at the start of a JSON-RPC message, found byte 0x${b.toString(16)}`);
+          }
+          start = i;
+          depth = 1;
+        }
+      } else if (b === QUOTE) inString = true;
+      else if (b === OPEN_BRACE || b === OPEN_BRACKET) depth++;
+      else if ((b === CLOSE_BRACE || b === CLOSE_BRACKET) && --depth === 0) {
+        const size = this.pendingBytes + (i + 1 - start);
+        if (size > this.maxBytes) throw new MessageTooLargeError(this.maxBytes);
+        out.push(this.take(chunk, start, i + 1));
+        start = -1;
+      }
+      i++;
+    }
+    this.depth = depth;
+    this.inString = inString;
+    if (depth > 0) {
+      const rest = n - start;
       if (this.pendingBytes + rest > this.maxBytes) throw new MessageTooLargeError(this.maxBytes);
       // Copy: the caller may reuse the chunk's memory.
       this.pending.push(Buffer.from(chunk.subarray(start)));
@@ -162,6 +185,9 @@ export class JsonRpcConnection extends EventEmitter {
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
   private closed = false;
+  /** A read is being handled: sends go to `outgoing`, written once at its end. */
+  private handlingRead = false;
+  private outgoing = '';
   /** performance.now() of the last bytes received, for inactivity probes. */
   lastReceived = performance.now();
 
@@ -213,14 +239,25 @@ export class JsonRpcConnection extends EventEmitter {
   /** Sends a raw message; dropped silently when the connection is closed. */
   send(msg: JsonRpcMessage): void {
     if (this.closed) return;
-    this.socket.write(JSON.stringify(msg));
+    const text = JSON.stringify(msg);
+    // While a read is being handled, gather its replies and notifications: they leave in one write when it is done.
+    if (this.handlingRead) this.outgoing += text;
+    else this.socket.write(text);
   }
 
   /** Closes the connection (after flushing what is already written). */
   close(): void {
     if (this.closed) return;
+    this.flush();
     this.socket.end();
     this.shutdown();
+  }
+
+  private flush(): void {
+    if (this.outgoing.length === 0) return;
+    const text = this.outgoing;
+    this.outgoing = '';
+    this.socket.write(text);
   }
 
   private shutdown(err?: Error): void {
@@ -244,7 +281,7 @@ export class JsonRpcConnection extends EventEmitter {
       return;
     }
     // Replies and notifications produced while handling one read leave in one write.
-    this.socket.cork();
+    this.handlingRead = true;
     try {
       for (const text of texts) {
         if (this.closed) return;
@@ -258,7 +295,8 @@ export class JsonRpcConnection extends EventEmitter {
         this.dispatch(msg);
       }
     } finally {
-      this.socket.uncork();
+      this.handlingRead = false;
+      if (!this.closed) this.flush();
     }
   }
 

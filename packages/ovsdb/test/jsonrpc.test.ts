@@ -48,6 +48,20 @@ describe('JsonFramer', () => {
     );
   });
 
+  it('recovers every message when fed one byte at a time (escapes and multi-byte characters split anywhere)', () => {
+    fc.assert(
+      fc.property(fc.array(message, { minLength: 1, maxLength: 4 }), (msgs) => {
+        const stream = Buffer.from(msgs.map((m) => JSON.stringify(m)).join(''), 'utf8');
+        const framer = new JsonFramer();
+        const got: unknown[] = [];
+        for (let i = 0; i <= stream.length; i++) for (const text of framer.push(stream.subarray(i, i + 1))) got.push(JSON.parse(text));
+        expect(got).toEqual(msgs);
+        expect(framer.idle).toBe(true);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
   it('refuses a message over the limit before reading all of it', () => {
     const framer = new JsonFramer(1024);
     expect(() => framer.push(Buffer.from('{"a":"' + 'x'.repeat(600)))).not.toThrow();
