@@ -181,6 +181,20 @@ export function indexKey(row: Row, columns: readonly string[]): string {
   return key;
 }
 
+/**
+ * Whether a row's key in an index is the same in two of its states, judged
+ * by identity of the column values (a change installs new datums only for
+ * the columns it changes). Lets commits skip index work for rows whose
+ * indexed columns they did not touch (Bridge.name when ports change).
+ */
+export function indexUnchanged(old: Row, neu: Row, columns: readonly string[]): boolean {
+  for (const c of columns) {
+    if (c === '_uuid') continue;
+    if (c === '_version' || old.values.get(c) !== neu.values.get(c)) return false;
+  }
+  return true;
+}
+
 export class Database {
   readonly schema: DatabaseSchema;
   readonly info: ReadonlyMap<string, TableInfo>;
@@ -263,18 +277,17 @@ export class Database {
         if (n === 0) this.strongRefs.delete(u);
         else this.strongRefs.set(u, n);
       }, log);
-      if (ch.old) {
-        for (let i = 0; i < idx.length; i++) {
-          const k = indexKey(ch.old, ch.table.indexes[i]);
+      for (let i = 0; i < idx.length; i++) {
+        const cols = ch.table.indexes[i];
+        if (ch.old && ch.new && indexUnchanged(ch.old, ch.new, cols)) continue;
+        if (ch.old) {
+          const k = indexKey(ch.old, cols);
           if (idx[i].get(k) === ch.uuid) idx[i].delete(k);
         }
+        if (ch.new) idx[i].set(indexKey(ch.new, cols), ch.uuid);
       }
-      if (ch.new) {
-        rows.set(ch.uuid, ch.new);
-        for (let i = 0; i < idx.length; i++) idx[i].set(indexKey(ch.new, ch.table.indexes[i]), ch.uuid);
-      } else {
-        rows.delete(ch.uuid);
-      }
+      if (ch.new) rows.set(ch.uuid, ch.new);
+      else rows.delete(ch.uuid);
     }
   }
 }

@@ -5,7 +5,7 @@
 // and index uniqueness — and, if all pass, the list of row changes to apply.
 // Nothing is applied here: the caller (the server) applies the Commit,
 // stores it and notifies monitors, so a failed transaction leaves no trace.
-import { columnValue, forEachRefChange, indexKey, newUuid, refsOf, type Commit, type Database, type Row, type RowChange, type TableInfo } from './database.ts';
+import { columnValue, forEachRefChange, indexKey, indexUnchanged, newUuid, refsOf, type Commit, type Database, type Row, type RowChange, type TableInfo } from './database.ts';
 import { checkDatum, datumEquals, datumToJson, defaultDatum, isUuid, parseDatum, type Datum, type DeltaLog } from './datum.ts';
 import {
   AbortedError,
@@ -481,7 +481,8 @@ class Transaction {
       t.indexes.forEach((cols, i) => {
         const seen = new Map<string, string>();
         for (const ch of list) {
-          if (!ch.new) continue;
+          // A row keeping its key cannot collide with committed rows, and a row of this transaction taking that key meets it as the key's committed holder.
+          if (!ch.new || (ch.old && indexUnchanged(ch.old, ch.new, cols))) continue;
           const k = indexKey(ch.new, cols);
           let other = seen.get(k);
           if (other === undefined) {

@@ -167,6 +167,20 @@ describe('constraints abort the whole transaction', () => {
     expect(clash[1].error).toBe('constraint violation');
   });
 
+  it('a row whose indexed columns a transaction leaves alone still holds its key', () => {
+    tx({ op: 'insert', table: 'Root', row: { name: 'a' } });
+    const clash = tx({ op: 'mutate', table: 'Root', where: [['name', '==', 'a']], mutations: [['nums', 'insert', 1]] }, { op: 'insert', table: 'Root', row: { name: 'a' } });
+    expect(clash[2].error).toBe('constraint violation');
+    const clash2 = tx({ op: 'insert', table: 'Root', row: { name: 'a' } }, { op: 'mutate', table: 'Root', where: [['name', '==', 'a']], mutations: [['nums', 'insert', 2]] });
+    expect(clash2[2].error).toBe('constraint violation');
+    expect(tx({ op: 'mutate', table: 'Root', where: [['name', '==', 'a']], mutations: [['nums', 'insert', 3]] })).toEqual([{ count: 1 }]);
+    // The index still finds the row after commits that left its name alone.
+    expect(tx({ op: 'insert', table: 'Root', row: { name: 'a' } })[1].error).toBe('constraint violation');
+    tx({ op: 'update', table: 'Root', where: [['name', '==', 'a']], row: { name: 'c' } });
+    expect(tx({ op: 'insert', table: 'Root', row: { name: 'a' } })).toHaveLength(1);
+    expect(rows('Root').map((x) => x.name).sort()).toEqual(['a', 'c']);
+  });
+
   it('immutable columns cannot be updated or mutated', () => {
     tx({ op: 'insert', table: 'Root', row: { name: 'a', fixed: 'f' } });
     expect(tx({ op: 'update', table: 'Root', where: [], row: { fixed: 'g' } })[0].error).toBe('constraint violation');
