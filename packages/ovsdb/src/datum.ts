@@ -453,38 +453,51 @@ function copyWith(keys: readonly Atom[], at: number, k: Atom | undefined, del: b
  */
 export function setInsert(base: Datum, add: Datum, log?: DeltaLog): Datum {
   if (base.values || add.keys.length > 16) return datumUnion(base, add);
-  const added: Atom[] = [];
-  for (const k of add.keys) if (!setHas(base, k)) added.push(k);
-  if (added.length === 0) return base;
   let out: Datum;
-  const size = datumSize(base) + added.length;
-  if (size < CHUNKED_FROM && !(base instanceof ChunkedSet)) {
-    // add.keys is sorted, so `added` is too: merge it in.
+  const added: Atom[] = [];
+  if (!(base instanceof ChunkedSet) && base.keys.length + add.keys.length < CHUNKED_FROM) {
+    // add.keys is sorted, so the insertion points ascend: one search per key, then one merge.
     const old = base.keys;
-    const n = old.length;
-    const keys = new Array<Atom>(size);
+    const at: number[] = [];
+    for (const k of add.keys) {
+      const i = insertionPoint(old, k);
+      if (old[i] === k) continue;
+      added.push(k);
+      at.push(i);
+    }
+    if (added.length === 0) return base;
+    const keys = new Array<Atom>(old.length + added.length);
     let from = 0;
     let to = 0;
-    for (const k of added) {
-      const at = insertionPoint(old, k);
-      while (from < at) keys[to++] = old[from++];
-      keys[to++] = k;
+    for (let j = 0; j < added.length; j++) {
+      while (from < at[j]) keys[to++] = old[from++];
+      keys[to++] = added[j];
     }
-    while (from < n) keys[to++] = old[from++];
+    while (from < old.length) keys[to++] = old[from++];
     out = { keys };
   } else {
-    const chunks = chunksOf(base);
-    for (const k of added) {
-      if (chunks.length === 0) {
+    // One search per key finds both whether it is present and where it goes; the chunk list is copied on the first insert.
+    const src = base instanceof ChunkedSet ? base.chunks : chunksOf(base);
+    let chunks: Array<readonly Atom[]> | undefined;
+    for (const k of add.keys) {
+      const cur = chunks ?? src;
+      if (cur.length === 0) {
+        chunks ??= [];
         chunks.push([k]);
+        added.push(k);
         continue;
       }
-      const c = chunkIndex(chunks, k);
-      const grown = copyWith(chunks[c], insertionPoint(chunks[c], k), k, false);
+      const c = chunkIndex(cur, k);
+      const i = insertionPoint(cur[c], k);
+      if (cur[c][i] === k) continue;
+      chunks ??= src.slice();
+      added.push(k);
+      const grown = copyWith(chunks[c], i, k, false);
       if (grown.length >= 2 * CHUNK) chunks.splice(c, 1, grown.slice(0, CHUNK), grown.slice(CHUNK));
       else chunks[c] = grown;
     }
-    out = new ChunkedSet(chunks, size);
+    if (!chunks) return base;
+    out = new ChunkedSet(chunks, datumSize(base) + added.length);
   }
   log?.set(out, { base, added, removed: [] });
   return out;
