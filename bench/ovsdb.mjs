@@ -9,7 +9,9 @@
 // V8 needs about that many before nvs-dbserver's commit path is optimized —
 // its CPU per transaction falls from ~400 us to ~100-150 us over the first
 // 3,000 here — and a daemon serves warm; ovsdb-server needs none).
-// Usage: npm run build:ts && node bench/ovsdb.mjs [--rounds N] [--txns N] [--warmup N]
+// Usage: npm run build:ts && node bench/ovsdb.mjs [--rounds N] [--txns N] [--warmup N] [--nvs-bin FILE]
+// (--nvs-bin: another nvs-dbserver bundle, e.g. an older build kept aside, to
+// compare builds against the same ovsdb-server in one run.)
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -19,12 +21,12 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const { values: opt } = parseArgs({ options: { rounds: { type: 'string', default: '5' }, txns: { type: 'string', default: '1000' }, warmup: { type: 'string', default: '3000' } } });
+const { values: opt } = parseArgs({ options: { rounds: { type: 'string', default: '5' }, txns: { type: 'string', default: '1000' }, warmup: { type: 'string', default: '3000' }, 'nvs-bin': { type: 'string' } } });
 const ROUNDS = Number(opt.rounds);
 const N = Number(opt.txns);
 const WARMUP = Number(opt.warmup);
 const schema = join(root, 'configs', 'vswitch.ovsschema');
-const nvsBin = join(root, 'dist', 'nvs-dbserver.js');
+const nvsBin = opt['nvs-bin'] ?? join(root, 'dist', 'nvs-dbserver.js');
 if (!existsSync(nvsBin)) {
   console.error(`${nvsBin} is missing: run "npm run build:ts" first`);
   process.exit(1);
