@@ -478,6 +478,14 @@ impl JsDatapath {
         Ok(())
     }
 
+    /// Replaces the polling threads: one pinned to each of `cores`, or one
+    /// unpinned thread when empty; ports and flows are kept.
+    #[napi]
+    pub fn set_pmd_cores(&self, cores: Vec<u32>) -> Result<(), String> {
+        let cores: Vec<usize> = cores.into_iter().map(|c| c as usize).collect();
+        self.inner.dp.set_pmd_cores(&cores).map_err(dp_err)
+    }
+
     /// Opens a port; returns its number.
     #[napi]
     pub fn add_port(

@@ -164,6 +164,16 @@ export class Datapath {
     callAddon(() => this.native.close());
   }
 
+  /**
+   * Replaces the polling threads: one pinned to each of `cores`, or one
+   * unpinned thread when empty. Ports, flows and their counters are kept; each
+   * new thread starts with an empty exact-match cache. On failure (a core that
+   * cannot be had) the old threads go on unchanged.
+   */
+  setPmdCores(cores: readonly number[]): void {
+    callAddon(() => this.native.setPmdCores([...cores]));
+  }
+
   /** Opens a port (type 'dummy': in-memory, for tests); returns its number (lowest free, from 1). */
   addPort(name: string, type: string, options: Record<string, string> = {}): number {
     return callAddon(() => this.native.addPort(name, type, options));

@@ -2,7 +2,8 @@
  * nvs-vswitchd's appctl commands (on `<rundir>/nvs-vswitchd.ctl`, reached by
  * the real ovs-appctl and by nvs-appctl), in the layouts of ovs-vswitchd's:
  * ofproto/trace, fdb/show, fdb/flush, fdb/stats-show, dpif/show,
- * dpif/dump-flows (datapath flow syntax, `-m`, `--names`), dpif-netdev/pmd-stats-show, memory/show, coverage/show,
+ * dpif/dump-flows (datapath flow syntax, `-m`, `--names`), dpif-netdev/pmd-stats-show,
+ * dpif-netdev/pmd-rxq-show, memory/show, coverage/show,
  * netdev-dummy/receive, ofctl/parse-pcap (for nvs-ofctl), plus revalidator/wait and netdev-dummy/drain for
  * scenario tests. vlog/*, version, list-commands and exit come with the
  * unixctl server. Every command is a thin view over the components.
@@ -204,6 +205,21 @@ export function registerAppctl(server: UnixctlServer, ctx: AppctlContext): void 
       out.push(`  rx ports: ${t.ports.join(' ') || '(none)'}`);
     }
     out.push(`upcalls lost (queue full): ${s.lostUpcalls}`);
+    return `${out.join('\n')}\n`;
+  });
+
+  // Which polling thread receives on which port, in OVS's layout (nvs keeps no per-queue usage history).
+  server.register('dpif-netdev/pmd-rxq-show', '', 0, 0, () => {
+    const s = needDp(ctx).stats();
+    const names = new Map<number, string>();
+    for (const b of ctx.bridges()) for (const p of b.ports.values()) names.set(p.odpPort, p.name);
+    const out = ['Displaying last 60 seconds pmd usage %'];
+    for (const t of s.threads) {
+      out.push(`pmd thread numa_id 0 core_id ${t.core ?? '?'}:`);
+      out.push('  isolated : false');
+      for (const no of t.ports) out.push(`  port: ${(names.get(no) ?? String(no)).padEnd(16)}  queue-id:  0 (enabled)   pmd usage: NOT AVAIL`);
+      out.push('  overhead: NOT AVAIL');
+    }
     return `${out.join('\n')}\n`;
   });
 

@@ -254,6 +254,10 @@ export class NvsDataplane implements Dataplane {
     return new NvsDataplane(Datapath.open({ threads: cores ? cores.length : 1, cores }));
   }
 
+  setPmdCores(cores: readonly number[]): void {
+    this.dp.setPmdCores(cores);
+  }
+
   addPort(name: string, _type: 'dummy' | 'internal'): number {
     return this.dp.addPort(name, 'dummy');
   }
