@@ -77,6 +77,22 @@ priority=5,actions=output:2`,
 priority=0,actions=drop`,
     packets: [['p3', tcp(3, 4, { nw_dst: IP('192.168.3.4'), tcp_flags: 0x02 })], ['p3', tcp(3, 4, { nw_dst: IP('192.168.3.4'), tcp_flags: 0x12 })]],
   },
+  {
+    name: 'IPv6, ARP and ICMP headers',
+    rules: `priority=20,ipv6,ipv6_dst=2001:db8::/32,actions=output:2
+priority=15,udp6,tp_dst=53,actions=output:4
+priority=10,arp,arp_op=1,actions=output:3
+priority=5,icmp,icmp_type=8,actions=output:4
+priority=0,actions=drop`,
+    packets: [
+      ['p3', hex({ eth_src: MAC(3), eth_dst: MAC(4), eth_type: 0x86dd, ipv6_src: 0x20010db9n << 96n, ipv6_dst: 0x20010db8n << 96n, nw_proto: 17, tp_src: 5, tp_dst: 6 })],
+      ['p3', hex({ eth_src: MAC(3), eth_dst: MAC(4), eth_type: 0x86dd, ipv6_src: 0x20010db9n << 96n, ipv6_dst: 0x20020000n << 96n, nw_proto: 17, tp_src: 5, tp_dst: 53 })],
+      ['p4', hex({ eth_src: MAC(4), eth_dst: 0xffffffffffff, eth_type: 0x0806, nw_proto: 1, nw_src: IP('10.0.0.4'), nw_dst: IP('10.0.0.3') })],
+      ['p4', hex({ eth_src: MAC(4), eth_dst: 0xffffffffffff, eth_type: 0x0806, nw_proto: 2, nw_src: IP('10.0.0.4'), nw_dst: IP('10.0.0.3') })],
+      ['p2', hex({ eth_src: MAC(2), eth_dst: MAC(3), eth_type: 0x0800, nw_src: IP('10.0.0.2'), nw_dst: IP('10.0.0.3'), nw_proto: 1, tp_src: 8, tp_dst: 0 })],
+      ['p2', hex({ eth_src: MAC(2), eth_dst: MAC(3), eth_type: 0x0800, nw_src: IP('10.0.0.2'), nw_dst: IP('10.0.0.3'), nw_proto: 1, tp_src: 0, tp_dst: 0 })],
+    ],
+  },
 ];
 
 /** Masks a printed value with its printed mask, in the value's own notation. */

@@ -168,7 +168,7 @@ function l3l4(k: DpFlowKey, w: DpFlowKey, verbose: boolean): string[] {
       if (!isV6) break;
       icmp('icmpv6');
       // Neighbour discovery (solicitation 135, advertisement 136) carries a target and link-layer addresses.
-      if ((w.tp_src & 0xff) === 0xff && (k.tp_src === 135 || k.tp_src === 136) && (w.tp_dst === 0 || k.tp_dst === 0)) {
+      if ((w.tp_src & 0xff) === 0xff && (k.tp_src === 135 || k.tp_src === 136)) {
         push(
           attr('nd', [
             sub('target', k.nd_target, w.nd_target, V6_FULL, ip6, ip6, verbose),
