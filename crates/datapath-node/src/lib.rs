@@ -257,6 +257,20 @@ pub struct ThreadStatsJs {
     pub iterations: i64,
 }
 
+/// Counters of polling threads without a thread (the sum over replaced ones).
+#[napi(object)]
+pub struct PmdCountersJs {
+    pub packets: i64,
+    pub emc_hits: i64,
+    pub megaflow_hits: i64,
+    pub misses: i64,
+    pub lost_upcalls: i64,
+    pub parse_errors: i64,
+    pub tx_dropped: i64,
+    pub busy_ns: i64,
+    pub iterations: i64,
+}
+
 #[napi(object)]
 pub struct DatapathStatsJs {
     pub flows: u32,
@@ -265,6 +279,8 @@ pub struct DatapathStatsJs {
     /// Upcall batches the bridge dropped because JavaScript fell behind (in upcalls).
     pub bridge_lost_upcalls: i64,
     pub threads: Vec<ThreadStatsJs>,
+    /// Final counters of the threads `setPmdCores` replaced, summed.
+    pub retired: PmdCountersJs,
     pub ports: Vec<PortStatsJs>,
 }
 
@@ -853,6 +869,17 @@ impl JsDatapath {
                     iterations: t.stats.iterations as i64,
                 })
                 .collect(),
+            retired: PmdCountersJs {
+                packets: s.retired.packets as i64,
+                emc_hits: s.retired.emc_hits as i64,
+                megaflow_hits: s.retired.megaflow_hits as i64,
+                misses: s.retired.misses as i64,
+                lost_upcalls: s.retired.lost_upcalls as i64,
+                parse_errors: s.retired.parse_errors as i64,
+                tx_dropped: s.retired.tx_dropped as i64,
+                busy_ns: s.retired.busy_ns as i64,
+                iterations: s.retired.iterations as i64,
+            },
             ports: s
                 .ports
                 .into_iter()

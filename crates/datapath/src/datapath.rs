@@ -192,6 +192,9 @@ pub struct DatapathStats {
     /// Upcalls dropped because the queue was full (threads and `execute`).
     pub lost_upcalls: u64,
     pub threads: Vec<ThreadInfo>,
+    /// Final counters of the threads `set_pmd_cores` replaced, summed: add
+    /// them to the running threads' for totals that never go back.
+    pub retired: PmdStats,
     pub ports: Vec<PortInfo>,
 }
 
@@ -209,9 +212,10 @@ struct State {
     pmds: Vec<PmdHandle>,
     sync_seq: u64,
     closed: bool,
-    /// Lost upcalls from `execute` and from threads since retired by
-    /// `set_pmd_cores` (running threads count their own).
+    /// Lost upcalls from `execute` (threads count their own).
     exec_lost: u64,
+    /// Final counters of the threads replaced by `set_pmd_cores`, summed.
+    retired: PmdStats,
     /// Slots of each thread's exact-match cache (for threads started later).
     emc_entries: usize,
 }
@@ -248,6 +252,7 @@ impl Datapath {
                 sync_seq: 0,
                 closed: false,
                 exec_lost: 0,
+                retired: PmdStats::default(),
                 emc_entries: config.emc_entries,
             }),
             upcalls,
@@ -322,7 +327,7 @@ impl Datapath {
     /// threads finish the batch they are in (its packets go out) and stop,
     /// then the rx ports are spread over the new ones; packets that arrive
     /// meanwhile wait in their port's rx queue. Per-thread counters start
-    /// from zero; lost upcalls of the old threads stay in the datapath total.
+    /// from zero; the old threads' final counters go to `DatapathStats::retired`.
     pub fn set_pmd_cores(&self, cores: &[usize]) -> Result<(), DpError> {
         if cores.len() > MAX_THREADS {
             return Err(DpError::BadConfig(format!(
@@ -353,10 +358,10 @@ impl Datapath {
         }
         let mut old = std::mem::replace(&mut st.pmds, fresh);
         stop_threads(&mut old);
-        st.exec_lost += old
-            .iter()
-            .map(|p| p.shared.counters.lost_upcalls.load(Ordering::Relaxed))
-            .sum::<u64>();
+        for p in &old {
+            let final_counts = p.shared.counters.snapshot();
+            st.retired.add(&final_counts);
+        }
         reassign(&mut st);
         Ok(())
     }
@@ -615,8 +620,11 @@ impl Datapath {
         DatapathStats {
             flows: st.flows.len(),
             upcalls_queued: self.upcalls.len(),
-            lost_upcalls: st.exec_lost + threads.iter().map(|t| t.stats.lost_upcalls).sum::<u64>(),
+            lost_upcalls: st.exec_lost
+                + st.retired.lost_upcalls
+                + threads.iter().map(|t| t.stats.lost_upcalls).sum::<u64>(),
             threads,
+            retired: st.retired,
             ports: port_infos(&st),
         }
     }

@@ -477,6 +477,10 @@ fn changing_the_cores_keeps_ports_flows_and_packets() {
         0
     );
     assert_eq!(dp.flow_dump()[0].stats.packets, 100);
+    // Totals never go back: the old thread's counters are kept as retired.
+    let s = dp.stats();
+    let now: u64 = s.threads.iter().map(|t| t.stats.packets).sum();
+    assert_eq!(s.retired.packets + now, 100);
 
     // A core that cannot be had leaves the running threads alone.
     assert_eq!(

@@ -86,6 +86,9 @@ export interface PortStats {
   txErrors: number;
 }
 
+/** The counters of a polling thread (ThreadStats without its identity). */
+export type PmdCounters = Omit<ThreadStats, 'id' | 'core' | 'ports'>;
+
 export interface ThreadStats {
   id: number;
   core?: number;
@@ -112,6 +115,8 @@ export interface DatapathStats {
   /** Upcalls dropped because the JS callback of `onUpcalls` fell behind. */
   bridgeLostUpcalls: number;
   threads: ThreadStats[];
+  /** Final counters of the threads `setPmdCores` replaced, summed (add them for totals). */
+  retired: PmdCounters;
   ports: PortStats[];
 }
 
@@ -311,6 +316,7 @@ export class Datapath {
       lostUpcalls: s.lostUpcalls,
       bridgeLostUpcalls: s.bridgeLostUpcalls,
       threads: s.threads.map((t) => dropNulls({ ...t }) as ThreadStats),
+      retired: { ...s.retired },
       ports: s.ports.map((p) => dropNulls({ ...p }) as PortStats),
     };
   }

@@ -62,6 +62,18 @@ export interface NativePortStats {
   txErrors: number;
 }
 
+export interface NativePmdCounters {
+  packets: number;
+  emcHits: number;
+  megaflowHits: number;
+  misses: number;
+  lostUpcalls: number;
+  parseErrors: number;
+  txDropped: number;
+  busyNs: number;
+  iterations: number;
+}
+
 export interface NativeThreadStats {
   id: number;
   core?: number | null;
@@ -83,6 +95,7 @@ export interface NativeStats {
   lostUpcalls: number;
   bridgeLostUpcalls: number;
   threads: NativeThreadStats[];
+  retired: NativePmdCounters;
   ports: NativePortStats[];
 }
 

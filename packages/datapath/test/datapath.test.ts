@@ -177,5 +177,9 @@ describe('datapath on dummy ports', () => {
     await eventually('2 packets out of p2', () => dp.stats().ports.find((p) => p.portNo === p2)?.txPackets === 2);
     expect(dp.stats().threads[0].misses).toBe(0);
     expect(dp.flowDump()[0].stats.packets).toBe(2);
+    // The replaced threads' counters stay in the totals.
+    dp.setPmdCores([0]);
+    expect(dp.stats().retired).toMatchObject({ packets: 2, megaflowHits: 1, emcHits: 1, misses: 0 });
+    expect(dp.stats().threads[0].packets).toBe(0);
   });
 });

@@ -84,7 +84,7 @@ async function quiesce(dp: Dataplane, udpif: Udpif, injected: Map<number, number
   for (let i = 0; i < 2000; i++) {
     const s = dp.stats();
     const received = [...injected].every(([no, n]) => (s.ports.find((p) => p.no === no)?.rxPackets ?? n) >= n);
-    const misses = s.threads.reduce((n, t) => n + (t.counters.misses ?? 0), 0);
+    const misses = s.threads.reduce((n, t) => n + (t.counters.misses ?? 0), s.retired.misses ?? 0);
     if (received && udpif.handled + s.lostUpcalls >= misses) return;
     await new Promise((r) => setTimeout(r, 5));
   }
@@ -157,8 +157,8 @@ export function registerAppctl(server: UnixctlServer, ctx: AppctlContext): void 
   server.register('dpif/show', '', 0, 0, () => {
     const dp = needDp(ctx);
     const s = dp.stats();
-    const hits = s.threads.reduce((n, t) => n + (t.counters.emcHits ?? 0) + (t.counters.megaflowHits ?? 0), 0);
-    const missed = s.threads.reduce((n, t) => n + (t.counters.misses ?? 0), 0);
+    const hits = s.threads.reduce((n, t) => n + (t.counters.emcHits ?? 0) + (t.counters.megaflowHits ?? 0), (s.retired.emcHits ?? 0) + (s.retired.megaflowHits ?? 0));
+    const missed = s.threads.reduce((n, t) => n + (t.counters.misses ?? 0), s.retired.misses ?? 0);
     const out = [`nvs@nvs-netdev: hit:${hits} missed:${missed}`];
     for (const b of ctx.bridges()) {
       out.push(`  ${b.name}:`);

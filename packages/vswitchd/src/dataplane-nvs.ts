@@ -477,6 +477,7 @@ export class NvsDataplane implements Dataplane {
       flows: s.flows,
       lostUpcalls: s.lostUpcalls + s.bridgeLostUpcalls,
       threads: s.threads.map(({ id, core, ports, ...counters }) => ({ id, core, ports, counters })),
+      retired: { ...s.retired },
       ports: s.ports.map((p) => ({
         no: p.portNo,
         name: p.name,

@@ -53,6 +53,8 @@ export interface DpStats {
   flows: number;
   lostUpcalls: number;
   threads: DpThreadStats[];
+  /** Counters of polling threads since replaced (a pmd-cpu-mask change), summed: add them for totals. */
+  retired: Record<string, number>;
   ports: DpPortStats[];
 }
 
