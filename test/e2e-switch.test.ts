@@ -146,7 +146,7 @@ describe('nvs switch end to end', () => {
     expect(await drain('p3')).toHaveLength(1);
     // The megaflow is installed: the next packet is a datapath hit, no upcall.
     const dp = await nvs.appctl('dpif/dump-flows', 'br0');
-    expect(dp.stdout).toMatch(/tcp,.*nw_dst=10\.0\.0\.3.*tp_dst=80.*actions:/);
+    expect(dp.stdout).toMatch(/eth_type\(0x0800\),ipv4\(.*dst=10\.0\.0\.3,proto=6,.*\),tcp\(dst=80\).*actions:/);
     const mod = await nvs.ofctl('mod-flows', 'br0', 'tcp,nw_dst=10.0.0.3,tp_dst=80,actions=output:2');
     expect(mod.code, mod.stderr).toBe(0);
     await settle();
@@ -157,7 +157,7 @@ describe('nvs switch end to end', () => {
     // The revalidator fixed the installed megaflow in place: the packet was a datapath hit on the new actions.
     const odp2 = (await nvs.appctl('dpif/show')).stdout.match(/p2 2\/(\d+):/)![1];
     const after = (await nvs.appctl('dpif/dump-flows', 'br0')).stdout;
-    expect(after).toMatch(new RegExp(`tcp,.*nw_dst=10\\.0\\.0\\.3.*tp_dst=80.*, packets:[1-9]\\d*, .*actions:${odp2}\\n`));
+    expect(after).toMatch(new RegExp(`ipv4\\(.*dst=10\\.0\\.0\\.3,proto=6,.*\\),tcp\\(dst=80\\), packets:[1-9]\\d*, .*actions:${odp2}\\n`));
     expect((await nvs.appctl('coverage/show')).stdout).toMatch(/revalidate_modify\s+[\d.]+\/sec\s+total: [1-9]/);
   });
 

@@ -257,6 +257,20 @@ pub struct ThreadStatsJs {
     pub iterations: i64,
 }
 
+/// Counters of polling threads without a thread (the sum over replaced ones).
+#[napi(object)]
+pub struct PmdCountersJs {
+    pub packets: i64,
+    pub emc_hits: i64,
+    pub megaflow_hits: i64,
+    pub misses: i64,
+    pub lost_upcalls: i64,
+    pub parse_errors: i64,
+    pub tx_dropped: i64,
+    pub busy_ns: i64,
+    pub iterations: i64,
+}
+
 #[napi(object)]
 pub struct DatapathStatsJs {
     pub flows: u32,
@@ -265,6 +279,8 @@ pub struct DatapathStatsJs {
     /// Upcall batches the bridge dropped because JavaScript fell behind (in upcalls).
     pub bridge_lost_upcalls: i64,
     pub threads: Vec<ThreadStatsJs>,
+    /// Final counters of the threads `setPmdCores` replaced, summed.
+    pub retired: PmdCountersJs,
     pub ports: Vec<PortStatsJs>,
 }
 
@@ -476,6 +492,14 @@ impl JsDatapath {
                 .map_err(|e| fail("DP_NAPI", e.reason))?;
         }
         Ok(())
+    }
+
+    /// Replaces the polling threads: one pinned to each of `cores`, or one
+    /// unpinned thread when empty; ports and flows are kept.
+    #[napi]
+    pub fn set_pmd_cores(&self, cores: Vec<u32>) -> Result<(), String> {
+        let cores: Vec<usize> = cores.into_iter().map(|c| c as usize).collect();
+        self.inner.dp.set_pmd_cores(&cores).map_err(dp_err)
     }
 
     /// Opens a port; returns its number.
@@ -845,6 +869,17 @@ impl JsDatapath {
                     iterations: t.stats.iterations as i64,
                 })
                 .collect(),
+            retired: PmdCountersJs {
+                packets: s.retired.packets as i64,
+                emc_hits: s.retired.emc_hits as i64,
+                megaflow_hits: s.retired.megaflow_hits as i64,
+                misses: s.retired.misses as i64,
+                lost_upcalls: s.retired.lost_upcalls as i64,
+                parse_errors: s.retired.parse_errors as i64,
+                tx_dropped: s.retired.tx_dropped as i64,
+                busy_ns: s.retired.busy_ns as i64,
+                iterations: s.retired.iterations as i64,
+            },
             ports: s
                 .ports
                 .into_iter()

@@ -18,6 +18,9 @@
 //!   `recv_upcalls` pops them in batches, `wait_upcalls` blocks for more.
 //! - **Execute**: runs actions on a packet from the slow path, on the caller's
 //!   thread (`execute_batch`: many packets under one lock).
+//! - **Threads**: `set_pmd_cores` replaces the polling threads (new cores,
+//!   new count) while running: ports, flows and flow counters stay, each new
+//!   thread starts with every flow and an empty exact-match cache.
 //!
 //! Closing (or dropping) stops and joins the threads, then closes every port.
 
@@ -189,6 +192,9 @@ pub struct DatapathStats {
     /// Upcalls dropped because the queue was full (threads and `execute`).
     pub lost_upcalls: u64,
     pub threads: Vec<ThreadInfo>,
+    /// Final counters of the threads `set_pmd_cores` replaced, summed: add
+    /// them to the running threads' for totals that never go back.
+    pub retired: PmdStats,
     pub ports: Vec<PortInfo>,
 }
 
@@ -208,6 +214,10 @@ struct State {
     closed: bool,
     /// Lost upcalls from `execute` (threads count their own).
     exec_lost: u64,
+    /// Final counters of the threads replaced by `set_pmd_cores`, summed.
+    retired: PmdStats,
+    /// Slots of each thread's exact-match cache (for threads started later).
+    emc_entries: usize,
 }
 
 /// The fast path. All methods take `&self`; control calls serialise on one mutex.
@@ -242,6 +252,8 @@ impl Datapath {
                 sync_seq: 0,
                 closed: false,
                 exec_lost: 0,
+                retired: PmdStats::default(),
+                emc_entries: config.emc_entries,
             }),
             upcalls,
             clock,
@@ -302,6 +314,56 @@ impl Datapath {
                 "polling thread died at start",
             ))),
         }
+    }
+
+    /// Replaces the polling threads: one per entry of `cores`, pinned to it,
+    /// or one unpinned thread when `cores` is empty (OVS re-creates its PMD
+    /// threads when `pmd-cpu-mask` changes). Ports, flows and counters of
+    /// flows and ports are kept; each new thread starts with every flow in
+    /// its classifier and an empty exact-match cache.
+    ///
+    /// The new threads are started (and pinned) first: if one cannot be, they
+    /// are stopped again and the old ones go on as before. Otherwise the old
+    /// threads finish the batch they are in (its packets go out) and stop,
+    /// then the rx ports are spread over the new ones; packets that arrive
+    /// meanwhile wait in their port's rx queue. Per-thread counters start
+    /// from zero; the old threads' final counters go to `DatapathStats::retired`.
+    pub fn set_pmd_cores(&self, cores: &[usize]) -> Result<(), DpError> {
+        if cores.len() > MAX_THREADS {
+            return Err(DpError::BadConfig(format!(
+                "threads must be at most {MAX_THREADS}, got {}",
+                cores.len()
+            )));
+        }
+        let mut st = self.open_state()?;
+        let wanted: Vec<Option<usize>> = if cores.is_empty() {
+            vec![None]
+        } else {
+            cores.iter().map(|&c| Some(c)).collect()
+        };
+        let mut fresh = Vec::with_capacity(wanted.len());
+        for (id, core) in wanted.into_iter().enumerate() {
+            match self.spawn(id, core, st.emc_entries) {
+                Ok(h) => fresh.push(h),
+                Err(e) => {
+                    stop_threads(&mut fresh);
+                    return Err(e);
+                }
+            }
+        }
+        // Every flow, queued before any port: a new thread classifies nothing without them.
+        let flows: Arc<[Arc<Megaflow>]> = st.flows.iter().cloned().collect();
+        for h in &fresh {
+            h.shared.commands.push(Command::InsertBatch(flows.clone()));
+        }
+        let mut old = std::mem::replace(&mut st.pmds, fresh);
+        stop_threads(&mut old);
+        for p in &old {
+            let final_counts = p.shared.counters.snapshot();
+            st.retired.add(&final_counts);
+        }
+        reassign(&mut st);
+        Ok(())
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -558,8 +620,11 @@ impl Datapath {
         DatapathStats {
             flows: st.flows.len(),
             upcalls_queued: self.upcalls.len(),
-            lost_upcalls: st.exec_lost + threads.iter().map(|t| t.stats.lost_upcalls).sum::<u64>(),
+            lost_upcalls: st.exec_lost
+                + st.retired.lost_upcalls
+                + threads.iter().map(|t| t.stats.lost_upcalls).sum::<u64>(),
             threads,
+            retired: st.retired,
             ports: port_infos(&st),
         }
     }
@@ -576,15 +641,7 @@ impl Datapath {
             return;
         }
         st.closed = true;
-        for p in &st.pmds {
-            p.shared.stop.store(true, Ordering::Release);
-        }
-        for p in &mut st.pmds {
-            if let Some(t) = p.thread.take() {
-                t.thread().unpark();
-                let _ = t.join();
-            }
-        }
+        stop_threads(&mut st.pmds);
         for entry in st.ports.values() {
             entry.lock().close();
         }
@@ -721,6 +778,19 @@ fn port_infos(st: &State) -> Vec<PortInfo> {
             stats: p.lock().stats(),
         })
         .collect()
+}
+
+/// Tells every thread of `pmds` to stop, then joins them (each finishes the batch it is in).
+fn stop_threads(pmds: &mut [PmdHandle]) {
+    for p in pmds.iter() {
+        p.shared.stop.store(true, Ordering::Release);
+    }
+    for p in pmds.iter_mut() {
+        if let Some(t) = p.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
 }
 
 /// Sends a command to every polling thread and wakes it.

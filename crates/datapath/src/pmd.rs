@@ -102,6 +102,21 @@ pub struct PmdStats {
     pub iterations: u64,
 }
 
+impl PmdStats {
+    /// Adds `other` counter by counter (totals over threads).
+    pub fn add(&mut self, other: &PmdStats) {
+        self.packets += other.packets;
+        self.emc_hits += other.emc_hits;
+        self.megaflow_hits += other.megaflow_hits;
+        self.misses += other.misses;
+        self.lost_upcalls += other.lost_upcalls;
+        self.parse_errors += other.parse_errors;
+        self.tx_dropped += other.tx_dropped;
+        self.busy_ns += other.busy_ns;
+        self.iterations += other.iterations;
+    }
+}
+
 impl PmdCounters {
     pub fn snapshot(&self) -> PmdStats {
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);

@@ -422,3 +422,83 @@ fn batch_execute_sends_each_packet_and_reports_bad_ports() {
     assert!(matches!(results[1], Err(DpError::NoSuchPort(99))));
     assert_eq!(dp.port_drain(p2, 10).unwrap(), vec![a, b]);
 }
+
+#[test]
+fn changing_the_cores_keeps_ports_flows_and_packets() {
+    let (dp, p1, p2) = two_ports(1);
+    let pkt = udp_frame(1000);
+    let mut key = FlowKey::default();
+    parse::extract(&pkt, p1, &mut key);
+    dp.flow_put(
+        &key,
+        &mask(),
+        Box::new([Action::Output(p2)]),
+        PutFlags::CREATE,
+    )
+    .unwrap();
+    let tx = |dp: &Datapath| {
+        dp.ports()
+            .into_iter()
+            .find(|p| p.no == p2)
+            .unwrap()
+            .stats
+            .tx_packets
+    };
+    let many = vec![pkt.as_slice(); 50];
+
+    // Packets injected just before the change go out, on whichever threads.
+    dp.port_inject(p1, &many).unwrap();
+    let cores: Vec<usize> = if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
+        vec![0, 1]
+    } else {
+        vec![0]
+    };
+    dp.set_pmd_cores(&cores).unwrap();
+    let s = dp.stats();
+    let pinned: Vec<Option<usize>> = s.threads.iter().map(|t| t.core).collect();
+    assert_eq!(pinned, cores.iter().map(|&c| Some(c)).collect::<Vec<_>>());
+    let mut polled: Vec<u32> = s.threads.iter().flat_map(|t| t.ports.clone()).collect();
+    polled.sort();
+    assert_eq!(
+        polled,
+        vec![p1, p2],
+        "every port is polled by one new thread"
+    );
+    dp.port_inject(p1, &many).unwrap();
+    eventually("100 packets out of p2", || (tx(&dp) == 100).then_some(()));
+    // The new threads had the flow from the start: no upcall, and the flow's counters went on.
+    assert!(dp.recv_upcalls(64).is_empty());
+    assert_eq!(
+        dp.stats()
+            .threads
+            .iter()
+            .map(|t| t.stats.misses)
+            .sum::<u64>(),
+        0
+    );
+    assert_eq!(dp.flow_dump()[0].stats.packets, 100);
+    // Totals never go back: the old thread's counters are kept as retired.
+    let s = dp.stats();
+    let now: u64 = s.threads.iter().map(|t| t.stats.packets).sum();
+    assert_eq!(s.retired.packets + now, 100);
+
+    // A core that cannot be had leaves the running threads alone.
+    assert_eq!(
+        dp.set_pmd_cores(&[100_000]).unwrap_err().code(),
+        "DP_PIN_FAILED"
+    );
+    assert_eq!(dp.stats().threads.len(), cores.len());
+    dp.port_inject(p1, &[&pkt]).unwrap();
+    eventually("101 packets out of p2", || (tx(&dp) == 101).then_some(()));
+
+    // No cores: one unpinned thread polls everything.
+    dp.set_pmd_cores(&[]).unwrap();
+    let s = dp.stats();
+    assert_eq!(s.threads.len(), 1);
+    assert_eq!(s.threads[0].core, None);
+    assert_eq!(s.threads[0].ports, vec![p1, p2]);
+    dp.port_inject(p1, &[&pkt]).unwrap();
+    eventually("102 packets out of p2", || (tx(&dp) == 102).then_some(()));
+    dp.close();
+    assert!(matches!(dp.set_pmd_cores(&[0]), Err(DpError::Closed)));
+}

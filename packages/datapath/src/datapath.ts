@@ -86,6 +86,9 @@ export interface PortStats {
   txErrors: number;
 }
 
+/** The counters of a polling thread (ThreadStats without its identity). */
+export type PmdCounters = Omit<ThreadStats, 'id' | 'core' | 'ports'>;
+
 export interface ThreadStats {
   id: number;
   core?: number;
@@ -112,6 +115,8 @@ export interface DatapathStats {
   /** Upcalls dropped because the JS callback of `onUpcalls` fell behind. */
   bridgeLostUpcalls: number;
   threads: ThreadStats[];
+  /** Final counters of the threads `setPmdCores` replaced, summed (add them for totals). */
+  retired: PmdCounters;
   ports: PortStats[];
 }
 
@@ -162,6 +167,16 @@ export class Datapath {
   /** Stops the threads and closes every port. Idempotent. */
   close(): void {
     callAddon(() => this.native.close());
+  }
+
+  /**
+   * Replaces the polling threads: one pinned to each of `cores`, or one
+   * unpinned thread when empty. Ports, flows and their counters are kept; each
+   * new thread starts with an empty exact-match cache. On failure (a core that
+   * cannot be had) the old threads go on unchanged.
+   */
+  setPmdCores(cores: readonly number[]): void {
+    callAddon(() => this.native.setPmdCores([...cores]));
   }
 
   /** Opens a port (type 'dummy': in-memory, for tests); returns its number (lowest free, from 1). */
@@ -301,6 +316,7 @@ export class Datapath {
       lostUpcalls: s.lostUpcalls,
       bridgeLostUpcalls: s.bridgeLostUpcalls,
       threads: s.threads.map((t) => dropNulls({ ...t }) as ThreadStats),
+      retired: { ...s.retired },
       ports: s.ports.map((p) => dropNulls({ ...p }) as PortStats),
     };
   }

@@ -62,6 +62,18 @@ export interface NativePortStats {
   txErrors: number;
 }
 
+export interface NativePmdCounters {
+  packets: number;
+  emcHits: number;
+  megaflowHits: number;
+  misses: number;
+  lostUpcalls: number;
+  parseErrors: number;
+  txDropped: number;
+  busyNs: number;
+  iterations: number;
+}
+
 export interface NativeThreadStats {
   id: number;
   core?: number | null;
@@ -83,6 +95,7 @@ export interface NativeStats {
   lostUpcalls: number;
   bridgeLostUpcalls: number;
   threads: NativeThreadStats[];
+  retired: NativePmdCounters;
   ports: NativePortStats[];
 }
 
@@ -97,6 +110,7 @@ export interface NativeDatapath {
   close(): void;
   addPort(name: string, kind: string, options?: Record<string, string> | null): number;
   removePort(portNo: number): void;
+  setPmdCores(cores: number[]): void;
   flowPut(
     flows: { key: Buffer; mask: Buffer; actions: Buffer; create?: boolean; modify?: boolean; zeroStats?: boolean }[],
   ): NativeOpResult[];

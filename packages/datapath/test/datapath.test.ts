@@ -158,4 +158,28 @@ describe('datapath on dummy ports', () => {
     expect(dp.stats()).toMatchObject({ lostUpcalls: 6, upcallsQueued: 4 });
     expect(dp.recvUpcalls(100)).toHaveLength(4);
   });
+
+  it('setPmdCores re-creates the polling threads; ports and flows stay', async () => {
+    const dp = datapath({ threads: 1 });
+    const p1 = dp.addPort('p1', 'dummy');
+    const p2 = dp.addPort('p2', 'dummy');
+    const pkt = udpFrame(1000);
+    const key = { inPort: p1, ethType: 0x0800 };
+    const mask = dp.keys.exactMask(['inPort', 'ethType']);
+    expect(dp.flowPut([{ key, mask, actions: [{ type: 'output', port: p2 }] }])).toEqual([{ ok: true }]);
+    dp.setPmdCores([0]);
+    expect(dp.stats().threads.map((t) => [t.core, t.ports])).toEqual([[0, [p1, p2]]]);
+    expect(() => dp.setPmdCores([100_000])).toThrow(expect.objectContaining({ code: 'DP_PIN_FAILED' }));
+    expect(dp.stats().threads.map((t) => t.core)).toEqual([0]);
+    dp.setPmdCores([]);
+    expect(dp.stats().threads.map((t) => t.core)).toEqual([undefined]);
+    dp.inject(p1, [pkt, pkt]);
+    await eventually('2 packets out of p2', () => dp.stats().ports.find((p) => p.portNo === p2)?.txPackets === 2);
+    expect(dp.stats().threads[0].misses).toBe(0);
+    expect(dp.flowDump()[0].stats.packets).toBe(2);
+    // The replaced threads' counters stay in the totals.
+    dp.setPmdCores([0]);
+    expect(dp.stats().retired).toMatchObject({ packets: 2, megaflowHits: 1, emcHits: 1, misses: 0 });
+    expect(dp.stats().threads[0].packets).toBe(0);
+  });
 });

@@ -200,16 +200,16 @@ function formatSetValue(field: DpSetField, v: number | bigint): string {
 /**
  * Datapath actions in OVS's syntax: `drop` for none; consecutive `set`s of
  * one header are merged into one `set(ipv4(dst=…,ttl=…))`, a partial mask is
- * printed as `value/mask`.
+ * printed as `value/mask`. `portName` prints output ports by name (`--names`).
  */
-export function formatDpActions(actions: readonly DpAction[]): string {
+export function formatDpActions(actions: readonly DpAction[], portName?: (odpPort: number) => string | undefined): string {
   if (actions.length === 0) return 'drop';
   const out: string[] = [];
   for (let i = 0; i < actions.length; i++) {
     const a = actions[i];
     switch (a.type) {
       case 'output':
-        out.push(String(a.port));
+        out.push(portName?.(a.port) ?? String(a.port));
         break;
       case 'push_vlan': {
         const tpid = a.tpid === 0x8100 ? '' : `tpid=${hex(a.tpid)},`;

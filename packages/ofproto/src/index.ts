@@ -43,6 +43,7 @@ export * from './actions.ts';
 export * from './flow-mod.ts';
 export * from './errors.ts';
 export * from './dpif.ts';
+export * from './odp-flow.ts';
 export * from './classifier.ts';
 export * from './tables.ts';
 export * from './mac-learning.ts';

@@ -2,13 +2,15 @@
  * nvs-vswitchd's appctl commands (on `<rundir>/nvs-vswitchd.ctl`, reached by
  * the real ovs-appctl and by nvs-appctl), in the layouts of ovs-vswitchd's:
  * ofproto/trace, fdb/show, fdb/flush, fdb/stats-show, dpif/show,
- * dpif/dump-flows, dpif-netdev/pmd-stats-show, memory/show, coverage/show,
+ * dpif/dump-flows (datapath flow syntax, `-m`, `--names`), dpif-netdev/pmd-stats-show,
+ * dpif-netdev/pmd-rxq-show, memory/show, coverage/show,
  * netdev-dummy/receive, ofctl/parse-pcap (for nvs-ofctl), plus revalidator/wait and netdev-dummy/drain for
  * scenario tests. vlog/*, version, list-commands and exit come with the
  * unixctl server. Every command is a thin view over the components.
  */
 import { buildPacket, parseHexPacket } from './packet.ts';
-import { formatDpActions, formatFdb, formatMegaflow, parseTraceFlow, trace } from '@nvs/ofproto';
+import { createHash } from 'node:crypto';
+import { formatDpActions, formatFdb, formatOdpFlowKey, formatTcpFlagLetters, parseTraceFlow, trace } from '@nvs/ofproto';
 import type { UnixctlServer } from '@nvs/ovsdb';
 import type { BridgePort } from './bridge.ts';
 import type { Coverage } from './coverage.ts';
@@ -21,7 +23,7 @@ import type { Udpif } from './udpif.ts';
 /** Thrown for a bad appctl request; the message is what ovs-appctl prints. */
 export class AppctlError extends Error {
   constructor(
-    readonly code: 'APPCTL_NO_BRIDGE' | 'APPCTL_NO_PORT' | 'APPCTL_BAD_PACKET' | 'APPCTL_NOT_READY',
+    readonly code: 'APPCTL_NO_BRIDGE' | 'APPCTL_NO_PORT' | 'APPCTL_BAD_PACKET' | 'APPCTL_NOT_READY' | 'APPCTL_BAD_ARGS',
     message: string,
   ) {
     super(message);
@@ -82,10 +84,36 @@ async function quiesce(dp: Dataplane, udpif: Udpif, injected: Map<number, number
   for (let i = 0; i < 2000; i++) {
     const s = dp.stats();
     const received = [...injected].every(([no, n]) => (s.ports.find((p) => p.no === no)?.rxPackets ?? n) >= n);
-    const misses = s.threads.reduce((n, t) => n + (t.counters.misses ?? 0), 0);
+    const misses = s.threads.reduce((n, t) => n + (t.counters.misses ?? 0), s.retired.misses ?? 0);
     if (received && udpif.handled + s.lostUpcalls >= misses) return;
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/** `dpif/dump-flows` options: `-m`/`--more` (every field, and the ufid), `--names`/`--no-names` (default: names with -m). */
+function dumpFlowsArgs(args: string[]): { more: boolean; names: boolean; bridge: string } {
+  let more = false;
+  let names: boolean | undefined;
+  const rest: string[] = [];
+  for (const a of args) {
+    if (a === '-m' || a === '--more') more = true;
+    else if (a === '--names') names = true;
+    else if (a === '--no-names') names = false;
+    else if (a.startsWith('-')) throw new AppctlError('APPCTL_BAD_ARGS', `${a}: unknown option`);
+    else rest.push(a);
+  }
+  if (rest.length !== 1) throw new AppctlError('APPCTL_BAD_ARGS', 'exactly one bridge name is required');
+  return { more, names: names ?? more, bridge: rest[0] };
+}
+
+/**
+ * A megaflow's ufid for `-m`: a UUID-shaped digest of its identity (masked
+ * key and mask), stable for as long as the flow exists. nvs keys flows by
+ * that identity, not by a ufid handed down by the slow path as OVS does.
+ */
+function ufidOf(id: string): string {
+  const h = createHash('sha1').update(id, 'latin1').digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
 }
 
 export function registerAppctl(server: UnixctlServer, ctx: AppctlContext): void {
@@ -129,8 +157,8 @@ export function registerAppctl(server: UnixctlServer, ctx: AppctlContext): void 
   server.register('dpif/show', '', 0, 0, () => {
     const dp = needDp(ctx);
     const s = dp.stats();
-    const hits = s.threads.reduce((n, t) => n + (t.counters.emcHits ?? 0) + (t.counters.megaflowHits ?? 0), 0);
-    const missed = s.threads.reduce((n, t) => n + (t.counters.misses ?? 0), 0);
+    const hits = s.threads.reduce((n, t) => n + (t.counters.emcHits ?? 0) + (t.counters.megaflowHits ?? 0), (s.retired.emcHits ?? 0) + (s.retired.megaflowHits ?? 0));
+    const missed = s.threads.reduce((n, t) => n + (t.counters.misses ?? 0), s.retired.misses ?? 0);
     const out = [`nvs@nvs-netdev: hit:${hits} missed:${missed}`];
     for (const b of ctx.bridges()) {
       out.push(`  ${b.name}:`);
@@ -140,15 +168,21 @@ export function registerAppctl(server: UnixctlServer, ctx: AppctlContext): void 
     return `${out.join('\n')}\n`;
   });
 
-  server.register('dpif/dump-flows', 'bridge', 1, 1, (args) => {
-    const b = findBridge(ctx, args[0]);
+  server.register('dpif/dump-flows', '[-m] [--names | --no-names] bridge', 1, 3, (args) => {
+    const { more, names, bridge } = dumpFlowsArgs(args);
+    const b = findBridge(ctx, bridge);
     const dp = needDp(ctx);
     const now = dp.now();
+    const byNo = new Map([...b.ports.values()].map((p) => [p.odpPort, p.name]));
+    const portName = names ? (no: number) => byNo.get(no) : undefined;
     const lines: string[] = [];
     for (const f of dp.dump()) {
       if (b.ofPort(f.key.in_port) === undefined) continue;
       const used = f.usedAt ? `${((now - f.usedAt) / 1000).toFixed(3)}s` : 'never';
-      lines.push(`${formatMegaflow({ key: f.key, mask: f.mask })}, packets:${f.packets}, bytes:${f.bytes}, used:${used}, actions:${formatDpActions(f.actions)}`);
+      const flags = f.tcpFlags ? `, flags:${formatTcpFlagLetters(f.tcpFlags)}` : '';
+      const key = formatOdpFlowKey({ key: f.key, mask: f.mask }, { verbose: more, portName });
+      const ufid = more ? `ufid:${ufidOf(f.id)} ` : '';
+      lines.push(`${ufid}${key}, packets:${f.packets}, bytes:${f.bytes}, used:${used}${flags}, actions:${formatDpActions(f.actions, portName)}`);
     }
     return lines.map((l) => `${l}\n`).join('');
   });
@@ -171,6 +205,21 @@ export function registerAppctl(server: UnixctlServer, ctx: AppctlContext): void 
       out.push(`  rx ports: ${t.ports.join(' ') || '(none)'}`);
     }
     out.push(`upcalls lost (queue full): ${s.lostUpcalls}`);
+    return `${out.join('\n')}\n`;
+  });
+
+  // Which polling thread receives on which port, in OVS's layout (nvs keeps no per-queue usage history).
+  server.register('dpif-netdev/pmd-rxq-show', '', 0, 0, () => {
+    const s = needDp(ctx).stats();
+    const names = new Map<number, string>();
+    for (const b of ctx.bridges()) for (const p of b.ports.values()) names.set(p.odpPort, p.name);
+    const out = ['Displaying last 60 seconds pmd usage %'];
+    for (const t of s.threads) {
+      out.push(`pmd thread numa_id 0 core_id ${t.core ?? '?'}:`);
+      out.push('  isolated : false');
+      for (const no of t.ports) out.push(`  port: ${(names.get(no) ?? String(no)).padEnd(16)}  queue-id:  0 (enabled)   pmd usage: NOT AVAIL`);
+      out.push('  overhead: NOT AVAIL');
+    }
     return `${out.join('\n')}\n`;
   });
 

@@ -251,6 +251,10 @@ export class NvsDataplane implements Dataplane {
     return new NvsDataplane(Datapath.open({ threads: cores ? cores.length : 1, cores }));
   }
 
+  setPmdCores(cores: readonly number[]): void {
+    this.dp.setPmdCores(cores);
+  }
+
   addPort(name: string, _type: 'dummy' | 'internal'): number {
     return this.dp.addPort(name, 'dummy');
   }
@@ -470,6 +474,7 @@ export class NvsDataplane implements Dataplane {
       flows: s.flows,
       lostUpcalls: s.lostUpcalls + s.bridgeLostUpcalls,
       threads: s.threads.map(({ id, core, ports, ...counters }) => ({ id, core, ports, counters })),
+      retired: { ...s.retired },
       ports: s.ports.map((p) => ({
         no: p.portNo,
         name: p.name,

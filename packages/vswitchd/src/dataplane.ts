@@ -53,6 +53,8 @@ export interface DpStats {
   flows: number;
   lostUpcalls: number;
   threads: DpThreadStats[];
+  /** Counters of polling threads since replaced (a pmd-cpu-mask change), summed: add them for totals. */
+  retired: Record<string, number>;
   ports: DpPortStats[];
 }
 
@@ -89,6 +91,8 @@ export interface Dataplane extends DatapathPorts {
   inject(port: number, packets: readonly Uint8Array[]): void;
   drain(port: number, max: number): Uint8Array[];
   stats(): DpStats;
+  /** Re-creates the polling threads, pinned one per core (none: one unpinned thread); ports and flows stay. Throws when a core cannot be had (the old threads go on). */
+  setPmdCores(cores: readonly number[]): void;
   /** Datapath clock (ms), the time base of `usedAt`. */
   now(): number;
   close(): void;

@@ -1,7 +1,8 @@
 /**
  * nvs-vswitchd as a component: wires the database link (DbSync), the bridge
  * model (Switch), the datapath (opened on the first configuration, so that
- * other_config:pmd-cpu-mask picks its cores), one Ofproto per bridge, upcall
+ * other_config:pmd-cpu-mask picks its cores; a later change of the mask moves
+ * the polling threads live), one Ofproto per bridge, upcall
  * handling and revalidation (Udpif), the appctl socket, the per-bridge
  * management sockets and the saved rules, with an explicit start/stop.
  * Everything it uses comes in through VswitchdComponents, so tests can run
@@ -170,7 +171,7 @@ export class Vswitchd implements BridgeListener {
   private openDatapath(cfg: SwitchConfig): void {
     const cores = cfg.pmdCpus?.join(',');
     if (this.dp) {
-      if (cores !== this.dpCores) this.log.warn({ pmdCpuMask: cores }, 'pmd-cpu-mask changed: restart nvs-vswitchd to move the polling threads');
+      if (cores !== this.dpCores) this.movePollingThreads(this.dp, cfg.pmdCpus, cores);
       return;
     }
     try {
@@ -195,6 +196,24 @@ export class Vswitchd implements BridgeListener {
     });
     this.udpif.start();
     this.log.info({ cores: cfg.pmdCpus ?? 'unpinned' }, 'datapath opened');
+  }
+
+  /**
+   * A new pmd-cpu-mask takes effect at once, as in OVS: the datapath re-creates
+   * its polling threads on the new cores and spreads the ports over them,
+   * keeping ports and megaflows (a brief pause, no restart). A mask it cannot
+   * honour leaves the threads where they are.
+   */
+  private movePollingThreads(dp: Dataplane, cpus: number[] | undefined, text: string | undefined): void {
+    try {
+      dp.setPmdCores(cpus ?? []);
+      this.coverage.inc('pmd_reconfigure');
+      this.log.info({ cores: cpus ?? 'unpinned' }, 'pmd-cpu-mask changed: polling threads moved');
+    } catch (err) {
+      this.log.error({ pmdCpuMask: text, err: (err as Error).message }, 'cannot pin polling threads as pmd-cpu-mask asks; keeping the current threads');
+    }
+    // Not retried on every reconfiguration: only a new mask is tried again.
+    this.dpCores = text;
   }
 
   private portCounters(): Map<number, PortCounters> {
