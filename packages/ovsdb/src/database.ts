@@ -97,6 +97,8 @@ export interface TableInfo {
   readonly schema: TableSchema;
   readonly refColumns: readonly RefColumn[];
   readonly isRoot: boolean;
+  /** Whether any of refColumns is weak. */
+  readonly hasWeakRefs: boolean;
   /** Default value of every user column: a new row starts from these. */
   readonly defaults: RowValues;
 }
@@ -230,7 +232,7 @@ export class Database {
           }
         }
       }
-      info.set(t.name, { schema: t, refColumns, isRoot: roots.has(t.name), defaults: new RowValues(layout, defaults) });
+      info.set(t.name, { schema: t, refColumns, isRoot: roots.has(t.name), hasWeakRefs: refColumns.some((r) => !r.strong), defaults: new RowValues(layout, defaults) });
       tables.set(t.name, new Map());
       this.indexMaps.set(t.name, t.indexes.map(() => new Map()));
     }

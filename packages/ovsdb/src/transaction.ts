@@ -336,9 +336,10 @@ class Transaction {
     for (const [tname, o] of this.overlay) {
       const info = this.db.info.get(tname)!;
       const base = this.db.table(tname)!;
-      if (!info.isRoot) for (const [u, r] of o) if (r && !base.has(u)) orphanCandidates.push([tname, u]);
       for (const [u, r] of o) {
-        forEachRefChange(info, base.get(u) ?? null, r, (ref, target, d) => {
+        const old = base.get(u) ?? null;
+        if (!info.isRoot && r && !old) orphanCandidates.push([tname, u]);
+        forEachRefChange(info, old, r, (ref, target, d) => {
           if (!ref.strong) return;
           delta.set(target, (delta.get(target) ?? 0) + d);
           if (d > 0 && r) added.push([tname, ref.column.name, u, target]);
@@ -410,6 +411,14 @@ class Transaction {
   }
 
   private removeDanglingWeakRefs(): void {
+    // Most transactions neither delete rows nor write a table with weak references: nothing to do.
+    let any = false;
+    for (const [tname, o] of this.overlay) {
+      if (this.db.info.get(tname)!.hasWeakRefs) any = true;
+      else for (const r of o.values()) if (!r) any = true;
+      if (any) break;
+    }
+    if (!any) return;
     // Rows to examine: rows this transaction wrote, and rows elsewhere that point at rows it deleted.
     const deletedBy = new Map<string, Set<string>>();
     for (const [tname, o] of this.overlay) {
@@ -478,7 +487,8 @@ class Transaction {
     }
     for (const [tname, list] of byTable) {
       const t = list[0].table;
-      t.indexes.forEach((cols, i) => {
+      for (let i = 0; i < t.indexes.length; i++) {
+        const cols = t.indexes[i];
         const seen = new Map<string, string>();
         for (const ch of list) {
           // A row keeping its key cannot collide with committed rows, and a row of this transaction taking that key meets it as the key's committed holder.
@@ -497,7 +507,7 @@ class Transaction {
           }
           seen.set(k, ch.uuid);
         }
-      });
+      }
     }
   }
 }
