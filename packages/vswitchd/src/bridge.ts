@@ -23,7 +23,12 @@ export interface DatapathPorts {
   /** Creates a port and returns its datapath port number. Throws with a user-readable message. */
   addPort(name: string, type: 'dummy' | 'internal'): number;
   removePort(odpPort: number): void;
+  /** May be absent: the back end a port was opened with and its device's MAC (a tap's); absent means a dummy port. */
+  portDevice?(odpPort: number): { backend: PortBackend; mac?: string };
 }
+
+/** The datapath back end behind a port: in-memory (`dummy`) or a kernel tap device. */
+export type PortBackend = 'dummy' | 'tap';
 
 /** Called when a bridge or its ports change, so ofproto and caches follow. */
 export interface BridgeListener {
@@ -39,6 +44,8 @@ export interface BridgePort {
   ofport: number;
   odpPort: number;
   type: 'dummy' | 'internal';
+  /** What the datapath opened for it (internal ports are taps when nvs-vswitchd may create them). */
+  backend: PortBackend;
   tag?: number;
   trunks: number[];
   vlanMode?: VlanMode;
@@ -225,21 +232,23 @@ export class Switch {
       this.status.set(iface.uuid, { ofport: -1, error: `${iface.name}: could not add to the datapath: ${(err as Error).message}` });
       return false;
     }
+    const device = this.datapath.portDevice?.(odpPort);
     const bp: BridgePort = {
       name: iface.name,
       ofport,
       odpPort,
       type,
+      backend: device?.backend ?? 'dummy',
       tag: port.tag,
       trunks: port.trunks,
       vlanMode: port.vlanMode,
-      mac: macForName(iface.name),
+      mac: device?.mac ?? macForName(iface.name),
       mtu: iface.mtuRequest ?? 1500,
       ifaceUuid: iface.uuid,
     };
     bridge.ports.set(bp.name, bp);
     this.status.set(iface.uuid, okStatus(bp));
-    this.log.info({ bridge: bridge.name, port: bp.name, ofport, odpPort, type }, 'port added');
+    this.log.info({ bridge: bridge.name, port: bp.name, ofport, odpPort, type, backend: bp.backend }, 'port added');
     return true;
   }
 
