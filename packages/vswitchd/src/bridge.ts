@@ -160,7 +160,7 @@ export class Switch {
         const existing = bridge.ports.get(iface.name);
         if (existing) {
           if (vlanKey(existing) !== vlanKey(port)) changed.add(bridge);
-          Object.assign(existing, { tag: port.tag, trunks: port.trunks, vlanMode: port.vlanMode, mtu: iface.mtuRequest ?? existing.mtu, ifaceUuid: iface.uuid });
+          Object.assign(existing, { tag: port.tag, trunks: port.trunks, vlanMode: port.vlanMode, mtu: portMtu(existing.backend, iface.mtuRequest, existing.mtu), ifaceUuid: iface.uuid });
           this.status.set(iface.uuid, okStatus(existing));
           continue;
         }
@@ -243,7 +243,7 @@ export class Switch {
       trunks: port.trunks,
       vlanMode: port.vlanMode,
       mac: device?.mac ?? macForName(iface.name),
-      mtu: iface.mtuRequest ?? 1500,
+      mtu: portMtu(device?.backend ?? 'dummy', iface.mtuRequest, 1500),
       ifaceUuid: iface.uuid,
     };
     bridge.ports.set(bp.name, bp);
@@ -264,6 +264,15 @@ export class Switch {
 
 function portType(iface: InterfaceConfig): 'dummy' | 'internal' {
   return iface.type === 'internal' ? 'internal' : 'dummy';
+}
+
+/**
+ * The MTU reported for a port: a dummy port takes mtu_request as is; a tap
+ * device keeps the kernel's (1500 when created): nvs does not set it, and
+ * cannot read it once the device has moved to another namespace.
+ */
+function portMtu(backend: PortBackend, requested: number | undefined, current: number): number {
+  return backend === 'tap' ? current : (requested ?? current);
 }
 
 function okStatus(p: BridgePort): InterfaceStatus {

@@ -37,7 +37,7 @@ const NS_HOSTS = [
 /** Thrown when the namespace demo cannot run; the message says what to do. */
 export class DemoError extends Error {
   constructor(
-    readonly code: 'DEMO_COMMAND_FAILED' | 'DEMO_NO_TAP',
+    readonly code: 'DEMO_COMMAND_FAILED' | 'DEMO_NO_TAP' | 'DEMO_INTERRUPTED',
     message: string,
   ) {
     super(message);
@@ -89,7 +89,14 @@ export async function runDemo(rundir: string, io: CliIo, opts: { keep: boolean; 
     must(`nvs-vsctl ${args.join(' ')}`, runVsctl([`--db=unix:${join(rundir, 'db.sock')}`, ...args], { stdout: (t) => io.stdout.write(t), stderr: (t) => io.stderr.write(t), env }));
   const appctl = (...args: string[]) => must(`nvs-appctl ${args[0]}`, runAppctl(args, captured));
   const ofctl = (...args: string[]) => must(`nvs-ofctl ${args[0]}`, runOfctl(args, captured));
-  const tools: DemoTools = { say, vsctl, appctl, ofctl, io };
+  // Interrupted (Ctrl-C), the demo stops at its next step and cleans up as after a failure (a second signal too waits for that).
+  let signal: NodeJS.Signals | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signal ??= sig;
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const tools: DemoTools = { say, vsctl, appctl, ofctl, io, interrupted: () => signal };
 
   const noNetns = opts.dummy ? '--dummy' : await whyNoNamespaces();
   const wasRunning = (await status(rundir)).every((s) => s.running);
@@ -109,8 +116,10 @@ export async function runDemo(rundir: string, io: CliIo, opts: { keep: boolean; 
         await stop(rundir);
       }
     }
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
-  return 0;
+  return signal ? 130 : 0;
 }
 
 interface DemoTools {
@@ -119,12 +128,16 @@ interface DemoTools {
   appctl(...args: string[]): Promise<void>;
   ofctl(...args: string[]): Promise<void>;
   io: CliIo;
+  /** The signal that interrupted the demo, if one did. */
+  interrupted(): NodeJS.Signals | undefined;
 }
 
 /** Two namespaces on tap ports: a real ping crosses nvs. */
-async function namespaceDemo({ say, vsctl, appctl, ofctl, io }: DemoTools, keep: boolean): Promise<void> {
+async function namespaceDemo({ say, vsctl, appctl, ofctl, io, interrupted }: DemoTools, keep: boolean): Promise<void> {
   const cmd = async (c: string, ...args: string[]) => {
+    check();
     const r = await sh(c, args);
+    check();
     if (r.code !== 0) throw new DemoError('DEMO_COMMAND_FAILED', `${c} ${args.join(' ')} failed: ${r.stderr.trim()}`);
     return r;
   };
@@ -133,6 +146,10 @@ async function namespaceDemo({ say, vsctl, appctl, ofctl, io }: DemoTools, keep:
   };
   // Leftovers of an interrupted demo would make `ip netns add` fail.
   await removeNamespaces();
+  const check = () => {
+    const sig = interrupted();
+    if (sig) throw new DemoError('DEMO_INTERRUPTED', `interrupted by ${sig}`);
+  };
   try {
     say(`bridge ${BRIDGE} with internal ports ${NS_HOSTS.map((h) => h.port).join(', ')} (tap devices: nvs-vswitchd runs as root)`);
     const ports = NS_HOSTS.flatMap((h, i) => ['--', '--may-exist', 'add-port', BRIDGE, h.port, '--', 'set', 'Interface', h.port, 'type=internal', `ofport_request=${i + 1}`]);
@@ -159,6 +176,7 @@ async function namespaceDemo({ say, vsctl, appctl, ofctl, io }: DemoTools, keep:
     say(`ping from ${h1.netns} (${h1.ip}) to ${h2.netns} (${h2.ip})`);
     const ping = await sh('ip', ['netns', 'exec', h1.netns, 'ping', '-c', '3', '-i', '0.3', '-W', '2', h2.ip]);
     io.stdout.write(ping.stdout);
+    check();
     if (ping.code !== 0) throw new DemoError('DEMO_COMMAND_FAILED', `ping did not get through: ${ping.stderr.trim() || 'no replies'}`);
 
     say('MAC table (nvs-appctl fdb/show): NORMAL learned both hosts');
