@@ -16,7 +16,9 @@
 //! (`EAGAIN`, `ENOBUFS`) or a device that is down (`EIO`) drops the packet
 //! and counts it in `tx_dropped`. Frames shorter than an Ethernet header or
 //! longer than [`MAX_FRAME`] are counted as errors (`rx_errors`/`tx_errors`),
-//! as are other failed reads and writes.
+//! as are other failed reads and writes. If the device is deleted from
+//! outside (`ip link del`), the port counts one rx error and then behaves as
+//! closed.
 //!
 //! Buffers: a frame is read straight into a heap buffer with [`HEADROOM`] in
 //! front; buffers of packets this port sends or takes back through `recycle`
@@ -214,6 +216,11 @@ impl Port for TapPort {
                         ErrorKind::Interrupted => continue,
                         _ => {
                             self.stats.rx_errors += 1;
+                            // The device was deleted under us (`ip link del`): the descriptor
+                            // is dead for good, so let it go rather than fail every poll.
+                            if e.raw_os_error() == Some(libc::EBADFD) {
+                                self.file = None;
+                            }
                             break;
                         }
                     }

@@ -209,6 +209,23 @@ fn frames_cross_between_the_kernel_and_the_port() {
 }
 
 #[test]
+fn a_device_deleted_from_outside_counts_one_error_and_goes_quiet() {
+    let name = dev_name("c");
+    let Some(mut port) = open_tap(&name) else {
+        return;
+    };
+    ip(&["link", "del", "dev", &name]);
+    let mut batch = Batch::new();
+    for _ in 0..3 {
+        assert_eq!(port.rx_burst(&mut batch).unwrap(), 0);
+    }
+    assert_eq!(port.stats().rx_errors, 1);
+    batch.pkts.push(heap(&frame([2; 6], [4; 6], 1, 60)));
+    assert_eq!(port.tx_burst(&mut batch).unwrap(), 0);
+    assert_eq!(port.stats().tx_dropped, 1);
+}
+
+#[test]
 fn a_taken_name_and_a_long_name_give_clear_errors() {
     let name = dev_name("b");
     let Some(_first) = open_tap(&name) else {
