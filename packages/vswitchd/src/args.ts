@@ -26,9 +26,9 @@ where DATABASE is a socket on which ovsdb-server is listening
       (default: "unix:<rundir>/db.sock").
 Options:
   --unixctl=SOCKET        override default control socket name (<rundir>/nvs-vswitchd.ctl)
-  --enable-dummy[=override|system]  dummy ports are always available; "override"
-                          makes every interface a dummy port: internal (and LOCAL)
-                          ports too, and types nvs cannot open yet
+  --enable-dummy[=override]  dummy ports are always available; "override" also
+                          makes internal (and LOCAL) ports dummy instead of tap
+                          devices, and interfaces of types nvs cannot open yet
   --disable-system        accepted for compatibility (nvs has no kernel datapath)
   --no-restore            start with empty OpenFlow tables instead of the saved rules
 ${DAEMON_USAGE}
