@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs `nvs demo` from the build in dist/ (npm run build must have run):
-# starts nvs-dbserver and nvs-vswitchd, builds a bridge on dummy ports, shows
-# traffic crossing it, and stops them again. No root needed: unless
-# NVS_RUNDIR is set, everything lives in a fresh temporary run directory.
+# starts nvs-dbserver and nvs-vswitchd, builds a bridge, shows traffic
+# crossing it, and stops them again. As root the traffic is a ping between
+# two network namespaces on tap ports; without root (or with --dummy), packets
+# injected into dummy ports. Unless NVS_RUNDIR is set, everything lives in a
+# fresh temporary run directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -f dist/nvs.js ]; then

@@ -64,8 +64,15 @@ export class NvsRun {
     if (init.code !== 0) throw new Error(`ovs-vsctl init failed: ${init.stderr}`);
   }
 
-  async startSwitch(extra: string[] = []): Promise<void> {
-    const r = await this.nvs('nvs-vswitchd', ['--rundir', this.rundir, '--detach', '--pidfile', '--log-file', '--enable-dummy', '--disable-system', ...extra, this.db]);
+  /**
+   * Starts nvs-vswitchd. By default with `--enable-dummy=override`, so every
+   * port (LOCAL ports too) is a dummy port that netdev-dummy/receive can feed,
+   * and no test creates kernel devices; `dummy: 'plain'` gives plain
+   * `--enable-dummy`, where internal ports are tap devices when run as root.
+   */
+  async startSwitch(extra: string[] = [], opts: { dummy?: 'override' | 'plain' } = {}): Promise<void> {
+    const dummy = opts.dummy === 'plain' ? '--enable-dummy' : '--enable-dummy=override';
+    const r = await this.nvs('nvs-vswitchd', ['--rundir', this.rundir, '--detach', '--pidfile', '--log-file', dummy, '--disable-system', ...extra, this.db]);
     if (r.code !== 0) throw new Error(`nvs-vswitchd failed: ${r.stderr}\n${this.log('nvs-vswitchd')}`);
   }
 

@@ -516,6 +516,18 @@ impl JsDatapath {
             .map_err(dp_err)
     }
 
+    /// The MAC address of a port's device (`aa:bb:…`), or null for ports without one (dummy).
+    #[napi]
+    pub fn port_mac(&self, port_no: u32) -> Result<Option<String>, String> {
+        let mac = self.inner.dp.port_mac(port_no).map_err(dp_err)?;
+        Ok(mac.map(|m| {
+            m.iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(":")
+        }))
+    }
+
     #[napi]
     pub fn remove_port(&self, port_no: u32) -> Result<(), String> {
         self.inner.dp.remove_port(port_no).map_err(dp_err)

@@ -121,6 +121,11 @@ impl DpError {
             DpError::Port(PortError::BadPacket(_)) => "DP_BAD_PACKET",
             DpError::Port(PortError::Closed) => "DP_PORT_CLOSED",
             DpError::Port(PortError::Io(_)) => "DP_PORT_IO",
+            DpError::Port(PortError::BadName { .. }) => "DP_PORT_BAD_NAME",
+            DpError::Port(e @ PortError::Os { .. }) if e.lacks_privilege() => {
+                "DP_PORT_NO_PRIVILEGE"
+            }
+            DpError::Port(PortError::Os { .. }) => "DP_PORT_OS",
             DpError::Closed => "DP_CLOSED",
         }
     }
@@ -407,6 +412,14 @@ impl Datapath {
         sync(&mut st);
         entry.lock().close();
         Ok(())
+    }
+
+    /// The MAC address of port `no`'s device, for back ends that have one (tap).
+    pub fn port_mac(&self, no: u32) -> Result<Option<[u8; 6]>, DpError> {
+        let st = self.open_state()?;
+        let entry = st.ports.get(&no).ok_or(DpError::NoSuchPort(no))?;
+        let mac = entry.lock().mac();
+        Ok(mac)
     }
 
     /// Every port with its counters.

@@ -17,4 +17,5 @@ pub mod layout;
 pub mod parse;
 pub mod pmd;
 pub mod port;
+pub mod tap;
 pub mod upcall;

@@ -1,7 +1,7 @@
 //! Ports: the one trait every packet I/O back end implements.
 //!
-//! The polling loop knows only this trait (dummy today; vhost-user, AF_XDP,
-//! AF_PACKET and tap next). I/O is in batches of up to [`BURST`] packets.
+//! The polling loop knows only this trait (dummy and tap today; vhost-user,
+//! AF_XDP and AF_PACKET next). I/O is in batches of up to [`BURST`] packets.
 //!
 //! # Who owns a packet
 //! - `rx_burst` appends packets to the caller's [`Batch`]. From then on the
@@ -20,7 +20,8 @@
 //! the owning polling thread locks for `rx_burst`, any thread for `tx_burst`.
 //!
 //! Optional abilities (`inject`, `drain`) are default methods that return
-//! [`PortError::Unsupported`]; a back end overrides what it can do.
+//! [`PortError::Unsupported`] (`mac` returns `None`); a back end overrides
+//! what it can do.
 
 use std::collections::BTreeMap;
 
@@ -91,8 +92,11 @@ pub enum PortError {
         what: &'static str,
     },
     /// No back end of this type exists.
-    #[error("unknown port type '{0}' (known: dummy)")]
+    #[error("unknown port type '{0}' (known: dummy, tap)")]
     UnknownType(String),
+    /// The name cannot name a port of this type (a tap's device name).
+    #[error("bad port name '{name}': {why}")]
+    BadName { name: String, why: &'static str },
     /// An option is not understood or its value is invalid.
     #[error("port '{port}': bad option {key}={value}: {why}")]
     BadOption {
@@ -110,6 +114,26 @@ pub enum PortError {
     /// An operating-system call failed.
     #[error("port I/O failed: {0}")]
     Io(#[from] std::io::Error),
+    /// A system call made to open or set up a port failed.
+    #[error("port '{port}': {what} failed: {source}")]
+    Os {
+        port: String,
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl PortError {
+    /// Whether the port could not be opened for lack of privilege (EPERM, EACCES):
+    /// the caller may fall back to a port type that needs none.
+    pub fn lacks_privilege(&self) -> bool {
+        let io = match self {
+            PortError::Os { source, .. } | PortError::Io(source) => source,
+            _ => return false,
+        };
+        matches!(io.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES))
+    }
 }
 
 /// A packet I/O back end. See the module doc for buffer ownership.
@@ -119,7 +143,7 @@ pub trait Port: Send {
     where
         Self: Sized;
 
-    /// The back end's type name (`"dummy"`).
+    /// The back end's type name (`"dummy"`, `"tap"`).
     fn kind(&self) -> &'static str;
 
     /// Receives up to `batch.room()` packets into `batch`; returns how many.
@@ -137,6 +161,11 @@ pub trait Port: Send {
 
     /// Releases the back end's resources; later rx/tx do nothing.
     fn close(&mut self) {}
+
+    /// Optional: the MAC address the port's device has (a tap's), read at open.
+    fn mac(&self) -> Option<[u8; 6]> {
+        None
+    }
 
     /// Optional: makes `packet` arrive on the port (test ports).
     fn inject(&mut self, _packet: &[u8]) -> Result<(), PortError> {
@@ -163,6 +192,7 @@ pub fn open_port(
 ) -> Result<Box<dyn Port>, PortError> {
     match kind {
         "dummy" => Ok(Box::new(crate::dummy::DummyPort::open(name, options)?)),
+        "tap" => Ok(Box::new(crate::tap::TapPort::open(name, options)?)),
         other => Err(PortError::UnknownType(other.to_string())),
     }
 }

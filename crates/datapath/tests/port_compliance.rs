@@ -1,7 +1,9 @@
 //! The suite every port back end must pass (run here for `dummy`; vhost-user
-//! and AF_XDP add themselves to `backends()` next round). It checks the
-//! contract written in `port.rs`: batches of at most `BURST`, `tx_burst`
-//! consumes the whole batch, counters match what moved, bytes are not changed.
+//! and AF_XDP add themselves to `backends()` next round; `tap`, whose packets
+//! come from the kernel, has its own kernel-side tests in `tests/tap.rs`).
+//! It checks the contract written in `port.rs`: batches of at most `BURST`,
+//! `tx_burst` consumes the whole batch, counters match what moved, bytes are
+//! not changed.
 
 use nvs_datapath::actions::{PacketBuf, HEADROOM};
 use nvs_datapath::port::{open_port, Batch, Packet, Port, PortError, PortOptions, BURST};

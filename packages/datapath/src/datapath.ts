@@ -179,9 +179,18 @@ export class Datapath {
     callAddon(() => this.native.setPmdCores([...cores]));
   }
 
-  /** Opens a port (type 'dummy': in-memory, for tests); returns its number (lowest free, from 1). */
+  /**
+   * Opens a port; returns its number (lowest free, from 1). Types: 'dummy'
+   * (in-memory, for tests) and 'tap' (a Linux tap device named after the
+   * port; needs CAP_NET_ADMIN, else a PortError with code DP_PORT_NO_PRIVILEGE).
+   */
   addPort(name: string, type: string, options: Record<string, string> = {}): number {
     return callAddon(() => this.native.addPort(name, type, options));
+  }
+
+  /** The MAC address of a port's device (`aa:bb:cc:dd:ee:ff`), undefined for ports without one (dummy). */
+  portMac(portNo: number): string | undefined {
+    return callAddon(() => this.native.portMac(portNo)) ?? undefined;
   }
 
   /** Closes a port once no polling thread uses it. */

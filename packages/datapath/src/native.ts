@@ -111,6 +111,7 @@ export interface NativeDatapath {
   addPort(name: string, kind: string, options?: Record<string, string> | null): number;
   removePort(portNo: number): void;
   setPmdCores(cores: number[]): void;
+  portMac(portNo: number): string | null;
   flowPut(
     flows: { key: Buffer; mask: Buffer; actions: Buffer; create?: boolean; modify?: boolean; zeroStats?: boolean }[],
   ): NativeOpResult[];

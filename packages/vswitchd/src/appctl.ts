@@ -23,7 +23,7 @@ import type { Udpif } from './udpif.ts';
 /** Thrown for a bad appctl request; the message is what ovs-appctl prints. */
 export class AppctlError extends Error {
   constructor(
-    readonly code: 'APPCTL_NO_BRIDGE' | 'APPCTL_NO_PORT' | 'APPCTL_BAD_PACKET' | 'APPCTL_NOT_READY' | 'APPCTL_BAD_ARGS',
+    readonly code: 'APPCTL_NO_BRIDGE' | 'APPCTL_NO_PORT' | 'APPCTL_NOT_DUMMY' | 'APPCTL_BAD_PACKET' | 'APPCTL_NOT_READY' | 'APPCTL_BAD_ARGS',
     message: string,
   ) {
     super(message);
@@ -52,6 +52,18 @@ function findPort(ctx: AppctlContext, name: string): { bridge: OfBridge; port: B
     if (port) return { bridge, port };
   }
   throw new AppctlError('APPCTL_NO_PORT', `no such dummy netdev '${name}'`);
+}
+
+/** A port netdev-dummy/* can feed or drain: a tap has a kernel side instead. */
+function findDummyPort(ctx: AppctlContext, name: string): { bridge: OfBridge; port: BridgePort } {
+  const found = findPort(ctx, name);
+  if (found.port.backend !== 'dummy') {
+    throw new AppctlError(
+      'APPCTL_NOT_DUMMY',
+      `'${name}' is a ${found.port.backend} device, not a dummy netdev: send its traffic through the kernel interface (or start nvs-vswitchd with --enable-dummy=override to make internal ports dummy)`,
+    );
+  }
+  return found;
 }
 
 function needDp(ctx: AppctlContext): Dataplane {
@@ -163,7 +175,7 @@ export function registerAppctl(server: UnixctlServer, ctx: AppctlContext): void 
     for (const b of ctx.bridges()) {
       out.push(`  ${b.name}:`);
       const ports = [...b.ports.values()].sort((x, y) => x.ofport - y.ofport);
-      for (const p of ports) out.push(`    ${p.name} ${p.ofport}/${p.odpPort}: (${p.type === 'internal' ? 'dummy-internal' : 'dummy'})`);
+      for (const p of ports) out.push(`    ${p.name} ${p.ofport}/${p.odpPort}: (${p.backend === 'tap' ? 'tap' : p.type === 'internal' ? 'dummy-internal' : 'dummy'})`);
     }
     return `${out.join('\n')}\n`;
   });
@@ -246,7 +258,7 @@ export function registerAppctl(server: UnixctlServer, ctx: AppctlContext): void 
   server.register('ofctl/parse-pcap', 'file...', 1, Infinity, (args) => args.map((file) => parsePcapFile(file)).join(''));
 
   server.register('netdev-dummy/receive', 'name packet|flow...', 2, Infinity, (args) => {
-    const { bridge, port } = findPort(ctx, args[0]);
+    const { bridge, port } = findDummyPort(ctx, args[0]);
     const dp = needDp(ctx);
     const packets = args.slice(1).map((t) => packetFromText(t, bridge));
     dp.inject(port.odpPort, packets);
@@ -256,7 +268,7 @@ export function registerAppctl(server: UnixctlServer, ctx: AppctlContext): void 
   });
 
   server.register('netdev-dummy/drain', 'name [max]', 1, 2, (args) => {
-    const { port } = findPort(ctx, args[0]);
+    const { port } = findDummyPort(ctx, args[0]);
     const max = args[1] ? Number(args[1]) : 1024;
     const packets = needDp(ctx).drain(port.odpPort, Number.isInteger(max) && max > 0 ? max : 1024);
     return packets.map((p) => `${hexOf(p)}\n`).join('');

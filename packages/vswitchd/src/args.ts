@@ -13,7 +13,7 @@ export interface VswitchdArgs {
   /** `unix:PATH` of the database. */
   remote: string;
   unixctlPath: string;
-  /** `--enable-dummy=override`: interfaces of unsupported types become dummy ports instead of failing. */
+  /** `--enable-dummy=override`: every interface is a dummy port (internal ones too), and types nvs cannot open yet become dummy ports instead of failing. */
   dummyOverride: boolean;
   noRestore: boolean;
   /** Set for --help/--version: print it and exit. */
@@ -26,8 +26,9 @@ where DATABASE is a socket on which ovsdb-server is listening
       (default: "unix:<rundir>/db.sock").
 Options:
   --unixctl=SOCKET        override default control socket name (<rundir>/nvs-vswitchd.ctl)
-  --enable-dummy[=override]  dummy ports are always available; "override" also turns
-                          interfaces of types nvs cannot open yet into dummy ports
+  --enable-dummy[=override]  dummy ports are always available; "override" also
+                          makes internal (and LOCAL) ports dummy instead of tap
+                          devices, and interfaces of types nvs cannot open yet
   --disable-system        accepted for compatibility (nvs has no kernel datapath)
   --no-restore            start with empty OpenFlow tables instead of the saved rules
 ${DAEMON_USAGE}

@@ -23,7 +23,12 @@ export interface DatapathPorts {
   /** Creates a port and returns its datapath port number. Throws with a user-readable message. */
   addPort(name: string, type: 'dummy' | 'internal'): number;
   removePort(odpPort: number): void;
+  /** May be absent: the back end a port was opened with and its device's MAC (a tap's); absent means a dummy port. */
+  portDevice?(odpPort: number): { backend: PortBackend; mac?: string };
 }
+
+/** The datapath back end behind a port: in-memory (`dummy`) or a kernel tap device. */
+export type PortBackend = 'dummy' | 'tap';
 
 /** Called when a bridge or its ports change, so ofproto and caches follow. */
 export interface BridgeListener {
@@ -39,6 +44,8 @@ export interface BridgePort {
   ofport: number;
   odpPort: number;
   type: 'dummy' | 'internal';
+  /** What the datapath opened for it (internal ports are taps when nvs-vswitchd may create them). */
+  backend: PortBackend;
   tag?: number;
   trunks: number[];
   vlanMode?: VlanMode;
@@ -153,7 +160,7 @@ export class Switch {
         const existing = bridge.ports.get(iface.name);
         if (existing) {
           if (vlanKey(existing) !== vlanKey(port)) changed.add(bridge);
-          Object.assign(existing, { tag: port.tag, trunks: port.trunks, vlanMode: port.vlanMode, mtu: iface.mtuRequest ?? existing.mtu, ifaceUuid: iface.uuid });
+          Object.assign(existing, { tag: port.tag, trunks: port.trunks, vlanMode: port.vlanMode, mtu: portMtu(existing.backend, iface.mtuRequest, existing.mtu), ifaceUuid: iface.uuid });
           this.status.set(iface.uuid, okStatus(existing));
           continue;
         }
@@ -225,21 +232,23 @@ export class Switch {
       this.status.set(iface.uuid, { ofport: -1, error: `${iface.name}: could not add to the datapath: ${(err as Error).message}` });
       return false;
     }
+    const device = this.datapath.portDevice?.(odpPort);
     const bp: BridgePort = {
       name: iface.name,
       ofport,
       odpPort,
       type,
+      backend: device?.backend ?? 'dummy',
       tag: port.tag,
       trunks: port.trunks,
       vlanMode: port.vlanMode,
-      mac: macForName(iface.name),
-      mtu: iface.mtuRequest ?? 1500,
+      mac: device?.mac ?? macForName(iface.name),
+      mtu: portMtu(device?.backend ?? 'dummy', iface.mtuRequest, 1500),
       ifaceUuid: iface.uuid,
     };
     bridge.ports.set(bp.name, bp);
     this.status.set(iface.uuid, okStatus(bp));
-    this.log.info({ bridge: bridge.name, port: bp.name, ofport, odpPort, type }, 'port added');
+    this.log.info({ bridge: bridge.name, port: bp.name, ofport, odpPort, type, backend: bp.backend }, 'port added');
     return true;
   }
 
@@ -255,6 +264,15 @@ export class Switch {
 
 function portType(iface: InterfaceConfig): 'dummy' | 'internal' {
   return iface.type === 'internal' ? 'internal' : 'dummy';
+}
+
+/**
+ * The MTU reported for a port: a dummy port takes mtu_request as is; a tap
+ * device keeps the kernel's (1500 when created): nvs does not set it, and
+ * cannot read it once the device has moved to another namespace.
+ */
+function portMtu(backend: PortBackend, requested: number | undefined, current: number): number {
+  return backend === 'tap' ? current : (requested ?? current);
 }
 
 function okStatus(p: BridgePort): InterfaceStatus {

@@ -119,7 +119,7 @@ export function parseCpuMask(mask: string): number[] | undefined {
 
 /** How to read the rows (from the command line). */
 export interface ReadOptions {
-  /** `--enable-dummy=override`: types nvs cannot open yet become dummy ports (their options are ignored). */
+  /** `--enable-dummy=override`: types nvs cannot open yet become dummy ports (their options are ignored). Internal ports stay dummy too, decided where the datapath is opened (internal-ports.ts). */
   dummyOverride?: boolean;
 }
 

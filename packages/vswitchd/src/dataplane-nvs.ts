@@ -3,8 +3,10 @@
  * where the slow path's vocabulary (ofproto's DpFlowKey with snake_case
  * numbers and bigints, DpAction with header/field names) is turned into the
  * datapath's (camelCase FlowKey with byte arrays, DpAction with wire field
- * names) and back. Internal ports are dummy ports for now (the tap form
- * needs a tap back end in the datapath).
+ * names) and back. Internal ports (each bridge's LOCAL port too) open as
+ * the datapath's tap ports when `internalPorts` is 'tap' (nvs-vswitchd
+ * decides: see internal-ports.ts), else as dummy ports; dummy interfaces are
+ * always dummy ports.
  *
  * Controller-bound `userspace` actions carry a small integer cookie here;
  * the cookie → metadata table lives in this object.
@@ -31,6 +33,7 @@ import {
   type SetFieldName,
 } from '@nvs/datapath';
 import { newDpFlowKey, type ControllerCookie, type DpAction, type DpFlowKey, type DpSetField, type DpSetHeader } from '@nvs/ofproto';
+import type { PortBackend } from './bridge.ts';
 import type { Dataplane, DpExecute, DpFlowEntry, DpFlowPut, DpStats, DpUpcall } from './dataplane.ts';
 import type { DataplaneOptions } from './vswitchd.ts';
 
@@ -242,25 +245,40 @@ export class NvsDataplane implements Dataplane {
   private readonly outputs = new Map<string, Buffer>();
   private readonly records = new RecordWriter();
 
-  private constructor(readonly dp: Datapath) {
+  /** The back end each open port was opened with. */
+  private readonly backends = new Map<number, PortBackend>();
+
+  private constructor(
+    readonly dp: Datapath,
+    private readonly internalPorts: PortBackend,
+  ) {
     this.kb = new KeyBytes(dp.keys.layout);
   }
 
   static open(o: DataplaneOptions = {}): NvsDataplane {
     const cores = o.cores && o.cores.length > 0 ? o.cores : undefined;
-    return new NvsDataplane(Datapath.open({ threads: cores ? cores.length : 1, cores }));
+    return new NvsDataplane(Datapath.open({ threads: cores ? cores.length : 1, cores }), o.internalPorts ?? 'dummy');
   }
 
   setPmdCores(cores: readonly number[]): void {
     this.dp.setPmdCores(cores);
   }
 
-  addPort(name: string, _type: 'dummy' | 'internal'): number {
-    return this.dp.addPort(name, 'dummy');
+  addPort(name: string, type: 'dummy' | 'internal'): number {
+    const backend = type === 'internal' ? this.internalPorts : 'dummy';
+    const no = this.dp.addPort(name, backend);
+    this.backends.set(no, backend);
+    return no;
+  }
+
+  portDevice(no: number): { backend: PortBackend; mac?: string } {
+    const backend = this.backends.get(no) ?? 'dummy';
+    return backend === 'tap' ? { backend, mac: this.dp.portMac(no) } : { backend };
   }
 
   removePort(no: number): void {
     this.dp.removePort(no);
+    this.backends.delete(no);
   }
 
   flowId(key: DpFlowKey, mask: DpFlowKey): string {

@@ -8,7 +8,7 @@
  * handed out are the caller's.
  */
 import type { DpAction, DpFlowKey } from '@nvs/ofproto';
-import type { DatapathPorts } from './bridge.ts';
+import type { DatapathPorts, PortBackend } from './bridge.ts';
 
 export interface DpUpcall {
   /** Datapath port the packet came in on. */
@@ -75,6 +75,7 @@ export interface DpExecute {
 }
 
 export interface Dataplane extends DatapathPorts {
+  portDevice(odpPort: number): { backend: PortBackend; mac?: string };
   /** The identity of a megaflow (what `del` and dumped entries are keyed by); cheap: no per-call allocation but the string. */
   flowId(key: DpFlowKey, mask: DpFlowKey): string;
   put(flows: readonly DpFlowPut[]): void;

@@ -18,3 +18,4 @@ export { buildPacket, parseHexPacket, type PacketFields } from './packet.ts';
 export { parsePcapFile, readPcap, writePcap, PcapError } from './pcap.ts';
 export { FlowServiceError } from './flow-service.ts';
 export type { Dataplane } from './dataplane.ts';
+export { chooseInternalPorts, tapUnavailable, type InternalPortsChoice } from './internal-ports.ts';

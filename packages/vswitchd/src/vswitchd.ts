@@ -11,7 +11,7 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { UnixctlServer, type VLog } from '@nvs/ovsdb';
-import { Switch, type Bridge, type BridgeListener, type DatapathPorts } from './bridge.ts';
+import { Switch, type Bridge, type BridgeListener, type DatapathPorts, type PortBackend } from './bridge.ts';
 import type { ReadOptions, SwitchConfig } from './config.ts';
 import { Coverage } from './coverage.ts';
 import type { Dataplane } from './dataplane.ts';
@@ -29,6 +29,8 @@ export const VERSION = '0.1.0';
 export interface DataplaneOptions {
   /** Cores to pin polling threads to (one thread per core); undefined: one unpinned thread. */
   cores?: number[];
+  /** What internal ports (and LOCAL ports) open as: tap devices, or dummy ports (the default). */
+  internalPorts?: PortBackend;
 }
 
 export interface VswitchdComponents {
@@ -77,6 +79,7 @@ export class Vswitchd implements BridgeListener {
     const ports: DatapathPorts = {
       addPort: (name, type) => this.requireDp().addPort(name, type),
       removePort: (no) => this.requireDp().removePort(no),
+      portDevice: (no) => this.requireDp().portDevice(no),
     };
     this.switch = new Switch(c.vlog.logger('bridge'), ports, this);
     this.flows = new FlowService({

@@ -1,12 +1,18 @@
 /**
- * `nvs demo`: shows nvs forwarding, with nothing but dummy ports (no root
- * needed). It starts the daemons when they are not running, builds bridge
- * `demo0` with four ports through the database, loads configs/demo.rules,
- * injects a few packets (a learning exchange, web traffic copied to a
- * monitor, blocked ssh) and prints what crossed: port counters, the rules
- * with their counters, the datapath's megaflows and a trace. Afterwards it
- * removes the bridge and stops what it started, unless --keep.
+ * `nvs demo`: shows nvs forwarding. It starts the daemons when they are not
+ * running and builds bridge `demo0` through the database, then:
+ * - as root (and unless --dummy), with real hosts: two internal ports, which
+ *   nvs-vswitchd opens as tap devices, each moved into its own network
+ *   namespace with a 10.99.0.x address; one namespace pings the other, and
+ *   the MAC table, megaflows and port counters show the traffic crossed nvs;
+ * - otherwise, with nothing but dummy ports: loads configs/demo.rules,
+ *   injects a few packets (a learning exchange, web traffic copied to a
+ *   monitor, blocked ssh) and prints what crossed: port counters, the rules
+ *   with their counters, the datapath's megaflows and a trace.
+ * Afterwards it removes the bridge (and the namespaces) and stops what it
+ * started, unless --keep; the namespaces go even when the demo fails.
  */
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +28,45 @@ const HOSTS = [
   { port: 'p3', mac: '0a:00:00:00:00:03', ip: '10.0.0.3' },
 ];
 
+/** The namespace demo's hosts: an internal port each, moved into its own namespace. */
+const NS_HOSTS = [
+  { port: 'demo-h1', netns: 'nvs-demo-h1', ip: '10.99.0.1' },
+  { port: 'demo-h2', netns: 'nvs-demo-h2', ip: '10.99.0.2' },
+];
+
+/** Thrown when the namespace demo cannot run; the message says what to do. */
+export class DemoError extends Error {
+  constructor(
+    readonly code: 'DEMO_COMMAND_FAILED' | 'DEMO_NO_TAP' | 'DEMO_INTERRUPTED',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'DemoError';
+  }
+}
+
+interface Output {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function sh(cmd: string, args: string[], timeout = 20_000): Promise<Output> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { timeout }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+      resolve({ code, stdout: String(stdout), stderr: err && !stderr ? err.message : String(stderr) });
+    });
+  });
+}
+
+/** Why the namespace demo cannot run here, or undefined when it can (root, and `ip netns` works). */
+async function whyNoNamespaces(): Promise<string | undefined> {
+  if (process.getuid?.() !== 0) return 'not root';
+  const r = await sh('ip', ['netns', 'list']);
+  return r.code === 0 ? undefined : `ip netns does not work here (${r.stderr.trim()})`;
+}
+
 /** configs/demo.rules, next to the bundle (dist/) or the sources. */
 function rulesFile(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
@@ -33,7 +78,7 @@ function rulesFile(): string {
   throw new Error('configs/demo.rules not found next to nvs');
 }
 
-export async function runDemo(rundir: string, io: CliIo, opts: { keep: boolean }): Promise<number> {
+export async function runDemo(rundir: string, io: CliIo, opts: { keep: boolean; dummy?: boolean }): Promise<number> {
   const env = { ...io.env, NVS_RUNDIR: rundir };
   const say = (s: string) => io.stdout.write(`\n=== ${s}\n`);
   const captured = { stdout: io.stdout, stderr: io.stderr, env };
@@ -44,46 +89,25 @@ export async function runDemo(rundir: string, io: CliIo, opts: { keep: boolean }
     must(`nvs-vsctl ${args.join(' ')}`, runVsctl([`--db=unix:${join(rundir, 'db.sock')}`, ...args], { stdout: (t) => io.stdout.write(t), stderr: (t) => io.stderr.write(t), env }));
   const appctl = (...args: string[]) => must(`nvs-appctl ${args[0]}`, runAppctl(args, captured));
   const ofctl = (...args: string[]) => must(`nvs-ofctl ${args[0]}`, runOfctl(args, captured));
+  // Interrupted (Ctrl-C), the demo stops at its next step and cleans up as after a failure (a second signal too waits for that).
+  let signal: NodeJS.Signals | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signal ??= sig;
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const tools: DemoTools = { say, vsctl, appctl, ofctl, io, interrupted: () => signal };
 
+  const noNetns = opts.dummy ? '--dummy' : await whyNoNamespaces();
   const wasRunning = (await status(rundir)).every((s) => s.running);
   say(wasRunning ? `nvs is running in ${rundir}` : `starting nvs in ${rundir}`);
   if (!wasRunning) for (const s of await start(rundir)) io.stdout.write(`${s.name}: running (pid ${s.pid ?? '?'})\n`);
   try {
-    say(`bridge ${BRIDGE} with dummy ports p1-p4 (nvs-vsctl; waits until nvs-vswitchd applied it)`);
-    const ports = ['p1', 'p2', 'p3', 'p4'].flatMap((p, i) => ['--', '--may-exist', 'add-port', BRIDGE, p, '--', 'set', 'Interface', p, 'type=dummy', `ofport_request=${i + 1}`]);
-    await vsctl('--', '--may-exist', 'add-br', BRIDGE, '--', 'set', 'Bridge', BRIDGE, 'datapath_type=netdev', ...ports);
-    await vsctl('show');
-
-    say(`rules from ${rulesFile()}`);
-    await ofctl('replace-flows', BRIDGE, rulesFile());
-
-    say('traffic: h1 and h2 talk (NORMAL floods, learns, then unicasts), h1 fetches a page from h3, h2 tries ssh to h1');
-    const [h1, h2, h3] = HOSTS;
-    const ip = (a: (typeof HOSTS)[number], b: (typeof HOSTS)[number], l4: string) =>
-      `in_port=${a.port},dl_src=${a.mac},dl_dst=${b.mac},${l4},nw_src=${a.ip},nw_dst=${b.ip}`;
-    // Each packet waits for its upcall and a revalidation round, so that what
-    // NORMAL learned from one packet decides the next (as hosts pausing between
-    // packets would see) and the counters below are the same on every run.
-    const receive = async (port: string, flow: string) => {
-      await appctl('netdev-dummy/receive', port, flow);
-      await appctl('revalidator/wait');
-    };
-    await receive(h1.port, ip(h1, h2, 'udp,tp_src=5000,tp_dst=6000'));
-    await receive(h2.port, ip(h2, h1, 'udp,tp_src=6000,tp_dst=5000'));
-    await receive(h1.port, ip(h1, h2, 'udp,tp_src=5000,tp_dst=6000'));
-    for (let i = 0; i < 3; i++) await receive(h1.port, ip(h1, h3, `tcp,tp_src=${40000 + i},tp_dst=80`));
-    await receive(h2.port, ip(h2, h1, 'tcp,tp_src=40100,tp_dst=22'));
-
-    say('port counters (nvs-ofctl dump-ports): p4, the monitor, got the copies of the web traffic (and the first flooded packet)');
-    await ofctl('dump-ports', BRIDGE);
-    say('rules with their counters (nvs-ofctl dump-flows)');
-    await ofctl('dump-flows', BRIDGE);
-    say('MAC table (nvs-appctl fdb/show)');
-    await appctl('fdb/show', BRIDGE);
-    say('megaflows in the datapath (nvs-appctl dpif/dump-flows)');
-    await appctl('dpif/dump-flows', BRIDGE);
-    say('why ssh from h2 is dropped (nvs-appctl ofproto/trace)');
-    await appctl('ofproto/trace', BRIDGE, ip(h2, h1, 'tcp,tp_src=40100,tp_dst=22'));
+    if (noNetns === undefined) await namespaceDemo(tools, opts.keep);
+    else {
+      if (noNetns !== '--dummy') io.stdout.write(`(${noNetns}: the demo uses dummy ports; as root it pings between two network namespaces)\n`);
+      await dummyDemo(tools);
+    }
   } finally {
     if (!opts.keep) {
       await vsctl('--if-exists', 'del-br', BRIDGE).catch(() => undefined);
@@ -92,6 +116,116 @@ export async function runDemo(rundir: string, io: CliIo, opts: { keep: boolean }
         await stop(rundir);
       }
     }
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
-  return 0;
+  return signal ? 130 : 0;
+}
+
+interface DemoTools {
+  say(s: string): void;
+  vsctl(...args: string[]): Promise<void>;
+  appctl(...args: string[]): Promise<void>;
+  ofctl(...args: string[]): Promise<void>;
+  io: CliIo;
+  /** The signal that interrupted the demo, if one did. */
+  interrupted(): NodeJS.Signals | undefined;
+}
+
+/** Two namespaces on tap ports: a real ping crosses nvs. */
+async function namespaceDemo({ say, vsctl, appctl, ofctl, io, interrupted }: DemoTools, keep: boolean): Promise<void> {
+  const cmd = async (c: string, ...args: string[]) => {
+    check();
+    const r = await sh(c, args);
+    check();
+    if (r.code !== 0) throw new DemoError('DEMO_COMMAND_FAILED', `${c} ${args.join(' ')} failed: ${r.stderr.trim()}`);
+    return r;
+  };
+  const removeNamespaces = async () => {
+    for (const h of NS_HOSTS) await sh('ip', ['netns', 'del', h.netns]);
+  };
+  // Leftovers of an interrupted demo would make `ip netns add` fail.
+  await removeNamespaces();
+  const check = () => {
+    const sig = interrupted();
+    if (sig) throw new DemoError('DEMO_INTERRUPTED', `interrupted by ${sig}`);
+  };
+  try {
+    say(`bridge ${BRIDGE} with internal ports ${NS_HOSTS.map((h) => h.port).join(', ')} (tap devices: nvs-vswitchd runs as root)`);
+    const ports = NS_HOSTS.flatMap((h, i) => ['--', '--may-exist', 'add-port', BRIDGE, h.port, '--', 'set', 'Interface', h.port, 'type=internal', `ofport_request=${i + 1}`]);
+    await vsctl('--', '--may-exist', 'add-br', BRIDGE, '--', 'set', 'Bridge', BRIDGE, 'datapath_type=netdev', ...ports);
+    await vsctl('show');
+    for (const h of NS_HOSTS) {
+      if (!existsSync(`/sys/class/net/${h.port}`)) {
+        throw new DemoError('DEMO_NO_TAP', `${h.port} is not a kernel device: nvs-vswitchd makes internal ports dummy ports (not root, or --enable-dummy=override; see its log). Run 'nvs demo --dummy' instead.`);
+      }
+    }
+    await appctl('dpif/show');
+
+    say(`network namespaces ${NS_HOSTS.map((h) => h.netns).join(', ')}: each gets one port (ip link set dev PORT netns NS; nvs keeps using it)`);
+    for (const h of NS_HOSTS) {
+      await cmd('ip', 'netns', 'add', h.netns);
+      await cmd('ip', 'link', 'set', 'dev', h.port, 'netns', h.netns);
+      await cmd('ip', '-n', h.netns, 'addr', 'add', `${h.ip}/24`, 'dev', h.port);
+      await cmd('ip', '-n', h.netns, 'link', 'set', 'dev', h.port, 'up');
+      await cmd('ip', '-n', h.netns, 'link', 'set', 'dev', 'lo', 'up');
+      io.stdout.write(`${h.netns}: ${h.port} ${h.ip}/24\n`);
+    }
+
+    const [h1, h2] = NS_HOSTS;
+    say(`ping from ${h1.netns} (${h1.ip}) to ${h2.netns} (${h2.ip})`);
+    const ping = await sh('ip', ['netns', 'exec', h1.netns, 'ping', '-c', '3', '-i', '0.3', '-W', '2', h2.ip]);
+    io.stdout.write(ping.stdout);
+    check();
+    if (ping.code !== 0) throw new DemoError('DEMO_COMMAND_FAILED', `ping did not get through: ${ping.stderr.trim() || 'no replies'}`);
+
+    say('MAC table (nvs-appctl fdb/show): NORMAL learned both hosts');
+    await appctl('fdb/show', BRIDGE);
+    say('megaflows in the datapath (nvs-appctl dpif/dump-flows)');
+    await appctl('dpif/dump-flows', BRIDGE);
+    say('port counters (nvs-ofctl dump-ports)');
+    await ofctl('dump-ports', BRIDGE);
+  } finally {
+    if (keep) io.stdout.write(`\n(kept: namespaces ${NS_HOSTS.map((h) => h.netns).join(', ')}; remove with 'ip netns del NAME')\n`);
+    else await removeNamespaces();
+  }
+}
+
+/** Dummy ports: packets injected with netdev-dummy/receive, through configs/demo.rules. */
+async function dummyDemo({ say, vsctl, appctl, ofctl }: DemoTools): Promise<void> {
+  say(`bridge ${BRIDGE} with dummy ports p1-p4 (nvs-vsctl; waits until nvs-vswitchd applied it)`);
+  const ports = ['p1', 'p2', 'p3', 'p4'].flatMap((p, i) => ['--', '--may-exist', 'add-port', BRIDGE, p, '--', 'set', 'Interface', p, 'type=dummy', `ofport_request=${i + 1}`]);
+  await vsctl('--', '--may-exist', 'add-br', BRIDGE, '--', 'set', 'Bridge', BRIDGE, 'datapath_type=netdev', ...ports);
+  await vsctl('show');
+
+  say(`rules from ${rulesFile()}`);
+  await ofctl('replace-flows', BRIDGE, rulesFile());
+
+  say('traffic: h1 and h2 talk (NORMAL floods, learns, then unicasts), h1 fetches a page from h3, h2 tries ssh to h1');
+  const [h1, h2, h3] = HOSTS;
+  const ip = (a: (typeof HOSTS)[number], b: (typeof HOSTS)[number], l4: string) =>
+    `in_port=${a.port},dl_src=${a.mac},dl_dst=${b.mac},${l4},nw_src=${a.ip},nw_dst=${b.ip}`;
+  // Each packet waits for its upcall and a revalidation round, so that what
+  // NORMAL learned from one packet decides the next (as hosts pausing between
+  // packets would see) and the counters below are the same on every run.
+  const receive = async (port: string, flow: string) => {
+    await appctl('netdev-dummy/receive', port, flow);
+    await appctl('revalidator/wait');
+  };
+  await receive(h1.port, ip(h1, h2, 'udp,tp_src=5000,tp_dst=6000'));
+  await receive(h2.port, ip(h2, h1, 'udp,tp_src=6000,tp_dst=5000'));
+  await receive(h1.port, ip(h1, h2, 'udp,tp_src=5000,tp_dst=6000'));
+  for (let i = 0; i < 3; i++) await receive(h1.port, ip(h1, h3, `tcp,tp_src=${40000 + i},tp_dst=80`));
+  await receive(h2.port, ip(h2, h1, 'tcp,tp_src=40100,tp_dst=22'));
+
+  say('port counters (nvs-ofctl dump-ports): p4, the monitor, got the copies of the web traffic (and the first flooded packet)');
+  await ofctl('dump-ports', BRIDGE);
+  say('rules with their counters (nvs-ofctl dump-flows)');
+  await ofctl('dump-flows', BRIDGE);
+  say('MAC table (nvs-appctl fdb/show)');
+  await appctl('fdb/show', BRIDGE);
+  say('megaflows in the datapath (nvs-appctl dpif/dump-flows)');
+  await appctl('dpif/dump-flows', BRIDGE);
+  say('why ssh from h2 is dropped (nvs-appctl ofproto/trace)');
+  await appctl('ofproto/trace', BRIDGE, ip(h2, h1, 'tcp,tp_src=40100,tp_dst=22'));
 }

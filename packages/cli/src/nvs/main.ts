@@ -2,7 +2,8 @@
  * `nvs`: the front door. `nvs start` runs nvs-dbserver and nvs-vswitchd in
  * the background (pid files and logs in the run directory) and returns once
  * both answer; `nvs stop` ends them cleanly; `nvs status` says what runs;
- * `nvs demo` builds a small switch on dummy ports and shows traffic crossing it.
+ * `nvs demo` builds a small switch and shows traffic crossing it: between two
+ * network namespaces on tap ports as root, on dummy ports otherwise.
  */
 import { Command, CommanderError } from 'commander';
 import { resolveRundir } from '@nvs/ovsdb';
@@ -46,10 +47,11 @@ export async function runNvs(argv: string[], io: CliIo): Promise<number> {
     });
   program
     .command('demo')
-    .description('start nvs if needed, build a bridge with dummy ports and show traffic crossing it')
-    .option('--keep', 'leave the daemons and the demo bridge running afterwards')
-    .action(async (opts: { keep?: boolean }) => {
-      code = await runDemo(rundir(), io, { keep: opts.keep ?? false });
+    .description('start nvs if needed, build a bridge and show traffic crossing it (namespaces with root, dummy ports without)')
+    .option('--keep', 'leave the daemons, the demo bridge (and namespaces) running afterwards')
+    .option('--dummy', 'use dummy ports even as root')
+    .action(async (opts: { keep?: boolean; dummy?: boolean }) => {
+      code = await runDemo(rundir(), io, { keep: opts.keep ?? false, dummy: opts.dummy ?? false });
     });
 
   try {

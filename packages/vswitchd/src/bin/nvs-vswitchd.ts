@@ -4,6 +4,7 @@
 import { DaemonError, startDaemon } from '@nvs/ovsdb';
 import { parseVswitchdArgs } from '../args.ts';
 import { NvsDataplane } from '../dataplane-nvs.ts';
+import { chooseInternalPorts } from '../internal-ports.ts';
 import { VERSION, Vswitchd } from '../vswitchd.ts';
 
 async function main(): Promise<number> {
@@ -26,6 +27,8 @@ async function main(): Promise<number> {
     return err instanceof DaemonError ? 1 : 2;
   }
   const log = daemon.vlog.logger('main');
+  const internal = chooseInternalPorts({ dummyOverride: args.dummyOverride });
+  log.info({ internalPorts: internal.backend, why: internal.reason }, `internal and LOCAL ports are ${internal.backend === 'tap' ? 'tap devices' : 'dummy ports'}`);
   let stopping: Promise<void> | undefined;
   const shutdown = (why: string) => {
     stopping ??= (async () => {
@@ -40,7 +43,7 @@ async function main(): Promise<number> {
     rundir: args.daemon.rundir,
     remote: args.remote,
     unixctlPath: args.unixctlPath,
-    openDataplane: (o) => NvsDataplane.open(o),
+    openDataplane: (o) => NvsDataplane.open({ ...o, internalPorts: internal.backend }),
     restore: !args.noRestore,
     read: { dummyOverride: args.dummyOverride },
     onExit: () => shutdown('exit requested over appctl'),

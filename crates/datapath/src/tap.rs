@@ -1,0 +1,318 @@
+//! The `tap` port: a Linux tap device, so the host's network stack sees the
+//! port as an ordinary interface. nvs-vswitchd uses it for each bridge's
+//! LOCAL port and for Interface type `internal` when it may create devices.
+//!
+//! Opening the port opens `/dev/net/tun` and asks for a tap device named
+//! after the port (`TUNSETIFF` with `IFF_TAP | IFF_NO_PI`: plain Ethernet
+//! frames, no packet-information prefix). The device is not persistent: it
+//! exists while the file descriptor is open, so closing the port (or the
+//! process ending) deletes it. The descriptor keeps working when the device
+//! is moved to another network namespace (`ip link set dev X netns N`). The
+//! device is created down; whoever uses it brings it up.
+//!
+//! I/O never blocks the polling thread: the descriptor is non-blocking.
+//! `rx_burst` reads frames until the batch is full or the kernel has none
+//! (`EAGAIN`). `tx_burst` writes each frame once; a full kernel queue
+//! (`EAGAIN`, `ENOBUFS`) or a device that is down (`EIO`) drops the packet
+//! and counts it in `tx_dropped`. Frames shorter than an Ethernet header or
+//! longer than [`MAX_FRAME`] are counted as errors (`rx_errors`/`tx_errors`),
+//! as are other failed reads and writes. If the device is deleted from
+//! outside (`ip link del`), the port counts one rx error and then behaves as
+//! closed.
+//!
+//! Buffers: a frame is read straight into a heap buffer with [`HEADROOM`] in
+//! front; buffers of packets this port sends or takes back through `recycle`
+//! go to a free list that the rx side reuses, so steady two-way traffic
+//! allocates nothing. (A packet forwarded to another port leaves its buffer
+//! with that port.)
+//!
+//! Creating a tap device needs `CAP_NET_ADMIN`; without it `open` fails with
+//! [`PortError::Os`], whose `lacks_privilege()` says so. No options.
+
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+
+use crate::actions::{PacketBuf, HEADROOM};
+use crate::port::{Batch, Frame, Port, PortError, PortOptions, PortStats};
+
+/// Longest frame carried: a 9216-byte MTU plus an Ethernet header and one VLAN tag.
+pub const MAX_FRAME: usize = 9216 + 14 + 4;
+/// Shortest frame carried: an Ethernet header.
+pub const MIN_FRAME: usize = 14;
+/// Longest device name Linux accepts (`IFNAMSIZ` less the terminating NUL).
+pub const MAX_NAME: usize = libc::IFNAMSIZ - 1;
+/// Buffer size: headroom, the longest frame, and one byte to notice a longer one.
+const BUF_LEN: usize = HEADROOM + MAX_FRAME + 1;
+/// Free buffers kept for reuse; beyond this they are freed.
+const FREE_LIST_MAX: usize = 256;
+
+/// A tap device port.
+pub struct TapPort {
+    /// The tun descriptor; `None` once closed (dropping it deletes the device).
+    file: Option<File>,
+    mac: [u8; 6],
+    /// A buffer read into but not used (the read found nothing): the next read reuses it.
+    spare: Option<Frame>,
+    free: Vec<Frame>,
+    stats: PortStats,
+}
+
+fn os_error(port: &str, what: &'static str, source: std::io::Error) -> PortError {
+    PortError::Os {
+        port: port.to_string(),
+        what,
+        source,
+    }
+}
+
+/// Checks that `name` can name a Linux network device.
+fn check_name(name: &str) -> Result<(), PortError> {
+    let why = if name.is_empty() {
+        "a tap device needs a name"
+    } else if name.len() > MAX_NAME {
+        "Linux device names are at most 15 bytes"
+    } else if name == "." || name == ".." {
+        "'.' and '..' cannot name a device"
+    } else if name
+        .bytes()
+        .any(|b| b == b'/' || b == b':' || b == 0 || b.is_ascii_whitespace())
+    {
+        "a device name cannot contain '/', ':', NUL or whitespace"
+    } else {
+        return Ok(());
+    };
+    Err(PortError::BadName {
+        name: name.to_string(),
+        why,
+    })
+}
+
+/// An `ifreq` naming `name` (checked by [`check_name`]), all else zero.
+fn ifreq_for(name: &str) -> libc::ifreq {
+    // SAFETY: `ifreq` is plain old data (a byte array and a union of integers
+    // and plain structs); all-zero bytes are a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in ifr.ifr_name.iter_mut().zip(name.bytes()) {
+        *dst = src as libc::c_char;
+    }
+    ifr
+}
+
+/// Creates the tap device `name` on `file` (an open `/dev/net/tun`) and returns its MAC.
+fn attach(file: &File, name: &str) -> Result<[u8; 6], PortError> {
+    let mut ifr = ifreq_for(name);
+    ifr.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
+    // SAFETY: the descriptor is open; TUNSETIFF reads and writes one `ifreq`,
+    // which lives for the call; the name is NUL-terminated (at most 15 bytes
+    // were copied into the zeroed 16-byte array).
+    if unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &mut ifr) } < 0 {
+        let err = std::io::Error::last_os_error();
+        let what = match err.raw_os_error() {
+            // The name is taken: by a tap another process holds, or a device of another kind.
+            Some(libc::EBUSY) | Some(libc::EINVAL) => {
+                "creating the tap device (is a device of that name already in use?)"
+            }
+            _ => "creating the tap device (TUNSETIFF)",
+        };
+        return Err(os_error(name, what, err));
+    }
+    // The tun descriptor answers SIOCGIFHWADDR itself, whatever namespace the device is in.
+    let mut ifr = ifreq_for(name);
+    // SAFETY: as above; SIOCGIFHWADDR on a tun descriptor fills `ifru_hwaddr`.
+    if unsafe { libc::ioctl(file.as_raw_fd(), libc::SIOCGIFHWADDR, &mut ifr) } < 0 {
+        return Err(os_error(
+            name,
+            "reading the tap device's MAC address (SIOCGIFHWADDR)",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: SIOCGIFHWADDR succeeded, so the union holds `ifru_hwaddr`.
+    let data = unsafe { ifr.ifr_ifru.ifru_hwaddr.sa_data };
+    let mut mac = [0u8; 6];
+    for (m, d) in mac.iter_mut().zip(data.iter()) {
+        *m = *d as u8;
+    }
+    Ok(mac)
+}
+
+impl TapPort {
+    fn buffer(&mut self) -> Frame {
+        self.spare
+            .take()
+            .or_else(|| self.free.pop())
+            .unwrap_or_else(|| vec![0; BUF_LEN].into_boxed_slice())
+    }
+
+    fn keep(&mut self, frame: Frame) {
+        if frame.len() >= BUF_LEN && self.free.len() < FREE_LIST_MAX {
+            self.free.push(frame);
+        }
+    }
+}
+
+impl Port for TapPort {
+    fn open(name: &str, options: &PortOptions) -> Result<Self, PortError> {
+        check_name(name)?;
+        if let Some((k, v)) = options.iter().next() {
+            return Err(PortError::BadOption {
+                port: name.to_string(),
+                key: k.clone(),
+                value: v.clone(),
+                why: "a tap port takes no options".into(),
+            });
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open("/dev/net/tun")
+            .map_err(|e| os_error(name, "opening /dev/net/tun", e))?;
+        let mac = attach(&file, name)?;
+        Ok(TapPort {
+            file: Some(file),
+            mac,
+            spare: None,
+            free: Vec::new(),
+            stats: PortStats::default(),
+        })
+    }
+
+    fn kind(&self) -> &'static str {
+        "tap"
+    }
+
+    fn rx_burst(&mut self, batch: &mut Batch) -> Result<usize, PortError> {
+        let mut got = 0;
+        while batch.room() > 0 {
+            let mut frame = self.buffer();
+            let Some(mut file) = self.file.as_ref() else {
+                self.spare = Some(frame);
+                break;
+            };
+            match file.read(&mut frame[HEADROOM..]) {
+                Ok(len) if (MIN_FRAME..=MAX_FRAME).contains(&len) => {
+                    match PacketBuf::new(frame, HEADROOM, len) {
+                        Ok(pkt) => {
+                            self.stats.rx_packets += 1;
+                            self.stats.rx_bytes += len as u64;
+                            batch.pkts.push(pkt);
+                            got += 1;
+                        }
+                        // Cannot happen (the read fits the buffer); counted, not a panic.
+                        Err(_) => self.stats.rx_errors += 1,
+                    }
+                }
+                // Too short, or longer than MAX_FRAME (and maybe cut short by the buffer).
+                Ok(_) => {
+                    self.stats.rx_errors += 1;
+                    self.spare = Some(frame);
+                }
+                Err(e) => {
+                    self.spare = Some(frame);
+                    match e.kind() {
+                        ErrorKind::WouldBlock => break,
+                        ErrorKind::Interrupted => continue,
+                        _ => {
+                            self.stats.rx_errors += 1;
+                            // The device was deleted under us (`ip link del`): the descriptor
+                            // is dead for good, so let it go rather than fail every poll.
+                            if e.raw_os_error() == Some(libc::EBADFD) {
+                                self.file = None;
+                            }
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(got)
+    }
+
+    fn tx_burst(&mut self, batch: &mut Batch) -> Result<usize, PortError> {
+        let mut sent = 0;
+        let mut pkts = std::mem::take(&mut batch.pkts);
+        for pkt in pkts.drain(..) {
+            let len = pkt.len();
+            match self.file.as_ref() {
+                None => self.stats.tx_dropped += 1,
+                Some(_) if !(MIN_FRAME..=MAX_FRAME).contains(&len) => self.stats.tx_errors += 1,
+                Some(mut file) => loop {
+                    match file.write(pkt.data()) {
+                        Ok(_) => {
+                            self.stats.tx_packets += 1;
+                            self.stats.tx_bytes += len as u64;
+                            sent += 1;
+                        }
+                        Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                        Err(e)
+                            if e.kind() == ErrorKind::WouldBlock
+                                || matches!(
+                                    e.raw_os_error(),
+                                    Some(libc::ENOBUFS) | Some(libc::EIO)
+                                ) =>
+                        {
+                            self.stats.tx_dropped += 1
+                        }
+                        Err(_) => self.stats.tx_errors += 1,
+                    }
+                    break;
+                },
+            }
+            self.keep(pkt.into_parts().0);
+        }
+        // Give the (empty) vector back so the caller's batch keeps its capacity.
+        batch.pkts = pkts;
+        Ok(sent)
+    }
+
+    fn recycle(&mut self, batch: &mut Batch) {
+        let mut pkts = std::mem::take(&mut batch.pkts);
+        for pkt in pkts.drain(..) {
+            self.keep(pkt.into_parts().0);
+        }
+        batch.pkts = pkts;
+    }
+
+    fn stats(&self) -> PortStats {
+        self.stats
+    }
+
+    fn close(&mut self) {
+        // Dropping the descriptor deletes the (non-persistent) device.
+        self.file = None;
+        self.spare = None;
+        self.free.clear();
+    }
+
+    fn mac(&self) -> Option<[u8; 6]> {
+        Some(self.mac)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked_before_any_system_call() {
+        let long = "a-name-of-16-chr";
+        assert_eq!(long.len(), 16);
+        let err = TapPort::open(long, &PortOptions::new()).err().unwrap();
+        assert!(matches!(err, PortError::BadName { .. }), "{err}");
+        assert!(err.to_string().contains("at most 15"), "{err}");
+        for bad in ["", "a/b", "a b", "a:1", ".."] {
+            assert!(matches!(check_name(bad), Err(PortError::BadName { .. })));
+        }
+        assert!(check_name("br-int.15chars_").is_ok());
+    }
+
+    #[test]
+    fn options_are_refused() {
+        let mut opts = PortOptions::new();
+        opts.insert("n_rxq".into(), "2".into());
+        let err = TapPort::open("tapopt0", &opts).err().unwrap();
+        assert!(matches!(err, PortError::BadOption { .. }), "{err}");
+    }
+}
