@@ -25,6 +25,8 @@ import { OvsdbIoError, StorageFormatError } from './errors.ts';
 import { diffIsNewValue, parseSchema, type AtomicType, type ColumnType, type DatabaseSchema } from './schema.ts';
 
 const MAGIC = 'OVSDB JSON ';
+/** Room for the longest record header: magic, a 16-digit length, a space, 40 hex digits, a newline. */
+const HEADER_ROOM = MAGIC.length + 16 + 1 + 40 + 1;
 
 /** Encodes one record: header line + JSON text + newline. */
 export function encodeRecord(json: unknown): string {
@@ -223,6 +225,8 @@ export class DbFile {
   private readonly threshold: number;
   private readonly syncDelayMs: number;
   private syncTimer: NodeJS.Timeout | undefined;
+  /** Where append frames ordinary records (see frame). */
+  private readonly scratch = Buffer.allocUnsafe(64 * 1024);
 
   private constructor(path: string, fd: number, size: number, opts: DbFileOptions) {
     this.path = path;
@@ -284,11 +288,11 @@ export class DbFile {
 
   /** Writes one commit's record; fsyncs before returning when `durable`. */
   append(db: Database, changes: readonly RowChange[], date: number, comment: string | undefined, durable: boolean, log?: DeltaLog): void {
-    const buf = recordBuffer(commitRecordText(db, changes, date, comment, log));
+    const [buf, start, end] = this.frame(commitRecordText(db, changes, date, comment, log));
     // Explicit positions: the descriptor is not in append mode (open truncates torn tails through it).
-    let off = 0;
+    let off = start;
     try {
-      while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off, this.size + off);
+      while (off < end) off += writeSync(this.fd, buf, off, end - off, this.size + off - start);
     } catch (err) {
       // Cut a partial record off, so the file still ends on a record boundary.
       try {
@@ -298,9 +302,28 @@ export class DbFile {
       }
       throw new OvsdbIoError(`appending to ${this.path} failed: ${(err as Error).message}`);
     }
-    this.size += buf.length;
+    this.size += end - start;
     if (durable) this.syncNow();
     else this.scheduleSync();
+  }
+
+  /**
+   * Frames a record body in this file's scratch buffer (as recordBuffer
+   * does, without measuring the text first or allocating per commit): the
+   * body is encoded after room for the longest header, then the header is
+   * written just before it. Returns the buffer and the record's bounds.
+   */
+  private frame(body: string): [Buffer, number, number] {
+    // UTF-8 takes at most 3 bytes per UTF-16 unit; a bigger record gets its own buffer.
+    if (HEADER_ROOM + 3 * body.length > this.scratch.length) {
+      const buf = recordBuffer(body);
+      return [buf, 0, buf.length];
+    }
+    const n = this.scratch.write(body, HEADER_ROOM, 'utf8');
+    const header = `${MAGIC}${n} ${hash('sha1', this.scratch.subarray(HEADER_ROOM, HEADER_ROOM + n), 'hex')}\n`;
+    const start = HEADER_ROOM - header.length;
+    this.scratch.write(header, start, 'latin1');
+    return [this.scratch, start, HEADER_ROOM + n];
   }
 
   /** Whether the file has grown enough to compact. */

@@ -72,6 +72,16 @@ describe('DbFile', () => {
     expect(snapshot(reopen(path))).toEqual(snapshot(db));
   });
 
+  it('round-trips non-ASCII text, escapes and records too big for the scratch buffer (lengths and SHA-1 over UTF-8 bytes)', () => {
+    const { path, file, db } = fresh();
+    commit(db, file, [{ op: 'insert', table: 'Open_vSwitch', row: { external_ids: ['map', [['é😀', 'quote " back \\ nl \n'], ['k', 'ü'.repeat(10)]]] } }]);
+    commit(db, file, [{ op: 'mutate', table: 'Open_vSwitch', where: [], mutations: [['external_ids', 'insert', ['map', [['big', '€'.repeat(40_000)]]]]] }]);
+    commit(db, file, [{ op: 'mutate', table: 'Open_vSwitch', where: [], mutations: [['external_ids', 'delete', ['set', ['big']]]] }]);
+    file.close();
+    expect(parseFile(readFileSync(path)).tornReason).toBeUndefined();
+    expect(snapshot(reopen(path))).toEqual(snapshot(db));
+  });
+
   it('compacts past the threshold into schema + one record, keeping every row', () => {
     const { path, file, db } = fresh({ compactThresholdBytes: 20_000 });
     commit(db, file, [{ op: 'insert', table: 'Open_vSwitch', row: {} }]);
