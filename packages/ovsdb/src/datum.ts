@@ -386,9 +386,11 @@ export class ChunkedSet implements Datum {
   readonly size: number;
   #flat: readonly Atom[] | undefined;
 
-  constructor(chunks: readonly (readonly Atom[])[], size: number) {
+  /** `flat`, when the caller has it, is the keys array (saves building it on first read). */
+  constructor(chunks: readonly (readonly Atom[])[], size: number, flat?: readonly Atom[]) {
     this.chunks = chunks;
     this.size = size;
+    this.#flat = flat;
   }
 
   get keys(): readonly Atom[] {
@@ -427,8 +429,27 @@ function setHas(d: Datum, k: Atom): boolean {
 function chunksOf(d: Datum): Array<readonly Atom[]> {
   if (d instanceof ChunkedSet) return d.chunks.slice();
   const out: Array<readonly Atom[]> = [];
-  for (let i = 0; i < d.keys.length; i += CHUNK) out.push(d.keys.slice(i, i + CHUNK));
+  for (let i = 0; i < d.keys.length; i += CHUNK) out.push(copyRange(d.keys, i, Math.min(i + CHUNK, d.keys.length)));
   return out;
+}
+
+/**
+ * Copies keys[from, to) into a new array. Every chunk is made this way or by
+ * copyWith (`new Array(n)`, then stores), so all chunks share one V8
+ * elements kind: a chunk sliced from a differently built array (a bulk
+ * insert's merge) would make the chunk functions polymorphic and deoptimize
+ * them mid-run.
+ */
+function copyRange(keys: readonly Atom[], from: number, to: number): Atom[] {
+  const out = new Array<Atom>(to - from);
+  for (let i = from; i < to; i++) out[i - from] = keys[i];
+  return out;
+}
+
+/** A set big enough to chunk, as a ChunkedSet (after a bulk insert or delete); anything else as is. */
+function chunkedIfBig(d: Datum): Datum {
+  if (d.values || d instanceof ChunkedSet || d.keys.length < CHUNKED_FROM) return d;
+  return new ChunkedSet(chunksOf(d), d.keys.length, d.keys);
 }
 
 /** Copies `keys` with `k` inserted in order, or with the element at `del` left out. */
@@ -452,7 +473,7 @@ function copyWith(keys: readonly Atom[], at: number, k: Atom | undefined, del: b
  * chunk, not the set; a small one is copied once at its exact size.
  */
 export function setInsert(base: Datum, add: Datum, log?: DeltaLog): Datum {
-  if (base.values || add.keys.length > 16) return datumUnion(base, add);
+  if (base.values || add.keys.length > 16) return chunkedIfBig(datumUnion(base, add));
   let out: Datum;
   const added: Atom[] = [];
   if (!(base instanceof ChunkedSet) && base.keys.length + add.keys.length < CHUNKED_FROM) {
@@ -493,7 +514,7 @@ export function setInsert(base: Datum, add: Datum, log?: DeltaLog): Datum {
       chunks ??= src.slice();
       added.push(k);
       const grown = copyWith(chunks[c], i, k, false);
-      if (grown.length >= 2 * CHUNK) chunks.splice(c, 1, grown.slice(0, CHUNK), grown.slice(CHUNK));
+      if (grown.length >= 2 * CHUNK) chunks.splice(c, 1, copyRange(grown, 0, CHUNK), copyRange(grown, CHUNK, grown.length));
       else chunks[c] = grown;
     }
     if (!chunks) return base;
@@ -505,7 +526,7 @@ export function setInsert(base: Datum, add: Datum, log?: DeltaLog): Datum {
 
 /** `delete` mutation on a set or map: like datumDifference, recording set deltas in `log` (copies as setInsert does). */
 export function setDelete(base: Datum, del: Datum, log?: DeltaLog): Datum {
-  if (base.values || del.keys.length > 16) return datumDifference(base, del);
+  if (base.values || del.keys.length > 16) return chunkedIfBig(datumDifference(base, del));
   const removed: Atom[] = [];
   for (const k of del.keys) if (setHas(base, k)) removed.push(k);
   if (removed.length === 0) return base;
