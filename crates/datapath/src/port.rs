@@ -12,9 +12,11 @@
 //!   or through `recycle` (a packet the datapath dropped or sent to the slow
 //!   path). A packet is never handed to JavaScript: upcalls copy the bytes.
 //! - `tx_burst` takes every packet out of the batch, whether it sent it or
-//!   dropped it (counted in `tx_dropped`); the caller's batch is empty after.
+//!   dropped it (counted in `tx_dropped`, or in `tx_errors` when the packet
+//!   or the device was at fault); the caller's batch is empty after.
 //! - `recycle` takes back packets the datapath is done with; the default just
-//!   drops them (right for back ends whose buffers are plain heap memory).
+//!   drops them (right for back ends whose buffers are plain heap memory; the
+//!   tap port keeps them on a free list for its next reads).
 //!
 //! Ports are used under a per-port lock held for one batch, never per packet:
 //! the owning polling thread locks for `rx_burst`, any thread for `tx_burst`.

@@ -17,8 +17,8 @@
 //! and counts it in `tx_dropped`. Frames shorter than an Ethernet header or
 //! longer than [`MAX_FRAME`] are counted as errors (`rx_errors`/`tx_errors`),
 //! as are other failed reads and writes. If the device is deleted from
-//! outside (`ip link del`), the port counts one rx error and then behaves as
-//! closed.
+//! outside (`ip link del`), the port counts one error (rx or tx, whichever
+//! notices first) and then behaves as closed.
 //!
 //! Buffers: a frame is read straight into a heap buffer with [`HEADROOM`] in
 //! front; buffers of packets this port sends or takes back through `recycle`
@@ -77,9 +77,13 @@ fn check_name(name: &str) -> Result<(), PortError> {
         "'.' and '..' cannot name a device"
     } else if name
         .bytes()
-        .any(|b| b == b'/' || b == b':' || b == 0 || b.is_ascii_whitespace())
+        .any(|b| b == b'/' || b == b':' || b == 0 || kernel_isspace(b))
     {
         "a device name cannot contain '/', ':', NUL or whitespace"
+    } else if name.contains('%') {
+        // The kernel reads '%' as a name template ("tap%d" becomes "tap0"): the
+        // device would not be called what the port is.
+        "a device name cannot contain '%'"
     } else {
         return Ok(());
     };
@@ -89,12 +93,20 @@ fn check_name(name: &str) -> Result<(), PortError> {
     })
 }
 
+/// Whether the kernel's `isspace` (which `dev_valid_name` uses) holds for
+/// `b`: Rust's `is_ascii_whitespace` leaves out `\v`, and the kernel's
+/// Latin-1 table counts 0xA0 (a byte of some UTF-8 characters) too.
+fn kernel_isspace(b: u8) -> bool {
+    matches!(b, b'\t'..=b'\r' | b' ' | 0xa0)
+}
+
 /// An `ifreq` naming `name` (checked by [`check_name`]), all else zero.
 fn ifreq_for(name: &str) -> libc::ifreq {
     // SAFETY: `ifreq` is plain old data (a byte array and a union of integers
     // and plain structs); all-zero bytes are a valid value.
     let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (dst, src) in ifr.ifr_name.iter_mut().zip(name.bytes()) {
+    // At most MAX_NAME bytes, whatever the caller checked: the last byte stays NUL.
+    for (dst, src) in ifr.ifr_name[..MAX_NAME].iter_mut().zip(name.bytes()) {
         *dst = src as libc::c_char;
     }
     ifr
@@ -143,6 +155,15 @@ impl TapPort {
             .take()
             .or_else(|| self.free.pop())
             .unwrap_or_else(|| vec![0; BUF_LEN].into_boxed_slice())
+    }
+
+    /// The device was deleted under us (`ip link del`, its namespace deleted):
+    /// the descriptor is dead for good (`EBADFD`), so let it go rather than
+    /// count an error on every poll and every packet.
+    fn let_go_if_deleted(&mut self, e: &std::io::Error) {
+        if e.raw_os_error() == Some(libc::EBADFD) {
+            self.file = None;
+        }
     }
 
     fn keep(&mut self, frame: Frame) {
@@ -216,11 +237,7 @@ impl Port for TapPort {
                         ErrorKind::Interrupted => continue,
                         _ => {
                             self.stats.rx_errors += 1;
-                            // The device was deleted under us (`ip link del`): the descriptor
-                            // is dead for good, so let it go rather than fail every poll.
-                            if e.raw_os_error() == Some(libc::EBADFD) {
-                                self.file = None;
-                            }
+                            self.let_go_if_deleted(&e);
                             break;
                         }
                     }
@@ -255,7 +272,10 @@ impl Port for TapPort {
                         {
                             self.stats.tx_dropped += 1
                         }
-                        Err(_) => self.stats.tx_errors += 1,
+                        Err(e) => {
+                            self.stats.tx_errors += 1;
+                            self.let_go_if_deleted(&e);
+                        }
                     }
                     break;
                 },
@@ -306,6 +326,24 @@ mod tests {
             assert!(matches!(check_name(bad), Err(PortError::BadName { .. })));
         }
         assert!(check_name("br-int.15chars_").is_ok());
+    }
+
+    #[test]
+    fn names_the_kernel_would_refuse_or_rename_are_refused() {
+        // "tap%d" would create "tap0"; "a%b" fails in the kernel with a misleading EINVAL;
+        // \v and "à" (0xC3 0xA0) are whitespace to the kernel's isspace.
+        for bad in ["tap%d", "a%b", "a\u{b}b", "caf\u{e0}"] {
+            let err = check_name(bad).err();
+            assert!(matches!(err, Some(PortError::BadName { .. })), "{bad:?}");
+        }
+        assert!(check_name("caf\u{e9}").is_ok());
+    }
+
+    #[test]
+    fn ifreq_name_is_always_nul_terminated() {
+        let ifr = ifreq_for("a-name-longer-than-sixteen");
+        assert_eq!(ifr.ifr_name[MAX_NAME], 0);
+        assert_eq!(ifr.ifr_name[0] as u8, b'a');
     }
 
     #[test]

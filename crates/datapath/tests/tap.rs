@@ -226,6 +226,24 @@ fn a_device_deleted_from_outside_counts_one_error_and_goes_quiet() {
 }
 
 #[test]
+fn a_device_deleted_from_outside_noticed_by_tx_counts_one_error_and_goes_quiet() {
+    let name = dev_name("d");
+    let Some(mut port) = open_tap(&name) else {
+        return;
+    };
+    ip(&["link", "del", "dev", &name]);
+    let mut batch = Batch::new();
+    for marker in 0..3 {
+        batch.pkts.push(heap(&frame([2; 6], [4; 6], marker, 60)));
+    }
+    assert_eq!(port.tx_burst(&mut batch).unwrap(), 0);
+    let s = port.stats();
+    assert_eq!((s.tx_errors, s.tx_dropped), (1, 2));
+    assert_eq!(port.rx_burst(&mut batch).unwrap(), 0);
+    assert_eq!(port.stats().rx_errors, 0);
+}
+
+#[test]
 fn a_taken_name_and_a_long_name_give_clear_errors() {
     let name = dev_name("b");
     let Some(_first) = open_tap(&name) else {
