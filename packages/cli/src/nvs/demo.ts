@@ -98,26 +98,35 @@ export async function runDemo(rundir: string, io: CliIo, opts: { keep: boolean; 
   process.on('SIGTERM', onSignal);
   const tools: DemoTools = { say, vsctl, appctl, ofctl, io, interrupted: () => signal };
 
-  const noNetns = opts.dummy ? '--dummy' : await whyNoNamespaces();
-  const wasRunning = (await status(rundir)).every((s) => s.running);
-  say(wasRunning ? `nvs is running in ${rundir}` : `starting nvs in ${rundir}`);
-  if (!wasRunning) for (const s of await start(rundir)) io.stdout.write(`${s.name}: running (pid ${s.pid ?? '?'})\n`);
+  // Everything from here on is inside the try: a failed start must not leave the
+  // handlers above installed (they stop Ctrl-C from ending the process) or a daemon running.
+  let wasRunning = true;
+  let up = false;
   try {
+    const noNetns = opts.dummy ? '--dummy' : await whyNoNamespaces();
+    wasRunning = (await status(rundir)).every((s) => s.running);
+    say(wasRunning ? `nvs is running in ${rundir}` : `starting nvs in ${rundir}`);
+    if (!wasRunning) for (const s of await start(rundir)) io.stdout.write(`${s.name}: running (pid ${s.pid ?? '?'})\n`);
+    up = true;
     if (noNetns === undefined) await namespaceDemo(tools, opts.keep);
     else {
       if (noNetns !== '--dummy') io.stdout.write(`(${noNetns}: the demo uses dummy ports; as root it pings between two network namespaces)\n`);
       await dummyDemo(tools);
     }
   } finally {
-    if (!opts.keep) {
-      await vsctl('--if-exists', 'del-br', BRIDGE).catch(() => undefined);
-      if (!wasRunning) {
-        say('stopping nvs (use --keep to leave it running)');
-        await stop(rundir);
+    try {
+      if (!opts.keep) {
+        // Only with both daemons up: del-br waits for nvs-vswitchd to apply it.
+        if (up) await vsctl('--if-exists', 'del-br', BRIDGE).catch(() => undefined);
+        if (!wasRunning) {
+          say('stopping nvs (use --keep to leave it running)');
+          await stop(rundir);
+        }
       }
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
     }
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
   }
   return signal ? 130 : 0;
 }
