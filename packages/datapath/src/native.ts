@@ -74,19 +74,10 @@ export interface NativePmdCounters {
   iterations: number;
 }
 
-export interface NativeThreadStats {
+export interface NativeThreadStats extends NativePmdCounters {
   id: number;
   core?: number | null;
   ports: number[];
-  packets: number;
-  emcHits: number;
-  megaflowHits: number;
-  misses: number;
-  lostUpcalls: number;
-  parseErrors: number;
-  txDropped: number;
-  busyNs: number;
-  iterations: number;
 }
 
 export interface NativeStats {

@@ -3,8 +3,10 @@
 // again, and the table holds at most `maxEntries`, evicting the least recently
 // seen entry when full. Every change (learned, moved, expired, evicted,
 // flushed) records the invalidation tag `mac:<vlan>:<hex mac>`, so the owner can
-// revalidate the megaflows whose translation looked that entry up (xlate puts
-// the same tag in its result). Time comes from the injected clock (ms).
+// revalidate the megaflows whose translation looked that entry up (xlate tags
+// a flow with the entry of the destination it looked up; a source is learned,
+// not depended on, and learned again from the flow's credited stats). Time
+// comes from the injected clock (ms).
 
 
 export interface MacEntry {

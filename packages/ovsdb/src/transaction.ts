@@ -431,7 +431,7 @@ class Transaction {
         }
       }
     }
-    const weakWriters = [...this.overlay.keys()].filter((t) => this.db.info.get(t)!.refColumns.some((r) => !r.strong));
+    const weakWriters = [...this.overlay.keys()].filter((t) => this.db.info.get(t)!.hasWeakRefs);
     if (deletedBy.size === 0 && weakWriters.length === 0) return;
     const examine = new Map<string, Set<string>>();
     const add = (t: string, u: string): void => {
@@ -440,7 +440,7 @@ class Transaction {
       s.add(u);
     };
     for (const [tname, o] of this.overlay) {
-      if (!this.db.info.get(tname)!.refColumns.some((r) => !r.strong)) continue;
+      if (!this.db.info.get(tname)!.hasWeakRefs) continue;
       for (const [u, r] of o) if (r) add(tname, u);
     }
     for (const [target, deleted] of deletedBy) {
