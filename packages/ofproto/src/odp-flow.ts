@@ -55,8 +55,15 @@ const FRAG_NAMES: Record<number, string> = { 0: 'no', 1: 'first', 3: 'later' };
 
 /** TCP flag names in bit order, as OVS prints them in masked form (`+syn-ack`). */
 const TCP_FLAG_NAMES = ['fin', 'syn', 'rst', 'psh', 'ack', 'urg', 'ece', 'cwr', 'ns'];
-/** One-letter TCP flags of a flow's statistics (`flags:S.`), in bit order. */
-const TCP_FLAG_LETTERS = ['F', 'S', 'R', 'P', '.', 'U', 'E', 'C', 'N'];
+/**
+ * The TCP flags of a flow's statistics (`flags:SFP.`) as OVS's
+ * packet_format_tcp_flags writes them: tcpdump's letters in its order (SYN
+ * before FIN), not bit order; the reserved bits as `[200]`, `[400]`, `[800]`.
+ */
+const TCP_FLAG_LETTERS: readonly [bit: number, text: string][] = [
+  [0x002, 'S'], [0x001, 'F'], [0x008, 'P'], [0x004, 'R'], [0x020, 'U'], [0x010, '.'],
+  [0x040, 'E'], [0x080, 'C'], [0x100, 'N'], [0x200, '[200]'], [0x400, '[400]'], [0x800, '[800]'],
+];
 const TCP_FLAGS_FULL = 0x0fff;
 
 function tcpFlags(v: number, m: number): string {
@@ -74,7 +81,7 @@ function tcpFlags(v: number, m: number): string {
 /** The `flags:` of a flow's statistics (TCP flags seen), empty when none. */
 export function formatTcpFlagLetters(flags: number): string {
   let out = '';
-  for (let bit = 0; bit < TCP_FLAG_LETTERS.length; bit++) if (flags & (1 << bit)) out += TCP_FLAG_LETTERS[bit];
+  for (const [bit, text] of TCP_FLAG_LETTERS) if (flags & bit) out += text;
   return out;
 }
 

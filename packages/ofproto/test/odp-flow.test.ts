@@ -87,4 +87,12 @@ describe('datapath flow syntax', () => {
     expect(formatTcpFlagLetters(0x12)).toBe('S.');
     expect(formatTcpFlagLetters(0x1)).toBe('F');
   });
+
+  test("TCP flags of the statistics in OVS's order (packet_format_tcp_flags: S F P R U . E C N), not bit order", () => {
+    expect(formatTcpFlagLetters(0x1b)).toBe('SFP.'); // a short connection: SYN, FIN, PSH, ACK
+    expect(formatTcpFlagLetters(0x1f)).toBe('SFPR.');
+    expect(formatTcpFlagLetters(0x14)).toBe('R.');
+    expect(formatTcpFlagLetters(0x1c2)).toBe('SECN');
+    expect(formatTcpFlagLetters(0xe20)).toBe('U[200][400][800]');
+  });
 });
