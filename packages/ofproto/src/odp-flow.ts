@@ -53,8 +53,8 @@ const ip6 = (v: bigint) => formatIpv6(v);
 
 const FRAG_NAMES: Record<number, string> = { 0: 'no', 1: 'first', 3: 'later' };
 
-/** TCP flag names in bit order, as OVS prints them in masked form (`+syn-ack`). */
-const TCP_FLAG_NAMES = ['fin', 'syn', 'rst', 'psh', 'ack', 'urg', 'ece', 'cwr', 'ns'];
+/** TCP flag names in bit order, as OVS prints them in masked form (`+syn-ack`); the reserved bits as packet_tcp_flag_to_string names them. */
+const TCP_FLAG_NAMES = ['fin', 'syn', 'rst', 'psh', 'ack', 'urg', 'ece', 'cwr', 'ns', '[200]', '[400]', '[800]'];
 /**
  * The TCP flags of a flow's statistics (`flags:SFP.`) as OVS's
  * packet_format_tcp_flags writes them: tcpdump's letters in its order (SYN
@@ -67,14 +67,13 @@ const TCP_FLAG_LETTERS: readonly [bit: number, text: string][] = [
 const TCP_FLAGS_FULL = 0x0fff;
 
 function tcpFlags(v: number, m: number): string {
-  const name = (bit: number) => TCP_FLAG_NAMES[bit] ?? `0x${(1 << bit).toString(16)}`;
   if ((m & TCP_FLAGS_FULL) === TCP_FLAGS_FULL) {
     const set: string[] = [];
-    for (let bit = 0; bit < 12; bit++) if (v & (1 << bit)) set.push(name(bit));
+    for (let bit = 0; bit < 12; bit++) if (v & (1 << bit)) set.push(TCP_FLAG_NAMES[bit]);
     return set.length ? set.join('|') : '0';
   }
   let out = '';
-  for (let bit = 0; bit < 12; bit++) if (m & (1 << bit)) out += `${v & (1 << bit) ? '+' : '-'}${name(bit)}`;
+  for (let bit = 0; bit < 12; bit++) if (m & (1 << bit)) out += `${v & (1 << bit) ? '+' : '-'}${TCP_FLAG_NAMES[bit]}`;
   return out;
 }
 

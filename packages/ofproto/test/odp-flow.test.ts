@@ -94,5 +94,9 @@ describe('datapath flow syntax', () => {
     expect(formatTcpFlagLetters(0x14)).toBe('R.');
     expect(formatTcpFlagLetters(0x1c2)).toBe('SECN');
     expect(formatTcpFlagLetters(0xe20)).toBe('U[200][400][800]');
+    // The key's tcp_flags name the reserved bits as OVS's packet_tcp_flag_to_string does.
+    const flags = (v: number, m: number) => formatOdpFlowKey(mf({ in_port: 6, eth_type: 0x0800, nw_proto: 6, nw_frag: 0 }, { tcp_flags: [v, m] }));
+    expect(flags(0x202, 0xfff)).toContain('tcp_flags(syn|[200])');
+    expect(flags(0x400, 0x402)).toContain('tcp_flags(-syn+[400])');
   });
 });
