@@ -32,8 +32,9 @@ export function macTag(vlan: number, mac: number): string {
   return `mac:${vlan}:${mac.toString(16)}`;
 }
 
-/** An entry with its links: the seen-order list and other VLANs' entries for the same MAC. */
+/** An entry with its invalidation tag (made once) and its links: the seen-order list and other VLANs' entries for the same MAC. */
 interface Node extends MacEntry {
+  readonly tag: string;
   older: Node | undefined;
   newer: Node | undefined;
   sameMac: Node | undefined;
@@ -62,6 +63,11 @@ export class MacLearningTable {
     return this.count;
   }
 
+  /** The invalidation tag of (vlan, mac): the entry's own string when there is one (no string built per packet). */
+  tagOf(vlan: number, mac: number): string {
+    return (this.lookup(vlan, mac) as Node | undefined)?.tag ?? macTag(vlan, mac);
+  }
+
   /** The port a MAC was learned on in a VLAN, if any (does not refresh it). */
   lookup(vlan: number, mac: number): MacEntry | undefined {
     let e = this.byMac.get(mac);
@@ -85,7 +91,7 @@ export class MacLearningTable {
       if (e.port === port) return false;
       e.port = port;
       this.stats.moved++;
-      this.changed.add(macTag(vlan, mac));
+      this.changed.add(e.tag);
       return true;
     }
     if (this.maxEntries <= 0) return false;
@@ -93,12 +99,12 @@ export class MacLearningTable {
       this.remove(this.oldest);
       this.stats.evicted++;
     }
-    const n: Node = { vlan, mac, port, seenAt: now, older: undefined, newer: undefined, sameMac: this.byMac.get(mac) };
+    const n: Node = { vlan, mac, port, seenAt: now, tag: macTag(vlan, mac), older: undefined, newer: undefined, sameMac: this.byMac.get(mac) };
     this.byMac.set(mac, n);
     this.append(n);
     this.count++;
     this.stats.learned++;
-    this.changed.add(macTag(vlan, mac));
+    this.changed.add(n.tag);
     return true;
   }
 
@@ -174,6 +180,6 @@ export class MacLearningTable {
       if (p) p.sameMac = e.sameMac;
     }
     this.count--;
-    this.changed.add(macTag(e.vlan, e.mac));
+    this.changed.add(e.tag);
   }
 }

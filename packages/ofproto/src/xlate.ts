@@ -22,7 +22,7 @@ import {
 import type { FlowMod } from './flow-mod.ts';
 import { NO_FLAGS } from './flow-mod.ts';
 import { newMatch } from './match.ts';
-import { macTag, type MacLearningTable } from './mac-learning.ts';
+import type { MacLearningTable } from './mac-learning.ts';
 import type { FlowTables, Rule } from './tables.ts';
 
 /** Deepest resubmit/goto nesting, as in OVS. */
@@ -441,7 +441,7 @@ class Ctx {
       }
     }
     if (!isMulticast(dst)) {
-      this.tags.add(macTag(vlan, dst));
+      this.tags.add(mac.tagOf(vlan, dst));
       const e = mac.lookup(vlan, dst);
       if (e) {
         const out = this.env.ports.get(e.port);

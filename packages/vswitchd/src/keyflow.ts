@@ -32,10 +32,13 @@ const WIDE: readonly [keyof DpFlowKey, number][] = [
   ['nd_target', Slot.ND_TARGET],
 ];
 
-/** The Flow of a datapath key, with `ofport` (OpenFlow numbering) as in_port. */
-export function flowFromKey(key: DpFlowKey, ofport: number): Flow {
+/**
+ * The Flow of a datapath key, with `ofport` (OpenFlow numbering) as in_port;
+ * written over `into` when given (the upcall path reuses one: xlate copies it).
+ */
+export function flowFromKey(key: DpFlowKey, ofport: number, into?: Flow): Flow {
   // Field by field rather than through ONE_WORD/MACS: this runs once per upcall.
-  const f = newFlow();
+  const f = into ? into.fill(0) : newFlow();
   f[Slot.IN_PORT] = ofport;
   f[Slot.DL_TYPE] = key.eth_type;
   f[Slot.VLAN_TCI] = key.vlan_tci;

@@ -27,7 +27,7 @@
  *   costs the revalidator at most a fifth of the thread.
  */
 import type { Logger } from 'pino';
-import { formatDpActions, type DpFlowKey, type Rule, type XlateResult } from '@nvs/ofproto';
+import { formatDpActions, newFlow, type DpFlowKey, type Rule, type XlateResult } from '@nvs/ofproto';
 import type { Coverage } from './coverage.ts';
 import type { Dataplane, DpExecute, DpFlowPut, DpUpcall } from './dataplane.ts';
 import { flowFromKey } from './keyflow.ts';
@@ -70,6 +70,8 @@ const PORTS_TAG = 'ports';
 
 export class Udpif {
   private readonly ukeys = new Map<string, Ukey>();
+  /** The flow each translation starts from (xlate copies it, so one is reused). */
+  private readonly flow = newFlow();
   /** Ukeys by tag: one ukey alone (most MAC tags: a host's own flows), else a Set. */
   private readonly byTag = new Map<string, Ukey | Set<Ukey>>();
   /** Changed tags → the epoch in which they changed. */
@@ -166,7 +168,7 @@ export class Udpif {
         this.o.coverage.inc('upcall_no_bridge');
         continue;
       }
-      const result = bridge.ofproto.xlate(flowFromKey(up.key, ofport), { packet: up.packet });
+      const result = bridge.ofproto.xlate(flowFromKey(up.key, ofport, this.flow), { packet: up.packet });
       this.collectFrom(bridge);
       if (result.error) this.o.log.debug({ bridge: bridge.name, err: result.error }, 'translation failed; packet dropped');
       bridge.ofproto.credit(result, 1, up.packet.length, now);
@@ -296,7 +298,7 @@ export class Udpif {
       this.forget(u);
       return;
     }
-    const r = u.bridge.ofproto.xlate(flowFromKey(u.key, ofport), { sideEffects: false });
+    const r = u.bridge.ofproto.xlate(flowFromKey(u.key, ofport, this.flow), { sideEffects: false });
     const newId = this.o.dp.flowId(r.megaflow.key, r.megaflow.mask);
     if (newId !== u.id) {
       // The decision now depends on other bits: drop the flow, the next packet re-translates.
