@@ -14,7 +14,7 @@ import { formatDpActions, formatFdb, formatOdpFlowKey, formatTcpFlagLetters, par
 import type { UnixctlServer } from '@nvs/ovsdb';
 import type { BridgePort } from './bridge.ts';
 import type { Coverage } from './coverage.ts';
-import type { Dataplane } from './dataplane.ts';
+import type { Dataplane, DpStats } from './dataplane.ts';
 import { keyFromFlow } from './keyflow.ts';
 import { parsePcapFile } from './pcap.ts';
 import type { OfBridge } from './ofbridge.ts';
@@ -87,6 +87,11 @@ export function packetFromText(text: string, bridge: OfBridge): Uint8Array {
   }
 }
 
+/** A polling-thread counter summed over every thread, those a pmd-cpu-mask change replaced included. */
+function pmdTotal(s: DpStats, counter: string): number {
+  return s.threads.reduce((n, t) => n + (t.counters[counter] ?? 0), s.retired[counter] ?? 0);
+}
+
 /**
  * Waits (a bounded time) until the datapath has received every packet
  * injected through netdev-dummy/receive and the slow path has taken every
@@ -96,7 +101,7 @@ async function quiesce(dp: Dataplane, udpif: Udpif, injected: Map<number, number
   for (let i = 0; i < 2000; i++) {
     const s = dp.stats();
     const received = [...injected].every(([no, n]) => (s.ports.find((p) => p.no === no)?.rxPackets ?? n) >= n);
-    const misses = s.threads.reduce((n, t) => n + (t.counters.misses ?? 0), s.retired.misses ?? 0);
+    const misses = pmdTotal(s, 'misses');
     if (received && udpif.handled + s.lostUpcalls >= misses) return;
     await new Promise((r) => setTimeout(r, 5));
   }
@@ -169,9 +174,7 @@ export function registerAppctl(server: UnixctlServer, ctx: AppctlContext): void 
   server.register('dpif/show', '', 0, 0, () => {
     const dp = needDp(ctx);
     const s = dp.stats();
-    const hits = s.threads.reduce((n, t) => n + (t.counters.emcHits ?? 0) + (t.counters.megaflowHits ?? 0), (s.retired.emcHits ?? 0) + (s.retired.megaflowHits ?? 0));
-    const missed = s.threads.reduce((n, t) => n + (t.counters.misses ?? 0), s.retired.misses ?? 0);
-    const out = [`nvs@nvs-netdev: hit:${hits} missed:${missed}`];
+    const out = [`nvs@nvs-netdev: hit:${pmdTotal(s, 'emcHits') + pmdTotal(s, 'megaflowHits')} missed:${pmdTotal(s, 'misses')}`];
     for (const b of ctx.bridges()) {
       out.push(`  ${b.name}:`);
       const ports = [...b.ports.values()].sort((x, y) => x.ofport - y.ofport);
