@@ -15,6 +15,8 @@ export interface MacEntry {
   port: number;
   /** Clock time (ms) the source address was last seen. */
   seenAt: number;
+  /** Its invalidation tag, `macTag(vlan, mac)`, made once when learned (not per packet). */
+  readonly tag: string;
 }
 
 export interface MacLearningOptions {
@@ -32,9 +34,8 @@ export function macTag(vlan: number, mac: number): string {
   return `mac:${vlan}:${mac.toString(16)}`;
 }
 
-/** An entry with its invalidation tag (made once) and its links: the seen-order list and other VLANs' entries for the same MAC. */
+/** An entry with its links: the seen-order list and other VLANs' entries for the same MAC. */
 interface Node extends MacEntry {
-  readonly tag: string;
   older: Node | undefined;
   newer: Node | undefined;
   sameMac: Node | undefined;
@@ -63,13 +64,12 @@ export class MacLearningTable {
     return this.count;
   }
 
-  /** The invalidation tag of (vlan, mac): the entry's own string when there is one (no string built per packet). */
-  tagOf(vlan: number, mac: number): string {
-    return (this.lookup(vlan, mac) as Node | undefined)?.tag ?? macTag(vlan, mac);
-  }
-
   /** The port a MAC was learned on in a VLAN, if any (does not refresh it). */
   lookup(vlan: number, mac: number): MacEntry | undefined {
+    return this.find(vlan, mac);
+  }
+
+  private find(vlan: number, mac: number): Node | undefined {
     let e = this.byMac.get(mac);
     while (e !== undefined && e.vlan !== vlan) e = e.sameMac;
     return e;
@@ -81,7 +81,7 @@ export class MacLearningTable {
    * tagged with this entry must be revalidated.
    */
   learn(vlan: number, mac: number, port: number, now: number): boolean {
-    const e = this.lookup(vlan, mac) as Node | undefined;
+    const e = this.find(vlan, mac);
     if (e) {
       // Older evidence (stats credited late) neither refreshes nor moves a newer sighting.
       if (e.seenAt > now || (e.port === port && e.seenAt === now)) return false;
@@ -139,7 +139,7 @@ export class MacLearningTable {
 
   /** Entries in least-recently-seen-first order. */
   *[Symbol.iterator](): IterableIterator<MacEntry> {
-    for (const e of this.nodes()) yield { vlan: e.vlan, mac: e.mac, port: e.port, seenAt: e.seenAt };
+    for (const e of this.nodes()) yield { vlan: e.vlan, mac: e.mac, port: e.port, seenAt: e.seenAt, tag: e.tag };
   }
 
   /** Returns and clears the tags changed since the last call. */

@@ -22,7 +22,7 @@ import {
 import type { FlowMod } from './flow-mod.ts';
 import { NO_FLAGS } from './flow-mod.ts';
 import { newMatch } from './match.ts';
-import type { MacLearningTable } from './mac-learning.ts';
+import { macTag, type MacLearningTable } from './mac-learning.ts';
 import type { FlowTables, Rule } from './tables.ts';
 
 /** Deepest resubmit/goto nesting, as in OVS. */
@@ -441,8 +441,8 @@ class Ctx {
       }
     }
     if (!isMulticast(dst)) {
-      this.tags.add(mac.tagOf(vlan, dst));
       const e = mac.lookup(vlan, dst);
+      this.tags.add(e?.tag ?? macTag(vlan, dst));
       if (e) {
         const out = this.env.ports.get(e.port);
         if (e.port === inPort) {
