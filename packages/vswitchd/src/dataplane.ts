@@ -30,15 +30,19 @@ export interface DpFlowEntry {
   tcpFlags: number;
 }
 
-export interface DpPortStats {
-  no: number;
-  name: string;
+/** A port's counters (also what dump-ports and Interface statistics show). */
+export interface PortCounters {
   rxPackets: number;
   rxBytes: number;
   rxDropped: number;
   txPackets: number;
   txBytes: number;
   txDropped: number;
+}
+
+export interface DpPortStats extends PortCounters {
+  no: number;
+  name: string;
 }
 
 export interface DpThreadStats {

@@ -10,6 +10,7 @@
  */
 import { OfprotoError, type FlowMod, type FlowModOutcome, type FlowTables, type Rule, type TableStats } from '@nvs/ofproto';
 import type { BridgePort } from './bridge.ts';
+import type { PortCounters } from './dataplane.ts';
 import type { OfBridge } from './ofbridge.ts';
 
 /** Thrown when a flow request cannot be served (unknown bridge, refused flow-mod). */
@@ -21,16 +22,6 @@ export class FlowServiceError extends Error {
     super(message);
     this.name = 'FlowServiceError';
   }
-}
-
-/** Port counters as dump-ports shows them. */
-export interface PortCounters {
-  rxPackets: number;
-  rxBytes: number;
-  rxDropped: number;
-  txPackets: number;
-  txBytes: number;
-  txDropped: number;
 }
 
 export interface FlowServiceDeps {
