@@ -6,7 +6,17 @@
 import { decodeActions, encodeActions, type DpAction } from './actions.ts';
 import { callAddon, datapathError, fromAddon, type DatapathError } from './errors.ts';
 import { FlowKeyCodec, type FlowKey } from './flow-key.ts';
-import { loadAddon, type NativeAddon, type NativeDatapath, type NativeFailedOp, type NativeFlowEntry, type NativeFlowStats, type NativeOpResult } from './native.ts';
+import {
+  loadAddon,
+  type NativeAddon,
+  type NativeDatapath,
+  type NativeFailedOp,
+  type NativeFlowEntry,
+  type NativeFlowStats,
+  type NativeOpResult,
+  type NativePmdCounters,
+  type NativePortStats,
+} from './native.ts';
 
 export interface DatapathOptions {
   /** Polling threads (default 1; 0: none, only `execute` moves packets). */
@@ -70,41 +80,20 @@ export interface Upcall {
   cookie?: bigint;
 }
 
-export interface PortStats {
-  portNo: number;
-  name: string;
-  type: string;
+/** A port and its counters (the addon's form, with absent values undefined rather than null). */
+export interface PortStats extends Omit<NativePortStats, 'thread'> {
   /** Polling thread receiving on the port, if any. */
   thread?: number;
-  rxPackets: number;
-  rxBytes: number;
-  rxDropped: number;
-  rxErrors: number;
-  txPackets: number;
-  txBytes: number;
-  txDropped: number;
-  txErrors: number;
 }
 
-/** The counters of a polling thread (ThreadStats without its identity). */
-export type PmdCounters = Omit<ThreadStats, 'id' | 'core' | 'ports'>;
+/** The counters of a polling thread. */
+export type PmdCounters = NativePmdCounters;
 
-export interface ThreadStats {
+export interface ThreadStats extends PmdCounters {
   id: number;
   core?: number;
   /** Ports whose rx this thread polls. */
   ports: number[];
-  packets: number;
-  emcHits: number;
-  megaflowHits: number;
-  misses: number;
-  lostUpcalls: number;
-  parseErrors: number;
-  /** Packets output to a port that no longer exists. */
-  txDropped: number;
-  /** Time spent processing packets (ns); busyNs / packets is the cost per packet. */
-  busyNs: number;
-  iterations: number;
 }
 
 export interface DatapathStats {

@@ -69,7 +69,9 @@ export interface NativePmdCounters {
   misses: number;
   lostUpcalls: number;
   parseErrors: number;
+  /** Packets output to a port that no longer exists. */
   txDropped: number;
+  /** Time spent processing packets (ns); busyNs / packets is the cost per packet. */
   busyNs: number;
   iterations: number;
 }
