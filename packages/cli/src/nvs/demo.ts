@@ -143,6 +143,10 @@ interface DemoTools {
 
 /** Two namespaces on tap ports: a real ping crosses nvs. */
 async function namespaceDemo({ say, vsctl, appctl, ofctl, io, interrupted }: DemoTools, keep: boolean): Promise<void> {
+  const check = () => {
+    const sig = interrupted();
+    if (sig) throw new DemoError('DEMO_INTERRUPTED', `interrupted by ${sig}`);
+  };
   const cmd = async (c: string, ...args: string[]) => {
     check();
     const r = await sh(c, args);
@@ -155,10 +159,6 @@ async function namespaceDemo({ say, vsctl, appctl, ofctl, io, interrupted }: Dem
   };
   // Leftovers of an interrupted demo would make `ip netns add` fail.
   await removeNamespaces();
-  const check = () => {
-    const sig = interrupted();
-    if (sig) throw new DemoError('DEMO_INTERRUPTED', `interrupted by ${sig}`);
-  };
   try {
     say(`bridge ${BRIDGE} with internal ports ${NS_HOSTS.map((h) => h.port).join(', ')} (tap devices: nvs-vswitchd runs as root)`);
     const ports = NS_HOSTS.flatMap((h, i) => ['--', '--may-exist', 'add-port', BRIDGE, h.port, '--', 'set', 'Interface', h.port, 'type=internal', `ofport_request=${i + 1}`]);
@@ -207,8 +207,9 @@ async function dummyDemo({ say, vsctl, appctl, ofctl }: DemoTools): Promise<void
   await vsctl('--', '--may-exist', 'add-br', BRIDGE, '--', 'set', 'Bridge', BRIDGE, 'datapath_type=netdev', ...ports);
   await vsctl('show');
 
-  say(`rules from ${rulesFile()}`);
-  await ofctl('replace-flows', BRIDGE, rulesFile());
+  const rules = rulesFile();
+  say(`rules from ${rules}`);
+  await ofctl('replace-flows', BRIDGE, rules);
 
   say('traffic: h1 and h2 talk (NORMAL floods, learns, then unicasts), h1 fetches a page from h3, h2 tries ssh to h1');
   const [h1, h2, h3] = HOSTS;
