@@ -249,7 +249,8 @@ export function formatDpActions(actions: readonly DpAction[], portName?: (odpPor
   return out.join(',');
 }
 
-const FRAG_NAMES: Record<number, string> = { 0: 'no', 1: 'first', 3: 'later' };
+/** nw_frag values under an exact mask, by name. */
+export const FRAG_NAMES: Readonly<Record<number, string>> = { 0: 'no', 1: 'first', 3: 'later' };
 
 /**
  * A megaflow in OVS's syntax: `recirc_id=0,eth,ip,in_port=1,nw_dst=10.0.0.0/8,nw_frag=no`.

@@ -17,18 +17,14 @@
 // the mask pins the field that says it is there (eth_type for L3, nw_proto
 // for L4).
 
-import { type DpFlowKey, formatIpv4, formatIpv6, formatMac, type Megaflow } from './dpif.ts';
+import { type DpFlowKey, formatIpv4, formatIpv6, formatMac, FRAG_NAMES, type Megaflow } from './dpif.ts';
+import { formatTcpFlags, hex } from './syntax/values.ts';
 
 export interface OdpFlowFormatOptions {
   /** `-m`: every subfield, wildcarded ones as `value/0`, plus the always-wildcarded metadata. */
   readonly verbose?: boolean;
   /** Port names for `--names`: a datapath port number → its name (undefined: print the number). */
   readonly portName?: (odpPort: number) => string | undefined;
-}
-
-/** `%#x` of C: `0` for zero, `0x…` otherwise (OVS prints masks so). */
-function cHex(v: number | bigint): string {
-  return v === 0 || v === 0n ? '0' : `0x${v.toString(16)}`;
 }
 
 /** One `name=value[/mask]` subfield, or nothing when wildcarded (unless verbose). */
@@ -51,10 +47,6 @@ const mac = (v: number) => formatMac(v);
 const ip4 = (v: number) => formatIpv4(v);
 const ip6 = (v: bigint) => formatIpv6(v);
 
-const FRAG_NAMES: Record<number, string> = { 0: 'no', 1: 'first', 3: 'later' };
-
-/** TCP flag names in bit order, as OVS prints them in masked form (`+syn-ack`); the reserved bits as packet_tcp_flag_to_string names them. */
-const TCP_FLAG_NAMES = ['fin', 'syn', 'rst', 'psh', 'ack', 'urg', 'ece', 'cwr', 'ns', '[200]', '[400]', '[800]'];
 /**
  * The TCP flags of a flow's statistics (`flags:SFP.`) as OVS's
  * packet_format_tcp_flags writes them: tcpdump's letters in its order (SYN
@@ -64,18 +56,6 @@ const TCP_FLAG_LETTERS: readonly [bit: number, text: string][] = [
   [0x002, 'S'], [0x001, 'F'], [0x008, 'P'], [0x004, 'R'], [0x020, 'U'], [0x010, '.'],
   [0x040, 'E'], [0x080, 'C'], [0x100, 'N'], [0x200, '[200]'], [0x400, '[400]'], [0x800, '[800]'],
 ];
-const TCP_FLAGS_FULL = 0x0fff;
-
-function tcpFlags(v: number, m: number): string {
-  if ((m & TCP_FLAGS_FULL) === TCP_FLAGS_FULL) {
-    const set: string[] = [];
-    for (let bit = 0; bit < 12; bit++) if (v & (1 << bit)) set.push(TCP_FLAG_NAMES[bit]);
-    return set.length ? set.join('|') : '0';
-  }
-  let out = '';
-  for (let bit = 0; bit < 12; bit++) if (m & (1 << bit)) out += `${v & (1 << bit) ? '+' : '-'}${TCP_FLAG_NAMES[bit]}`;
-  return out;
-}
 
 /** The `flags:` of a flow's statistics (TCP flags seen), empty when none. */
 export function formatTcpFlagLetters(flags: number): string {
@@ -102,8 +82,8 @@ function vlanAttr(tci: number, mask: number, verbose: boolean): string {
 
 function fragSub(v: number, m: number, verbose: boolean): Sub {
   if (!verbose && m === 0) return null;
-  const name = FRAG_NAMES[v & m] ?? cHex(v);
-  return ['frag', (m & 3) === 3 ? name : `${name}/${cHex(m)}`];
+  const name = FRAG_NAMES[v & m] ?? hex(v);
+  return ['frag', (m & 3) === 3 ? name : `${name}/${hex(m)}`];
 }
 
 /** The L3 and L4 attributes of a key whose (inner) eth_type is known. */
@@ -120,9 +100,9 @@ function l3l4(k: DpFlowKey, w: DpFlowKey, verbose: boolean): string[] {
       attr('ipv4', [
         sub('src', k.nw_src, w.nw_src, 0xffffffff, ip4, ip4, verbose),
         sub('dst', k.nw_dst, w.nw_dst, 0xffffffff, ip4, ip4, verbose),
-        sub('proto', k.nw_proto, w.nw_proto, 0xff, dec, cHex, verbose),
-        sub('tos', k.nw_tos, w.nw_tos, 0xff, cHex, cHex, verbose),
-        sub('ttl', k.nw_ttl, w.nw_ttl, 0xff, dec, cHex, verbose),
+        sub('proto', k.nw_proto, w.nw_proto, 0xff, dec, hex, verbose),
+        sub('tos', k.nw_tos, w.nw_tos, 0xff, hex, hex, verbose),
+        sub('ttl', k.nw_ttl, w.nw_ttl, 0xff, dec, hex, verbose),
         fragSub(k.nw_frag, w.nw_frag, verbose),
       ]),
     );
@@ -131,10 +111,10 @@ function l3l4(k: DpFlowKey, w: DpFlowKey, verbose: boolean): string[] {
       attr('ipv6', [
         sub('src', k.ipv6_src, w.ipv6_src, V6_FULL, ip6, ip6, verbose),
         sub('dst', k.ipv6_dst, w.ipv6_dst, V6_FULL, ip6, ip6, verbose),
-        sub('label', k.ipv6_label, w.ipv6_label, 0xfffff, cHex, cHex, verbose),
-        sub('proto', k.nw_proto, w.nw_proto, 0xff, dec, cHex, verbose),
-        sub('tclass', k.nw_tos, w.nw_tos, 0xff, cHex, cHex, verbose),
-        sub('hlimit', k.nw_ttl, w.nw_ttl, 0xff, dec, cHex, verbose),
+        sub('label', k.ipv6_label, w.ipv6_label, 0xfffff, hex, hex, verbose),
+        sub('proto', k.nw_proto, w.nw_proto, 0xff, dec, hex, verbose),
+        sub('tclass', k.nw_tos, w.nw_tos, 0xff, hex, hex, verbose),
+        sub('hlimit', k.nw_ttl, w.nw_ttl, 0xff, dec, hex, verbose),
         fragSub(k.nw_frag, w.nw_frag, verbose),
       ]),
     );
@@ -143,7 +123,7 @@ function l3l4(k: DpFlowKey, w: DpFlowKey, verbose: boolean): string[] {
       attr('arp', [
         sub('sip', k.nw_src, w.nw_src, 0xffffffff, ip4, ip4, verbose),
         sub('tip', k.nw_dst, w.nw_dst, 0xffffffff, ip4, ip4, verbose),
-        sub('op', k.nw_proto, w.nw_proto, 0xff, dec, cHex, verbose),
+        sub('op', k.nw_proto, w.nw_proto, 0xff, dec, hex, verbose),
         sub('sha', k.arp_sha, w.arp_sha, MAC_FULL, mac, mac, verbose),
         sub('tha', k.arp_tha, w.arp_tha, MAC_FULL, mac, mac, verbose),
       ]),
@@ -152,13 +132,13 @@ function l3l4(k: DpFlowKey, w: DpFlowKey, verbose: boolean): string[] {
   // L4 only when the mask says which protocol it is, and not for later fragments (no L4 header there).
   if (!(isV4 || isV6) || w.nw_proto !== 0xff || (k.nw_frag & 2) !== 0) return out;
   const ports = (name: string) =>
-    push(attr(name, [sub('src', k.tp_src, w.tp_src, 0xffff, dec, cHex, verbose), sub('dst', k.tp_dst, w.tp_dst, 0xffff, dec, cHex, verbose)]));
+    push(attr(name, [sub('src', k.tp_src, w.tp_src, 0xffff, dec, hex, verbose), sub('dst', k.tp_dst, w.tp_dst, 0xffff, dec, hex, verbose)]));
   const icmp = (name: string) =>
-    push(attr(name, [sub('type', k.tp_src, w.tp_src & 0xff, 0xff, dec, cHex, verbose), sub('code', k.tp_dst, w.tp_dst & 0xff, 0xff, dec, cHex, verbose)]));
+    push(attr(name, [sub('type', k.tp_src, w.tp_src & 0xff, 0xff, dec, hex, verbose), sub('code', k.tp_dst, w.tp_dst & 0xff, 0xff, dec, hex, verbose)]));
   switch (k.nw_proto) {
     case 6:
       ports('tcp');
-      if (w.tcp_flags) out.push(`tcp_flags(${tcpFlags(k.tcp_flags, w.tcp_flags)})`);
+      if (w.tcp_flags) out.push(`tcp_flags(${formatTcpFlags(k.tcp_flags, w.tcp_flags & 0xfff)})`);
       else if (verbose) out.push('tcp_flags(0/0)');
       break;
     case 17:
@@ -191,7 +171,7 @@ function l3l4(k: DpFlowKey, w: DpFlowKey, verbose: boolean): string[] {
 function ethTypeAttr(v: number, m: number, verbose: boolean): string | null {
   if (m === 0) return verbose ? 'eth_type(0/0)' : null;
   const h = `0x${v.toString(16).padStart(4, '0')}`;
-  return m === 0xffff ? `eth_type(${h})` : `eth_type(${h}/${cHex(m)})`;
+  return m === 0xffff ? `eth_type(${h})` : `eth_type(${h}/${hex(m)})`;
 }
 
 /** A megaflow's key and mask in datapath flow syntax (see the module comment). */
@@ -201,11 +181,11 @@ export function formatOdpFlowKey(m: Megaflow, opts: OdpFlowFormatOptions = {}): 
   const out: string[] = [];
   if (verbose) out.push('skb_priority(0/0)', 'skb_mark(0/0)', 'ct_state(0/0)', 'ct_zone(0/0)', 'ct_mark(0/0)', 'ct_label(0/0)');
   if (w.recirc_id === 0xffffffff) out.push(`recirc_id(${k.recirc_id})`);
-  else if (w.recirc_id || verbose) out.push(`recirc_id(${cHex(k.recirc_id)}/${cHex(w.recirc_id)})`);
+  else if (w.recirc_id || verbose) out.push(`recirc_id(${hex(k.recirc_id)}/${hex(w.recirc_id)})`);
   if (verbose) out.push('dp_hash(0/0)');
   const port = opts.portName?.(k.in_port) ?? String(k.in_port);
   if (w.in_port === 0xffffffff) out.push(`in_port(${port})`);
-  else if (w.in_port || verbose) out.push(`in_port(${port}/${cHex(w.in_port)})`);
+  else if (w.in_port || verbose) out.push(`in_port(${port}/${hex(w.in_port)})`);
   out.push('packet_type(ns=0,id=0)');
   const eth = attr('eth', [sub('src', k.eth_src, w.eth_src, MAC_FULL, mac, mac, verbose), sub('dst', k.eth_dst, w.eth_dst, MAC_FULL, mac, mac, verbose)]);
   if (eth) out.push(eth);

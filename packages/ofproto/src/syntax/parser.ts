@@ -42,6 +42,7 @@ import {
   parseMac,
   parseUint,
   parseUintN,
+  TCP_FLAG_NAMES,
   ValueError,
 } from './values.ts';
 
@@ -142,8 +143,6 @@ const ACTION_FIELD_ALIASES: ReadonlyMap<string, string> = new Map([
   ['tp_src', 'tcp_src'],
   ['tp_dst', 'tcp_dst'],
 ]);
-
-const TCP_FLAG_NAMES = ['fin', 'syn', 'rst', 'psh', 'ack', 'urg', 'ece', 'cwr', 'ns'] as const;
 
 /** Parsing state: one per file (or per single line); `src` moves from line to line. */
 interface LineCtx {

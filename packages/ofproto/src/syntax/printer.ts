@@ -13,7 +13,7 @@ import { EthType, type Field, type FieldRange, IpProto, OFPP, Slot, VLAN_CFI } f
 import type { FlowMod } from '../flow-mod.ts';
 import { DEFAULT_PRIORITY, type Match } from '../match.ts';
 import { type Dialect, vlanAfterWrite } from './parser.ts';
-import { formatIpv4, formatIpv6, formatMac, hex, ipv4PrefixLen, prefixLen } from './values.ts';
+import { formatIpv4, formatIpv6, formatMac, formatTcpFlags, hex, ipv4PrefixLen, prefixLen } from './values.ts';
 
 /**
  * How actions are spelled: as ovs-ofctl prints them for OpenFlow 1.0
@@ -45,8 +45,6 @@ const PORT_NAMES: ReadonlyMap<number, string> = new Map([
 export function printPort(port: number): string {
   return PORT_NAMES.get(port) ?? String(port);
 }
-
-const TCP_FLAGS = ['fin', 'syn', 'rst', 'psh', 'ack', 'urg', 'ece', 'cwr', 'ns'];
 
 /**
  * A rule in add-flow input syntax that `parseFlow` turns back into the same
@@ -168,7 +166,7 @@ export function printMatch(m: Match, opts: { readonly exact?: boolean } = {}): s
     if (k[Slot.TP_SRC]) out.push(`tp_src=${portMasked(v[Slot.TP_SRC], k[Slot.TP_SRC])}`);
     if (k[Slot.TP_DST]) out.push(`tp_dst=${portMasked(v[Slot.TP_DST], k[Slot.TP_DST])}`);
   }
-  if (k[Slot.TCP_FLAGS]) out.push(`tcp_flags=${tcpFlags(v[Slot.TCP_FLAGS], k[Slot.TCP_FLAGS])}`);
+  if (k[Slot.TCP_FLAGS]) out.push(`tcp_flags=${formatTcpFlags(v[Slot.TCP_FLAGS], k[Slot.TCP_FLAGS])}`);
   pushIpv6(out, m, Slot.ND_TARGET, 'nd_target');
   if (!isArp) {
     pushMac(out, m, Slot.ARP_SHA, 'nd_sll');
@@ -245,22 +243,6 @@ function pushVlan(out: string[], v: number, k: number): void {
 
 function portMasked(v: number, k: number): string {
   return k === 0xffff ? String(v) : `0x${v.toString(16)}/0x${k.toString(16)}`;
-}
-
-function flagName(bit: number): string {
-  return bit < TCP_FLAGS.length ? TCP_FLAGS[bit] : `[${(1 << bit).toString(16)}]`;
-}
-
-function tcpFlags(v: number, k: number): string {
-  if (k === 0xfff) {
-    if (v === 0) return '0';
-    const names: string[] = [];
-    for (let b = 0; b < 12; b++) if (v & (1 << b)) names.push(flagName(b));
-    return names.join('|');
-  }
-  let s = '';
-  for (let b = 0; b < 12; b++) if (k & (1 << b)) s += (v & (1 << b) ? '+' : '-') + flagName(b);
-  return s;
 }
 
 function fragName(v: number, k: number): string {

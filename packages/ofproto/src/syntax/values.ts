@@ -40,6 +40,27 @@ export function parseUintN(text: string, bits: number, what: string): number {
   return v;
 }
 
+/** TCP flag names in bit order (bit 0 is fin), as ovs-ofctl names them. */
+export const TCP_FLAG_NAMES = ['fin', 'syn', 'rst', 'psh', 'ack', 'urg', 'ece', 'cwr', 'ns'] as const;
+
+/** A TCP flag bit's name; the reserved bits 9-11 print as `[200]`, `[400]`, `[800]`. */
+function tcpFlagName(bit: number): string {
+  return bit < TCP_FLAG_NAMES.length ? TCP_FLAG_NAMES[bit] : `[${(1 << bit).toString(16)}]`;
+}
+
+/** TCP flags under a 12-bit mask: `syn|ack` when the mask is exact (`0` for none), else `+syn-ack`. */
+export function formatTcpFlags(v: number, mask: number): string {
+  if (mask === 0xfff) {
+    if (v === 0) return '0';
+    const names: string[] = [];
+    for (let b = 0; b < 12; b++) if (v & (1 << b)) names.push(tcpFlagName(b));
+    return names.join('|');
+  }
+  let s = '';
+  for (let b = 0; b < 12; b++) if (mask & (1 << b)) s += (v & (1 << b) ? '+' : '-') + tcpFlagName(b);
+  return s;
+}
+
 /** `0x…` hex, or "0" for zero (the way ovs-ofctl prints hex values). */
 export function hex(v: bigint | number): string {
   return v === 0 || v === 0n ? '0' : '0x' + v.toString(16);
