@@ -39,18 +39,25 @@ export function encodeRecordBuffer(json: unknown): Buffer {
 }
 
 /**
- * Frames one record body (JSON text ending in a newline) into one buffer:
- * the text is encoded to UTF-8 once, then hashed and measured from those
- * bytes with the one-shot hash (no Hash object per commit).
+ * Frames one record body (JSON text ending in a newline) in `buf`: the text
+ * is encoded to UTF-8 once, after room for the longest header, and hashed in
+ * place with the one-shot hash (no Hash object per commit); the header goes
+ * just before it. `buf` must hold HEADER_ROOM plus the body's UTF-8 length.
+ * Returns the record's bounds in `buf`.
  */
+function frameRecord(buf: Buffer, body: string): [start: number, end: number] {
+  const n = buf.write(body, HEADER_ROOM, 'utf8');
+  const header = `${MAGIC}${n} ${hash('sha1', buf.subarray(HEADER_ROOM, HEADER_ROOM + n), 'hex')}\n`;
+  const start = HEADER_ROOM - header.length;
+  buf.write(header, start, 'latin1');
+  return [start, HEADER_ROOM + n];
+}
+
+/** One record in a buffer of its own. */
 function recordBuffer(body: string): Buffer {
-  const length = Buffer.byteLength(body, 'utf8');
-  // The header's length never changes with the digest's value: write the body after it, then hash it in place.
-  const headerLength = MAGIC.length + String(length).length + 1 + 40 + 1;
-  const buf = Buffer.allocUnsafe(headerLength + length);
-  buf.write(body, headerLength, 'utf8');
-  buf.write(`${MAGIC}${length} ${hash('sha1', buf.subarray(headerLength), 'hex')}\n`, 0, 'latin1');
-  return buf;
+  const buf = Buffer.allocUnsafe(HEADER_ROOM + Buffer.byteLength(body, 'utf8'));
+  const [start, end] = frameRecord(buf, body);
+  return buf.subarray(start, end);
 }
 
 export interface ParsedFile {
@@ -307,23 +314,14 @@ export class DbFile {
     else this.scheduleSync();
   }
 
-  /**
-   * Frames a record body in this file's scratch buffer (as recordBuffer
-   * does, without measuring the text first or allocating per commit): the
-   * body is encoded after room for the longest header, then the header is
-   * written just before it. Returns the buffer and the record's bounds.
-   */
+  /** Frames a record body in this file's scratch buffer (no allocation per commit); a bigger record gets its own buffer. */
   private frame(body: string): [Buffer, number, number] {
-    // UTF-8 takes at most 3 bytes per UTF-16 unit; a bigger record gets its own buffer.
+    // UTF-8 takes at most 3 bytes per UTF-16 unit.
     if (HEADER_ROOM + 3 * body.length > this.scratch.length) {
       const buf = recordBuffer(body);
       return [buf, 0, buf.length];
     }
-    const n = this.scratch.write(body, HEADER_ROOM, 'utf8');
-    const header = `${MAGIC}${n} ${hash('sha1', this.scratch.subarray(HEADER_ROOM, HEADER_ROOM + n), 'hex')}\n`;
-    const start = HEADER_ROOM - header.length;
-    this.scratch.write(header, start, 'latin1');
-    return [this.scratch, start, HEADER_ROOM + n];
+    return [this.scratch, ...frameRecord(this.scratch, body)];
   }
 
   /** Whether the file has grown enough to compact. */
