@@ -62,6 +62,20 @@ fn mask() -> FlowKey {
     }
 }
 
+/// Installs a megaflow (under `mask()`) sending `pkt`'s flow from `in_port` out of `out`; returns its key.
+fn put_output(dp: &Datapath, pkt: &[u8], in_port: u32, out: u32) -> FlowKey {
+    let mut key = FlowKey::default();
+    parse::extract(pkt, in_port, &mut key);
+    dp.flow_put(
+        &key,
+        &mask(),
+        Box::new([Action::Output(out)]),
+        PutFlags::CREATE,
+    )
+    .unwrap();
+    key
+}
+
 fn two_ports(threads: usize) -> (Datapath, u32, u32) {
     let dp = Datapath::new(&DatapathConfig {
         threads,
@@ -137,15 +151,7 @@ fn modify_invalidates_emc_and_keeps_stats() {
     let (dp, p1, p2) = two_ports(1);
     let p3 = dp.add_port("p3", "dummy", &PortOptions::new()).unwrap();
     let pkt = udp_frame(7);
-    let mut key = FlowKey::default();
-    parse::extract(&pkt, p1, &mut key);
-    dp.flow_put(
-        &key,
-        &mask(),
-        Box::new([Action::Output(p2)]),
-        PutFlags::CREATE,
-    )
-    .unwrap();
+    let key = put_output(&dp, &pkt, p1, p2);
     dp.port_inject(p1, &[&pkt, &pkt]).unwrap();
     eventually("2 out of p2", || {
         (dp.port_drain(p2, 10).unwrap().len() == 2).then_some(())
@@ -427,15 +433,7 @@ fn batch_execute_sends_each_packet_and_reports_bad_ports() {
 fn changing_the_cores_keeps_ports_flows_and_packets() {
     let (dp, p1, p2) = two_ports(1);
     let pkt = udp_frame(1000);
-    let mut key = FlowKey::default();
-    parse::extract(&pkt, p1, &mut key);
-    dp.flow_put(
-        &key,
-        &mask(),
-        Box::new([Action::Output(p2)]),
-        PutFlags::CREATE,
-    )
-    .unwrap();
+    put_output(&dp, &pkt, p1, p2);
     let tx = |dp: &Datapath| {
         dp.ports()
             .into_iter()
