@@ -171,7 +171,8 @@ export class Udpif {
       const result = bridge.ofproto.xlate(flowFromKey(up.key, ofport, this.flow), { packet: up.packet });
       this.collectFrom(bridge);
       if (result.error) this.o.log.debug({ bridge: bridge.name, err: result.error }, 'translation failed; packet dropped');
-      bridge.ofproto.credit(result, 1, up.packet.length, now);
+      // The rules only: this translation has just learned the source MACs itself.
+      bridge.ofproto.credit({ rules: result.rules, learned: result.learned }, 1, up.packet.length, now);
       const { key, mask } = result.megaflow;
       const id = dp.flowId(key, mask);
       if (!this.ukeys.has(id)) {
