@@ -1,7 +1,9 @@
 //! The whole fast path on dummy ports: misses, upcalls, flow put/modify/del,
 //! stats, EMC invalidation, the bounded upcall queue, execute, port removal.
 
-use std::time::{Duration, Instant};
+mod common;
+
+use std::time::Duration;
 
 use nvs_datapath::actions::Action;
 use nvs_datapath::datapath::{Datapath, DatapathConfig, DpError, PutFlags};
@@ -31,15 +33,8 @@ fn udp_frame(sport: u16) -> Vec<u8> {
 }
 
 /// Waits for `cond` (the polling thread works asynchronously); panics only if it never comes.
-fn eventually<T>(what: &str, mut cond: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(v) = cond() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+fn eventually<T>(what: &str, cond: impl FnMut() -> Option<T>) -> T {
+    common::eventually(what, Duration::from_secs(20), cond)
 }
 
 fn upcalls(dp: &Datapath, n: usize) -> Vec<Upcall> {

@@ -4,9 +4,11 @@
 //! device. Needs CAP_NET_ADMIN; without it the tests say so and pass (CI runs
 //! as root, where they must run).
 
+mod common;
+
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nvs_datapath::actions::{PacketBuf, HEADROOM};
 use nvs_datapath::port::{open_port, Batch, Port, PortError, PortOptions};
@@ -107,15 +109,8 @@ fn heap(bytes: &[u8]) -> nvs_datapath::port::Packet {
 }
 
 /// Polls `f` until it returns `Some`, for at most two seconds.
-fn within<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let until = Instant::now() + Duration::from_secs(2);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < until, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+fn within<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
+    common::eventually(what, Duration::from_secs(2), f)
 }
 
 #[test]
