@@ -32,7 +32,8 @@ import {
   type FlowKey as WireKey,
   type SetFieldName,
 } from '@nvs/datapath';
-import { newDpFlowKey, type ControllerCookie, type DpAction, type DpFlowKey, type DpSetField, type DpSetHeader } from '@nvs/ofproto';
+import { newDpFlowKey, Slot, type ControllerCookie, type DpAction, type DpFlowKey, type DpSetField, type DpSetHeader, type Flow } from '@nvs/ofproto';
+import { KEY_SLOTS, type KeySlotKind } from './keyflow.ts';
 import type { PortBackend } from './bridge.ts';
 import type { Dataplane, DpExecute, DpFlowEntry, DpFlowPut, DpStats, DpUpcall } from './dataplane.ts';
 import type { DataplaneOptions } from './vswitchd.ts';
@@ -156,6 +157,14 @@ interface KeyField {
   kind: 'num' | 'mac' | 'wide';
 }
 
+/** A key field that fills Flow words (KEY_SLOTS), with where it sits in the encoded key. */
+interface FlowField {
+  offset: number;
+  size: number;
+  slot: number;
+  kind: KeySlotKind;
+}
+
 /**
  * DpFlowKey ↔ the datapath's binary key, directly (no intermediate object),
  * with the layout the addon publishes. Integers are little-endian: the
@@ -164,6 +173,8 @@ interface KeyField {
 export class KeyBytes {
   readonly size: number;
   private readonly fields: KeyField[];
+  private readonly flowFields: FlowField[];
+  private readonly inPortOffset: number;
   private readonly scratch: Buffer;
 
   constructor(layout: readonly { name: string; offset: number; size: number; kind: string }[]) {
@@ -178,6 +189,35 @@ export class KeyBytes {
       });
     this.size = layout.reduce((end, f) => Math.max(end, f.offset + f.size), 0);
     this.scratch = Buffer.alloc(2 * this.size);
+    const at = (name: keyof DpFlowKey) => this.fields.find((f) => f.name === name)!;
+    this.flowFields = KEY_SLOTS.map(([name, slot, kind]) => ({ offset: at(name).offset, size: at(name).size, slot, kind }));
+    this.inPortOffset = at('in_port').offset;
+  }
+
+  /**
+   * The Flow of an encoded key (as `flowFromKey` makes from a decoded one),
+   * written over `into`, without decoding the key into an object first.
+   */
+  toFlow(key: string, ofport: number, into: Flow): Flow {
+    const b = this.scratch;
+    b.write(key, 0, this.size, 'latin1');
+    into.fill(0);
+    into[Slot.IN_PORT] = ofport;
+    for (const f of this.flowFields) {
+      const o = f.offset;
+      if (f.kind === 'word') into[f.slot] = f.size === 1 ? b[o] : f.size === 2 ? b[o] | (b[o + 1] << 8) : b.readUInt32LE(o);
+      else if (f.kind === 'mac') {
+        into[f.slot] = (b[o] << 8) | b[o + 1];
+        into[f.slot + 1] = b.readUInt32BE(o + 2);
+      } else for (let i = 0; i < 4; i++) into[f.slot + i] = b.readUInt32BE(o + 4 * i);
+    }
+    return into;
+  }
+
+  /** The datapath port an encoded key came in on. */
+  inPort(key: string): number {
+    this.scratch.write(key, 0, this.size, 'latin1');
+    return this.scratch.readUInt32LE(this.inPortOffset);
   }
 
   /** Writes `k` at `off` (the `size` bytes there must be zero). */
@@ -208,19 +248,6 @@ export class KeyBytes {
         b.writeBigUInt64BE(BigInt.asUintN(64, x), o + 8);
       }
     }
-  }
-
-  /** The key encoded at `off`. */
-  read(b: Buffer, off: number): DpFlowKey {
-    const k = newDpFlowKey() as unknown as Record<string, number | bigint>;
-    for (const f of this.fields) {
-      const o = off + f.offset;
-      if (f.kind === 'num') k[f.name] = f.size === 1 ? b[o] : f.size === 2 ? b[o] | (b[o + 1] << 8) : b.readUInt32LE(o);
-      else if (f.kind === 'mac') k[f.name] = (b[o] * 256 + b[o + 1]) * 0x1_0000_0000 + b.readUInt32BE(o + 2);
-      else if ((b.readUInt32LE(o) | b.readUInt32LE(o + 4) | b.readUInt32LE(o + 8) | b.readUInt32LE(o + 12)) === 0) k[f.name] = 0n;
-      else k[f.name] = (b.readBigUInt64BE(o) << 64n) | b.readBigUInt64BE(o + 8);
-    }
-    return k as unknown as DpFlowKey;
   }
 
   /** The identity of a megaflow: masked key bytes then mask bytes, as a latin1 string. */
@@ -283,6 +310,14 @@ export class NvsDataplane implements Dataplane {
 
   flowId(key: DpFlowKey, mask: DpFlowKey): string {
     return this.kb.id(key, mask);
+  }
+
+  keyFlow(key: string, ofport: number, into: Flow): Flow {
+    return this.kb.toFlow(key, ofport, into);
+  }
+
+  keyInPort(key: string): number {
+    return this.kb.inPort(key);
   }
 
   private wireId(key: WireKey, mask: WireKey): string {
@@ -472,7 +507,7 @@ export class NvsDataplane implements Dataplane {
     this.dp.onUpcallsRaw((b) => {
       const batch: DpUpcall[] = [];
       forEachUpcall(b, size, (u) => {
-        if (u.reason === 0) batch.push({ inPort: u.inPort, key: this.kb.read(b, u.keyOffset), packet: b.subarray(u.packetOffset, u.packetOffset + u.packetLength) });
+        if (u.reason === 0) batch.push({ inPort: u.inPort, key: b.toString('latin1', u.keyOffset, u.keyOffset + size), packet: b.subarray(u.packetOffset, u.packetOffset + u.packetLength) });
       });
       handler(batch);
     }, onError);

@@ -7,13 +7,14 @@
  * Ownership: packets handed in are copied by the datapath; packets and keys
  * handed out are the caller's.
  */
-import type { DpAction, DpFlowKey } from '@nvs/ofproto';
+import type { DpAction, DpFlowKey, Flow } from '@nvs/ofproto';
 import type { DatapathPorts, PortBackend } from './bridge.ts';
 
 export interface DpUpcall {
   /** Datapath port the packet came in on. */
   inPort: number;
-  key: DpFlowKey;
+  /** The packet's full key in the dataplane's encoding (read it with `keyFlow`; kept as is by ukeys: compact). */
+  key: string;
   packet: Uint8Array;
 }
 
@@ -82,6 +83,10 @@ export interface Dataplane extends DatapathPorts {
   portDevice(odpPort: number): { backend: PortBackend; mac?: string };
   /** The identity of a megaflow (what `del` and dumped entries are keyed by); cheap: no per-call allocation but the string. */
   flowId(key: DpFlowKey, mask: DpFlowKey): string;
+  /** The Flow of an upcall's encoded key, with `ofport` as in_port, written over `into`. */
+  keyFlow(key: string, ofport: number, into: Flow): Flow;
+  /** The datapath port of an upcall's encoded key. */
+  keyInPort(key: string): number;
   put(flows: readonly DpFlowPut[]): void;
   /** Deletes megaflows by identity; unknown ones are ignored. */
   del(ids: readonly string[]): void;

@@ -27,17 +27,16 @@
  *   costs the revalidator at most a fifth of the thread.
  */
 import type { Logger } from 'pino';
-import { formatDpActions, newFlow, type DpFlowKey, type Rule, type XlateResult } from '@nvs/ofproto';
+import { formatDpActions, newFlow, type Rule, type XlateResult } from '@nvs/ofproto';
 import type { Coverage } from './coverage.ts';
 import type { Dataplane, DpExecute, DpFlowPut, DpUpcall } from './dataplane.ts';
-import { flowFromKey } from './keyflow.ts';
 import type { OfBridge } from './ofbridge.ts';
 
 interface Ukey {
   id: string;
   bridge: OfBridge;
-  /** The full key of the packet that caused the upcall (re-translated on revalidation). */
-  key: DpFlowKey;
+  /** The full key of the packet that caused the upcall, encoded (re-translated on revalidation). */
+  key: string;
   actionsText: string;
   /** Its translation's invalidation tags (an array: a Set per megaflow costs several times the memory). */
   tags: readonly string[];
@@ -168,7 +167,7 @@ export class Udpif {
         this.o.coverage.inc('upcall_no_bridge');
         continue;
       }
-      const result = bridge.ofproto.xlate(flowFromKey(up.key, ofport, this.flow), { packet: up.packet });
+      const result = bridge.ofproto.xlate(dp.keyFlow(up.key, ofport, this.flow), { packet: up.packet });
       this.collectFrom(bridge);
       if (result.error) this.o.log.debug({ bridge: bridge.name, err: result.error }, 'translation failed; packet dropped');
       // The rules only: this translation has just learned the source MACs itself.
@@ -293,13 +292,13 @@ export class Udpif {
   /** Translates a ukey again; queues the fix (modify) or the removal of its megaflow. */
   private retranslate(u: Ukey, dels: string[], puts: DpFlowPut[]): void {
     this.o.coverage.inc('revalidate_retranslate');
-    const ofport = u.bridge.ofPort(u.key.in_port);
+    const ofport = u.bridge.ofPort(this.o.dp.keyInPort(u.key));
     if (ofport === undefined) {
       dels.push(u.id);
       this.forget(u);
       return;
     }
-    const r = u.bridge.ofproto.xlate(flowFromKey(u.key, ofport, this.flow), { sideEffects: false });
+    const r = u.bridge.ofproto.xlate(this.o.dp.keyFlow(u.key, ofport, this.flow), { sideEffects: false });
     const newId = this.o.dp.flowId(r.megaflow.key, r.megaflow.mask);
     if (newId !== u.id) {
       // The decision now depends on other bits: drop the flow, the next packet re-translates.

@@ -1,10 +1,12 @@
-// The Dataplane over the Rust datapath: the direct DpFlowKey ↔ bytes codec
-// agrees with @nvs/datapath's own codec (the oracle) on random keys; a
+// The Dataplane over the Rust datapath: the direct DpFlowKey → bytes codec
+// and the bytes → Flow reader of upcalls agree with @nvs/datapath's own codec
+// (the oracle) and keyflow's flowFromKey on random keys; a
 // megaflow's identity is its masked key and mask; put, stats dump, execute
 // batches and delete by identity work end to end on dummy ports.
 import fc from 'fast-check';
 import { afterEach, expect, it } from 'vitest';
-import { newDpFlowKey, type DpFlowKey } from '@nvs/ofproto';
+import { newDpFlowKey, newFlow, type DpFlowKey } from '@nvs/ofproto';
+import { flowFromKey } from '../src/keyflow.ts';
 import { fromWireKey, KeyBytes, NvsDataplane, toWireKey } from '../src/dataplane-nvs.ts';
 
 const open: NvsDataplane[] = [];
@@ -33,8 +35,10 @@ it('encodes and decodes keys as @nvs/datapath does', () => {
       const b = Buffer.alloc(kb.size);
       kb.write(k, b, 0);
       expect(b).toEqual(dp.dp.keys.encode(toWireKey(k)));
-      expect(kb.read(b, 0)).toEqual(k);
       expect(fromWireKey(dp.dp.keys.decode(b))).toEqual(k);
+      const encoded = b.toString('latin1');
+      expect(kb.toFlow(encoded, 7, newFlow().fill(0xffffffff))).toEqual(flowFromKey(k, 7));
+      expect(kb.inPort(encoded)).toBe(k.in_port);
     }),
   );
 });
