@@ -160,6 +160,23 @@ describe('nvs switch end to end', () => {
     expect((await nvs.appctl('coverage/show')).stdout).toMatch(/revalidate_modify\s+[\d.]+\/sec\s+total: [1-9]/);
   });
 
+  it('upcall/show counts the installed megaflows; n-handler-threads is reported as not acted on', async () => {
+    await send('p1', flow('p1', 1, 3, 'tcp,tp_src=5002,tp_dst=80'));
+    await settle();
+    const show = await nvs.ovsAppctl('upcall/show');
+    expect(show.code, show.stderr).toBe(0);
+    const current = Number(show.stdout.match(/^ {2}flows {9}: \(current (\d+)\) \(avg \d+\) \(max (\d+)\)$/m)![1]);
+    const dumped = (await nvs.appctl('dpif/dump-flows', 'br0')).stdout.trim().split('\n').length;
+    expect(current).toBe(dumped);
+    expect(show.stdout).toMatch(/^ {2}dump duration : \d+ms$/m);
+    expect(show.stdout).toMatch(/^ {2}handlers {6}: 1$/m);
+    const set = await nvs.vsctl('set', 'Open_vSwitch', '.', 'other_config:n-handler-threads=4');
+    expect(set.code, set.stderr).toBe(0);
+    expect((await nvs.appctl('upcall/show')).stdout).toMatch(/^ {2}handlers {6}: 1 \(n-handler-threads=4 is not acted on: .*\)$/m);
+    expect((await nvs.appctl('memory/show')).stdout).toMatch(/ handlers:1 /);
+    await nvs.vsctl('remove', 'Open_vSwitch', '.', 'other_config', 'n-handler-threads');
+  });
+
   it('traces through nvs-appctl and the real ovs-appctl alike', async () => {
     const f = flow('p1', 1, 3, 'tcp,tp_src=5000,tp_dst=80');
     const ours = await nvs.appctl('ofproto/trace', 'br0', f);

@@ -3,7 +3,7 @@
  * the real ovs-appctl and by nvs-appctl), in the layouts of ovs-vswitchd's:
  * ofproto/trace, fdb/show, fdb/flush, fdb/stats-show, dpif/show,
  * dpif/dump-flows (datapath flow syntax, `-m`, `--names`), dpif-netdev/pmd-stats-show,
- * dpif-netdev/pmd-rxq-show, memory/show, coverage/show,
+ * dpif-netdev/pmd-rxq-show, memory/show, coverage/show, upcall/show,
  * netdev-dummy/receive, ofctl/parse-pcap (for nvs-ofctl), plus revalidator/wait and netdev-dummy/drain for
  * scenario tests. vlog/*, version, list-commands and exit come with the
  * unixctl server. Every command is a thin view over the components.
@@ -38,6 +38,8 @@ export interface AppctlContext {
   coverage: Coverage;
   /** Extra `memory/show` counters (handlers, ports, …). */
   memory(): Record<string, number>;
+  /** other_config:n-handler-threads when set (nvs runs one handler whatever it says). */
+  requestedHandlers(): number | undefined;
 }
 
 function findBridge(ctx: AppctlContext, name: string): OfBridge {
@@ -256,6 +258,21 @@ export function registerAppctl(server: UnixctlServer, ctx: AppctlContext): void 
   });
 
   server.register('coverage/show', '', 0, 0, () => ctx.coverage.show());
+
+  server.register('upcall/show', '', 0, 0, () => {
+    needDp(ctx);
+    const udpif = ctx.udpif()!;
+    const r = udpif.roundStats;
+    return [
+      'nvs@nvs-netdev:',
+      `  flows         : (current ${udpif.flowCount}) (avg ${r.avgFlows}) (max ${r.maxFlows})`,
+      `  dump duration : ${r.durationMs}ms`,
+      '  ufid enabled : true',
+      `  handlers      : 1${ctx.requestedHandlers() ? ` (n-handler-threads=${ctx.requestedHandlers()} is not acted on: upcalls are translated on the daemon's event loop)` : ''}`,
+      `  1: (keys ${udpif.flowCount})`,
+      '',
+    ].join('\n');
+  });
 
   // nvs-ofctl parse-pcap: the CLI has no packet parser; the datapath's extractor answers.
   server.register('ofctl/parse-pcap', 'file...', 1, Infinity, (args) => args.map((file) => parsePcapFile(file)).join(''));

@@ -87,6 +87,8 @@ export class Udpif {
   private roundWaiters: Array<() => void> = [];
   /** Full rounds run so far. */
   private rounds = 0;
+  /** For upcall/show: megaflows at the end of full rounds (running average, most), and the last round's duration. */
+  readonly roundStats = { avgFlows: 0, maxFlows: 0, durationMs: 0 };
 
   constructor(private readonly o: UdpifOptions) {
     this.maxIdleMs = o.maxIdleMs;
@@ -371,6 +373,11 @@ export class Udpif {
     // Expired rules and aged MACs change decisions too.
     this.revalidateChanged();
     this.o.coverage.inc('revalidate_round');
+    const n = this.ukeys.size;
+    const rs = this.roundStats;
+    rs.avgFlows = Math.round((rs.avgFlows + n) / 2);
+    rs.maxFlows = Math.max(rs.maxFlows, n);
+    rs.durationMs = Math.round(performance.now() - t0);
     const waiters = this.roundWaiters;
     this.roundWaiters = [];
     for (const w of waiters) w();

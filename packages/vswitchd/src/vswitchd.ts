@@ -68,7 +68,8 @@ export class Vswitchd implements BridgeListener {
   private dpCores: string | undefined;
   private sampler: NodeJS.Timeout | undefined;
   private stopping = false;
-  private handlers = 1;
+  /** other_config:n-handler-threads, recorded for upcall/show: one handler (the event loop) translates upcalls. */
+  private requestedHandlers: number | undefined;
 
   constructor(private readonly c: VswitchdComponents) {
     this.log = c.vlog.logger('vswitchd');
@@ -111,7 +112,8 @@ export class Vswitchd implements BridgeListener {
       dp: () => this.dp,
       udpif: () => this.udpif,
       coverage: this.coverage,
-      memory: () => ({ handlers: this.handlers, revalidators: 1 }),
+      memory: () => ({ handlers: 1, revalidators: 1 }),
+      requestedHandlers: () => this.requestedHandlers,
     });
   }
 
@@ -161,7 +163,10 @@ export class Vswitchd implements BridgeListener {
   private apply(cfg: SwitchConfig) {
     this.coverage.inc('bridge_reconfigure');
     this.openDatapath(cfg);
-    this.handlers = cfg.handlers ?? 1;
+    if (cfg.handlers !== this.requestedHandlers && cfg.handlers !== undefined && cfg.handlers !== 1) {
+      this.log.info({ nHandlerThreads: cfg.handlers }, 'n-handler-threads is recorded but not acted on: one handler (the event loop) translates upcalls');
+    }
+    this.requestedHandlers = cfg.handlers;
     if (this.udpif) this.udpif.maxIdleMs = cfg.maxIdleMs;
     this.switch.reconcile(cfg);
     // Every bridge re-checks its ports: errors found by ofproto (bad VLAN settings) are reported each time.
