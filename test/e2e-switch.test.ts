@@ -165,7 +165,7 @@ describe('nvs switch end to end', () => {
     await settle();
     const show = await nvs.ovsAppctl('upcall/show');
     expect(show.code, show.stderr).toBe(0);
-    const current = Number(show.stdout.match(/^ {2}flows {9}: \(current (\d+)\) \(avg \d+\) \(max (\d+)\)$/m)![1]);
+    const current = Number(show.stdout.match(/^ {2}flows {9}: \(current (\d+)\) \(avg \d+\) \(max \d+\) \(limit 200000\)$/m)![1]);
     const dumped = (await nvs.appctl('dpif/dump-flows', 'br0')).stdout.trim().split('\n').length;
     expect(current).toBe(dumped);
     expect(show.stdout).toMatch(/^ {2}dump duration : \d+ms$/m);
@@ -175,6 +175,22 @@ describe('nvs switch end to end', () => {
     expect((await nvs.appctl('upcall/show')).stdout).toMatch(/^ {2}handlers {6}: 1 \(n-handler-threads=4 is not acted on: .*\)$/m);
     expect((await nvs.appctl('memory/show')).stdout).toMatch(/ handlers:1 /);
     await nvs.vsctl('remove', 'Open_vSwitch', '.', 'other_config', 'n-handler-threads');
+  });
+
+  it('other_config:flow-limit caps the installed megaflows; packets past it are still forwarded', async () => {
+    await nvs.appctl('revalidator/purge');
+    expect((await nvs.vsctl('set', 'Open_vSwitch', '.', 'other_config:flow-limit=2')).code).toBe(0);
+    expect((await nvs.appctl('upcall/show')).stdout).toMatch(/\(limit 2\)/);
+    // Four new hosts behind p1 send to h3 through NORMAL (a megaflow each: it keeps the MACs): all forwarded, two installed.
+    await send('p1', ...[5, 6, 7, 8].map((host) => flow('p1', host, 3)));
+    await settle();
+    expect(await drain('p3')).toHaveLength(4);
+    await drain('p2');
+    const flows = (await nvs.appctl('dpif/dump-flows', 'br0')).stdout.trim().split('\n');
+    expect(flows).toHaveLength(2);
+    expect((await nvs.appctl('coverage/show')).stdout).toMatch(/upcall_flow_limit_hit\s+[\d.]+\/sec\s+total: 2\b/);
+    await nvs.vsctl('remove', 'Open_vSwitch', '.', 'other_config', 'flow-limit');
+    await nvs.appctl('revalidator/purge');
   });
 
   it('traces through nvs-appctl and the real ovs-appctl alike', async () => {

@@ -265,7 +265,7 @@ export function registerAppctl(server: UnixctlServer, ctx: AppctlContext): void 
     const r = udpif.roundStats;
     return [
       'nvs@nvs-netdev:',
-      `  flows         : (current ${udpif.flowCount}) (avg ${r.avgFlows}) (max ${r.maxFlows})`,
+      `  flows         : (current ${udpif.flowCount}) (avg ${r.avgFlows}) (max ${r.maxFlows}) (limit ${udpif.flowLimit})`,
       `  dump duration : ${r.durationMs}ms`,
       '  ufid enabled : true',
       `  handlers      : 1${ctx.requestedHandlers() ? ` (n-handler-threads=${ctx.requestedHandlers()} is not acted on: upcalls are translated on the daemon's event loop)` : ''}`,

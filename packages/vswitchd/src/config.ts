@@ -64,10 +64,14 @@ export interface SwitchConfig {
   handlers?: number;
   /** Idle time after which an unused megaflow is removed (other_config:max-idle, ms). */
   maxIdleMs: number;
+  /** Most megaflows installed at once (other_config:flow-limit); past it, upcalls are executed without installing a flow. */
+  flowLimit: number;
   bridges: BridgeConfig[];
 }
 
 export const DEFAULT_MAX_IDLE_MS = 10_000;
+/** OVS's default other_config:flow-limit. */
+export const DEFAULT_FLOW_LIMIT = 200_000;
 export const DEFAULT_MAC_AGING_S = 300;
 export const DEFAULT_MAC_TABLE_SIZE = 8192;
 
@@ -198,6 +202,7 @@ export function readConfig(db: DbSnapshot, ro: ReadOptions = {}): SwitchConfig |
     pmdCpus: other['pmd-cpu-mask'] ? parseCpuMask(other['pmd-cpu-mask']) : undefined,
     handlers: other['n-handler-threads'] ? posInt(other['n-handler-threads'], 1) : undefined,
     maxIdleMs: posInt(other['max-idle'], DEFAULT_MAX_IDLE_MS),
+    flowLimit: posInt(other['flow-limit'], DEFAULT_FLOW_LIMIT),
     bridges,
   };
 }

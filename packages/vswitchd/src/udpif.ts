@@ -60,6 +60,8 @@ export interface UdpifOptions {
   bridgeOf: (odpPort: number) => OfBridge | undefined;
   bridges: () => Iterable<OfBridge>;
   maxIdleMs: number;
+  /** Most megaflows at once (OVS's flow-limit): past it an upcall's packet is executed but no megaflow installed. */
+  flowLimit: number;
   /** Shortest period of full rounds (ms, default 500). */
   intervalMs?: number;
 }
@@ -82,6 +84,7 @@ export class Udpif {
   private fullSoon = false;
   private stopped = false;
   maxIdleMs: number;
+  flowLimit: number;
   /** Upcalls received from the datapath so far (revalidator/wait compares it with the datapath's misses). */
   handled = 0;
   private roundWaiters: Array<() => void> = [];
@@ -92,6 +95,7 @@ export class Udpif {
 
   constructor(private readonly o: UdpifOptions) {
     this.maxIdleMs = o.maxIdleMs;
+    this.flowLimit = o.flowLimit;
   }
 
   start(): void {
@@ -176,7 +180,11 @@ export class Udpif {
       bridge.ofproto.credit({ rules: result.rules, learned: result.learned }, 1, up.packet.length, now);
       const { key, mask } = result.megaflow;
       const id = dp.flowId(key, mask);
-      if (!this.ukeys.has(id)) {
+      if (this.ukeys.has(id)) {
+        // Installed already (an earlier upcall of this batch, or one the datapath had queued).
+      } else if (this.ukeys.size >= this.flowLimit) {
+        this.o.coverage.inc('upcall_flow_limit_hit');
+      } else {
         const u: Ukey = {
           id,
           bridge,

@@ -167,7 +167,7 @@ export class Vswitchd implements BridgeListener {
       this.log.info({ nHandlerThreads: cfg.handlers }, 'n-handler-threads is recorded but not acted on: one handler (the event loop) translates upcalls');
     }
     this.requestedHandlers = cfg.handlers;
-    if (this.udpif) this.udpif.maxIdleMs = cfg.maxIdleMs;
+    if (this.udpif) Object.assign(this.udpif, { maxIdleMs: cfg.maxIdleMs, flowLimit: cfg.flowLimit });
     this.switch.reconcile(cfg);
     // Every bridge re-checks its ports: errors found by ofproto (bad VLAN settings) are reported each time.
     for (const b of this.ofbridges.values()) {
@@ -200,6 +200,7 @@ export class Vswitchd implements BridgeListener {
       },
       bridges: () => this.ofbridges.values(),
       maxIdleMs: cfg.maxIdleMs,
+      flowLimit: cfg.flowLimit,
       intervalMs: this.c.revalidateMs,
     });
     this.udpif.start();
