@@ -38,7 +38,7 @@ use crate::actions::Action;
 use crate::flow::{FlowStats, FlowStatsSnapshot, Megaflow};
 use crate::key::FlowKey;
 use crate::pmd::{Clock, Command, Pmd, PmdShared, PmdStats, PortEntry, PortMap};
-use crate::port::{open_port, PortError, PortOptions, PortStats};
+use crate::port::{open_port, LinkState, Port, PortError, PortOptions, PortStats};
 use crate::upcall::{Upcall, UpcallQueue, UPCALL_QUEUE_LEN};
 
 /// How to build a datapath.
@@ -118,6 +118,7 @@ impl DpError {
             DpError::Port(PortError::Unsupported { .. }) => "DP_PORT_UNSUPPORTED",
             DpError::Port(PortError::UnknownType(_)) => "DP_PORT_UNKNOWN_TYPE",
             DpError::Port(PortError::BadOption { .. }) => "DP_PORT_BAD_OPTION",
+            DpError::Port(PortError::BadMtu { .. }) => "DP_PORT_BAD_MTU",
             DpError::Port(PortError::BadPacket(_)) => "DP_BAD_PACKET",
             DpError::Port(PortError::Closed) => "DP_PORT_CLOSED",
             DpError::Port(PortError::Io(_)) => "DP_PORT_IO",
@@ -416,10 +417,37 @@ impl Datapath {
 
     /// The MAC address of port `no`'s device, for back ends that have one (tap).
     pub fn port_mac(&self, no: u32) -> Result<Option<[u8; 6]>, DpError> {
-        let st = self.open_state()?;
-        let entry = st.ports.get(&no).ok_or(DpError::NoSuchPort(no))?;
-        let mac = entry.lock().mac();
-        Ok(mac)
+        self.with_port(no, |p| Ok(p.mac()))
+    }
+
+    /// The MTU of port `no`'s device (ports with a kernel device: tap).
+    pub fn port_mtu(&self, no: u32) -> Result<u32, DpError> {
+        self.with_port(no, |p| p.mtu())
+    }
+
+    /// Sets the MTU of port `no`'s device (ports with a kernel device: tap).
+    pub fn set_port_mtu(&self, no: u32, mtu: u32) -> Result<(), DpError> {
+        self.with_port(no, |p| p.set_mtu(mtu))
+    }
+
+    /// The state of port `no`'s device (ports with a kernel device: tap).
+    pub fn port_link_state(&self, no: u32) -> Result<LinkState, DpError> {
+        self.with_port(no, |p| p.link_state())
+    }
+
+    /// Runs `f` on port `no` under its lock, the datapath's own lock released
+    /// first (a device call may take a while; other control calls go on).
+    fn with_port<T>(
+        &self,
+        no: u32,
+        f: impl FnOnce(&mut dyn Port) -> Result<T, PortError>,
+    ) -> Result<T, DpError> {
+        let entry = {
+            let st = self.open_state()?;
+            Arc::clone(st.ports.get(&no).ok_or(DpError::NoSuchPort(no))?)
+        };
+        let mut port = entry.lock();
+        Ok(f(port.as_mut())?)
     }
 
     /// Every port with its counters.
@@ -610,10 +638,7 @@ impl Datapath {
 
     /// Takes up to `max` packets sent out of port `no` (back ends with `drain`).
     pub fn port_drain(&self, no: u32, max: usize) -> Result<Vec<Vec<u8>>, DpError> {
-        let st = self.open_state()?;
-        let entry = st.ports.get(&no).ok_or(DpError::NoSuchPort(no))?;
-        let out = entry.lock().drain(max)?;
-        Ok(out)
+        self.with_port(no, |p| p.drain(max))
     }
 
     /// Counters of the whole datapath, each thread and each port.

@@ -14,6 +14,7 @@ pub mod emc;
 pub mod flow;
 pub mod key;
 pub mod layout;
+pub mod netdev;
 pub mod parse;
 pub mod pmd;
 pub mod port;

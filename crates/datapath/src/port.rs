@@ -21,7 +21,8 @@
 //! Ports are used under a per-port lock held for one batch, never per packet:
 //! the owning polling thread locks for `rx_burst`, any thread for `tx_burst`.
 //!
-//! Optional abilities (`inject`, `drain`) are default methods that return
+//! Optional abilities (`inject`, `drain`, and for ports with a kernel device
+//! `mtu`, `set_mtu`, `link_state`) are default methods that return
 //! [`PortError::Unsupported`] (`mac` returns `None`); a back end overrides
 //! what it can do.
 
@@ -84,6 +85,15 @@ pub struct PortStats {
     pub tx_errors: u64,
 }
 
+/// The state of a port's device, as `ip link` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkState {
+    /// Administratively up (`IFF_UP`: `ip link set dev X up`).
+    pub admin_up: bool,
+    /// Up with carrier (`IFF_RUNNING`): frames can pass.
+    pub carrier: bool,
+}
+
 /// Errors of port back ends.
 #[derive(Debug, thiserror::Error)]
 pub enum PortError {
@@ -107,6 +117,9 @@ pub enum PortError {
         value: String,
         why: String,
     },
+    /// An MTU the port cannot carry.
+    #[error("port '{port}': MTU {mtu} is not possible: {why}")]
+    BadMtu { port: String, mtu: u32, why: String },
     /// A packet given to `inject` is unusable.
     #[error("bad packet: {0}")]
     BadPacket(String),
@@ -167,6 +180,30 @@ pub trait Port: Send {
     /// Optional: the MAC address the port's device has (a tap's), read at open.
     fn mac(&self) -> Option<[u8; 6]> {
         None
+    }
+
+    /// Optional: the MTU of the port's device, read now (a tap's).
+    fn mtu(&self) -> Result<u32, PortError> {
+        Err(PortError::Unsupported {
+            kind: self.kind(),
+            what: "reading a device MTU",
+        })
+    }
+
+    /// Optional: sets the MTU of the port's device.
+    fn set_mtu(&mut self, _mtu: u32) -> Result<(), PortError> {
+        Err(PortError::Unsupported {
+            kind: self.kind(),
+            what: "setting a device MTU",
+        })
+    }
+
+    /// Optional: the state of the port's device, read now.
+    fn link_state(&self) -> Result<LinkState, PortError> {
+        Err(PortError::Unsupported {
+            kind: self.kind(),
+            what: "reading a device's link state",
+        })
     }
 
     /// Optional: makes `packet` arrive on the port (test ports).

@@ -26,23 +26,30 @@
 //! allocates nothing. (A packet forwarded to another port leaves its buffer
 //! with that port.)
 //!
+//! The device's MTU and state (administratively up, carrier) are read and
+//! the MTU set through `netdev`, in whatever namespace and under whatever
+//! name the device has now (the tun descriptor tells both). These calls
+//! hold the port's lock for a few system calls; they are control-path calls.
+//! The MTU is at most [`MAX_MTU`]: larger frames would not fit the buffers.
+//!
 //! Creating a tap device needs `CAP_NET_ADMIN`; without it `open` fails with
 //! [`PortError::Os`], whose `lacks_privilege()` says so. No options.
 
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 
 use crate::actions::{PacketBuf, HEADROOM};
-use crate::port::{Batch, Frame, Port, PortError, PortOptions, PortStats};
+use crate::netdev::{ifreq_for, ifreq_name, Control, MAX_NAME};
+use crate::port::{Batch, Frame, LinkState, Port, PortError, PortOptions, PortStats};
 
 /// Longest frame carried: a 9216-byte MTU plus an Ethernet header and one VLAN tag.
 pub const MAX_FRAME: usize = 9216 + 14 + 4;
 /// Shortest frame carried: an Ethernet header.
 pub const MIN_FRAME: usize = 14;
-/// Longest device name Linux accepts (`IFNAMSIZ` less the terminating NUL).
-pub const MAX_NAME: usize = libc::IFNAMSIZ - 1;
+/// Largest MTU a tap port accepts: the largest frame carried, less an Ethernet header and one VLAN tag.
+pub const MAX_MTU: u32 = (MAX_FRAME - 14 - 4) as u32;
 /// Buffer size: headroom, the longest frame, and one byte to notice a longer one.
 const BUF_LEN: usize = HEADROOM + MAX_FRAME + 1;
 /// Free buffers kept for reuse; beyond this they are freed.
@@ -50,6 +57,8 @@ const FREE_LIST_MAX: usize = 256;
 
 /// A tap device port.
 pub struct TapPort {
+    /// The name the device was created with (for messages: it may be renamed since).
+    name: String,
     /// The tun descriptor; `None` once closed (dropping it deletes the device).
     file: Option<File>,
     mac: [u8; 6],
@@ -100,18 +109,6 @@ fn kernel_isspace(b: u8) -> bool {
     matches!(b, b'\t'..=b'\r' | b' ' | 0xa0)
 }
 
-/// An `ifreq` naming `name` (checked by [`check_name`]), all else zero.
-fn ifreq_for(name: &str) -> libc::ifreq {
-    // SAFETY: `ifreq` is plain old data (a byte array and a union of integers
-    // and plain structs); all-zero bytes are a valid value.
-    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
-    // At most MAX_NAME bytes, whatever the caller checked: the last byte stays NUL.
-    for (dst, src) in ifr.ifr_name[..MAX_NAME].iter_mut().zip(name.bytes()) {
-        *dst = src as libc::c_char;
-    }
-    ifr
-}
-
 /// Creates the tap device `name` on `file` (an open `/dev/net/tun`) and returns its MAC.
 fn attach(file: &File, name: &str) -> Result<[u8; 6], PortError> {
     let mut ifr = ifreq_for(name);
@@ -126,6 +123,7 @@ fn attach(file: &File, name: &str) -> Result<[u8; 6], PortError> {
             Some(libc::EBUSY) | Some(libc::EINVAL) => {
                 "creating the tap device (is a device of that name already in use?)"
             }
+            Some(libc::EPERM) => "creating the tap device (TUNSETIFF needs CAP_NET_ADMIN)",
             _ => "creating the tap device (TUNSETIFF)",
         };
         return Err(os_error(name, what, err));
@@ -166,6 +164,38 @@ impl TapPort {
         }
     }
 
+    /// A control socket in the device's network namespace and the device's
+    /// name there, both asked of the tun descriptor: the device may have been
+    /// moved to another namespace or renamed since it was created.
+    fn control(&self) -> Result<(Control, String), PortError> {
+        let file = self.file.as_ref().ok_or(PortError::Closed)?;
+        let mut ifr = ifreq_for("");
+        // SAFETY: the descriptor is open; TUNGETIFF fills one `ifreq`, which lives for the call.
+        if unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNGETIFF, &mut ifr) } < 0 {
+            let err = std::io::Error::last_os_error();
+            return Err(os_error(
+                &self.name,
+                "asking the tap device's name (TUNGETIFF)",
+                err,
+            ));
+        }
+        // SAFETY: the descriptor is open; TUNGETDEVNETNS takes no argument and returns a new descriptor.
+        let ns = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNGETDEVNETNS) };
+        if ns < 0 {
+            let err = std::io::Error::last_os_error();
+            return Err(os_error(
+                &self.name,
+                "finding the tap device's network namespace (TUNGETDEVNETNS)",
+                err,
+            ));
+        }
+        // SAFETY: `ns` is a descriptor the kernel just opened for us.
+        let ns = unsafe { OwnedFd::from_raw_fd(ns) };
+        let control = Control::in_namespace(&ns)
+            .map_err(|e| os_error(&self.name, "reaching the tap device's network namespace", e))?;
+        Ok((control, ifreq_name(&ifr)))
+    }
+
     fn keep(&mut self, frame: Frame) {
         if frame.len() >= BUF_LEN && self.free.len() < FREE_LIST_MAX {
             self.free.push(frame);
@@ -192,6 +222,7 @@ impl Port for TapPort {
             .map_err(|e| os_error(name, "opening /dev/net/tun", e))?;
         let mac = attach(&file, name)?;
         Ok(TapPort {
+            name: name.to_string(),
             file: Some(file),
             mac,
             spare: None,
@@ -309,6 +340,45 @@ impl Port for TapPort {
     fn mac(&self) -> Option<[u8; 6]> {
         Some(self.mac)
     }
+
+    fn mtu(&self) -> Result<u32, PortError> {
+        let (control, dev) = self.control()?;
+        control
+            .mtu(&dev)
+            .map_err(|e| os_error(&self.name, "reading the device MTU (SIOCGIFMTU)", e))
+    }
+
+    fn set_mtu(&mut self, mtu: u32) -> Result<(), PortError> {
+        if mtu > MAX_MTU {
+            return Err(PortError::BadMtu {
+                port: self.name.clone(),
+                mtu,
+                why: format!("a tap port carries frames of an MTU up to {MAX_MTU}"),
+            });
+        }
+        let (control, dev) = self.control()?;
+        control.set_mtu(&dev, mtu).map_err(|e| {
+            let what = if e.raw_os_error() == Some(libc::EINVAL) {
+                "setting the device MTU (the kernel refuses it: out of the device's range)"
+            } else {
+                "setting the device MTU (SIOCSIFMTU)"
+            };
+            os_error(&self.name, what, e)
+        })
+    }
+
+    fn link_state(&self) -> Result<LinkState, PortError> {
+        let (control, dev) = self.control()?;
+        let flags = control
+            .flags(&dev)
+            .map_err(|e| os_error(&self.name, "reading the device flags (SIOCGIFFLAGS)", e))?;
+        // The kernel sets IFF_RUNNING only on a device that is up and has
+        // carrier; a tap has carrier while its descriptor (this port) is open.
+        Ok(LinkState {
+            admin_up: flags & libc::IFF_UP != 0,
+            carrier: flags & libc::IFF_RUNNING != 0,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -337,13 +407,6 @@ mod tests {
             assert!(matches!(err, Some(PortError::BadName { .. })), "{bad:?}");
         }
         assert!(check_name("caf\u{e9}").is_ok());
-    }
-
-    #[test]
-    fn ifreq_name_is_always_nul_terminated() {
-        let ifr = ifreq_for("a-name-longer-than-sixteen");
-        assert_eq!(ifr.ifr_name[MAX_NAME], 0);
-        assert_eq!(ifr.ifr_name[0] as u8, b'a');
     }
 
     #[test]

@@ -254,3 +254,146 @@ fn a_taken_name_and_a_long_name_give_clear_errors() {
     let err = open_port("nope", "x", &PortOptions::new()).err().unwrap();
     assert!(err.to_string().contains("known: dummy, tap"), "{err}");
 }
+
+/// What `ip -o link show` says of a device (run in namespace `ns` when given).
+fn ip_link_show(ns: Option<&str>, name: &str) -> String {
+    let mut args = vec![];
+    if let Some(ns) = ns {
+        args.extend(["-n", ns]);
+    }
+    args.extend(["-o", "link", "show", "dev", name]);
+    let out = Command::new("ip").args(&args).output().expect("running ip");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn the_device_mtu_is_set_and_read_back_and_a_bad_mtu_is_refused() {
+    let name = dev_name("m");
+    let Some(mut port) = open_tap(&name) else {
+        return;
+    };
+    assert_eq!(port.mtu().unwrap(), 1500);
+    port.set_mtu(9000).unwrap();
+    assert!(
+        ip_link_show(None, &name).contains(" mtu 9000 "),
+        "{}",
+        ip_link_show(None, &name)
+    );
+    assert_eq!(port.mtu().unwrap(), 9000);
+
+    // Below the kernel's minimum (68): the kernel's refusal, with its reason; the MTU stays.
+    let err = port.set_mtu(50).unwrap_err();
+    assert!(
+        matches!(&err, PortError::Os { source, .. } if source.raw_os_error() == Some(libc::EINVAL)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("the kernel refuses it"), "{err}");
+    // Above what a tap port's buffers carry (the kernel would take up to 65521): refused before asking.
+    let err = port.set_mtu(70_000).unwrap_err();
+    assert!(
+        matches!(err, PortError::BadMtu { mtu: 70_000, .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains(&format!("up to {}", nvs_datapath::tap::MAX_MTU)),
+        "{err}"
+    );
+    assert_eq!(port.mtu().unwrap(), 9000);
+    assert!(ip_link_show(None, &name).contains(" mtu 9000 "));
+
+    // The port still carries frames: one of the new MTU's size reaches the kernel.
+    ip(&["link", "set", "dev", &name, "up"]);
+    let sock = packet_socket(&name);
+    let big = frame([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 3], 0x77, 9000 + 14);
+    let mut batch = Batch::new();
+    batch.pkts.push(heap(&big));
+    assert_eq!(port.tx_burst(&mut batch).unwrap(), 1);
+    let seen = within("the jumbo frame on the kernel side", || {
+        let mut buf = vec![0u8; 10_000];
+        loop {
+            // SAFETY: the buffer is valid for its length.
+            let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if n <= 0 {
+                return None;
+            }
+            if is_test_frame(&buf[..n as usize], 0x77) {
+                return Some(n as usize);
+            }
+        }
+    });
+    assert_eq!(seen, big.len());
+
+    port.close();
+    assert!(matches!(port.mtu(), Err(PortError::Closed)));
+
+    // A port without a kernel device has no MTU to read or set.
+    let mut dummy = open_port("dummy", "d0", &PortOptions::new()).unwrap();
+    assert!(matches!(dummy.mtu(), Err(PortError::Unsupported { .. })));
+    assert!(matches!(
+        dummy.set_mtu(9000),
+        Err(PortError::Unsupported { .. })
+    ));
+    assert!(matches!(
+        dummy.link_state(),
+        Err(PortError::Unsupported { .. })
+    ));
+}
+
+#[test]
+fn the_link_state_follows_ip_link_set_up_and_down() {
+    let name = dev_name("f");
+    let Some(port) = open_tap(&name) else {
+        return;
+    };
+    // Created down: nvs leaves bringing it up to the user, as OVS does.
+    let s = port.link_state().unwrap();
+    assert!(!s.admin_up && !s.carrier, "{s:?}");
+    ip(&["link", "set", "dev", &name, "up"]);
+    let s = port.link_state().unwrap();
+    assert!(s.admin_up && s.carrier, "{s:?}");
+    ip(&["link", "set", "dev", &name, "down"]);
+    let s = port.link_state().unwrap();
+    assert!(!s.admin_up && !s.carrier, "{s:?}");
+}
+
+/// A network namespace of this test's own, deleted on drop.
+struct Netns(String);
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+#[test]
+fn a_device_moved_to_another_namespace_and_renamed_is_still_reached() {
+    let name = dev_name("n");
+    let Some(mut port) = open_tap(&name) else {
+        return;
+    };
+    let ns = Netns(format!("nvt{}n", std::process::id() % 100_000));
+    let _ = Command::new("ip").args(["netns", "del", &ns.0]).output();
+    ip(&["netns", "add", &ns.0]);
+    ip(&["link", "set", "dev", &name, "netns", &ns.0]);
+    assert!(!device_exists(&name));
+    // Renamed there: the tun descriptor still tells where and what the device is.
+    let inside = format!("{name}x");
+    ip(&[
+        "-n", &ns.0, "link", "set", "dev", &name, "name", &inside, "up",
+    ]);
+    let s = port.link_state().unwrap();
+    assert!(s.admin_up && s.carrier, "{s:?}");
+    port.set_mtu(1400).unwrap();
+    assert!(ip_link_show(Some(&ns.0), &inside).contains(" mtu 1400 "));
+    assert_eq!(port.mtu().unwrap(), 1400);
+    ip(&["-n", &ns.0, "link", "set", "dev", &inside, "down"]);
+    assert!(!port.link_state().unwrap().admin_up);
+    port.close();
+}

@@ -8,6 +8,7 @@ import { callAddon, datapathError, fromAddon, type DatapathError } from './error
 import { FlowKeyCodec, type FlowKey } from './flow-key.ts';
 import {
   loadAddon,
+  type LinkState,
   type NativeAddon,
   type NativeDatapath,
   type NativeFailedOp,
@@ -180,6 +181,25 @@ export class Datapath {
   /** The MAC address of a port's device (`aa:bb:cc:dd:ee:ff`), undefined for ports without one (dummy). */
   portMac(portNo: number): string | undefined {
     return callAddon(() => this.native.portMac(portNo)) ?? undefined;
+  }
+
+  /** The MTU of a port's device, read now (tap ports; others throw a PortError, DP_PORT_UNSUPPORTED). */
+  portMtu(portNo: number): number {
+    return callAddon(() => this.native.portMtu(portNo));
+  }
+
+  /**
+   * Sets the MTU of a port's device (tap ports). Throws a PortError:
+   * DP_PORT_BAD_MTU above what the port carries, DP_PORT_OS with the
+   * kernel's reason when it refuses (below 68, for one).
+   */
+  setPortMtu(portNo: number, mtu: number): void {
+    callAddon(() => this.native.setPortMtu(portNo, mtu));
+  }
+
+  /** The state of a port's device, read now (tap ports; others throw a PortError, DP_PORT_UNSUPPORTED). */
+  portLinkState(portNo: number): LinkState {
+    return callAddon(() => this.native.portLinkState(portNo));
   }
 
   /** Closes a port once no polling thread uses it. */

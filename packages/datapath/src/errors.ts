@@ -47,6 +47,7 @@ const byCode: Record<string, new (code: string, message: string) => DatapathErro
   DP_PORT_UNSUPPORTED: PortError,
   DP_PORT_UNKNOWN_TYPE: PortError,
   DP_PORT_BAD_OPTION: PortError,
+  DP_PORT_BAD_MTU: PortError,
   DP_PORT_CLOSED: PortError,
   DP_PORT_IO: PortError,
   DP_PORT_BAD_NAME: PortError,

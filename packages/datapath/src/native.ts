@@ -99,12 +99,23 @@ export interface NativeFailedOp {
   message: string;
 }
 
+/** The state of a port's device, as `ip link` shows it. */
+export interface LinkState {
+  /** Administratively up (`ip link set dev X up`). */
+  adminUp: boolean;
+  /** Up with carrier: frames can pass. */
+  carrier: boolean;
+}
+
 export interface NativeDatapath {
   close(): void;
   addPort(name: string, kind: string, options?: Record<string, string> | null): number;
   removePort(portNo: number): void;
   setPmdCores(cores: number[]): void;
   portMac(portNo: number): string | null;
+  portMtu(portNo: number): number;
+  setPortMtu(portNo: number, mtu: number): void;
+  portLinkState(portNo: number): LinkState;
   flowPut(
     flows: { key: Buffer; mask: Buffer; actions: Buffer; create?: boolean; modify?: boolean; zeroStats?: boolean }[],
   ): NativeOpResult[];
