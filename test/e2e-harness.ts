@@ -52,9 +52,10 @@ export class NvsRun {
     this.db = `unix:${join(this.rundir, 'db.sock')}`;
   }
 
-  /** Runs one of the bundled nvs commands with this run directory. */
-  nvs(bin: string, args: string[], opts: { input?: string } = {}): Promise<RunResult> {
-    return run(process.execPath, [join(DIST, `${bin}.js`), ...args], { env: { NVS_RUNDIR: this.rundir }, input: opts.input });
+  /** Runs one of the bundled nvs commands with this run directory (under `wrap`, a command such as setpriv, when given). */
+  nvs(bin: string, args: string[], opts: { input?: string; wrap?: string[] } = {}): Promise<RunResult> {
+    const [cmd, ...pre] = [...(opts.wrap ?? []), process.execPath];
+    return run(cmd, [...pre, join(DIST, `${bin}.js`), ...args], { env: { NVS_RUNDIR: this.rundir }, input: opts.input });
   }
 
   async startDb(): Promise<void> {
@@ -70,9 +71,9 @@ export class NvsRun {
    * and no test creates kernel devices; `dummy: 'plain'` gives plain
    * `--enable-dummy`, where internal ports are tap devices when run as root.
    */
-  async startSwitch(extra: string[] = [], opts: { dummy?: 'override' | 'plain' } = {}): Promise<void> {
+  async startSwitch(extra: string[] = [], opts: { dummy?: 'override' | 'plain'; wrap?: string[] } = {}): Promise<void> {
     const dummy = opts.dummy === 'plain' ? '--enable-dummy' : '--enable-dummy=override';
-    const r = await this.nvs('nvs-vswitchd', ['--rundir', this.rundir, '--detach', '--pidfile', '--log-file', dummy, '--disable-system', ...extra, this.db]);
+    const r = await this.nvs('nvs-vswitchd', ['--rundir', this.rundir, '--detach', '--pidfile', '--log-file', dummy, '--disable-system', ...extra, this.db], { wrap: opts.wrap });
     if (r.code !== 0) throw new Error(`nvs-vswitchd failed: ${r.stderr}\n${this.log('nvs-vswitchd')}`);
   }
 

@@ -28,7 +28,8 @@ Options:
   --unixctl=SOCKET        override default control socket name (<rundir>/nvs-vswitchd.ctl)
   --enable-dummy[=override]  dummy ports are always available; "override" also
                           makes internal (and LOCAL) ports dummy instead of tap
-                          devices, and interfaces of types nvs cannot open yet
+                          devices, and tap interfaces and interfaces of types
+                          nvs cannot open yet
   --disable-system        accepted for compatibility (nvs has no kernel datapath)
   --no-restore            start with empty OpenFlow tables instead of the saved rules
 ${DAEMON_USAGE}

@@ -21,14 +21,30 @@ const OFPP_MAX = 0xff00;
 /** What the bridge layer needs from the datapath to make ports exist. */
 export interface DatapathPorts {
   /** Creates a port and returns its datapath port number. Throws with a user-readable message. */
-  addPort(name: string, type: 'dummy' | 'internal'): number;
+  addPort(name: string, type: PortType): number;
   removePort(odpPort: number): void;
   /** May be absent: the back end a port was opened with and its device's MAC (a tap's); absent means a dummy port. */
   portDevice?(odpPort: number): { backend: PortBackend; mac?: string };
+  /** May be absent: the state of a port's kernel device, read now; undefined when it has none or it cannot be read. */
+  deviceState?(odpPort: number): DeviceState | undefined;
+  /** May be absent: sets the MTU of a port's kernel device. Throws with the reason it was refused. */
+  setDeviceMtu?(odpPort: number, mtu: number): void;
 }
+
+/** Interface types the bridge layer opens: `internal` and `tap` are kernel tap devices, `dummy` in-memory ports. */
+export type PortType = 'dummy' | 'internal' | 'tap';
 
 /** The datapath back end behind a port: in-memory (`dummy`) or a kernel tap device. */
 export type PortBackend = 'dummy' | 'tap';
+
+/** A kernel device's state, as `ip link show` reports it. */
+export interface DeviceState {
+  mtu: number;
+  /** IFF_UP: `ip link set dev X up`. */
+  adminUp: boolean;
+  /** Up with carrier (IFF_RUNNING): a tap has carrier while nvs holds it open. */
+  carrier: boolean;
+}
 
 /** Called when a bridge or its ports change, so ofproto and caches follow. */
 export interface BridgeListener {
@@ -43,24 +59,31 @@ export interface BridgePort {
   name: string;
   ofport: number;
   odpPort: number;
-  type: 'dummy' | 'internal';
+  type: PortType;
   /** What the datapath opened for it (internal ports are taps when nvs-vswitchd may create them). */
   backend: PortBackend;
   tag?: number;
   trunks: number[];
   vlanMode?: VlanMode;
   mac: string;
+  /** A dummy port's MTU (mtu_request as is); a tap's is read from its device instead. */
   mtu: number;
+  /** Why mtu_request could not be applied to the device, for Interface.error. */
+  mtuError?: string;
   ifaceUuid: string;
 }
 
 /** What vswitchd writes back to one Interface row. */
-export interface InterfaceStatus {
+export interface InterfaceStatus extends LinkStatus {
   ofport: number;
   error?: string;
+  macInUse?: string;
+}
+
+/** The Interface columns that follow the device (refreshed with the statistics); absent: unknown. */
+export interface LinkStatus {
   adminState?: 'up' | 'down';
   linkState?: 'up' | 'down';
-  macInUse?: string;
   mtu?: number;
 }
 
@@ -160,8 +183,9 @@ export class Switch {
         const existing = bridge.ports.get(iface.name);
         if (existing) {
           if (vlanKey(existing) !== vlanKey(port)) changed.add(bridge);
-          Object.assign(existing, { tag: port.tag, trunks: port.trunks, vlanMode: port.vlanMode, mtu: portMtu(existing.backend, iface.mtuRequest, existing.mtu), ifaceUuid: iface.uuid });
-          this.status.set(iface.uuid, okStatus(existing));
+          Object.assign(existing, { tag: port.tag, trunks: port.trunks, vlanMode: port.vlanMode, ifaceUuid: iface.uuid });
+          this.configureMtu(existing, iface.mtuRequest);
+          this.status.set(iface.uuid, this.portStatus(existing));
           continue;
         }
         const added = this.addPort(bridge, port, iface);
@@ -189,6 +213,18 @@ export class Switch {
     return undefined;
   }
 
+  /**
+   * admin_state, link_state and mtu of a working port. A dummy port is
+   * always up; a tap's are read from its device now, and left unknown when
+   * they cannot be read (as ovs-vswitchd leaves the columns empty).
+   */
+  linkStatus(p: BridgePort): LinkStatus {
+    if (p.backend !== 'tap') return { adminState: 'up', linkState: 'up', mtu: p.mtu };
+    const dev = this.datapath.deviceState?.(p.odpPort);
+    if (!dev) return {};
+    return { adminState: dev.adminUp ? 'up' : 'down', linkState: dev.carrier ? 'up' : 'down', mtu: dev.mtu };
+  }
+
   /** Removes every port of every bridge from the datapath (shutdown). */
   clear(): void {
     for (const bridge of this.bridges.values()) {
@@ -196,6 +232,40 @@ export class Switch {
       this.listener.bridgeRemoved(bridge);
     }
     this.bridges.clear();
+  }
+
+  private portStatus(p: BridgePort): InterfaceStatus {
+    const st: InterfaceStatus = { ofport: p.ofport, macInUse: p.mac, ...this.linkStatus(p) };
+    if (p.mtuError) st.error = p.mtuError;
+    return st;
+  }
+
+  /**
+   * Applies mtu_request. A dummy port takes it as is. A tap device is set to
+   * it whenever its MTU differs, so an MTU changed behind nvs's back is put
+   * back at the next reconfiguration, as ovs-vswitchd does; without a
+   * request the device's MTU is left alone. A refusal leaves the port
+   * working: it is reported in Interface.error and logged once.
+   */
+  private configureMtu(p: BridgePort, requested: number | undefined): void {
+    if (p.backend !== 'tap') {
+      p.mtu = requested ?? p.mtu;
+      return;
+    }
+    const current = requested === undefined ? undefined : this.datapath.deviceState?.(p.odpPort)?.mtu;
+    if (current === undefined || current === requested) {
+      p.mtuError = undefined;
+      return;
+    }
+    try {
+      this.datapath.setDeviceMtu?.(p.odpPort, requested!);
+      p.mtuError = undefined;
+      this.log.info({ port: p.name, mtu: requested, was: current }, 'device MTU set');
+    } catch (err) {
+      const error = `${p.name}: could not set MTU ${requested}: ${(err as Error).message}`;
+      if (error !== p.mtuError) this.log.warn({ port: p.name, mtu: requested, err: (err as Error).message }, 'device MTU not set; the port keeps working');
+      p.mtuError = error;
+    }
   }
 
   private ofportStillValid(bridge: Bridge, p: BridgePort, iface: InterfaceConfig): boolean {
@@ -243,11 +313,12 @@ export class Switch {
       trunks: port.trunks,
       vlanMode: port.vlanMode,
       mac: device?.mac ?? macForName(iface.name),
-      mtu: portMtu(device?.backend ?? 'dummy', iface.mtuRequest, 1500),
+      mtu: 1500,
       ifaceUuid: iface.uuid,
     };
     bridge.ports.set(bp.name, bp);
-    this.status.set(iface.uuid, okStatus(bp));
+    this.configureMtu(bp, iface.mtuRequest);
+    this.status.set(iface.uuid, this.portStatus(bp));
     this.log.info({ bridge: bridge.name, port: bp.name, ofport, odpPort, type, backend: bp.backend }, 'port added');
     return true;
   }
@@ -262,21 +333,8 @@ export class Switch {
   }
 }
 
-function portType(iface: InterfaceConfig): 'dummy' | 'internal' {
-  return iface.type === 'internal' ? 'internal' : 'dummy';
-}
-
-/**
- * The MTU reported for a port: a dummy port takes mtu_request as is; a tap
- * device keeps the kernel's (1500 when created): nvs does not set it, and
- * cannot read it once the device has moved to another namespace.
- */
-function portMtu(backend: PortBackend, requested: number | undefined, current: number): number {
-  return backend === 'tap' ? current : (requested ?? current);
-}
-
-function okStatus(p: BridgePort): InterfaceStatus {
-  return { ofport: p.ofport, adminState: 'up', linkState: 'up', macInUse: p.mac, mtu: p.mtu };
+function portType(iface: InterfaceConfig): PortType {
+  return iface.type === 'internal' || iface.type === 'tap' ? iface.type : 'dummy';
 }
 
 function bridgeSettingsChanged(a: BridgeConfig, b: BridgeConfig): boolean {

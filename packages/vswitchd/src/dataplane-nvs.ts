@@ -6,7 +6,8 @@
  * names) and back. Internal ports (each bridge's LOCAL port too) open as
  * the datapath's tap ports when `internalPorts` is 'tap' (nvs-vswitchd
  * decides: see internal-ports.ts), else as dummy ports; dummy interfaces are
- * always dummy ports.
+ * always dummy ports, tap interfaces always tap ports (no fallback: a user
+ * who asks for a kernel device gets it or an error saying why not).
  *
  * Controller-bound `userspace` actions carry a small integer cookie here;
  * the cookie → metadata table lives in this object.
@@ -34,7 +35,7 @@ import {
 } from '@nvs/datapath';
 import { newDpFlowKey, Slot, type ControllerCookie, type DpAction, type DpFlowKey, type DpSetField, type DpSetHeader, type Flow } from '@nvs/ofproto';
 import { KEY_SLOTS, type KeySlotKind } from './keyflow.ts';
-import type { PortBackend } from './bridge.ts';
+import type { DeviceState, PortBackend, PortType } from './bridge.ts';
 import type { Dataplane, DpExecute, DpFlowEntry, DpFlowPut, DpStats, DpUpcall } from './dataplane.ts';
 import type { DataplaneOptions } from './vswitchd.ts';
 
@@ -291,8 +292,8 @@ export class NvsDataplane implements Dataplane {
     this.dp.setPmdCores(cores);
   }
 
-  addPort(name: string, type: 'dummy' | 'internal'): number {
-    const backend = type === 'internal' ? this.internalPorts : 'dummy';
+  addPort(name: string, type: PortType): number {
+    const backend = type === 'internal' ? this.internalPorts : type === 'tap' ? 'tap' : 'dummy';
     const no = this.dp.addPort(name, backend);
     this.backends.set(no, backend);
     return no;
@@ -301,6 +302,20 @@ export class NvsDataplane implements Dataplane {
   portDevice(no: number): { backend: PortBackend; mac?: string } {
     const backend = this.backends.get(no) ?? 'dummy';
     return backend === 'tap' ? { backend, mac: this.dp.portMac(no) } : { backend };
+  }
+
+  deviceState(no: number): DeviceState | undefined {
+    if (this.backends.get(no) !== 'tap') return undefined;
+    try {
+      return { mtu: this.dp.portMtu(no), ...this.dp.portLinkState(no) };
+    } catch {
+      // Gone (deleted from outside) or out of reach (another namespace without CAP_SYS_ADMIN): unknown.
+      return undefined;
+    }
+  }
+
+  setDeviceMtu(no: number, mtu: number): void {
+    this.dp.setPortMtu(no, mtu);
   }
 
   removePort(no: number): void {

@@ -8,7 +8,7 @@
  * handed out are the caller's.
  */
 import type { DpAction, DpFlowKey, Flow } from '@nvs/ofproto';
-import type { DatapathPorts, PortBackend } from './bridge.ts';
+import type { DatapathPorts, DeviceState, PortBackend } from './bridge.ts';
 
 export interface DpUpcall {
   /** Datapath port the packet came in on. */
@@ -81,6 +81,8 @@ export interface DpExecute {
 
 export interface Dataplane extends DatapathPorts {
   portDevice(odpPort: number): { backend: PortBackend; mac?: string };
+  deviceState(odpPort: number): DeviceState | undefined;
+  setDeviceMtu(odpPort: number, mtu: number): void;
   /** The identity of a megaflow (what `del` and dumped entries are keyed by); cheap: no per-call allocation but the string. */
   flowId(key: DpFlowKey, mask: DpFlowKey): string;
   /** The Flow of an upcall's encoded key, with `ofport` as in_port, written over `into`. */

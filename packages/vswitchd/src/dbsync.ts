@@ -4,7 +4,10 @@
  * one reconciliation per burst of updates), and a write-back transaction of
  * what it learned — Interface ofport, error, admin/link state, MAC, MTU,
  * statistics — and finally `cur_cfg = next_cfg`, which is what a waiting
- * `ovs-vsctl` (without --no-wait) watches for.
+ * `ovs-vsctl` (without --no-wait) watches for. Statistics and the columns
+ * that follow a kernel device (admin_state, link_state, mtu) are also
+ * written every `statsIntervalMs` (5 s, as ovs-vswitchd's default
+ * stats-update-interval), so `ip link set X down` shows within that.
  *
  * The write-back only sets columns whose value differs from the replica, so
  * our own updates coming back through the monitor converge to no-ops. When
@@ -13,7 +16,7 @@
 import type { Logger } from 'pino';
 import { Idl, makeAtom, makeMap, makeSet, OvsdbClient, datumEquals, type Datum, type IdlRow, type IdlTransaction } from '@nvs/ovsdb';
 import { readConfig, type DbSnapshot, type ReadOptions, type SwitchConfig } from './config.ts';
-import type { InterfaceStatus } from './bridge.ts';
+import type { InterfaceStatus, LinkStatus } from './bridge.ts';
 
 const TABLES = {
   Open_vSwitch: ['bridges', 'next_cfg', 'cur_cfg', 'other_config'],
@@ -22,14 +25,19 @@ const TABLES = {
   Interface: ['name', 'type', 'options', 'ofport_request', 'mtu_request', 'ofport', 'error', 'admin_state', 'link_state', 'mac_in_use', 'mtu', 'statistics'],
 } as const;
 
+/** What is written to one Interface row every `statsIntervalMs`: its counters and the columns that follow its device. */
+export interface InterfaceRefresh extends LinkStatus {
+  statistics?: Record<string, number>;
+}
+
 export interface DbSyncOptions {
   /** `unix:PATH` (or `tcp:IP:PORT`). */
   remote: string;
   log: Logger;
   /** Applies a configuration and returns the Interface statuses to write back. */
   apply: (cfg: SwitchConfig) => Map<string, InterfaceStatus>;
-  /** Interface statistics by Interface uuid, written every `statsIntervalMs`. */
-  statistics?: () => Map<string, Record<string, number>>;
+  /** Interface statistics and device state by Interface uuid, written every `statsIntervalMs`. */
+  periodic?: () => Map<string, InterfaceRefresh>;
   statsIntervalMs?: number;
   retryMs?: number;
   read?: ReadOptions;
@@ -53,8 +61,8 @@ export class DbSync {
   /** Connects (retrying until it works) and starts following the database. */
   async start(): Promise<void> {
     await this.connect();
-    if (this.opts.statistics) {
-      this.statsTimer = setInterval(() => this.writeStatistics(), this.opts.statsIntervalMs ?? 5000);
+    if (this.opts.periodic) {
+      this.statsTimer = setInterval(() => this.writePeriodic(), this.opts.statsIntervalMs ?? 5000);
       this.statsTimer.unref();
     }
   }
@@ -140,16 +148,18 @@ export class DbSync {
     });
   }
 
-  private writeStatistics(): void {
+  private writePeriodic(): void {
     const idl = this.idl;
-    const stats = this.opts.statistics?.();
-    if (!idl || !stats || stats.size === 0) return;
+    const rows = this.opts.periodic?.();
+    if (!idl || !rows || rows.size === 0) return;
     this.running = this.running
       .then(() =>
         idl.transact((txn) => {
-          for (const [uuid, s] of stats) {
+          for (const [uuid, r] of rows) {
             const row = txn.get('Interface', uuid);
-            if (row) setIfChanged(txn, row, 'statistics', makeMap(Object.entries(s)));
+            if (!row) continue;
+            if (r.statistics) setIfChanged(txn, row, 'statistics', makeMap(Object.entries(r.statistics)));
+            writeLink(txn, row, r);
           }
         }),
       )
@@ -169,8 +179,12 @@ function optional<T extends string | number>(v: T | undefined): Datum {
 function writeStatus(txn: IdlTransaction, row: IdlRow, st: InterfaceStatus): void {
   setIfChanged(txn, row, 'ofport', makeSet([st.ofport]));
   setIfChanged(txn, row, 'error', optional(st.error));
+  setIfChanged(txn, row, 'mac_in_use', optional(st.macInUse));
+  writeLink(txn, row, st);
+}
+
+function writeLink(txn: IdlTransaction, row: IdlRow, st: LinkStatus): void {
   setIfChanged(txn, row, 'admin_state', optional(st.adminState));
   setIfChanged(txn, row, 'link_state', optional(st.linkState));
-  setIfChanged(txn, row, 'mac_in_use', optional(st.macInUse));
   setIfChanged(txn, row, 'mtu', optional(st.mtu));
 }

@@ -15,7 +15,7 @@ import { Switch, type Bridge, type BridgeListener, type DatapathPorts, type Port
 import type { ReadOptions, SwitchConfig } from './config.ts';
 import { Coverage } from './coverage.ts';
 import type { Dataplane, PortCounters } from './dataplane.ts';
-import { DbSync } from './dbsync.ts';
+import { DbSync, type InterfaceRefresh } from './dbsync.ts';
 import { FlowService } from './flow-service.ts';
 import { MgmtServer } from './mgmt.ts';
 import { OfBridge } from './ofbridge.ts';
@@ -81,6 +81,8 @@ export class Vswitchd implements BridgeListener {
       addPort: (name, type) => this.requireDp().addPort(name, type),
       removePort: (no) => this.requireDp().removePort(no),
       portDevice: (no) => this.requireDp().portDevice(no),
+      deviceState: (no) => this.requireDp().deviceState(no),
+      setDeviceMtu: (no, mtu) => this.requireDp().setDeviceMtu(no, mtu),
     };
     this.switch = new Switch(c.vlog.logger('bridge'), ports, this);
     this.flows = new FlowService({
@@ -96,7 +98,7 @@ export class Vswitchd implements BridgeListener {
       remote: c.remote,
       log: c.vlog.logger('dbsync'),
       apply: (cfg) => this.apply(cfg),
-      statistics: () => this.interfaceStatistics(),
+      periodic: () => this.interfaceRefresh(),
       statsIntervalMs: c.statsIntervalMs,
       read: c.read,
     });
@@ -231,21 +233,22 @@ export class Vswitchd implements BridgeListener {
     return out;
   }
 
-  private interfaceStatistics(): Map<string, Record<string, number>> {
+  /** Each working port's counters and device state, for the periodic write-back. */
+  private interfaceRefresh(): Map<string, InterfaceRefresh> {
     const counters = this.portCounters();
-    const out = new Map<string, Record<string, number>>();
+    const out = new Map<string, InterfaceRefresh>();
     for (const bridge of this.switch.bridges.values()) {
       for (const p of bridge.ports.values()) {
         const c = counters.get(p.odpPort);
-        if (!c) continue;
-        out.set(p.ifaceUuid, {
+        const statistics = c && {
           rx_packets: c.rxPackets,
           rx_bytes: c.rxBytes,
           rx_dropped: c.rxDropped,
           tx_packets: c.txPackets,
           tx_bytes: c.txBytes,
           tx_dropped: c.txDropped,
-        });
+        };
+        out.set(p.ifaceUuid, { statistics, ...this.switch.linkStatus(p) });
       }
     }
     return out;

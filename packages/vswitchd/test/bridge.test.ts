@@ -85,8 +85,8 @@ it('reports unknown types and bad options in Interface.error and keeps the other
   const sw = new Switch(log, ports, listener);
   const snap = db({ br0: { good: {}, vhost: { type: 'dpdkvhostuser' }, odd: { type: 'quantum' }, opt: { options: { colour: 'red' } } } });
   sw.reconcile(readConfig(snap)!);
-  expect(statusOf(sw, snap, 'vhost')).toEqual({ ofport: -1, error: 'vhost: interface type "dpdkvhostuser" is not supported yet by nvs (use "dummy" or "internal")' });
-  expect(statusOf(sw, snap, 'odd')!.error).toBe('odd: unknown interface type "quantum" (nvs supports "dummy" and "internal")');
+  expect(statusOf(sw, snap, 'vhost')).toEqual({ ofport: -1, error: 'vhost: interface type "dpdkvhostuser" is not supported yet by nvs (use "dummy", "internal" or "tap")' });
+  expect(statusOf(sw, snap, 'odd')!.error).toBe('odd: unknown interface type "quantum" (nvs supports "dummy", "internal" and "tap")');
   expect(statusOf(sw, snap, 'opt')!.error).toBe('opt: dummy interface does not accept option "colour"');
   expect(statusOf(sw, snap, 'good')).toMatchObject({ ofport: 1, linkState: 'up' });
   expect(dp.stats().ports.map((p) => p.name).sort()).toEqual(['br0', 'good']);
@@ -96,6 +96,11 @@ it('reports unknown types and bad options in Interface.error and keeps the other
   dp = NvsDataplane.open({});
   sw2.reconcile(readConfig(snap, { dummyOverride: true })!);
   expect(statusOf(sw2, snap, 'vhost')).toMatchObject({ linkState: 'up' });
+  // So does it for type=tap, as ovs-vswitchd's override does: no kernel device is made.
+  const taps = db({ br0: { t0: { type: 'tap' } } });
+  expect(readConfig(taps, { dummyOverride: true })!.bridges[0].ports.find((p) => p.name === 't0')!.interfaces[0].type).toBe('dummy');
+  const t0 = readConfig(taps)!.bridges[0].ports.find((p) => p.name === 't0')!.interfaces[0];
+  expect([t0.type, t0.error]).toEqual(['tap', undefined]);
 });
 
 it('does every deletion before any addition when a port moves between bridges', () => {
