@@ -38,7 +38,7 @@ use crate::actions::Action;
 use crate::flow::{FlowStats, FlowStatsSnapshot, Megaflow};
 use crate::key::FlowKey;
 use crate::pmd::{Clock, Command, Pmd, PmdShared, PmdStats, PortEntry, PortMap};
-use crate::port::{open_port, LinkState, Port, PortError, PortOptions, PortStats};
+use crate::port::{open_port, LinkState, NetDevice, Port, PortError, PortOptions, PortStats};
 use crate::upcall::{Upcall, UpcallQueue, UPCALL_QUEUE_LEN};
 
 /// How to build a datapath.
@@ -422,17 +422,23 @@ impl Datapath {
 
     /// The MTU of port `no`'s device (ports with a kernel device: tap).
     pub fn port_mtu(&self, no: u32) -> Result<u32, DpError> {
-        self.with_port(no, |p| p.mtu())
+        Ok(self.port_device(no)?.mtu()?)
     }
 
     /// Sets the MTU of port `no`'s device (ports with a kernel device: tap).
     pub fn set_port_mtu(&self, no: u32, mtu: u32) -> Result<(), DpError> {
-        self.with_port(no, |p| p.set_mtu(mtu))
+        Ok(self.port_device(no)?.set_mtu(mtu)?)
     }
 
     /// The state of port `no`'s device (ports with a kernel device: tap).
     pub fn port_link_state(&self, no: u32) -> Result<LinkState, DpError> {
-        self.with_port(no, |p| p.link_state())
+        Ok(self.port_device(no)?.link_state()?)
+    }
+
+    /// Port `no`'s device handle: the port's lock is held only to take it, so
+    /// the device calls made with it never keep the polling thread waiting.
+    fn port_device(&self, no: u32) -> Result<Box<dyn NetDevice>, DpError> {
+        self.with_port(no, |p| p.device())
     }
 
     /// Runs `f` on port `no` under its lock, the datapath's own lock released

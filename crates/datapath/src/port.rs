@@ -22,7 +22,8 @@
 //! the owning polling thread locks for `rx_burst`, any thread for `tx_burst`.
 //!
 //! Optional abilities (`inject`, `drain`, and for ports with a kernel device
-//! `mtu`, `set_mtu`, `link_state`) are default methods that return
+//! `device`, whose handle reads and sets the MTU and reads the link state
+//! without the port's lock) are default methods that return
 //! [`PortError::Unsupported`] (`mac` returns `None`); a back end overrides
 //! what it can do.
 
@@ -92,6 +93,17 @@ pub struct LinkState {
     pub admin_up: bool,
     /// Up with carrier (`IFF_RUNNING`): frames can pass.
     pub carrier: bool,
+}
+
+/// A port's kernel device, apart from the port: control-path calls of a few
+/// system calls each, made without the port's lock.
+pub trait NetDevice: Send {
+    /// The device's MTU, read now.
+    fn mtu(&self) -> Result<u32, PortError>;
+    /// Sets the device's MTU.
+    fn set_mtu(&self, mtu: u32) -> Result<(), PortError>;
+    /// The device's state, read now.
+    fn link_state(&self) -> Result<LinkState, PortError>;
 }
 
 /// Errors of port back ends.
@@ -182,27 +194,12 @@ pub trait Port: Send {
         None
     }
 
-    /// Optional: the MTU of the port's device, read now (a tap's).
-    fn mtu(&self) -> Result<u32, PortError> {
+    /// Optional: a handle on the port's kernel device (a tap's), for MTU and
+    /// state calls made after the port's lock is released.
+    fn device(&self) -> Result<Box<dyn NetDevice>, PortError> {
         Err(PortError::Unsupported {
             kind: self.kind(),
-            what: "reading a device MTU",
-        })
-    }
-
-    /// Optional: sets the MTU of the port's device.
-    fn set_mtu(&mut self, _mtu: u32) -> Result<(), PortError> {
-        Err(PortError::Unsupported {
-            kind: self.kind(),
-            what: "setting a device MTU",
-        })
-    }
-
-    /// Optional: the state of the port's device, read now.
-    fn link_state(&self) -> Result<LinkState, PortError> {
-        Err(PortError::Unsupported {
-            kind: self.kind(),
-            what: "reading a device's link state",
+            what: "a kernel device (MTU, link state)",
         })
     }
 

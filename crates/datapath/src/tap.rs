@@ -28,8 +28,8 @@
 //!
 //! The device's MTU and state (administratively up, carrier) are read and
 //! the MTU set through `netdev`, in whatever namespace and under whatever
-//! name the device has now (the tun descriptor tells both). These calls
-//! hold the port's lock for a few system calls; they are control-path calls.
+//! name the device has now (the tun descriptor tells both), on a duplicate
+//! of the descriptor (`device()`), so the port's lock is held only to take it.
 //! The MTU is at most [`MAX_MTU`]: larger frames would not fit the buffers.
 //!
 //! Creating a tap device needs `CAP_NET_ADMIN`; without it `open` fails with
@@ -42,7 +42,7 @@ use std::os::unix::fs::OpenOptionsExt;
 
 use crate::actions::{PacketBuf, HEADROOM};
 use crate::netdev::{ifreq_for, ifreq_name, Control, MAX_NAME};
-use crate::port::{Batch, Frame, LinkState, Port, PortError, PortOptions, PortStats};
+use crate::port::{Batch, Frame, LinkState, NetDevice, Port, PortError, PortOptions, PortStats};
 
 /// Longest frame carried: a 9216-byte MTU plus an Ethernet header and one VLAN tag.
 pub const MAX_FRAME: usize = 9216 + 14 + 4;
@@ -162,38 +162,6 @@ impl TapPort {
         if e.raw_os_error() == Some(libc::EBADFD) {
             self.file = None;
         }
-    }
-
-    /// A control socket in the device's network namespace and the device's
-    /// name there, both asked of the tun descriptor: the device may have been
-    /// moved to another namespace or renamed since it was created.
-    fn control(&self) -> Result<(Control, String), PortError> {
-        let file = self.file.as_ref().ok_or(PortError::Closed)?;
-        let mut ifr = ifreq_for("");
-        // SAFETY: the descriptor is open; TUNGETIFF fills one `ifreq`, which lives for the call.
-        if unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNGETIFF, &mut ifr) } < 0 {
-            let err = std::io::Error::last_os_error();
-            return Err(os_error(
-                &self.name,
-                "asking the tap device's name (TUNGETIFF)",
-                err,
-            ));
-        }
-        // SAFETY: the descriptor is open; TUNGETDEVNETNS takes no argument and returns a new descriptor.
-        let ns = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNGETDEVNETNS) };
-        if ns < 0 {
-            let err = std::io::Error::last_os_error();
-            return Err(os_error(
-                &self.name,
-                "finding the tap device's network namespace (TUNGETDEVNETNS)",
-                err,
-            ));
-        }
-        // SAFETY: `ns` is a descriptor the kernel just opened for us.
-        let ns = unsafe { OwnedFd::from_raw_fd(ns) };
-        let control = Control::in_namespace(&ns)
-            .map_err(|e| os_error(&self.name, "reaching the tap device's network namespace", e))?;
-        Ok((control, ifreq_name(&ifr)))
     }
 
     fn keep(&mut self, frame: Frame) {
@@ -341,6 +309,63 @@ impl Port for TapPort {
         Some(self.mac)
     }
 
+    fn device(&self) -> Result<Box<dyn NetDevice>, PortError> {
+        let file = self.file.as_ref().ok_or(PortError::Closed)?;
+        // A second descriptor of the device (close-on-exec), for calls made without the port's lock.
+        let tun = file
+            .try_clone()
+            .map_err(|e| os_error(&self.name, "duplicating the tun descriptor", e))?;
+        Ok(Box::new(TapDevice {
+            name: self.name.clone(),
+            tun: OwnedFd::from(tun),
+        }))
+    }
+}
+
+/// A tap port's device, reached through its own duplicate of the tun
+/// descriptor, so that MTU and state calls (a few system calls, a thread for
+/// a device in another namespace) never hold the port's lock: the polling
+/// thread does not wait on them. While it lives, the device stays.
+struct TapDevice {
+    /// The name the device was created with (for messages).
+    name: String,
+    tun: OwnedFd,
+}
+
+impl TapDevice {
+    /// A control socket in the device's network namespace and the device's
+    /// name there, both asked of the tun descriptor: the device may have been
+    /// moved to another namespace or renamed since it was created.
+    fn control(&self) -> Result<(Control, String), PortError> {
+        let mut ifr = ifreq_for("");
+        // SAFETY: `tun` is open; TUNGETIFF fills one `ifreq`, which lives for the call.
+        if unsafe { libc::ioctl(self.tun.as_raw_fd(), libc::TUNGETIFF, &mut ifr) } < 0 {
+            let err = std::io::Error::last_os_error();
+            return Err(os_error(
+                &self.name,
+                "asking the tap device's name (TUNGETIFF)",
+                err,
+            ));
+        }
+        // SAFETY: `tun` is open; TUNGETDEVNETNS takes no argument and returns a new descriptor.
+        let ns = unsafe { libc::ioctl(self.tun.as_raw_fd(), libc::TUNGETDEVNETNS) };
+        if ns < 0 {
+            let err = std::io::Error::last_os_error();
+            return Err(os_error(
+                &self.name,
+                "finding the tap device's network namespace (TUNGETDEVNETNS)",
+                err,
+            ));
+        }
+        // SAFETY: `ns` is a descriptor the kernel just opened for us.
+        let ns = unsafe { OwnedFd::from_raw_fd(ns) };
+        let control = Control::in_namespace(&ns)
+            .map_err(|e| os_error(&self.name, "reaching the tap device's network namespace", e))?;
+        Ok((control, ifreq_name(&ifr)))
+    }
+}
+
+impl NetDevice for TapDevice {
     fn mtu(&self) -> Result<u32, PortError> {
         let (control, dev) = self.control()?;
         control
@@ -348,7 +373,7 @@ impl Port for TapPort {
             .map_err(|e| os_error(&self.name, "reading the device MTU (SIOCGIFMTU)", e))
     }
 
-    fn set_mtu(&mut self, mtu: u32) -> Result<(), PortError> {
+    fn set_mtu(&self, mtu: u32) -> Result<(), PortError> {
         if mtu > MAX_MTU {
             return Err(PortError::BadMtu {
                 port: self.name.clone(),
