@@ -1,8 +1,11 @@
 #!/usr/bin/env node
 // nvs-vsctl benchmark beside the real ovs-vsctl, same run, alternating runs
 // (A B A B…) and comparing medians, since this machine's speed varies:
-//   1. cold start: `--no-wait list-br`, both tools against the same nvs-dbserver;
-//      `node -e 0` is printed too, as the floor any Node program pays;
+//   1. cold start: `--no-wait list-br`, both tools against the same nvs-dbserver,
+//      each run as installed (nvs-vsctl through its #! line, as its npm bin
+//      link runs it); `node -e 0` is printed too, as the floor any Node
+//      program pays, and without NODE_EXTRA_CA_CERTS when that is set (node
+//      then loads those certificates at start; nvs's #! line unsets it);
 //   2. `show` on 1,000 ports: nvs-vsctl and ovs-vsctl against nvs-dbserver,
 //      and each against the real ovsdb-server.
 // Usage: npm run build:ts && node bench/vsctl.mjs [--runs N] [--ports N]
@@ -74,23 +77,27 @@ try {
   await startServer('ovsdb-server', 'ovsdb-server', [join(dir, 'ovs.db'), `--remote=punix:${ovsSock}`, `--unixctl=${join(dir, 'ovs.ctl')}`, '--no-chdir'], ovsSock);
 
   console.log(`cold start, --no-wait list-br against nvs-dbserver (median of ${RUNS}, interleaved):`);
+  const caCerts = process.env.NODE_EXTRA_CA_CERTS !== undefined;
+  const bare = caCerts ? 'node -e 0, no NODE_EXTRA_CA_CERTS' : 'node -e 0';
   const cold = race({
-    'node -e 0': ['node', ['-e', '0']],
-    'nvs-vsctl': ['node', [nvsVsctl, `--db=unix:${nvsSock}`, '--no-wait', 'list-br']],
+    ...(caCerts ? { 'node -e 0': ['node', ['-e', '0']] } : {}),
+    [bare]: ['env', ['-u', 'NODE_EXTRA_CA_CERTS', 'node', '-e', '0']],
+    'nvs-vsctl': [nvsVsctl, [`--db=unix:${nvsSock}`, '--no-wait', 'list-br']],
     'ovs-vsctl': ['ovs-vsctl', [`--db=unix:${nvsSock}`, '--no-wait', 'list-br']],
   }, RUNS);
+  if (caCerts) console.log(`  (NODE_EXTRA_CA_CERTS is set here: ${process.env.NODE_EXTRA_CA_CERTS})`);
   for (const [k, v] of Object.entries(cold)) console.log(`  ${k.padEnd(12)} ${v.toFixed(1)} ms`);
   console.log(`  ratio nvs-vsctl / ovs-vsctl: ${(cold['nvs-vsctl'] / cold['ovs-vsctl']).toFixed(2)} (goal <= 2)`);
-  console.log(`  nvs-vsctl beyond a bare node start: ${(cold['nvs-vsctl'] - cold['node -e 0']).toFixed(1)} ms`);
+  console.log(`  nvs-vsctl beyond a bare node start: ${(cold['nvs-vsctl'] - cold[bare]).toFixed(1)} ms`);
 
   addPorts(nvsSock, PORTS);
   addPorts(ovsSock, PORTS);
   const showRuns = Math.max(3, Math.round(RUNS / 4));
   console.log(`show on ${PORTS} ports (median of ${showRuns}, interleaved):`);
   const show = race({
-    'nvs-vsctl @ nvs-dbserver': ['node', [nvsVsctl, `--db=unix:${nvsSock}`, '--no-wait', 'show']],
+    'nvs-vsctl @ nvs-dbserver': [nvsVsctl, [`--db=unix:${nvsSock}`, '--no-wait', 'show']],
     'ovs-vsctl @ nvs-dbserver': ['ovs-vsctl', [`--db=unix:${nvsSock}`, '--no-wait', 'show']],
-    'nvs-vsctl @ ovsdb-server': ['node', [nvsVsctl, `--db=unix:${ovsSock}`, '--no-wait', 'show']],
+    'nvs-vsctl @ ovsdb-server': [nvsVsctl, [`--db=unix:${ovsSock}`, '--no-wait', 'show']],
     'ovs-vsctl @ ovsdb-server': ['ovs-vsctl', [`--db=unix:${ovsSock}`, '--no-wait', 'show']],
   }, showRuns);
   for (const [k, v] of Object.entries(show)) console.log(`  ${k.padEnd(26)} ${v.toFixed(1)} ms`);
