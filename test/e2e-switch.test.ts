@@ -177,6 +177,28 @@ describe('nvs switch end to end', () => {
     await nvs.vsctl('remove', 'Open_vSwitch', '.', 'other_config', 'n-handler-threads');
   });
 
+  it('dpctl/show, dpctl/dump-flows and dpctl/del-flows work on the one datapath, also by the name OVS gives its datapath', async () => {
+    await send('p1', flow('p1', 1, 3, 'tcp,tp_src=5003,tp_dst=80'));
+    await settle();
+    const perBridge = (await nvs.appctl('dpif/dump-flows', 'br0')).stdout;
+    expect(perBridge).not.toBe('');
+    // One bridge: the datapath's flows are the bridge's.
+    const all = await nvs.ovsAppctl('dpctl/dump-flows');
+    expect(all.code, all.stderr).toBe(0);
+    const sorted = (text: string) => text.replace(/used:[\d.]+s/g, 'used:*').split('\n').sort();
+    expect(sorted(all.stdout)).toEqual(sorted(perBridge));
+    expect((await nvs.ovsAppctl('dpctl/dump-flows', 'netdev@ovs-netdev')).stdout.split('\n')).toHaveLength(perBridge.split('\n').length);
+    const show = (await nvs.ovsAppctl('dpctl/show')).stdout;
+    expect(show).toMatch(/^nvs@nvs-netdev:\n {2}lookups: hit:\d+ missed:[1-9]\d* lost:\d+\n {2}flows: [1-9]\d*\n/);
+    for (const p of ['br0', 'p1', 'p2', 'p3']) expect(show).toMatch(new RegExp(`^ {2}port \\d+: ${p} \\((dummy|dummy-internal|tap)\\)$`, 'm'));
+    const bad = await nvs.ovsAppctl('dpctl/show', 'system@ovs-system');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('no such datapath');
+    expect((await nvs.ovsAppctl('dpctl/del-flows')).code).toBe(0);
+    expect((await nvs.appctl('dpctl/dump-flows')).stdout).toBe('');
+    expect((await nvs.appctl('dpctl/show')).stdout).toMatch(/\n {2}flows: 0\n/);
+  });
+
   it('other_config:flow-limit caps the installed megaflows; packets past it are still forwarded', async () => {
     await nvs.appctl('revalidator/purge');
     expect((await nvs.vsctl('set', 'Open_vSwitch', '.', 'other_config:flow-limit=2')).code).toBe(0);

@@ -2,7 +2,8 @@
  * nvs-vswitchd's appctl commands (on `<rundir>/nvs-vswitchd.ctl`, reached by
  * the real ovs-appctl and by nvs-appctl), in the layouts of ovs-vswitchd's:
  * ofproto/trace, fdb/show, fdb/flush, fdb/stats-show, dpif/show,
- * dpif/dump-flows (datapath flow syntax, `-m`, `--names`), dpif-netdev/pmd-stats-show,
+ * dpif/dump-flows (datapath flow syntax, `-m`, `--names`), dpctl/show, dpctl/dump-flows,
+ * dpctl/del-flows, dpif-netdev/pmd-stats-show,
  * dpif-netdev/pmd-rxq-show, memory/show, coverage/show, upcall/show,
  * netdev-dummy/receive, ofctl/parse-pcap (for nvs-ofctl), plus revalidator/wait and netdev-dummy/drain for
  * scenario tests. vlog/*, version, list-commands and exit come with the
@@ -110,7 +111,8 @@ async function quiesce(dp: Dataplane, udpif: Udpif, injected: Map<number, number
 }
 
 /** `dpif/dump-flows` options: `-m`/`--more` (every field, and the ufid), `--names`/`--no-names` (default: names with -m). */
-function dumpFlowsArgs(args: string[]): { more: boolean; names: boolean; bridge: string } {
+/** `[-m] [--names | --no-names] NAME`: the options of dpif/dump-flows and dpctl/dump-flows; NAME is optional for dpctl. */
+function dumpFlowsArgs(args: string[], nameRequired: boolean): { more: boolean; names: boolean; name?: string } {
   let more = false;
   let names: boolean | undefined;
   const rest: string[] = [];
@@ -121,8 +123,45 @@ function dumpFlowsArgs(args: string[]): { more: boolean; names: boolean; bridge:
     else if (a.startsWith('-')) throw new AppctlError('APPCTL_BAD_ARGS', `${a}: unknown option`);
     else rest.push(a);
   }
-  if (rest.length !== 1) throw new AppctlError('APPCTL_BAD_ARGS', 'exactly one bridge name is required');
-  return { more, names: names ?? more, bridge: rest[0] };
+  if (nameRequired ? rest.length !== 1 : rest.length > 1) {
+    throw new AppctlError('APPCTL_BAD_ARGS', nameRequired ? 'exactly one bridge name is required' : 'at most one datapath name is allowed');
+  }
+  return { more, names: names ?? more, name: rest[0] };
+}
+
+/** The one datapath's name, and the name OVS gives its userspace datapath (scripts written for OVS pass it to dpctl/*). */
+const DP_NAME = 'nvs@nvs-netdev';
+const DP_ALIASES = new Set([DP_NAME, 'netdev@ovs-netdev']);
+
+function checkDpName(name: string | undefined): void {
+  if (name !== undefined && !DP_ALIASES.has(name)) throw new AppctlError('APPCTL_BAD_ARGS', `${name}: no such datapath (there is one: ${DP_NAME})`);
+}
+
+/** Megaflows in OVS's datapath-flow syntax, those entering `ports` (datapath port → name) only. */
+function dumpFlowLines(dp: Dataplane, ports: Map<number, string>, more: boolean, names: boolean): string {
+  const now = dp.now();
+  const portName = names ? (no: number) => ports.get(no) : undefined;
+  const lines: string[] = [];
+  for (const f of dp.dump()) {
+    if (!ports.has(f.key.in_port)) continue;
+    const used = f.usedAt ? `${((now - f.usedAt) / 1000).toFixed(3)}s` : 'never';
+    const flags = f.tcpFlags ? `, flags:${formatTcpFlagLetters(f.tcpFlags)}` : '';
+    const key = formatOdpFlowKey({ key: f.key, mask: f.mask }, { verbose: more, portName });
+    const ufid = more ? `ufid:${ufidOf(f.id)} ` : '';
+    lines.push(`${ufid}${key}, packets:${f.packets}, bytes:${f.bytes}, used:${used}${flags}, actions:${formatDpActions(f.actions, portName)}\n`);
+  }
+  return lines.join('');
+}
+
+/** Every bridge's ports by datapath port number. */
+function allPorts(ctx: AppctlContext): Map<number, BridgePort> {
+  const out = new Map<number, BridgePort>();
+  for (const b of ctx.bridges()) for (const p of b.ports.values()) out.set(p.odpPort, p);
+  return out;
+}
+
+function portKind(p: BridgePort): string {
+  return p.backend === 'tap' ? 'tap' : p.type === 'internal' ? 'dummy-internal' : 'dummy';
 }
 
 /**
@@ -176,32 +215,46 @@ export function registerAppctl(server: UnixctlServer, ctx: AppctlContext): void 
   server.register('dpif/show', '', 0, 0, () => {
     const dp = needDp(ctx);
     const s = dp.stats();
-    const out = [`nvs@nvs-netdev: hit:${pmdTotal(s, 'emcHits') + pmdTotal(s, 'megaflowHits')} missed:${pmdTotal(s, 'misses')}`];
+    const out = [`${DP_NAME}: hit:${pmdTotal(s, 'emcHits') + pmdTotal(s, 'megaflowHits')} missed:${pmdTotal(s, 'misses')}`];
     for (const b of ctx.bridges()) {
       out.push(`  ${b.name}:`);
       const ports = [...b.ports.values()].sort((x, y) => x.ofport - y.ofport);
-      for (const p of ports) out.push(`    ${p.name} ${p.ofport}/${p.odpPort}: (${p.backend === 'tap' ? 'tap' : p.type === 'internal' ? 'dummy-internal' : 'dummy'})`);
+      for (const p of ports) out.push(`    ${p.name} ${p.ofport}/${p.odpPort}: (${portKind(p)})`);
     }
     return `${out.join('\n')}\n`;
   });
 
   server.register('dpif/dump-flows', '[-m] [--names | --no-names] bridge', 1, 3, (args) => {
-    const { more, names, bridge } = dumpFlowsArgs(args);
-    const b = findBridge(ctx, bridge);
-    const dp = needDp(ctx);
-    const now = dp.now();
-    const byNo = new Map([...b.ports.values()].map((p) => [p.odpPort, p.name]));
-    const portName = names ? (no: number) => byNo.get(no) : undefined;
-    const lines: string[] = [];
-    for (const f of dp.dump()) {
-      if (b.ofPort(f.key.in_port) === undefined) continue;
-      const used = f.usedAt ? `${((now - f.usedAt) / 1000).toFixed(3)}s` : 'never';
-      const flags = f.tcpFlags ? `, flags:${formatTcpFlagLetters(f.tcpFlags)}` : '';
-      const key = formatOdpFlowKey({ key: f.key, mask: f.mask }, { verbose: more, portName });
-      const ufid = more ? `ufid:${ufidOf(f.id)} ` : '';
-      lines.push(`${ufid}${key}, packets:${f.packets}, bytes:${f.bytes}, used:${used}${flags}, actions:${formatDpActions(f.actions, portName)}`);
-    }
-    return lines.map((l) => `${l}\n`).join('');
+    const { more, names, name } = dumpFlowsArgs(args, true);
+    const b = findBridge(ctx, name!);
+    return dumpFlowLines(needDp(ctx), new Map([...b.ports.values()].map((p) => [p.odpPort, p.name])), more, names);
+  });
+
+  // dpctl/*: the datapath itself, all bridges at once (nvs has one datapath).
+  server.register('dpctl/dump-flows', '[-m] [--names | --no-names] [dp]', 0, 3, (args) => {
+    const { more, names, name } = dumpFlowsArgs(args, false);
+    checkDpName(name);
+    const ports = new Map([...allPorts(ctx)].map(([no, p]) => [no, p.name]));
+    return dumpFlowLines(needDp(ctx), ports, more, names);
+  });
+
+  server.register('dpctl/show', '[dp]', 0, 1, (args) => {
+    checkDpName(args[0]);
+    const s = needDp(ctx).stats();
+    const out = [
+      `${DP_NAME}:`,
+      `  lookups: hit:${pmdTotal(s, 'emcHits') + pmdTotal(s, 'megaflowHits')} missed:${pmdTotal(s, 'misses')} lost:${s.lostUpcalls}`,
+      `  flows: ${s.flows}`,
+    ];
+    for (const [no, p] of [...allPorts(ctx)].sort((x, y) => x[0] - y[0])) out.push(`  port ${no}: ${p.name} (${portKind(p)})`);
+    return `${out.join('\n')}\n`;
+  });
+
+  server.register('dpctl/del-flows', '[dp]', 0, 1, (args) => {
+    checkDpName(args[0]);
+    needDp(ctx);
+    ctx.udpif()?.flush();
+    return '';
   });
 
   server.register('dpif-netdev/pmd-stats-show', '', 0, 0, () => {
@@ -228,13 +281,12 @@ export function registerAppctl(server: UnixctlServer, ctx: AppctlContext): void 
   // Which polling thread receives on which port, in OVS's layout (nvs keeps no per-queue usage history).
   server.register('dpif-netdev/pmd-rxq-show', '', 0, 0, () => {
     const s = needDp(ctx).stats();
-    const names = new Map<number, string>();
-    for (const b of ctx.bridges()) for (const p of b.ports.values()) names.set(p.odpPort, p.name);
+    const ports = allPorts(ctx);
     const out = ['Displaying last 60 seconds pmd usage %'];
     for (const t of s.threads) {
       out.push(`pmd thread numa_id 0 core_id ${t.core ?? '?'}:`);
       out.push('  isolated : false');
-      for (const no of t.ports) out.push(`  port: ${(names.get(no) ?? String(no)).padEnd(16)}  queue-id:  0 (enabled)   pmd usage: NOT AVAIL`);
+      for (const no of t.ports) out.push(`  port: ${(ports.get(no)?.name ?? String(no)).padEnd(16)}  queue-id:  0 (enabled)   pmd usage: NOT AVAIL`);
       out.push('  overhead: NOT AVAIL');
     }
     return `${out.join('\n')}\n`;
