@@ -190,7 +190,11 @@ export class KeyBytes {
       });
     this.size = layout.reduce((end, f) => Math.max(end, f.offset + f.size), 0);
     this.scratch = Buffer.alloc(2 * this.size);
-    const at = (name: keyof DpFlowKey) => this.fields.find((f) => f.name === name)!;
+    const at = (name: keyof DpFlowKey) => {
+      const f = this.fields.find((x) => x.name === name);
+      if (!f) throw new Error(`the datapath key has no field ${name}: rebuild the addon and vswitchd together`);
+      return f;
+    };
     this.flowFields = KEY_SLOTS.map(([name, slot, kind]) => ({ offset: at(name).offset, size: at(name).size, slot, kind }));
     this.inPortOffset = at('in_port').offset;
   }
