@@ -52,10 +52,14 @@ export class NvsRun {
     this.db = `unix:${join(this.rundir, 'db.sock')}`;
   }
 
-  /** Runs one of the bundled nvs commands with this run directory (under `wrap`, a command such as setpriv, when given). */
+  /**
+   * Runs one of the bundled nvs commands with this run directory, as it is
+   * installed (through its #! line), under `wrap` (a command such as
+   * setpriv) when given.
+   */
   nvs(bin: string, args: string[], opts: { input?: string; wrap?: string[] } = {}): Promise<RunResult> {
-    const [cmd, ...pre] = [...(opts.wrap ?? []), process.execPath];
-    return run(cmd, [...pre, join(DIST, `${bin}.js`), ...args], { env: { NVS_RUNDIR: this.rundir }, input: opts.input });
+    const [cmd, ...pre] = [...(opts.wrap ?? []), join(DIST, `${bin}.js`)];
+    return run(cmd, [...pre, ...args], { env: { NVS_RUNDIR: this.rundir }, input: opts.input });
   }
 
   async startDb(): Promise<void> {
