@@ -199,6 +199,22 @@ describe('nvs switch end to end', () => {
     expect((await nvs.appctl('dpctl/show')).stdout).toMatch(/\n {2}flows: 0\n/);
   });
 
+  it('dpif-netdev/pmd-stats-clear starts the polling-thread counters again from zero', async () => {
+    const received = async () => {
+      const r = await nvs.ovsAppctl('dpif-netdev/pmd-stats-show');
+      expect(r.code, r.stderr).toBe(0);
+      return [...r.stdout.matchAll(/^ {2}packets received: (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+    };
+    expect(await received()).toBeGreaterThan(0);
+    expect((await nvs.ovsAppctl('dpif-netdev/pmd-stats-clear')).code).toBe(0);
+    expect(await received()).toBe(0);
+    await send('p1', flow('p1', 1, 3), flow('p1', 1, 2));
+    await settle();
+    await drain('p2');
+    await drain('p3');
+    expect(await received()).toBe(2);
+  });
+
   it('other_config:flow-limit caps the installed megaflows; packets past it are still forwarded', async () => {
     await nvs.appctl('revalidator/purge');
     expect((await nvs.vsctl('set', 'Open_vSwitch', '.', 'other_config:flow-limit=2')).code).toBe(0);

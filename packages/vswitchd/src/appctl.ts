@@ -3,7 +3,7 @@
  * the real ovs-appctl and by nvs-appctl), in the layouts of ovs-vswitchd's:
  * ofproto/trace, fdb/show, fdb/flush, fdb/stats-show, dpif/show,
  * dpif/dump-flows (datapath flow syntax, `-m`, `--names`), dpctl/show, dpctl/dump-flows,
- * dpctl/del-flows, dpif-netdev/pmd-stats-show,
+ * dpctl/del-flows, dpif-netdev/pmd-stats-show, dpif-netdev/pmd-stats-clear,
  * dpif-netdev/pmd-rxq-show, memory/show, coverage/show, upcall/show,
  * netdev-dummy/receive, ofctl/parse-pcap (for nvs-ofctl), plus revalidator/wait and netdev-dummy/drain for
  * scenario tests. vlog/*, version, list-commands and exit come with the
@@ -110,8 +110,11 @@ async function quiesce(dp: Dataplane, udpif: Udpif, injected: Map<number, number
   }
 }
 
-/** `dpif/dump-flows` options: `-m`/`--more` (every field, and the ufid), `--names`/`--no-names` (default: names with -m). */
-/** `[-m] [--names | --no-names] NAME`: the options of dpif/dump-flows and dpctl/dump-flows; NAME is optional for dpctl. */
+/**
+ * `[-m] [--names | --no-names] NAME`, the options of dpif/dump-flows and
+ * dpctl/dump-flows (NAME optional for dpctl): `-m` prints every field and
+ * the ufid; names are shown with `-m` unless `--no-names`.
+ */
 function dumpFlowsArgs(args: string[], nameRequired: boolean): { more: boolean; names: boolean; name?: string } {
   let more = false;
   let names: boolean | undefined;
@@ -257,25 +260,38 @@ export function registerAppctl(server: UnixctlServer, ctx: AppctlContext): void 
     return '';
   });
 
+  // Counters as dpif-netdev/pmd-stats-clear found them, per polling thread: pmd-stats-show shows what came since.
+  const pmdCleared = new Map<number, Record<string, number>>();
+  let lostCleared = 0;
+
   server.register('dpif-netdev/pmd-stats-show', '', 0, 0, () => {
     const s = needDp(ctx).stats();
     const out: string[] = [];
     for (const t of s.threads) {
-      const c = t.counters;
-      const packets = c.packets ?? 0;
+      const base = pmdCleared.get(t.id) ?? {};
+      const c = (name: string) => (t.counters[name] ?? 0) - (base[name] ?? 0);
+      const packets = c('packets');
       out.push(`pmd thread numa_id 0 core_id ${t.core ?? '?'}:`);
       out.push(`  packets received: ${packets}`);
-      out.push(`  emc hits: ${c.emcHits ?? 0}`);
-      out.push(`  megaflow hits: ${c.megaflowHits ?? 0}`);
-      out.push(`  miss with success upcall: ${c.misses ?? 0}`);
-      out.push(`  miss with failed upcall: ${c.lostUpcalls ?? 0}`);
-      out.push(`  parse errors: ${c.parseErrors ?? 0}`);
-      if (packets > 0 && c.busyNs !== undefined) out.push(`  processing time per packet: ${(c.busyNs / packets).toFixed(1)} ns`);
-      out.push(`  polling iterations: ${c.iterations ?? 0}`);
+      out.push(`  emc hits: ${c('emcHits')}`);
+      out.push(`  megaflow hits: ${c('megaflowHits')}`);
+      out.push(`  miss with success upcall: ${c('misses')}`);
+      out.push(`  miss with failed upcall: ${c('lostUpcalls')}`);
+      out.push(`  parse errors: ${c('parseErrors')}`);
+      if (packets > 0 && t.counters.busyNs !== undefined) out.push(`  processing time per packet: ${(c('busyNs') / packets).toFixed(1)} ns`);
+      out.push(`  polling iterations: ${c('iterations')}`);
       out.push(`  rx ports: ${t.ports.join(' ') || '(none)'}`);
     }
-    out.push(`upcalls lost (queue full): ${s.lostUpcalls}`);
+    out.push(`upcalls lost (queue full): ${s.lostUpcalls - lostCleared}`);
     return `${out.join('\n')}\n`;
+  });
+
+  server.register('dpif-netdev/pmd-stats-clear', '', 0, 0, () => {
+    const s = needDp(ctx).stats();
+    pmdCleared.clear();
+    for (const t of s.threads) pmdCleared.set(t.id, { ...t.counters });
+    lostCleared = s.lostUpcalls;
+    return '';
   });
 
   // Which polling thread receives on which port, in OVS's layout (nvs keeps no per-queue usage history).
