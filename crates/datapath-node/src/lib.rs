@@ -142,7 +142,8 @@ pub struct DatapathOptions {
 
 /// The state of a port's device, as `ip link` shows it.
 #[napi(object)]
-pub struct LinkStateJs {
+pub struct DeviceStateJs {
+    pub mtu: u32,
     /// Administratively up (`ip link set dev X up`).
     pub admin_up: bool,
     /// Up with carrier: frames can pass.
@@ -537,23 +538,18 @@ impl JsDatapath {
         }))
     }
 
-    /// The MTU of a port's device (tap ports; others throw `DP_PORT_UNSUPPORTED`).
-    #[napi]
-    pub fn port_mtu(&self, port_no: u32) -> Result<u32, String> {
-        self.inner.dp.port_mtu(port_no).map_err(dp_err)
-    }
-
     /// Sets the MTU of a port's device (tap ports; the kernel's refusal is thrown with its reason).
     #[napi]
     pub fn set_port_mtu(&self, port_no: u32, mtu: u32) -> Result<(), String> {
         self.inner.dp.set_port_mtu(port_no, mtu).map_err(dp_err)
     }
 
-    /// The state of a port's device, read now (tap ports; others throw `DP_PORT_UNSUPPORTED`).
+    /// The MTU and link state of a port's device, read now (tap ports; others throw `DP_PORT_UNSUPPORTED`).
     #[napi]
-    pub fn port_link_state(&self, port_no: u32) -> Result<LinkStateJs, String> {
-        let s = self.inner.dp.port_link_state(port_no).map_err(dp_err)?;
-        Ok(LinkStateJs {
+    pub fn port_device_state(&self, port_no: u32) -> Result<DeviceStateJs, String> {
+        let s = self.inner.dp.port_device_state(port_no).map_err(dp_err)?;
+        Ok(DeviceStateJs {
+            mtu: s.mtu,
             admin_up: s.admin_up,
             carrier: s.carrier,
         })

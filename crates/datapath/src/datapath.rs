@@ -38,7 +38,7 @@ use crate::actions::Action;
 use crate::flow::{FlowStats, FlowStatsSnapshot, Megaflow};
 use crate::key::FlowKey;
 use crate::pmd::{Clock, Command, Pmd, PmdShared, PmdStats, PortEntry, PortMap};
-use crate::port::{open_port, LinkState, NetDevice, Port, PortError, PortOptions, PortStats};
+use crate::port::{open_port, DeviceState, NetDevice, Port, PortError, PortOptions, PortStats};
 use crate::upcall::{Upcall, UpcallQueue, UPCALL_QUEUE_LEN};
 
 /// How to build a datapath.
@@ -420,19 +420,14 @@ impl Datapath {
         self.with_port(no, |p| Ok(p.mac()))
     }
 
-    /// The MTU of port `no`'s device (ports with a kernel device: tap).
-    pub fn port_mtu(&self, no: u32) -> Result<u32, DpError> {
-        Ok(self.port_device(no)?.mtu()?)
-    }
-
     /// Sets the MTU of port `no`'s device (ports with a kernel device: tap).
     pub fn set_port_mtu(&self, no: u32, mtu: u32) -> Result<(), DpError> {
         Ok(self.port_device(no)?.set_mtu(mtu)?)
     }
 
-    /// The state of port `no`'s device (ports with a kernel device: tap).
-    pub fn port_link_state(&self, no: u32) -> Result<LinkState, DpError> {
-        Ok(self.port_device(no)?.link_state()?)
+    /// The MTU and link state of port `no`'s device (ports with a kernel device: tap).
+    pub fn port_device_state(&self, no: u32) -> Result<DeviceState, DpError> {
+        Ok(self.port_device(no)?.state()?)
     }
 
     /// Port `no`'s device handle: the port's lock is held only to take it, so

@@ -88,7 +88,8 @@ pub struct PortStats {
 
 /// The state of a port's device, as `ip link` shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LinkState {
+pub struct DeviceState {
+    pub mtu: u32,
     /// Administratively up (`IFF_UP`: `ip link set dev X up`).
     pub admin_up: bool,
     /// Up with carrier (`IFF_RUNNING`): frames can pass.
@@ -98,12 +99,10 @@ pub struct LinkState {
 /// A port's kernel device, apart from the port: control-path calls of a few
 /// system calls each, made without the port's lock.
 pub trait NetDevice: Send {
-    /// The device's MTU, read now.
-    fn mtu(&self) -> Result<u32, PortError>;
+    /// The device's MTU and link state, read now (through one control socket).
+    fn state(&self) -> Result<DeviceState, PortError>;
     /// Sets the device's MTU.
     fn set_mtu(&self, mtu: u32) -> Result<(), PortError>;
-    /// The device's state, read now.
-    fn link_state(&self) -> Result<LinkState, PortError>;
 }
 
 /// Errors of port back ends.

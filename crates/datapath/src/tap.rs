@@ -42,7 +42,7 @@ use std::os::unix::fs::OpenOptionsExt;
 
 use crate::actions::{PacketBuf, HEADROOM};
 use crate::netdev::{ifreq_for, ifreq_name, Control, MAX_NAME};
-use crate::port::{Batch, Frame, LinkState, NetDevice, Port, PortError, PortOptions, PortStats};
+use crate::port::{Batch, DeviceState, Frame, NetDevice, Port, PortError, PortOptions, PortStats};
 
 /// Longest frame carried: a 9216-byte MTU plus an Ethernet header and one VLAN tag.
 pub const MAX_FRAME: usize = 9216 + 14 + 4;
@@ -366,13 +366,6 @@ impl TapDevice {
 }
 
 impl NetDevice for TapDevice {
-    fn mtu(&self) -> Result<u32, PortError> {
-        let (control, dev) = self.control()?;
-        control
-            .mtu(&dev)
-            .map_err(|e| os_error(&self.name, "reading the device MTU (SIOCGIFMTU)", e))
-    }
-
     fn set_mtu(&self, mtu: u32) -> Result<(), PortError> {
         if mtu > MAX_MTU {
             return Err(PortError::BadMtu {
@@ -392,14 +385,18 @@ impl NetDevice for TapDevice {
         })
     }
 
-    fn link_state(&self) -> Result<LinkState, PortError> {
+    fn state(&self) -> Result<DeviceState, PortError> {
         let (control, dev) = self.control()?;
+        let mtu = control
+            .mtu(&dev)
+            .map_err(|e| os_error(&self.name, "reading the device MTU (SIOCGIFMTU)", e))?;
         let flags = control
             .flags(&dev)
             .map_err(|e| os_error(&self.name, "reading the device flags (SIOCGIFFLAGS)", e))?;
         // The kernel sets IFF_RUNNING only on a device that is up and has
         // carrier; a tap has carrier while its descriptor (this port) is open.
-        Ok(LinkState {
+        Ok(DeviceState {
+            mtu,
             admin_up: flags & libc::IFF_UP != 0,
             carrier: flags & libc::IFF_RUNNING != 0,
         })

@@ -282,14 +282,14 @@ fn the_device_mtu_is_set_and_read_back_and_a_bad_mtu_is_refused() {
     let Some(mut port) = open_tap(&name) else {
         return;
     };
-    assert_eq!(port.device().unwrap().mtu().unwrap(), 1500);
+    assert_eq!(port.device().unwrap().state().unwrap().mtu, 1500);
     port.device().unwrap().set_mtu(9000).unwrap();
     assert!(
         ip_link_show(None, &name).contains(" mtu 9000 "),
         "{}",
         ip_link_show(None, &name)
     );
-    assert_eq!(port.device().unwrap().mtu().unwrap(), 9000);
+    assert_eq!(port.device().unwrap().state().unwrap().mtu, 9000);
 
     // Below the kernel's minimum (68): the kernel's refusal, with its reason; the MTU stays.
     let err = port.device().unwrap().set_mtu(50).unwrap_err();
@@ -309,7 +309,7 @@ fn the_device_mtu_is_set_and_read_back_and_a_bad_mtu_is_refused() {
             .contains(&format!("up to {}", nvs_datapath::tap::MAX_MTU)),
         "{err}"
     );
-    assert_eq!(port.device().unwrap().mtu().unwrap(), 9000);
+    assert_eq!(port.device().unwrap().state().unwrap().mtu, 9000);
     assert!(ip_link_show(None, &name).contains(" mtu 9000 "));
 
     // The port still carries frames: one of the new MTU's size reaches the kernel.
@@ -349,13 +349,13 @@ fn the_link_state_follows_ip_link_set_up_and_down() {
         return;
     };
     // Created down: nvs leaves bringing it up to the user, as OVS does.
-    let s = port.device().unwrap().link_state().unwrap();
+    let s = port.device().unwrap().state().unwrap();
     assert!(!s.admin_up && !s.carrier, "{s:?}");
     ip(&["link", "set", "dev", &name, "up"]);
-    let s = port.device().unwrap().link_state().unwrap();
+    let s = port.device().unwrap().state().unwrap();
     assert!(s.admin_up && s.carrier, "{s:?}");
     ip(&["link", "set", "dev", &name, "down"]);
-    let s = port.device().unwrap().link_state().unwrap();
+    let s = port.device().unwrap().state().unwrap();
     assert!(!s.admin_up && !s.carrier, "{s:?}");
 }
 
@@ -384,12 +384,12 @@ fn a_device_moved_to_another_namespace_and_renamed_is_still_reached() {
     ip(&[
         "-n", &ns.0, "link", "set", "dev", &name, "name", &inside, "up",
     ]);
-    let s = port.device().unwrap().link_state().unwrap();
+    let s = port.device().unwrap().state().unwrap();
     assert!(s.admin_up && s.carrier, "{s:?}");
     port.device().unwrap().set_mtu(1400).unwrap();
     assert!(ip_link_show(Some(&ns.0), &inside).contains(" mtu 1400 "));
-    assert_eq!(port.device().unwrap().mtu().unwrap(), 1400);
+    assert_eq!(port.device().unwrap().state().unwrap().mtu, 1400);
     ip(&["-n", &ns.0, "link", "set", "dev", &inside, "down"]);
-    assert!(!port.device().unwrap().link_state().unwrap().admin_up);
+    assert!(!port.device().unwrap().state().unwrap().admin_up);
     port.close();
 }

@@ -8,7 +8,7 @@ import { callAddon, datapathError, fromAddon, type DatapathError } from './error
 import { FlowKeyCodec, type FlowKey } from './flow-key.ts';
 import {
   loadAddon,
-  type LinkState,
+  type DeviceState,
   type NativeAddon,
   type NativeDatapath,
   type NativeFailedOp,
@@ -183,11 +183,6 @@ export class Datapath {
     return callAddon(() => this.native.portMac(portNo)) ?? undefined;
   }
 
-  /** The MTU of a port's device, read now (tap ports; others throw a PortError, DP_PORT_UNSUPPORTED). */
-  portMtu(portNo: number): number {
-    return callAddon(() => this.native.portMtu(portNo));
-  }
-
   /**
    * Sets the MTU of a port's device (tap ports). Throws a PortError:
    * DP_PORT_BAD_MTU above what the port carries, DP_PORT_OS with the
@@ -197,9 +192,9 @@ export class Datapath {
     callAddon(() => this.native.setPortMtu(portNo, mtu));
   }
 
-  /** The state of a port's device, read now (tap ports; others throw a PortError, DP_PORT_UNSUPPORTED). */
-  portLinkState(portNo: number): LinkState {
-    return callAddon(() => this.native.portLinkState(portNo));
+  /** The MTU and link state of a port's device, read now (tap ports; others throw a PortError, DP_PORT_UNSUPPORTED). */
+  portDeviceState(portNo: number): DeviceState {
+    return callAddon(() => this.native.portDeviceState(portNo));
   }
 
   /** Closes a port once no polling thread uses it. */

@@ -75,4 +75,4 @@ export {
   type RawStats,
   type RawUpcall,
 } from './raw.ts';
-export { ADDON_FILE, findAddon, loadAddon, type LinkState, type NativeAddon } from './native.ts';
+export { ADDON_FILE, findAddon, loadAddon, type DeviceState, type NativeAddon } from './native.ts';

@@ -100,7 +100,8 @@ export interface NativeFailedOp {
 }
 
 /** The state of a port's device, as `ip link` shows it. */
-export interface LinkState {
+export interface DeviceState {
+  mtu: number;
   /** Administratively up (`ip link set dev X up`). */
   adminUp: boolean;
   /** Up with carrier: frames can pass. */
@@ -113,9 +114,8 @@ export interface NativeDatapath {
   removePort(portNo: number): void;
   setPmdCores(cores: number[]): void;
   portMac(portNo: number): string | null;
-  portMtu(portNo: number): number;
   setPortMtu(portNo: number, mtu: number): void;
-  portLinkState(portNo: number): LinkState;
+  portDeviceState(portNo: number): DeviceState;
   flowPut(
     flows: { key: Buffer; mask: Buffer; actions: Buffer; create?: boolean; modify?: boolean; zeroStats?: boolean }[],
   ): NativeOpResult[];

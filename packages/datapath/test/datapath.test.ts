@@ -108,10 +108,9 @@ describe('datapath on dummy ports', () => {
     expect(() => dp.addPort('x', 'vhost')).toThrow(expect.objectContaining({ code: 'DP_PORT_UNKNOWN_TYPE' }));
     expect(() => dp.addPort('y', 'dummy', { colour: 'blue' })).toThrow(PortError);
     // A dummy port has no kernel device: no MTU or link state to read or set.
-    expect(() => dp.portMtu(p1)).toThrow(expect.objectContaining({ code: 'DP_PORT_UNSUPPORTED' }));
+    expect(() => dp.portDeviceState(p1)).toThrow(expect.objectContaining({ code: 'DP_PORT_UNSUPPORTED' }));
     expect(() => dp.setPortMtu(p1, 9000)).toThrow(PortError);
-    expect(() => dp.portLinkState(p1)).toThrow(PortError);
-    expect(() => dp.portMtu(42)).toThrow(NoSuchPortError);
+    expect(() => dp.portDeviceState(42)).toThrow(NoSuchPortError);
     expect(() => dp.removePort(42)).toThrow(NoSuchPortError);
     expect(() => dp.inject(42, [udpFrame(1)])).toThrow(NoSuchPortError);
     expect(() => dp.flowPut([{ key: { tpSrc: 70000 }, mask, actions: [] }])).toThrow(BadKeyError);

@@ -184,8 +184,7 @@ export class Switch {
         if (existing) {
           if (vlanKey(existing) !== vlanKey(port)) changed.add(bridge);
           Object.assign(existing, { tag: port.tag, trunks: port.trunks, vlanMode: port.vlanMode, ifaceUuid: iface.uuid });
-          this.configureMtu(existing, iface.mtuRequest);
-          this.status.set(iface.uuid, this.portStatus(existing));
+          this.status.set(iface.uuid, this.configurePort(existing, iface.mtuRequest));
           continue;
         }
         const added = this.addPort(bridge, port, iface);
@@ -213,16 +212,14 @@ export class Switch {
     return undefined;
   }
 
-  /**
-   * admin_state, link_state and mtu of a working port. A dummy port is
-   * always up; a tap's are read from its device now, and left unknown when
-   * they cannot be read (as ovs-vswitchd leaves the columns empty).
-   */
+  /** admin_state, link_state and mtu of a working port, a tap's read from its device now (see linkStatusOf). */
   linkStatus(p: BridgePort): LinkStatus {
-    if (p.backend !== 'tap') return { adminState: 'up', linkState: 'up', mtu: p.mtu };
-    const dev = this.datapath.deviceState?.(p.odpPort);
-    if (!dev) return {};
-    return { adminState: dev.adminUp ? 'up' : 'down', linkState: dev.carrier ? 'up' : 'down', mtu: dev.mtu };
+    return linkStatusOf(p, this.tapState(p));
+  }
+
+  /** A tap port's device state, read now; undefined for a dummy port or when it cannot be read. */
+  private tapState(p: BridgePort): DeviceState | undefined {
+    return p.backend === 'tap' ? this.datapath.deviceState?.(p.odpPort) : undefined;
   }
 
   /** Removes every port of every bridge from the datapath (shutdown). */
@@ -234,8 +231,10 @@ export class Switch {
     this.bridges.clear();
   }
 
-  private portStatus(p: BridgePort): InterfaceStatus {
-    const st: InterfaceStatus = { ofport: p.ofport, macInUse: p.mac, ...this.linkStatus(p) };
+  /** Applies mtu_request to a working port and returns its Interface status (a tap's device is read once for both). */
+  private configurePort(p: BridgePort, mtuRequest: number | undefined): InterfaceStatus {
+    const dev = this.configureMtu(p, mtuRequest);
+    const st: InterfaceStatus = { ofport: p.ofport, macInUse: p.mac, ...linkStatusOf(p, dev) };
     if (p.mtuError) st.error = p.mtuError;
     return st;
   }
@@ -245,26 +244,30 @@ export class Switch {
    * it whenever its MTU differs, so an MTU changed behind nvs's back is put
    * back at the next reconfiguration, as ovs-vswitchd does; without a
    * request the device's MTU is left alone. A refusal leaves the port
-   * working: it is reported in Interface.error and logged once.
+   * working: it is reported in Interface.error and logged once. Returns a
+   * tap's device state as it is afterwards (undefined: a dummy port, or the
+   * device cannot be read).
    */
-  private configureMtu(p: BridgePort, requested: number | undefined): void {
+  private configureMtu(p: BridgePort, requested: number | undefined): DeviceState | undefined {
     if (p.backend !== 'tap') {
       p.mtu = requested ?? p.mtu;
-      return;
+      return undefined;
     }
-    const current = requested === undefined ? undefined : this.datapath.deviceState?.(p.odpPort)?.mtu;
-    if (current === undefined || current === requested) {
+    const dev = this.tapState(p);
+    if (requested === undefined || dev === undefined || dev.mtu === requested) {
       p.mtuError = undefined;
-      return;
+      return dev;
     }
     try {
-      this.datapath.setDeviceMtu?.(p.odpPort, requested!);
+      this.datapath.setDeviceMtu?.(p.odpPort, requested);
       p.mtuError = undefined;
-      this.log.info({ port: p.name, mtu: requested, was: current }, 'device MTU set');
+      this.log.info({ port: p.name, mtu: requested, was: dev.mtu }, 'device MTU set');
+      return { ...dev, mtu: requested };
     } catch (err) {
       const error = `${p.name}: could not set MTU ${requested}: ${(err as Error).message}`;
       if (error !== p.mtuError) this.log.warn({ port: p.name, mtu: requested, err: (err as Error).message }, 'device MTU not set; the port keeps working');
       p.mtuError = error;
+      return dev;
     }
   }
 
@@ -317,8 +320,7 @@ export class Switch {
       ifaceUuid: iface.uuid,
     };
     bridge.ports.set(bp.name, bp);
-    this.configureMtu(bp, iface.mtuRequest);
-    this.status.set(iface.uuid, this.portStatus(bp));
+    this.status.set(iface.uuid, this.configurePort(bp, iface.mtuRequest));
     this.log.info({ bridge: bridge.name, port: bp.name, ofport, odpPort, type, backend: bp.backend }, 'port added');
     return true;
   }
@@ -331,6 +333,17 @@ export class Switch {
     for (let n = 1; n < OFPP_MAX; n++) if (!used.has(n)) return n;
     return undefined;
   }
+}
+
+/**
+ * admin_state, link_state and mtu of a working port: a dummy port is always
+ * up; a tap's come from its device state `dev`, and are left unknown when it
+ * could not be read (as ovs-vswitchd leaves the columns empty).
+ */
+function linkStatusOf(p: BridgePort, dev: DeviceState | undefined): LinkStatus {
+  if (p.backend !== 'tap') return { adminState: 'up', linkState: 'up', mtu: p.mtu };
+  if (!dev) return {};
+  return { adminState: dev.adminUp ? 'up' : 'down', linkState: dev.carrier ? 'up' : 'down', mtu: dev.mtu };
 }
 
 function portType(iface: InterfaceConfig): PortType {

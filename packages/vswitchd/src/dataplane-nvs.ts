@@ -311,7 +311,7 @@ export class NvsDataplane implements Dataplane {
   deviceState(no: number): DeviceState | undefined {
     if (this.backends.get(no) !== 'tap') return undefined;
     try {
-      return { mtu: this.dp.portMtu(no), ...this.dp.portLinkState(no) };
+      return this.dp.portDeviceState(no);
     } catch {
       // Gone (deleted from outside) or out of reach (another namespace without CAP_SYS_ADMIN): unknown.
       return undefined;
