@@ -175,7 +175,6 @@ export class KeyBytes {
   readonly size: number;
   private readonly fields: KeyField[];
   private readonly flowFields: FlowField[];
-  private readonly inPortOffset: number;
   private readonly scratch: Buffer;
 
   constructor(layout: readonly { name: string; offset: number; size: number; kind: string }[]) {
@@ -190,13 +189,11 @@ export class KeyBytes {
       });
     this.size = layout.reduce((end, f) => Math.max(end, f.offset + f.size), 0);
     this.scratch = Buffer.alloc(2 * this.size);
-    const at = (name: keyof DpFlowKey) => {
+    this.flowFields = KEY_SLOTS.map(([name, slot, kind]) => {
       const f = this.fields.find((x) => x.name === name);
       if (!f) throw new Error(`the datapath key has no field ${name}: rebuild the addon and vswitchd together`);
-      return f;
-    };
-    this.flowFields = KEY_SLOTS.map(([name, slot, kind]) => ({ offset: at(name).offset, size: at(name).size, slot, kind }));
-    this.inPortOffset = at('in_port').offset;
+      return { offset: f.offset, size: f.size, slot, kind };
+    });
   }
 
   /**
@@ -217,12 +214,6 @@ export class KeyBytes {
       } else for (let i = 0; i < 4; i++) into[f.slot + i] = b.readUInt32BE(o + 4 * i);
     }
     return into;
-  }
-
-  /** The datapath port an encoded key came in on. */
-  inPort(key: string): number {
-    this.scratch.write(key, 0, this.size, 'latin1');
-    return this.scratch.readUInt32LE(this.inPortOffset);
   }
 
   /** Writes `k` at `off` (the `size` bytes there must be zero). */
@@ -333,10 +324,6 @@ export class NvsDataplane implements Dataplane {
 
   keyFlow(key: string, ofport: number, into: Flow): Flow {
     return this.kb.toFlow(key, ofport, into);
-  }
-
-  keyInPort(key: string): number {
-    return this.kb.inPort(key);
   }
 
   private wireId(key: WireKey, mask: WireKey): string {

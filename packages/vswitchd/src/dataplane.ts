@@ -87,8 +87,6 @@ export interface Dataplane extends DatapathPorts {
   flowId(key: DpFlowKey, mask: DpFlowKey): string;
   /** The Flow of an upcall's encoded key, with `ofport` as in_port, written over `into`. */
   keyFlow(key: string, ofport: number, into: Flow): Flow;
-  /** The datapath port of an upcall's encoded key. */
-  keyInPort(key: string): number;
   put(flows: readonly DpFlowPut[]): void;
   /** Deletes megaflows by identity; unknown ones are ignored. */
   del(ids: readonly string[]): void;

@@ -37,6 +37,8 @@ interface Ukey {
   bridge: OfBridge;
   /** The full key of the packet that caused the upcall, encoded (re-translated on revalidation). */
   key: string;
+  /** The datapath port that packet came in on (its key's in_port). */
+  inPort: number;
   actionsText: string;
   /** Its translation's invalidation tags (an array: a Set per megaflow costs several times the memory). */
   tags: readonly string[];
@@ -189,6 +191,7 @@ export class Udpif {
           id,
           bridge,
           key: up.key,
+          inPort: up.inPort,
           actionsText: formatDpActions(result.actions),
           tags: [...result.tags],
           rules: result.rules,
@@ -302,7 +305,7 @@ export class Udpif {
   /** Translates a ukey again; queues the fix (modify) or the removal of its megaflow. */
   private retranslate(u: Ukey, dels: string[], puts: DpFlowPut[]): void {
     this.o.coverage.inc('revalidate_retranslate');
-    const ofport = u.bridge.ofPort(this.o.dp.keyInPort(u.key));
+    const ofport = u.bridge.ofPort(u.inPort);
     if (ofport === undefined) {
       dels.push(u.id);
       this.forget(u);
