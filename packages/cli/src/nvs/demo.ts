@@ -141,6 +141,13 @@ interface DemoTools {
   interrupted(): NodeJS.Signals | undefined;
 }
 
+/** Bridge demo0 with `ports` of one Interface type (OpenFlow ports 1, 2, …), in one nvs-vsctl call (which waits until nvs-vswitchd applied it); then shows it. */
+async function addBridge(vsctl: DemoTools['vsctl'], ports: string[], type: 'internal' | 'dummy'): Promise<void> {
+  const adds = ports.flatMap((p, i) => ['--', '--may-exist', 'add-port', BRIDGE, p, '--', 'set', 'Interface', p, `type=${type}`, `ofport_request=${i + 1}`]);
+  await vsctl('--', '--may-exist', 'add-br', BRIDGE, '--', 'set', 'Bridge', BRIDGE, 'datapath_type=netdev', ...adds);
+  await vsctl('show');
+}
+
 /** Two namespaces on tap ports: a real ping crosses nvs. */
 async function namespaceDemo({ say, vsctl, appctl, ofctl, io, interrupted }: DemoTools, keep: boolean): Promise<void> {
   const check = () => {
@@ -161,9 +168,7 @@ async function namespaceDemo({ say, vsctl, appctl, ofctl, io, interrupted }: Dem
   await removeNamespaces();
   try {
     say(`bridge ${BRIDGE} with internal ports ${NS_HOSTS.map((h) => h.port).join(', ')} (tap devices: nvs-vswitchd runs as root)`);
-    const ports = NS_HOSTS.flatMap((h, i) => ['--', '--may-exist', 'add-port', BRIDGE, h.port, '--', 'set', 'Interface', h.port, 'type=internal', `ofport_request=${i + 1}`]);
-    await vsctl('--', '--may-exist', 'add-br', BRIDGE, '--', 'set', 'Bridge', BRIDGE, 'datapath_type=netdev', ...ports);
-    await vsctl('show');
+    await addBridge(vsctl, NS_HOSTS.map((h) => h.port), 'internal');
     for (const h of NS_HOSTS) {
       if (!existsSync(`/sys/class/net/${h.port}`)) {
         throw new DemoError('DEMO_NO_TAP', `${h.port} is not a kernel device: nvs-vswitchd makes internal ports dummy ports (not root, or --enable-dummy=override; see its log). Run 'nvs demo --dummy' instead.`);
@@ -203,9 +208,7 @@ async function namespaceDemo({ say, vsctl, appctl, ofctl, io, interrupted }: Dem
 /** Dummy ports: packets injected with netdev-dummy/receive, through configs/demo.rules. */
 async function dummyDemo({ say, vsctl, appctl, ofctl }: DemoTools): Promise<void> {
   say(`bridge ${BRIDGE} with dummy ports p1-p4 (nvs-vsctl; waits until nvs-vswitchd applied it)`);
-  const ports = ['p1', 'p2', 'p3', 'p4'].flatMap((p, i) => ['--', '--may-exist', 'add-port', BRIDGE, p, '--', 'set', 'Interface', p, 'type=dummy', `ofport_request=${i + 1}`]);
-  await vsctl('--', '--may-exist', 'add-br', BRIDGE, '--', 'set', 'Bridge', BRIDGE, 'datapath_type=netdev', ...ports);
-  await vsctl('show');
+  await addBridge(vsctl, ['p1', 'p2', 'p3', 'p4'], 'dummy');
 
   const rules = rulesFile();
   say(`rules from ${rules}`);
