@@ -332,7 +332,7 @@ export function registerAppctl(server: UnixctlServer, ctx: AppctlContext): void 
     const udpif = ctx.udpif()!;
     const r = udpif.roundStats;
     return [
-      'nvs@nvs-netdev:',
+      `${DP_NAME}:`,
       `  flows         : (current ${udpif.flowCount}) (avg ${r.avgFlows}) (max ${r.maxFlows}) (limit ${udpif.flowLimit})`,
       `  dump duration : ${r.durationMs}ms`,
       '  ufid enabled : true',
