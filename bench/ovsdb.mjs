@@ -147,6 +147,16 @@ async function txnRate(server, round) {
   return N / s;
 }
 
+/** N echo requests one at a time; returns round trips/s (this client's and this machine's floor). */
+async function echoRate(server) {
+  const c = await Client.open(server.sock);
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < N; i++) await c.call('echo', [`e${i}`]);
+  const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  c.close();
+  return N / s;
+}
+
 /** N ports (2N inserts + one mutate) in one transaction; returns seconds. */
 async function bulk(server, round) {
   const c = await Client.open(server.sock);
@@ -196,11 +206,13 @@ try {
   const rate = { nvs: [], ovs: [] };
   const cpuPerTxn = { nvs: [], ovs: [] };
   const bulkS = { nvs: [], ovs: [] };
+  const echo = { nvs: [], ovs: [] };
   for (let round = 0; round < ROUNDS; round++) {
     for (const s of servers) {
       const c0 = cpuSeconds(s.child.pid);
       rate[s.kind].push(await txnRate(s, round));
       cpuPerTxn[s.kind].push(((cpuSeconds(s.child.pid) - c0) / N) * 1e6);
+      echo[s.kind].push(await echoRate(s));
     }
     for (const s of servers) bulkS[s.kind].push(await bulk(s, round));
   }
@@ -213,6 +225,11 @@ try {
   console.log(`  ratio nvs/ovs ${(r.nvs / r.ovs).toFixed(2)}x   (goal >= 2x)`);
   const cpu = { nvs: median(cpuPerTxn.nvs), ovs: median(cpuPerTxn.ovs) };
   console.log(`  server CPU per transaction (steadier than wall time here): nvs-dbserver ${cpu.nvs.toFixed(0)} us, ovsdb-server ${cpu.ovs.toFixed(0)} us, ratio ${(cpu.ovs / cpu.nvs).toFixed(2)}x`);
+  const e = { nvs: median(echo.nvs), ovs: median(echo.ovs) };
+  // A server whose transactions cost no more than an echo would answer at about the echo rate:
+  // the best ratio any server can show against ovsdb-server with this client on this machine.
+  console.log(`  echo round trips, same client (the floor: client, kernel and wake-ups): nvs-dbserver ${e.nvs.toFixed(0)}/s, ovsdb-server ${e.ovs.toFixed(0)}/s`);
+  console.log(`  ceiling: a server whose transaction cost no more than ovsdb-server's echo would reach ${(e.ovs / r.ovs).toFixed(2)}x`);
   console.log(`ovsdb: ${N} ports in one transaction (median)`);
   console.log(`  nvs-dbserver  ${(b.nvs * 1000).toFixed(1)} ms   ovsdb-server ${(b.ovs * 1000).toFixed(1)} ms   speed ratio ${(b.ovs / b.nvs).toFixed(2)}x`);
   console.log(`ovsdb: server RSS after ${ROUNDS * N * 2 + WARMUP} ports`);
