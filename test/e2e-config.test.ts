@@ -1,7 +1,8 @@
 // What nvs-vswitchd acts on from the database, and the flow-table commands
 // of nvs-ofctl, end to end with dummy ports: Port tag/trunks (VLAN-aware
 // NORMAL), Bridge fail_mode, mac-aging-time and mac-table-size, Open_vSwitch
-// other_config max-idle and pmd-cpu-mask, Interface statistics written back;
+// other_config max-idle, pmd-cpu-mask and stats-update-interval, Interface
+// statistics written back;
 // replace-flows, diff-flows, del-flows, mod-flows --strict, dump-flows
 // filters and sorting, dump-tables.
 import { writeFileSync } from 'node:fs';
@@ -102,6 +103,32 @@ describe('configuration and flow tables end to end', () => {
     }, 'statistics of p1');
     expect(stats).toMatch(/rx_bytes=\d+/);
     expect(stats).toMatch(/tx_packets=\d+/);
+  });
+
+  it('writes Interface statistics every other_config:stats-update-interval, and at the default period again once it is removed', async () => {
+    const rxInDb = async () => Number(/rx_packets=(\d+)/.exec((await nvs.vsctl('get', 'Interface', 'p1', 'statistics')).stdout)?.[1]);
+    // OpenFlow port statistics are read live from the datapath (the way OVS's documentation points to for fresher figures).
+    const rxLive = async () => Number(/rx pkts=(\d+)/.exec((await nvs.ofctl('dump-ports', 'br1', 'p1')).stdout)?.[1]);
+    const changes = () => nvs.log('nvs-vswitchd').split('\n').filter((l) => l.includes('statsUpdateIntervalMs')).length;
+    expect((await nvs.vsctl('set', 'Open_vSwitch', '.', 'other_config:stats-update-interval=3600000')).code).toBe(0);
+    // A new period writes once at once, as in ovs-vswitchd; then nothing for an hour.
+    const before = await rxLive();
+    await eventually(async () => (await rxInDb()) === before, 'the write a new period makes');
+    for (let i = 0; i < 3; i++) await send('p1', flow('p1', 1, 6));
+    await settle();
+    expect(await rxLive()).toBe(before + 3);
+    // The same value again changes nothing (no extra write, no log line).
+    expect((await nvs.vsctl('set', 'Open_vSwitch', '.', 'other_config:stats-update-interval=3600000')).code).toBe(0);
+    await new Promise((r) => setTimeout(r, 5500)); // past the default period of 5 s
+    expect(await rxInDb()).toBe(before);
+    expect(changes()).toBe(1);
+    expect(nvs.log('nvs-vswitchd')).toMatch(/statsUpdateIntervalMs[^\n]*3600000/);
+    // Removed: back to the default period, starting with a write at once.
+    expect((await nvs.vsctl('remove', 'Open_vSwitch', '.', 'other_config', 'stats-update-interval')).code).toBe(0);
+    await eventually(async () => (await rxInDb()) === before + 3, 'the statistics to catch up within the default period', 100);
+    expect(changes()).toBe(2);
+    await drain('p2');
+    await drain('p4');
   });
 
   it('replace-flows, diff-flows, del-flows, mod-flows --strict, dump-flows filters and dump-tables', async () => {

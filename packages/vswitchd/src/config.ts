@@ -66,12 +66,16 @@ export interface SwitchConfig {
   maxIdleMs: number;
   /** Most megaflows installed at once (other_config:flow-limit); past it, upcalls are executed without installing a flow. */
   flowLimit: number;
+  /** Period of the statistics write-back (other_config:stats-update-interval, ms, at least 5000); undefined when the database sets no integer, and the daemon's default applies. */
+  statsUpdateIntervalMs?: number;
   bridges: BridgeConfig[];
 }
 
 export const DEFAULT_MAX_IDLE_MS = 10_000;
 /** OVS's default other_config:flow-limit. */
 export const DEFAULT_FLOW_LIMIT = 200_000;
+/** ovs-vswitchd's default and smallest other_config:stats-update-interval. */
+export const DEFAULT_STATS_UPDATE_INTERVAL_MS = 5000;
 export const DEFAULT_MAC_AGING_S = 300;
 export const DEFAULT_MAC_TABLE_SIZE = 8192;
 
@@ -112,6 +116,17 @@ function posInt(text: string | undefined, fallback: number): number {
   if (text === undefined) return fallback;
   const n = Number(text);
   return Number.isInteger(n) && n > 0 ? n : fallback;
+}
+
+/**
+ * other_config:stats-update-interval as ovs-vswitchd reads it: a decimal int
+ * (smap_get_int: C whitespace and a sign allowed, nothing after) raised to at
+ * least 5000 ms; anything else is as if unset.
+ */
+function statsUpdateInterval(text: string | undefined): number | undefined {
+  if (text === undefined || !/^[ \t\n\v\f\r]*[+-]?[0-9]+$/.test(text)) return undefined;
+  const n = Number(text);
+  return n >= -(2 ** 31) && n < 2 ** 31 ? Math.max(n, DEFAULT_STATS_UPDATE_INTERVAL_MS) : undefined;
 }
 
 /** CPU numbers whose bits are set in a hex mask (`0x6` → [1, 2]); undefined when malformed. */
@@ -206,6 +221,7 @@ export function readConfig(db: DbSnapshot, ro: ReadOptions = {}): SwitchConfig |
     handlers: other['n-handler-threads'] ? posInt(other['n-handler-threads'], 1) : undefined,
     maxIdleMs: posInt(other['max-idle'], DEFAULT_MAX_IDLE_MS),
     flowLimit: posInt(other['flow-limit'], DEFAULT_FLOW_LIMIT),
+    statsUpdateIntervalMs: statsUpdateInterval(other['stats-update-interval']),
     bridges,
   };
 }

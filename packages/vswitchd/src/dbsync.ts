@@ -6,8 +6,10 @@
  * statistics — and finally `cur_cfg = next_cfg`, which is what a waiting
  * `ovs-vsctl` (without --no-wait) watches for. Statistics and the columns
  * that follow a kernel device (admin_state, link_state, mtu) are also
- * written every `statsIntervalMs` (5 s, as ovs-vswitchd's default
- * stats-update-interval), so `ip link set X down` shows within that.
+ * written periodically, so `ip link set X down` shows within a period: every
+ * other_config:stats-update-interval when the database sets it (at least
+ * 5 s), else every `statsIntervalMs` (5 s, ovs-vswitchd's default). As in
+ * ovs-vswitchd, a new period writes at once and then runs from there.
  *
  * The write-back only sets columns whose value differs from the replica, so
  * our own updates coming back through the monitor converge to no-ops. When
@@ -15,7 +17,7 @@
  */
 import type { Logger } from 'pino';
 import { Idl, makeAtom, makeMap, makeSet, OvsdbClient, datumEquals, type Datum, type IdlRow, type IdlTransaction } from '@nvs/ovsdb';
-import { readConfig, type DbSnapshot, type ReadOptions, type SwitchConfig } from './config.ts';
+import { DEFAULT_STATS_UPDATE_INTERVAL_MS, readConfig, type DbSnapshot, type ReadOptions, type SwitchConfig } from './config.ts';
 import type { InterfaceStatus, LinkStatus } from './bridge.ts';
 
 const TABLES = {
@@ -25,7 +27,7 @@ const TABLES = {
   Interface: ['name', 'type', 'options', 'ofport_request', 'mtu_request', 'ofport', 'error', 'admin_state', 'link_state', 'mac_in_use', 'mtu', 'statistics'],
 } as const;
 
-/** What is written to one Interface row every `statsIntervalMs`: its counters and the columns that follow its device. */
+/** What is written to one Interface row every statistics period: its counters and the columns that follow its device. */
 export interface InterfaceRefresh extends LinkStatus {
   statistics?: Record<string, number>;
 }
@@ -36,8 +38,9 @@ export interface DbSyncOptions {
   log: Logger;
   /** Applies a configuration and returns the Interface statuses to write back. */
   apply: (cfg: SwitchConfig) => Map<string, InterfaceStatus>;
-  /** Interface statistics and device state by Interface uuid, written every `statsIntervalMs`. */
+  /** Interface statistics and device state by Interface uuid, written every statistics period. */
   periodic?: () => Map<string, InterfaceRefresh>;
+  /** The statistics period while the database sets none (default 5000 ms; tests shorten it). */
   statsIntervalMs?: number;
   retryMs?: number;
   read?: ReadOptions;
@@ -49,6 +52,7 @@ export class DbSync {
   private running: Promise<void> = Promise.resolve();
   private stopped = false;
   private statsTimer: NodeJS.Timeout | undefined;
+  private statsPeriodMs: number;
   private retryTimer: NodeJS.Timeout | undefined;
   /** Resolves the first time a configuration has been applied. */
   readonly firstApplied: Promise<void>;
@@ -56,15 +60,40 @@ export class DbSync {
 
   constructor(private readonly opts: DbSyncOptions) {
     this.firstApplied = new Promise((resolve) => (this.markApplied = resolve));
+    this.statsPeriodMs = opts.statsIntervalMs ?? DEFAULT_STATS_UPDATE_INTERVAL_MS;
   }
 
   /** Connects (retrying until it works) and starts following the database. */
   async start(): Promise<void> {
     await this.connect();
-    if (this.opts.periodic) {
-      this.statsTimer = setInterval(() => this.writePeriodic(), this.opts.statsIntervalMs ?? 5000);
-      this.statsTimer.unref();
+    if (this.opts.periodic && !this.stopped) this.armStats();
+  }
+
+  /** The statistics period now in force (ms). */
+  get statsIntervalMs(): number {
+    return this.statsPeriodMs;
+  }
+
+  /**
+   * Sets the statistics period (undefined: the default). A different period
+   * writes now and re-arms the timer, as ovs-vswitchd does; the same one
+   * leaves the timer running. Returns whether the period changed.
+   */
+  setStatsInterval(ms: number | undefined): boolean {
+    const period = ms ?? this.opts.statsIntervalMs ?? DEFAULT_STATS_UPDATE_INTERVAL_MS;
+    if (period === this.statsPeriodMs) return false;
+    this.statsPeriodMs = period;
+    if (this.statsTimer) {
+      this.writePeriodic();
+      this.armStats();
     }
+    return true;
+  }
+
+  private armStats(): void {
+    clearInterval(this.statsTimer);
+    this.statsTimer = setInterval(() => this.writePeriodic(), this.statsPeriodMs);
+    this.statsTimer.unref();
   }
 
   get connected(): boolean {
@@ -74,6 +103,7 @@ export class DbSync {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.statsTimer);
+    this.statsTimer = undefined;
     clearTimeout(this.retryTimer);
     await this.running.catch(() => undefined);
     this.idl?.client.close();

@@ -46,6 +46,7 @@ export interface VswitchdComponents {
   read?: ReadOptions;
   /** Revalidation period (ms). */
   revalidateMs?: number;
+  /** Statistics write-back period (ms) while other_config:stats-update-interval is unset (default 5000). */
   statsIntervalMs?: number;
   /** Called when `exit` is requested over appctl. */
   onExit?: () => void;
@@ -174,6 +175,10 @@ export class Vswitchd implements BridgeListener {
     // Every bridge re-checks its ports: errors found by ofproto (bad VLAN settings) are reported each time.
     for (const b of this.ofbridges.values()) {
       if (b.sync(this.switch.status)) this.udpif?.bridgeChanged(b);
+    }
+    // Last, so that the write a new period makes at once sees the ports as now configured.
+    if (this.db.setStatsInterval(cfg.statsUpdateIntervalMs)) {
+      this.log.info({ statsUpdateIntervalMs: this.db.statsIntervalMs }, 'statistics are written to the database at a new period');
     }
     return this.switch.status;
   }

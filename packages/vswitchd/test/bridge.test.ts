@@ -122,3 +122,16 @@ it('reads other_config: polling cores, handlers and max-idle', () => {
   expect(parseCpuMask('zz')).toBeUndefined();
   expect(readConfig(db({}, { 'max-idle': 'soon' }))!.maxIdleMs).toBe(10_000);
 });
+
+it('reads other_config:stats-update-interval as ovs-vswitchd does: an integer, at least 5000 ms', () => {
+  const period = (v?: string) => readConfig(db({}, v === undefined ? {} : { 'stats-update-interval': v }))!.statsUpdateIntervalMs;
+  // Unset or not an integer: the daemon's default (5000 ms, or the period it was started with).
+  expect(period()).toBeUndefined();
+  expect(period('abc')).toBeUndefined();
+  expect(period('7000ms')).toBeUndefined();
+  expect(period('99999999999')).toBeUndefined(); // beyond a C int
+  expect(period('7000')).toBe(7000);
+  expect(period(' +7000')).toBe(7000);
+  expect(period('100')).toBe(5000);
+  expect(period('-1')).toBe(5000);
+});
