@@ -2,7 +2,7 @@
 // table schema and evaluated on rows; used by transact operations and by
 // conditional monitors (where a bare `true`/`false` is also a condition).
 import { columnValue, type Row } from './database.ts';
-import { compareAtoms, datumEquals, findKey, parseAtom, parseDatum, type Datum, type NamedUuidResolver } from './datum.ts';
+import { checkAtom, compareAtoms, datumEquals, findKey, parseAtom, parseDatum, type Datum, type NamedUuidResolver } from './datum.ts';
 import { OvsdbSyntaxError } from './errors.ts';
 import type { ColumnSchema, ColumnType, TableSchema } from './schema.ts';
 
@@ -39,15 +39,15 @@ export function parseCondition(table: TableSchema, json: unknown, resolve?: Name
     if ((t.key.type !== 'integer' && t.key.type !== 'real') || t.max !== 1 || t.value) {
       throw new OvsdbSyntaxError(`Type mismatch: "${fn}" operator may not be applied to column ${col.name} of type ${t.key.type}.`);
     }
-    return { kind: 'column', column: col.name, fn, arg: { keys: [parseAtom(json[2], t.key.type, resolve)] } };
+    const a = parseAtom(json[2], t.key.type, resolve);
+    checkAtom(a, t.key);
+    return { kind: 'column', column: col.name, fn, arg: { keys: [a] } };
   }
-  // As in ovsdb-server, the value must have the column's own cardinality, even for includes/excludes.
-  const arg = parseDatum(json[2], t, resolve);
-  const n = arg.keys.length;
-  if (n < t.min || n > t.max) {
-    const want = t.min === t.max ? `exactly ${t.min} member${t.min === 1 ? '' : 's'}` : t.max === Infinity ? `at least ${t.min} member(s)` : `between ${t.min} and ${t.max} members`;
-    throw new OvsdbSyntaxError(`set must have ${want} but ${n} ${n === 1 ? 'is' : 'are'} present`);
-  }
+  // As in ovsdb-server: the value has the column's own type, except that for a column
+  // that is not a single atom, includes takes fewer elements and excludes any number.
+  const scalar = t.min === 1 && t.max === 1 && !t.value;
+  const argType = scalar ? t : fn === 'includes' ? { ...t, min: 0 } : fn === 'excludes' ? relaxed(t) : t;
+  const arg = parseDatum(json[2], argType, resolve, true);
   return { kind: 'column', column: col.name, fn: fn as ConditionFunction, arg };
 }
 

@@ -121,9 +121,14 @@ export function forEachRefChange(
   info: TableInfo,
   old: Row | null,
   neu: Row | null,
-  visit: (ref: RefColumn, uuid: string, delta: number) => void,
+  visitRef: (ref: RefColumn, uuid: string, delta: number) => void,
   log?: DeltaLog,
 ): void {
+  // As in ovsdb-server, a row's strong reference to its own uuid is neither counted nor checked.
+  const self = (neu ?? old)?.uuid;
+  const visit = (ref: RefColumn, uuid: string, delta: number): void => {
+    if (!(ref.strong && uuid === self)) visitRef(ref, uuid, delta);
+  };
   for (const ref of info.refColumns) {
     const a = old?.values.get(ref.column.name);
     const b = neu?.values.get(ref.column.name);

@@ -122,21 +122,31 @@ function brief(json: unknown): string {
 }
 
 /**
- * Parses the JSON notation of a value of column type `type`, checking atomic
- * types (syntax error) and uniqueness (constraint violation) but not
- * cardinality or atom constraints — callers decide when those apply (a
- * `where` clause or a mutation argument may legitimately break them), using
- * checkDatum.
+ * Parses a datum in the JSON notation. `checked` (a value a client writes)
+ * also checks, in ovsdb-server's order: the element count (a syntax error),
+ * then each atom's constraints as it is read, then duplicates.
  */
-export function parseDatum(json: unknown, type: ColumnType, resolve?: NamedUuidResolver): Datum {
+export function parseDatum(json: unknown, type: ColumnType, resolve?: NamedUuidResolver, checked = false): Datum {
+  const count = (n: number): void => {
+    if (checked && (n < type.min || n > type.max)) {
+      const range = type.max === Infinity ? `at least ${type.min}` : type.min === type.max ? `exactly ${type.min}` : `between ${type.min} and ${type.max}`;
+      throw new OvsdbSyntaxError(`${type.value ? 'map' : 'set'} must have ${range} member${type.max === 1 ? '' : 's'} but ${n} ${n === 1 ? 'is' : 'are'} present`);
+    }
+  };
+  const atom = (a: unknown, b: BaseType): Atom => {
+    const x = parseAtom(a, b.type, resolve);
+    if (checked) checkAtom(x, b);
+    return x;
+  };
   if (type.value) {
     if (!Array.isArray(json) || json.length !== 2 || json[0] !== 'map' || !Array.isArray(json[1])) {
       throw new OvsdbSyntaxError(`expected ["map", [[key, value], ...]], got ${brief(json)}`);
     }
+    count(json[1].length);
     const pairs: Array<[Atom, Atom]> = [];
     for (const p of json[1] as unknown[]) {
       if (!Array.isArray(p) || p.length !== 2) throw new OvsdbSyntaxError(`map element ${brief(p)} is not a [key, value] pair`);
-      pairs.push([parseAtom(p[0], type.key.type, resolve), parseAtom(p[1], type.value.type, resolve)]);
+      pairs.push([atom(p[0], type.key), atom(p[1], type.value)]);
     }
     pairs.sort((a, b) => compareAtoms(a[0], b[0]));
     for (let i = 1; i < pairs.length; i++) {
@@ -147,9 +157,11 @@ export function parseDatum(json: unknown, type: ColumnType, resolve?: NamedUuidR
   let atoms: Atom[];
   if (Array.isArray(json) && json[0] === 'set') {
     if (json.length !== 2 || !Array.isArray(json[1])) throw new OvsdbSyntaxError(`expected ["set", [...]], got ${brief(json)}`);
-    atoms = (json[1] as unknown[]).map((a) => parseAtom(a, type.key.type, resolve));
+    count(json[1].length);
+    atoms = (json[1] as unknown[]).map((a) => atom(a, type.key));
   } else {
-    atoms = [parseAtom(json, type.key.type, resolve)];
+    count(1);
+    atoms = [atom(json, type.key)];
   }
   atoms.sort(compareAtoms);
   for (let i = 1; i < atoms.length; i++) {
@@ -198,13 +210,8 @@ export function checkAtom(a: Atom, b: BaseType): void {
   }
 }
 
-/** Checks a datum's cardinality and every atom's constraints against `type`. */
+/** Checks every atom's constraints, then the datum's cardinality, against `type` (a mutation's result). */
 export function checkDatum(d: Datum, type: ColumnType, what = 'value'): void {
-  const n = datumSize(d);
-  if (n < type.min || n > type.max) {
-    const range = type.max === Infinity ? `at least ${type.min}` : type.min === type.max ? `exactly ${type.min}` : `between ${type.min} and ${type.max}`;
-    throw new ConstraintViolationError(`${what} has ${n} element${n === 1 ? '' : 's'} but must have ${range}`);
-  }
   const kb = type.key;
   if (kb.enum || kb.minInteger !== undefined || kb.maxInteger !== undefined || kb.minReal !== undefined || kb.maxReal !== undefined || kb.minLength !== undefined || kb.maxLength !== undefined) {
     for (const a of d.keys) checkAtom(a, kb);
@@ -212,6 +219,11 @@ export function checkDatum(d: Datum, type: ColumnType, what = 'value'): void {
   const vb = type.value;
   if (vb && d.values && (vb.enum || vb.minInteger !== undefined || vb.maxInteger !== undefined || vb.minReal !== undefined || vb.maxReal !== undefined || vb.minLength !== undefined || vb.maxLength !== undefined)) {
     for (const a of d.values) checkAtom(a, vb);
+  }
+  const n = datumSize(d);
+  if (n < type.min || n > type.max) {
+    const range = type.max === Infinity ? `at least ${type.min}` : type.min === type.max ? `exactly ${type.min}` : `between ${type.min} and ${type.max}`;
+    throw new ConstraintViolationError(`${what} has ${n} element${n === 1 ? '' : 's'} but must have ${range}`);
   }
 }
 

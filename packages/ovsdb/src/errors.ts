@@ -66,6 +66,18 @@ export class DuplicateUuidNameError extends OvsdbError {
   }
 }
 
+/** Thrown when an insert names a uuid that a row has (or had, before this transaction deleted it). */
+export class DuplicateUuidError extends OvsdbError {
+  constructor(private readonly uuid: string) {
+    super('OVSDB_DUPLICATE_UUID', 'duplicate uuid', `row uuid ${uuid} is in use (by an existing row, or by one this transaction deleted)`);
+  }
+
+  /** With the offending value in `syntax`, as ovsdb-server reports it. */
+  override toJson(): OvsdbErrorJson {
+    return { ...super.toJson(), syntax: JSON.stringify(this.uuid) };
+  }
+}
+
 /** Thrown when a mutation's result is outside its domain (e.g. division by zero). */
 export class DomainError extends OvsdbError {
   constructor(message: string) {

@@ -10,6 +10,7 @@ import { checkDatum, datumEquals, datumToJson, defaultDatum, isUuid, parseDatum,
 import {
   AbortedError,
   ConstraintViolationError,
+  DuplicateUuidError,
   DuplicateUuidNameError,
   NotOwnerError,
   NotSupportedError,
@@ -165,14 +166,12 @@ class Transaction {
   private parseRow(t: TableSchema, json: unknown, forUpdate: boolean): Map<string, Datum> {
     if (!isObject(json)) throw new OvsdbSyntaxError('"row" must be a JSON object');
     const values = new Map<string, Datum>();
-    for (const [name, value] of Object.entries(json)) {
-      const col = lookupColumn(t, name);
-      if (name.startsWith('_') || (forUpdate && !col.mutable)) {
+    // Every value is parsed before any column is refused as immutable, as in ovsdb-server.
+    for (const [name, value] of Object.entries(json)) values.set(name, parseDatum(value, lookupColumn(t, name).type, this.resolve, true));
+    for (const name of values.keys()) {
+      if (name.startsWith('_') || (forUpdate && !lookupColumn(t, name).mutable)) {
         throw new ConstraintViolationError(`Cannot ${forUpdate ? 'update' : 'set'} immutable column ${name} in table ${t.name}.`);
       }
-      const d = parseDatum(value, col.type, this.resolve);
-      checkDatum(d, col.type, `column ${name} of table ${t.name}`);
-      values.set(name, d);
     }
     return values;
   }
@@ -220,23 +219,19 @@ class Transaction {
     } else {
       uuid = newUuid();
     }
+    // Random uuids cannot collide; only a caller-chosen one needs the check. nvs keeps
+    // uuids unique across tables (reference counts are by uuid), ovsdb-server within one.
+    if (json.uuid !== undefined) for (const table of this.db.tables.values()) if (table.has(uuid)) throw new DuplicateUuidError(uuid);
+    if (json.uuid !== undefined) for (const o of this.overlay.values()) if (o.has(uuid)) throw new DuplicateUuidError(uuid);
     const name = json['uuid-name'];
     if (name !== undefined) {
       if (typeof name !== 'string') throw new OvsdbSyntaxError('"uuid-name" must be a string');
       const s = this.symbols.get(name);
       if (s?.created) throw new DuplicateUuidNameError(name);
-      if (s && json.uuid !== undefined && s.uuid !== uuid) {
-        throw new OvsdbSyntaxError(`uuid-name "${name}" was referenced before this insert, which then chose another uuid`);
-      }
-      if (s) uuid = s.uuid;
+      // Referenced before this insert: the row takes the uuid the name stood for, unless the
+      // insert chooses one (then, as in ovsdb-server, only later references mean this row).
+      if (s && json.uuid === undefined) uuid = s.uuid;
       this.symbols.set(name, { uuid, created: true });
-    }
-    // Random uuids cannot collide; only a caller-chosen one needs the check.
-    if (json.uuid !== undefined) for (const table of this.db.tables.values()) {
-      if (table.has(uuid)) throw new ConstraintViolationError(`Cannot insert row with UUID ${uuid}: a row with that UUID already exists.`);
-    }
-    if (json.uuid !== undefined) for (const o of this.overlay.values()) {
-      if (o.has(uuid)) throw new ConstraintViolationError(`Cannot insert row with UUID ${uuid}: a row with that UUID already exists.`);
     }
     const values = this.info(t).defaults.with(this.parseRow(t, json.row ?? {}, false));
     this.put(t.name, uuid, { uuid, version: newUuid(), values });
@@ -258,8 +253,9 @@ class Transaction {
 
   private update(json: Record<string, unknown>, i: number, n: number): unknown {
     const t = this.tableOf(json, i, n);
-    const where = parseWhere(t, json.where, this.resolve);
+    // ovsdb-server's order: the row (and its immutable columns), then the conditions.
     const changes = this.parseRow(t, json.row, true);
+    const where = parseWhere(t, json.where, this.resolve);
     const rows = this.scan(t, where);
     for (const r of rows) {
       const changed = [...changes].filter(([c, d]) => !datumEquals(r.values.get(c)!, d));
@@ -270,9 +266,10 @@ class Transaction {
 
   private mutate(json: Record<string, unknown>, i: number, n: number): unknown {
     const t = this.tableOf(json, i, n);
-    const where = parseWhere(t, json.where, this.resolve);
+    // ovsdb-server's order: the mutations, then the conditions.
     if (!Array.isArray(json.mutations)) throw new OvsdbSyntaxError('"mutations" must be an array');
     const mutations = json.mutations.map((m) => parseMutation(t, m, this.resolve));
+    const where = parseWhere(t, json.where, this.resolve);
     const rows = this.scan(t, where);
     for (const r of rows) {
       const changed = new Map<string, Datum>();
@@ -349,30 +346,38 @@ class Transaction {
     }
     const count = (u: string): number => this.db.strongRefCount(u) + (delta.get(u) ?? 0);
 
+    // The checks in ovsdb-server's order, so that a transaction breaking several rules is refused for the same one.
     this.checkStrongRefs(count, added);
     this.collectGarbage(count, delta, orphanCandidates);
+    this.checkMaxRows();
     this.removeDanglingWeakRefs();
 
     const changes: RowChange[] = [];
     for (const [tname, o] of this.overlay) {
       const info = this.db.info.get(tname)!;
       const base = this.db.table(tname)!;
-      let net = 0;
       for (const [u, r] of o) {
         const old = base.get(u) ?? null;
         if (!old && !r) continue;
         if (old && r && sameValues(old, r)) continue;
-        if (!old) net++;
-        if (!r) net--;
         changes.push({ table: info.schema, uuid: u, old, new: r });
-      }
-      const rows = base.size + net;
-      if (rows > info.schema.maxRows) {
-        throw new ConstraintViolationError(`transaction causes "${tname}" table to contain ${rows} rows, greater than the schema-defined limit of ${info.schema.maxRows} row(s)`);
       }
     }
     this.checkIndexes(changes);
     return changes;
+  }
+
+  private checkMaxRows(): void {
+    for (const [tname, o] of this.overlay) {
+      const info = this.db.info.get(tname)!;
+      if (info.schema.maxRows === Infinity) continue;
+      const base = this.db.table(tname)!;
+      let rows = base.size;
+      for (const [u, r] of o) rows += (r ? 1 : 0) - (base.has(u) ? 1 : 0);
+      if (rows > info.schema.maxRows) {
+        throw new ConstraintViolationError(`transaction causes "${tname}" table to contain ${rows} rows, greater than the schema-defined limit of ${info.schema.maxRows} row(s)`);
+      }
+    }
   }
 
   private checkStrongRefs(count: (u: string) => number, added: ReadonlyArray<[string, string, string, string]>): void {
@@ -403,6 +408,7 @@ class Transaction {
       for (const ref of info.refColumns) {
         if (!ref.strong) continue;
         for (const target of refsOf(r, ref)) {
+          if (target === u) continue; // a row's reference to itself does not count (as in ovsdb-server)
           delta.set(target, (delta.get(target) ?? 0) - 1);
           if (!this.db.info.get(ref.refTable)!.isRoot) queue.push([ref.refTable, target]);
         }
