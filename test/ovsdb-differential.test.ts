@@ -1,7 +1,8 @@
 // Differential test: the same random transactions go to nvs-dbserver and to
 // the real ovsdb-server, both serving our vswitch schema, and the two must
 // agree on every one — whether it commits, the kind of error when it does
-// not, the operations' results, and the whole database afterwards. The
+// not, the operations' results, and the whole database afterwards — and a
+// monitor_cond on each must receive the same update2 notifications. The
 // transactions are mostly well-formed, with wrong types, out-of-range and
 // unknown values, dangling and weak references, duplicate names and uuids
 // mixed in; inserts name their own uuids, so both databases can be compared
@@ -293,6 +294,10 @@ let nvs: DbServer;
 let ovs: ChildProcess;
 let a: JsonRpcConnection;
 let b: JsonRpcConnection;
+/** Monitors of every column of TABLES, [nvs, ovs] per kind, and the notifications they got. */
+type Watcher = { conn: JsonRpcConnection; updates: string[]; initial: string };
+const KINDS = { monitor: 'update', monitor_cond: 'update2' } as const;
+const watchers: Record<keyof typeof KINDS, Watcher[]> = { monitor: [], monitor_cond: [] };
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'nvs-differential-'));
@@ -303,9 +308,37 @@ beforeAll(async () => {
   expect((await run('ovsdb-tool', ['create', db, SCHEMA])).code).toBe(0);
   ({ proc: ovs, conn: b } = await startOvsdbServer(db, 'ovs'));
   a = await rpc(nvs.sock);
+  for (const kind of Object.keys(KINDS) as (keyof typeof KINDS)[]) {
+    for (const sock of [nvs.sock, join(dir, 'ovs.sock')]) watchers[kind].push(await watch(sock, kind));
+  }
 });
 
+/** Opens a monitor of `kind` on every column of TABLES; updates are kept as canonical text, in arrival order. */
+async function watch(sock: string, kind: keyof typeof KINDS): Promise<Watcher> {
+  const conn = await rpc(sock);
+  const w: Watcher = { conn, updates: [], initial: '' };
+  // Each server makes up its own _version uuids: only their presence can match.
+  const text = (v: unknown): string => JSON.stringify(sortKeys(v as Json)).replace(/"_version":\["uuid","[0-9a-f-]{36}"\]/g, '"_version":"(some uuid)"');
+  conn.onNotification(KINDS[kind], (params) => w.updates.push(text(params[1])));
+  const requests = Object.fromEntries(TABLES.map((t) => [t, [{}]]));
+  w.initial = text(await conn.request(kind, ['Open_vSwitch', 'm', requests]));
+  return w;
+}
+
+/** The notifications a pair of monitors has received, once both have as many and nothing more comes for 100 ms. */
+async function settledUpdates(pair: Watcher[]): Promise<string[][]> {
+  let last = -1;
+  for (let i = 0; i < 100; i++) {
+    const n = pair.map((w) => w.updates.length);
+    if (n[0] === n[1] && n[0] === last) break;
+    last = n[0] === n[1] ? n[0] : -1;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return pair.map((w) => w.updates.splice(0));
+}
+
 afterAll(async () => {
+  for (const w of Object.values(watchers).flat()) w.conn.close();
   a?.close();
   b?.close();
   ovs?.kill('SIGTERM');
@@ -321,6 +354,10 @@ async function reset(): Promise<void> {
 }
 
 describe('nvs-dbserver and ovsdb-server agree', () => {
+  it('on the initial contents of a monitor and a monitor_cond', () => {
+    for (const [nvsSide, ovsSide] of Object.values(watchers)) expect(nvsSide.initial).toBe(ovsSide.initial);
+  });
+
   it.each(SEEDS)('on random transactions, seed %i', async (seed) => {
     await reset();
     expect(await dump(a)).toBe(await dump(b));
@@ -338,6 +375,12 @@ describe('nvs-dbserver and ovsdb-server agree', () => {
     // The generator is useful only if a fair share commits (and a fair share fails).
     expect(committed).toBeGreaterThan(STEPS / 10);
     expect(committed).toBeLessThan(STEPS);
+    // And the monitors of each server saw the same updates, in the same order.
+    for (const [kind, pair] of Object.entries(watchers)) {
+      const [nvsUpdates, ovsUpdates] = await settledUpdates(pair);
+      expect(nvsUpdates.length).toBeGreaterThan(0);
+      for (let i = 0; i < Math.max(nvsUpdates.length, ovsUpdates.length); i++) expect(nvsUpdates[i], `seed ${seed}, ${kind} update ${i}`).toBe(ovsUpdates[i]);
+    }
   });
 
   it('and on the file nvs-dbserver wrote: replayed by nvs-dbserver and by ovsdb-server, it gives the same database', async () => {

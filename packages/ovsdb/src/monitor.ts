@@ -53,7 +53,8 @@ export class Monitor {
 
   private addRequest(table: TableSchema, req: unknown): void {
     if (!isObject(req)) throw new OvsdbSyntaxError(`monitor request for table ${table.name} must be a JSON object`);
-    const columns = req.columns === undefined ? table.userColumns : this.columnsOf(table, req.columns);
+    // RFC 7047: without "columns", every column but _uuid (so _version too, as ovsdb-server does).
+    const columns = req.columns === undefined ? [...table.userColumns, table.columns.get('_version')!] : this.columnsOf(table, req.columns);
     const select = req.select ?? {};
     if (!isObject(select)) throw new OvsdbSyntaxError('"select" must be a JSON object');
     const flag = (name: string): boolean => {
