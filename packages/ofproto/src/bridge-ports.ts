@@ -5,9 +5,10 @@
 // - access: untagged traffic in VLAN `tag`; tagged input (other than
 //   priority-tagged VID 0) is dropped; output is untagged.
 // - trunk: tagged input in `trunks` (all VLANs when empty); untagged input
-//   is VLAN 0; output is tagged, except VLAN 0.
+//   is VLAN 0; output is tagged, except VLAN 0 without a PCP.
 // - native-tagged / native-untagged: untagged input is VLAN `tag`; tagged
-//   input as for trunk; the native VLAN leaves tagged / untagged.
+//   input as for trunk; the native VLAN leaves tagged / untagged. VLAN 0 is
+//   never trunked: a trunk's untagged traffic does not leave a native port.
 // Without an explicit mode, a port with a tag is access, else trunk.
 
 import { BadPortConfigError } from './errors.ts';
@@ -86,14 +87,17 @@ export function portInVlan(p: BridgePort, vlan: number): boolean {
     case 'trunk':
       return trunkCarries(p, vlan);
     default:
-      return p.tag === vlan || trunkCarries(p, vlan);
+      // A native port never trunks VLAN 0 (its untagged traffic is the native VLAN).
+      return p.tag === vlan || (vlan !== 0 && trunkCarries(p, vlan));
   }
 }
 
-/** The VID to tag a packet of `vlan` with on `p`, or null to send it untagged. */
+/**
+ * The VID to tag a packet of `vlan` with on `p`, or null to send it
+ * untagged. VLAN 0 gets VID 0: like OVS, the caller sends it untagged unless
+ * the packet came with a PCP, which then leaves in a priority tag.
+ */
 export function outputTag(p: BridgePort, vlan: number): number | null {
-  // VLAN 0 is the untagged traffic of trunks; it never gets a tag.
-  if (vlan === 0) return null;
   switch (p.mode) {
     case 'access':
       return null;

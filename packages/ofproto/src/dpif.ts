@@ -63,7 +63,7 @@ export type DpSetField =
 
 /** What a controller-bound `userspace` action carries back up with the packet. */
 export interface ControllerCookie {
-  /** OpenFlow packet-in reason: 0 no_match, 1 action, 2 invalid_ttl. */
+  /** Packet-in reason, numbered as OVS does: 0 no_match, 1 action, 2 invalid_ttl, 3 action_set, 4 group, 5 packet_out, 6 explicit miss. */
   readonly reason: number;
   readonly maxLen: number;
   readonly ruleCookie: bigint;
@@ -197,12 +197,21 @@ function formatSetValue(field: DpSetField, v: number | bigint): string {
   }
 }
 
+/** How `formatDpActions` prints. */
+export interface DpActionsFormat {
+  /** Prints output ports by name (`--names`). */
+  readonly portName?: (odpPort: number) => string | undefined;
+  /** Marks controller actions `dont_send=1`, as a trace does: its packet is never sent. */
+  readonly dontSend?: boolean;
+}
+
 /**
  * Datapath actions in OVS's syntax: `drop` for none; consecutive `set`s of
  * one header are merged into one `set(ipv4(dst=…,ttl=…))`, a partial mask is
- * printed as `value/mask`. `portName` prints output ports by name (`--names`).
+ * printed as `value/mask`.
  */
-export function formatDpActions(actions: readonly DpAction[], portName?: (odpPort: number) => string | undefined): string {
+export function formatDpActions(actions: readonly DpAction[], fmt: DpActionsFormat = {}): string {
+  const { portName, dontSend } = fmt;
   if (actions.length === 0) return 'drop';
   const out: string[] = [];
   for (let i = 0; i < actions.length; i++) {
@@ -225,8 +234,9 @@ export function formatDpActions(actions: readonly DpAction[], portName?: (odpPor
       case 'userspace': {
         const c = a.controller;
         out.push(
-          `userspace(pid=0,controller(reason=${c.reason},dont_send=0,continuation=0,recirc_id=0,` +
-            `rule_cookie=${hex(c.ruleCookie)},controller_id=${c.controllerId},max_len=${c.maxLen}))`,
+          `userspace(pid=0,controller(reason=${c.reason},dont_send=${dontSend ? 1 : 0},continuation=0,recirc_id=0,` +
+            // printf's %#x: 0 has no 0x.
+            `rule_cookie=${c.ruleCookie ? hex(c.ruleCookie) : '0'},controller_id=${c.controllerId},max_len=${c.maxLen}))`,
         );
         break;
       }

@@ -71,7 +71,7 @@ export function formatTrace(bridgeName: string, flow: Flow, r: XlateResult): str
   lines.push('');
   lines.push(`Final flow: ${!r.finalFlow || sameFlow(flow, r.finalFlow) ? 'unchanged' : formatFlow(r.finalFlow)}`);
   lines.push(`Megaflow: ${formatMegaflow(r.megaflow)}`);
-  lines.push(`Datapath actions: ${formatDpActions(r.actions)}`);
+  lines.push(`Datapath actions: ${formatDpActions(r.actions, { dontSend: true })}`);
   if (r.error) lines.push(`Translation failed (${r.error}), packet is dropped.`);
   return lines.join('\n');
 }
@@ -97,7 +97,8 @@ export function formatFlow(f: Flow): string {
   }
   out.push(`in_port=${f[Slot.IN_PORT]}`);
   const tci = f[Slot.VLAN_TCI];
-  if (tci & VLAN_CFI) out.push(`dl_vlan=${tci & 0xfff}`, `dl_vlan_pcp=${tci >>> 13}`);
+  // OVS also prints the (absent) second tag of a tagged packet.
+  if (tci & VLAN_CFI) out.push(`dl_vlan=${tci & 0xfff}`, `dl_vlan_pcp=${tci >>> 13}`, 'vlan_tci1=0x0000');
   else out.push(`vlan_tci=0x${tci.toString(16).padStart(4, '0')}`);
   out.push(`dl_src=${formatMac(macAt(f, Slot.DL_SRC))}`, `dl_dst=${formatMac(macAt(f, Slot.DL_DST))}`);
   if (!short) out.push(`dl_type=0x${type.toString(16).padStart(4, '0')}`);

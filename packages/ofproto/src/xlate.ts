@@ -11,13 +11,13 @@
 // rules learned, packets for the controller) and, on request, a trace.
 // With `sideEffects: false` (trace) nothing is learned or queued.
 
-import type { Action, ControllerAction, LearnAction } from './actions.ts';
+import type { Action, ControllerAction, ControllerReason, LearnAction } from './actions.ts';
 import { type BridgePort, inputVlan, outputTag, portInVlan } from './bridge-ports.ts';
 import type { ControllerCookie, DpAction, DpFlowKey, DpSetField, DpSetHeader, Dpif, Megaflow } from './dpif.ts';
-import { formatMac, newDpFlowKey } from './dpif.ts';
+import { DP_SET_FULL_MASK, formatMac, newDpFlowKey } from './dpif.ts';
 import { OfprotoError } from './errors.ts';
 import {
-  EthType, type Field, type FieldRange, type Flow, FLOW_WORDS, FRAG_LATER, IpProto, macAt, OFPP, readField, Slot, VLAN_CFI, writeField,
+  EthType, type Field, type FieldRange, type Flow, FLOW_WORDS, FRAG_ANY, FRAG_LATER, IpProto, macAt, OFPP, readField, Slot, VLAN_CFI, writeField,
 } from './fields.ts';
 import type { FlowMod } from './flow-mod.ts';
 import { NO_FLAGS } from './flow-mod.ts';
@@ -51,13 +51,11 @@ export interface XlateScratch {
   readonly flow: Flow;
   readonly base: Flow;
   readonly wc: Flow;
-  /** Bits actions wrote (a `set` carries only these, so it never copies unmatched packet bits). */
-  readonly written: Flow;
 }
 
 export function newXlateScratch(): XlateScratch {
   const w = () => new Uint32Array(FLOW_WORDS);
-  return { input: w(), flow: w(), base: w(), wc: w(), written: w() };
+  return { input: w(), flow: w(), base: w(), wc: w() };
 }
 
 export interface XlateOptions {
@@ -67,9 +65,14 @@ export interface XlateOptions {
   readonly trace?: boolean;
 }
 
-/** A packet for the controller, produced by CONTROLLER or dec_ttl. */
+/**
+ * A packet for the controller, produced by CONTROLLER or dec_ttl.
+ * `explicit_miss` is CONTROLLER in a table-miss rule (priority 0, matching
+ * everything): OVS reports it as `action` to OpenFlow 1.0–1.2 controllers
+ * and as `no_match` from 1.3 on.
+ */
 export interface ControllerEvent extends ControllerCookie {
-  readonly reasonName: 'no_match' | 'action' | 'invalid_ttl';
+  readonly reasonName: ControllerReason | 'explicit_miss';
 }
 
 /** A MAC entry the translation learned or relied on (refreshed by `credit`). */
@@ -112,7 +115,7 @@ export function xlate(env: XlateEnv, flow: Flow, opts: XlateOptions = {}): Xlate
   }
   const ctx = new Ctx(env, flow, opts.sideEffects ?? true, opts.trace ?? false);
   ctx.tags.add('ports');
-  ctx.lookupTable(0);
+  ctx.start();
   if (ctx.error) ctx.actions.length = 0;
   return {
     actions: ctx.actions,
@@ -134,7 +137,6 @@ class Ctx {
   readonly base: Flow;
   readonly input: Flow;
   readonly wc: Flow;
-  readonly written: Flow;
   readonly actions: DpAction[] = [];
   readonly rules: Rule[] = [];
   readonly tags = new Set<string>();
@@ -163,8 +165,6 @@ class Ctx {
     this.flow = sc.flow;
     this.base = sc.base;
     this.wc = sc.wc;
-    this.written = sc.written;
-    this.written.fill(0);
     this.input.set(flow);
     this.flow.set(flow);
     this.base.set(flow);
@@ -177,20 +177,55 @@ class Ctx {
     this.trace?.push({ kind: 'note', text });
   }
 
-  lookupTable(table: number): void {
+  /** Translates from table 0, where the packet enters the pipeline. */
+  start(): void {
+    this.lookupTable(0, this.flow[Slot.IN_PORT], false);
+  }
+
+  /**
+   * resubmit and goto_table: like OVS, only a lookup in the same or an
+   * earlier table deepens the recursion (a chain forward through the tables
+   * is bounded by their number), and every rule they reach counts towards
+   * the resubmit limit.
+   */
+  private resubmit(table: number, inPort: number): void {
     if (this.error) return;
     if (this.depth >= MAX_DEPTH) {
       this.note(`>>>> over max translation depth ${MAX_DEPTH} <<<<`);
       this.error = 'Recursion too deep';
       return;
     }
-    if (++this.resubmits > MAX_RESUBMITS) {
+    if (this.resubmits >= MAX_RESUBMITS) {
       this.note(`>>>> over ${MAX_RESUBMITS} resubmit actions on bridge <<<<`);
       this.error = 'Too many resubmits';
       return;
     }
+    this.lookupTable(table, inPort, table <= this.tableId);
+  }
+
+  /**
+   * Looks `table` up with `inPort` as the packet's in_port and runs the
+   * rule's actions. The actions see the packet's own in_port again: OVS
+   * swaps the port in for the lookup only, so IN_PORT, NORMAL and the
+   * input-port check of output act on the port the packet came in on.
+   */
+  private lookupTable(table: number, inPort: number, deepens: boolean): void {
     this.tags.add(TABLE_TAGS[table]);
-    const rule = this.env.tables.table(table).lookup(this.flow, this.wc);
+    const f = this.flow;
+    const ownInPort = f[Slot.IN_PORT];
+    const tpSrc = f[Slot.TP_SRC];
+    const tpDst = f[Slot.TP_DST];
+    f[Slot.IN_PORT] = inPort;
+    // OVS's default fragment handling ("normal"): a fragment, first or
+    // later, is looked up as if it had no transport ports.
+    if (f[Slot.NW_FRAG] & FRAG_ANY && (f[Slot.DL_TYPE] === EthType.IP || f[Slot.DL_TYPE] === EthType.IPV6)) {
+      f[Slot.TP_SRC] = 0;
+      f[Slot.TP_DST] = 0;
+    }
+    const rule = this.env.tables.table(table).lookup(f, this.wc);
+    f[Slot.IN_PORT] = ownInPort;
+    f[Slot.TP_SRC] = tpSrc;
+    f[Slot.TP_DST] = tpDst;
     if (this.env.counters) {
       this.env.counters.lookups[table]++;
       if (rule) this.env.counters.matched[table]++;
@@ -198,13 +233,15 @@ class Ctx {
     this.trace?.push({ kind: 'table', table, rule });
     if (!rule) return;
     this.rules.push(rule);
+    // Every rule after the first was reached by resubmit or goto_table.
+    if (this.rules.length > 1) this.resubmits++;
     const savedRule = this.rule;
     const savedTable = this.tableId;
     this.rule = rule;
     this.tableId = table;
-    this.depth++;
+    if (deepens) this.depth++;
     this.doActions(rule.actions);
-    this.depth--;
+    if (deepens) this.depth--;
     this.rule = savedRule;
     this.tableId = savedTable;
     this.stopList = false;
@@ -229,7 +266,7 @@ class Ctx {
         return this.output(port, a.maxLen);
       }
       case 'controller':
-        return this.toController(a, 'action');
+        return this.toController(a);
       case 'set_vlan_vid':
       case 'set_vlan_pcp': {
         this.wc[Slot.VLAN_TCI] |= 0xffff;
@@ -255,7 +292,7 @@ class Ctx {
         this.vlanTpid = a.ethertype;
         return;
       case 'set_field':
-        if (!this.prereqsOk(a.field)) {
+        if (!(a.form === 'mod' ? this.modApplies(a.field) : this.prereqsOk(a.field))) {
           this.note(`>> ${a.field.name} does not apply to this packet; ignored`);
           return;
         }
@@ -264,20 +301,19 @@ class Ctx {
       case 'dec_ttl':
         return this.decTtl(a.controllerIds);
       case 'move': {
+        if (!this.prereqsOk(a.src.field) || !this.prereqsOk(a.dst.field)) {
+          this.note('>> move between fields this packet lacks; ignored');
+          return;
+        }
         const v = this.readRange(a.src);
         this.writeRange(a.dst, v);
         this.note(`-> ${a.dst.field.nxm ?? a.dst.field.name}[] is now ${readField(f, a.dst.field).toString(16)}`);
         return;
       }
-      case 'resubmit': {
-        const saved = f[Slot.IN_PORT];
-        if (a.port !== null && a.port !== OFPP.IN_PORT) f[Slot.IN_PORT] = a.port;
-        this.lookupTable(a.table ?? this.tableId);
-        f[Slot.IN_PORT] = saved;
-        return;
-      }
+      case 'resubmit':
+        return this.resubmit(a.table ?? this.tableId, a.port !== null && a.port !== OFPP.IN_PORT ? a.port : f[Slot.IN_PORT]);
       case 'goto_table':
-        return this.lookupTable(a.table);
+        return this.resubmit(a.table, f[Slot.IN_PORT]);
       case 'write_metadata': {
         const md = (BigInt(f[Slot.METADATA]) << 32n) | BigInt(f[Slot.METADATA + 1]);
         const v = (md & ~a.mask) | (a.value & a.mask);
@@ -295,6 +331,11 @@ class Ctx {
 
   // ------------------------------------------------------------- fields
 
+  /**
+   * Whether the packet has the field, as OVS checks before set_field, load
+   * and move: its Ethernet type, IP protocol or ICMP type, and for a TCP,
+   * UDP or SCTP field a packet that is not a later fragment.
+   */
   private prereqsOk(field: Field): boolean {
     if (!field.prereqs) return true;
     const f = this.flow;
@@ -304,6 +345,7 @@ class Ctx {
       if (p.nwProtos) {
         this.wc[Slot.NW_PROTO] |= 0xff;
         if (!p.nwProtos.includes(f[Slot.NW_PROTO])) return false;
+        if (f[Slot.NW_FRAG] & FRAG_LATER && L4_HEADERS[f[Slot.NW_PROTO]]) return false;
       }
       if (p.icmpTypes) {
         this.wc[Slot.TP_SRC] |= 0xff;
@@ -313,11 +355,27 @@ class Ctx {
     });
   }
 
+  /**
+   * Whether a `mod_*` rewrite applies, as OVS's OpenFlow 1.0 set actions
+   * decide: by the Ethernet type alone (mod_nw_src/dst need IPv4, the ToS,
+   * ECN and TTL any IP), and mod_tp_src/dst on any IP packet but a later
+   * fragment, whatever its protocol (its nw_proto then joins the megaflow).
+   */
+  private modApplies(field: Field): boolean {
+    const f = this.flow;
+    this.wc[Slot.DL_TYPE] |= 0xffff;
+    if (field.slot === Slot.TP_SRC || field.slot === Slot.TP_DST) {
+      if ((f[Slot.DL_TYPE] !== EthType.IP && f[Slot.DL_TYPE] !== EthType.IPV6) || f[Slot.NW_FRAG] & FRAG_LATER) return false;
+      this.wc[Slot.NW_PROTO] |= 0xff;
+      return true;
+    }
+    return !field.prereqs || field.prereqs.some((p) => p.dlTypes.includes(f[Slot.DL_TYPE]));
+  }
+
   /** Writes bits of a field; the written bits join the megaflow (commit compares them). */
   private writeMasked(field: Field, value: bigint, mask: bigint): void {
     writeField(this.flow, field, value, mask);
     writeField(this.wc, field, mask, mask);
-    writeField(this.written, field, mask, mask);
   }
 
   private readRange(r: FieldRange): bigint {
@@ -339,13 +397,12 @@ class Ctx {
     this.wc[Slot.NW_TTL] |= 0xff;
     if (f[Slot.NW_TTL] > 1) {
       f[Slot.NW_TTL]--;
-      this.written[Slot.NW_TTL] = 0xff;
       return;
     }
     this.note(`>> ${type === EthType.IP ? 'IPv4' : 'IPv6'} decrement TTL exception`);
     // Plain dec_ttl notifies controller 0, as OVS does.
     for (const id of controllerIds.length ? controllerIds : [0]) {
-      this.toController({ type: 'controller', maxLen: 0xffff, reason: 'invalid_ttl', controllerId: id }, 'invalid_ttl');
+      this.toController({ type: 'controller', maxLen: 0xffff, reason: 'invalid_ttl', controllerId: id });
     }
     this.stopList = true;
   }
@@ -367,7 +424,7 @@ class Ctx {
         }
         return;
       case OFPP.CONTROLLER:
-        return this.toController({ type: 'controller', maxLen: maxLen || 0xffff, reason: 'action', controllerId: 0 }, 'action');
+        return this.toController({ type: 'controller', maxLen: maxLen || 0xffff, reason: 'action', controllerId: 0 });
       case OFPP.NONE:
         return;
       default:
@@ -390,10 +447,11 @@ class Ctx {
     this.actions.push({ type: 'output', port: odp });
   }
 
-  private toController(a: ControllerAction, reasonName: ControllerEvent['reasonName']): void {
+  private toController(a: ControllerAction): void {
     this.commit();
+    const reasonName = a.reason === 'action' && this.rule && isTableMiss(this.rule) ? 'explicit_miss' : a.reason;
     const cookie: ControllerCookie = {
-      reason: reasonName === 'no_match' ? 0 : reasonName === 'action' ? 1 : 2,
+      reason: REASON_CODES[reasonName],
       maxLen: a.maxLen,
       ruleCookie: this.rule?.cookie ?? 0n,
       controllerId: a.controllerId,
@@ -464,17 +522,21 @@ class Ctx {
     }
   }
 
-  /** Outputs to a port with the VLAN tag that port wants, keeping the packet's PCP. */
+  /**
+   * Outputs to a port with the VLAN tag that port wants, keeping the
+   * packet's PCP; a tag whose VID and PCP are both 0 is left off.
+   */
   private outputVlan(p: BridgePort, vlan: number, inTci: number): void {
     const f = this.flow;
     const saved = f[Slot.VLAN_TCI];
     const savedTpid = this.vlanTpid;
     const tag = outputTag(p, vlan);
-    if (tag === null) {
+    const tci = tag === null ? 0 : (inTci & 0xe000) | tag;
+    if (tci === 0) {
       f[Slot.VLAN_TCI] = 0;
       this.vlanTpid = 0;
     } else {
-      f[Slot.VLAN_TCI] = (inTci & 0xe000) | VLAN_CFI | tag;
+      f[Slot.VLAN_TCI] = tci | VLAN_CFI;
       if (!this.vlanTpid) this.vlanTpid = EthType.VLAN;
     }
     this.outputTo(p.ofport);
@@ -542,24 +604,32 @@ class Ctx {
 
   // ------------------------------------------------------------- commit
 
-  /** Emits datapath actions that turn `base` into `flow`, then makes them equal. */
+  /**
+   * Emits datapath actions that turn `base` into `flow`, then makes them
+   * equal. The order is OVS's: Ethernet, L3, L4, then the VLAN tag. Like
+   * OVS, a packet whose nw_proto is 0 gets no L3 or L4 rewrite: it is not
+   * taken to have those headers.
+   */
   private commit(): void {
     const f = this.flow;
     const b = this.base;
+    this.commitField('eth', 'eth_src', Slot.DL_SRC, 2);
+    this.commitField('eth', 'eth_dst', Slot.DL_DST, 2);
+    // Whether there is an L3 header to rewrite is read from nw_proto.
+    if (this.pending(L3_L4_SLOTS)) {
+      this.wc[Slot.NW_PROTO] |= 0xff;
+      if (f[Slot.NW_PROTO] !== 0) this.commitL3L4(f[Slot.DL_TYPE]);
+    }
     if (f[Slot.VLAN_TCI] !== b[Slot.VLAN_TCI] || (f[Slot.VLAN_TCI] && this.vlanTpid !== this.baseTpid)) {
       if (b[Slot.VLAN_TCI] & VLAN_CFI) this.actions.push({ type: 'pop_vlan' });
       if (f[Slot.VLAN_TCI] & VLAN_CFI) this.actions.push({ type: 'push_vlan', tpid: this.vlanTpid || EthType.VLAN, tci: f[Slot.VLAN_TCI] });
       b[Slot.VLAN_TCI] = f[Slot.VLAN_TCI];
       this.baseTpid = this.vlanTpid;
     }
-    this.commitField('eth', 'eth_src', Slot.DL_SRC, 2);
-    this.commitField('eth', 'eth_dst', Slot.DL_DST, 2);
-    const type = f[Slot.DL_TYPE];
-    const w = this.written;
-    // Like OVS, an L3 rewrite pins nw_proto (its megaflows show it).
-    if ((type === EthType.IP || type === EthType.IPV6) && (w[Slot.NW_SRC] | w[Slot.NW_DST] | w[Slot.NW_TOS] | w[Slot.NW_TTL] | w[Slot.IPV6_LABEL])) {
-      this.wc[Slot.NW_PROTO] |= 0xff;
-    }
+  }
+
+  private commitL3L4(type: number): void {
+    const f = this.flow;
     if (type === EthType.IP) {
       this.commitField('ipv4', 'nw_src', Slot.NW_SRC, 1);
       this.commitField('ipv4', 'nw_dst', Slot.NW_DST, 1);
@@ -578,18 +648,44 @@ class Ctx {
       this.commitField('arp', 'arp_sha', Slot.ARP_SHA, 2);
       this.commitField('arp', 'arp_tha', Slot.ARP_THA, 2);
     }
-    if ((type === EthType.IP || type === EthType.IPV6) && !(f[Slot.NW_FRAG] & FRAG_LATER)) {
-      const l4 = L4_HEADERS[f[Slot.NW_PROTO]];
-      if (l4) {
-        this.commitField(l4, 'tp_src', Slot.TP_SRC, 1);
-        this.commitField(l4, 'tp_dst', Slot.TP_DST, 1);
-      }
+    // (A later fragment's ports never change: no action writes them.)
+    if (type === EthType.IP || type === EthType.IPV6) {
       if (f[Slot.NW_PROTO] === IpProto.ICMPV6 && (f[Slot.TP_SRC] === 135 || f[Slot.TP_SRC] === 136)) {
         this.commitField('nd', 'nd_target', Slot.ND_TARGET, 4);
         this.commitField('nd', 'arp_sha', Slot.ARP_SHA, 2);
         this.commitField('nd', 'arp_tha', Slot.ARP_THA, 2);
       }
+      const l4 = L4_HEADERS[f[Slot.NW_PROTO]];
+      if (l4) {
+        this.commitField(l4, 'tp_src', Slot.TP_SRC, 1);
+        this.commitField(l4, 'tp_dst', Slot.TP_DST, 1);
+      } else if (f[Slot.NW_PROTO] === IpProto.ICMP || f[Slot.NW_PROTO] === IpProto.ICMPV6) {
+        this.commitIcmp(f[Slot.NW_PROTO] === IpProto.ICMP ? 'icmp' : 'icmpv6');
+      }
     }
+  }
+
+  /**
+   * ICMP's type and code are 8-bit fields kept in tp_src/tp_dst: like OVS,
+   * a change to either sets both, whole and cut to 8 bits (mod_tp_src:1000
+   * gives type 232), and pins both in the megaflow.
+   */
+  private commitIcmp(header: 'icmp' | 'icmpv6'): void {
+    const f = this.flow;
+    const b = this.base;
+    if (((f[Slot.TP_SRC] ^ b[Slot.TP_SRC]) | (f[Slot.TP_DST] ^ b[Slot.TP_DST])) === 0) return;
+    b[Slot.TP_SRC] = f[Slot.TP_SRC];
+    b[Slot.TP_DST] = f[Slot.TP_DST];
+    this.wc[Slot.TP_SRC] |= 0xff;
+    this.wc[Slot.TP_DST] |= 0xff;
+    this.actions.push({ type: 'set', header, field: 'tp_src', value: f[Slot.TP_SRC] & 0xff, mask: DP_SET_FULL_MASK.tp_src });
+    this.actions.push({ type: 'set', header, field: 'tp_dst', value: f[Slot.TP_DST] & 0xff, mask: DP_SET_FULL_MASK.tp_dst });
+  }
+
+  /** True when `flow` and `base` differ in one of these slots. */
+  private pending(slots: readonly number[]): boolean {
+    for (const s of slots) if (this.flow[s] !== this.base[s]) return true;
+    return false;
   }
 
   private commitField(header: DpSetHeader, field: DpSetField, slot: number, words: number): void {
@@ -598,10 +694,11 @@ class Ctx {
     let same = true;
     for (let i = 0; i < words; i++) if (f[slot + i] !== b[slot + i]) same = false;
     if (same) return;
-    // Only written bits can differ; the set carries exactly those, under a mask.
-    const w = this.written;
+    // Like OVS, the set carries the field's bits the megaflow matches (read
+    // or written), under a mask: only written bits differ, and the others
+    // are equal in every packet of the megaflow.
     for (let i = 0; i < words; i++) b[slot + i] = f[slot + i];
-    const mask = wordsValue(w, slot, words);
+    const mask = wordsValue(this.wc, slot, words);
     const value = typeof mask === 'bigint' ? (wordsValue(f, slot, words) as bigint) & mask : maskNum(wordsValue(f, slot, words) as number, mask, words);
     this.actions.push({ type: 'set', header, field, value, mask });
   }
@@ -637,14 +734,30 @@ class Ctx {
   }
 }
 
+/** Packet-in reasons as OVS numbers them in the datapath's controller cookie. */
+const REASON_CODES: Record<ControllerEvent['reasonName'], number> = {
+  no_match: 0, action: 1, invalid_ttl: 2, action_set: 3, group: 4, packet_out: 5, explicit_miss: 6,
+};
+
+/** A table-miss rule: priority 0 and matching every packet. */
+function isTableMiss(rule: Rule): boolean {
+  return rule.match.priority === 0 && rule.match.mask.every((w) => w === 0);
+}
+
 const TABLE_TAGS = Array.from({ length: 255 }, (_, i) => `table:${i}`);
 
+/** The slots of the L3 and L4 fields a commit may rewrite. */
+const L3_L4_SLOTS: readonly number[] = [
+  Slot.NW_SRC, Slot.NW_DST, Slot.NW_TOS, Slot.NW_TTL, Slot.NW_PROTO, Slot.IPV6_LABEL, Slot.TP_SRC, Slot.TP_DST,
+  ...[0, 1, 2, 3].flatMap((i) => [Slot.IPV6_SRC + i, Slot.IPV6_DST + i, Slot.ND_TARGET + i]),
+  Slot.ARP_SHA, Slot.ARP_SHA + 1, Slot.ARP_THA, Slot.ARP_THA + 1,
+];
+
+/** Transport headers whose ports a masked set rewrites. */
 const L4_HEADERS: Record<number, DpSetHeader> = {
   [IpProto.TCP]: 'tcp',
   [IpProto.UDP]: 'udp',
   [IpProto.SCTP]: 'sctp',
-  [IpProto.ICMP]: 'icmp',
-  [IpProto.ICMPV6]: 'icmpv6',
 };
 
 

@@ -68,6 +68,33 @@ describe('NORMAL flooding per VLAN', () => {
   });
 });
 
+describe('NORMAL and VLAN 0 (as OVS)', () => {
+  const ports = [
+    { ofport: 1, name: 't1' },
+    { ofport: 2, name: 'n2', vlanMode: 'native-untagged' as const, tag: 20 },
+    { ofport: 3, name: 'n3', vlanMode: 'native-tagged' as const, tag: 30 },
+    { ofport: 4, name: 't4' },
+    { ofport: 5, name: 'a5', tag: 10 },
+  ];
+
+  test('a native port without trunks carries every VLAN but 0: a trunk\'s untagged traffic stays off it', () => {
+    const { of } = bridge({ failMode: 'standalone', ports });
+    expect(send(of, 1, A, BCAST)).toBe('4');
+    expect(send(of, 1, A, BCAST, 7)).toBe('2,3,4');
+  });
+
+  test('a priority tag (VID 0) with a PCP leaves trunks in a priority tag; without a PCP, untagged', () => {
+    const { of } = bridge({ failMode: 'standalone', ports });
+    const flood = (pcp: number) => formatDpActions(of.xlate(flowOf(`in_port=1,dl_vlan=0,dl_vlan_pcp=${pcp},dl_src=${A},dl_dst=${BCAST}`)).actions);
+    expect(flood(5)).toBe('4');
+    expect(flood(0)).toBe('pop_vlan,4');
+    // From an access port the PCP goes with the access VLAN's tag. (All three as ovs-vswitchd 3.1 does.)
+    expect(formatDpActions(of.xlate(flowOf(`in_port=5,dl_vlan=0,dl_vlan_pcp=5,dl_src=${A},dl_dst=${BCAST}`)).actions)).toBe(
+      'pop_vlan,push_vlan(vid=10,pcp=5),1,2,3,4',
+    );
+  });
+});
+
 describe('NORMAL learning', () => {
   test('learn then unicast; a destination on the input port is dropped', () => {
     const { of } = vlanBridge();

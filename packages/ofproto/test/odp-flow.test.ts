@@ -82,7 +82,7 @@ describe('datapath flow syntax', () => {
 
   test('actions with port names; TCP flags of the statistics', () => {
     const name = (n: number) => ({ 2: 'p2', 100: 'br0' })[n];
-    expect(formatDpActions([{ type: 'pop_vlan' }, { type: 'output', port: 2 }, { type: 'output', port: 100 }, { type: 'output', port: 7 }], name)).toBe('pop_vlan,p2,br0,7');
+    expect(formatDpActions([{ type: 'pop_vlan' }, { type: 'output', port: 2 }, { type: 'output', port: 100 }, { type: 'output', port: 7 }], { portName: name })).toBe('pop_vlan,p2,br0,7');
     expect(formatDpActions([])).toBe('drop');
     expect(formatTcpFlagLetters(0x12)).toBe('S.');
     expect(formatTcpFlagLetters(0x1)).toBe('F');

@@ -61,6 +61,17 @@ describe('errors name file:line:column and what was expected', () => {
     expect(errorOf(() => parseFlow('actions=move:reg0[0..3]->reg1[0..4]')).reason).toMatch(/4 bits wide but the destination is 5/);
   });
 
+  it('a transport field of later fragments is refused; mod_tp_* only in OpenFlow 1.3 (ovs-ofctl -O OpenFlow13 add-flows refuses it too)', () => {
+    expect(errorOf(() => parseFlow('tcp,nw_frag=later,actions=load:80->NXM_OF_TCP_DST[]')).reason).toBe(
+      "set_field/load of 'tcp_dst' needs a match on dl_type=0x0800|dl_type=0x86dd,nw_proto=6 (not nw_frag=later)",
+    );
+    expect(parseFlow('tcp,nw_frag=later,actions=mod_tp_dst:80').actions).toHaveLength(1);
+    expect(errorOf(() => parseFlow('tcp,nw_frag=later,actions=mod_tp_dst:80', { dialect: 'of13' })).reason).toMatch(
+      /^mod_tp_dst needs a match on .*\(not nw_frag=later\) in OpenFlow 1\.3$/,
+    );
+    expect(parseFlow('tcp,nw_frag=first,actions=mod_tp_dst:80', { dialect: 'of13' }).actions).toHaveLength(1);
+  });
+
   it('recognised but unbuilt actions and fields are RULE_UNSUPPORTED, unknown ones RULE_SYNTAX', () => {
     for (const line of ['ip,actions=ct(commit)', 'actions=group:1', 'actions=meter:1', 'ct_state=+trk,actions=drop']) {
       const e = errorOf(() => parseFlow(line));

@@ -62,6 +62,26 @@ describe('outputs', () => {
   });
 });
 
+describe('controller actions (as OVS)', () => {
+  const userspace = (reason: number, cookie: string, maxLen: number) =>
+    `userspace(pid=0,controller(reason=${reason},dont_send=0,continuation=0,recirc_id=0,rule_cookie=${cookie},controller_id=0,max_len=${maxLen}))`;
+
+  test('CONTROLLER in a table-miss rule (priority 0, matching everything) is an explicit miss, reason 6', () => {
+    const { of } = bridge();
+    addFlows(of, 'priority=0,actions=CONTROLLER:64\npriority=1,in_port=2,actions=CONTROLLER:64');
+    const miss = of.xlate(flowOf('in_port=1'));
+    expect(formatDpActions(miss.actions)).toBe(userspace(6, '0', 64));
+    expect(miss.controller.map((c) => c.reasonName)).toEqual(['explicit_miss']);
+    expect(formatDpActions(of.xlate(flowOf('in_port=2')).actions)).toBe(userspace(1, '0', 64));
+  });
+
+  test('controller(reason=…) gives that reason; a cookie prints in hex, 0 as 0', () => {
+    const { of } = bridge();
+    addFlows(of, 'cookie=0x1f,in_port=1,actions=controller(reason=no_match,max_len=100)');
+    expect(formatDpActions(of.xlate(flowOf('in_port=1')).actions)).toBe(userspace(0, '0x1f', 100));
+  });
+});
+
 describe('VLAN actions', () => {
   test('mod_vlan_vid pushes on an untagged packet and rewrites a tagged one', () => {
     expect(oneRule('actions=mod_vlan_vid:10,output:2', 'in_port=1')).toBe('push_vlan(vid=10,pcp=0),2');
@@ -87,7 +107,7 @@ describe('field rewrites', () => {
     expect(oneRule('actions=mod_dl_src:00:11:22:33:44:55,mod_dl_dst:00:00:00:00:00:02,output:2', 'in_port=1')).toBe(
       'set(eth(src=00:11:22:33:44:55,dst=00:00:00:00:00:02)),2',
     );
-    expect(oneRule('ip,actions=mod_nw_src:1.1.1.1,mod_nw_dst:2.2.2.2,mod_nw_tos:16,mod_nw_ttl:9,output:2', 'in_port=1,ip,nw_ttl=64')).toBe(
+    expect(oneRule('ip,actions=mod_nw_src:1.1.1.1,mod_nw_dst:2.2.2.2,mod_nw_tos:16,mod_nw_ttl:9,output:2', 'in_port=1,udp,nw_ttl=64')).toBe(
       'set(ipv4(src=1.1.1.1,dst=2.2.2.2,tos=0x10/0xfc,ttl=9)),2',
     );
     expect(oneRule('tcp,actions=mod_tp_src:1000,mod_tp_dst:2000,output:2', 'in_port=1,tcp,tp_src=1,tp_dst=2')).toBe(
@@ -99,14 +119,48 @@ describe('field rewrites', () => {
   test('a rewrite to the value the packet already has emits nothing, and the megaflow pins that value', () => {
     const { of } = bridge();
     addFlows(of, 'ip,actions=mod_nw_dst:2.2.2.2,output:2');
-    const same = run(of, 'in_port=1,ip,nw_dst=2.2.2.2');
+    const same = run(of, 'in_port=1,udp,nw_dst=2.2.2.2');
     expect(same.actions).toBe('2');
-    expect(same.megaflow).toBe('recirc_id=0,eth,ip,in_port=1,nw_dst=2.2.2.2,nw_proto=0,nw_frag=no');
-    expect(run(of, 'in_port=1,ip,nw_dst=3.3.3.3').actions).toBe('set(ipv4(dst=2.2.2.2)),2');
+    expect(same.megaflow).toBe('recirc_id=0,eth,ip,in_port=1,nw_dst=2.2.2.2,nw_frag=no');
+    expect(run(of, 'in_port=1,udp,nw_dst=3.3.3.3').actions).toBe('set(ipv4(dst=2.2.2.2)),2');
+  });
+
+  test('a set carries the bits of a changed field that the megaflow matches, read or written (as OVS)', () => {
+    const { of } = bridge();
+    addFlows(of, `priority=10,udp,nw_dst=10.0.0.0/8,actions=load:0x7->NXM_OF_IP_DST[0..7],output:2
+priority=10,udp,nw_src=10.0.0.0/8,actions=mod_nw_dst:1.2.3.4,output:2`);
+    expect(run(of, 'in_port=1,udp,nw_dst=10.1.2.3')).toEqual({
+      actions: 'set(ipv4(dst=10.0.0.7/255.0.0.255)),2',
+      megaflow: 'recirc_id=0,eth,udp,in_port=1,nw_dst=10.0.0.3/255.0.0.255,nw_frag=no',
+    });
+    // nw_src is matched but unchanged: not in the set.
+    expect(run(of, 'in_port=1,udp,nw_src=10.1.2.3,nw_dst=9.9.9.9').actions).toBe('set(ipv4(dst=1.2.3.4)),2');
+  });
+
+  test('the order of a commit is Ethernet, L3, L4, then the VLAN tag (as OVS)', () => {
+    expect(oneRule('actions=mod_vlan_vid:10,mod_tp_dst:80,mod_nw_tos:16,mod_dl_src:00:00:00:00:00:09,output:2', 'in_port=1,tcp')).toBe(
+      'set(eth(src=00:00:00:00:00:09)),set(ipv4(tos=0x10/0xfc)),set(tcp(dst=80)),push_vlan(vid=10,pcp=0),2',
+    );
+  });
+
+  test('a packet with nw_proto 0 is not taken to have an L3 header: its rewrites are not committed (as OVS)', () => {
+    const { of } = bridge();
+    addFlows(of, 'ip,actions=mod_nw_dst:2.2.2.2,dec_ttl,output:2,resubmit(,1)\ntable=1,ip,nw_dst=2.2.2.2,nw_ttl=63,actions=output:3');
+    // The flow is rewritten all the same: a later table sees the new values.
+    expect(run(of, 'in_port=1,ip,nw_dst=3.3.3.3,nw_ttl=64').actions).toBe('2,3');
+    expect(run(of, 'in_port=1,ip,nw_proto=47,nw_dst=3.3.3.3,nw_ttl=64').actions).toBe('set(ipv4(dst=2.2.2.2,ttl=63)),2,3');
+  });
+
+  test('mod_tp_src/dst rewrite any IP packet but a later fragment, whatever its protocol; ICMP takes the low 8 bits (as OVS)', () => {
+    const rule = 'actions=mod_tp_src:1000,output:2';
+    expect(oneRule(rule, 'in_port=1,udp,udp_src=53')).toBe('set(udp(src=1000)),2');
+    expect(oneRule(rule, 'in_port=1,icmp,icmp_type=8')).toBe('set(icmp(type=232,code=0)),2');
+    expect(oneRule(rule, 'in_port=1,tcp,nw_frag=later')).toBe('2');
+    expect(oneRule(rule, 'in_port=1,arp')).toBe('2');
   });
 
   test('set_field, load and move', () => {
-    expect(oneRule('ipv6,actions=set_field:2001:db8::1->ipv6_dst,output:2', 'in_port=1,ipv6', 'of13')).toBe('set(ipv6(dst=2001:db8::1)),2');
+    expect(oneRule('ipv6,actions=set_field:2001:db8::1->ipv6_dst,output:2', 'in_port=1,udp6', 'of13')).toBe('set(ipv6(dst=2001:db8::1)),2');
     expect(oneRule('actions=load:0x0a0b0c0d0e0f->NXM_OF_ETH_DST[],output:2', 'in_port=1')).toBe('set(eth(dst=0a:0b:0c:0d:0e:0f)),2');
     expect(oneRule('actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],output:2', 'in_port=1,dl_src=00:00:00:00:00:05')).toBe(
       'set(eth(dst=00:00:00:00:00:05)),2',
@@ -114,13 +168,13 @@ describe('field rewrites', () => {
   });
 
   test('dec_ttl decrements, and at TTL 1 sends to the controller and stops the action list', () => {
-    expect(oneRule('ip,actions=dec_ttl,output:2', 'in_port=1,ip,nw_ttl=64')).toBe('set(ipv4(ttl=63)),2');
-    expect(oneRule('ipv6,actions=dec_ttl,output:2', 'in_port=1,ipv6,nw_ttl=2')).toBe('set(ipv6(hlimit=1)),2');
+    expect(oneRule('ip,actions=dec_ttl,output:2', 'in_port=1,icmp,nw_ttl=64')).toBe('set(ipv4(ttl=63)),2');
+    expect(oneRule('ipv6,actions=dec_ttl,output:2', 'in_port=1,tcp6,nw_ttl=2')).toBe('set(ipv6(hlimit=1)),2');
     const { of } = bridge();
     addFlows(of, 'ip,actions=output:3,dec_ttl,output:2');
     const r = of.xlate(flowOf('in_port=1,ip,nw_ttl=1'));
     expect(formatDpActions(r.actions)).toBe(
-      '3,userspace(pid=0,controller(reason=2,dont_send=0,continuation=0,recirc_id=0,rule_cookie=0x0,controller_id=0,max_len=65535))',
+      '3,userspace(pid=0,controller(reason=2,dont_send=0,continuation=0,recirc_id=0,rule_cookie=0,controller_id=0,max_len=65535))',
     );
     expect(r.controller.map((c) => c.reasonName)).toEqual(['invalid_ttl']);
     expect(formatMegaflow(r.megaflow)).toBe('recirc_id=0,eth,ip,in_port=1,nw_ttl=1,nw_frag=no');
@@ -145,8 +199,44 @@ table=2,in_port=1,actions=output:3`);
     expect(r.error).toBe('Recursion too deep');
     const t = trace(of, 'in_port=1').text;
     expect(t).toContain('>>>> over max translation depth 64 <<<<');
-    expect(t.split('\n').filter((l) => l.startsWith(' 0. in_port=1')).length).toBe(64);
+    // The first lookup and 64 resubmits (OVS traces 65 too).
+    expect(t.split('\n').filter((l) => l.startsWith(' 0. in_port=1')).length).toBe(65);
     expect(t.endsWith('Datapath actions: drop\nTranslation failed (Recursion too deep), packet is dropped.')).toBe(true);
+  });
+
+  test('a resubmit to a later table does not deepen: a chain through 100 tables is translated (as OVS)', () => {
+    const { of } = bridge();
+    const chain = Array.from({ length: 100 }, (_, t) => `table=${t},actions=resubmit(,${t + 1})`);
+    addFlows(of, [...chain, 'table=100,actions=output:2'].join('\n'));
+    expect(run(of, 'in_port=1').actions).toBe('2');
+  });
+
+  test('resubmit with a port changes in_port for its lookup only; the rule it finds acts on the real one (as OVS)', () => {
+    const { of } = bridge();
+    addFlows(of, `table=0,in_port=1,actions=resubmit(2,1)
+table=1,in_port=2,actions=output:1,IN_PORT,move:NXM_OF_IN_PORT[]->NXM_NX_REG0[0..15],resubmit(,2)
+table=2,reg0=1,actions=output:3`);
+    // output:1 is the input port (skipped), IN_PORT is port 1, and reg0 gets 1.
+    expect(run(of, 'in_port=1').actions).toBe('1,3');
+  });
+
+  test('a later fragment has no TCP/UDP ports to set or move, but an ICMP type may be set (as OVS)', () => {
+    const { of } = bridge();
+    addFlows(of, `in_port=1,tcp,actions=load:5->NXM_NX_REG0[],move:NXM_OF_TCP_DST[]->NXM_NX_REG0[0..15],set_field:80->tcp_src,move:NXM_OF_TCP_SRC[]->NXM_NX_REG1[0..15],resubmit(,1)
+table=1,reg0=5,reg1=0,actions=output:2
+table=1,priority=0,actions=output:3
+in_port=2,icmp,actions=set_field:3->icmp_type,output:3`);
+    expect(run(of, 'in_port=1,tcp,nw_frag=later').actions).toBe('2');
+    expect(run(of, 'in_port=1,tcp,tcp_dst=7').actions).toBe('set(tcp(src=80)),3');
+    expect(run(of, 'in_port=2,icmp,nw_frag=later').actions).toBe('set(icmp(type=3,code=0)),3');
+  });
+
+  test('a fragment, first or later, is looked up without transport ports (OVS\'s "normal" fragment handling)', () => {
+    const { of } = bridge();
+    addFlows(of, 'priority=10,tcp,tp_dst=80,actions=output:2\npriority=5,tcp,tp_dst=0,actions=output:3');
+    expect(run(of, 'in_port=1,tcp,tp_dst=80').actions).toBe('2');
+    expect(run(of, 'in_port=1,tcp,tp_dst=80,nw_frag=first').actions).toBe('3');
+    expect(run(of, 'in_port=1,tcp,nw_frag=later').actions).toBe('3');
   });
 
   test('goto_table and write_metadata carry state to a later table', () => {

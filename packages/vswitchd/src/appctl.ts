@@ -151,7 +151,7 @@ function dumpFlowLines(dp: Dataplane, ports: Map<number, string>, more: boolean,
     const flags = f.tcpFlags ? `, flags:${formatTcpFlagLetters(f.tcpFlags)}` : '';
     const key = formatOdpFlowKey({ key: f.key, mask: f.mask }, { verbose: more, portName });
     const ufid = more ? `ufid:${ufidOf(f.id)} ` : '';
-    lines.push(`${ufid}${key}, packets:${f.packets}, bytes:${f.bytes}, used:${used}${flags}, actions:${formatDpActions(f.actions, portName)}\n`);
+    lines.push(`${ufid}${key}, packets:${f.packets}, bytes:${f.bytes}, used:${used}${flags}, actions:${formatDpActions(f.actions, { portName })}\n`);
   }
   return lines.join('');
 }

@@ -71,7 +71,6 @@ export function pcapFlowText(dp: Datapath, packet: Uint8Array): string {
   const key = fromWireKey(dp.extractKey(packet, 0));
   return formatFlow(flowFromKey(key, OFPP_NONE))
     .replace(`in_port=${OFPP_NONE}`, 'in_port=ANY')
-    .replace(/dl_vlan_pcp=(\d+)/, 'dl_vlan_pcp=$1,vlan_tci1=0x0000')
     .replace(/tcp_flags=(0x[0-9a-f]+|0)/, (_m, v: string) => `tcp_flags=${tcpFlagNames(Number(v))}`);
 }
 

@@ -1194,22 +1194,31 @@ function requirePrereqs(ctx: LineCtx, f: Field, m: Match, at: number): void {
   }
 }
 
-/** True when the match pins dl_type/nw_proto/icmp_type as the field requires. */
+/**
+ * True when the match pins dl_type/nw_proto/icmp_type as the field requires.
+ * A TCP, UDP or SCTP field also needs a match that is not of later fragments
+ * (which carry no transport header), as ovs-ofctl checks.
+ */
 export function prereqsMet(f: Field, m: Match): boolean {
   if (!f.prereqs) return true;
   const dl = m.mask[Slot.DL_TYPE] ? m.value[Slot.DL_TYPE] : -1;
   const proto = m.mask[Slot.NW_PROTO] ? m.value[Slot.NW_PROTO] : -1;
   const icmp = m.mask[Slot.TP_SRC] === 0xffff || m.mask[Slot.TP_SRC] === 0xffffffff ? m.value[Slot.TP_SRC] : -1;
+  const later = (m.value[Slot.NW_FRAG] & m.mask[Slot.NW_FRAG] & FRAG_LATER) !== 0;
   return f.prereqs.some(
     (p) =>
       p.dlTypes.includes(dl) &&
       (!p.nwProtos || p.nwProtos.includes(proto)) &&
-      (!p.icmpTypes || p.icmpTypes.includes(icmp)),
+      (!p.icmpTypes || p.icmpTypes.includes(icmp)) &&
+      !(later && p.nwProtos && TRANSPORT_PROTOS.includes(proto)),
   );
 }
 
+/** Protocols whose header a later fragment lacks. */
+const TRANSPORT_PROTOS: readonly number[] = [IpProto.TCP, IpProto.UDP, IpProto.SCTP];
+
 function describePrereqs(f: Field): string {
-  return (f.prereqs ?? [])
+  const text = (f.prereqs ?? [])
     .map((p) => {
       const dl = p.dlTypes.map((d) => `dl_type=0x${d.toString(16).padStart(4, '0')}`).join('|');
       const pr = p.nwProtos ? `,nw_proto=${p.nwProtos.join('|')}` : '';
@@ -1217,6 +1226,8 @@ function describePrereqs(f: Field): string {
       return dl + pr + it;
     })
     .join(' or ');
+  const transport = (f.prereqs ?? []).some((p) => p.nwProtos?.some((n) => TRANSPORT_PROTOS.includes(n)));
+  return transport ? `${text} (not nw_frag=later)` : text;
 }
 
 /**
