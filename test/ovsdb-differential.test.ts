@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { bundleDbServer, DbServer, run, SCHEMA } from '../packages/ovsdb/test/helpers/dbserver.ts';
 import { JsonRpcConnection } from '../packages/ovsdb/src/jsonrpc.ts';
+import { Rng } from './prng.ts';
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 interface BaseType {
@@ -53,26 +54,6 @@ function columnType(t: Json): ColumnType {
     min: o.min === undefined ? 1 : (o.min as number),
     max: o.max === undefined ? 1 : o.max === 'unlimited' ? Infinity : (o.max as number),
   };
-}
-
-/** Deterministic pseudo-random numbers (mulberry32), so every run sends the same transactions. */
-class Rng {
-  constructor(private s: number) {}
-  next(): number {
-    this.s = (this.s + 0x6d2b79f5) | 0;
-    let t = Math.imul(this.s ^ (this.s >>> 15), 1 | this.s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-  pick<T>(xs: readonly T[]): T {
-    return xs[this.int(xs.length)];
-  }
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
 }
 
 /** The uuid pool of a table: inserts choose from it, references point into it. */

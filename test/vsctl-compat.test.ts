@@ -5,7 +5,7 @@
 // by the table and name of the row it stands for; records and `show` blocks
 // whose order ovs-vsctl leaves to its hash tables are compared as sets.
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -17,35 +17,14 @@ import { Idl } from '../packages/ovsdb/src/idl.ts';
 import { makeAtom } from '../packages/ovsdb/src/datum.ts';
 import { parseSchema } from '../packages/ovsdb/src/schema.ts';
 import { OvsdbServer } from '../packages/ovsdb/src/server.ts';
-import { runVsctl } from '../packages/cli/src/vsctl/main.ts';
+import { canonical, labelUuids, normaliseStderr, nvsVsctl, ovsVsctl, rowLabels, SCHEMA, startSide, stopSide, type Result, type Side } from './vsctl-harness.ts';
 
 const run = promisify(execFile);
-const SCHEMA = JSON.parse(readFileSync(new URL('../configs/vswitch.ovsschema', import.meta.url), 'utf8'));
-const UUID_RE = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g;
-
-interface Result {
-  stdout: string;
-  stderr: string;
-  code: number;
-}
-
-interface Side {
-  dir: string;
-  sock: string;
-  server: OvsdbServer;
-  db: Database;
-}
 
 let sides: Side[] = [];
 
 async function startServer(): Promise<Side> {
-  const dir = mkdtempSync(join(tmpdir(), 'nvs-vsctl-'));
-  const server = new OvsdbServer({ log: pino({ level: 'silent' }) });
-  const db = new Database(parseSchema(SCHEMA));
-  server.addDatabase(db);
-  const sock = join(dir, 'db.sock');
-  await server.listen(`punix:${sock}`);
-  const side = { dir, sock, server, db };
+  const side = await startSide();
   sides.push(side);
   return side;
 }
@@ -55,66 +34,8 @@ beforeEach(() => {
 });
 
 afterEach(async () => {
-  for (const s of sides) {
-    await s.server.close();
-    rmSync(s.dir, { recursive: true, force: true });
-  }
+  for (const s of sides) await stopSide(s);
 });
-
-async function ovsVsctl(side: Side, args: string[]): Promise<Result> {
-  try {
-    const { stdout, stderr } = await run('ovs-vsctl', [`--db=unix:${side.sock}`, ...args]);
-    return { stdout, stderr, code: 0 };
-  } catch (err) {
-    const e = err as { stdout: string; stderr: string; code: number };
-    return { stdout: e.stdout, stderr: e.stderr, code: e.code };
-  }
-}
-
-async function nvsVsctl(side: Side, args: string[]): Promise<Result> {
-  let stdout = '';
-  let stderr = '';
-  const code = await runVsctl([`--db=unix:${side.sock}`, ...args], { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t), env: {} });
-  return { stdout, stderr, code };
-}
-
-/** Names each uuid by its row: `<Port vnet0>`, `<Open_vSwitch>`. */
-function labeler(db: Database): (text: string) => string {
-  const labels = new Map<string, string>();
-  for (const [table, rows] of db.tables) {
-    for (const row of rows.values()) {
-      const name = row.values.get('name') ?? row.values.get('target');
-      labels.set(row.uuid, name && name.keys.length === 1 ? `<${table} ${String(name.keys[0])}>` : `<${table}>`);
-    }
-  }
-  return (text) => text.replace(UUID_RE, (u) => labels.get(u) ?? '<gone>');
-}
-
-/** Sorts what ovs-vsctl prints in hash order: list records, and sibling blocks of `show`. */
-function canonical(args: string[], text: string): string {
-  // Sets of references are sorted by uuid, which differ between the two databases.
-  text = text.replace(/\[(<[^\]]+>(?:, <[^\]]+>)+)\]/g, (_, refs: string) => `[${refs.split(', ').sort().join(', ')}]`);
-  text = text.replace(/\[(\["uuid","<[^>]+>"\](?:,\["uuid","<[^>]+>"\])+)\]/g, (_, refs: string) => `[${refs.split('],[').map((r) => r.replace(/^\[|\]$/g, '')).sort().map((r) => `[${r}]`).join(',')}]`);
-  const cmd = args.find((a) => !a.startsWith('-'));
-  if (cmd === 'show') return sortBlocks(text.split('\n'), 0).join('\n');
-  if ((cmd === 'list' || cmd === 'find') && !args.some((a) => a.startsWith('--format'))) return text.split('\n\n').map((r) => r.replace(/\n$/, '')).sort().join('\n\n');
-  if (args.some((a) => a === '--format=table' || a === '--format=json' || a === '--format=csv')) return text.split('\n').sort().join('\n');
-  return text;
-}
-
-function indentOf(line: string): number {
-  return line.length - line.trimStart().length;
-}
-
-/** Sorts the blocks (a line and its deeper-indented lines) at each level of an indented tree. */
-function sortBlocks(lines: string[], level: number): string[] {
-  const blocks: string[][] = [];
-  for (const line of lines) {
-    if (blocks.length === 0 || indentOf(line) <= level) blocks.push([line]);
-    else blocks[blocks.length - 1].push(line);
-  }
-  return blocks.map((b) => [b[0], ...sortBlocks(b.slice(1), level + 4)].join('\n')).sort();
-}
 
 /** Runs each step on both sides and expects the same normalized result. */
 async function compareScenario(steps: string[][]): Promise<void> {
@@ -124,12 +45,8 @@ async function compareScenario(steps: string[][]): Promise<void> {
     const want = await ovsVsctl(ovsSide, args);
     const got = await nvsVsctl(nvsSide, args);
     const norm = (side: Side, r: Result): Result => {
-      const label = labeler(side.db);
-      return {
-        stdout: canonical(args, label(r.stdout)),
-        stderr: label(r.stderr.replace(/^(ovs|nvs)-vsctl: /gm, 'vsctl: ')),
-        code: r.code,
-      };
+      const labels = rowLabels(side.db);
+      return { stdout: canonical(args, labelUuids(r.stdout, labels)), stderr: normaliseStderr(labelUuids(r.stderr, labels)), code: r.code };
     };
     expect({ args, ...norm(nvsSide, got) }).toEqual({ args, ...norm(ovsSide, want) });
   }
@@ -304,6 +221,101 @@ describe('nvs-vsctl matches ovs-vsctl', () => {
       [W, 'list-br'],
       [W, '--all', 'destroy', 'Mirror'],
       [W, 'list', 'Interface', 'vnet0'],
+    ]);
+  });
+});
+
+describe('nvs-vsctl matches ovs-vsctl where the differential test found them apart', () => {
+  it('fake (VLAN) bridges: add-br BR PARENT VLAN, their ports, external ids, limits, deletion', async () => {
+    await compareScenario([
+      [W, 'add-br', 'br0'],
+      [W, 'add-br', 'fb5', 'br0', '5'],
+      [W, 'list-br'],
+      [W, '--fake', 'list-br'],
+      [W, '--real', 'list-br'],
+      [W, 'br-to-vlan', 'fb5', '--', 'br-to-parent', 'fb5', '--', 'br-to-vlan', 'br0', '--', 'br-exists', 'fb5'],
+      [W, 'add-port', 'fb5', 'p1', '--', 'add-port', 'br0', 'p2', 'tag=5', '--', 'add-port', 'br0', 'p3'],
+      [W, 'get', 'Port', 'p1', 'tag', '--', 'port-to-br', 'p1', '--', 'port-to-br', 'p2', '--', 'iface-to-br', 'p3'],
+      [W, 'list-ports', 'fb5', '--', 'list-ports', 'br0', '--', 'list-ifaces', 'fb5'],
+      [W, 'br-set-external-id', 'fb5', 'k', 'v', '--', 'br-get-external-id', 'fb5', '--', 'get', 'Port', 'fb5', 'external_ids'],
+      [W, '--may-exist', 'add-br', 'fb5', 'br0', '5'],
+      [W, '--may-exist', 'add-br', 'fb5', 'br0', '6'],
+      [W, '--may-exist', 'add-br', 'fb5'],
+      [W, '--may-exist', 'add-br', 'br0', 'br0', '7'],
+      [W, 'add-br', 'fb6', 'br0', '5'],
+      [W, 'add-br', 'fb7', 'fb5', '7'],
+      [W, 'add-br', 'fb7', 'nobr', '7'],
+      [W, 'add-br', 'fb7', 'br0', '4096'],
+      [W, 'add-br', 'fb7', 'br0'],
+      [W, 'del-port', 'br0', 'p1'],
+      [W, 'del-port', 'fb5'],
+      [W, 'get-fail-mode', 'fb5', '--', 'set-fail-mode', 'fb5', 'secure'],
+      [W, 'show'],
+      [W, 'del-br', 'fb5'],
+      [W, 'list-ports', 'br0', '--', 'list-br'],
+    ]);
+  });
+
+  it('names: a bridge, port or interface name is taken once; a bridge\'s own port is not a port', async () => {
+    await compareScenario([
+      [W, 'add-br', 'br0'],
+      [W, 'add-port', 'br0', 'br0'],
+      [W, '--may-exist', 'add-port', 'br0', 'br0'],
+      [W, 'add-bond', 'br0', 'b0', 'br0', 'e1'],
+      [W, 'add-bond', 'br0', 'b0', 'e1', 'lacp=active'],
+      [W, 'add-port', 'nobr', ''],
+      [W, 'add-br', ''],
+      [W, 'del-port', 'br0'],
+      [W, '--if-exists', 'del-port', 'br0'],
+      [W, '--with-iface', 'del-port', 'nope'],
+      [W, 'port-to-br', 'br0'],
+      [W, 'iface-to-br', 'br0'],
+      [W, '--id=@b', 'create', 'Bridge', 'name=br0', '--', 'add', 'Open_vSwitch', '.', 'bridges', '@b', '--', 'list-br'],
+      // A row the line destroys is gone from the database commands' view, and from its checks.
+      [W, '--if-exists', 'set', 'Bridge', 'nobr', 'stp_enable=true', '--', 'list-br'],
+    ]);
+  });
+
+  it('the last command writes sets and map keys as mutations, as ovs-vsctl\'s IDL does', async () => {
+    await compareScenario([
+      [W, 'add-br', 'br0', '--', 'add-port', 'br0', 'p1', 'tag=5'],
+      // Last: a key given again takes the new value; before that, it keeps the old.
+      [W, 'add', 'Bridge', 'br0', 'external_ids', 'k=1'],
+      [W, 'add', 'Bridge', 'br0', 'external_ids', 'k=2'],
+      [W, 'add', 'Bridge', 'br0', 'external_ids', 'k=3', '--', 'get', 'Bridge', 'br0', 'external_ids'],
+      // Last: the server refuses a second tag; before that, nvs-vsctl does.
+      [W, 'add', 'Port', 'p1', 'tag', '6'],
+      [W, 'add', 'Port', 'p1', 'tag', '6', '--', 'list-br'],
+      [W, 'set', 'Bridge', 'br0', 'external_ids:k=a', 'external_ids:k=b'],
+      [W, 'set', 'Bridge', 'br0', 'external_ids={a=1}', 'external_ids:b=2', '--', 'get', 'Bridge', 'br0', 'external_ids'],
+      [W, 'add-br', 'br1', '--', 'add', 'Bridge', 'br1', 'name', 'x'],
+      [W, 'get', 'Bridge', 'br0', 'external_ids', '--', 'get', 'Port', 'p1', 'tag'],
+    ]);
+  });
+
+  it('values, names and conditions read as ovs-vsctl reads them', async () => {
+    await compareScenario([
+      [W, 'add-br', 'br0', '--', 'add-port', 'br0', 'p1', '--', 'add-port', 'br0', 'p2', 'tag=7', 'trunks=1-3,10'],
+      [W, 'set', 'Bridge', 'br0', 'external_ids:k\\:1=a\\,b', 'stp_enable=yes', 'other_config={x=a\\,b}'],
+      [W, 'get', 'Bridge', 'br0', 'external_ids', 'other_config', 'stp_enable', '-uuid'],
+      // Values refused, each in ovs-vsctl's words.
+      ...['trunks=5-1', 'tag=1-3', 'tag='].map((setting) => [W, 'set', 'Port', 'p1', setting]),
+      ...['external_ids={k=}', 'external_ids={k1}', 'flood_vlans=[1,,2]', 'fail_mode=bogus'].map((setting) => [W, 'set', 'Bridge', 'br0', setting]),
+      // An ambiguous table or column name, a key of a column that is not a map.
+      [W, 'list', 'Q', '--', 'get', 'Bridge', 'br0', 'data', '--', 'get', 'Port', 'p1', 'tag:x'],
+      // Names are checked for every command before any runs.
+      [W, 'get', 'Bridge', 'nobr', 'name', '--', 'get', 'Bridge', 'br0', 'nosuch'],
+      [W, 'find', 'Port', 'tag<6'],
+      [W, '--columns=name', 'find', 'Port', 'trunks{in}[1,2,3,4]'],
+      [W, '--columns=name', 'find', 'Port', 'tag{not-in}[7]'],
+      [W, '--columns=name tag', 'list', 'Port', 'p2'],
+      [W, 'list', 'Bridge', '.'],
+      [W, 'destroy', 'QoS'],
+      [W, '--all', '--if-exists', 'destroy', 'QoS'],
+      [W, 'create', 'Port', 'name=x'],
+      [W, '--format=table', '--data=bare', '--columns=name,tag', 'list', 'Port'],
+      [W, '--bare', '--format=table', '--columns=name', 'list', 'Bridge', '--', '--columns=name', 'list', 'Port', 'p1'],
+      [W, '--oneline', 'list-br', '--', '--columns=name', 'list', 'Port', 'p1'],
     ]);
   });
 });

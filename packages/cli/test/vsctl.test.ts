@@ -22,8 +22,8 @@ describe('command line', () => {
     );
     expect(global).toMatchObject({ wait: false, timeout: 5, format: 'table', data: 'string', headings: true, db: 'unix:/run/nvs/db.sock' });
     expect(commands.map((c) => [c.name, c.args, Object.fromEntries(c.options)])).toEqual([
-      ['add-br', ['br0'], { 'may-exist': true }],
-      ['del-port', ['p1'], { 'if-exists': true }],
+      ['add-br', ['br0'], { '--may-exist': true }],
+      ['del-port', ['p1'], { '--if-exists': true }],
       ['list-br', [], {}],
     ]);
   });
@@ -37,13 +37,23 @@ describe('command line', () => {
   it('--bare means list format, bare data, no headings; a leading -- is allowed', () => {
     const { global, commands } = parseCommandLine(['--bare', '--', '--columns=name', 'list', 'Bridge'], {});
     expect(global).toMatchObject({ format: 'list', data: 'bare', headings: false });
-    expect(commands[0].options.get('columns')).toBe('name');
+    expect(commands[0].options.get('--columns')).toBe('name');
+  });
+
+  it('reads global options in order, as ovs-vsctl does: a later --format or --data overrides --bare', () => {
+    expect(parseCommandLine(['--bare', '--format=table', 'list', 'Bridge'], {}).global).toMatchObject({ format: 'table', data: 'bare', headings: false });
+    expect(parseCommandLine(['--format=table', '--bare', 'list', 'Bridge'], {}).global).toMatchObject({ format: 'list', data: 'bare', headings: false });
+    expect(parseCommandLine(['--bare', '-d', 'json', 'list', 'Bridge'], {}).global).toMatchObject({ data: 'json' });
+    // Command options before the first command, with their values; long options by unambiguous prefix.
+    const { global, commands } = parseCommandLine(['--no-w', '--columns', 'name', 'list', 'Bridge'], {});
+    expect(global.wait).toBe(false);
+    expect(commands[0].options.get('--columns')).toBe('name');
   });
 
   it('refuses bad input with VSCTL_USAGE and a clear message', () => {
     const usage = (argv: string[]): string => {
       try {
-        checkCommand(parseCommandLine(argv, {}).commands[0]);
+        parseCommandLine(argv, {}).commands.forEach(checkCommand);
       } catch (err) {
         expect(err).toBeInstanceOf(VsctlError);
         expect((err as VsctlError).code).toBe('VSCTL_USAGE');
@@ -51,13 +61,23 @@ describe('command line', () => {
       }
       throw new Error('expected an error');
     };
-    expect(usage(['--frob', 'list-br'])).toBe("unrecognized option '--frob' (use --help for help)");
+    expect(usage(['--frob', 'list-br'])).toBe("unrecognized option '--frob'");
+    expect(usage(['-x', 'list-br'])).toBe("invalid option -- 'x'");
+    expect(usage(['--db'])).toBe("option '--db' requires an argument");
+    expect(usage(['--may-exist=1', 'add-br', 'br0'])).toBe("option '--may-exist' doesn't allow an argument");
     expect(usage(['--no-wait'])).toBe('missing command name (use --help for help)');
     expect(usage(['frob'])).toBe("unknown command 'frob'; use --help for help");
     expect(usage(['add-br'])).toBe("'add-br' command requires at least 1 arguments");
+    expect(usage(['list-br', 'x'])).toBe("'list-br' command takes at most 0 arguments");
+    expect(usage(['list-br', '--', 'del-br', 'x', '--if-exists'])).toBe('\'del-br\' command takes at most 1 arguments (note that options must precede command names and follow a "--" argument)');
     expect(usage(['--if-exists', 'add-br', 'br0'])).toBe("'add-br' command has no '--if-exists' option");
-    expect(usage(['--timeout=soon', 'list-br'])).toBe('value soon on --timeout is invalid');
-    expect(usage(['--format=xml', 'list-br'])).toBe('unknown --format "xml" (use one of: list, table, csv, json)');
+    expect(usage(['--', '--if-exists', '--if-exists', 'del-br', 'x'])).toBe("'--if-exists' option specified multiple times");
+    expect(usage(['--', '--columns', 'list', 'Bridge'])).toBe("missing argument to '--columns' option on 'list' command");
+    expect(usage(['--', '--may-exist=1', 'add-br', 'br0'])).toBe("'--may-exist' option on 'add-br' does not accept an argument");
+    expect(usage(['--timeout=soon', 'list-br'])).toBe('value soon on -t or --timeout is invalid');
+    expect(usage(['--timeout=0', 'list-br'])).toBe('value 0 on -t or --timeout is invalid');
+    expect(usage(['--format=xml', 'list-br'])).toBe('unknown output format "xml"');
+    expect(usage(['--format=TABLE', 'list-br'])).toBe('unknown output format "TABLE"');
   });
 });
 
@@ -74,7 +94,7 @@ describe('value notation', () => {
     expect(datumToString(makeMap([['attached-mac', '52:54:00:aa:bb:cc'], ['x', 'true'], ['y', '1a'], ['z', 'é']]), STRING_MAP)).toBe(
       '{attached-mac="52:54:00:aa:bb:cc", x="true", y="1a", z="é"}',
     );
-    expect(datumToBare(makeMap([['a', 'b c']]))).toBe('a=b c');
+    expect(datumToBare(makeMap([['a', 'b c']]), STRING_MAP)).toBe('a=b c');
   });
 
   it('parses sets, maps, ranges and quoted strings', () => {

@@ -477,6 +477,8 @@ export class IdlTransaction {
   /** Columns set on existing rows, per row uuid. */
   private readonly updated = new Map<string, { table: string; changes: Map<string, Datum> }>();
   private readonly deleted = new Map<string, string>();
+  /** Mutations, sent as they are (the server applies them to the value it holds). */
+  private readonly mutations: Array<{ table: string; uuid: string; column: string; mutator: string; value: Datum }> = [];
   /** Values read, per row uuid: the commit waits for each to still hold. */
   private readonly verified = new Map<string, { table: string; columns: Map<string, Datum> }>();
   private readonly comments: string[] = [];
@@ -560,6 +562,20 @@ export class IdlTransaction {
   }
 
   /**
+   * Mutates a column on the server (RFC 7047 `mutate`, with `insert` or
+   * `delete`): what OVS's IDL sends for a partial update of a set or map.
+   * The server applies it to the value it holds at commit (for a row
+   * inserted here, after the insert), and checks the result against the
+   * column's type and mutability; this transaction's view does not show
+   * it. For a map, `delete` takes a set of keys.
+   */
+  mutate(row: IdlRow, column: string, mutator: 'insert' | 'delete', value: Datum): void {
+    this.columnType(this.tableSchema(row.table), column);
+    if (!this.inserted.has(row.uuid) && (this.deleted.has(row.uuid) || !this.idl.get(row.table, row.uuid))) throw new NoSuchRowError(row.table, row.uuid);
+    this.mutations.push({ table: row.table, uuid: row.uuid, column, mutator, value });
+  }
+
+  /**
    * Makes the commit fail (and `Idl.transact` retry) unless `column` of
    * `row` still has the replica's value: call it for every column a
    * decision was based on.
@@ -595,7 +611,7 @@ export class IdlTransaction {
 
   /** Whether there is anything to write. */
   get isEmpty(): boolean {
-    return this.inserted.size === 0 && this.deleted.size === 0 && [...this.updated.values()].every((u) => u.changes.size === 0);
+    return this.inserted.size === 0 && this.deleted.size === 0 && this.mutations.length === 0 && [...this.updated.values()].every((u) => u.changes.size === 0);
   }
 
   /**
@@ -623,6 +639,20 @@ export class IdlTransaction {
       const json: Record<string, unknown> = {};
       for (const [c, d] of u.changes) json[c] = this.toJson(d, this.columnType(ts, c));
       ops.push({ op: 'update', table: u.table, where: uuidWhere(uuid), row: json });
+    }
+    // One mutate per row, its mutations in the order they were made.
+    const mutateOps = new Map<string, { op: 'mutate'; table: string; where: unknown[]; mutations: unknown[] }>();
+    for (const m of this.mutations) {
+      const type = this.columnType(this.tableSchema(m.table), m.column);
+      const partType: ColumnType = { key: type.key, value: m.value.values ? type.value : undefined, min: 0, max: Infinity };
+      let op = mutateOps.get(m.uuid);
+      if (!op) {
+        const where = this.inserted.has(m.uuid) ? [['_uuid', '==', ['named-uuid', namedUuid(m.uuid)]]] : uuidWhere(m.uuid);
+        op = { op: 'mutate', table: m.table, where, mutations: [] };
+        mutateOps.set(m.uuid, op);
+        ops.push(op as Operation);
+      }
+      op.mutations.push([m.column, m.mutator, this.toJson(m.value, partType)]);
     }
     for (const [uuid, table] of this.deleted) if (this.idl.isRoot(table)) ops.push({ op: 'delete', table, where: uuidWhere(uuid) });
     let selectIndex = -1;

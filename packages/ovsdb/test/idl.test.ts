@@ -204,6 +204,37 @@ describe('Idl transactions', () => {
     expect(runs).toBeGreaterThanOrEqual(2);
   });
 
+  it('mutates sets and maps on the server, on existing rows and on rows it inserts, and the server checks the result', async () => {
+    const writer = await connect();
+    await writer.transact(DB, [{ op: 'insert', table: 'Open_vSwitch', row: { external_ids: ['map', [['a', '1'], ['b', '2']]] } }]);
+    const idl = await Idl.create(await connect(), DB, TABLES);
+    const { commit } = await idl.transact((txn) => {
+      const ovs = txn.first('Open_vSwitch')!;
+      txn.mutate(ovs, 'external_ids', 'delete', makeSet(['b']));
+      txn.mutate(ovs, 'external_ids', 'insert', makeMap([['a', 'kept'], ['c', '3']]));
+      const port = txn.insert('Port', { name: makeAtom('p1'), interfaces: makeAtom(txn.insert('Interface', { name: makeAtom('p1') }).uuid) });
+      txn.mutate(port, 'tag', 'insert', makeAtom(7));
+      const br = txn.insert('Bridge', { name: makeAtom('br0'), ports: makeAtom(port.uuid) });
+      txn.set(ovs, 'bridges', makeSet([br.uuid]));
+      // Not shown in the transaction's own view.
+      expect(txn.get('Open_vSwitch', ovs.uuid)!.map('external_ids')).toEqual(new Map([['a', '1'], ['b', '2']]));
+    });
+    expect(commit.status).toBe('success');
+    const [ovs, port] = await writer.transact(DB, [
+      { op: 'select', table: 'Open_vSwitch', where: [], columns: ['external_ids'] },
+      { op: 'select', table: 'Port', where: [], columns: ['tag'] },
+    ]);
+    // A map insert leaves a key that is there alone.
+    expect(ovs.rows).toEqual([{ external_ids: ['map', [['a', '1'], ['c', '3']]] }]);
+    expect(port.rows).toEqual([{ tag: 7 }]);
+    // A second tag is more than the column holds: the server refuses the whole transaction.
+    const err = await idl
+      .transact((txn) => txn.mutate(txn.rows('Port').next().value!, 'tag', 'insert', makeAtom(8)))
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TransactionError);
+    expect((err as TransactionError).rfcError).toBe('constraint violation');
+  });
+
   it('refuses to write a column the table does not have', async () => {
     const idl = await Idl.create(await connect(), DB, TABLES);
     const txn = idl.transaction();

@@ -2,45 +2,71 @@
 // database, the invocation's `@name` symbols, and ovs-vsctl's rules for
 // naming tables, columns and records on the command line.
 import { provisionalUuid, type IdlRow, type IdlTransaction } from '@nvs/ovsdb/src/idl.ts';
-import type { ColumnSchema, ColumnType, DatabaseSchema, TableSchema } from '@nvs/ovsdb/src/schema.ts';
-import { isUuid, type Atom, type Datum } from '@nvs/ovsdb/src/datum.ts';
+import type { BaseType, ColumnSchema, DatabaseSchema, TableSchema } from '@nvs/ovsdb/src/schema.ts';
+import { isUuid } from '@nvs/ovsdb/src/datum.ts';
 import { VsctlError } from './errors.ts';
-import { parseAtomString, parseDatumString } from './notation.ts';
-import type { OutputStyle } from './output.ts';
+import { parseToken } from './notation.ts';
+import type { Cell, OutputStyle } from './output.ts';
+import type { SwitchView } from './switch.ts';
+
+interface Symbol {
+  uuid: string;
+  /** Given a row by `--id` (create, or get of an existing row). */
+  created: boolean;
+  /** Written into a strong (or only a weak) reference column, so the row it names is kept. */
+  strongRef: boolean;
+  weakRef: boolean;
+}
 
 /** `@name` rows of one invocation: referenced ones get a uuid first, `--id=@name` then creates or captures the row. */
 export class Symbols {
-  private readonly table = new Map<string, { uuid: string; defined: boolean }>();
+  private readonly table = new Map<string, Symbol>();
 
-  /** The uuid `@name` stands for (allocated on first reference). */
-  resolve = (name: string): string => {
+  private entry(name: string): Symbol {
     let s = this.table.get(name);
-    if (!s) this.table.set(name, (s = { uuid: provisionalUuid(), defined: false }));
+    if (!s) this.table.set(name, (s = { uuid: provisionalUuid(), created: false, strongRef: false, weakRef: false }));
+    return s;
+  }
+
+  /** The uuid `@name` stands for (allocated on first use), noting the reference when `b` is a reference type. */
+  resolve = (name: string, b?: BaseType): string => {
+    const s = this.entry(name);
+    if (b?.refTable) {
+      if (b.refType === 'weak') s.weakRef = true;
+      else s.strongRef = true;
+    }
     return s.uuid;
   };
 
-  /** Declares `@name` (from `--id`); returns the uuid the new row must take, or binds it to an existing row's `uuid`. */
-  define(name: string, uuid?: string): string {
-    if (!name.startsWith('@') || name.length < 2) throw new VsctlError('VSCTL_BAD_ID', `row id "${name}" does not begin with "@"`);
-    const s = this.table.get(name);
-    if (s?.defined) throw new VsctlError('VSCTL_BAD_ID', `row id "${name}" may only be specified on one --id option`);
-    if (s && uuid) throw new VsctlError('VSCTL_BAD_ID', `row id "${name}" is referenced before "get" gives it a value`);
-    const entry = s ?? { uuid: uuid ?? provisionalUuid(), defined: false };
-    entry.defined = true;
-    this.table.set(name, entry);
-    return entry.uuid;
+  /**
+   * Declares `@name` on `--id`: returns the uuid the new row must take, or
+   * with `existing` (get) binds the name to that row, which must be its first use.
+   */
+  define(name: string, opts: { existing?: string; root?: boolean } = {}): string {
+    if (!name.startsWith('@')) throw new VsctlError('VSCTL_BAD_ID', `row id "${name}" does not begin with "@"`);
+    const isNew = !this.table.has(name);
+    const s = this.entry(name);
+    if (s.created) throw new VsctlError('VSCTL_BAD_ID', `row id "${name}" may only be specified on one --id option`);
+    s.created = true;
+    if (opts.existing !== undefined) {
+      if (!isNew) throw new VsctlError('VSCTL_BAD_ID', `row id "${name}" specified on "get" command was used before it was defined`);
+      s.uuid = opts.existing;
+    }
+    // A row that exists already, or of a root table, stays without a reference.
+    if (opts.existing !== undefined || opts.root) s.strongRef = true;
+    return s.uuid;
   }
 
-  /** The uuid of a defined `@name`, for record arguments. */
-  lookup(name: string): string | undefined {
-    const s = this.table.get(name);
-    return s?.defined ? s.uuid : undefined;
-  }
-
-  /** Fails on a `@name` used but never created. */
-  checkAllDefined(): void {
+  /** Fails on a `@name` used but never created; warns of one created but not kept by any reference. */
+  check(warn: (message: string) => void): void {
     for (const [name, s] of this.table) {
-      if (!s.defined) throw new VsctlError('VSCTL_BAD_ID', `row id "${name}" is referenced but never created (e.g. with "-- --id=${name} create ...")`);
+      if (!s.created) throw new VsctlError('VSCTL_BAD_ID', `row id "${name}" is referenced but never created (e.g. with "-- --id=${name} create ...")`);
+      if (s.strongRef) continue;
+      warn(
+        s.weakRef
+          ? `row id "${name}" was created but only a weak reference to it was inserted, so it will not actually appear in the database`
+          : `row id "${name}" was created but no reference to it was inserted, so it will not actually appear in the database`,
+      );
     }
   }
 }
@@ -52,182 +78,195 @@ export interface Context {
   style: OutputStyle;
   /** The Open_vSwitch row (inserted by this invocation if the database had none). */
   ovs: IdlRow;
-  /** Prints a warning to stderr at once. */
-  warn: (message: string) => void;
+  /** Prints a warning (or with `ERR`, an error that does not stop the command) to stderr at once. */
+  warn: (message: string, level?: 'WARN' | 'ERR') => void;
   /** Output of the current command; a function runs after commit, when real uuids are known. */
   out: Array<string | ((realUuid: (provisional: string) => string) => string)>;
+  /** Set by list and find: the rows they print (printed after the other commands' text, in order). */
+  table?: { headings: string[]; rows: Cell[][] };
+  /** Whether a table is replicated in this invocation. */
+  hasTable: (table: string) => boolean;
+  /** The bridges, ports and interfaces as the bridge commands see them; dropped when a database command may have changed them. */
+  view?: SwitchView;
 }
 
-/** Lower-case with `-` for `_`: ovs-vsctl matches names that way. */
-function normalize(s: string): string {
-  return s.toLowerCase().replace(/-/g, '_');
+/** How well `given` names `name`: exact, then equal ignoring case and `-`/`_`, then the length of a prefix; 0 for no match. */
+function matchScore(name: string, given: string): number {
+  if (name === given) return Number.MAX_SAFE_INTEGER;
+  const norm = (c: string): string => (c === '-' ? '_' : c.toLowerCase());
+  for (let i = 0; ; i++) {
+    if (i === name.length && i === given.length) return Number.MAX_SAFE_INTEGER - 1;
+    if (i === given.length) return i;
+    if (i === name.length || norm(name[i]) !== norm(given[i])) return 0;
+  }
 }
 
-/** Finds a table by exact name, then case-insensitively, then by unique prefix. */
+/** The best matches of `given` among `names` (all of the same best score). */
+function bestMatches(names: Iterable<string>, given: string): string[] {
+  let best = 0;
+  let matches: string[] = [];
+  for (const name of names) {
+    const score = matchScore(name, given);
+    if (score === 0 || score < best) continue;
+    if (score > best) matches = [];
+    matches.push(name);
+    best = score;
+  }
+  return matches.sort();
+}
+
+/** Finds a table by exact name, then ignoring case and `-`/`_`, then by unique prefix. */
 export function findTable(schema: DatabaseSchema, name: string): TableSchema {
-  const exact = schema.tables.get(name);
-  if (exact) return exact;
-  const n = normalize(name);
-  const all = [...schema.tables.values()];
-  const same = all.filter((t) => normalize(t.name) === n);
-  if (same.length === 1) return same[0];
-  const prefixed = all.filter((t) => normalize(t.name).startsWith(n));
-  if (prefixed.length === 1 && n.length > 0) return prefixed[0];
-  if (prefixed.length > 1) throw new VsctlError('VSCTL_AMBIGUOUS_TABLE', `multiple table names match "${name}"`);
-  throw new VsctlError('VSCTL_UNKNOWN_TABLE', `unknown table "${name}"`);
+  const matches = bestMatches(schema.tables.keys(), name);
+  if (matches.length === 0) throw new VsctlError('VSCTL_UNKNOWN_TABLE', `unknown table "${name}"`);
+  if (matches.length > 1) throw new VsctlError('VSCTL_AMBIGUOUS_TABLE', `"${name}" matches multiple table names: ${matches.join(', ')}`);
+  return schema.tables.get(matches[0])!;
 }
 
-/**
- * Finds a column the same way (`external-ids` finds `external_ids`). `_uuid`
- * is found only for reading; writing a column (`forWrite`) also requires it
- * to be mutable, as ovs-vsctl does.
- */
-export function findColumn(table: TableSchema, name: string, forWrite = false): ColumnSchema {
-  const col = matchColumn(table, name, forWrite);
-  if (forWrite && !col.mutable) throw new VsctlError('VSCTL_READ_ONLY', `cannot modify read-only column ${col.name} in table ${table.name}`);
-  return col;
+/** Finds a column (not `_uuid`) the same way: `external-ids` finds `external_ids`. */
+export function findColumn(table: TableSchema, name: string): ColumnSchema {
+  const matches = bestMatches(
+    table.userColumns.map((c) => c.name),
+    name,
+  );
+  if (matches.length === 0) throw new VsctlError('VSCTL_UNKNOWN_COLUMN', `${table.name} does not contain a column whose name matches "${name}"`);
+  if (matches.length > 1) throw new VsctlError('VSCTL_AMBIGUOUS_COLUMN', `${table.name} contains more than one column whose name matches "${name}": ${matches.join(', ')}`);
+  return table.columns.get(matches[0])!;
 }
 
-function matchColumn(table: TableSchema, name: string, forWrite: boolean): ColumnSchema {
-  const hidden = (c: string): boolean => c === '_version' || (forWrite && c === '_uuid');
-  const exact = table.columns.get(name);
-  if (exact && !hidden(name)) return exact;
-  const n = normalize(name);
-  const all = [...table.columns.values()].filter((c) => !hidden(c.name));
-  const same = all.filter((c) => normalize(c.name) === n);
-  if (same.length === 1) return same[0];
-  const prefixed = all.filter((c) => normalize(c.name).startsWith(n));
-  if (prefixed.length === 1 && n.length > 0) return prefixed[0];
-  if (prefixed.length > 1) throw new VsctlError('VSCTL_AMBIGUOUS_COLUMN', `${table.name} contains more than one column whose name matches "${name}"`);
-  throw new VsctlError('VSCTL_UNKNOWN_COLUMN', `${table.name} does not contain a column whose name matches "${name}"`);
+/** Refuses to write a column the schema makes immutable (except while creating the row). */
+export function checkMutable(ctx: Context, row: IdlRow, column: ColumnSchema): void {
+  if (!column.mutable && !ctx.txn.isNew(row.uuid)) throw new VsctlError('VSCTL_READ_ONLY', `cannot modify read-only column ${column.name} in table ${row.table}`);
 }
 
 /**
  * How users name records of a table: by a name column of the table itself,
  * or of another table whose row points at it (`Controller br0` is the
- * controller of bridge br0), or `.` for the one Open_vSwitch row.
+ * controller of bridge br0).
  */
 interface RecordIdRule {
   table: string;
-  /** Column holding the name; undefined means the record is named `.`. */
-  nameColumn?: string;
+  nameColumn: string;
   /** Column of `table` that points at the wanted record. */
   refColumn?: string;
 }
 
-const RECORD_ID_RULES: Record<string, RecordIdRule[]> = {
-  Open_vSwitch: [{ table: 'Open_vSwitch' }],
-  Bridge: [{ table: 'Bridge', nameColumn: 'name' }],
-  Port: [{ table: 'Port', nameColumn: 'name' }],
-  Interface: [{ table: 'Interface', nameColumn: 'name' }],
-  Controller: [{ table: 'Bridge', nameColumn: 'name', refColumn: 'controller' }],
-  Manager: [{ table: 'Manager', nameColumn: 'target' }],
-  Mirror: [{ table: 'Mirror', nameColumn: 'name' }],
-  NetFlow: [{ table: 'Bridge', nameColumn: 'name', refColumn: 'netflow' }],
-  QoS: [{ table: 'Port', nameColumn: 'name', refColumn: 'qos' }],
-  SSL: [{ table: 'Open_vSwitch', refColumn: 'ssl' }],
-  sFlow: [{ table: 'Bridge', nameColumn: 'name', refColumn: 'sflow' }],
-  IPFIX: [{ table: 'Bridge', nameColumn: 'name', refColumn: 'ipfix' }],
-  Flow_Table: [{ table: 'Flow_Table', nameColumn: 'name' }],
-  AutoAttach: [{ table: 'Bridge', nameColumn: 'name', refColumn: 'auto_attach' }],
+const RECORD_ID_RULES: Record<string, RecordIdRule> = {
+  Bridge: { table: 'Bridge', nameColumn: 'name' },
+  Port: { table: 'Port', nameColumn: 'name' },
+  Interface: { table: 'Interface', nameColumn: 'name' },
+  Controller: { table: 'Bridge', nameColumn: 'name', refColumn: 'controller' },
+  Manager: { table: 'Manager', nameColumn: 'target' },
+  Mirror: { table: 'Mirror', nameColumn: 'name' },
+  NetFlow: { table: 'Bridge', nameColumn: 'name', refColumn: 'netflow' },
+  QoS: { table: 'Port', nameColumn: 'name', refColumn: 'qos' },
+  sFlow: { table: 'Bridge', nameColumn: 'name', refColumn: 'sflow' },
+  IPFIX: { table: 'Bridge', nameColumn: 'name', refColumn: 'ipfix' },
+  Flow_Table: { table: 'Flow_Table', nameColumn: 'name' },
+  AutoAttach: { table: 'Bridge', nameColumn: 'name', refColumn: 'auto_attach' },
+  Flow_Sample_Collector_Set: { table: 'Flow_Sample_Collector_Set', nameColumn: 'id' },
 };
 
 /** The tables a record of `table` may be looked up through (for the monitor). */
 export function recordIdTables(table: string): string[] {
-  return [table, ...(RECORD_ID_RULES[table] ?? []).map((r) => r.table)];
+  const rule = RECORD_ID_RULES[table];
+  return rule ? [table, rule.table] : [table];
 }
 
-/** Finds a record by uuid, `@name`, or the table's naming rules; undefined when absent. */
+/**
+ * Finds a record, as ovs-vsctl does: by uuid; `.` when the table has
+ * exactly one row; by the table's naming rule; by a uuid prefix of at
+ * least 4 hex digits. Undefined when absent. (`@name` is not a record
+ * name: ovs-vsctl refuses it, and so does nvs-vsctl.)
+ */
 export function findRecord(ctx: Context, table: TableSchema, id: string): IdlRow | undefined {
-  const byUuid: boolean = isUuid(id);
-  if (byUuid) return ctx.txn.get(table.name, id.toLowerCase());
-  if (id.startsWith('@')) {
-    const uuid = ctx.symbols.lookup(id);
-    return uuid ? ctx.txn.get(table.name, uuid) : undefined;
+  if (isUuid(id)) {
+    const row = ctx.txn.get(table.name, id.toLowerCase());
+    if (row) return row;
   }
-  for (const rule of RECORD_ID_RULES[table.name] ?? []) {
-    let matches: IdlRow[];
-    if (rule.nameColumn === undefined) {
-      const first = id === '.' ? ctx.txn.first(rule.table) : undefined;
-      matches = first ? [first] : [];
-    } else {
-      matches = [...ctx.txn.rows(rule.table)].filter((r) => r.get(rule.nameColumn!).keys[0] === id);
-    }
-    if (matches.length > 1) throw new VsctlError('VSCTL_AMBIGUOUS_RECORD', `multiple rows in ${rule.table} match "${id}"`);
-    if (matches.length === 0) continue;
-    if (!rule.refColumn) return matches[0];
-    const ref = matches[0].get(rule.refColumn).keys;
-    if (ref.length === 1) return ctx.txn.get(table.name, ref[0] as string);
+  if (id === '.') {
+    const rows = ctx.txn.rows(table.name);
+    const first = rows.next();
+    if (!first.done && rows.next().done) return first.value;
   }
-  // Last, a uuid prefix of at least 4 hex digits, as ovs-vsctl accepts.
-  if (/^[0-9a-fA-F][0-9a-fA-F-]{3,}$/.test(id)) {
+  const rule = RECORD_ID_RULES[table.name];
+  if (rule) {
+    const row = findByName(ctx, table, rule, id);
+    if (row) return row;
+  }
+  if (/^[0-9a-fA-F]{4}/.test(id) && /^[0-9a-fA-F-]+$/.test(id)) {
     const prefix = id.toLowerCase();
     const rows = [...ctx.txn.rows(table.name)].filter((r) => r.uuid.startsWith(prefix));
-    if (rows.length > 1) throw new VsctlError('VSCTL_AMBIGUOUS_RECORD', `multiple rows in ${table.name} match "${id}"`);
+    if (rows.length > 1) throw new VsctlError('VSCTL_AMBIGUOUS_RECORD', `${table.name} contains 2 or more rows whose UUIDs begin with ${id}: at least ${rows[0].uuid} and ${rows[1].uuid}`);
     return rows[0];
   }
   return undefined;
 }
 
-/** The parts of `column[:key][op value]`. */
+function findByName(ctx: Context, table: TableSchema, rule: RecordIdRule, id: string): IdlRow | undefined {
+  const nameType = ctx.schema.tables.get(rule.table)!.columns.get(rule.nameColumn)!.type.key.type;
+  // Integer names (Flow_Sample_Collector_Set's id) are given in decimal digits only.
+  if (nameType === 'integer' && !/^\d+$/.test(id)) return undefined;
+  let found: IdlRow | undefined;
+  for (const row of ctx.txn.rows(rule.table)) {
+    const names = row.get(rule.nameColumn).keys;
+    if (names.length !== 1) continue;
+    const name = names[0];
+    const equal = nameType === 'integer' ? name === Number(id) : name === id || (id.length >= 4 && isUuid(name) && (name as string).startsWith(id));
+    if (!equal) continue;
+    if (found) throw new VsctlError('VSCTL_AMBIGUOUS_RECORD', `multiple rows in ${rule.table} match "${id}"`);
+    found = row;
+  }
+  if (!found || !rule.refColumn) return found;
+  ctx.txn.verify(found, rule.refColumn);
+  const ref = found.get(rule.refColumn).keys;
+  return ref.length === 1 ? ctx.txn.get(table.name, ref[0] as string) : undefined;
+}
+
+/** The parts of `column[:key][op value]`, key and value as written. */
 export interface ColumnArg {
   column: ColumnSchema;
-  key?: Atom;
+  key?: string;
   op?: string;
-  value?: Datum;
+  value?: string;
 }
-
-const OPERATORS = ['{>=}', '{<=}', '{!=}', '{=}', '{<}', '{>}', '!=', '<=', '>=', '=', '<', '>'];
 
 /**
- * Parses `column[:key]` followed by an operator from `ops` and a value (or
- * nothing, when `ops` is empty). The value after `:key=` is one atom taken
- * whole; after `column=` it is a whole value in set/map notation.
+ * Splits `column[:key]` and, when `ops` is given, an operator (the longest
+ * of `ops` that a non-empty value follows) and the value. Without `ops`,
+ * nothing may follow the column and key.
  */
-export function parseColumnArg(ctx: Context, table: TableSchema, arg: string, ops: readonly string[], valueRequired: boolean, forWrite = false): ColumnArg {
-  const m = /^[^:=!<>{]+/.exec(arg);
-  if (!m) throw new VsctlError('VSCTL_BAD_ARG', `${arg}: missing column name`);
-  const column = findColumn(table, m[0], forWrite);
-  let rest = arg.slice(m[0].length);
-  let key: Atom | undefined;
-  if (rest.startsWith(':')) {
-    if (!column.type.value) throw new VsctlError('VSCTL_NOT_A_MAP', `cannot specify key to ${ops.length ? 'set' : 'get'} for non-map column ${column.name}`);
-    rest = rest.slice(1);
-    let keyText: string;
-    if (rest.startsWith('"')) {
-      const end = closingQuote(rest);
-      keyText = rest.slice(0, end + 1);
-    } else {
-      keyText = /^[^=!<>{]*/.exec(rest)![0];
-    }
-    rest = rest.slice(keyText.length);
-    key = parseAtomString(keyText, column.type.key, ctx.symbols.resolve);
+export function parseColumnKeyValue(table: TableSchema, arg: string, ops?: readonly string[]): ColumnArg {
+  const name = parseToken(arg, 0);
+  if (name.token === '') throw new VsctlError('VSCTL_BAD_ARG', `${arg}: missing column name`);
+  const column = findColumn(table, name.token);
+  let p = name.end;
+  let key: string | undefined;
+  if (arg[p] === ':') {
+    const k = parseToken(arg, p + 1);
+    key = k.token;
+    p = k.end;
   }
-  if (ops.length === 0) {
-    if (rest !== '') throw new VsctlError('VSCTL_BAD_ARG', `${arg}: trailing garbage "${rest}" in argument`);
+  if (!ops) {
+    if (p < arg.length) throw new VsctlError('VSCTL_BAD_ARG', `${arg}: trailing garbage "${arg.slice(p)}" in argument`);
     return { column, key };
   }
-  const op = OPERATORS.find((o) => rest.startsWith(o));
-  if (!op || !ops.includes(op) || rest.length === op.length) {
-    if (!valueRequired && rest === '') return { column, key };
-    throw new VsctlError('VSCTL_BAD_ARG', `${arg}: argument does not end in ${ops.length === 1 ? `"${ops[0]}"` : `one of ${ops.map((o) => `"${o}"`).join(', ')}`} followed by a value.`);
-  }
-  const text = rest.slice(op.length);
-  const value: Datum =
-    key !== undefined
-      ? { keys: [parseAtomString(text, column.type.value!, ctx.symbols.resolve)] }
-      : parseDatumString(text, column.type, ctx.symbols.resolve, op.startsWith('{') || ops.length > 1);
-  return { column, key, op, value };
+  const allowed = ops.length ? ops : ['='];
+  let op: string | undefined;
+  for (const o of allowed) if ((op === undefined || o.length > op.length) && arg.startsWith(o, p) && p + o.length < arg.length) op = o;
+  if (op === undefined) throw new VsctlError('VSCTL_BAD_ARG', missingOperator(arg, allowed));
+  return { column, key, op, value: arg.slice(p + op.length) };
 }
 
-function closingQuote(s: string): number {
-  let i = 1;
-  while (i < s.length && s[i] !== '"') i += s[i] === '\\' ? 2 : 1;
-  if (i >= s.length) throw new VsctlError('VSCTL_BAD_VALUE', `${s}: missing quote at end of quoted string`);
-  return i;
+function missingOperator(arg: string, ops: readonly string[]): string {
+  const quoted = ops.map((o) => `"${o}"`);
+  const list = quoted.length === 1 ? quoted[0] : quoted.length === 2 ? `${quoted[0]} or ${quoted[1]}` : `${quoted.slice(0, -1).join(', ')}, or ${quoted[quoted.length - 1]}`;
+  return `${arg}: argument does not end in ${list} followed by a value.`;
 }
 
-/** The type of the value stored under one key of a map column: zero or one atom. */
-export function keyValueType(type: ColumnType): ColumnType {
-  return { key: type.value!, min: 0, max: 1 };
+/** The column name of `column[:key]...` (for the checks before any command runs). */
+export function columnOfArg(table: TableSchema, arg: string): ColumnSchema {
+  const name = parseToken(arg, 0);
+  if (name.token === '') throw new VsctlError('VSCTL_BAD_ARG', `${arg}: missing column name`);
+  return findColumn(table, name.token);
 }

@@ -9,7 +9,9 @@ import { Idl, type CommitResult, type IdlTables, type IdlTransaction } from '@nv
 import { OvsdbError } from '@nvs/ovsdb/src/errors.ts';
 import { parseCommandLine, USAGE, type GlobalOptions } from './args.ts';
 import { checkCommand } from './commands.ts';
-import { findTable, Symbols, type Context } from './context.ts';
+import type { Atom } from '@nvs/ovsdb/src/schema.ts';
+import { Symbols, type Context } from './context.ts';
+import { renderTable } from './output.ts';
 import { VsctlError } from './errors.ts';
 
 const DB = 'Open_vSwitch';
@@ -37,23 +39,26 @@ export async function runVsctl(argv: readonly string[], io: VsctlIo): Promise<nu
     }
     const specs = commands.map(checkCommand);
     const phase: Phase = { waitUntil: commands.some((c) => c.name === 'wait-until') };
+    const warn = (m: string): void => io.stderr(`nvs-vsctl: ${m}\n`);
     const work = async (): Promise<string> => {
       client = await connect(global);
       const schema = await client.getSchema(DB);
-      // next_cfg and cur_cfg for the wait; then what each command reads.
+      // next_cfg and cur_cfg for the wait; then what each command reads,
+      // once each command's table and column names are found good.
       let tables: IdlTables = { [DB]: ['next_cfg', 'cur_cfg'] };
-      for (let i = 0; i < commands.length; i++) tables = mergeTables(tables, specs[i].tables(commands[i], (name) => findTable(schema, name).name));
+      for (let i = 0; i < commands.length; i++) tables = mergeTables(tables, specs[i].prerequisites(commands[i], schema, warn));
       const idl = await Idl.create(client, DB, tables, { schema });
-      const build = (txn: IdlTransaction): Context['out'][] => {
+      const build = (txn: IdlTransaction): CommandOutput[] => {
         const ovs = txn.first(DB) ?? txn.insert(DB);
-        const ctx: Context = { txn, schema, symbols: new Symbols(), style: global, ovs, out: [], warn: (m) => io.stderr(`nvs-vsctl: ${m}\n`) };
-        const outputs: Context['out'][] = [];
+        const ctx: Context = { txn, schema, symbols: new Symbols(), style: global, ovs, out: [], warn, hasTable: (t) => idl.has(t) };
+        const outputs: CommandOutput[] = [];
         for (let i = 0; i < commands.length; i++) {
           ctx.out = [];
-          specs[i].run(ctx, commands[i]);
-          outputs.push(ctx.out);
+          ctx.table = undefined;
+          specs[i].run(ctx, commands[i], i === commands.length - 1);
+          outputs.push({ text: ctx.out, table: ctx.table });
         }
-        ctx.symbols.checkAllDefined();
+        ctx.symbols.check(warn);
         if (global.wait && !txn.isEmpty) txn.increment(txn.get(DB, ovs.uuid)!, 'next_cfg');
         txn.comment(`nvs-vsctl: nvs-vsctl ${argv.join(' ')}`);
         return outputs;
@@ -62,8 +67,7 @@ export async function runVsctl(argv: readonly string[], io: VsctlIo): Promise<nu
       const { value: outputs, commit } = global.dryRun
         ? { value: build(idl.transaction()), commit: { status: 'unchanged', inserted: new Map<string, string>() } as CommitResult }
         : await idl.transact(build);
-      const real = (uuid: string): string => commit.inserted.get(uuid) ?? uuid;
-      const text = outputs.map((parts) => parts.map((p) => (typeof p === 'string' ? p : p(real))).join(''));
+      const text = printOutputs(outputs, commit, global);
       if (global.wait && commit.incremented !== undefined) {
         const next = commit.incremented;
         const cur = (): number => idl.first(DB)?.number('cur_cfg') ?? 0;
@@ -74,11 +78,13 @@ export async function runVsctl(argv: readonly string[], io: VsctlIo): Promise<nu
           for (const uuid of commit.inserted.values()) {
             const iface = idl.get('Interface', uuid);
             const ofport = iface?.number('ofport');
-            if (iface && (ofport === undefined || ofport === -1)) io.stderr(`nvs-vsctl: Error detected while setting up '${iface.string('name')}'.  See nvs-vswitchd log for details.\n`);
+            if (!iface || (ofport !== undefined && ofport !== -1)) continue;
+            const error = iface.string('error');
+            io.stderr(`nvs-vsctl: Error detected while setting up '${iface.string('name')}'${error ? `: ${error}` : ''}.  See nvs-vswitchd log for details.\n`);
           }
         }
       }
-      return global.oneline ? text.map((t) => `${t.replace(/\n$/, '').replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}\n`).join('') : text.join('');
+      return text;
     };
     const out = global.timeout ? await withTimeout(work(), global, phase, (t) => (timer = t)) : await work();
     io.stdout(out);
@@ -91,6 +97,36 @@ export async function runVsctl(argv: readonly string[], io: VsctlIo): Promise<nu
     if (timer) clearTimeout(timer);
     (client as OvsdbClient | undefined)?.close();
   }
+}
+
+/** What one command printed: text, or (list, find) a table. */
+interface CommandOutput {
+  text: Context['out'];
+  table: Context['table'];
+}
+
+/**
+ * The invocation's output, once committed (so rows it inserted print with
+ * their real uuids): each command's text — on one line with --oneline —
+ * or its table, which --oneline leaves as it is, as ovs-vsctl does.
+ */
+function printOutputs(outputs: CommandOutput[], commit: CommitResult, global: GlobalOptions): string {
+  const real = (uuid: string): string => commit.inserted.get(uuid) ?? uuid;
+  let first = true;
+  return outputs
+    .map(({ text, table }) => {
+      if (table) {
+        // References to rows this invocation inserted, by their real uuids.
+        const realAtoms = (atoms: readonly Atom[] | undefined, t: string | undefined): Atom[] | undefined => atoms && (t === 'uuid' ? atoms.map((u) => real(u as string)) : [...atoms]);
+        const rows = table.rows.map((row) => row.map((c) => ({ ...c, datum: { keys: realAtoms(c.datum.keys, c.type.key.type)!, values: realAtoms(c.datum.values, c.type.value?.type) } })));
+        const out = renderTable(table.headings, rows, global, first);
+        first = false;
+        return out;
+      }
+      const t = text.map((p) => (typeof p === 'string' ? p : p(real))).join('');
+      return global.oneline ? `${t.replace(/\n$/, '').replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}\n` : t;
+    })
+    .join('');
 }
 
 /** Connects; with --retry, keeps trying while the server is not there yet (the timeout bounds it). */

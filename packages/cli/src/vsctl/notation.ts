@@ -1,207 +1,225 @@
 // The value notation of ovs-vsctl's command line and output: atoms written
 // bare (`br0`, `10`, `true`) or as JSON-quoted strings (`"52:54:00:aa:bb:cc"`),
 // sets as `[a, b]` (brackets optional on input), maps as `{k=v, k2=v2}`,
-// uuids as text and `@name` for rows named earlier in the same invocation.
+// integer ranges `10-12` inside sets, uuids as text and `@name` for rows
+// named in the same invocation.
 //
-// Parsing checks atomic types and the column's constraints, so a bad value
-// is refused before anything is sent, with ovs-vsctl's wording.
+// Parsing follows ovs-vsctl's rules step for step, so that what one accepts
+// the other accepts and a refusal reads the same: words end at one of
+// `:=, []{}!<>` (a backslash escapes one, double quotes protect them), each
+// word is then read as an atom of the column's type and checked against its
+// constraints, and the whole value against the column's cardinality.
 // Deep imports keep the bundle (and nvs-vsctl's cold start) free of the server.
 import type { Atom, BaseType, ColumnType } from '@nvs/ovsdb/src/schema.ts';
-import { checkAtom, checkDatum, isUuid, makeMap, makeSet, type Datum } from '@nvs/ovsdb/src/datum.ts';
+import { isUuid, makeMap, makeSet, type Datum } from '@nvs/ovsdb/src/datum.ts';
 import { VsctlError } from './errors.ts';
 
-/** Resolves `@name` to the uuid of a row created (or captured) earlier in the invocation. */
-export type SymbolResolver = (name: string) => string;
+/** Resolves `@name` (a reference of base type `b`) to the uuid of a row created or captured in the invocation. */
+export type SymbolResolver = (name: string, b: BaseType) => string;
 
-/** Characters that end an unquoted token inside a set or map. */
-const DELIMITERS = new Set([':', ',', ' ', '\t', '\n', '=', '{', '}', '[', ']']);
+/** Characters that end a word (outside double quotes). */
+const DELIMITERS = ':=, []{}!<>';
 
-function parseQuoted(s: string, whole: string): { value: string; rest: string } {
-  // A JSON string: find the closing quote, honoring escapes.
-  let i = 1;
-  while (i < s.length && s[i] !== '"') i += s[i] === '\\' ? 2 : 1;
-  if (i >= s.length) throw new VsctlError('VSCTL_BAD_VALUE', `${whole}: missing quote at end of quoted string`);
-  let value: string;
-  try {
-    value = JSON.parse(s.slice(0, i + 1)) as string;
-  } catch {
-    throw new VsctlError('VSCTL_BAD_VALUE', `${whole}: invalid escape in quoted string`);
-  }
-  return { value, rest: s.slice(i + 1) };
+function isDelimiter(c: string | undefined): boolean {
+  return c !== undefined && DELIMITERS.includes(c);
 }
 
-/** Converts one token to an atom of base type `b` (checks the type, not the constraints). */
-function atomFromToken(token: string, quoted: boolean, b: BaseType, resolve: SymbolResolver): Atom {
+/**
+ * Reads one word of `s` from `pos`: up to a delimiter or the end. A
+ * backslash makes the next character part of the word (and is dropped);
+ * double quotes are kept, and protect delimiters and backslashes until the
+ * closing one.
+ */
+export function parseToken(s: string, pos: number): { token: string; end: number } {
+  let out = '';
+  let quoted = false;
+  let p = pos;
+  while (p < s.length) {
+    const c = s[p++];
+    if (c === '\\') {
+      if (quoted) out += '\\';
+      if (p >= s.length) throw new VsctlError('VSCTL_BAD_VALUE', `${s.slice(pos)}: backslash at end of argument`);
+      out += s[p++];
+    } else if (!quoted && isDelimiter(c)) {
+      p--;
+      break;
+    } else {
+      out += c;
+      if (c === '"') quoted = !quoted;
+    }
+  }
+  if (quoted) throw new VsctlError('VSCTL_BAD_VALUE', `${s.slice(pos)}: quoted string extends past end of argument`);
+  return { token: out, end: p };
+}
+
+const SPACE = /[ \t\n\v\f\r]/;
+
+function skipSpaces(s: string, p: number): number {
+  while (p < s.length && SPACE.test(s[p])) p++;
+  return p;
+}
+
+/** A whole decimal integer as C's strtoll reads one (leading white space, a sign), or undefined. */
+function readInteger(s: string): number | undefined {
+  if (!/^[ \t\n\v\f\r]*[+-]?\d+$/.test(s)) return undefined;
+  const n = Number(s.trim());
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+/** Reads `a-b` (each an integer as above). */
+function readRange(s: string): [number, number] | undefined {
+  const m = /^([ \t\n\v\f\r]*[+-]?\d+)-(.*)$/s.exec(s);
+  if (!m) return undefined;
+  const lo = readInteger(m[1]);
+  const hi = readInteger(m[2]);
+  return lo === undefined || hi === undefined ? undefined : [lo, hi];
+}
+
+function readReal(s: string): number | undefined {
+  if (!/^[ \t\n\v\f\r]*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(s)) return undefined;
+  const n = Number(s.trim());
+  // -0 reads as 0, as in the JSON the server speaks.
+  return Number.isFinite(n) ? n + 0 : undefined;
+}
+
+/** Largest span of an integer range in a set (`1-4096` is the most). */
+const MAX_RANGE_SIZE = 4096;
+
+/**
+ * Reads one word as atoms of base type `b`: one atom, or with `range` an
+ * integer range `a-b` as all of its atoms. Checks each against the
+ * constraints of `b` (enum, minimum and maximum, string length).
+ */
+export function parseAtoms(s: string, b: BaseType, resolve: SymbolResolver, range = false): Atom[] {
   switch (b.type) {
     case 'integer': {
-      if (quoted || !/^[-+]?\d+$/.test(token)) throw new VsctlError('VSCTL_BAD_VALUE', `"${token}" is not a valid integer`);
-      const n = Number(token);
-      if (!Number.isSafeInteger(n)) throw new VsctlError('VSCTL_BAD_VALUE', `"${token}" is out of the integer range`);
-      return n;
+      const r = range ? readRange(s) : undefined;
+      if (r) {
+        if (r[1] < r[0]) throw new VsctlError('VSCTL_BAD_VALUE', `"${s}" is not a valid range. Range end cannot be before start.`);
+        checkConstraints(r[0], b);
+        if (b.enum) for (let i = r[0] + 1; i <= r[1]; i++) checkConstraints(i, b);
+        else checkConstraints(r[1], b);
+        if (r[1] - r[0] >= MAX_RANGE_SIZE) throw new VsctlError('VSCTL_CONSTRAINT', `constraint violation: Range "${r[0]}-${r[1]}" is too big. Maximum allowed size is ${MAX_RANGE_SIZE}.`);
+        return Array.from({ length: r[1] - r[0] + 1 }, (_, i) => r[0] + i);
+      }
+      const n = readInteger(s);
+      if (n === undefined) throw new VsctlError('VSCTL_BAD_VALUE', `"${s}" is not a valid integer or range`);
+      return [checkConstraints(n, b)];
     }
     case 'real': {
-      const n = Number(token);
-      if (quoted || token.trim() === '' || !Number.isFinite(n)) throw new VsctlError('VSCTL_BAD_VALUE', `"${token}" is not a valid real number`);
-      return n;
+      const n = readReal(s);
+      if (n === undefined) throw new VsctlError('VSCTL_BAD_VALUE', `"${s}" is not a valid real number`);
+      return [checkConstraints(n, b)];
     }
     case 'boolean':
-      if (!quoted && token === 'true') return true;
-      if (!quoted && token === 'false') return false;
-      throw new VsctlError('VSCTL_BAD_VALUE', `"${token}" is not a valid boolean (use "true" or "false")`);
-    case 'string':
-      return token;
+      if (['true', 'yes', 'on', '1'].includes(s)) return [true];
+      if (['false', 'no', 'off', '0'].includes(s)) return [false];
+      throw new VsctlError('VSCTL_BAD_VALUE', `"${s}" is not a valid boolean (use "true" or "false")`);
+    case 'string': {
+      if (s === '') throw new VsctlError('VSCTL_BAD_VALUE', 'An empty string is not valid as input; use "" to represent the empty string');
+      if (!s.startsWith('"')) return [checkConstraints(s, b)];
+      if (s.length < 2 || !s.endsWith('"')) throw new VsctlError('VSCTL_BAD_VALUE', `${s}: missing quote at end of quoted string`);
+      let value: string;
+      try {
+        value = JSON.parse(s) as string;
+      } catch {
+        throw new VsctlError('VSCTL_BAD_VALUE', `${s}: invalid escape in quoted string`);
+      }
+      return [checkConstraints(value, b)];
+    }
     case 'uuid':
-      if (!quoted && token.startsWith('@')) return resolve(token);
-      if (!quoted && isUuid(token)) return token.toLowerCase();
-      throw new VsctlError('VSCTL_BAD_VALUE', `"${token}" is not a valid UUID`);
+      if (s.startsWith('@')) return [resolve(s, b)];
+      if (isUuid(s)) return [s.toLowerCase()];
+      throw new VsctlError('VSCTL_BAD_VALUE', `"${s}" is not a valid UUID`);
   }
 }
 
-function checked(a: Atom, b: BaseType): Atom {
+/** Reads a whole string as one atom, as after `column:key=` (no word splitting: `a b` is one string). */
+export function parseAtomString(s: string, b: BaseType, resolve: SymbolResolver): Atom {
+  return parseAtoms(s, b, resolve)[0];
+}
+
+/** Checks an atom against the constraints of its base type, in ovs-vsctl's words. */
+function checkConstraints(a: Atom, b: BaseType): Atom {
+  const violation = (message: string): VsctlError => new VsctlError('VSCTL_CONSTRAINT', `constraint violation: ${message}`);
   if (b.enum && !b.enum.includes(a)) {
-    const allowed = b.enum.map((e) => atomToString(e, b));
-    const list = allowed.length === 1 ? allowed[0] : `[${allowed.join(', ')}]`;
-    throw new VsctlError('VSCTL_CONSTRAINT', `constraint violation: ${atomToString(a, b)} is not one of the allowed values (${list})`);
+    throw violation(`${atomToString(a, b)} is not one of the allowed values ([${b.enum.map((e) => atomToString(e, b)).join(', ')}])`);
   }
-  if (b.type === 'integer' && b.minInteger !== undefined && b.maxInteger !== undefined && ((a as number) < b.minInteger || (a as number) > b.maxInteger)) {
-    throw new VsctlError('VSCTL_CONSTRAINT', `constraint violation: ${a} is not in the valid range ${b.minInteger} to ${b.maxInteger} (inclusive)`);
+  if (b.type === 'integer' || b.type === 'real') {
+    const n = a as number;
+    const [min, max] = b.type === 'integer' ? [b.minInteger, b.maxInteger] : [b.minReal, b.maxReal];
+    const fmt = (x: number): string => (b.type === 'integer' ? String(x) : formatReal(x));
+    if ((min === undefined || n >= min) && (max === undefined || n <= max)) return a;
+    if (min !== undefined && max !== undefined) throw violation(`${fmt(n)} is not in the valid range ${fmt(min)} to ${fmt(max)} (inclusive)`);
+    if (min !== undefined) throw violation(`${fmt(n)} is less than minimum allowed value ${fmt(min)}`);
+    throw violation(`${fmt(n)} is greater than maximum allowed value ${fmt(max!)}`);
   }
-  try {
-    checkAtom(a, b);
-  } catch (err) {
-    throw new VsctlError('VSCTL_CONSTRAINT', `constraint violation: ${(err as Error).message}`);
+  if (b.type === 'string' && (b.minLength !== undefined || b.maxLength !== undefined)) {
+    const s = a as string;
+    const n = [...s].length;
+    if (b.minLength !== undefined && n < b.minLength) throw violation(`"${s}" length ${n} is less than minimum allowed length ${b.minLength}`);
+    if (b.maxLength !== undefined && n > b.maxLength) throw violation(`"${s}" length ${n} is greater than maximum allowed length ${b.maxLength}`);
   }
   return a;
 }
 
-/**
- * Parses a whole string as one atom, as after `column:key=` — no
- * tokenizing, so `a:b` or `a b` is one string; `"..."` is a quoted string.
- */
-export function parseAtomString(s: string, b: BaseType, resolve: SymbolResolver): Atom {
-  if (b.type === 'string' && s.startsWith('"')) {
-    const { value, rest } = parseQuoted(s, s);
-    if (rest !== '') throw new VsctlError('VSCTL_BAD_VALUE', `${s}: missing quote at end of quoted string`);
-    return checked(value, b);
-  }
-  return checked(atomFromToken(s, false, b, resolve), b);
-}
-
-/** A scanner over the text of a set or map. */
-class Tokens {
-  pos = 0;
-  constructor(readonly text: string) {}
-
-  skipSpace(): void {
-    while (this.pos < this.text.length && /\s/.test(this.text[this.pos])) this.pos++;
-  }
-
-  peek(): string | undefined {
-    return this.text[this.pos];
-  }
-
-  /** The next atom token (quoted or bare). */
-  token(): { token: string; quoted: boolean } {
-    this.skipSpace();
-    const rest = this.text.slice(this.pos);
-    if (rest.startsWith('"')) {
-      const { value, rest: after } = parseQuoted(rest, this.text);
-      this.pos = this.text.length - after.length;
-      return { token: value, quoted: true };
-    }
-    let end = this.pos;
-    while (end < this.text.length && !DELIMITERS.has(this.text[end])) end++;
-    const token = this.text.slice(this.pos, end);
-    if (token === '') {
-      const c = this.text[this.pos];
-      throw new VsctlError('VSCTL_BAD_VALUE', c === undefined ? `${this.text}: unexpected end of input` : `${this.text.slice(this.pos)}: syntax error at "${c}"`);
-    }
-    this.pos = end;
-    return { token, quoted: false };
-  }
+/** A type in words, as ovs-vsctl names it in errors: `string`, `set of up to 1 integers`, `map of (string, string) pairs`. */
+export function typeToEnglish(type: ColumnType): string {
+  if (!type.value && type.min === 1 && type.max === 1) return type.key.type;
+  let s = type.value ? 'map' : 'set';
+  if (type.max === Infinity) s += type.min ? ` of ${type.min} or more` : ' of';
+  else s += type.min ? ` of ${type.min} to ${type.max}` : ` of up to ${type.max}`;
+  return type.value ? `${s} (${type.key.type}, ${type.value.type}) pairs` : `${s} ${type.key.type}s`;
 }
 
 /**
- * Parses the text of a whole column value: `[a, b]`, `a,b`, `{k=v}`,
- * `k=v`, `[]`, `{}` or one atom. Checks the cardinality and constraints
- * unless `partial` (the arguments of `add`/`remove` are parts of a value).
+ * Parses the text of a whole value of `type`: `[a, b]`, `a,b`, `a b`,
+ * `{k=v}`, `k=v`, `[]`, `{}` or one atom; integers may be ranges `10-12`.
+ * Checks each atom and the number of elements against `type`.
  */
-export function parseDatumString(text: string, type: ColumnType, resolve: SymbolResolver, partial = false): Datum {
-  const isMapType = type.value !== undefined;
-  const t = new Tokens(text);
-  t.skipSpace();
-  let close: string | undefined;
-  if (t.peek() === (isMapType ? '{' : '[')) {
-    close = isMapType ? '}' : ']';
-    t.pos++;
+export function parseDatumString(s: string, type: ColumnType, resolve: SymbolResolver): Datum {
+  const isMap = type.value !== undefined;
+  let p = skipSpaces(s, 0);
+  let close = '';
+  if (s[p] === (isMap ? '{' : '[')) {
+    close = isMap ? '}' : ']';
+    p = skipSpaces(s, p + 1);
+  } else if (p >= s.length) {
+    throw new VsctlError('VSCTL_BAD_VALUE', isMap ? 'use "{}" to specify the empty map' : 'use "[]" to specify the empty set');
   }
   const keys: Atom[] = [];
-  const pairs: Array<[Atom, Atom]> = [];
-  for (;;) {
-    t.skipSpace();
-    const c = t.peek();
-    if (c === undefined || c === close) break;
-    const start = t.pos;
-    const k = t.token();
-    if (isMapType) {
-      const key = checked(atomFromToken(k.token, k.quoted, type.key, resolve), type.key);
-      t.skipSpace();
-      if (t.peek() !== '=') throw new VsctlError('VSCTL_BAD_VALUE', `${text.slice(start)}: syntax error${t.peek() ? ` at "${t.peek()}"` : ''} expecting "="`);
-      t.pos++;
-      const v = t.token();
-      pairs.push([key, checked(atomFromToken(v.token, v.quoted, type.value!, resolve), type.value!)]);
-    } else if (type.key.type === 'integer') {
-      keys.push(...integerOrRange(k.token, k.quoted, type.key));
+  const values: Atom[] = [];
+  while (p < s.length && s[p] !== close) {
+    if (isDelimiter(s[p])) throw new VsctlError('VSCTL_BAD_VALUE', `${s}: unexpected "${s[p]}" parsing ${typeToEnglish(type)}`);
+    const start = p;
+    const key = parseToken(s, p);
+    p = key.end;
+    const atoms = parseAtoms(key.token, type.key, resolve, true);
+    if (isMap) {
+      p = skipSpaces(s, p);
+      // (ovs-vsctl's message stops short where the text does.)
+      if (s[p] !== '=') throw new VsctlError('VSCTL_BAD_VALUE', `${s.slice(start)}: syntax error at "${p < s.length ? `${s[p]}" expecting "="` : ''}`);
+      p = skipSpaces(s, p + 1);
+      const value = parseToken(s, p);
+      p = value.end;
+      const v = parseAtoms(value.token, type.value!, resolve)[0];
+      for (const k of atoms) {
+        keys.push(k);
+        values.push(v);
+      }
     } else {
-      keys.push(checked(atomFromToken(k.token, k.quoted, type.key, resolve), type.key));
+      keys.push(...atoms);
     }
-    // Elements are separated by a comma, white space, or both.
-    const before = t.pos;
-    t.skipSpace();
-    if (t.peek() === ',') t.pos++;
-    else if (t.peek() !== undefined && t.peek() !== close && t.pos === before) {
-      throw new VsctlError('VSCTL_BAD_VALUE', `${text}: unexpected "${t.peek()}" parsing ${describeType(type)}`);
-    }
+    p = skipSpaces(s, p);
+    if (s[p] === ',') p = skipSpaces(s, p + 1);
   }
-  if (close) {
-    if (t.peek() !== close) throw new VsctlError('VSCTL_BAD_VALUE', `${text}: missing "${close}" at end of value`);
-    t.pos++;
-    t.skipSpace();
-    if (t.pos < text.length) throw new VsctlError('VSCTL_BAD_VALUE', `${text}: trailing garbage after "${close}"`);
-  }
-  const n = isMapType ? pairs.length : keys.length;
-  if (isMapType && new Set(pairs.map((p) => p[0])).size !== pairs.length) throw new VsctlError('VSCTL_BAD_VALUE', `${text}: map contains duplicate key`);
-  if (!isMapType && new Set(keys).size !== keys.length) throw new VsctlError('VSCTL_BAD_VALUE', `${text}: set contains duplicate value`);
-  if (!partial && n > type.max) throw new VsctlError('VSCTL_BAD_VALUE', `${text}: ${n} value(s) specified but the maximum number is ${type.max}`);
-  if (!partial && n < type.min) throw new VsctlError('VSCTL_BAD_VALUE', `${text}: ${n} value(s) specified but the minimum number is ${type.min}`);
-  return isMapType ? makeMap(pairs) : makeSet(keys);
-}
-
-/** An integer set element: `5` or a range `10-20` (as in trunks=1,2,10-20). */
-function integerOrRange(token: string, quoted: boolean, b: BaseType): Atom[] {
-  const m = quoted ? null : /^([-+]?\d+)(?:-([-+]?\d+))?$/.exec(token);
-  if (!m) throw new VsctlError('VSCTL_BAD_VALUE', `"${token}" is not a valid integer or range`);
-  const lo = Number(m[1]);
-  const hi = m[2] === undefined ? lo : Number(m[2]);
-  if (!Number.isSafeInteger(lo) || !Number.isSafeInteger(hi) || hi < lo || hi - lo > 65535) throw new VsctlError('VSCTL_BAD_VALUE', `"${token}" is not a valid integer or range`);
-  const out: Atom[] = [];
-  for (let n = lo; n <= hi; n++) out.push(checked(n, b));
-  return out;
-}
-
-function describeType(type: ColumnType): string {
-  const what = type.value ? `${type.key.type}-${type.value.type} pairs` : `${type.key.type}s`;
-  if (type.max === 1 && !type.value) return `set of up to 1 ${what}`;
-  return type.max === Infinity ? `set of ${what}` : `set of up to ${type.max} ${what}`;
-}
-
-/** Checks a finished value against the column type (cardinality and constraints). */
-export function checkValue(d: Datum, type: ColumnType, what: string): void {
-  try {
-    checkDatum(d, type, what);
-  } catch (err) {
-    throw new VsctlError('VSCTL_CONSTRAINT', `constraint violation: ${(err as Error).message}`);
-  }
+  if ((s[p] ?? '') !== close) throw new VsctlError('VSCTL_BAD_VALUE', `${s}: missing "${close}" at end of data`);
+  if (close && skipSpaces(s, p + 1) < s.length) throw new VsctlError('VSCTL_BAD_VALUE', `${s}: trailing garbage after "${close}"`);
+  const what = isMap ? 'pair(s)' : 'value(s)';
+  if (keys.length < type.min) throw new VsctlError('VSCTL_BAD_VALUE', `${s}: ${keys.length} ${what} specified but the minimum number is ${type.min}`);
+  if (keys.length > type.max) throw new VsctlError('VSCTL_BAD_VALUE', `${s}: ${keys.length} ${what} specified but the maximum number is ${type.max}`);
+  if (new Set(keys).size !== keys.length) throw new VsctlError('VSCTL_BAD_VALUE', isMap ? `${s}: map contains duplicate key` : `${s}: set contains duplicate value`);
+  return isMap ? makeMap(keys.map((k, i) => [k, values[i]])) : makeSet(keys);
 }
 
 /** Whether a string must be quoted to read back as the same string. */
@@ -210,29 +228,37 @@ function needsQuotes(s: string): boolean {
   return s === 'true' || s === 'false' || isUuid(s);
 }
 
+/** A real as C's `%.15g` writes it. */
+function formatReal(x: number): string {
+  if (!Number.isFinite(x)) return Number.isNaN(x) ? 'nan' : x > 0 ? 'inf' : '-inf';
+  if (x === 0) return Object.is(x, -0) ? '-0' : '0';
+  const [mantissa, e] = x.toExponential(14).split('e');
+  const exp = Number(e);
+  const trim = (t: string): string => (t.includes('.') ? t.replace(/0+$/, '').replace(/\.$/, '') : t);
+  if (exp < -4 || exp >= 15) return `${trim(mantissa)}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`;
+  return trim(x.toFixed(14 - exp));
+}
+
 /** An atom in ovs-vsctl's string notation. */
 export function atomToString(a: Atom, b: BaseType): string {
   if (b.type === 'string') return needsQuotes(a as string) ? JSON.stringify(a) : (a as string);
+  if (b.type === 'real') return formatReal(a as number);
   return String(a);
 }
 
 /** An atom in bare notation (`--data=bare`): strings unquoted. */
-function atomToBare(a: Atom): string {
-  return String(a);
+function atomToBare(a: Atom, b: BaseType): string {
+  return b.type === 'real' ? formatReal(a as number) : String(a);
 }
 
 /** A datum in ovs-vsctl's string notation: `10`, `[]`, `[a, b]`, `{k=v}`. */
 export function datumToString(d: Datum, type: ColumnType): string {
-  if (type.value) {
-    const parts = d.keys.map((k, i) => `${atomToString(k, type.key)}=${atomToString(d.values![i], type.value!)}`);
-    return `{${parts.join(', ')}}`;
-  }
-  if (type.max === 1 && d.keys.length === 1) return atomToString(d.keys[0], type.key);
-  return `[${d.keys.map((k) => atomToString(k, type.key)).join(', ')}]`;
+  const parts = d.keys.map((k, i) => (type.value ? `${atomToString(k, type.key)}=${atomToString(d.values![i], type.value)}` : atomToString(k, type.key)));
+  if (type.max > 1 || d.keys.length === 0) return type.value ? `{${parts.join(', ')}}` : `[${parts.join(', ')}]`;
+  return parts.join(', ');
 }
 
 /** A datum in bare notation: elements separated by spaces, map pairs as `k=v`. */
-export function datumToBare(d: Datum): string {
-  if (d.values) return d.keys.map((k, i) => `${atomToBare(k)}=${atomToBare(d.values![i])}`).join(' ');
-  return d.keys.map(atomToBare).join(' ');
+export function datumToBare(d: Datum, type: ColumnType): string {
+  return d.keys.map((k, i) => (type.value ? `${atomToBare(k, type.key)}=${atomToBare(d.values![i], type.value)}` : atomToBare(k, type.key))).join(' ');
 }

@@ -1,7 +1,9 @@
-// Renders the records of list/find (and any table of cells) in ovs-vsctl's
-// layouts: `list` (`name<padded to 20>: value`, records separated by a blank
-// line), `table` (aligned columns under a dashed rule), `csv`, `json`
-// (`{"data":[...],"headings":[...]}`), and `--bare` (values only).
+// Renders the records of list/find in ovs-vsctl's layouts: `list`
+// (`name<padded to 20>: value`, records separated by a blank line), `table`
+// (aligned columns under a dashed rule), `csv`, `json`
+// (`{"data":[...],"headings":[...]}`), and `--bare` (values only). As in
+// ovs-vsctl, a second table printed by the same invocation is set off from
+// the first by a blank line (except in json).
 import type { ColumnType } from '@nvs/ovsdb/src/schema.ts';
 import { datumToJson, type Datum } from '@nvs/ovsdb/src/datum.ts';
 import { datumToBare, datumToString } from './notation.ts';
@@ -27,28 +29,29 @@ function cellText(c: Cell, data: DataFormat): string {
     case 'string':
       return datumToString(c.datum, c.type);
     case 'bare':
-      return datumToBare(c.datum);
+      return datumToBare(c.datum, c.type);
     case 'json':
       return JSON.stringify(datumToJson(c.datum, c.type));
   }
 }
 
-/** Renders rows of cells under `headings`; the result ends with a newline unless empty. */
-export function renderTable(headings: string[], rows: Cell[][], style: OutputStyle): string {
+/** Renders rows of cells under `headings`; `first` says whether it is the invocation's first table. */
+export function renderTable(headings: string[], rows: Cell[][], style: OutputStyle, first = true): string {
   if (style.format === 'json') {
     const data = rows.map((r) => r.map((c) => datumToJson(c.datum, c.type)));
     return `${JSON.stringify({ data, headings })}\n`;
   }
+  const lead = first ? '' : '\n';
   const text = rows.map((r) => r.map((c) => cellText(c, style.data)));
   if (style.format === 'list') {
     const records = text.map((r) => r.map((t, i) => (style.headings ? `${headings[i].padEnd(20)}: ${t}` : t)).join('\n') + '\n');
-    return records.join('\n');
+    return lead + records.join('\n');
   }
   if (style.format === 'csv') {
     // A cell with a comma, quote or newline is quoted, its quotes doubled.
     const field = (t: string): string => (/[,"\n]/.test(t) ? `"${t.replace(/"/g, '""')}"` : t);
     const rowsText = style.headings ? [headings, ...text] : text;
-    return rowsText.map((r) => r.map(field).join(',') + '\n').join('');
+    return lead + rowsText.map((r) => r.map(field).join(',') + '\n').join('');
   }
   const lines: string[][] = [];
   if (style.headings) {
@@ -56,8 +59,10 @@ export function renderTable(headings: string[], rows: Cell[][], style: OutputSty
     lines.push(headings.map(() => ''));
   }
   lines.push(...text);
-  const widths = headings.map((_, i) => Math.max(...lines.map((l) => l[i].length)));
+  // Widths in bytes of UTF-8, as ovs-vsctl counts them.
+  const widths = headings.map((_, i) => Math.max(0, ...lines.map((l) => Buffer.byteLength(l[i]))));
   if (style.headings) lines[1] = widths.map((w) => '-'.repeat(w));
-  // Every column is padded to its width except the last, as ovs-vsctl does.
-  return lines.map((l) => l.map((t, i) => (i === l.length - 1 ? t : t.padEnd(widths[i]))).join(' ') + '\n').join('');
+  const pad = (t: string, w: number): string => t + ' '.repeat(Math.max(0, w - Buffer.byteLength(t)));
+  // Columns padded to their width, and each line's trailing spaces dropped, as ovs-vsctl does.
+  return lead + lines.map((l) => l.map((t, i) => pad(t, widths[i])).join(' ').replace(/ +$/, '') + '\n').join('');
 }
