@@ -129,8 +129,7 @@ function brief(json: unknown): string {
 export function parseDatum(json: unknown, type: ColumnType, resolve?: NamedUuidResolver, checked = false): Datum {
   const count = (n: number): void => {
     if (checked && (n < type.min || n > type.max)) {
-      const range = type.max === Infinity ? `at least ${type.min}` : type.min === type.max ? `exactly ${type.min}` : `between ${type.min} and ${type.max}`;
-      throw new OvsdbSyntaxError(`${type.value ? 'map' : 'set'} must have ${range} member${type.max === 1 ? '' : 's'} but ${n} ${n === 1 ? 'is' : 'are'} present`);
+      throw new OvsdbSyntaxError(`${type.value ? 'map' : 'set'} must have ${sizeRange(type)} member${type.max === 1 ? '' : 's'} but ${n} ${n === 1 ? 'is' : 'are'} present`);
     }
   };
   const atom = (a: unknown, b: BaseType): Atom => {
@@ -221,10 +220,12 @@ export function checkDatum(d: Datum, type: ColumnType, what = 'value'): void {
     for (const a of d.values) checkAtom(a, vb);
   }
   const n = datumSize(d);
-  if (n < type.min || n > type.max) {
-    const range = type.max === Infinity ? `at least ${type.min}` : type.min === type.max ? `exactly ${type.min}` : `between ${type.min} and ${type.max}`;
-    throw new ConstraintViolationError(`${what} has ${n} element${n === 1 ? '' : 's'} but must have ${range}`);
-  }
+  if (n < type.min || n > type.max) throw new ConstraintViolationError(`${what} has ${n} element${n === 1 ? '' : 's'} but must have ${sizeRange(type)}`);
+}
+
+/** How many elements a column type takes, in words: "exactly 1", "at least 0", "between 0 and 2". */
+function sizeRange(type: ColumnType): string {
+  return type.max === Infinity ? `at least ${type.min}` : type.min === type.max ? `exactly ${type.min}` : `between ${type.min} and ${type.max}`;
 }
 
 /** Whether two datums are equal (same keys and, for maps, same values). */

@@ -46,11 +46,10 @@ export function parseMutation(table: TableSchema, json: unknown, resolve?: Named
       if (t.min === 1 && t.max === 1 && !t.value) {
         throw new OvsdbSyntaxError(`Type mismatch: "${mutator}" mutator may not be applied to scalar column ${column.name}.`);
       }
-      // Deleting from a map accepts either a map (exact pairs) or a set of keys. As in
-      // ovsdb-server, an argument that is not a valid map is read as a set of keys, and
-      // that reading's error is the one reported.
       // As in ovsdb-server: an inserted value may have fewer elements than the column
       // needs but not more, a deleted one any number; atoms meet the column's constraints.
+      // Deleting from a map takes a map (exact pairs) or a set of keys: an argument that
+      // is not a valid map is read as a set of keys, and that reading's error is reported.
       const argType: ColumnType = mutator === 'insert' ? { ...t, min: 0 } : relaxed(t);
       if (mutator === 'delete' && t.value) {
         try {
