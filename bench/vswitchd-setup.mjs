@@ -49,7 +49,7 @@ const entry = join(dir, 'entry.ts');
 writeFileSync(
   entry,
   `export { Vswitchd, NvsDataplane, buildPacket } from ${JSON.stringify(join(root, 'packages/vswitchd/src/index.ts'))};
-export { VLog } from ${JSON.stringify(join(root, 'packages/ovsdb/src/index.ts'))};\n`,
+export { VLog } from ${JSON.stringify(join(root, 'packages/daemon/src/index.ts'))};\n`,
 );
 const bundle = join(dir, 'vswitchd.mjs');
 await build({

@@ -27,7 +27,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ovsPorts, type RealOvs, startOvs } from '../packages/ofproto/test/helpers.ts';
-import { buildPacket, type PacketFields } from '../packages/vswitchd/src/packet.ts';
+import { buildPacket, type PacketFields } from '@nvs/vswitchd';
 import { NvsRun } from './e2e-harness.ts';
 
 const MAC = (n: number) => 0x0a0000000000 + n;

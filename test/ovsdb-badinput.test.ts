@@ -6,7 +6,7 @@ import { rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import pino from 'pino';
 import { bundleDbServer, DbServer, run } from '../packages/ovsdb/test/helpers/dbserver.ts';
-import { JsonRpcConnection } from '../packages/ovsdb/src/jsonrpc.ts';
+import { JsonRpcConnection } from '@nvs/jsonrpc';
 
 let bundle: { bin: string; root: string };
 let srv: DbServer;

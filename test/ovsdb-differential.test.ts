@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { bundleDbServer, DbServer, run, SCHEMA } from '../packages/ovsdb/test/helpers/dbserver.ts';
-import { JsonRpcConnection } from '../packages/ovsdb/src/jsonrpc.ts';
+import { JsonRpcConnection } from '@nvs/jsonrpc';
 import { Rng } from './prng.ts';
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };

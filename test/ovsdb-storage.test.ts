@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { bundleDbServer, DbServer, run } from '../packages/ovsdb/test/helpers/dbserver.ts';
-import { JsonRpcConnection } from '../packages/ovsdb/src/jsonrpc.ts';
+import { JsonRpcConnection } from '@nvs/jsonrpc';
 
 const REAL_SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema';
 let bundle: { bin: string; root: string };

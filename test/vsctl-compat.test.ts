@@ -11,12 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Database } from '../packages/ovsdb/src/database.ts';
-import { OvsdbClient } from '../packages/ovsdb/src/client.ts';
-import { Idl } from '../packages/ovsdb/src/idl.ts';
-import { makeAtom } from '../packages/ovsdb/src/datum.ts';
-import { parseSchema } from '../packages/ovsdb/src/schema.ts';
-import { OvsdbServer } from '../packages/ovsdb/src/server.ts';
+import { Database, Idl, makeAtom, OvsdbClient, OvsdbServer, parseSchema } from '@nvs/ovsdb';
 import { canonical, labelUuids, normaliseStderr, nvsVsctl, ovsVsctl, rowLabels, SCHEMA, startSide, stopSide, type Result, type Side } from './vsctl-harness.ts';
 
 const run = promisify(execFile);

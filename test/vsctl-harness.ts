@@ -10,11 +10,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { Database, refsOf, type Row } from '../packages/ovsdb/src/database.ts';
-import type { Datum } from '../packages/ovsdb/src/datum.ts';
-import { parseSchema } from '../packages/ovsdb/src/schema.ts';
-import { OvsdbServer } from '../packages/ovsdb/src/server.ts';
-import { runVsctl } from '../packages/cli/src/vsctl/main.ts';
+import { Database, OvsdbServer, parseSchema, refsOf, type Datum, type Row } from '@nvs/ovsdb';
+import { runVsctl } from '@nvs/cli';
 
 export const SCHEMA = JSON.parse(readFileSync(new URL('../configs/vswitch.ovsschema', import.meta.url), 'utf8'));
 export const UUID_RE = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g;

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import { UnixctlServer } from '@nvs/ovsdb';
+import { UnixctlServer } from '@nvs/daemon';
 import { runAppctl } from '../src/appctl/main.ts';
 
 let dir: string;

@@ -3,8 +3,7 @@
 // parser must round-trip any value (property test).
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { ColumnType } from '@nvs/ovsdb/src/schema.ts';
-import { makeMap, makeSet, type Datum } from '@nvs/ovsdb/src/datum.ts';
+import { makeMap, makeSet, type ColumnType, type Datum } from '@nvs/ovsdb';
 import { parseCommandLine } from '../src/vsctl/args.ts';
 import { checkCommand } from '../src/vsctl/commands.ts';
 import { VsctlError } from '../src/vsctl/errors.ts';

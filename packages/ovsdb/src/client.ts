@@ -13,7 +13,7 @@
 import { EventEmitter } from 'node:events';
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { JsonRpcConnection } from './jsonrpc.ts';
+import { JsonRpcConnection } from '@nvs/jsonrpc';
 import { OvsdbError } from './errors.ts';
 import { parseSchema, type DatabaseSchema } from './schema.ts';
 

@@ -5,12 +5,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import { DAEMON_USAGE, DaemonError, parseDaemonArgs, startDaemon } from './daemon.ts';
+import { DAEMON_USAGE, DaemonError, parseDaemonArgs, startDaemon, UnixctlServer } from '@nvs/daemon';
 import { Database } from './database.ts';
 import { OvsdbError } from './errors.ts';
 import { OvsdbServer } from './server.ts';
 import { DbFile } from './storage.ts';
-import { UnixctlServer } from './unixctl.ts';
 
 export const VERSION = 'nvs-dbserver (nvs) 0.1.0';
 

@@ -3,33 +3,16 @@
 // string (`rfcError`), so the server can turn any thrown error into the
 // `{"error": ..., "details": ...}` object the RFC puts in transact results
 // and JSON-RPC replies.
+import { JsonRpcError, type ErrorJson } from '@nvs/jsonrpc';
 
-/** The JSON error object of RFC 7047 (section 3.1 and the transact results). */
-export interface OvsdbErrorJson {
-  error: string;
-  details?: string;
-  [extra: string]: unknown;
-}
-
-/** Base class: every error this package throws on purpose is an OvsdbError. */
-export class OvsdbError extends Error {
-  /** Stable machine-readable code, e.g. `OVSDB_CONSTRAINT_VIOLATION`. */
-  readonly code: string;
-  /** The RFC 7047 error string sent to peers, e.g. `constraint violation`. */
-  readonly rfcError: string;
-
-  constructor(code: string, rfcError: string, message: string) {
-    super(message);
-    this.name = new.target.name;
-    this.code = code;
-    this.rfcError = rfcError;
-  }
-
-  /** The RFC 7047 error object for this error. */
-  toJson(): OvsdbErrorJson {
-    return { error: this.rfcError, details: this.message };
-  }
-}
+/**
+ * Base class: every error this package throws on purpose is an OvsdbError.
+ * `code` is stable (`OVSDB_CONSTRAINT_VIOLATION`), `rfcError` the RFC 7047
+ * error string sent to peers (`constraint violation`). The JSON-RPC layer's
+ * own errors (framing, closed connection, error replies) are JsonRpcErrors
+ * but not OvsdbErrors.
+ */
+export class OvsdbError extends JsonRpcError {}
 
 /** Thrown when JSON input does not follow RFC 7047's grammar (bad notation, unknown member, wrong shape). */
 export class OvsdbSyntaxError extends OvsdbError {
@@ -73,7 +56,7 @@ export class DuplicateUuidError extends OvsdbError {
   }
 
   /** With the offending value in `syntax`, as ovsdb-server reports it. */
-  override toJson(): OvsdbErrorJson {
+  override toJson(): ErrorJson {
     return { ...super.toJson(), syntax: JSON.stringify(this.uuid) };
   }
 }
@@ -153,50 +136,4 @@ export class SchemaError extends OvsdbError {
   constructor(message: string) {
     super('OVSDB_SCHEMA', 'syntax error', message);
   }
-}
-
-/** Thrown (and the connection closed) when a JSON-RPC message exceeds the configured size limit. */
-export class MessageTooLargeError extends OvsdbError {
-  constructor(limit: number) {
-    super('OVSDB_MESSAGE_TOO_LARGE', 'syntax error', `JSON-RPC message exceeds the ${limit}-byte limit`);
-  }
-}
-
-/** Thrown (and the connection closed) when the byte stream is not a sequence of JSON objects. */
-export class JsonFramingError extends OvsdbError {
-  constructor(message: string) {
-    super('OVSDB_JSON_FRAMING', 'syntax error', message);
-  }
-}
-
-/** Thrown when a JSON-RPC request is malformed or names an unknown method. */
-export class JsonRpcProtocolError extends OvsdbError {
-  constructor(message: string, rfcError = 'syntax error') {
-    super('OVSDB_JSONRPC_PROTOCOL', rfcError, message);
-  }
-}
-
-/** Rejects a request when the peer answered with an error object. */
-export class JsonRpcRemoteError extends OvsdbError {
-  /** The error member of the peer's reply, as received. */
-  readonly remote: unknown;
-  constructor(method: string, remote: unknown) {
-    const text = typeof remote === 'string' ? remote : JSON.stringify(remote);
-    super('OVSDB_REMOTE_ERROR', typeof remote === 'object' && remote !== null && typeof (remote as OvsdbErrorJson).error === 'string' ? (remote as OvsdbErrorJson).error : 'remote error', `${method}: peer replied with error ${text}`);
-    this.remote = remote;
-  }
-}
-
-/** Rejects pending requests when the connection closes before their reply arrives. */
-export class ConnectionClosedError extends OvsdbError {
-  constructor(message = 'JSON-RPC connection closed') {
-    super('OVSDB_CONNECTION_CLOSED', 'connection closed', message);
-  }
-}
-
-/** Turns anything thrown into an RFC 7047 error object (unexpected errors become `internal error`). */
-export function toErrorJson(err: unknown): OvsdbErrorJson {
-  if (err instanceof OvsdbError) return err.toJson();
-  const message = err instanceof Error ? err.message : String(err);
-  return { error: 'internal error', details: message };
 }

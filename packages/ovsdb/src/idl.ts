@@ -41,6 +41,7 @@
 //     txn.set(ovs, 'cur_cfg', ovs.get('next_cfg'));
 //   });
 import { EventEmitter } from 'node:events';
+import { JsonRpcError } from '@nvs/jsonrpc';
 import { OvsdbError } from './errors.ts';
 import type { OvsdbClient, MonitorRequest, Operation, OperationResult, TableUpdates } from './client.ts';
 import { TransactionError } from './client.ts';
@@ -239,7 +240,7 @@ export class Idl extends EventEmitter {
         initial = await this.client.monitorCond(this.db, MONITOR_ID, requests, (u) => this.applyOrDrop(u));
       } catch (err) {
         // A server without monitor_cond (RFC 7047 only) gets a plain monitor.
-        if (!(err instanceof OvsdbError) || err.rfcError !== 'unknown method') throw err;
+        if (!(err instanceof JsonRpcError) || err.rfcError !== 'unknown method') throw err;
       }
     }
     if (!initial) {

@@ -7,11 +7,8 @@
 //   const conn = new JsonRpcConnection(net.connect('/run/nvs/db.sock'), { log });
 //   const dbs = await conn.request('list_dbs', []);
 export * from './errors.ts';
-export * from './jsonrpc.ts';
 export * from './schema.ts';
 export * from './datum.ts';
-export * from './daemon.ts';
-export * from './unixctl.ts';
 export * from './client.ts';
 export * from './idl.ts';
 // The server side (nvs-dbserver): engine, storage, server.

@@ -18,8 +18,8 @@ import {
   OvsdbSyntaxError,
   ReferentialIntegrityError,
   TimedOutError,
-  toErrorJson,
 } from './errors.ts';
+import { toErrorJson } from '@nvs/jsonrpc';
 import { lookupColumn, matchesAll, parseWhere, relaxed, uuidLookup, type Condition } from './condition.ts';
 import { applyMutation, parseMutation } from './mutation.ts';
 import type { TableSchema } from './schema.ts';

@@ -11,7 +11,7 @@ import { makeAtom, makeMap, makeSet } from '../src/datum.ts';
 import { Idl, TryAgain, type IdlChanges } from '../src/idl.ts';
 import { OvsdbServer } from '../src/server.ts';
 import { startServer, stopServer, VSWITCH_SCHEMA as SCHEMA } from './helpers/inprocess.ts';
-import { JsonRpcConnection } from '../src/jsonrpc.ts';
+import { JsonRpcConnection } from '@nvs/jsonrpc';
 import { createServer } from 'node:net';
 
 const DB = 'Open_vSwitch';

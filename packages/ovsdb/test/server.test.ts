@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { Database } from '../src/database.ts';
-import { JsonRpcConnection } from '../src/jsonrpc.ts';
+import { JsonRpcConnection } from '@nvs/jsonrpc';
 import { parseSchema } from '../src/schema.ts';
 import { OvsdbServer } from '../src/server.ts';
 import { SCHEMA } from './helpers/dbserver.ts';

@@ -12,7 +12,7 @@
 import { buildPacket, parseHexPacket } from './packet.ts';
 import { createHash } from 'node:crypto';
 import { formatDpActions, formatFdb, formatOdpFlowKey, formatTcpFlagLetters, parseTraceFlow, trace } from '@nvs/ofproto';
-import type { UnixctlServer } from '@nvs/ovsdb';
+import type { UnixctlServer } from '@nvs/daemon';
 import type { BridgePort } from './bridge.ts';
 import type { Coverage } from './coverage.ts';
 import type { Dataplane, DpStats } from './dataplane.ts';

@@ -6,7 +6,7 @@
  * --disable-system, --no-restore, --help and --version.
  */
 import { resolve } from 'node:path';
-import { DAEMON_USAGE, DaemonError, parseDaemonArgs, type DaemonOptions } from '@nvs/ovsdb';
+import { DAEMON_USAGE, DaemonError, parseDaemonArgs, type DaemonOptions } from '@nvs/daemon';
 
 export interface VswitchdArgs {
   daemon: DaemonOptions;

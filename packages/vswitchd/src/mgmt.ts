@@ -13,7 +13,7 @@
 import { existsSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { JsonRpcConnection, OvsdbError } from '@nvs/ovsdb';
+import { JsonRpcConnection, JsonRpcError } from '@nvs/jsonrpc';
 import {
   fieldByName,
   formatDiffFlows,
@@ -36,7 +36,7 @@ import { FlowService, FlowServiceError } from './flow-service.ts';
 import { OFPP_LOCAL } from './bridge.ts';
 
 /** An error the management protocol reports with a stable code. */
-class MgmtError extends OvsdbError {
+class MgmtError extends JsonRpcError {
   constructor(code: string, message: string) {
     super(code, code, message);
   }
@@ -174,7 +174,7 @@ export class MgmtServer {
   }
 
   private toError(err: unknown): Error {
-    if (err instanceof OvsdbError) return err;
+    if (err instanceof JsonRpcError) return err;
     if (err instanceof RuleError) return new MgmtError(err.code, err.message);
     if (err instanceof FlowServiceError) return new MgmtError(err.code, err.message);
     return err as Error;

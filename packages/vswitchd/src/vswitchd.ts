@@ -10,7 +10,7 @@
  */
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { UnixctlServer, type VLog } from '@nvs/ovsdb';
+import { UnixctlServer, type VLog } from '@nvs/daemon';
 import { Switch, type Bridge, type BridgeListener, type DatapathPorts, type PortBackend } from './bridge.ts';
 import type { ReadOptions, SwitchConfig } from './config.ts';
 import { Coverage } from './coverage.ts';

@@ -11,7 +11,7 @@
  * answered with an error (as ovs-appctl).
  */
 import { join } from 'node:path';
-import { resolveRundir, unixctlCall, UnixctlError } from '@nvs/ovsdb';
+import { resolveRundir, unixctlCall, UnixctlError } from '@nvs/daemon';
 
 export interface CliIo {
   stdout: { write(s: string): unknown };

@@ -13,7 +13,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { readPidfile, unixctlCall } from '@nvs/ovsdb';
+import { readPidfile, unixctlCall } from '@nvs/daemon';
 
 const run = promisify(execFile);
 

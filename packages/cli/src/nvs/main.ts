@@ -6,7 +6,7 @@
  * network namespaces on tap ports as root, on dummy ports otherwise.
  */
 import { Command, CommanderError } from 'commander';
-import { resolveRundir } from '@nvs/ovsdb';
+import { resolveRundir } from '@nvs/daemon';
 import { start, status, stop } from './daemons.ts';
 import { runDemo } from './demo.ts';
 import type { CliIo } from '../appctl/main.ts';

@@ -11,7 +11,8 @@ import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
 import pino from 'pino';
-import { JsonRpcConnection, JsonRpcRemoteError, resolveRundir, unixctlCall, UnixctlError } from '@nvs/ovsdb';
+import { resolveRundir, unixctlCall, UnixctlError } from '@nvs/daemon';
+import { JsonRpcConnection, JsonRpcRemoteError } from '@nvs/jsonrpc';
 import type { CliIo } from '../appctl/main.ts';
 import { ProgressBar } from './progress.ts';
 

@@ -4,8 +4,7 @@
 // database commands (db-commands.ts). Each command reads and writes through
 // the invocation's transaction, so later commands see earlier ones' changes
 // and all of them commit together.
-import type { IdlRow, IdlTables } from '@nvs/ovsdb/src/idl.ts';
-import { datumDifference, datumUnion, makeAtom, makeMap, makeSet } from '@nvs/ovsdb/src/datum.ts';
+import { datumDifference, datumUnion, makeAtom, makeMap, makeSet, type IdlRow, type IdlTables } from '@nvs/ovsdb';
 import { VsctlError } from './errors.ts';
 import type { CommandLine } from './args.ts';
 import type { Context } from './context.ts';

@@ -1,9 +1,7 @@
 // What every nvs-vsctl command works with: the transaction's view of the
 // database, the invocation's `@name` symbols, and ovs-vsctl's rules for
 // naming tables, columns and records on the command line.
-import { provisionalUuid, type IdlRow, type IdlTransaction } from '@nvs/ovsdb/src/idl.ts';
-import type { BaseType, ColumnSchema, DatabaseSchema, TableSchema } from '@nvs/ovsdb/src/schema.ts';
-import { isUuid } from '@nvs/ovsdb/src/datum.ts';
+import { isUuid, provisionalUuid, type BaseType, type ColumnSchema, type DatabaseSchema, type IdlRow, type IdlTransaction, type TableSchema } from '@nvs/ovsdb';
 import { VsctlError } from './errors.ts';
 import { parseToken } from './notation.ts';
 import type { Cell, OutputStyle } from './output.ts';

@@ -4,10 +4,7 @@
 // column names (for every command of the line before any runs, so a
 // misspelt column fails the line before anything is looked up) and says
 // what to replicate; `run` then works through the invocation's transaction.
-import type { IdlRow, IdlTables } from '@nvs/ovsdb/src/idl.ts';
-import { TryAgain } from '@nvs/ovsdb/src/idl.ts';
-import type { Atom, ColumnSchema, ColumnType, DatabaseSchema, TableSchema } from '@nvs/ovsdb/src/schema.ts';
-import { compareAtoms, datumDifference, datumUnion, defaultDatum, findKey, makeAtom, makeMap, type Datum } from '@nvs/ovsdb/src/datum.ts';
+import { compareAtoms, datumDifference, datumUnion, defaultDatum, findKey, makeAtom, makeMap, TryAgain, type Atom, type ColumnSchema, type ColumnType, type DatabaseSchema, type Datum, type IdlRow, type IdlTables, type TableSchema } from '@nvs/ovsdb';
 import { VsctlError } from './errors.ts';
 import type { CommandLine } from './args.ts';
 import { datumToString, atomToString, parseAtomString, parseDatumString } from './notation.ts';

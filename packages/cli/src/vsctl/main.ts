@@ -4,12 +4,10 @@
 // unless --no-wait — wait until nvs-vswitchd reports the new configuration
 // (Open_vSwitch.cur_cfg reaching the next_cfg this transaction bumped).
 // Output is printed only once all of that succeeded, as ovs-vsctl does.
-import { ConnectFailedError, OvsdbClient, TransactionError } from '@nvs/ovsdb/src/client.ts';
-import { Idl, type CommitResult, type IdlTables, type IdlTransaction } from '@nvs/ovsdb/src/idl.ts';
-import { OvsdbError } from '@nvs/ovsdb/src/errors.ts';
+import { JsonRpcError } from '@nvs/jsonrpc';
+import { ConnectFailedError, Idl, OvsdbClient, TransactionError, type Atom, type CommitResult, type IdlTables, type IdlTransaction } from '@nvs/ovsdb';
 import { parseCommandLine, USAGE, type GlobalOptions } from './args.ts';
 import { checkCommand } from './commands.ts';
-import type { Atom } from '@nvs/ovsdb/src/schema.ts';
 import { Symbols, type Context } from './context.ts';
 import { renderTable } from './output.ts';
 import { VsctlError } from './errors.ts';
@@ -182,6 +180,6 @@ function describe(err: unknown): { message: string; code: number } {
     const obj = err.details === undefined ? { error: err.rfcError } : { details: err.details, error: err.rfcError };
     return { message: `transaction error: ${JSON.stringify(obj)}`, code: 1 };
   }
-  if (err instanceof OvsdbError) return { message: err.message, code: 1 };
+  if (err instanceof JsonRpcError) return { message: err.message, code: 1 };
   return { message: `internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`, code: 1 };
 }

@@ -10,8 +10,7 @@
 // word is then read as an atom of the column's type and checked against its
 // constraints, and the whole value against the column's cardinality.
 // Deep imports keep the bundle (and nvs-vsctl's cold start) free of the server.
-import type { Atom, BaseType, ColumnType } from '@nvs/ovsdb/src/schema.ts';
-import { isUuid, makeMap, makeSet, type Datum } from '@nvs/ovsdb/src/datum.ts';
+import { isUuid, makeMap, makeSet, type Atom, type BaseType, type ColumnType, type Datum } from '@nvs/ovsdb';
 import { VsctlError } from './errors.ts';
 
 /** Resolves `@name` (a reference of base type `b`) to the uuid of a row created or captured in the invocation. */

@@ -4,8 +4,7 @@
 // (`{"data":[...],"headings":[...]}`), and `--bare` (values only). As in
 // ovs-vsctl, a second table printed by the same invocation is set off from
 // the first by a blank line (except in json).
-import type { ColumnType } from '@nvs/ovsdb/src/schema.ts';
-import { datumToJson, type Datum } from '@nvs/ovsdb/src/datum.ts';
+import { datumToJson, type ColumnType, type Datum } from '@nvs/ovsdb';
 import { datumToBare, datumToString } from './notation.ts';
 
 export type TableFormat = 'list' | 'table' | 'csv' | 'json';

@@ -2,8 +2,7 @@
 // managers, bridges (with controllers and fail mode), ports (tag, trunks)
 // and interfaces (type, options, error), nested by reference and sorted by
 // name. A column is printed only when it differs from its default.
-import type { IdlRow, IdlTables } from '@nvs/ovsdb/src/idl.ts';
-import { datumEquals, defaultDatum } from '@nvs/ovsdb/src/datum.ts';
+import { datumEquals, defaultDatum, type IdlRow, type IdlTables } from '@nvs/ovsdb';
 import type { Context } from './context.ts';
 import { datumToString } from './notation.ts';
 

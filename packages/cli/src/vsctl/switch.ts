@@ -7,8 +7,7 @@
 // and interface (named like the bridge) are not ports or interfaces to the
 // port commands, and a name already taken by a bridge, port or interface
 // cannot be given to a new one.
-import type { IdlRow } from '@nvs/ovsdb/src/idl.ts';
-import { datumDifference, datumUnion, makeAtom } from '@nvs/ovsdb/src/datum.ts';
+import { datumDifference, datumUnion, makeAtom, type IdlRow } from '@nvs/ovsdb';
 import type { Context } from './context.ts';
 import { VsctlError } from './errors.ts';
 

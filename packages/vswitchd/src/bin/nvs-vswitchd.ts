@@ -2,7 +2,7 @@
 // (nvs makes no TLS connections: without the variable, node does not load those certificates at start, about 75 ms on a machine that sets it.)
 // nvs-vswitchd: the switch daemon (see ../vswitchd.ts); a drop-in for
 // ovs-vswitchd's command line (see ../args.ts).
-import { DaemonError, startDaemon } from '@nvs/ovsdb';
+import { DaemonError, startDaemon } from '@nvs/daemon';
 import { parseVswitchdArgs } from '../args.ts';
 import { NvsDataplane } from '../dataplane-nvs.ts';
 import { chooseInternalPorts } from '../internal-ports.ts';

@@ -21,8 +21,7 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { existsSync, unlinkSync } from 'node:fs';
 import pino, { type Logger } from 'pino';
-import { JsonFramer, JsonRpcConnection } from './jsonrpc.ts';
-import { JsonRpcRemoteError } from './errors.ts';
+import { JsonFramer, JsonRpcConnection, JsonRpcRemoteError } from '@nvs/jsonrpc';
 import type { VLog } from './daemon.ts';
 
 /** Thrown for unixctl failures on either side, with a stable code. */

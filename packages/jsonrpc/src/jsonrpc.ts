@@ -15,8 +15,8 @@ import {
   JsonFramingError,
   JsonRpcProtocolError,
   JsonRpcRemoteError,
+  JsonRpcError,
   MessageTooLargeError,
-  OvsdbError,
   toErrorJson,
 } from './errors.ts';
 
@@ -144,7 +144,7 @@ export interface JsonRpcMessage {
 
 /**
  * Handles one incoming request. Its return value (or resolved promise) is the
- * result; a thrown OvsdbError becomes the reply's error object.
+ * result; a thrown JsonRpcError becomes the reply's error object.
  */
 export type RequestHandler = (params: unknown[], conn: JsonRpcConnection, id: unknown) => unknown;
 /** Handles one incoming notification (a message with `id: null`). */
@@ -301,7 +301,7 @@ export class JsonRpcConnection extends EventEmitter {
   }
 
   private protocolFailure(err: Error): void {
-    this.log.warn({ peer: this.name, code: (err as OvsdbError).code, err: err.message }, 'closing JSON-RPC connection: protocol error');
+    this.log.warn({ peer: this.name, code: (err as JsonRpcError).code, err: err.message }, 'closing JSON-RPC connection: protocol error');
     this.shutdown(err);
   }
 
@@ -362,7 +362,7 @@ export class JsonRpcConnection extends EventEmitter {
   }
 
   private replyError(method: string, id: unknown, err: unknown): void {
-    if (!(err instanceof OvsdbError)) this.log.error({ method, err }, 'request handler failed unexpectedly');
+    if (!(err instanceof JsonRpcError)) this.log.error({ method, err }, 'request handler failed unexpectedly');
     this.send({ result: null, error: toErrorJson(err), id });
   }
 
