@@ -12,7 +12,8 @@ import type { Action, LearnAction, SetFieldAction } from '../actions.ts';
 import { EthType, type Field, type FieldRange, IpProto, OFPP, Slot, VLAN_CFI } from '../fields.ts';
 import type { FlowMod } from '../flow-mod.ts';
 import { DEFAULT_PRIORITY, type Match } from '../match.ts';
-import { type Dialect, vlanAfterWrite } from './parser.ts';
+import { vlanAfterWrite } from './checks.ts';
+import type { Dialect } from './line-context.ts';
 import { formatIpv4, formatIpv6, formatMac, formatTcpFlags, hex, ipv4PrefixLen, prefixLen } from './values.ts';
 
 /**

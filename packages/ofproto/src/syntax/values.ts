@@ -26,6 +26,13 @@ export function parseUint(text: string): bigint {
   throw new ValueError(`'${text}' is not a number (expected decimal or 0x hex)`);
 }
 
+/** `parseUint` for values that must fit in 64 bits (`what` names the value in the message). */
+export function parseU64(text: string, what: string): bigint {
+  const v = parseUint(text);
+  if (v >= 1n << 64n) throw new ValueError(`${what} '${text}' does not fit in 64 bits`);
+  return v;
+}
+
 /** `parseUint` for values that must fit in `bits` bits (≤ 53), as a number. */
 export function parseUintN(text: string, bits: number, what: string): number {
   // Fast path for short decimal strings, the common case in big rule files.
