@@ -46,12 +46,16 @@ export interface DeviceState {
   carrier: boolean;
 }
 
-/** Called when a bridge or its ports change, so ofproto and caches follow. */
-export interface BridgeListener {
-  bridgeAdded(bridge: Bridge): void;
-  bridgeRemoved(bridge: Bridge): void;
-  /** Ports were added, removed or had their VLAN settings or bridge settings changed. */
-  bridgeChanged(bridge: Bridge): void;
+/**
+ * What one reconciliation did to the bridges, for the caller to carry on to
+ * ofproto and the caches: the model never calls back up.
+ */
+export interface BridgeChanges {
+  added: Bridge[];
+  /** Already gone from the model, their ports from the datapath. */
+  removed: Bridge[];
+  /** Kept bridges whose ports were added, removed or had their VLAN settings changed, or whose bridge settings changed. */
+  changed: Set<Bridge>;
 }
 
 /** One working port of a bridge: one interface, as bonds are not supported. */
@@ -120,11 +124,10 @@ export class Switch {
   constructor(
     private readonly log: Logger,
     private readonly datapath: DatapathPorts,
-    private readonly listener: BridgeListener,
   ) {}
 
-  /** Brings bridges and ports in line with `cfg`. Never throws for bad rows: they get an error status. */
-  reconcile(cfg: SwitchConfig): void {
+  /** Brings bridges and ports in line with `cfg` and says what changed. Never throws for bad rows: they get an error status. */
+  reconcile(cfg: SwitchConfig): BridgeChanges {
     const wanted = new Map<string, BridgeConfig>();
     for (const b of cfg.bridges) {
       if (!usesNvsDatapath(b)) {
@@ -136,14 +139,16 @@ export class Switch {
     this.status.clear();
 
     // Deletions first: whole bridges, then ports that left or changed type.
+    const removed: Bridge[] = [];
     for (const [name, bridge] of this.bridges) {
       if (!wanted.has(name)) {
         for (const p of bridge.ports.values()) this.removePort(bridge, p);
         this.bridges.delete(name);
-        this.listener.bridgeRemoved(bridge);
+        removed.push(bridge);
         this.log.info({ bridge: name }, 'bridge removed');
       }
     }
+    const added: Bridge[] = [];
     const changed = new Set<Bridge>();
     const plans = new Map<string, Map<string, { port: PortConfig; iface: InterfaceConfig }>>();
     for (const [name, bc] of wanted) {
@@ -174,6 +179,7 @@ export class Switch {
       if (!bridge) {
         bridge = new Bridge(name, bc);
         this.bridges.set(name, bridge);
+        added.push(bridge);
         this.log.info({ bridge: name }, 'bridge added');
       } else if (bridgeSettingsChanged(bridge.config, bc)) {
         changed.add(bridge);
@@ -187,12 +193,10 @@ export class Switch {
           this.status.set(iface.uuid, this.configurePort(existing, iface.mtuRequest));
           continue;
         }
-        const added = this.addPort(bridge, port, iface);
-        if (added) changed.add(bridge);
+        if (this.addPort(bridge, port, iface) && !isNew) changed.add(bridge);
       }
-      if (isNew) this.listener.bridgeAdded(bridge);
-      else if (changed.has(bridge)) this.listener.bridgeChanged(bridge);
     }
+    return { added, removed, changed };
   }
 
   /** Finds the bridge and port that own a datapath port. */
@@ -222,13 +226,14 @@ export class Switch {
     return p.backend === 'tap' ? this.datapath.deviceState?.(p.odpPort) : undefined;
   }
 
-  /** Removes every port of every bridge from the datapath (shutdown). */
-  clear(): void {
-    for (const bridge of this.bridges.values()) {
+  /** Removes every port of every bridge from the datapath (shutdown); returns the bridges removed. */
+  clear(): Bridge[] {
+    const removed = [...this.bridges.values()];
+    for (const bridge of removed) {
       for (const p of bridge.ports.values()) this.removePort(bridge, p);
-      this.listener.bridgeRemoved(bridge);
     }
     this.bridges.clear();
+    return removed;
   }
 
   /** Applies mtu_request to a working port and returns its Interface status (a tap's device is read once for both). */

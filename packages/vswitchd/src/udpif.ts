@@ -120,6 +120,12 @@ export class Udpif {
     return this.ukeys.size;
   }
 
+  /** other_config:max-idle and flow-limit, as the database has them now. */
+  setLimits(maxIdleMs: number, flowLimit: number): void {
+    this.maxIdleMs = maxIdleMs;
+    this.flowLimit = flowLimit;
+  }
+
   /** Marks a bridge's megaflows for re-translation (ports or bridge settings changed). */
   bridgeChanged(bridge: OfBridge): void {
     this.dirtyBridges.add(bridge);

@@ -11,7 +11,7 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { UnixctlServer, type VLog } from '@nvs/daemon';
-import { Switch, type Bridge, type BridgeListener, type DatapathPorts, type PortBackend } from './bridge.ts';
+import { Switch, type Bridge, type DatapathPorts, type PortBackend } from './bridge.ts';
 import type { ReadOptions, SwitchConfig } from './config.ts';
 import { Coverage } from './coverage.ts';
 import type { Dataplane, PortCounters } from './dataplane.ts';
@@ -54,7 +54,7 @@ export interface VswitchdComponents {
 
 const ZERO: PortCounters = { rxPackets: 0, rxBytes: 0, rxDropped: 0, txPackets: 0, txBytes: 0, txDropped: 0 };
 
-export class Vswitchd implements BridgeListener {
+export class Vswitchd {
   readonly coverage = new Coverage();
   readonly switch: Switch;
   readonly unixctl: UnixctlServer;
@@ -85,7 +85,7 @@ export class Vswitchd implements BridgeListener {
       deviceState: (no) => this.requireDp().deviceState(no),
       setDeviceMtu: (no, mtu) => this.requireDp().setDeviceMtu(no, mtu),
     };
-    this.switch = new Switch(c.vlog.logger('bridge'), ports, this);
+    this.switch = new Switch(c.vlog.logger('bridge'), ports);
     this.flows = new FlowService({
       bridge: (name) => this.ofbridges.get(name),
       portCounters: (p) => this.portCounters().get(p.odpPort) ?? ZERO,
@@ -141,7 +141,7 @@ export class Vswitchd implements BridgeListener {
     for (const m of this.mgmt.values()) await m.close();
     this.mgmt.clear();
     if (this.dp) {
-      this.switch.clear();
+      for (const b of this.switch.clear()) this.bridgeRemoved(b);
       this.dp.close();
       this.dp = undefined;
     }
@@ -170,11 +170,16 @@ export class Vswitchd implements BridgeListener {
       this.log.info({ nHandlerThreads: cfg.handlers }, 'n-handler-threads is recorded but not acted on: one handler (the event loop) translates upcalls');
     }
     this.requestedHandlers = cfg.handlers;
-    if (this.udpif) Object.assign(this.udpif, { maxIdleMs: cfg.maxIdleMs, flowLimit: cfg.flowLimit });
-    this.switch.reconcile(cfg);
-    // Every bridge re-checks its ports: errors found by ofproto (bad VLAN settings) are reported each time.
-    for (const b of this.ofbridges.values()) {
-      if (b.sync(this.switch.status)) this.udpif?.bridgeChanged(b);
+    this.udpif?.setLimits(cfg.maxIdleMs, cfg.flowLimit);
+    // Control goes one way: the model reconciles and says what changed, then ofproto and the caches follow.
+    const changes = this.switch.reconcile(cfg);
+    for (const b of changes.removed) this.bridgeRemoved(b);
+    for (const b of changes.added) this.bridgeAdded(b);
+    // Every bridge re-checks its ports (errors found by ofproto, such as bad VLAN settings, are reported each
+    // time) and is revalidated when its ports or settings changed.
+    for (const ob of this.ofbridges.values()) {
+      const synced = ob.sync(this.switch.status);
+      if (synced || changes.changed.has(ob.model)) this.udpif?.bridgeChanged(ob);
     }
     // Last, so that the write a new period makes at once sees the ports as now configured.
     if (this.db.setStatsInterval(cfg.statsUpdateIntervalMs)) {
@@ -259,9 +264,10 @@ export class Vswitchd implements BridgeListener {
     return out;
   }
 
-  // ------------------------------------------------------------ BridgeListener
+  // ------------------------------------------------ bridges come and go
 
-  bridgeAdded(bridge: Bridge): void {
+  /** A new bridge: its ofproto (with its saved rules) and its management socket. */
+  private bridgeAdded(bridge: Bridge): void {
     const ob = new OfBridge(bridge, this.c.vlog.logger('ofproto').child({ bridge: bridge.name }), { now: () => Date.now() });
     ob.sync(this.switch.status);
     this.ofbridges.set(bridge.name, ob);
@@ -285,7 +291,8 @@ export class Vswitchd implements BridgeListener {
     server.listen().catch((err) => this.log.error({ bridge: bridge.name, err: (err as Error).message }, 'management socket failed'));
   }
 
-  bridgeRemoved(bridge: Bridge): void {
+  /** A bridge gone from the model: its megaflows, management socket and (unless shutting down) saved rules go too. */
+  private bridgeRemoved(bridge: Bridge): void {
     const ob = this.ofbridges.get(bridge.name);
     this.ofbridges.delete(bridge.name);
     if (ob) this.udpif?.bridgeRemoved(ob);
@@ -294,10 +301,5 @@ export class Vswitchd implements BridgeListener {
     void server?.close();
     // A bridge deleted from the database takes its rules with it; at shutdown they stay for the restart.
     if (!this.stopping) this.rules.remove(bridge.name);
-  }
-
-  bridgeChanged(bridge: Bridge): void {
-    const ob = this.ofbridges.get(bridge.name);
-    if (ob) this.udpif?.bridgeChanged(ob);
   }
 }

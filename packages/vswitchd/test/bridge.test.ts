@@ -6,7 +6,7 @@
 import pino from 'pino';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { makeAtom, makeMap, makeSet, type Datum } from '@nvs/ovsdb';
-import { Switch, type DatapathPorts } from '../src/bridge.ts';
+import { Switch, type BridgeChanges, type DatapathPorts } from '../src/bridge.ts';
 import { readConfig, parseCpuMask, type DbSnapshot, type RowReader } from '../src/config.ts';
 import { NvsDataplane } from '../src/dataplane-nvs.ts';
 
@@ -68,10 +68,8 @@ function statusOf(sw: Switch, snap: DbSnapshot, name: string) {
   return sw.status.get(uuid);
 }
 
-const listener = { bridgeAdded() {}, bridgeRemoved() {}, bridgeChanged() {} };
-
 it('assigns ofports, honours ofport_request and gives the bridge interface LOCAL', () => {
-  const sw = new Switch(log, ports, listener);
+  const sw = new Switch(log, ports);
   const snap = db({ br0: { a: { ofportRequest: 7 }, b: {}, c: { ofportRequest: 7 } } });
   sw.reconcile(readConfig(snap)!);
   expect(statusOf(sw, snap, 'br0')).toMatchObject({ ofport: 65534, linkState: 'up', adminState: 'up', mtu: 1500 });
@@ -82,7 +80,7 @@ it('assigns ofports, honours ofport_request and gives the bridge interface LOCAL
 });
 
 it('reports unknown types and bad options in Interface.error and keeps the other ports', () => {
-  const sw = new Switch(log, ports, listener);
+  const sw = new Switch(log, ports);
   const snap = db({ br0: { good: {}, vhost: { type: 'dpdkvhostuser' }, odd: { type: 'quantum' }, opt: { options: { colour: 'red' } } } });
   sw.reconcile(readConfig(snap)!);
   expect(statusOf(sw, snap, 'vhost')).toEqual({ ofport: -1, error: 'vhost: interface type "dpdkvhostuser" is not supported yet by nvs (use "dummy", "internal" or "tap")' });
@@ -91,7 +89,7 @@ it('reports unknown types and bad options in Interface.error and keeps the other
   expect(statusOf(sw, snap, 'good')).toMatchObject({ ofport: 1, linkState: 'up' });
   expect(dp.stats().ports.map((p) => p.name).sort()).toEqual(['br0', 'good']);
   // --enable-dummy=override turns the types nvs cannot open yet into dummy ports.
-  const sw2 = new Switch(log, ports, listener);
+  const sw2 = new Switch(log, ports);
   dp.close();
   dp = NvsDataplane.open({});
   sw2.reconcile(readConfig(snap, { dummyOverride: true })!);
@@ -104,16 +102,20 @@ it('reports unknown types and bad options in Interface.error and keeps the other
 });
 
 it('does every deletion before any addition when a port moves between bridges', () => {
-  const sw = new Switch(log, ports, listener);
-  sw.reconcile(readConfig(db({ br0: { p1: {}, p2: {} }, br1: {} }))!);
+  const sw = new Switch(log, ports);
+  const names = (c: BridgeChanges) => ({ added: c.added.map((b) => b.name), removed: c.removed.map((b) => b.name), changed: [...c.changed].map((b) => b.name).sort() });
+  expect(names(sw.reconcile(readConfig(db({ br0: { p1: {}, p2: {} }, br1: {} }))!))).toEqual({ added: ['br0', 'br1'], removed: [], changed: [] });
   calls.length = 0;
-  sw.reconcile(readConfig(db({ br0: { p2: {} }, br1: { p1: {} } }))!);
+  // The caller learns which bridges changed, to carry it on to ofproto: the model calls nothing back.
+  expect(names(sw.reconcile(readConfig(db({ br0: { p2: {} }, br1: { p1: {} } }))!))).toEqual({ added: [], removed: [], changed: ['br0', 'br1'] });
   expect(calls).toEqual(['del p1', 'add p1']);
   calls.length = 0;
   // The whole of br0 goes and its ports come back under br1: again deletions first.
-  sw.reconcile(readConfig(db({ br1: { p1: {}, p2: {} } }))!);
+  expect(names(sw.reconcile(readConfig(db({ br1: { p1: {}, p2: {} } }))!))).toEqual({ added: [], removed: ['br0'], changed: ['br1'] });
   expect(calls.indexOf('add p2')).toBeGreaterThan(calls.lastIndexOf('del br0'));
   expect(calls.filter((c) => c.startsWith('del'))).toEqual(['del br0', 'del p2']);
+  // Nothing new: nothing changed.
+  expect(names(sw.reconcile(readConfig(db({ br1: { p1: {}, p2: {} } }))!))).toEqual({ added: [], removed: [], changed: [] });
 });
 
 it('reads other_config: polling cores, handlers and max-idle', () => {
