@@ -11,12 +11,15 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, NvsRun } from './e2e-harness.ts';
+import { needsOvs } from './ovs-tools.ts';
+
+const skipOvs = needsOvs('test/e2e-config', ['ovs-vsctl', 'ovs-appctl']);
 
 const MAC = (n: number) => `0a:00:00:00:00:0${n}`;
 const flow = (port: string, a: number, b: number) =>
   `in_port=${port},dl_src=${MAC(a)},dl_dst=${MAC(b)},udp,nw_src=10.0.0.${a},nw_dst=10.0.0.${b},tp_src=7,tp_dst=9`;
 
-describe('configuration and flow tables end to end', () => {
+describe.skipIf(skipOvs)('configuration and flow tables end to end', () => {
   let nvs: NvsRun;
   const drain = async (port: string) => (await nvs.appctl('netdev-dummy/drain', port)).stdout.split('\n').filter(Boolean);
   const send = async (port: string, f: string) => expect((await nvs.appctl('netdev-dummy/receive', port, f)).code).toBe(0);

@@ -29,6 +29,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ovsPorts, type RealOvs, startOvs } from '../packages/ofproto/test/helpers.ts';
 import { buildPacket, type PacketFields } from '@nvs/vswitchd';
 import { NvsRun } from './e2e-harness.ts';
+import { needsOvs } from './ovs-tools.ts';
+
+const skipOvs = needsOvs('test/e2e-dpif-dump', ['ovsdb-tool', 'ovsdb-server', 'ovs-vsctl', 'ovs-vswitchd', 'ovs-appctl', 'ovs-ofctl']);
 
 const MAC = (n: number) => 0x0a0000000000 + n;
 const IP = (s: string) => s.split('.').reduce((a, b) => a * 256 + Number(b), 0);
@@ -143,8 +146,7 @@ function normalize(line: string, reduce = false): string {
 
 const lines = (text: string) => text.split('\n').filter(Boolean);
 
-// Needs the real ovs-vswitchd (openvswitch-switch); NVS_SKIP_OVS=1 skips it on purpose.
-describe.skipIf(process.env.NVS_SKIP_OVS === '1')('dpif/dump-flows reads like a real ovs-vswitchd', () => {
+describe.skipIf(skipOvs)('dpif/dump-flows reads like a real ovs-vswitchd', () => {
   let ovs: RealOvs;
   let nvs: NvsRun;
 

@@ -7,6 +7,9 @@
 import { availableParallelism } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, NvsRun } from './e2e-harness.ts';
+import { needsOvs } from './ovs-tools.ts';
+
+const skipOvs = needsOvs('test/e2e-pmd', ['ovs-vsctl', 'ovs-appctl']);
 
 const MAC = (n: number) => `0a:00:00:00:00:0${n}`;
 const flow = (port: string, a: number, b: number) =>
@@ -21,7 +24,7 @@ function rxq(text: string): [string, string[]][] {
     .map((block) => [block.match(/core_id (\S+):/)![1], [...block.matchAll(/port: (\S+)/g)].map((m) => m[1]).sort()]);
 }
 
-describe('pmd-cpu-mask changes apply live', () => {
+describe.skipIf(skipOvs)('pmd-cpu-mask changes apply live', () => {
   let nvs: NvsRun;
   const drain = async (port: string) => (await nvs.appctl('netdev-dummy/drain', port)).stdout.split('\n').filter(Boolean);
   const send = async (port: string, ...f: string[]) => {

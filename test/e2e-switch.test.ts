@@ -8,6 +8,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, NvsRun } from './e2e-harness.ts';
+import { needsOvs } from './ovs-tools.ts';
+
+const skipOvs = needsOvs('test/e2e-switch', ['ovs-vsctl', 'ovs-appctl']);
 
 const MAC = (n: number) => `0a:00:00:00:00:0${n}`;
 const IP = (n: number) => `10.0.0.${n}`;
@@ -15,7 +18,7 @@ const IP = (n: number) => `10.0.0.${n}`;
 const flow = (pa: string, a: number, b: number, l4 = 'udp,tp_src=1000,tp_dst=2000') =>
   `in_port=${pa},dl_src=${MAC(a)},dl_dst=${MAC(b)},${l4},nw_src=${IP(a)},nw_dst=${IP(b)}`;
 
-describe('nvs switch end to end', () => {
+describe.skipIf(skipOvs)('nvs switch end to end', () => {
   let nvs: NvsRun;
 
   /** Packets sent out of a port since the last drain, as hex strings. */

@@ -7,11 +7,15 @@
 // admin_state/link_state follow `ip link set`, and type=tap interfaces are
 // tap devices too (an error, not a dummy port, without privilege). Needs
 // CAP_NET_ADMIN, /dev/net/tun and `ip netns`; without them that part is
-// skipped with a message (CI runs as root, where it must run).
+// skipped with a message (CI runs as root and sets NVS_REQUIRE_PRIVILEGED=1,
+// which makes a missing capability fail instead: see privileges.ts).
 import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tapUnavailable } from '@nvs/vswitchd';
 import { eventually, NvsRun, run } from './e2e-harness.ts';
+import { needsOvs } from './ovs-tools.ts';
+import { privilegesMissing } from './privileges.ts';
+
+const skipOvs = needsOvs('test/e2e-tap', ['ovs-vsctl']);
 
 // Names unique to this run: tap devices and namespaces are global to the host.
 const tag = String(process.pid % 100000);
@@ -23,14 +27,7 @@ const TAPS = [`tb${tag}t1`, `tb${tag}t2`];
 const TAP_NETNS = [`nvstap${tag}c`, `nvstap${tag}d`];
 const TAP_IPS = ['10.231.1.1', '10.231.1.2'];
 
-async function whyNoNetns(): Promise<string | undefined> {
-  const tap = tapUnavailable();
-  if (tap) return tap;
-  const r = await run('ip', ['netns', 'list']);
-  return r.code === 0 ? undefined : `ip netns does not work here: ${r.stderr.trim()}`;
-}
-const skipWhy = await whyNoNetns();
-if (skipWhy) console.warn(`e2e-tap: SKIPPING the tap tests: ${skipWhy}`);
+const skipWhy = privilegesMissing('test/e2e-tap: tap devices across network namespaces');
 
 async function ip(...args: string[]): Promise<void> {
   const r = await run('ip', args);
@@ -70,7 +67,7 @@ afterAll(async () => {
   if (!skipWhy) for (const ns of [...NETNS, ...TAP_NETNS]) await run('ip', ['netns', 'del', ns]);
 });
 
-describe.skipIf(skipWhy !== undefined)('internal ports as tap devices, across namespaces', () => {
+describe.skipIf(skipOvs || skipWhy !== undefined)('internal ports as tap devices, across namespaces', () => {
   it('builds the bridge with tap ports, pings across it and learns both MACs', async () => {
     const add = await nvs.vsctl(
       'add-br', BR, '--', 'set', 'Bridge', BR, 'datapath_type=netdev',
@@ -180,7 +177,7 @@ describe.skipIf(skipWhy !== undefined)('internal ports as tap devices, across na
   });
 });
 
-describe('plain --enable-dummy, whatever the privileges', () => {
+describe.skipIf(skipOvs)('plain --enable-dummy, whatever the privileges', () => {
   const br = `tc${tag}`;
 
   it('says in one log line what internal ports are, and types nvs cannot open yet are errors', async () => {
@@ -202,7 +199,7 @@ describe('plain --enable-dummy, whatever the privileges', () => {
 // instead, as the log says). As root the switch runs with CAP_NET_ADMIN
 // dropped (setpriv); as another user it lacks it anyway.
 const setprivMissing = skipWhy === undefined && (await run('setpriv', ['--version'])).code !== 0;
-describe.skipIf(setprivMissing)('type=tap without CAP_NET_ADMIN', () => {
+describe.skipIf(skipOvs || setprivMissing)('type=tap without CAP_NET_ADMIN', () => {
   const br = `td${tag}`;
   let weak: NvsRun | undefined;
   afterAll(async () => weak?.cleanup());

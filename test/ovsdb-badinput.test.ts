@@ -7,6 +7,9 @@ import { connect, type Socket } from 'node:net';
 import pino from 'pino';
 import { bundleDbServer, DbServer, run } from '../packages/ovsdb/test/helpers/dbserver.ts';
 import { JsonRpcConnection } from '@nvs/jsonrpc';
+import { needsOvs } from './ovs-tools.ts';
+
+const skipOvs = needsOvs('test/ovsdb-badinput', ['ovs-vsctl', 'ovsdb-client']);
 
 let bundle: { bin: string; root: string };
 let srv: DbServer;
@@ -54,7 +57,7 @@ afterAll(async () => {
   if (bundle) rmSync(bundle.root, { recursive: true, force: true });
 });
 
-describe('bad input', () => {
+describe.skipIf(skipOvs)('bad input', () => {
   it('malformed JSON closes that connection only', async () => {
     const bystander = await rpc();
     const s = await open();

@@ -11,6 +11,9 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { bundleDbServer, DbServer, run } from '../packages/ovsdb/test/helpers/dbserver.ts';
 import { JsonRpcConnection } from '@nvs/jsonrpc';
+import { needsOvs } from './ovs-tools.ts';
+
+const skipOvs = needsOvs('test/ovsdb-storage', ['ovs-vsctl', 'ovsdb-client', 'ovsdb-tool', 'ovsdb-server', 'ovs-appctl']);
 
 const REAL_SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema';
 let bundle: { bin: string; root: string };
@@ -66,7 +69,7 @@ async function populate(remote: string): Promise<void> {
   }
 }
 
-describe('file format, both ways', () => {
+describe.skipIf(skipOvs)('file format, both ways', () => {
   it('a database from ovsdb-tool create + the real ovsdb-server opens in nvs-dbserver with every row', async () => {
     const dir = tempDir();
     const db = join(dir, 'conf.db');
@@ -121,7 +124,7 @@ describe('file format, both ways', () => {
   });
 });
 
-describe('crash safety', () => {
+describe.skipIf(skipOvs)('crash safety', () => {
   it('after kill -9 during a commit loop, every acknowledged transaction is in the file', async () => {
     const dir = tempDir();
     const srv = new DbServer(bundle.bin, dir);

@@ -6,6 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { bundleDbServer, DbServer, run, SCHEMA } from '../packages/ovsdb/test/helpers/dbserver.ts';
+import { needsOvs } from './ovs-tools.ts';
+
+const skipOvs = needsOvs('test/ovsdb-tools', ['ovs-vsctl', 'ovsdb-client', 'ovsdb-tool', 'ovs-appctl']);
 
 let bundle: { bin: string; root: string };
 let srv: DbServer;
@@ -22,7 +25,7 @@ afterAll(async () => {
   if (bundle) rmSync(bundle.root, { recursive: true, force: true });
 });
 
-describe('ovs-vsctl --no-wait against nvs-dbserver', () => {
+describe.skipIf(skipOvs)('ovs-vsctl --no-wait against nvs-dbserver', () => {
   it('created the default database from the Open_vSwitch schema and said so', async () => {
     expect(existsSync(srv.dbPath)).toBe(true);
     expect(srv.stderr).toMatch(/created it from the Open_vSwitch schema/);
@@ -76,7 +79,7 @@ describe('ovs-vsctl --no-wait against nvs-dbserver', () => {
   });
 });
 
-describe('ovsdb-client against nvs-dbserver', () => {
+describe.skipIf(skipOvs)('ovsdb-client against nvs-dbserver', () => {
   it('list-dbs, list-tables, get-schema', async () => {
     expect((await run('ovsdb-client', ['list-dbs', srv.remote])).stdout).toBe('Open_vSwitch\n_Server\n');
     const tables = await run('ovsdb-client', ['list-tables', srv.remote]);
@@ -126,7 +129,7 @@ describe('ovsdb-client against nvs-dbserver', () => {
   });
 });
 
-describe('ovs-appctl against the control socket', () => {
+describe.skipIf(skipOvs)('ovs-appctl against the control socket', () => {
   it('lists databases and remotes, compacts, sets log levels', async () => {
     const appctl = (...a: string[]) => run('ovs-appctl', ['-t', srv.ctl, ...a]);
     expect((await appctl('ovsdb-server/list-dbs')).stdout).toBe('Open_vSwitch\n_Server\n');
@@ -150,7 +153,7 @@ describe('ovs-appctl against the control socket', () => {
 });
 
 describe('nvs-dbserver as a daemon', () => {
-  it('--detach --pidfile --log-file, and db: remotes that follow Manager targets', async () => {
+  it.skipIf(skipOvs)('--detach --pidfile --log-file, and db: remotes that follow Manager targets', async () => {
     const d = new DbServer(bundle.bin);
     const mgr = `${d.rundir}/mgr.sock`;
     try {

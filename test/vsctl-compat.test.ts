@@ -13,6 +13,9 @@ import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Database, Idl, makeAtom, OvsdbClient, OvsdbServer, parseSchema } from '@nvs/ovsdb';
 import { canonical, labelUuids, normaliseStderr, nvsVsctl, ovsVsctl, rowLabels, SCHEMA, startSide, stopSide, type Result, type Side } from './vsctl-harness.ts';
+import { needsOvs } from './ovs-tools.ts';
+
+const skipOvs = needsOvs('test/vsctl-compat', ['ovs-vsctl', 'ovsdb-tool', 'ovsdb-server']);
 
 const run = promisify(execFile);
 
@@ -49,7 +52,7 @@ async function compareScenario(steps: string[][]): Promise<void> {
 
 const W = '--no-wait';
 
-describe('nvs-vsctl matches ovs-vsctl', () => {
+describe.skipIf(skipOvs)('nvs-vsctl matches ovs-vsctl', () => {
   it('bridges and ports: init, add-br, add-port with Interface options, set tag, get, list, find, del-port, show', async () => {
     await compareScenario([
       [W, 'init'],
@@ -220,7 +223,7 @@ describe('nvs-vsctl matches ovs-vsctl', () => {
   });
 });
 
-describe('nvs-vsctl matches ovs-vsctl where the differential test found them apart', () => {
+describe.skipIf(skipOvs)('nvs-vsctl matches ovs-vsctl where the differential test found them apart', () => {
   it('fake (VLAN) bridges: add-br BR PARENT VLAN, their ports, external ids, limits, deletion', async () => {
     await compareScenario([
       [W, 'add-br', 'br0'],
@@ -337,7 +340,7 @@ async function fakeVswitchd(side: Side): Promise<OvsdbClient> {
   return client;
 }
 
-describe('waiting for nvs-vswitchd (no --no-wait)', () => {
+describe.skipIf(skipOvs)('waiting for nvs-vswitchd (no --no-wait)', () => {
   it('bumps next_cfg in the same transaction and returns once cur_cfg catches up, like ovs-vsctl', async () => {
     for (const vsctl of [ovsVsctl, nvsVsctl]) {
       const side = await startServer();
@@ -455,7 +458,7 @@ describe('waiting for nvs-vswitchd (no --no-wait)', () => {
   });
 });
 
-describe('nvs-vsctl against the real ovsdb-server', () => {
+describe.skipIf(skipOvs)('nvs-vsctl against the real ovsdb-server', () => {
   it('writes transactions the real server accepts (named-uuids, waits, next_cfg increment), read back by ovs-vsctl', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'nvs-vsctl-real-'));
     const sock = join(dir, 'db.sock');

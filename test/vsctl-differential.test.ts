@@ -23,6 +23,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Rng } from './prng.ts';
 import { canonical, dumpDatabase, firstCommand, labelUuids, normaliseStderr, nvsVsctl, ovsVsctl, rowLabels, startSide, stopSide, type Result, type Side } from './vsctl-harness.ts';
+import { needsOvs } from './ovs-tools.ts';
+
+const skipOvs = needsOvs('test/vsctl-differential', ['ovs-vsctl']);
 
 const SEEDS = seedsFromEnv(process.env.VSCTL_DIFF_SEEDS) ?? Array.from({ length: 32 }, (_, i) => i + 1);
 const STEPS = 60;
@@ -511,7 +514,7 @@ afterEach(async () => {
   await Promise.all(sides.splice(0).map(stopSide));
 });
 
-describe('nvs-vsctl and ovs-vsctl agree', () => {
+describe.skipIf(skipOvs)('nvs-vsctl and ovs-vsctl agree', () => {
   it.each(SEEDS)('on random command lines, seed %i', async (seed) => {
     // Each seed starts from two empty databases.
     const [ovsSide, nvsSide] = await Promise.all([startSide(), startSide()]);

@@ -9,6 +9,9 @@ import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { VLog } from '../src/daemon.ts';
 import { UnixctlServer, unixctlCall } from '../src/unixctl.ts';
+import { needsOvs } from '../../../test/ovs-tools.ts';
+
+const skipOvs = needsOvs('daemon unixctl against ovs-appctl', ['ovs-appctl']);
 
 const run = promisify(execFile);
 
@@ -52,7 +55,7 @@ describe('UnixctlServer', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('answers the real ovs-appctl: version, list-commands, a command with arguments', async () => {
+  it.skipIf(skipOvs)('answers the real ovs-appctl: version, list-commands, a command with arguments', async () => {
     const sock = server.path;
     expect((await appctl(sock, 'version')).stdout).toBe('nvs-test (nvs) 0.1.0\n');
     const list = await appctl(sock, 'list-commands');
@@ -62,7 +65,7 @@ describe('UnixctlServer', () => {
     expect((await appctl(sock, 'echo/join', 'a', 'b c')).stdout).toBe('a+b c\n');
   });
 
-  it('reports errors as ovs-appctl expects them (string error, exit status 2)', async () => {
+  it.skipIf(skipOvs)('reports errors as ovs-appctl expects them (string error, exit status 2)', async () => {
     const sock = server.path;
     const unknown = await appctl(sock, 'no/such');
     expect(unknown.code).toBe(2);
@@ -77,7 +80,7 @@ describe('UnixctlServer', () => {
     expect(failed.stderr).toContain('it went wrong');
   });
 
-  it('changes log levels per module with vlog/set and shows them with vlog/list', async () => {
+  it.skipIf(skipOvs)('changes log levels per module with vlog/set and shows them with vlog/list', async () => {
     const sock = server.path;
     const log = vlog.logger('bridge');
     log.debug('hidden');
@@ -92,7 +95,7 @@ describe('UnixctlServer', () => {
     expect(bad.stderr).toContain('unknown module');
   });
 
-  it('runs exit after replying', async () => {
+  it.skipIf(skipOvs)('runs exit after replying', async () => {
     expect((await appctl(server.path, 'exit')).code).toBe(0);
     await new Promise((r) => setImmediate(r));
     expect(exited).toBe(1);

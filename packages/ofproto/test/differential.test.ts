@@ -34,6 +34,9 @@ import { conjunctionRules, flowMods, packet, PORTS, type RandomRule, ruleSet } f
 import { OFPP } from '../src/fields.ts';
 import type { Ofproto } from '../src/ofproto.ts';
 import { trace } from '../src/trace.ts';
+import { needsOvs } from '../../../test/ovs-tools.ts';
+
+const skipOvs = needsOvs('ofproto xlate differential against ovs-vswitchd', ['ovsdb-tool', 'ovsdb-server', 'ovs-vsctl', 'ovs-vswitchd', 'ovs-appctl', 'ovs-ofctl']);
 
 const SEED = Number(process.env.NVS_DIFF_SEED ?? 20261125);
 const RUNS = Number(process.env.NVS_DIFF_RUNS ?? 120);
@@ -106,7 +109,7 @@ function loadOvs(ovs: RealOvs, rules: readonly RandomRule[]): void {
   }
 }
 
-describe('xlate against a real ovs-vswitchd', () => {
+describe.skipIf(skipOvs)('xlate against a real ovs-vswitchd', () => {
   let ovs: RealOvs;
   beforeAll(() => {
     ovs = startOvs([

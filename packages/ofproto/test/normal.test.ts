@@ -9,6 +9,9 @@ import { formatDpActions, formatMegaflow } from '../src/dpif.ts';
 import type { Ofproto } from '../src/ofproto.ts';
 import { MacLearningTable, macTag } from '../src/mac-learning.ts';
 import { formatFdb } from '../src/format.ts';
+import { needsOvs } from '../../../test/ovs-tools.ts';
+
+const skipOvs = needsOvs('ofproto NORMAL against ovs-vswitchd', ['ovsdb-tool', 'ovsdb-server', 'ovs-vsctl', 'ovs-vswitchd', 'ovs-appctl', 'ovs-ofctl']);
 
 const A = '00:00:00:00:00:0a';
 const B = '00:00:00:00:00:0b';
@@ -237,7 +240,7 @@ function outputsOf(datapathActions: string, inputVid: number | null): Record<str
   return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.join('+')]));
 }
 
-describe('NORMAL against a real ovs-vswitchd', () => {
+describe.skipIf(skipOvs)('NORMAL against a real ovs-vswitchd', () => {
   // p1 access 10, p2 trunk 10,20, p3 native-untagged 20 (+10), p4 native-tagged 10 (+30), p5 trunk (all), LOCAL trunk.
   const PORTS = [
     { n: 1, port: ['tag=10'], cfg: { tag: 10 } },

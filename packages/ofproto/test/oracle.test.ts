@@ -14,10 +14,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuleError } from '../src/syntax/errors.ts';
 import { type Dialect, parseFlow } from '../src/syntax/parser.ts';
 import { printFlowMod } from '../src/syntax/printer.ts';
+import { needsOvs } from '../../../test/ovs-tools.ts';
+
+const skipOvs = needsOvs('ofproto parse-flows oracle', ['ovs-ofctl']);
 
 const run = promisify(execFile);
 const FLOWS = join(import.meta.dirname, '../../../test/flows');
-const skip = process.env.NVS_SKIP_OVS === '1';
 
 interface Entry {
   readonly text: string;
@@ -77,15 +79,10 @@ function ours(e: Entry): { ok: true; text: string } | { ok: false; error: RuleEr
   }
 }
 
-describe.skipIf(skip)('ovs-ofctl parse-flows oracle', () => {
+describe.skipIf(skipOvs)('ovs-ofctl parse-flows oracle', () => {
   let dir: string;
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'nvs-oracle-'));
-    try {
-      await run('ovs-ofctl', ['--version']);
-    } catch {
-      throw new Error('ovs-ofctl is not installed (apt-get install openvswitch-common), or set NVS_SKIP_OVS=1');
-    }
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -19,6 +19,9 @@ import { RuleError, RuleSyntaxError } from '../src/syntax/errors.ts';
 import { type Dialect, parseFlow, parseFlows } from '../src/syntax/parser.ts';
 import { printFlowMod, printRule } from '../src/syntax/printer.ts';
 import { KvScanner, LineSource } from '../src/syntax/scanner.ts';
+import { needsOvs } from '../../../test/ovs-tools.ts';
+
+const skipOvs = needsOvs('ofproto random rules against ovs-ofctl', ['ovs-ofctl']);
 
 const hex = (n: number | bigint): string => `0x${n.toString(16)}`;
 const byte = fc.integer({ min: 0, max: 255 });
@@ -193,14 +196,9 @@ describe.each(['of10', 'of13'] as const)('random rules (%s)', (dialect) => {
 
 const run = promisify(execFile);
 
-describe.skipIf(process.env.NVS_SKIP_OVS === '1').each(['of10', 'of13'] as const)('random rules against ovs-ofctl (%s)', (dialect) => {
+describe.skipIf(skipOvs).each(['of10', 'of13'] as const)('random rules against ovs-ofctl (%s)', (dialect) => {
   it('both accept or both reject each rule, and print accepted ones identically', async () => {
     const lines = fc.sample(rule(dialect), { numRuns: 300, seed: dialect === 'of10' ? 4242 : 1313 });
-    try {
-      await run('ovs-ofctl', ['--version']);
-    } catch {
-      throw new Error('ovs-ofctl is not installed (apt-get install openvswitch-common), or set NVS_SKIP_OVS=1');
-    }
     const dir = mkdtempSync(join(tmpdir(), 'nvs-syntax-'));
     const args = (file: string): string[] =>
       dialect === 'of10' ? ['-F', 'nxm+table_id', 'parse-flows', file] : ['-O', 'OpenFlow13', 'parse-flows', file];

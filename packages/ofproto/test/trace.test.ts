@@ -7,6 +7,9 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { addFlows, bridge, flowOf, ovsPorts, type RealOvs, startOvs } from './helpers.ts';
 import { trace } from '../src/trace.ts';
 import { BadTraceRequestError } from '../src/errors.ts';
+import { needsOvs } from '../../../test/ovs-tools.ts';
+
+const skipOvs = needsOvs('ofproto trace against ovs-vswitchd', ['ovsdb-tool', 'ovsdb-server', 'ovs-vsctl', 'ovs-vswitchd', 'ovs-appctl', 'ovs-ofctl']);
 
 describe('trace layout', () => {
   test('tables, rules with cookies, actions, notes, final flow, megaflow and datapath actions', () => {
@@ -112,7 +115,7 @@ priority=70,tcp,tp_dst=53,actions=output:3`,
   },
 ];
 
-describe('Megaflow and Datapath actions lines match a real ovs-vswitchd', () => {
+describe.skipIf(skipOvs)('Megaflow and Datapath actions lines match a real ovs-vswitchd', () => {
   let ovs: RealOvs;
   beforeAll(() => {
     ovs = startOvs(['fail_mode=secure', ...ovsPorts([1, 2, 3].map((n) => ({ n })))]);

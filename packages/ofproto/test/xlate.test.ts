@@ -10,6 +10,9 @@ import { parseFlows } from '../src/syntax/parser.ts';
 import type { Ofproto } from '../src/ofproto.ts';
 import { trace } from '../src/trace.ts';
 import { Slot } from '../src/fields.ts';
+import { needsOvs } from '../../../test/ovs-tools.ts';
+
+const skipOvs = needsOvs('ofproto learn against ovs-vswitchd', ['ovsdb-tool', 'ovsdb-server', 'ovs-vsctl', 'ovs-vswitchd', 'ovs-appctl', 'ovs-ofctl']);
 
 function run(of: Ofproto, flow: string): { actions: string; megaflow: string } {
   const r = of.xlate(flowOf(flow));
@@ -315,7 +318,7 @@ describe('megaflows', () => {
   });
 });
 
-describe('learn against a real ovs-vswitchd', () => {
+describe.skipIf(skipOvs)('learn against a real ovs-vswitchd', () => {
   let ovs: RealOvs;
   beforeAll(() => {
     ovs = startOvs(['fail_mode=secure', ...ovsPorts([1, 2, 3].map((n) => ({ n })))]);

@@ -13,6 +13,9 @@ import { OvsdbServer } from '../src/server.ts';
 import { startServer, stopServer, VSWITCH_SCHEMA as SCHEMA } from './helpers/inprocess.ts';
 import { JsonRpcConnection } from '@nvs/jsonrpc';
 import { createServer } from 'node:net';
+import { needsOvs } from '../../../test/ovs-tools.ts';
+
+const skipOvs = needsOvs('ovsdb Idl against ovsdb-server', ['ovsdb-tool', 'ovsdb-server', 'ovs-vsctl']);
 
 const DB = 'Open_vSwitch';
 
@@ -243,7 +246,7 @@ describe('Idl transactions', () => {
   });
 });
 
-describe('Idl against the real ovsdb-server', () => {
+describe.skipIf(skipOvs)('Idl against the real ovsdb-server', () => {
   it('replicates what ovs-vsctl writes and commits its own transactions there', async () => {
     const sock = join(dir, 'ovs.sock');
     execFileSync('ovsdb-tool', ['create', join(dir, 'ovs.db'), '/usr/share/openvswitch/vswitch.ovsschema']);
