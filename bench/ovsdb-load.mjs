@@ -13,8 +13,9 @@
 // Each K gets two fresh servers, warmed up alike; after every run the ports
 // are cleared, so every run starts from one bridge and the monitors' initial
 // contents stay small.
-// Usage: npm run build:ts && node bench/ovsdb-load.mjs [--clients 1,10,50,200] [--rounds N] [--txns N] [--warmup N] [--nvs-bin FILE] [--nvs-node-args "--cpu-prof ..."]
-// (--txns: transactions per run, split over the K clients.)
+// Usage: npm run build:ts && node bench/ovsdb-load.mjs [--clients 1,10,50,200] [--rounds N] [--txns N] [--warmup N]
+//          [--nvs-bin FILE] [--nvs-node-args="--cpu-prof --cpu-prof-dir=DIR"] [--servers nvs,ovs]
+// (--txns: transactions per run, split over the K clients; --servers nvs: nvs-dbserver alone, e.g. to profile it.)
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, existsSync, mkdirSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -32,9 +33,11 @@ const { values: opt } = parseArgs({
     warmup: { type: 'string', default: '3000' },
     'nvs-bin': { type: 'string' },
     'nvs-node-args': { type: 'string', default: '' },
+    servers: { type: 'string', default: 'nvs,ovs' },
   },
 });
 const KS = opt.clients.split(',').map(Number);
+const KINDS = opt.servers.split(',');
 const ROUNDS = Number(opt.rounds);
 const TXNS = Number(opt.txns);
 const WARMUP = Number(opt.warmup);
@@ -265,7 +268,7 @@ try {
   for (const K of KS) {
     const M = Math.max(1, Math.round(TXNS / K));
     const servers = [];
-    for (const kind of ['nvs', 'ovs']) servers.push(await startServer(kind, join(dir, `${kind}-${K}`)));
+    for (const kind of KINDS) servers.push(await startServer(kind, join(dir, `${kind}-${K}`)));
     for (const s of servers) await warmUp(s);
     const runs = { nvs: [], ovs: [] };
     for (let round = 0; round < ROUNDS; round++) {
@@ -280,7 +283,7 @@ try {
       const xs = runs[kind].map(f);
       return `${Math.min(...xs).toFixed(d)}–${Math.max(...xs).toFixed(d)}`;
     };
-    for (const kind of ['nvs', 'ovs']) {
+    for (const kind of KINDS) {
       const name = kind === 'nvs' ? 'nvs-dbserver' : 'ovsdb-server';
       console.log(
         `  K=${String(K).padStart(3)} ${name}  ${stat(kind, (r) => r.rate).toFixed(0).padStart(6)} txn/s [${spread(kind, (r) => r.rate)}]` +
@@ -290,6 +293,7 @@ try {
           `  client CPU ${(stat(kind, (r) => r.clientCpu) * 100).toFixed(0)}%`,
       );
     }
+    if (KINDS.length < 2) continue;
     const ratio = stat('nvs', (r) => r.rate) / stat('ovs', (r) => r.rate);
     const ratios = runs.nvs.map((r, i) => r.rate / runs.ovs[i].rate);
     console.log(`  K=${String(K).padStart(3)} ratio nvs/ovs ${ratio.toFixed(2)}x (per round: ${ratios.map((x) => x.toFixed(2)).join(', ')})`);
