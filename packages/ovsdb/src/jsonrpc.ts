@@ -260,9 +260,9 @@ export class JsonRpcConnection extends EventEmitter {
     if (--this.holds === 0 && !this.handlingRead && !this.closed) this.flush();
   }
 
-  /** Bytes sent but not yet taken by the peer: gathered, or queued on the socket. */
+  /** Bytes written that the peer has not taken yet: queued on the socket beyond what the kernel accepted. */
   get backlog(): number {
-    return this.outgoing.length + this.socket.writableLength;
+    return this.socket.writableLength;
   }
 
   /** Closes the connection (after flushing what is already written). */

@@ -15,7 +15,7 @@
 // and what a session is sent during one turn of the event loop (updates of
 // every commit in it, and the replies that follow) is held and leaves in one
 // write at the turn's end, as ovsdb-server flushes each session once per
-// pass of its main loop. A session whose unsent output passes
+// pass of its main loop. A session whose unread output passes
 // `maxBacklogBytes` (a peer that stopped reading) is disconnected; the
 // others never wait for it (sockets are written without blocking).
 import { createServer, type Server, type Socket } from 'node:net';
@@ -76,9 +76,11 @@ export interface OvsdbServerOptions {
    */
   probeIntervalMs?: number;
   /**
-   * Bound on a session's unsent output (about that many bytes, as JSON text)
-   * after its updates are queued: past it the session is closed, logged, so
-   * a client that stops reading costs at most this much memory. Default 64 MiB.
+   * Bound on what a session has been sent but not read (bytes queued on its
+   * socket beyond the kernel's buffer): when an update is due and the backlog
+   * is past it, the session is closed (logged), so a client that stops
+   * reading costs at most about this much memory plus one turn's updates.
+   * Default 64 MiB.
    */
   maxBacklogBytes?: number;
 }
@@ -480,20 +482,24 @@ export class OvsdbServer {
     }
   }
 
-  /** Sends `text` to `s` as part of this turn's held output, and closes `s` if its backlog is past the bound. */
+  /**
+   * Sends `text` to `s` as part of this turn's held output; but closes `s`
+   * instead when what it was sent before is still unread past the bound.
+   */
   private queue(s: Session, text: string): void {
+    const backlog = s.conn.backlog;
+    if (backlog > (this.opts.maxBacklogBytes ?? 64 * 1024 * 1024)) {
+      s.log.warn({ backlog }, 'peer is not reading its updates: disconnecting');
+      this.held.delete(s);
+      s.conn.close();
+      return;
+    }
     if (!this.held.has(s)) {
       if (this.held.size === 0) setImmediate(() => this.flushHeld());
       this.held.add(s);
       s.conn.hold();
     }
     s.conn.sendText(text);
-    const backlog = s.conn.backlog;
-    if (backlog > (this.opts.maxBacklogBytes ?? 64 * 1024 * 1024)) {
-      s.log.warn({ backlog }, 'peer is not reading its updates: disconnecting');
-      this.held.delete(s);
-      s.conn.close();
-    }
   }
 
   /** Writes each held session's output of this turn (its updates, then its replies) in one write. */
