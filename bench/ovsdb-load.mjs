@@ -10,7 +10,8 @@
 // server RSS per connection, and this client process's own CPU (all K
 // connections live in this one process: when it is near 100% of a core, the
 // client bounds the rate, not the server).
-// Each K gets two fresh servers, warmed up alike; after every run the ports
+// Each K gets two fresh servers, warmed up alike (the same scenario, 10
+// clients, --warmup transactions); after every run the ports
 // are cleared, so every run starts from one bridge and the monitors' initial
 // contents stay small.
 // Usage: npm run build:ts && node bench/ovsdb-load.mjs [--clients 1,10,50,200] [--rounds N] [--txns N] [--warmup N]
@@ -216,6 +217,8 @@ async function runLoad(server, K, M, tag) {
     await c.call('monitor', ['Open_vSwitch', 'm', { Interface: { columns: ['name'] }, Port: { columns: ['name'] } }]);
     conns.push(c);
   }
+  // Per connection: what K sessions with their monitors added, before any transaction.
+  const rssPerConnKiB = (rssKiB(server.child.pid) - rss0) / K;
   const latency = [];
   const cpu0 = cpuSeconds(server.child.pid);
   const clientCpu0 = process.cpuUsage();
@@ -237,7 +240,6 @@ async function runLoad(server, K, M, tag) {
   const seconds = (now() - t0) / 1000;
   const clientCpu = process.cpuUsage(clientCpu0);
   const cpu = cpuSeconds(server.child.pid) - cpu0;
-  const rss1 = rssKiB(server.child.pid);
   for (const c of conns) c.close();
   if (inflight.size > 0) throw new Error(`${inflight.size} commits never reached every monitor: ${JSON.stringify([...inflight].slice(0, 3))}`);
   latency.sort((a, b) => a - b);
@@ -249,15 +251,14 @@ async function runLoad(server, K, M, tag) {
     p99: pct(latency, 0.99),
     fanout99: pct(fanout, 0.99),
     cpuUs: (cpu / n) * 1e6,
-    rssPerConnKiB: (rss1 - rss0) / K,
+    rssPerConnKiB,
     clientCpu: (clientCpu.user + clientCpu.system) / 1e6 / seconds,
   };
 }
 
+/** The same for both servers: the scenario itself with 10 clients (a daemon serves warm: V8 has compiled the commit and update paths). */
 async function warmUp(server) {
-  const c = await Conn.open(server.sock);
-  for (let i = 0; i < WARMUP; i++) await transact(c, addPortOps(server.bridge, `warm${i}`));
-  c.close();
+  await runLoad(server, 10, Math.ceil(WARMUP / 10), 'warm');
   await clearPorts(server);
 }
 
