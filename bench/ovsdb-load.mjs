@@ -17,15 +17,13 @@
 // Usage: npm run build:ts && node bench/ovsdb-load.mjs [--clients 1,10,50,200] [--rounds N] [--txns N] [--warmup N]
 //          [--nvs-bin FILE] [--nvs-node-args="--cpu-prof --cpu-prof-dir=DIR"] [--servers nvs,ovs]
 // (--txns: transactions per run, split over the K clients; --servers nvs: nvs-dbserver alone, e.g. to profile it.)
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, existsSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { addPortOps, cpuSeconds, median, ROOT as root, rssKiB, startServer } from './lib/ovsdb-servers.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opt } = parseArgs({
   options: {
     clients: { type: 'string', default: '1,10,50,200' },
@@ -42,7 +40,6 @@ const KINDS = opt.servers.split(',');
 const ROUNDS = Number(opt.rounds);
 const TXNS = Number(opt.txns);
 const WARMUP = Number(opt.warmup);
-const schema = join(root, 'configs', 'vswitch.ovsschema');
 const nvsBin = opt['nvs-bin'] ?? join(root, 'dist', 'nvs-dbserver.js');
 if (!existsSync(nvsBin)) {
   console.error(`${nvsBin} is missing: run "npm run build:ts" first`);
@@ -127,14 +124,6 @@ class Conn {
   }
 }
 
-function addPortOps(bridge, name) {
-  return [
-    { op: 'insert', table: 'Interface', row: { name, type: 'internal' }, 'uuid-name': 'i' },
-    { op: 'insert', table: 'Port', row: { name, interfaces: ['named-uuid', 'i'] }, 'uuid-name': 'p' },
-    { op: 'mutate', table: 'Bridge', where: [['_uuid', '==', bridge]], mutations: [['ports', 'insert', ['set', [['named-uuid', 'p']]]]] },
-  ];
-}
-
 async function transact(c, ops) {
   const r = await c.call('transact', ['Open_vSwitch', ...ops]);
   const bad = r.error ?? r.result.find((x) => x && x.error);
@@ -142,31 +131,8 @@ async function transact(c, ops) {
   return r.result;
 }
 
-async function waitForSocket(path, child) {
-  for (let i = 0; i < 400; i++) {
-    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
-    if (existsSync(path)) {
-      try {
-        (await Conn.open(path)).close();
-        return;
-      } catch {}
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`no server socket at ${path}`);
-}
-
-async function startServer(kind, dir) {
-  mkdirSync(dir, { recursive: true });
-  const db = join(dir, 'conf.db');
-  const sock = join(dir, 'db.sock');
-  execFileSync('ovsdb-tool', ['create', db, schema]);
-  const nodeArgs = opt['nvs-node-args'].split(' ').filter(Boolean);
-  const child =
-    kind === 'nvs'
-      ? spawn(process.execPath, [...nodeArgs, nvsBin, '--rundir', dir, db, `--remote=punix:${sock}`, '-vANY:console:off'], { stdio: 'ignore' })
-      : spawn('ovsdb-server', [db, `--remote=punix:${sock}`, `--unixctl=${join(dir, 'ctl')}`, '--no-chdir', '-vconsole:off'], { stdio: 'ignore' });
-  await waitForSocket(sock, child);
+async function startBenchServer(kind, dir) {
+  const { child, sock } = await startServer(kind, dir, { nvsBin, nodeArgs: opt['nvs-node-args'].split(' ').filter(Boolean) });
   const c = await Conn.open(sock);
   const r = await transact(c, [
     { op: 'insert', table: 'Bridge', row: { name: 'br0' }, 'uuid-name': 'b' },
@@ -183,19 +149,7 @@ async function clearPorts(server) {
   c.close();
 }
 
-/** CPU time (user + system) a process has used, in seconds (clock ticks of 10 ms). */
-function cpuSeconds(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-function rssKiB(pid) {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) : NaN;
-}
-
 const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** One run: K monitoring clients, M transactions each. */
 async function runLoad(server, K, M, tag) {
@@ -269,7 +223,7 @@ try {
   for (const K of KS) {
     const M = Math.max(1, Math.round(TXNS / K));
     const servers = [];
-    for (const kind of KINDS) servers.push(await startServer(kind, join(dir, `${kind}-${K}`)));
+    for (const kind of KINDS) servers.push(await startBenchServer(kind, join(dir, `${kind}-${K}`)));
     for (const s of servers) await warmUp(s);
     const runs = { nvs: [], ovs: [] };
     for (let round = 0; round < ROUNDS; round++) {
