@@ -15,8 +15,9 @@
 // are cleared, so every run starts from one bridge and the monitors' initial
 // contents stay small.
 // Usage: npm run build:ts && node bench/ovsdb-load.mjs [--clients 1,10,50,200] [--rounds N] [--txns N] [--warmup N]
-//          [--nvs-bin FILE] [--nvs-node-args="--cpu-prof --cpu-prof-dir=DIR"] [--servers nvs,ovs]
-// (--txns: transactions per run, split over the K clients; --servers nvs: nvs-dbserver alone, e.g. to profile it.)
+//          [--nvs-bin FILE] [--nvs-node-args="--cpu-prof --cpu-prof-dir=DIR"] [--servers nvs,ovs] [--ports N]
+// (--txns: transactions per run, split over the K clients; --servers nvs: nvs-dbserver alone, e.g. to profile it;
+// --ports N: the bridge keeps N ports through every run, so each mutation of Bridge.ports meets a big set.)
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -33,10 +34,12 @@ const { values: opt } = parseArgs({
     'nvs-bin': { type: 'string' },
     'nvs-node-args': { type: 'string', default: '' },
     servers: { type: 'string', default: 'nvs,ovs' },
+    ports: { type: 'string', default: '0' },
   },
 });
 const KS = opt.clients.split(',').map(Number);
 const KINDS = opt.servers.split(',');
+const PORTS = Number(opt.ports);
 const ROUNDS = Number(opt.rounds);
 const TXNS = Number(opt.txns);
 const WARMUP = Number(opt.warmup);
@@ -142,10 +145,24 @@ async function startBenchServer(kind, dir) {
   return { kind, child, sock, bridge: r[0].uuid };
 }
 
-/** Removes every port (Port and Interface rows go with them: they are not root tables). */
+/** Removes the ports added since the preload (Port and Interface rows go with them: they are not root tables). */
 async function clearPorts(server) {
   const c = await Conn.open(server.sock);
-  await transact(c, [{ op: 'update', table: 'Bridge', where: [], row: { ports: ['set', []] } }]);
+  await transact(c, [{ op: 'update', table: 'Bridge', where: [], row: { ports: ['set', server.preloaded ?? []] } }]);
+  c.close();
+}
+
+/** Gives the bridge PORTS ports that stay for every run (a deployment's bridge is not empty), 100 per transaction. */
+async function preloadPorts(server) {
+  const c = await Conn.open(server.sock);
+  for (let i = 0; i < PORTS; i += 100) {
+    const ops = [];
+    for (let j = i; j < Math.min(PORTS, i + 100); j++) ops.push(...addPortOps(server.bridge, `pre${j}`, `${j}`));
+    await transact(c, ops);
+  }
+  const r = await transact(c, [{ op: 'select', table: 'Bridge', where: [], columns: ['ports'] }]);
+  const ports = r[0].rows[0].ports;
+  server.preloaded = ports[0] === 'set' ? ports[1] : [ports];
   c.close();
 }
 
@@ -168,7 +185,7 @@ async function runLoad(server, K, M, tag) {
   const conns = [];
   for (let k = 0; k < K; k++) {
     const c = await Conn.open(server.sock, onNotify);
-    await c.call('monitor', ['Open_vSwitch', 'm', { Interface: { columns: ['name'] }, Port: { columns: ['name'] } }]);
+    await c.call('monitor', ['Open_vSwitch', 'm', { Interface: { columns: ['name'] }, Port: { columns: ['name'] } }], false);
     conns.push(c);
   }
   // Per connection: what K sessions with their monitors added, before any transaction.
@@ -219,12 +236,15 @@ async function warmUp(server) {
 const dir = mkdtempSync(join(tmpdir(), 'nvs-bench-ovsdb-load-'));
 const rows = [];
 try {
-  console.log(`ovsdb under load: K clients each with a monitor on Interface and Port (name), ${TXNS} add-port transactions per run split over them; ${ROUNDS} alternating rounds per K, medians (spread in brackets)`);
+  console.log(`ovsdb under load: K clients each with a monitor on Interface and Port (name), ${TXNS} add-port transactions per run split over them, on a bridge with ${PORTS} ports; ${ROUNDS} alternating rounds per K, medians (spread in brackets)`);
   for (const K of KS) {
     const M = Math.max(1, Math.round(TXNS / K));
     const servers = [];
     for (const kind of KINDS) servers.push(await startBenchServer(kind, join(dir, `${kind}-${K}`)));
-    for (const s of servers) await warmUp(s);
+    for (const s of servers) {
+      await warmUp(s);
+      await preloadPorts(s);
+    }
     const runs = { nvs: [], ovs: [] };
     for (let round = 0; round < ROUNDS; round++) {
       for (const s of servers) {

@@ -43,12 +43,15 @@ export async function startServer(kind, dir, { nvsBin, nodeArgs = [] } = {}) {
   throw new Error(`no server socket at ${sock}`);
 }
 
-/** One add-port transaction: insert Interface + insert Port, mutate Bridge.ports (as the anchors' scripts). */
-export function addPortOps(bridge, name) {
+/**
+ * One add-port transaction: insert Interface + insert Port, mutate Bridge.ports (as the anchors' scripts).
+ * `ref` makes the uuid-names unique when several ports go in one transaction.
+ */
+export function addPortOps(bridge, name, ref = '') {
   return [
-    { op: 'insert', table: 'Interface', row: { name, type: 'internal' }, 'uuid-name': 'i' },
-    { op: 'insert', table: 'Port', row: { name, interfaces: ['named-uuid', 'i'] }, 'uuid-name': 'p' },
-    { op: 'mutate', table: 'Bridge', where: [['_uuid', '==', bridge]], mutations: [['ports', 'insert', ['set', [['named-uuid', 'p']]]]] },
+    { op: 'insert', table: 'Interface', row: { name, type: 'internal' }, 'uuid-name': `i${ref}` },
+    { op: 'insert', table: 'Port', row: { name, interfaces: ['named-uuid', `i${ref}`] }, 'uuid-name': `p${ref}` },
+    { op: 'mutate', table: 'Bridge', where: [['_uuid', '==', bridge]], mutations: [['ports', 'insert', ['set', [['named-uuid', `p${ref}`]]]]] },
   ];
 }
 
