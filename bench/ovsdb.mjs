@@ -12,20 +12,18 @@
 // Usage: npm run build:ts && node bench/ovsdb.mjs [--rounds N] [--txns N] [--warmup N] [--nvs-bin FILE]
 // (--nvs-bin: another nvs-dbserver bundle, e.g. an older build kept aside, to
 // compare builds against the same ovsdb-server in one run.)
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { addPortOps, cpuSeconds, median, ROOT as root, rssKiB, startServer } from './lib/ovsdb-servers.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opt } = parseArgs({ options: { rounds: { type: 'string', default: '5' }, txns: { type: 'string', default: '1000' }, warmup: { type: 'string', default: '3000' }, 'nvs-bin': { type: 'string' } } });
 const ROUNDS = Number(opt.rounds);
 const N = Number(opt.txns);
 const WARMUP = Number(opt.warmup);
-const schema = join(root, 'configs', 'vswitch.ovsschema');
 const nvsBin = opt['nvs-bin'] ?? join(root, 'dist', 'nvs-dbserver.js');
 if (!existsSync(nvsBin)) {
   console.error(`${nvsBin} is missing: run "npm run build:ts" first`);
@@ -95,29 +93,8 @@ class Client {
   }
 }
 
-async function waitForSocket(path, child) {
-  for (let i = 0; i < 200; i++) {
-    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
-    if (existsSync(path)) {
-      try {
-        (await Client.open(path)).close();
-        return;
-      } catch {}
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`no server socket at ${path}`);
-}
-
-async function startServer(kind, dir) {
-  const db = join(dir, 'conf.db');
-  const sock = join(dir, 'db.sock');
-  execFileSync('ovsdb-tool', ['create', db, schema]);
-  const child =
-    kind === 'nvs'
-      ? spawn(process.execPath, [nvsBin, '--rundir', dir, db, `--remote=punix:${sock}`, '-vANY:console:off'], { stdio: 'ignore' })
-      : spawn('ovsdb-server', [db, `--remote=punix:${sock}`, `--unixctl=${join(dir, 'ctl')}`, '--no-chdir', '-vconsole:off'], { stdio: 'ignore' });
-  await waitForSocket(sock, child);
+async function startBenchServer(kind, dir) {
+  const { child, sock } = await startServer(kind, dir, { nvsBin });
   const c = await Client.open(sock);
   const r = await c.transact([
     { op: 'insert', table: 'Interface', row: { name: 'br0', type: 'internal' }, 'uuid-name': 'i' },
@@ -127,14 +104,6 @@ async function startServer(kind, dir) {
   ]);
   c.close();
   return { kind, child, sock, bridge: r[2].uuid };
-}
-
-function addPortOps(bridge, name) {
-  return [
-    { op: 'insert', table: 'Interface', row: { name, type: 'internal' }, 'uuid-name': 'i' },
-    { op: 'insert', table: 'Port', row: { name, interfaces: ['named-uuid', 'i'] }, 'uuid-name': 'p' },
-    { op: 'mutate', table: 'Bridge', where: [['_uuid', '==', bridge]], mutations: [['ports', 'insert', ['set', [['named-uuid', 'p']]]]] },
-  ];
 }
 
 /** N add-port transactions one at a time; returns txn/s. */
@@ -176,26 +145,13 @@ async function bulk(server, round) {
   return s;
 }
 
-/** CPU time (user + system) a process has used, in seconds (clock ticks of 10 ms). */
-function cpuSeconds(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-function rssMiB(pid) {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
-
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
 const dir = mkdtempSync(join(tmpdir(), 'nvs-bench-ovsdb-'));
 const servers = [];
 try {
   for (const kind of ['nvs', 'ovs']) {
     const d = join(dir, kind);
     execFileSync('mkdir', ['-p', d]);
-    servers.push(await startServer(kind, d));
+    servers.push(await startBenchServer(kind, d));
   }
   // Warm-up, the same for both: a daemon runs warm (the JIT has compiled the commit path).
   for (const s of servers) {
@@ -216,7 +172,7 @@ try {
     }
     for (const s of servers) bulkS[s.kind].push(await bulk(s, round));
   }
-  const rss = Object.fromEntries(servers.map((s) => [s.kind, rssMiB(s.child.pid)]));
+  const rss = Object.fromEntries(servers.map((s) => [s.kind, rssKiB(s.child.pid) / 1024]));
   const r = { nvs: median(rate.nvs), ovs: median(rate.ovs) };
   const b = { nvs: median(bulkS.nvs), ovs: median(bulkS.ovs) };
   console.log(`ovsdb: ${N} add-port transactions over one connection, median of ${ROUNDS} alternating rounds after ${WARMUP} warm-up transactions`);

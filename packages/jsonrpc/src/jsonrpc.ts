@@ -187,6 +187,8 @@ export class JsonRpcConnection extends EventEmitter {
   private closed = false;
   /** A read is being handled: sends go to `outgoing`, written once at its end. */
   private handlingRead = false;
+  /** hold() calls not yet released: sends go to `outgoing` too. */
+  private holds = 0;
   private outgoing = '';
   /** performance.now() of the last bytes received, for inactivity probes. */
   lastReceived = performance.now();
@@ -238,11 +240,29 @@ export class JsonRpcConnection extends EventEmitter {
 
   /** Sends a raw message; dropped silently when the connection is closed. */
   send(msg: JsonRpcMessage): void {
+    this.sendText(JSON.stringify(msg));
+  }
+
+  /** Sends one message already encoded as JSON text (e.g. a notification encoded once for many sessions). */
+  sendText(text: string): void {
     if (this.closed) return;
-    const text = JSON.stringify(msg);
-    // While a read is being handled, gather its replies and notifications: they leave in one write when it is done.
-    if (this.handlingRead) this.outgoing += text;
+    // While a read is being handled or the output is held, gather messages: they leave in one write.
+    if (this.handlingRead || this.holds > 0) this.outgoing += text;
     else this.socket.write(text);
+  }
+
+  /** Gathers what is sent from now on until the matching release(), which writes it all at once. */
+  hold(): void {
+    this.holds++;
+  }
+
+  release(): void {
+    if (--this.holds === 0 && !this.handlingRead && !this.closed) this.flush();
+  }
+
+  /** Bytes written that the peer has not taken yet: queued on the socket beyond what the kernel accepted. */
+  get backlog(): number {
+    return this.socket.writableLength;
   }
 
   /** Closes the connection (after flushing what is already written). */
@@ -296,7 +316,7 @@ export class JsonRpcConnection extends EventEmitter {
       }
     } finally {
       this.handlingRead = false;
-      if (!this.closed) this.flush();
+      if (!this.closed && this.holds === 0) this.flush();
     }
   }
 

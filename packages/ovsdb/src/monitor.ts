@@ -35,6 +35,12 @@ export class Monitor {
   readonly version: MonitorVersion;
   readonly db: Database;
   readonly tables: Map<string, TableMonitor>;
+  /**
+   * Equal for two monitors of one database that produce the same updates for
+   * every commit: the version and the requests, followed by every condition
+   * change since. The server encodes a commit's updates once per shape.
+   */
+  shape: string;
 
   /** Parses monitor requests (`{"<table>": <request> | [<request>...]}`); throws the RFC errors. */
   constructor(db: Database, id: unknown, version: MonitorVersion, requests: unknown) {
@@ -42,6 +48,7 @@ export class Monitor {
     this.id = id;
     this.version = version;
     this.tables = new Map();
+    this.shape = `${version}:${JSON.stringify(requests)}`;
     if (!isObject(requests)) throw new OvsdbSyntaxError('monitor requests must be a JSON object');
     for (const [tname, reqs] of Object.entries(requests)) {
       const table = db.schema.tables.get(tname);
@@ -100,6 +107,7 @@ export class Monitor {
   /** Replaces the conditions (and optionally columns) of watched tables (monitor_cond_change); returns the resulting updates. */
   changeConditions(requests: unknown): TableUpdates {
     if (!isObject(requests)) throw new OvsdbSyntaxError('monitor-cond-change requests must be a JSON object');
+    this.shape += `|${JSON.stringify(requests)}`;
     const updates: TableUpdates = {};
     for (const [tname, reqs] of Object.entries(requests)) {
       const tm = this.tables.get(tname);

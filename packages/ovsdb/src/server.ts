@@ -4,11 +4,20 @@
 // locks, echo, get_server_id, set_db_change_aware — and the `_Server`
 // database describing them, which ovs-vsctl reads first.
 //
-// Every commit is applied, written to the database file and sent to every
+// Every commit is written to the database file, applied and queued to every
 // monitor before the committing client's reply, all synchronously, so
 // monitors see commits in commit order and an acknowledged transaction is
 // always in the file. A transaction blocked on `wait` is re-run after each
 // commit to its database and when its timeout expires.
+//
+// Fan-out: a commit's updates are encoded once per monitor shape (monitors
+// of the same tables, columns, conditions and version share one JSON text),
+// and what a session is sent during one turn of the event loop (updates of
+// every commit in it, and the replies that follow) is held and leaves in one
+// write at the turn's end, as ovsdb-server flushes each session once per
+// pass of its main loop. A session whose unread output passes
+// `maxBacklogBytes` (a peer that stopped reading) is disconnected; the
+// others never wait for it (sockets are written without blocking).
 import { createServer, type Server, type Socket } from 'node:net';
 import { existsSync, unlinkSync } from 'node:fs';
 import type { Logger } from 'pino';
@@ -66,6 +75,14 @@ export interface OvsdbServerOptions {
    * default 5000 ms.
    */
   probeIntervalMs?: number;
+  /**
+   * Bound on what a session has been sent but not read (bytes queued on its
+   * socket beyond the kernel's buffer): when an update is due and the backlog
+   * is past it, the session is closed (logged), so a client that stops
+   * reading costs at most about this much memory plus one turn's updates.
+   * Default 64 MiB.
+   */
+  maxBacklogBytes?: number;
 }
 
 interface DbEntry {
@@ -99,9 +116,17 @@ interface Session {
   conn: JsonRpcConnection;
   /** An echo probe is outstanding. */
   probing: boolean;
-  monitors: Map<string, { monitor: Monitor; entry: DbEntry; monid: unknown }>;
+  monitors: Map<string, SessionMonitor>;
   locks: Set<string>;
   log: Logger;
+}
+
+interface SessionMonitor {
+  monitor: Monitor;
+  entry: DbEntry;
+  monid: unknown;
+  /** The start of this monitor's update notifications, up to its updates: `{"method":"update2","params":[<monid>,`. */
+  prefix: string;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -121,6 +146,8 @@ export class OvsdbServer {
   private readonly commitHooks: Array<(db: Database, commit: Commit) => void> = [];
   private nextSession = 0;
   private probeTimer: NodeJS.Timeout | undefined;
+  /** Sessions whose output is held until the end of this event-loop turn (see flushHeld). */
+  private readonly held = new Set<Session>();
 
   constructor(opts: OvsdbServerOptions) {
     this.opts = opts;
@@ -410,11 +437,18 @@ export class OvsdbServer {
     entry.db.apply(commit.changes, log);
     this.remember(entry, commit);
     entry.lastTxnId = commit.id;
+    // Shape → the notification's text after the prefix (null: nothing for that shape).
+    const encoded = new Map<string, string | null>();
     for (const s of this.sessions) {
       for (const m of s.monitors.values()) {
         if (m.entry !== entry) continue;
-        const u = m.monitor.updatesFor(commit.changes, log);
-        if (u) this.sendUpdate(s, m.monitor, m.monid, u, entry);
+        let tail = encoded.get(m.monitor.shape);
+        if (tail === undefined) {
+          const u = m.monitor.updatesFor(commit.changes, log);
+          tail = u ? notificationTail(m.monitor.version, entry.lastTxnId, u) : null;
+          encoded.set(m.monitor.shape, tail);
+        }
+        if (tail !== null) this.queue(s, m.prefix + tail);
       }
     }
     for (const hook of this.commitHooks) hook(entry.db, commit);
@@ -448,10 +482,30 @@ export class OvsdbServer {
     }
   }
 
-  private sendUpdate(s: Session, monitor: Monitor, monid: unknown, updates: TableUpdates, entry: DbEntry): void {
-    if (monitor.version === 1) s.conn.notify('update', [monid, updates]);
-    else if (monitor.version === 2) s.conn.notify('update2', [monid, updates]);
-    else s.conn.notify('update3', [monid, entry.lastTxnId, updates]);
+  /**
+   * Sends `text` to `s` as part of this turn's held output; but closes `s`
+   * instead when what it was sent before is still unread past the bound.
+   */
+  private queue(s: Session, text: string): void {
+    const backlog = s.conn.backlog;
+    if (backlog > (this.opts.maxBacklogBytes ?? 64 * 1024 * 1024)) {
+      s.log.warn({ backlog }, 'peer is not reading its updates: disconnecting');
+      this.held.delete(s);
+      s.conn.close();
+      return;
+    }
+    if (!this.held.has(s)) {
+      if (this.held.size === 0) setImmediate(() => this.flushHeld());
+      this.held.add(s);
+      s.conn.hold();
+    }
+    s.conn.sendText(text);
+  }
+
+  /** Writes each held session's output of this turn (its updates, then its replies) in one write. */
+  private flushHeld(): void {
+    for (const s of this.held) s.conn.release();
+    this.held.clear();
   }
 
   // ------------------------------------------------------------- monitors
@@ -461,7 +515,7 @@ export class OvsdbServer {
     const key = JSON.stringify(monid ?? null);
     if (session.monitors.has(key)) throw new OvsdbSyntaxError(`duplicate monitor ID ${key}`, 'duplicate monitor ID');
     const monitor = new Monitor(entry.db, monid, version, requests);
-    session.monitors.set(key, { monitor, entry, monid });
+    session.monitors.set(key, { monitor, entry, monid, prefix: notificationPrefix(version, monid) });
     return { monitor, entry };
   }
 
@@ -488,9 +542,10 @@ export class OvsdbServer {
     const updates = m.monitor.changeConditions(requests);
     session.monitors.delete(key);
     m.monid = newMonid;
+    m.prefix = notificationPrefix(m.monitor.version, newMonid);
     session.monitors.set(newKey, m);
     // ovsdb-server(7): the update a condition change causes goes out before the reply.
-    if (Object.keys(updates).length > 0) this.sendUpdate(session, m.monitor, newMonid, updates, m.entry);
+    if (Object.keys(updates).length > 0) session.conn.sendText(m.prefix + notificationTail(m.monitor.version, m.entry.lastTxnId, updates));
     return {};
   }
 
@@ -538,6 +593,18 @@ export class OvsdbServer {
     if (queue.length === 0) this.locks.delete(name);
     else if (wasOwner) queue[0].conn.notify('locked', [name]);
   }
+}
+
+const UPDATE_METHODS = { 1: 'update', 2: 'update2', 3: 'update3' } as const;
+
+/** The JSON text of an update notification up to its updates (the part one monitor's notifications share). */
+function notificationPrefix(version: MonitorVersion, monid: unknown): string {
+  return `{"method":"${UPDATE_METHODS[version]}","params":[${JSON.stringify(monid ?? null)},`;
+}
+
+/** The rest of an update notification: the same for every monitor of one shape. */
+function notificationTail(version: MonitorVersion, lastTxnId: string, updates: TableUpdates): string {
+  return `${version === 3 ? `"${lastTxnId}",` : ''}${JSON.stringify(updates)}],"id":null}`;
 }
 
 /** What a commit in the history keeps alive beyond the current rows: the atoms of the old values it replaced. */

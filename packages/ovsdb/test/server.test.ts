@@ -1,7 +1,8 @@
 // OvsdbServer methods beyond transact, over real unix sockets: the monitor
 // family (update, update2, update3 with history), monitor_cond_change,
 // monitor_cancel, locks with locked/stolen notifications, wait re-evaluated
-// on commits, cancel, get_server_id, set_db_change_aware and `_Server`.
+// on commits, cancel, get_server_id, set_db_change_aware and `_Server`;
+// a session that stops reading is dropped at its backlog bound.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -224,6 +225,56 @@ describe('inactivity probe', () => {
       polite.close();
     } finally {
       await probing.close();
+    }
+  });
+});
+
+describe('a client that stops reading', () => {
+  it('does not stall the others, and is disconnected once its unsent updates pass maxBacklogBytes', async () => {
+    const slowSock = join(dir, 'slow.sock');
+    const maxBacklogBytes = 256 * 1024;
+    const bounded = new OvsdbServer({ log, maxBacklogBytes });
+    bounded.addDatabase(new Database(parseSchema(JSON.parse(readFileSync(SCHEMA, 'utf8')))));
+    await bounded.listen(`punix:${slowSock}`);
+    try {
+      const open = async (): Promise<JsonRpcConnection> => {
+        const s = connect(slowSock);
+        await new Promise((r) => s.once('connect', r));
+        return new JsonRpcConnection(s, { log });
+      };
+      const requests = { QoS: { columns: ['external_ids'] } };
+      // The slow client: a monitor, then it never reads again.
+      const slow = connect(slowSock);
+      await new Promise((r) => slow.once('connect', r));
+      slow.write(JSON.stringify({ method: 'monitor', params: ['Open_vSwitch', 'm', requests], id: 0 }));
+      await new Promise((r) => slow.once('data', r));
+      slow.pause();
+      const slowClosed = new Promise((r) => slow.once('close', r));
+      // Two others insert rows of 10 kB (4 MB of updates to each monitor in all) and watch them arrive.
+      const others = [await open(), await open()];
+      const seen = [0, 0];
+      others.forEach((c, i) => c.onNotification('update', () => seen[i]++));
+      for (const c of others) await c.request('monitor', ['Open_vSwitch', 'm', requests]);
+      const big = 'x'.repeat(10_000);
+      await Promise.all(
+        others.map(async (c, k) => {
+          for (let i = 0; i < 200; i++) await tx(c, { op: 'insert', table: 'QoS', row: { type: 'linux-htb', external_ids: ['map', [[`k${k}-${i}`, big]]] } });
+        }),
+      );
+      // Each other client had every commit's update when its last reply came (updates precede replies).
+      expect(seen).toEqual([400, 400]);
+      // The slow one, which read nothing since its monitor reply, was dropped at the bound rather than buffered without end:
+      // the server has let it go, and what it can still read (from its kernel buffer) ends short of the 400 updates.
+      for (let i = 0; i < 100 && bounded.memoryStats().sessions > 2; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(bounded.memoryStats().sessions).toBe(2);
+      let unread = '';
+      slow.on('data', (d: Buffer) => (unread += d.toString()));
+      slow.resume();
+      await slowClosed;
+      expect(unread.split('"method":"update"').length - 1).toBeLessThan(400);
+      for (const c of others) c.close();
+    } finally {
+      await bounded.close();
     }
   });
 });
