@@ -17,7 +17,9 @@
  *   ARP SPA/TPA in `NW_SRC`/`NW_DST`, ICMP type/code in `TP_SRC`/`TP_DST`,
  *   ND SLL/TLL in `ARP_SHA`/`ARP_THA`.
  * - `VLAN_TCI` is the 802.1Q TCI with bit 0x1000 (CFI) set when a tag is
- *   present, so 0 means "no VLAN" (OVS's convention).
+ *   present, so 0 means "no VLAN" (OVS's convention). `VLAN_TCI1` is the
+ *   inner tag of a double-tagged packet, alike; as in OVS, no OpenFlow field
+ *   reads it (`pop_vlan` makes it the outer tag).
  * - `NW_TOS` is the whole ToS/traffic-class byte (DSCP in the upper 6 bits,
  *   ECN in the lower 2).
  *
@@ -54,10 +56,11 @@ export const Slot = {
   TUN_ID: 52, // 2 words
   TUN_SRC: 54,
   TUN_DST: 55,
+  VLAN_TCI1: 56,
 } as const;
 
 /** Number of 32-bit words in a `Flow`. */
-export const FLOW_WORDS = 56;
+export const FLOW_WORDS = 57;
 
 /**
  * The values of all fields for one packet, or (as a mask) which bits of a

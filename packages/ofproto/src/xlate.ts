@@ -767,6 +767,7 @@ const DP_FIELDS: readonly [keyof DpFlowKey, number, number][] = [
   ['eth_src', Slot.DL_SRC, 2],
   ['eth_type', Slot.DL_TYPE, 1],
   ['vlan_tci', Slot.VLAN_TCI, 1],
+  ['cvlan_tci', Slot.VLAN_TCI1, 1],
   ['nw_proto', Slot.NW_PROTO, 1],
   ['nw_tos', Slot.NW_TOS, 1],
   ['nw_ttl', Slot.NW_TTL, 1],

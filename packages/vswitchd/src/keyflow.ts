@@ -15,6 +15,7 @@ export type KeySlotKind = 'word' | 'mac' | 'wide';
 export const KEY_SLOTS: readonly (readonly [keyof DpFlowKey, number, KeySlotKind])[] = [
   ['eth_type', Slot.DL_TYPE, 'word'],
   ['vlan_tci', Slot.VLAN_TCI, 'word'],
+  ['cvlan_tci', Slot.VLAN_TCI1, 'word'],
   ['nw_src', Slot.NW_SRC, 'word'],
   ['nw_dst', Slot.NW_DST, 'word'],
   ['nw_proto', Slot.NW_PROTO, 'word'],

@@ -61,8 +61,9 @@ export function readPcap(buf: Buffer, file = 'pcap'): Uint8Array[] {
   return packets;
 }
 
+/** TCP flags as OVS names them; the three bits without a name as hex in brackets (`[800]`). */
 function tcpFlagNames(v: number): string {
-  const names = TCP_FLAG_NAMES.filter((_, i) => v & (1 << i));
+  const names = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11].filter((i) => v & (1 << i)).map((i) => TCP_FLAG_NAMES[i] ?? `[${(1 << i).toString(16)}]`);
   return names.length ? names.join('|') : '0';
 }
 

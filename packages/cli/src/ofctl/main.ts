@@ -3,15 +3,14 @@
  * of ovs-ofctl. It talks JSON-RPC to the bridge's management socket
  * `<rundir>/<bridge>.mgmt` (or `unix:PATH`); the switch parses rule text and
  * prints rules, so errors name `file:line:column` exactly as the rule parser
- * found them and nothing of a bad file is applied. `parse-pcap` is answered
- * by nvs-vswitchd (its control socket), which owns the datapath's key
- * extraction: the CLI holds no packet parser of its own.
+ * found them and nothing of a bad file is applied. `parse-pcap` needs no
+ * switch: it runs the datapath's key extraction here (parse-pcap.ts).
  */
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import pino from 'pino';
-import { JsonRpcConnection, JsonRpcRemoteError, resolveRundir, unixctlCall, UnixctlError } from '@nvs/ovsdb';
+import { JsonRpcConnection, JsonRpcRemoteError, resolveRundir } from '@nvs/ovsdb';
 import type { CliIo } from '../appctl/main.ts';
 import { ProgressBar } from './progress.ts';
 
@@ -99,19 +98,6 @@ function readRuleFile(file: string): string {
   }
 }
 
-/** Asks nvs-vswitchd for the flows of the packets in `files` (paths made absolute for the daemon). */
-async function parsePcap(rundir: string, files: string[]): Promise<string> {
-  const socket = join(rundir, 'nvs-vswitchd.ctl');
-  try {
-    return await unixctlCall(socket, 'ofctl/parse-pcap', files.map((f) => resolve(f)));
-  } catch (err) {
-    if (err instanceof UnixctlError && err.code === 'UNIXCTL_CONNECT') {
-      throw new OfctlError('OFCTL_CONNECT', `parse-pcap needs nvs-vswitchd (it owns the packet parser): ${err.message} (start it with 'nvs start')`);
-    }
-    throw err;
-  }
-}
-
 function parseOptions(argv: string[]): { opts: Options; args: string[]; help: boolean } {
   const opts: Options = { strict: false, noStats: false };
   const args: string[] = [];
@@ -172,12 +158,14 @@ export async function runOfctl(argv: string[], io: CliIo): Promise<number> {
     }
     if (args.length === 0) throw new OfctlError('OFCTL_USAGE', 'missing command name; use --help for help');
     const [command] = args;
-    const rundir = resolveRundir(opts.rundir, io.env);
     if (command === 'parse-pcap') {
       need(args, 1, Infinity, 'requires at least 1 argument (a pcap file)');
-      io.stdout.write(await parsePcap(rundir, args.slice(1)));
+      // Loaded here only: every other command needs no addon.
+      const { parsePcapFiles } = await import('./parse-pcap.ts');
+      io.stdout.write(parsePcapFiles(args.slice(1)));
       return 0;
     }
+    const rundir = resolveRundir(opts.rundir, io.env);
     const sock = (b: string) => mgmtSocket(b, rundir);
     const bridgeOf = (b: string) => (b.startsWith('unix:') ? '' : b);
     let reply: Record<string, unknown>;
