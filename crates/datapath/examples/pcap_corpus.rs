@@ -11,7 +11,11 @@ fn main() {
         eprintln!("usage: pcap_corpus SEED FRAMES PREFIXED OUT.pcap");
         std::process::exit(2);
     };
-    let number = |s: &str| s.parse::<usize>().unwrap_or_else(|_| panic!("not a number: {s}"));
+    let number = |s: &str| {
+        s.parse::<usize>()
+            .unwrap_or_else(|_| panic!("not a number: {s}"))
+    };
     let frames = pcap_gen::corpus(number(seed) as u64, number(count), number(prefixed));
-    std::fs::write(out, pcap_gen::pcap(frames.iter().map(Vec::as_slice))).expect("write the pcap file");
+    std::fs::write(out, pcap_gen::pcap(frames.iter().map(Vec::as_slice)))
+        .expect("write the pcap file");
 }

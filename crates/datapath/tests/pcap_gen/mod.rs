@@ -130,7 +130,7 @@ fn ethernet(rng: &mut Rng) -> Vec<u8> {
         }
         _ => return [f, llc(rng)].concat(),
     };
-    f.extend_from_slice(&(ty as u16).to_be_bytes());
+    f.extend_from_slice(&ty.to_be_bytes());
     [f, payload].concat()
 }
 
