@@ -2,7 +2,10 @@
 //! the parser knows, VLAN stacks, IPv4 options and fragments, IPv6 extension
 //! header chains, neighbour discovery, truncated and malformed frames) is
 //! written as a pcap file, the real `ovs-ofctl parse-pcap` prints OVS's flow
-//! for each frame, and every field OVS prints must equal our key's.
+//! for each frame, and every field OVS prints must equal our key's. Two
+//! corpora: hand-built frames, each named for what it tests, and seeded
+//! random and garbled frames from `pcap_gen` (4,000 per seed plus every
+//! prefix of 16 of them; `NVS_PCAP_SEEDS`, `NVS_PCAP_FRAMES`).
 //!
 //! Fails (does not skip) when `ovs-ofctl` is missing, unless `NVS_SKIP_OVS=1`.
 //!
@@ -12,6 +15,8 @@
 //! - `vlan_tpid`: OVS keeps the TPID but does not print it; it is checked
 //!   here against the frame itself (see `expected_tpid`).
 //! - `recirc_id`: slow-path state, zero after extraction, not printed.
+//! - MPLS and NSH: OVS parses their headers into fields nvs's key does not
+//!   have; the generator produces neither EtherType.
 
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
