@@ -87,7 +87,7 @@ export const EthType = {
 } as const;
 
 /** IP protocol numbers the prerequisites and shorthands refer to. */
-export const IpProto = { ICMP: 1, TCP: 6, UDP: 17, SCTP: 132, ICMPV6: 58 } as const;
+export const IpProto = { ICMP: 1, IGMP: 2, TCP: 6, UDP: 17, SCTP: 132, ICMPV6: 58 } as const;
 
 /** `VLAN_TCI` bit set when the packet carries a VLAN tag. */
 export const VLAN_CFI = 0x1000;

@@ -83,8 +83,7 @@ function sameFlow(a: Flow, b: Flow): boolean {
 
 const FRAG = ['no', 'first', 'first', 'later'];
 /** IP protocols whose header fills tp_src/tp_dst (OVS's list). */
-const IPPROTO_IGMP = 2;
-const L4_PROTOS = new Set<number>([IpProto.TCP, IpProto.UDP, IpProto.SCTP, IpProto.ICMP, IpProto.ICMPV6, IPPROTO_IGMP]);
+const L4_PROTOS = new Set<number>([IpProto.TCP, IpProto.UDP, IpProto.SCTP, IpProto.ICMP, IpProto.ICMPV6, IpProto.IGMP]);
 
 /** One VLAN slot in OVS's flow syntax (`suffix` '1' for the inner tag). */
 function formatVlan(tci: number, suffix: string): string {
