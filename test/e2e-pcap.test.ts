@@ -69,6 +69,22 @@ it('prints the random and garbled corpus exactly as ovs-ofctl parse-pcap does', 
   noDaemon();
 });
 
+it('prints the packets before a truncated or empty record, as ovs-ofctl does, and says where it stopped', async () => {
+  const whole = writePcap([buildPacket({ eth_src: 1, eth_dst: 2, nw_src: 1, nw_dst: 2, nw_proto: 17, tp_src: 7, tp_dst: 9 })]);
+  const record = whole.subarray(24);
+  const cases = { truncated: Buffer.concat([whole, record.subarray(0, 30)]), empty: Buffer.concat([whole, Buffer.alloc(16), record]) };
+  for (const [kind, bytes] of Object.entries(cases)) {
+    const file = join(nvs.rundir, `${kind}.pcap`);
+    writeFileSync(file, bytes);
+    const oracle = execFileSync('ovs-ofctl', ['parse-pcap', file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const r = await nvs.ofctl('parse-pcap', file);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe(oracle);
+    expect(oracle.split('\n')).toHaveLength(2);
+    expect(r.stderr).toBe(`nvs-ofctl: ${file}: ${kind} packet record at byte ${whole.length}: the capture ends there\n`);
+  }
+});
+
 it('says what is wrong with a missing file or one that is not a capture', async () => {
   const notPcap = join(nvs.rundir, 'text.pcap');
   writeFileSync(notPcap, 'this is not a capture file at all');

@@ -162,7 +162,7 @@ export async function runOfctl(argv: string[], io: CliIo): Promise<number> {
       need(args, 1, Infinity, 'requires at least 1 argument (a pcap file)');
       // Loaded here only: every other command needs no addon.
       const { parsePcapFiles } = await import('./parse-pcap.ts');
-      io.stdout.write(parsePcapFiles(args.slice(1)));
+      io.stdout.write(parsePcapFiles(args.slice(1), (m) => io.stderr.write(`nvs-ofctl: ${m}\n`)));
       return 0;
     }
     const rundir = resolveRundir(opts.rundir, io.env);

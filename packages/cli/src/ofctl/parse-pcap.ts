@@ -7,12 +7,12 @@
 import { parsePcapFile, PcapError } from '@nvs/vswitchd';
 import { OfctlError } from './main.ts';
 
-/** The parse-pcap output of `files`, in order. */
-export function parsePcapFiles(files: readonly string[]): string {
+/** The parse-pcap output of `files`, in order; `warn` hears of a capture that ends early. */
+export function parsePcapFiles(files: readonly string[], warn: (message: string) => void): string {
   return files
     .map((file) => {
       try {
-        return parsePcapFile(file);
+        return parsePcapFile(file, warn);
       } catch (err) {
         if (err instanceof PcapError) throw new OfctlError('OFCTL_IO', err.message);
         const e = err as NodeJS.ErrnoException;
