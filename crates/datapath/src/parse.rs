@@ -26,15 +26,16 @@
 //!   field is set). Hop-by-hop, routing, destination options, AH and fragment
 //!   headers are skipped; if one is truncated, only the addresses are kept. A
 //!   non-first fragment stops the walk with `nw_proto` 44 (the fragment
-//!   header); a first fragment sets `FRAG_ANY`; an atomic fragment (offset 0,
-//!   no M flag) is no fragment. `nw_tos` holds the whole traffic class.
+//!   header); a first fragment sets `FRAG_ANY`; an atomic fragment (offset, flags
+//!   and reserved bits all 0) is no fragment. `nw_tos` holds the whole traffic class.
 //! - ARP/RARP for Ethernet/IPv4 only: opcode in `nw_proto` (0 if > 255), SPA/TPA
 //!   in `nw_src`/`nw_dst`, SHA/THA in `arp_sha`/`arp_tha`.
 //! - TCP (a full header per its data offset), UDP (8 bytes), SCTP (12),
-//!   ICMP, IGMP (over IPv4) and ICMPv6 (8 bytes; type and code in
-//!   `tp_src`/`tp_dst`; the key has no IGMP group): a shorter L4 header
+//!   ICMP, IGMP and ICMPv6 (8 bytes; type and code in `tp_src`/`tp_dst`;
+//!   the key has no IGMP group), chosen by the protocol number alone, over
+//!   either IP version: a shorter L4 header
 //!   leaves the L4 fields zero. `tcp_flags` holds the 12 flag bits.
-//! - ND (ICMPv6 135/136, code 0): `nd_target`, and the source/target
+//! - ND (ICMPv6 135/136, code 0, in IPv6): `nd_target`, and the source/target
 //!   link-layer address options (8 bytes long) into `arp_sha`/`arp_tha`. A
 //!   zero-length or overlong option ends the option walk (fields found so far
 //!   kept); a truncated target or a repeated address option makes all three
@@ -280,7 +281,7 @@ fn ipv4(rest: &[u8], off: usize, key: &mut FlowKey, layers: &mut Layers) -> Resu
     if key.nw_frag & FRAG_LATER != 0 {
         return Ok(());
     }
-    l4(&rest[ihl..tot], off + ihl, false, key, layers)
+    l4(&rest[ihl..tot], off + ihl, key, layers)
 }
 
 fn ipv6(rest: &[u8], off: usize, key: &mut FlowKey, layers: &mut Layers) -> Result<(), ParseError> {
@@ -315,8 +316,9 @@ fn ipv6(rest: &[u8], off: usize, key: &mut FlowKey, layers: &mut Layers) -> Resu
                     frag = FRAG_ANY | FRAG_LATER;
                     break;
                 }
-                // An atomic fragment (offset 0, no M flag) is no fragment.
-                if offlg & 1 != 0 {
+                // An all-zero offset/flags word (an atomic fragment) is no
+                // fragment; any other bit, reserved ones too, makes a first.
+                if offlg != 0 {
                     frag = FRAG_ANY;
                 }
                 8
@@ -341,18 +343,14 @@ fn ipv6(rest: &[u8], off: usize, key: &mut FlowKey, layers: &mut Layers) -> Resu
     if frag & FRAG_LATER != 0 {
         return Ok(());
     }
-    l4(&rest[pos..end], off + pos, true, key, layers)
+    l4(&rest[pos..end], off + pos, key, layers)
 }
 
-// Inlined into both IP parsers: one dispatch on the protocol, no call.
+// Inlined into both IP parsers: one dispatch on the protocol, no call. As
+// in OVS, the protocol alone decides (ICMP over IPv6 and ICMPv6 over IPv4
+// are parsed too).
 #[inline(always)]
-fn l4(
-    p: &[u8],
-    off: usize,
-    v6: bool,
-    key: &mut FlowKey,
-    layers: &mut Layers,
-) -> Result<(), ParseError> {
+fn l4(p: &[u8], off: usize, key: &mut FlowKey, layers: &mut Layers) -> Result<(), ParseError> {
     let kind = match key.nw_proto {
         IPPROTO_TCP => {
             let doff = match p.get(12) {
@@ -374,31 +372,32 @@ fn l4(
             ports(p, key);
             L4::Sctp
         }
-        IPPROTO_ICMP if !v6 && p.len() >= 8 => {
+        IPPROTO_ICMP if p.len() >= 8 => {
             key.tp_src = p[0] as u16;
             key.tp_dst = p[1] as u16;
             L4::Icmp
         }
-        IPPROTO_IGMP if !v6 && p.len() >= 8 => {
+        IPPROTO_IGMP if p.len() >= 8 => {
             key.tp_src = p[0] as u16;
             key.tp_dst = p[1] as u16;
             L4::Igmp
         }
-        IPPROTO_ICMPV6 if v6 && p.len() >= 8 => {
+        IPPROTO_ICMPV6 if p.len() >= 8 => {
             key.tp_src = p[0] as u16;
             key.tp_dst = p[1] as u16;
             layers.l4 = off as u16;
             layers.l4_kind = L4::Icmpv6;
+            // ND fields exist in IPv6 flows only (OVS prints none for IPv4).
             let is_nd = p[0] == ND_NEIGHBOR_SOLICIT || p[0] == ND_NEIGHBOR_ADVERT;
-            return if is_nd && p[1] == 0 {
+            return if is_nd && p[1] == 0 && key.eth_type == ETH_TYPE_IPV6 {
                 nd(&p[8..], key)
             } else {
                 Ok(())
             };
         }
-        IPPROTO_UDP | IPPROTO_SCTP => return Err(ParseError::L4Truncated),
-        IPPROTO_ICMP | IPPROTO_IGMP if !v6 => return Err(ParseError::L4Truncated),
-        IPPROTO_ICMPV6 if v6 => return Err(ParseError::L4Truncated),
+        IPPROTO_UDP | IPPROTO_SCTP | IPPROTO_ICMP | IPPROTO_IGMP | IPPROTO_ICMPV6 => {
+            return Err(ParseError::L4Truncated)
+        }
         _ => return Ok(()),
     };
     layers.l4 = off as u16;

@@ -2,7 +2,10 @@
 //! the parser knows, VLAN stacks, IPv4 options and fragments, IPv6 extension
 //! header chains, neighbour discovery, truncated and malformed frames) is
 //! written as a pcap file, the real `ovs-ofctl parse-pcap` prints OVS's flow
-//! for each frame, and every field OVS prints must equal our key's.
+//! for each frame, and every field OVS prints must equal our key's. Two
+//! corpora: hand-built frames, each named for what it tests, and seeded
+//! random and garbled frames from `pcap_gen` (4,000 per seed plus every
+//! prefix of 16 of them; `NVS_PCAP_SEEDS`, `NVS_PCAP_FRAMES`).
 //!
 //! Fails (does not skip) when `ovs-ofctl` is missing, unless `NVS_SKIP_OVS=1`.
 //!
@@ -12,6 +15,8 @@
 //! - `vlan_tpid`: OVS keeps the TPID but does not print it; it is checked
 //!   here against the frame itself (see `expected_tpid`).
 //! - `recirc_id`: slow-path state, zero after extraction, not printed.
+//! - MPLS and NSH: OVS parses their headers into fields nvs's key does not
+//!   have; the generator produces neither EtherType.
 
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -20,6 +25,8 @@ use std::process::Command;
 
 use nvs_datapath::key::{FlowKey, FRAG_ANY, FRAG_LATER};
 use nvs_datapath::parse::extract;
+
+mod pcap_gen;
 
 const DST: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
 const SRC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x02];
@@ -494,31 +501,6 @@ fn corpus() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-// ---- pcap writer ----
-
-fn pcap(frames: &[(&str, Vec<u8>)]) -> Vec<u8> {
-    // Classic pcap, little-endian, microsecond stamps, LINKTYPE_ETHERNET.
-    let mut out = Vec::new();
-    for w in [
-        0xa1b2_c3d4u32.to_le_bytes(),
-        [2, 0, 4, 0],
-        [0; 4],
-        [0; 4],
-        65535u32.to_le_bytes(),
-        1u32.to_le_bytes(),
-    ] {
-        out.extend_from_slice(&w);
-    }
-    for (i, (_, f)) in frames.iter().enumerate() {
-        let len = (f.len() as u32).to_le_bytes();
-        for w in [(i as u32).to_le_bytes(), [0; 4], len, len] {
-            out.extend_from_slice(&w);
-        }
-        out.extend_from_slice(f);
-    }
-    out
-}
-
 // ---- OVS's flow text to a FlowKey ----
 
 fn mac(s: &str) -> [u8; 6] {
@@ -671,17 +653,14 @@ fn corpus_is_broad() {
     assert_eq!(names.len(), c.len());
 }
 
-#[test]
-fn keys_match_ovs_ofctl_parse_pcap() {
-    if std::env::var("NVS_SKIP_OVS").as_deref() == Ok("1") {
-        eprintln!("NVS_SKIP_OVS=1: not comparing with ovs-ofctl");
-        return;
-    }
-    let frames = corpus();
-    let dir: PathBuf = std::env::temp_dir().join(format!("nvs-pcap-oracle-{}", std::process::id()));
+/// `ovs-ofctl parse-pcap`'s line for each frame (panics, with the way out,
+/// when the tool is missing).
+fn ovs_parse_pcap(frames: &[&[u8]], tag: &str) -> Vec<String> {
+    let dir: PathBuf =
+        std::env::temp_dir().join(format!("nvs-pcap-oracle-{}-{tag}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("create temp dir");
     let file = dir.join("corpus.pcap");
-    std::fs::write(&file, pcap(&frames)).expect("write pcap");
+    std::fs::write(&file, pcap_gen::pcap(frames.iter().copied())).expect("write pcap");
     let out = Command::new("ovs-ofctl")
         .arg("parse-pcap")
         .arg(&file)
@@ -696,13 +675,19 @@ fn keys_match_ovs_ofctl_parse_pcap() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).expect("utf-8 output");
-    let lines: Vec<&str> = text.lines().collect();
+    let lines: Vec<String> = text.lines().map(str::to_owned).collect();
     assert_eq!(
         lines.len(),
         frames.len(),
         "one line per frame expected:\n{text}"
     );
+    lines
+}
 
+/// Compares our key of each named frame with OVS's; returns the differences.
+fn compare(frames: &[(String, Vec<u8>)], tag: &str) -> String {
+    let bytes: Vec<&[u8]> = frames.iter().map(|(_, f)| f.as_slice()).collect();
+    let lines = ovs_parse_pcap(&bytes, tag);
     let mut failures = String::new();
     for ((name, frame), line) in frames.iter().zip(&lines) {
         let mut ours = FlowKey::default();
@@ -712,7 +697,8 @@ fn keys_match_ovs_ofctl_parse_pcap() {
         let ovs = ovs_key(line, expected_tpid(frame));
         let d = diff(&ours, &ovs);
         if !d.is_empty() {
-            let _ = writeln!(failures, "{name}:\n  ovs-ofctl: {line}\n{d}");
+            let hex: String = frame.iter().map(|b| format!("{b:02x}")).collect();
+            let _ = writeln!(failures, "{name} ({hex}):\n  ovs-ofctl: {line}\n{d}");
         }
         // Padding fields must stay zero so keys hash and compare as words.
         assert_eq!(
@@ -726,6 +712,27 @@ fn keys_match_ovs_ofctl_parse_pcap() {
             (0, 0, 0, 0, 0)
         );
     }
+    failures
+}
+
+fn skip_ovs() -> bool {
+    let skip = std::env::var("NVS_SKIP_OVS").as_deref() == Ok("1");
+    if skip {
+        eprintln!("NVS_SKIP_OVS=1: not comparing with ovs-ofctl");
+    }
+    skip
+}
+
+#[test]
+fn keys_match_ovs_ofctl_parse_pcap() {
+    if skip_ovs() {
+        return;
+    }
+    let frames: Vec<(String, Vec<u8>)> = corpus()
+        .into_iter()
+        .map(|(n, f)| (n.to_owned(), f))
+        .collect();
+    let failures = compare(&frames, "fixed");
     assert!(
         failures.is_empty(),
         "keys differ from ovs-ofctl parse-pcap:\n{failures}"
@@ -734,4 +741,43 @@ fn keys_match_ovs_ofctl_parse_pcap() {
         "{} frames: every key equals ovs-ofctl parse-pcap's",
         frames.len()
     );
+}
+
+/// Random and garbled frames (see `pcap_gen`): seeds from `NVS_PCAP_SEEDS`
+/// (comma-separated; default 1), `NVS_PCAP_FRAMES` frames per seed (default
+/// 4,000) plus every prefix of the first 16.
+#[test]
+fn random_frames_match_ovs_ofctl_parse_pcap() {
+    if skip_ovs() {
+        return;
+    }
+    let seeds: Vec<u64> = std::env::var("NVS_PCAP_SEEDS")
+        .unwrap_or_else(|_| "1".into())
+        .split(',')
+        .map(|s| {
+            s.trim()
+                .parse()
+                .expect("NVS_PCAP_SEEDS: comma-separated integers")
+        })
+        .collect();
+    let count =
+        std::env::var("NVS_PCAP_FRAMES").map_or(4000, |n| n.parse().expect("NVS_PCAP_FRAMES"));
+    let mut failures = String::new();
+    let mut total = 0;
+    for seed in seeds {
+        let frames: Vec<(String, Vec<u8>)> = pcap_gen::corpus(seed, count, 16)
+            .into_iter()
+            .enumerate()
+            .map(|(i, f)| (format!("seed {seed} frame {i}"), f))
+            .collect();
+        total += frames.len();
+        failures += &compare(&frames, &format!("seed{seed}"));
+    }
+    let shown: String = failures.lines().take(120).collect::<Vec<_>>().join("\n");
+    assert!(
+        failures.is_empty(),
+        "keys differ from ovs-ofctl parse-pcap ({} lines; first shown):\n{shown}",
+        failures.lines().count()
+    );
+    eprintln!("{total} random frames: every key equals ovs-ofctl parse-pcap's");
 }

@@ -17,7 +17,11 @@
  *   ARP SPA/TPA in `NW_SRC`/`NW_DST`, ICMP type/code in `TP_SRC`/`TP_DST`,
  *   ND SLL/TLL in `ARP_SHA`/`ARP_THA`.
  * - `VLAN_TCI` is the 802.1Q TCI with bit 0x1000 (CFI) set when a tag is
- *   present, so 0 means "no VLAN" (OVS's convention).
+ *   present, so 0 means "no VLAN" (OVS's convention). `VLAN_TCI1` is the
+ *   inner tag of a double-tagged packet, alike; as in OVS, no OpenFlow field
+ *   reads it (`pop_vlan` makes it the outer tag). `VLAN_TPID` is the outer
+ *   tag's TPID as received (0x8100 or 0x88a8; 0 when untagged or unknown),
+ *   which the datapath keys on.
  * - `NW_TOS` is the whole ToS/traffic-class byte (DSCP in the upper 6 bits,
  *   ECN in the lower 2).
  *
@@ -54,10 +58,12 @@ export const Slot = {
   TUN_ID: 52, // 2 words
   TUN_SRC: 54,
   TUN_DST: 55,
+  VLAN_TCI1: 56,
+  VLAN_TPID: 57,
 } as const;
 
 /** Number of 32-bit words in a `Flow`. */
-export const FLOW_WORDS = 56;
+export const FLOW_WORDS = 58;
 
 /**
  * The values of all fields for one packet, or (as a mask) which bits of a
@@ -81,7 +87,7 @@ export const EthType = {
 } as const;
 
 /** IP protocol numbers the prerequisites and shorthands refer to. */
-export const IpProto = { ICMP: 1, TCP: 6, UDP: 17, SCTP: 132, ICMPV6: 58 } as const;
+export const IpProto = { ICMP: 1, IGMP: 2, TCP: 6, UDP: 17, SCTP: 132, ICMPV6: 58 } as const;
 
 /** `VLAN_TCI` bit set when the packet carries a VLAN tag. */
 export const VLAN_CFI = 0x1000;

@@ -7,7 +7,7 @@
 
 import { formatDpActions, formatIpv4, formatIpv6, formatMac, formatMegaflow } from './dpif.ts';
 import { BadTraceRequestError } from './errors.ts';
-import { EthType, type Flow, FLOW_WORDS, IpProto, macAt, Slot, VLAN_CFI } from './fields.ts';
+import { EthType, type Flow, FLOW_WORDS, FRAG_LATER, IpProto, macAt, Slot, VLAN_CFI } from './fields.ts';
 import { DEFAULT_PRIORITY } from './match.ts';
 import type { Ofproto } from './ofproto.ts';
 import { parseFlow } from './syntax/parser.ts';
@@ -82,6 +82,13 @@ function sameFlow(a: Flow, b: Flow): boolean {
 }
 
 const FRAG = ['no', 'first', 'first', 'later'];
+/** IP protocols whose header fills tp_src/tp_dst (OVS's list). */
+const L4_PROTOS = new Set<number>([IpProto.TCP, IpProto.UDP, IpProto.SCTP, IpProto.ICMP, IpProto.ICMPV6, IpProto.IGMP]);
+
+/** One VLAN slot in OVS's flow syntax (`suffix` '1' for the inner tag). */
+function formatVlan(tci: number, suffix: string): string {
+  return tci & VLAN_CFI ? `dl_vlan${suffix}=${tci & 0xfff},dl_vlan_pcp${suffix}=${tci >>> 13}` : `vlan_tci${suffix}=0x${tci.toString(16).padStart(4, '0')}`;
+}
 
 /** A packet's flow the way OVS prints one (`ip,in_port=1,vlan_tci=0x0000,dl_src=…,nw_frag=no`). */
 export function formatFlow(f: Flow): string {
@@ -97,9 +104,9 @@ export function formatFlow(f: Flow): string {
   }
   out.push(`in_port=${f[Slot.IN_PORT]}`);
   const tci = f[Slot.VLAN_TCI];
-  // OVS also prints the (absent) second tag of a tagged packet.
-  if (tci & VLAN_CFI) out.push(`dl_vlan=${tci & 0xfff}`, `dl_vlan_pcp=${tci >>> 13}`, 'vlan_tci1=0x0000');
-  else out.push(`vlan_tci=0x${tci.toString(16).padStart(4, '0')}`);
+  out.push(formatVlan(tci, ''));
+  // As OVS: a tagged packet also shows its second tag slot, present or not.
+  if (tci & VLAN_CFI) out.push(formatVlan(f[Slot.VLAN_TCI1], '1'));
   out.push(`dl_src=${formatMac(macAt(f, Slot.DL_SRC))}`, `dl_dst=${formatMac(macAt(f, Slot.DL_DST))}`);
   if (!short) out.push(`dl_type=0x${type.toString(16).padStart(4, '0')}`);
   if (type === EthType.ARP || type === EthType.RARP) {
@@ -115,15 +122,19 @@ export function formatFlow(f: Flow): string {
     if (!short || short === 'ip' || short === 'ipv6') out.push(`nw_proto=${proto}`);
     const tos = f[Slot.NW_TOS];
     out.push(`nw_tos=${tos & 0xfc}`, `nw_ecn=${tos & 3}`, `nw_ttl=${f[Slot.NW_TTL]}`, `nw_frag=${FRAG[f[Slot.NW_FRAG] & 3]}`);
-    if (proto === IpProto.TCP || proto === IpProto.UDP || proto === IpProto.SCTP) {
-      out.push(`tp_src=${f[Slot.TP_SRC]}`, `tp_dst=${f[Slot.TP_DST]}`);
-      if (proto === IpProto.TCP) out.push(`tcp_flags=${f[Slot.TCP_FLAGS] ? `0x${f[Slot.TCP_FLAGS].toString(16).padStart(3, '0')}` : '0'}`);
-    } else if (proto === IpProto.ICMP || proto === IpProto.ICMPV6) {
+    // Later fragments carry no transport header; ICMP fields are named so
+    // only under the icmp/icmp6 shorthands, other protocols OVS parses show
+    // tp_src/tp_dst.
+    if (f[Slot.NW_FRAG] & FRAG_LATER) return out.join(',');
+    if (short === 'icmp' || short === 'icmp6') {
       out.push(`icmp_type=${f[Slot.TP_SRC]}`, `icmp_code=${f[Slot.TP_DST]}`);
-      if (proto === IpProto.ICMPV6 && (f[Slot.TP_SRC] === 135 || f[Slot.TP_SRC] === 136)) {
+      if (short === 'icmp6' && (f[Slot.TP_SRC] === 135 || f[Slot.TP_SRC] === 136) && f[Slot.TP_DST] === 0) {
         out.push(`nd_target=${formatIpv6(words128(f, Slot.ND_TARGET))}`);
         out.push(`nd_sll=${formatMac(macAt(f, Slot.ARP_SHA))}`, `nd_tll=${formatMac(macAt(f, Slot.ARP_THA))}`);
       }
+    } else if (L4_PROTOS.has(proto)) {
+      out.push(`tp_src=${f[Slot.TP_SRC]}`, `tp_dst=${f[Slot.TP_DST]}`);
+      if (proto === IpProto.TCP) out.push(`tcp_flags=${f[Slot.TCP_FLAGS] ? `0x${f[Slot.TCP_FLAGS].toString(16).padStart(3, '0')}` : '0'}`);
     }
   }
   return out.join(',');

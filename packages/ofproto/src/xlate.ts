@@ -170,7 +170,23 @@ class Ctx {
     this.base.set(flow);
     this.wc.fill(0);
     this.trace = trace ? [] : null;
-    this.vlanTpid = this.baseTpid = flow[Slot.VLAN_TCI] & VLAN_CFI ? EthType.VLAN : 0;
+    this.vlanTpid = this.baseTpid = inputTpid(flow);
+  }
+
+  /**
+   * Removes the outer VLAN tag: the inner one of a double-tagged packet
+   * becomes the outer (as OVS's flow_pop_vlan), so what follows may match
+   * it and the megaflow keys on the inner tag, or on its absence. (OVS pins
+   * the inner slot only when a second tag is there; pinning it always keeps
+   * a double-tagged packet off a megaflow that a single-tagged one made.)
+   */
+  private popVlan(): void {
+    const f = this.flow;
+    this.wc[Slot.VLAN_TCI] |= 0xffff;
+    this.wc[Slot.VLAN_TCI1] |= 0xffff;
+    f[Slot.VLAN_TCI] = f[Slot.VLAN_TCI] & VLAN_CFI ? f[Slot.VLAN_TCI1] : 0;
+    f[Slot.VLAN_TCI1] = 0;
+    this.vlanTpid = f[Slot.VLAN_TCI] & VLAN_CFI ? EthType.VLAN : 0;
   }
 
   private note(text: string): void {
@@ -278,16 +294,18 @@ class Ctx {
         return;
       }
       case 'pop_vlan':
-        this.wc[Slot.VLAN_TCI] |= 0xffff;
-        f[Slot.VLAN_TCI] = 0;
-        this.vlanTpid = 0;
+        this.popVlan();
         return;
       case 'push_vlan':
+        // As OVS's flow_push_vlan_uninit: the tags present move inwards and
+        // the megaflow matches them.
         this.wc[Slot.VLAN_TCI] |= 0xffff;
-        if (f[Slot.VLAN_TCI] & VLAN_CFI) {
-          this.note('>> push_vlan on a tagged packet (802.1ad double tagging) is not supported yet; ignored');
+        this.wc[Slot.VLAN_TCI1] |= 0xffff;
+        if (f[Slot.VLAN_TCI1] & VLAN_CFI) {
+          this.note('>> push_vlan on a packet with two VLAN tags: the flow holds two at most; ignored');
           return;
         }
+        f[Slot.VLAN_TCI1] = f[Slot.VLAN_TCI];
         f[Slot.VLAN_TCI] = VLAN_CFI;
         this.vlanTpid = a.ethertype;
         return;
@@ -529,18 +547,19 @@ class Ctx {
   private outputVlan(p: BridgePort, vlan: number, inTci: number): void {
     const f = this.flow;
     const saved = f[Slot.VLAN_TCI];
+    const savedInner = f[Slot.VLAN_TCI1];
     const savedTpid = this.vlanTpid;
     const tag = outputTag(p, vlan);
     const tci = tag === null ? 0 : (inTci & 0xe000) | tag;
     if (tci === 0) {
-      f[Slot.VLAN_TCI] = 0;
-      this.vlanTpid = 0;
+      this.popVlan();
     } else {
       f[Slot.VLAN_TCI] = tci | VLAN_CFI;
       if (!this.vlanTpid) this.vlanTpid = EthType.VLAN;
     }
     this.outputTo(p.ofport);
     f[Slot.VLAN_TCI] = saved;
+    f[Slot.VLAN_TCI1] = savedInner;
     this.vlanTpid = savedTpid;
   }
 
@@ -620,12 +639,30 @@ class Ctx {
       this.wc[Slot.NW_PROTO] |= 0xff;
       if (f[Slot.NW_PROTO] !== 0) this.commitL3L4(f[Slot.DL_TYPE]);
     }
-    if (f[Slot.VLAN_TCI] !== b[Slot.VLAN_TCI] || (f[Slot.VLAN_TCI] && this.vlanTpid !== this.baseTpid)) {
-      if (b[Slot.VLAN_TCI] & VLAN_CFI) this.actions.push({ type: 'pop_vlan' });
-      if (f[Slot.VLAN_TCI] & VLAN_CFI) this.actions.push({ type: 'push_vlan', tpid: this.vlanTpid || EthType.VLAN, tci: f[Slot.VLAN_TCI] });
-      b[Slot.VLAN_TCI] = f[Slot.VLAN_TCI];
-      this.baseTpid = this.vlanTpid;
+    if (f[Slot.VLAN_TCI] !== b[Slot.VLAN_TCI] || f[Slot.VLAN_TCI1] !== b[Slot.VLAN_TCI1] || (f[Slot.VLAN_TCI] && this.vlanTpid !== this.baseTpid)) {
+      this.commitVlans();
     }
+  }
+
+  /**
+   * Turns the packet's tag stack into the flow's, as OVS's
+   * commit_vlan_action: the tags both stacks share at the bottom stay, the
+   * base's others are popped and the flow's others pushed, innermost first.
+   */
+  private commitVlans(): void {
+    const want = vlanStack(this.flow);
+    const have = vlanStack(this.base);
+    let w = want.length;
+    let h = have.length;
+    while (w > 0 && h > 0 && want[w - 1] === have[h - 1] && !(w === 1 && h === 1 && this.vlanTpid !== this.baseTpid)) {
+      w--;
+      h--;
+    }
+    for (let i = 0; i < h; i++) this.actions.push({ type: 'pop_vlan' });
+    for (let i = w - 1; i >= 0; i--) this.actions.push({ type: 'push_vlan', tpid: i === 0 ? this.vlanTpid || EthType.VLAN : EthType.VLAN, tci: want[i] });
+    this.base[Slot.VLAN_TCI] = this.flow[Slot.VLAN_TCI];
+    this.base[Slot.VLAN_TCI1] = this.flow[Slot.VLAN_TCI1];
+    this.baseTpid = this.vlanTpid;
   }
 
   private commitL3L4(type: number): void {
@@ -728,7 +765,7 @@ class Ctx {
     }
     if (mask.vlan_tci) {
       mask.vlan_tpid = 0xffff;
-      key.vlan_tpid = k[Slot.VLAN_TCI] & VLAN_CFI ? EthType.VLAN : 0;
+      key.vlan_tpid = inputTpid(k);
     }
     return { key, mask };
   }
@@ -761,12 +798,24 @@ const L4_HEADERS: Record<number, DpSetHeader> = {
 };
 
 
+/** The outer tag's TPID as the packet came in (a flow made from text has none: 0x8100). */
+function inputTpid(f: Flow): number {
+  return f[Slot.VLAN_TCI] & VLAN_CFI ? f[Slot.VLAN_TPID] || EthType.VLAN : 0;
+}
+
+/** The VLAN tags of a flow, outer first. */
+function vlanStack(f: Flow): number[] {
+  if (!(f[Slot.VLAN_TCI] & VLAN_CFI)) return [];
+  return f[Slot.VLAN_TCI1] & VLAN_CFI ? [f[Slot.VLAN_TCI], f[Slot.VLAN_TCI1]] : [f[Slot.VLAN_TCI]];
+}
+
 /** Datapath key fields and where they live in a Flow. */
 const DP_FIELDS: readonly [keyof DpFlowKey, number, number][] = [
   ['eth_dst', Slot.DL_DST, 2],
   ['eth_src', Slot.DL_SRC, 2],
   ['eth_type', Slot.DL_TYPE, 1],
   ['vlan_tci', Slot.VLAN_TCI, 1],
+  ['cvlan_tci', Slot.VLAN_TCI1, 1],
   ['nw_proto', Slot.NW_PROTO, 1],
   ['nw_tos', Slot.NW_TOS, 1],
   ['nw_ttl', Slot.NW_TTL, 1],

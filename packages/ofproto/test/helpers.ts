@@ -55,7 +55,7 @@ export function flowOf(text: string): Flow {
 
 const DP: [keyof DpFlowKey, number, number][] = [
   ['eth_dst', Slot.DL_DST, 2], ['eth_src', Slot.DL_SRC, 2], ['eth_type', Slot.DL_TYPE, 1],
-  ['vlan_tci', Slot.VLAN_TCI, 1], ['nw_proto', Slot.NW_PROTO, 1], ['nw_tos', Slot.NW_TOS, 1],
+  ['vlan_tci', Slot.VLAN_TCI, 1], ['cvlan_tci', Slot.VLAN_TCI1, 1], ['nw_proto', Slot.NW_PROTO, 1], ['nw_tos', Slot.NW_TOS, 1],
   ['nw_ttl', Slot.NW_TTL, 1], ['nw_frag', Slot.NW_FRAG, 1], ['tp_src', Slot.TP_SRC, 1], ['tp_dst', Slot.TP_DST, 1],
   ['tcp_flags', Slot.TCP_FLAGS, 1], ['nw_src', Slot.NW_SRC, 1], ['nw_dst', Slot.NW_DST, 1],
   ['ipv6_src', Slot.IPV6_SRC, 4], ['ipv6_dst', Slot.IPV6_DST, 4], ['nd_target', Slot.ND_TARGET, 4],

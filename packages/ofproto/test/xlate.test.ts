@@ -9,7 +9,7 @@ import { formatDpActions, formatMegaflow } from '../src/dpif.ts';
 import { parseFlows } from '../src/syntax/parser.ts';
 import type { Ofproto } from '../src/ofproto.ts';
 import { trace } from '../src/trace.ts';
-import { Slot } from '../src/fields.ts';
+import { type Flow, Slot } from '../src/fields.ts';
 import { needsOvs } from '../../../test/ovs-tools.ts';
 
 const skipOvs = needsOvs('ofproto learn against ovs-vswitchd', ['ovsdb-tool', 'ovsdb-server', 'ovs-vsctl', 'ovs-vswitchd', 'ovs-appctl', 'ovs-ofctl']);
@@ -103,6 +103,63 @@ describe('VLAN actions', () => {
       '2,push_vlan(vid=7,pcp=0),3,pop_vlan,4',
     );
   });
+});
+
+describe('double-tagged packets (the inner tag no rule matches)', () => {
+  /** A packet with an outer and an inner VLAN tag (VIDs). */
+  function qinq(text: string, outer: number, inner: number): Flow {
+    const f = flowOf(`${text},dl_vlan=${outer}`);
+    f[Slot.VLAN_TCI1] = 0x1000 | inner;
+    return f;
+  }
+
+  test('pop_vlan brings the inner tag out, and the megaflow keys on it', () => {
+    const { of } = bridge();
+    of.applyFlowMods(parseFlows('table=0,dl_vlan=10,actions=pop_vlan,resubmit(,1)\ntable=1,dl_vlan=20,actions=output:2\ntable=1,priority=0,actions=output:3'));
+    const a = of.xlate(qinq('in_port=1', 10, 20));
+    expect(formatDpActions(a.actions)).toBe('pop_vlan,2');
+    expect(a.megaflow.mask.cvlan_tci).toBe(0xffff);
+    expect(a.megaflow.key.cvlan_tci).toBe(0x1000 | 20);
+    // Same outer tag, another inner one: another megaflow and other actions.
+    expect(formatDpActions(of.xlate(qinq('in_port=1', 10, 30)).actions)).toBe('pop_vlan,3');
+    // A single-tagged packet's megaflow after a pop pins the inner slot empty.
+    const single = of.xlate(flowOf('in_port=1,dl_vlan=10'));
+    expect(formatDpActions(single.actions)).toBe('pop_vlan,3');
+    expect([single.megaflow.mask.cvlan_tci, single.megaflow.key.cvlan_tci]).toEqual([0xffff, 0]);
+  });
+
+  test('a rule that never touches the tags leaves the inner one out of the megaflow', () => {
+    const { of } = bridge();
+    of.applyFlowMods(parseFlows('dl_vlan=10,actions=output:2'));
+    expect(of.xlate(qinq('in_port=1', 10, 20)).megaflow.mask.cvlan_tci).toBe(0);
+  });
+
+  test('tags are committed as a stack: popped and pushed only above what both share', () => {
+    expect(oneQinq('actions=pop_vlan,pop_vlan,output:2')).toBe('pop_vlan,pop_vlan,2');
+    expect(oneQinq('actions=mod_vlan_vid:7,output:2')).toBe('pop_vlan,push_vlan(vid=7,pcp=0),2');
+    expect(oneQinq('actions=pop_vlan,mod_vlan_vid:7,output:2')).toBe('pop_vlan,pop_vlan,push_vlan(vid=7,pcp=0),2');
+    // A third tag does not fit the flow (two at most, as OVS's): that push is ignored.
+    expect(oneQinq('actions=push_vlan:0x8100,output:2', 'of13')).toBe('2');
+    const { of } = bridge();
+    of.applyFlowMods(parseFlows('actions=push_vlan:0x88a8,set_field:4102->vlan_vid,output:2', { dialect: 'of13' }));
+    expect(formatDpActions(of.xlate(flowOf('in_port=1,dl_vlan=5')).actions)).toBe('push_vlan(tpid=0x88a8,vid=6,pcp=0),2');
+  });
+
+  test('an 802.1ad outer tag keeps its TPID in the megaflow key and through a VID rewrite', () => {
+    const { of } = bridge();
+    of.applyFlowMods(parseFlows('actions=mod_vlan_vid:7,output:2'));
+    const f = flowOf('in_port=1,dl_vlan=10');
+    f[Slot.VLAN_TPID] = 0x88a8;
+    const r = of.xlate(f);
+    expect([r.megaflow.key.vlan_tpid, r.megaflow.mask.vlan_tpid]).toEqual([0x88a8, 0xffff]);
+    expect(formatDpActions(r.actions)).toBe('pop_vlan,push_vlan(tpid=0x88a8,vid=7,pcp=0),2');
+  });
+
+  function oneQinq(rule: string, dialect: 'of10' | 'of13' = 'of10'): string {
+    const { of } = bridge();
+    of.applyFlowMods(parseFlows(rule, { dialect }));
+    return formatDpActions(of.xlate(qinq('in_port=1', 10, 20)).actions);
+  }
 });
 
 describe('field rewrites', () => {

@@ -5,7 +5,7 @@
  * dpif/dump-flows (datapath flow syntax, `-m`, `--names`), dpctl/show, dpctl/dump-flows,
  * dpctl/del-flows, dpif-netdev/pmd-stats-show, dpif-netdev/pmd-stats-clear,
  * dpif-netdev/pmd-rxq-show, memory/show, coverage/show, upcall/show,
- * netdev-dummy/receive, ofctl/parse-pcap (for nvs-ofctl), plus revalidator/wait and netdev-dummy/drain for
+ * netdev-dummy/receive, plus revalidator/wait and netdev-dummy/drain for
  * scenario tests. vlog/*, version, list-commands and exit come with the
  * unixctl server. Every command is a thin view over the components.
  */
@@ -17,7 +17,6 @@ import type { BridgePort } from './bridge.ts';
 import type { Coverage } from './coverage.ts';
 import type { Dataplane, DpStats } from './dataplane.ts';
 import { keyFromFlow } from './keyflow.ts';
-import { parsePcapFile } from './pcap.ts';
 import type { OfBridge } from './ofbridge.ts';
 import type { Udpif } from './udpif.ts';
 
@@ -341,9 +340,6 @@ export function registerAppctl(server: UnixctlServer, ctx: AppctlContext): void 
       '',
     ].join('\n');
   });
-
-  // nvs-ofctl parse-pcap: the CLI has no packet parser; the datapath's extractor answers.
-  server.register('ofctl/parse-pcap', 'file...', 1, Infinity, (args) => args.map((file) => parsePcapFile(file)).join(''));
 
   server.register('netdev-dummy/receive', 'name packet|flow...', 2, Infinity, (args) => {
     const { bridge, port } = findDummyPort(ctx, args[0]);

@@ -15,6 +15,8 @@ export type KeySlotKind = 'word' | 'mac' | 'wide';
 export const KEY_SLOTS: readonly (readonly [keyof DpFlowKey, number, KeySlotKind])[] = [
   ['eth_type', Slot.DL_TYPE, 'word'],
   ['vlan_tci', Slot.VLAN_TCI, 'word'],
+  ['cvlan_tci', Slot.VLAN_TCI1, 'word'],
+  ['vlan_tpid', Slot.VLAN_TPID, 'word'],
   ['nw_src', Slot.NW_SRC, 'word'],
   ['nw_dst', Slot.NW_DST, 'word'],
   ['nw_proto', Slot.NW_PROTO, 'word'],
@@ -68,6 +70,6 @@ export function keyFromFlow(f: Flow): DpFlowKey {
       k[name] = v;
     }
   }
-  if (key.vlan_tci & 0x1000) key.vlan_tpid = 0x8100;
+  if (key.vlan_tci & 0x1000 && !key.vlan_tpid) key.vlan_tpid = 0x8100;
   return key;
 }

@@ -41,8 +41,13 @@ export function writePcap(packets: readonly Uint8Array[]): Buffer {
   return Buffer.concat(parts);
 }
 
-/** The packets of a classic pcap file (either byte order, micro- or nanosecond). */
-export function readPcap(buf: Buffer, file = 'pcap'): Uint8Array[] {
+/**
+ * The packets of a classic pcap file (either byte order, micro- or
+ * nanosecond). As ovs-ofctl, a record cut short (a capture still being
+ * written, or killed) or an empty one ends the capture: the packets before
+ * it are returned and `warn` says why reading stopped.
+ */
+export function readPcap(buf: Buffer, file = 'pcap', warn: (message: string) => void = () => {}): Uint8Array[] {
   if (buf.length < 24) throw new PcapError(`${file}: too short for a pcap header`);
   const magic = buf.readUInt32LE(0);
   const le = magic === 0xa1b2c3d4 || magic === 0xa1b23c4d;
@@ -54,15 +59,19 @@ export function readPcap(buf: Buffer, file = 'pcap'): Uint8Array[] {
   const packets: Uint8Array[] = [];
   for (let off = 24; off + 16 <= buf.length; ) {
     const len = u32(off + 8);
-    if (off + 16 + len > buf.length) throw new PcapError(`${file}: truncated packet record at byte ${off}`);
+    if (len === 0 || off + 16 + len > buf.length) {
+      warn(`${file}: ${len === 0 ? 'empty' : 'truncated'} packet record at byte ${off}: the capture ends there`);
+      break;
+    }
     packets.push(buf.subarray(off + 16, off + 16 + len));
     off += 16 + len;
   }
   return packets;
 }
 
+/** TCP flags as OVS names them; the three bits without a name as hex in brackets (`[800]`). */
 function tcpFlagNames(v: number): string {
-  const names = TCP_FLAG_NAMES.filter((_, i) => v & (1 << i));
+  const names = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11].filter((i) => v & (1 << i)).map((i) => TCP_FLAG_NAMES[i] ?? `[${(1 << i).toString(16)}]`);
   return names.length ? names.join('|') : '0';
 }
 
@@ -74,9 +83,9 @@ export function pcapFlowText(dp: Datapath, packet: Uint8Array): string {
     .replace(/tcp_flags=(0x[0-9a-f]+|0)/, (_m, v: string) => `tcp_flags=${tcpFlagNames(Number(v))}`);
 }
 
-/** The parse-pcap output of a whole file. */
-export function parsePcapFile(file: string): string {
-  const packets = readPcap(readFileSync(file), file);
+/** The parse-pcap output of a whole file (`warn` as for readPcap). */
+export function parsePcapFile(file: string, warn?: (message: string) => void): string {
+  const packets = readPcap(readFileSync(file), file, warn);
   const dp = Datapath.open({ threads: 0 });
   try {
     return packets.map((p) => `${pcapFlowText(dp, p)}\n`).join('');

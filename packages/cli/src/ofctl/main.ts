@@ -3,15 +3,14 @@
  * of ovs-ofctl. It talks JSON-RPC to the bridge's management socket
  * `<rundir>/<bridge>.mgmt` (or `unix:PATH`); the switch parses rule text and
  * prints rules, so errors name `file:line:column` exactly as the rule parser
- * found them and nothing of a bad file is applied. `parse-pcap` is answered
- * by nvs-vswitchd (its control socket), which owns the datapath's key
- * extraction: the CLI holds no packet parser of its own.
+ * found them and nothing of a bad file is applied. `parse-pcap` needs no
+ * switch: it runs the datapath's key extraction here (parsePcapFiles).
  */
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import pino from 'pino';
-import { resolveRundir, unixctlCall, UnixctlError } from '@nvs/daemon';
+import { resolveRundir } from '@nvs/daemon';
 import { JsonRpcConnection, JsonRpcRemoteError } from '@nvs/jsonrpc';
 import type { CliIo } from '../appctl/main.ts';
 import { ProgressBar } from './progress.ts';
@@ -100,19 +99,6 @@ function readRuleFile(file: string): string {
   }
 }
 
-/** Asks nvs-vswitchd for the flows of the packets in `files` (paths made absolute for the daemon). */
-async function parsePcap(rundir: string, files: string[]): Promise<string> {
-  const socket = join(rundir, 'nvs-vswitchd.ctl');
-  try {
-    return await unixctlCall(socket, 'ofctl/parse-pcap', files.map((f) => resolve(f)));
-  } catch (err) {
-    if (err instanceof UnixctlError && err.code === 'UNIXCTL_CONNECT') {
-      throw new OfctlError('OFCTL_CONNECT', `parse-pcap needs nvs-vswitchd (it owns the packet parser): ${err.message} (start it with 'nvs start')`);
-    }
-    throw err;
-  }
-}
-
 function parseOptions(argv: string[]): { opts: Options; args: string[]; help: boolean } {
   const opts: Options = { strict: false, noStats: false };
   const args: string[] = [];
@@ -173,12 +159,12 @@ export async function runOfctl(argv: string[], io: CliIo): Promise<number> {
     }
     if (args.length === 0) throw new OfctlError('OFCTL_USAGE', 'missing command name; use --help for help');
     const [command] = args;
-    const rundir = resolveRundir(opts.rundir, io.env);
     if (command === 'parse-pcap') {
       need(args, 1, Infinity, 'requires at least 1 argument (a pcap file)');
-      io.stdout.write(await parsePcap(rundir, args.slice(1)));
+      io.stdout.write(await parsePcapFiles(args.slice(1), (m) => io.stderr.write(`nvs-ofctl: ${m}\n`)));
       return 0;
     }
+    const rundir = resolveRundir(opts.rundir, io.env);
     const sock = (b: string) => mgmtSocket(b, rundir);
     const bridgeOf = (b: string) => (b.startsWith('unix:') ? '' : b);
     let reply: Record<string, unknown>;
@@ -235,4 +221,27 @@ export async function runOfctl(argv: string[], io: CliIo): Promise<number> {
     io.stderr.write(`nvs-ofctl: ${(err as Error).message}\n`);
     return 1;
   }
+}
+
+/**
+ * `parse-pcap FILE...`, answered in this process with no daemon, as
+ * ovs-ofctl's is: reading a capture offline needs no switch. The flows come
+ * from the datapath's own key extraction, printed as `ovs-ofctl parse-pcap`
+ * prints them. vswitchd's pcap reader (and through it the addon) is loaded
+ * here only: every other command talks to the daemons.
+ */
+async function parsePcapFiles(files: readonly string[], warn: (message: string) => void): Promise<string> {
+  const { parsePcapFile, PcapError } = await import('@nvs/vswitchd');
+  return files
+    .map((file) => {
+      try {
+        return parsePcapFile(file, warn);
+      } catch (err) {
+        if (err instanceof PcapError) throw new OfctlError('OFCTL_IO', err.message);
+        const e = err as NodeJS.ErrnoException;
+        if (e.syscall === 'open') throw new OfctlError('OFCTL_IO', `${file}: open failed (${e.code === 'ENOENT' ? 'No such file or directory' : e.code})`);
+        throw err;
+      }
+    })
+    .join('');
 }
