@@ -24,7 +24,8 @@ use nvs_datapath::flow::{FlowStats, Megaflow};
 use nvs_datapath::key::FlowKey;
 use nvs_datapath::parse;
 use nvs_datapath::pmd::{Clock, Command, Pmd, PmdShared, PortEntry, PortMap};
-use nvs_datapath::port::{open_port, PortOptions};
+use nvs_datapath::port::PortOptions;
+use nvs_datapath::ports::open_port;
 use nvs_datapath::upcall::UpcallQueue;
 
 /// CPU time of the calling thread, in the same units and format as wall time.
@@ -254,7 +255,7 @@ fn classifier_lookup(c: &mut Cpu) {
 fn forwarding(c: &mut Cpu) {
     let shared = Arc::new(PmdShared::default());
     let upcalls = Arc::new(UpcallQueue::new(1024));
-    let mut pmd = Pmd::new(0, EMC_ENTRIES, shared.clone(), upcalls, Clock::new());
+    let mut pmd = Pmd::new(0, EMC_ENTRIES, shared.clone(), upcalls, Clock::new()).unwrap();
     let mut opts = PortOptions::new();
     opts.insert("loopback".into(), "true".into());
     let mut map: PortMap = vec![None];
