@@ -385,6 +385,11 @@ impl Pmd {
         })
     }
 
+    /// The pool this thread copies replicated packets into.
+    pub fn copy_pool(&self) -> &Pool {
+        &self.copies
+    }
+
     /// Applies queued control commands.
     pub fn apply_commands(&mut self) {
         while let Some(cmd) = self.shared.commands.pop() {

@@ -29,7 +29,7 @@ pub fn privileged_required() -> bool {
 
 /// The one way a test gives up for lack of a capability: under
 /// `NVS_REQUIRE_PRIVILEGED=1` it fails; otherwise it says so on stderr
-/// (`SKIPPED: …`) and the caller returns early.
+/// (`SKIPPED: …`) and the caller returns early (or runs the part it can).
 pub fn cannot_run(needs: &str, why: &dyn std::fmt::Display) {
     assert!(
         !privileged_required(),

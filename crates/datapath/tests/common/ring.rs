@@ -19,6 +19,9 @@ use nvs_datapath::actions::{PacketBuf, HEADROOM};
 use nvs_datapath::frame::{Frame, Pool};
 use nvs_datapath::port::{Batch, Port, PortError, PortOptions, PortStats};
 
+/// Entries per ring (rx, tx); beyond, packets are dropped and counted.
+const RING_LEN: usize = 64;
+
 /// A lent chunk on a ring: its offset, and where the packet lies in it.
 #[derive(Clone, Copy)]
 struct Desc {
@@ -48,7 +51,7 @@ impl RingPort {
             pool,
             rx: VecDeque::new(),
             tx: VecDeque::new(),
-            ring_len: 1024,
+            ring_len: RING_LEN,
             loopback,
             closed: false,
             stats: PortStats::default(),
