@@ -43,66 +43,93 @@ use crossbeam_queue::ArrayQueue;
 use crate::actions::{PacketBuf, HEADROOM};
 
 /// Packet storage: a heap region or a chunk of a pool (see the module doc).
-pub struct Frame(Home);
-
-enum Home {
-    Heap(Box<[u8]>),
-    Pool { pool: Pool, offset: u32 },
+///
+/// The region's start and length are kept in the frame itself, so reading a
+/// packet costs no branch and no look-up in its pool (that showed in the
+/// forwarding bench); the home is needed only when the frame is dropped.
+pub struct Frame {
+    /// Start of the region: a heap allocation of `len` bytes (a `Box<[u8]>`
+    /// taken apart), or the chunk at `offset` in `pool`.
+    ptr: NonNull<u8>,
+    len: u32,
+    offset: u32,
+    /// `None`: a heap frame.
+    pool: Option<Pool>,
 }
+
+// SAFETY: a frame owns its region alone (a heap allocation, or a chunk no
+// other frame holds: the module invariant), so it may move to another thread;
+// the pool handle is itself Send.
+unsafe impl Send for Frame {}
+// SAFETY: `&Frame` gives only `&[u8]` of the region.
+unsafe impl Sync for Frame {}
 
 impl Frame {
     /// A heap frame of `len` zero bytes.
     pub fn heap(len: usize) -> Frame {
-        Frame(Home::Heap(vec![0; len].into_boxed_slice()))
+        let len32 = u32::try_from(len).expect("a frame is smaller than 4 GiB");
+        let raw = Box::into_raw(vec![0u8; len].into_boxed_slice());
+        Frame {
+            ptr: NonNull::new(raw.cast::<u8>()).expect("a box is never null"),
+            len: len32,
+            offset: 0,
+            pool: None,
+        }
+    }
+
+    /// The chunk at `offset` of `pool`, owned by the new frame.
+    fn chunk(pool: &Pool, offset: u32) -> Frame {
+        Frame {
+            ptr: pool.0.chunk_ptr(offset),
+            len: pool.0.chunk as u32,
+            offset,
+            pool: Some(pool.clone()),
+        }
     }
 
     /// The pool this frame belongs to and its chunk's offset there, or `None` for a heap frame.
     pub fn pool(&self) -> Option<(&Pool, u32)> {
-        match &self.0 {
-            Home::Heap(_) => None,
-            Home::Pool { pool, offset } => Some((pool, *offset)),
-        }
+        self.pool.as_ref().map(|p| (p, self.offset))
     }
 }
 
 impl AsRef<[u8]> for Frame {
     fn as_ref(&self) -> &[u8] {
-        match &self.0 {
-            Home::Heap(b) => b,
-            // SAFETY: this frame owns the chunk at `offset` (module invariant),
-            // which lies inside the pool's memory, alive while `pool` is held.
-            Home::Pool { pool, offset } => unsafe {
-                std::slice::from_raw_parts(pool.0.chunk_ptr(*offset), pool.0.chunk)
-            },
-        }
+        // SAFETY: `ptr` and `len` describe the frame's own region (a live heap
+        // allocation, or a chunk of a pool kept alive by `pool`), which no one
+        // else writes while the frame holds it.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len as usize) }
     }
 }
 
 impl AsMut<[u8]> for Frame {
     fn as_mut(&mut self) -> &mut [u8] {
-        match &mut self.0 {
-            Home::Heap(b) => b,
-            // SAFETY: as in `as_ref`; `&mut self` makes this the only access to the chunk.
-            Home::Pool { pool, offset } => unsafe {
-                std::slice::from_raw_parts_mut(pool.0.chunk_ptr(*offset), pool.0.chunk)
-            },
-        }
+        // SAFETY: as in `as_ref`; `&mut self` makes this the only access to the region.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len as usize) }
     }
 }
 
 impl Drop for Frame {
     fn drop(&mut self) {
-        if let Home::Pool { pool, offset } = &self.0 {
-            pool.0.give_back(*offset);
+        match self.pool.take() {
+            Some(pool) => pool.0.give_back(self.offset),
+            // SAFETY: a heap frame's `ptr`/`len` come from `Box::into_raw` of a
+            // `Box<[u8]>` of that length (in `heap`), given back once, here.
+            None => unsafe {
+                drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                    self.ptr.as_ptr(),
+                    self.len as usize,
+                )))
+            },
         }
     }
 }
 
 impl std::fmt::Debug for Frame {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.0 {
-            Home::Heap(b) => write!(f, "Frame::Heap({} bytes)", b.len()),
-            Home::Pool { offset, .. } => write!(f, "Frame::Pool(offset {offset})"),
+        match &self.pool {
+            None => write!(f, "Frame::Heap({} bytes)", self.len),
+            Some(_) => write!(f, "Frame::Pool(offset {})", self.offset),
         }
     }
 }
@@ -143,11 +170,11 @@ pub enum PoolError {
 }
 
 impl Shared {
-    fn chunk_ptr(&self, offset: u32) -> *mut u8 {
+    fn chunk_ptr(&self, offset: u32) -> NonNull<u8> {
         debug_assert!((offset as usize) < self.count * self.chunk);
         // SAFETY: offsets handed out are multiples of `chunk` below `count * chunk`,
-        // so the result stays inside the mapped area.
-        unsafe { self.base.as_ptr().add(offset as usize) }
+        // so the result stays inside the mapped area (and is not null).
+        unsafe { self.base.add(offset as usize) }
     }
 
     fn give_back(&self, offset: u32) {
@@ -216,10 +243,7 @@ impl Pool {
     /// A free chunk as a frame, or `None` when every chunk is in use.
     pub fn alloc(&self) -> Option<Frame> {
         let offset = self.0.free.pop()?;
-        Some(Frame(Home::Pool {
-            pool: self.clone(),
-            offset,
-        }))
+        Some(Frame::chunk(self, offset))
     }
 
     /// Takes `frame`'s chunk out of it for a ring that speaks offsets (an
@@ -232,11 +256,10 @@ impl Pool {
         if !self.same(pool) {
             return Err(frame);
         }
-        let frame = std::mem::ManuallyDrop::new(frame);
-        // SAFETY: `frame` is never used or dropped again. Taking its `Home`
-        // out and dropping it releases the frame's reference to the pool,
-        // but not its chunk, which stays in use until `reclaim`.
-        drop(unsafe { std::ptr::read(&frame.0) });
+        let mut frame = std::mem::ManuallyDrop::new(frame);
+        // The frame's reference to the pool goes; its chunk stays in use until
+        // `reclaim` (the frame is never dropped, so the chunk is not given back).
+        drop(frame.pool.take());
         Ok(offset)
     }
 
@@ -246,10 +269,7 @@ impl Pool {
     /// `offset` must have come from `lend` on this pool and not been
     /// reclaimed since: otherwise two frames would own one chunk.
     pub unsafe fn reclaim(&self, offset: u32) -> Frame {
-        Frame(Home::Pool {
-            pool: self.clone(),
-            offset,
-        })
+        Frame::chunk(self, offset)
     }
 
     /// Whether `other` is this pool (same memory): frames pass between their
@@ -292,6 +312,15 @@ impl std::fmt::Debug for Pool {
     }
 }
 
+/// A chunk size of at least `bytes` for [`Pool::new`]: an odd number of
+/// cache lines. Packets start at the same offset in every chunk, so with a
+/// power-of-two stride every packet header of a pool would fall in the same
+/// few cache sets and evict each other. (An AF_XDP UMEM in aligned mode needs
+/// power-of-two chunks; in unaligned mode it takes any size.)
+pub const fn spread_chunk(bytes: usize) -> usize {
+    (bytes.div_ceil(64) | 1) * 64
+}
+
 /// A copy of `bytes` as a packet with [`HEADROOM`] in front: in a chunk of
 /// `pool` when one is free and large enough, else on the heap. This is the
 /// one copy a packet gets on its way in (a vhost-user queue, an injected
@@ -318,6 +347,10 @@ mod tests {
 
     #[test]
     fn frames_go_home_when_dropped_from_any_thread() {
+        assert_eq!(
+            (spread_chunk(2048), spread_chunk(2112), spread_chunk(1)),
+            (2112, 2112, 64)
+        );
         let pool = Pool::new(4, 100).unwrap();
         assert_eq!(pool.chunk_size(), 128);
         let frames: Vec<Frame> = (0..4).map(|_| pool.alloc().unwrap()).collect();

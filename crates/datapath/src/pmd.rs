@@ -31,7 +31,7 @@ use crate::actions::{self, Action, ActionSink};
 use crate::classifier::Classifier;
 use crate::emc::Emc;
 use crate::flow::{FlowStats, Megaflow};
-use crate::frame::{copy_packet, Pool, PoolError};
+use crate::frame::{copy_packet, spread_chunk, Pool, PoolError};
 use crate::key::FlowKey;
 use crate::parse::{self, Layers};
 use crate::port::{Batch, Packet, Port, BURST};
@@ -44,7 +44,7 @@ const IDLE_PARK: Duration = Duration::from_millis(1);
 /// go to the heap.
 pub const COPY_POOL_FRAMES: usize = 1024;
 /// Bytes per copy-pool frame: headroom and a 1500-byte MTU frame with tags.
-pub const COPY_POOL_CHUNK: usize = 2048;
+pub const COPY_POOL_CHUNK: usize = spread_chunk(2048);
 
 /// A pool for the copies one thread makes (see the module doc).
 pub fn copy_pool() -> Result<Pool, PoolError> {

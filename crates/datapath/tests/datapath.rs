@@ -279,6 +279,17 @@ fn pinned_thread_forwards() {
     })
     .unwrap();
     assert_eq!(dp.stats().threads[0].core, Some(0));
+    let p1 = dp.add_port("p1", "dummy", &PortOptions::new()).unwrap();
+    let p2 = dp.add_port("p2", "dummy", &PortOptions::new()).unwrap();
+    let pkt = udp_frame(1000);
+    put_output(&dp, &pkt, p1, p2);
+    dp.port_inject(p1, &[&pkt, &pkt]).unwrap();
+    let mut out = Vec::new();
+    eventually("two packets out of p2", || {
+        out.extend(dp.port_drain(p2, 8).unwrap());
+        (out.len() >= 2).then_some(())
+    });
+    assert_eq!(out, vec![pkt.clone(), pkt]);
     let bad = Datapath::new(&DatapathConfig {
         threads: 1,
         cores: vec![100_000],

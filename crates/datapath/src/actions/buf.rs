@@ -2,10 +2,10 @@
 //! headroom, so that actions that grow the front of a frame (push VLAN, and
 //! later encapsulation) write in place instead of copying the frame.
 //!
-//! The region is any `B: AsRef<[u8]> + AsMut<[u8]>`: a `Box<[u8]>` or
-//! `Vec<u8>` for the dummy port and tests, or a `&mut [u8]` borrowed from a
-//! back end's frame (a vhost-user descriptor, an AF_XDP UMEM chunk), which is
-//! used without a copy. The packet occupies `region[start .. start + len]`;
+//! The region is any `B: AsRef<[u8]> + AsMut<[u8]>`: a [`crate::frame::Frame`]
+//! for packets in flight (a heap region or a pool chunk, such as an AF_XDP
+//! UMEM chunk, used without a copy), a `Vec<u8>` or `&mut [u8]` in tests and
+//! benches. The packet occupies `region[start .. start + len]`;
 //! the bytes before are headroom, the bytes after tailroom. The region's size
 //! never changes (`B` is held privately), so `start + len <= capacity` always
 //! holds and no accessor can panic. Back ends should leave [`HEADROOM`] bytes

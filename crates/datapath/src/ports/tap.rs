@@ -41,7 +41,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 
 use crate::actions::{PacketBuf, HEADROOM};
-use crate::frame::{Frame, Pool};
+use crate::frame::{spread_chunk, Frame, Pool};
 use crate::netdev::{ifreq_for, ifreq_name, Control, MAX_NAME};
 use crate::port::{Batch, DeviceState, NetDevice, Port, PortError, PortOptions, PortStats};
 
@@ -190,7 +190,7 @@ impl Port for TapPort {
             file: Some(file),
             mac,
             spare: None,
-            pool: Pool::new(POOL_FRAMES, BUF_LEN)?,
+            pool: Pool::new(POOL_FRAMES, spread_chunk(BUF_LEN))?,
             stats: PortStats::default(),
         })
     }
