@@ -578,21 +578,8 @@ impl Datapath {
 
     /// Runs `actions` on `packet` as if received on `in_port`, on the caller's thread.
     pub fn execute(&self, in_port: u32, packet: &[u8], actions: &[Action]) -> Result<(), DpError> {
-        let mut st = self.open_state()?;
-        if in_port != 0 && !st.ports.contains_key(&in_port) {
-            return Err(DpError::NoSuchPort(in_port));
-        }
-        let ports = st.port_map.clone();
-        let lost = crate::pmd::execute_one(
-            &ports,
-            &self.upcalls,
-            &self.copies,
-            in_port,
-            packet,
-            actions,
-        );
-        st.exec_lost += lost;
-        Ok(())
+        self.execute_batch(std::iter::once((in_port, packet, actions)))?
+            .remove(0)
     }
 
     /// Runs each `(in_port, packet, actions)` as `execute` does, under one

@@ -106,6 +106,18 @@ fn harness(kind: &'static str, tag: &str) -> Option<Harness> {
     Some(Harness { kind, port, wire })
 }
 
+/// Runs `check` on every back end (opened for a test named by `tag`), and
+/// says on which it ran (`cargo test -- --nocapture` shows it).
+fn on_every_back_end(tag: &str, mut check: impl FnMut(Harness)) {
+    for kind in kinds() {
+        if let Some(h) = harness(kind, tag) {
+            check(h);
+            let test = std::thread::current().name().unwrap_or("?").to_string();
+            eprintln!("{test}: passed on {kind}");
+        }
+    }
+}
+
 /// A test frame every back end carries (the kernel side filters on its EtherType).
 fn packet(n: u8, len: usize) -> Vec<u8> {
     kernel::frame([2, 0, 0, 0, 0, n], [2, 0, 0, 0, 1, n], n, len)
@@ -121,10 +133,8 @@ fn every_registered_back_end_has_a_harness() {
 
 #[test]
 fn rx_is_batched_and_preserves_bytes() {
-    for kind in kinds() {
-        let Some(mut h) = harness(kind, "r") else {
-            continue;
-        };
+    on_every_back_end("r", |mut h| {
+        let kind = h.kind;
         let mut batch = Batch::new();
         assert_eq!(
             h.port.rx_burst(&mut batch).unwrap(),
@@ -168,16 +178,14 @@ fn rx_is_batched_and_preserves_bytes() {
             sent.iter().map(|p| p.len() as u64).sum::<u64>(),
             "{kind}"
         );
-    }
+    });
 }
 
 #[test]
 fn tx_consumes_the_batch_and_counts() {
     let foreign = Pool::new(16, 2048).unwrap();
-    for kind in kinds() {
-        let Some(mut h) = harness(kind, "t") else {
-            continue;
-        };
+    on_every_back_end("t", |mut h| {
+        let kind = h.kind;
         let sent: Vec<Vec<u8>> = (0..10u8).map(|n| packet(n, 64)).collect();
         let mut batch = Batch::new();
         batch
@@ -202,15 +210,13 @@ fn tx_consumes_the_batch_and_counts() {
             foreign.capacity(),
             "{kind}: sent frames went home"
         );
-    }
+    });
 }
 
 #[test]
 fn frames_the_datapath_drops_go_home_to_the_port() {
-    for kind in kinds() {
-        let Some(mut h) = harness(kind, "g") else {
-            continue;
-        };
+    on_every_back_end("g", |mut h| {
+        let kind = h.kind;
         let pool = h
             .port
             .pool()
@@ -224,33 +230,31 @@ fn frames_the_datapath_drops_go_home_to_the_port() {
             h.port.rx_burst(&mut batch).unwrap();
             (batch.len() == 8).then_some(())
         });
-        assert!(arrived.is_some(), "{}: 8 packets arrived", h.kind);
+        assert!(arrived.is_some(), "{}: 8 packets arrived", kind);
         let out = pool.capacity() - pool.free_count();
         assert!(
             out >= 8,
             "{}: the received packets are in frames of its pool ({out} out)",
-            h.kind
+            kind
         );
         // Dropped on another thread, as a polling thread other than the receiver's would.
         let pkts = std::mem::take(&mut batch.pkts);
         std::thread::spawn(move || drop(pkts)).join().unwrap();
         // (A tap keeps one spare frame for its next read.)
-        let spare = usize::from(h.kind == "tap");
+        let spare = usize::from(kind == "tap");
         assert_eq!(
             pool.free_count() + spare,
             pool.capacity(),
             "{}: every frame went home",
-            h.kind
+            kind
         );
-    }
+    });
 }
 
 #[test]
 fn closed_port_moves_nothing() {
-    for kind in kinds() {
-        let Some(mut h) = harness(kind, "x") else {
-            continue;
-        };
+    on_every_back_end("x", |mut h| {
+        let kind = h.kind;
         h.port.close();
         let mut batch = Batch::new();
         batch
@@ -267,7 +271,7 @@ fn closed_port_moves_nothing() {
             ),
             "{kind}: nothing is injected into a closed port"
         );
-    }
+    });
 }
 
 #[test]
