@@ -1,6 +1,7 @@
 //! Benchmarks of the fast path's core: parse + EMC hit, classifier lookups
-//! over 1/10/50 subtables and 1,000/100,000 megaflows, and one polling thread
-//! forwarding 64-byte frames between two dummy ports. Throughput lines are
+//! over 1/10/50 subtables and 1,000/100,000 megaflows, one polling thread
+//! forwarding 64-byte frames between dummy ports (plain, and with one copy
+//! per packet), and what a pool frame costs. Throughput lines are
 //! per packet ("elem/s" = packets per second); time lines are per packet.
 //! Targets on the 2-core dev machines: EMC path ≤ 40 ns, 10 subtables ≤ 150 ns,
 //! forwarding ≥ 10 Mpps. Nothing fails on time.
@@ -21,10 +22,12 @@ use nvs_datapath::actions::Action;
 use nvs_datapath::classifier::Classifier;
 use nvs_datapath::emc::{Emc, EMC_ENTRIES};
 use nvs_datapath::flow::{FlowStats, Megaflow};
+use nvs_datapath::frame::{copy_packet, Frame, Pool};
 use nvs_datapath::key::FlowKey;
 use nvs_datapath::parse;
 use nvs_datapath::pmd::{Clock, Command, Pmd, PmdShared, PortEntry, PortMap};
-use nvs_datapath::port::{open_port, PortOptions};
+use nvs_datapath::port::PortOptions;
+use nvs_datapath::ports::open_port;
 use nvs_datapath::upcall::UpcallQueue;
 
 /// CPU time of the calling thread, in the same units and format as wall time.
@@ -248,17 +251,17 @@ fn classifier_lookup(c: &mut Cpu) {
     g.finish();
 }
 
-/// One polling-thread loop (driven inline) forwarding 64-byte frames between
-/// two loopback dummy ports: port 1 → 2 → 1 …, so buffers circulate and
-/// nothing is allocated per packet.
-fn forwarding(c: &mut Cpu) {
+/// A polling-thread loop (driven inline) over `ports` loopback dummy ports,
+/// a megaflow per input port with its action list, and 256 frames of 64
+/// distinct flows injected on port 1.
+fn polling_loop(ports: u32, flows: &[(u32, Vec<Action>)]) -> (Pmd, Arc<PmdShared>) {
     let shared = Arc::new(PmdShared::default());
     let upcalls = Arc::new(UpcallQueue::new(1024));
-    let mut pmd = Pmd::new(0, EMC_ENTRIES, shared.clone(), upcalls, Clock::new());
+    let pmd = Pmd::new(0, EMC_ENTRIES, shared.clone(), upcalls, Clock::new()).unwrap();
     let mut opts = PortOptions::new();
     opts.insert("loopback".into(), "true".into());
     let mut map: PortMap = vec![None];
-    for no in 1..=2u32 {
+    for no in 1..=ports {
         let port = open_port("dummy", &format!("p{no}"), &opts).unwrap();
         map.push(Some(Arc::new(PortEntry {
             no,
@@ -277,27 +280,31 @@ fn forwarding(c: &mut Cpu) {
         eth_type: 0xffff,
         ..FlowKey::default()
     };
-    for (from, to) in [(1u32, 2u32), (2, 1)] {
-        shared.commands.push(Command::Insert(megaflow(
-            &FlowKey {
-                in_port: from,
-                eth_type: 0x0800,
-                ..FlowKey::default()
-            },
+    for (from, actions) in flows {
+        let key = FlowKey {
+            in_port: *from,
+            eth_type: 0x0800,
+            ..FlowKey::default()
+        };
+        shared.commands.push(Command::Insert(Arc::new(Megaflow::new(
+            &key,
             &mask,
-            to,
-        )));
+            actions.clone().into(),
+            Arc::new(FlowStats::default()),
+        ))));
     }
-    // 256 frames of 64 distinct flows in flight.
     {
         let mut p1 = entries[0].lock();
         for i in 0..256 {
             p1.inject(&frame(i % 64)).unwrap();
         }
     }
-    let mut g = c.benchmark_group("forward");
-    g.throughput(Throughput::Elements(1));
-    g.bench_function("dummy→dummy 64B, 1 thread (per packet)", |b| {
+    (pmd, shared)
+}
+
+/// Runs `pmd` for the benchmark's iterations, counted in packets received.
+fn bench_loop(g: &mut criterion::BenchmarkGroup<'_, ThreadCpuTime>, name: &str, pmd: &mut Pmd) {
+    g.bench_function(name, |b| {
         b.iter_custom(|iters| {
             let start = thread_cpu_now();
             let mut done = 0u64;
@@ -307,6 +314,31 @@ fn forwarding(c: &mut Cpu) {
             thread_cpu_now() - start
         })
     });
+}
+
+/// Forwarding 64-byte frames between two loopback dummy ports: port 1 → 2
+/// → 1 …, so buffers circulate and nothing is allocated per packet; and
+/// with a copy: port 1 → 2 and 3 (2 gets a copy), 2 → 1, 3 drops, so every
+/// packet from port 1 is replicated once and one packet is dropped.
+fn forwarding(c: &mut Cpu) {
+    let out = |p| vec![Action::Output(p)];
+    let (mut pmd, shared) = polling_loop(2, &[(1, out(2)), (2, out(1))]);
+    let mut g = c.benchmark_group("forward");
+    g.throughput(Throughput::Elements(1));
+    bench_loop(&mut g, "dummy→dummy 64B, 1 thread (per packet)", &mut pmd);
+    let (mut copying, _) = polling_loop(
+        3,
+        &[
+            (1, vec![Action::Output(2), Action::Output(3)]),
+            (2, out(1)),
+            (3, vec![]),
+        ],
+    );
+    bench_loop(
+        &mut g,
+        "dummy→2 dummies (one copy) 64B, 1 thread (per packet received)",
+        &mut copying,
+    );
     g.finish();
     let s = shared.counters.snapshot();
     if s.packets == 0 {
@@ -320,6 +352,26 @@ fn forwarding(c: &mut Cpu) {
     );
 }
 
+/// What a frame costs: taking one from a pool and giving it back, against
+/// a zeroed heap buffer of the same size; and a 64-byte packet's copy.
+fn frames(c: &mut Cpu) {
+    let pool = Pool::new(1024, 2048).unwrap();
+    let pkt = frame(1);
+    let mut g = c.benchmark_group("pool");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("take and free a pool frame (ns/frame)", |b| {
+        b.iter(|| drop(black_box(pool.alloc())))
+    });
+    g.bench_function(
+        "allocate and free a zeroed 2 KiB heap frame (ns/frame)",
+        |b| b.iter(|| drop(black_box(Frame::heap(2048)))),
+    );
+    g.bench_function("copy a 64-byte packet into a pool frame (ns/packet)", |b| {
+        b.iter(|| drop(black_box(copy_packet(&pool, black_box(&pkt)))))
+    });
+    g.finish();
+}
+
 fn config() -> Cpu {
     Criterion::default()
         .with_measurement(ThreadCpuTime { wall: WallTime })
@@ -328,5 +380,5 @@ fn config() -> Cpu {
         .sample_size(20)
 }
 
-criterion_group! { name = benches; config = config(); targets = parse_emc_hit, classifier_lookup, forwarding }
+criterion_group! { name = benches; config = config(); targets = parse_emc_hit, classifier_lookup, forwarding, frames }
 criterion_main!(benches);

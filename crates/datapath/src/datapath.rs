@@ -36,9 +36,11 @@ use hashbrown::HashTable;
 
 use crate::actions::Action;
 use crate::flow::{FlowStats, FlowStatsSnapshot, Megaflow};
+use crate::frame::{Pool, PoolError};
 use crate::key::FlowKey;
-use crate::pmd::{Clock, Command, Pmd, PmdShared, PmdStats, PortEntry, PortMap};
-use crate::port::{open_port, DeviceState, NetDevice, Port, PortError, PortOptions, PortStats};
+use crate::pmd::{copy_pool, Clock, Command, Pmd, PmdShared, PmdStats, PortEntry, PortMap};
+use crate::port::{DeviceState, NetDevice, Port, PortError, PortOptions, PortStats};
+use crate::ports::open_port;
 use crate::upcall::{Upcall, UpcallQueue, UPCALL_QUEUE_LEN};
 
 /// How to build a datapath.
@@ -99,6 +101,9 @@ pub enum DpError {
     /// The port back end refused.
     #[error(transparent)]
     Port(#[from] PortError),
+    /// Memory for a frame pool could not be had.
+    #[error(transparent)]
+    Memory(#[from] PoolError),
     /// The datapath was closed.
     #[error("datapath is closed")]
     Closed,
@@ -116,7 +121,7 @@ impl DpError {
             DpError::NoSuchPort(_) => "DP_NO_SUCH_PORT",
             DpError::PortExists(_) => "DP_PORT_EXISTS",
             DpError::Port(PortError::Unsupported { .. }) => "DP_PORT_UNSUPPORTED",
-            DpError::Port(PortError::UnknownType(_)) => "DP_PORT_UNKNOWN_TYPE",
+            DpError::Port(PortError::UnknownType { .. }) => "DP_PORT_UNKNOWN_TYPE",
             DpError::Port(PortError::BadOption { .. }) => "DP_PORT_BAD_OPTION",
             DpError::Port(PortError::BadMtu { .. }) => "DP_PORT_BAD_MTU",
             DpError::Port(PortError::BadPacket(_)) => "DP_BAD_PACKET",
@@ -126,7 +131,9 @@ impl DpError {
             DpError::Port(e @ PortError::Os { .. }) if e.lacks_privilege() => {
                 "DP_PORT_NO_PRIVILEGE"
             }
-            DpError::Port(PortError::Os { .. }) => "DP_PORT_OS",
+            // A pool's memory that cannot be mapped is an OS refusal too.
+            DpError::Port(PortError::Os { .. } | PortError::Pool(_)) => "DP_PORT_OS",
+            DpError::Memory(_) => "DP_NO_MEMORY",
             DpError::Closed => "DP_CLOSED",
         }
     }
@@ -230,6 +237,8 @@ struct State {
 pub struct Datapath {
     state: Mutex<State>,
     upcalls: Arc<UpcallQueue>,
+    /// Where `execute` copies the slow path's packets.
+    copies: Pool,
     clock: Clock,
 }
 
@@ -262,6 +271,7 @@ impl Datapath {
                 emc_entries: config.emc_entries,
             }),
             upcalls,
+            copies: copy_pool()?,
             clock,
         };
         for id in 0..config.threads {
@@ -285,7 +295,7 @@ impl Datapath {
             shared.clone(),
             self.upcalls.clone(),
             self.clock,
-        );
+        )?;
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name(format!("nvs-pmd{id}"))
@@ -568,14 +578,8 @@ impl Datapath {
 
     /// Runs `actions` on `packet` as if received on `in_port`, on the caller's thread.
     pub fn execute(&self, in_port: u32, packet: &[u8], actions: &[Action]) -> Result<(), DpError> {
-        let mut st = self.open_state()?;
-        if in_port != 0 && !st.ports.contains_key(&in_port) {
-            return Err(DpError::NoSuchPort(in_port));
-        }
-        let ports = st.port_map.clone();
-        let lost = crate::pmd::execute_one(&ports, &self.upcalls, in_port, packet, actions);
-        st.exec_lost += lost;
-        Ok(())
+        self.execute_batch(std::iter::once((in_port, packet, actions)))?
+            .remove(0)
     }
 
     /// Runs each `(in_port, packet, actions)` as `execute` does, under one
@@ -593,7 +597,14 @@ impl Datapath {
                 if in_port != 0 && !st.ports.contains_key(&in_port) {
                     return Err(DpError::NoSuchPort(in_port));
                 }
-                lost += crate::pmd::execute_one(&ports, &self.upcalls, in_port, packet, actions);
+                lost += crate::pmd::execute_one(
+                    &ports,
+                    &self.upcalls,
+                    &self.copies,
+                    in_port,
+                    packet,
+                    actions,
+                );
                 Ok(())
             })
             .collect();

@@ -10,6 +10,11 @@
 //! looked up: so a packet injected after `flow_put`/`flow_del` returned is
 //! always classified with that change applied.
 //!
+//! A packet the datapath drops (a miss, an empty action list) is simply
+//! dropped: its frame goes back to its home (see `frame`). An output that is
+//! not a packet's last (flood, mirror) gets a copy in a frame of the
+//! thread's own pool, not a fresh heap buffer.
+//!
 //! Counters are kept in locals and published to atomics once per batch.
 //! An idle thread spins `IDLE_SPINS` empty iterations, then parks for up to
 //! `IDLE_PARK`; the datapath unparks it when it queues a command or a test
@@ -22,10 +27,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_queue::SegQueue;
 
-use crate::actions::{self, Action, ActionSink, PacketBuf, HEADROOM};
+use crate::actions::{self, Action, ActionSink};
 use crate::classifier::Classifier;
 use crate::emc::Emc;
 use crate::flow::{FlowStats, Megaflow};
+use crate::frame::{copy_packet, spread_chunk, Pool, PoolError};
 use crate::key::FlowKey;
 use crate::parse::{self, Layers};
 use crate::port::{Batch, Packet, Port, BURST};
@@ -33,6 +39,17 @@ use crate::upcall::{Upcall, UpcallQueue, UpcallReason};
 
 const IDLE_SPINS: u32 = 2048;
 const IDLE_PARK: Duration = Duration::from_millis(1);
+/// Frames of a copy pool (one per polling thread, one for `execute`): 2 MiB
+/// of address space, committed only as used; when every frame is out, copies
+/// go to the heap.
+pub const COPY_POOL_FRAMES: usize = 1024;
+/// Bytes per copy-pool frame: headroom and a 1500-byte MTU frame with tags.
+pub const COPY_POOL_CHUNK: usize = spread_chunk(2048);
+
+/// A pool for the copies one thread makes (see the module doc).
+pub fn copy_pool() -> Result<Pool, PoolError> {
+    Pool::new(COPY_POOL_FRAMES, COPY_POOL_CHUNK)
+}
 
 /// A port as the datapath holds it: its number, name and back end behind a
 /// per-port lock (held for one batch at a time).
@@ -248,6 +265,8 @@ struct Sink<'a> {
     ports: &'a PortMap,
     tx: &'a mut TxBatches,
     upcalls: &'a UpcallQueue,
+    /// Where copies for outputs other than the last go.
+    copies: &'a Pool,
     key: &'a FlowKey,
     in_port: u32,
     /// Port of the list's final output: the packet buffer itself moves there.
@@ -264,10 +283,8 @@ impl ActionSink for Sink<'_> {
             return;
         }
         // Not the last action: the packet may still change, so this output gets a copy.
-        let frame = vec![0; HEADROOM + pkt.len()].into_boxed_slice();
-        if let Ok(copy) = PacketBuf::from_frame(frame, HEADROOM, pkt) {
-            self.tx.push(self.ports, port, copy, &mut self.dropped);
-        }
+        let copy = copy_packet(self.copies, pkt);
+        self.tx.push(self.ports, port, copy, &mut self.dropped);
     }
 
     fn userspace(&mut self, cookie: u64, pkt: &[u8], _last: bool) {
@@ -290,14 +307,12 @@ impl ActionSink for Sink<'_> {
 pub fn execute_one(
     ports: &PortMap,
     upcalls: &UpcallQueue,
+    copies: &Pool,
     in_port: u32,
     packet: &[u8],
     actions: &[Action],
 ) -> u64 {
-    let frame = vec![0; HEADROOM + packet.len()].into_boxed_slice();
-    let Ok(mut pkt) = PacketBuf::from_frame(frame, HEADROOM, packet) else {
-        return 0;
-    };
+    let mut pkt = copy_packet(copies, packet);
     let mut key = FlowKey::default();
     let mut layers = parse::extract(pkt.data(), in_port, &mut key);
     let mut tx = TxBatches::default();
@@ -305,6 +320,7 @@ pub fn execute_one(
         ports,
         tx: &mut tx,
         upcalls,
+        copies,
         key: &key,
         in_port,
         final_port: None,
@@ -336,7 +352,7 @@ pub struct Pmd {
     upcalls: Arc<UpcallQueue>,
     clock: Clock,
     batch: Batch,
-    dropped_batch: Batch,
+    copies: Pool,
     keys: Vec<FlowKey>,
     layers: Vec<Layers>,
     tx: TxBatches,
@@ -350,8 +366,8 @@ impl Pmd {
         shared: Arc<PmdShared>,
         upcalls: Arc<UpcallQueue>,
         clock: Clock,
-    ) -> Self {
-        Pmd {
+    ) -> Result<Self, PoolError> {
+        Ok(Pmd {
             id,
             emc: Emc::new(emc_entries),
             cls: Classifier::new(),
@@ -361,12 +377,17 @@ impl Pmd {
             upcalls,
             clock,
             batch: Batch::new(),
-            dropped_batch: Batch::new(),
+            copies: copy_pool()?,
             keys: vec![FlowKey::default(); BURST],
             layers: vec![Layers::default(); BURST],
             tx: TxBatches::default(),
             acc: Vec::with_capacity(BURST),
-        }
+        })
+    }
+
+    /// The pool this thread copies replicated packets into.
+    pub fn copy_pool(&self) -> &Pool {
+        &self.copies
     }
 
     /// Applies queued control commands.
@@ -469,6 +490,7 @@ impl Pmd {
             ports: &self.ports,
             tx: &mut self.tx,
             upcalls: &self.upcalls,
+            copies: &self.copies,
             key: &self.keys[0],
             in_port,
             final_port: None,
@@ -503,7 +525,7 @@ impl Pmd {
                         } else {
                             sink.queued = true;
                         }
-                        self.dropped_batch.pkts.push(pkt);
+                        // Dropped: the frame goes home.
                         continue;
                     }
                 },
@@ -527,17 +549,14 @@ impl Pmd {
             acc.tcp_flags |= key.tcp_flags;
             sink.key = key;
             actions::execute(&flow.actions, &mut pkt, &mut self.layers[i], &mut sink);
-            match sink.final_port.take() {
-                Some(port) => sink.tx.push(sink.ports, port, pkt, &mut sink.dropped),
-                None => self.dropped_batch.pkts.push(pkt),
+            // Without an output the packet is dropped here and its frame goes home.
+            if let Some(port) = sink.final_port.take() {
+                sink.tx.push(sink.ports, port, pkt, &mut sink.dropped);
             }
         }
         let (mut dropped, lost, queued) = (sink.dropped, sink.lost, sink.queued);
         local.lost += lost;
         self.tx.flush(&self.ports, &mut dropped);
-        if !self.dropped_batch.is_empty() {
-            entry.lock().recycle(&mut self.dropped_batch);
-        }
         for a in self.acc.drain(..) {
             a.stats.add(a.packets, a.bytes, a.tcp_flags, now);
         }

@@ -1,44 +1,45 @@
 //! Ports: the one trait every packet I/O back end implements.
 //!
-//! The polling loop knows only this trait (dummy and tap today; vhost-user,
-//! AF_XDP and AF_PACKET next). I/O is in batches of up to [`BURST`] packets.
+//! The polling loop knows only this trait; the back ends live in
+//! [`crate::ports`], whose registry maps a type name to its opener. I/O is
+//! in batches of up to [`BURST`] packets.
 //!
 //! # Who owns a packet
-//! - `rx_burst` appends packets to the caller's [`Batch`]. From then on the
-//!   batch owns them, but their storage is the back end's: a back end with its
-//!   own memory (a vring's guest buffers, an AF_XDP UMEM) lends frames to the
-//!   batch without copying, and gets them back either through `tx_burst` (a
-//!   packet sent out of the same port, or copied into another port's memory)
-//!   or through `recycle` (a packet the datapath dropped or sent to the slow
-//!   path). A packet is never handed to JavaScript: upcalls copy the bytes.
+//! A packet's storage is a [`Frame`] that knows its home (see
+//! [`crate::frame`]): the heap, or a chunk of a [`Pool`] (an AF_XDP UMEM, the
+//! copy target of a vhost-user queue, a tap's receive buffers). Whoever holds
+//! the packet owns it; dropping it, anywhere, on any thread, gives the frame
+//! back to its home. No port needs to know where another port's frames came
+//! from, and none is asked to take back what the datapath drops.
+//! - `rx_burst` appends packets to the caller's [`Batch`], in frames of the
+//!   back end's own memory when it has some (no copy) or copied once into a
+//!   frame of its pool. From then on the batch owns them.
 //! - `tx_burst` takes every packet out of the batch, whether it sent it or
 //!   dropped it (counted in `tx_dropped`, or in `tx_errors` when the packet
-//!   or the device was at fault); the caller's batch is empty after.
-//! - `recycle` takes back packets the datapath is done with; the default just
-//!   drops them (right for back ends whose buffers are plain heap memory; the
-//!   tap port keeps them on a free list for its next reads).
+//!   or the device was at fault); the caller's batch is empty after. A back
+//!   end sends a frame of its own pool without a copy where its device allows
+//!   (a UMEM's tx ring takes the chunk's offset) and copies others once into
+//!   its device's memory; a sent frame goes home when the device is done with
+//!   it (at once after a copy; after a completion ring hands its offset back).
+//! - A packet is never handed to JavaScript: upcalls copy the bytes.
 //!
 //! Ports are used under a per-port lock held for one batch, never per packet:
 //! the owning polling thread locks for `rx_burst`, any thread for `tx_burst`.
 //!
-//! Optional abilities (`inject`, `drain`, and for ports with a kernel device
-//! `device`, whose handle reads and sets the MTU and reads the link state
-//! without the port's lock) are default methods that return
-//! [`PortError::Unsupported`] (`mac` returns `None`); a back end overrides
-//! what it can do.
+//! Optional abilities (`inject`, `drain`, `pool`, and for ports with a kernel
+//! device `device`, whose handle reads and sets the MTU and reads the link
+//! state without the port's lock) are default methods that return
+//! [`PortError::Unsupported`] (`mac` and `pool` return `None`); a back end
+//! overrides what it can do.
 
 use std::collections::BTreeMap;
 
 use crate::actions::PacketBuf;
+pub use crate::frame::Frame;
+use crate::frame::Pool;
 
 /// Packets per rx/tx batch (as OVS's `NETDEV_MAX_BURST`).
 pub const BURST: usize = 32;
-
-/// The storage a packet in flight lives in. Today every back end (dummy)
-/// uses heap frames; vhost-user and AF_XDP will make this an enum with a
-/// variant per borrowed frame kind (descriptor chain, UMEM chunk) so their
-/// packets travel through the pipeline without a copy.
-pub type Frame = Box<[u8]>;
 
 /// A packet in flight through the datapath.
 pub type Packet = PacketBuf<Frame>;
@@ -115,8 +116,8 @@ pub enum PortError {
         what: &'static str,
     },
     /// No back end of this type exists.
-    #[error("unknown port type '{0}' (known: dummy, tap)")]
-    UnknownType(String),
+    #[error("unknown port type '{kind}' (known: {known})")]
+    UnknownType { kind: String, known: String },
     /// The name cannot name a port of this type (a tap's device name).
     #[error("bad port name '{name}': {why}")]
     BadName { name: String, why: &'static str },
@@ -137,6 +138,9 @@ pub enum PortError {
     /// The port was closed.
     #[error("port is closed")]
     Closed,
+    /// The port's frame pool could not be made.
+    #[error(transparent)]
+    Pool(#[from] crate::frame::PoolError),
     /// An operating-system call failed.
     #[error("port I/O failed: {0}")]
     Io(#[from] std::io::Error),
@@ -178,11 +182,6 @@ pub trait Port: Send {
     /// Sends every packet of `batch` (or drops and counts it); returns how many were sent.
     fn tx_burst(&mut self, batch: &mut Batch) -> Result<usize, PortError>;
 
-    /// Takes back packets the datapath dropped or sent to the slow path.
-    fn recycle(&mut self, batch: &mut Batch) {
-        batch.pkts.clear();
-    }
-
     fn stats(&self) -> PortStats;
 
     /// Releases the back end's resources; later rx/tx do nothing.
@@ -190,6 +189,12 @@ pub trait Port: Send {
 
     /// Optional: the MAC address the port's device has (a tap's), read at open.
     fn mac(&self) -> Option<[u8; 6]> {
+        None
+    }
+
+    /// Optional: the pool this port receives into, for its counts (how many
+    /// of its frames are out in the datapath).
+    fn pool(&self) -> Option<&Pool> {
         None
     }
 
@@ -216,18 +221,5 @@ pub trait Port: Send {
             kind: self.kind(),
             what: "drain",
         })
-    }
-}
-
-/// Opens a port of type `kind`: the one place that knows every back end.
-pub fn open_port(
-    kind: &str,
-    name: &str,
-    options: &PortOptions,
-) -> Result<Box<dyn Port>, PortError> {
-    match kind {
-        "dummy" => Ok(Box::new(crate::dummy::DummyPort::open(name, options)?)),
-        "tap" => Ok(Box::new(crate::tap::TapPort::open(name, options)?)),
-        other => Err(PortError::UnknownType(other.to_string())),
     }
 }

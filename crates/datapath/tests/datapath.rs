@@ -279,6 +279,17 @@ fn pinned_thread_forwards() {
     })
     .unwrap();
     assert_eq!(dp.stats().threads[0].core, Some(0));
+    let p1 = dp.add_port("p1", "dummy", &PortOptions::new()).unwrap();
+    let p2 = dp.add_port("p2", "dummy", &PortOptions::new()).unwrap();
+    let pkt = udp_frame(1000);
+    put_output(&dp, &pkt, p1, p2);
+    dp.port_inject(p1, &[&pkt, &pkt]).unwrap();
+    let mut out = Vec::new();
+    eventually("two packets out of p2", || {
+        out.extend(dp.port_drain(p2, 8).unwrap());
+        (out.len() >= 2).then_some(())
+    });
+    assert_eq!(out, vec![pkt.clone(), pkt]);
     let bad = Datapath::new(&DatapathConfig {
         threads: 1,
         cores: vec![100_000],
@@ -441,9 +452,15 @@ fn changing_the_cores_keeps_ports_flows_and_packets() {
 
     // Packets injected just before the change go out, on whichever threads.
     dp.port_inject(p1, &many).unwrap();
-    let cores: Vec<usize> = if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores: Vec<usize> = if cpus >= 2 {
         vec![0, 1]
     } else {
+        // One core still changes the threads, but not their number.
+        common::cannot_run(
+            "two cores to pin two polling threads to",
+            &format!("{cpus} available"),
+        );
         vec![0]
     };
     dp.set_pmd_cores(&cores).unwrap();

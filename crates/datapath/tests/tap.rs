@@ -1,112 +1,19 @@
 //! The tap back end against the kernel: a frame sent from the host side (an
 //! AF_PACKET socket bound to the device) arrives in `rx_burst`, a frame given
 //! to `tx_burst` is seen on the host side, and closing the port deletes the
-//! device. Needs CAP_NET_ADMIN; without it the tests say so and pass (CI runs
-//! as root, where they must run).
+//! device. Needs CAP_NET_ADMIN; without it the tests say so and return
+//! (`common::cannot_run`), or fail under `NVS_REQUIRE_PRIVILEGED=1` (CI).
 
 mod common;
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::time::Duration;
 
-use nvs_datapath::actions::{PacketBuf, HEADROOM};
-use nvs_datapath::port::{open_port, Batch, Port, PortError, PortOptions};
-
-/// An EtherType for local experiments (IEEE 802): the host stack ignores it.
-const ETH_TEST: u16 = 0x88b5;
-
-/// A device name unique to this process and test.
-fn dev_name(tag: &str) -> String {
-    format!("nvt{}{tag}", std::process::id() % 100_000)
-}
-
-/// Opens a tap port, or `None` (with a message) when this process may not create one.
-fn open_tap(name: &str) -> Option<Box<dyn Port>> {
-    match open_port("tap", name, &PortOptions::new()) {
-        Ok(p) => Some(p),
-        Err(e) if e.lacks_privilege() => {
-            eprintln!("SKIPPED: cannot create tap devices here (needs CAP_NET_ADMIN): {e}");
-            None
-        }
-        Err(e) => panic!("opening tap {name}: {e}"),
-    }
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("running ip");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn device_exists(name: &str) -> bool {
-    std::path::Path::new(&format!("/sys/class/net/{name}")).exists()
-}
-
-fn ifindex(name: &str) -> i32 {
-    std::fs::read_to_string(format!("/sys/class/net/{name}/ifindex"))
-        .expect("device has an ifindex")
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-/// An AF_PACKET socket bound to device `name`, seeing every EtherType.
-fn packet_socket(name: &str) -> OwnedFd {
-    let proto = (libc::ETH_P_ALL as u16).to_be();
-    // SAFETY: plain socket(2) call; the result is checked before use.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            proto as i32,
-        )
-    };
-    assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
-    // SAFETY: `fd` is a descriptor we just opened and own.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: sockaddr_ll is plain data; all-zero is valid.
-    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    sll.sll_family = libc::AF_PACKET as u16;
-    sll.sll_protocol = proto;
-    sll.sll_ifindex = ifindex(name);
-    // SAFETY: `sll` is a valid sockaddr_ll and its size is passed.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_ll>() as u32,
-        )
-    };
-    assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
-    fd
-}
-
-fn frame(dst: [u8; 6], src: [u8; 6], marker: u8, len: usize) -> Vec<u8> {
-    let mut f = Vec::with_capacity(len);
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&ETH_TEST.to_be_bytes());
-    f.resize(len, marker);
-    f
-}
-
-fn is_test_frame(f: &[u8], marker: u8) -> bool {
-    f.len() > 14 && f[12..14] == ETH_TEST.to_be_bytes() && f[14] == marker
-}
-
-fn heap(bytes: &[u8]) -> nvs_datapath::port::Packet {
-    PacketBuf::from_frame(
-        vec![0; HEADROOM + bytes.len()].into_boxed_slice(),
-        HEADROOM,
-        bytes,
-    )
-    .unwrap()
-}
+use common::kernel::{dev_name, device_exists, frame, ip, is_test_frame, open_tap, packet_socket};
+use nvs_datapath::frame::heap_packet as heap;
+use nvs_datapath::port::{Batch, PortError, PortOptions};
+use nvs_datapath::ports::open_port;
 
 /// Polls `f` until it returns `Some`, for at most two seconds.
 fn within<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
@@ -157,7 +64,7 @@ fn frames_cross_between_the_kernel_and_the_port() {
                 found = Some(p.data().to_vec());
             }
         }
-        port.recycle(&mut batch);
+        batch.pkts.clear();
         found
     });
     assert_eq!(got, sent);
@@ -190,7 +97,7 @@ fn frames_cross_between_the_kernel_and_the_port() {
         [2; 6],
         [4; 6],
         1,
-        nvs_datapath::tap::MAX_FRAME + 1,
+        nvs_datapath::ports::tap::MAX_FRAME + 1,
     )));
     assert_eq!(port.tx_burst(&mut batch).unwrap(), 0);
     assert_eq!(port.stats().tx_errors, 2);
@@ -306,7 +213,7 @@ fn the_device_mtu_is_set_and_read_back_and_a_bad_mtu_is_refused() {
     );
     assert!(
         err.to_string()
-            .contains(&format!("up to {}", nvs_datapath::tap::MAX_MTU)),
+            .contains(&format!("up to {}", nvs_datapath::ports::tap::MAX_MTU)),
         "{err}"
     );
     assert_eq!(port.device().unwrap().state().unwrap().mtu, 9000);

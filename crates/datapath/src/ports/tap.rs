@@ -20,11 +20,11 @@
 //! outside (`ip link del`), the port counts one error (rx or tx, whichever
 //! notices first) and then behaves as closed.
 //!
-//! Buffers: a frame is read straight into a heap buffer with [`HEADROOM`] in
-//! front; buffers of packets this port sends or takes back through `recycle`
-//! go to a free list that the rx side reuses, so steady two-way traffic
-//! allocates nothing. (A packet forwarded to another port leaves its buffer
-//! with that port.)
+//! Buffers: a frame is read straight into a frame of the port's own
+//! [`Pool`] with [`HEADROOM`] in front (on the heap when every pool frame is
+//! out in the datapath). Wherever the packet goes — out of this port or
+//! another, or dropped — its frame comes back to the pool, so steady traffic
+//! allocates nothing.
 //!
 //! The device's MTU and state (administratively up, carrier) are read and
 //! the MTU set through `netdev`, in whatever namespace and under whatever
@@ -41,8 +41,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 
 use crate::actions::{PacketBuf, HEADROOM};
+use crate::frame::{spread_chunk, Frame, Pool};
 use crate::netdev::{ifreq_for, ifreq_name, Control, MAX_NAME};
-use crate::port::{Batch, DeviceState, Frame, NetDevice, Port, PortError, PortOptions, PortStats};
+use crate::port::{Batch, DeviceState, NetDevice, Port, PortError, PortOptions, PortStats};
 
 /// Longest frame carried: a 9216-byte MTU plus an Ethernet header and one VLAN tag.
 pub const MAX_FRAME: usize = 9216 + 14 + 4;
@@ -52,8 +53,8 @@ pub const MIN_FRAME: usize = 14;
 pub const MAX_MTU: u32 = (MAX_FRAME - 14 - 4) as u32;
 /// Buffer size: headroom, the longest frame, and one byte to notice a longer one.
 const BUF_LEN: usize = HEADROOM + MAX_FRAME + 1;
-/// Free buffers kept for reuse; beyond this they are freed.
-const FREE_LIST_MAX: usize = 256;
+/// Frames of a tap port's pool (2.4 MiB of address space, committed only as used).
+const POOL_FRAMES: usize = 256;
 
 /// A tap device port.
 pub struct TapPort {
@@ -64,7 +65,8 @@ pub struct TapPort {
     mac: [u8; 6],
     /// A buffer read into but not used (the read found nothing): the next read reuses it.
     spare: Option<Frame>,
-    free: Vec<Frame>,
+    /// Where frames are read into.
+    pool: Pool,
     stats: PortStats,
 }
 
@@ -151,8 +153,8 @@ impl TapPort {
     fn buffer(&mut self) -> Frame {
         self.spare
             .take()
-            .or_else(|| self.free.pop())
-            .unwrap_or_else(|| vec![0; BUF_LEN].into_boxed_slice())
+            .or_else(|| self.pool.alloc())
+            .unwrap_or_else(|| Frame::heap(BUF_LEN))
     }
 
     /// The device was deleted under us (`ip link del`, its namespace deleted):
@@ -161,12 +163,6 @@ impl TapPort {
     fn let_go_if_deleted(&mut self, e: &std::io::Error) {
         if e.raw_os_error() == Some(libc::EBADFD) {
             self.file = None;
-        }
-    }
-
-    fn keep(&mut self, frame: Frame) {
-        if frame.len() >= BUF_LEN && self.free.len() < FREE_LIST_MAX {
-            self.free.push(frame);
         }
     }
 }
@@ -194,7 +190,7 @@ impl Port for TapPort {
             file: Some(file),
             mac,
             spare: None,
-            free: Vec::new(),
+            pool: Pool::new(POOL_FRAMES, spread_chunk(BUF_LEN))?,
             stats: PortStats::default(),
         })
     }
@@ -211,7 +207,7 @@ impl Port for TapPort {
                 self.spare = Some(frame);
                 break;
             };
-            match file.read(&mut frame[HEADROOM..]) {
+            match file.read(&mut frame.as_mut()[HEADROOM..]) {
                 Ok(len) if (MIN_FRAME..=MAX_FRAME).contains(&len) => {
                     match PacketBuf::new(frame, HEADROOM, len) {
                         Ok(pkt) => {
@@ -248,8 +244,7 @@ impl Port for TapPort {
 
     fn tx_burst(&mut self, batch: &mut Batch) -> Result<usize, PortError> {
         let mut sent = 0;
-        let mut pkts = std::mem::take(&mut batch.pkts);
-        for pkt in pkts.drain(..) {
+        for pkt in batch.pkts.drain(..) {
             let len = pkt.len();
             match self.file.as_ref() {
                 None => self.stats.tx_dropped += 1,
@@ -279,19 +274,8 @@ impl Port for TapPort {
                     break;
                 },
             }
-            self.keep(pkt.into_parts().0);
         }
-        // Give the (empty) vector back so the caller's batch keeps its capacity.
-        batch.pkts = pkts;
         Ok(sent)
-    }
-
-    fn recycle(&mut self, batch: &mut Batch) {
-        let mut pkts = std::mem::take(&mut batch.pkts);
-        for pkt in pkts.drain(..) {
-            self.keep(pkt.into_parts().0);
-        }
-        batch.pkts = pkts;
     }
 
     fn stats(&self) -> PortStats {
@@ -302,7 +286,10 @@ impl Port for TapPort {
         // Dropping the descriptor deletes the (non-persistent) device.
         self.file = None;
         self.spare = None;
-        self.free.clear();
+    }
+
+    fn pool(&self) -> Option<&Pool> {
+        Some(&self.pool)
     }
 
     fn mac(&self) -> Option<[u8; 6]> {

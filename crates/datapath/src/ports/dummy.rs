@@ -6,8 +6,11 @@
 //! the datapath sends out of the port arrives on it again (benchmarks use a
 //! pair of loopback ports to keep packets circulating with no allocation).
 //!
-//! Buffers are recycled: packets that leave through `drain` or `recycle` go
-//! to a free list that `inject` reuses, so steady traffic allocates nothing.
+//! `inject` copies a packet into a frame of the port's own [`Pool`] (on the
+//! heap when the pool is used up or the packet is larger than a chunk);
+//! wherever the packet ends, its frame comes back to the pool, so steady
+//! traffic allocates nothing. Packets sent out of the port keep whatever
+//! frame they came in (no copy) until `drain` or `close` drops them.
 //!
 //! Options: `loopback` (`true`/`false`, default false), `rxq_len` and
 //! `txq_len` (queue bounds in packets, default 65536; beyond, packets are
@@ -15,21 +18,21 @@
 
 use std::collections::VecDeque;
 
-use crate::actions::{PacketBuf, HEADROOM};
-use crate::port::{Batch, Frame, Packet, Port, PortError, PortOptions, PortStats};
+use crate::frame::{copy_packet, spread_chunk, Pool};
+use crate::port::{Batch, Packet, Port, PortError, PortOptions, PortStats};
 
 const DEFAULT_QUEUE_LEN: usize = 65536;
-/// Smallest buffer: headroom plus room to push tags onto a minimum-size frame.
-const MIN_FRAME: usize = 256;
-/// Free buffers kept for reuse; beyond this they are freed.
-const FREE_LIST_MAX: usize = 4096;
+/// Frames of a dummy port's pool: 2 MiB of address space, committed only as used.
+const POOL_FRAMES: usize = 1024;
+/// Bytes per pool frame (headroom, a 1500-byte MTU frame with tags, tailroom).
+const POOL_CHUNK: usize = spread_chunk(2048);
 
 /// In-memory port.
 pub struct DummyPort {
     rxq: VecDeque<Packet>,
     txq: VecDeque<Packet>,
-    /// Frames of packets that left, reused by `inject`.
-    free: Vec<Frame>,
+    /// Where `inject` copies packets to.
+    pool: Pool,
     rxq_len: usize,
     txq_len: usize,
     loopback: bool,
@@ -56,12 +59,6 @@ fn parse_option<T: std::str::FromStr>(
 }
 
 impl DummyPort {
-    fn recycle_one(&mut self, pkt: Packet) {
-        if self.free.len() < FREE_LIST_MAX {
-            self.free.push(pkt.into_parts().0);
-        }
-    }
-
     /// Packets waiting on the rx side.
     pub fn rx_queued(&self) -> usize {
         self.rxq.len()
@@ -103,7 +100,7 @@ impl Port for DummyPort {
         Ok(DummyPort {
             rxq: VecDeque::new(),
             txq: VecDeque::new(),
-            free: Vec::new(),
+            pool: Pool::new(POOL_FRAMES, POOL_CHUNK)?,
             rxq_len,
             txq_len,
             loopback: parse_option(name, options, "loopback", false, "true or false")?,
@@ -118,43 +115,34 @@ impl Port for DummyPort {
 
     fn rx_burst(&mut self, batch: &mut Batch) -> Result<usize, PortError> {
         let n = batch.room().min(self.rxq.len());
-        for pkt in self.rxq.drain(..n) {
-            self.stats.rx_packets += 1;
-            self.stats.rx_bytes += pkt.len() as u64;
-            batch.pkts.push(pkt);
-        }
+        self.stats.rx_packets += n as u64;
+        self.stats.rx_bytes += self.rxq.range(..n).map(|p| p.len() as u64).sum::<u64>();
+        // Moved as a block, not packet by packet through the stack.
+        batch.pkts.extend(self.rxq.drain(..n));
         Ok(n)
     }
 
     fn tx_burst(&mut self, batch: &mut Batch) -> Result<usize, PortError> {
-        let mut sent = 0;
-        for pkt in batch.pkts.drain(..) {
-            let full = if self.loopback {
-                self.rxq.len() >= self.rxq_len
-            } else {
-                self.txq.len() >= self.txq_len
-            };
-            if self.closed || full {
-                self.stats.tx_dropped += 1;
-                self.recycle_one(pkt);
-                continue;
-            }
-            self.stats.tx_packets += 1;
-            self.stats.tx_bytes += pkt.len() as u64;
-            if self.loopback {
-                self.rxq.push_back(pkt);
-            } else {
-                self.txq.push_back(pkt);
-            }
-            sent += 1;
-        }
+        let (queue, limit) = if self.loopback {
+            (&mut self.rxq, self.rxq_len)
+        } else {
+            (&mut self.txq, self.txq_len)
+        };
+        // What fits is queued as a block; the rest (or all, when closed) is dropped.
+        let sent = if self.closed {
+            0
+        } else {
+            limit.saturating_sub(queue.len()).min(batch.len())
+        };
+        self.stats.tx_packets += sent as u64;
+        self.stats.tx_bytes += batch.pkts[..sent]
+            .iter()
+            .map(|p| p.len() as u64)
+            .sum::<u64>();
+        self.stats.tx_dropped += (batch.len() - sent) as u64;
+        queue.extend(batch.pkts.drain(..sent));
+        batch.pkts.clear();
         Ok(sent)
-    }
-
-    fn recycle(&mut self, batch: &mut Batch) {
-        for pkt in batch.pkts.drain(..) {
-            self.recycle_one(pkt);
-        }
     }
 
     fn stats(&self) -> PortStats {
@@ -165,7 +153,10 @@ impl Port for DummyPort {
         self.closed = true;
         self.rxq.clear();
         self.txq.clear();
-        self.free.clear();
+    }
+
+    fn pool(&self) -> Option<&Pool> {
+        Some(&self.pool)
     }
 
     fn inject(&mut self, packet: &[u8]) -> Result<(), PortError> {
@@ -176,15 +167,7 @@ impl Port for DummyPort {
             self.stats.rx_dropped += 1;
             return Ok(());
         }
-        let frame = match self.free.pop() {
-            Some(f) if f.len() >= HEADROOM + packet.len() => f,
-            // Sized to the packet (power-of-two classes), so many small frames in
-            // flight stay cache-friendly; a free buffer too small is dropped.
-            _ => vec![0; (HEADROOM + packet.len()).next_power_of_two().max(MIN_FRAME)]
-                .into_boxed_slice(),
-        };
-        let pkt = PacketBuf::from_frame(frame, HEADROOM, packet)
-            .map_err(|e| PortError::BadPacket(e.to_string()))?;
+        let pkt = copy_packet(&self.pool, packet);
         self.rxq.push_back(pkt);
         Ok(())
     }
@@ -195,7 +178,6 @@ impl Port for DummyPort {
         for _ in 0..n {
             let pkt = self.txq.pop_front().expect("counted above");
             out.push(pkt.data().to_vec());
-            self.recycle_one(pkt);
         }
         Ok(out)
     }
