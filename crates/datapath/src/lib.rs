@@ -18,5 +18,6 @@ pub mod netdev;
 pub mod parse;
 pub mod pmd;
 pub mod port;
+pub mod records;
 pub mod tap;
 pub mod upcall;
