@@ -14,6 +14,7 @@
 //! | match   | key, mask (a deletion, or the head of a dumped counters record)            |
 //! | execute | in_port u32, packet_len u32, actions_len u32, packet, actions              |
 //! | upcall  | in_port u32, reason u8 (0 miss, 1 userspace), pad 3, cookie u64, packet_len u32, pad 4, key, packet, zero padding to a multiple of 8 |
+//! | flow    | key, mask, a stats record, actions_len u32, pad 4, actions (a dumped megaflow) |
 //! | stats   | packets u64, bytes u64, used_ms f64 (wall clock, 0 = never), tcp_flags u32, pad 4 |
 //!
 //! Decoders never panic on any input (a fuzz target holds them to it): a
@@ -45,6 +46,8 @@ pub const UPCALL_HEADER: usize = 24;
 pub const STATS_RECORD: usize = 32;
 /// Bytes of a (key, mask) record.
 pub const MATCH_RECORD: usize = 2 * KEY_SIZE;
+/// Bytes of a flow record before its actions.
+pub const FLOW_HEADER: usize = MATCH_RECORD + STATS_RECORD + 8;
 
 /// Why a batch of records could not be read.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -291,6 +294,61 @@ pub fn decode_stats(b: &[u8], off: usize) -> Option<StatsRecord> {
     })
 }
 
+/// Appends a flow record.
+pub fn encode_flow(
+    out: &mut Vec<u8>,
+    key: &FlowKey,
+    mask: &FlowKey,
+    stats: &StatsRecord,
+    actions: &[u8],
+) {
+    encode_match(out, key, mask);
+    encode_stats(out, stats);
+    out.extend_from_slice(&(actions.len() as u32).to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(actions);
+}
+
+/// One decoded flow record.
+#[derive(Debug)]
+pub struct FlowRecord {
+    pub key: FlowKey,
+    pub mask: FlowKey,
+    pub stats: StatsRecord,
+    pub actions: Result<Vec<Action>, ActionError>,
+}
+
+/// Reads a batch of flow records.
+pub fn decode_flows(b: &[u8]) -> Result<Vec<FlowRecord>, RecordError> {
+    let mut out = Vec::new();
+    let mut off = 0;
+    while off < b.len() {
+        let index = out.len();
+        let rec = (|| {
+            let alen = le_u32(b, off + MATCH_RECORD + STATS_RECORD)? as usize;
+            let acts = span(b, off + FLOW_HEADER, alen)?;
+            Some((
+                key_at(b, off)?,
+                key_at(b, off + KEY_SIZE)?,
+                decode_stats(b, off + MATCH_RECORD)?,
+                acts,
+            ))
+        })();
+        let (key, mask, stats, acts) = rec.ok_or(RecordError::Truncated {
+            batch: "flow",
+            index,
+        })?;
+        out.push(FlowRecord {
+            key,
+            mask,
+            stats,
+            actions: actions::decode(acts),
+        });
+        off += FLOW_HEADER + acts.len();
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,6 +470,34 @@ mod tests {
             RecordError::BadReason {
                 index: 0,
                 reason: 2
+            }
+        );
+    }
+
+    #[test]
+    fn flow_records_round_trip() {
+        let s = StatsRecord {
+            packets: 5,
+            bytes: 320,
+            used_ms: 1.5e12,
+            tcp_flags: 2,
+        };
+        let acts = encode(&[Action::Output(1)]);
+        let mut b = Vec::new();
+        encode_flow(&mut b, &key(1), &key(2), &s, &acts);
+        encode_flow(&mut b, &key(3), &key(4), &StatsRecord::default(), &[]);
+        let r = decode_flows(&b).unwrap();
+        assert_eq!((r[0].key, r[0].mask, r[0].stats), (key(1), key(2), s));
+        assert_eq!(r[0].actions.as_ref().unwrap(), &[Action::Output(1)]);
+        assert_eq!(
+            (r[1].key, r[1].stats, r[1].actions.as_ref().unwrap().len()),
+            (key(3), StatsRecord::default(), 0)
+        );
+        assert_eq!(
+            decode_flows(&b[..FLOW_HEADER - 1]).unwrap_err(),
+            RecordError::Truncated {
+                batch: "flow",
+                index: 0
             }
         );
     }

@@ -54,7 +54,7 @@ fn actions(r: &mut Rng) -> Vec<u8> {
 /// A valid batch of one kind of record.
 fn valid_batch(r: &mut Rng) -> Vec<u8> {
     let mut b = Vec::new();
-    let kind = r.below(5);
+    let kind = r.below(6);
     for _ in 0..r.below(5) {
         match kind {
             0 => encode_put(&mut b, r.below(8) as u8, &key(r), &key(r), &actions(r)),
@@ -85,6 +85,15 @@ fn valid_batch(r: &mut Rng) -> Vec<u8> {
                         reason,
                     },
                 );
+            }
+            4 => {
+                let s = StatsRecord {
+                    packets: r.next(),
+                    bytes: r.next(),
+                    used_ms: r.next() as f64,
+                    tcp_flags: r.next() as u32,
+                };
+                encode_flow(&mut b, &key(r), &key(r), &s, &actions(r));
             }
             _ => {
                 let s = StatsRecord {

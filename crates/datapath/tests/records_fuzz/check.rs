@@ -59,6 +59,22 @@ pub fn all(data: &[u8]) {
         // Re-encoding is canonical (pads zeroed, cookie zero on a miss), so decoding it again must agree.
         assert_eq!(decode_upcalls(&out).unwrap(), ups);
     }
+    if let Ok(flows) = decode_flows(data) {
+        if flows.iter().all(|f| f.actions.is_ok()) {
+            let mut out = Vec::new();
+            for f in &flows {
+                encode_flow(
+                    &mut out,
+                    &f.key,
+                    &f.mask,
+                    &f.stats,
+                    &encode(f.actions.as_ref().unwrap()),
+                );
+            }
+            // Pad bytes (after tcp_flags and after actions_len) are not kept.
+            assert_eq!(decode_flows(&out).unwrap().len(), flows.len());
+        }
+    }
     for off in 0..data.len().min(64) {
         if let Some(s) = decode_stats(data, off) {
             let mut out = Vec::new();
