@@ -35,11 +35,27 @@ use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 
 use crate::actions::Action;
+use crate::dummy::DummyPort;
 use crate::flow::{FlowStats, FlowStatsSnapshot, Megaflow};
 use crate::key::FlowKey;
 use crate::pmd::{Clock, Command, Pmd, PmdShared, PmdStats, PortEntry, PortMap};
-use crate::port::{open_port, DeviceState, NetDevice, Port, PortError, PortOptions, PortStats};
+use crate::port::{DeviceState, NetDevice, Port, PortError, PortOptions, PortStats};
+use crate::tap::TapPort;
 use crate::upcall::{Upcall, UpcallQueue, UPCALL_QUEUE_LEN};
+
+/// Opens a port of type `kind`: the one place that knows every back end
+/// (here, above them, so that `port` — the trait they implement — needs none).
+pub fn open_port(
+    kind: &str,
+    name: &str,
+    options: &PortOptions,
+) -> Result<Box<dyn Port>, PortError> {
+    match kind {
+        "dummy" => Ok(Box::new(DummyPort::open(name, options)?)),
+        "tap" => Ok(Box::new(TapPort::open(name, options)?)),
+        other => Err(PortError::UnknownType(other.to_string())),
+    }
+}
 
 /// How to build a datapath.
 #[derive(Clone, Debug)]

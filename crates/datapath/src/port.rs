@@ -218,16 +218,3 @@ pub trait Port: Send {
         })
     }
 }
-
-/// Opens a port of type `kind`: the one place that knows every back end.
-pub fn open_port(
-    kind: &str,
-    name: &str,
-    options: &PortOptions,
-) -> Result<Box<dyn Port>, PortError> {
-    match kind {
-        "dummy" => Ok(Box::new(crate::dummy::DummyPort::open(name, options)?)),
-        "tap" => Ok(Box::new(crate::tap::TapPort::open(name, options)?)),
-        other => Err(PortError::UnknownType(other.to_string())),
-    }
-}

@@ -6,7 +6,8 @@
 //! not changed.
 
 use nvs_datapath::actions::{PacketBuf, HEADROOM};
-use nvs_datapath::port::{open_port, Batch, Packet, Port, PortError, PortOptions, BURST};
+use nvs_datapath::datapath::open_port;
+use nvs_datapath::port::{Batch, Packet, Port, PortError, PortOptions, BURST};
 
 /// A back end under test and how to open it. Packets are fed and collected
 /// through the optional `inject`/`drain` abilities; a back end without them

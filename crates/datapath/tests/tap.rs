@@ -11,7 +11,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use nvs_datapath::actions::{PacketBuf, HEADROOM};
-use nvs_datapath::port::{open_port, Batch, Port, PortError, PortOptions};
+use nvs_datapath::datapath::open_port;
+use nvs_datapath::port::{Batch, Port, PortError, PortOptions};
 
 /// An EtherType for local experiments (IEEE 802): the host stack ignores it.
 const ETH_TEST: u16 = 0x88b5;

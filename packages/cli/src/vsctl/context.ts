@@ -7,7 +7,7 @@ import { isUuid } from '@nvs/ovsdb/src/datum.ts';
 import { VsctlError } from './errors.ts';
 import { parseToken } from './notation.ts';
 import type { Cell, OutputStyle } from './output.ts';
-import type { SwitchView } from './switch.ts';
+import type { SwitchView } from './switch-view.ts';
 
 interface Symbol {
   uuid: string;
