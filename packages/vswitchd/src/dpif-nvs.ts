@@ -348,11 +348,6 @@ export class NvsDpif implements Dpif {
     return out;
   }
 
-  execute(inPort: number, packet: Uint8Array, actions: readonly DpAction[]): void {
-    const [failed] = this.executeBatch([{ inPort, packet, actions }]);
-    if (failed) throw failed.error;
-  }
-
   executeBatch(items: readonly DpExecute[]): Array<{ index: number; error: Error }> {
     const failed: Array<{ index: number; error: Error }> = [];
     const w = this.records;

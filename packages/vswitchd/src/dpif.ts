@@ -112,7 +112,6 @@ export interface Dpif extends DatapathPorts {
   dump(): DpFlowEntry[];
   /** Identities and counters only: what a revalidation round needs, without converting keys and actions. */
   dumpStats(): Array<Pick<DpFlowEntry, 'id' | 'packets' | 'bytes' | 'usedAt'>>;
-  execute(inPort: number, packet: Uint8Array, actions: readonly DpAction[]): void;
   /** Executes many packets in one call; returns the failures (the other packets went through). */
   executeBatch(items: readonly DpExecute[]): Array<{ index: number; error: Error }>;
   /** Delivers upcalls (misses and userspace actions) in batches as they arrive; a throwing handler is reported to `onError`. */
