@@ -48,11 +48,15 @@ const frames = Number(opts.frames);
 const portOpts = { loopback: 'true', rxq_len: String(frames * 2) };
 const p1 = dp.addPort('p1', 'dummy', portOpts);
 const p2 = dp.addPort('p2', 'dummy', portOpts);
-const results = dp.flowPut([
-  { key: addon.extractKey(frame(0), p1), mask, actions: output(p2) },
-  { key: addon.extractKey(frame(0), p2), mask, actions: output(p1) },
-]);
-if (results.some((r) => r.error)) throw new Error(`flow put failed: ${JSON.stringify(results)}`);
+// Put records (crates/datapath/src/records.rs): flags u8 (1 = create), pad 3, actions_len u32 LE, key, mask, actions.
+const putRecord = (key, actions) => {
+  const head = Buffer.alloc(8);
+  head[0] = 1;
+  head.writeUInt32LE(actions.length, 4);
+  return Buffer.concat([head, key, mask, actions]);
+};
+const failed = dp.flowPut(Buffer.concat([putRecord(addon.extractKey(frame(0), p1), output(p2)), putRecord(addon.extractKey(frame(0), p2), output(p1))]));
+if (failed.length > 0) throw new Error(`flow put failed: ${JSON.stringify(failed)}`);
 
 const batch = Array.from({ length: 1000 }, (_, i) => frame(i));
 for (let i = 0; i < frames; i += batch.length) dp.inject(p1, batch);

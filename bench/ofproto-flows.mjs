@@ -40,10 +40,10 @@ const dir = mkdtempSync(join(tmpdir(), 'nvs-flows-bench-'));
 const daemons = [];
 try {
   const entry = join(dir, 'entry.ts');
-  writeFileSync(entry, `export { Ofproto, parseFlows, identityDpif } from ${JSON.stringify(join(root, 'packages/ofproto/src/index.ts'))};\n`);
+  writeFileSync(entry, `export { Ofproto, parseFlows, identityOdpPorts } from ${JSON.stringify(join(root, 'packages/ofproto/src/index.ts'))};\n`);
   const out = join(dir, 'ofproto.mjs');
   await build({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', outfile: out, logLevel: 'warning', external: ['pino'] });
-  const { Ofproto, parseFlows, identityDpif } = await import(pathToFileURL(out).href);
+  const { Ofproto, parseFlows, identityOdpPorts } = await import(pathToFileURL(out).href);
   const { default: pino } = await import(pathToFileURL(join(root, 'node_modules/pino/pino.js')).href);
 
   const simple = [];
@@ -68,7 +68,7 @@ try {
   const mixedText = mixed.join('\n') + '\n';
 
   const newBridge = () =>
-    new Ofproto({ name: 'br0', dpif: identityDpif(100), logger: pino({ level: 'silent' }), clock: { now: () => Date.now() }, failMode: 'secure' });
+    new Ofproto({ name: 'br0', odpPorts: identityOdpPorts(100), logger: pino({ level: 'silent' }), clock: { now: () => Date.now() }, failMode: 'secure' });
 
   function nvsRound(text) {
     const of = newBridge();

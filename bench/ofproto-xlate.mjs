@@ -23,10 +23,10 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const dir = mkdtempSync(join(tmpdir(), 'nvs-xlate-bench-'));
 try {
   const entry = join(dir, 'entry.ts');
-  writeFileSync(entry, `export { Ofproto, parseFlows, parseFlow, identityDpif, trace } from ${JSON.stringify(join(root, 'packages/ofproto/src/index.ts'))};\n`);
+  writeFileSync(entry, `export { Ofproto, parseFlows, parseFlow, identityOdpPorts, trace } from ${JSON.stringify(join(root, 'packages/ofproto/src/index.ts'))};\n`);
   const out = join(dir, 'ofproto.mjs');
   await build({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', outfile: out, logLevel: 'warning', external: ['pino'] });
-  const { Ofproto, parseFlows, parseFlow, identityDpif, trace } = await import(pathToFileURL(out).href);
+  const { Ofproto, parseFlows, parseFlow, identityOdpPorts, trace } = await import(pathToFileURL(out).href);
   const { default: pino } = await import(pathToFileURL(join(root, 'node_modules/pino/pino.js')).href);
 
   const flowOf = (text) => Uint32Array.from(parseFlow(text, { command: 'delete' }).match.value);
@@ -35,7 +35,7 @@ try {
   function bench(name, rulesText, packets, setup) {
     const of = new Ofproto({
       name: 'br0',
-      dpif: identityDpif(100),
+      odpPorts: identityOdpPorts(100),
       logger: pino({ level: 'silent' }),
       clock: { now: () => 1_000_000 },
       failMode: 'secure',

@@ -48,7 +48,7 @@ const dir = mkdtempSync(join(tmpdir(), 'nvs-bench-vswitchd-'));
 const entry = join(dir, 'entry.ts');
 writeFileSync(
   entry,
-  `export { Vswitchd, NvsDataplane, buildPacket } from ${JSON.stringify(join(root, 'packages/vswitchd/src/index.ts'))};
+  `export { Vswitchd, NvsDpif, buildPacket } from ${JSON.stringify(join(root, 'packages/vswitchd/src/index.ts'))};
 export { VLog } from ${JSON.stringify(join(root, 'packages/daemon/src/index.ts'))};\n`,
 );
 const bundle = join(dir, 'vswitchd.mjs');
@@ -56,7 +56,7 @@ await build({
   entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', outfile: bundle, logLevel: 'warning', external: ['*.node'],
   banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
 });
-const { Vswitchd, NvsDataplane, buildPacket, VLog } = await import(pathToFileURL(bundle).href);
+const { Vswitchd, NvsDpif, buildPacket, VLog } = await import(pathToFileURL(bundle).href);
 
 const rundir = join(dir, 'run');
 const db = `unix:${join(rundir, 'db.sock')}`;
@@ -78,7 +78,7 @@ const tick = () => new Promise((r) => setImmediate(r));
  * so NORMAL unicasts instead of flooding.
  */
 async function freshSwitch(rules) {
-  sw = new Vswitchd({ vlog, rundir, remote: db, restore: false, openDataplane: (o) => (dp = NvsDataplane.open(o)) });
+  sw = new Vswitchd({ vlog, rundir, remote: db, restore: false, openDpif: (o) => (dp = NvsDpif.open(o)) });
   await sw.start();
   if (rules) await run(process.execPath, [join(root, 'dist/nvs-ofctl.js'), '--rundir', rundir, 'add-flows', 'br0', rules]);
   const odp = (name) => dp.stats().ports.find((p) => p.name === name).no;
@@ -147,7 +147,7 @@ function mem() {
 }
 
 try {
-  const boot = new Vswitchd({ vlog, rundir, remote: db, restore: false, openDataplane: (o) => NvsDataplane.open(o) });
+  const boot = new Vswitchd({ vlog, rundir, remote: db, restore: false, openDpif: (o) => NvsDpif.open(o) });
   await boot.start();
   // The MAC table holds every host of the run (OVS's default holds 8,192), so
   // what is measured is flow setup, not eviction churn.

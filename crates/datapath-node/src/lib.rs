@@ -6,18 +6,14 @@
 //! `DpError`/`ActionError` codes, or `DP_BAD_KEY`/`DP_BAD_ARGUMENT` for
 //! malformed arguments); per-flow errors of batched flow calls are returned.
 //!
-//! Upcalls reach JavaScript in batches: polled with `recvUpcalls(max)`, or
-//! pushed by `onUpcalls(cb)`: one bridge thread waits on the upcall queue and
-//! makes one non-blocking call of a weak thread-safe function per batch (a
-//! full call queue drops the batch and counts it in `bridgeLostUpcalls`).
+//! Flows, executions and upcalls cross only in their record forms, one
+//! Buffer per batch (`flowPut`, `flowDel`, `flowDump`, `execute`,
+//! `recvUpcalls`, `onUpcalls`): the layouts and their codecs are
+//! `nvs_datapath::records`, mirrored once in `packages/datapath/src/raw.ts`.
+//! `onUpcalls(cb)` starts one bridge thread that waits on the upcall queue
+//! and makes one non-blocking call of a weak thread-safe function per batch
+//! (a full call queue drops the batch and counts it in `bridgeLostUpcalls`).
 //! Threads stop on `close()` and, failing that, in an env cleanup hook.
-//!
-//! The hot calls also come in a "raw" form that crosses as one Buffer per
-//! batch of fixed-layout records instead of an object per flow or packet
-//! (`flowPutRaw`, `flowDelRaw`, `flowDumpStatsRaw`, `executeRaw`,
-//! `onUpcallsRaw`); the record layouts are written down on each method and
-//! mirrored once, in `packages/datapath/src/raw.ts`. Integers are
-//! little-endian; a key or mask is `flowKeySize()` raw `FlowKey` bytes.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -34,7 +30,11 @@ use nvs_datapath::actions::{self, Action};
 use nvs_datapath::datapath::{self as dp, DatapathConfig, DpError, FlowPutOp, PutFlags};
 use nvs_datapath::key::FlowKey;
 use nvs_datapath::layout::{self, KEY_FIELDS};
-use nvs_datapath::upcall::{Upcall, UpcallReason};
+use nvs_datapath::records::{
+    self, encode_flow, encode_stats, encode_upcall, RecordError, StatsRecord, FLOW_HEADER,
+    PUT_CREATE, PUT_MODIFY, PUT_ZERO_STATS, STATS_RECORD, UPCALL_HEADER,
+};
+use nvs_datapath::upcall::Upcall;
 
 /// Upcalls per bridge call (as OVS's handler threads read them).
 const UPCALL_BATCH: usize = 64;
@@ -150,41 +150,6 @@ pub struct DeviceStateJs {
     pub carrier: bool,
 }
 
-#[napi(object)]
-pub struct FlowPut {
-    pub key: Buffer,
-    pub mask: Buffer,
-    pub actions: Buffer,
-    /// Install if absent (default true).
-    pub create: Option<bool>,
-    /// Replace the actions if present (default false).
-    pub modify: Option<bool>,
-    /// Zero the counters of a modified flow (default false).
-    pub zero_stats: Option<bool>,
-}
-
-#[napi(object)]
-pub struct FlowMatch {
-    pub key: Buffer,
-    pub mask: Buffer,
-}
-
-#[napi(object)]
-pub struct FlowStats {
-    pub packets: i64,
-    pub bytes: i64,
-    /// Wall-clock time of the last hit, ms since the Unix epoch; 0 = never.
-    pub used_ms: f64,
-    pub tcp_flags: u32,
-}
-
-/// The error of one operation in a batch.
-#[napi(object)]
-pub struct OpError {
-    pub code: String,
-    pub message: String,
-}
-
 /// A failed operation of a raw batch (operations not listed succeeded).
 #[napi(object)]
 pub struct FailedOp {
@@ -194,43 +159,12 @@ pub struct FailedOp {
     pub message: String,
 }
 
-/// The outcome of `flowDelRaw`.
+/// The outcome of `flowDel`.
 #[napi(object)]
 pub struct RawDelResult {
     /// One `STATS_RECORD`-byte record per flow (zero for a flow not found).
     pub stats: Buffer,
     pub failed: Vec<FailedOp>,
-}
-
-/// Bytes of a counters record: packets u64, bytes u64, used_ms f64 (wall
-/// clock, 0 = never), tcp_flags u32, pad u32.
-const STATS_RECORD: usize = 32;
-
-/// The outcome of one operation in a batch: `error` unset on success.
-#[napi(object)]
-pub struct OpResult {
-    pub error: Option<OpError>,
-    /// Final counters of a deleted flow.
-    pub stats: Option<FlowStats>,
-}
-
-#[napi(object)]
-pub struct FlowEntry {
-    pub key: Buffer,
-    pub mask: Buffer,
-    pub actions: Buffer,
-    pub stats: FlowStats,
-}
-
-#[napi(object)]
-pub struct UpcallJs {
-    pub packet: Buffer,
-    pub key: Buffer,
-    pub in_port: u32,
-    /// "miss" or "userspace".
-    pub reason: String,
-    /// The userspace action's cookie.
-    pub cookie: Option<BigInt>,
 }
 
 #[napi(object)]
@@ -294,28 +228,6 @@ pub struct DatapathStatsJs {
     pub ports: Vec<PortStatsJs>,
 }
 
-fn stats_js(dp: &dp::Datapath, s: nvs_datapath::flow::FlowStatsSnapshot) -> FlowStats {
-    // `used` is the datapath clock (ms since start, +1; 0 = never): turn it into wall-clock time.
-    let used_ms = if s.used == 0 {
-        0.0
-    } else {
-        let start = dp.clock().start();
-        let age = start
-            .elapsed()
-            .saturating_sub(Duration::from_millis(s.used - 1));
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        now.saturating_sub(age).as_millis() as f64
-    };
-    FlowStats {
-        packets: s.packets as i64,
-        bytes: s.bytes as i64,
-        used_ms,
-        tcp_flags: s.tcp_flags as u32,
-    }
-}
-
 /// Turns datapath clock readings into wall-clock ms (one reading of both clocks per batch).
 struct WallClock {
     elapsed: Duration,
@@ -341,82 +253,37 @@ impl WallClock {
     }
 }
 
-fn put_stats_record(
-    out: &mut Vec<u8>,
-    clock: &WallClock,
-    s: &nvs_datapath::flow::FlowStatsSnapshot,
-) {
-    out.extend_from_slice(&s.packets.to_le_bytes());
-    out.extend_from_slice(&s.bytes.to_le_bytes());
-    out.extend_from_slice(&clock.wall_ms(s.used).to_le_bytes());
-    out.extend_from_slice(&u32::from(s.tcp_flags).to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
-}
-
-/// Reads little-endian u32s at `off`.
-fn le_u32(b: &[u8], off: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(off..off + 4)?.try_into().ok()?))
-}
-
-fn bad_record(what: &str, i: usize) -> Error<String> {
-    fail(
-        "DP_BAD_ARGUMENT",
-        format!("{what} record {i} is truncated or malformed"),
-    )
-}
-
-/// Bytes of an upcall record's header (before the key and the packet).
-const UPCALL_HEADER: usize = 24;
-
-/// Appends one upcall record: in_port u32, reason u8 (0 miss, 1 userspace),
-/// pad 3, cookie u64, packet_len u32, pad 4, key, packet, zero padding to 8.
-fn put_upcall_record(out: &mut Vec<u8>, u: &Upcall) {
-    let (reason, cookie) = match u.reason {
-        UpcallReason::Miss => (0u8, 0u64),
-        UpcallReason::Userspace { cookie } => (1, cookie),
-    };
-    out.extend_from_slice(&u.in_port.to_le_bytes());
-    out.extend_from_slice(&[reason, 0, 0, 0]);
-    out.extend_from_slice(&cookie.to_le_bytes());
-    out.extend_from_slice(&(u.packet.len() as u32).to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(u.key.as_bytes());
-    out.extend_from_slice(&u.packet);
-    out.resize(out.len().next_multiple_of(8), 0);
-}
-
-fn upcall_js(u: Upcall) -> UpcallJs {
-    let (reason, cookie) = match u.reason {
-        UpcallReason::Miss => ("miss", None),
-        UpcallReason::Userspace { cookie } => ("userspace", Some(BigInt::from(cookie))),
-    };
-    UpcallJs {
-        packet: u.packet.into(),
-        key: u.key.as_bytes().to_vec().into(),
-        in_port: u.in_port,
-        reason: reason.into(),
-        cookie,
+fn stats_record(clock: &WallClock, s: &nvs_datapath::flow::FlowStatsSnapshot) -> StatsRecord {
+    StatsRecord {
+        packets: s.packets,
+        bytes: s.bytes,
+        used_ms: clock.wall_ms(s.used),
+        tcp_flags: u32::from(s.tcp_flags),
     }
 }
 
-type UpcallFn = ThreadsafeFunction<
-    Vec<UpcallJs>,
-    Unknown<'static>,
-    Vec<UpcallJs>,
-    Status,
-    false,
-    true,
-    BRIDGE_QUEUE,
->;
-
-type UpcallRawFn =
-    ThreadsafeFunction<Buffer, Unknown<'static>, Buffer, Status, false, true, BRIDGE_QUEUE>;
-
-/// What the bridge hands upcalls to: objects, or one Buffer of records per batch.
-enum BridgeTarget {
-    Objects(UpcallFn),
-    Raw(UpcallRawFn),
+fn bad_batch(e: RecordError) -> Error<String> {
+    fail(e.code(), e)
 }
+
+fn failed_op(index: usize, code: &str, message: impl ToString) -> FailedOp {
+    FailedOp {
+        index: index as u32,
+        code: code.into(),
+        message: message.to_string(),
+    }
+}
+
+fn put_flags(bits: u8) -> PutFlags {
+    PutFlags {
+        create: bits & PUT_CREATE != 0,
+        modify: bits & PUT_MODIFY != 0,
+        zero_stats: bits & PUT_ZERO_STATS != 0,
+    }
+}
+
+type UpcallFn =
+    ThreadsafeFunction<Buffer, Unknown<'static>, Buffer, Status, false, true, BRIDGE_QUEUE>;
 
 /// The bridge thread forwarding upcalls to a JS callback.
 struct Bridge {
@@ -560,128 +427,30 @@ impl JsDatapath {
         self.inner.dp.remove_port(port_no).map_err(dp_err)
     }
 
-    /// Installs or modifies flows; one result per flow, in order.
+    /// Installs or modifies flows given as one Buffer of put records. One
+    /// lock and one wake-up of the polling threads for the whole batch.
+    /// Returns the operations that failed.
     #[napi]
-    pub fn flow_put(&self, flows: Vec<FlowPut>) -> Result<Vec<OpResult>, String> {
-        // Decode everything first, then one batch: one lock and one wake-up.
-        let mut out: Vec<Option<OpError>> = Vec::with_capacity(flows.len());
-        let mut ops = Vec::with_capacity(flows.len());
-        for (i, f) in flows.into_iter().enumerate() {
-            let key = key_arg("key", &f.key)?;
-            let mask = key_arg("mask", &f.mask)?;
-            let flags = PutFlags {
-                create: f.create.unwrap_or(true),
-                modify: f.modify.unwrap_or(false),
-                zero_stats: f.zero_stats.unwrap_or(false),
-            };
-            match actions::decode(&f.actions) {
-                Err(e) => out.push(Some(OpError {
-                    code: e.code().into(),
-                    message: e.to_string(),
-                })),
-                Ok(actions) => {
-                    out.push(None);
-                    ops.push((
-                        i,
-                        FlowPutOp {
-                            key,
-                            mask,
-                            actions: actions.into_boxed_slice(),
-                            flags,
-                        },
-                    ));
-                }
-            }
-        }
-        let indices: Vec<usize> = ops.iter().map(|(i, _)| *i).collect();
-        let results = self
-            .inner
-            .dp
-            .flow_put_batch(ops.into_iter().map(|(_, op)| op))
-            .map_err(dp_err)?;
-        for (i, r) in indices.into_iter().zip(results) {
-            out[i] = r.err().map(op_error);
-        }
-        Ok(out
-            .into_iter()
-            .map(|error| OpResult { error, stats: None })
-            .collect())
-    }
-
-    /// Deletes flows; one result per flow (with its final counters), in order.
-    #[napi]
-    pub fn flow_del(&self, flows: Vec<FlowMatch>) -> Result<Vec<OpResult>, String> {
-        let matches = flows
-            .iter()
-            .map(|f| Ok((key_arg("key", &f.key)?, key_arg("mask", &f.mask)?)))
-            .collect::<Result<Vec<_>, String>>()?;
-        let results = self.inner.dp.flow_del_batch(&matches).map_err(dp_err)?;
-        Ok(results
-            .into_iter()
-            .map(|r| match r {
-                Ok(info) => OpResult {
-                    error: None,
-                    stats: Some(stats_js(&self.inner.dp, info.stats)),
-                },
-                Err(e) => OpResult {
-                    error: Some(op_error(e)),
-                    stats: None,
-                },
-            })
-            .collect())
-    }
-
-    /// The flow with this key and mask, or null.
-    #[napi]
-    pub fn flow_get(&self, key: Buffer, mask: Buffer) -> Result<Option<FlowEntry>, String> {
-        let (key, mask) = (key_arg("key", &key)?, key_arg("mask", &mask)?);
-        Ok(self.inner.dp.flow_get(&key, &mask).map(|f| self.entry(f)))
-    }
-
-    /// Installs or modifies flows given as one Buffer of records: flags u8
-    /// (1 create, 2 modify, 4 zero stats), pad 3, actions_len u32, key, mask,
-    /// actions (the TLV list, `actions_len` bytes); records follow each
-    /// other with no padding. One lock and one wake-up of the polling
-    /// threads for the whole batch. Returns the operations that failed.
-    #[napi]
-    pub fn flow_put_raw(&self, records: Buffer) -> Result<Vec<FailedOp>, String> {
-        let k = layout::KEY_SIZE;
-        let b: &[u8] = &records;
+    pub fn flow_put(&self, batch: Buffer) -> Result<Vec<FailedOp>, String> {
         let mut ops = Vec::new();
         let mut failed = Vec::new();
-        let (mut off, mut i) = (0, 0);
-        while off < b.len() {
-            let flags = b[off];
-            let alen = le_u32(b, off + 4).ok_or_else(|| bad_record("flow put", i))? as usize;
-            let body = off + 8;
-            let end = body + 2 * k + alen;
-            if end > b.len() {
-                return Err(bad_record("flow put", i));
-            }
-            let key = key_arg("key", &b[body..body + k])?;
-            let mask = key_arg("mask", &b[body + k..body + 2 * k])?;
-            match actions::decode(&b[body + 2 * k..end]) {
+        for (i, r) in records::decode_puts(&batch)
+            .map_err(bad_batch)?
+            .into_iter()
+            .enumerate()
+        {
+            match r.actions {
                 Ok(actions) => ops.push((
                     i,
                     FlowPutOp {
-                        key,
-                        mask,
+                        key: r.key,
+                        mask: r.mask,
                         actions: actions.into_boxed_slice(),
-                        flags: PutFlags {
-                            create: flags & 1 != 0,
-                            modify: flags & 2 != 0,
-                            zero_stats: flags & 4 != 0,
-                        },
+                        flags: put_flags(r.flags),
                     },
                 )),
-                Err(e) => failed.push(FailedOp {
-                    index: i as u32,
-                    code: e.code().into(),
-                    message: e.to_string(),
-                }),
+                Err(e) => failed.push(failed_op(i, e.code(), e)),
             }
-            off = end;
-            i += 1;
         }
         let indices: Vec<usize> = ops.iter().map(|(i, _)| *i).collect();
         let results = self
@@ -691,11 +460,7 @@ impl JsDatapath {
             .map_err(dp_err)?;
         for (i, r) in indices.into_iter().zip(results) {
             if let Err(e) = r {
-                failed.push(FailedOp {
-                    index: i as u32,
-                    code: e.code().into(),
-                    message: e.to_string(),
-                });
+                failed.push(failed_op(i, e.code(), e));
             }
         }
         failed.sort_by_key(|f| f.index);
@@ -703,33 +468,22 @@ impl JsDatapath {
     }
 
     /// Deletes flows given as one Buffer of (key, mask) records; waits once
-    /// for the polling threads. Returns each flow's final counters (records
-    /// of 32 bytes: packets u64, bytes u64, used_ms f64, tcp_flags u32, pad)
-    /// and the deletions that failed.
+    /// for the polling threads. Returns each flow's final counters (one
+    /// counters record each, zero for a flow not found) and the deletions
+    /// that failed.
     #[napi]
-    pub fn flow_del_raw(&self, matches: Buffer) -> Result<RawDelResult, String> {
-        let k = layout::KEY_SIZE;
-        if !matches.len().is_multiple_of(2 * k) {
-            return Err(bad_record("flow delete", matches.len() / (2 * k)));
-        }
-        let list = matches
-            .chunks_exact(2 * k)
-            .map(|c| Ok((key_arg("key", &c[..k])?, key_arg("mask", &c[k..])?)))
-            .collect::<Result<Vec<_>, String>>()?;
+    pub fn flow_del(&self, matches: Buffer) -> Result<RawDelResult, String> {
+        let list = records::decode_matches(&matches).map_err(bad_batch)?;
         let results = self.inner.dp.flow_del_batch(&list).map_err(dp_err)?;
         let clock = WallClock::new(&self.inner.dp);
         let mut stats = Vec::with_capacity(results.len() * STATS_RECORD);
         let mut failed = Vec::new();
         for (i, r) in results.into_iter().enumerate() {
             match r {
-                Ok(info) => put_stats_record(&mut stats, &clock, &info.stats),
+                Ok(info) => encode_stats(&mut stats, &stats_record(&clock, &info.stats)),
                 Err(e) => {
                     stats.extend_from_slice(&[0; STATS_RECORD]);
-                    failed.push(FailedOp {
-                        index: i as u32,
-                        code: e.code().into(),
-                        message: e.to_string(),
-                    });
+                    failed.push(failed_op(i, e.code(), e));
                 }
             }
         }
@@ -739,53 +493,55 @@ impl JsDatapath {
         })
     }
 
-    /// Every flow's (masked) key, mask and counters, as one Buffer of
-    /// records: key, mask, then a 32-byte counters record (see `flowDelRaw`).
+    /// Every flow as one Buffer of flow records (masked key, mask, counters,
+    /// actions); with `actions` false each record's action list is left
+    /// empty, which is all a revalidation round needs.
     #[napi]
-    pub fn flow_dump_stats_raw(&self) -> Buffer {
+    pub fn flow_dump(&self, actions: bool) -> Buffer {
         let dp = &self.inner.dp;
         let clock = WallClock::new(dp);
-        let rec = 2 * layout::KEY_SIZE + STATS_RECORD;
+        let rec = FLOW_HEADER;
         let mut out = Vec::with_capacity(dp.flow_count() * rec + rec);
-        dp.flow_visit(|key, mask, s| {
-            out.extend_from_slice(key.as_bytes());
-            out.extend_from_slice(mask.as_bytes());
-            put_stats_record(&mut out, &clock, &s);
-        });
+        if actions {
+            for f in dp.flow_dump() {
+                let acts = actions::encode(&f.actions);
+                encode_flow(
+                    &mut out,
+                    &f.key,
+                    &f.mask,
+                    &stats_record(&clock, &f.stats),
+                    &acts,
+                );
+            }
+        } else {
+            dp.flow_visit(|key, mask, s| {
+                encode_flow(&mut out, key, mask, &stats_record(&clock, &s), &[])
+            });
+        }
         out.into()
     }
 
-    /// Runs many packets' actions under one lock, as `execute` does each.
-    /// Records: in_port u32, packet_len u32, actions_len u32, packet,
-    /// actions; no padding. Returns the packets that failed.
     #[napi]
-    pub fn execute_raw(&self, records: Buffer) -> Result<Vec<FailedOp>, String> {
-        let b: &[u8] = &records;
-        let mut items: Vec<(usize, u32, &[u8], Vec<Action>)> = Vec::new();
+    pub fn flow_flush(&self) -> Result<(), String> {
+        self.inner.dp.flow_flush().map_err(dp_err)
+    }
+
+    /// Runs many packets' actions under one lock (execute records: each
+    /// packet as if received on its in_port, 0 for none). Returns the
+    /// packets that failed.
+    #[napi]
+    pub fn execute(&self, batch: Buffer) -> Result<Vec<FailedOp>, String> {
+        let mut items = Vec::new();
         let mut failed = Vec::new();
-        let (mut off, mut i) = (0, 0);
-        while off < b.len() {
-            let (Some(in_port), Some(plen), Some(alen)) =
-                (le_u32(b, off), le_u32(b, off + 4), le_u32(b, off + 8))
-            else {
-                return Err(bad_record("execute", i));
-            };
-            let body = off + 12;
-            let (plen, alen) = (plen as usize, alen as usize);
-            let end = body + plen + alen;
-            if end > b.len() {
-                return Err(bad_record("execute", i));
+        for (i, r) in records::decode_executes(&batch)
+            .map_err(bad_batch)?
+            .into_iter()
+            .enumerate()
+        {
+            match r.actions {
+                Ok(a) => items.push((i, r.in_port, r.packet, a)),
+                Err(e) => failed.push(failed_op(i, e.code(), e)),
             }
-            match actions::decode(&b[body + plen..end]) {
-                Ok(a) => items.push((i, in_port, &b[body..body + plen], a)),
-                Err(e) => failed.push(FailedOp {
-                    index: i as u32,
-                    code: e.code().into(),
-                    message: e.to_string(),
-                }),
-            }
-            off = end;
-            i += 1;
         }
         let results = self
             .inner
@@ -794,67 +550,25 @@ impl JsDatapath {
             .map_err(dp_err)?;
         for ((i, ..), r) in items.iter().zip(results) {
             if let Err(e) = r {
-                failed.push(FailedOp {
-                    index: *i as u32,
-                    code: e.code().into(),
-                    message: e.to_string(),
-                });
+                failed.push(failed_op(*i, e.code(), e));
             }
         }
         failed.sort_by_key(|f| f.index);
         Ok(failed)
     }
 
-    /// Every flow with its counters.
+    /// Pops up to `max` queued upcalls (never blocks), as one Buffer of upcall records.
     #[napi]
-    pub fn flow_dump(&self) -> Vec<FlowEntry> {
-        self.inner
-            .dp
-            .flow_dump()
-            .into_iter()
-            .map(|f| self.entry(f))
-            .collect()
+    pub fn recv_upcalls(&self, max: u32) -> Buffer {
+        upcall_batch(&self.inner.dp.recv_upcalls(max as usize)).into()
     }
 
-    #[napi]
-    pub fn flow_flush(&self) -> Result<(), String> {
-        self.inner.dp.flow_flush().map_err(dp_err)
-    }
-
-    /// Runs `actions` on `packet` as received on `inPort` (0: no port).
-    #[napi]
-    pub fn execute(&self, in_port: u32, packet: Buffer, actions: Buffer) -> Result<(), String> {
-        let actions = actions_arg(&actions)?;
-        self.inner
-            .dp
-            .execute(in_port, &packet, &actions)
-            .map_err(dp_err)
-    }
-
-    /// Pops up to `max` queued upcalls (never blocks).
-    #[napi]
-    pub fn recv_upcalls(&self, max: u32) -> Vec<UpcallJs> {
-        self.inner
-            .dp
-            .recv_upcalls(max as usize)
-            .into_iter()
-            .map(upcall_js)
-            .collect()
-    }
-
-    /// Calls `callback` with each batch of upcalls, from a bridge thread, until
-    /// `close()` or `offUpcalls()`. The callback does not keep the process alive.
-    #[napi(ts_args_type = "callback: (upcalls: UpcallJs[]) => void")]
-    pub fn on_upcalls(&self, callback: UpcallFn) -> Result<(), String> {
-        self.start_bridge(BridgeTarget::Objects(callback))
-    }
-
-    /// Like `onUpcalls`, but each batch (up to 64 upcalls) is one Buffer of
-    /// records: in_port u32, reason u8 (0 miss, 1 userspace), pad 3, cookie
-    /// u64, packet_len u32, pad 4, key, packet, zero padding to a multiple of 8.
+    /// Calls `callback` with each batch of upcalls (up to 64, one Buffer of
+    /// upcall records), from a bridge thread, until `close()` or
+    /// `offUpcalls()`. The callback does not keep the process alive.
     #[napi(ts_args_type = "callback: (batch: Buffer) => void")]
-    pub fn on_upcalls_raw(&self, callback: UpcallRawFn) -> Result<(), String> {
-        self.start_bridge(BridgeTarget::Raw(callback))
+    pub fn on_upcalls(&self, callback: UpcallFn) -> Result<(), String> {
+        self.start_bridge(callback)
     }
 
     /// Stops delivering upcalls to the callback given to `onUpcalls`.
@@ -950,7 +664,7 @@ impl Drop for JsDatapath {
 }
 
 impl JsDatapath {
-    fn start_bridge(&self, target: BridgeTarget) -> Result<(), String> {
+    fn start_bridge(&self, target: UpcallFn) -> Result<(), String> {
         self.inner.stop_bridge();
         let stop = Arc::new(AtomicBool::new(false));
         let inner = Arc::downgrade(&self.inner);
@@ -963,26 +677,23 @@ impl JsDatapath {
             Some(Bridge { stop, thread });
         Ok(())
     }
-
-    fn entry(&self, f: dp::FlowInfo) -> FlowEntry {
-        FlowEntry {
-            key: f.key.as_bytes().to_vec().into(),
-            mask: f.mask.as_bytes().to_vec().into(),
-            actions: actions::encode(&f.actions).into(),
-            stats: stats_js(&self.inner.dp, f.stats),
-        }
-    }
 }
 
-fn op_error(e: DpError) -> OpError {
-    OpError {
-        code: e.code().into(),
-        message: e.to_string(),
+/// One batch of upcall records.
+fn upcall_batch(batch: &[Upcall]) -> Vec<u8> {
+    let size: usize = batch
+        .iter()
+        .map(|u| UPCALL_HEADER + layout::KEY_SIZE + u.packet.len() + 8)
+        .sum();
+    let mut out = Vec::with_capacity(size);
+    for u in batch {
+        encode_upcall(&mut out, u);
     }
+    out
 }
 
 /// Waits for upcalls and hands them to JavaScript one batch per call.
-fn bridge_loop(inner: std::sync::Weak<Inner>, stop: Arc<AtomicBool>, target: BridgeTarget) {
+fn bridge_loop(inner: std::sync::Weak<Inner>, stop: Arc<AtomicBool>, target: UpcallFn) {
     let mut batch = Vec::with_capacity(UPCALL_BATCH);
     while !stop.load(Ordering::Acquire) {
         let Some(inner) = inner.upgrade() else { return };
@@ -992,23 +703,10 @@ fn bridge_loop(inner: std::sync::Weak<Inner>, stop: Arc<AtomicBool>, target: Bri
             continue;
         }
         let n = batch.len() as u64;
-        let status = match &target {
-            BridgeTarget::Objects(cb) => {
-                let js: Vec<UpcallJs> = batch.drain(..).map(upcall_js).collect();
-                cb.call(js, ThreadsafeFunctionCallMode::NonBlocking)
-            }
-            BridgeTarget::Raw(cb) => {
-                let size: usize = batch
-                    .iter()
-                    .map(|u| UPCALL_HEADER + layout::KEY_SIZE + u.packet.len() + 8)
-                    .sum();
-                let mut out = Vec::with_capacity(size);
-                for u in &batch {
-                    put_upcall_record(&mut out, u);
-                }
-                cb.call(out.into(), ThreadsafeFunctionCallMode::NonBlocking)
-            }
-        };
+        let status = target.call(
+            upcall_batch(&batch).into(),
+            ThreadsafeFunctionCallMode::NonBlocking,
+        );
         if status != Status::Ok {
             inner.bridge_lost.fetch_add(n, Ordering::Relaxed);
         }

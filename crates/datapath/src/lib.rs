@@ -19,4 +19,5 @@ pub mod parse;
 pub mod pmd;
 pub mod port;
 pub mod ports;
+pub mod records;
 pub mod upcall;

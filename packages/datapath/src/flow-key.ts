@@ -1,184 +1,189 @@
-// The flow key as a typed object, and its binary encoding (the raw bytes of
-// Rust's `FlowKey`). The layout (offset, size, kind of each field) is not
-// written here: it comes from the addon (`flowKeyLayout()`), so Rust stays
-// the one definition; this file only names the fields and checks, when a
-// codec is built, that the addon has exactly these.
+// The flow key as TypeScript holds it, and the one codec between it and the
+// binary key (the raw bytes of Rust's `FlowKey`). The layout (offset, size,
+// kind of each field) is not written here: it comes from the addon
+// (`flowKeyLayout()`), so Rust stays the one definition; this file names the
+// fields and checks, when a codec is built, that the addon has exactly these.
+// The slow path speaks this same type (ofproto's `DpFlowKey` is this
+// `FlowKey`), so a key is never converted between two object forms.
 
 import { endianness } from 'node:os';
 import { BadKeyError, LayoutMismatchError } from './errors.ts';
 import type { NativeKeyField } from './native.ts';
 
 /**
- * A flow key, or a mask over one (1-bits matter). Integer fields hold
- * host-order values (`ethType: 0x0800`, `nwSrc: 0x0a000001` for 10.0.0.1);
- * addresses are network-order bytes. Conventions follow OVS datapath flows:
- * ARP opcode in `nwProto`, ARP SPA/TPA in `nwSrc`/`nwDst`, ICMP type/code in
- * `tpSrc`/`tpDst`, ND SLL/TLL in `arpSha`/`arpTha`; `vlanTci` has 0x1000 set
- * when a tag is present (0: untagged).
+ * A datapath flow key, or a mask over one (1-bits matter). Field names are
+ * the Rust `FlowKey`'s, one to one, with its conventions: ARP's opcode in
+ * nw_proto and SPA/TPA in nw_src/nw_dst, ICMP type/code in tp_src/tp_dst, ND
+ * SLL/TLL in arp_sha/arp_tha, vlan_tci with 0x1000 set when tagged,
+ * host-order numbers. MACs are 48-bit numbers and 128-bit addresses bigints.
  */
 export interface FlowKey {
-  inPort: number;
-  recircId: number;
-  ethDst: Uint8Array;
-  ethType: number;
-  ethSrc: Uint8Array;
-  vlanTci: number;
-  vlanTpid: number;
-  cvlanTci: number;
-  nwProto: number;
-  nwTos: number;
-  nwTtl: number;
-  nwFrag: number;
-  tpSrc: number;
-  tpDst: number;
-  tcpFlags: number;
-  nwSrc: number;
-  nwDst: number;
-  ipv6Src: Uint8Array;
-  ipv6Dst: Uint8Array;
-  ndTarget: Uint8Array;
-  ipv6Label: number;
-  arpSha: Uint8Array;
-  arpTha: Uint8Array;
+  in_port: number;
+  recirc_id: number;
+  eth_dst: number;
+  eth_type: number;
+  eth_src: number;
+  vlan_tci: number;
+  vlan_tpid: number;
+  cvlan_tci: number;
+  nw_proto: number;
+  nw_tos: number;
+  nw_ttl: number;
+  nw_frag: number;
+  tp_src: number;
+  tp_dst: number;
+  tcp_flags: number;
+  nw_src: number;
+  nw_dst: number;
+  ipv6_src: bigint;
+  ipv6_dst: bigint;
+  nd_target: bigint;
+  ipv6_label: number;
+  arp_sha: number;
+  arp_tha: number;
 }
 
 export type FlowKeyField = keyof FlowKey;
 
-/** Fields holding byte arrays; every other field is an unsigned integer. */
-const BYTE_FIELDS: ReadonlySet<FlowKeyField> = new Set<FlowKeyField>([
-  'ethDst', 'ethSrc', 'ipv6Src', 'ipv6Dst', 'ndTarget', 'arpSha', 'arpTha',
-]);
-
-/** Every field name, in no particular order (the layout gives the order). */
-export const FLOW_KEY_FIELDS: readonly FlowKeyField[] = [
-  'inPort', 'recircId', 'ethDst', 'ethType', 'ethSrc', 'vlanTci', 'vlanTpid', 'cvlanTci', 'nwProto', 'nwTos',
-  'nwTtl', 'nwFrag', 'tpSrc', 'tpDst', 'tcpFlags', 'nwSrc', 'nwDst', 'ipv6Src', 'ipv6Dst', 'ndTarget', 'ipv6Label',
-  'arpSha', 'arpTha',
-];
+/** An all-zero key (as a mask: everything wildcarded). */
+export function zeroFlowKey(): FlowKey {
+  return {
+    in_port: 0, recirc_id: 0, eth_dst: 0, eth_type: 0, eth_src: 0, vlan_tci: 0, vlan_tpid: 0, cvlan_tci: 0,
+    nw_proto: 0, nw_tos: 0, nw_ttl: 0, nw_frag: 0, tp_src: 0, tp_dst: 0, tcp_flags: 0, nw_src: 0, nw_dst: 0,
+    ipv6_src: 0n, ipv6_dst: 0n, nd_target: 0n, ipv6_label: 0, arp_sha: 0, arp_tha: 0,
+  };
+}
 
 /** `nw_frag` bit: the packet is a fragment. */
 export const FRAG_ANY = 1;
 /** `nw_frag` bit: a fragment other than the first. */
 export const FRAG_LATER = 2;
 
-interface Slot {
-  name: FlowKeyField;
-  offset: number;
-  size: number;
-  bytes: boolean;
-}
+/** How a field is held: an integer (machine order in the key), a MAC (6 bytes ↔ 48-bit number), 128 bits (16 bytes ↔ bigint). */
+export type KeyFieldKind = 'num' | 'mac' | 'wide';
 
-function camel(snake: string): string {
-  return snake.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
-}
-
-/** Encodes and decodes flow keys with the layout the addon publishes. */
-export class FlowKeyCodec {
-  /** Size of an encoded key in bytes. */
+/** One field of the binary key. */
+export interface KeyField {
+  readonly name: FlowKeyField;
+  readonly offset: number;
   readonly size: number;
-  /** The addon's layout this codec was built from (Rust field names, offsets, sizes, kinds). */
-  readonly layout: readonly NativeKeyField[];
-  private readonly slots: Slot[];
-  private readonly littleEndian = endianness() === 'LE';
+  readonly kind: KeyFieldKind;
+}
+
+/**
+ * FlowKey ↔ the binary key, directly (no intermediate object), with the
+ * layout the addon publishes. Integers are little-endian: the layout is
+ * machine order and nvs builds for little-endian targets only. `write` and
+ * `id` run per upcall: they check nothing and allocate only the id string.
+ */
+export class KeyCodec {
+  /** Bytes of an encoded key. */
+  readonly size: number;
+  /** Every field with its place in the encoded key. */
+  readonly fields: readonly KeyField[];
+  private readonly byName: ReadonlyMap<FlowKeyField, KeyField>;
+  private readonly scratch: Buffer;
 
   /** Builds a codec from `flowKeyLayout()`; throws LayoutMismatchError if the fields differ from `FlowKey`'s. */
   constructor(layout: readonly NativeKeyField[]) {
-    this.layout = layout;
-    this.slots = layout
+    if (endianness() !== 'LE') throw new LayoutMismatchError('DP_LAYOUT_MISMATCH', 'nvs needs a little-endian machine (the datapath key layout is machine order)');
+    const zero = zeroFlowKey();
+    const fields = layout
       .filter((f) => f.kind !== 'pad')
-      .map((f) => ({ name: camel(f.name) as FlowKeyField, offset: f.offset, size: f.size, bytes: f.kind === 'bytes' }));
-    this.size = layout.reduce((end, f) => Math.max(end, f.offset + f.size), 0);
-    const names = this.slots.map((s) => s.name).sort();
-    const expected = [...FLOW_KEY_FIELDS].sort();
-    const kindsAgree = this.slots.every((s) => s.bytes === BYTE_FIELDS.has(s.name) && (s.bytes || s.size <= 4));
+      .map((f): KeyField => ({ name: f.name as FlowKeyField, offset: f.offset, size: f.size, kind: f.kind === 'uint' ? 'num' : f.size === 6 ? 'mac' : 'wide' }));
+    const names = fields.map((f) => f.name).sort();
+    const expected = Object.keys(zero).sort();
+    const kindsAgree = fields.every((f) => (f.kind === 'num' ? typeof zero[f.name] === 'number' && f.size <= 4 : f.kind === 'mac' ? typeof zero[f.name] === 'number' : f.size === 16));
     if (names.join() !== expected.join() || !kindsAgree) {
       throw new LayoutMismatchError(
         'DP_LAYOUT_MISMATCH',
         `the addon's flow key fields (${names.join(', ')}) differ from @nvs/datapath's (${expected.join(', ')}): rebuild the addon and update flow-key.ts together`,
       );
     }
+    this.fields = fields;
+    this.byName = new Map(fields.map((f) => [f.name, f]));
+    this.size = layout.reduce((end, f) => Math.max(end, f.offset + f.size), 0);
+    this.scratch = Buffer.alloc(2 * this.size);
   }
 
-  /** A key with every field zero (also: the mask that matches everything). */
-  zero(): FlowKey {
-    return this.decode(Buffer.alloc(this.size));
+  /** The field `name`. */
+  field(name: FlowKeyField): KeyField {
+    return this.byName.get(name)!;
   }
 
-  /** Encodes `key`; absent fields are zero. Throws BadKeyError for out-of-range values. */
-  encode(key: Partial<FlowKey>): Buffer {
-    const buf = Buffer.alloc(this.size);
-    for (const s of this.slots) {
-      const v = key[s.name];
+  /** Writes `k` at `off` (the `size` bytes there must be zero). */
+  write(k: Partial<FlowKey>, b: Buffer, off: number): void {
+    for (const f of this.fields) {
+      const o = off + f.offset;
+      const v = k[f.name];
       if (v === undefined) continue;
-      if (s.bytes) {
-        if (!(v instanceof Uint8Array) || v.length !== s.size) {
-          throw new BadKeyError('DP_BAD_KEY', `flow key field ${s.name} must be ${s.size} bytes`);
+      if (f.kind === 'num') {
+        const n = (v as number) >>> 0;
+        if (n === 0) continue;
+        b[o] = n;
+        if (f.size > 1) b[o + 1] = n >>> 8;
+        if (f.size > 2) {
+          b[o + 2] = n >>> 16;
+          b[o + 3] = n >>> 24;
         }
-        buf.set(v, s.offset);
+      } else if (f.kind === 'mac') {
+        const n = v as number;
+        if (n === 0) continue;
+        const hi = Math.floor(n / 0x1_0000_0000);
+        b[o] = hi >>> 8;
+        b[o + 1] = hi;
+        b.writeUInt32BE(n >>> 0, o + 2);
       } else {
-        if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= 2 ** (8 * s.size)) {
-          throw new BadKeyError('DP_BAD_KEY', `flow key field ${s.name} must be an integer in [0, 2^${8 * s.size}), got ${String(v)}`);
-        }
-        if (this.littleEndian) buf.writeUIntLE(v, s.offset, s.size);
-        else buf.writeUIntBE(v, s.offset, s.size);
+        const x = BigInt(v);
+        if (x === 0n) continue;
+        b.writeBigUInt64BE(BigInt.asUintN(64, x >> 64n), o);
+        b.writeBigUInt64BE(BigInt.asUintN(64, x), o + 8);
       }
     }
-    return buf;
   }
 
-  /** Decodes an encoded key; throws BadKeyError unless it is exactly `size` bytes. */
-  decode(buf: Uint8Array): FlowKey {
-    if (buf.length !== this.size) {
-      throw new BadKeyError('DP_BAD_KEY', `an encoded flow key is ${this.size} bytes, got ${buf.length}`);
+  /** Encodes `key` (absent fields are zero) into a new Buffer. */
+  encode(key: Partial<FlowKey>): Buffer {
+    const b = Buffer.alloc(this.size);
+    this.write(key, b, 0);
+    return b;
+  }
+
+  /** Decodes the key at `off` of `b`; throws BadKeyError when fewer than `size` bytes are there. */
+  decode(b: Uint8Array, off = 0): FlowKey {
+    if (off < 0 || b.length - off < this.size) {
+      throw new BadKeyError('DP_BAD_KEY', `an encoded flow key is ${this.size} bytes, got ${b.length - off}`);
     }
-    const b = Buffer.from(buf.buffer, buf.byteOffset, buf.length);
-    const key: Record<string, number | Uint8Array> = {};
-    for (const s of this.slots) {
-      key[s.name] = s.bytes
-        ? Uint8Array.from(b.subarray(s.offset, s.offset + s.size))
-        : this.littleEndian
-          ? b.readUIntLE(s.offset, s.size)
-          : b.readUIntBE(s.offset, s.size);
+    const buf = Buffer.from(b.buffer, b.byteOffset, b.length);
+    const k = zeroFlowKey() as unknown as Record<string, number | bigint>;
+    for (const f of this.fields) {
+      const o = off + f.offset;
+      if (f.kind === 'num') k[f.name] = buf.readUIntLE(o, f.size);
+      else if (f.kind === 'mac') k[f.name] = buf.readUInt16BE(o) * 0x1_0000_0000 + buf.readUInt32BE(o + 2);
+      else k[f.name] = (buf.readBigUInt64BE(o) << 64n) | buf.readBigUInt64BE(o + 8);
     }
-    return key as unknown as FlowKey;
+    return k as unknown as FlowKey;
+  }
+
+  /** The identity of a megaflow: masked key bytes then mask bytes, as a latin1 string (what flow records carry). */
+  id(key: Partial<FlowKey>, mask: Partial<FlowKey>): string {
+    const b = this.scratch;
+    const n = this.size;
+    b.fill(0);
+    this.write(key, b, 0);
+    this.write(mask, b, n);
+    for (let i = 0; i < n; i++) b[i] &= b[n + i];
+    return b.toString('latin1', 0, 2 * n);
   }
 
   /** A mask with every bit of the named fields set (exact match on them). */
-  exactMask(fields: readonly FlowKeyField[]): Partial<FlowKey> {
-    const mask: Record<string, number | Uint8Array> = {};
-    for (const name of fields) {
-      const s = this.slots.find((x) => x.name === name);
-      if (!s) throw new BadKeyError('DP_BAD_KEY', `unknown flow key field ${name}`);
-      mask[name] = s.bytes ? new Uint8Array(s.size).fill(0xff) : 2 ** (8 * s.size) - 1;
+  exactMask(names: readonly FlowKeyField[]): Partial<FlowKey> {
+    const mask: Record<string, number | bigint> = {};
+    for (const name of names) {
+      const f = this.byName.get(name);
+      if (!f) throw new BadKeyError('DP_BAD_KEY', `unknown flow key field ${name}`);
+      mask[name] = f.kind === 'wide' ? (1n << 128n) - 1n : 2 ** (8 * f.size) - 1;
     }
     return mask as Partial<FlowKey>;
   }
-}
-
-/** `"02:00:00:00:00:01"` → 6 bytes; throws BadKeyError if malformed. */
-export function parseMac(text: string): Uint8Array {
-  const parts = text.split(':');
-  if (parts.length !== 6 || !parts.every((p) => /^[0-9a-fA-F]{1,2}$/.test(p))) {
-    throw new BadKeyError('DP_BAD_KEY', `bad MAC address '${text}': expected six hex bytes separated by ':'`);
-  }
-  return Uint8Array.from(parts.map((p) => parseInt(p, 16)));
-}
-
-/** 6 bytes → `"02:00:00:00:00:01"`. */
-export function formatMac(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join(':');
-}
-
-/** `"10.0.0.1"` → `0x0a000001` (the host-order value of `nwSrc`/`nwDst`); throws BadKeyError if malformed. */
-export function parseIpv4(text: string): number {
-  const parts = text.split('.');
-  if (parts.length !== 4 || !parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255)) {
-    throw new BadKeyError('DP_BAD_KEY', `bad IPv4 address '${text}': expected four numbers 0-255 separated by '.'`);
-  }
-  return parts.reduce((acc, p) => acc * 256 + Number(p), 0);
-}
-
-/** `0x0a000001` → `"10.0.0.1"`. */
-export function formatIpv4(value: number): string {
-  return [24, 16, 8, 0].map((s) => (value >>> s) & 0xff).join('.');
 }

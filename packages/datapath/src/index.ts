@@ -4,63 +4,53 @@
  *
  * A `Datapath` owns polling threads and ports and caches megaflows
  * `{key, mask, actions}`; packets that match no megaflow come up as upcalls,
- * in batches, for the slow path to decide on. Keys and masks are `FlowKey`
- * objects, actions are `DpAction` lists; their binary encodings (defined in
- * Rust) are handled here. Errors are `DatapathError` subclasses with a stable
- * `code`; batched flow operations return one `FlowOpResult` per flow.
+ * in batches, for the slow path to decide on. Flows, executions and upcalls
+ * cross as record batches (raw.ts, defined in Rust's `records` module); keys
+ * are `FlowKey`s written and read by the one codec, `dp.keys`; actions are
+ * `DpAction` lists (actions.ts). Errors are `DatapathError` subclasses with
+ * a stable `code`; batched operations return the ones that failed.
  *
  * @example
  * ```ts
- * import { Datapath } from '@nvs/datapath';
+ * import { Datapath, encodeActions, forEachUpcall, PUT_CREATE, RecordWriter, writeExecuteRecord, writePutRecord } from '@nvs/datapath';
  *
  * const dp = Datapath.open({ threads: 1 });
  * const p1 = dp.addPort('p1', 'dummy');
  * const p2 = dp.addPort('p2', 'dummy');
- * dp.onUpcalls((upcalls) => {
- *   for (const up of upcalls) {
+ * const mask = dp.keys.exactMask(['in_port', 'eth_type']);
+ * const out = encodeActions([{ type: 'output', port: p2 }]);
+ * dp.onUpcalls((batch) => {
+ *   const puts = new RecordWriter();
+ *   const execs = new RecordWriter();
+ *   forEachUpcall(batch, dp.keys.size, (up) => {
  *     // Decide (ofproto xlate), install the megaflow, then send this packet on.
- *     const mask = dp.keys.exactMask(['inPort', 'ethType']);
- *     const actions = [{ type: 'output', port: p2 }] as const;
- *     dp.flowPut([{ key: up.key, mask, actions }]);
- *     dp.execute(up.inPort, up.packet, actions);
- *   }
+ *     writePutRecord(puts, PUT_CREATE, dp.keys.id(dp.keys.decode(batch, up.keyOffset), mask), out);
+ *     writeExecuteRecord(execs, up.inPort, batch.subarray(up.packetOffset, up.packetOffset + up.packetLength), out);
+ *   });
+ *   dp.flowPut(puts.take());
+ *   dp.execute(execs.take());
  * });
  * dp.inject(p1, [frame]);          // dummy ports: feed…
- * const out = dp.drain(p2);        // …and collect
- * console.log(dp.flowDump()[0].stats.packets, dp.stats().threads[0].emcHits);
+ * const sent = dp.drain(p2);       // …and collect
  * dp.close();
  * ```
  */
 
 export {
   Datapath,
+  type BatchFailure,
   type DatapathOptions,
   type DatapathStats,
-  type DpFlow,
-  type FlowMatch,
-  type FlowOpResult,
-  type FlowPutRequest,
-  type FlowStats,
+  type PmdCounters,
   type PortStats,
-  type RawFailure,
   type ThreadStats,
-  type Upcall,
 } from './datapath.ts';
 export { decodeActions, encodeActions, SET_FIELDS, type DpAction, type SetFieldName } from './actions.ts';
-export {
-  FlowKeyCodec,
-  FLOW_KEY_FIELDS,
-  FRAG_ANY,
-  FRAG_LATER,
-  formatIpv4,
-  formatMac,
-  parseIpv4,
-  parseMac,
-  type FlowKey,
-  type FlowKeyField,
-} from './flow-key.ts';
+export { FRAG_ANY, FRAG_LATER, KeyCodec, zeroFlowKey, type FlowKey, type FlowKeyField, type KeyField, type KeyFieldKind } from './flow-key.ts';
 export * from './errors.ts';
 export {
+  FLOW_TRAILER,
+  forEachFlow,
   forEachUpcall,
   PUT_CREATE,
   PUT_MODIFY,
@@ -72,6 +62,7 @@ export {
   UPCALL_HEADER,
   writeExecuteRecord,
   writePutRecord,
+  type RawFlow,
   type RawStats,
   type RawUpcall,
 } from './raw.ts';

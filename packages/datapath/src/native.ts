@@ -20,33 +20,6 @@ export interface NativeKeyField {
   kind: 'uint' | 'bytes' | 'pad';
 }
 
-export interface NativeFlowStats {
-  packets: number;
-  bytes: number;
-  usedMs: number;
-  tcpFlags: number;
-}
-
-export interface NativeOpResult {
-  error?: { code: string; message: string } | null;
-  stats?: NativeFlowStats | null;
-}
-
-export interface NativeFlowEntry {
-  key: Buffer;
-  mask: Buffer;
-  actions: Buffer;
-  stats: NativeFlowStats;
-}
-
-export interface NativeUpcall {
-  packet: Buffer;
-  key: Buffer;
-  inPort: number;
-  reason: string;
-  cookie?: bigint | null;
-}
-
 export interface NativePortStats {
   portNo: number;
   name: string;
@@ -116,21 +89,18 @@ export interface NativeDatapath {
   portMac(portNo: number): string | null;
   setPortMtu(portNo: number, mtu: number): void;
   portDeviceState(portNo: number): DeviceState;
-  flowPut(
-    flows: { key: Buffer; mask: Buffer; actions: Buffer; create?: boolean; modify?: boolean; zeroStats?: boolean }[],
-  ): NativeOpResult[];
-  flowDel(flows: { key: Buffer; mask: Buffer }[]): NativeOpResult[];
-  flowGet(key: Buffer, mask: Buffer): NativeFlowEntry | null;
-  flowDump(): NativeFlowEntry[];
+  /** Put records; returns the operations that failed. */
+  flowPut(batch: Buffer): NativeFailedOp[];
+  /** (key, mask) records; returns one counters record per flow and the deletions that failed. */
+  flowDel(matches: Buffer): { stats: Buffer; failed: NativeFailedOp[] };
+  /** Every flow as flow records (without their actions unless `actions`). */
+  flowDump(actions: boolean): Buffer;
   flowFlush(): void;
-  flowPutRaw(records: Buffer): NativeFailedOp[];
-  flowDelRaw(matches: Buffer): { stats: Buffer; failed: NativeFailedOp[] };
-  flowDumpStatsRaw(): Buffer;
-  executeRaw(records: Buffer): NativeFailedOp[];
-  onUpcallsRaw(callback: (batch: Buffer) => void): void;
-  execute(inPort: number, packet: Buffer, actions: Buffer): void;
-  recvUpcalls(max: number): NativeUpcall[];
-  onUpcalls(callback: (upcalls: NativeUpcall[]) => void): void;
+  /** Execute records; returns the packets that failed. */
+  execute(batch: Buffer): NativeFailedOp[];
+  /** Up to `max` queued upcalls as upcall records. */
+  recvUpcalls(max: number): Buffer;
+  onUpcalls(callback: (batch: Buffer) => void): void;
   offUpcalls(): void;
   inject(portNo: number, packets: Buffer[]): void;
   drain(portNo: number, max: number): Buffer[];

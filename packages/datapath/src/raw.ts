@@ -1,10 +1,9 @@
-// The raw (binary record) forms of the hot datapath calls: a batch crosses
-// the binding as one Buffer of fixed-layout records instead of an object per
-// flow or packet. These layouts mirror the ones written on the binding's
-// methods (crates/datapath-node: flowPutRaw, flowDelRaw, flowDumpStatsRaw,
-// executeRaw, onUpcallsRaw) and are defined nowhere else on this side.
-// Integers are little-endian; keys and masks are `FlowKeyCodec.size` raw
-// bytes (see flow-key.ts).
+// The record forms in which flows, executions and upcalls cross the
+// binding: a batch is one Buffer of fixed-layout records instead of an
+// object per flow or packet. The layouts are defined in
+// crates/datapath/src/records.rs (the Rust codecs, unit-tested and fuzzed);
+// this file is their one mirror in TypeScript. Integers are little-endian;
+// keys and masks are `KeyCodec.size` raw bytes (see flow-key.ts).
 
 /** Flags of a raw flow put record. */
 export const PUT_CREATE = 1;
@@ -15,6 +14,8 @@ export const PUT_ZERO_STATS = 4;
 export const STATS_RECORD = 32;
 /** Bytes of an upcall record's header, before its key and packet. */
 export const UPCALL_HEADER = 24;
+/** Bytes of a flow record after its key and mask, before its actions: a counters record, actions_len u32, pad u32. */
+export const FLOW_TRAILER = STATS_RECORD + 8;
 
 /** A growing byte buffer for building one batch of records (reused between batches). */
 export class RecordWriter {
@@ -134,5 +135,24 @@ export function forEachUpcall(batch: Buffer, keySize: number, f: (u: RawUpcall) 
     });
     o += UPCALL_HEADER + keySize + packetLength;
     o = (o + 7) & ~7;
+  }
+}
+
+/** One flow record of a dump, as offsets into the batch buffer. */
+export interface RawFlow {
+  /** Offset of the masked key; the mask follows it, then the counters (STATS_RECORD bytes). */
+  keyOffset: number;
+  statsOffset: number;
+  actionsOffset: number;
+  actionsLength: number;
+}
+
+/** Calls `f` with each flow record of a dump (`flowDump`). */
+export function forEachFlow(batch: Buffer, keySize: number, f: (r: RawFlow) => void): void {
+  const head = 2 * keySize + FLOW_TRAILER;
+  for (let o = 0; o + head <= batch.length; ) {
+    const actionsLength = batch.readUInt32LE(o + 2 * keySize + STATS_RECORD);
+    f({ keyOffset: o, statsOffset: o + 2 * keySize, actionsOffset: o + head, actionsLength });
+    o += head + actionsLength;
   }
 }

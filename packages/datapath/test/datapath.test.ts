@@ -11,20 +11,18 @@ import {
   PortExistsError,
   BadKeyError,
   DatapathClosedError,
-  parseIpv4,
-  parseMac,
-  type Upcall,
+  PUT_MODIFY,
 } from '../src/index.ts';
-import { datapathPool, eventually, udpFrame } from './frames.ts';
+import { datapathPool, delFlows, dumpFlows, eventually, executeOne, putFlows, readUpcalls, udpFrame, type TestUpcall } from './frames.ts';
 
 const pool = datapathPool();
 const datapath = pool.open;
 afterEach(pool.closeAll);
 
-async function upcalls(dp: Datapath, n: number): Promise<Upcall[]> {
-  const got: Upcall[] = [];
+async function upcalls(dp: Datapath, n: number): Promise<TestUpcall[]> {
+  const got: TestUpcall[] = [];
   await eventually(`${n} upcalls`, () => {
-    got.push(...dp.recvUpcalls(64));
+    got.push(...readUpcalls(dp, dp.recvUpcalls(64)));
     return got.length >= n;
   });
   return got;
@@ -43,16 +41,10 @@ describe('datapath on dummy ports', () => {
     expect(up.reason).toBe('miss');
     expect(up.inPort).toBe(p1);
     expect(Buffer.compare(up.packet, pkt)).toBe(0);
-    expect(up.key.inPort).toBe(p1);
-    expect(up.key.ethType).toBe(0x0800);
-    expect(up.key.nwProto).toBe(17);
-    expect(up.key.nwSrc).toBe(parseIpv4('10.0.0.1'));
-    expect(up.key.tpSrc).toBe(1000);
-    expect(up.key.tpDst).toBe(53);
-    expect(up.key.ethSrc).toEqual(parseMac('02:00:00:00:00:01'));
+    expect(up.key).toMatchObject({ in_port: p1, eth_type: 0x0800, nw_proto: 17, nw_src: 0x0a000001, tp_src: 1000, tp_dst: 53, eth_src: 0x020000000001 });
 
-    const mask = dp.keys.exactMask(['inPort', 'ethType', 'nwProto', 'tpSrc']);
-    expect(dp.flowPut([{ key: up.key, mask, actions: [{ type: 'output', port: p2 }] }])).toEqual([{ ok: true }]);
+    const mask = dp.keys.exactMask(['in_port', 'eth_type', 'nw_proto', 'tp_src']);
+    expect(putFlows(dp, [{ key: up.key, mask, actions: [{ type: 'output', port: p2 }] }])).toEqual([]);
     dp.inject(p1, [pkt, pkt, pkt]);
     const out = await eventually('3 packets out of p2', () => {
       const got = dp.drain(p2);
@@ -66,20 +58,21 @@ describe('datapath on dummy ports', () => {
     expect(all).toHaveLength(3);
     for (const o of all) expect(Buffer.compare(o, pkt)).toBe(0);
 
-    const [flow] = dp.flowDump();
+    const [flow] = dumpFlows(dp);
     expect(flow.stats.packets).toBe(3);
     expect(flow.stats.bytes).toBe(3 * pkt.length);
     expect(flow.stats.usedMs).toBeGreaterThan(Date.now() - 60_000);
     expect(flow.actions).toEqual([{ type: 'output', port: p2 }]);
-    expect(flow.key.tpSrc).toBe(1000);
-    expect(flow.key.tpDst).toBe(0); // masked out
+    expect(flow.key.tp_src).toBe(1000);
+    expect(flow.key.tp_dst).toBe(0); // masked out
     const t = dp.stats().threads[0];
     expect([t.misses, t.megaflowHits, t.emcHits]).toEqual([1, 1, 2]);
     expect(t.busyNs).toBeGreaterThan(0);
 
-    const [del] = dp.flowDel([{ key: up.key, mask }]);
-    expect(del).toEqual({ ok: true, stats: expect.objectContaining({ packets: 3 }) });
-    expect(dp.flowDump()).toEqual([]);
+    const del = delFlows(dp, [{ key: up.key, mask }]);
+    expect(del.failed).toEqual([]);
+    expect(del.stats[0]).toMatchObject({ packets: 3, bytes: 3 * pkt.length });
+    expect(dumpFlows(dp)).toEqual([]);
     dp.inject(p1, [pkt]);
     const [again] = await upcalls(dp, 1);
     expect(again.reason).toBe('miss');
@@ -89,20 +82,24 @@ describe('datapath on dummy ports', () => {
   it('returns per-flow errors in batches and throws coded errors', () => {
     const dp = datapath({ threads: 1 });
     const p1 = dp.addPort('p1', 'dummy');
-    const key = { inPort: p1, ethType: 0x0806 };
-    const mask = dp.keys.exactMask(['inPort', 'ethType']);
-    const results = dp.flowPut([
+    const key = { in_port: p1, eth_type: 0x0806 };
+    const mask = dp.keys.exactMask(['in_port', 'eth_type']);
+    const failed = putFlows(dp, [
       { key, mask, actions: [{ type: 'drop' }] },
       { key, mask, actions: [{ type: 'drop' }] },
-      { key: { ...key, ethType: 0x0800 }, mask, actions: [], create: false, modify: true },
+      { key: { ...key, eth_type: 0x0800 }, mask, actions: [], flags: PUT_MODIFY },
     ]);
-    expect(results[0]).toEqual({ ok: true });
-    expect(results[1].ok === false && results[1].error).toBeInstanceOf(FlowExistsError);
-    expect(results[2].ok === false && results[2].error.code).toBe('DP_FLOW_NOT_FOUND');
-    expect(dp.flowPut([{ key, mask, actions: [{ type: 'output', port: 9 }], modify: true }])).toEqual([{ ok: true }]);
-    expect(dp.flowGet(key, mask)?.actions).toEqual([{ type: 'output', port: 9 }]);
-    const [gone] = dp.flowDel([{ key: { ...key, ethType: 1 }, mask }]);
-    expect(gone.ok === false && gone.error).toBeInstanceOf(FlowNotFoundError);
+    expect(failed.map((f) => f.index)).toEqual([1, 2]);
+    expect(failed[0].error).toBeInstanceOf(FlowExistsError);
+    expect(failed[1].error.code).toBe('DP_FLOW_NOT_FOUND');
+    expect(putFlows(dp, [{ key, mask, actions: [{ type: 'output', port: 9 }], flags: PUT_MODIFY }])).toEqual([]);
+    expect(dumpFlows(dp).find((f) => f.key.eth_type === 0x0806)?.actions).toEqual([{ type: 'output', port: 9 }]);
+    const gone = delFlows(dp, [{ key: { ...key, eth_type: 1 }, mask }]);
+    expect(gone.failed[0].error).toBeInstanceOf(FlowNotFoundError);
+    expect(gone.stats[0]).toEqual({ packets: 0, bytes: 0, usedMs: 0, tcpFlags: 0 });
+    // A batch whose last record runs past the end is refused whole, with a code.
+    expect(() => dp.flowPut(Buffer.alloc(9))).toThrow(expect.objectContaining({ code: 'DP_BAD_ARGUMENT' }));
+    expect(() => dp.flowDel(Buffer.alloc(dp.keys.size))).toThrow(expect.objectContaining({ code: 'DP_BAD_ARGUMENT' }));
 
     expect(() => dp.addPort('p1', 'dummy')).toThrow(PortExistsError);
     expect(() => dp.addPort('x', 'vhost')).toThrow(expect.objectContaining({ code: 'DP_PORT_UNKNOWN_TYPE' }));
@@ -113,9 +110,9 @@ describe('datapath on dummy ports', () => {
     expect(() => dp.portDeviceState(42)).toThrow(NoSuchPortError);
     expect(() => dp.removePort(42)).toThrow(NoSuchPortError);
     expect(() => dp.inject(42, [udpFrame(1)])).toThrow(NoSuchPortError);
-    expect(() => dp.flowPut([{ key: { tpSrc: 70000 }, mask, actions: [] }])).toThrow(BadKeyError);
+    expect(() => dp.keys.decode(Buffer.alloc(4))).toThrow(BadKeyError);
     dp.flowFlush();
-    expect(dp.flowDump()).toEqual([]);
+    expect(dumpFlows(dp)).toEqual([]);
     dp.close();
     expect(() => dp.addPort('z', 'dummy')).toThrow(DatapathClosedError);
   });
@@ -125,15 +122,16 @@ describe('datapath on dummy ports', () => {
     const p1 = dp.addPort('p1', 'dummy');
     const p2 = dp.addPort('p2', 'dummy');
     const pkt = udpFrame(5);
-    dp.execute(p1, pkt, [
+    const failed = executeOne(dp, p1, pkt, [
       { type: 'userspace', cookie: 0xdead_beef_0000_0001n },
       { type: 'set', field: 'tp_dst', value: Uint8Array.of(0, 54) },
       { type: 'output', port: p2 },
     ]);
+    expect(failed).toEqual([]);
     const [out] = dp.drain(p2);
     expect(out.readUInt16BE(36)).toBe(54);
-    expect(dp.extractKey(out, p2).tpDst).toBe(54);
-    const [up] = dp.recvUpcalls();
+    expect(dp.extractKey(out, p2).tp_dst).toBe(54);
+    const [up] = readUpcalls(dp, dp.recvUpcalls());
     expect(up).toMatchObject({ reason: 'userspace', cookie: 0xdead_beef_0000_0001n, inPort: p1 });
     expect(Buffer.compare(up.packet, pkt)).toBe(0);
   });
@@ -141,16 +139,16 @@ describe('datapath on dummy ports', () => {
   it('delivers upcalls to a callback in batches', async () => {
     const dp = datapath({ threads: 1 });
     const p1 = dp.addPort('p1', 'dummy');
-    const seen: Upcall[] = [];
+    const seen: TestUpcall[] = [];
     let batches = 0;
     dp.onUpcalls((batch) => {
       batches++;
-      seen.push(...batch);
+      seen.push(...readUpcalls(dp, batch));
     });
     dp.inject(p1, Array.from({ length: 100 }, (_, i) => udpFrame(i)));
     await eventually('100 upcalls', () => seen.length === 100);
     expect(batches).toBeLessThan(100);
-    expect(seen.map((u) => u.key.tpSrc).sort((a, b) => a - b)).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    expect(seen.map((u) => u.key.tp_src).sort((a, b) => a - b)).toEqual(Array.from({ length: 100 }, (_, i) => i));
     dp.offUpcalls();
   });
 
@@ -160,7 +158,7 @@ describe('datapath on dummy ports', () => {
     dp.inject(p1, Array.from({ length: 10 }, (_, i) => udpFrame(i)));
     await eventually('10 misses', () => dp.stats().threads[0].misses === 10);
     expect(dp.stats()).toMatchObject({ lostUpcalls: 6, upcallsQueued: 4 });
-    expect(dp.recvUpcalls(100)).toHaveLength(4);
+    expect(readUpcalls(dp, dp.recvUpcalls(100))).toHaveLength(4);
   });
 
   it('setPmdCores re-creates the polling threads; ports and flows stay', async () => {
@@ -168,9 +166,9 @@ describe('datapath on dummy ports', () => {
     const p1 = dp.addPort('p1', 'dummy');
     const p2 = dp.addPort('p2', 'dummy');
     const pkt = udpFrame(1000);
-    const key = { inPort: p1, ethType: 0x0800 };
-    const mask = dp.keys.exactMask(['inPort', 'ethType']);
-    expect(dp.flowPut([{ key, mask, actions: [{ type: 'output', port: p2 }] }])).toEqual([{ ok: true }]);
+    const key = { in_port: p1, eth_type: 0x0800 };
+    const mask = dp.keys.exactMask(['in_port', 'eth_type']);
+    expect(putFlows(dp, [{ key, mask, actions: [{ type: 'output', port: p2 }] }])).toEqual([]);
     dp.setPmdCores([0]);
     expect(dp.stats().threads.map((t) => [t.core, t.ports])).toEqual([[0, [p1, p2]]]);
     expect(() => dp.setPmdCores([100_000])).toThrow(expect.objectContaining({ code: 'DP_PIN_FAILED' }));
@@ -180,7 +178,7 @@ describe('datapath on dummy ports', () => {
     dp.inject(p1, [pkt, pkt]);
     await eventually('2 packets out of p2', () => dp.stats().ports.find((p) => p.portNo === p2)?.txPackets === 2);
     expect(dp.stats().threads[0].misses).toBe(0);
-    expect(dp.flowDump()[0].stats.packets).toBe(2);
+    expect(dumpFlows(dp)[0].stats.packets).toBe(2);
     // The replaced threads' counters stay in the totals.
     dp.setPmdCores([0]);
     expect(dp.stats().retired).toMatchObject({ packets: 2, megaflowHits: 1, emcHits: 1, misses: 0 });

@@ -61,7 +61,9 @@ const addon = createRequire(import.meta.url)(${JSON.stringify(findAddon())});
 const dp = new addon.Datapath({ threads: 2 });
 const p = dp.addPort('p', 'dummy');
 let n = 0;
-dp.onUpcalls((batch) => { n += batch.length; });
+// Each upcall record of a 60-byte packet: 24-byte header, key, packet, padded to 8.
+const record = (24 + addon.flowKeySize() + 60 + 7) & ~7;
+dp.onUpcalls((batch) => { n += batch.length / record; });
 const f = Buffer.alloc(60); f.writeUInt16BE(0x0800, 12);
 dp.inject(p, [f, f, f]);
 setTimeout(() => { process.stdout.write(String(n)); }, 200);

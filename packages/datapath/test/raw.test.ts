@@ -1,18 +1,19 @@
-// The raw (binary record) forms of the hot calls, through the addon: a put
-// batch is seen by the next packet, the stats dump and delete return the
-// counters, execute batches send and report bad ports, raw upcall batches
-// carry in_port, key and packet.
+// The record batches of the hot calls, through the addon: a put batch is
+// seen by the next packet, the dump (with and without actions) and delete
+// return the counters, execute batches send and report bad ports, upcall
+// batches carry in_port, key and packet.
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   Datapath,
   encodeActions,
   FlowExistsError,
+  forEachFlow,
   forEachUpcall,
   NoSuchPortError,
   PUT_CREATE,
   readStats,
   RecordWriter,
-  STATS_RECORD,
+  FLOW_TRAILER,
   writeExecuteRecord,
   writePutRecord,
   type RawUpcall,
@@ -28,7 +29,7 @@ describe('raw batches', () => {
     const dp = datapath({ threads: 1 });
     const p1 = dp.addPort('p1', 'dummy');
     const p2 = dp.addPort('p2', 'dummy');
-    const mask = dp.keys.encode(dp.keys.exactMask(['inPort', 'ethType', 'nwProto', 'tpSrc']));
+    const mask = dp.keys.encode(dp.keys.exactMask(['in_port', 'eth_type', 'nw_proto', 'tp_src']));
     const out = encodeActions([{ type: 'output', port: p2 }]);
     const w = new RecordWriter(16);
     const ids: Buffer[] = [];
@@ -40,22 +41,26 @@ describe('raw batches', () => {
       writePutRecord(w, PUT_CREATE, i % 2 ? km.toString('latin1') : km, out);
     }
     writePutRecord(w, PUT_CREATE, ids[3], out);
-    const failed = dp.flowPutRaw(w.take());
+    const failed = dp.flowPut(w.take());
     expect(failed).toHaveLength(1);
     expect(failed[0].index).toBe(10);
     expect(failed[0].error).toBeInstanceOf(FlowExistsError);
 
     dp.inject(p1, Array.from({ length: 10 }, (_, i) => udpFrame(100 + i)));
     await eventually('10 packets out of p2', () => dp.stats().ports.find((p) => p.portNo === p2)?.txPackets === 10);
-    expect(dp.recvUpcalls()).toEqual([]);
+    expect(dp.recvUpcalls().length).toBe(0);
 
-    const dump = dp.flowDumpStatsRaw();
-    const rec = 2 * dp.keys.size + STATS_RECORD;
-    expect(dump.length).toBe(10 * rec);
+    const dump = dp.flowDump(false);
+    expect(dump.length).toBe(10 * (2 * dp.keys.size + FLOW_TRAILER));
+    expect(dp.flowDump(true).length).toBe(dump.length + 10 * out.length);
     const seen = new Set<string>();
-    for (let o = 0; o < dump.length; o += rec) {
-      seen.add(dump.toString('latin1', o, o + 2 * dp.keys.size));
-      const s = readStats(dump, o + 2 * dp.keys.size);
+    const records: Array<{ keyOffset: number; statsOffset: number; actionsLength: number }> = [];
+    forEachFlow(dump, dp.keys.size, (f) => records.push(f));
+    expect(records).toHaveLength(10);
+    for (const f of records) {
+      expect(f.actionsLength).toBe(0);
+      seen.add(dump.toString('latin1', f.keyOffset, f.statsOffset));
+      const s = readStats(dump, f.statsOffset);
       expect(s.packets).toBe(1);
       expect(s.bytes).toBe(64);
       expect(s.usedMs).toBeGreaterThan(Date.now() - 60_000);
@@ -64,7 +69,7 @@ describe('raw batches', () => {
 
     const missing = Buffer.from(ids[0]);
     missing[0] ^= 0xff;
-    const del = dp.flowDelRaw(Buffer.concat([ids[0], missing]));
+    const del = dp.flowDel(Buffer.concat([ids[0], missing]));
     expect(readStats(del.stats, 0).packets).toBe(1);
     expect(del.failed.map((f) => [f.index, f.error.code])).toEqual([[1, 'DP_FLOW_NOT_FOUND']]);
     expect(dp.stats().flows).toBe(9);
@@ -79,7 +84,7 @@ describe('raw batches', () => {
     writeExecuteRecord(w, p1, udpFrame(1), out);
     writeExecuteRecord(w, 77, udpFrame(2), out);
     writeExecuteRecord(w, p1, udpFrame(3), out);
-    const failed = dp.executeRaw(w.take());
+    const failed = dp.execute(w.take());
     expect(failed.map((f) => f.index)).toEqual([1]);
     expect(failed[0].error).toBeInstanceOf(NoSuchPortError);
     expect(dp.drain(p2).map((b) => b.readUInt16BE(34))).toEqual([1, 3]);
@@ -89,9 +94,9 @@ describe('raw batches', () => {
     const dp = datapath({ threads: 1 });
     const p1 = dp.addPort('p1', 'dummy');
     const seen: Array<RawUpcall & { key: ReturnType<Datapath['keys']['decode']>; packet: Buffer }> = [];
-    dp.onUpcallsRaw((b) =>
+    dp.onUpcalls((b) =>
       forEachUpcall(b, dp.keys.size, (u) =>
-        seen.push({ ...u, key: dp.keys.decode(b.subarray(u.keyOffset, u.keyOffset + dp.keys.size)), packet: Buffer.from(b.subarray(u.packetOffset, u.packetOffset + u.packetLength)) }),
+        seen.push({ ...u, key: dp.keys.decode(b, u.keyOffset), packet: Buffer.from(b.subarray(u.packetOffset, u.packetOffset + u.packetLength)) }),
       ),
     );
     const frames = Array.from({ length: 70 }, (_, i) => (i === 5 ? udpFrame(i).subarray(0, 61) : udpFrame(i)));

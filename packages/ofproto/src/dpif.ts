@@ -1,51 +1,23 @@
-// The Dpif interface: ofproto's only view of the datapath, and the vocabulary
-// xlate speaks to it — datapath actions and megaflows (key + mask) in the
-// datapath's own field terms. The field names of `DpFlowKey` are those of the
-// Rust `FlowKey` (crates/datapath/src/key.rs), one to one, with the same
-// conventions: ARP's opcode in nw_proto and SPA/TPA in nw_src/nw_dst, ICMP
-// type/code in tp_src/tp_dst, ND SLL/TLL in arp_sha/arp_tha, vlan_tci with
-// 0x1000 set when tagged, host-order numbers. MACs are 48-bit numbers and
-// 128-bit addresses are bigints; the owner encodes them into the binary key.
+// The vocabulary xlate speaks to the datapath — datapath actions and
+// megaflows (key + mask) in the datapath's own field terms — and the one
+// thing ofproto asks of it while translating: which datapath port stands
+// behind an OpenFlow port (`OdpPortMap`). The flow key type is the
+// datapath's own (`FlowKey` of @nvs/datapath, whose field names are the
+// Rust `FlowKey`'s), taken as a type only: ofproto never loads the addon.
+// The datapath interface itself (`Dpif`: flow puts, deletions, dumps,
+// executions, upcalls) is vswitchd's, which drives it.
 //
 // This module also prints actions and megaflows in OVS's syntax
 // (`push_vlan(vid=10,pcp=0),2`, `recirc_id=0,eth,ip,in_port=1,nw_frag=no`),
 // which scripts and test suites read from `ofproto/trace`.
 
-/** A datapath flow key (or, read as a mask, which bits of a key matter). */
-export interface DpFlowKey {
-  in_port: number;
-  recirc_id: number;
-  eth_dst: number;
-  eth_type: number;
-  eth_src: number;
-  vlan_tci: number;
-  vlan_tpid: number;
-  cvlan_tci: number;
-  nw_proto: number;
-  nw_tos: number;
-  nw_ttl: number;
-  nw_frag: number;
-  tp_src: number;
-  tp_dst: number;
-  tcp_flags: number;
-  nw_src: number;
-  nw_dst: number;
-  ipv6_src: bigint;
-  ipv6_dst: bigint;
-  nd_target: bigint;
-  ipv6_label: number;
-  arp_sha: number;
-  arp_tha: number;
-}
+import { zeroFlowKey, type FlowKey } from '@nvs/datapath/src/flow-key.ts';
+
+/** A datapath flow key (or, read as a mask, which bits of a key matter): the datapath's `FlowKey`. */
+export type DpFlowKey = FlowKey;
 
 /** An all-zero key (as a mask: everything wildcarded). */
-export function newDpFlowKey(): DpFlowKey {
-  return {
-    in_port: 0, recirc_id: 0, eth_dst: 0, eth_type: 0, eth_src: 0, vlan_tci: 0, vlan_tpid: 0, cvlan_tci: 0,
-    nw_proto: 0, nw_tos: 0, nw_ttl: 0, nw_frag: 0, tp_src: 0, tp_dst: 0, tcp_flags: 0, nw_src: 0, nw_dst: 0,
-    ipv6_src: 0n, ipv6_dst: 0n, nd_target: 0n, ipv6_label: 0, arp_sha: 0, arp_tha: 0,
-  };
-}
+export const newDpFlowKey: () => DpFlowKey = zeroFlowKey;
 
 /** A cached decision: packets whose key equals `key` under `mask` get `actions`. */
 export interface Megaflow {
@@ -86,42 +58,21 @@ export type DpAction =
   /** Truncate the packet to `maxLen` bytes for the following outputs. */
   | { readonly type: 'truncate'; readonly maxLen: number };
 
-/** One megaflow to install with its actions. */
-export interface DpFlowPut {
-  readonly megaflow: Megaflow;
-  readonly actions: readonly DpAction[];
-}
-
-/** Per-megaflow statistics the datapath reports back. */
-export interface DpFlowStats {
-  readonly packets: number;
-  readonly bytes: number;
-  /** Clock time (ms) of the last packet, 0 if none. */
-  readonly usedAt: number;
-}
-
 /**
- * The datapath as ofproto sees it. Ports are numbered in two spaces: the
- * OpenFlow port of the bridge and the datapath port of the switch (OVS keeps
- * them apart too; the LOCAL port is OpenFlow 0xfffe). ofproto calls only the
- * port mapping during xlate; the owner (vswitchd) drives the flow operations,
- * in batches, from its upcall and revalidation loops.
+ * Which datapath port stands behind each OpenFlow port. Ports are numbered
+ * in two spaces: the OpenFlow port of the bridge and the datapath port of
+ * the switch (OVS keeps them apart too; the LOCAL port is OpenFlow 0xfffe).
+ * xlate reads it to turn outputs and in_port into datapath terms.
  */
-export interface Dpif {
+export interface OdpPortMap {
   /** The datapath port behind an OpenFlow port, or undefined when it has none. */
   odpPort(ofport: number): number | undefined;
   /** The OpenFlow port of a datapath port, or undefined when unknown. */
   ofPort(odpPort: number): number | undefined;
-  /** Installs or replaces megaflows. May be null for a datapath without a cache (tests, trace). */
-  flowPut?(flows: readonly DpFlowPut[]): void;
-  /** Removes megaflows (rule changes, MAC moves, aging). May be null. */
-  flowDel?(megaflows: readonly Megaflow[]): void;
-  /** Executes actions on one packet (the one that caused an upcall). May be null. */
-  execute?(packet: Uint8Array, actions: readonly DpAction[]): void;
 }
 
-/** A Dpif whose datapath ports are the OpenFlow port numbers (LOCAL becomes `localPort`). */
-export function identityDpif(localPort = 0): Dpif {
+/** A port map whose datapath ports are the OpenFlow port numbers (LOCAL becomes `localPort`). */
+export function identityOdpPorts(localPort = 0): OdpPortMap {
   const LOCAL = 0xfffe;
   return {
     odpPort: (p) => (p === LOCAL ? localPort : p < 0xff00 ? p : undefined),

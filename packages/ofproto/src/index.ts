@@ -2,7 +2,9 @@
  * @nvs/ofproto — the slow path of nvs: OpenFlow tables, rule-file syntax,
  * the classifier, xlate (OpenFlow actions and NORMAL with MAC learning →
  * datapath actions + megaflow), and trace. It sees the datapath only through
- * the abstract `Dpif` interface and never reads OVSDB.
+ * an `OdpPortMap` (OpenFlow ↔ datapath port numbers) and the datapath's key
+ * type; the caller (vswitchd, through its `Dpif`) installs what xlate
+ * decides. It never reads OVSDB.
  *
  * One `Ofproto` per bridge:
  *
@@ -11,7 +13,7 @@
  *
  * const of = new Ofproto({
  *   name: 'br0',
- *   dpif,                                   // odpPort/ofPort mapping (+ flowPut/flowDel/execute)
+ *   odpPorts,                               // odpPort/ofPort mapping
  *   logger: log.child({ bridge: 'br0' }),
  *   clock: { now: () => Date.now() },
  *   failMode: 'standalone',                 // installs priority=0,actions=NORMAL
@@ -26,7 +28,7 @@
  *
  * // On an upcall (flow.in_port is the OpenFlow port):
  * const r = of.xlate(flow, { packet });
- * dpif.flowPut?.([{ megaflow: r.megaflow, actions: r.actions }]);
+ * dpif.put([{ ...r.megaflow, actions: r.actions }]);   // vswitchd's Dpif
  * of.credit(r, 1, packet.length, of.now());  // the upcalled packet itself
  * // keep r.tags (and the flow) with the megaflow; on revalidation:
  * const changed = of.takeInvalidations();    // Set of tags ('ports' = everything)

@@ -1,12 +1,12 @@
 // One OpenFlow bridge: its tables, ports, MAC learning table and controller
 // queue, and the operations its owner (vswitchd) drives — flow-mods, xlate on
 // upcalls, stats credit, timeouts, invalidation tags, dumps and trace. It
-// knows the datapath only through the `Dpif` port mapping and never reads
+// knows the datapath only through the `OdpPortMap` port mapping and never reads
 // OVSDB: the owner pushes configuration in (ports, fail mode, MAC aging).
 
 import type { Logger } from 'pino';
 import { type BridgePort, type PortConfig, toBridgePort } from './bridge-ports.ts';
-import type { Dpif } from './dpif.ts';
+import type { OdpPortMap } from './dpif.ts';
 import { BadPortConfigError } from './errors.ts';
 import { type Flow, OFPP } from './fields.ts';
 import type { FlowMod } from './flow-mod.ts';
@@ -27,7 +27,7 @@ export type FailMode = 'standalone' | 'secure';
 export interface OfprotoOptions {
   /** Bridge name (`br0`), used in logs and traces. */
   readonly name: string;
-  readonly dpif: Dpif;
+  readonly odpPorts: OdpPortMap;
   /** A pino child logger for this bridge. */
   readonly logger: Logger;
   readonly clock: Clock;
@@ -69,7 +69,7 @@ export interface TableStats {
 
 export class Ofproto {
   readonly name: string;
-  readonly dpif: Dpif;
+  readonly odpPorts: OdpPortMap;
   private readonly log: Logger;
   private readonly clock: Clock;
   private readonly tables = new FlowTables();
@@ -86,7 +86,7 @@ export class Ofproto {
 
   constructor(opts: OfprotoOptions) {
     this.name = opts.name;
-    this.dpif = opts.dpif;
+    this.odpPorts = opts.odpPorts;
     this.log = opts.logger;
     this.clock = opts.clock;
     this.mac = new MacLearningTable({
@@ -174,7 +174,7 @@ export class Ofproto {
       tables: this.tables,
       ports: this.portMap,
       mac: this.mac,
-      dpif: this.dpif,
+      odpPorts: this.odpPorts,
       now: this.clock.now(),
       scratch: this.scratch,
       counters: sideEffects ? this.counters : undefined,

@@ -13,7 +13,7 @@
 
 import type { Action, ControllerAction, ControllerReason, LearnAction } from './actions.ts';
 import { type BridgePort, inputVlan, outputTag, portInVlan } from './bridge-ports.ts';
-import type { ControllerCookie, DpAction, DpFlowKey, DpSetField, DpSetHeader, Dpif, Megaflow } from './dpif.ts';
+import type { ControllerCookie, DpAction, DpFlowKey, DpSetField, DpSetHeader, OdpPortMap, Megaflow } from './dpif.ts';
 import { DP_SET_FULL_MASK, formatMac, newDpFlowKey } from './dpif.ts';
 import { OfprotoError } from './errors.ts';
 import {
@@ -36,7 +36,7 @@ export interface XlateEnv {
   /** Ports by OpenFlow number, in flooding order. */
   readonly ports: ReadonlyMap<number, BridgePort>;
   readonly mac: MacLearningTable;
-  readonly dpif: Dpif;
+  readonly odpPorts: OdpPortMap;
   /** Clock time (ms). */
   readonly now: number;
   /** Per-table lookup and match counters to bump (dump-tables); absent for trace. */
@@ -456,7 +456,7 @@ class Ctx {
 
   /** Commits pending rewrites and emits output to one OpenFlow port. */
   private outputTo(ofport: number): void {
-    const odp = this.env.dpif.odpPort(ofport);
+    const odp = this.env.odpPorts.odpPort(ofport);
     if (odp === undefined) {
       this.note(`>> output to nonexistent port ${ofport}`);
       return;
@@ -751,7 +751,7 @@ class Ctx {
     if (k[Slot.DL_TYPE] === EthType.IP || k[Slot.DL_TYPE] === EthType.IPV6) w[Slot.NW_FRAG] = 3;
     const key = newDpFlowKey();
     const mask = newDpFlowKey();
-    const odpIn = this.env.dpif.odpPort(k[Slot.IN_PORT]);
+    const odpIn = this.env.odpPorts.odpPort(k[Slot.IN_PORT]);
     key.in_port = odpIn ?? k[Slot.IN_PORT];
     mask.in_port = 0xffffffff;
     mask.recirc_id = 0xffffffff;

@@ -2,7 +2,7 @@
 // port mapping, and dump-tables text.
 
 import { describe, expect, test } from 'vitest';
-import { type DpAction, formatDpActions, formatIpv6, formatMegaflow, identityDpif, newDpFlowKey } from '../src/dpif.ts';
+import { type DpAction, formatDpActions, formatIpv6, formatMegaflow, identityOdpPorts, newDpFlowKey } from '../src/dpif.ts';
 import { formatDumpTables } from '../src/format.ts';
 import { addFlows, bridge, flowOf } from './helpers.ts';
 
@@ -52,8 +52,8 @@ describe('formatMegaflow', () => {
 });
 
 describe('ports and tables', () => {
-  test('identityDpif maps OpenFlow ports to themselves and LOCAL to the given port', () => {
-    const d = identityDpif(100);
+  test('identityOdpPorts maps OpenFlow ports to themselves and LOCAL to the given port', () => {
+    const d = identityOdpPorts(100);
     expect([d.odpPort(7), d.odpPort(0xfffe), d.odpPort(0xfffa), d.ofPort(100), d.ofPort(7)]).toEqual([7, 100, undefined, 0xfffe, 7]);
   });
 

@@ -7,7 +7,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { identityDpif, type DpFlowKey, type Megaflow, newDpFlowKey } from '../src/dpif.ts';
+import { identityOdpPorts, type DpFlowKey, type Megaflow, newDpFlowKey } from '../src/dpif.ts';
 import { type Flow, newFlow, Slot } from '../src/fields.ts';
 import { Ofproto, type OfprotoOptions } from '../src/ofproto.ts';
 import { parseFlow, parseFlows } from '../src/syntax/parser.ts';
@@ -29,10 +29,10 @@ export function bridge(opts: Partial<OfprotoOptions> & { ports?: readonly PortCo
   const ports = opts.ports ?? [1, 2, 3, 4].map((n) => ({ ofport: n, name: `p${n}` }));
   // Datapath ports equal OpenFlow ports, LOCAL is 100 (as in OVS's dummy datapath); others do not exist.
   const known = new Set(ports.map((p) => p.ofport));
-  const id = identityDpif(100);
+  const id = identityOdpPorts(100);
   const of = new Ofproto({
     name: 'br0',
-    dpif: { odpPort: (p) => (known.has(p) || p === 0xfffe ? id.odpPort(p) : undefined), ofPort: id.ofPort },
+    odpPorts: { odpPort: (p) => (known.has(p) || p === 0xfffe ? id.odpPort(p) : undefined), ofPort: id.ofPort },
     logger: pino({ level: 'silent' }),
     clock,
     failMode: 'secure',

@@ -15,7 +15,7 @@ import { formatDpActions, formatFdb, formatOdpFlowKey, formatTcpFlagLetters, par
 import type { UnixctlServer } from '@nvs/daemon';
 import type { BridgePort } from './bridge.ts';
 import type { Coverage } from './coverage.ts';
-import type { Dataplane, DpStats } from './dataplane.ts';
+import type { Dpif, DpStats } from './dpif.ts';
 import { keyFromFlow } from './keyflow.ts';
 import type { OfBridge } from './ofbridge.ts';
 import type { Udpif } from './udpif.ts';
@@ -33,7 +33,7 @@ export class AppctlError extends Error {
 
 export interface AppctlContext {
   bridges(): OfBridge[];
-  dp(): Dataplane | undefined;
+  dp(): Dpif | undefined;
   udpif(): Udpif | undefined;
   coverage: Coverage;
   /** Extra `memory/show` counters (handlers, ports, …). */
@@ -68,7 +68,7 @@ function findDummyPort(ctx: AppctlContext, name: string): { bridge: OfBridge; po
   return found;
 }
 
-function needDp(ctx: AppctlContext): Dataplane {
+function needDp(ctx: AppctlContext): Dpif {
   const dp = ctx.dp();
   if (!dp) throw new AppctlError('APPCTL_NOT_READY', 'the datapath is not open yet (no configuration from the database)');
   return dp;
@@ -99,7 +99,7 @@ function pmdTotal(s: DpStats, counter: string): number {
  * injected through netdev-dummy/receive and the slow path has taken every
  * upcall they caused, so that a following revalidation round sees them.
  */
-async function quiesce(dp: Dataplane, udpif: Udpif, injected: Map<number, number>): Promise<void> {
+async function quiesce(dp: Dpif, udpif: Udpif, injected: Map<number, number>): Promise<void> {
   for (let i = 0; i < 2000; i++) {
     const s = dp.stats();
     const received = [...injected].every(([no, n]) => (s.ports.find((p) => p.no === no)?.rxPackets ?? n) >= n);
@@ -140,7 +140,7 @@ function checkDpName(name: string | undefined): void {
 }
 
 /** Megaflows in OVS's datapath-flow syntax, those entering `ports` (datapath port → name) only. */
-function dumpFlowLines(dp: Dataplane, ports: Map<number, string>, more: boolean, names: boolean): string {
+function dumpFlowLines(dp: Dpif, ports: Map<number, string>, more: boolean, names: boolean): string {
   const now = dp.now();
   const portName = names ? (no: number) => ports.get(no) : undefined;
   const lines: string[] = [];

@@ -10,7 +10,7 @@
  */
 import { OfprotoError, type FlowMod, type FlowModOutcome, type FlowTables, type Rule, type TableStats } from '@nvs/ofproto';
 import type { BridgePort } from './bridge.ts';
-import type { PortCounters } from './dataplane.ts';
+import type { PortCounters } from './dpif.ts';
 import type { OfBridge } from './ofbridge.ts';
 
 /** Thrown when a flow request cannot be served (unknown bridge, refused flow-mod). */

@@ -4,8 +4,10 @@
  * for the fields a packet can carry (to build packets from an ofctl flow).
  * The slow-path-only words (metadata, registers, conj_id) start at zero.
  * KEY_SLOTS is the one table of which key field fills which Flow words; the
- * upcall path reads encoded keys with it directly (KeyBytes, dataplane-nvs.ts).
+ * upcall path reads encoded keys with it directly (KeyFlowReader), so an
+ * upcall's key goes from the datapath's bytes to Flow words in one step.
  */
+import type { KeyCodec } from '@nvs/datapath';
 import { newDpFlowKey, newFlow, Slot, type DpFlowKey, type Flow } from '@nvs/ofproto';
 
 /** How a key field sits in Flow words: one word; a MAC (two: high 16 bits, low 32); 128 bits (four, most significant first). */
@@ -72,4 +74,49 @@ export function keyFromFlow(f: Flow): DpFlowKey {
   }
   if (key.vlan_tci & 0x1000 && !key.vlan_tpid) key.vlan_tpid = 0x8100;
   return key;
+}
+
+/** A key field that fills Flow words, with where it sits in the encoded key. */
+interface FlowField {
+  offset: number;
+  size: number;
+  slot: number;
+  kind: KeySlotKind;
+}
+
+/**
+ * Reads an encoded key (as an upcall carries it) straight into Flow words,
+ * as `flowFromKey` does from a decoded one, without decoding the key into an
+ * object first: the per-upcall path. Offsets come from the datapath's codec.
+ */
+export class KeyFlowReader {
+  private readonly fields: FlowField[];
+  private readonly scratch: Buffer;
+  private readonly size: number;
+
+  constructor(codec: KeyCodec) {
+    this.size = codec.size;
+    this.scratch = Buffer.alloc(codec.size);
+    this.fields = KEY_SLOTS.map(([name, slot, kind]) => {
+      const f = codec.field(name);
+      return { offset: f.offset, size: f.size, slot, kind };
+    });
+  }
+
+  /** The Flow of `key` (encoded, as a latin1 string) with `ofport` as in_port, written over `into`. */
+  toFlow(key: string, ofport: number, into: Flow): Flow {
+    const b = this.scratch;
+    b.write(key, 0, this.size, 'latin1');
+    into.fill(0);
+    into[Slot.IN_PORT] = ofport;
+    for (const f of this.fields) {
+      const o = f.offset;
+      if (f.kind === 'word') into[f.slot] = f.size === 1 ? b[o] : f.size === 2 ? b[o] | (b[o + 1] << 8) : b.readUInt32LE(o);
+      else if (f.kind === 'mac') {
+        into[f.slot] = (b[o] << 8) | b[o + 1];
+        into[f.slot + 1] = b.readUInt32BE(o + 2);
+      } else for (let i = 0; i < 4; i++) into[f.slot + i] = b.readUInt32BE(o + 4 * i);
+    }
+    return into;
+  }
 }

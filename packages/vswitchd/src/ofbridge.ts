@@ -1,6 +1,6 @@
 /**
  * One bridge's OpenFlow side as vswitchd holds it: the ofproto engine's
- * Ofproto (tables, MAC learning, xlate) plus the Dpif port mapping between
+ * Ofproto (tables, MAC learning, xlate) plus the OdpPortMap between
  * OpenFlow and datapath port numbers, kept in step with the bridge model.
  * Configuration flows one way, model → ofproto, after each reconciliation.
  */
@@ -25,7 +25,7 @@ export class OfBridge {
       name: model.name,
       logger: log,
       clock,
-      dpif: { odpPort: (of) => this.odpByOf.get(of), ofPort: (odp) => this.ofByOdp.get(odp) },
+      odpPorts: { odpPort: (of) => this.odpByOf.get(of), ofPort: (odp) => this.ofByOdp.get(odp) },
       failMode: cfg.failMode,
       macAgingTime: cfg.macAgingTime,
       macTableSize: cfg.macTableSize,

@@ -1,14 +1,13 @@
 /**
  * `parse-pcap`: the flow of each packet of a pcap file, printed in the
  * layout of `ovs-ofctl parse-pcap`. Keys come from the datapath's own
- * extractor (through the addon), so this shows exactly what the fast path
+ * extractor (through the Dpif), so this shows exactly what the fast path
  * would match on; the text is ofproto's flow printer with parse-pcap's
  * differences (no input port, TCP flags by name, the inner VLAN slot).
  */
 import { readFileSync } from 'node:fs';
-import { Datapath } from '@nvs/datapath';
 import { formatFlow } from '@nvs/ofproto';
-import { fromWireKey } from './dataplane-nvs.ts';
+import type { Dpif } from './dpif.ts';
 import { flowFromKey } from './keyflow.ts';
 
 /** Thrown when a file is not a pcap capture nvs can read. */
@@ -76,20 +75,15 @@ function tcpFlagNames(v: number): string {
 }
 
 /** One packet's flow as `ovs-ofctl parse-pcap` prints it. */
-export function pcapFlowText(dp: Datapath, packet: Uint8Array): string {
-  const key = fromWireKey(dp.extractKey(packet, 0));
+export function pcapFlowText(dpif: Pick<Dpif, 'extractKey'>, packet: Uint8Array): string {
+  const key = dpif.extractKey(packet, 0);
   return formatFlow(flowFromKey(key, OFPP_NONE))
     .replace(`in_port=${OFPP_NONE}`, 'in_port=ANY')
     .replace(/tcp_flags=(0x[0-9a-f]+|0)/, (_m, v: string) => `tcp_flags=${tcpFlagNames(Number(v))}`);
 }
 
 /** The parse-pcap output of a whole file (`warn` as for readPcap). */
-export function parsePcapFile(file: string, warn?: (message: string) => void): string {
+export function parsePcapFile(file: string, dpif: Pick<Dpif, 'extractKey'>, warn?: (message: string) => void): string {
   const packets = readPcap(readFileSync(file), file, warn);
-  const dp = Datapath.open({ threads: 0 });
-  try {
-    return packets.map((p) => `${pcapFlowText(dp, p)}\n`).join('');
-  } finally {
-    dp.close();
-  }
+  return packets.map((p) => `${pcapFlowText(dpif, p)}\n`).join('');
 }

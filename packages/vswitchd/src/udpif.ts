@@ -29,7 +29,7 @@
 import type { Logger } from 'pino';
 import { formatDpActions, newFlow, type Rule, type XlateResult } from '@nvs/ofproto';
 import type { Coverage } from './coverage.ts';
-import type { Dataplane, DpExecute, DpFlowPut, DpUpcall } from './dataplane.ts';
+import type { Dpif, DpExecute, DpFlowPut, DpUpcall } from './dpif.ts';
 import type { OfBridge } from './ofbridge.ts';
 
 interface Ukey {
@@ -55,7 +55,7 @@ interface Ukey {
 }
 
 export interface UdpifOptions {
-  dp: Dataplane;
+  dp: Dpif;
   log: Logger;
   coverage: Coverage;
   /** Finds the bridge that owns a datapath port. */
@@ -67,6 +67,9 @@ export interface UdpifOptions {
   /** Shortest period of full rounds (ms, default 500). */
   intervalMs?: number;
 }
+
+/** Shortest time between two log lines about userspace upcalls (ms). */
+const USERSPACE_LOG_MS = 5000;
 
 /** The tag every translation carries; port changes are handled per bridge instead. */
 const PORTS_TAG = 'ports';
@@ -87,8 +90,10 @@ export class Udpif {
   private stopped = false;
   maxIdleMs: number;
   flowLimit: number;
-  /** Upcalls received from the datapath so far (revalidator/wait compares it with the datapath's misses). */
+  /** Miss upcalls received from the datapath so far (revalidator/wait compares it with the datapath's misses). */
   handled = 0;
+  /** When the last userspace upcall was logged, and how many came since without a line. */
+  private readonly userspaceLog = { at: -Infinity, suppressed: 0 };
   private roundWaiters: Array<() => void> = [];
   /** Full rounds run so far. */
   private rounds = 0;
@@ -172,8 +177,12 @@ export class Udpif {
     const now = dp.now();
     const puts: DpFlowPut[] = [];
     const execs: DpExecute[] = [];
-    this.handled += batch.length;
     for (const up of batch) {
+      if (up.reason !== 'miss') {
+        this.userspaceUpcall(up, now);
+        continue;
+      }
+      this.handled++;
       this.o.coverage.inc('upcall_miss');
       const bridge = this.o.bridgeOf(up.inPort);
       const ofport = bridge?.ofPort(up.inPort);
@@ -238,6 +247,29 @@ export class Udpif {
     }
     // Learning a MAC may change decisions already cached for other flows.
     if (this.collectTags()) this.scheduleTargeted();
+  }
+
+  /**
+   * An upcall from a `userspace` action of an installed megaflow (a
+   * controller action): counted and logged, at most one line per
+   * USERSPACE_LOG_MS with the number left unlogged meanwhile. Its packet
+   * goes no further: nvs does not yet queue datapath-sent packets for a
+   * controller.
+   */
+  private userspaceUpcall(up: DpUpcall, now: number): void {
+    this.o.coverage.inc('upcall_userspace');
+    const rl = this.userspaceLog;
+    if (now - rl.at < USERSPACE_LOG_MS) {
+      rl.suppressed++;
+      return;
+    }
+    const c = up.controller;
+    this.o.log.warn(
+      { inPort: up.inPort, reason: c?.reason, tableId: c?.tableId, suppressed: rl.suppressed },
+      c ? 'userspace upcall for the controller dropped: no controller connection' : 'userspace upcall with an unknown cookie dropped',
+    );
+    rl.at = now;
+    rl.suppressed = 0;
   }
 
   private index(u: Ukey): void {

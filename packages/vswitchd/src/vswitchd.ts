@@ -14,7 +14,7 @@ import { UnixctlServer, type VLog } from '@nvs/daemon';
 import { Switch, type Bridge, type DatapathPorts, type PortBackend } from './bridge.ts';
 import type { ReadOptions, SwitchConfig } from './config.ts';
 import { Coverage } from './coverage.ts';
-import type { Dataplane, PortCounters } from './dataplane.ts';
+import type { Dpif, DpifOptions, PortCounters } from './dpif.ts';
 import { DbSync, type InterfaceRefresh } from './dbsync.ts';
 import { FlowService } from './flow-service.ts';
 import { MgmtServer } from './mgmt.ts';
@@ -26,13 +26,6 @@ import { Udpif } from './udpif.ts';
 export const VERSION = '0.1.0';
 
 /** How the datapath is opened: polling-thread cores come from the database. */
-export interface DataplaneOptions {
-  /** Cores to pin polling threads to (one thread per core); undefined: one unpinned thread. */
-  cores?: number[];
-  /** What internal ports (and LOCAL ports) open as: tap devices, or dummy ports (the default). */
-  internalPorts?: PortBackend;
-}
-
 export interface VswitchdComponents {
   vlog: VLog;
   rundir: string;
@@ -40,7 +33,7 @@ export interface VswitchdComponents {
   remote: string;
   /** appctl socket path (default `<rundir>/nvs-vswitchd.ctl`). */
   unixctlPath?: string;
-  openDataplane: (o: DataplaneOptions) => Dataplane;
+  openDpif: (o: DpifOptions) => Dpif;
   /** Restore saved rules when a bridge appears (default true; `--no-restore` turns it off). */
   restore?: boolean;
   read?: ReadOptions;
@@ -64,7 +57,7 @@ export class Vswitchd {
   private readonly db: DbSync;
   private readonly rules: RuleStore;
   private readonly log: Logger;
-  private dp: Dataplane | undefined;
+  private dp: Dpif | undefined;
   private udpif: Udpif | undefined;
   private dpCores: string | undefined;
   private sampler: NodeJS.Timeout | undefined;
@@ -154,11 +147,11 @@ export class Vswitchd {
   }
 
   /** The datapath, once the first configuration opened it. */
-  get dataplane(): Dataplane | undefined {
+  get dpif(): Dpif | undefined {
     return this.dp;
   }
 
-  private requireDp(): Dataplane {
+  private requireDp(): Dpif {
     if (!this.dp) throw new Error('datapath not open');
     return this.dp;
   }
@@ -195,11 +188,11 @@ export class Vswitchd {
       return;
     }
     try {
-      this.dp = this.c.openDataplane({ cores: cfg.pmdCpus });
+      this.dp = this.c.openDpif({ cores: cfg.pmdCpus });
     } catch (err) {
       // A mask naming cores this machine lacks must not keep the switch down: run unpinned.
       this.log.error({ pmdCpuMask: cores, err: (err as Error).message }, 'cannot pin polling threads as pmd-cpu-mask asks; running one unpinned thread');
-      this.dp = this.c.openDataplane({});
+      this.dp = this.c.openDpif({});
     }
     this.dpCores = cores;
     this.udpif = new Udpif({
@@ -225,7 +218,7 @@ export class Vswitchd {
    * keeping ports and megaflows (a brief pause, no restart). A mask it cannot
    * honour leaves the threads where they are.
    */
-  private movePollingThreads(dp: Dataplane, cpus: number[] | undefined, text: string | undefined): void {
+  private movePollingThreads(dp: Dpif, cpus: number[] | undefined, text: string | undefined): void {
     try {
       dp.setPmdCores(cpus ?? []);
       this.coverage.inc('pmd_reconfigure');

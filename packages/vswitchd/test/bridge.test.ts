@@ -8,15 +8,15 @@ import { afterEach, beforeEach, expect, it } from 'vitest';
 import { makeAtom, makeMap, makeSet, type Datum } from '@nvs/ovsdb';
 import { Switch, type BridgeChanges, type DatapathPorts } from '../src/bridge.ts';
 import { readConfig, parseCpuMask, type DbSnapshot, type RowReader } from '../src/config.ts';
-import { NvsDataplane } from '../src/dataplane-nvs.ts';
+import { NvsDpif } from '../src/dpif-nvs.ts';
 
 const log = pino({ level: 'silent' });
-let dp: NvsDataplane;
+let dp: NvsDpif;
 let calls: string[];
 let ports: DatapathPorts;
 
 beforeEach(() => {
-  dp = NvsDataplane.open({});
+  dp = NvsDpif.open({});
   calls = [];
   // The real datapath, with each call noted so the order can be checked.
   ports = {
@@ -91,7 +91,7 @@ it('reports unknown types and bad options in Interface.error and keeps the other
   // --enable-dummy=override turns the types nvs cannot open yet into dummy ports.
   const sw2 = new Switch(log, ports);
   dp.close();
-  dp = NvsDataplane.open({});
+  dp = NvsDpif.open({});
   sw2.reconcile(readConfig(snap, { dummyOverride: true })!);
   expect(statusOf(sw2, snap, 'vhost')).toMatchObject({ linkState: 'up' });
   // So does it for type=tap, as ovs-vswitchd's override does: no kernel device is made.

@@ -1,13 +1,13 @@
 // What internal ports open as: --enable-dummy=override keeps them dummy; otherwise
 // taps when the process has CAP_NET_ADMIN and /dev/net/tun opens, with the reason
-// when not. The Dataplane opens internal ports with the chosen back end and
+// when not. The Dpif opens internal ports with the chosen back end and
 // reports a tap's MAC (as root; a non-root run checks the refusal instead).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { chooseInternalPorts, tapUnavailable } from '../src/internal-ports.ts';
-import { NvsDataplane } from '../src/dataplane-nvs.ts';
+import { NvsDpif } from '../src/dpif-nvs.ts';
 
 const cleanup: Array<() => void> = [];
 afterEach(() => {
@@ -36,7 +36,7 @@ it('needs CAP_NET_ADMIN and an openable /dev/net/tun', () => {
 });
 
 it('opens internal ports as taps when told to, dummy ports stay dummy', () => {
-  const dp = NvsDataplane.open({ internalPorts: 'tap' });
+  const dp = NvsDpif.open({ internalPorts: 'tap' });
   cleanup.push(() => dp.close());
   const name = `nvi${process.pid % 100000}`;
   const d = dp.addPort('d0', 'dummy');

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { identityDpif, Ofproto, parseFlows, ruleToFlowMod } from '@nvs/ofproto';
+import { identityOdpPorts, Ofproto, parseFlows, ruleToFlowMod } from '@nvs/ofproto';
 import { RuleStore } from '../src/rulestore.ts';
 import type { OfBridge } from '../src/ofbridge.ts';
 
@@ -24,7 +24,7 @@ describe('RuleStore', () => {
     dir = mkdtempSync(join(tmpdir(), 'nvs-rulestore-'));
     const log = pino({ level: 'silent' });
     const mk = () =>
-      new Ofproto({ name: 'br0', dpif: identityDpif(), logger: log, clock: { now: () => 0 }, failMode: 'secure', ports: [{ ofport: 1, name: 'p1' }, { ofport: 2, name: 'p2' }] });
+      new Ofproto({ name: 'br0', odpPorts: identityOdpPorts(), logger: log, clock: { now: () => 0 }, failMode: 'secure', ports: [{ ofport: 1, name: 'p1' }, { ofport: 2, name: 'p2' }] });
     const saved = mk();
     saved.applyFlowMods(parseFlows(RULES, { file: 'rules.txt', dialect: 'of13' }));
     const store = new RuleStore(dir, log);

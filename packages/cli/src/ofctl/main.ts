@@ -231,17 +231,22 @@ export async function runOfctl(argv: string[], io: CliIo): Promise<number> {
  * here only: every other command talks to the daemons.
  */
 async function parsePcapFiles(files: readonly string[], warn: (message: string) => void): Promise<string> {
-  const { parsePcapFile, PcapError } = await import('@nvs/vswitchd');
-  return files
-    .map((file) => {
-      try {
-        return parsePcapFile(file, warn);
+  const { parsePcapFile, PcapError, NvsDpif } = await import('@nvs/vswitchd');
+  const dpif = NvsDpif.open({ threads: 0 });
+  try {
+    return files
+      .map((file) => {
+        try {
+          return parsePcapFile(file, dpif, warn);
       } catch (err) {
         if (err instanceof PcapError) throw new OfctlError('OFCTL_IO', err.message);
         const e = err as NodeJS.ErrnoException;
         if (e.syscall === 'open') throw new OfctlError('OFCTL_IO', `${file}: open failed (${e.code === 'ENOENT' ? 'No such file or directory' : e.code})`);
-        throw err;
-      }
-    })
-    .join('');
+          throw err;
+        }
+      })
+      .join('');
+  } finally {
+    dpif.close();
+  }
 }

@@ -5,7 +5,7 @@ import { isUuid, provisionalUuid, type BaseType, type ColumnSchema, type Databas
 import { VsctlError } from './errors.ts';
 import { parseToken } from './notation.ts';
 import type { Cell, OutputStyle } from './output.ts';
-import type { SwitchView } from './switch.ts';
+import type { SwitchView } from './switch-view.ts';
 
 interface Symbol {
   uuid: string;

@@ -4,7 +4,7 @@
 // ovs-vswitchd's command line (see ../args.ts).
 import { DaemonError, startDaemon } from '@nvs/daemon';
 import { parseVswitchdArgs } from '../args.ts';
-import { NvsDataplane } from '../dataplane-nvs.ts';
+import { NvsDpif } from '../dpif-nvs.ts';
 import { chooseInternalPorts } from '../internal-ports.ts';
 import { VERSION, Vswitchd } from '../vswitchd.ts';
 
@@ -44,7 +44,7 @@ async function main(): Promise<number> {
     rundir: args.daemon.rundir,
     remote: args.remote,
     unixctlPath: args.unixctlPath,
-    openDataplane: (o) => NvsDataplane.open({ ...o, internalPorts: internal.backend }),
+    openDpif: (o) => NvsDpif.open({ ...o, internalPorts: internal.backend }),
     restore: !args.noRestore,
     read: { dummyOverride: args.dummyOverride },
     onExit: () => shutdown('exit requested over appctl'),

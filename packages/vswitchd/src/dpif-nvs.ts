@@ -1,67 +1,58 @@
 /**
- * The Dataplane over nvs's Rust datapath (@nvs/datapath): the one place
- * where the slow path's vocabulary (ofproto's DpFlowKey with snake_case
- * numbers and bigints, DpAction with header/field names) is turned into the
- * datapath's (camelCase FlowKey with byte arrays, DpAction with wire field
- * names) and back. Internal ports (each bridge's LOCAL port too) open as
- * the datapath's tap ports when `internalPorts` is 'tap' (nvs-vswitchd
- * decides: see internal-ports.ts), else as dummy ports; dummy interfaces are
- * always dummy ports, tap interfaces always tap ports (no fallback: a user
- * who asks for a kernel device gets it or an error saying why not).
+ * The Dpif over nvs's Rust datapath (@nvs/datapath): the one place where
+ * the slow path's actions (ofproto's DpAction, with header/field names and
+ * controller metadata) are turned into the datapath's (wire field names,
+ * integer cookies) and back. Keys need no turning: the slow path holds the
+ * datapath's own FlowKey, written and read by its one codec (`dp.keys`).
+ * Internal ports (each bridge's LOCAL port too) open as the datapath's tap
+ * ports when `internalPorts` is 'tap' (nvs-vswitchd decides: see
+ * internal-ports.ts), else as dummy ports; dummy interfaces are always
+ * dummy ports, tap interfaces always tap ports (no fallback: a user who asks
+ * for a kernel device gets it or an error saying why not).
  *
  * Controller-bound `userspace` actions carry a small integer cookie here;
  * the cookie → metadata table lives in this object.
  *
- * The hot calls (upcalls, puts, executes, deletes, stats dumps) use the
- * datapath's raw record forms: keys go straight between DpFlowKey and the
- * binary layout (KeyBytes below), a megaflow's identity is its masked key
- * and mask bytes as a latin1 string, and each batch is one addon call.
+ * Every flow, execute and upcall batch crosses as one Buffer of records
+ * (@nvs/datapath raw.ts): a megaflow's identity is its masked key and mask
+ * bytes as a latin1 string, exactly the bytes of its put and delete
+ * records, and an upcall's key stays in that encoding until xlate reads it
+ * straight into Flow words (KeyFlowReader, keyflow.ts).
  */
-import { endianness } from 'node:os';
 import {
   Datapath,
+  decodeActions,
   encodeActions,
+  forEachFlow,
   forEachUpcall,
   PUT_CREATE,
   PUT_MODIFY,
   readCounter,
+  readStats,
   RecordWriter,
-  STATS_RECORD,
   writeExecuteRecord,
   writePutRecord,
   type DpAction as WireAction,
-  type FlowKey as WireKey,
   type SetFieldName,
 } from '@nvs/datapath';
-import { newDpFlowKey, Slot, type ControllerCookie, type DpAction, type DpFlowKey, type DpSetField, type DpSetHeader, type Flow } from '@nvs/ofproto';
-import { KEY_SLOTS, type KeySlotKind } from './keyflow.ts';
+import type { ControllerCookie, DpAction, DpFlowKey, DpSetField, DpSetHeader, Flow } from '@nvs/ofproto';
+import { KeyFlowReader } from './keyflow.ts';
 import type { DeviceState, PortBackend, PortType } from './bridge.ts';
-import type { Dataplane, DpExecute, DpFlowEntry, DpFlowPut, DpStats, DpUpcall } from './dataplane.ts';
-import type { DataplaneOptions } from './vswitchd.ts';
+import type { Dpif, DpifOptions, DpExecute, DpFlowEntry, DpFlowPut, DpStats, DpUpcall } from './dpif.ts';
 
 /** Thrown when a translation produced an action the datapath cannot carry. */
-export class DataplaneError extends Error {
+export class DpifError extends Error {
   constructor(
-    readonly code: 'DATAPLANE_UNSUPPORTED_ACTION',
+    readonly code: 'DPIF_UNSUPPORTED_ACTION',
     message: string,
   ) {
     super(message);
-    this.name = 'DataplaneError';
+    this.name = 'DpifError';
   }
 }
 
-const MAC_FIELDS = ['eth_dst', 'eth_src', 'arp_sha', 'arp_tha'] as const;
-const V6_FIELDS = ['ipv6_src', 'ipv6_dst', 'nd_target'] as const;
-const NUM_FIELDS = ['in_port', 'recirc_id', 'eth_type', 'vlan_tci', 'vlan_tpid', 'cvlan_tci', 'nw_proto', 'nw_tos', 'nw_ttl', 'nw_frag', 'tp_src', 'tp_dst', 'tcp_flags', 'nw_src', 'nw_dst', 'ipv6_label'] as const;
-
-function camel(s: string): string {
-  return s.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
-}
-const CAMEL = new Map<string, string>([...MAC_FIELDS, ...V6_FIELDS, ...NUM_FIELDS].map((f) => [f, camel(f)]));
-
 function bytesOf(v: number | bigint, size: number): Uint8Array {
   const out = new Uint8Array(size);
-  // Most keys are IPv4: their 128-bit fields are zero, and BigInt work is not free.
   if (v === 0 || v === 0n) return out;
   if (typeof v === 'number' && size <= 6) {
     for (let i = size - 1; i >= 0; i--) {
@@ -79,32 +70,9 @@ function bytesOf(v: number | bigint, size: number): Uint8Array {
 }
 
 function numOf(b: Uint8Array): bigint {
-  if (b.every((x) => x === 0)) return 0n;
   let v = 0n;
   for (const x of b) v = (v << 8n) | BigInt(x);
   return v;
-}
-
-/** ofproto's key → the datapath's. */
-export function toWireKey(k: DpFlowKey): WireKey {
-  const out: Record<string, number | Uint8Array> = {};
-  for (const f of NUM_FIELDS) out[CAMEL.get(f)!] = k[f] >>> 0;
-  for (const f of MAC_FIELDS) out[CAMEL.get(f)!] = bytesOf(k[f], 6);
-  for (const f of V6_FIELDS) out[CAMEL.get(f)!] = bytesOf(k[f], 16);
-  return out as unknown as WireKey;
-}
-
-/** The datapath's key → ofproto's. */
-export function fromWireKey(w: WireKey): DpFlowKey {
-  const k = newDpFlowKey() as unknown as Record<string, number | bigint>;
-  const src = w as unknown as Record<string, number | Uint8Array>;
-  for (const f of NUM_FIELDS) k[f] = src[CAMEL.get(f)!] as number;
-  for (const f of MAC_FIELDS) {
-    const b = src[CAMEL.get(f)!] as Uint8Array;
-    k[f] = ((b[0] * 256 + b[1]) * 256 + b[2]) * 16777216 + ((b[3] << 16) | (b[4] << 8) | b[5]);
-  }
-  for (const f of V6_FIELDS) k[f] = numOf(src[CAMEL.get(f)!] as Uint8Array);
-  return k as unknown as DpFlowKey;
 }
 
 /** Which wire field a set of (header, key field) writes, and its size. */
@@ -150,118 +118,10 @@ const HEADER_OF_WIRE: Record<SetFieldName, [DpSetHeader, DpSetField]> = {
   tp_dst: ['tcp', 'tp_dst'],
 };
 
-interface KeyField {
-  name: keyof DpFlowKey;
-  offset: number;
-  size: number;
-  /** num: unsigned integer (little-endian); mac: 6 bytes ↔ 48-bit number; wide: 16 bytes ↔ bigint. */
-  kind: 'num' | 'mac' | 'wide';
-}
-
-/** A key field that fills Flow words (KEY_SLOTS), with where it sits in the encoded key. */
-interface FlowField {
-  offset: number;
-  size: number;
-  slot: number;
-  kind: KeySlotKind;
-}
-
-/**
- * DpFlowKey ↔ the datapath's binary key, directly (no intermediate object),
- * with the layout the addon publishes. Integers are little-endian: the
- * layout is machine order and nvs builds for little-endian targets only.
- */
-export class KeyBytes {
-  readonly size: number;
-  private readonly fields: KeyField[];
-  private readonly flowFields: FlowField[];
-  private readonly scratch: Buffer;
-
-  constructor(layout: readonly { name: string; offset: number; size: number; kind: string }[]) {
-    if (endianness() !== 'LE') throw new Error('nvs-vswitchd needs a little-endian machine (the datapath key layout is machine order)');
-    const names = new Set(Object.keys(newDpFlowKey()));
-    this.fields = layout
-      .filter((f) => f.kind !== 'pad')
-      .map((f) => {
-        if (!names.has(f.name)) throw new Error(`datapath key field ${f.name} is unknown to vswitchd: rebuild the addon and vswitchd together`);
-        const kind = f.kind === 'uint' ? 'num' : f.size === 6 ? 'mac' : 'wide';
-        return { name: f.name as keyof DpFlowKey, offset: f.offset, size: f.size, kind };
-      });
-    this.size = layout.reduce((end, f) => Math.max(end, f.offset + f.size), 0);
-    this.scratch = Buffer.alloc(2 * this.size);
-    this.flowFields = KEY_SLOTS.map(([name, slot, kind]) => {
-      const f = this.fields.find((x) => x.name === name);
-      if (!f) throw new Error(`the datapath key has no field ${name}: rebuild the addon and vswitchd together`);
-      return { offset: f.offset, size: f.size, slot, kind };
-    });
-  }
-
-  /**
-   * The Flow of an encoded key (as `flowFromKey` makes from a decoded one),
-   * written over `into`, without decoding the key into an object first.
-   */
-  toFlow(key: string, ofport: number, into: Flow): Flow {
-    const b = this.scratch;
-    b.write(key, 0, this.size, 'latin1');
-    into.fill(0);
-    into[Slot.IN_PORT] = ofport;
-    for (const f of this.flowFields) {
-      const o = f.offset;
-      if (f.kind === 'word') into[f.slot] = f.size === 1 ? b[o] : f.size === 2 ? b[o] | (b[o + 1] << 8) : b.readUInt32LE(o);
-      else if (f.kind === 'mac') {
-        into[f.slot] = (b[o] << 8) | b[o + 1];
-        into[f.slot + 1] = b.readUInt32BE(o + 2);
-      } else for (let i = 0; i < 4; i++) into[f.slot + i] = b.readUInt32BE(o + 4 * i);
-    }
-    return into;
-  }
-
-  /** Writes `k` at `off` (the `size` bytes there must be zero). */
-  write(k: DpFlowKey, b: Buffer, off: number): void {
-    for (const f of this.fields) {
-      const o = off + f.offset;
-      const v = k[f.name];
-      if (f.kind === 'num') {
-        const n = (v as number) >>> 0;
-        if (n === 0) continue;
-        b[o] = n;
-        if (f.size > 1) b[o + 1] = n >>> 8;
-        if (f.size > 2) {
-          b[o + 2] = n >>> 16;
-          b[o + 3] = n >>> 24;
-        }
-      } else if (f.kind === 'mac') {
-        const n = v as number;
-        if (n === 0) continue;
-        const hi = Math.floor(n / 0x1_0000_0000);
-        b[o] = hi >>> 8;
-        b[o + 1] = hi;
-        b.writeUInt32BE(n >>> 0, o + 2);
-      } else {
-        const x = BigInt(v);
-        if (x === 0n) continue;
-        b.writeBigUInt64BE(BigInt.asUintN(64, x >> 64n), o);
-        b.writeBigUInt64BE(BigInt.asUintN(64, x), o + 8);
-      }
-    }
-  }
-
-  /** The identity of a megaflow: masked key bytes then mask bytes, as a latin1 string. */
-  id(key: DpFlowKey, mask: DpFlowKey): string {
-    const b = this.scratch;
-    const n = this.size;
-    b.fill(0);
-    this.write(key, b, 0);
-    this.write(mask, b, n);
-    for (let i = 0; i < n; i++) b[i] &= b[n + i];
-    return b.toString('latin1', 0, 2 * n);
-  }
-}
-
-export class NvsDataplane implements Dataplane {
+export class NvsDpif implements Dpif {
   private readonly cookies = new Map<bigint, ControllerCookie>();
   private readonly cookieOf = new Map<string, bigint>();
-  private readonly kb: KeyBytes;
+  private readonly reader: KeyFlowReader;
   /** Encoded actions per action list (a put and an execute of one upcall share the list). */
   private readonly encoded = new WeakMap<readonly DpAction[], Buffer>();
   /** Encoded output-only action lists (most of NORMAL's), by their port list. */
@@ -275,12 +135,12 @@ export class NvsDataplane implements Dataplane {
     readonly dp: Datapath,
     private readonly internalPorts: PortBackend,
   ) {
-    this.kb = new KeyBytes(dp.keys.layout);
+    this.reader = new KeyFlowReader(dp.keys);
   }
 
-  static open(o: DataplaneOptions = {}): NvsDataplane {
+  static open(o: DpifOptions = {}): NvsDpif {
     const cores = o.cores && o.cores.length > 0 ? o.cores : undefined;
-    return new NvsDataplane(Datapath.open({ threads: cores ? cores.length : 1, cores }), o.internalPorts ?? 'dummy');
+    return new NvsDpif(Datapath.open({ threads: cores ? cores.length : (o.threads ?? 1), cores }), o.internalPorts ?? 'dummy');
   }
 
   setPmdCores(cores: readonly number[]): void {
@@ -319,15 +179,11 @@ export class NvsDataplane implements Dataplane {
   }
 
   flowId(key: DpFlowKey, mask: DpFlowKey): string {
-    return this.kb.id(key, mask);
+    return this.dp.keys.id(key, mask);
   }
 
   keyFlow(key: string, ofport: number, into: Flow): Flow {
-    return this.kb.toFlow(key, ofport, into);
-  }
-
-  private wireId(key: WireKey, mask: WireKey): string {
-    return this.dp.keys.encode(key).toString('latin1') + this.dp.keys.encode(mask).toString('latin1');
+    return this.reader.toFlow(key, ofport, into);
   }
 
   /** The encoded form of an action list (cached per list object). */
@@ -377,7 +233,7 @@ export class NvsDataplane implements Dataplane {
           break;
         case 'set': {
           const w = wireSetField(a.header, a.field);
-          if (!w) throw new DataplaneError('DATAPLANE_UNSUPPORTED_ACTION', `set(${a.header}(${a.field})) is not supported by the nvs datapath yet`);
+          if (!w) throw new DpifError('DPIF_UNSUPPORTED_ACTION', `set(${a.header}(${a.field})) is not supported by the nvs datapath yet`);
           const value = bytesOf(a.value, w.size);
           const mask = bytesOf(a.mask, w.size);
           out.push({ type: 'set', field: w.name, value, mask });
@@ -443,51 +299,53 @@ export class NvsDataplane implements Dataplane {
     for (const f of flows) {
       try {
         const actions = this.encode(f.actions);
-        writePutRecord(w, f.modify ? PUT_MODIFY : PUT_CREATE, f.id ?? this.kb.id(f.key, f.mask), actions);
+        writePutRecord(w, f.modify ? PUT_MODIFY : PUT_CREATE, f.id ?? this.dp.keys.id(f.key, f.mask), actions);
       } catch (err) {
         error ??= err;
       }
     }
     if (w.count > 0) {
-      for (const r of this.dp.flowPutRaw(w.take())) if (r.error.code !== 'DP_FLOW_EXISTS') error ??= r.error;
+      for (const r of this.dp.flowPut(w.take())) if (r.error.code !== 'DP_FLOW_EXISTS') error ??= r.error;
     }
     if (error) throw error;
   }
 
   del(ids: readonly string[]): void {
     if (ids.length === 0) return;
-    const n = 2 * this.kb.size;
+    const n = 2 * this.dp.keys.size;
     const b = Buffer.allocUnsafe(ids.length * n);
     for (let i = 0; i < ids.length; i++) b.write(ids[i], i * n, n, 'latin1');
-    this.dp.flowDelRaw(b);
+    this.dp.flowDel(b);
   }
 
   dump(): DpFlowEntry[] {
-    return this.dp.flowDump().map((f) => ({
-      key: fromWireKey(f.key),
-      mask: fromWireKey(f.mask),
-      id: this.wireId(f.key, f.mask),
-      actions: this.fromWireActions(f.actions),
-      packets: f.stats.packets,
-      bytes: f.stats.bytes,
-      usedAt: f.stats.usedMs,
-      tcpFlags: f.stats.tcpFlags,
-    }));
-  }
-
-  dumpStats(): Array<Pick<DpFlowEntry, 'id' | 'packets' | 'bytes' | 'usedAt'>> {
-    const b = this.dp.flowDumpStatsRaw();
-    const km = 2 * this.kb.size;
-    const rec = km + STATS_RECORD;
-    const out = new Array<Pick<DpFlowEntry, 'id' | 'packets' | 'bytes' | 'usedAt'>>(Math.floor(b.length / rec));
-    for (let i = 0, o = 0; o + rec <= b.length; i++, o += rec) {
-      out[i] = { id: b.toString('latin1', o, o + km), packets: readCounter(b, o + km), bytes: readCounter(b, o + km + 8), usedAt: b.readDoubleLE(o + km + 16) };
-    }
+    const b = this.dp.flowDump(true);
+    const { keys } = this.dp;
+    const out: DpFlowEntry[] = [];
+    forEachFlow(b, keys.size, (f) => {
+      const s = readStats(b, f.statsOffset);
+      out.push({
+        key: keys.decode(b, f.keyOffset),
+        mask: keys.decode(b, f.keyOffset + keys.size),
+        id: b.toString('latin1', f.keyOffset, f.statsOffset),
+        actions: this.fromWireActions(decodeActions(b.subarray(f.actionsOffset, f.actionsOffset + f.actionsLength))),
+        packets: s.packets,
+        bytes: s.bytes,
+        usedAt: s.usedMs,
+        tcpFlags: s.tcpFlags,
+      });
+    });
     return out;
   }
 
-  execute(inPort: number, packet: Uint8Array, actions: readonly DpAction[]): void {
-    this.dp.execute(inPort, packet, this.toWireActions(actions));
+  dumpStats(): Array<Pick<DpFlowEntry, 'id' | 'packets' | 'bytes' | 'usedAt'>> {
+    const b = this.dp.flowDump(false);
+    const out: Array<Pick<DpFlowEntry, 'id' | 'packets' | 'bytes' | 'usedAt'>> = [];
+    forEachFlow(b, this.dp.keys.size, (f) => {
+      const o = f.statsOffset;
+      out.push({ id: b.toString('latin1', f.keyOffset, o), packets: readCounter(b, o), bytes: readCounter(b, o + 8), usedAt: b.readDoubleLE(o + 16) });
+    });
+    return out;
   }
 
   executeBatch(items: readonly DpExecute[]): Array<{ index: number; error: Error }> {
@@ -504,19 +362,26 @@ export class NvsDataplane implements Dataplane {
         failed.push({ index: i, error: err as Error });
       }
     }
-    if (w.count > 0) for (const r of this.dp.executeRaw(w.take())) failed.push({ index: sent[r.index], error: r.error });
+    if (w.count > 0) for (const r of this.dp.execute(w.take())) failed.push({ index: sent[r.index], error: r.error });
     return failed;
   }
 
   onUpcalls(handler: (batch: DpUpcall[]) => void, onError: (err: unknown) => void): void {
-    const size = this.kb.size;
-    this.dp.onUpcallsRaw((b) => {
+    const size = this.dp.keys.size;
+    this.dp.onUpcalls((b) => {
       const batch: DpUpcall[] = [];
       forEachUpcall(b, size, (u) => {
-        if (u.reason === 0) batch.push({ inPort: u.inPort, key: b.toString('latin1', u.keyOffset, u.keyOffset + size), packet: b.subarray(u.packetOffset, u.packetOffset + u.packetLength) });
+        const key = b.toString('latin1', u.keyOffset, u.keyOffset + size);
+        const packet = b.subarray(u.packetOffset, u.packetOffset + u.packetLength);
+        if (u.reason === 0) batch.push({ reason: 'miss', inPort: u.inPort, key, packet });
+        else batch.push({ reason: 'userspace', controller: this.cookies.get(u.cookie), inPort: u.inPort, key, packet });
       });
       handler(batch);
     }, onError);
+  }
+
+  extractKey(packet: Uint8Array, inPort: number): DpFlowKey {
+    return this.dp.extractKey(packet, inPort);
   }
 
   inject(port: number, packets: readonly Uint8Array[]): void {

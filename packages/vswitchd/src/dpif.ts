@@ -1,19 +1,40 @@
 /**
- * What nvs-vswitchd needs from the datapath, in the slow path's terms
- * (DpFlowKey, DpAction from @nvs/ofproto's Dpif vocabulary). One
- * implementation exists, over the Rust datapath (dataplane-nvs.ts); the seam
- * keeps the binary encodings in one file, as OVS keeps them behind dpif.
+ * The one interface between the slow path (vswitchd's upcall handler and
+ * revalidator, ofproto's xlate through them) and the datapath, in the slow
+ * path's terms: keys are the datapath's `FlowKey` (ofproto's `DpFlowKey`),
+ * actions ofproto's `DpAction`. Its implementation over nvs's Rust datapath
+ * is `NvsDpif` (dpif-nvs.ts), the one place that knows the binary encodings.
+ *
+ * It is called `Dpif` because that is what OVS calls this seam (lib/dpif.h:
+ * "datapath interface", the provider table `dpif_class` that ofproto-dpif
+ * drives: port add/del, flow put/del/dump, execute, upcall receive), and a
+ * reader who knows OVS looks for it under that name; nvs's `Datapath` is
+ * the engine behind it (the Rust crate and the addon's TypeScript handle).
  *
  * Ownership: packets handed in are copied by the datapath; packets and keys
  * handed out are the caller's.
  */
-import type { DpAction, DpFlowKey, Flow } from '@nvs/ofproto';
+import type { ControllerCookie, DpAction, DpFlowKey, Flow } from '@nvs/ofproto';
 import type { DatapathPorts, DeviceState, PortBackend } from './bridge.ts';
 
+/** How vswitchd opens its datapath. */
+export interface DpifOptions {
+  /** Cores to pin polling threads to (one thread per core); undefined: one unpinned thread. */
+  cores?: number[];
+  /** Polling threads when no cores are given: 1 by default; 0 for a datapath that only executes and extracts keys (offline parse-pcap). */
+  threads?: number;
+  /** What internal ports (and LOCAL ports) open as: tap devices, or dummy ports (the default). */
+  internalPorts?: PortBackend;
+}
+
 export interface DpUpcall {
+  /** A miss (no megaflow matched), or a `userspace` action of an installed megaflow. */
+  reason: 'miss' | 'userspace';
+  /** For a userspace upcall: the controller metadata its action carried, undefined when the cookie is unknown. */
+  controller?: ControllerCookie;
   /** Datapath port the packet came in on. */
   inPort: number;
-  /** The packet's full key in the dataplane's encoding (read it with `keyFlow`; kept as is by ukeys: compact). */
+  /** The packet's full key in the datapath's encoding (read it with `keyFlow`; kept as is by ukeys: compact). */
   key: string;
   packet: Uint8Array;
 }
@@ -79,7 +100,7 @@ export interface DpExecute {
   actions: readonly DpAction[];
 }
 
-export interface Dataplane extends DatapathPorts {
+export interface Dpif extends DatapathPorts {
   portDevice(odpPort: number): { backend: PortBackend; mac?: string };
   deviceState(odpPort: number): DeviceState | undefined;
   setDeviceMtu(odpPort: number, mtu: number): void;
@@ -93,16 +114,17 @@ export interface Dataplane extends DatapathPorts {
   dump(): DpFlowEntry[];
   /** Identities and counters only: what a revalidation round needs, without converting keys and actions. */
   dumpStats(): Array<Pick<DpFlowEntry, 'id' | 'packets' | 'bytes' | 'usedAt'>>;
-  execute(inPort: number, packet: Uint8Array, actions: readonly DpAction[]): void;
   /** Executes many packets in one call; returns the failures (the other packets went through). */
   executeBatch(items: readonly DpExecute[]): Array<{ index: number; error: Error }>;
-  /** Delivers miss upcalls in batches as they arrive; a throwing handler is reported to `onError`. */
+  /** Delivers upcalls (misses and userspace actions) in batches as they arrive; a throwing handler is reported to `onError`. */
   onUpcalls(handler: (batch: DpUpcall[]) => void, onError: (err: unknown) => void): void;
   inject(port: number, packets: readonly Uint8Array[]): void;
   drain(port: number, max: number): Uint8Array[];
   stats(): DpStats;
   /** Re-creates the polling threads, pinned one per core (none: one unpinned thread); ports and flows stay. Throws when a core cannot be had (the old threads go on). */
   setPmdCores(cores: readonly number[]): void;
+  /** The key the datapath extracts from `packet` received on `inPort` (what its fast path would match on). */
+  extractKey(packet: Uint8Array, inPort: number): DpFlowKey;
   /** Datapath clock (ms), the time base of `usedAt`. */
   now(): number;
   close(): void;
