@@ -1,12 +1,12 @@
 //! Ports: the one trait every packet I/O back end implements.
 //!
-//! The polling loop knows only this trait; the back ends live in
-//! [`crate::ports`], whose registry maps a type name to its opener. I/O is
+//! The polling loop knows only this trait; the back ends live in the
+//! `ports` module, whose registry maps a type name to its opener. I/O is
 //! in batches of up to [`BURST`] packets.
 //!
 //! # Who owns a packet
 //! A packet's storage is a [`Frame`] that knows its home (see
-//! [`crate::frame`]): the heap, or a chunk of a [`Pool`] (an AF_XDP UMEM, the
+//! the `frame` module): the heap, or a chunk of a [`Pool`] (an AF_XDP UMEM, the
 //! copy target of a vhost-user queue, a tap's receive buffers). Whoever holds
 //! the packet owns it; dropping it, anywhere, on any thread, gives the frame
 //! back to its home. No port needs to know where another port's frames came

@@ -2,7 +2,7 @@
 //! headroom, so that actions that grow the front of a frame (push VLAN, and
 //! later encapsulation) write in place instead of copying the frame.
 //!
-//! The region is any `B: AsRef<[u8]> + AsMut<[u8]>`: a [`crate::frame::Frame`]
+//! The region is any `B: AsRef<[u8]> + AsMut<[u8]>`: a `Frame` (module `frame`)
 //! for packets in flight (a heap region or a pool chunk, such as an AF_XDP
 //! UMEM chunk, used without a copy), a `Vec<u8>` or `&mut [u8]` in tests and
 //! benches. The packet occupies `region[start .. start + len]`;
