@@ -3,7 +3,9 @@
 // thing ofproto asks of it while translating: which datapath port stands
 // behind an OpenFlow port (`OdpPortMap`). The flow key type is the
 // datapath's own (`FlowKey` of @nvs/datapath, whose field names are the
-// Rust `FlowKey`'s), taken as a type only: ofproto never loads the addon.
+// Rust `FlowKey`'s): ofproto takes that type and its zero value and nothing
+// else of the package (test/layering.test.ts holds it to that), so it never
+// loads the addon.
 // The datapath interface itself (`Dpif`: flow puts, deletions, dumps,
 // executions, upcalls) is vswitchd's, which drives it.
 //
@@ -11,7 +13,7 @@
 // (`push_vlan(vid=10,pcp=0),2`, `recirc_id=0,eth,ip,in_port=1,nw_frag=no`),
 // which scripts and test suites read from `ofproto/trace`.
 
-import { zeroFlowKey, type FlowKey } from '@nvs/datapath/src/flow-key.ts';
+import { zeroFlowKey, type FlowKey } from '@nvs/datapath';
 
 /** A datapath flow key (or, read as a mask, which bits of a key matter): the datapath's `FlowKey`. */
 export type DpFlowKey = FlowKey;

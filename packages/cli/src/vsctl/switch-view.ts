@@ -1,7 +1,7 @@
 // The model of ovs-vsctl's bridge commands: bridges (real and fake), their
 // ports and interfaces, built by switch.ts. Kept apart from switch.ts so the
 // command context can hold a view without importing the code that builds it.
-import type { IdlRow } from '@nvs/ovsdb/src/idl.ts';
+import type { IdlRow } from '@nvs/ovsdb';
 
 export interface VsctlBridge {
   name: string;
