@@ -2,7 +2,7 @@
 //!
 //! A packet's way: port rx batch → flow key extraction → exact-match cache →
 //! megaflow classifier → actions → per-port tx batches; misses go to a bounded
-//! upcall queue for the slow path (see `../shared/ARCHITECTURE.md`).
+//! upcall queue for the slow path (see the repository's `ARCHITECTURE.md`).
 //! [`datapath::Datapath`] is the entry point for hosts (the napi binding, benches).
 
 pub mod actions;
