@@ -152,7 +152,7 @@ export class Monitor {
     const updates: TableUpdates = {};
     for (const [tname, tm] of this.tables) {
       if (!tm.initial) continue;
-      // Keyed by uuids: dictionary mode (see updatesFor).
+      // Keyed by uuids: a dictionary-mode object, so that V8 does not grow a hidden-class transition per uuid.
       const rows: Record<string, unknown> = Object.create(null);
       let any = false;
       for (const r of this.db.table(tname)!.values()) {
