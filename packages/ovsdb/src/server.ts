@@ -366,14 +366,15 @@ export class OvsdbServer {
     conn.handle('set_db_change_aware', () => ({}));
     conn.handle('transact', (p, _c, id) => this.transact(session, p, id));
     conn.onNotification('cancel', (p) => this.cancel(session, p[0]));
+    // Monitor requests read the database: while a turn's commits are unwritten they are answered after the
+    // write (and monitor_cancel too, so that no update held for the monitor follows its reply).
     const db = (name: unknown) => (typeof name === 'string' ? this.dbs.get(name) : undefined);
+    const dbOfMonitor = (monid: unknown) => session.monitors.get(JSON.stringify(monid ?? null))?.entry;
     conn.handle('monitor', (p, _c, id) => this.whenSettled(session, id, db(p[0]), () => this.monitor(session, 1, p[0], p[1], p[2])));
     conn.handle('monitor_cond', (p, _c, id) => this.whenSettled(session, id, db(p[0]), () => this.monitor(session, 2, p[0], p[1], p[2])));
     conn.handle('monitor_cond_since', (p, _c, id) => this.whenSettled(session, id, db(p[0]), () => this.monitorSince(session, p)));
-    conn.handle('monitor_cond_change', (p, _c, id) =>
-      this.whenSettled(session, id, session.monitors.get(JSON.stringify(p[0] ?? null))?.entry, () => this.monitorChange(session, p)),
-    );
-    conn.handle('monitor_cancel', (p) => this.monitorCancel(session, p[0]));
+    conn.handle('monitor_cond_change', (p, _c, id) => this.whenSettled(session, id, dbOfMonitor(p[0]), () => this.monitorChange(session, p)));
+    conn.handle('monitor_cancel', (p, _c, id) => this.whenSettled(session, id, dbOfMonitor(p[0]), () => this.monitorCancel(session, p[0])));
     conn.handle('lock', (p) => this.lock(session, p[0], false));
     conn.handle('steal', (p) => this.lock(session, p[0], true));
     conn.handle('unlock', (p) => {
@@ -448,6 +449,11 @@ export class OvsdbServer {
     txn.entry.blocked.splice(i, 1);
     if (txn.timer) clearTimeout(txn.timer);
     txn.timer = undefined;
+    this.executeLater(txn);
+  }
+
+  /** execute() outside the request's handler: a thrown error becomes the error reply. */
+  private executeLater(txn: TxnRequest): void {
     try {
       this.execute(txn);
     } catch (err) {
@@ -522,10 +528,7 @@ export class OvsdbServer {
     let failure: OvsdbError | undefined;
     if (entry.file) {
       try {
-        entry.file.append(
-          turn.commits.map((c) => c.record!),
-          turn.durable,
-        );
+        entry.file.append(turn.commits.map((c) => c.record!), turn.durable);
       } catch (err) {
         failure = this.ioError(entry, err);
       }
@@ -534,7 +537,7 @@ export class OvsdbServer {
       for (let i = turn.commits.length - 1; i >= 0; i--) entry.db.apply(inverse(turn.commits[i].commit.changes));
       for (const a of turn.answers) {
         if (a.committed) a.txn.session.conn.reply(a.txn.id, [...a.results, failure.toJson()]);
-        else this.retryAfterFailure(a.txn);
+        else this.executeLater(a.txn);
       }
     } else {
       for (const { commit } of turn.commits) {
@@ -552,14 +555,6 @@ export class OvsdbServer {
       }
     }
     for (const handle of turn.after) handle();
-  }
-
-  private retryAfterFailure(txn: TxnRequest): void {
-    try {
-      this.execute(txn);
-    } catch (err) {
-      txn.session.conn.replyError(txn.id, err, 'transact');
-    }
   }
 
   /** Adds a commit to the history, dropping the oldest past either bound (the newest always stays). */
