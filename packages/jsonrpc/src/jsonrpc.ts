@@ -147,6 +147,13 @@ export interface JsonRpcMessage {
  * result; a thrown JsonRpcError becomes the reply's error object.
  */
 export type RequestHandler = (params: unknown[], conn: JsonRpcConnection, id: unknown) => unknown;
+/**
+ * Returned by a request handler that answers later itself, with reply(),
+ * replyError() or sendText() and the request's id (e.g. once a commit is on
+ * disk).
+ */
+export const REPLY_LATER: unique symbol = Symbol('reply later');
+
 /** Handles one incoming notification (a message with `id: null`). */
 export type NotificationHandler = (params: unknown[], conn: JsonRpcConnection) => void;
 
@@ -187,8 +194,6 @@ export class JsonRpcConnection extends EventEmitter {
   private closed = false;
   /** A read is being handled: sends go to `outgoing`, written once at its end. */
   private handlingRead = false;
-  /** hold() calls not yet released: sends go to `outgoing` too. */
-  private holds = 0;
   private outgoing = '';
   /** performance.now() of the last bytes received, for inactivity probes. */
   lastReceived = performance.now();
@@ -246,18 +251,20 @@ export class JsonRpcConnection extends EventEmitter {
   /** Sends one message already encoded as JSON text (e.g. a notification encoded once for many sessions). */
   sendText(text: string): void {
     if (this.closed) return;
-    // While a read is being handled or the output is held, gather messages: they leave in one write.
-    if (this.handlingRead || this.holds > 0) this.outgoing += text;
+    // While a read is being handled, gather messages: they leave in one write.
+    if (this.handlingRead) this.outgoing += text;
     else this.socket.write(text);
   }
 
-  /** Gathers what is sent from now on until the matching release(), which writes it all at once. */
-  hold(): void {
-    this.holds++;
+  /** Answers request `id` with `result` (for a handler that returned REPLY_LATER). */
+  reply(id: unknown, result: unknown): void {
+    this.send({ result, error: null, id });
   }
 
-  release(): void {
-    if (--this.holds === 0 && !this.handlingRead && !this.closed) this.flush();
+  /** Answers request `id` with the error reply for `err` (logged unless it is a JsonRpcError). */
+  replyError(id: unknown, err: unknown, method = 'request'): void {
+    if (!(err instanceof JsonRpcError)) this.log.error({ method, err }, 'request handler failed unexpectedly');
+    this.send({ result: null, error: toErrorJson(err), id });
   }
 
   /** Bytes written that the peer has not taken yet: queued on the socket beyond what the kernel accepted. */
@@ -316,7 +323,7 @@ export class JsonRpcConnection extends EventEmitter {
       }
     } finally {
       this.handlingRead = false;
-      if (!this.closed && this.holds === 0) this.flush();
+      if (!this.closed) this.flush();
     }
   }
 
@@ -368,22 +375,18 @@ export class JsonRpcConnection extends EventEmitter {
     try {
       result = handler(params, this, id);
     } catch (err) {
-      this.replyError(method, id, err);
+      this.replyError(id, err, method);
       return;
     }
+    if (result === REPLY_LATER) return;
     if (result instanceof Promise) {
       result.then(
-        (value) => this.send({ result: value, error: null, id }),
-        (err) => this.replyError(method, id, err),
+        (value) => this.reply(id, value),
+        (err) => this.replyError(id, err, method),
       );
     } else {
-      this.send({ result, error: null, id });
+      this.reply(id, result);
     }
-  }
-
-  private replyError(method: string, id: unknown, err: unknown): void {
-    if (!(err instanceof JsonRpcError)) this.log.error({ method, err }, 'request handler failed unexpectedly');
-    this.send({ result: null, error: toErrorJson(err), id });
   }
 
   private dispatchReply(msg: JsonRpcMessage): void {

@@ -182,6 +182,33 @@ export function datumToJson(d: Datum, type: ColumnType): unknown {
   return ['set', d.keys.map((a) => atomToJson(a, kt))];
 }
 
+/** The JSON text of one atom (schema identifiers and uuids never need escaping; other strings do). */
+function atomText(a: Atom, t: AtomicType): string {
+  if (t === 'uuid') return `["uuid","${a as string}"]`;
+  if (t === 'string') return JSON.stringify(a);
+  return String(a);
+}
+
+/**
+ * The JSON text of a datum, as JSON.stringify(datumToJson(d, type)) writes it,
+ * without building the JSON value first (file records and monitor updates are
+ * written this way on every commit).
+ */
+export function datumText(d: Datum, type: ColumnType): string {
+  const kt = type.key.type;
+  const keys = d.keys;
+  if (d.values) {
+    const vt = type.value!.type;
+    let s = '["map",[';
+    for (let i = 0; i < keys.length; i++) s += `${i === 0 ? '' : ','}[${atomText(keys[i], kt)},${atomText(d.values[i], vt)}]`;
+    return s + ']]';
+  }
+  if (keys.length === 1) return atomText(keys[0], kt);
+  let s = '["set",[';
+  for (let i = 0; i < keys.length; i++) s += (i === 0 ? '' : ',') + atomText(keys[i], kt);
+  return s + ']]';
+}
+
 /** Checks one atom against its base type's constraints; throws ConstraintViolationError. */
 export function checkAtom(a: Atom, b: BaseType): void {
   if (b.enum && !b.enum.includes(a)) {

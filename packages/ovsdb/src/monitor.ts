@@ -4,7 +4,7 @@
 // commit produces for it — `update` format (old/new) for version 1,
 // `update2` format (initial/insert/delete/modify diffs) for versions 2 and 3.
 import { columnValue, type Database, type Row, type RowChange } from './database.ts';
-import { datumDiffFast, datumEquals, datumToJson, defaultDatum, type DeltaLog } from './datum.ts';
+import { datumDiffFast, datumEquals, datumText, datumToJson, defaultDatum, type DeltaLog } from './datum.ts';
 import { OvsdbSyntaxError } from './errors.ts';
 import { lookupColumn, matchesAny, parseCondition, type Condition } from './condition.ts';
 import { diffIsNewValue, type ColumnSchema, type TableSchema } from './schema.ts';
@@ -152,7 +152,7 @@ export class Monitor {
     const updates: TableUpdates = {};
     for (const [tname, tm] of this.tables) {
       if (!tm.initial) continue;
-      // Keyed by uuids: dictionary mode (see updatesFor).
+      // Keyed by uuids: a dictionary-mode object, so that V8 does not grow a hidden-class transition per uuid.
       const rows: Record<string, unknown> = Object.create(null);
       let any = false;
       for (const r of this.db.table(tname)!.values()) {
@@ -165,52 +165,67 @@ export class Monitor {
     return updates;
   }
 
-  /** The table-updates one commit (or a collapsed run of commits) produces for this monitor, or null if none. */
-  updatesFor(changes: readonly RowChange[], log?: DeltaLog): TableUpdates | null {
-    let updates: TableUpdates | null = null;
+  /**
+   * The table-updates one commit (or a collapsed run of commits, one change
+   * per row) produces for this monitor, as JSON text, or null if none. Written
+   * as text straight from the rows, as storage writes its records: this runs
+   * once per monitor shape on every commit, and building objects for
+   * JSON.stringify cost allocations (uuid-keyed ones on its slow path).
+   */
+  updatesText(changes: readonly RowChange[], log?: DeltaLog): string | null {
+    // Table → its rows' text; a commit's changes may interleave tables.
+    let tables: Map<string, string> | null = null;
     for (const ch of changes) {
       const tm = this.tables.get(ch.table.name);
       if (!tm) continue;
       const u = this.version === 1 ? this.update1(tm, ch) : this.update2(tm, ch, log);
-      if (u === undefined) continue;
-      updates ??= {};
-      // Keyed by uuids: a dictionary-mode object, so that V8 does not grow a hidden-class transition per uuid.
-      (updates[ch.table.name] ??= Object.create(null))[ch.uuid] = u;
+      if (u === null) continue;
+      tables ??= new Map();
+      const prev = tables.get(ch.table.name);
+      tables.set(ch.table.name, `${prev === undefined ? '' : `${prev},`}"${ch.uuid}":${u}`);
     }
-    return updates;
+    if (tables === null) return null;
+    let text = '';
+    for (const [name, rows] of tables) text += `${text === '' ? '{' : ','}"${name}":{${rows}}`;
+    return text + '}';
   }
 
-  private update1(tm: TableMonitor, ch: RowChange): unknown {
-    if (!ch.old) return tm.insert ? { new: this.rowJson(tm, ch.new!, false) } : undefined;
-    if (!ch.new) return tm.delete ? { old: this.rowJson(tm, ch.old, false) } : undefined;
-    if (!tm.modify) return undefined;
-    const old: Record<string, unknown> = {};
-    let changed = false;
+  /** A row's monitored columns as JSON text; `skipDefaults` as in rowJson. */
+  private rowText(tm: TableMonitor, r: Row, skipDefaults: boolean): string {
+    let text = '';
+    for (const c of tm.columns) {
+      const d = columnValue(r, c.name);
+      if (skipDefaults && !c.name.startsWith('_') && datumEquals(d, defaultDatum(c.type))) continue;
+      text += `${text === '' ? '{' : ','}"${c.name}":${datumText(d, c.type)}`;
+    }
+    return text === '' ? '{}' : text + '}';
+  }
+
+  private update1(tm: TableMonitor, ch: RowChange): string | null {
+    if (!ch.old) return tm.insert ? `{"new":${this.rowText(tm, ch.new!, false)}}` : null;
+    if (!ch.new) return tm.delete ? `{"old":${this.rowText(tm, ch.old, false)}}` : null;
+    if (!tm.modify) return null;
+    let old = '';
     for (const c of tm.columns) {
       const a = columnValue(ch.old, c.name);
-      if (!datumEquals(a, columnValue(ch.new, c.name))) {
-        old[c.name] = datumToJson(a, c.type);
-        changed = true;
-      }
+      if (!datumEquals(a, columnValue(ch.new, c.name))) old += `${old === '' ? '{' : ','}"${c.name}":${datumText(a, c.type)}`;
     }
-    return changed ? { old, new: this.rowJson(tm, ch.new, false) } : undefined;
+    return old === '' ? null : `{"old":${old}},"new":${this.rowText(tm, ch.new, false)}}`;
   }
 
-  private update2(tm: TableMonitor, ch: RowChange, log?: DeltaLog): unknown {
+  private update2(tm: TableMonitor, ch: RowChange, log?: DeltaLog): string | null {
     const was = ch.old !== null && this.matches(tm, ch.old);
     const is = ch.new !== null && this.matches(tm, ch.new);
-    if (!was && is) return tm.insert ? { insert: this.rowJson(tm, ch.new!, true) } : undefined;
-    if (was && !is) return tm.delete ? { delete: null } : undefined;
-    if (!was || !is || !tm.modify) return undefined;
-    const diff: Record<string, unknown> = {};
-    let changed = false;
+    if (!was && is) return tm.insert ? `{"insert":${this.rowText(tm, ch.new!, true)}}` : null;
+    if (was && !is) return tm.delete ? '{"delete":null}' : null;
+    if (!was || !is || !tm.modify) return null;
+    let diff = '';
     for (const c of tm.columns) {
       const a = columnValue(ch.old!, c.name);
       const b = columnValue(ch.new!, c.name);
       if (a === b || datumEquals(a, b)) continue;
-      diff[c.name] = datumToJson(datumDiffFast(a, b, diffIsNewValue(c.type), log), c.type);
-      changed = true;
+      diff += `${diff === '' ? '{' : ','}"${c.name}":${datumText(datumDiffFast(a, b, diffIsNewValue(c.type), log), c.type)}`;
     }
-    return changed ? { modify: diff } : undefined;
+    return diff === '' ? null : `{"modify":${diff}}}`;
   }
 }

@@ -4,31 +4,37 @@
 // locks, echo, get_server_id, set_db_change_aware — and the `_Server`
 // database describing them, which ovs-vsctl reads first.
 //
-// Every commit is written to the database file, applied and queued to every
-// monitor before the committing client's reply, all synchronously, so
-// monitors see commits in commit order and an acknowledged transaction is
-// always in the file. A transaction blocked on `wait` is re-run after each
-// commit to its database and when its timeout expires.
+// Group commit: a transaction is checked and applied to memory at once (the
+// next one sees it), and its commit's file record and monitor updates are
+// encoded then; but the records of all commits to a database during one turn
+// of the event loop go to its file in one write at the turn's end, and only
+// after that write do the updates and replies of that turn leave (each
+// session's in one socket write, as ovsdb-server flushes each session once
+// per pass of its main loop). So every reply still waits for its commit to
+// be in the file (a killed process loses nothing acknowledged), monitors see
+// commits in commit order, and nobody is shown a commit the file lacks: a
+// request that reads the database while a turn's commits are unwritten is
+// answered after the write too. If the write fails, the turn's commits are
+// undone in reverse order and their transactions answered with an I/O error.
+// A transaction blocked on `wait` is re-run after each commit to its
+// database and when its timeout expires.
 //
 // Fan-out: a commit's updates are encoded once per monitor shape (monitors
-// of the same tables, columns, conditions and version share one JSON text),
-// and what a session is sent during one turn of the event loop (updates of
-// every commit in it, and the replies that follow) is held and leaves in one
-// write at the turn's end, as ovsdb-server flushes each session once per
-// pass of its main loop. A session whose unread output passes
-// `maxBacklogBytes` (a peer that stopped reading) is disconnected; the
-// others never wait for it (sockets are written without blocking).
+// of the same tables, columns, conditions and version share one JSON text).
+// A session whose unread output passes `maxBacklogBytes` (a peer that
+// stopped reading) is disconnected; the others never wait for it (sockets
+// are written without blocking).
 import { createServer, type Server, type Socket } from 'node:net';
 import { existsSync, unlinkSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { Database, newUuid, type Commit, type Row, type RowChange } from './database.ts';
 import { datumSize, makeAtom, type DeltaLog } from './datum.ts';
-import { JsonRpcConnection, JsonRpcProtocolError } from '@nvs/jsonrpc';
+import { JsonRpcConnection, JsonRpcProtocolError, REPLY_LATER } from '@nvs/jsonrpc';
 import { CanceledError, OvsdbError, OvsdbIoError, OvsdbSyntaxError, UnknownDatabaseError } from './errors.ts';
-import { Monitor, type MonitorVersion, type TableUpdates } from './monitor.ts';
+import { Monitor, type MonitorVersion } from './monitor.ts';
 import { parseSchema } from './schema.ts';
-import type { DbFile } from './storage.ts';
-import { executeTransaction, type TxnOutcome } from './transaction.ts';
+import { commitRecordText, type DbFile } from './storage.ts';
+import { executeTransaction } from './transaction.ts';
 
 const ZERO_UUID = '00000000-0000-0000-0000-000000000000';
 
@@ -96,20 +102,39 @@ interface DbEntry {
   historyAtoms: number;
   lastTxnId: string;
   /** Transactions blocked on `wait`, in arrival order. */
-  blocked: BlockedTxn[];
+  blocked: TxnRequest[];
   /** This database's row in `_Server.Database`. */
   serverRow?: string;
+  /** Commits made this turn, not yet written (see endTurn). */
+  turn?: Turn;
 }
 
-interface BlockedTxn {
+/** A `transact` request. */
+interface TxnRequest {
   session: Session;
   entry: DbEntry;
   ops: unknown[];
   started: number;
   id: unknown;
+  /** Its `wait` timeout, while blocked. */
   timer?: NodeJS.Timeout;
-  resolve: (results: unknown) => void;
-  reject: (err: Error) => void;
+}
+
+/**
+ * One database's commits during one turn of the event loop, and the output
+ * they hold back until their records are written.
+ */
+interface Turn {
+  /** The commits, in order, with their file records (when the database has a file). */
+  commits: Array<{ commit: Commit; record?: string }>;
+  /** A transaction asked for fsync. */
+  durable: boolean;
+  /** Each session's held output: updates and replies, in order. */
+  out: Map<Session, string>;
+  /** The transactions answered in `out`; `committed`: its own commit is in this turn. */
+  answers: Array<{ txn: TxnRequest; results: unknown[]; committed: boolean }>;
+  /** Other requests that read the database, handled after the write. */
+  after: Array<() => void>;
 }
 
 interface Session {
@@ -146,8 +171,8 @@ export class OvsdbServer {
   private readonly commitHooks: Array<(db: Database, commit: Commit) => void> = [];
   private nextSession = 0;
   private probeTimer: NodeJS.Timeout | undefined;
-  /** Sessions whose output is held until the end of this event-loop turn (see flushHeld). */
-  private readonly held = new Set<Session>();
+  /** Databases with a turn of unwritten commits, in the order their turns began. */
+  private readonly turns: DbEntry[] = [];
 
   constructor(opts: OvsdbServerOptions) {
     this.opts = opts;
@@ -289,6 +314,7 @@ export class OvsdbServer {
   /** Stops listening, closes every session, syncs and closes files. */
   async close(): Promise<void> {
     if (this.probeTimer) clearInterval(this.probeTimer);
+    this.endTurns();
     // Sessions first: a listener's close() waits for its connections to end.
     for (const s of [...this.sessions]) s.conn.close();
     await Promise.all([...this.listeners.keys()].map((r) => this.unlisten(r)));
@@ -340,11 +366,15 @@ export class OvsdbServer {
     conn.handle('set_db_change_aware', () => ({}));
     conn.handle('transact', (p, _c, id) => this.transact(session, p, id));
     conn.onNotification('cancel', (p) => this.cancel(session, p[0]));
-    conn.handle('monitor', (p) => this.monitor(session, 1, p[0], p[1], p[2]));
-    conn.handle('monitor_cond', (p) => this.monitor(session, 2, p[0], p[1], p[2]));
-    conn.handle('monitor_cond_since', (p) => this.monitorSince(session, p));
-    conn.handle('monitor_cond_change', (p) => this.monitorChange(session, p));
-    conn.handle('monitor_cancel', (p) => this.monitorCancel(session, p[0]));
+    // Monitor requests read the database: while a turn's commits are unwritten they are answered after the
+    // write (and monitor_cancel too, so that no update held for the monitor follows its reply).
+    const db = (name: unknown) => (typeof name === 'string' ? this.dbs.get(name) : undefined);
+    const dbOfMonitor = (monid: unknown) => session.monitors.get(JSON.stringify(monid ?? null))?.entry;
+    conn.handle('monitor', (p, _c, id) => this.whenSettled(session, id, db(p[0]), () => this.monitor(session, 1, p[0], p[1], p[2])));
+    conn.handle('monitor_cond', (p, _c, id) => this.whenSettled(session, id, db(p[0]), () => this.monitor(session, 2, p[0], p[1], p[2])));
+    conn.handle('monitor_cond_since', (p, _c, id) => this.whenSettled(session, id, db(p[0]), () => this.monitorSince(session, p)));
+    conn.handle('monitor_cond_change', (p, _c, id) => this.whenSettled(session, id, dbOfMonitor(p[0]), () => this.monitorChange(session, p)));
+    conn.handle('monitor_cancel', (p, _c, id) => this.whenSettled(session, id, dbOfMonitor(p[0]), () => this.monitorCancel(session, p[0])));
     conn.handle('lock', (p) => this.lock(session, p[0], false));
     conn.handle('steal', (p) => this.lock(session, p[0], true));
     conn.handle('unlock', (p) => {
@@ -358,85 +388,106 @@ export class OvsdbServer {
   private transact(session: Session, params: unknown[], id: unknown): unknown {
     if (params.length === 0) throw new JsonRpcProtocolError('transact needs a database name', 'syntax error');
     const entry = this.entry(params[0]);
-    const ops = params.slice(1);
-    const started = this.now();
-    const first = this.run(session, entry, ops, started);
-    if (first.kind === 'done') return first.results;
-    return new Promise((resolve, reject) => {
-      const b: BlockedTxn = { session, entry, ops, started, id, resolve, reject };
-      entry.blocked.push(b);
-      this.armTimer(b, first.deadline);
-    });
+    this.execute({ session, entry, ops: params.slice(1), started: this.now(), id });
+    return REPLY_LATER;
   }
 
-  private armTimer(b: BlockedTxn, deadline: number): void {
-    if (b.timer) clearTimeout(b.timer);
-    b.timer = undefined;
+  private armTimer(txn: TxnRequest, deadline: number): void {
+    if (txn.timer) clearTimeout(txn.timer);
+    txn.timer = undefined;
     if (deadline === Infinity) return;
-    b.timer = setTimeout(() => this.retry(b), Math.max(0, deadline - this.now()));
+    txn.timer = setTimeout(() => this.retry(txn), Math.max(0, deadline - this.now()));
   }
 
-  /** Executes a transaction and, if it changed anything, commits it. */
-  private run(session: Session, entry: DbEntry, ops: unknown[], started: number): TxnOutcome {
-    const outcome = executeTransaction(entry.db, ops, {
+  /**
+   * Executes a transaction and answers it: at once if its database has no
+   * unwritten commits, else (its own commit included) after the turn's
+   * write. A transaction blocked on `wait` is parked instead. Throws only on
+   * a bug (executeTransaction turns bad requests into error results).
+   */
+  private execute(txn: TxnRequest): void {
+    const { session, entry } = txn;
+    const outcome = executeTransaction(entry.db, txn.ops, {
       hasLock: (name) => this.locks.get(name)?.[0] === session,
       now: this.now(),
-      started,
+      started: txn.started,
       readOnly: entry.readOnly,
     });
-    if (outcome.kind === 'done') {
-      try {
-        if (outcome.commit) this.commit(entry, outcome.commit, outcome.log);
-        else if (outcome.durable) entry.file?.syncNow();
-      } catch (err) {
-        // The record could not be stored: the transaction did not happen (memory is untouched).
-        const ioErr = err instanceof OvsdbError ? err : new OvsdbIoError(`writing ${entry.file?.path}: ${(err as Error).message}`);
-        this.log.error({ db: entry.db.name, err: ioErr.message }, 'commit failed');
-        return { kind: 'done', results: [...outcome.results, ioErr.toJson()], durable: false };
-      }
-    }
-    return outcome;
-  }
-
-  private retry(b: BlockedTxn): void {
-    const i = b.entry.blocked.indexOf(b);
-    if (i < 0) return;
-    b.entry.blocked.splice(i, 1);
-    let outcome: TxnOutcome;
-    try {
-      outcome = this.run(b.session, b.entry, b.ops, b.started);
-    } catch (err) {
-      if (b.timer) clearTimeout(b.timer);
-      b.reject(err as Error);
+    if (outcome.kind === 'blocked') {
+      entry.blocked.push(txn);
+      this.armTimer(txn, outcome.deadline);
       return;
     }
-    if (outcome.kind === 'done') {
-      if (b.timer) clearTimeout(b.timer);
-      b.resolve(outcome.results);
-    } else {
-      b.entry.blocked.push(b);
-      this.armTimer(b, outcome.deadline);
+    let { results } = outcome;
+    if (outcome.commit) this.commit(entry, outcome.commit, outcome.log);
+    else if (outcome.durable && entry.turn) entry.turn.durable = true;
+    else if (outcome.durable && entry.file) {
+      try {
+        entry.file.syncNow();
+      } catch (err) {
+        results = [...results, this.ioError(entry, err).toJson()];
+      }
+    }
+    const turn = entry.turn;
+    if (!turn) {
+      session.conn.reply(txn.id, results);
+      return;
+    }
+    turn.answers.push({ txn, results, committed: outcome.commit !== undefined });
+    this.queue(turn, session, JSON.stringify({ result: results, error: null, id: txn.id }));
+  }
+
+  private ioError(entry: DbEntry, err: unknown): OvsdbError {
+    const ioErr = err instanceof OvsdbError ? err : new OvsdbIoError(`writing ${entry.file?.path}: ${(err as Error).message}`);
+    this.log.error({ db: entry.db.name, err: ioErr.message }, 'commit failed');
+    return ioErr;
+  }
+
+  private retry(txn: TxnRequest): void {
+    const i = txn.entry.blocked.indexOf(txn);
+    if (i < 0) return;
+    txn.entry.blocked.splice(i, 1);
+    if (txn.timer) clearTimeout(txn.timer);
+    txn.timer = undefined;
+    this.executeLater(txn);
+  }
+
+  /** execute() outside the request's handler: a thrown error becomes the error reply. */
+  private executeLater(txn: TxnRequest): void {
+    try {
+      this.execute(txn);
+    } catch (err) {
+      txn.session.conn.replyError(txn.id, err, 'transact');
     }
   }
 
   private cancel(session: Session, id: unknown): void {
     for (const e of this.dbs.values()) {
-      const b = e.blocked.find((x) => x.session === session && JSON.stringify(x.id) === JSON.stringify(id));
-      if (!b) continue;
-      e.blocked.splice(e.blocked.indexOf(b), 1);
-      if (b.timer) clearTimeout(b.timer);
-      b.reject(new CanceledError());
+      const txn = e.blocked.find((x) => x.session === session && JSON.stringify(x.id) === JSON.stringify(id));
+      if (!txn) continue;
+      e.blocked.splice(e.blocked.indexOf(txn), 1);
+      if (txn.timer) clearTimeout(txn.timer);
+      session.conn.replyError(txn.id, new CanceledError());
       return;
     }
   }
 
-  /** Applies a checked commit: memory, file, history, monitors, then blocked waiters. */
+  /**
+   * Applies a checked commit to memory and adds it to this turn of its
+   * database: its file record and its updates, encoded now (once per monitor
+   * shape), leave at the turn's end. Waiters on `wait` are re-run after it.
+   */
   private commit(entry: DbEntry, commit: Commit, log?: DeltaLog): void {
-    // File first: if the record cannot be written, nothing changes.
-    entry.file?.append(entry.db, commit.changes, commit.date, commit.comment, commit.durable, log);
+    const record = entry.file ? commitRecordText(entry.db, commit.changes, commit.date, commit.comment, log) : undefined;
     entry.db.apply(commit.changes, log);
-    this.remember(entry, commit);
-    entry.lastTxnId = commit.id;
+    let turn = entry.turn;
+    if (!turn) {
+      turn = entry.turn = { commits: [], durable: false, out: new Map(), answers: [], after: [] };
+      if (this.turns.length === 0) setImmediate(() => this.endTurns());
+      this.turns.push(entry);
+    }
+    turn.commits.push({ commit, record });
+    if (commit.durable) turn.durable = true;
     // Shape → the notification's text after the prefix (null: nothing for that shape).
     const encoded = new Map<string, string | null>();
     for (const s of this.sessions) {
@@ -444,19 +495,11 @@ export class OvsdbServer {
         if (m.entry !== entry) continue;
         let tail = encoded.get(m.monitor.shape);
         if (tail === undefined) {
-          const u = m.monitor.updatesFor(commit.changes, log);
-          tail = u ? notificationTail(m.monitor.version, entry.lastTxnId, u) : null;
+          const u = m.monitor.updatesText(commit.changes, log);
+          tail = u === null ? null : notificationTail(m.monitor.version, commit.id, u);
           encoded.set(m.monitor.shape, tail);
         }
-        if (tail !== null) this.queue(s, m.prefix + tail);
-      }
-    }
-    for (const hook of this.commitHooks) hook(entry.db, commit);
-    if (entry.file?.shouldCompact()) {
-      try {
-        entry.file.compact(entry.db);
-      } catch (err) {
-        this.log.error({ db: entry.db.name, err: (err as Error).message }, 'automatic compaction failed');
+        if (tail !== null) this.queue(turn, s, m.prefix + tail);
       }
     }
     if (entry.blocked.length > 0) {
@@ -466,6 +509,52 @@ export class OvsdbServer {
         for (const b of waiting) this.retry(b);
       });
     }
+  }
+
+  /** Ends the turn of every database with unwritten commits. */
+  private endTurns(): void {
+    for (const entry of this.turns.splice(0)) this.endTurn(entry);
+  }
+
+  /**
+   * Writes the turn's records in one write, then sends each session its held
+   * output. If the write fails, undoes the turn's commits (newest first),
+   * drops their updates, answers their transactions with the I/O error and
+   * re-runs the others that were answered from the undone state.
+   */
+  private endTurn(entry: DbEntry): void {
+    const turn = entry.turn!;
+    entry.turn = undefined;
+    let failure: OvsdbError | undefined;
+    if (entry.file) {
+      try {
+        entry.file.append(turn.commits.map((c) => c.record!), turn.durable);
+      } catch (err) {
+        failure = this.ioError(entry, err);
+      }
+    }
+    if (failure) {
+      for (let i = turn.commits.length - 1; i >= 0; i--) entry.db.apply(inverse(turn.commits[i].commit.changes));
+      for (const a of turn.answers) {
+        if (a.committed) a.txn.session.conn.reply(a.txn.id, [...a.results, failure.toJson()]);
+        else this.executeLater(a.txn);
+      }
+    } else {
+      for (const { commit } of turn.commits) {
+        this.remember(entry, commit);
+        entry.lastTxnId = commit.id;
+        for (const hook of this.commitHooks) hook(entry.db, commit);
+      }
+      for (const [s, text] of turn.out) s.conn.sendText(text);
+      if (entry.file?.shouldCompact()) {
+        try {
+          entry.file.compact(entry.db);
+        } catch (err) {
+          this.log.error({ db: entry.db.name, err: (err as Error).message }, 'automatic compaction failed');
+        }
+      }
+    }
+    for (const handle of turn.after) handle();
   }
 
   /** Adds a commit to the history, dropping the oldest past either bound (the newest always stays). */
@@ -483,29 +572,37 @@ export class OvsdbServer {
   }
 
   /**
-   * Sends `text` to `s` as part of this turn's held output; but closes `s`
+   * Adds `text` to what `s` is sent at the end of `turn`; but closes `s`
    * instead when what it was sent before is still unread past the bound.
    */
-  private queue(s: Session, text: string): void {
+  private queue(turn: Turn, s: Session, text: string): void {
+    if (s.conn.isClosed) return;
     const backlog = s.conn.backlog;
     if (backlog > (this.opts.maxBacklogBytes ?? 64 * 1024 * 1024)) {
       s.log.warn({ backlog }, 'peer is not reading its updates: disconnecting');
-      this.held.delete(s);
       s.conn.close();
       return;
     }
-    if (!this.held.has(s)) {
-      if (this.held.size === 0) setImmediate(() => this.flushHeld());
-      this.held.add(s);
-      s.conn.hold();
-    }
-    s.conn.sendText(text);
+    const held = turn.out.get(s);
+    turn.out.set(s, held === undefined ? text : held + text);
   }
 
-  /** Writes each held session's output of this turn (its updates, then its replies) in one write. */
-  private flushHeld(): void {
-    for (const s of this.held) s.conn.release();
-    this.held.clear();
+  /**
+   * Handles a request that reads `entry` now, or, while its turn holds
+   * unwritten commits, after the turn's write (so its answer never shows a
+   * commit that may yet be undone).
+   */
+  private whenSettled(session: Session, id: unknown, entry: DbEntry | undefined, handle: () => unknown): unknown {
+    const turn = entry?.turn;
+    if (!turn) return handle();
+    turn.after.push(() => {
+      try {
+        session.conn.reply(id, handle());
+      } catch (err) {
+        session.conn.replyError(id, err);
+      }
+    });
+    return REPLY_LATER;
   }
 
   // ------------------------------------------------------------- monitors
@@ -529,7 +626,7 @@ export class OvsdbServer {
     const at = typeof since === 'string' ? entry.history.findIndex((c) => c.id === since) : -1;
     if (since === entry.lastTxnId && since !== ZERO_UUID) return [true, entry.lastTxnId, {}];
     if (at < 0) return [false, entry.lastTxnId, monitor.initial()];
-    return [true, entry.lastTxnId, monitor.updatesFor(collapse(entry.history.slice(at + 1))) ?? {}];
+    return [true, entry.lastTxnId, JSON.parse(monitor.updatesText(collapse(entry.history.slice(at + 1))) ?? '{}')];
   }
 
   private monitorChange(session: Session, p: unknown[]): unknown {
@@ -545,7 +642,7 @@ export class OvsdbServer {
     m.prefix = notificationPrefix(m.monitor.version, newMonid);
     session.monitors.set(newKey, m);
     // ovsdb-server(7): the update a condition change causes goes out before the reply.
-    if (Object.keys(updates).length > 0) session.conn.sendText(m.prefix + notificationTail(m.monitor.version, m.entry.lastTxnId, updates));
+    if (Object.keys(updates).length > 0) session.conn.sendText(m.prefix + notificationTail(m.monitor.version, m.entry.lastTxnId, JSON.stringify(updates)));
     return {};
   }
 
@@ -602,9 +699,19 @@ function notificationPrefix(version: MonitorVersion, monid: unknown): string {
   return `{"method":"${UPDATE_METHODS[version]}","params":[${JSON.stringify(monid ?? null)},`;
 }
 
-/** The rest of an update notification: the same for every monitor of one shape. */
-function notificationTail(version: MonitorVersion, lastTxnId: string, updates: TableUpdates): string {
-  return `${version === 3 ? `"${lastTxnId}",` : ''}${JSON.stringify(updates)}],"id":null}`;
+/** The rest of an update notification (`updates`: the table-updates' JSON text): the same for every monitor of one shape. */
+function notificationTail(version: MonitorVersion, lastTxnId: string, updates: string): string {
+  return `${version === 3 ? `"${lastTxnId}",` : ''}${updates}],"id":null}`;
+}
+
+/** The changes that undo `changes`, in the order to apply them. */
+function inverse(changes: readonly RowChange[]): RowChange[] {
+  const out: RowChange[] = [];
+  for (let i = changes.length - 1; i >= 0; i--) {
+    const ch = changes[i];
+    out.push({ table: ch.table, uuid: ch.uuid, old: ch.new, new: ch.old });
+  }
+  return out;
 }
 
 /** What a commit in the history keeps alive beyond the current rows: the atoms of the old values it replaced. */

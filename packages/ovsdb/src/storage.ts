@@ -10,19 +10,19 @@
 // changed columns as diffs (OVS 2.15+ `_is_diff` records; records without it
 // carry full new values, and both are read).
 //
-// Promise: `append` has written the record to the file (write(2)) when it
-// returns, so a killed process loses nothing acknowledged after it; with
+// Promise: `append` has written its records to the file (one writev(2)) when
+// it returns, so a killed process loses nothing acknowledged after it; with
 // `durable` it has also fsync'd. Otherwise fsync follows within `syncDelayMs`.
 // `open` drops a torn or corrupt tail record (logging it) and truncates the
 // file there, so the next append starts on a record boundary.
 import { hash } from 'node:crypto';
-import { closeSync, existsSync, fdatasync, fdatasyncSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fdatasync, fdatasyncSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, writeSync, writevSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { newUuid, type Database, type Row, type RowChange } from './database.ts';
-import { applyDiff, datumDiffFast, datumEquals, parseDatum, type Atom, type Datum, type DeltaLog } from './datum.ts';
+import { applyDiff, datumDiffFast, datumEquals, datumText, parseDatum, type Datum, type DeltaLog } from './datum.ts';
 import { OvsdbIoError, StorageFormatError } from './errors.ts';
-import { diffIsNewValue, parseSchema, type AtomicType, type ColumnType, type DatabaseSchema } from './schema.ts';
+import { diffIsNewValue, parseSchema, type DatabaseSchema } from './schema.ts';
 
 const MAGIC = 'OVSDB JSON ';
 /** Room for the longest record header: magic, a 16-digit length, a space, 40 hex digits, a newline. */
@@ -39,24 +39,25 @@ export function encodeRecordBuffer(json: unknown): Buffer {
 }
 
 /**
- * Frames one record body (JSON text ending in a newline) in `buf`: the text
- * is encoded to UTF-8 once, after room for the longest header, and hashed in
- * place with the one-shot hash (no Hash object per commit); the header goes
- * just before it. `buf` must hold HEADER_ROOM plus the body's UTF-8 length.
- * Returns the record's bounds in `buf`.
+ * Frames one record body (JSON text ending in a newline) in `buf` at `at`:
+ * the text is encoded to UTF-8 once, after room for the longest header, and
+ * hashed in place with the one-shot hash (no Hash object per commit); the
+ * header goes just before it. `buf` must hold `at` plus HEADER_ROOM plus the
+ * body's UTF-8 length. Returns the record's bounds in `buf`.
  */
-function frameRecord(buf: Buffer, body: string): [start: number, end: number] {
-  const n = buf.write(body, HEADER_ROOM, 'utf8');
-  const header = `${MAGIC}${n} ${hash('sha1', buf.subarray(HEADER_ROOM, HEADER_ROOM + n), 'hex')}\n`;
-  const start = HEADER_ROOM - header.length;
+function frameRecord(buf: Buffer, at: number, body: string): [start: number, end: number] {
+  const bodyAt = at + HEADER_ROOM;
+  const n = buf.write(body, bodyAt, 'utf8');
+  const header = `${MAGIC}${n} ${hash('sha1', buf.subarray(bodyAt, bodyAt + n), 'hex')}\n`;
+  const start = bodyAt - header.length;
   buf.write(header, start, 'latin1');
-  return [start, HEADER_ROOM + n];
+  return [start, bodyAt + n];
 }
 
 /** One record in a buffer of its own. */
 function recordBuffer(body: string): Buffer {
   const buf = Buffer.allocUnsafe(HEADER_ROOM + Buffer.byteLength(body, 'utf8'));
-  const [start, end] = frameRecord(buf, body);
+  const [start, end] = frameRecord(buf, 0, body);
   return buf.subarray(start, end);
 }
 
@@ -150,29 +151,6 @@ export function recordToChanges(db: Database, record: Record<string, unknown>): 
   return changes;
 }
 
-/** The JSON text of one atom (schema identifiers and uuids never need escaping; other strings do). */
-function atomText(a: Atom, t: AtomicType): string {
-  if (t === 'uuid') return `["uuid","${a as string}"]`;
-  if (t === 'string') return JSON.stringify(a);
-  return String(a);
-}
-
-/** The JSON text of a datum, as JSON.stringify(datumToJson(d, type)) writes it. */
-function datumText(d: Datum, type: ColumnType): string {
-  const kt = type.key.type;
-  const keys = d.keys;
-  if (d.values) {
-    const vt = type.value!.type;
-    let s = '["map",[';
-    for (let i = 0; i < keys.length; i++) s += `${i === 0 ? '' : ','}[${atomText(keys[i], kt)},${atomText(d.values[i], vt)}]`;
-    return s + ']]';
-  }
-  if (keys.length === 1) return atomText(keys[0], kt);
-  let s = '["set",[';
-  for (let i = 0; i < keys.length; i++) s += (i === 0 ? '' : ',') + atomText(keys[i], kt);
-  return s + ']]';
-}
-
 /**
  * The file record of a commit (diff form, as OVS 3.x writes), as JSON text
  * ending in a newline:
@@ -232,8 +210,8 @@ export class DbFile {
   private readonly threshold: number;
   private readonly syncDelayMs: number;
   private syncTimer: NodeJS.Timeout | undefined;
-  /** Where append frames ordinary records (see frame). */
-  private readonly scratch = Buffer.allocUnsafe(64 * 1024);
+  /** Where append frames a turn's records (see frame): room for about 200 add-port commits. */
+  private readonly scratch = Buffer.allocUnsafe(256 * 1024);
 
   private constructor(path: string, fd: number, size: number, opts: DbFileOptions) {
     this.path = path;
@@ -293,15 +271,23 @@ export class DbFile {
     return this.size;
   }
 
-  /** Writes one commit's record; fsyncs before returning when `durable`. */
-  append(db: Database, changes: readonly RowChange[], date: number, comment: string | undefined, durable: boolean, log?: DeltaLog): void {
-    const [buf, start, end] = this.frame(commitRecordText(db, changes, date, comment, log));
+  /**
+   * Writes the records (bodies from commitRecordText, in commit order) in one
+   * writev(2); fsyncs before returning when `durable`. On failure the file is
+   * cut back to where it was, so it still ends on a record boundary.
+   */
+  append(bodies: readonly string[], durable: boolean): void {
+    const parts = this.frame(bodies);
+    let total = 0;
+    for (const p of parts) total += p.length;
     // Explicit positions: the descriptor is not in append mode (open truncates torn tails through it).
-    let off = start;
     try {
-      while (off < end) off += writeSync(this.fd, buf, off, end - off, this.size + off - start);
+      let done = writevSync(this.fd, parts, this.size);
+      if (done < total) {
+        const rest = Buffer.concat(parts);
+        while (done < total) done += writeSync(this.fd, rest, done, total - done, this.size + done);
+      }
     } catch (err) {
-      // Cut a partial record off, so the file still ends on a record boundary.
       try {
         ftruncateSync(this.fd, this.size);
       } catch {
@@ -309,19 +295,27 @@ export class DbFile {
       }
       throw new OvsdbIoError(`appending to ${this.path} failed: ${(err as Error).message}`);
     }
-    this.size += end - start;
+    this.size += total;
     if (durable) this.syncNow();
     else this.scheduleSync();
   }
 
-  /** Frames a record body in this file's scratch buffer (no allocation per commit); a bigger record gets its own buffer. */
-  private frame(body: string): [Buffer, number, number] {
-    // UTF-8 takes at most 3 bytes per UTF-16 unit.
-    if (HEADER_ROOM + 3 * body.length > this.scratch.length) {
-      const buf = recordBuffer(body);
-      return [buf, 0, buf.length];
+  /** Frames records side by side in this file's scratch buffer (no allocation per commit); records too big for it get buffers of their own. */
+  private frame(bodies: readonly string[]): Buffer[] {
+    const parts: Buffer[] = [];
+    let at = 0;
+    for (const body of bodies) {
+      // UTF-8 takes at most 3 bytes per UTF-16 unit.
+      const room = HEADER_ROOM + 3 * body.length;
+      if (at + room > this.scratch.length) {
+        parts.push(recordBuffer(body));
+        continue;
+      }
+      const [start, end] = frameRecord(this.scratch, at, body);
+      parts.push(this.scratch.subarray(start, end));
+      at = end;
     }
-    return [this.scratch, ...frameRecord(this.scratch, body)];
+    return parts;
   }
 
   /** Whether the file has grown enough to compact. */

@@ -2,7 +2,8 @@
 // family (update, update2, update3 with history), monitor_cond_change,
 // monitor_cancel, locks with locked/stolen notifications, wait re-evaluated
 // on commits, cancel, get_server_id, set_db_change_aware and `_Server`;
-// a session that stops reading is dropped at its backlog bound.
+// a session that stops reading is dropped at its backlog bound; group commit
+// (one file write per turn, nothing sent before it, a failed write undone).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -13,6 +14,7 @@ import { Database } from '../src/database.ts';
 import { JsonRpcConnection } from '@nvs/jsonrpc';
 import { parseSchema } from '../src/schema.ts';
 import { OvsdbServer } from '../src/server.ts';
+import { DbFile } from '../src/storage.ts';
 import { SCHEMA } from './helpers/dbserver.ts';
 
 const log = pino({ level: 'silent' });
@@ -302,6 +304,99 @@ describe('storage failure', () => {
       c.close();
     } finally {
       await ioServer.close();
+    }
+  });
+});
+
+describe('group commit', () => {
+  /** A server on a real database file; `writes` counts the file's appends and the records in each. */
+  async function fileServer(): Promise<{ path: string; file: DbFile; srv: OvsdbServer; sock: string; writes: number[] }> {
+    const path = join(dir, 'group.db');
+    DbFile.create(path, JSON.parse(readFileSync(SCHEMA, 'utf8')));
+    const { file, db } = DbFile.open(path, { log }, (s) => new Database(s));
+    const writes: number[] = [];
+    const append = file.append.bind(file);
+    file.append = (bodies, durable) => {
+      writes.push(bodies.length);
+      append(bodies, durable);
+    };
+    const srv = new OvsdbServer({ log });
+    srv.addDatabase(db, file);
+    const groupSock = join(dir, 'group.sock');
+    await srv.listen(`punix:${groupSock}`);
+    return { path, file, srv, sock: groupSock, writes };
+  }
+
+  /** A connection whose requests made in `batch` leave in one write, so the server reads them in one turn. */
+  async function corkedClient(path: string): Promise<{ conn: JsonRpcConnection; batch: <T>(send: () => T) => T }> {
+    const s = connect(path);
+    await new Promise((r) => s.once('connect', r));
+    const conn = new JsonRpcConnection(s, { log });
+    conns.push(conn);
+    return {
+      conn,
+      batch: (send) => {
+        s.cork();
+        try {
+          return send();
+        } finally {
+          s.uncork();
+        }
+      },
+    };
+  }
+
+  it("the commits of one turn reach the file in one write, and every reply and update follows it", async () => {
+    const { path, srv, sock: groupSock, writes } = await fileServer();
+    try {
+      const { conn, batch } = await corkedClient(groupSock);
+      await tx(conn, { op: 'insert', table: 'Open_vSwitch', row: {} });
+      const watcher = await corkedClient(groupSock);
+      const updates: unknown[] = [];
+      watcher.conn.onNotification('update', (p) => updates.push(p[1]));
+      await watcher.conn.request('monitor', ['Open_vSwitch', null, { Bridge: { columns: ['name'] } }]);
+      writes.length = 0;
+      const replies = await batch(() => Promise.all(['a', 'b', 'c', 'd', 'e'].map((n) => addBridge(conn, n))));
+      expect(replies.every((r) => r.length === 2 && r[1].count === 1)).toBe(true);
+      expect(writes).toEqual([5]);
+      await watcher.conn.request('echo', []);
+      expect(updates.map((u: any) => Object.values(u.Bridge).map((r: any) => r.new.name)).flat()).toEqual(['a', 'b', 'c', 'd', 'e']);
+      await srv.close();
+      const reopened = DbFile.open(path, { log }, (s) => new Database(s));
+      reopened.file.close();
+      expect([...reopened.db.table('Bridge')!.values()].map((r) => r.values.get('name')!.keys[0]).sort()).toEqual(['a', 'b', 'c', 'd', 'e']);
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('a failed write undoes every commit of its turn: each gets "I/O error", reads and monitors in the turn see none of them', async () => {
+    const { file, srv, sock: groupSock } = await fileServer();
+    try {
+      const { conn, batch } = await corkedClient(groupSock);
+      await tx(conn, { op: 'insert', table: 'Open_vSwitch', row: {} });
+      await addBridge(conn, 'kept');
+      const watcher = await corkedClient(groupSock);
+      const updates: unknown[] = [];
+      watcher.conn.onNotification('update', (p) => updates.push(p[1]));
+      await watcher.conn.request('monitor', ['Open_vSwitch', null, { Bridge: { columns: ['name'] } }]);
+      file.close(); // the descriptor is gone: the turn's write fails
+      const [first, second, read, monitored] = await batch(() => [
+        addBridge(conn, 'x'),
+        // Depends on the first: it changes the bridge the first inserted.
+        tx(conn, { op: 'mutate', table: 'Bridge', where: [['name', '==', 'x']], mutations: [['external_ids', 'insert', ['map', [['k', 'v']]]]] }),
+        tx(conn, { op: 'select', table: 'Bridge', where: [], columns: ['name'] }),
+        conn.request('monitor', ['Open_vSwitch', 'late', { Bridge: { columns: ['name'] } }]),
+      ]);
+      const ioError = { error: 'I/O error', details: expect.stringMatching(/appending to .*group\.db failed/) };
+      expect(await first).toEqual([{ uuid: expect.any(Array) }, { count: 1 }, ioError]);
+      expect(await second).toEqual([{ count: 1 }, ioError]);
+      expect(await read).toEqual([{ rows: [{ name: 'kept' }] }]);
+      expect(Object.values((await monitored) as any).flatMap((t: any) => Object.values(t).map((r: any) => r.new.name))).toEqual(['kept']);
+      await watcher.conn.request('echo', []);
+      expect(updates).toEqual([]);
+    } finally {
+      await srv.close();
     }
   });
 });

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { Database } from '../src/database.ts';
 import { parseSchema } from '../src/schema.ts';
-import { DbFile, encodeRecord, parseFile } from '../src/storage.ts';
+import { commitRecordText, DbFile, encodeRecord, parseFile } from '../src/storage.ts';
 import { executeTransaction } from '../src/transaction.ts';
 import { StorageFormatError } from '../src/errors.ts';
 import { SCHEMA } from './helpers/dbserver.ts';
@@ -33,7 +33,7 @@ function commit(db: Database, file: DbFile, ops: unknown[]): any[] {
   if (out.kind !== 'done') throw new Error('blocked');
   if (out.commit) {
     db.apply(out.commit.changes, out.log);
-    file.append(db, out.commit.changes, out.commit.date, out.commit.comment, out.commit.durable, out.log);
+    file.append([commitRecordText(db, out.commit.changes, out.commit.date, out.commit.comment, out.log)], out.commit.durable);
   }
   return out.results as any[];
 }
