@@ -263,6 +263,20 @@ export interface VLogSinks {
   console?: { write(line: string): unknown };
   /** Log file path; created (with its directory) when given. */
   file?: string;
+  /**
+   * `ovs`: lines as OVS writes them (`2026-12-07T20:46:29.186Z|00001|bridge|WARN|text`,
+   * other fields appended as JSON), for the tools and scripts that read OVS's
+   * logs; default: pino's JSON lines.
+   */
+  format?: 'json' | 'ovs';
+}
+
+/** One pino JSON line as OVS's log line (its default pattern `%D{%Y-%m-%dT%H:%M:%S.###Z}|%05N|%c|%p|%m`). */
+export function ovsLogLine(json: string, seq: number): string {
+  const { level, time, module, msg, pid: _pid, name: _name, hostname: _host, ...rest } = JSON.parse(json) as Record<string, unknown>;
+  const extra = Object.keys(rest).length > 0 ? ` ${JSON.stringify(rest)}` : '';
+  const when = new Date(typeof time === 'number' ? time : Date.now()).toISOString();
+  return `${when}|${String(seq).padStart(5, '0')}|${String(module ?? 'main')}|${levelName(Number(level))}|${String(msg ?? '')}${extra}\n`;
 }
 
 /**
@@ -279,6 +293,7 @@ export class VLog {
   /** Levels set (on the command line) for modules that do not exist yet: applied when they appear. */
   private readonly pending = new Map<string, Partial<Record<Destination, number>>>();
   private fileFd: number | undefined;
+  private seq = 0;
 
   constructor(
     name: string,
@@ -377,8 +392,12 @@ export class VLog {
   private route(level: number, logger: object | undefined, line: string): void {
     const module = logger ? this.moduleOf.get(logger) : undefined;
     const levels = module ? this.modules.get(module)!.levels : this.defaults;
-    if (level >= levels.console) this.sinks.console?.write(line);
-    if (this.fileFd !== undefined && level >= levels.file) writeSync(this.fileFd, line);
+    const toConsole = level >= levels.console && this.sinks.console !== undefined;
+    const toFile = this.fileFd !== undefined && level >= levels.file;
+    if (!toConsole && !toFile) return;
+    const out = this.sinks.format === 'ovs' ? ovsLogLine(line, ++this.seq) : line;
+    if (toConsole) this.sinks.console!.write(out);
+    if (toFile) writeSync(this.fileFd!, out);
   }
 }
 
@@ -460,7 +479,7 @@ export async function startDaemon(options: DaemonOptions, console: VLogSinks['co
     await runLockedAndWait(options);
   }
   const detachedChild = options.detach;
-  const vlog = new VLog(options.name, { console: detachedChild ? undefined : console, file: options.logFile });
+  const vlog = new VLog(options.name, { console: detachedChild ? undefined : console, file: options.logFile, format: options.ovs ? 'ovs' : 'json' });
   for (const spec of options.verbose) vlog.set(spec, true);
   if (options.pidfile && !lockedByLocker) writePidfile(options.pidfile, options.overwritePidfile);
   if (options.user !== undefined) switchUser(options.user);

@@ -127,9 +127,12 @@ function brief(json: unknown): string {
  * then each atom's constraints as it is read, then duplicates.
  */
 export function parseDatum(json: unknown, type: ColumnType, resolve?: NamedUuidResolver, checked = false): Datum {
+  // ovsdb-server's wording, with the datum in "syntax" (UINT_MAX stands for "unlimited").
   const count = (n: number): void => {
     if (checked && (n < type.min || n > type.max)) {
-      throw new OvsdbSyntaxError(`${type.value ? 'map' : 'set'} must have ${sizeRange(type)} member${type.max === 1 ? '' : 's'} but ${n} ${n === 1 ? 'is' : 'are'} present`);
+      const kind = type.value ? 'map' : 'set';
+      const want = type.min === 1 && type.max === 1 ? 'exactly one member' : `${type.min} to ${type.max === Infinity ? 4294967295 : type.max} members`;
+      throw new OvsdbSyntaxError(`${kind} must have ${want} but ${n} are present`, 'syntax error', json);
     }
   };
   const atom = (a: unknown, b: BaseType): Atom => {

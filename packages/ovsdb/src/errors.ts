@@ -16,8 +16,17 @@ export class OvsdbError extends JsonRpcError {}
 
 /** Thrown when JSON input does not follow RFC 7047's grammar (bad notation, unknown member, wrong shape). */
 export class OvsdbSyntaxError extends OvsdbError {
-  constructor(message: string, rfcError = 'syntax error') {
+  /** `syntax`: the offending JSON, which ovsdb-server reports beside the details where it has it. */
+  constructor(
+    message: string,
+    rfcError = 'syntax error',
+    private readonly syntax?: unknown,
+  ) {
     super('OVSDB_SYNTAX', rfcError, message);
+  }
+
+  override toJson(): ErrorJson {
+    return this.syntax === undefined ? super.toJson() : { ...super.toJson(), syntax: JSON.stringify(this.syntax) };
   }
 }
 
