@@ -271,12 +271,40 @@ export interface VLogSinks {
   format?: 'json' | 'ovs';
 }
 
-/** One pino JSON line as OVS's log line (its default pattern `%D{%Y-%m-%dT%H:%M:%S.###Z}|%05N|%c|%p|%m`). */
-export function ovsLogLine(json: string, seq: number): string {
-  const { level, time, module, msg, pid: _pid, name: _name, hostname: _host, ...rest } = JSON.parse(json) as Record<string, unknown>;
+/** OVS's default log line pattern. */
+const OVS_PATTERN = '%D{%Y-%m-%dT%H:%M:%S.###Z}|%05N|%c|%p|%m';
+
+/**
+ * One pino JSON line as OVS writes a log line, after `pattern` (OVS's
+ * `-vPATTERN:DEST:PATTERN` conversions: %c module, %p level, %m message, %N
+ * sequence number, %D/%d date, %A program, %P pid, %n newline, %% and an
+ * optional width, `-` for left alignment); fields besides the message are
+ * appended to it as JSON.
+ */
+export function ovsLogLine(json: string, seq: number, pattern = OVS_PATTERN): string {
+  const { level, time, module, msg, pid, name, hostname: _host, ...rest } = JSON.parse(json) as Record<string, unknown>;
   const extra = Object.keys(rest).length > 0 ? ` ${JSON.stringify(rest)}` : '';
   const when = new Date(typeof time === 'number' ? time : Date.now()).toISOString();
-  return `${when}|${String(seq).padStart(5, '0')}|${String(module ?? 'main')}|${levelName(Number(level))}|${String(msg ?? '')}${extra}\n`;
+  const fields: Record<string, () => string> = {
+    c: () => String(module ?? 'main'),
+    p: () => levelName(Number(level)),
+    m: () => `${String(msg ?? '')}${extra}`,
+    N: () => String(seq),
+    D: () => when,
+    d: () => when,
+    A: () => String(name ?? ''),
+    P: () => String(pid ?? ''),
+    n: () => '\n',
+    '%': () => '%',
+  };
+  const line = pattern.replace(/%(-?)(0?)(\d*)([a-zA-Z%])(\{[^}]*\})?/g, (all, left: string, zero: string, width: string, conv: string) => {
+    const f = fields[conv];
+    if (!f) return all;
+    const v = f();
+    const w = Number(width || 0);
+    return left ? v.padEnd(w) : v.padStart(w, zero ? '0' : ' ');
+  });
+  return `${line}\n`;
 }
 
 /**
@@ -294,6 +322,8 @@ export class VLog {
   private readonly pending = new Map<string, Partial<Record<Destination, number>>>();
   private fileFd: number | undefined;
   private seq = 0;
+  /** Line patterns per destination (`-vPATTERN:DEST:PATTERN`), used in the `ovs` format. */
+  private readonly patterns: Partial<Record<Destination, string>> = {};
 
   constructor(
     name: string,
@@ -333,6 +363,12 @@ export class VLog {
    * appear as components start, after the command line is read).
    */
   set(spec: string, future = false): void {
+    const pattern = /^pattern:(console|file|syslog|any):(.*)$/i.exec(spec);
+    if (pattern) {
+      const d = pattern[1].toLowerCase();
+      for (const dest of DESTINATIONS) if (d === dest || d === 'any') this.patterns[dest] = pattern[2];
+      return;
+    }
     let futureModule: string | undefined;
     let module: string | undefined;
     let dest: Destination | 'syslog' | undefined;
@@ -395,9 +431,10 @@ export class VLog {
     const toConsole = level >= levels.console && this.sinks.console !== undefined;
     const toFile = this.fileFd !== undefined && level >= levels.file;
     if (!toConsole && !toFile) return;
-    const out = this.sinks.format === 'ovs' ? ovsLogLine(line, ++this.seq) : line;
-    if (toConsole) this.sinks.console!.write(out);
-    if (toFile) writeSync(this.fileFd!, out);
+    const ovs = this.sinks.format === 'ovs';
+    const seq = ++this.seq;
+    if (toConsole) this.sinks.console!.write(ovs ? ovsLogLine(line, seq, this.patterns.console) : line);
+    if (toFile) writeSync(this.fileFd!, ovs ? ovsLogLine(line, seq, this.patterns.file) : line);
   }
 }
 

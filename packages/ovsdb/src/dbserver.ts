@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { DAEMON_USAGE, DaemonError, parseDaemonArgs, programName, startDaemon, UnixctlServer, unixctlPath } from '@nvs/daemon';
 import { Database } from './database.ts';
 import { OvsdbError } from './errors.ts';
-import { OvsdbServer } from './server.ts';
+import { OvsdbServer, type TlsConfig } from './server.ts';
 import { DbFile } from './storage.ts';
 
 export const VERSION = 'nvs-dbserver (nvs) 0.1.0';
@@ -27,6 +27,11 @@ Options:
                           may be repeated (default: punix:<rundir>/db.sock)
   --unixctl=SOCKET        control socket (default: <rundir>/nvs-dbserver.ctl;
                           as ovsdb-server: <rundir>/ovsdb-server.<pid>.ctl)
+  --private-key=FILE      TLS: private key for pssl: remotes (FILE or db:DB,TABLE,COLUMN)
+  --certificate=FILE      TLS: certificate for the private key (same forms)
+  --ca-cert=FILE          TLS: CA certificate that clients' certificates must be signed by
+  --peer-ca-cert=FILE     TLS: a CA certificate sent with ours, for clients to bootstrap from
+  --bootstrap-ca-cert=FILE  TLS: as --ca-cert (the file must exist: the server does not bootstrap)
   --run=COMMAND           run COMMAND (with /bin/sh -c) once serving, then exit
                           when it exits, failing if it failed
 ${DAEMON_USAGE}
@@ -34,8 +39,18 @@ ${DAEMON_USAGE}
   -V, --version           display version information`;
 
 /** Command-line arguments of nvs-dbserver beyond the daemon options. */
+/** The TLS options, each a file name or `db:DB,TABLE,COLUMN`. */
+export interface TlsArgs {
+  privateKey?: string;
+  certificate?: string;
+  caCert?: string;
+  peerCaCert?: string;
+  bootstrapCaCert?: string;
+}
+
 export interface DbServerArgs {
   databases: string[];
+  tls: TlsArgs;
   remotes: string[];
   unixctl?: string;
   run?: string;
@@ -45,7 +60,7 @@ export interface DbServerArgs {
 
 /** Parses what parseDaemonArgs left; throws DaemonError (DAEMON_USAGE) on anything unknown. */
 export function parseDbServerArgs(rest: readonly string[]): DbServerArgs {
-  const out: DbServerArgs = { databases: [], remotes: [], help: false, version: false };
+  const out: DbServerArgs = { databases: [], tls: {}, remotes: [], help: false, version: false };
   for (let i = 0; i < rest.length; i++) {
     const arg = rest[i];
     const eq = arg.indexOf('=');
@@ -58,6 +73,13 @@ export function parseDbServerArgs(rest: readonly string[]): DbServerArgs {
     if (flag === '--remote') out.remotes.push(value());
     else if (flag === '--unixctl') out.unixctl = value();
     else if (flag === '--run') out.run = value();
+    else if (flag === '--private-key') out.tls.privateKey = value();
+    else if (flag === '--certificate') out.tls.certificate = value();
+    else if (flag === '--ca-cert') out.tls.caCert = value();
+    else if (flag === '--peer-ca-cert') out.tls.peerCaCert = value();
+    else if (flag === '--bootstrap-ca-cert') out.tls.bootstrapCaCert = value();
+    // Accepted as ovsdb-server's scripts pass them; Node's TLS defaults (TLS 1.2+, its cipher list) apply.
+    else if (flag === '--ssl-protocols' || flag === '--ssl-ciphers') value();
     else if (flag === '-h' || flag === '--help') out.help = true;
     else if (flag === '-V' || flag === '--version') out.version = true;
     else if (arg.startsWith('-')) throw new DaemonError('DAEMON_USAGE', `unknown option "${arg}" (use --help for help)`);
@@ -129,8 +151,8 @@ export class DbRemotes {
 
   /** Listens on new passive targets and stops listening on dropped ones. */
   async refresh(): Promise<void> {
-    const want = new Set([...this.targets()].filter((t) => t.startsWith('punix:') || t.startsWith('ptcp:')));
-    for (const t of this.targets()) if (!want.has(t)) this.log.warn({ target: t }, 'ignoring non-passive manager target (only punix: and ptcp: are served)');
+    const want = new Set([...this.targets()].filter((t) => /^p(unix|tcp|ssl):/.test(t)));
+    for (const t of this.targets()) if (!want.has(t)) this.log.warn({ target: t }, 'ignoring non-passive manager target (only punix:, ptcp: and pssl: are served)');
     for (const t of this.active) {
       if (!want.has(t)) {
         this.active.delete(t);
@@ -148,6 +170,38 @@ export class DbRemotes {
       }
     }
   }
+}
+
+/**
+ * The PEM text a TLS option names: a file, or `db:DB,TABLE,COLUMN`, the
+ * column's value in the table's first row that has one (as ovs-ctl passes
+ * `db:Open_vSwitch,SSL,private_key`, the file names `ovs-vsctl set-ssl` wrote).
+ * Undefined when the option is unset or names nothing yet.
+ */
+function readTlsFile(server: OvsdbServer, spec: string | undefined): string | undefined {
+  if (spec === undefined) return undefined;
+  const m = /^db:([^,]+),([^,]+),([^,]+)$/.exec(spec);
+  let path: string | undefined = spec;
+  if (m) {
+    path = undefined;
+    for (const row of server.database(m[1])?.table(m[2])?.values() ?? []) {
+      const v = row.values.get(m[3]);
+      if (v && v.keys.length === 1) {
+        path = String(v.keys[0]);
+        break;
+      }
+    }
+  }
+  return path !== undefined && existsSync(path) ? readFileSync(path, 'utf8') : undefined;
+}
+
+/** The TLS configuration of pssl: remotes, or undefined when key, certificate or CA is missing. */
+export function tlsConfig(server: OvsdbServer, t: TlsArgs): TlsConfig | undefined {
+  const key = readTlsFile(server, t.privateKey);
+  const cert = readTlsFile(server, t.certificate);
+  const ca = readTlsFile(server, t.caCert) ?? readTlsFile(server, t.bootstrapCaCert);
+  if (!key || !cert || !ca) return undefined;
+  return { key, cert: cert + (readTlsFile(server, t.peerCaCert) ?? ''), ca };
 }
 
 /**
@@ -211,7 +265,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   try {
     // Under OVS's name, the module names of OVS's -v specs (vlog, reconnect, …) are not nvs's: accept them as OVS does.
     for (const spec of options.verbose) daemon.vlog.set(spec, options.ovs !== undefined);
-    server = new OvsdbServer({ log: rpcLog });
+    server = new OvsdbServer({ log: rpcLog, tlsLog: daemon.vlog.logger('stream_ssl') });
     const dbPaths = args.databases.length > 0 ? args.databases : [join(options.ovs?.dbdir ?? options.rundir, 'conf.db')];
     for (const p of dbPaths) {
       const dbPath = resolve(p);
@@ -224,6 +278,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       const { file, db } = DbFile.open(dbPath, { log: storageLog }, (schema) => new Database(schema));
       server.addDatabase(db, file);
     }
+    server.setTls(tlsConfig(server, args.tls));
     const remotes = args.remotes.length > 0 || options.ovs ? args.remotes : [`punix:${join(options.rundir, 'db.sock')}`];
     const dbRemotes = new DbRemotes(server, log);
     for (const r of remotes) {
