@@ -130,6 +130,9 @@ export class Switch {
   readonly bridges = new Map<string, Bridge>();
   /** Status per Interface uuid, for the write-back transaction. */
   readonly status = new Map<string, InterfaceStatus>();
+  /** Interfaces (by uuid) refused for a reserved name, warned about once, as ovs-vswitchd does, not on every reconciliation. */
+  private reservedWarned = new Set<string>();
+  private reservedSeen = new Set<string>();
 
   constructor(
     private readonly log: Logger,
@@ -206,6 +209,7 @@ export class Switch {
         if (this.addPort(bridge, port, iface) && !isNew) changed.add(bridge);
       }
     }
+    [this.reservedWarned, this.reservedSeen] = [this.reservedSeen, new Set()];
     return { added, removed, changed };
   }
 
@@ -304,7 +308,8 @@ export class Switch {
   private addPort(bridge: Bridge, port: PortConfig, iface: InterfaceConfig): boolean {
     if (RESERVED_NAME.test(iface.name)) {
       // As ovs-vswitchd: a warning in the log, no error text in the row.
-      this.log.warn(`could not create interface ${iface.name}, name is reserved`);
+      if (!this.reservedWarned.has(iface.uuid)) this.log.warn(`could not create interface ${iface.name}, name is reserved`);
+      this.reservedSeen.add(iface.uuid);
       this.status.set(iface.uuid, { ofport: -1 });
       return false;
     }
