@@ -33,6 +33,7 @@ Options:
                           nvs cannot open yet
   --disable-system        accepted for compatibility (nvs has no kernel datapath)
   --disable-system-route  accepted for compatibility (nvs reads no routing table)
+  --mlockall              accepted for ovs-ctl (node cannot lock its memory; nothing is locked)
   --no-restore            start with empty OpenFlow tables instead of the saved rules
 ${DAEMON_USAGE}
   -h, --help              display this help message
@@ -67,6 +68,7 @@ export function parseVswitchdArgs(
         break;
       case '--disable-system':
       case '--disable-system-route':
+      case '--mlockall':
         break;
       case '--no-restore':
         noRestore = true;
