@@ -118,6 +118,12 @@ export class DbRemotes {
     });
   }
 
+  /** Stops following `spec` (its targets are dropped at the next refresh). */
+  remove(spec: string): void {
+    const i = this.specs.findIndex((s) => `db:${s.db},${s.table},${s.column}` === spec);
+    if (i >= 0) this.specs.splice(i, 1);
+  }
+
   add(spec: string): void {
     const m = /^db:([^,]+),([^,]+),([^,]+)$/.exec(spec);
     if (!m) throw new DaemonError('DAEMON_USAGE', `"${spec}": expected db:DATABASE,TABLE,COLUMN`);
@@ -263,6 +269,8 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       finished(status);
     })());
   try {
+    // --run makes the server a command-line tool: as ovsdb-server, it says nothing on stderr unless something goes wrong.
+    if (args.run !== undefined && options.ovs) daemon.vlog.set('console:warn');
     // Under OVS's name, the module names of OVS's -v specs (vlog, reconnect, …) are not nvs's: accept them as OVS does.
     for (const spec of options.verbose) daemon.vlog.set(spec, options.ovs !== undefined);
     server = new OvsdbServer({ log: rpcLog, tlsLog: daemon.vlog.logger('stream_ssl') });
@@ -305,6 +313,25 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
         .join(' ') + '\n',
     );
     unixctl.register('ovsdb-server/list-remotes', '', 0, 0, () => [...remotes].sort().map((r) => `${r}\n`).join(''));
+    unixctl.register('ovsdb-server/add-remote', 'REMOTE', 1, 1, async ([r]) => {
+      if (remotes.includes(r)) return '';
+      if (r.startsWith('db:')) {
+        dbRemotes.add(r);
+        await dbRemotes.refresh();
+      } else await srv.listen(r);
+      remotes.push(r);
+      return '';
+    });
+    unixctl.register('ovsdb-server/remove-remote', 'REMOTE', 1, 1, async ([r]) => {
+      const i = remotes.indexOf(r);
+      if (i < 0) throw new DaemonError('DAEMON_USAGE', "can't find remote");
+      remotes.splice(i, 1);
+      if (r.startsWith('db:')) {
+        dbRemotes.remove(r);
+        await dbRemotes.refresh();
+      } else await srv.unlisten(r);
+      return '';
+    });
     await unixctl.listen();
     for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, () => void stop(0));
     log.info({ version: VERSION, databases: dbPaths, remotes, pid: process.pid }, 'nvs-dbserver started');
