@@ -212,7 +212,11 @@ export function checkAtom(a: Atom, b: BaseType): void {
   }
 }
 
-/** Checks every atom's constraints, then the datum's cardinality, against `type` (a mutation's result). */
+/**
+ * Checks every atom's constraints, then the datum's cardinality, against
+ * `type`; `what` is 'mutation' for a mutation's result (reported in
+ * ovsdb-server's words, "Attempted to store N elements in set of 1 to 2 integers.").
+ */
 export function checkDatum(d: Datum, type: ColumnType, what = 'value'): void {
   const kb = type.key;
   if (kb.enum || kb.minInteger !== undefined || kb.maxInteger !== undefined || kb.minReal !== undefined || kb.maxReal !== undefined || kb.minLength !== undefined || kb.maxLength !== undefined) {
@@ -223,7 +227,18 @@ export function checkDatum(d: Datum, type: ColumnType, what = 'value'): void {
     for (const a of d.values) checkAtom(a, vb);
   }
   const n = datumSize(d);
-  if (n < type.min || n > type.max) throw new ConstraintViolationError(`${what} has ${n} element${n === 1 ? '' : 's'} but must have ${sizeRange(type)}`);
+  if (n < type.min || n > type.max) {
+    if (what === 'mutation') throw new ConstraintViolationError(`Attempted to store ${n} elements in ${typeInEnglish(type)}.`);
+    throw new ConstraintViolationError(`${what} has ${n} element${n === 1 ? '' : 's'} but must have ${sizeRange(type)}`);
+  }
+}
+
+/** A column type in ovsdb-server's words: "integer", "set of 1 to 2 integers", "map of up to 5 (string, uuid) pairs". */
+function typeInEnglish(type: ColumnType): string {
+  if (!type.value && type.min === 1 && type.max === 1) return type.key.type;
+  const count =
+    type.max === Infinity ? (type.min > 0 ? ` of ${type.min} or more` : ' of') : type.min > 0 ? ` of ${type.min} to ${type.max}` : ` of up to ${type.max}`;
+  return type.value ? `map${count} (${type.key.type}, ${type.value.type}) pairs` : `set${count} ${type.key.type}s`;
 }
 
 /** How many elements a column type takes, in words: "exactly 1", "at least 0", "between 0 and 2". */

@@ -254,7 +254,14 @@ class Transaction {
   private update(json: Record<string, unknown>, i: number, n: number): unknown {
     const t = this.tableOf(json, i, n);
     // ovsdb-server's order: the row (and its immutable columns), then the conditions.
-    const changes = this.parseRow(t, json.row, true);
+    let changes: Map<string, Datum>;
+    try {
+      changes = this.parseRow(t, json.row, true);
+    } catch (err) {
+      // An immutable column is reported with the whole operation, as ovsdb-server does.
+      if (err instanceof ConstraintViolationError && err.syntax === undefined) throw new ConstraintViolationError(err.message, json);
+      throw err;
+    }
     const where = parseWhere(t, json.where, this.resolve);
     const rows = this.scan(t, where);
     for (const r of rows) {
@@ -275,7 +282,7 @@ class Transaction {
       const changed = new Map<string, Datum>();
       for (const m of mutations) {
         const d = applyMutation(changed.get(m.column.name) ?? r.values.get(m.column.name)!, m, this.log);
-        checkDatum(d, m.column.type, `column ${m.column.name} of table ${t.name} after "${m.mutator}"`);
+        checkDatum(d, m.column.type, 'mutation');
         changed.set(m.column.name, d);
       }
       this.put(t.name, r.uuid, { uuid: r.uuid, version: newUuid(), values: r.values.with(changed) });
