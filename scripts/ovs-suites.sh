@@ -32,9 +32,10 @@ NAMES=$(mktemp -d /tmp/nvs-ovs-names.XXXXXX)
 trap 'rm -rf "$NAMES"' EXIT
 ln -s "$ROOT/dist/nvs-dbserver.js" "$NAMES/ovsdb-server"
 ln -s "$ROOT/dist/nvs-vswitchd.js" "$NAMES/ovs-vswitchd"
+ln -s "$ROOT/dist/nvs-ofctl.js" "$NAMES/ovs-ofctl"
 if [ "${NVS_SUITE_REAL:-0}" != 1 ]; then
   export OVSDB_SERVER_CMD="$NAMES/ovsdb-server" OVS_VSWITCHD_CMD="$NAMES/ovs-vswitchd"
-  export OVS_OFCTL_SHIM_CMD="$ROOT/dist/nvs-ofctl.js"
+  export OVS_OFCTL_SHIM_CMD="$NAMES/ovs-ofctl"
 fi
 export OVS_SUITE_JOBS=${OVS_SUITE_JOBS:-1}
 [ $# -gt 0 ] || set -- ovs-vsctl ovsdb-server

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
 import pino from 'pino';
-import { resolveRundir, unixctlCall, UnixctlError } from '@nvs/daemon';
+import { ovsDirs, programName, resolveRundir, unixctlCall, UnixctlError } from '@nvs/daemon';
 import { JsonRpcConnection, JsonRpcRemoteError } from '@nvs/jsonrpc';
 import type { CliIo } from '../appctl/main.ts';
 import { ProgressBar } from './progress.ts';
@@ -173,7 +173,9 @@ export async function runOfctl(argv: string[], io: CliIo): Promise<number> {
     }
     if (args.length === 0) throw new OfctlError('OFCTL_USAGE', 'missing command name; use --help for help');
     const [command] = args;
-    const rundir = resolveRundir(opts.rundir, io.env);
+    // Run as ovs-ofctl (a link of that name, standing in for OVS's), the switch's sockets are in OVS's run directory.
+    const asOvs = programName('nvs-ofctl', 'ovs-ofctl') === 'ovs-ofctl';
+    const rundir = resolveRundir(opts.rundir ?? (asOvs ? ovsDirs(io.env).rundir : undefined), io.env);
     if (command === 'parse-pcap') {
       need(args, 1, Infinity, 'requires at least 1 argument (a pcap file)');
       io.stdout.write(await parsePcap(rundir, args.slice(1)));
