@@ -163,14 +163,16 @@ class Transaction {
     return out;
   }
 
-  private parseRow(t: TableSchema, json: unknown, forUpdate: boolean): Map<string, Datum> {
+  /** The values of a row; `update` is the update operation when it is one (immutable columns are refused, quoting it as ovsdb-server does). */
+  private parseRow(t: TableSchema, json: unknown, update?: unknown): Map<string, Datum> {
+    const forUpdate = update !== undefined;
     if (!isObject(json)) throw new OvsdbSyntaxError('"row" must be a JSON object');
     const values = new Map<string, Datum>();
     // Every value is parsed before any column is refused as immutable, as in ovsdb-server.
     for (const [name, value] of Object.entries(json)) values.set(name, parseDatum(value, lookupColumn(t, name).type, this.resolve, true));
     for (const name of values.keys()) {
       if (name.startsWith('_') || (forUpdate && !lookupColumn(t, name).mutable)) {
-        throw new ConstraintViolationError(`Cannot ${forUpdate ? 'update' : 'set'} immutable column ${name} in table ${t.name}.`);
+        throw new ConstraintViolationError(`Cannot ${forUpdate ? 'update' : 'set'} immutable column ${name} in table ${t.name}.`, update);
       }
     }
     return values;
@@ -233,7 +235,10 @@ class Transaction {
       if (s && json.uuid === undefined) uuid = s.uuid;
       this.symbols.set(name, { uuid, created: true });
     }
-    const values = this.info(t).defaults.with(this.parseRow(t, json.row ?? {}, false));
+    const given = this.parseRow(t, json.row ?? {});
+    const values = this.info(t).defaults.with(given);
+    // A default value must meet the column's constraints too (an integer column with minInteger 1 has default 0).
+    for (const c of t.userColumns) if (!given.has(c.name)) checkDatum(values.get(c.name)!, c.type);
     this.put(t.name, uuid, { uuid, version: newUuid(), values });
     return { uuid: ['uuid', uuid] };
   }
@@ -254,14 +259,7 @@ class Transaction {
   private update(json: Record<string, unknown>, i: number, n: number): unknown {
     const t = this.tableOf(json, i, n);
     // ovsdb-server's order: the row (and its immutable columns), then the conditions.
-    let changes: Map<string, Datum>;
-    try {
-      changes = this.parseRow(t, json.row, true);
-    } catch (err) {
-      // An immutable column is reported with the whole operation, as ovsdb-server does.
-      if (err instanceof ConstraintViolationError && err.syntax === undefined) throw new ConstraintViolationError(err.message, json);
-      throw err;
-    }
+    const changes = this.parseRow(t, json.row, json);
     const where = parseWhere(t, json.where, this.resolve);
     const rows = this.scan(t, where);
     for (const r of rows) {
