@@ -478,7 +478,7 @@ class Transaction {
           if (keep.length === side.length) continue;
           const nd: Datum = d.values ? { keys: keep.map((k) => d.keys[k]), values: keep.map((k) => d.values![k]) } : { keys: keep.map((k) => d.keys[k]) };
           if (nd.keys.length < ref.column.type.min) {
-            throw new ConstraintViolationError(`Deleting rows referenced weakly by column ${ref.column.name} of ${tname} row ${u} leaves it with fewer than ${ref.column.type.min} value(s).`);
+            throw weakRefEmptied(ref.column.name, tname, u, side.length - keep.length, !this.db.table(tname)!.has(u), side.some((x) => x === ZERO_UUID));
           }
           values ??= new Map();
           values.set(ref.column.name, nd);
@@ -530,4 +530,18 @@ function sameValues(a: Row, b: Row): boolean {
   const y = b.values.data;
   for (let i = 0; i < x.length; i++) if (x[i] !== y[i] && !datumEquals(x[i], y[i])) return false;
   return true;
+}
+
+const ZERO_UUID = '00000000-0000-0000-0000-000000000000';
+
+/** The error for a column left with too few elements once its weak references to deleted rows are removed, in ovsdb-server's words. */
+function weakRefEmptied(column: string, table: string, uuid: string, removed: number, inserted: boolean, zero: boolean): ConstraintViolationError {
+  if (zero && inserted) {
+    return new ConstraintViolationError(
+      `Weak reference column "${column}" in "${table}" row ${uuid} (inserted within this transaction) contained all-zeros UUID (probably as the default value for this column) but deleting this value caused a constraint volation because this column is not allowed to be empty.`,
+    );
+  }
+  return new ConstraintViolationError(
+    `Deletion of ${removed} weak reference(s) to deleted (or never-existing) rows from column "${column}" in "${table}" row ${uuid} ${inserted ? '(inserted within this transaction) ' : ''}caused this column to become empty, but constraints on this column disallow an empty column.`,
+  );
 }
