@@ -15,12 +15,23 @@
  *   logger per module, and levels per module and destination that `vlog/set`
  *   changes at run time.
  *
+ * Invoked under OVS's own names (`ovsdb-server`, `ovs-vswitchd`: a link or a
+ * wrapper named so, see {@link programName}), a daemon behaves as OVS's does
+ * so that OVS's tools and scripts find it: directories from `OVS_RUNDIR`,
+ * `OVS_LOGDIR`, `OVS_DBDIR`, `OVS_SYSCONFDIR`, `OVS_PKGDATADIR` (and OVS's
+ * defaults), the log file in the log directory, the control socket at
+ * `<rundir>/<program>.<pid>.ctl`, and a pid file that the daemon holds an
+ * fcntl write lock on for as long as it lives (OVS's `read_pidfile`, used by
+ * `ovs-appctl -t`, takes an unlocked pid file for a dead daemon). Under its
+ * own names a daemon keeps nvs's defaults.
+ *
  * Options are parsed by hand because OVS's optional values only ever come as
  * `--opt=VALUE`: a generic parser would swallow the next positional argument.
  */
 import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import pino, { type Logger } from 'pino';
 
@@ -37,6 +48,41 @@ export class DaemonError extends Error {
 
 export const DEFAULT_RUNDIR = '/run/nvs';
 
+/** The OVS daemons nvs's daemons stand in for: under these names they take OVS's directories and file names. */
+const OVS_PROGRAMS = new Set(['ovsdb-server', 'ovs-vswitchd']);
+
+/**
+ * The name this program was invoked as: `ovsName` when the script was run
+ * through a link or file of that name (process.argv[1]; a `#!` script's
+ * argv[0] never reaches node), else `nvsName`.
+ */
+export function programName(nvsName: string, ovsName: string, argv1: string | undefined = process.argv[1]): string {
+  return argv1 !== undefined && basename(argv1).replace(/\.js$/, '') === ovsName ? ovsName : nvsName;
+}
+
+/** Whether `name` is one of OVS's daemon names (and so takes OVS's directories and file names). */
+export function isOvsName(name: string): boolean {
+  return OVS_PROGRAMS.has(name);
+}
+
+/** OVS's directories, from its environment variables or its (Debian) defaults, as OVS's lib/dirs.c reads them. */
+export interface OvsDirs {
+  rundir: string;
+  logdir: string;
+  dbdir: string;
+  pkgdatadir: string;
+}
+
+export function ovsDirs(env: NodeJS.ProcessEnv = process.env): OvsDirs {
+  const sysconfdir = env.OVS_SYSCONFDIR;
+  return {
+    rundir: resolve(env.OVS_RUNDIR ?? '/var/run/openvswitch'),
+    logdir: resolve(env.OVS_LOGDIR ?? '/var/log/openvswitch'),
+    dbdir: resolve(env.OVS_DBDIR ?? (sysconfdir ? `${sysconfdir}/openvswitch` : '/etc/openvswitch')),
+    pkgdatadir: resolve(env.OVS_PKGDATADIR ?? '/usr/share/openvswitch'),
+  };
+}
+
 /** The run directory: `--rundir` wins over `NVS_RUNDIR`, then /run/nvs. Created when missing. */
 export function resolveRundir(option?: string, env: NodeJS.ProcessEnv = process.env): string {
   const dir = resolve(option ?? env.NVS_RUNDIR ?? DEFAULT_RUNDIR);
@@ -47,10 +93,18 @@ export function resolveRundir(option?: string, env: NodeJS.ProcessEnv = process.
 export interface DaemonOptions {
   /** Program name, used for default file names (`<name>.pid`, `<name>.log`). */
   name: string;
+  /** OVS's directories when invoked under an OVS name ({@link isOvsName}), else undefined. */
+  ovs?: OvsDirs;
   rundir: string;
   /** Absolute pid file path, or undefined when no pid file was asked for. */
   pidfile?: string;
+  /** `--overwrite-pidfile`: replace the pid file even if a live daemon holds it. */
+  overwritePidfile: boolean;
   detach: boolean;
+  /** `--monitor`: accepted as OVS's scripts pass it; nvs does not restart a crashed daemon. */
+  monitor: boolean;
+  /** `--user=USER[:GROUP]`: the user (and group) to run as once started. */
+  user?: string;
   /** Absolute log file path, or undefined for stderr only. */
   logFile?: string;
   noChdir: boolean;
@@ -73,6 +127,9 @@ export function parseDaemonArgs(
   let logFile: string | true | undefined;
   let detach = false;
   let noChdir = false;
+  let overwritePidfile = false;
+  let monitor = false;
+  let user: string | undefined;
   const verbose: string[] = [];
   const rest: string[] = [];
   for (let i = 0; i < argv.length; i++) {
@@ -95,6 +152,17 @@ export function parseDaemonArgs(
       case '--detach':
         detach = true;
         break;
+      case '--overwrite-pidfile':
+        overwritePidfile = true;
+        break;
+      case '--monitor':
+        monitor = true;
+        break;
+      case '--user':
+        if (value !== undefined) user = value;
+        else if (i + 1 < argv.length) user = argv[++i];
+        else throw new DaemonError('DAEMON_USAGE', '--user needs a user name');
+        break;
       case '--no-chdir':
         noChdir = true;
         break;
@@ -107,16 +175,21 @@ export function parseDaemonArgs(
         else rest.push(arg);
     }
   }
-  const rundir = resolveRundir(rundirOpt, env);
-  const inRundir = (opt: string | true | undefined, suffix: string): string | undefined =>
-    opt === undefined ? undefined : opt === true ? resolve(rundir, `${name}.${suffix}`) : resolve(rundir, opt);
+  const ovs = isOvsName(name) ? ovsDirs(env) : undefined;
+  const rundir = ovs ? resolveRundir(rundirOpt ?? ovs.rundir, env) : resolveRundir(rundirOpt, env);
+  const inDir = (dir: string, opt: string | true | undefined, suffix: string): string | undefined =>
+    opt === undefined ? undefined : opt === true ? resolve(dir, `${name}.${suffix}`) : resolve(dir, opt);
   return {
     options: {
       name,
+      ...(ovs ? { ovs } : {}),
       rundir,
-      pidfile: inRundir(pidfile, 'pid'),
+      pidfile: inDir(rundir, pidfile, 'pid'),
+      overwritePidfile,
       detach,
-      logFile: inRundir(logFile, 'log'),
+      monitor,
+      ...(user !== undefined ? { user } : {}),
+      logFile: inDir(ovs?.logdir ?? rundir, logFile, 'log'),
       noChdir,
       verbose,
     },
@@ -124,13 +197,28 @@ export function parseDaemonArgs(
   };
 }
 
+/**
+ * The control socket: `given` (relative to the run directory), else
+ * `<rundir>/<name>.<pid>.ctl` under an OVS name (where ovs-appctl looks for
+ * it, with the pid from the pid file) or `<rundir>/<name>.ctl`.
+ */
+export function unixctlPath(options: DaemonOptions, given?: string): string {
+  if (given !== undefined) return resolve(options.rundir, given);
+  return resolve(options.rundir, options.ovs ? `${options.name}.${process.pid}.ctl` : `${options.name}.ctl`);
+}
+
 /** The usage lines for the options {@link parseDaemonArgs} understands. */
 export const DAEMON_USAGE = `Daemon options:
-  --rundir DIR            run directory (default: $NVS_RUNDIR or ${DEFAULT_RUNDIR})
+  --rundir DIR            run directory (default: $NVS_RUNDIR or ${DEFAULT_RUNDIR};
+                          as ovsdb-server/ovs-vswitchd: $OVS_RUNDIR or /var/run/openvswitch)
   --pidfile[=FILE]        create pidfile (default: <rundir>/<program>.pid)
+  --overwrite-pidfile     with --pidfile, replace the pid file of a running daemon
   --detach                run in background as daemon
+  --monitor               accepted for OVS's scripts (a crashed daemon is not restarted)
+  --user=USER[:GROUP]     run as USER (and GROUP) once started
   --no-chdir              do not chdir to '/'
-  --log-file[=FILE]       log to FILE (default: <rundir>/<program>.log)
+  --log-file[=FILE]       log to FILE (default: <rundir>/<program>.log;
+                          as ovsdb-server/ovs-vswitchd: $OVS_LOGDIR or /var/log/openvswitch)
   -v, --verbose[=SPEC]    set logging levels: [module][:console|file][:off|emer|err|warn|info|dbg]`;
 
 // ---------------------------------------------------------------- logging
@@ -175,6 +263,48 @@ export interface VLogSinks {
   console?: { write(line: string): unknown };
   /** Log file path; created (with its directory) when given. */
   file?: string;
+  /**
+   * `ovs`: lines as OVS writes them (`2026-12-07T20:46:29.186Z|00001|bridge|WARN|text`,
+   * other fields appended as JSON), for the tools and scripts that read OVS's
+   * logs; default: pino's JSON lines.
+   */
+  format?: 'json' | 'ovs';
+}
+
+/** OVS's default log line pattern. */
+const OVS_PATTERN = '%D{%Y-%m-%dT%H:%M:%S.###Z}|%05N|%c|%p|%m';
+
+/**
+ * One pino JSON line as OVS writes a log line, after `pattern` (OVS's
+ * `-vPATTERN:DEST:PATTERN` conversions: %c module, %p level, %m message, %N
+ * sequence number, %D/%d date, %A program, %P pid, %n newline, %% and an
+ * optional width, `-` for left alignment); fields besides the message are
+ * appended to it as JSON.
+ */
+export function ovsLogLine(json: string, seq: number, pattern = OVS_PATTERN): string {
+  const { level, time, module, msg, pid, name, hostname: _host, ...rest } = JSON.parse(json) as Record<string, unknown>;
+  const extra = Object.keys(rest).length > 0 ? ` ${JSON.stringify(rest)}` : '';
+  const when = new Date(typeof time === 'number' ? time : Date.now()).toISOString();
+  const fields: Record<string, () => string> = {
+    c: () => String(module ?? 'main'),
+    p: () => levelName(Number(level)),
+    m: () => `${String(msg ?? '')}${extra}`,
+    N: () => String(seq),
+    D: () => when,
+    d: () => when,
+    A: () => String(name ?? ''),
+    P: () => String(pid ?? ''),
+    n: () => '\n',
+    '%': () => '%',
+  };
+  const line = pattern.replace(/%(-?)(0?)(\d*)([a-zA-Z%])(\{[^}]*\})?/g, (all, left: string, zero: string, width: string, conv: string) => {
+    const f = fields[conv];
+    if (!f) return all;
+    const v = f();
+    const w = Number(width || 0);
+    return left ? v.padEnd(w) : v.padStart(w, zero ? '0' : ' ');
+  });
+  return `${line}\n`;
 }
 
 /**
@@ -191,6 +321,9 @@ export class VLog {
   /** Levels set (on the command line) for modules that do not exist yet: applied when they appear. */
   private readonly pending = new Map<string, Partial<Record<Destination, number>>>();
   private fileFd: number | undefined;
+  private seq = 0;
+  /** Line patterns per destination (`-vPATTERN:DEST:PATTERN`), used in the `ovs` format. */
+  private readonly patterns: Partial<Record<Destination, string>> = {};
 
   constructor(
     name: string,
@@ -230,6 +363,12 @@ export class VLog {
    * appear as components start, after the command line is read).
    */
   set(spec: string, future = false): void {
+    const pattern = /^pattern:(console|file|syslog|any):(.*)$/i.exec(spec);
+    if (pattern) {
+      const d = pattern[1].toLowerCase();
+      for (const dest of DESTINATIONS) if (d === dest || d === 'any') this.patterns[dest] = pattern[2];
+      return;
+    }
     let futureModule: string | undefined;
     let module: string | undefined;
     let dest: Destination | 'syslog' | undefined;
@@ -289,8 +428,13 @@ export class VLog {
   private route(level: number, logger: object | undefined, line: string): void {
     const module = logger ? this.moduleOf.get(logger) : undefined;
     const levels = module ? this.modules.get(module)!.levels : this.defaults;
-    if (level >= levels.console) this.sinks.console?.write(line);
-    if (this.fileFd !== undefined && level >= levels.file) writeSync(this.fileFd, line);
+    const toConsole = level >= levels.console && this.sinks.console !== undefined;
+    const toFile = this.fileFd !== undefined && level >= levels.file;
+    if (!toConsole && !toFile) return;
+    const ovs = this.sinks.format === 'ovs';
+    const seq = ++this.seq;
+    if (toConsole) this.sinks.console!.write(ovs ? ovsLogLine(line, seq, this.patterns.console) : line);
+    if (toFile) writeSync(this.fileFd!, ovs ? ovsLogLine(line, seq, this.patterns.file) : line);
   }
 }
 
@@ -354,21 +498,41 @@ export class Daemon {
  * re-spawns the program and never resolves: it exits with 0 once the child is
  * ready, or prints the child's error and exits with 1. In the child (or
  * without `--detach`) it sets up logging and the pid file and returns.
+ *
+ * Under an OVS name the pid file must be fcntl-locked by the daemon's own
+ * process, which node cannot do: the daemon is then run through
+ * {@link PIDFILE_LOCKER} (perl, present on every Debian host), which writes
+ * and locks the pid file and execs node with the locked descriptor kept open
+ * (a POSIX record lock survives exec, and the pid stays the same). Without
+ * `--detach` the first process waits for that child and exits as it does.
  */
 export async function startDaemon(options: DaemonOptions, console: VLogSinks['console'] = process.stderr): Promise<Daemon> {
+  const lockedByLocker = process.env[PIDFILE_FD_ENV] !== undefined;
+  delete process.env[PIDFILE_FD_ENV];
+  const needLocker = options.ovs !== undefined && options.pidfile !== undefined && !lockedByLocker;
   if (options.detach && process.env[READY_FD_ENV] === undefined) {
-    await detachAndWait();
+    await detachAndWait(needLocker ? options : undefined);
+  } else if (needLocker) {
+    await runLockedAndWait(options);
   }
   const detachedChild = options.detach;
-  const vlog = new VLog(options.name, { console: detachedChild ? undefined : console, file: options.logFile });
+  const vlog = new VLog(options.name, { console: detachedChild ? undefined : console, file: options.logFile, format: options.ovs ? 'ovs' : 'json' });
   for (const spec of options.verbose) vlog.set(spec, true);
-  if (options.pidfile) writePidfile(options.pidfile);
+  if (options.pidfile && !lockedByLocker) writePidfile(options.pidfile, options.overwritePidfile);
+  if (options.user !== undefined) switchUser(options.user);
   return new Daemon(options, vlog);
 }
 
-async function detachAndWait(): Promise<never> {
-  const args = [...process.execArgv, process.argv[1], ...process.argv.slice(2)];
-  const child = spawn(process.execPath, args, {
+/** The command that runs this program again with the same arguments, through the pid file locker when `lock` is given. */
+function respawnCommand(lock: DaemonOptions | undefined): [string, string[]] {
+  const self = [process.execPath, ...process.execArgv, process.argv[1], ...process.argv.slice(2)];
+  if (!lock) return [self[0], self.slice(1)];
+  return ['perl', ['-e', PIDFILE_LOCKER, lock.pidfile!, lock.overwritePidfile ? '1' : '0', ...self]];
+}
+
+async function detachAndWait(lock: DaemonOptions | undefined): Promise<never> {
+  const [cmd, args] = respawnCommand(lock);
+  const child = spawn(cmd, args, {
     detached: true,
     stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
     env: { ...process.env, [READY_FD_ENV]: '3' },
@@ -387,6 +551,68 @@ async function detachAndWait(): Promise<never> {
   pipe.destroy();
   process.exit(status);
 }
+
+/** Runs the daemon as a child holding the locked pid file, passes signals on, and exits with its status. */
+async function runLockedAndWait(options: DaemonOptions): Promise<never> {
+  const [cmd, args] = respawnCommand(options);
+  const child = spawn(cmd, args, { stdio: 'inherit' });
+  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, () => child.kill(sig));
+  const status = await new Promise<number>((r) => child.on('exit', (code, signal) => r(code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1))));
+  process.exit(status);
+}
+
+/** `--user=USER[:GROUP]`: drops to that user (and its groups) as OVS's daemons do after start-up. */
+function switchUser(spec: string): void {
+  const [user, group] = spec.split(':');
+  if (process.getuid?.() !== 0) {
+    throw new DaemonError('DAEMON_START_FAILED', `--user=${spec}: only root can switch users`);
+  }
+  (process as unknown as { initgroups(u: string, g: string): void }).initgroups(user, group || user);
+  process.setgid!(group || user);
+  process.setuid!(user);
+}
+
+/** The environment variable naming the descriptor on which the locker holds the pid file's lock. */
+const PIDFILE_FD_ENV = 'NVS_PIDFILE_FD';
+
+/**
+ * Perl run as `perl -e LOCKER PIDFILE OVERWRITE CMD...`: refuses a pid file
+ * another live process holds locked (unless OVERWRITE is 1), writes its own
+ * pid to a temporary file, takes an fcntl write lock on it, renames it into
+ * place (as OVS does: the pid file never exists unlocked) and execs CMD with
+ * the descriptor left open and named in NVS_PIDFILE_FD. `struct flock` is
+ * packed for 64-bit Linux: l_type, l_whence (shorts), l_start, l_len (off_t),
+ * l_pid (pid_t).
+ */
+export const PIDFILE_LOCKER = `
+use strict; use Fcntl;
+my ($path, $overwrite, @cmd) = @ARGV;
+sub refuse {
+  my ($msg) = @_;
+  print STDERR $msg;
+  # A detaching parent waits for its answer on the readiness descriptor.
+  my $fd = $ENV{'${READY_FD_ENV}'};
+  if (defined $fd && open(my $ready, '>&=', $fd)) { print $ready "error: $msg"; }
+  exit 1;
+}
+my $flock = sub { pack('s s x4 q q i x4', $_[0], 0, 0, 0, 0) };
+if ($overwrite ne '1' && open(my $old, '+<', $path)) {
+  my $q = $flock->(F_WRLCK);
+  if (fcntl($old, F_GETLK, $q)) {
+    my ($type, $pid) = (unpack('s s x4 q q i x4', $q))[0, 4];
+    refuse("$path: already running as pid $pid, aborting\n") if $type != F_UNLCK;
+  }
+  close($old);
+}
+my $tmp = "$path.tmp$$";
+sysopen(my $fh, $tmp, O_RDWR | O_CREAT | O_TRUNC, 0644) or refuse("$tmp: $!\n");
+fcntl($fh, F_SETLK, $flock->(F_WRLCK)) or refuse("$tmp: cannot lock: $!\n");
+syswrite($fh, "$$\n") or refuse("$tmp: $!\n");
+rename($tmp, $path) or refuse("$path: $!\n");
+fcntl($fh, F_SETFD, 0) or refuse("$path: $!\n");
+$ENV{'${PIDFILE_FD_ENV}'} = fileno($fh);
+exec { $cmd[0] } @cmd or refuse("$cmd[0]: $!\n");
+`;
 
 /** Whether a process with this pid exists (EPERM means it exists but is not ours). */
 function processAlive(pid: number): boolean {
@@ -408,16 +634,17 @@ export function readPidfile(path: string): number | undefined {
   }
 }
 
-/** Writes our pid, replacing a stale file; a file naming another live process is an error. */
-export function writePidfile(path: string): void {
+/** Writes our pid, replacing a stale file; a file naming another live process is an error unless `overwrite`. */
+export function writePidfile(path: string, overwrite = false): void {
   const old = readPidfile(path);
-  if (old !== undefined && old !== process.pid && processAlive(old)) {
+  if (!overwrite && old !== undefined && old !== process.pid && processAlive(old)) {
     throw new DaemonError('DAEMON_ALREADY_RUNNING', `${path}: already running as pid ${old}, aborting`);
   }
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, `${process.pid}\n`);
 }
 
+/** Removes our pid file (reading it drops the fcntl lock on it, which no longer matters once we are exiting). */
 function removePidfile(path: string): void {
   if (readPidfile(path) === process.pid && existsSync(path)) unlinkSync(path);
 }

@@ -58,6 +58,8 @@ export interface UnixctlServerOptions {
   vlog?: VLog;
   /** Called after the reply to `exit` has been written. */
   onExit?: () => void;
+  /** `exit` also takes ovs-vswitchd's `--cleanup` (the daemon's ports and datapath go with it either way). */
+  exitCleanup?: boolean;
 }
 
 const MAX_REQUEST_BYTES = 1024 * 1024;
@@ -72,7 +74,9 @@ export class UnixctlServer {
     this.register('version', '', 0, 0, () => `${opts.version}\n`);
     if (opts.onExit) {
       const onExit = opts.onExit;
-      this.register('exit', '', 0, 0, () => {
+      const cleanup = opts.exitCleanup === true;
+      this.register('exit', cleanup ? '[--cleanup]' : '', 0, cleanup ? 1 : 0, (args) => {
+        if (args.length > 0 && args[0] !== '--cleanup') throw new UnixctlError('UNIXCTL_COMMAND', `unknown option "${args[0]}"`);
         setImmediate(onExit);
         return '';
       });

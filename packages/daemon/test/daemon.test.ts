@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { build } from 'esbuild';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { parseDaemonArgs, readPidfile, resolveRundir, VLog, writePidfile } from '../src/daemon.ts';
+import { ovsLogLine, parseDaemonArgs, programName, readPidfile, resolveRundir, unixctlPath, VLog, writePidfile } from '../src/daemon.ts';
 import { unixctlCall } from '../src/unixctl.ts';
 
 const run = promisify(execFile);
@@ -30,11 +30,33 @@ describe('daemon options', () => {
       name: 'nvs-x',
       rundir: dir,
       pidfile: join(dir, 'nvs-x.pid'),
+      overwritePidfile: false,
       logFile: join(dir, 'my.log'),
       detach: true,
+      monitor: false,
       noChdir: true,
       verbose: ['console:off', 'bridge:dbg', 'dbg'],
     });
+  });
+
+  it("takes OVS's directories and file names under an OVS name", () => {
+    const env = { OVS_RUNDIR: join(dir, 'run'), OVS_LOGDIR: join(dir, 'log'), OVS_SYSCONFDIR: join(dir, 'etc'), NVS_RUNDIR: join(dir, 'nvs') };
+    const { options } = parseDaemonArgs('ovsdb-server', ['--pidfile', '--log-file', '--overwrite-pidfile', '--monitor', '--user=nobody'], env);
+    expect(options).toMatchObject({
+      rundir: join(dir, 'run'),
+      pidfile: join(dir, 'run', 'ovsdb-server.pid'),
+      logFile: join(dir, 'log', 'ovsdb-server.log'),
+      ovs: { dbdir: join(dir, 'etc', 'openvswitch'), pkgdatadir: '/usr/share/openvswitch' },
+      overwritePidfile: true,
+      monitor: true,
+      user: 'nobody',
+    });
+    expect(unixctlPath(options)).toBe(join(dir, 'run', `ovsdb-server.${process.pid}.ctl`));
+    expect(unixctlPath(options, 'x.ctl')).toBe(join(dir, 'run', 'x.ctl'));
+    // Under its own name the same environment leaves OVS's variables alone.
+    expect(parseDaemonArgs('nvs-dbserver', ['--pidfile'], env).options.pidfile).toBe(join(dir, 'nvs', 'nvs-dbserver.pid'));
+    expect(programName('nvs-dbserver', 'ovsdb-server', '/usr/sbin/ovsdb-server')).toBe('ovsdb-server');
+    expect(programName('nvs-dbserver', 'ovsdb-server', '/opt/nvs/dist/nvs-dbserver.js')).toBe('nvs-dbserver');
   });
 
   it('takes the run directory from NVS_RUNDIR and creates it', () => {
@@ -56,6 +78,16 @@ describe('daemon options', () => {
 });
 
 describe('VLog', () => {
+  it("writes OVS's log lines under format 'ovs'", () => {
+    const line = ovsLogLine('{"level":40,"time":1796676389000,"pid":7,"name":"ovs-vswitchd","module":"bridge","port":"p1","msg":"could not create interface p1"}', 3);
+    expect(line).toBe('2026-12-07T20:46:29.000Z|00003|bridge|WARN|could not create interface p1 {"port":"p1"}\n');
+    const lines: string[] = [];
+    const vlog = new VLog('x', { console: { write: (l: string) => lines.push(l) }, format: 'ovs' });
+    vlog.logger('a').warn('careful');
+    vlog.logger('a').info('fine');
+    expect(lines).toEqual([expect.stringMatching(/^\d{4}-\d\d-\d\dT[\d:.]+Z\|00001\|a\|WARN\|careful\n$/), expect.stringMatching(/\|00002\|a\|INFO\|fine\n$/)]);
+  });
+
   it('routes by module and destination and rejects bad specs', () => {
     const dir = mkdtempSync(join(tmpdir(), 'nvs-vlog-'));
     const console: string[] = [];

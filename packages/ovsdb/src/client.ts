@@ -45,10 +45,13 @@ export class ConnectFailedError extends OvsdbError {
 export class TransactionError extends OvsdbError {
   readonly opIndex: number;
   readonly details?: string;
-  constructor(rfcError: string, details: string | undefined, opIndex: number) {
+  /** The offending JSON the server quoted, as text, when it did. */
+  readonly syntax?: string;
+  constructor(rfcError: string, details: string | undefined, opIndex: number, syntax?: string) {
     super('OVSDB_TRANSACTION_FAILED', rfcError, details ? `transaction failed: ${rfcError}: ${details}` : `transaction failed: ${rfcError}`);
     this.opIndex = opIndex;
     this.details = details;
+    this.syntax = syntax;
   }
 }
 
@@ -190,7 +193,9 @@ export class OvsdbClient extends EventEmitter {
     if (!Array.isArray(results)) throw new OvsdbError('OVSDB_BAD_REPLY', 'syntax error', `transact: the server's reply is not an array of results`);
     for (let i = 0; i < results.length; i++) {
       const r = results[i];
-      if (r && typeof r.error === 'string') throw new TransactionError(r.error, typeof r.details === 'string' ? r.details : undefined, i);
+      if (r && typeof r.error === 'string') {
+        throw new TransactionError(r.error, typeof r.details === 'string' ? r.details : undefined, i, typeof r.syntax === 'string' ? r.syntax : undefined);
+      }
     }
     return results as OperationResult[];
   }

@@ -127,9 +127,12 @@ function brief(json: unknown): string {
  * then each atom's constraints as it is read, then duplicates.
  */
 export function parseDatum(json: unknown, type: ColumnType, resolve?: NamedUuidResolver, checked = false): Datum {
+  // ovsdb-server's wording, with the datum in "syntax" (UINT_MAX stands for "unlimited").
   const count = (n: number): void => {
     if (checked && (n < type.min || n > type.max)) {
-      throw new OvsdbSyntaxError(`${type.value ? 'map' : 'set'} must have ${sizeRange(type)} member${type.max === 1 ? '' : 's'} but ${n} ${n === 1 ? 'is' : 'are'} present`);
+      const kind = type.value ? 'map' : 'set';
+      const want = type.min === 1 && type.max === 1 ? 'exactly one member' : `${type.min} to ${type.max === Infinity ? 4294967295 : type.max} members`;
+      throw new OvsdbSyntaxError(`${kind} must have ${want} but ${n} are present`, 'syntax error', json);
     }
   };
   const atom = (a: unknown, b: BaseType): Atom => {
@@ -236,7 +239,11 @@ export function checkAtom(a: Atom, b: BaseType): void {
   }
 }
 
-/** Checks every atom's constraints, then the datum's cardinality, against `type` (a mutation's result). */
+/**
+ * Checks every atom's constraints, then the datum's cardinality, against
+ * `type`; `what` is 'mutation' for a mutation's result (reported in
+ * ovsdb-server's words, "Attempted to store N elements in set of 1 to 2 integers.").
+ */
 export function checkDatum(d: Datum, type: ColumnType, what = 'value'): void {
   const kb = type.key;
   if (kb.enum || kb.minInteger !== undefined || kb.maxInteger !== undefined || kb.minReal !== undefined || kb.maxReal !== undefined || kb.minLength !== undefined || kb.maxLength !== undefined) {
@@ -247,7 +254,18 @@ export function checkDatum(d: Datum, type: ColumnType, what = 'value'): void {
     for (const a of d.values) checkAtom(a, vb);
   }
   const n = datumSize(d);
-  if (n < type.min || n > type.max) throw new ConstraintViolationError(`${what} has ${n} element${n === 1 ? '' : 's'} but must have ${sizeRange(type)}`);
+  if (n < type.min || n > type.max) {
+    if (what === 'mutation') throw new ConstraintViolationError(`Attempted to store ${n} elements in ${typeInEnglish(type)}.`);
+    throw new ConstraintViolationError(`${what} has ${n} element${n === 1 ? '' : 's'} but must have ${sizeRange(type)}`);
+  }
+}
+
+/** A column type in ovsdb-server's words: "integer", "set of 1 to 2 integers", "map of up to 5 (string, uuid) pairs". */
+function typeInEnglish(type: ColumnType): string {
+  if (!type.value && type.min === 1 && type.max === 1) return type.key.type;
+  const count =
+    type.max === Infinity ? (type.min > 0 ? ` of ${type.min} or more` : ' of') : type.min > 0 ? ` of ${type.min} to ${type.max}` : ` of up to ${type.max}`;
+  return type.value ? `map${count} (${type.key.type}, ${type.value.type}) pairs` : `set${count} ${type.key.type}s`;
 }
 
 /** How many elements a column type takes, in words: "exactly 1", "at least 0", "between 0 and 2". */

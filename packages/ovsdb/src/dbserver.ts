@@ -1,44 +1,66 @@
 // nvs-dbserver's program: ovsdb-server's command line (DATABASE, --remote,
 // --unixctl, and the daemon options of daemon.ts) on top of OvsdbServer,
 // DbFile and the unixctl control socket. The bin file only calls `main`.
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import { DAEMON_USAGE, DaemonError, parseDaemonArgs, startDaemon, UnixctlServer } from '@nvs/daemon';
+import { DAEMON_USAGE, DaemonError, parseDaemonArgs, programName, startDaemon, UnixctlServer, unixctlPath } from '@nvs/daemon';
 import { Database } from './database.ts';
 import { OvsdbError } from './errors.ts';
-import { OvsdbServer } from './server.ts';
+import { OvsdbServer, type TlsConfig } from './server.ts';
 import { DbFile } from './storage.ts';
 
 export const VERSION = 'nvs-dbserver (nvs) 0.1.0';
 
 const USAGE = `nvs-dbserver: OVSDB server for nvs (ovsdb-server's command line)
-usage: nvs-dbserver [OPTIONS] [DATABASE]
+usage: nvs-dbserver [OPTIONS] [DATABASE...]
 where DATABASE is a database file (default: <rundir>/conf.db), created from
-the Open_vSwitch schema when missing.
+the Open_vSwitch schema when missing. Invoked as ovsdb-server, the default is
+$OVS_DBDIR/conf.db, a missing file is an error and there is no default remote,
+as with OVS's ovsdb-server.
 
 Options:
   --remote=REMOTE         listen on REMOTE: punix:PATH, ptcp:PORT[:IP], or
                           db:DB,TABLE,COLUMN (targets read from the database);
                           may be repeated (default: punix:<rundir>/db.sock)
-  --unixctl=SOCKET        control socket (default: <rundir>/nvs-dbserver.ctl)
+  --unixctl=SOCKET        control socket (default: <rundir>/nvs-dbserver.ctl;
+                          as ovsdb-server: <rundir>/ovsdb-server.<pid>.ctl)
+  --private-key=FILE      TLS: private key for pssl: remotes (FILE or db:DB,TABLE,COLUMN)
+  --certificate=FILE      TLS: certificate for the private key (same forms)
+  --ca-cert=FILE          TLS: CA certificate that clients' certificates must be signed by
+  --peer-ca-cert=FILE     TLS: a CA certificate sent with ours, for clients to bootstrap from
+  --bootstrap-ca-cert=FILE  TLS: as --ca-cert (the file must exist: the server does not bootstrap)
+  --run=COMMAND           run COMMAND (with /bin/sh -c) once serving, then exit
+                          when it exits, failing if it failed
 ${DAEMON_USAGE}
   -h, --help              display this help message
   -V, --version           display version information`;
 
 /** Command-line arguments of nvs-dbserver beyond the daemon options. */
+/** The TLS options, each a file name or `db:DB,TABLE,COLUMN`. */
+export interface TlsArgs {
+  privateKey?: string;
+  certificate?: string;
+  caCert?: string;
+  peerCaCert?: string;
+  bootstrapCaCert?: string;
+}
+
 export interface DbServerArgs {
-  database?: string;
+  databases: string[];
+  tls: TlsArgs;
   remotes: string[];
   unixctl?: string;
+  run?: string;
   help: boolean;
   version: boolean;
 }
 
 /** Parses what parseDaemonArgs left; throws DaemonError (DAEMON_USAGE) on anything unknown. */
 export function parseDbServerArgs(rest: readonly string[]): DbServerArgs {
-  const out: DbServerArgs = { remotes: [], help: false, version: false };
+  const out: DbServerArgs = { databases: [], tls: {}, remotes: [], help: false, version: false };
   for (let i = 0; i < rest.length; i++) {
     const arg = rest[i];
     const eq = arg.indexOf('=');
@@ -50,11 +72,18 @@ export function parseDbServerArgs(rest: readonly string[]): DbServerArgs {
     };
     if (flag === '--remote') out.remotes.push(value());
     else if (flag === '--unixctl') out.unixctl = value();
+    else if (flag === '--run') out.run = value();
+    else if (flag === '--private-key') out.tls.privateKey = value();
+    else if (flag === '--certificate') out.tls.certificate = value();
+    else if (flag === '--ca-cert') out.tls.caCert = value();
+    else if (flag === '--peer-ca-cert') out.tls.peerCaCert = value();
+    else if (flag === '--bootstrap-ca-cert') out.tls.bootstrapCaCert = value();
+    // Accepted as ovsdb-server's scripts pass them; Node's TLS defaults (TLS 1.2+, its cipher list) apply.
+    else if (flag === '--ssl-protocols' || flag === '--ssl-ciphers') value();
     else if (flag === '-h' || flag === '--help') out.help = true;
     else if (flag === '-V' || flag === '--version') out.version = true;
     else if (arg.startsWith('-')) throw new DaemonError('DAEMON_USAGE', `unknown option "${arg}" (use --help for help)`);
-    else if (out.database === undefined) out.database = arg;
-    else throw new DaemonError('DAEMON_USAGE', `nvs-dbserver serves one database file; "${arg}" is extra`);
+    else out.databases.push(arg);
   }
   return out;
 }
@@ -87,6 +116,12 @@ export class DbRemotes {
     server.onCommit(() => {
       if (this.specs.length > 0) void this.refresh();
     });
+  }
+
+  /** Stops following `spec` (its targets are dropped at the next refresh). */
+  remove(spec: string): void {
+    const i = this.specs.findIndex((s) => `db:${s.db},${s.table},${s.column}` === spec);
+    if (i >= 0) this.specs.splice(i, 1);
   }
 
   add(spec: string): void {
@@ -122,8 +157,8 @@ export class DbRemotes {
 
   /** Listens on new passive targets and stops listening on dropped ones. */
   async refresh(): Promise<void> {
-    const want = new Set([...this.targets()].filter((t) => t.startsWith('punix:') || t.startsWith('ptcp:')));
-    for (const t of this.targets()) if (!want.has(t)) this.log.warn({ target: t }, 'ignoring non-passive manager target (only punix: and ptcp: are served)');
+    const want = new Set([...this.targets()].filter((t) => /^p(unix|tcp|ssl):/.test(t)));
+    for (const t of this.targets()) if (!want.has(t)) this.log.warn({ target: t }, 'ignoring non-passive manager target (only punix:, ptcp: and pssl: are served)');
     for (const t of this.active) {
       if (!want.has(t)) {
         this.active.delete(t);
@@ -143,15 +178,66 @@ export class DbRemotes {
   }
 }
 
+/**
+ * The PEM text a TLS option names: a file, or `db:DB,TABLE,COLUMN`, the
+ * column's value in the table's first row that has one (as ovs-ctl passes
+ * `db:Open_vSwitch,SSL,private_key`, the file names `ovs-vsctl set-ssl` wrote).
+ * Undefined when the option is unset or names nothing yet.
+ */
+function readTlsFile(server: OvsdbServer, spec: string | undefined): string | undefined {
+  if (spec === undefined) return undefined;
+  const m = /^db:([^,]+),([^,]+),([^,]+)$/.exec(spec);
+  let path: string | undefined = spec;
+  if (m) {
+    path = undefined;
+    for (const row of server.database(m[1])?.table(m[2])?.values() ?? []) {
+      const v = row.values.get(m[3]);
+      if (v && v.keys.length === 1) {
+        path = String(v.keys[0]);
+        break;
+      }
+    }
+  }
+  return path !== undefined && existsSync(path) ? readFileSync(path, 'utf8') : undefined;
+}
+
+/** The TLS configuration of pssl: remotes, or undefined when key, certificate or CA is missing. */
+export function tlsConfig(server: OvsdbServer, t: TlsArgs): TlsConfig | undefined {
+  const key = readTlsFile(server, t.privateKey);
+  const cert = readTlsFile(server, t.certificate);
+  const ca = readTlsFile(server, t.caCert) ?? readTlsFile(server, t.bootstrapCaCert);
+  if (!key || !cert || !ca) return undefined;
+  return { key, cert: cert + (readTlsFile(server, t.peerCaCert) ?? ''), ca };
+}
+
+/**
+ * `--run=COMMAND`: runs COMMAND with /bin/sh -c, sharing our stdio, and stops
+ * the server when it exits: with status 0 if it succeeded, else 1 with the
+ * reason on stderr (as ovsdb-server does).
+ */
+function runThenStop(command: string, log: Logger, stop: (status: number) => Promise<void>): void {
+  const child = spawn('/bin/sh', ['-c', command], { stdio: 'inherit' });
+  child.on('error', (err) => {
+    process.stderr.write(`${command}: process failed to start (${err.message})\n`);
+    void stop(1);
+  });
+  child.on('exit', (code, signal) => {
+    log.info({ command, code, signal }, '--run command exited');
+    if (code === 0) return void stop(0);
+    process.stderr.write(`${command}: child exited, ${signal ? `killed (${signal})` : `exit status ${code}`}\n`);
+    void stop(1);
+  });
+}
+
 /** Runs nvs-dbserver; resolves with the exit status once the server has stopped (or failed to start). */
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let parsed: ReturnType<typeof parseDaemonArgs>;
   let args: DbServerArgs;
   try {
-    parsed = parseDaemonArgs('nvs-dbserver', argv, env);
+    parsed = parseDaemonArgs(programName('nvs-dbserver', 'ovsdb-server'), argv, env);
     args = parseDbServerArgs(parsed.rest);
   } catch (err) {
-    process.stderr.write(`nvs-dbserver: ${(err as Error).message}\n`);
+    process.stderr.write(`${programName('nvs-dbserver', 'ovsdb-server')}: ${(err as Error).message}\n`);
     return 1;
   }
   if (args.help) {
@@ -183,17 +269,25 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       finished(status);
     })());
   try {
-    for (const spec of options.verbose) daemon.vlog.set(spec);
-    const dbPath = resolve(args.database ?? join(options.rundir, 'conf.db'));
-    if (!existsSync(dbPath)) {
-      const schemaPath = defaultSchemaPath();
-      DbFile.create(dbPath, JSON.parse(readFileSync(schemaPath, 'utf8')));
-      log.info({ path: dbPath, schema: schemaPath }, 'database file did not exist: created it from the Open_vSwitch schema');
+    // --run makes the server a command-line tool: as ovsdb-server, it says nothing on stderr unless something goes wrong.
+    if (args.run !== undefined && options.ovs) daemon.vlog.set('console:warn');
+    // Under OVS's name, the module names of OVS's -v specs (vlog, reconnect, …) are not nvs's: accept them as OVS does.
+    for (const spec of options.verbose) daemon.vlog.set(spec, options.ovs !== undefined);
+    server = new OvsdbServer({ log: rpcLog, tlsLog: daemon.vlog.logger('stream_ssl') });
+    const dbPaths = args.databases.length > 0 ? args.databases : [join(options.ovs?.dbdir ?? options.rundir, 'conf.db')];
+    for (const p of dbPaths) {
+      const dbPath = resolve(p);
+      if (!existsSync(dbPath)) {
+        if (options.ovs) throw new DaemonError('DAEMON_START_FAILED', `I/O error: ${dbPath}: open failed (No such file or directory)`);
+        const schemaPath = defaultSchemaPath();
+        DbFile.create(dbPath, JSON.parse(readFileSync(schemaPath, 'utf8')));
+        log.info({ path: dbPath, schema: schemaPath }, 'database file did not exist: created it from the Open_vSwitch schema');
+      }
+      const { file, db } = DbFile.open(dbPath, { log: storageLog }, (schema) => new Database(schema));
+      server.addDatabase(db, file);
     }
-    const { file, db } = DbFile.open(dbPath, { log: storageLog }, (schema) => new Database(schema));
-    server = new OvsdbServer({ log: rpcLog });
-    server.addDatabase(db, file);
-    const remotes = args.remotes.length > 0 ? args.remotes : [`punix:${join(options.rundir, 'db.sock')}`];
+    server.setTls(tlsConfig(server, args.tls));
+    const remotes = args.remotes.length > 0 || options.ovs ? args.remotes : [`punix:${join(options.rundir, 'db.sock')}`];
     const dbRemotes = new DbRemotes(server, log);
     for (const r of remotes) {
       if (r.startsWith('db:')) dbRemotes.add(r);
@@ -202,7 +296,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     await dbRemotes.refresh();
     const srv = server;
     unixctl = new UnixctlServer({
-      path: resolve(options.rundir, args.unixctl ?? 'nvs-dbserver.ctl'),
+      path: unixctlPath(options, args.unixctl),
       log: ctlLog,
       version: VERSION,
       vlog: daemon.vlog,
@@ -219,15 +313,35 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
         .join(' ') + '\n',
     );
     unixctl.register('ovsdb-server/list-remotes', '', 0, 0, () => [...remotes].sort().map((r) => `${r}\n`).join(''));
+    unixctl.register('ovsdb-server/add-remote', 'REMOTE', 1, 1, async ([r]) => {
+      if (remotes.includes(r)) return '';
+      if (r.startsWith('db:')) {
+        dbRemotes.add(r);
+        await dbRemotes.refresh();
+      } else await srv.listen(r);
+      remotes.push(r);
+      return '';
+    });
+    unixctl.register('ovsdb-server/remove-remote', 'REMOTE', 1, 1, async ([r]) => {
+      const i = remotes.indexOf(r);
+      if (i < 0) throw new DaemonError('DAEMON_USAGE', "can't find remote");
+      remotes.splice(i, 1);
+      if (r.startsWith('db:')) {
+        dbRemotes.remove(r);
+        await dbRemotes.refresh();
+      } else await srv.unlisten(r);
+      return '';
+    });
     await unixctl.listen();
     for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, () => void stop(0));
-    log.info({ version: VERSION, database: dbPath, remotes, pid: process.pid }, 'nvs-dbserver started');
+    log.info({ version: VERSION, databases: dbPaths, remotes, pid: process.pid }, 'nvs-dbserver started');
     daemon.ready();
+    if (args.run !== undefined) runThenStop(args.run, log, stop);
   } catch (err) {
     const message = err instanceof OvsdbError || err instanceof DaemonError ? err.message : String((err as Error)?.stack ?? err);
     log.error({ err: message }, 'start-up failed');
     daemon.fail(err);
-    process.stderr.write(`nvs-dbserver: ${message}\n`);
+    process.stderr.write(`${options.name}: ${message}\n`);
     await stop(1);
   }
   return done;

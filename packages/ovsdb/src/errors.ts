@@ -16,16 +16,43 @@ export class OvsdbError extends JsonRpcError {}
 
 /** Thrown when JSON input does not follow RFC 7047's grammar (bad notation, unknown member, wrong shape). */
 export class OvsdbSyntaxError extends OvsdbError {
-  constructor(message: string, rfcError = 'syntax error') {
+  /** `syntax`: the offending JSON, which ovsdb-server reports beside the details where it has it. */
+  constructor(
+    message: string,
+    rfcError = 'syntax error',
+    private readonly syntax?: unknown,
+  ) {
     super('OVSDB_SYNTAX', rfcError, message);
+  }
+
+  override toJson(): ErrorJson {
+    return this.syntax === undefined ? super.toJson() : { ...super.toJson(), syntax: sortedJson(this.syntax) };
   }
 }
 
 /** Thrown when a value breaks a column's type constraints (enum, range, length, cardinality, index, maxRows). */
 export class ConstraintViolationError extends OvsdbError {
-  constructor(message: string) {
+  /** `syntax`: the offending JSON (an operation, a mutation), which ovsdb-server reports beside the details where it has it. */
+  constructor(
+    message: string,
+    readonly syntax?: unknown,
+  ) {
     super('OVSDB_CONSTRAINT_VIOLATION', 'constraint violation', message);
   }
+
+  override toJson(): ErrorJson {
+    return this.syntax === undefined ? super.toJson() : { ...super.toJson(), syntax: sortedJson(this.syntax) };
+  }
+}
+
+/** JSON text with object members sorted by name, as ovsdb-server prints the JSON it quotes in "syntax". */
+export function sortedJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(sortedJson).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o).sort().map((k) => `${JSON.stringify(k)}:${sortedJson(o[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
 }
 
 /** Thrown when a strong reference points to a row that does not exist (or would be deleted). */
@@ -52,7 +79,7 @@ export class DuplicateUuidNameError extends OvsdbError {
 /** Thrown when an insert names a uuid that a row has (or had, before this transaction deleted it). */
 export class DuplicateUuidError extends OvsdbError {
   constructor(private readonly uuid: string) {
-    super('OVSDB_DUPLICATE_UUID', 'duplicate uuid', `row uuid ${uuid} is in use (by an existing row, or by one this transaction deleted)`);
+    super('OVSDB_DUPLICATE_UUID', 'duplicate uuid', 'This UUID would duplicate a UUID already present within the table or deleted within the same transaction.');
   }
 
   /** With the offending value in `syntax`, as ovsdb-server reports it. */

@@ -653,7 +653,9 @@ export class IdlTransaction {
         mutateOps.set(m.uuid, op);
         ops.push(op as Operation);
       }
-      op.mutations.push([m.column, m.mutator, this.toJson(m.value, partType)]);
+      // A set always in "set" notation, even of one element, as OVS's IDL writes it (the server echoes it in errors).
+      const v = this.toJson(m.value, partType);
+      op.mutations.push([m.column, m.mutator, partType.value === undefined && !(Array.isArray(v) && v[0] === 'set') ? ['set', [v]] : v]);
     }
     for (const [uuid, table] of this.deleted) if (this.idl.isRoot(table)) ops.push({ op: 'delete', table, where: uuidWhere(uuid) });
     let selectIndex = -1;

@@ -26,7 +26,7 @@ export function parseMutation(table: TableSchema, json: unknown, resolve?: Named
   const column = lookupColumn(table, json[0]);
   const mutator = json[1];
   if (column.name.startsWith('_') || !column.mutable) {
-    throw new ConstraintViolationError(`Cannot mutate immutable column ${column.name} in table ${table.name}.`);
+    throw new ConstraintViolationError(`Cannot mutate immutable column ${column.name} in table ${table.name}.`, json);
   }
   const t = column.type;
   switch (mutator) {

@@ -206,7 +206,8 @@ export function parseSchema(json: unknown): DatabaseSchema {
   if (!isObject(json)) fail('schema', 'must be a JSON object');
   const { name, version, cksum, tables } = json;
   if (typeof name !== 'string' || !ID_RE.test(name)) fail('schema', 'name must be an identifier');
-  if (typeof version !== 'string' || !VERSION_RE.test(version)) fail('schema', 'version must look like "x.y.z"');
+  // Optional, as in ovsdb-server (RFC 7047 requires it; OVS's own test schemas leave it out).
+  if (version !== undefined && (typeof version !== 'string' || !VERSION_RE.test(version))) fail('schema', 'version must look like "x.y.z"');
   if (cksum !== undefined && typeof cksum !== 'string') fail('schema', 'cksum must be a string');
   if (!isObject(tables) || Object.keys(tables).length === 0) fail('schema', 'tables must be a non-empty object');
   const out = new Map<string, TableSchema>();
@@ -222,7 +223,7 @@ export function parseSchema(json: unknown): DatabaseSchema {
       }
     }
   }
-  return { name, version, cksum: cksum as string | undefined, tables: out, json };
+  return { name, version: version ?? '', cksum: cksum as string | undefined, tables: out, json };
 }
 
 function parseTable(name: string, v: unknown): TableSchema {

@@ -25,6 +25,7 @@
 // stopped reading) is disconnected; the others never wait for it (sockets
 // are written without blocking).
 import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { existsSync, unlinkSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { Database, newUuid, type Commit, type Row, type RowChange } from './database.ts';
@@ -59,8 +60,23 @@ export const SERVER_SCHEMA_JSON = {
   },
 };
 
+/**
+ * What `pssl:` remotes serve with (PEM text): the private key, the
+ * certificate (followed by any CA certificates to send with it, so that a
+ * client can bootstrap its CA certificate from the chain) and the CA that
+ * clients' certificates must be signed by; as ovsdb-server, a client without
+ * a valid certificate is refused.
+ */
+export interface TlsConfig {
+  key: string;
+  cert: string;
+  ca: string;
+}
+
 export interface OvsdbServerOptions {
   log: Logger;
+  /** Where TLS connections are logged (the `stream_ssl` module of ovsdb-server); default `log`. */
+  tlsLog?: Logger;
   /** Largest JSON-RPC message accepted from a client. */
   maxMessageBytes?: number;
   /** Commits kept for monitor_cond_since (at most; default 100). */
@@ -168,6 +184,7 @@ export class OvsdbServer {
   /** lock name → sessions wanting it; the first owns it. */
   private readonly locks = new Map<string, Session[]>();
   private readonly listeners = new Map<string, Server>();
+  private tls: TlsConfig | undefined;
   private readonly commitHooks: Array<(db: Database, commit: Commit) => void> = [];
   private nextSession = 0;
   private probeTimer: NodeJS.Timeout | undefined;
@@ -254,26 +271,44 @@ export class OvsdbServer {
 
   // ------------------------------------------------------------- listening
 
-  /** Listens on a passive remote: `punix:PATH` or `ptcp:PORT[:IP]`. Resolves when listening. */
+  /** The key, certificate and CA that `pssl:` remotes listen with from now on (undefined: no `pssl:`). */
+  setTls(tls: TlsConfig | undefined): void {
+    this.tls = tls;
+  }
+
+  /** Listens on a passive remote: `punix:PATH`, `ptcp:PORT[:IP]` or `pssl:PORT[:IP]`. Resolves when listening. */
   async listen(remote: string): Promise<void> {
     if (this.listeners.has(remote)) return;
-    const server = createServer((socket) => this.accept(socket, remote));
-    let m: RegExpExecArray | null;
+    const inet = /^p(tcp|ssl):(\d+)(?::(.+))?$/.exec(remote);
+    if (inet?.[1] === 'ssl' && !this.tls) {
+      throw new OvsdbSyntaxError(`${remote}: pssl: needs --private-key, --certificate and --ca-cert`);
+    }
+    const server =
+      inet?.[1] === 'ssl'
+        ? createTlsServer({ ...this.tls!, requestCert: true, rejectUnauthorized: true }, (socket: TLSSocket) => {
+            if (typeof socket.servername === 'string') (this.opts.tlsLog ?? this.log).debug(`connection indicated server name ${socket.servername}`);
+            this.accept(socket, remote);
+          })
+        : createServer((socket) => this.accept(socket, remote));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       if (remote.startsWith('punix:')) {
         const path = remote.slice('punix:'.length);
         if (existsSync(path)) unlinkSync(path);
         server.listen(path, () => resolve());
-      } else if ((m = /^ptcp:(\d+)(?::(.+))?$/.exec(remote))) {
-        server.listen(Number(m[1]), m[2] ?? '0.0.0.0', () => resolve());
+      } else if (inet) {
+        server.listen(Number(inet[2]), inet[3] ?? '0.0.0.0', () => resolve());
       } else {
-        reject(new OvsdbSyntaxError(`unsupported remote "${remote}" (use punix:PATH or ptcp:PORT[:IP])`));
+        reject(new OvsdbSyntaxError(`unsupported remote "${remote}" (use punix:PATH, ptcp:PORT[:IP] or pssl:PORT[:IP])`));
       }
     });
     server.on('error', (err) => this.log.error({ remote, err: err.message }, 'listener error'));
+    server.on('tlsClientError', (err) => (this.opts.tlsLog ?? this.log).info({ remote, err: err.message }, 'TLS handshake failed'));
     this.listeners.set(remote, server);
-    this.log.info({ remote }, 'listening');
+    const a = server.address();
+    // OVS's words (scripts read the port of a ptcp:0 remote from this line).
+    if (inet && a && typeof a === 'object') this.log.info(`${remote}: listening on port ${a.port}`);
+    else this.log.info({ remote }, 'listening');
   }
 
   /** Stops listening on `remote`. */
@@ -289,7 +324,7 @@ export class OvsdbServer {
   remotes(): string[] {
     return [...this.listeners.entries()].map(([r, s]) => {
       const a = s.address();
-      return r.startsWith('ptcp:') && a && typeof a === 'object' ? `ptcp:${a.port}:${a.address}` : r;
+      return /^p(tcp|ssl):/.test(r) && a && typeof a === 'object' ? `${r.slice(0, 5)}${a.port}:${a.address}` : r;
     });
   }
 

@@ -163,14 +163,16 @@ class Transaction {
     return out;
   }
 
-  private parseRow(t: TableSchema, json: unknown, forUpdate: boolean): Map<string, Datum> {
+  /** The values of a row; `update` is the update operation when it is one (immutable columns are refused, quoting it as ovsdb-server does). */
+  private parseRow(t: TableSchema, json: unknown, update?: unknown): Map<string, Datum> {
+    const forUpdate = update !== undefined;
     if (!isObject(json)) throw new OvsdbSyntaxError('"row" must be a JSON object');
     const values = new Map<string, Datum>();
     // Every value is parsed before any column is refused as immutable, as in ovsdb-server.
     for (const [name, value] of Object.entries(json)) values.set(name, parseDatum(value, lookupColumn(t, name).type, this.resolve, true));
     for (const name of values.keys()) {
       if (name.startsWith('_') || (forUpdate && !lookupColumn(t, name).mutable)) {
-        throw new ConstraintViolationError(`Cannot ${forUpdate ? 'update' : 'set'} immutable column ${name} in table ${t.name}.`);
+        throw new ConstraintViolationError(`Cannot ${forUpdate ? 'update' : 'set'} immutable column ${name} in table ${t.name}.`, update);
       }
     }
     return values;
@@ -233,7 +235,10 @@ class Transaction {
       if (s && json.uuid === undefined) uuid = s.uuid;
       this.symbols.set(name, { uuid, created: true });
     }
-    const values = this.info(t).defaults.with(this.parseRow(t, json.row ?? {}, false));
+    const given = this.parseRow(t, json.row ?? {});
+    const values = this.info(t).defaults.with(given);
+    // A default value must meet the column's constraints too (an integer column with minInteger 1 has default 0).
+    for (const c of t.userColumns) if (!given.has(c.name)) checkDatum(values.get(c.name)!, c.type);
     this.put(t.name, uuid, { uuid, version: newUuid(), values });
     return { uuid: ['uuid', uuid] };
   }
@@ -254,7 +259,7 @@ class Transaction {
   private update(json: Record<string, unknown>, i: number, n: number): unknown {
     const t = this.tableOf(json, i, n);
     // ovsdb-server's order: the row (and its immutable columns), then the conditions.
-    const changes = this.parseRow(t, json.row, true);
+    const changes = this.parseRow(t, json.row, json);
     const where = parseWhere(t, json.where, this.resolve);
     const rows = this.scan(t, where);
     for (const r of rows) {
@@ -275,7 +280,7 @@ class Transaction {
       const changed = new Map<string, Datum>();
       for (const m of mutations) {
         const d = applyMutation(changed.get(m.column.name) ?? r.values.get(m.column.name)!, m, this.log);
-        checkDatum(d, m.column.type, `column ${m.column.name} of table ${t.name} after "${m.mutator}"`);
+        checkDatum(d, m.column.type, 'mutation');
         changed.set(m.column.name, d);
       }
       this.put(t.name, r.uuid, { uuid: r.uuid, version: newUuid(), values: r.values.with(changed) });
@@ -473,7 +478,7 @@ class Transaction {
           if (keep.length === side.length) continue;
           const nd: Datum = d.values ? { keys: keep.map((k) => d.keys[k]), values: keep.map((k) => d.values![k]) } : { keys: keep.map((k) => d.keys[k]) };
           if (nd.keys.length < ref.column.type.min) {
-            throw new ConstraintViolationError(`Deleting rows referenced weakly by column ${ref.column.name} of ${tname} row ${u} leaves it with fewer than ${ref.column.type.min} value(s).`);
+            throw weakRefEmptied(ref.column.name, tname, u, side.length - keep.length, !this.db.table(tname)!.has(u), side.some((x) => x === ZERO_UUID));
           }
           values ??= new Map();
           values.set(ref.column.name, nd);
@@ -525,4 +530,18 @@ function sameValues(a: Row, b: Row): boolean {
   const y = b.values.data;
   for (let i = 0; i < x.length; i++) if (x[i] !== y[i] && !datumEquals(x[i], y[i])) return false;
   return true;
+}
+
+const ZERO_UUID = '00000000-0000-0000-0000-000000000000';
+
+/** The error for a column left with too few elements once its weak references to deleted rows are removed, in ovsdb-server's words. */
+function weakRefEmptied(column: string, table: string, uuid: string, removed: number, inserted: boolean, zero: boolean): ConstraintViolationError {
+  if (zero && inserted) {
+    return new ConstraintViolationError(
+      `Weak reference column "${column}" in "${table}" row ${uuid} (inserted within this transaction) contained all-zeros UUID (probably as the default value for this column) but deleting this value caused a constraint volation because this column is not allowed to be empty.`,
+    );
+  }
+  return new ConstraintViolationError(
+    `Deletion of ${removed} weak reference(s) to deleted (or never-existing) rows from column "${column}" in "${table}" row ${uuid} ${inserted ? '(inserted within this transaction) ' : ''}caused this column to become empty, but constraints on this column disallow an empty column.`,
+  );
 }

@@ -103,7 +103,7 @@ describe('insert and select', () => {
     expect(tx({ op: 'select', table: 'Root', where: [['name', '<', 'a']] })[0].error).toBe('syntax error');
     expect(tx('not an object')[0].error).toBe('syntax error');
     // A condition's value must have the column's cardinality, as ovsdb-server requires.
-    expect(tx({ op: 'select', table: 'Root', where: [['name', 'includes', ['set', ['a', 'b']]]] })[0]).toMatchObject({ error: 'syntax error', details: 'set must have exactly 1 member but 2 are present' });
+    expect(tx({ op: 'select', table: 'Root', where: [['name', 'includes', ['set', ['a', 'b']]]] })[0]).toMatchObject({ error: 'syntax error', details: 'set must have exactly one member but 2 are present' });
     expect(tx({ op: 'select', table: 'Root', where: [['name', '==', ['set', []]]] })[0].error).toBe('syntax error');
   });
 
@@ -138,7 +138,7 @@ describe('constraints abort the whole transaction', () => {
 
   it('a written value with too many elements is a syntax error, as in ovsdb-server', () => {
     const r = tx({ op: 'insert', table: 'Root', row: { name: 'x', two: ['set', ['a', 'b', 'c']] } });
-    expect(r[0]).toMatchObject({ error: 'syntax error', details: 'set must have between 0 and 2 members but 3 are present' });
+    expect(r[0]).toMatchObject({ error: 'syntax error', details: 'set must have 0 to 2 members but 3 are present' });
     expect(rows('Root')).toHaveLength(0);
   });
 

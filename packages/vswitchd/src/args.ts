@@ -6,7 +6,7 @@
  * --disable-system, --no-restore, --help and --version.
  */
 import { resolve } from 'node:path';
-import { DAEMON_USAGE, DaemonError, parseDaemonArgs, type DaemonOptions } from '@nvs/daemon';
+import { DAEMON_USAGE, DaemonError, parseDaemonArgs, programName, unixctlPath, type DaemonOptions } from '@nvs/daemon';
 
 export interface VswitchdArgs {
   daemon: DaemonOptions;
@@ -25,19 +25,27 @@ usage: nvs-vswitchd [OPTIONS] [DATABASE]
 where DATABASE is a socket on which ovsdb-server is listening
       (default: "unix:<rundir>/db.sock").
 Options:
-  --unixctl=SOCKET        override default control socket name (<rundir>/nvs-vswitchd.ctl)
+  --unixctl=SOCKET        override default control socket name (<rundir>/nvs-vswitchd.ctl;
+                          as ovs-vswitchd: <rundir>/ovs-vswitchd.<pid>.ctl)
   --enable-dummy[=override]  dummy ports are always available; "override" also
                           makes internal (and LOCAL) ports dummy instead of tap
                           devices, and tap interfaces and interfaces of types
                           nvs cannot open yet
   --disable-system        accepted for compatibility (nvs has no kernel datapath)
+  --disable-system-route  accepted for compatibility (nvs reads no routing table)
+  --mlockall              accepted for ovs-ctl (node cannot lock its memory; nothing is locked)
   --no-restore            start with empty OpenFlow tables instead of the saved rules
 ${DAEMON_USAGE}
   -h, --help              display this help message
   -V, --version           display version information`;
 
-export function parseVswitchdArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env, version = ''): VswitchdArgs {
-  const { options, rest } = parseDaemonArgs('nvs-vswitchd', argv, env);
+export function parseVswitchdArgs(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+  version = '',
+  name = programName('nvs-vswitchd', 'ovs-vswitchd'),
+): VswitchdArgs {
+  const { options, rest } = parseDaemonArgs(name, argv, env);
   let remote: string | undefined;
   let unixctl: string | undefined;
   let dummyOverride = false;
@@ -59,6 +67,8 @@ export function parseVswitchdArgs(argv: readonly string[], env: NodeJS.ProcessEn
         dummyOverride = value === 'override';
         break;
       case '--disable-system':
+      case '--disable-system-route':
+      case '--mlockall':
         break;
       case '--no-restore':
         noRestore = true;
@@ -81,7 +91,7 @@ export function parseVswitchdArgs(argv: readonly string[], env: NodeJS.ProcessEn
   return {
     daemon: options,
     remote: remote ?? `unix:${resolve(options.rundir, 'db.sock')}`,
-    unixctlPath: resolve(options.rundir, unixctl ?? 'nvs-vswitchd.ctl'),
+    unixctlPath: unixctlPath(options, unixctl),
     dummyOverride,
     noRestore,
     print,

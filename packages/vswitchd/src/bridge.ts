@@ -31,8 +31,18 @@ export interface DatapathPorts {
   setDeviceMtu?(odpPort: number, mtu: number): void;
 }
 
-/** Interface types the bridge layer opens: `internal` and `tap` are kernel tap devices, `dummy` in-memory ports. */
-export type PortType = 'dummy' | 'internal' | 'tap';
+/**
+ * Interface types the bridge layer opens: `internal` and `tap` are kernel tap
+ * devices, `dummy` in-memory ports, and `dummy-internal` the internal ports of
+ * a `datapath_type=dummy` bridge (in-memory, as in OVS's dummy datapath).
+ */
+export type PortType = 'dummy' | 'dummy-internal' | 'internal' | 'tap';
+
+/**
+ * Names ovs-vswitchd refuses for interfaces: its datapaths' own ports
+ * (`ovs-<datapath type>`) and the prefixes of its tunnel ports' kernel devices.
+ */
+const RESERVED_NAME = /^(ovs-(netdev|dummy|system)$|(genev|gre|vxlan|lisp|stt|erspan|ip6erspan|ip6gre|gtpu|udp)_sys)/;
 
 /** The datapath back end behind a port: in-memory (`dummy`) or a kernel tap device. */
 export type PortBackend = 'dummy' | 'tap';
@@ -120,6 +130,9 @@ export class Switch {
   readonly bridges = new Map<string, Bridge>();
   /** Status per Interface uuid, for the write-back transaction. */
   readonly status = new Map<string, InterfaceStatus>();
+  /** Interfaces (by uuid) refused for a reserved name, warned about once, as ovs-vswitchd does, not on every reconciliation. */
+  private reservedWarned = new Set<string>();
+  private reservedSeen = new Set<string>();
 
   constructor(
     private readonly log: Logger,
@@ -165,7 +178,7 @@ export class Switch {
       if (!bridge) continue;
       for (const p of [...bridge.ports.values()]) {
         const next = plan.get(p.name);
-        if (!next || portType(next.iface) !== p.type || !this.ofportStillValid(bridge, p, next.iface)) {
+        if (!next || portType(next.iface, bc) !== p.type || !this.ofportStillValid(bridge, p, next.iface)) {
           this.removePort(bridge, p);
           changed.add(bridge);
         }
@@ -196,6 +209,7 @@ export class Switch {
         if (this.addPort(bridge, port, iface) && !isNew) changed.add(bridge);
       }
     }
+    [this.reservedWarned, this.reservedSeen] = [this.reservedSeen, new Set()];
     return { added, removed, changed };
   }
 
@@ -292,6 +306,13 @@ export class Switch {
   }
 
   private addPort(bridge: Bridge, port: PortConfig, iface: InterfaceConfig): boolean {
+    if (RESERVED_NAME.test(iface.name)) {
+      // As ovs-vswitchd: a warning in the log, no error text in the row.
+      if (!this.reservedWarned.has(iface.uuid)) this.log.warn(`could not create interface ${iface.name}, name is reserved`);
+      this.reservedSeen.add(iface.uuid);
+      this.status.set(iface.uuid, { ofport: -1 });
+      return false;
+    }
     const elsewhere = this.portByName(iface.name);
     if (elsewhere) {
       this.status.set(iface.uuid, { ofport: -1, error: `${iface.name}: interface is already in bridge ${elsewhere.bridge.name}` });
@@ -302,7 +323,7 @@ export class Switch {
       this.status.set(iface.uuid, { ofport: -1, error: `${iface.name}: no free OpenFlow port number on bridge ${bridge.name}` });
       return false;
     }
-    const type = portType(iface);
+    const type = portType(iface, bridge.config);
     let odpPort: number;
     try {
       odpPort = this.datapath.addPort(iface.name, type);
@@ -351,8 +372,9 @@ function linkStatusOf(p: BridgePort, dev: DeviceState | undefined): LinkStatus {
   return { adminState: dev.adminUp ? 'up' : 'down', linkState: dev.carrier ? 'up' : 'down', mtu: dev.mtu };
 }
 
-function portType(iface: InterfaceConfig): PortType {
-  return iface.type === 'internal' || iface.type === 'tap' ? iface.type : 'dummy';
+function portType(iface: InterfaceConfig, bridge: BridgeConfig): PortType {
+  if (iface.type === 'internal') return bridge.datapathType === 'dummy' ? 'dummy-internal' : 'internal';
+  return iface.type === 'tap' ? 'tap' : 'dummy';
 }
 
 function bridgeSettingsChanged(a: BridgeConfig, b: BridgeConfig): boolean {

@@ -145,6 +145,11 @@ export interface ReadOptions {
   dummyOverride?: boolean;
 }
 
+/** A `datapath_type=dummy` bridge's ports are dummy ports throughout, as in OVS's dummy datapath: tap interfaces and types nvs cannot open become dummy ports as under `--enable-dummy=override` (internal ones, in bridge.ts). */
+function bridgeReadOptions(datapathType: string, ro: ReadOptions): ReadOptions {
+  return datapathType === 'dummy' ? { ...ro, dummyOverride: true } : ro;
+}
+
 function interfaceConfig(uuid: string, row: RowReader, ro: ReadOptions): InterfaceConfig {
   const name = str(row('name'));
   const rawType = str(row('type'));
@@ -188,8 +193,9 @@ function portConfig(uuid: string, row: RowReader, db: DbSnapshot, ro: ReadOption
 
 function bridgeConfig(uuid: string, row: RowReader, db: DbSnapshot, ro: ReadOptions): BridgeConfig {
   const other = smap(row('other_config'));
+  const portRo = bridgeReadOptions(str(row('datapath_type')), ro);
   const ports = uuids(row('ports'))
-    .map((u) => db.port.get(u) && portConfig(u, db.port.get(u)!, db, ro))
+    .map((u) => db.port.get(u) && portConfig(u, db.port.get(u)!, db, portRo))
     .filter((p): p is PortConfig => p !== undefined)
     .sort((a, b) => a.name.localeCompare(b.name));
   return {

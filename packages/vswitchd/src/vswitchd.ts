@@ -102,6 +102,7 @@ export class Vswitchd {
       version: `nvs-vswitchd (nvs) ${VERSION}`,
       vlog: c.vlog,
       onExit: c.onExit,
+      exitCleanup: true,
     });
     registerAppctl(this.unixctl, {
       bridges: () => [...this.ofbridges.values()],

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import pino from 'pino';
-import { resolveRundir } from '@nvs/daemon';
+import { ovsDirs, programName, resolveRundir } from '@nvs/daemon';
 import { JsonRpcConnection, JsonRpcRemoteError } from '@nvs/jsonrpc';
 import type { CliIo } from '../appctl/main.ts';
 import { ProgressBar } from './progress.ts';
@@ -164,7 +164,9 @@ export async function runOfctl(argv: string[], io: CliIo): Promise<number> {
       io.stdout.write(await parsePcapFiles(args.slice(1), (m) => io.stderr.write(`nvs-ofctl: ${m}\n`)));
       return 0;
     }
-    const rundir = resolveRundir(opts.rundir, io.env);
+    // Run as ovs-ofctl (a link of that name, standing in for OVS's), the switch's sockets are in OVS's run directory.
+    const asOvs = programName('nvs-ofctl', 'ovs-ofctl') === 'ovs-ofctl';
+    const rundir = resolveRundir(opts.rundir ?? (asOvs ? ovsDirs(io.env).rundir : undefined), io.env);
     const sock = (b: string) => mgmtSocket(b, rundir);
     const bridgeOf = (b: string) => (b.startsWith('unix:') ? '' : b);
     let reply: Record<string, unknown>;

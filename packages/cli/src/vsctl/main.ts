@@ -177,7 +177,7 @@ function describe(err: unknown): { message: string; code: number } {
   if (err instanceof VsctlError) return { message: err.message, code: err.exitCode };
   if (err instanceof TransactionError) {
     // ovs-vsctl prints the server's error object as JSON.
-    const obj = err.details === undefined ? { error: err.rfcError } : { details: err.details, error: err.rfcError };
+    const obj = { ...(err.details !== undefined ? { details: err.details } : {}), error: err.rfcError, ...(err.syntax !== undefined ? { syntax: err.syntax } : {}) };
     return { message: `transaction error: ${JSON.stringify(obj)}`, code: 1 };
   }
   if (err instanceof JsonRpcError) return { message: err.message, code: 1 };
