@@ -31,11 +31,11 @@ export interface DatapathPorts {
   setDeviceMtu?(odpPort: number, mtu: number): void;
 }
 
-/** Interface types the bridge layer opens: `internal` and `tap` are kernel tap devices, `dummy` in-memory ports. */
-export type PortType = 'dummy' | 'internal' | 'tap';
+/** Interface types the bridge layer opens: `internal` and `tap` are kernel tap devices, `system` an existing kernel device, `dummy` in-memory ports. */
+export type PortType = 'dummy' | 'internal' | 'tap' | 'system';
 
-/** The datapath back end behind a port: in-memory (`dummy`) or a kernel tap device. */
-export type PortBackend = 'dummy' | 'tap';
+/** The datapath back end behind a port: in-memory (`dummy`), a kernel tap device nvs made, or an existing kernel device (`system`, over AF_PACKET). */
+export type PortBackend = 'dummy' | 'tap' | 'system';
 
 /** A kernel device's state, as `ip link show` reports it. */
 export interface DeviceState {
@@ -89,6 +89,8 @@ export interface LinkStatus {
   adminState?: 'up' | 'down';
   linkState?: 'up' | 'down';
   mtu?: number;
+  /** A system port's device error (gone): present, even undefined, when the device decides Interface.error. */
+  error?: string;
 }
 
 export class Bridge {
@@ -223,7 +225,7 @@ export class Switch {
 
   /** A tap port's device state, read now; undefined for a dummy port or when it cannot be read. */
   private tapState(p: BridgePort): DeviceState | undefined {
-    return p.backend === 'tap' ? this.datapath.deviceState?.(p.odpPort) : undefined;
+    return p.backend !== 'dummy' ? this.datapath.deviceState?.(p.odpPort) : undefined;
   }
 
   /** Removes every port of every bridge from the datapath (shutdown); returns the bridges removed. */
@@ -240,7 +242,7 @@ export class Switch {
   private configurePort(p: BridgePort, mtuRequest: number | undefined): InterfaceStatus {
     const dev = this.configureMtu(p, mtuRequest);
     const st: InterfaceStatus = { ofport: p.ofport, macInUse: p.mac, ...linkStatusOf(p, dev) };
-    if (p.mtuError) st.error = p.mtuError;
+    st.error ??= p.mtuError;
     return st;
   }
 
@@ -254,7 +256,7 @@ export class Switch {
    * device cannot be read).
    */
   private configureMtu(p: BridgePort, requested: number | undefined): DeviceState | undefined {
-    if (p.backend !== 'tap') {
+    if (p.backend === 'dummy') {
       p.mtu = requested ?? p.mtu;
       return undefined;
     }
@@ -346,13 +348,16 @@ export class Switch {
  * could not be read (as ovs-vswitchd leaves the columns empty).
  */
 function linkStatusOf(p: BridgePort, dev: DeviceState | undefined): LinkStatus {
-  if (p.backend !== 'tap') return { adminState: 'up', linkState: 'up', mtu: p.mtu };
+  if (p.backend === 'dummy') return { adminState: 'up', linkState: 'up', mtu: p.mtu };
+  // A system port's device can go (deleted, moved away) and come back: the port says so meanwhile.
+  if (!dev && p.backend === 'system') return { adminState: 'down', linkState: 'down', error: `${p.name}: the device is gone (deleted or moved to another network namespace); the port resumes when it is back` };
   if (!dev) return {};
+  if (p.backend === 'system') return { adminState: dev.adminUp ? 'up' : 'down', linkState: dev.carrier ? 'up' : 'down', mtu: dev.mtu, error: p.mtuError };
   return { adminState: dev.adminUp ? 'up' : 'down', linkState: dev.carrier ? 'up' : 'down', mtu: dev.mtu };
 }
 
 function portType(iface: InterfaceConfig): PortType {
-  return iface.type === 'internal' || iface.type === 'tap' ? iface.type : 'dummy';
+  return iface.type === 'internal' || iface.type === 'tap' || iface.type === 'system' ? iface.type : 'dummy';
 }
 
 function bridgeSettingsChanged(a: BridgeConfig, b: BridgeConfig): boolean {

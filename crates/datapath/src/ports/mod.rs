@@ -6,6 +6,7 @@
 //! the registry).
 
 pub mod dummy;
+pub mod system;
 pub mod tap;
 
 use crate::port::{Port, PortError, PortOptions};
@@ -28,6 +29,10 @@ pub const BACKENDS: &[Backend] = &[
     Backend {
         kind: "tap",
         open: open_as::<tap::TapPort>,
+    },
+    Backend {
+        kind: "system",
+        open: open_as::<system::SystemPort>,
     },
 ];
 
