@@ -112,9 +112,9 @@ fn harness(kind: &'static str, tag: &str) -> Option<Harness> {
             kernel::up_and_quiet(&name);
             (port, Box::new(Kernel(kernel::packet_socket(&name))))
         }
-        "system" => {
+        "system" | "afxdp" => {
             let veth = kernel::Veth::new(&kernel::dev_name(tag))?;
-            let port = open_port("system", &veth.name, &PortOptions::new()).unwrap();
+            let port = open_port(kind, &veth.name, &PortOptions::new()).unwrap();
             let sock = kernel::packet_socket(&veth.peer);
             (
                 port,
@@ -268,8 +268,12 @@ fn frames_the_datapath_drops_go_home_to_the_port() {
         // Dropped on another thread, as a polling thread other than the receiver's would.
         let pkts = std::mem::take(&mut batch.pkts);
         std::thread::spawn(move || drop(pkts)).join().unwrap();
-        // (A tap keeps one spare frame for its next read.)
-        let spare = usize::from(kind == "tap");
+        // (A tap keeps one spare frame for its next read; an AF_XDP port keeps its fill ring full.)
+        let spare = match kind {
+            "tap" => 1,
+            "afxdp" => nvs_datapath::ports::afxdp::FILL_TARGET as usize,
+            _ => 0,
+        };
         assert_eq!(
             pool.free_count() + spare,
             pool.capacity(),

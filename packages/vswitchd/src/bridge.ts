@@ -21,7 +21,7 @@ const OFPP_MAX = 0xff00;
 /** What the bridge layer needs from the datapath to make ports exist. */
 export interface DatapathPorts {
   /** Creates a port and returns its datapath port number. Throws with a user-readable message. */
-  addPort(name: string, type: PortType): number;
+  addPort(name: string, type: PortType, options?: Record<string, string>): number;
   removePort(odpPort: number): void;
   /** May be absent: the back end a port was opened with and its device's MAC (a tap's); absent means a dummy port. */
   portDevice?(odpPort: number): { backend: PortBackend; mac?: string };
@@ -31,11 +31,11 @@ export interface DatapathPorts {
   setDeviceMtu?(odpPort: number, mtu: number): void;
 }
 
-/** Interface types the bridge layer opens: `internal` and `tap` are kernel tap devices, `system` an existing kernel device, `dummy` in-memory ports. */
-export type PortType = 'dummy' | 'internal' | 'tap' | 'system';
+/** Interface types the bridge layer opens: `internal` and `tap` are kernel tap devices, `system` (AF_PACKET) and `afxdp` (AF_XDP) an existing kernel device, `dummy` in-memory ports. */
+export type PortType = 'dummy' | 'internal' | 'tap' | 'system' | 'afxdp';
 
-/** The datapath back end behind a port: in-memory (`dummy`), a kernel tap device nvs made, or an existing kernel device (`system`, over AF_PACKET). */
-export type PortBackend = 'dummy' | 'tap' | 'system';
+/** The datapath back end behind a port: in-memory (`dummy`), a kernel tap device nvs made, or an existing kernel device (`system` over AF_PACKET, `afxdp` over AF_XDP). */
+export type PortBackend = 'dummy' | 'tap' | 'system' | 'afxdp';
 
 /** A kernel device's state, as `ip link show` reports it. */
 export interface DeviceState {
@@ -307,7 +307,7 @@ export class Switch {
     const type = portType(iface);
     let odpPort: number;
     try {
-      odpPort = this.datapath.addPort(iface.name, type);
+      odpPort = this.datapath.addPort(iface.name, type, type === 'afxdp' ? iface.options : undefined);
     } catch (err) {
       this.status.set(iface.uuid, { ofport: -1, error: `${iface.name}: could not add to the datapath: ${(err as Error).message}` });
       return false;
@@ -357,7 +357,7 @@ function linkStatusOf(p: BridgePort, dev: DeviceState | undefined): LinkStatus {
 }
 
 function portType(iface: InterfaceConfig): PortType {
-  return iface.type === 'internal' || iface.type === 'tap' || iface.type === 'system' ? iface.type : 'dummy';
+  return iface.type === 'internal' || iface.type === 'tap' || iface.type === 'system' || iface.type === 'afxdp' ? iface.type : 'dummy';
 }
 
 function bridgeSettingsChanged(a: BridgeConfig, b: BridgeConfig): boolean {

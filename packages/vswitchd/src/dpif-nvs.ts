@@ -8,7 +8,8 @@
  * ports when `internalPorts` is 'tap' (nvs-vswitchd decides: see
  * internal-ports.ts), else as dummy ports; dummy interfaces are always
  * dummy ports, tap interfaces always tap ports, system interfaces (and those
- * of no type) always system ports on an existing device (no fallback: a user
+ * of no type) always system ports on an existing device, afxdp interfaces
+ * AF_XDP ports on one (no fallback: a user
  * who asks for a kernel device gets it or an error saying why not).
  *
  * Controller-bound `userspace` actions carry a small integer cookie here;
@@ -148,9 +149,9 @@ export class NvsDpif implements Dpif {
     this.dp.setPmdCores(cores);
   }
 
-  addPort(name: string, type: PortType): number {
-    const backend = type === 'internal' ? this.internalPorts : type === 'tap' || type === 'system' ? type : 'dummy';
-    const no = this.dp.addPort(name, backend);
+  addPort(name: string, type: PortType, options?: Record<string, string>): number {
+    const backend = type === 'internal' ? this.internalPorts : type;
+    const no = this.dp.addPort(name, backend, options);
     this.backends.set(no, backend);
     return no;
   }

@@ -83,8 +83,8 @@ it('reports unknown types and bad options in Interface.error and keeps the other
   const sw = new Switch(log, ports);
   const snap = db({ br0: { good: {}, vhost: { type: 'dpdkvhostuser' }, odd: { type: 'quantum' }, opt: { options: { colour: 'red' } } } });
   sw.reconcile(readConfig(snap)!);
-  expect(statusOf(sw, snap, 'vhost')).toEqual({ ofport: -1, error: 'vhost: interface type "dpdkvhostuser" is not supported yet by nvs (use "system", "dummy", "internal" or "tap")' });
-  expect(statusOf(sw, snap, 'odd')!.error).toBe('odd: unknown interface type "quantum" (nvs supports "system", "dummy", "internal" and "tap")');
+  expect(statusOf(sw, snap, 'vhost')).toEqual({ ofport: -1, error: 'vhost: interface type "dpdkvhostuser" is not supported yet by nvs (use "system", "afxdp", "dummy", "internal" or "tap")' });
+  expect(statusOf(sw, snap, 'odd')!.error).toBe('odd: unknown interface type "quantum" (nvs supports "system", "afxdp", "dummy", "internal" and "tap")');
   expect(statusOf(sw, snap, 'opt')!.error).toBe('opt: dummy interface does not accept option "colour"');
   expect(statusOf(sw, snap, 'good')).toMatchObject({ ofport: 1, linkState: 'up' });
   expect(dp.stats().ports.map((p) => p.name).sort()).toEqual(['br0', 'good']);

@@ -5,6 +5,7 @@
 //! [`open_port`], the compliance suite in `tests/port_compliance.rs` walks
 //! the registry).
 
+pub mod afxdp;
 pub mod dummy;
 pub mod system;
 pub mod tap;
@@ -33,6 +34,10 @@ pub const BACKENDS: &[Backend] = &[
     Backend {
         kind: "system",
         open: open_as::<system::SystemPort>,
+    },
+    Backend {
+        kind: "afxdp",
+        open: open_as::<afxdp::AfxdpPort>,
     },
 ];
 

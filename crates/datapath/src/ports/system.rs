@@ -145,7 +145,7 @@ fn bind(fd: &OwnedFd, ifindex: u32) -> std::io::Result<()> {
     Ok(())
 }
 
-fn read_mac(name: &str) -> [u8; 6] {
+pub(crate) fn read_mac(name: &str) -> [u8; 6] {
     let text =
         std::fs::read_to_string(format!("/sys/class/net/{name}/address")).unwrap_or_default();
     let mut mac = [0u8; 6];
