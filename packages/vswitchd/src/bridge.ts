@@ -21,7 +21,7 @@ const OFPP_MAX = 0xff00;
 /** What the bridge layer needs from the datapath to make ports exist. */
 export interface DatapathPorts {
   /** Creates a port and returns its datapath port number. Throws with a user-readable message. */
-  addPort(name: string, type: PortType): number;
+  addPort(name: string, type: PortType, options?: Record<string, string>): number;
   removePort(odpPort: number): void;
   /** May be absent: the back end a port was opened with and its device's MAC (a tap's); absent means a dummy port. */
   portDevice?(odpPort: number): { backend: PortBackend; mac?: string };
@@ -33,10 +33,11 @@ export interface DatapathPorts {
 
 /**
  * Interface types the bridge layer opens: `internal` and `tap` are kernel tap
- * devices, `dummy` in-memory ports, and `dummy-internal` the internal ports of
+ * devices, `system` (AF_PACKET) and `afxdp` (AF_XDP) an existing kernel
+ * device, `dummy` in-memory ports, and `dummy-internal` the internal ports of
  * a `datapath_type=dummy` bridge (in-memory, as in OVS's dummy datapath).
  */
-export type PortType = 'dummy' | 'dummy-internal' | 'internal' | 'tap';
+export type PortType = 'dummy' | 'dummy-internal' | 'internal' | 'tap' | 'system' | 'afxdp';
 
 /**
  * Names ovs-vswitchd refuses for interfaces: its datapaths' own ports
@@ -44,8 +45,8 @@ export type PortType = 'dummy' | 'dummy-internal' | 'internal' | 'tap';
  */
 const RESERVED_NAME = /^(ovs-(netdev|dummy|system)$|(genev|gre|vxlan|lisp|stt|erspan|ip6erspan|ip6gre|gtpu|udp)_sys)/;
 
-/** The datapath back end behind a port: in-memory (`dummy`) or a kernel tap device. */
-export type PortBackend = 'dummy' | 'tap';
+/** The datapath back end behind a port: in-memory (`dummy`), a kernel tap device nvs made, or an existing kernel device (`system` over AF_PACKET, `afxdp` over AF_XDP). */
+export type PortBackend = 'dummy' | 'tap' | 'system' | 'afxdp';
 
 /** A kernel device's state, as `ip link show` reports it. */
 export interface DeviceState {
@@ -99,6 +100,8 @@ export interface LinkStatus {
   adminState?: 'up' | 'down';
   linkState?: 'up' | 'down';
   mtu?: number;
+  /** A system port's device error (gone): present, even undefined, when the device decides Interface.error. */
+  error?: string;
 }
 
 export class Bridge {
@@ -237,7 +240,7 @@ export class Switch {
 
   /** A tap port's device state, read now; undefined for a dummy port or when it cannot be read. */
   private tapState(p: BridgePort): DeviceState | undefined {
-    return p.backend === 'tap' ? this.datapath.deviceState?.(p.odpPort) : undefined;
+    return p.backend !== 'dummy' ? this.datapath.deviceState?.(p.odpPort) : undefined;
   }
 
   /** Removes every port of every bridge from the datapath (shutdown); returns the bridges removed. */
@@ -254,7 +257,7 @@ export class Switch {
   private configurePort(p: BridgePort, mtuRequest: number | undefined): InterfaceStatus {
     const dev = this.configureMtu(p, mtuRequest);
     const st: InterfaceStatus = { ofport: p.ofport, macInUse: p.mac, ...linkStatusOf(p, dev) };
-    if (p.mtuError) st.error = p.mtuError;
+    st.error ??= p.mtuError;
     return st;
   }
 
@@ -268,7 +271,7 @@ export class Switch {
    * device cannot be read).
    */
   private configureMtu(p: BridgePort, requested: number | undefined): DeviceState | undefined {
-    if (p.backend !== 'tap') {
+    if (p.backend === 'dummy') {
       p.mtu = requested ?? p.mtu;
       return undefined;
     }
@@ -326,7 +329,7 @@ export class Switch {
     const type = portType(iface, bridge.config);
     let odpPort: number;
     try {
-      odpPort = this.datapath.addPort(iface.name, type);
+      odpPort = this.datapath.addPort(iface.name, type, type === 'afxdp' ? iface.options : undefined);
     } catch (err) {
       this.status.set(iface.uuid, { ofport: -1, error: `${iface.name}: could not add to the datapath: ${(err as Error).message}` });
       return false;
@@ -367,14 +370,17 @@ export class Switch {
  * could not be read (as ovs-vswitchd leaves the columns empty).
  */
 function linkStatusOf(p: BridgePort, dev: DeviceState | undefined): LinkStatus {
-  if (p.backend !== 'tap') return { adminState: 'up', linkState: 'up', mtu: p.mtu };
+  if (p.backend === 'dummy') return { adminState: 'up', linkState: 'up', mtu: p.mtu };
+  // A system port's device can go (deleted, moved away) and come back: the port says so meanwhile.
+  if (!dev && p.backend === 'system') return { adminState: 'down', linkState: 'down', error: `${p.name}: the device is gone (deleted or moved to another network namespace); the port resumes when it is back` };
   if (!dev) return {};
+  if (p.backend === 'system') return { adminState: dev.adminUp ? 'up' : 'down', linkState: dev.carrier ? 'up' : 'down', mtu: dev.mtu, error: p.mtuError };
   return { adminState: dev.adminUp ? 'up' : 'down', linkState: dev.carrier ? 'up' : 'down', mtu: dev.mtu };
 }
 
 function portType(iface: InterfaceConfig, bridge: BridgeConfig): PortType {
   if (iface.type === 'internal') return bridge.datapathType === 'dummy' ? 'dummy-internal' : 'internal';
-  return iface.type === 'tap' ? 'tap' : 'dummy';
+  return iface.type === 'tap' || iface.type === 'system' || iface.type === 'afxdp' ? iface.type : 'dummy';
 }
 
 function bridgeSettingsChanged(a: BridgeConfig, b: BridgeConfig): boolean {

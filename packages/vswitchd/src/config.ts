@@ -25,7 +25,7 @@ export type VlanMode = 'access' | 'trunk' | 'native-tagged' | 'native-untagged';
 export interface InterfaceConfig {
   uuid: string;
   name: string;
-  /** '' and 'dummy' are dummy ports here; 'internal' is a bridge-local port; 'tap' a kernel tap device of that name. */
+  /** 'dummy' is an in-memory port; 'internal' a bridge-local port; 'tap' a kernel tap device of that name; 'system' (also for no type, as OVS) an existing kernel device over AF_PACKET; 'afxdp' one over AF_XDP. */
   type: string;
   options: Record<string, string>;
   ofportRequest?: number;
@@ -80,15 +80,17 @@ export const DEFAULT_MAC_AGING_S = 300;
 export const DEFAULT_MAC_TABLE_SIZE = 8192;
 
 /** Interface types nvs knows of but cannot open yet. */
-const NOT_YET = new Set(['system', 'afxdp', 'afxdp-nonpmd', 'dpdk', 'dpdkvhostuser', 'dpdkvhostuserclient', 'vxlan', 'geneve', 'gre', 'patch', 'stt', 'erspan', 'ip6gre', 'ip6erspan', 'lisp', 'bareudp', 'gtpu', 'srv6']);
+const NOT_YET = new Set(['afxdp-nonpmd', 'dpdk', 'dpdkvhostuser', 'dpdkvhostuserclient', 'vxlan', 'geneve', 'gre', 'patch', 'stt', 'erspan', 'ip6gre', 'ip6erspan', 'lisp', 'bareudp', 'gtpu', 'srv6']);
 /** Options each supported type accepts. */
 const KNOWN_OPTIONS: Record<string, Set<string>> = {
   dummy: new Set(['pstream', 'stream', 'n_rxq', 'n_txq']),
   internal: new Set([]),
   tap: new Set([]),
+  system: new Set([]),
+  afxdp: new Set(['xdp-mode', 'use-need-wakeup', 'n_rxq']),
 };
 /** Types `--enable-dummy=override` turns into dummy ports, as ovs-vswitchd does: every type that would need the system (internal ports too, decided where the datapath is opened). */
-const OVERRIDDEN = new Set([...NOT_YET, 'tap']);
+const OVERRIDDEN = new Set([...NOT_YET, 'tap', 'system', 'afxdp', '']);
 const DATAPATH_TYPES = new Set(['', 'netdev', 'dummy', 'system']);
 
 // Datum helpers: a scalar is a one-key set; optional columns are 0-or-1 sets.
@@ -154,13 +156,13 @@ function interfaceConfig(uuid: string, row: RowReader, ro: ReadOptions): Interfa
   const name = str(row('name'));
   const rawType = str(row('type'));
   const overridden = ro.dummyOverride === true && OVERRIDDEN.has(rawType);
-  const type = rawType === '' || overridden ? 'dummy' : rawType;
+  const type = overridden ? 'dummy' : rawType === '' ? 'system' : rawType;
   const options = overridden ? {} : smap(row('options'));
   const cfg: InterfaceConfig = { uuid, name, type, options, ofportRequest: int(row('ofport_request')), mtuRequest: int(row('mtu_request')) };
   if (NOT_YET.has(type)) {
-    cfg.error = `${name}: interface type "${type}" is not supported yet by nvs (use "dummy", "internal" or "tap")`;
+    cfg.error = `${name}: interface type "${type}" is not supported yet by nvs (use "system", "afxdp", "dummy", "internal" or "tap")`;
   } else if (!(type in KNOWN_OPTIONS)) {
-    cfg.error = `${name}: unknown interface type "${type}" (nvs supports "dummy", "internal" and "tap")`;
+    cfg.error = `${name}: unknown interface type "${type}" (nvs supports "system", "afxdp", "dummy", "internal" and "tap")`;
   } else {
     const bad = Object.keys(options).filter((o) => !KNOWN_OPTIONS[type].has(o));
     if (bad.length > 0) cfg.error = `${name}: ${type} interface does not accept option${bad.length > 1 ? 's' : ''} ${bad.map((o) => `"${o}"`).join(', ')}`;

@@ -217,4 +217,5 @@ function writeLink(txn: IdlTransaction, row: IdlRow, st: LinkStatus): void {
   setIfChanged(txn, row, 'admin_state', optional(st.adminState));
   setIfChanged(txn, row, 'link_state', optional(st.linkState));
   setIfChanged(txn, row, 'mtu', optional(st.mtu));
+  if ('error' in st) setIfChanged(txn, row, 'error', optional(st.error));
 }

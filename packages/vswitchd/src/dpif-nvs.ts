@@ -7,8 +7,10 @@
  * Internal ports (each bridge's LOCAL port too) open as the datapath's tap
  * ports when `internalPorts` is 'tap' (nvs-vswitchd decides: see
  * internal-ports.ts), else as dummy ports; dummy interfaces are always
- * dummy ports, tap interfaces always tap ports (no fallback: a user who asks
- * for a kernel device gets it or an error saying why not).
+ * dummy ports, tap interfaces always tap ports, system interfaces (and those
+ * of no type) always system ports on an existing device, afxdp interfaces
+ * AF_XDP ports on one (no fallback: a user
+ * who asks for a kernel device gets it or an error saying why not).
  *
  * Controller-bound `userspace` actions carry a small integer cookie here;
  * the cookie → metadata table lives in this object.
@@ -147,20 +149,20 @@ export class NvsDpif implements Dpif {
     this.dp.setPmdCores(cores);
   }
 
-  addPort(name: string, type: PortType): number {
-    const backend = type === 'internal' ? this.internalPorts : type === 'tap' ? 'tap' : 'dummy';
-    const no = this.dp.addPort(name, backend);
+  addPort(name: string, type: PortType, options?: Record<string, string>): number {
+    const backend = type === 'internal' ? this.internalPorts : type === 'dummy-internal' ? 'dummy' : type;
+    const no = this.dp.addPort(name, backend, options);
     this.backends.set(no, backend);
     return no;
   }
 
   portDevice(no: number): { backend: PortBackend; mac?: string } {
     const backend = this.backends.get(no) ?? 'dummy';
-    return backend === 'tap' ? { backend, mac: this.dp.portMac(no) } : { backend };
+    return backend !== 'dummy' ? { backend, mac: this.dp.portMac(no) } : { backend };
   }
 
   deviceState(no: number): DeviceState | undefined {
-    if (this.backends.get(no) !== 'tap') return undefined;
+    if ((this.backends.get(no) ?? 'dummy') === 'dummy') return undefined;
     try {
       return this.dp.portDeviceState(no);
     } catch {

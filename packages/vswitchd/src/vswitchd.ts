@@ -72,7 +72,7 @@ export class Vswitchd {
     this.rules = new RuleStore(c.rundir, c.vlog.logger('rules'));
     // The bridge layer reaches the datapath through this late-bound view: it is opened on the first configuration.
     const ports: DatapathPorts = {
-      addPort: (name, type) => this.requireDp().addPort(name, type),
+      addPort: (name, type, options) => this.requireDp().addPort(name, type, options),
       removePort: (no) => this.requireDp().removePort(no),
       portDevice: (no) => this.requireDp().portDevice(no),
       deviceState: (no) => this.requireDp().deviceState(no),

@@ -51,7 +51,7 @@ function db(bridges: Record<string, Record<string, IfaceSpec>>, other: Record<st
     for (const [name, i] of Object.entries<IfaceSpec>({ [br]: { type: 'internal' }, ...ifaces })) {
       const iu = uuid();
       const pu = uuid();
-      snap.iface.set(iu, row({ name: makeAtom(name), type: makeAtom(i.type ?? ''), options: makeMap(Object.entries(i.options ?? {})), ofport_request: makeSet(i.ofportRequest ? [i.ofportRequest] : []) }));
+      snap.iface.set(iu, row({ name: makeAtom(name), type: makeAtom(i.type ?? 'dummy'), options: makeMap(Object.entries(i.options ?? {})), ofport_request: makeSet(i.ofportRequest ? [i.ofportRequest] : []) }));
       snap.port.set(pu, row({ name: makeAtom(name), interfaces: makeSet([iu]), tag: makeSet(i.tag !== undefined ? [i.tag] : []) }));
       portUuids.push(pu);
     }
@@ -83,8 +83,8 @@ it('reports unknown types and bad options in Interface.error and keeps the other
   const sw = new Switch(log, ports);
   const snap = db({ br0: { good: {}, vhost: { type: 'dpdkvhostuser' }, odd: { type: 'quantum' }, opt: { options: { colour: 'red' } } } });
   sw.reconcile(readConfig(snap)!);
-  expect(statusOf(sw, snap, 'vhost')).toEqual({ ofport: -1, error: 'vhost: interface type "dpdkvhostuser" is not supported yet by nvs (use "dummy", "internal" or "tap")' });
-  expect(statusOf(sw, snap, 'odd')!.error).toBe('odd: unknown interface type "quantum" (nvs supports "dummy", "internal" and "tap")');
+  expect(statusOf(sw, snap, 'vhost')).toEqual({ ofport: -1, error: 'vhost: interface type "dpdkvhostuser" is not supported yet by nvs (use "system", "afxdp", "dummy", "internal" or "tap")' });
+  expect(statusOf(sw, snap, 'odd')!.error).toBe('odd: unknown interface type "quantum" (nvs supports "system", "afxdp", "dummy", "internal" and "tap")');
   expect(statusOf(sw, snap, 'opt')!.error).toBe('opt: dummy interface does not accept option "colour"');
   expect(statusOf(sw, snap, 'good')).toMatchObject({ ofport: 1, linkState: 'up' });
   expect(dp.stats().ports.map((p) => p.name).sort()).toEqual(['br0', 'good']);
@@ -136,4 +136,22 @@ it('reads other_config:stats-update-interval as ovs-vswitchd does: an integer, a
   expect(period(' +7000')).toBe(7000);
   expect(period('100')).toBe(5000);
   expect(period('-1')).toBe(5000);
+});
+
+it('takes an interface of no type as an existing kernel device (type system), never silently as a dummy port', () => {
+  const sw = new Switch(log, ports);
+  const snap = db({ br0: { vnet9: { type: '' }, sys9: { type: 'system' }, lo: { type: '' } } });
+  sw.reconcile(readConfig(snap)!);
+  for (const name of ['vnet9', 'sys9']) {
+    const st = statusOf(sw, snap, name)!;
+    expect(st.ofport).toBe(-1);
+    expect(st.error).toContain(`${name}: could not add to the datapath: port '${name}': finding the device (no network device of that name exists here)`);
+  }
+  // A device that exists (the loopback here) is opened as a system port.
+  expect(dp.portDevice(dp.stats().ports.find((p) => p.name === 'lo')!.no).backend).toBe('system');
+  // --enable-dummy=override makes them dummy ports, as in OVS.
+  const sw2 = new Switch(log, ports);
+  const cfg = readConfig(snap, { dummyOverride: true })!;
+  expect(cfg.bridges[0].ports.find((p) => p.name === 'vnet9')!.interfaces[0].type).toBe('dummy');
+  expect(sw2).toBeDefined();
 });

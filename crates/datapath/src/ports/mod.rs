@@ -5,7 +5,9 @@
 //! [`open_port`], the compliance suite in `tests/port_compliance.rs` walks
 //! the registry).
 
+pub mod afxdp;
 pub mod dummy;
+pub mod system;
 pub mod tap;
 
 use crate::port::{Port, PortError, PortOptions};
@@ -28,6 +30,14 @@ pub const BACKENDS: &[Backend] = &[
     Backend {
         kind: "tap",
         open: open_as::<tap::TapPort>,
+    },
+    Backend {
+        kind: "system",
+        open: open_as::<system::SystemPort>,
+    },
+    Backend {
+        kind: "afxdp",
+        open: open_as::<afxdp::AfxdpPort>,
     },
 ];
 

@@ -132,3 +132,39 @@ pub fn frame(dst: [u8; 6], src: [u8; 6], marker: u8, len: usize) -> Vec<u8> {
 pub fn is_test_frame(f: &[u8], marker: u8) -> bool {
     f.len() > 14 && f[12..14] == ETH_TEST.to_be_bytes() && f[14] == marker
 }
+
+/// A veth pair `NAMEa`/`NAMEb`, both up and quiet, deleted when dropped.
+pub struct Veth {
+    pub name: String,
+    pub peer: String,
+}
+
+impl Veth {
+    /// Creates the pair, or `None` when this process may not (see `cannot_run`).
+    pub fn new(base: &str) -> Option<Veth> {
+        let (name, peer) = (format!("{base}a"), format!("{base}b"));
+        let out = Command::new("ip")
+            .args(["link", "add", &name, "type", "veth", "peer", "name", &peer])
+            .output()
+            .expect("running ip");
+        if !out.status.success() {
+            super::cannot_run(
+                "CAP_NET_ADMIN to create veth pairs",
+                &String::from_utf8_lossy(&out.stderr),
+            );
+            return None;
+        }
+        let veth = Veth { name, peer };
+        up_and_quiet(&veth.name);
+        up_and_quiet(&veth.peer);
+        Some(veth)
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.name])
+            .output();
+    }
+}
