@@ -163,7 +163,7 @@ function allPorts(ctx: AppctlContext): Map<number, BridgePort> {
 }
 
 function portKind(p: BridgePort): string {
-  return p.backend === 'tap' ? 'tap' : p.type === 'internal' ? 'dummy-internal' : 'dummy';
+  return p.backend !== 'dummy' ? p.backend : p.type === 'internal' ? 'dummy-internal' : 'dummy';
 }
 
 /**

@@ -21,7 +21,7 @@ const OFPP_MAX = 0xff00;
 /** What the bridge layer needs from the datapath to make ports exist. */
 export interface DatapathPorts {
   /** Creates a port and returns its datapath port number. Throws with a user-readable message. */
-  addPort(name: string, type: PortType): number;
+  addPort(name: string, type: PortType, options?: Record<string, string>): number;
   removePort(odpPort: number): void;
   /** May be absent: the back end a port was opened with and its device's MAC (a tap's); absent means a dummy port. */
   portDevice?(odpPort: number): { backend: PortBackend; mac?: string };
@@ -32,10 +32,13 @@ export interface DatapathPorts {
 }
 
 /** Interface types the bridge layer opens: `internal` and `tap` are kernel tap devices, `dummy` in-memory ports. */
-export type PortType = 'dummy' | 'internal' | 'tap';
+export type PortType = 'dummy' | 'internal' | 'tap' | VhostUserType;
+
+/** vhost-user ports (a VM's virtio-net device): nvs listens on a socket in the run directory, or connects to `options:vhost-server-path`. */
+export type VhostUserType = 'dpdkvhostuser' | 'dpdkvhostuserclient';
 
 /** The datapath back end behind a port: in-memory (`dummy`) or a kernel tap device. */
-export type PortBackend = 'dummy' | 'tap';
+export type PortBackend = 'dummy' | 'tap' | VhostUserType;
 
 /** A kernel device's state, as `ip link show` reports it. */
 export interface DeviceState {
@@ -305,7 +308,7 @@ export class Switch {
     const type = portType(iface);
     let odpPort: number;
     try {
-      odpPort = this.datapath.addPort(iface.name, type);
+      odpPort = this.datapath.addPort(iface.name, type, iface.options);
     } catch (err) {
       this.status.set(iface.uuid, { ofport: -1, error: `${iface.name}: could not add to the datapath: ${(err as Error).message}` });
       return false;
@@ -352,7 +355,8 @@ function linkStatusOf(p: BridgePort, dev: DeviceState | undefined): LinkStatus {
 }
 
 function portType(iface: InterfaceConfig): PortType {
-  return iface.type === 'internal' || iface.type === 'tap' ? iface.type : 'dummy';
+  const t = iface.type;
+  return t === 'internal' || t === 'tap' || t === 'dpdkvhostuser' || t === 'dpdkvhostuserclient' ? t : 'dummy';
 }
 
 function bridgeSettingsChanged(a: BridgeConfig, b: BridgeConfig): boolean {

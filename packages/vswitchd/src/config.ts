@@ -80,12 +80,14 @@ export const DEFAULT_MAC_AGING_S = 300;
 export const DEFAULT_MAC_TABLE_SIZE = 8192;
 
 /** Interface types nvs knows of but cannot open yet. */
-const NOT_YET = new Set(['system', 'afxdp', 'afxdp-nonpmd', 'dpdk', 'dpdkvhostuser', 'dpdkvhostuserclient', 'vxlan', 'geneve', 'gre', 'patch', 'stt', 'erspan', 'ip6gre', 'ip6erspan', 'lisp', 'bareudp', 'gtpu', 'srv6']);
+const NOT_YET = new Set(['system', 'afxdp', 'afxdp-nonpmd', 'dpdk', 'vxlan', 'geneve', 'gre', 'patch', 'stt', 'erspan', 'ip6gre', 'ip6erspan', 'lisp', 'bareudp', 'gtpu', 'srv6']);
 /** Options each supported type accepts. */
 const KNOWN_OPTIONS: Record<string, Set<string>> = {
   dummy: new Set(['pstream', 'stream', 'n_rxq', 'n_txq']),
   internal: new Set([]),
   tap: new Set([]),
+  dpdkvhostuser: new Set([]),
+  dpdkvhostuserclient: new Set(['vhost-server-path']),
 };
 /** Types `--enable-dummy=override` turns into dummy ports, as ovs-vswitchd does: every type that would need the system (internal ports too, decided where the datapath is opened). */
 const OVERRIDDEN = new Set([...NOT_YET, 'tap']);
@@ -159,6 +161,7 @@ function interfaceConfig(uuid: string, row: RowReader, ro: ReadOptions): Interfa
   } else {
     const bad = Object.keys(options).filter((o) => !KNOWN_OPTIONS[type].has(o));
     if (bad.length > 0) cfg.error = `${name}: ${type} interface does not accept option${bad.length > 1 ? 's' : ''} ${bad.map((o) => `"${o}"`).join(', ')}`;
+    else if (type === 'dpdkvhostuserclient' && !options['vhost-server-path']) cfg.error = `${name}: dpdkvhostuserclient interface needs options:vhost-server-path`;
   }
   return cfg;
 }

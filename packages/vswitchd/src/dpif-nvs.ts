@@ -147,9 +147,9 @@ export class NvsDpif implements Dpif {
     this.dp.setPmdCores(cores);
   }
 
-  addPort(name: string, type: PortType): number {
-    const backend = type === 'internal' ? this.internalPorts : type === 'tap' ? 'tap' : 'dummy';
-    const no = this.dp.addPort(name, backend);
+  addPort(name: string, type: PortType, options: Record<string, string> = {}): number {
+    const backend = type === 'internal' ? this.internalPorts : type === 'dummy' ? 'dummy' : type;
+    const no = this.dp.addPort(name, backend, backend === 'dummy' || backend === 'tap' ? {} : options);
     this.backends.set(no, backend);
     return no;
   }

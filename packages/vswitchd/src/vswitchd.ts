@@ -72,7 +72,9 @@ export class Vswitchd {
     this.rules = new RuleStore(c.rundir, c.vlog.logger('rules'));
     // The bridge layer reaches the datapath through this late-bound view: it is opened on the first configuration.
     const ports: DatapathPorts = {
-      addPort: (name, type) => this.requireDp().addPort(name, type),
+      // A server-mode vhost-user socket lives in the run directory, named after its interface (as OVS's).
+      addPort: (name, type, options) =>
+        this.requireDp().addPort(name, type, type === 'dpdkvhostuser' ? { 'vhost-server-path': join(this.c.rundir, name) } : options),
       removePort: (no) => this.requireDp().removePort(no),
       portDevice: (no) => this.requireDp().portDevice(no),
       deviceState: (no) => this.requireDp().deviceState(no),

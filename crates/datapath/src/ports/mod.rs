@@ -7,6 +7,7 @@
 
 pub mod dummy;
 pub mod tap;
+pub mod vhost_user;
 
 use crate::port::{Port, PortError, PortOptions};
 
@@ -28,6 +29,14 @@ pub const BACKENDS: &[Backend] = &[
     Backend {
         kind: "tap",
         open: open_as::<tap::TapPort>,
+    },
+    Backend {
+        kind: "dpdkvhostuser",
+        open: open_as::<vhost_user::VhostUserPort>,
+    },
+    Backend {
+        kind: "dpdkvhostuserclient",
+        open: open_as::<vhost_user::VhostUserClientPort>,
     },
 ];
 
