@@ -186,6 +186,10 @@ impl SplitQueue {
                 indirect = true;
                 continue;
             }
+            // (So offsets inside a buffer never overflow an address.)
+            if addr.checked_add(len as u64).is_none() {
+                return Err(RingError::Malformed("buffer wraps the address space"));
+            }
             total += len as u64;
             if total > MAX_CHAIN_BYTES {
                 return Err(RingError::Malformed("descriptor chain too long"));
