@@ -47,6 +47,9 @@ export interface NativePmdCounters {
   /** Time spent processing packets (ns); busyNs / packets is the cost per packet. */
   busyNs: number;
   iterations: number;
+  /** CPU cycles (TSC) of polling iterations that moved packets (rx to tx) and of those that found none, as OVS's pmd-stats-show. */
+  busyCycles: number;
+  idleCycles: number;
 }
 
 export interface NativeThreadStats extends NativePmdCounters {

@@ -90,7 +90,7 @@ const KNOWN_OPTIONS: Record<string, Set<string>> = {
   dpdkvhostuserclient: new Set(['vhost-server-path']),
 };
 /** Types `--enable-dummy=override` turns into dummy ports, as ovs-vswitchd does: every type that would need the system (internal ports too, decided where the datapath is opened). */
-const OVERRIDDEN = new Set([...NOT_YET, 'tap']);
+const OVERRIDDEN = new Set([...NOT_YET, 'tap', 'dpdkvhostuser', 'dpdkvhostuserclient']);
 const DATAPATH_TYPES = new Set(['', 'netdev', 'dummy', 'system']);
 
 // Datum helpers: a scalar is a one-key set; optional columns are 0-or-1 sets.
