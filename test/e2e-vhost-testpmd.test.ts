@@ -8,6 +8,7 @@
 // (--no-huge), so no hugepages are needed.
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, NvsRun } from './e2e-harness.ts';
@@ -162,4 +163,23 @@ describe.skipIf(skipOvs)('vhost-user ports with dpdk-testpmd (net_virtio_user)',
       await pmd.quit();
     }
   }, 120_000);
+
+  it('says in Interface.error when a front end sends a malformed message, while it stays connected', async () => {
+    // SET_VRING_NUM (8) of vring 0 with 3 entries: not a power of two.
+    const msg = Buffer.alloc(20);
+    msg.writeUInt32LE(8, 0);
+    msg.writeUInt32LE(1, 4);
+    msg.writeUInt32LE(8, 8);
+    msg.writeUInt32LE(0, 12);
+    msg.writeUInt32LE(3, 16);
+    const sock = createConnection(join(nvs.rundir, 'vh1'));
+    await new Promise((r) => sock.once('connect', r));
+    sock.write(msg);
+    const error = async () => (await nvs.vsctl('get', 'Interface', 'vh1', 'error')).stdout.trim();
+    // Written back with the statistics (every 5 s).
+    expect(await eventually(async () => (await error()).includes('not a power of two') && (await error()), 'Interface.error', 300)).toContain('vring 0');
+    expect((await nvs.vsctl('get', 'Interface', 'vh0', 'error')).stdout.trim()).toBe('[]');
+    sock.destroy();
+    await eventually(async () => (await error()) === '[]', 'Interface.error cleared', 300);
+  }, 60_000);
 });

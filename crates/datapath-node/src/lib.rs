@@ -183,6 +183,8 @@ pub struct PortStatsJs {
     pub tx_bytes: i64,
     pub tx_dropped: i64,
     pub tx_errors: i64,
+    /// What is wrong with the port now, for Interface.error.
+    pub error: Option<String>,
 }
 
 #[napi(object)]
@@ -657,6 +659,7 @@ impl JsDatapath {
                     tx_bytes: p.stats.tx_bytes as i64,
                     tx_dropped: p.stats.tx_dropped as i64,
                     tx_errors: p.stats.tx_errors as i64,
+                    error: p.error,
                 })
                 .collect(),
         }

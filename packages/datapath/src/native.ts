@@ -33,6 +33,8 @@ export interface NativePortStats {
   txBytes: number;
   txDropped: number;
   txErrors: number;
+  /** What is wrong with the port now (a vhost-user queue disabled), for Interface.error. */
+  error?: string | null;
 }
 
 export interface NativePmdCounters {

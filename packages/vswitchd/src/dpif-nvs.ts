@@ -408,6 +408,7 @@ export class NvsDpif implements Dpif {
         txPackets: p.txPackets,
         txBytes: p.txBytes,
         txDropped: p.txDropped,
+        error: p.error,
       })),
     };
   }

@@ -14,7 +14,7 @@ import { UnixctlServer, type VLog } from '@nvs/daemon';
 import { Switch, type Bridge, type DatapathPorts, type PortBackend } from './bridge.ts';
 import type { ReadOptions, SwitchConfig } from './config.ts';
 import { Coverage } from './coverage.ts';
-import type { Dpif, DpifOptions, PortCounters } from './dpif.ts';
+import type { Dpif, DpifOptions, DpPortStats, PortCounters } from './dpif.ts';
 import { DbSync, type InterfaceRefresh } from './dbsync.ts';
 import { FlowService } from './flow-service.ts';
 import { MgmtServer } from './mgmt.ts';
@@ -232,8 +232,8 @@ export class Vswitchd {
     this.dpCores = text;
   }
 
-  private portCounters(): Map<number, PortCounters> {
-    const out = new Map<number, PortCounters>();
+  private portCounters(): Map<number, DpPortStats> {
+    const out = new Map<number, DpPortStats>();
     for (const p of this.dp?.stats().ports ?? []) out.set(p.no, p);
     return out;
   }
@@ -253,7 +253,8 @@ export class Vswitchd {
           tx_bytes: c.txBytes,
           tx_dropped: c.txDropped,
         };
-        out.set(p.ifaceUuid, { statistics, ...this.switch.linkStatus(p) });
+        // A port's own trouble (a vhost-user queue disabled) shows while it lasts; else the MTU's.
+        out.set(p.ifaceUuid, { statistics, error: c?.error ?? p.mtuError, ...this.switch.linkStatus(p) });
       }
     }
     return out;

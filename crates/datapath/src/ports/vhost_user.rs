@@ -124,12 +124,12 @@ impl Device {
         }
     }
 
-    /// Back to the state of a fresh connection (errors are kept).
+    /// Back to the state of a fresh connection (the error count is kept;
+    /// the reason of the last one goes with the connection it was about).
     fn reset(&mut self) {
-        let (errors, last_error) = (self.errors, self.last_error.take());
+        let errors = self.errors;
         *self = Device::new();
         self.errors = errors;
-        self.last_error = last_error;
     }
 
     fn fail(&mut self, why: String) {
@@ -835,6 +835,10 @@ impl Port for VhostUserPort {
     fn pool(&self) -> Option<&Pool> {
         Some(&self.pool)
     }
+
+    fn error(&self) -> Option<String> {
+        self.last_error()
+    }
 }
 
 impl Drop for VhostUserPort {
@@ -867,5 +871,8 @@ impl Port for VhostUserClientPort {
     }
     fn pool(&self) -> Option<&Pool> {
         self.0.pool()
+    }
+    fn error(&self) -> Option<String> {
+        self.0.error()
     }
 }
