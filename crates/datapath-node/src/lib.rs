@@ -183,6 +183,8 @@ pub struct PortStatsJs {
     pub tx_bytes: i64,
     pub tx_dropped: i64,
     pub tx_errors: i64,
+    /// What is wrong with the port now, for Interface.error.
+    pub error: Option<String>,
 }
 
 #[napi(object)]
@@ -199,6 +201,8 @@ pub struct ThreadStatsJs {
     pub tx_dropped: i64,
     pub busy_ns: i64,
     pub iterations: i64,
+    pub busy_cycles: i64,
+    pub idle_cycles: i64,
 }
 
 /// Counters of polling threads without a thread (the sum over replaced ones).
@@ -213,6 +217,8 @@ pub struct PmdCountersJs {
     pub tx_dropped: i64,
     pub busy_ns: i64,
     pub iterations: i64,
+    pub busy_cycles: i64,
+    pub idle_cycles: i64,
 }
 
 #[napi(object)]
@@ -620,6 +626,8 @@ impl JsDatapath {
                     tx_dropped: t.stats.tx_dropped as i64,
                     busy_ns: t.stats.busy_ns as i64,
                     iterations: t.stats.iterations as i64,
+                    busy_cycles: t.stats.busy_cycles as i64,
+                    idle_cycles: t.stats.idle_cycles as i64,
                 })
                 .collect(),
             retired: PmdCountersJs {
@@ -632,6 +640,8 @@ impl JsDatapath {
                 tx_dropped: s.retired.tx_dropped as i64,
                 busy_ns: s.retired.busy_ns as i64,
                 iterations: s.retired.iterations as i64,
+                busy_cycles: s.retired.busy_cycles as i64,
+                idle_cycles: s.retired.idle_cycles as i64,
             },
             ports: s
                 .ports
@@ -649,6 +659,7 @@ impl JsDatapath {
                     tx_bytes: p.stats.tx_bytes as i64,
                     tx_dropped: p.stats.tx_dropped as i64,
                     tx_errors: p.stats.tx_errors as i64,
+                    error: p.error,
                 })
                 .collect(),
         }

@@ -186,6 +186,8 @@ pub struct PortInfo {
     /// The polling thread that receives on it, if any.
     pub thread: Option<usize>,
     pub stats: PortStats,
+    /// What is wrong with the port now (`Port::error`).
+    pub error: Option<String>,
 }
 
 /// One polling thread's counters.
@@ -820,12 +822,16 @@ fn flow_info(f: &Megaflow) -> FlowInfo {
 fn port_infos(st: &State) -> Vec<PortInfo> {
     st.ports
         .values()
-        .map(|p| PortInfo {
-            no: p.no,
-            name: p.name.clone(),
-            kind: p.kind,
-            thread: st.pmds.iter().position(|t| t.rx.contains(&p.no)),
-            stats: p.lock().stats(),
+        .map(|p| {
+            let port = p.lock();
+            PortInfo {
+                no: p.no,
+                name: p.name.clone(),
+                kind: p.kind,
+                thread: st.pmds.iter().position(|t| t.rx.contains(&p.no)),
+                stats: port.stats(),
+                error: port.error(),
+            }
         })
         .collect()
 }

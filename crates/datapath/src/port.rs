@@ -187,6 +187,12 @@ pub trait Port: Send {
     /// Releases the back end's resources; later rx/tx do nothing.
     fn close(&mut self) {}
 
+    /// Optional: what is wrong with the port now, for Interface.error (a
+    /// vhost-user queue disabled for breaking the rules); `None` when all is well.
+    fn error(&self) -> Option<String> {
+        None
+    }
+
     /// Optional: the MAC address the port's device has (a tap's), read at open.
     fn mac(&self) -> Option<[u8; 6]> {
         None

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use common::kernel;
 use common::ring::RingPort;
+use common::vhost_front::{self, Front};
 use nvs_datapath::frame::{copy_packet, Pool};
 use nvs_datapath::port::{Batch, Port, PortError, PortOptions, BURST};
 use nvs_datapath::ports::{open_port, BACKENDS};
@@ -73,6 +74,47 @@ impl Wire for OverVeth {
     }
 }
 
+/// A vhost-user port: the guest side of its queues, through a test front end.
+struct Guest(Front);
+
+impl Wire for Guest {
+    fn feed(&mut self, _port: &mut dyn Port, pkt: &[u8]) {
+        self.0.send_packet(pkt);
+    }
+    fn collect(&mut self, port: &mut dyn Port, n: usize) -> Vec<Vec<u8>> {
+        let mut got = Vec::new();
+        let _ = within_a_second(|| {
+            let _ = port;
+            got.extend(self.0.recv_packets());
+            (got.len() >= n).then_some(())
+        });
+        got
+    }
+}
+
+/// A vhost-user port of either mode with a test front end set up on it.
+fn vhost_harness(kind: &'static str, tag: &str) -> (Box<dyn Port>, Box<dyn Wire>) {
+    let dir = std::env::temp_dir().join(format!("nvs-vhost-{}-{tag}-{kind}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join("sock");
+    let _ = std::fs::remove_file(&path);
+    let mut opts = PortOptions::new();
+    opts.insert("vhost-server-path".into(), path.to_str().unwrap().into());
+    let features =
+        vhost_front::F_VERSION_1 | vhost_front::F_MRG_RXBUF | vhost_front::F_PROTOCOL_FEATURES;
+    let (port, mut front) = if kind == "dpdkvhostuser" {
+        let port = open_port(kind, tag, &opts).unwrap();
+        (port, Front::connect(&path))
+    } else {
+        // The front end listens; the port connects to it.
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let port = open_port(kind, tag, &opts).unwrap();
+        (port, Front::over(listener.accept().unwrap().0))
+    };
+    front.setup(features);
+    (port, Box::new(Guest(front)))
+}
+
 fn within_a_second(mut f: impl FnMut() -> Option<()>) -> Option<()> {
     let deadline = std::time::Instant::now() + Duration::from_secs(1);
     while std::time::Instant::now() < deadline {
@@ -128,6 +170,7 @@ fn harness(kind: &'static str, tag: &str) -> Option<Harness> {
             Box::new(RingPort::new(Pool::new(128, 2048).unwrap(), false)),
             Box::new(Injected),
         ),
+        "dpdkvhostuser" | "dpdkvhostuserclient" => vhost_harness(kind, tag),
         other => panic!("back end '{other}' has no compliance harness: add one in harness()"),
     };
     assert_eq!(port.kind(), kind);

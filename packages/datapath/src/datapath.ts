@@ -30,9 +30,10 @@ export interface DatapathOptions {
 }
 
 /** A port and its counters (the addon's form, with absent values undefined rather than null). */
-export interface PortStats extends Omit<NativePortStats, 'thread'> {
+export interface PortStats extends Omit<NativePortStats, 'thread' | 'error'> {
   /** Polling thread receiving on the port, if any. */
   thread?: number;
+  error?: string;
 }
 
 /** The counters of a polling thread. */

@@ -33,6 +33,8 @@ export interface NativePortStats {
   txBytes: number;
   txDropped: number;
   txErrors: number;
+  /** What is wrong with the port now (a vhost-user queue disabled), for Interface.error. */
+  error?: string | null;
 }
 
 export interface NativePmdCounters {
@@ -47,6 +49,9 @@ export interface NativePmdCounters {
   /** Time spent processing packets (ns); busyNs / packets is the cost per packet. */
   busyNs: number;
   iterations: number;
+  /** CPU cycles (TSC) of polling iterations that moved packets (rx to tx) and of those that found none, as OVS's pmd-stats-show. */
+  busyCycles: number;
+  idleCycles: number;
 }
 
 export interface NativeThreadStats extends NativePmdCounters {

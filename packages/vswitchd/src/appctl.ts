@@ -278,6 +278,14 @@ export function registerAppctl(server: UnixctlServer, ctx: AppctlContext): void 
       out.push(`  miss with failed upcall: ${c('lostUpcalls')}`);
       out.push(`  parse errors: ${c('parseErrors')}`);
       if (packets > 0 && t.counters.busyNs !== undefined) out.push(`  processing time per packet: ${(c('busyNs') / packets).toFixed(1)} ns`);
+      const [busy, idle] = [c('busyCycles'), c('idleCycles')];
+      const share = (x: number) => (busy + idle > 0 ? ((100 * x) / (busy + idle)).toFixed(2) : '0.00');
+      out.push(`  idle cycles: ${idle} (${share(idle)}%)`);
+      out.push(`  processing cycles: ${busy} (${share(busy)}%)`);
+      if (packets > 0) {
+        out.push(`  avg cycles per packet: ${((busy + idle) / packets).toFixed(2)} (${busy + idle}/${packets})`);
+        out.push(`  avg processing cycles per packet: ${(busy / packets).toFixed(2)} (${busy}/${packets})`);
+      }
       out.push(`  polling iterations: ${c('iterations')}`);
       out.push(`  rx ports: ${t.ports.join(' ') || '(none)'}`);
     }

@@ -34,10 +34,14 @@ export interface DatapathPorts {
 /**
  * Interface types the bridge layer opens: `internal` and `tap` are kernel tap
  * devices, `system` (AF_PACKET) and `afxdp` (AF_XDP) an existing kernel
- * device, `dummy` in-memory ports, and `dummy-internal` the internal ports of
- * a `datapath_type=dummy` bridge (in-memory, as in OVS's dummy datapath).
+ * device, the vhost-user types a VM's virtio-net device, `dummy` in-memory
+ * ports, and `dummy-internal` the internal ports of a `datapath_type=dummy`
+ * bridge (in-memory, as in OVS's dummy datapath).
  */
-export type PortType = 'dummy' | 'dummy-internal' | 'internal' | 'tap' | 'system' | 'afxdp';
+export type PortType = 'dummy' | 'dummy-internal' | 'internal' | 'tap' | 'system' | 'afxdp' | VhostUserType;
+
+/** vhost-user ports (a VM's virtio-net device): nvs listens on a socket in the run directory, or connects to `options:vhost-server-path`. */
+export type VhostUserType = 'dpdkvhostuser' | 'dpdkvhostuserclient';
 
 /**
  * Names ovs-vswitchd refuses for interfaces: its datapaths' own ports
@@ -45,8 +49,8 @@ export type PortType = 'dummy' | 'dummy-internal' | 'internal' | 'tap' | 'system
  */
 const RESERVED_NAME = /^(ovs-(netdev|dummy|system)$|(genev|gre|vxlan|lisp|stt|erspan|ip6erspan|ip6gre|gtpu|udp)_sys)/;
 
-/** The datapath back end behind a port: in-memory (`dummy`), a kernel tap device nvs made, or an existing kernel device (`system` over AF_PACKET, `afxdp` over AF_XDP). */
-export type PortBackend = 'dummy' | 'tap' | 'system' | 'afxdp';
+/** The datapath back end behind a port: in-memory (`dummy`), a kernel tap device nvs made, an existing kernel device (`system` over AF_PACKET, `afxdp` over AF_XDP), or a vhost-user socket. */
+export type PortBackend = 'dummy' | 'tap' | 'system' | 'afxdp' | VhostUserType;
 
 /** A kernel device's state, as `ip link show` reports it. */
 export interface DeviceState {
@@ -329,7 +333,7 @@ export class Switch {
     const type = portType(iface, bridge.config);
     let odpPort: number;
     try {
-      odpPort = this.datapath.addPort(iface.name, type, type === 'afxdp' ? iface.options : undefined);
+      odpPort = this.datapath.addPort(iface.name, type, iface.options);
     } catch (err) {
       this.status.set(iface.uuid, { ofport: -1, error: `${iface.name}: could not add to the datapath: ${(err as Error).message}` });
       return false;
@@ -379,8 +383,9 @@ function linkStatusOf(p: BridgePort, dev: DeviceState | undefined): LinkStatus {
 }
 
 function portType(iface: InterfaceConfig, bridge: BridgeConfig): PortType {
-  if (iface.type === 'internal') return bridge.datapathType === 'dummy' ? 'dummy-internal' : 'internal';
-  return iface.type === 'tap' || iface.type === 'system' || iface.type === 'afxdp' ? iface.type : 'dummy';
+  const t = iface.type;
+  if (t === 'internal') return bridge.datapathType === 'dummy' ? 'dummy-internal' : 'internal';
+  return t === 'tap' || t === 'system' || t === 'afxdp' || t === 'dpdkvhostuser' || t === 'dpdkvhostuserclient' ? t : 'dummy';
 }
 
 function bridgeSettingsChanged(a: BridgeConfig, b: BridgeConfig): boolean {

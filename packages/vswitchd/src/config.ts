@@ -80,7 +80,7 @@ export const DEFAULT_MAC_AGING_S = 300;
 export const DEFAULT_MAC_TABLE_SIZE = 8192;
 
 /** Interface types nvs knows of but cannot open yet. */
-const NOT_YET = new Set(['afxdp-nonpmd', 'dpdk', 'dpdkvhostuser', 'dpdkvhostuserclient', 'vxlan', 'geneve', 'gre', 'patch', 'stt', 'erspan', 'ip6gre', 'ip6erspan', 'lisp', 'bareudp', 'gtpu', 'srv6']);
+const NOT_YET = new Set(['afxdp-nonpmd', 'dpdk', 'vxlan', 'geneve', 'gre', 'patch', 'stt', 'erspan', 'ip6gre', 'ip6erspan', 'lisp', 'bareudp', 'gtpu', 'srv6']);
 /** Options each supported type accepts. */
 const KNOWN_OPTIONS: Record<string, Set<string>> = {
   dummy: new Set(['pstream', 'stream', 'n_rxq', 'n_txq']),
@@ -88,9 +88,16 @@ const KNOWN_OPTIONS: Record<string, Set<string>> = {
   tap: new Set([]),
   system: new Set([]),
   afxdp: new Set(['xdp-mode', 'use-need-wakeup', 'n_rxq']),
+  dpdkvhostuser: new Set([]),
+  dpdkvhostuserclient: new Set(['vhost-server-path']),
 };
+/** The supported types, quoted and joined with `conjunction` before the last, for error messages. */
+function supportedTypes(conjunction: 'or' | 'and'): string {
+  const q = Object.keys(KNOWN_OPTIONS).map((t) => `"${t}"`);
+  return `${q.slice(0, -1).join(', ')} ${conjunction} ${q[q.length - 1]}`;
+}
 /** Types `--enable-dummy=override` turns into dummy ports, as ovs-vswitchd does: every type that would need the system (internal ports too, decided where the datapath is opened). */
-const OVERRIDDEN = new Set([...NOT_YET, 'tap', 'system', 'afxdp', '']);
+const OVERRIDDEN = new Set([...NOT_YET, 'tap', 'system', 'afxdp', '', 'dpdkvhostuser', 'dpdkvhostuserclient']);
 const DATAPATH_TYPES = new Set(['', 'netdev', 'dummy', 'system']);
 
 // Datum helpers: a scalar is a one-key set; optional columns are 0-or-1 sets.
@@ -160,12 +167,13 @@ function interfaceConfig(uuid: string, row: RowReader, ro: ReadOptions): Interfa
   const options = overridden ? {} : smap(row('options'));
   const cfg: InterfaceConfig = { uuid, name, type, options, ofportRequest: int(row('ofport_request')), mtuRequest: int(row('mtu_request')) };
   if (NOT_YET.has(type)) {
-    cfg.error = `${name}: interface type "${type}" is not supported yet by nvs (use "system", "afxdp", "dummy", "internal" or "tap")`;
+    cfg.error = `${name}: interface type "${type}" is not supported yet by nvs (use ${supportedTypes('or')})`;
   } else if (!(type in KNOWN_OPTIONS)) {
-    cfg.error = `${name}: unknown interface type "${type}" (nvs supports "system", "afxdp", "dummy", "internal" and "tap")`;
+    cfg.error = `${name}: unknown interface type "${type}" (nvs supports ${supportedTypes('and')})`;
   } else {
     const bad = Object.keys(options).filter((o) => !KNOWN_OPTIONS[type].has(o));
     if (bad.length > 0) cfg.error = `${name}: ${type} interface does not accept option${bad.length > 1 ? 's' : ''} ${bad.map((o) => `"${o}"`).join(', ')}`;
+    else if (type === 'dpdkvhostuserclient' && !options['vhost-server-path']) cfg.error = `${name}: dpdkvhostuserclient interface needs options:vhost-server-path`;
   }
   return cfg;
 }

@@ -30,6 +30,8 @@ const TABLES = {
 /** What is written to one Interface row every statistics period: its counters and the columns that follow its device. */
 export interface InterfaceRefresh extends LinkStatus {
   statistics?: Record<string, number>;
+  /** Interface.error of a working port, when given (a port's trouble found while it runs). */
+  error?: string;
 }
 
 export interface DbSyncOptions {
@@ -163,6 +165,11 @@ export class DbSync {
     const cfg = readConfig(this.snapshot(idl), this.opts.read);
     if (!cfg) return;
     const status = this.opts.apply(cfg);
+    // A working port's own trouble (a vhost-user queue disabled) outlasts reconciliations, which our own writes trigger.
+    for (const [uuid, r] of this.opts.periodic?.() ?? []) {
+      const st = status.get(uuid);
+      if (st && st.error === undefined && r.error) status.set(uuid, { ...st, error: r.error });
+    }
     this.markApplied();
     await idl.transact((txn) => {
       for (const [uuid, st] of status) {
@@ -189,6 +196,7 @@ export class DbSync {
             const row = txn.get('Interface', uuid);
             if (!row) continue;
             if (r.statistics) setIfChanged(txn, row, 'statistics', makeMap(Object.entries(r.statistics)));
+            if ('error' in r) setIfChanged(txn, row, 'error', optional(r.error));
             writeLink(txn, row, r);
           }
         }),

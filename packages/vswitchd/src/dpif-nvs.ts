@@ -149,9 +149,9 @@ export class NvsDpif implements Dpif {
     this.dp.setPmdCores(cores);
   }
 
-  addPort(name: string, type: PortType, options?: Record<string, string>): number {
+  addPort(name: string, type: PortType, options: Record<string, string> = {}): number {
     const backend = type === 'internal' ? this.internalPorts : type === 'dummy-internal' ? 'dummy' : type;
-    const no = this.dp.addPort(name, backend, options);
+    const no = this.dp.addPort(name, backend, backend === 'dummy' || backend === 'tap' ? {} : options);
     this.backends.set(no, backend);
     return no;
   }
@@ -410,6 +410,7 @@ export class NvsDpif implements Dpif {
         txPackets: p.txPackets,
         txBytes: p.txBytes,
         txDropped: p.txDropped,
+        error: p.error,
       })),
     };
   }

@@ -65,6 +65,8 @@ export interface PortCounters {
 export interface DpPortStats extends PortCounters {
   no: number;
   name: string;
+  /** What is wrong with the port now (a vhost-user queue disabled), for Interface.error. */
+  error?: string;
 }
 
 export interface DpThreadStats {

@@ -14,7 +14,7 @@ import { UnixctlServer, type VLog } from '@nvs/daemon';
 import { Switch, type Bridge, type DatapathPorts, type PortBackend } from './bridge.ts';
 import type { ReadOptions, SwitchConfig } from './config.ts';
 import { Coverage } from './coverage.ts';
-import type { Dpif, DpifOptions, PortCounters } from './dpif.ts';
+import type { Dpif, DpifOptions, DpPortStats, PortCounters } from './dpif.ts';
 import { DbSync, type InterfaceRefresh } from './dbsync.ts';
 import { FlowService } from './flow-service.ts';
 import { MgmtServer } from './mgmt.ts';
@@ -72,7 +72,9 @@ export class Vswitchd {
     this.rules = new RuleStore(c.rundir, c.vlog.logger('rules'));
     // The bridge layer reaches the datapath through this late-bound view: it is opened on the first configuration.
     const ports: DatapathPorts = {
-      addPort: (name, type, options) => this.requireDp().addPort(name, type, options),
+      // A server-mode vhost-user socket lives in the run directory, named after its interface (as OVS's).
+      addPort: (name, type, options) =>
+        this.requireDp().addPort(name, type, type === 'dpdkvhostuser' ? { 'vhost-server-path': join(this.c.rundir, name) } : options),
       removePort: (no) => this.requireDp().removePort(no),
       portDevice: (no) => this.requireDp().portDevice(no),
       deviceState: (no) => this.requireDp().deviceState(no),
@@ -231,8 +233,8 @@ export class Vswitchd {
     this.dpCores = text;
   }
 
-  private portCounters(): Map<number, PortCounters> {
-    const out = new Map<number, PortCounters>();
+  private portCounters(): Map<number, DpPortStats> {
+    const out = new Map<number, DpPortStats>();
     for (const p of this.dp?.stats().ports ?? []) out.set(p.no, p);
     return out;
   }
@@ -252,7 +254,8 @@ export class Vswitchd {
           tx_bytes: c.txBytes,
           tx_dropped: c.txDropped,
         };
-        out.set(p.ifaceUuid, { statistics, ...this.switch.linkStatus(p) });
+        // A port's own trouble (a vhost-user queue disabled) shows while it lasts; else the MTU's.
+        out.set(p.ifaceUuid, { statistics, error: c?.error ?? p.mtuError, ...this.switch.linkStatus(p) });
       }
     }
     return out;

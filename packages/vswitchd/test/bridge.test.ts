@@ -81,10 +81,11 @@ it('assigns ofports, honours ofport_request and gives the bridge interface LOCAL
 
 it('reports unknown types and bad options in Interface.error and keeps the other ports', () => {
   const sw = new Switch(log, ports);
-  const snap = db({ br0: { good: {}, vhost: { type: 'dpdkvhostuser' }, odd: { type: 'quantum' }, opt: { options: { colour: 'red' } } } });
+  const snap = db({ br0: { good: {}, tunnel: { type: 'geneve' }, vm: { type: 'dpdkvhostuserclient' }, odd: { type: 'quantum' }, opt: { options: { colour: 'red' } } } });
   sw.reconcile(readConfig(snap)!);
-  expect(statusOf(sw, snap, 'vhost')).toEqual({ ofport: -1, error: 'vhost: interface type "dpdkvhostuser" is not supported yet by nvs (use "system", "afxdp", "dummy", "internal" or "tap")' });
-  expect(statusOf(sw, snap, 'odd')!.error).toBe('odd: unknown interface type "quantum" (nvs supports "system", "afxdp", "dummy", "internal" and "tap")');
+  expect(statusOf(sw, snap, 'tunnel')).toEqual({ ofport: -1, error: 'tunnel: interface type "geneve" is not supported yet by nvs (use "dummy", "internal", "tap", "system", "afxdp", "dpdkvhostuser" or "dpdkvhostuserclient")' });
+  expect(statusOf(sw, snap, 'vm')!.error).toBe('vm: dpdkvhostuserclient interface needs options:vhost-server-path');
+  expect(statusOf(sw, snap, 'odd')!.error).toBe('odd: unknown interface type "quantum" (nvs supports "dummy", "internal", "tap", "system", "afxdp", "dpdkvhostuser" and "dpdkvhostuserclient")');
   expect(statusOf(sw, snap, 'opt')!.error).toBe('opt: dummy interface does not accept option "colour"');
   expect(statusOf(sw, snap, 'good')).toMatchObject({ ofport: 1, linkState: 'up' });
   expect(dp.stats().ports.map((p) => p.name).sort()).toEqual(['br0', 'good']);
@@ -93,7 +94,8 @@ it('reports unknown types and bad options in Interface.error and keeps the other
   dp.close();
   dp = NvsDpif.open({});
   sw2.reconcile(readConfig(snap, { dummyOverride: true })!);
-  expect(statusOf(sw2, snap, 'vhost')).toMatchObject({ linkState: 'up' });
+  expect(statusOf(sw2, snap, 'tunnel')).toMatchObject({ linkState: 'up' });
+  expect(statusOf(sw2, snap, 'vm')).toMatchObject({ linkState: 'up' });
   // So does it for type=tap, as ovs-vswitchd's override does: no kernel device is made.
   const taps = db({ br0: { t0: { type: 'tap' } } });
   expect(readConfig(taps, { dummyOverride: true })!.bridges[0].ports.find((p) => p.name === 't0')!.interfaces[0].type).toBe('dummy');

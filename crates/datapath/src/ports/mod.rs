@@ -9,6 +9,7 @@ pub mod afxdp;
 pub mod dummy;
 pub mod system;
 pub mod tap;
+pub mod vhost_user;
 
 use crate::port::{Port, PortError, PortOptions};
 
@@ -38,6 +39,14 @@ pub const BACKENDS: &[Backend] = &[
     Backend {
         kind: "afxdp",
         open: open_as::<afxdp::AfxdpPort>,
+    },
+    Backend {
+        kind: "dpdkvhostuser",
+        open: open_as::<vhost_user::VhostUserPort>,
+    },
+    Backend {
+        kind: "dpdkvhostuserclient",
+        open: open_as::<vhost_user::VhostUserClientPort>,
     },
 ];
 

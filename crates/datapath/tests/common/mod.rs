@@ -4,6 +4,7 @@
 
 pub mod kernel;
 pub mod ring;
+pub mod vhost_front;
 
 use std::time::{Duration, Instant};
 
