@@ -23,7 +23,8 @@ const NXST = { FLOW: 0, AGGREGATE: 1 };
 const COMMANDS: readonly FlowModCommand[] = ['add', 'modify', 'modify_strict', 'delete', 'delete_strict'];
 const FLAG = { SEND_FLOW_REM: 1, CHECK_OVERLAP: 2, RESET_COUNTS: 4, NO_PKT_COUNTS: 8, NO_BYT_COUNTS: 16 };
 const OFPP_NONE = 0xffff;
-const NO_BUFFER = 0xffffffff;
+/** A port counter the switch does not keep. */
+const UNSUPPORTED = 0xffff_ffff_ffff_ffffn;
 
 export interface PhyPort {
   readonly portNo: number;
@@ -477,7 +478,9 @@ export function encode(m: OfMessage): Uint8Array {
     case 'port_stats_reply':
       stats(false, OFPST.PORT);
       for (const p of m.ports) {
-        w.u16(p.portNo).zeros(6).u64(p.rxPackets).u64(p.txPackets).u64(p.rxBytes).u64(p.txBytes).u64(p.rxDropped).u64(p.txDropped).zeros(48);
+        w.u16(p.portNo).zeros(6).u64(p.rxPackets).u64(p.txPackets).u64(p.rxBytes).u64(p.txBytes).u64(p.rxDropped).u64(p.txDropped);
+        // rx/tx errors, frame, overrun, CRC, collisions: not counted by nvs, so all-ones ("unsupported").
+        for (let i = 0; i < 6; i++) w.u64(UNSUPPORTED);
       }
       break;
     case 'flow_stats_request':

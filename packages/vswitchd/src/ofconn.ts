@@ -6,8 +6,7 @@
  * Framing: messages are cut by their header's length; a length below the
  * header size cannot be resynchronised, so the connection is closed. A
  * message the codec or the tables refuse is answered with an OFPT_ERROR
- * (its type and code, and the first 64 bytes of the request, as OpenFlow
- * asks) and the connection carries on.
+ * (its type and code, and the request itself, as OVS sends it) and the connection carries on.
  */
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
@@ -39,8 +38,8 @@ const CAPABILITIES = 0xc7;
 const OF10_ACTIONS = 0xfff;
 const N_TABLES = 254;
 const OFPP_NONE = 0xffff;
-/** Bytes of the offending request an error carries. */
-const ERROR_DATA = 64;
+/** Bytes of the offending request an error carries: all of it, as OVS does, within one message's 64 kB. */
+const ERROR_DATA = 0xffff - 12;
 /** Flow stats per reply stay under OpenFlow's 64 kB message limit. */
 const REPLY_BUDGET = 60_000;
 
@@ -189,11 +188,12 @@ export class OfConnection {
     return { type: 'features_reply', datapathId: macNumber(local?.mac ?? ''), nBuffers: 0, nTables: N_TABLES, capabilities: CAPABILITIES, actions: OF10_ACTIONS, ports: phy };
   }
 
+  /** Tables have no names (ovs-ofctl then prints none, as for OVS's tables). */
   private tableStats(): OfBody {
     const stats = this.o.service.tables(this.o.bridge).slice(0, N_TABLES);
     return {
       type: 'table_stats_reply',
-      tables: stats.map((s) => ({ tableId: s.table, name: `table${s.table}`, active: s.active, lookups: BigInt(s.lookups), matched: BigInt(s.matched) })),
+      tables: stats.map((s) => ({ tableId: s.table, name: '', active: s.active, lookups: BigInt(s.lookups), matched: BigInt(s.matched) })),
     };
   }
 
