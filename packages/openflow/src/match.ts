@@ -96,6 +96,19 @@ export function nxmForField(f: Field): NxmField | undefined {
   return NXM_FIELDS.find((n) => n.field === f) ?? [OXM_VLAN_VID, OXM_VLAN_PCP].find((n) => n.field === f);
 }
 
+/**
+ * Sets a field decoded from the wire in the form the rule-file parser gives
+ * it (one model, so a rule compares equal whichever way it came): ICMP
+ * type/code, 8-bit views of the 16-bit port slots, match the whole slot;
+ * arp_op keeps the low byte, where the flow holds it.
+ */
+function setWireField(m: Match, f: Field, value: bigint, mask: bigint): void {
+  if ((f.slot === Slot.TP_SRC || f.slot === Slot.TP_DST) && f.bits === 8) {
+    m.value[f.slot] = Number(value);
+    m.mask[f.slot] = 0xffff;
+  } else setMatchField(m, f, f.name === 'arp_op' ? value & 0xffn : value, mask);
+}
+
 function badMatch(msg: string): OfError {
   return new OfError(ErrType.BAD_REQUEST, BadRequest.EPERM, msg);
 }
@@ -113,14 +126,15 @@ export function writeNxm(w: Writer, m: Match): number {
   const nwProto = isIp(dlType) ? pinned(m, 'nw_proto') : null;
   const done = new Set<string>();
   for (const n of NXM_FIELDS) {
-    const mask = readField(m.mask, n.field);
+    // Only the field's own bits (nw_tos and nw_ecn share the ToS byte).
+    const mask = readField(m.mask, n.field) & n.field.usable;
     if (mask === 0n) continue;
     if (n.when && !n.when(dlType, nwProto)) continue;
     const region = `${n.field.slot}:${n.field.shift}:${n.field.bits}`;
     if (done.has(region)) continue;
     done.add(region);
-    const value = readField(m.value, n.field);
-    const exact = mask === fieldOnes(n.field);
+    const value = readField(m.value, n.field) & mask;
+    const exact = mask === n.field.usable;
     w.u32(nxmHeader(n, !exact));
     w.uint(value, n.bytes);
     if (!exact) w.uint(mask, n.bytes);
@@ -143,20 +157,18 @@ export function readNxm(r: Reader, len: number, priority: number): Match {
     if (seen.has(header & 0xfffffe00)) throw badMatch(`${n.name} appears twice`);
     seen.add(header & 0xfffffe00);
     const value = body.uint(n.bytes);
-    const mask = masked ? body.uint(n.bytes) : fieldOnes(n.field);
+    const mask = masked ? body.uint(n.bytes) : n.field.usable;
     if (masked && !n.field.maskable) throw badMatch(`${n.name} may not be masked`);
     if ((value | mask) & ~fieldOnes(n.field) || value & ~mask) throw badMatch(`${n.name}: value 0x${value.toString(16)} / 0x${mask.toString(16)} out of range`);
     if (mask & ~n.field.usable) throw badMatch(`${n.name}: bits outside the field are set`);
-    setMatchField(m, n.field, value, mask);
+    setWireField(m, n.field, value, mask);
   }
   // Prerequisites: a field that needs dl_type/nw_proto must come with them pinned.
   const dlType = pinned(m, 'dl_type');
   const nwProto = isIp(dlType) ? pinned(m, 'nw_proto') : null;
-  for (const n of NXM_FIELDS) {
-    if (!n.when || readField(m.mask, n.field) === 0n) continue;
-    if (!NXM_FIELDS.some((o) => o.field.slot === n.field.slot && o.field.shift === n.field.shift && (!o.when || o.when(dlType, nwProto)))) {
-      throw badMatch(`${n.name}: prerequisites not met`);
-    }
+  for (const header of seen) {
+    const n = nxmByHeader(header)!;
+    if (n.when && !n.when(dlType, nwProto)) throw badMatch(`${n.name}: prerequisites not met`);
   }
   return m;
 }
@@ -194,7 +206,7 @@ export function readOf10Match(r: Reader, priority: number): Match {
   const nwDst = BigInt(r.u32());
   const tpSrc = r.u16();
   const tpDst = r.u16();
-  const set = (name: string, v: bigint | number) => setMatchField(m, mustField(name), BigInt(v), fieldOnes(mustField(name)));
+  const set = (name: string, v: bigint | number) => setWireField(m, mustField(name), BigInt(v), mustField(name).usable);
   if (!(wc & W.IN_PORT)) set('in_port', inPort);
   if (!(wc & W.DL_SRC)) set('dl_src', dlSrc);
   if (!(wc & W.DL_DST)) set('dl_dst', dlDst);

@@ -93,13 +93,14 @@ export type OfBody =
 /** One message: version and transaction id from the header, and a body. */
 export type OfMessage = OfBody & { version: number; xid: number };
 
+/** A fixed-size, NUL-padded name, byte for byte (latin1, so any bytes read write back the same). */
 function str(r: Reader, n: number): string {
   const b = r.bytes(n);
   const z = b.indexOf(0);
-  return new TextDecoder().decode(z < 0 ? b : b.subarray(0, z));
+  return Buffer.from(z < 0 ? b : b.subarray(0, z)).toString('latin1');
 }
 function putStr(w: Writer, s: string, n: number): void {
-  const b = new TextEncoder().encode(s).subarray(0, n - 1);
+  const b = Buffer.from(s, 'latin1').subarray(0, n);
   w.bytes(b).zeros(n - b.length);
 }
 
