@@ -8,6 +8,7 @@
 // count drops, OVS's report them unsupported (`?`); flow dumps come in
 // each switch's own order (OVS's is hash order), so their lines are sorted.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -144,5 +145,50 @@ describe.skipIf(skipOvs)('the real ovs-ofctl against nvs over OpenFlow, compared
     const refused = await same('add-flow', 'check_overlap,priority=50,ip,nw_src=10.0.0.1,actions=output:1');
     expect(refused).toContain('OFPFMFC_OVERLAP');
     await same('dump-flows');
+  });
+
+  /** Sends raw bytes after a HELLO on a fresh connection; returns what came back and whether the switch closed it. */
+  async function raw(hello: number[], ...messages: number[][]): Promise<{ replies: Buffer[]; closed: boolean }> {
+    const sock = connect(join(nvs.rundir, 'br0.mgmt'));
+    const chunks: Buffer[] = [];
+    let closed = false;
+    sock.on('data', (d) => chunks.push(d));
+    sock.on('close', () => (closed = true));
+    sock.write(Buffer.from(hello));
+    for (const m of messages) sock.write(Buffer.from(m));
+    // A barrier after everything: its reply says every earlier message was handled.
+    sock.write(Buffer.from([1, 18, 0, 8, 0, 0, 0, 99]));
+    for (let i = 0; i < 100 && !closed && !Buffer.concat(chunks).includes(Buffer.from([1, 19, 0, 8, 0, 0, 0, 99])); i++) await new Promise((r) => setTimeout(r, 20));
+    sock.destroy();
+    const all = Buffer.concat(chunks);
+    const replies: Buffer[] = [];
+    for (let at = 0; at + 8 <= all.length; at += all.readUInt16BE(at + 2)) replies.push(all.subarray(at, at + all.readUInt16BE(at + 2)));
+    return { replies, closed };
+  }
+  const HELLO10 = [1, 0, 0, 8, 0, 0, 0, 1];
+  const errorOf = (m: Buffer) => (m[1] === 1 ? [m.readUInt16BE(8), m.readUInt16BE(10)] : null);
+
+  it('bad input gets an OpenFlow error or a closed connection, and the bridge keeps serving', async () => {
+    // Unknown message type: OFPET_BAD_REQUEST / OFPBRC_BAD_TYPE, and the connection carries on (the barrier is answered).
+    const unknown = await raw(HELLO10, [1, 99, 0, 8, 0, 0, 0, 2]);
+    expect(unknown.replies.map(errorOf).filter(Boolean)).toEqual([[1, 1]]);
+    expect(unknown.replies.at(-1)![1]).toBe(19);
+    // An NXT_FLOW_MOD whose match length (200) overruns the message: OFPBRC_BAD_LEN. After the Nicira header:
+    // cookie(8) command(2) idle, hard, priority(6) buffer(4) out_port(2) flags(2), then match_len and 6 pad bytes.
+    const nxt = [1, 4, 0, 48, 0, 0, 0, 3, 0, 0, 0x23, 0x20, 0, 0, 0, 13, ...Array(24).fill(0), 0, 200, ...Array(6).fill(0)];
+    const overrun = await raw(HELLO10, nxt);
+    expect(overrun.replies.map(errorOf).filter(Boolean)).toEqual([[1, 6]]);
+    // A header whose length is below the header's own size cannot be framed: the switch closes the connection.
+    const short = await raw(HELLO10, [1, 2, 0, 4, 0, 0, 0, 4]);
+    expect(short.closed).toBe(true);
+    // A peer that offers only OpenFlow 1.3 (not negotiated yet): OFPET_HELLO_FAILED, then closed.
+    const of13 = await raw([4, 0, 0, 16, 0, 0, 0, 1, 0, 1, 0, 8, 0, 0, 0, 0x10]);
+    expect(of13.replies.map(errorOf).filter(Boolean)).toEqual([[0, 0]]);
+    expect(of13.closed).toBe(true);
+    // Still serving both protocols on the same socket.
+    await same('dump-flows');
+    const json = await nvs.ofctl('dump-flows', 'br0');
+    expect(json.code, json.stderr).toBe(0);
+    expect(json.stdout).toContain('NXST_FLOW reply');
   });
 });
