@@ -20,8 +20,9 @@ const LAYERS: Record<string, { holds: string; mayImport: readonly string[] }> = 
   daemon: { holds: 'run dir, pid files, --detach, logging (VLog), the unixctl server and client', mayImport: ['jsonrpc'] },
   ovsdb: { holds: 'the database: data model, schema, transactions, monitors, storage, server, client + IDL', mayImport: ['jsonrpc', 'daemon'] },
   ofproto: { holds: 'flows: match/action model, rule syntax, classifier, tables, xlate, MAC learning; reaches a datapath only through its Dpif interface', mayImport: [] },
+  openflow: { holds: 'the OpenFlow wire protocol: messages, NXM/OXM matches and actions to and from ofproto\'s model', mayImport: ['ofproto'] },
   datapath: { holds: "the Rust addon's TypeScript face: loader, key and action codecs", mayImport: [] },
-  vswitchd: { holds: 'the switch daemon: database -> bridges -> ofproto -> datapath', mayImport: ['jsonrpc', 'daemon', 'ovsdb', 'ofproto', 'datapath'] },
+  vswitchd: { holds: 'the switch daemon: database -> bridges -> ofproto -> datapath', mayImport: ['jsonrpc', 'daemon', 'ovsdb', 'ofproto', 'openflow', 'datapath'] },
   cli: { holds: 'the nvs-* commands: they talk to the daemons (database client, unixctl, management socket), not to the addon', mayImport: ['jsonrpc', 'daemon', 'ovsdb'] },
 };
 

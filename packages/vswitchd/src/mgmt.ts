@@ -4,6 +4,11 @@
  * the edge (errors name file:line:column; nothing of a bad file is applied)
  * and prints answers in ovs-ofctl's layouts, so nvs-ofctl only relays text.
  *
+ * The same socket speaks OpenFlow (ofconn.ts) to the real `ovs-ofctl` and
+ * other OpenFlow clients: a connection is told apart by its first byte (an
+ * OpenFlow header starts with its version, 0x01-0x06; JSON-RPC with `{`),
+ * so nvs-ofctl keeps working unchanged while both are served.
+ *
  * Methods (params: one object): `flow-mod` {command, file, text}, `replace-flows`
  * and `diff-flows` {file, text}, `dump-flows` {filter, noStats, sort}, `dump-ports`
  * {port}, `dump-tables`, `show`. Replies are `{text}` plus counts; errors are
@@ -34,6 +39,10 @@ import {
 } from '@nvs/ofproto';
 import { FlowService, FlowServiceError } from './flow-service.ts';
 import { OFPP_LOCAL } from './bridge.ts';
+import { OfConnection } from './ofconn.ts';
+
+/** Highest OpenFlow version byte a header may start with (1.5). */
+const OFP_MAX_VERSION = 0x06;
 
 /** An error the management protocol reports with a stable code. */
 class MgmtError extends JsonRpcError {
@@ -120,6 +129,8 @@ export interface MgmtServerOptions {
 export class MgmtServer {
   private server: Server | undefined;
   private readonly conns = new Set<JsonRpcConnection>();
+  /** OpenFlow connections' sockets, closed with the server. */
+  private readonly sockets = new Set<Socket>();
 
   constructor(private readonly o: MgmtServerOptions) {}
 
@@ -138,12 +149,26 @@ export class MgmtServer {
 
   async close(): Promise<void> {
     for (const c of this.conns) c.close();
+    for (const s of this.sockets) s.destroy();
     const server = this.server;
     this.server = undefined;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
   private accept(socket: Socket): void {
+    socket.once('data', (first: Buffer) => {
+      socket.pause();
+      socket.unshift(first);
+      if (first[0] >= 1 && first[0] <= OFP_MAX_VERSION) {
+        new OfConnection(socket, { bridge: this.o.bridge, service: this.o.service, log: this.o.log, now: this.o.now });
+        socket.on('close', () => this.sockets.delete(socket));
+        this.sockets.add(socket);
+      } else this.acceptJsonRpc(socket);
+      socket.resume();
+    });
+  }
+
+  private acceptJsonRpc(socket: Socket): void {
     const conn = new JsonRpcConnection(socket, { log: this.o.log, name: `mgmt:${this.o.bridge}` });
     this.conns.add(conn);
     conn.on('close', () => this.conns.delete(conn));

@@ -1,0 +1,247 @@
+/**
+ * Matches on the wire, to and from ofproto's `Match` (one model: the same
+ * structure the rule-file parser produces): NXM (Nicira's TLVs, also used by
+ * OpenFlow 1.2+ as OXM) and OpenFlow 1.0's fixed `ofp_match`.
+ *
+ * Several named fields share storage in a `Flow` (tcp_src/udp_src/icmp_type
+ * all live in TP_SRC), so encoding picks, per storage region, the TLV whose
+ * prerequisites the match pins (`dl_type`, `nw_proto`), as OVS does.
+ */
+import { EthType, type Field, IpProto, type Match, mustField, newMatch, readField, setMatchField, Slot, VLAN_CFI, fieldOnes } from '@nvs/ofproto';
+import { BadRequest, ErrType, OfError, type Reader, type Writer } from './wire.ts';
+
+/** One NXM/OXM TLV kind: its class and field number, value width, the ofproto field it carries. */
+export interface NxmField {
+  readonly name: string;
+  readonly cls: number;
+  readonly num: number;
+  readonly bytes: number;
+  readonly field: Field;
+  /** When the match pins these, this TLV (not another on the same storage) is used. */
+  readonly when?: (dlType: number | null, nwProto: number | null) => boolean;
+}
+
+const isIp = (t: number | null) => t === EthType.IP || t === EthType.IPV6;
+const NXM_OF = 0x0000;
+const NXM_NX = 0x0001;
+const OXM_OF = 0x8000;
+
+function nx(name: string, cls: number, num: number, bytes: number, field: string, when?: NxmField['when']): NxmField {
+  return { name, cls, num, bytes, field: mustField(field), when };
+}
+
+/** The TLVs nvs reads and writes, in the order OVS emits them. */
+export const NXM_FIELDS: readonly NxmField[] = [
+  nx('NXM_OF_IN_PORT', NXM_OF, 0, 2, 'in_port'),
+  ...Array.from({ length: 16 }, (_, i) => nx(`NXM_NX_REG${i}`, NXM_NX, i, 4, `reg${i}`)),
+  nx('NXM_NX_TUN_ID', NXM_NX, 16, 8, 'tun_id'),
+  nx('NXM_NX_TUN_IPV4_SRC', NXM_NX, 31, 4, 'tun_src'),
+  nx('NXM_NX_TUN_IPV4_DST', NXM_NX, 32, 4, 'tun_dst'),
+  nx('OXM_OF_METADATA', OXM_OF, 2, 8, 'metadata'),
+  nx('NXM_NX_CONJ_ID', NXM_NX, 37, 4, 'conj_id'),
+  nx('NXM_OF_ETH_DST', NXM_OF, 1, 6, 'dl_dst'),
+  nx('NXM_OF_ETH_SRC', NXM_OF, 2, 6, 'dl_src'),
+  nx('NXM_OF_ETH_TYPE', NXM_OF, 3, 2, 'dl_type'),
+  nx('NXM_OF_VLAN_TCI', NXM_OF, 4, 2, 'vlan_tci'),
+  nx('NXM_OF_IP_SRC', NXM_OF, 7, 4, 'nw_src', (t) => t === EthType.IP),
+  nx('NXM_OF_IP_DST', NXM_OF, 8, 4, 'nw_dst', (t) => t === EthType.IP),
+  nx('NXM_OF_ARP_SPA', NXM_OF, 16, 4, 'arp_spa', (t) => t === EthType.ARP || t === EthType.RARP),
+  nx('NXM_OF_ARP_TPA', NXM_OF, 17, 4, 'arp_tpa', (t) => t === EthType.ARP || t === EthType.RARP),
+  nx('NXM_NX_IPV6_SRC', NXM_NX, 19, 16, 'ipv6_src'),
+  nx('NXM_NX_IPV6_DST', NXM_NX, 20, 16, 'ipv6_dst'),
+  nx('NXM_NX_IPV6_LABEL', NXM_NX, 27, 4, 'ipv6_label'),
+  nx('NXM_OF_IP_PROTO', NXM_OF, 6, 1, 'nw_proto', (t) => isIp(t)),
+  nx('NXM_OF_ARP_OP', NXM_OF, 15, 2, 'arp_op', (t) => t === EthType.ARP || t === EthType.RARP),
+  nx('NXM_OF_IP_TOS', NXM_OF, 5, 1, 'nw_tos'),
+  nx('NXM_NX_IP_ECN', NXM_NX, 28, 1, 'nw_ecn'),
+  nx('NXM_NX_IP_TTL', NXM_NX, 29, 1, 'nw_ttl'),
+  nx('NXM_NX_IP_FRAG', NXM_NX, 26, 1, 'nw_frag'),
+  nx('NXM_OF_TCP_SRC', NXM_OF, 9, 2, 'tcp_src', (t, p) => isIp(t) && p === IpProto.TCP),
+  nx('NXM_OF_TCP_DST', NXM_OF, 10, 2, 'tcp_dst', (t, p) => isIp(t) && p === IpProto.TCP),
+  nx('NXM_OF_UDP_SRC', NXM_OF, 11, 2, 'udp_src', (t, p) => isIp(t) && p === IpProto.UDP),
+  nx('NXM_OF_UDP_DST', NXM_OF, 12, 2, 'udp_dst', (t, p) => isIp(t) && p === IpProto.UDP),
+  nx('OXM_OF_SCTP_SRC', OXM_OF, 17, 2, 'sctp_src', (t, p) => isIp(t) && p === IpProto.SCTP),
+  nx('OXM_OF_SCTP_DST', OXM_OF, 18, 2, 'sctp_dst', (t, p) => isIp(t) && p === IpProto.SCTP),
+  nx('NXM_NX_TCP_FLAGS', NXM_NX, 34, 2, 'tcp_flags', (t, p) => isIp(t) && p === IpProto.TCP),
+  nx('NXM_OF_ICMP_TYPE', NXM_OF, 13, 1, 'icmp_type', (t, p) => t === EthType.IP && p === IpProto.ICMP),
+  nx('NXM_OF_ICMP_CODE', NXM_OF, 14, 1, 'icmp_code', (t, p) => t === EthType.IP && p === IpProto.ICMP),
+  nx('NXM_NX_ICMPV6_TYPE', NXM_NX, 21, 1, 'icmpv6_type', (t, p) => t === EthType.IPV6 && p === IpProto.ICMPV6),
+  nx('NXM_NX_ICMPV6_CODE', NXM_NX, 22, 1, 'icmpv6_code', (t, p) => t === EthType.IPV6 && p === IpProto.ICMPV6),
+  nx('NXM_NX_ND_TARGET', NXM_NX, 23, 16, 'nd_target'),
+  nx('NXM_NX_ND_SLL', NXM_NX, 24, 6, 'nd_sll', (t) => t === EthType.IPV6),
+  nx('NXM_NX_ND_TLL', NXM_NX, 25, 6, 'nd_tll', (t) => t === EthType.IPV6),
+  nx('NXM_NX_ARP_SHA', NXM_NX, 17, 6, 'arp_sha', (t) => t === EthType.ARP || t === EthType.RARP),
+  nx('NXM_NX_ARP_THA', NXM_NX, 18, 6, 'arp_tha', (t) => t === EthType.ARP || t === EthType.RARP),
+];
+
+/** OXM fields only set_field (NXAST_REG_LOAD2) uses: VLAN as OpenFlow 1.2+ sees it. */
+export const OXM_VLAN_VID = nx('OXM_OF_VLAN_VID', OXM_OF, 6, 2, 'vlan_vid');
+export const OXM_VLAN_PCP = nx('OXM_OF_VLAN_PCP', OXM_OF, 7, 1, 'vlan_pcp');
+
+const BY_HEADER = new Map<number, NxmField>();
+for (const f of [...NXM_FIELDS, OXM_VLAN_VID, OXM_VLAN_PCP]) BY_HEADER.set(((f.cls << 16) | (f.num << 9)) >>> 0, f);
+
+/** The TLV header of a field (class, field, hasmask, length). */
+export function nxmHeader(f: NxmField, masked: boolean): number {
+  return ((f.cls << 16) | (f.num << 9) | (masked ? 0x100 : 0) | (masked ? 2 * f.bytes : f.bytes)) >>> 0;
+}
+
+/** The field a TLV header names (hasmask and length ignored); undefined when nvs does not know it. */
+export function nxmByHeader(header: number): NxmField | undefined {
+  return BY_HEADER.get((header & 0xfffffe00) >>> 0);
+}
+
+/** The TLV for an ofproto field (for load/move/output_reg references). */
+export function nxmForField(f: Field): NxmField | undefined {
+  return NXM_FIELDS.find((n) => n.field === f) ?? [OXM_VLAN_VID, OXM_VLAN_PCP].find((n) => n.field === f);
+}
+
+/**
+ * Sets a field decoded from the wire in the form the rule-file parser gives
+ * it (one model, so a rule compares equal whichever way it came): ICMP
+ * type/code, 8-bit views of the 16-bit port slots, match the whole slot;
+ * arp_op keeps the low byte, where the flow holds it.
+ */
+function setWireField(m: Match, f: Field, value: bigint, mask: bigint): void {
+  if ((f.slot === Slot.TP_SRC || f.slot === Slot.TP_DST) && f.bits === 8) {
+    m.value[f.slot] = Number(value);
+    m.mask[f.slot] = 0xffff;
+  } else setMatchField(m, f, f.name === 'arp_op' ? value & 0xffn : value, mask);
+}
+
+function badMatch(msg: string): OfError {
+  return new OfError(ErrType.BAD_REQUEST, BadRequest.EPERM, msg);
+}
+
+function pinned(m: Match, name: string): number | null {
+  const f = mustField(name);
+  const { value, mask } = { value: readField(m.value, f), mask: readField(m.mask, f) };
+  return mask === fieldOnes(f) ? Number(value) : null;
+}
+
+/** Writes a match as NXM TLVs; returns the byte length written (unpadded). */
+export function writeNxm(w: Writer, m: Match): number {
+  const start = w.length;
+  const dlType = pinned(m, 'dl_type');
+  const nwProto = isIp(dlType) ? pinned(m, 'nw_proto') : null;
+  const done = new Set<string>();
+  for (const n of NXM_FIELDS) {
+    // Only the field's own bits (nw_tos and nw_ecn share the ToS byte).
+    const mask = readField(m.mask, n.field) & n.field.usable;
+    if (mask === 0n) continue;
+    if (n.when && !n.when(dlType, nwProto)) continue;
+    const region = `${n.field.slot}:${n.field.shift}:${n.field.bits}`;
+    if (done.has(region)) continue;
+    done.add(region);
+    const value = readField(m.value, n.field) & mask;
+    const exact = mask === n.field.usable;
+    w.u32(nxmHeader(n, !exact));
+    w.uint(value, n.bytes);
+    if (!exact) w.uint(mask, n.bytes);
+  }
+  return w.length - start;
+}
+
+/** Reads `len` bytes of NXM/OXM TLVs into a new match at `priority`. */
+export function readNxm(r: Reader, len: number, priority: number): Match {
+  const m = newMatch(priority);
+  const body = r.sub(len);
+  const seen = new Set<number>();
+  while (body.left > 0) {
+    const header = body.u32();
+    const n = nxmByHeader(header);
+    const masked = (header & 0x100) !== 0;
+    const tlvLen = header & 0xff;
+    if (!n) throw badMatch(`unknown NXM field 0x${header.toString(16)}`);
+    if (tlvLen !== (masked ? 2 * n.bytes : n.bytes)) throw badLen(`${n.name}: length ${tlvLen}`);
+    if (seen.has(header & 0xfffffe00)) throw badMatch(`${n.name} appears twice`);
+    seen.add(header & 0xfffffe00);
+    const value = body.uint(n.bytes);
+    const mask = masked ? body.uint(n.bytes) : n.field.usable;
+    if (masked && !n.field.maskable) throw badMatch(`${n.name} may not be masked`);
+    if ((value | mask) & ~fieldOnes(n.field) || value & ~mask) throw badMatch(`${n.name}: value 0x${value.toString(16)} / 0x${mask.toString(16)} out of range`);
+    if (mask & ~n.field.usable) throw badMatch(`${n.name}: bits outside the field are set`);
+    setWireField(m, n.field, value, mask);
+  }
+  // Prerequisites: a field that needs dl_type/nw_proto must come with them pinned.
+  const dlType = pinned(m, 'dl_type');
+  const nwProto = isIp(dlType) ? pinned(m, 'nw_proto') : null;
+  for (const header of seen) {
+    const n = nxmByHeader(header)!;
+    if (n.when && !n.when(dlType, nwProto)) throw badMatch(`${n.name}: prerequisites not met`);
+  }
+  return m;
+}
+
+function badLen(msg: string): OfError {
+  return new OfError(ErrType.BAD_REQUEST, BadRequest.BAD_LEN, msg);
+}
+
+/** OpenFlow 1.0 `ofp_match` wildcard bits. */
+const W = { IN_PORT: 1, DL_VLAN: 2, DL_SRC: 4, DL_DST: 8, DL_TYPE: 16, NW_PROTO: 32, TP_SRC: 64, TP_DST: 128, DL_VLAN_PCP: 1 << 20, NW_TOS: 1 << 21 };
+const OFP_VLAN_NONE = 0xffff;
+/** Size of `ofp_match`. */
+export const OFP10_MATCH_LEN = 40;
+
+function prefixMask(wildBits: number): bigint {
+  const n = Math.min(wildBits, 32);
+  return n >= 32 ? 0n : (0xffffffffn << BigInt(n)) & 0xffffffffn;
+}
+
+/** Reads OpenFlow 1.0's `ofp_match` (40 bytes) into a match at `priority`. */
+export function readOf10Match(r: Reader, priority: number): Match {
+  const m = newMatch(priority);
+  const wc = r.u32();
+  const inPort = r.u16();
+  const dlSrc = r.uint(6);
+  const dlDst = r.uint(6);
+  const dlVlan = r.u16();
+  const dlVlanPcp = r.u8();
+  r.skip(1);
+  const dlType = r.u16();
+  const nwTos = r.u8();
+  const nwProto = r.u8();
+  r.skip(2);
+  const nwSrc = BigInt(r.u32());
+  const nwDst = BigInt(r.u32());
+  const tpSrc = r.u16();
+  const tpDst = r.u16();
+  const set = (name: string, v: bigint | number) => setWireField(m, mustField(name), BigInt(v), mustField(name).usable);
+  if (!(wc & W.IN_PORT)) set('in_port', inPort);
+  if (!(wc & W.DL_SRC)) set('dl_src', dlSrc);
+  if (!(wc & W.DL_DST)) set('dl_dst', dlDst);
+  const tci = mustField('vlan_tci');
+  if (!(wc & W.DL_VLAN)) {
+    if (dlVlan === OFP_VLAN_NONE) setMatchField(m, tci, 0n, 0xffffn);
+    else setMatchField(m, tci, BigInt((dlVlan & 0xfff) | VLAN_CFI), 0x1fffn);
+  }
+  if (!(wc & W.DL_VLAN_PCP) && !((wc & W.DL_VLAN) === 0 && dlVlan === OFP_VLAN_NONE)) {
+    const cur = readField(m.value, tci);
+    const curMask = readField(m.mask, tci);
+    setMatchField(m, tci, cur | BigInt(((dlVlanPcp & 7) << 13) | VLAN_CFI), curMask | 0xf000n);
+  }
+  if (!(wc & W.DL_TYPE)) set('dl_type', dlType);
+  const ipv4 = !(wc & W.DL_TYPE) && dlType === EthType.IP;
+  const arp = !(wc & W.DL_TYPE) && dlType === EthType.ARP;
+  if (ipv4 || arp) {
+    if (!(wc & W.NW_PROTO)) set(ipv4 ? 'nw_proto' : 'arp_op', ipv4 ? nwProto : nwProto);
+    const srcMask = prefixMask((wc >>> 8) & 0x3f);
+    const dstMask = prefixMask((wc >>> 14) & 0x3f);
+    if (srcMask) setMatchField(m, mustField(ipv4 ? 'nw_src' : 'arp_spa'), nwSrc & srcMask, srcMask);
+    if (dstMask) setMatchField(m, mustField(ipv4 ? 'nw_dst' : 'arp_tpa'), nwDst & dstMask, dstMask);
+  }
+  if (ipv4) {
+    if (!(wc & W.NW_TOS)) set('nw_tos', nwTos & 0xfc);
+    const proto = wc & W.NW_PROTO ? null : nwProto;
+    if (proto === IpProto.TCP || proto === IpProto.UDP || proto === IpProto.SCTP) {
+      if (!(wc & W.TP_SRC)) set('tp_src', tpSrc);
+      if (!(wc & W.TP_DST)) set('tp_dst', tpDst);
+    } else if (proto === IpProto.ICMP) {
+      if (!(wc & W.TP_SRC)) set('icmp_type', tpSrc & 0xff);
+      if (!(wc & W.TP_DST)) set('icmp_code', tpDst & 0xff);
+    }
+  }
+  return m;
+}
+
+export { Slot };

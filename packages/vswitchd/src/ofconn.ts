@@ -1,0 +1,252 @@
+/**
+ * One OpenFlow connection to a bridge (today: a client of
+ * `<rundir>/<bridge>.mgmt`, such as the real `ovs-ofctl`), served from the
+ * same FlowService as nvs-ofctl's JSON-RPC requests.
+ *
+ * Framing: messages are cut by their header's length; a length below the
+ * header size cannot be resynchronised, so the connection is closed. A
+ * message the codec or the tables refuse is answered with an OFPT_ERROR
+ * (its type and code, and the request itself, as OVS sends it) and the connection carries on.
+ */
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { type FlowMod } from '@nvs/ofproto';
+import {
+  decode,
+  encode,
+  ErrType,
+  frameLength,
+  OfError,
+  OFP10_VERSION,
+  OFP_HEADER_LEN,
+  type FlowSelect,
+  type FlowStat,
+  type OfBody,
+  type OfMessage,
+  type PhyPort,
+  Writer,
+  writeFlowStat,
+} from '@nvs/openflow';
+import { FlowService, FlowServiceError } from './flow-service.ts';
+import { OFPP_LOCAL } from './bridge.ts';
+
+/** Versions this switch negotiates (HELLO bitmap). */
+const VERSIONS = [OFP10_VERSION];
+/** OpenFlow 1.0 capabilities: flow, table, port and queue stats, ARP match on IP. */
+const CAPABILITIES = 0xc7;
+/** OpenFlow 1.0 actions bitmap: OUTPUT through ENQUEUE. */
+const OF10_ACTIONS = 0xfff;
+const N_TABLES = 254;
+const OFPP_NONE = 0xffff;
+/** Bytes of the offending request an error carries: all of it, as OVS does, within one message's 64 kB. */
+const ERROR_DATA = 0xffff - 12;
+/** Flow stats per reply stay under OpenFlow's 64 kB message limit. */
+const REPLY_BUDGET = 60_000;
+
+export interface OfConnOptions {
+  bridge: string;
+  service: FlowService;
+  log: Logger;
+  now: () => number;
+}
+
+function macNumber(mac: string): bigint {
+  return BigInt(`0x${mac.replace(/:/g, '') || '0'}`);
+}
+
+export class OfConnection {
+  private pending: Uint8Array = new Uint8Array(0);
+  private version = 0;
+  private tableIdInFlowMods = false;
+  /** A management connection gets no packet-ins by default (OVS: 0 for service connections). */
+  private missSendLen = 0;
+  private configFlags = 0;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly o: OfConnOptions,
+  ) {
+    this.send({ type: 'hello', versions: VERSIONS, version: OFP10_VERSION, xid: 0 });
+    socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    socket.on('error', (err) => this.o.log.debug({ err: err.message }, 'openflow connection error'));
+  }
+
+  private send(m: OfMessage): void {
+    this.socket.write(encode(m));
+  }
+
+  private receive(chunk: Uint8Array): void {
+    const buf = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
+    let at = 0;
+    while (!this.socket.destroyed) {
+      const len = frameLength(buf.subarray(at));
+      if (len === null || buf.length - at < Math.max(len, OFP_HEADER_LEN)) break;
+      if (len < OFP_HEADER_LEN) {
+        this.o.log.warn({ bridge: this.o.bridge, length: len }, 'openflow message shorter than its header: closing');
+        this.socket.destroy();
+        return;
+      }
+      const raw = buf.subarray(at, at + len);
+      at += len;
+      this.handleRaw(raw);
+    }
+    this.pending = buf.slice(at);
+  }
+
+  private handleRaw(raw: Uint8Array): void {
+    const xid = new DataView(raw.buffer, raw.byteOffset).getUint32(4);
+    try {
+      const m = decode(raw);
+      this.handle(m);
+    } catch (err) {
+      const e = this.toOfError(err);
+      this.o.log.debug({ bridge: this.o.bridge, err: e.message }, 'openflow request refused');
+      this.send({ type: 'error', errType: e.errType, code: e.code, data: raw.slice(0, ERROR_DATA), version: this.version || OFP10_VERSION, xid });
+      if (e.errType === ErrType.HELLO_FAILED) this.socket.end();
+    }
+  }
+
+  private toOfError(err: unknown): OfError {
+    if (err instanceof OfError) return err;
+    if (err instanceof FlowServiceError) {
+      // OFPFMFC_OVERLAP for check_overlap, OFPFMFC_EPERM otherwise.
+      return new OfError(ErrType.FLOW_MOD_FAILED, /overlap/i.test(err.message) ? 1 : 2, err.message);
+    }
+    // A bug of ours must not take the bridge down: the peer gets OFPBRC_EPERM and the log the cause.
+    this.o.log.error({ bridge: this.o.bridge, err: (err as Error).stack }, 'openflow request failed');
+    return new OfError(ErrType.BAD_REQUEST, 5, (err as Error).message);
+  }
+
+  private reply(req: OfMessage, body: OfBody): void {
+    this.send({ ...body, version: this.version, xid: req.xid } as OfMessage);
+  }
+
+  private handle(m: OfMessage): void {
+    if (m.type === 'hello') {
+      const common = VERSIONS.filter((v) => m.versions.includes(v));
+      if (common.length === 0) throw new OfError(ErrType.HELLO_FAILED, 0, `no common OpenFlow version (peer offers ${m.versions.join(', ')})`);
+      this.version = Math.max(...common);
+      return;
+    }
+    if (this.version === 0) throw new OfError(ErrType.BAD_REQUEST, 0, 'message before HELLO');
+    switch (m.type) {
+      case 'echo_request':
+        return this.reply(m, { type: 'echo_reply', data: m.data });
+      case 'echo_reply':
+      case 'barrier_reply':
+        return;
+      case 'error':
+        this.o.log.info({ bridge: this.o.bridge, errType: m.errType, code: m.code }, 'openflow peer sent an error');
+        return;
+      case 'features_request':
+        return this.reply(m, this.features());
+      case 'get_config_request':
+        return this.reply(m, { type: 'get_config_reply', flags: this.configFlags, missSendLen: this.missSendLen });
+      case 'set_config':
+        this.configFlags = m.flags;
+        this.missSendLen = m.missSendLen;
+        return;
+      case 'barrier_request':
+        // Requests are served in order and synchronously, so everything before the barrier is done.
+        return this.reply(m, { type: 'barrier_reply' });
+      case 'set_flow_format':
+        return;
+      case 'flow_mod_table_id':
+        this.tableIdInFlowMods = m.enable;
+        return;
+      case 'flow_mod':
+        return this.flowMod(m.flowMod);
+      case 'desc_request':
+        return this.reply(m, { type: 'desc_reply', mfr: 'nvs', hw: 'nvs', sw: 'nvs', serial: 'None', dp: 'None' });
+      case 'table_stats_request':
+        return this.reply(m, this.tableStats());
+      case 'port_stats_request':
+        return this.reply(m, this.portStats(m.portNo));
+      case 'flow_stats_request':
+        return this.flowStats(m);
+      case 'aggregate_request': {
+        const rules = this.o.service.dump(this.o.bridge, { table: m.table, match: m.match, outPort: m.outPort });
+        const sum = rules.reduce((acc, r) => ({ packets: acc.packets + BigInt(r.packets), bytes: acc.bytes + BigInt(r.bytes) }), { packets: 0n, bytes: 0n });
+        return this.reply(m, { type: 'aggregate_reply', ...sum, flows: rules.length });
+      }
+      default:
+        throw new OfError(ErrType.BAD_REQUEST, 1, `${m.type} is not a request`);
+    }
+  }
+
+  private flowMod(fm: FlowMod): void {
+    // Without NXT_FLOW_MOD_TABLE_ID the command's upper byte is not a table: add goes to table 0, the rest to every table.
+    const mod = this.tableIdInFlowMods ? fm : { ...fm, table: null };
+    this.o.service.commit(this.o.bridge, [mod]);
+  }
+
+  private features(): OfBody {
+    const b = this.o.service.bridge(this.o.bridge);
+    const ports = [...b.ports.values()].sort((x, y) => x.ofport - y.ofport);
+    const local = ports.find((p) => p.ofport === OFPP_LOCAL);
+    const phy: PhyPort[] = ports.map((p) => ({ portNo: p.ofport, hwAddr: macNumber(p.mac ?? ''), name: p.name, config: 0, state: 0 }));
+    return { type: 'features_reply', datapathId: macNumber(local?.mac ?? ''), nBuffers: 0, nTables: N_TABLES, capabilities: CAPABILITIES, actions: OF10_ACTIONS, ports: phy };
+  }
+
+  /** Tables have no names (ovs-ofctl then prints none, as for OVS's tables). */
+  private tableStats(): OfBody {
+    const stats = this.o.service.tables(this.o.bridge).slice(0, N_TABLES);
+    return {
+      type: 'table_stats_reply',
+      tables: stats.map((s) => ({ tableId: s.table, name: '', active: s.active, lookups: BigInt(s.lookups), matched: BigInt(s.matched) })),
+    };
+  }
+
+  private portStats(portNo: number): OfBody {
+    const all = this.o.service.ports(this.o.bridge);
+    const chosen = portNo === OFPP_NONE ? all : all.filter((p) => p.port.ofport === portNo);
+    return {
+      type: 'port_stats_reply',
+      ports: chosen.map(({ port, counters: c }) => ({
+        portNo: port.ofport,
+        rxPackets: BigInt(c.rxPackets),
+        txPackets: BigInt(c.txPackets),
+        rxBytes: BigInt(c.rxBytes),
+        txBytes: BigInt(c.txBytes),
+        rxDropped: BigInt(c.rxDropped),
+        txDropped: BigInt(c.txDropped),
+      })),
+    };
+  }
+
+  /** NXST_FLOW: as many replies as the rules need, each under 64 kB, all but the last flagged "more". */
+  private flowStats(m: OfMessage & FlowSelect): void {
+    const now = this.o.now();
+    const rules = this.o.service.dump(this.o.bridge, { table: m.table, match: m.match, outPort: m.outPort });
+    let batch: FlowStat[] = [];
+    let size = 0;
+    const flush = (more: boolean) => {
+      this.reply(m, { type: 'flow_stats_reply', flows: batch, more });
+      batch = [];
+      size = 0;
+    };
+    for (const r of rules) {
+      const age = now - r.createdAt;
+      const stat: FlowStat = {
+        table: r.table,
+        durationSec: Math.floor(age / 1000),
+        durationNsec: (age % 1000) * 1_000_000,
+        idleTimeout: r.idleTimeout,
+        hardTimeout: r.hardTimeout,
+        idleAge: Math.floor((now - r.usedAt) / 1000),
+        hardAge: Math.floor((now - r.modifiedAt) / 1000),
+        cookie: r.cookie,
+        packets: BigInt(r.packets),
+        bytes: BigInt(r.bytes),
+        match: r.match,
+        actions: r.actions,
+      };
+      const w = new Writer();
+      writeFlowStat(w, stat);
+      if (size + w.length > REPLY_BUDGET) flush(true);
+      batch.push(stat);
+      size += w.length;
+    }
+    flush(false);
+  }
+}

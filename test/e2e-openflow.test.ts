@@ -1,0 +1,194 @@
+// The real ovs-ofctl over OpenFlow against nvs-vswitchd's `<bridge>.mgmt`
+// and against a real ovs-vswitchd, with the same rules: each command's
+// output must read alike. Normalised, and why that is legitimate: times
+// (`duration=`, `idle_age=`, `hard_age=`) are each switch's own clock; MAC
+// addresses and the datapath id derive from each switch's own port MACs;
+// `dump-ports` blocks come in each switch's own port order (OVS's is hash
+// order), so they are sorted, and its `drop=` counts: nvs's dummy ports
+// count drops, OVS's report them unsupported (`?`); flow dumps come in
+// each switch's own order (OVS's is hash order), so their lines are sorted.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ovsPorts, type RealOvs, startOvs } from '../packages/ofproto/test/helpers.ts';
+import { NvsRun, run } from './e2e-harness.ts';
+import { needsOvs } from './ovs-tools.ts';
+
+const skipOvs = needsOvs('test/e2e-openflow', ['ovsdb-tool', 'ovsdb-server', 'ovs-vsctl', 'ovs-vswitchd', 'ovs-ofctl']);
+const PORTS = [{ n: 1 }, { n: 2 }, { n: 3 }];
+
+const RULES = [
+  'priority=5,in_port=1,ip,nw_src=10.0.0.0/8,actions=output:2',
+  'table=1,reg0=5,tcp,tp_dst=80,actions=resubmit(,2),load:0x5->NXM_NX_REG1[0..7],mod_dl_src:00:11:22:33:44:55,note:aabb',
+  'cookie=0x12,priority=100,arp,arp_tpa=10.0.0.1,actions=mod_vlan_vid:10,output:3',
+  'priority=7,udp,udp_src=53,actions=mod_tp_dst:99,mod_nw_tos:16,dec_ttl,CONTROLLER:64',
+  'table=2,priority=9,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00,actions=strip_vlan,move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],output:1',
+  'table=3,metadata=0x10/0xff,ipv6,ipv6_src=2001:db8::/32,actions=set_field:0xa010203->reg3,resubmit(4,5)',
+  'idle_timeout=30,hard_timeout=60,icmp,icmp_type=8,actions=drop',
+];
+
+/** `dump-ports` output with its two-line port blocks in port-number order. */
+function sortPortBlocks(text: string): string {
+  const lines = text.split('\n');
+  const blocks: string[] = [];
+  const out: string[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    if (/^ {2}port /.test(lines[i])) blocks.push(`${lines[i]}\n${lines[++i]}`);
+    else out.push(lines[i]);
+  }
+  const key = (b: string) => (b.includes('port LOCAL') ? 0xfffe : Number(/port +(\d+)/.exec(b)![1]));
+  blocks.sort((a, b) => key(a) - key(b));
+  return [out[0], ...blocks, ...out.slice(1)].join('\n');
+}
+
+function sortFlowLines(text: string): string {
+  if (!text.startsWith('NXST_FLOW')) return text;
+  const [head, ...rest] = text.split('\n');
+  return [head, ...rest.filter(Boolean).sort(), ''].join('\n');
+}
+
+function normalise(text: string): string {
+  const plain = sortPortBlocks(text)
+    .replace(/drop=[0-9?]+/g, 'drop=X')
+    .replace(/duration=[0-9.]+s/g, 'duration=Xs')
+    .replace(/(idle_age|hard_age)=\d+/g, '$1=X')
+    .replace(/dpid:[0-9a-f]{16}/g, 'dpid:X')
+    .replace(/addr:[0-9a-f:]{17}/g, 'addr:X');
+  return sortFlowLines(plain);
+}
+
+describe.skipIf(skipOvs)('the real ovs-ofctl against nvs over OpenFlow, compared with a real ovs-vswitchd', () => {
+  let ovs: RealOvs;
+  let nvs: NvsRun;
+  let dir: string;
+  let targets: { name: string; mgmt: string }[];
+
+  beforeAll(async () => {
+    ovs = startOvs(['fail_mode=secure', ...ovsPorts(PORTS)]);
+    nvs = new NvsRun();
+    await nvs.startDb();
+    await nvs.startSwitch();
+    const add = await nvs.vsctl('add-br', 'br0', '--', 'set', 'bridge', 'br0', 'fail_mode=secure', ...ovsPorts(PORTS));
+    expect(add.code, add.stderr).toBe(0);
+    dir = mkdtempSync(join(tmpdir(), 'nvs-e2e-openflow-'));
+    targets = [
+      { name: 'ovs', mgmt: ovs.mgmt },
+      { name: 'nvs', mgmt: `unix:${join(nvs.rundir, 'br0.mgmt')}` },
+    ];
+  }, 60_000);
+  afterAll(async () => {
+    ovs?.stop();
+    await nvs?.cleanup();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Runs `ovs-ofctl <command> <bridge> ...args` against both switches; returns both results. */
+  async function both(command: string, ...args: string[]): Promise<{ ovs: string; nvs: string }> {
+    const out: Record<string, string> = {};
+    for (const t of targets) {
+      const r = await run('ovs-ofctl', [command, t.mgmt, ...args], { timeoutMs: 10_000 });
+      out[t.name] = `${r.code} ${normalise(r.stdout)}${normalise(r.stderr).replace(/unix:\S+/g, 'BR')}`;
+    }
+    return { ovs: out.ovs, nvs: out.nvs };
+  }
+
+  async function same(command: string, ...args: string[]): Promise<string> {
+    const r = await both(command, ...args);
+    expect(r.nvs).toBe(r.ovs);
+    return r.nvs;
+  }
+
+  it('add-flow and add-flows, then dump-flows and dump-aggregate', async () => {
+    await same('add-flow', RULES[0]);
+    const file = join(dir, 'rules.txt');
+    writeFileSync(file, `${RULES.slice(1).join('\n')}\n`);
+    await same('add-flows', file);
+    const dump = await same('dump-flows');
+    expect(dump).toContain('nw_src=10.0.0.0/8');
+    expect(dump.split('\n').filter((l) => l.includes('actions=')).length).toBe(RULES.length);
+    await same('dump-flows', 'table=1');
+    await same('dump-flows', 'ip');
+    await same('dump-aggregate');
+    await same('dump-aggregate', 'table=0');
+  });
+
+  it('mod-flows, del-flows (plain and --strict, with out_port), replace-flows and diff-flows', async () => {
+    await same('mod-flows', 'ip,nw_src=10.0.0.0/8,actions=output:3');
+    await same('mod-flows', '--strict', 'priority=7,udp,udp_src=53,actions=output:1');
+    await same('dump-flows');
+    await same('del-flows', '--strict', 'priority=5,in_port=1,ip,nw_src=10.0.0.0/8');
+    await same('del-flows', 'out_port=1');
+    await same('dump-flows');
+    const file = join(dir, 'replace.txt');
+    writeFileSync(file, 'priority=3,tcp,actions=output:2\ntable=4,priority=1,actions=resubmit(,5)\n');
+    await same('diff-flows', file);
+    await same('replace-flows', file);
+    await same('dump-flows');
+    await same('diff-flows', file);
+    await same('del-flows');
+    await same('dump-flows');
+  });
+
+  it('show, dump-ports, dump-tables', async () => {
+    await same('add-flow', 'table=2,actions=drop');
+    await same('show');
+    await same('dump-ports');
+    await same('dump-ports', '2');
+    await same('dump-tables');
+  });
+
+  it('a refused flow-mod is an OpenFlow error printed alike, and the switch keeps serving', async () => {
+    await same('add-flow', 'priority=50,ip,actions=drop');
+    // check_overlap against a rule of the same priority that can match the same packets: the switch refuses (OFPFMFC_OVERLAP).
+    const refused = await same('add-flow', 'check_overlap,priority=50,ip,nw_src=10.0.0.1,actions=output:1');
+    expect(refused).toContain('OFPFMFC_OVERLAP');
+    await same('dump-flows');
+  });
+
+  /** Sends raw bytes after a HELLO on a fresh connection; returns what came back and whether the switch closed it. */
+  async function raw(hello: number[], ...messages: number[][]): Promise<{ replies: Buffer[]; closed: boolean }> {
+    const sock = connect(join(nvs.rundir, 'br0.mgmt'));
+    const chunks: Buffer[] = [];
+    let closed = false;
+    sock.on('data', (d) => chunks.push(d));
+    sock.on('close', () => (closed = true));
+    sock.write(Buffer.from(hello));
+    for (const m of messages) sock.write(Buffer.from(m));
+    // A barrier after everything: its reply says every earlier message was handled.
+    sock.write(Buffer.from([1, 18, 0, 8, 0, 0, 0, 99]));
+    for (let i = 0; i < 100 && !closed && !Buffer.concat(chunks).includes(Buffer.from([1, 19, 0, 8, 0, 0, 0, 99])); i++) await new Promise((r) => setTimeout(r, 20));
+    sock.destroy();
+    const all = Buffer.concat(chunks);
+    const replies: Buffer[] = [];
+    for (let at = 0; at + 8 <= all.length; at += all.readUInt16BE(at + 2)) replies.push(all.subarray(at, at + all.readUInt16BE(at + 2)));
+    return { replies, closed };
+  }
+  const HELLO10 = [1, 0, 0, 8, 0, 0, 0, 1];
+  const errorOf = (m: Buffer) => (m[1] === 1 ? [m.readUInt16BE(8), m.readUInt16BE(10)] : null);
+
+  it('bad input gets an OpenFlow error or a closed connection, and the bridge keeps serving', async () => {
+    // Unknown message type: OFPET_BAD_REQUEST / OFPBRC_BAD_TYPE, and the connection carries on (the barrier is answered).
+    const unknown = await raw(HELLO10, [1, 99, 0, 8, 0, 0, 0, 2]);
+    expect(unknown.replies.map(errorOf).filter(Boolean)).toEqual([[1, 1]]);
+    expect(unknown.replies.at(-1)![1]).toBe(19);
+    // An NXT_FLOW_MOD whose match length (200) overruns the message: OFPBRC_BAD_LEN. After the Nicira header:
+    // cookie(8) command(2) idle, hard, priority(6) buffer(4) out_port(2) flags(2), then match_len and 6 pad bytes.
+    const nxt = [1, 4, 0, 48, 0, 0, 0, 3, 0, 0, 0x23, 0x20, 0, 0, 0, 13, ...Array(24).fill(0), 0, 200, ...Array(6).fill(0)];
+    const overrun = await raw(HELLO10, nxt);
+    expect(overrun.replies.map(errorOf).filter(Boolean)).toEqual([[1, 6]]);
+    // A header whose length is below the header's own size cannot be framed: the switch closes the connection.
+    const short = await raw(HELLO10, [1, 2, 0, 4, 0, 0, 0, 4]);
+    expect(short.closed).toBe(true);
+    // A peer that offers only OpenFlow 1.3 (not negotiated yet): OFPET_HELLO_FAILED, then closed.
+    const of13 = await raw([4, 0, 0, 16, 0, 0, 0, 1, 0, 1, 0, 8, 0, 0, 0, 0x10]);
+    expect(of13.replies.map(errorOf).filter(Boolean)).toEqual([[0, 0]]);
+    expect(of13.closed).toBe(true);
+    // Still serving both protocols on the same socket.
+    await same('dump-flows');
+    const json = await nvs.ofctl('dump-flows', 'br0');
+    expect(json.code, json.stderr).toBe(0);
+    expect(json.stdout).toContain('NXST_FLOW reply');
+  });
+});
