@@ -76,7 +76,11 @@ fn tx_ring_case(tag: &str, why: &str, bad: impl FnOnce(&mut Front)) {
         assert!(batch.is_empty(), "{tag}: nothing taken from a bad chain");
         let err = port.last_error().unwrap();
         assert!(err.contains(why), "{tag}: {err}");
-        assert_eq!(Port::error(&port), Some(err), "{tag}: Interface.error says it");
+        assert_eq!(
+            Port::error(&port),
+            Some(err),
+            "{tag}: Interface.error says it"
+        );
         // The queue stays disabled: more packets on it are not taken.
         f.send_packet(&packet(1));
         std::thread::sleep(Duration::from_millis(20));
