@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::eventually;
@@ -48,7 +48,7 @@ fn receive_one<P: Port + ?Sized>(port: &mut P, what: &str) -> Batch {
 }
 
 /// A fresh front end that behaves: one packet each way gets through.
-fn well_behaved_front_end_works(port: &mut VhostUserPort, path: &PathBuf) {
+fn well_behaved_front_end_works(port: &mut VhostUserPort, path: &Path) {
     let mut f = Front::connect(path);
     f.setup(FEATURES);
     f.send_packet(&packet(7));
