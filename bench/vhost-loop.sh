@@ -14,6 +14,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ANCHOR=${NVS_ANCHORS:-/work/shared/anchors}/vhost-loop.sh
 OUT=$(mktemp -d /tmp/nvs-vhost-bench-XXXX)
 MAC0=02:00:00:00:00:01; MAC1=02:00:00:00:00:02
+# A bridge name of our own: its LOCAL port is a tap device, and the host is shared.
+BR=vhb$$
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
@@ -39,13 +41,13 @@ nvs_round() {
   node $ROOT/dist/nvs-vswitchd.js --rundir $R --pidfile --enable-dummy --disable-system unix:$R/db.sock >$R/vswitchd.out 2>&1 &
   PIDS+=($!)
   for i in $(seq 100); do [ -S $R/nvs-vswitchd.ctl ] && break; sleep 0.1; done
-  $V add-br br0 -- set bridge br0 datapath_type=netdev \
-     -- add-port br0 vh0 -- set Interface vh0 type=dpdkvhostuser ofport_request=1 \
-     -- add-port br0 vh1 -- set Interface vh1 type=dpdkvhostuser ofport_request=2
+  $V add-br $BR -- set bridge $BR datapath_type=netdev \
+     -- add-port $BR vh0 -- set Interface vh0 type=dpdkvhostuser ofport_request=1 \
+     -- add-port $BR vh1 -- set Interface vh1 type=dpdkvhostuser ofport_request=2
   local OFC="node $ROOT/dist/nvs-ofctl.js"
-  $OFC del-flows br0
-  if [ $mode = normal ]; then $OFC add-flow br0 actions=NORMAL
-  else $OFC add-flow br0 in_port=1,actions=output:2; $OFC add-flow br0 in_port=2,actions=output:1; fi
+  $OFC del-flows $BR
+  if [ $mode = normal ]; then $OFC add-flow $BR actions=NORMAL
+  else $OFC add-flow $BR in_port=1,actions=output:2; $OFC add-flow $BR in_port=2,actions=output:1; fi
   { sleep 3; echo "start tx_first 32"; sleep 4; echo "show port stats all"
     node $ROOT/dist/nvs-appctl.js dpif-netdev/pmd-stats-clear >/dev/null
     sleep $MEAS; echo "show port stats all"

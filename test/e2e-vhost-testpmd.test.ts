@@ -7,7 +7,7 @@
 // received is what it forwarded or dropped (counted). Memory is memfd-backed
 // (--no-huge), so no hugepages are needed.
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -110,6 +110,8 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await nvs?.cleanup();
+  // testpmd's runtime directory (its --file-prefix).
+  rmSync(`/var/run/dpdk/nvsvh${process.pid}`, { recursive: true, force: true });
 });
 
 describe.skipIf(skipOvs)('vhost-user ports with dpdk-testpmd (net_virtio_user)', () => {

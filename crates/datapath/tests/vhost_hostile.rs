@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::eventually;
@@ -37,20 +37,22 @@ fn packet(n: u8) -> Vec<u8> {
     p
 }
 
+/// Polls `port` until one packet has arrived; returns it.
+fn receive_one<P: Port + ?Sized>(port: &mut P, what: &str) -> Batch {
+    let mut batch = Batch::new();
+    eventually(what, Duration::from_secs(2), || {
+        port.rx_burst(&mut batch).unwrap();
+        (batch.len() == 1).then_some(())
+    });
+    batch
+}
+
 /// A fresh front end that behaves: one packet each way gets through.
-fn well_behaved_front_end_works(port: &mut VhostUserPort, path: &PathBuf) {
+fn well_behaved_front_end_works(port: &mut VhostUserPort, path: &Path) {
     let mut f = Front::connect(path);
     f.setup(FEATURES);
     f.send_packet(&packet(7));
-    let mut batch = Batch::new();
-    eventually(
-        "a packet from the good front end",
-        Duration::from_secs(2),
-        || {
-            port.rx_burst(&mut batch).unwrap();
-            (batch.len() == 1).then_some(())
-        },
-    );
+    let mut batch = receive_one(port, "a packet from the good front end");
     assert_eq!(batch.pkts[0].data(), &packet(7)[..]);
     port.tx_burst(&mut batch).unwrap();
     assert_eq!(f.recv_packets(), vec![packet(7)]);
@@ -156,11 +158,7 @@ fn indirect_descriptors_carry_packets() {
     f.write_desc(table + 16, buf(1, 22), 64, 0, 0);
     f.set_desc(1, 0, table, 32, INDIRECT, 0);
     f.make_avail(1, 0);
-    let mut batch = Batch::new();
-    eventually("the indirect packet", Duration::from_secs(2), || {
-        port.rx_burst(&mut batch).unwrap();
-        (batch.len() == 1).then_some(())
-    });
+    let batch = receive_one(&mut port, "the indirect packet");
     assert_eq!(batch.pkts[0].data(), &packet(9)[..]);
     assert_eq!(port.stats().rx_errors, 0);
 }
@@ -197,15 +195,7 @@ fn bad_messages_are_refused_and_counted() {
         );
         // The device still works after all that: traffic on the old table.
         f.send_packet(&packet(4));
-        let mut batch = Batch::new();
-        eventually(
-            "traffic after refused messages",
-            Duration::from_secs(2),
-            || {
-                port.rx_burst(&mut batch).unwrap();
-                (batch.len() == 1).then_some(())
-            },
-        );
+        receive_one(&mut port, "traffic after refused messages");
         // A header announcing a huge payload breaks the framing: the port drops the connection.
         f.raw(&[5, 0, 0, 0, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f]);
         eventually("the connection is dropped", Duration::from_secs(2), || {
@@ -233,15 +223,7 @@ fn client_mode_reconnects_when_the_front_end_restarts() {
         let mut f = Front::over(listener.accept().unwrap().0);
         f.setup(FEATURES);
         f.send_packet(&packet(round));
-        let mut batch = Batch::new();
-        eventually(
-            "a packet after (re)connecting",
-            Duration::from_secs(2),
-            || {
-                port.rx_burst(&mut batch).unwrap();
-                (batch.len() == 1).then_some(())
-            },
-        );
+        let mut batch = receive_one(port.as_mut(), "a packet after (re)connecting");
         assert_eq!(batch.pkts[0].data(), &packet(round)[..]);
         port.tx_burst(&mut batch).unwrap();
         assert_eq!(f.recv_packets(), vec![packet(round)], "round {round}");

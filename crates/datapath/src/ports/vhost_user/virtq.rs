@@ -85,7 +85,10 @@ impl SplitQueue {
                 "queue size is not a power of two up to 32768",
             ));
         }
-        if addrs.desc % 16 != 0 || addrs.avail % 2 != 0 || addrs.used % 4 != 0 {
+        if !addrs.desc.is_multiple_of(16)
+            || !addrs.avail.is_multiple_of(2)
+            || !addrs.used.is_multiple_of(4)
+        {
             return Err(RingError::Malformed("ring addresses are not aligned"));
         }
         let n = size as u64;
@@ -176,7 +179,7 @@ impl SplitQueue {
                 if indirect || flags & DESC_F_NEXT != 0 || !segs.is_empty() {
                     return Err(RingError::Malformed("indirect descriptor inside a chain"));
                 }
-                if len == 0 || len % 16 != 0 || len / 16 > MAX_INDIRECT {
+                if len == 0 || !len.is_multiple_of(16) || len / 16 > MAX_INDIRECT {
                     return Err(RingError::Malformed("bad indirect table length"));
                 }
                 table = mem.gpa(addr, len as u64)?;
