@@ -419,13 +419,16 @@ impl Port for SystemPort {
         }
         Ok(Box::new(SystemDevice {
             name: self.name.clone(),
+            max_mtu: MAX_MTU,
         }))
     }
 }
 
-/// A system port's device, by name in nvs-vswitchd's namespace.
-struct SystemDevice {
-    name: String,
+/// A kernel device port's device (system, afxdp), by name in nvs-vswitchd's namespace.
+pub(crate) struct SystemDevice {
+    pub(crate) name: String,
+    /// The largest MTU the port's buffers carry.
+    pub(crate) max_mtu: u32,
 }
 
 impl SystemDevice {
@@ -458,11 +461,11 @@ impl NetDevice for SystemDevice {
     }
 
     fn set_mtu(&self, mtu: u32) -> Result<(), PortError> {
-        if mtu > MAX_MTU {
+        if mtu > self.max_mtu {
             return Err(PortError::BadMtu {
                 port: self.name.clone(),
                 mtu,
-                why: format!("a system port carries frames of an MTU up to {MAX_MTU}"),
+                why: format!("this port carries frames of an MTU up to {}", self.max_mtu),
             });
         }
         self.control()?
