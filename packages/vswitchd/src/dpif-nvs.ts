@@ -156,9 +156,9 @@ export class NvsDpif implements Dpif {
     return no;
   }
 
-  portDevice(no: number): { backend: PortBackend; mac?: string } {
+  portDevice(no: number): { backend: PortBackend; mac?: string; status?: Record<string, string> } {
     const backend = this.backends.get(no) ?? 'dummy';
-    return backend !== 'dummy' ? { backend, mac: this.dp.portMac(no) } : { backend };
+    return backend !== 'dummy' ? { backend, mac: this.dp.portMac(no), status: this.dp.portStatus(no) } : { backend };
   }
 
   deviceState(no: number): DeviceState | undefined {

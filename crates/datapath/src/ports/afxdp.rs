@@ -672,6 +672,14 @@ impl Port for AfxdpPort {
         self.sock = None;
     }
 
+    fn status(&self) -> PortOptions {
+        PortOptions::from([
+            ("transport".into(), "af_xdp".into()),
+            ("xdp-mode".into(), self.mode.into()),
+            ("use-need-wakeup".into(), self.need_wakeup.to_string()),
+        ])
+    }
+
     fn pool(&self) -> Option<&Pool> {
         Some(&self.pool)
     }

@@ -405,6 +405,10 @@ impl Port for SystemPort {
         self.ifindex = 0;
     }
 
+    fn status(&self) -> PortOptions {
+        PortOptions::from([("transport".into(), "af_packet (tpacket_v2 rx ring)".into())])
+    }
+
     fn pool(&self) -> Option<&Pool> {
         Some(&self.pool)
     }
