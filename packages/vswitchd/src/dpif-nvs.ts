@@ -158,7 +158,9 @@ export class NvsDpif implements Dpif {
 
   portDevice(no: number): { backend: PortBackend; mac?: string; status?: Record<string, string> } {
     const backend = this.backends.get(no) ?? 'dummy';
-    return backend !== 'dummy' ? { backend, mac: this.dp.portMac(no), status: this.dp.portStatus(no) } : { backend };
+    if (backend === 'dummy') return { backend };
+    const status = this.dp.portStatus(no);
+    return Object.keys(status).length > 0 ? { backend, mac: this.dp.portMac(no), status } : { backend, mac: this.dp.portMac(no) };
   }
 
   deviceState(no: number): DeviceState | undefined {
