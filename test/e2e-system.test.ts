@@ -136,6 +136,7 @@ describe.skipIf(skipOvs || skipWhy !== undefined)('existing kernel devices as po
       expect(await iface(h.port, 'link_state')).toBe('up');
     }
     expect(await iface(H1.port, 'type')).toBe('""');
+    expect(await iface(H1.port, 'status')).toContain('transport="af_packet (tpacket_v2 rx ring)"');
     await expectPing(H1.ns, '10.232.0.2');
     const fdb = (await nvs.appctl('fdb/show', BR)).stdout;
     for (const h of [H1, H2]) {
@@ -238,6 +239,8 @@ describe.skipIf(skipOvs || skipWhy !== undefined)('existing kernel devices as po
       expect(await iface(h.port, 'link_state')).toBe('up');
     }
     expect((await nvs.appctl('dpif/show')).stdout).toMatch(new RegExp(`${X1.port} \\d+/\\d+: \\(afxdp\\)`));
+    // best-effort on a veth: native XDP in copy mode (veths have no zero-copy).
+    expect(await iface(X1.port, 'status')).toMatch(/transport=af_xdp.*xdp-mode=(native|generic)/);
     await expectPing(X1.ns, '10.232.5.2');
     const fdb = (await nvs.appctl('fdb/show', BR)).stdout;
     for (const h of [X1, X2]) {

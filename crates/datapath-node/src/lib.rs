@@ -399,6 +399,12 @@ impl JsDatapath {
             .map_err(dp_err)
     }
 
+    /// How a port reaches its device (Interface.status); empty for most back ends.
+    #[napi]
+    pub fn port_status(&self, port_no: u32) -> Result<BTreeMap<String, String>, String> {
+        self.inner.dp.port_status(port_no).map_err(dp_err)
+    }
+
     /// The MAC address of a port's device (`aa:bb:…`), or null for ports without one (dummy).
     #[napi]
     pub fn port_mac(&self, port_no: u32) -> Result<Option<String>, String> {

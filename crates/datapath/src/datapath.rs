@@ -432,6 +432,11 @@ impl Datapath {
         self.with_port(no, |p| Ok(p.mac()))
     }
 
+    /// How port `no` reaches its device (Interface.status); empty for most back ends.
+    pub fn port_status(&self, no: u32) -> Result<PortOptions, DpError> {
+        self.with_port(no, |p| Ok(p.status()))
+    }
+
     /// Sets the MTU of port `no`'s device (ports with a kernel device: tap).
     pub fn set_port_mtu(&self, no: u32, mtu: u32) -> Result<(), DpError> {
         Ok(self.port_device(no)?.set_mtu(mtu)?)

@@ -198,6 +198,12 @@ pub trait Port: Send {
         None
     }
 
+    /// Optional: how the port reaches its device, for Interface.status
+    /// (a system port's socket, an afxdp port's XDP mode).
+    fn status(&self) -> PortOptions {
+        PortOptions::new()
+    }
+
     /// Optional: the pool this port receives into, for its counts (how many
     /// of its frames are out in the datapath).
     fn pool(&self) -> Option<&Pool> {

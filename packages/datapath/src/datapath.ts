@@ -119,6 +119,11 @@ export class Datapath {
   }
 
   /** The MAC address of a port's device (`aa:bb:cc:dd:ee:ff`), undefined for ports without one (dummy). */
+  /** How a port reaches its device (Interface.status): `transport`, an afxdp port's `xdp-mode`; empty for dummy and tap ports. */
+  portStatus(portNo: number): Record<string, string> {
+    return callAddon(() => this.native.portStatus(portNo));
+  }
+
   portMac(portNo: number): string | undefined {
     return callAddon(() => this.native.portMac(portNo)) ?? undefined;
   }

@@ -92,6 +92,7 @@ export interface NativeDatapath {
   removePort(portNo: number): void;
   setPmdCores(cores: number[]): void;
   portMac(portNo: number): string | null;
+  portStatus(portNo: number): Record<string, string>;
   setPortMtu(portNo: number, mtu: number): void;
   portDeviceState(portNo: number): DeviceState;
   /** Put records; returns the operations that failed. */

@@ -24,7 +24,7 @@ export interface DatapathPorts {
   addPort(name: string, type: PortType, options?: Record<string, string>): number;
   removePort(odpPort: number): void;
   /** May be absent: the back end a port was opened with and its device's MAC (a tap's); absent means a dummy port. */
-  portDevice?(odpPort: number): { backend: PortBackend; mac?: string };
+  portDevice?(odpPort: number): { backend: PortBackend; mac?: string; status?: Record<string, string> };
   /** May be absent: the state of a port's kernel device, read now; undefined when it has none or it cannot be read. */
   deviceState?(odpPort: number): DeviceState | undefined;
   /** May be absent: sets the MTU of a port's kernel device. Throws with the reason it was refused. */
@@ -85,6 +85,8 @@ export interface BridgePort {
   trunks: number[];
   vlanMode?: VlanMode;
   mac: string;
+  /** How the port reaches its device (Interface.status), as the datapath says. */
+  deviceStatus?: Record<string, string>;
   /** A dummy port's MTU (mtu_request as is); a tap's is read from its device instead. */
   mtu: number;
   /** Why mtu_request could not be applied to the device, for Interface.error. */
@@ -97,6 +99,8 @@ export interface InterfaceStatus extends LinkStatus {
   ofport: number;
   error?: string;
   macInUse?: string;
+  /** Interface.status: how a kernel device port reaches its device. */
+  status?: Record<string, string>;
 }
 
 /** The Interface columns that follow the device (refreshed with the statistics); absent: unknown. */
@@ -260,7 +264,7 @@ export class Switch {
   /** Applies mtu_request to a working port and returns its Interface status (a tap's device is read once for both). */
   private configurePort(p: BridgePort, mtuRequest: number | undefined): InterfaceStatus {
     const dev = this.configureMtu(p, mtuRequest);
-    const st: InterfaceStatus = { ofport: p.ofport, macInUse: p.mac, ...linkStatusOf(p, dev) };
+    const st: InterfaceStatus = { ofport: p.ofport, macInUse: p.mac, status: p.deviceStatus, ...linkStatusOf(p, dev) };
     st.error ??= p.mtuError;
     return st;
   }
@@ -349,12 +353,13 @@ export class Switch {
       trunks: port.trunks,
       vlanMode: port.vlanMode,
       mac: device?.mac ?? macForName(iface.name),
+      deviceStatus: device?.status,
       mtu: 1500,
       ifaceUuid: iface.uuid,
     };
     bridge.ports.set(bp.name, bp);
     this.status.set(iface.uuid, this.configurePort(bp, iface.mtuRequest));
-    this.log.info({ bridge: bridge.name, port: bp.name, ofport, odpPort, type, backend: bp.backend }, 'port added');
+    this.log.info({ bridge: bridge.name, port: bp.name, ofport, odpPort, type, backend: bp.backend, status: bp.deviceStatus }, 'port added');
     return true;
   }
 

@@ -24,7 +24,7 @@ const TABLES = {
   Open_vSwitch: ['bridges', 'next_cfg', 'cur_cfg', 'other_config'],
   Bridge: ['name', 'ports', 'datapath_type', 'fail_mode', 'other_config'],
   Port: ['name', 'interfaces', 'tag', 'trunks', 'vlan_mode'],
-  Interface: ['name', 'type', 'options', 'ofport_request', 'mtu_request', 'ofport', 'error', 'admin_state', 'link_state', 'mac_in_use', 'mtu', 'statistics'],
+  Interface: ['name', 'type', 'options', 'ofport_request', 'mtu_request', 'ofport', 'error', 'admin_state', 'link_state', 'mac_in_use', 'mtu', 'statistics', 'status'],
 } as const;
 
 /** What is written to one Interface row every statistics period: its counters and the columns that follow its device. */
@@ -218,6 +218,7 @@ function writeStatus(txn: IdlTransaction, row: IdlRow, st: InterfaceStatus): voi
   setIfChanged(txn, row, 'ofport', makeSet([st.ofport]));
   setIfChanged(txn, row, 'error', optional(st.error));
   setIfChanged(txn, row, 'mac_in_use', optional(st.macInUse));
+  setIfChanged(txn, row, 'status', makeMap(Object.entries(st.status ?? {})));
   writeLink(txn, row, st);
 }
 

@@ -156,9 +156,11 @@ export class NvsDpif implements Dpif {
     return no;
   }
 
-  portDevice(no: number): { backend: PortBackend; mac?: string } {
+  portDevice(no: number): { backend: PortBackend; mac?: string; status?: Record<string, string> } {
     const backend = this.backends.get(no) ?? 'dummy';
-    return backend !== 'dummy' ? { backend, mac: this.dp.portMac(no) } : { backend };
+    if (backend === 'dummy') return { backend };
+    const status = this.dp.portStatus(no);
+    return Object.keys(status).length > 0 ? { backend, mac: this.dp.portMac(no), status } : { backend, mac: this.dp.portMac(no) };
   }
 
   deviceState(no: number): DeviceState | undefined {

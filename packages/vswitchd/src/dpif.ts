@@ -103,7 +103,7 @@ export interface DpExecute {
 }
 
 export interface Dpif extends DatapathPorts {
-  portDevice(odpPort: number): { backend: PortBackend; mac?: string };
+  portDevice(odpPort: number): { backend: PortBackend; mac?: string; status?: Record<string, string> };
   deviceState(odpPort: number): DeviceState | undefined;
   setDeviceMtu(odpPort: number, mtu: number): void;
   /** The identity of a megaflow (what `del` and dumped entries are keyed by); cheap: no per-call allocation but the string. */

@@ -25,8 +25,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::actions::PacketBuf;
 use crate::frame::{Frame, Pool};
-use crate::netdev::{Control, MAX_NAME};
-use crate::port::{Batch, DeviceState, NetDevice, Port, PortError, PortOptions, PortStats};
+use crate::netdev::MAX_NAME;
+use crate::port::{Batch, NetDevice, Port, PortError, PortOptions, PortStats};
+use crate::ports::system::SystemDevice;
 use crate::ports::tap::MIN_FRAME;
 
 /// Bytes per UMEM chunk (aligned mode wants a power of two).
@@ -671,6 +672,14 @@ impl Port for AfxdpPort {
         self.sock = None;
     }
 
+    fn status(&self) -> PortOptions {
+        PortOptions::from([
+            ("transport".into(), "af_xdp".into()),
+            ("xdp-mode".into(), self.mode.into()),
+            ("use-need-wakeup".into(), self.need_wakeup.to_string()),
+        ])
+    }
+
     fn pool(&self) -> Option<&Pool> {
         Some(&self.pool)
     }
@@ -680,8 +689,9 @@ impl Port for AfxdpPort {
     }
 
     fn device(&self) -> Result<Box<dyn NetDevice>, PortError> {
-        Ok(Box::new(XdpDevice {
+        Ok(Box::new(SystemDevice {
             name: self.name.clone(),
+            max_mtu: (CHUNK - XDP_HEADROOM - 18) as u32,
         }))
     }
 }
@@ -752,43 +762,4 @@ fn open_socket(
         return Err(std::io::Error::last_os_error());
     }
     Ok((sock, rx, tx, fill, comp))
-}
-
-/// An afxdp port's device, by name in nvs-vswitchd's namespace.
-struct XdpDevice {
-    name: String,
-}
-
-impl NetDevice for XdpDevice {
-    fn state(&self) -> Result<DeviceState, PortError> {
-        let control =
-            Control::here().map_err(|e| os_error(&self.name, "opening a control socket", e))?;
-        let mtu = control
-            .mtu(&self.name)
-            .map_err(|e| os_error(&self.name, "reading the device MTU (SIOCGIFMTU)", e))?;
-        let flags = control
-            .flags(&self.name)
-            .map_err(|e| os_error(&self.name, "reading the device flags (SIOCGIFFLAGS)", e))?;
-        Ok(DeviceState {
-            mtu,
-            admin_up: flags & libc::IFF_UP != 0,
-            carrier: flags & libc::IFF_RUNNING != 0,
-        })
-    }
-
-    fn set_mtu(&self, mtu: u32) -> Result<(), PortError> {
-        let max = (CHUNK - XDP_HEADROOM - 18) as u32;
-        if mtu > max {
-            return Err(PortError::BadMtu {
-                port: self.name.clone(),
-                mtu,
-                why: format!("an afxdp port carries frames of an MTU up to {max}"),
-            });
-        }
-        let control =
-            Control::here().map_err(|e| os_error(&self.name, "opening a control socket", e))?;
-        control
-            .set_mtu(&self.name, mtu)
-            .map_err(|e| os_error(&self.name, "setting the device MTU (SIOCSIFMTU)", e))
-    }
 }

@@ -405,6 +405,10 @@ impl Port for SystemPort {
         self.ifindex = 0;
     }
 
+    fn status(&self) -> PortOptions {
+        PortOptions::from([("transport".into(), "af_packet (tpacket_v2 rx ring)".into())])
+    }
+
     fn pool(&self) -> Option<&Pool> {
         Some(&self.pool)
     }
@@ -419,13 +423,16 @@ impl Port for SystemPort {
         }
         Ok(Box::new(SystemDevice {
             name: self.name.clone(),
+            max_mtu: MAX_MTU,
         }))
     }
 }
 
-/// A system port's device, by name in nvs-vswitchd's namespace.
-struct SystemDevice {
-    name: String,
+/// A kernel device port's device (system, afxdp), by name in nvs-vswitchd's namespace.
+pub(crate) struct SystemDevice {
+    pub(crate) name: String,
+    /// The largest MTU the port's buffers carry.
+    pub(crate) max_mtu: u32,
 }
 
 impl SystemDevice {
@@ -458,11 +465,11 @@ impl NetDevice for SystemDevice {
     }
 
     fn set_mtu(&self, mtu: u32) -> Result<(), PortError> {
-        if mtu > MAX_MTU {
+        if mtu > self.max_mtu {
             return Err(PortError::BadMtu {
                 port: self.name.clone(),
                 mtu,
-                why: format!("a system port carries frames of an MTU up to {MAX_MTU}"),
+                why: format!("this port carries frames of an MTU up to {}", self.max_mtu),
             });
         }
         self.control()?
