@@ -20,7 +20,6 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 
 use nvs_datapath::actions::Action;
 use nvs_datapath::classifier::Classifier;
-use nvs_datapath::ports::open_port;
 use nvs_datapath::emc::{Emc, EMC_ENTRIES};
 use nvs_datapath::flow::{FlowStats, Megaflow};
 use nvs_datapath::frame::{copy_packet, Frame, Pool};
@@ -28,6 +27,7 @@ use nvs_datapath::key::FlowKey;
 use nvs_datapath::parse;
 use nvs_datapath::pmd::{Clock, Command, Pmd, PmdShared, PortEntry, PortMap};
 use nvs_datapath::port::PortOptions;
+use nvs_datapath::ports::open_port;
 use nvs_datapath::upcall::UpcallQueue;
 
 /// CPU time of the calling thread, in the same units and format as wall time.
