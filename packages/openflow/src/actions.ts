@@ -6,7 +6,7 @@
  */
 import { type Action, type ControllerReason, type Field, type FieldRange, fieldOnes, IpProto, type Match, mustField, OFPP, Slot } from '@nvs/ofproto';
 import { nxmByHeader, nxmForField, nxmHeader, OXM_VLAN_PCP, OXM_VLAN_VID } from './match.ts';
-import { BadAction, ErrType, OfError, Reader, type Writer } from './wire.ts';
+import { BadAction, ErrType, OfError, type Reader, type Writer } from './wire.ts';
 
 const NX_VENDOR = 0x00002320;
 const OFPAT = { OUTPUT: 0, SET_VLAN_VID: 1, SET_VLAN_PCP: 2, STRIP_VLAN: 3, SET_DL_SRC: 4, SET_DL_DST: 5, SET_NW_SRC: 6, SET_NW_DST: 7, SET_NW_TOS: 8, SET_TP_SRC: 9, SET_TP_DST: 10, VENDOR: 0xffff };
@@ -312,4 +312,3 @@ function readNx(a: Reader, alen: number): Action {
   }
 }
 
-export { Reader };

@@ -8,7 +8,7 @@
  * prerequisites the match pins (`dl_type`, `nw_proto`), as OVS does.
  */
 import { EthType, type Field, IpProto, type Match, mustField, newMatch, readField, setMatchField, Slot, VLAN_CFI, fieldOnes } from '@nvs/ofproto';
-import { BadRequest, ErrType, OfError, type Reader, type Writer } from './wire.ts';
+import { BadRequest, badLen, ErrType, OfError, type Reader, type Writer } from './wire.ts';
 
 /** One NXM/OXM TLV kind: its class and field number, value width, the ofproto field it carries. */
 export interface NxmField {
@@ -173,10 +173,6 @@ export function readNxm(r: Reader, len: number, priority: number): Match {
   return m;
 }
 
-function badLen(msg: string): OfError {
-  return new OfError(ErrType.BAD_REQUEST, BadRequest.BAD_LEN, msg);
-}
-
 /** OpenFlow 1.0 `ofp_match` wildcard bits. */
 const W = { IN_PORT: 1, DL_VLAN: 2, DL_SRC: 4, DL_DST: 8, DL_TYPE: 16, NW_PROTO: 32, TP_SRC: 64, TP_DST: 128, DL_VLAN_PCP: 1 << 20, NW_TOS: 1 << 21 };
 const OFP_VLAN_NONE = 0xffff;
@@ -244,4 +240,3 @@ export function readOf10Match(r: Reader, priority: number): Match {
   return m;
 }
 
-export { Slot };

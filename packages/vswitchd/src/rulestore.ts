@@ -15,7 +15,10 @@ import { printRuleLine } from './mgmt.ts';
 
 export class RuleStore {
   private readonly pending = new Map<string, OfBridge>();
-  private timer: NodeJS.Immediate | undefined;
+  private timer: NodeJS.Immediate | NodeJS.Timeout | undefined;
+  /** When the last save ended and how long it took (ms): the next waits 10x that, so saving stays under a tenth of the time. */
+  private lastSaveEnd = 0;
+  private lastSaveCost = 0;
 
   constructor(
     private readonly rundir: string,
@@ -41,15 +44,23 @@ export class RuleStore {
   /** Saves a bridge's rules soon (coalesced). */
   schedule(bridge: OfBridge): void {
     this.pending.set(bridge.name, bridge);
-    this.timer ??= setImmediate(() => this.flush());
+    if (this.timer) return;
+    // A client that changes one rule per round trip (ovs-ofctl add-flows sends a barrier after each) would
+    // otherwise rewrite the whole table once per rule.
+    const wait = this.lastSaveEnd + Math.min(1000, 10 * this.lastSaveCost) - performance.now();
+    this.timer = wait > 0 ? setTimeout(() => this.flush(), wait) : setImmediate(() => this.flush());
   }
 
   /** Writes every pending save now (also at shutdown). */
   flush(): void {
-    if (this.timer) clearImmediate(this.timer);
+    clearTimeout(this.timer as NodeJS.Timeout);
+    clearImmediate(this.timer as NodeJS.Immediate);
     this.timer = undefined;
+    const start = performance.now();
     for (const b of this.pending.values()) this.save(b);
     this.pending.clear();
+    this.lastSaveEnd = performance.now();
+    this.lastSaveCost = this.lastSaveEnd - start;
   }
 
   /** Forgets a deleted bridge's rules. */
