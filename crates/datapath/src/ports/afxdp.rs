@@ -65,6 +65,7 @@ const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_LINK_CREATE: libc::c_long = 28;
+const BPF_LINK_DETACH: libc::c_long = 34;
 const BPF_MAP_TYPE_XSKMAP: u32 = 17;
 const BPF_PROG_TYPE_XDP: u32 = 6;
 const BPF_XDP: u32 = 37;
@@ -321,6 +322,14 @@ fn attach(prog: &OwnedFd, ifindex: u32, flags: u32) -> std::io::Result<OwnedFd> 
     bpf(BPF_LINK_CREATE, &mut a).map(fd_of)
 }
 
+/// Detaches an XDP link now: closing its descriptor releases it later (the
+/// kernel defers that), and the next mode's attach would meet it (EEXIST).
+fn detach(link: &OwnedFd) -> std::io::Result<()> {
+    let mut a = [0u8; 128];
+    put32(&mut a, 0, link.as_raw_fd() as u32);
+    bpf(BPF_LINK_DETACH, &mut a).map(|_| ())
+}
+
 fn map_set(map: &OwnedFd, key: u32, value: u32) -> std::io::Result<()> {
     let mut a = [0u8; 128];
     put32(&mut a, 0, map.as_raw_fd() as u32);
@@ -571,7 +580,10 @@ impl Port for AfxdpPort {
                     port.refill();
                     return Ok(port);
                 }
-                Err(e) => last = e,
+                Err(e) => {
+                    last = e;
+                    let _ = detach(&link);
+                }
             }
         }
         Err(os_error(
