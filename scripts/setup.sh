@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   need=()
-  for p in openvswitch-common openvswitch-switch iproute2 iputils-ping tcpdump iperf3 ethtool qemu-system-x86 linux-image-amd64 busybox-static cpio build-essential pkg-config dpdk-dev; do
+  for p in openvswitch-common openvswitch-switch iproute2 iputils-ping tcpdump iperf3 ethtool qemu-system-x86 linux-image-amd64 busybox-static cpio build-essential pkg-config dpdk-dev redis-server redis-sentinel; do
     dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
   done
   if [ ${#need[@]} -gt 0 ]; then
