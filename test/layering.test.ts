@@ -22,7 +22,8 @@ const LAYERS: Record<string, { holds: string; mayImport: readonly string[] }> = 
   ofproto: { holds: 'flows: match/action model, rule syntax, classifier, tables, xlate, MAC learning; reaches a datapath only through its Dpif interface', mayImport: [] },
   openflow: { holds: 'the OpenFlow wire protocol: messages, NXM/OXM matches and actions to and from ofproto\'s model', mayImport: ['ofproto'] },
   datapath: { holds: "the Rust addon's TypeScript face: loader, key and action codecs", mayImport: [] },
-  vswitchd: { holds: 'the switch daemon: database -> bridges -> ofproto -> datapath', mayImport: ['jsonrpc', 'daemon', 'ovsdb', 'ofproto', 'openflow', 'datapath'] },
+  cluster: { holds: 'many hosts on Redis: the registry, network membership and MAC locations, and the rules that follow from them (as rule text)', mayImport: [] },
+  vswitchd: { holds: 'the switch daemon: database -> bridges -> ofproto -> datapath', mayImport: ['jsonrpc', 'daemon', 'ovsdb', 'ofproto', 'openflow', 'datapath', 'cluster'] },
   cli: { holds: 'the nvs-* commands: they talk to the daemons (database client, unixctl, management socket), not to the addon', mayImport: ['jsonrpc', 'daemon', 'ovsdb'] },
 };
 

@@ -28,6 +28,8 @@ export interface InterfaceConfig {
   /** 'dummy' is an in-memory port; 'internal' a bridge-local port; 'tap' a kernel tap device of that name; 'system' (also for no type, as OVS) an existing kernel device over AF_PACKET; 'afxdp' one over AF_XDP. */
   type: string;
   options: Record<string, string>;
+  /** Interface external_ids (the cluster reads nvs-vni and attached-mac there). */
+  externalIds: Record<string, string>;
   ofportRequest?: number;
   mtuRequest?: number;
   /** Why this interface cannot be created; it is reported in Interface.error. */
@@ -69,6 +71,8 @@ export interface SwitchConfig {
   /** Period of the statistics write-back (other_config:stats-update-interval, ms, at least 5000); undefined when the database sets no integer, and the daemon's default applies. */
   statsUpdateIntervalMs?: number;
   bridges: BridgeConfig[];
+  /** Open_vSwitch external_ids (system-id; the cluster's nvs-* keys). */
+  externalIds: Record<string, string>;
 }
 
 export const DEFAULT_MAX_IDLE_MS = 10_000;
@@ -165,7 +169,7 @@ function interfaceConfig(uuid: string, row: RowReader, ro: ReadOptions): Interfa
   const overridden = ro.dummyOverride === true && OVERRIDDEN.has(rawType);
   const type = overridden ? 'dummy' : rawType === '' ? 'system' : rawType;
   const options = overridden ? {} : smap(row('options'));
-  const cfg: InterfaceConfig = { uuid, name, type, options, ofportRequest: int(row('ofport_request')), mtuRequest: int(row('mtu_request')) };
+  const cfg: InterfaceConfig = { uuid, name, type, options, externalIds: smap(row('external_ids')), ofportRequest: int(row('ofport_request')), mtuRequest: int(row('mtu_request')) };
   if (NOT_YET.has(type)) {
     cfg.error = `${name}: interface type "${type}" is not supported yet by nvs (use ${supportedTypes('or')})`;
   } else if (!(type in KNOWN_OPTIONS)) {
@@ -239,6 +243,7 @@ export function readConfig(db: DbSnapshot, ro: ReadOptions = {}): SwitchConfig |
     flowLimit: posInt(other['flow-limit'], DEFAULT_FLOW_LIMIT),
     statsUpdateIntervalMs: statsUpdateInterval(other['stats-update-interval']),
     bridges,
+    externalIds: smap(row('external_ids')),
   };
 }
 

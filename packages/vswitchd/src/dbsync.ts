@@ -21,10 +21,10 @@ import { DEFAULT_STATS_UPDATE_INTERVAL_MS, readConfig, type DbSnapshot, type Rea
 import type { InterfaceStatus, LinkStatus } from './bridge.ts';
 
 const TABLES = {
-  Open_vSwitch: ['bridges', 'next_cfg', 'cur_cfg', 'other_config'],
+  Open_vSwitch: ['bridges', 'next_cfg', 'cur_cfg', 'other_config', 'external_ids'],
   Bridge: ['name', 'ports', 'datapath_type', 'fail_mode', 'other_config'],
   Port: ['name', 'interfaces', 'tag', 'trunks', 'vlan_mode'],
-  Interface: ['name', 'type', 'options', 'ofport_request', 'mtu_request', 'ofport', 'error', 'admin_state', 'link_state', 'mac_in_use', 'mtu', 'statistics', 'status'],
+  Interface: ['name', 'type', 'options', 'external_ids', 'ofport_request', 'mtu_request', 'ofport', 'error', 'admin_state', 'link_state', 'mac_in_use', 'mtu', 'statistics', 'status'],
 } as const;
 
 /** What is written to one Interface row every statistics period: its counters and the columns that follow its device. */

@@ -15,6 +15,7 @@ import { Switch, type Bridge, type DatapathPorts, type PortBackend } from './bri
 import type { ReadOptions, SwitchConfig } from './config.ts';
 import { Coverage } from './coverage.ts';
 import type { Dpif, DpifOptions, DpPortStats, PortCounters } from './dpif.ts';
+import { ClusterLink } from './cluster-link.ts';
 import { DbSync, type InterfaceRefresh } from './dbsync.ts';
 import { FlowService } from './flow-service.ts';
 import { MgmtServer } from './mgmt.ts';
@@ -43,6 +44,8 @@ export interface VswitchdComponents {
   statsIntervalMs?: number;
   /** Called when `exit` is requested over appctl. */
   onExit?: () => void;
+  /** Cluster agent timing (tests shorten it); default the agent's own (heartbeat 1 s, reaped after 5 s). */
+  cluster?: { heartbeatMs?: number; ttlMs?: number };
 }
 
 const ZERO: PortCounters = { rxPackets: 0, rxBytes: 0, rxDropped: 0, txPackets: 0, txBytes: 0, txDropped: 0 };
@@ -56,6 +59,7 @@ export class Vswitchd {
   private readonly mgmt = new Map<string, MgmtServer>();
   private readonly db: DbSync;
   private readonly rules: RuleStore;
+  private readonly cluster: ClusterLink;
   private readonly log: Logger;
   private dp: Dpif | undefined;
   private udpif: Udpif | undefined;
@@ -90,6 +94,7 @@ export class Vswitchd {
         this.rules.schedule(b);
       },
     });
+    this.cluster = new ClusterLink({ log: c.vlog.logger('cluster'), flows: this.flows, agent: c.cluster });
     this.db = new DbSync({
       remote: c.remote,
       log: c.vlog.logger('dbsync'),
@@ -114,6 +119,7 @@ export class Vswitchd {
       memory: () => ({ handlers: 1, revalidators: 1 }),
       requestedHandlers: () => this.requestedHandlers,
     });
+    this.unixctl.register('cluster/show', '', 0, 0, () => this.cluster.show());
   }
 
   /** Opens the appctl socket, then connects to the database and applies its first configuration. */
@@ -130,6 +136,8 @@ export class Vswitchd {
   async stop(): Promise<void> {
     this.stopping = true;
     clearInterval(this.sampler);
+    // Before the rules are saved: the cluster's rules are rebuilt from Redis at the next start, not restored.
+    await this.cluster.stop();
     this.rules.flush();
     await this.db.stop();
     await this.unixctl.close();
@@ -177,6 +185,7 @@ export class Vswitchd {
       const synced = ob.sync(this.switch.status);
       if (synced || changes.changed.has(ob.model)) this.udpif?.bridgeChanged(ob);
     }
+    this.cluster.update(cfg, this.switch);
     // Last, so that the write a new period makes at once sees the ports as now configured.
     if (this.db.setStatsInterval(cfg.statsUpdateIntervalMs)) {
       this.log.info({ statsUpdateIntervalMs: this.db.statsIntervalMs }, 'statistics are written to the database at a new period');
