@@ -151,6 +151,11 @@ export class ClusterAgent {
     this.store = o.openStore ? o.openStore(on) : new RedisStore({ address: o.settings.redis, hostId: o.settings.hostId, on });
   }
 
+  /** Whether Redis answers now. */
+  get connected(): boolean {
+    return this.connectedSince !== undefined;
+  }
+
   get settings(): ClusterSettings {
     return this.o.settings;
   }

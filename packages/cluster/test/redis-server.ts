@@ -1,7 +1,8 @@
 // Starts a real redis-server (Debian's) for a test: a free port, its own
-// temporary directory, no persistence; `stop` kills it, `start` again brings
+// temporary directory, no persistence, on 127.0.0.1 or (as root) on an
+// address inside a network namespace; `stop` kills it, `start` again brings
 // it back on the same port (empty, as after a crash without persistence).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -18,9 +19,9 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function answers(port: number): Promise<boolean> {
+async function answers(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const c = connect(port, '127.0.0.1');
+    const c = connect(port, host);
     c.once('connect', () => {
       c.end();
       resolve(true);
@@ -33,22 +34,40 @@ export class TestRedis {
   private proc: ChildProcess | undefined;
   readonly dir = mkdtempSync(join(tmpdir(), 'nvs-cluster-redis-'));
 
-  private constructor(readonly port: number, readonly extraArgs: string[]) {}
+  private constructor(
+    readonly port: number,
+    readonly bind: string,
+    readonly netns: string | undefined,
+  ) {}
 
-  static async start(extraArgs: string[] = []): Promise<TestRedis> {
-    const r = new TestRedis(await freePort(), extraArgs);
+  /** `netns`: run inside this network namespace, listening on `bind` there (the readiness check goes through redis-cli in it). */
+  static async start(opts: { bind?: string; netns?: string } = {}): Promise<TestRedis> {
+    const r = new TestRedis(await freePort(), opts.bind ?? '127.0.0.1', opts.netns);
     await r.start();
     return r;
   }
 
   get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
+    return `redis://${this.bind}:${this.port}`;
+  }
+
+  /** Runs redis-cli against this server (in its namespace); resolves with its output. */
+  async cli(...args: string[]): Promise<string> {
+    const argv = ['redis-cli', '-h', this.bind, '-p', String(this.port), ...args];
+    const [cmd, ...rest] = this.netns ? ['ip', 'netns', 'exec', this.netns, ...argv] : argv;
+    return new Promise((resolve, reject) => {
+      execFile(cmd, rest, { timeout: 5000 }, (err, stdout) => (err ? reject(err) : resolve(String(stdout))));
+    });
   }
 
   async start(): Promise<void> {
-    this.proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir, ...this.extraArgs], { stdio: 'ignore' });
+    // Inside a test namespace, other namespaces connect over the underlay: no protected mode (it admits loopback only).
+    const argv = ['redis-server', '--port', String(this.port), '--bind', this.bind, '--save', '', '--appendonly', 'no', '--dir', this.dir, '--protected-mode', this.netns ? 'no' : 'yes'];
+    const [cmd, ...rest] = this.netns ? ['ip', 'netns', 'exec', this.netns, ...argv] : argv;
+    this.proc = spawn(cmd, rest, { stdio: 'ignore' });
     for (let i = 0; i < 100; i++) {
-      if (await answers(this.port)) return;
+      const up = this.netns ? await this.cli('ping').then((o) => o.trim() === 'PONG', () => false) : await answers(this.bind, this.port);
+      if (up) return;
       await new Promise((r) => setTimeout(r, 50));
     }
     throw new Error(`redis-server did not start on port ${this.port}`);

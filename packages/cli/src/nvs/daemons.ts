@@ -89,8 +89,13 @@ async function launch(name: DaemonName, args: string[]): Promise<void> {
   }
 }
 
-/** Starts whichever daemons are not running; resolves once both answer. `verbose` specs go to nvs-vswitchd. */
-export async function start(rundir: string, extra: { verbose?: string[] } = {}): Promise<DaemonStatus[]> {
+/**
+ * Starts whichever daemons are not running; resolves once both answer.
+ * `verbose` specs go to nvs-vswitchd; `externalIds` (the cluster flags) are
+ * written to Open_vSwitch external_ids, where nvs-vswitchd reads them, as
+ * `ovs-vsctl set Open_vSwitch . external_ids:KEY=VALUE` would.
+ */
+export async function start(rundir: string, extra: { verbose?: string[]; externalIds?: Record<string, string> } = {}): Promise<DaemonStatus[]> {
   const common = ['--rundir', rundir, '--detach', '--pidfile', '--log-file'];
   const before = await status(rundir);
   if (!before[0].running) {
@@ -98,6 +103,12 @@ export async function start(rundir: string, extra: { verbose?: string[] } = {}):
     // The database needs its Open_vSwitch row before vswitchd has anything to follow.
     await run(process.execPath, [binPath('nvs-vsctl'), `--db=unix:${join(rundir, 'db.sock')}`, '--no-wait', 'init']).catch((err) => {
       throw new NvsControlError('NVS_START_FAILED', `initialising the database failed: ${(err.stderr || err.message).trim()}`);
+    });
+  }
+  const ids = Object.entries(extra.externalIds ?? {});
+  if (ids.length > 0) {
+    await run(process.execPath, [binPath('nvs-vsctl'), `--db=unix:${join(rundir, 'db.sock')}`, '--no-wait', 'set', 'Open_vSwitch', '.', ...ids.map(([k, v]) => `external_ids:${k}=${v}`)]).catch((err) => {
+      throw new NvsControlError('NVS_START_FAILED', `writing the cluster settings failed: ${(err.stderr || err.message).trim()}`);
     });
   }
   // Log levels name nvs-vswitchd's modules (nvs-dbserver takes its own with nvs-dbserver -v).

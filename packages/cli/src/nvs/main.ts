@@ -24,9 +24,22 @@ export async function runNvs(argv: string[], io: CliIo): Promise<number> {
     .command('start')
     .description('start nvs-dbserver and nvs-vswitchd in the background')
     .option('-v, --verbose <spec...>', 'log levels for nvs-vswitchd (module[:dest]:level)')
-    .action(async (opts: { verbose?: string[] }) => {
+    .option('--redis <address>', 'join a cluster: redis://HOST:PORT, redis-sentinel://HOST:PORT,…/MASTER or redis-cluster://HOST:PORT,… (external_ids:nvs-redis)')
+    .option('--system-id <id>', "this host's id in the cluster (external_ids:system-id)")
+    .option('--tunnel-ip <ip>', "this host's underlay address for tunnels (external_ids:nvs-tunnel-ip)")
+    .option('--encap <type>', 'vxlan or geneve (external_ids:nvs-encap)')
+    .option('--cluster-bridge <bridge>', 'the bridge the cluster drives, default br-int (external_ids:nvs-bridge)')
+    .action(async (opts: { verbose?: string[]; redis?: string; systemId?: string; tunnelIp?: string; encap?: string; clusterBridge?: string }) => {
       const dir = rundir();
-      for (const s of await start(dir, { verbose: opts.verbose })) io.stdout.write(`${s.name}: running (pid ${s.pid ?? '?'})\n`);
+      const flags: Array<[string, string | undefined]> = [
+        ['nvs-redis', opts.redis],
+        ['system-id', opts.systemId],
+        ['nvs-tunnel-ip', opts.tunnelIp],
+        ['nvs-encap', opts.encap],
+        ['nvs-bridge', opts.clusterBridge],
+      ];
+      const externalIds = Object.fromEntries(flags.filter((f): f is [string, string] => f[1] !== undefined));
+      for (const s of await start(dir, { verbose: opts.verbose, externalIds })) io.stdout.write(`${s.name}: running (pid ${s.pid ?? '?'})\n`);
       io.stdout.write(`run directory: ${dir}\n`);
     });
   program
