@@ -3,7 +3,7 @@
 // others publish, only for the networks it serves.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterAgent, computeFlows, diffFlows, parseRedisAddress, type LocalState } from '../src/index.ts';
-import { TestRedis, until } from './redis-server.ts';
+import { TestRedis, TestSentinel, until } from './redis-server.ts';
 
 const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
@@ -22,7 +22,7 @@ class Rules {
   }
 }
 
-function agent(redis: TestRedis, hostId: string, ip: string, opts: { ttlMs?: number } = {}) {
+function agent(redis: { url: string }, hostId: string, ip: string, opts: { ttlMs?: number } = {}) {
   const rules = new Rules();
   const a = new ClusterAgent({
     settings: { redis: parseRedisAddress(redis.url), hostId, tunnelIp: ip, encap: 'vxlan', bridge: 'br-int' },
@@ -175,4 +175,26 @@ describe('agents over a real redis-server', () => {
     expect(Date.now() - t0).toBeLessThan(500 + 100 + 1500);
     expect(await h1.a.show()).toMatch(/hosts \(1\):/);
   });
+});
+
+describe('through a real redis-sentinel', () => {
+  it('finds the master by name and works as with the server itself', async () => {
+    const master = await TestRedis.start();
+    const sentinel = await TestSentinel.start(master);
+    const h1 = agent(sentinel, 'h1', '192.0.2.1');
+    const h2 = agent(sentinel, 'h2', '192.0.2.2');
+    try {
+      h1.a.setLocal(state([{ name: 'vm1', ofport: 1, vni: 7, macs: ['02:00:00:00:07:01'] }]));
+      h2.a.setLocal(state([{ name: 'vm2', ofport: 1, vni: 7, macs: ['02:00:00:00:07:02'] }]));
+      await until(() => h1.rules.actions('table=40,priority=100,reg0=7,dl_dst=02:00:00:00:07:02') === toHost(7, '192.0.2.2'), 10_000, 'h1 knows vm2 via Sentinel');
+      expect(await h1.a.show()).toMatch(/^redis redis-sentinel:\/\/127\.0\.0\.1:\d+\/mymaster: connected/m);
+      // The state is in the master Sentinel named.
+      expect(await master.cli('hkeys', 'nvs:{net:7}:locs')).toContain('02:00:00:00:07:01');
+    } finally {
+      await h1.a.stop();
+      await h2.a.stop();
+      await sentinel.close();
+      await master.close();
+    }
+  }, 30_000);
 });

@@ -3,7 +3,7 @@
 // address inside a network namespace; `stop` kills it, `start` again brings
 // it back on the same port (empty, as after a crash without persistence).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -70,6 +70,7 @@ export class TestRedis {
       if (up) return;
       await new Promise((r) => setTimeout(r, 50));
     }
+    await this.stop();
     throw new Error(`redis-server did not start on port ${this.port}`);
   }
 
@@ -96,5 +97,41 @@ export async function until(check: () => boolean | Promise<boolean>, ms = 5000, 
     if (await check()) return Date.now() - t0;
     if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A real redis-sentinel (Debian's) watching `master` under the name `mymaster`, quorum 1. */
+export class TestSentinel {
+  private proc: ChildProcess | undefined;
+
+  private constructor(
+    readonly port: number,
+    readonly dir: string,
+  ) {}
+
+  static async start(master: TestRedis): Promise<TestSentinel> {
+    const dir = mkdtempSync(join(tmpdir(), 'nvs-cluster-sentinel-'));
+    const s = new TestSentinel(await freePort(), dir);
+    // Sentinel rewrites its configuration file: it must be its own, writable.
+    const conf = join(dir, 'sentinel.conf');
+    writeFileSync(conf, `port ${s.port}\nbind 127.0.0.1\ndir ${dir}\nsentinel monitor mymaster 127.0.0.1 ${master.port} 1\n`);
+    s.proc = spawn('redis-sentinel', [conf], { stdio: 'ignore' });
+    await until(() => answers('127.0.0.1', s.port), 5000, 'redis-sentinel to listen');
+    return s;
+  }
+
+  get url(): string {
+    return `redis-sentinel://127.0.0.1:${this.port}/mymaster`;
+  }
+
+  async close(): Promise<void> {
+    const p = this.proc;
+    if (p && p.exitCode === null) {
+      await new Promise<void>((resolve) => {
+        p.once('exit', () => resolve());
+        p.kill('SIGKILL');
+      });
+    }
+    rmSync(this.dir, { recursive: true, force: true });
   }
 }
