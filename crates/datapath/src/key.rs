@@ -11,6 +11,12 @@
 //! the outer tag with bit 0x1000 (CFI/DEI position) set when a tag is present,
 //! so 0 means untagged. OpenFlow registers and metadata are slow-path state
 //! only and never appear here (as in OVS's datapath flows).
+//!
+//! Tunnel metadata (`tun_id`, `tun_src`, `tun_dst`) is that of the tunnel a
+//! packet arrived through (all zero otherwise; a received packet always has
+//! a non-zero `tun_dst`). `tun_id` holds the low 32 bits of OpenFlow's
+//! 64-bit tunnel ID: VXLAN and Geneve carry 24 (the VNI), so the high bits
+//! of a received packet's ID are always zero and the key need not hold them.
 
 /// One flow key (or, read as a mask, which bits of a key matter).
 #[repr(C, align(8))]
@@ -47,6 +53,24 @@ pub struct FlowKey {
     pub _pad2: u16,
     pub arp_tha: [u8; 6],
     pub _pad3: u16,
+    /// Tunnel ID (VNI) the packet arrived with.
+    pub tun_id: u32,
+    /// Outer IPv4 source (the remote tunnel end), host order.
+    pub tun_src: u32,
+    /// Outer IPv4 destination (this host's tunnel end), host order.
+    pub tun_dst: u32,
+    pub _pad4: u32,
+}
+
+/// A packet's tunnel metadata: where it came from (set by a tunnel port's
+/// receive) or where it is to go (set by the `SetTunnel` action, read by a
+/// tunnel port's transmit). Addresses are host-order IPv4; zero means unset.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Tunnel {
+    /// The tunnel ID (VNI: VXLAN and Geneve carry its low 24 bits).
+    pub id: u32,
+    pub src: u32,
+    pub dst: u32,
 }
 
 /// `nw_frag` bit: the packet is a fragment.

@@ -122,6 +122,10 @@ key_fields! {
     _pad2: Pad,
     arp_tha: Bytes,
     _pad3: Pad,
+    tun_id: Uint,
+    tun_src: Uint,
+    tun_dst: Uint,
+    _pad4: Pad,
 }
 
 /// Size of an encoded key.

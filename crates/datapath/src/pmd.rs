@@ -32,7 +32,7 @@ use crate::classifier::Classifier;
 use crate::emc::Emc;
 use crate::flow::{FlowStats, Megaflow};
 use crate::frame::{copy_packet, spread_chunk, Pool, PoolError};
-use crate::key::FlowKey;
+use crate::key::{FlowKey, Tunnel};
 use crate::parse::{self, Layers};
 use crate::port::{Batch, Packet, Port, BURST};
 use crate::upcall::{Upcall, UpcallQueue, UpcallReason};
@@ -294,6 +294,8 @@ struct Sink<'a> {
     in_port: u32,
     /// Port of the list's final output: the packet buffer itself moves there.
     final_port: Option<u32>,
+    /// The packet's tunnel metadata as the actions left it (copies carry it).
+    tunnel: Tunnel,
     dropped: u64,
     lost: u64,
     queued: bool,
@@ -306,7 +308,8 @@ impl ActionSink for Sink<'_> {
             return;
         }
         // Not the last action: the packet may still change, so this output gets a copy.
-        let copy = copy_packet(self.copies, pkt);
+        let mut copy = copy_packet(self.copies, pkt);
+        copy.tunnel = self.tunnel;
         self.tx.push(self.ports, port, copy, &mut self.dropped);
     }
 
@@ -322,6 +325,10 @@ impl ActionSink for Sink<'_> {
         } else {
             self.queued = true;
         }
+    }
+
+    fn set_tunnel(&mut self, tunnel: Tunnel) {
+        self.tunnel = tunnel;
     }
 }
 
@@ -347,6 +354,7 @@ pub fn execute_one(
         key: &key,
         in_port,
         final_port: None,
+        tunnel: Tunnel::default(),
         dropped: 0,
         lost: 0,
         queued: false,
@@ -513,6 +521,9 @@ impl Pmd {
             .zip(self.layers.iter_mut())
         {
             *layers = parse::extract(pkt.data(), in_port, key);
+            key.tun_id = pkt.tunnel.id;
+            key.tun_src = pkt.tunnel.src;
+            key.tun_dst = pkt.tunnel.dst;
             local.parse_errors += u64::from(layers.error.is_some());
         }
         let mut sink = Sink {
@@ -523,6 +534,7 @@ impl Pmd {
             key: &self.keys[0],
             in_port,
             final_port: None,
+            tunnel: Tunnel::default(),
             dropped: 0,
             lost: 0,
             queued: false,
@@ -577,6 +589,7 @@ impl Pmd {
             acc.bytes += pkt.len() as u64;
             acc.tcp_flags |= key.tcp_flags;
             sink.key = key;
+            sink.tunnel = pkt.tunnel;
             actions::execute(&flow.actions, &mut pkt, &mut self.layers[i], &mut sink);
             // Without an output the packet is dropped here and its frame goes home.
             if let Some(port) = sink.final_port.take() {

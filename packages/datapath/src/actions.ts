@@ -36,9 +36,11 @@ export type DpAction =
   | { type: 'truncate'; maxLen: number }
   | { type: 'push_vlan'; tpid: 0x8100 | 0x88a8; tci: number }
   | { type: 'pop_vlan' }
-  | { type: 'set'; field: SetFieldName; value: Uint8Array; mask?: Uint8Array };
+  | { type: 'set'; field: SetFieldName; value: Uint8Array; mask?: Uint8Array }
+  /** Tunnel metadata for a following output to a tunnel port: ID (VNI), outer IPv4 source and destination (host-order numbers, 0 unset). */
+  | { type: 'set_tunnel'; id: number; src: number; dst: number };
 
-const KIND = { output: 1, drop: 2, userspace: 3, truncate: 4, push_vlan: 5, pop_vlan: 6, set: 7 } as const;
+const KIND = { output: 1, drop: 2, userspace: 3, truncate: 4, push_vlan: 5, pop_vlan: 6, set: 7, set_tunnel: 8 } as const;
 
 const FIELD_BY_ID = new Map<number, SetFieldName>(
   (Object.keys(SET_FIELDS) as SetFieldName[]).map((name) => [SET_FIELDS[name].id, name]),
@@ -82,6 +84,12 @@ export function encodeActions(actions: readonly DpAction[]): Buffer {
       case 'drop':
       case 'pop_vlan':
         payload = Buffer.alloc(0);
+        break;
+      case 'set_tunnel':
+        payload = Buffer.alloc(12);
+        payload.writeUInt32BE(u32(a.id, 'tunnel id'), 0);
+        payload.writeUInt32BE(u32(a.src, 'tunnel source'), 4);
+        payload.writeUInt32BE(u32(a.dst, 'tunnel destination'), 8);
         break;
       case 'set': {
         const f = SET_FIELDS[a.field];
@@ -142,6 +150,10 @@ export function decodeActions(bytes: Uint8Array): DpAction[] {
       case KIND.pop_vlan:
         want(0);
         out.push({ type: 'pop_vlan' });
+        break;
+      case KIND.set_tunnel:
+        want(12);
+        out.push({ type: 'set_tunnel', id: p.readUInt32BE(0), src: p.readUInt32BE(4), dst: p.readUInt32BE(8) });
         break;
       case KIND.set: {
         if (len < 1) bad('ACTION_BAD_LENGTH', `set action at byte ${off} is empty`);

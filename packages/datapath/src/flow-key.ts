@@ -41,6 +41,11 @@ export interface FlowKey {
   ipv6_label: number;
   arp_sha: number;
   arp_tha: number;
+  /** Tunnel ID (the low 32 bits; VXLAN and Geneve carry 24) of the tunnel the packet came through. */
+  tun_id: number;
+  /** Outer IPv4 source and destination of that tunnel (0 when the packet came through none). */
+  tun_src: number;
+  tun_dst: number;
 }
 
 export type FlowKeyField = keyof FlowKey;
@@ -51,6 +56,7 @@ export function zeroFlowKey(): FlowKey {
     in_port: 0, recirc_id: 0, eth_dst: 0, eth_type: 0, eth_src: 0, vlan_tci: 0, vlan_tpid: 0, cvlan_tci: 0,
     nw_proto: 0, nw_tos: 0, nw_ttl: 0, nw_frag: 0, tp_src: 0, tp_dst: 0, tcp_flags: 0, nw_src: 0, nw_dst: 0,
     ipv6_src: 0n, ipv6_dst: 0n, nd_target: 0n, ipv6_label: 0, arp_sha: 0, arp_tha: 0,
+    tun_id: 0, tun_src: 0, tun_dst: 0,
   };
 }
 

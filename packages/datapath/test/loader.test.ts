@@ -38,7 +38,7 @@ describe('addon loader', () => {
     const env = { ...process.env };
     delete env.NVS_DATAPATH_ADDON;
     const out = execFileSync(process.execPath, [join(dir, 'probe.js')], { env, encoding: 'utf8' });
-    expect(JSON.parse(out)).toEqual({ port: 1, size: 120 });
+    expect(JSON.parse(out)).toEqual({ port: 1, size: 136 });
   });
 
   it('honours an explicit path and says what to do when it is wrong', () => {

@@ -16,6 +16,21 @@ import { OFPP } from './fields.ts';
 
 export type VlanMode = 'access' | 'trunk' | 'native-tagged' | 'native-untagged';
 
+/**
+ * A tunnel port's settings as xlate needs them to build the tunnel
+ * metadata of an output (OVS's tunnel options, already checked).
+ */
+export interface TunnelConfig {
+  /** Outer IPv4 destination (host-order number), or 'flow': the flow's tun_dst. */
+  readonly remoteIp: number | 'flow';
+  /** Outer IPv4 source (0: the kernel's choice). */
+  readonly localIp: number;
+  /** Tunnel ID sent (24 bits), or 'flow': the flow's tun_id. */
+  readonly outKey: number | 'flow';
+  /** UDP destination port. */
+  readonly dstPort: number;
+}
+
 /** A port as the owner configures it. */
 export interface PortConfig {
   /** OpenFlow port number (1–0xfeff, or 0xfffe for the bridge's LOCAL port). */
@@ -28,6 +43,8 @@ export interface PortConfig {
   readonly trunks?: readonly number[];
   /** Leave the port out of flooding (OpenFlow no_flood). */
   readonly noFlood?: boolean;
+  /** A tunnel port's settings (absent for other ports). */
+  readonly tunnel?: TunnelConfig;
 }
 
 /** A validated port. */
@@ -39,6 +56,7 @@ export interface BridgePort {
   /** null: every VLAN. */
   readonly trunks: ReadonlySet<number> | null;
   readonly noFlood: boolean;
+  readonly tunnel: TunnelConfig | null;
 }
 
 export function toBridgePort(c: PortConfig): BridgePort {
@@ -57,7 +75,7 @@ export function toBridgePort(c: PortConfig): BridgePort {
     throw new BadPortConfigError(`port ${c.name}: vlan_mode ${mode} needs a tag`);
   }
   const trunks = c.trunks && c.trunks.length ? new Set(c.trunks) : null;
-  return { ofport: c.ofport, name: c.name, mode, tag: tag ?? 0, trunks, noFlood: c.noFlood ?? false };
+  return { ofport: c.ofport, name: c.name, mode, tag: tag ?? 0, trunks, noFlood: c.noFlood ?? false, tunnel: c.tunnel ?? null };
 }
 
 /**

@@ -58,7 +58,13 @@ export type DpAction =
   /** Send the packet up to userspace for the controller; the owner hands `controller` back to `Ofproto.queueController`. */
   | { readonly type: 'userspace'; readonly controller: ControllerCookie }
   /** Truncate the packet to `maxLen` bytes for the following outputs. */
-  | { readonly type: 'truncate'; readonly maxLen: number };
+  | { readonly type: 'truncate'; readonly maxLen: number }
+  /**
+   * Tunnel metadata for the following output to a tunnel port: the tunnel ID
+   * (its low 32 bits: VXLAN and Geneve carry 24), outer IPv4 source and
+   * destination (0: the port's own), and the port's UDP port (for printing).
+   */
+  | { readonly type: 'set_tunnel'; readonly id: number; readonly src: number; readonly dst: number; readonly dstPort: number };
 
 /**
  * Which datapath port stands behind each OpenFlow port. Ports are numbered
@@ -184,6 +190,14 @@ export function formatDpActions(actions: readonly DpAction[], fmt: DpActionsForm
       case 'truncate':
         out.push(`trunc(${a.maxLen})`);
         break;
+      case 'set_tunnel': {
+        const parts = [`tun_id=${hex(a.id)}`];
+        if (a.src) parts.push(`src=${formatIpv4(a.src)}`);
+        parts.push(`dst=${formatIpv4(a.dst)}`);
+        if (a.dstPort) parts.push(`tp_dst=${a.dstPort}`);
+        out.push(`set(tunnel(${parts.join(',')},flags(key)))`);
+        break;
+      }
       case 'userspace': {
         const c = a.controller;
         out.push(

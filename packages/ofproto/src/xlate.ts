@@ -12,7 +12,7 @@
 // With `sideEffects: false` (trace) nothing is learned or queued.
 
 import type { Action, ControllerAction, ControllerReason, LearnAction } from './actions.ts';
-import { type BridgePort, inputVlan, outputTag, portInVlan } from './bridge-ports.ts';
+import { type BridgePort, inputVlan, outputTag, portInVlan, type TunnelConfig } from './bridge-ports.ts';
 import type { ControllerCookie, DpAction, DpFlowKey, DpSetField, DpSetHeader, OdpPortMap, Megaflow } from './dpif.ts';
 import { DP_SET_FULL_MASK, formatMac, newDpFlowKey } from './dpif.ts';
 import { OfprotoError } from './errors.ts';
@@ -153,6 +153,8 @@ class Ctx {
   private stopList = false;
   private rule: Rule | null = null;
   private tableId = 0;
+  /** The tunnel metadata the packet carries now (a set_tunnel emitted), as `id,src,dst`. */
+  private tunnelSet = '';
 
   constructor(
     private readonly env: XlateEnv,
@@ -462,7 +464,40 @@ class Ctx {
       return;
     }
     this.commit();
+    const tunnel = this.env.ports.get(ofport)?.tunnel;
+    if (tunnel && !this.setTunnel(tunnel)) return;
     this.actions.push({ type: 'output', port: odp });
+  }
+
+  /**
+   * Emits the tunnel metadata of an output to a tunnel port, as OVS builds
+   * it: the port's remote_ip and key, or (`flow`) the flow's tun_dst and
+   * tun_id, whose input values the megaflow then keys on. False (the output
+   * is dropped) when `remote_ip=flow` and the flow has no tun_dst.
+   */
+  private setTunnel(t: TunnelConfig): boolean {
+    const f = this.flow;
+    let dst: number;
+    if (t.remoteIp === 'flow') {
+      dst = f[Slot.TUN_DST];
+      this.wc[Slot.TUN_DST] = 0xffffffff;
+    } else dst = t.remoteIp;
+    if (dst === 0) {
+      this.note('>> output to a remote_ip=flow tunnel port without tun_dst: dropped');
+      return false;
+    }
+    let id: number;
+    if (t.outKey === 'flow') {
+      // The datapath carries the low 32 bits (VXLAN and Geneve send 24).
+      id = f[Slot.TUN_ID + 1];
+      this.wc[Slot.TUN_ID + 1] = 0xffffffff;
+    } else id = t.outKey;
+    const text = `${id},${t.localIp},${dst},${t.dstPort}`;
+    if (text !== this.tunnelSet) {
+      this.tunnelSet = text;
+      this.actions.push({ type: 'set_tunnel', id, src: t.localIp, dst, dstPort: t.dstPort });
+    }
+    return true;
   }
 
   private toController(a: ControllerAction): void {
@@ -831,6 +866,10 @@ const DP_FIELDS: readonly [keyof DpFlowKey, number, number][] = [
   ['ipv6_label', Slot.IPV6_LABEL, 1],
   ['arp_sha', Slot.ARP_SHA, 2],
   ['arp_tha', Slot.ARP_THA, 2],
+  // The datapath holds the tunnel ID's low word (VXLAN and Geneve carry 24 bits).
+  ['tun_id', Slot.TUN_ID + 1, 1],
+  ['tun_src', Slot.TUN_SRC, 1],
+  ['tun_dst', Slot.TUN_DST, 1],
 ];
 
 /** One-word fields as numbers, MACs (2 words) as 48-bit numbers, 128-bit fields as bigints. */

@@ -189,7 +189,7 @@ describe('NORMAL learning', () => {
     const { of } = vlanBridge();
     send(of, 1, A, BCAST);
     send(of, 2, B, BCAST);
-    of.setPorts(of.ports.filter((p) => p.ofport !== 1).map((p) => ({ ...p, trunks: p.trunks ? [...p.trunks] : undefined, vlanMode: p.mode })));
+    of.setPorts(of.ports.filter((p) => p.ofport !== 1).map((p) => ({ ...p, trunks: p.trunks ? [...p.trunks] : undefined, vlanMode: p.mode, tunnel: p.tunnel ?? undefined })));
     expect(of.fdb().map((e) => e.port)).toEqual([2]);
     expect(of.takeInvalidations()).toContain('ports');
   });

@@ -12,6 +12,7 @@
  * numbers are global to the one datapath all bridges share.
  */
 import type { Logger } from 'pino';
+import type { TunnelConfig } from '@nvs/ofproto';
 import type { BridgeConfig, InterfaceConfig, PortConfig, SwitchConfig, VlanMode } from './config.ts';
 import { usesNvsDatapath } from './config.ts';
 
@@ -38,7 +39,10 @@ export interface DatapathPorts {
  * ports, and `dummy-internal` the internal ports of a `datapath_type=dummy`
  * bridge (in-memory, as in OVS's dummy datapath).
  */
-export type PortType = 'dummy' | 'dummy-internal' | 'internal' | 'tap' | 'system' | 'afxdp' | VhostUserType;
+export type PortType = 'dummy' | 'dummy-internal' | 'internal' | 'tap' | 'system' | 'afxdp' | VhostUserType | TunnelType;
+
+/** Tunnel ports: VXLAN or Geneve over a kernel UDP socket (crates/datapath/src/ports/tunnel.rs). */
+export type TunnelType = 'vxlan' | 'geneve';
 
 /** vhost-user ports (a VM's virtio-net device): nvs listens on a socket in the run directory, or connects to `options:vhost-server-path`. */
 export type VhostUserType = 'dpdkvhostuser' | 'dpdkvhostuserclient';
@@ -50,7 +54,7 @@ export type VhostUserType = 'dpdkvhostuser' | 'dpdkvhostuserclient';
 const RESERVED_NAME = /^(ovs-(netdev|dummy|system)$|(genev|gre|vxlan|lisp|stt|erspan|ip6erspan|ip6gre|gtpu|udp)_sys)/;
 
 /** The datapath back end behind a port: in-memory (`dummy`), a kernel tap device nvs made, an existing kernel device (`system` over AF_PACKET, `afxdp` over AF_XDP), or a vhost-user socket. */
-export type PortBackend = 'dummy' | 'tap' | 'system' | 'afxdp' | VhostUserType;
+export type PortBackend = 'dummy' | 'tap' | 'system' | 'afxdp' | VhostUserType | TunnelType;
 
 /** A kernel device's state, as `ip link show` reports it. */
 export interface DeviceState {
@@ -91,6 +95,10 @@ export interface BridgePort {
   mtu: number;
   /** Why mtu_request could not be applied to the device, for Interface.error. */
   mtuError?: string;
+  /** A tunnel port's settings, for xlate. */
+  tunnel?: TunnelConfig;
+  /** The options a tunnel port was opened with (a change reopens it). */
+  tunnelOptions?: string;
   ifaceUuid: string;
 }
 
@@ -189,7 +197,8 @@ export class Switch {
       if (!bridge) continue;
       for (const p of [...bridge.ports.values()]) {
         const next = plan.get(p.name);
-        if (!next || portType(next.iface, bc) !== p.type || !this.ofportStillValid(bridge, p, next.iface)) {
+        const reopen = p.tunnel !== undefined && next !== undefined && JSON.stringify(next.iface.options) !== p.tunnelOptions;
+        if (!next || reopen || portType(next.iface, bc) !== p.type || !this.ofportStillValid(bridge, p, next.iface)) {
           this.removePort(bridge, p);
           changed.add(bridge);
         }
@@ -355,6 +364,8 @@ export class Switch {
       mac: device?.mac ?? macForName(iface.name),
       deviceStatus: device?.status,
       mtu: 1500,
+      tunnel: type === 'vxlan' || type === 'geneve' ? tunnelConfig(type, iface.options) : undefined,
+      tunnelOptions: type === 'vxlan' || type === 'geneve' ? JSON.stringify(iface.options) : undefined,
       ifaceUuid: iface.uuid,
     };
     bridge.ports.set(bp.name, bp);
@@ -379,7 +390,8 @@ export class Switch {
  * could not be read (as ovs-vswitchd leaves the columns empty).
  */
 function linkStatusOf(p: BridgePort, dev: DeviceState | undefined): LinkStatus {
-  if (p.backend === 'dummy') return { adminState: 'up', linkState: 'up', mtu: p.mtu };
+  // A tunnel has no device of its own: it is up while its socket is open (as OVS reports tunnels).
+  if (p.backend === 'dummy' || p.tunnel) return { adminState: 'up', linkState: 'up', mtu: p.mtu };
   // A system port's device can go (deleted, moved away) and come back: the port says so meanwhile.
   if (!dev && p.backend === 'system') return { adminState: 'down', linkState: 'down', error: `${p.name}: the device is gone (deleted or moved to another network namespace); the port resumes when it is back` };
   if (!dev) return {};
@@ -390,7 +402,22 @@ function linkStatusOf(p: BridgePort, dev: DeviceState | undefined): LinkStatus {
 function portType(iface: InterfaceConfig, bridge: BridgeConfig): PortType {
   const t = iface.type;
   if (t === 'internal') return bridge.datapathType === 'dummy' ? 'dummy-internal' : 'internal';
-  return t === 'tap' || t === 'system' || t === 'afxdp' || t === 'dpdkvhostuser' || t === 'dpdkvhostuserclient' ? t : 'dummy';
+  return t === 'tap' || t === 'system' || t === 'afxdp' || t === 'dpdkvhostuser' || t === 'dpdkvhostuserclient' || t === 'vxlan' || t === 'geneve' ? t : 'dummy';
+}
+
+/**
+ * A tunnel port's options as xlate needs them. The datapath has already
+ * opened the port with these options, so they are known to be valid.
+ */
+function tunnelConfig(type: TunnelType, o: Record<string, string>): TunnelConfig {
+  const ip = (v: string | undefined) => (v ? v.split('.').reduce((n, b) => n * 256 + Number(b), 0) : 0);
+  const key = o.out_key ?? o.key ?? '0';
+  return {
+    remoteIp: o.remote_ip === 'flow' ? 'flow' : ip(o.remote_ip),
+    localIp: ip(o.local_ip),
+    outKey: key === 'flow' ? 'flow' : Number(key),
+    dstPort: o.dst_port ? Number(o.dst_port) : type === 'vxlan' ? 4789 : 6081,
+  };
 }
 
 function bridgeSettingsChanged(a: BridgeConfig, b: BridgeConfig): boolean {

@@ -83,8 +83,10 @@ export const DEFAULT_STATS_UPDATE_INTERVAL_MS = 5000;
 export const DEFAULT_MAC_AGING_S = 300;
 export const DEFAULT_MAC_TABLE_SIZE = 8192;
 
+/** Options of the tunnel types (their values are checked by the datapath when it opens the port). */
+const TUNNEL_OPTIONS = ['remote_ip', 'local_ip', 'key', 'in_key', 'out_key', 'dst_port', 'csum'];
 /** Interface types nvs knows of but cannot open yet. */
-const NOT_YET = new Set(['afxdp-nonpmd', 'dpdk', 'vxlan', 'geneve', 'gre', 'patch', 'stt', 'erspan', 'ip6gre', 'ip6erspan', 'lisp', 'bareudp', 'gtpu', 'srv6']);
+const NOT_YET = new Set(['afxdp-nonpmd', 'dpdk', 'gre', 'patch', 'stt', 'erspan', 'ip6gre', 'ip6erspan', 'lisp', 'bareudp', 'gtpu', 'srv6']);
 /** Options each supported type accepts. */
 const KNOWN_OPTIONS: Record<string, Set<string>> = {
   dummy: new Set(['pstream', 'stream', 'n_rxq', 'n_txq']),
@@ -94,6 +96,8 @@ const KNOWN_OPTIONS: Record<string, Set<string>> = {
   afxdp: new Set(['xdp-mode', 'use-need-wakeup', 'n_rxq']),
   dpdkvhostuser: new Set([]),
   dpdkvhostuserclient: new Set(['vhost-server-path']),
+  vxlan: new Set(TUNNEL_OPTIONS),
+  geneve: new Set(TUNNEL_OPTIONS),
 };
 /** The supported types, quoted and joined with `conjunction` before the last, for error messages. */
 function supportedTypes(conjunction: 'or' | 'and'): string {
@@ -101,7 +105,7 @@ function supportedTypes(conjunction: 'or' | 'and'): string {
   return `${q.slice(0, -1).join(', ')} ${conjunction} ${q[q.length - 1]}`;
 }
 /** Types `--enable-dummy=override` turns into dummy ports, as ovs-vswitchd does: every type that would need the system (internal ports too, decided where the datapath is opened). */
-const OVERRIDDEN = new Set([...NOT_YET, 'tap', 'system', 'afxdp', '', 'dpdkvhostuser', 'dpdkvhostuserclient']);
+const OVERRIDDEN = new Set([...NOT_YET, 'tap', 'system', 'afxdp', '', 'dpdkvhostuser', 'dpdkvhostuserclient', 'vxlan', 'geneve']);
 const DATAPATH_TYPES = new Set(['', 'netdev', 'dummy', 'system']);
 
 // Datum helpers: a scalar is a one-key set; optional columns are 0-or-1 sets.

@@ -232,6 +232,9 @@ export class NvsDpif implements Dpif {
         case 'truncate':
           out.push({ type: 'truncate', maxLen: a.maxLen });
           break;
+        case 'set_tunnel':
+          out.push({ type: 'set_tunnel', id: a.id >>> 0, src: a.src >>> 0, dst: a.dst >>> 0 });
+          break;
         case 'userspace':
           out.push({ type: 'userspace', cookie: this.cookieFor(a.controller) });
           break;
@@ -259,6 +262,10 @@ export class NvsDpif implements Dpif {
           break;
         case 'push_vlan':
           out.push({ type: 'push_vlan', tpid: a.tpid, tci: a.tci | 0x1000 });
+          break;
+        case 'set_tunnel':
+          // The UDP port is the port's, not the action's: unknown here.
+          out.push({ type: 'set_tunnel', id: a.id, src: a.src, dst: a.dst, dstPort: 0 });
           break;
         case 'userspace': {
           const c = this.cookies.get(a.cookie);

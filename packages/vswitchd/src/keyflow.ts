@@ -29,6 +29,10 @@ export const KEY_SLOTS: readonly (readonly [keyof DpFlowKey, number, KeySlotKind
   ['tp_dst', Slot.TP_DST, 'word'],
   ['tcp_flags', Slot.TCP_FLAGS, 'word'],
   ['ipv6_label', Slot.IPV6_LABEL, 'word'],
+  // The tunnel ID's low word: the datapath holds 32 bits (VXLAN and Geneve carry 24).
+  ['tun_id', Slot.TUN_ID + 1, 'word'],
+  ['tun_src', Slot.TUN_SRC, 'word'],
+  ['tun_dst', Slot.TUN_DST, 'word'],
   ['eth_dst', Slot.DL_DST, 'mac'],
   ['eth_src', Slot.DL_SRC, 'mac'],
   ['arp_sha', Slot.ARP_SHA, 'mac'],

@@ -61,7 +61,7 @@ export class OfBridge {
     const odpByOf = new Map<number, number>();
     const ofByOdp = new Map<number, number>();
     for (const p of this.model.ports.values()) {
-      const pc: OfPortConfig = { ofport: p.ofport, name: p.name, vlanMode: p.vlanMode, tag: p.tag ?? null, trunks: p.trunks };
+      const pc: OfPortConfig = { ofport: p.ofport, name: p.name, vlanMode: p.vlanMode, tag: p.tag ?? null, trunks: p.trunks, tunnel: p.tunnel };
       try {
         toBridgePort(pc);
       } catch (err) {

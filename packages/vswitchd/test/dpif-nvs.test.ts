@@ -29,7 +29,7 @@ const key: fc.Arbitrary<DpFlowKey> = fc.record({
   in_port: u(32), recirc_id: u(32), eth_dst: u(48), eth_type: u(16), eth_src: u(48), vlan_tci: u(16), vlan_tpid: u(16), cvlan_tci: u(16),
   nw_proto: u(8), nw_tos: u(8), nw_ttl: u(8), nw_frag: u(8), tp_src: u(16), tp_dst: u(16), tcp_flags: u(16), nw_src: u(32), nw_dst: u(32),
   ipv6_src: fc.bigInt({ min: 0n, max: 2n ** 128n - 1n }), ipv6_dst: fc.bigInt({ min: 0n, max: 2n ** 128n - 1n }), nd_target: fc.oneof(fc.constant(0n), fc.bigInt({ min: 0n, max: 2n ** 128n - 1n })),
-  ipv6_label: u(20), arp_sha: u(48), arp_tha: u(48),
+  ipv6_label: u(20), arp_sha: u(48), arp_tha: u(48), tun_id: u(32), tun_src: u(32), tun_dst: u(32),
 });
 
 it('reads an encoded key into the Flow words flowFromKey makes of the decoded key', () => {

@@ -13,6 +13,8 @@
 //! headroom is used up, growing the front moves the bytes after the insertion
 //! point into the tailroom instead (a `memmove`, still no allocation).
 
+use crate::key::Tunnel;
+
 /// Headroom a back end should reserve in front of each received frame.
 ///
 /// Enough to push a tunnel header in place: VXLAN or Geneve over IPv6 with
@@ -38,6 +40,9 @@ pub struct PacketBuf<B> {
     storage: B,
     start: usize,
     len: usize,
+    /// Tunnel metadata: as received through a tunnel port, or as set by
+    /// `SetTunnel` for the tunnel port the packet is sent out of.
+    pub tunnel: Tunnel,
 }
 
 impl<B: AsRef<[u8]> + AsMut<[u8]>> PacketBuf<B> {
@@ -49,6 +54,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> PacketBuf<B> {
                 storage,
                 start,
                 len,
+                tunnel: Tunnel::default(),
             }),
             _ => Err(BufError {
                 start,
@@ -77,6 +83,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> PacketBuf<B> {
             storage,
             start: headroom,
             len: frame.len(),
+            tunnel: Tunnel::default(),
         })
     }
 

@@ -3,6 +3,7 @@
 //! is written down in [`crate::actions`]'s module doc.
 
 use super::{Action, ActionError, Field, SetField};
+use crate::key::Tunnel;
 
 /// Action kinds on the wire.
 pub mod kind {
@@ -13,6 +14,7 @@ pub mod kind {
     pub const PUSH_VLAN: u8 = 5;
     pub const POP_VLAN: u8 = 6;
     pub const SET: u8 = 7;
+    pub const SET_TUNNEL: u8 = 8;
 }
 
 /// Encodes `actions` (see the module doc of [`crate::actions`]).
@@ -35,6 +37,13 @@ pub fn encode(actions: &[Action]) -> Vec<u8> {
                 out.extend_from_slice(&[kind::SET, (1 + 2 * n) as u8, s.field() as u8]);
                 out.extend_from_slice(s.value());
                 out.extend_from_slice(s.mask());
+            }
+            Action::SetTunnel(t) => {
+                let mut p = [0u8; 12];
+                p[..4].copy_from_slice(&t.id.to_be_bytes());
+                p[4..8].copy_from_slice(&t.src.to_be_bytes());
+                p[8..].copy_from_slice(&t.dst.to_be_bytes());
+                put(&mut out, kind::SET_TUNNEL, &p);
             }
         }
     }
@@ -95,7 +104,15 @@ pub fn decode(mut bytes: &[u8]) -> Result<Vec<Action>, ActionError> {
                     SetField::masked(field, &p[1..1 + w], &p[1 + w..]).map_err(|e| e.at(offset))?;
                 Action::Set(s)
             }
-            (kind::OUTPUT..=kind::SET, _) => return Err(bad_len),
+            (kind::SET_TUNNEL, 12) => {
+                let word = |i: usize| u32::from_be_bytes([p[i], p[i + 1], p[i + 2], p[i + 3]]);
+                Action::SetTunnel(Tunnel {
+                    id: word(0),
+                    src: word(4),
+                    dst: word(8),
+                })
+            }
+            (kind::OUTPUT..=kind::SET_TUNNEL, _) => return Err(bad_len),
             _ => return Err(ActionError::UnknownKind { offset, kind: k }),
         };
         actions.push(action);

@@ -25,6 +25,8 @@
 //! - `PushVlan { tpid, tci }`: inserts a tag after the MAC addresses; `tci`
 //!   is written as is (PCP | DEI | VID, no "present" bit).
 //! - `PopVlan`: removes the outer tag, if the frame has one.
+//! - `SetTunnel(Tunnel)`: sets the tunnel metadata a tunnel port sends the
+//!   packet with (ID, outer source and destination); the bytes are unchanged.
 //! - `Set(SetField)`: `field = (field & !mask) | value` on the packet, with
 //!   checksums updated incrementally: the IPv4 header checksum for IPv4
 //!   fields; the TCP, UDP and ICMPv6 checksums for address changes (the
@@ -46,6 +48,7 @@
 //! | 5    | push_vlan   | 4      | tpid: u16 (0x8100 or 0x88a8), tci: u16    |
 //! | 6    | pop_vlan    | 0      |                                           |
 //! | 7    | set         | 1 + 2n | field: u8, value: [u8; n], mask: [u8; n]  |
+//! | 8    | set_tunnel  | 12     | id: u32, src: u32 (IPv4), dst: u32 (IPv4) |
 //!
 //! A set's value and mask are the field's bytes as they appear in the packet
 //! (network order); a plain set has a mask of all ones; `value & !mask` must
@@ -68,6 +71,7 @@ pub use buf::{BufError, PacketBuf, HEADROOM};
 pub use codec::{decode, encode, kind};
 
 use crate::checksum;
+use crate::key::Tunnel;
 use crate::parse::{Layers, L3, L4};
 
 /// One datapath action (see the module doc).
@@ -80,6 +84,7 @@ pub enum Action {
     PushVlan { tpid: u16, tci: u16 },
     PopVlan,
     Set(SetField),
+    SetTunnel(Tunnel),
 }
 
 /// A header field that `Set` can write; the discriminant is its wire id.
@@ -254,6 +259,9 @@ pub trait ActionSink {
     fn output(&mut self, port: u32, pkt: &[u8], last: bool);
     /// `Userspace(cookie)`: the packet goes up to the slow path.
     fn userspace(&mut self, cookie: u64, pkt: &[u8], last: bool);
+    /// `SetTunnel`: the tunnel metadata for the outputs after it (the packet
+    /// itself carries it too; a sink that copies for outputs needs it).
+    fn set_tunnel(&mut self, _tunnel: Tunnel) {}
 }
 
 const VLAN_TPIDS: [u16; 2] = [0x8100, 0x88a8];
@@ -293,6 +301,11 @@ where
             Action::PushVlan { tpid, tci } => push_vlan(pkt, layers, *tpid, *tci),
             Action::PopVlan => pop_vlan(pkt, layers),
             Action::Set(s) => set_field(pkt.data_mut(), layers, s),
+            Action::SetTunnel(t) => {
+                pkt.tunnel = *t;
+                sink.set_tunnel(*t);
+                true
+            }
         };
         skipped += u32::from(!applied);
     }

@@ -9,6 +9,7 @@ pub mod afxdp;
 pub mod dummy;
 pub mod system;
 pub mod tap;
+pub mod tunnel;
 pub mod vhost_user;
 
 use crate::port::{Port, PortError, PortOptions};
@@ -47,6 +48,14 @@ pub const BACKENDS: &[Backend] = &[
     Backend {
         kind: "dpdkvhostuserclient",
         open: open_as::<vhost_user::VhostUserClientPort>,
+    },
+    Backend {
+        kind: "vxlan",
+        open: tunnel::open_vxlan,
+    },
+    Backend {
+        kind: "geneve",
+        open: tunnel::open_geneve,
     },
 ];
 
