@@ -19,7 +19,7 @@
  *   drops its rules for it. Bound: ttlMs + heartbeatMs.
  */
 import { formatRedisAddress, type ClusterSettings } from './config.ts';
-import { computeFlows, diffFlows, type FlowSet, type NetState } from './flows.ts';
+import { diffFlows, netFlows, tunnelFlows, type FlowSet, type NetState } from './flows.ts';
 import { RedisStore, type HostEntry, type Location, type NetEvent, type StoreEvents } from './store.ts';
 
 /** The subset of a pino logger the agent uses. */
@@ -126,7 +126,12 @@ export class ClusterAgent {
   private readonly claims = new Map<string, Claim>();
   /** Claims to withdraw from Redis (the port went away). */
   private readonly withdrawals = new Map<string, { net: number; mac: string }>();
-  private installed: FlowSet = new Map();
+  /** Installed rules per network, and the tunnel's own: a change of one network recomputes only its rules. */
+  private readonly installed = new Map<number, FlowSet>();
+  private installedTunnel: FlowSet = new Map();
+  /** Networks whose rules may be out of date; `allDirty` after a change of the ports. */
+  private readonly dirty = new Set<number>();
+  private allDirty = true;
   private fresh = true;
   private timer: NodeJS.Timeout | undefined;
   private syncing: Promise<void> | undefined;
@@ -171,7 +176,7 @@ export class ClusterAgent {
     this.stopped = true;
     clearInterval(this.timer);
     try {
-      this.setFlows(new Map());
+      this.clearFlows();
     } catch (err) {
       this.o.log.warn({ err: (err as Error).message }, 'cluster rules could not be removed');
     }
@@ -196,6 +201,7 @@ export class ClusterAgent {
     this.claims.clear();
     for (const [k, c] of wanted) this.claims.set(k, c);
     for (const net of this.wantedNets()) if (!this.views.has(net)) this.views.set(net, { hosts: new Map(), locs: new Map() });
+    this.allDirty = true;
     this.queueFlows();
     this.sync();
   }
@@ -296,7 +302,7 @@ export class ClusterAgent {
     view.pending = undefined;
     view.syncedAt = now;
     for (const ev of pending) this.applyEvent(view, ev);
-    this.queueFlows();
+    this.queueFlows(net);
   }
 
   private onEvent(ev: NetEvent): void {
@@ -307,7 +313,7 @@ export class ClusterAgent {
       view.pending.push(ev);
       return;
     }
-    if (this.applyEvent(view, ev)) this.queueFlows();
+    if (this.applyEvent(view, ev)) this.queueFlows(ev.net);
   }
 
   /** Applies one change to a network's view; true when the view changed. */
@@ -401,59 +407,87 @@ export class ClusterAgent {
   /** Forgets what was missing from a re-read and was not said again within one TTL. */
   private dropStale(): void {
     const now = this.now();
-    let changed = false;
     const old = (e: { staleSince?: number }) => e.staleSince !== undefined && now - e.staleSince > this.ttlMs;
-    for (const view of this.views.values()) {
+    for (const [net, view] of this.views) {
+      let changed = false;
       for (const [h, e] of view.hosts) if (old(e)) changed = view.hosts.delete(h) || changed;
       for (const [mac, l] of view.locs) if (old(l)) changed = view.locs.delete(mac) || changed;
+      if (changed) this.queueFlows(net);
     }
-    if (changed) this.queueFlows();
   }
 
   // ------------------------------------------------------------ rules
 
-  private queueFlows(): void {
+  /** Recomputes the rules of `net` (all networks when omitted) on the next turn, with every other change of this turn. */
+  private queueFlows(net?: number): void {
+    if (net === undefined) this.allDirty = true;
+    else this.dirty.add(net);
     if (this.flowsQueued || this.stopped) return;
     this.flowsQueued = true;
     setImmediate(() => {
       this.flowsQueued = false;
       if (this.stopped) return;
       try {
-        this.setFlows(computeFlows({ tunnelPort: this.local.tunnel?.ofport, nets: this.netStates() }));
+        this.updateFlows();
       } catch (err) {
+        this.allDirty = true;
         this.o.log.error({ err: (err as Error).message }, 'cluster rules not installed');
       }
     });
   }
 
-  private netStates(): Map<number, NetState> {
-    const out = new Map<number, NetState>();
-    for (const p of this.local.ports) {
-      let s = out.get(p.vni);
-      if (!s) {
-        const view = this.views.get(p.vni);
-        const hosts = new Map([...(view?.hosts ?? [])].map(([h, v]) => [h, v.ip]));
-        const remote = new Map([...(view?.locs ?? [])].map(([mac, l]) => [mac, l.ip]));
-        s = { ports: [], hosts, remote };
-        out.set(p.vni, s);
-      }
-      s.ports.push({ ofport: p.ofport, macs: p.macs });
-    }
-    return out;
+  private netState(vni: number): NetState {
+    const view = this.views.get(vni);
+    const hosts = new Map([...(view?.hosts ?? [])].map(([h, v]) => [h, v.ip]));
+    const remote = new Map([...(view?.locs ?? [])].map(([mac, l]) => [mac, l.ip]));
+    const ports = this.local.ports.filter((p) => p.vni === vni).map((p) => ({ ofport: p.ofport, macs: p.macs }));
+    return { ports, hosts, remote };
   }
 
-  private setFlows(wanted: FlowSet): void {
-    const d = diffFlows(this.installed, wanted);
-    if (d.add.length === 0 && d.del.length === 0 && !this.fresh) return;
-    this.o.sink.apply(this.o.settings.bridge, d.add, d.del, this.fresh);
-    this.fresh = false;
-    this.installed = wanted;
-    this.counters.flowChanges += d.add.length + d.del.length;
+  /** Installs the difference between the rules of the dirty networks and what they should be. */
+  private updateFlows(): void {
+    const tun = this.local.tunnel?.ofport;
+    const local = this.wantedNets();
+    const nets = this.allDirty ? new Set([...this.installed.keys(), ...local]) : new Set(this.dirty);
+    const add: string[] = [];
+    const del: string[] = [];
+    const next = new Map<number, FlowSet>();
+    for (const n of nets) {
+      const wanted = local.has(n) ? netFlows(n, this.netState(n), tun) : new Map<string, string>();
+      const d = diffFlows(this.installed.get(n) ?? new Map(), wanted);
+      add.push(...d.add);
+      del.push(...d.del);
+      next.set(n, wanted);
+    }
+    const tunnel = tunnelFlows(tun);
+    const d = diffFlows(this.installedTunnel, tunnel);
+    add.push(...d.add);
+    del.push(...d.del);
+    this.dirty.clear();
+    this.allDirty = false;
+    if (add.length > 0 || del.length > 0 || this.fresh) {
+      this.o.sink.apply(this.o.settings.bridge, add, del, this.fresh);
+      this.fresh = false;
+      this.counters.flowChanges += add.length + del.length;
+    }
+    for (const [n, w] of next) {
+      if (w.size > 0) this.installed.set(n, w);
+      else this.installed.delete(n);
+    }
+    this.installedTunnel = tunnel;
+  }
+
+  /** Removes every rule this agent installed. */
+  private clearFlows(): void {
+    const del = [...this.installed.values(), this.installedTunnel].flatMap((f) => [...f.keys()]);
+    if (del.length > 0) this.o.sink.apply(this.o.settings.bridge, [], del, false);
+    this.installed.clear();
+    this.installedTunnel = new Map();
   }
 
   /** The rules installed now (for tests and cluster/show). */
   get flows(): ReadonlyMap<string, string> {
-    return this.installed;
+    return new Map([...this.installed.values(), this.installedTunnel].flatMap((f) => [...f]));
   }
 
   // ------------------------------------------------------------ views

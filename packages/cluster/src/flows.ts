@@ -47,34 +47,46 @@ function put(out: FlowSet, table: number, priority: number, match: string, actio
   out.set(id, `${cookie},${id},actions=${actions.length ? actions.join(',') : 'drop'}`);
 }
 
+/** Every rule: each network's, then the tunnel's own. */
 export function computeFlows(input: FlowInput): FlowSet {
   const out: FlowSet = new Map();
-  const tun = input.tunnelPort;
-  for (const [vni, net] of [...input.nets].sort((a, b) => a[0] - b[0])) {
-    const ports = [...net.ports].sort((a, b) => a.ofport - b.ofport);
-    const localMacs = new Map<string, number>();
-    for (const p of ports) {
-      put(out, 0, 100, `in_port=${p.ofport}`, [`set_field:${vni}->reg0`, `resubmit(,${TABLE_FROM_LOCAL})`]);
-      for (const mac of p.macs) localMacs.set(mac, p.ofport);
-    }
-    const toLocal = ports.map((p) => `output:${p.ofport}`);
-    for (const [mac, ofport] of localMacs) {
-      put(out, TABLE_FROM_LOCAL, 100, `reg0=${vni},dl_dst=${mac}`, [`output:${ofport}`]);
-      if (tun !== undefined) put(out, TABLE_FROM_TUNNEL, 100, `reg0=${vni},dl_dst=${mac}`, [`output:${ofport}`]);
-    }
-    const toRemote = (ip: string) => [`set_field:${vni}->tun_id`, `set_field:${ip}->tun_dst`, `output:${tun}`];
-    const flood = [...toLocal];
-    if (tun !== undefined) {
-      put(out, 0, 100, `in_port=${tun},tun_id=${vni}`, [`set_field:${vni}->reg0`, `resubmit(,${TABLE_FROM_TUNNEL})`]);
-      put(out, TABLE_FROM_TUNNEL, 10, `reg0=${vni}`, toLocal);
-      for (const [mac, ip] of net.remote) if (!localMacs.has(mac)) put(out, TABLE_FROM_LOCAL, 100, `reg0=${vni},dl_dst=${mac}`, toRemote(ip));
-      // One copy per host, however many of its ports are on the network; tun_id is set once.
-      const ips = [...new Set(net.hosts.values())].sort();
-      if (ips.length > 0) flood.push(`set_field:${vni}->tun_id`, ...ips.flatMap((ip) => [`set_field:${ip}->tun_dst`, `output:${tun}`]));
-    }
-    put(out, TABLE_FROM_LOCAL, 10, `reg0=${vni}`, flood);
-  }
+  for (const [vni, net] of [...input.nets].sort((a, b) => a[0] - b[0])) for (const [id, line] of netFlows(vni, net, input.tunnelPort)) out.set(id, line);
+  for (const [id, line] of tunnelFlows(input.tunnelPort)) out.set(id, line);
+  return out;
+}
+
+/** What is not about one network: tunnel packets of networks this host does not serve are dropped. */
+export function tunnelFlows(tun: number | undefined): FlowSet {
+  const out: FlowSet = new Map();
   if (tun !== undefined) put(out, 0, 99, `in_port=${tun}`, []);
+  return out;
+}
+
+/** One network's rules: a change of network N recomputes only these. */
+export function netFlows(vni: number, net: NetState, tun: number | undefined): FlowSet {
+  const out: FlowSet = new Map();
+  const ports = [...net.ports].sort((a, b) => a.ofport - b.ofport);
+  const localMacs = new Map<string, number>();
+  for (const p of ports) {
+    put(out, 0, 100, `in_port=${p.ofport}`, [`set_field:${vni}->reg0`, `resubmit(,${TABLE_FROM_LOCAL})`]);
+    for (const mac of p.macs) localMacs.set(mac, p.ofport);
+  }
+  const toLocal = ports.map((p) => `output:${p.ofport}`);
+  for (const [mac, ofport] of localMacs) {
+    put(out, TABLE_FROM_LOCAL, 100, `reg0=${vni},dl_dst=${mac}`, [`output:${ofport}`]);
+    if (tun !== undefined) put(out, TABLE_FROM_TUNNEL, 100, `reg0=${vni},dl_dst=${mac}`, [`output:${ofport}`]);
+  }
+  const toRemote = (ip: string) => [`set_field:${vni}->tun_id`, `set_field:${ip}->tun_dst`, `output:${tun}`];
+  const flood = [...toLocal];
+  if (tun !== undefined) {
+    put(out, 0, 100, `in_port=${tun},tun_id=${vni}`, [`set_field:${vni}->reg0`, `resubmit(,${TABLE_FROM_TUNNEL})`]);
+    put(out, TABLE_FROM_TUNNEL, 10, `reg0=${vni}`, toLocal);
+    for (const [mac, ip] of net.remote) if (!localMacs.has(mac)) put(out, TABLE_FROM_LOCAL, 100, `reg0=${vni},dl_dst=${mac}`, toRemote(ip));
+    // One copy per host, however many of its ports are on the network; tun_id is set once.
+    const ips = [...new Set(net.hosts.values())].sort();
+    if (ips.length > 0) flood.push(`set_field:${vni}->tun_id`, ...ips.flatMap((ip) => [`set_field:${ip}->tun_dst`, `output:${tun}`]));
+  }
+  put(out, TABLE_FROM_LOCAL, 10, `reg0=${vni}`, flood);
   return out;
 }
 
