@@ -27,7 +27,7 @@
 // published figures and says where the comparison is not like for like.
 //
 // Usage: node bench/cluster-scale.mjs [--hosts 1000] [--ports-per-host 100] [--nets-per-host 10]
-//        [--hosts-per-net 5] [--changes 2000] [--rate 200] [--workers 4] [--heartbeat-ms 5000] [--ttl-ms 60000]
+//        [--hosts-per-net 5] [--changes 1000] [--rate 50] [--workers 4] [--heartbeat-ms 5000] [--ttl-ms 60000]
 //        [--rounds 1] [--quick] [--no-series | --series-only] [--json FILE]
 import { fork, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
@@ -99,7 +99,11 @@ class Redis {
     const get = (k) => Number(new RegExp(`^${k}:([\\d.]+)`, 'm').exec(text)?.[1] ?? NaN);
     // Messages delivered by PUBLISH: the publish calls and, per channel subscriber, one write; Redis counts commands.
     const publishCalls = Number(/^cmdstat_publish:calls=(\d+)/m.exec(text)?.[1] ?? 0);
-    return { cpu: get('used_cpu_user') + get('used_cpu_sys'), publishCalls, clients: get('connected_clients'), memory: get('used_memory') };
+    // Time inside commands (scripts included, the PUBLISH fan-out into client buffers too; not the socket writes),
+    // without INFO's own: steadier than process CPU on a loaded machine.
+    let cmdUs = 0;
+    for (const m of text.matchAll(/^cmdstat_(\w+):calls=\d+,usec=(\d+),/gm)) if (m[1] !== 'info') cmdUs += Number(m[2]);
+    return { cpu: get('used_cpu_user') + get('used_cpu_sys'), cmdUs, publishCalls, clients: get('connected_clients'), memory: get('used_memory') };
   }
   stop() {
     this.proc?.kill('SIGKILL');
@@ -111,6 +115,8 @@ async function runPoint(cfg, dir) {
   const { hosts: H, portsPerHost: P, netsPerHost: K, hostsPerNet: S, changes: C, rate, workers: W } = cfg;
   const nets = Math.floor((H * K) / S);
   if ((H * K) % S !== 0) throw new Error('hosts × nets-per-host must be a multiple of hosts-per-net');
+  // A host serves a network by having a port on it: fewer ports than networks would leave some unserved.
+  if (P < K) throw new Error('ports-per-host must be at least nets-per-host');
   // Net n is served by hosts n·S … n·S+S-1 (mod H): every net has S distinct hosts, every host K nets.
   const netHosts = Array.from({ length: nets }, (_, n) => Array.from({ length: S }, (_, i) => (n * S + i) % H));
   const hostNets = Array.from({ length: H }, () => []);
@@ -166,11 +172,13 @@ async function runPoint(cfg, dir) {
     }
     const populateS = (now() - t0) / 1000;
     // Idle: heartbeats and reaping only.
-    const idleMs = 3000;
+    // Two heartbeat periods, so that every host beats in it as often as in any other window.
+    const idleMs = Math.min(2 * cfg.heartbeatMs, 10_000);
     const i0 = await redis.stats();
     await sleep(idleMs);
     const i1 = await redis.stats();
     const idleCpuPerS = (i1.cpu - i0.cpu) / (idleMs / 1000);
+    const idleCmdUsPerS = (i1.cmdUs - i0.cmdUs) / (idleMs / 1000);
     // Churn at a fixed rate.
     const ops = [];
     let seed = 12345;
@@ -187,11 +195,12 @@ async function runPoint(cfg, dir) {
       const wait = due - now();
       if (wait > 1) await sleep(wait);
       const id = i;
-      // A move takes a MAC of the churn untouched for 2 s, so that no later change overtakes it before it has spread.
+      // A move takes a MAC of the churn untouched for 10 s, so that no later change overtakes it before it has
+      // spread (an overtaken change never shows everywhere); when there is none, the change is an add.
       let prev;
       for (let tries = 0; i % 2 === 1 && !prev && tries < 20; tries++) {
         const cand = ops[rnd(ops.length)];
-        if (now() - (touched.get(cand.mac) ?? 0) > 2000) prev = cand;
+        if (now() - (touched.get(cand.mac) ?? 0) > 10_000) prev = cand;
       }
       if (!prev) {
         // Add a port on a host of a random network.
@@ -220,7 +229,15 @@ async function runPoint(cfg, dir) {
     }
     const dones = await Promise.all(pending);
     const startOf = new Map(dones.map((d) => [d.id, d.t]));
-    await sleep(3000);
+    // Until the hosts' rule changes have stopped for 2 s: every change has spread as far as it will.
+    last = -1;
+    for (;;) {
+      children.forEach((c) => c.send({ cmd: 'applies' }));
+      const total = (await Promise.all(children.map((c) => expect(c, 'applies')))).reduce((s, m) => s + m.applies, 0);
+      if (total === last) break;
+      last = total;
+      await sleep(2000);
+    }
     const c1 = await redis.stats();
     const churnS = (now() - tc0) / 1000;
     children.forEach((c) => c.send({ cmd: 'report' }));
@@ -246,14 +263,15 @@ async function runPoint(cfg, dir) {
       else missing++;
     }
     const cpuPerChange = (c1.cpu - c0.cpu - idleCpuPerS * churnS) / C;
+    const cmdUsPerChange = (c1.cmdUs - c0.cmdUs - idleCmdUsPerS * churnS) / C;
     const messagesPerChange = (c1.publishCalls - c0.publishCalls) / C;
     const deliveriesPerChange = ops.reduce((s, o) => s + o.interested.length, 0) / C;
     children.forEach((c) => c.send({ cmd: 'stop' }));
     await Promise.all(children.map((c) => expect(c, 'stopped')));
     return {
-      hosts: H, ports: H * P, nets, hostsPerNet: S, populateS, idleCpuPerS, churnS, changes: C,
+      hosts: H, ports: H * P, nets, hostsPerNet: S, populateS, idleCpuPerS, churnS, changes: C, moves: ops.filter((x) => x.move).length,
       p50: pct(lat, 50), p99: pct(lat, 99), max: pct(lat, 100), missing,
-      cpuPerChangeUs: cpuPerChange * 1e6, publishesPerChange: messagesPerChange, interestedPerChange: deliveriesPerChange,
+      cpuPerChangeUs: cpuPerChange * 1e6, cmdUsPerChange, publishesPerChange: messagesPerChange, interestedPerChange: deliveriesPerChange,
       clients: c1.clients, memoryMiB: c1.memory / 2 ** 20,
     };
   } finally {
@@ -277,8 +295,8 @@ async function main() {
     portsPerHost: Number(o['ports-per-host'] ?? (quick ? 20 : 100)),
     netsPerHost: Number(o['nets-per-host'] ?? 10),
     hostsPerNet: Number(o['hosts-per-net'] ?? 5),
-    changes: Number(o.changes ?? (quick ? 300 : 2000)),
-    rate: Number(o.rate ?? 200),
+    changes: Number(o.changes ?? (quick ? 300 : 1000)),
+    rate: Number(o.rate ?? 50),
     workers: Number(o.workers ?? 4),
     // Hundreds of hosts share each process here: a longer heartbeat and TTL than a real host's (1 s, 5 s) keep a
     // starved process's hosts from being reaped, which would measure the machine, not the design.
@@ -288,11 +306,11 @@ async function main() {
   const rounds = Number(o.rounds ?? 1);
   const dir = mkdtempSync(join(tmpdir(), 'nvs-cluster-scale-'));
   const load = [loadavg()[0]];
-  const print = (r) =>
+  const print = (r, cfg = base) =>
     console.log(
       `  ${r.hosts} hosts, ${r.ports.toLocaleString('en-US')} ports, ${r.nets} networks × ${r.hostsPerNet} hosts: populated in ${r.populateS.toFixed(1)} s; ` +
-        `${r.changes} changes in ${r.churnS.toFixed(1)} s: to every interested host p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms, max ${r.max.toFixed(1)} ms` +
-        `${r.missing ? `, ${r.missing} never arrived everywhere` : ''}; Redis CPU ${r.cpuPerChangeUs.toFixed(0)} µs per change (idle ${(r.idleCpuPerS * 100).toFixed(1)}% of a core), ` +
+        `${r.changes} changes (${r.moves} moves) at ${cfg.rate}/s, spread after ${r.churnS.toFixed(1)} s: to every interested host p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms, max ${r.max.toFixed(1)} ms` +
+        `${r.missing ? `, ${r.missing} never arrived everywhere` : ''}; Redis CPU ${r.cpuPerChangeUs.toFixed(0)} µs per change (idle ${(r.idleCpuPerS * 100).toFixed(1)}% of a core), in commands ${r.cmdUsPerChange.toFixed(1)} µs, ` +
         `${r.publishesPerChange.toFixed(2)} publishes and ${r.interestedPerChange.toFixed(2)} interested hosts per change; ${r.clients} clients, ${r.memoryMiB.toFixed(0)} MiB`,
     );
   try {
@@ -308,25 +326,29 @@ async function main() {
     }
     const series = [];
     if (!o['no-series']) {
-      // The cost per change does not depend on how many ports exist: few ports per host keep each point short.
-      const small = { ...base, portsPerHost: Math.min(base.portsPerHost, 5), changes: Math.min(base.changes, 500) };
+      // The cost per change does not depend on how many ports exist: one port per network of a host (so that it
+      // serves each of them) keeps each point short.
+      // Heartbeats every 30 s: the idle rate, subtracted, is then small beside the changes' cost.
+      const small = { ...base, portsPerHost: Math.min(base.portsPerHost, base.netsPerHost), heartbeatMs: 30_000, ttlMs: 600_000, rate: Math.max(base.rate, 100), changes: Math.max(base.changes, 1000) };
       console.log(`series: total hosts at ${base.hostsPerNet} hosts per network (cost should stay flat)`);
       const byHosts = [];
       for (const h of quick ? [50, 100, 200] : [250, 500, 1000]) {
         const r = await runPoint({ ...small, hosts: h }, dir);
-        print(r);
+        print(r, small);
         byHosts.push(r);
       }
       console.log(`series: hosts per network at ${base.hosts} hosts (cost should grow linearly)`);
       const byInterest = [];
       for (const s of [2, 5, 10, 20]) {
         const r = await runPoint({ ...small, hostsPerNet: s }, dir);
-        print(r);
+        print(r, small);
         byInterest.push(r);
       }
       series.push(
         { name: 'redis-cpu-vs-hosts', x: 'hosts', y: 'Redis CPU µs per change', better: 'lower', lines: { nvs: byHosts.map((r) => [r.hosts, r.cpuPerChangeUs]) } },
         { name: 'redis-cpu-vs-hosts-per-net', x: 'hosts per network', y: 'Redis CPU µs per change', better: 'lower', lines: { nvs: byInterest.map((r) => [r.hostsPerNet, r.cpuPerChangeUs]) } },
+        { name: 'redis-command-time-vs-hosts', x: 'hosts', y: 'Redis command µs per change', better: 'lower', lines: { nvs: byHosts.map((r) => [r.hosts, r.cmdUsPerChange]) } },
+        { name: 'redis-command-time-vs-hosts-per-net', x: 'hosts per network', y: 'Redis command µs per change', better: 'lower', lines: { nvs: byInterest.map((r) => [r.hostsPerNet, r.cmdUsPerChange]) } },
         { name: 'latency-p99-vs-hosts', x: 'hosts', y: 'p99 ms to every interested host', better: 'lower', lines: { nvs: byHosts.map((r) => [r.hosts, r.p99]) } },
         { name: 'latency-p99-vs-hosts-per-net', x: 'hosts per network', y: 'p99 ms to every interested host', better: 'lower', lines: { nvs: byInterest.map((r) => [r.hostsPerNet, r.p99]) } },
       );
@@ -348,6 +370,7 @@ async function main() {
               metric('location-p50', 'change to every interested host, p50', 'ms', 'p50'),
               metric('location-p99', 'change to every interested host, p99', 'ms', 'p99'),
               metric('redis-cpu-per-change', 'Redis CPU per change (idle rate subtracted)', 'µs', 'cpuPerChangeUs'),
+              metric('redis-command-time-per-change', 'Redis time in commands per change (idle rate subtracted)', 'µs', 'cmdUsPerChange'),
               metric('populate', 'time to publish and spread every port', 's', 'populateS'),
             ],
             series,
