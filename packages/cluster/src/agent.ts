@@ -502,6 +502,8 @@ export class ClusterAgent {
     lines.push(`heartbeat: ${age(this.lastHeartbeat)}, every ${this.heartbeatMs} ms, reaped after ${this.ttlMs} ms`);
     lines.push(`tunnel port: ${this.local.tunnel ? `${this.local.tunnel.name} (ofport ${this.local.tunnel.ofport})` : 'none'}`);
     for (const p of this.local.problems) lines.push(`problem: ${p}`);
+    const c = this.counters;
+    lines.push(`events heard ${c.events}, rules changed ${c.flowChanges}, reconciliations ${c.reconciles}, hosts reaped ${c.reaped}, claims lost to newer ones ${c.lostClaims}`);
     let registry: HostEntry[] | undefined;
     if (this.store.connected) registry = await this.store.hosts().catch(() => undefined);
     if (registry) {
