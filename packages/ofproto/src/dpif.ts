@@ -193,7 +193,8 @@ export function formatDpActions(actions: readonly DpAction[], fmt: DpActionsForm
       case 'set_tunnel': {
         const parts = [`tun_id=${hex(a.id)}`];
         if (a.src) parts.push(`src=${formatIpv4(a.src)}`);
-        parts.push(`dst=${formatIpv4(a.dst)}`);
+        // The kernel's default TTL; no DF: nvs lets the kernel fragment the outer packet.
+        parts.push(`dst=${formatIpv4(a.dst)}`, 'ttl=64');
         if (a.dstPort) parts.push(`tp_dst=${a.dstPort}`);
         out.push(`set(tunnel(${parts.join(',')},flags(key)))`);
         break;

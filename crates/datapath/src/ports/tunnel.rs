@@ -663,3 +663,268 @@ pub fn open_geneve(name: &str, options: &PortOptions) -> Result<Box<dyn Port>, P
         options,
     )?))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::heap_packet;
+    use proptest::prelude::*;
+
+    /// A frame with a recognisable 14-byte Ethernet header and `n` bytes after it.
+    fn frame(n: usize) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+        f.extend((0..n).map(|i| i as u8));
+        f
+    }
+
+    fn wrapped(proto: Proto, vni: u32, inner: &[u8]) -> Vec<u8> {
+        let mut d = vec![0u8; HEADER_LEN];
+        encap_header(proto, vni, &mut d);
+        d.extend_from_slice(inner);
+        d
+    }
+
+    #[test]
+    fn headers_round_trip() {
+        for proto in [Proto::Vxlan, Proto::Geneve] {
+            let d = wrapped(proto, 0x00ab_cdef, &frame(50));
+            assert_eq!(decap(proto, &d), Ok((0x00ab_cdef, HEADER_LEN)));
+            assert_eq!(&d[HEADER_LEN..], &frame(50)[..]);
+        }
+        // RFC 7348: flags 0x08, VNI in bytes 4..7; RFC 8926: protocol 0x6558.
+        assert_eq!(
+            wrapped(Proto::Vxlan, 42, &[])[..],
+            [0x08, 0, 0, 0, 0, 0, 42, 0]
+        );
+        assert_eq!(
+            wrapped(Proto::Geneve, 42, &[])[..],
+            [0, 0, 0x65, 0x58, 0, 0, 42, 0]
+        );
+    }
+
+    #[test]
+    fn geneve_options_are_skipped() {
+        // Two words of (non-critical) options between the header and the frame.
+        let mut d = wrapped(Proto::Geneve, 9, &[]);
+        d[0] = 2;
+        d.extend_from_slice(&[0x01, 0x02, 0x03, 0x01, 0xaa, 0xbb, 0xcc, 0xdd]);
+        d.extend_from_slice(&frame(10));
+        assert_eq!(decap(Proto::Geneve, &d), Ok((9, 16)));
+    }
+
+    #[test]
+    fn hostile_headers_are_refused() {
+        for proto in [Proto::Vxlan, Proto::Geneve] {
+            let whole = wrapped(proto, 1, &frame(0));
+            for cut in 0..whole.len() {
+                assert_eq!(
+                    decap(proto, &whole[..cut]),
+                    Err(Malformed::Short),
+                    "{proto:?} cut at {cut}"
+                );
+            }
+        }
+        let mut d = wrapped(Proto::Vxlan, 1, &frame(10));
+        d[0] = 0;
+        assert_eq!(decap(Proto::Vxlan, &d), Err(Malformed::NoVni));
+        let good = wrapped(Proto::Geneve, 1, &frame(10));
+        let mut d = good.clone();
+        d[0] = 0x3f; // 63 words of options: 252 bytes, past the datagram
+        assert_eq!(decap(Proto::Geneve, &d), Err(Malformed::OptionsOverrun));
+        let mut d = good.clone();
+        d[0] = 0x40;
+        assert_eq!(decap(Proto::Geneve, &d), Err(Malformed::Version));
+        let mut d = good.clone();
+        d[3] = 0x00;
+        assert_eq!(decap(Proto::Geneve, &d), Err(Malformed::NotEthernet));
+        let mut d = good.clone();
+        d[1] = 0x40;
+        assert_eq!(decap(Proto::Geneve, &d), Err(Malformed::Critical));
+        // Options that fit but leave no room for an Ethernet header.
+        let mut d = wrapped(Proto::Geneve, 1, &[0; 16]);
+        d[0] = 2;
+        assert_eq!(decap(Proto::Geneve, &d), Err(Malformed::Short));
+    }
+
+    proptest! {
+        #[test]
+        fn decap_never_panics_and_stays_inside(d in proptest::collection::vec(any::<u8>(), 0..400)) {
+            for proto in [Proto::Vxlan, Proto::Geneve] {
+                if let Ok((vni, len)) = decap(proto, &d) {
+                    prop_assert!(len + 14 <= d.len());
+                    prop_assert!(vni <= MAX_KEY);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn options_are_checked() {
+        let open = |kvs: &[(&str, &str)]| {
+            let o: PortOptions = kvs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            TunnelConfig::from_options(Proto::Vxlan, "t", &o)
+        };
+        let c = open(&[
+            ("remote_ip", "flow"),
+            ("key", "flow"),
+            ("local_ip", "10.0.0.1"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.remote, c.in_key, c.out_key, c.local, c.dst_port),
+            (None, None, None, 0x0a00_0001, 4789)
+        );
+        let c = open(&[
+            ("remote_ip", "1.2.3.4"),
+            ("in_key", "0x10"),
+            ("out_key", "7"),
+            ("csum", "true"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.remote, c.in_key, c.out_key, c.csum),
+            (Some(0x0102_0304), Some(16), Some(7), true)
+        );
+        for (kvs, says) in [
+            (&[("key", "1")][..], "needs remote_ip"),
+            (&[("remote_ip", "1.2.3")][..], "IPv4"),
+            (&[("remote_ip", "flow"), ("key", "16777216")][..], "24-bit"),
+            (
+                &[("remote_ip", "flow"), ("key", "x")][..],
+                "number or 'flow'",
+            ),
+            (&[("remote_ip", "flow"), ("dst_port", "0")][..], "UDP port"),
+            (
+                &[("remote_ip", "flow"), ("csum", "yes")][..],
+                "true or false",
+            ),
+            (
+                &[("remote_ip", "flow"), ("tos", "inherit")][..],
+                "not an option",
+            ),
+        ] {
+            let err = open(kvs).unwrap_err().to_string();
+            assert!(err.contains(says), "{kvs:?}: {err}");
+        }
+    }
+
+    fn opts(kvs: &[(&str, String)]) -> PortOptions {
+        kvs.iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    fn rx_all(port: &mut TunnelPort, want: usize) -> Vec<Packet> {
+        let mut batch = Batch::new();
+        for _ in 0..500 {
+            port.rx_burst(&mut batch).unwrap();
+            if batch.len() >= want {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        std::mem::take(&mut batch.pkts)
+    }
+
+    /// Two ports on one socket: the exact (remote_ip, key) one and a flow
+    /// one; datagrams go to the right one, bad ones are counted, and a flow
+    /// port sends where the packet's tunnel metadata says.
+    #[test]
+    fn one_socket_demuxes_and_counts_hostile_datagrams() {
+        let udp = 40000 + (std::process::id() % 10000) as u16;
+        let local = ("local_ip", "127.0.0.1".to_string());
+        let port = ("dst_port", udp.to_string());
+        let mut exact = TunnelPort::open_proto(
+            Proto::Vxlan,
+            "exact",
+            &opts(&[
+                ("remote_ip", "127.0.0.3".into()),
+                ("key", "5".into()),
+                local.clone(),
+                port.clone(),
+            ]),
+        )
+        .unwrap();
+        let mut flow = TunnelPort::open_proto(
+            Proto::Vxlan,
+            "flow",
+            &opts(&[
+                ("remote_ip", "flow".into()),
+                ("key", "flow".into()),
+                local.clone(),
+                port.clone(),
+            ]),
+        )
+        .unwrap();
+        // The same (remote_ip, key) twice on one socket is refused.
+        let dup = TunnelPort::open_proto(
+            Proto::Vxlan,
+            "dup",
+            &opts(&[
+                ("remote_ip", "flow".into()),
+                ("key", "flow".into()),
+                local,
+                port,
+            ]),
+        );
+        assert!(dup.err().unwrap().to_string().contains("already receives"));
+
+        let peer3 = std::net::UdpSocket::bind(("127.0.0.3", udp)).unwrap();
+        let peer4 = std::net::UdpSocket::bind(("127.0.0.4", udp)).unwrap();
+        let to = ("127.0.0.1", udp);
+        peer3
+            .send_to(&wrapped(Proto::Vxlan, 5, &frame(1)), to)
+            .unwrap(); // exact
+        peer3
+            .send_to(&wrapped(Proto::Vxlan, 6, &frame(2)), to)
+            .unwrap(); // other key: flow port
+        peer4
+            .send_to(&wrapped(Proto::Vxlan, 5, &frame(3)), to)
+            .unwrap(); // other remote: flow port
+        peer4.send_to(&[0x08, 0, 0], to).unwrap(); // truncated header
+        peer4
+            .send_to(&wrapped(Proto::Vxlan, 5, &frame(0))[..20], to)
+            .unwrap(); // no whole Ethernet header
+        let mut no_i = wrapped(Proto::Vxlan, 5, &frame(4));
+        no_i[0] = 0;
+        peer4.send_to(&no_i, to).unwrap();
+
+        // Whichever port reads the socket, each packet ends at its own port.
+        let got = rx_all(&mut flow, 2);
+        let mut seen: Vec<(u32, u32, usize)> = got
+            .iter()
+            .map(|p| (p.tunnel.id, p.tunnel.src, p.len()))
+            .collect();
+        seen.sort();
+        assert_eq!(seen, vec![(5, 0x7f00_0004, 17), (6, 0x7f00_0003, 16)]);
+        assert!(got.iter().all(|p| p.tunnel.dst == 0x7f00_0001));
+        let got = rx_all(&mut exact, 1);
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].tunnel.id, got[0].data()), (5, &frame(1)[..]));
+        assert_eq!(flow.stats().rx_errors + exact.stats().rx_errors, 3);
+
+        // remote_ip=flow: the destination and VNI come from the packet's metadata.
+        let mut batch = Batch::new();
+        let mut p = heap_packet(&frame(5));
+        p.tunnel = Tunnel {
+            id: 77,
+            src: 0,
+            dst: 0x7f00_0004,
+        };
+        batch.pkts.push(p);
+        batch.pkts.push(heap_packet(&frame(6))); // no destination: a tx error
+        assert_eq!(flow.tx_burst(&mut batch).unwrap(), 1);
+        assert_eq!((flow.stats().tx_packets, flow.stats().tx_errors), (1, 1));
+        let mut buf = [0u8; 2048];
+        peer4
+            .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        let (n, from) = peer4.recv_from(&mut buf).unwrap();
+        assert_eq!(from, std::net::SocketAddr::from(([127, 0, 0, 1], udp)));
+        assert_eq!(decap(Proto::Vxlan, &buf[..n]), Ok((77, HEADER_LEN)));
+        assert_eq!(&buf[HEADER_LEN..n], &frame(5)[..]);
+    }
+}
