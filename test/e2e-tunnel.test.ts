@@ -3,9 +3,9 @@
 // - interop with the Linux kernel as the peer nobody here wrote: a
 //   namespace holding kernel `vxlan` devices (VNIs 42 and 43); nvs, in a
 //   namespace of its own, has a tunnel port with a fixed remote_ip and key.
-//   Ping both ways; VNI 43 is not reachable through the VNI 42 port. (This
-//   kernel has no `geneve` module, so Geneve is checked between two nvs
-//   hosts below and against OVS in bench/tunnel.mjs.)
+//   Ping both ways; VNI 43 is not reachable through the VNI 42 port.
+// - OVS 3.1 userspace (native tunnelling) as the Geneve and VXLAN peer: this
+//   kernel has no `geneve` module, so the other implementation is OVS's.
 // - two nvs instances, each in its own "host" namespace, each with two
 //   "VM" namespaces on VNIs 42 and 43, one `remote_ip=flow key=flow` port per
 //   host and set_field:…->tun_id / set_field:IP->tun_dst rules: same-VNI VMs
@@ -21,14 +21,14 @@ import { eventually, NvsRun, run } from './e2e-harness.ts';
 import { needsOvs } from './ovs-tools.ts';
 import { privilegesMissing } from './privileges.ts';
 
-const skipOvs = needsOvs('test/e2e-tunnel', ['ovs-vsctl']);
+const skipOvs = needsOvs('test/e2e-tunnel', ['ovs-vsctl', 'ovsdb-tool', 'ovsdb-server', 'ovs-vswitchd']);
 const skipWhy = privilegesMissing('test/e2e-tunnel: network namespaces joined by veths');
 
 // Names unique to this run: namespaces and devices are global to the machine.
 const tag = String(process.pid % 100000);
 const ns = (s: string) => `nvstn${tag}${s}`;
 const dev = (s: string) => `tn${tag}${s}`;
-const NAMESPACES = ['k', 'k43', 'kh', 'kv', 'a', 'b', 'a1', 'a2', 'b1', 'b2'].map(ns);
+const NAMESPACES = ['oh', 'ov', 'nh', 'nv', 'nvg', 'ovg', 'k', 'k43', 'kh', 'kv', 'a', 'b', 'a1', 'a2', 'b1', 'b2'].map(ns);
 
 async function sh(cmd: string, args: string[]): Promise<string> {
   const r = await run(cmd, args, { timeoutMs: 30_000 });
@@ -86,16 +86,77 @@ async function ok(p: Promise<{ code: number; stdout: string; stderr: string }>):
 }
 
 const runs: NvsRun[] = [];
+/** Stops the OVS daemons started here (by their pid files). */
+const ovsStops: (() => Promise<void>)[] = [];
 afterAll(async () => {
+  for (const stop of ovsStops) await stop();
   for (const r of runs) await r.cleanup();
   if (!skipWhy) for (const n of NAMESPACES) await run('ip', ['netns', 'del', n]);
+});
+
+describe.skipIf(skipOvs || skipWhy !== undefined)('tunnels with OVS userspace as the peer', () => {
+  const [OH, OV, NH, NV] = ['oh', 'ov', 'nh', 'nv'].map(ns);
+  let nvs: NvsRun;
+  let ovsVsctl: (...a: string[]) => Promise<string>;
+  beforeAll(async () => {
+    for (const n of NAMESPACES) await run('ip', ['netns', 'del', n]);
+    await underlay(NH, OH, 84);
+    await vm(NV, NH, dev('nv'), '10.84.0.1/24');
+    await vm(OV, OH, dev('ov'), '10.84.0.2/24');
+    await vm(`${NV}g`, NH, dev('ng'), '10.84.1.1/24');
+    await vm(`${OV}g`, OH, dev('og'), '10.84.1.2/24');
+    // OVS in its host namespace: native tunnelling needs the underlay device
+    // in a bridge whose internal port holds the host address.
+    const dir = (await sh('mktemp', ['-d', '/tmp/nvs-tnl-ovs-XXXXXX'])).trim();
+    const db = `unix:${dir}/db.sock`;
+    await sh('ovsdb-tool', ['create', `${dir}/conf.db`, '/usr/share/openvswitch/vswitch.ovsschema']);
+    await sh('ovsdb-server', [`${dir}/conf.db`, `--remote=punix:${dir}/db.sock`, `--pidfile=${dir}/ovsdb.pid`, '--detach', `--log-file=${dir}/ovsdb.log`, `--unixctl=${dir}/ovsdb.ctl`]);
+    ovsStops.push(async () => {
+      for (const p of ['vswitchd', 'ovsdb']) await run('sh', ['-c', `kill $(cat ${dir}/${p}.pid)`]);
+      await run('rm', ['-rf', dir]);
+    });
+    ovsVsctl = (...a: string[]) => sh('ovs-vsctl', [`--db=${db}`, '--timeout=20', ...a]);
+    await ovsVsctl('--no-wait', 'init', '--', 'set', 'Open_vSwitch', '.', 'other_config:pmd-cpu-mask=0x1');
+    await sh('ip', ['netns', 'exec', OH, 'ovs-vswitchd', db, `--pidfile=${dir}/vswitchd.pid`, '--detach', `--log-file=${dir}/vswitchd.log`, `--unixctl=${dir}/vswitchd.ctl`]);
+    const ul = dev('w84');
+    const mac = (await ip('-n', OH, '-br', 'link', 'show', ul)).split(/\s+/)[2];
+    await ovsVsctl('add-br', 'br-phy', '--', 'set', 'Bridge', 'br-phy', 'datapath_type=netdev', `other_config:hwaddr=${mac}`, '--', 'add-port', 'br-phy', ul);
+    await ip('-n', OH, 'addr', 'flush', 'dev', ul);
+    await ip('-n', OH, 'addr', 'add', '192.168.84.2/24', 'dev', 'br-phy');
+    await ip('-n', OH, 'link', 'set', 'br-phy', 'up');
+    await ovsVsctl(
+      'add-br', 'br-int', '--', 'set', 'Bridge', 'br-int', 'datapath_type=netdev',
+      '--', 'add-port', 'br-int', dev('ov'), '--', 'add-port', 'br-int', 'gnv0', '--', 'set', 'Interface', 'gnv0', 'type=geneve', 'options:remote_ip=192.168.84.1', 'options:key=7',
+      '--', 'add-br', 'br-vx', '--', 'set', 'Bridge', 'br-vx', 'datapath_type=netdev',
+      '--', 'add-port', 'br-vx', dev('og'), '--', 'add-port', 'br-vx', 'vx0', '--', 'set', 'Interface', 'vx0', 'type=vxlan', 'options:remote_ip=192.168.84.1', 'options:key=9',
+    );
+    nvs = await startNvs(NH);
+    runs.push(nvs);
+    await ok(
+      nvs.vsctl(
+        'add-br', 'br-int', '--', 'set', 'Bridge', 'br-int', 'datapath_type=netdev',
+        '--', 'add-port', 'br-int', dev('nv'), '--', 'add-port', 'br-int', 'gnv0', '--', 'set', 'Interface', 'gnv0', 'type=geneve', 'options:remote_ip=192.168.84.2', 'options:key=7',
+        '--', 'add-br', 'br-vx', '--', 'set', 'Bridge', 'br-vx', 'datapath_type=netdev',
+        '--', 'add-port', 'br-vx', dev('ng'), '--', 'add-port', 'br-vx', 'vx0', '--', 'set', 'Interface', 'vx0', 'type=vxlan', 'options:remote_ip=192.168.84.2', 'options:key=9',
+      ),
+    );
+  }, 90_000);
+
+  it('pings OVS both ways over Geneve (VNI 7)', async () => {
+    await expectPing(NV, '10.84.0.2');
+    await expectPing(OV, '10.84.0.1');
+  }, 40_000);
+
+  it('pings OVS both ways over VXLAN (VNI 9)', async () => {
+    await expectPing(`${NV}g`, '10.84.1.2');
+    await expectPing(`${OV}g`, '10.84.1.1');
+  }, 40_000);
 });
 
 describe.skipIf(skipOvs || skipWhy !== undefined)('tunnels with the Linux kernel as the peer', () => {
   const [K, K43, KH, KV] = ['k', 'k43', 'kh', 'kv'].map(ns);
   let nvs: NvsRun;
   beforeAll(async () => {
-    for (const n of NAMESPACES) await run('ip', ['netns', 'del', n]);
     await underlay(KH, K, 81);
     await ip('netns', 'add', K43);
     // The kernel's side: VXLAN VNI 42 and 43, towards nvs's host.
