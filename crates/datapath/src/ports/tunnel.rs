@@ -67,7 +67,7 @@ use std::sync::{Arc, Mutex, Weak};
 use crossbeam_queue::ArrayQueue;
 
 use crate::actions::{PacketBuf, HEADROOM};
-use crate::frame::{spread_chunk, Pool};
+use crate::frame::{spread_chunk, Frame, Pool};
 use crate::key::Tunnel;
 use crate::port::{Batch, Packet, Port, PortError, PortOptions, PortStats, BURST};
 use crate::ports::tap::MAX_FRAME;
@@ -347,8 +347,9 @@ struct Endpoint {
     sock: UdpSocket,
     pool: Pool,
     members: Mutex<Vec<Arc<Member>>>,
-    /// Held by the member reading the socket.
-    reading: Mutex<()>,
+    /// Held by the member reading the socket: `BURST` frames kept ready for
+    /// the next read (an empty poll takes none from the pool and gives none back).
+    reading: Mutex<Vec<Frame>>,
     /// Members that asked for the outer checksum.
     csum_users: AtomicU64,
 }
@@ -387,7 +388,7 @@ impl Endpoint {
             sock,
             pool: Pool::new(POOL_FRAMES, CHUNK)?,
             members: Mutex::new(Vec::new()),
-            reading: Mutex::new(()),
+            reading: Mutex::new(Vec::with_capacity(BURST)),
             csum_users: AtomicU64::new(0),
         });
         all.push(Arc::downgrade(&e));
@@ -463,25 +464,15 @@ impl TunnelPort {
     /// Reads the socket once, keeping this member's packets in `batch` and
     /// queueing the others'.
     fn read_socket(&mut self, ep: &Endpoint, batch: &mut Batch) {
-        let Ok(_reading) = ep.reading.try_lock() else {
+        let Ok(mut frames) = ep.reading.try_lock() else {
             return;
         };
-        let want = batch.room();
-        let mut frames = Vec::with_capacity(want);
-        while frames.len() < want {
-            match ep.pool.alloc() {
-                Some(f) => frames.push(f),
-                None => break,
-            }
-        }
+        refill(&mut frames, &ep.pool);
         let mut got = [Received::default(); BURST];
-        let n = {
-            let mut bufs: Vec<&mut [u8]> = frames
-                .iter_mut()
-                .map(|f| &mut f.as_mut()[RX_OFFSET..])
-                .collect();
-            ep.sock.recv_batch(&mut bufs, &mut got)
-        };
+        let ready = frames.len().min(batch.room());
+        let n = ep
+            .sock
+            .recv_batch(&mut frames[..ready], RX_OFFSET, &mut got);
         if n == 0 {
             return;
         }
@@ -521,6 +512,18 @@ impl TunnelPort {
             } else if target.queue.push(pkt).is_err() {
                 target.queue_drops.fetch_add(1, Ordering::Relaxed);
             }
+        }
+        drop(members);
+        refill(&mut frames, &ep.pool);
+    }
+}
+
+/// Tops the frames kept for the next read up to `BURST` (fewer when the pool is short).
+fn refill(frames: &mut Vec<Frame>, pool: &Pool) {
+    while frames.len() < BURST {
+        match pool.alloc() {
+            Some(f) => frames.push(f),
+            None => break,
         }
     }
 }
@@ -576,28 +579,22 @@ impl Port for TunnelPort {
             ready += 1;
         }
         let errors = (batch.len() - ready) as u64;
-        let grams: Vec<Datagram<'_>> = batch
-            .pkts
-            .iter()
-            .filter(|p| !p.is_empty())
+        let mut grams = [Datagram { bytes: &[], dst: 0 }; BURST];
+        for ((g, p), dst) in grams
+            .iter_mut()
+            .zip(batch.pkts.iter().filter(|p| !p.is_empty()))
             .zip(dsts)
-            .map(|(p, dst)| Datagram {
+        {
+            *g = Datagram {
                 bytes: p.data(),
                 dst,
-            })
-            .collect();
-        let bytes: u64 = grams
-            .iter()
-            .map(|g| (g.bytes.len() - HEADER_LEN) as u64)
-            .sum();
-        let (sent, _err) = ep.sock.send_batch(&grams, self.cfg.dst_port);
-        drop(grams);
+            };
+        }
+        let (sent, sent_bytes) = ep.sock.send_batch(&grams[..ready], self.cfg.dst_port);
         self.stats.tx_errors += errors;
         self.stats.tx_dropped += (ready - sent) as u64;
         self.stats.tx_packets += sent as u64;
-        if sent == ready {
-            self.stats.tx_bytes += bytes;
-        }
+        self.stats.tx_bytes += (sent_bytes - sent * HEADER_LEN) as u64;
         batch.pkts.clear();
         Ok(sent)
     }

@@ -4,6 +4,7 @@
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
+use crate::frame::Frame;
 use crate::port::BURST;
 
 /// Room for one `IP_PKTINFO` control message (8-byte aligned).
@@ -25,6 +26,7 @@ pub struct Received {
 }
 
 /// One datagram to send: its bytes and its destination.
+#[derive(Clone, Copy)]
 pub struct Datagram<'a> {
     pub bytes: &'a [u8],
     pub dst: u32,
@@ -121,10 +123,16 @@ impl UdpSocket {
         )
     }
 
-    /// Receives up to `bufs.len()` (at most `BURST`) datagrams into `bufs`
-    /// without blocking; fills `out` and returns how many arrived.
-    pub fn recv_batch(&self, bufs: &mut [&mut [u8]], out: &mut [Received; BURST]) -> usize {
-        let n = bufs.len().min(BURST);
+    /// Receives up to `frames.len()` (at most `BURST`) datagrams, each into
+    /// a frame from byte `offset` on, without blocking; fills `out` and
+    /// returns how many arrived.
+    pub fn recv_batch(
+        &self,
+        frames: &mut [Frame],
+        offset: usize,
+        out: &mut [Received; BURST],
+    ) -> usize {
+        let n = frames.len().min(BURST);
         if n == 0 {
             return 0;
         }
@@ -134,9 +142,10 @@ impl UdpSocket {
         let mut addrs: [libc::sockaddr_in; BURST] = unsafe { std::mem::zeroed() };
         let mut cmsgs: [Cmsg; BURST] = [[0; 8]; BURST];
         for i in 0..n {
+            let buf = &mut frames[i].as_mut()[offset..];
             iovs[i] = libc::iovec {
-                iov_base: bufs[i].as_mut_ptr().cast(),
-                iov_len: bufs[i].len(),
+                iov_base: buf.as_mut_ptr().cast(),
+                iov_len: buf.len(),
             };
             let h = &mut hdrs[i].msg_hdr;
             h.msg_name = (&mut addrs[i] as *mut libc::sockaddr_in).cast();
@@ -147,7 +156,7 @@ impl UdpSocket {
             h.msg_controllen = std::mem::size_of::<Cmsg>();
         }
         // SAFETY: every header points at arrays above that outlive the call,
-        // each buffer is a live `&mut [u8]` of the length given.
+        // each buffer is a live frame region of the length given.
         let got = unsafe {
             libc::recvmmsg(
                 self.fd.as_raw_fd(),
@@ -174,9 +183,9 @@ impl UdpSocket {
     }
 
     /// Sends the datagrams to `port` on their destinations, as many as the
-    /// kernel takes; a datagram it refuses is skipped. Returns how many were
-    /// sent and the first error met.
-    pub fn send_batch(&self, grams: &[Datagram<'_>], port: u16) -> (usize, Option<std::io::Error>) {
+    /// kernel takes; a datagram it refuses (no route, a full buffer) is
+    /// skipped. Returns how many were sent and their bytes.
+    pub fn send_batch(&self, grams: &[Datagram<'_>], port: u16) -> (usize, usize) {
         let n = grams.len().min(BURST);
         // SAFETY: plain C structs; all-zero is valid.
         let mut hdrs: [libc::mmsghdr; BURST] = unsafe { std::mem::zeroed() };
@@ -194,7 +203,7 @@ impl UdpSocket {
             h.msg_iov = &mut iovs[i];
             h.msg_iovlen = 1;
         }
-        let (mut at, mut sent, mut first_err) = (0, 0, None);
+        let (mut at, mut sent, mut bytes) = (0, 0, 0);
         while at < n {
             // SAFETY: headers point at the arrays above and at the caller's
             // byte slices, all alive for the call; the kernel only reads them.
@@ -207,15 +216,18 @@ impl UdpSocket {
                 )
             };
             if rc > 0 {
+                bytes += grams[at..at + rc as usize]
+                    .iter()
+                    .map(|g| g.bytes.len())
+                    .sum::<usize>();
                 at += rc as usize;
                 sent += rc as usize;
             } else {
-                // The datagram at `at` was refused: skip it, keep the error.
-                first_err.get_or_insert_with(std::io::Error::last_os_error);
+                // The datagram at `at` was refused: skip it.
                 at += 1;
             }
         }
-        (sent, first_err)
+        (sent, bytes)
     }
 
     /// The local address the kernel would send from to reach `dst` (a
