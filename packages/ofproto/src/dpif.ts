@@ -246,6 +246,10 @@ export function formatMegaflow(m: Megaflow): string {
   const shorthand = typeExact ? protoShorthand(k.eth_type, protoExact ? k.nw_proto : -1) : null;
   const protoShown = shorthand !== null && shorthand.usedProto;
   if (shorthand) out.push(shorthand.name);
+  // OVS's order: the tunnel fields just before in_port.
+  if (w.tun_id) out.push(`tun_id=${w.tun_id === 0xffffffff ? hex(k.tun_id) : `${hex(k.tun_id)}/${hex(w.tun_id)}`}`);
+  if (w.tun_src) out.push(`tun_src=${maskedIp(k.tun_src, w.tun_src)}`);
+  if (w.tun_dst) out.push(`tun_dst=${maskedIp(k.tun_dst, w.tun_dst)}`);
   if (w.in_port) out.push(`in_port=${k.in_port}`);
   // Like OVS, an exact "untagged" is implied (the datapath keys on the tag's presence).
   const untaggedExact = k.vlan_tci === 0 && (w.vlan_tci & 0x1000) !== 0;
