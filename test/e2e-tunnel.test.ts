@@ -267,6 +267,17 @@ describe.skipIf(skipOvs || skipWhy !== undefined)('two nvs hosts, one remote_ip=
     expect(flows).toMatch(/tunnel\(tun_id=0x2a\),in_port\(\d+\)/);
   }, 30_000);
 
+  it('takes tunnel rules from the real ovs-ofctl over OpenFlow and dumps them as ovs-ofctl prints them', async () => {
+    const nvs = nvsOf.get(A)!;
+    const mgmt = `unix:${nvs.rundir}/br-int.mgmt`;
+    const rules = ['priority=5,tun_id=0x5/0xff,tun_src=10.9.0.0/16,actions=set_tunnel:0x7,output:1', 'priority=6,actions=set_tunnel64:0x123456789,set_field:10.1.2.3->tun_dst,output:1'];
+    for (const r of rules) await ok(run('ovs-ofctl', ['add-flow', mgmt, r]));
+    const dump = await ok(run('ovs-ofctl', ['dump-flows', mgmt, '--no-stats']));
+    expect(dump).toContain('priority=5,tun_id=0x5/0xff,tun_src=10.9.0.0/16 actions=set_tunnel:0x7,output:1');
+    expect(dump).toContain('priority=6 actions=set_tunnel64:0x123456789,load:0xa010203->NXM_NX_TUN_IPV4_DST[],output:1');
+    for (const r of rules) await ok(run('ovs-ofctl', ['--strict', 'del-flows', mgmt, r.replace(/,actions=.*/, '')]));
+  }, 30_000);
+
   it('reports a bad tunnel option in Interface.error and keeps the other ports working', async () => {
     const nvs = nvsOf.get(A)!;
     await ok(nvs.vsctl('add-port', 'br-int', 'bad0', '--', 'set', 'Interface', 'bad0', 'type=vxlan', 'options:key=5'));
