@@ -62,9 +62,18 @@ export type DpAction =
   /**
    * Tunnel metadata for the following output to a tunnel port: the tunnel ID
    * (its low 32 bits: VXLAN and Geneve carry 24), outer IPv4 source and
-   * destination (0: the port's own), and the port's UDP port (for printing).
+   * destination (0: the port's own); the port applies its TOS, TTL and UDP port.
    */
-  | { readonly type: 'set_tunnel'; readonly id: number; readonly src: number; readonly dst: number; readonly dstPort: number };
+  | {
+      readonly type: 'set_tunnel';
+      readonly id: number;
+      readonly src: number;
+      readonly dst: number;
+      /** The port's outer TOS and TTL and UDP port, for printing (0: not known, as in a datapath dump). */
+      readonly tos: number;
+      readonly ttl: number;
+      readonly dstPort: number;
+    };
 
 /**
  * Which datapath port stands behind each OpenFlow port. Ports are numbered
@@ -193,8 +202,10 @@ export function formatDpActions(actions: readonly DpAction[], fmt: DpActionsForm
       case 'set_tunnel': {
         const parts = [`tun_id=${hex(a.id)}`];
         if (a.src) parts.push(`src=${formatIpv4(a.src)}`);
-        // The kernel's default TTL; no DF: nvs lets the kernel fragment the outer packet.
-        parts.push(`dst=${formatIpv4(a.dst)}`, 'ttl=64');
+        // No DF: nvs lets the kernel fragment the outer packet.
+        parts.push(`dst=${formatIpv4(a.dst)}`);
+        if (a.tos) parts.push(`tos=${hex(a.tos)}`);
+        if (a.ttl) parts.push(`ttl=${a.ttl}`);
         if (a.dstPort) parts.push(`tp_dst=${a.dstPort}`);
         out.push(`set(tunnel(${parts.join(',')},flags(key)))`);
         break;

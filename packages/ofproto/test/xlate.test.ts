@@ -413,7 +413,7 @@ describe('tunnel ports', () => {
     { ofport: 1, name: 'vm1' },
     { ofport: 2, name: 'vm2' },
     { ofport: 3, name: 'tun0', tunnel: { remoteIp: 'flow' as const, localIp: 0x0a000001, outKey: 'flow' as const, dstPort: 4789 } },
-    { ofport: 4, name: 'tun1', tunnel: { remoteIp: 0x0a000009, localIp: 0, outKey: 7, dstPort: 6081 } },
+    { ofport: 4, name: 'tun1', tunnel: { remoteIp: 0x0a000009, localIp: 0, outKey: 7, dstPort: 6081, ttl: 10, tos: 0x10 } },
   ];
 
   test('an output to a flow tunnel takes tun_id and tun_dst from the flow; one set per change, replication to two hosts', () => {
@@ -429,7 +429,7 @@ describe('tunnel ports', () => {
   test('a fixed tunnel ignores the flow; a flow tunnel without tun_dst drops the output', () => {
     const { of } = bridge({ ports });
     addFlows(of, 'in_port=1,actions=set_tunnel:5,output:4\nin_port=2,actions=output:3,output:1');
-    expect(run(of, 'in_port=1').actions).toBe('set(tunnel(tun_id=0x7,dst=10.0.0.9,ttl=64,tp_dst=6081,flags(key))),4');
+    expect(run(of, 'in_port=1').actions).toBe('set(tunnel(tun_id=0x7,dst=10.0.0.9,tos=0x10,ttl=10,tp_dst=6081,flags(key))),4');
     expect(run(of, 'in_port=2').actions).toBe('1');
   });
 

@@ -56,7 +56,9 @@
 //! Options: `remote_ip` (IPv4 or `flow`, required), `local_ip` (IPv4),
 //! `key`, `in_key`, `out_key` (a number below 2^24, or `flow`; default 0),
 //! `dst_port` (default 4789 for VXLAN, 6081 for Geneve), `csum`
-//! (`true`/`false`). Any other option is refused.
+//! (`true`/`false`), `ttl` (1 to 255; the kernel's default otherwise) and
+//! `tos` (a byte; 0 by default), given per datagram to the kernel in control
+//! messages so ports sharing a socket may differ. Any other option is refused.
 
 mod udp;
 
@@ -185,6 +187,10 @@ pub struct TunnelConfig {
     pub out_key: Option<u32>,
     pub dst_port: u16,
     pub csum: bool,
+    /// Outer TTL; `None`: the kernel's default (64).
+    pub ttl: Option<u8>,
+    /// Outer TOS byte (DSCP and ECN); 0 by default.
+    pub tos: u8,
 }
 
 fn bad(port: &str, key: &str, value: &str, why: impl Into<String>) -> PortError {
@@ -225,7 +231,7 @@ fn parse_key(port: &str, key: &str, v: &str) -> Result<Option<u32>, PortError> {
 impl TunnelConfig {
     /// Reads and checks the options of port `name`.
     pub fn from_options(proto: Proto, name: &str, o: &PortOptions) -> Result<Self, PortError> {
-        const KNOWN: [&str; 7] = [
+        const KNOWN: [&str; 9] = [
             "remote_ip",
             "local_ip",
             "key",
@@ -233,6 +239,8 @@ impl TunnelConfig {
             "out_key",
             "dst_port",
             "csum",
+            "ttl",
+            "tos",
         ];
         if let Some((k, v)) = o.iter().find(|(k, _)| !KNOWN.contains(&k.as_str())) {
             return Err(bad(
@@ -286,6 +294,27 @@ impl TunnelConfig {
             Some("true") => true,
             Some(v) => return Err(bad(name, "csum", v, "expected true or false")),
         };
+        let ttl = match o.get("ttl") {
+            None => None,
+            Some(v) => match v.parse::<u8>() {
+                Ok(t) if t != 0 => Some(t),
+                _ => return Err(bad(name, "ttl", v, "expected a TTL from 1 to 255")),
+            },
+        };
+        let tos = match o.get("tos") {
+            None => 0,
+            Some(v) => match parse_key(name, "tos", v) {
+                Ok(Some(t)) if t <= 0xff => t as u8,
+                _ => {
+                    return Err(bad(
+                        name,
+                        "tos",
+                        v,
+                        "expected a TOS byte from 0 to 255 ('inherit' is not supported)",
+                    ))
+                }
+            },
+        };
         Ok(TunnelConfig {
             proto,
             remote,
@@ -294,6 +323,8 @@ impl TunnelConfig {
             out_key,
             dst_port,
             csum,
+            ttl,
+            tos,
         })
     }
 }
@@ -579,7 +610,13 @@ impl Port for TunnelPort {
             ready += 1;
         }
         let errors = (batch.len() - ready) as u64;
-        let mut grams = [Datagram { bytes: &[], dst: 0 }; BURST];
+        let (ttl, tos) = (self.cfg.ttl.unwrap_or(0), self.cfg.tos);
+        let mut grams = [Datagram {
+            bytes: &[],
+            dst: 0,
+            ttl,
+            tos,
+        }; BURST];
         for ((g, p), dst) in grams
             .iter_mut()
             .zip(batch.pkts.iter().filter(|p| !p.is_empty()))
@@ -588,6 +625,8 @@ impl Port for TunnelPort {
             *g = Datagram {
                 bytes: p.data(),
                 dst,
+                ttl,
+                tos,
             };
         }
         let (sent, sent_bytes) = ep.sock.send_batch(&grams[..ready], self.cfg.dst_port);
@@ -779,11 +818,13 @@ mod tests {
             ("in_key", "0x10"),
             ("out_key", "7"),
             ("csum", "true"),
+            ("ttl", "9"),
+            ("tos", "0x10"),
         ])
         .unwrap();
         assert_eq!(
-            (c.remote, c.in_key, c.out_key, c.csum),
-            (Some(0x0102_0304), Some(16), Some(7), true)
+            (c.remote, c.in_key, c.out_key, c.csum, c.ttl, c.tos),
+            (Some(0x0102_0304), Some(16), Some(7), true, Some(9), 16)
         );
         for (kvs, says) in [
             (&[("key", "1")][..], "needs remote_ip"),
@@ -800,6 +841,14 @@ mod tests {
             ),
             (
                 &[("remote_ip", "flow"), ("tos", "inherit")][..],
+                "'inherit' is not supported",
+            ),
+            (
+                &[("remote_ip", "flow"), ("ttl", "0")][..],
+                "TTL from 1 to 255",
+            ),
+            (
+                &[("remote_ip", "flow"), ("df_default", "true")][..],
                 "not an option",
             ),
         ] {
@@ -923,5 +972,79 @@ mod tests {
         assert_eq!(from, std::net::SocketAddr::from(([127, 0, 0, 1], udp)));
         assert_eq!(decap(Proto::Vxlan, &buf[..n]), Ok((77, HEADER_LEN)));
         assert_eq!(&buf[HEADER_LEN..n], &frame(5)[..]);
+    }
+
+    /// `ttl` and `tos` reach the outer IP header (read back with IP_RECVTTL/IP_RECVTOS).
+    #[test]
+    fn ttl_and_tos_are_applied_per_datagram() {
+        use std::os::fd::AsRawFd;
+        let udp = 30000 + (std::process::id() % 10000) as u16;
+        let mut port = TunnelPort::open_proto(
+            Proto::Geneve,
+            "ttl",
+            &opts(&[
+                ("remote_ip", "127.0.0.5".into()),
+                ("local_ip", "127.0.0.1".into()),
+                ("dst_port", udp.to_string()),
+                ("ttl", "9".into()),
+                ("tos", "0x10".into()),
+            ]),
+        )
+        .unwrap();
+        let peer = std::net::UdpSocket::bind(("127.0.0.5", udp)).unwrap();
+        for opt in [libc::IP_RECVTTL, libc::IP_RECVTOS] {
+            let one: libc::c_int = 1;
+            // SAFETY: a c_int option on a live socket.
+            let rc = unsafe {
+                libc::setsockopt(
+                    peer.as_raw_fd(),
+                    libc::IPPROTO_IP,
+                    opt,
+                    &one as *const _ as *const libc::c_void,
+                    4,
+                )
+            };
+            assert_eq!(rc, 0);
+        }
+        let mut batch = Batch::new();
+        batch.pkts.push(heap_packet(&frame(8)));
+        assert_eq!(port.tx_burst(&mut batch).unwrap(), 1);
+        let mut buf = [0u8; 256];
+        let mut control = [0u64; 16];
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: msghdr is plain data; the pointers set below outlive the call.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control);
+        peer.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        // SAFETY: `msg` points at live buffers of the sizes given.
+        let n = unsafe { libc::recvmsg(peer.as_raw_fd(), &mut msg, 0) };
+        assert_eq!(
+            decap(Proto::Geneve, &buf[..n as usize]),
+            Ok((0, HEADER_LEN))
+        );
+        let (mut ttl, mut tos) = (None, None);
+        // SAFETY: walking the control buffer recvmsg filled, within msg_controllen.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&msg);
+            while !c.is_null() {
+                let data = libc::CMSG_DATA(c);
+                match ((*c).cmsg_level, (*c).cmsg_type) {
+                    (libc::IPPROTO_IP, libc::IP_TTL) => {
+                        ttl = Some(std::ptr::read_unaligned(data as *const libc::c_int))
+                    }
+                    (libc::IPPROTO_IP, libc::IP_TOS) => tos = Some(*data),
+                    _ => {}
+                }
+                c = libc::CMSG_NXTHDR(&msg, c);
+            }
+        }
+        assert_eq!((ttl, tos), (Some(9), Some(0x10)));
     }
 }

@@ -25,11 +25,42 @@ pub struct Received {
     pub truncated: bool,
 }
 
-/// One datagram to send: its bytes and its destination.
+/// One datagram to send: its bytes, its destination, and the outer TTL and
+/// TOS (0: the socket's defaults).
 #[derive(Clone, Copy)]
 pub struct Datagram<'a> {
     pub bytes: &'a [u8],
     pub dst: u32,
+    pub ttl: u8,
+    pub tos: u8,
+}
+
+/// Writes the IP_TTL / IP_TOS control messages `g` asks for into `buf`;
+/// returns their length (0 when none).
+fn put_cmsgs(g: &Datagram<'_>, buf: &mut Cmsg) -> usize {
+    let mut at = 0;
+    for (kind, value) in [(libc::IP_TTL, g.ttl), (libc::IP_TOS, g.tos)] {
+        if value == 0 {
+            continue;
+        }
+        // SAFETY: CMSG_SPACE/CMSG_LEN are size computations; the header and
+        // its int payload are written inside `buf` (8 u64 = 64 bytes, two
+        // 16-byte messages at most), which is 8-byte aligned as cmsghdr needs.
+        unsafe {
+            let space = libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) as usize;
+            let base = (buf.as_mut_ptr() as *mut u8).add(at);
+            let hdr = base as *mut libc::cmsghdr;
+            (*hdr).cmsg_level = libc::IPPROTO_IP;
+            (*hdr).cmsg_type = kind;
+            (*hdr).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as _;
+            std::ptr::write_unaligned(
+                libc::CMSG_DATA(hdr) as *mut libc::c_int,
+                libc::c_int::from(value),
+            );
+            at += space;
+        }
+    }
+    at
 }
 
 fn sockaddr(ip: u32, port: u16) -> libc::sockaddr_in {
@@ -191,17 +222,23 @@ impl UdpSocket {
         let mut hdrs: [libc::mmsghdr; BURST] = unsafe { std::mem::zeroed() };
         let mut iovs: [libc::iovec; BURST] = unsafe { std::mem::zeroed() };
         let mut addrs: [libc::sockaddr_in; BURST] = unsafe { std::mem::zeroed() };
+        let mut cmsgs: [Cmsg; BURST] = [[0; 8]; BURST];
         for i in 0..n {
             iovs[i] = libc::iovec {
                 iov_base: grams[i].bytes.as_ptr() as *mut libc::c_void,
                 iov_len: grams[i].bytes.len(),
             };
             addrs[i] = sockaddr(grams[i].dst, port);
+            let control = put_cmsgs(&grams[i], &mut cmsgs[i]);
             let h = &mut hdrs[i].msg_hdr;
             h.msg_name = (&mut addrs[i] as *mut libc::sockaddr_in).cast();
             h.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
             h.msg_iov = &mut iovs[i];
             h.msg_iovlen = 1;
+            if control > 0 {
+                h.msg_control = cmsgs[i].as_mut_ptr().cast();
+                h.msg_controllen = control;
+            }
         }
         let (mut at, mut sent, mut bytes) = (0, 0, 0);
         while at < n {
