@@ -19,6 +19,7 @@ use common::ring::RingPort;
 use common::vhost_front::{self, Front};
 use nvs_datapath::frame::{copy_packet, Pool};
 use nvs_datapath::port::{Batch, Port, PortError, PortOptions, BURST};
+use nvs_datapath::ports::tunnel::{decap, encap_header, Proto, HEADER_LEN};
 use nvs_datapath::ports::{open_port, BACKENDS};
 
 /// How packets reach a port's rx side and are seen leaving its tx side.
@@ -90,6 +91,67 @@ impl Wire for Guest {
         });
         got
     }
+}
+
+/// A tunnel port's far end: a plain UDP socket at the port's remote_ip that
+/// wraps fed frames in the tunnel header and unwraps what the port sends.
+struct Underlay {
+    sock: std::net::UdpSocket,
+    port_addr: std::net::SocketAddr,
+    proto: Proto,
+}
+
+impl Wire for Underlay {
+    fn feed(&mut self, _port: &mut dyn Port, pkt: &[u8]) {
+        let mut d = vec![0u8; HEADER_LEN];
+        encap_header(self.proto, 7, &mut d);
+        d.extend_from_slice(pkt);
+        self.sock.send_to(&d, self.port_addr).unwrap();
+    }
+    fn collect(&mut self, _port: &mut dyn Port, n: usize) -> Vec<Vec<u8>> {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 65536];
+        let _ = within_a_second(|| {
+            while let Ok(len) = self.sock.recv(&mut buf) {
+                assert_eq!(decap(self.proto, &buf[..len]), Ok((7, HEADER_LEN)));
+                got.push(buf[HEADER_LEN..len].to_vec());
+            }
+            (got.len() >= n).then_some(())
+        });
+        got
+    }
+}
+
+/// A VXLAN or Geneve port on loopback (127.0.0.1 → 127.0.0.2, key 7) on a UDP
+/// port of its own per test, so that tests running at once share no socket.
+fn tunnel_harness(kind: &'static str) -> (Box<dyn Port>, Box<dyn Wire>) {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let udp = 20000
+        + (std::process::id() % 2000) as u16 * 16
+        + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 16;
+    let sock = std::net::UdpSocket::bind(("127.0.0.2", udp)).unwrap();
+    sock.set_nonblocking(true).unwrap();
+    let opts = PortOptions::from([
+        ("remote_ip".to_string(), "127.0.0.2".to_string()),
+        ("local_ip".to_string(), "127.0.0.1".to_string()),
+        ("key".to_string(), "7".to_string()),
+        ("dst_port".to_string(), udp.to_string()),
+    ]);
+    let port = open_port(kind, "tnl", &opts).unwrap();
+    let proto = if kind == "vxlan" {
+        Proto::Vxlan
+    } else {
+        Proto::Geneve
+    };
+    let port_addr = ([127, 0, 0, 1], udp).into();
+    (
+        port,
+        Box::new(Underlay {
+            sock,
+            port_addr,
+            proto,
+        }),
+    )
 }
 
 /// A vhost-user port of either mode with a test front end set up on it.
@@ -171,6 +233,7 @@ fn harness(kind: &'static str, tag: &str) -> Option<Harness> {
             Box::new(Injected),
         ),
         "dpdkvhostuser" | "dpdkvhostuserclient" => vhost_harness(kind, tag),
+        "vxlan" | "geneve" => tunnel_harness(kind),
         other => panic!("back end '{other}' has no compliance harness: add one in harness()"),
     };
     assert_eq!(port.kind(), kind);
@@ -311,10 +374,11 @@ fn frames_the_datapath_drops_go_home_to_the_port() {
         // Dropped on another thread, as a polling thread other than the receiver's would.
         let pkts = std::mem::take(&mut batch.pkts);
         std::thread::spawn(move || drop(pkts)).join().unwrap();
-        // (A tap keeps one spare frame for its next read; an AF_XDP port keeps its fill ring full.)
+        // (A tap keeps one spare frame for its next read; an AF_XDP port keeps its fill ring full; a tunnel's socket a burst's worth.)
         let spare = match kind {
             "tap" => 1,
             "afxdp" => nvs_datapath::ports::afxdp::FILL_TARGET as usize,
+            "vxlan" | "geneve" => BURST,
             _ => 0,
         };
         assert_eq!(

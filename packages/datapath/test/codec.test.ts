@@ -100,6 +100,7 @@ const arbAction: fc.Arbitrary<DpAction> = fc.oneof(
   fc.nat().map((maxLen) => ({ type: 'truncate' as const, maxLen })),
   fc.tuple(fc.constantFrom(0x8100 as const, 0x88a8 as const), fc.integer({ min: 0, max: 0xffff })).map(([tpid, tci]) => ({ type: 'push_vlan' as const, tpid, tci })),
   fc.constant({ type: 'pop_vlan' as const }),
+  fc.tuple(fc.nat(), fc.nat(), fc.nat()).map(([id, src, dst]) => ({ type: 'set_tunnel' as const, id: id >>> 0, src: src >>> 0, dst: dst >>> 0 })),
   arbSet,
 );
 

@@ -80,15 +80,16 @@ export interface PushVlanAction {
  * A masked write of a field: `set_field:V[/M]->field`, `load:V->field[range]`
  * (a load is a set_field whose mask covers the range) and the `mod_*` rewrites
  * (`mod_dl_src`, `mod_nw_dst`, `mod_nw_tos` (field `ip_dscp`), `mod_nw_ttl`,
- * `mod_tp_src`, …). `value` has no bits outside `mask`. xlate treats all
- * forms alike; `form` only decides how the action is printed.
+ * `mod_tp_src`, …), and `set_tunnel:V` / `set_tunnel64:V` (field `tun_id`).
+ * `value` has no bits outside `mask`. xlate treats all forms alike; `form`
+ * only decides how the action is printed and sent.
  */
 export interface SetFieldAction {
   readonly type: 'set_field';
   readonly field: Field;
   readonly value: bigint;
   readonly mask: bigint;
-  readonly form: 'set_field' | 'load' | 'mod';
+  readonly form: 'set_field' | 'load' | 'mod' | 'set_tunnel' | 'set_tunnel64';
 }
 
 /** `dec_ttl[(id,…)]`: decrement the IP TTL; at 0, send to these controllers instead. */

@@ -29,6 +29,10 @@ export interface TunnelConfig {
   readonly outKey: number | 'flow';
   /** UDP destination port. */
   readonly dstPort: number;
+  /** Outer TTL (the kernel's default, 64, when unset). */
+  readonly ttl?: number;
+  /** Outer TOS byte (0 when unset). */
+  readonly tos?: number;
 }
 
 /** A port as the owner configures it. */

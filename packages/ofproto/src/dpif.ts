@@ -62,9 +62,18 @@ export type DpAction =
   /**
    * Tunnel metadata for the following output to a tunnel port: the tunnel ID
    * (its low 32 bits: VXLAN and Geneve carry 24), outer IPv4 source and
-   * destination (0: the port's own), and the port's UDP port (for printing).
+   * destination (0: the port's own); the port applies its TOS, TTL and UDP port.
    */
-  | { readonly type: 'set_tunnel'; readonly id: number; readonly src: number; readonly dst: number; readonly dstPort: number };
+  | {
+      readonly type: 'set_tunnel';
+      readonly id: number;
+      readonly src: number;
+      readonly dst: number;
+      /** The port's outer TOS and TTL and UDP port, for printing (0: not known, as in a datapath dump). */
+      readonly tos: number;
+      readonly ttl: number;
+      readonly dstPort: number;
+    };
 
 /**
  * Which datapath port stands behind each OpenFlow port. Ports are numbered
@@ -193,7 +202,10 @@ export function formatDpActions(actions: readonly DpAction[], fmt: DpActionsForm
       case 'set_tunnel': {
         const parts = [`tun_id=${hex(a.id)}`];
         if (a.src) parts.push(`src=${formatIpv4(a.src)}`);
+        // No DF: nvs lets the kernel fragment the outer packet.
         parts.push(`dst=${formatIpv4(a.dst)}`);
+        if (a.tos) parts.push(`tos=${hex(a.tos)}`);
+        if (a.ttl) parts.push(`ttl=${a.ttl}`);
         if (a.dstPort) parts.push(`tp_dst=${a.dstPort}`);
         out.push(`set(tunnel(${parts.join(',')},flags(key)))`);
         break;
@@ -245,6 +257,10 @@ export function formatMegaflow(m: Megaflow): string {
   const shorthand = typeExact ? protoShorthand(k.eth_type, protoExact ? k.nw_proto : -1) : null;
   const protoShown = shorthand !== null && shorthand.usedProto;
   if (shorthand) out.push(shorthand.name);
+  // OVS's order: the tunnel fields just before in_port.
+  if (w.tun_id) out.push(`tun_id=${w.tun_id === 0xffffffff ? hex(k.tun_id) : `${hex(k.tun_id)}/${hex(w.tun_id)}`}`);
+  if (w.tun_src) out.push(`tun_src=${maskedIp(k.tun_src, w.tun_src)}`);
+  if (w.tun_dst) out.push(`tun_dst=${maskedIp(k.tun_dst, w.tun_dst)}`);
   if (w.in_port) out.push(`in_port=${k.in_port}`);
   // Like OVS, an exact "untagged" is implied (the datapath keys on the tag's presence).
   const untaggedExact = k.vlan_tci === 0 && (w.vlan_tci & 0x1000) !== 0;

@@ -183,6 +183,13 @@ export function formatOdpFlowKey(m: Megaflow, opts: OdpFlowFormatOptions = {}): 
   if (w.recirc_id === 0xffffffff) out.push(`recirc_id(${k.recirc_id})`);
   else if (w.recirc_id || verbose) out.push(`recirc_id(${hex(k.recirc_id)}/${hex(w.recirc_id)})`);
   if (verbose) out.push('dp_hash(0/0)');
+  const tunnel = attr('tunnel', [
+    // Only for megaflows that key on a tunnel (verbose or not): other packets have none.
+    sub('tun_id', k.tun_id, w.tun_id, 0xffffffff, hex, hex, false),
+    sub('src', k.tun_src, w.tun_src, 0xffffffff, ip4, ip4, false),
+    sub('dst', k.tun_dst, w.tun_dst, 0xffffffff, ip4, ip4, false),
+  ]);
+  if (tunnel) out.push(tunnel);
   const port = opts.portName?.(k.in_port) ?? String(k.in_port);
   if (w.in_port === 0xffffffff) out.push(`in_port(${port})`);
   else if (w.in_port || verbose) out.push(`in_port(${port}/${hex(w.in_port)})`);

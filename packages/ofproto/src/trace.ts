@@ -99,6 +99,10 @@ export function formatFlow(f: Flow): string {
   const short = shorthand(type, proto);
   if (short) out.push(short);
   for (let i = 0; i < 16; i++) if (f[Slot.REG0 + i]) out.push(`reg${i}=0x${f[Slot.REG0 + i].toString(16)}`);
+  // A packet that came through a tunnel (or was given tunnel metadata): OVS's order, after the registers.
+  if (f[Slot.TUN_ID] || f[Slot.TUN_ID + 1]) out.push(`tun_id=0x${((BigInt(f[Slot.TUN_ID]) << 32n) | BigInt(f[Slot.TUN_ID + 1])).toString(16)}`);
+  if (f[Slot.TUN_SRC]) out.push(`tun_src=${formatIpv4(f[Slot.TUN_SRC])}`);
+  if (f[Slot.TUN_DST]) out.push(`tun_dst=${formatIpv4(f[Slot.TUN_DST])}`);
   if (f[Slot.METADATA] || f[Slot.METADATA + 1]) {
     out.push(`metadata=0x${((BigInt(f[Slot.METADATA]) << 32n) | BigInt(f[Slot.METADATA + 1])).toString(16)}`);
   }

@@ -495,7 +495,8 @@ class Ctx {
     const text = `${id},${t.localIp},${dst},${t.dstPort}`;
     if (text !== this.tunnelSet) {
       this.tunnelSet = text;
-      this.actions.push({ type: 'set_tunnel', id, src: t.localIp, dst, dstPort: t.dstPort });
+      // The kernel's default TTL is 64.
+      this.actions.push({ type: 'set_tunnel', id, src: t.localIp, dst, tos: t.tos ?? 0, ttl: t.ttl ?? 64, dstPort: t.dstPort });
     }
     return true;
   }

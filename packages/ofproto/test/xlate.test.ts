@@ -406,3 +406,46 @@ table=10,priority=0,actions=FLOOD`;
     expect(ours).toEqual(real);
   });
 });
+
+describe('tunnel ports', () => {
+  // Port 3 is a remote_ip=flow key=flow tunnel, port 4 one with a fixed remote and key.
+  const ports = [
+    { ofport: 1, name: 'vm1' },
+    { ofport: 2, name: 'vm2' },
+    { ofport: 3, name: 'tun0', tunnel: { remoteIp: 'flow' as const, localIp: 0x0a000001, outKey: 'flow' as const, dstPort: 4789 } },
+    { ofport: 4, name: 'tun1', tunnel: { remoteIp: 0x0a000009, localIp: 0, outKey: 7, dstPort: 6081, ttl: 10, tos: 0x10 } },
+  ];
+
+  test('an output to a flow tunnel takes tun_id and tun_dst from the flow; one set per change, replication to two hosts', () => {
+    const { of } = bridge({ ports });
+    addFlows(of, 'in_port=1,actions=set_field:42->tun_id,set_field:10.0.0.2->tun_dst,output:3,set_field:10.0.0.3->tun_dst,output:3,output:2');
+    const r = run(of, 'in_port=1,ip');
+    expect(r.actions).toBe(
+      'set(tunnel(tun_id=0x2a,src=10.0.0.1,dst=10.0.0.2,ttl=64,tp_dst=4789,flags(key))),3,' +
+        'set(tunnel(tun_id=0x2a,src=10.0.0.1,dst=10.0.0.3,ttl=64,tp_dst=4789,flags(key))),3,2',
+    );
+  });
+
+  test('a fixed tunnel ignores the flow; a flow tunnel without tun_dst drops the output', () => {
+    const { of } = bridge({ ports });
+    addFlows(of, 'in_port=1,actions=set_tunnel:5,output:4\nin_port=2,actions=output:3,output:1');
+    expect(run(of, 'in_port=1').actions).toBe('set(tunnel(tun_id=0x7,dst=10.0.0.9,tos=0x10,ttl=10,tp_dst=6081,flags(key))),4');
+    expect(run(of, 'in_port=2').actions).toBe('1');
+  });
+
+  test('a packet from a tunnel matches on tun_id, and the megaflow keys on it', () => {
+    const { of } = bridge({ ports });
+    addFlows(of, 'in_port=3,tun_id=42,actions=output:1\nin_port=3,tun_id=43,actions=output:2');
+    expect(run(of, 'in_port=3,tun_id=42,tun_src=10.0.0.2,tun_dst=10.0.0.1,ip')).toEqual({ actions: '1', megaflow: 'recirc_id=0,eth,ip,tun_id=0x2a,in_port=3,nw_frag=no' });
+    expect(run(of, 'in_port=3,tun_id=43,ip').actions).toBe('2');
+    expect(run(of, 'in_port=3,tun_id=44,ip').actions).toBe('drop');
+  });
+
+  test('forwarding a tunnel packet to another flow tunnel carries its tun_id and tun_dst over, and keys on them', () => {
+    const { of } = bridge({ ports });
+    addFlows(of, 'in_port=4,actions=output:3');
+    const r = run(of, 'in_port=4,tun_id=9,tun_src=10.0.0.9,tun_dst=10.0.0.1,ip');
+    expect(r.actions).toBe('set(tunnel(tun_id=0x9,src=10.0.0.1,dst=10.0.0.1,ttl=64,tp_dst=4789,flags(key))),3');
+    expect(r.megaflow).toBe('recirc_id=0,eth,ip,tun_id=0x9,tun_dst=10.0.0.1,in_port=4,nw_frag=no');
+  });
+});

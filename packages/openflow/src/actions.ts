@@ -10,7 +10,7 @@ import { BadAction, ErrType, OfError, type Reader, type Writer } from './wire.ts
 
 const NX_VENDOR = 0x00002320;
 const OFPAT = { OUTPUT: 0, SET_VLAN_VID: 1, SET_VLAN_PCP: 2, STRIP_VLAN: 3, SET_DL_SRC: 4, SET_DL_DST: 5, SET_NW_SRC: 6, SET_NW_DST: 7, SET_NW_TOS: 8, SET_TP_SRC: 9, SET_TP_DST: 10, VENDOR: 0xffff };
-const NXAST = { RESUBMIT: 1, REG_MOVE: 6, REG_LOAD: 7, NOTE: 8, RESUBMIT_TABLE: 14, OUTPUT_REG: 15, DEC_TTL: 18, CONTROLLER: 20, DEC_TTL_CNT_IDS: 21, WRITE_METADATA: 22, REG_LOAD2: 33, CONJUNCTION: 34 };
+const NXAST = { RESUBMIT: 1, SET_TUNNEL: 2, REG_MOVE: 6, SET_TUNNEL64: 9, REG_LOAD: 7, NOTE: 8, RESUBMIT_TABLE: 14, OUTPUT_REG: 15, DEC_TTL: 18, CONTROLLER: 20, DEC_TTL_CNT_IDS: 21, WRITE_METADATA: 22, REG_LOAD2: 33, CONJUNCTION: 34 };
 const REASONS: readonly ControllerReason[] = ['no_match', 'action', 'invalid_ttl', 'action_set', 'group', 'packet_out'];
 const OF10_MOD = new Map<string, number>([
   ['dl_src', OFPAT.SET_DL_SRC],
@@ -96,6 +96,16 @@ function writeAction(w: Writer, a: Action): void {
       w.u16(OFPAT.STRIP_VLAN).u16(8).zeros(4);
       return;
     case 'set_field': {
+      if (a.form === 'set_tunnel') {
+        at = startNx(w, NXAST.SET_TUNNEL);
+        w.zeros(2).u32(Number(a.value));
+        return end(w, at);
+      }
+      if (a.form === 'set_tunnel64') {
+        at = startNx(w, NXAST.SET_TUNNEL64);
+        w.zeros(6).u64(a.value);
+        return end(w, at);
+      }
       const ofpat = a.form === 'mod' ? OF10_MOD.get(a.field.name) : undefined;
       if (ofpat !== undefined) {
         const len = a.field.bits === 48 ? 16 : 8;
@@ -252,6 +262,12 @@ function readNx(a: Reader, alen: number): Action {
       const srcOfs = a.u16();
       const dstOfs = a.u16();
       return { type: 'move', src: readRange(a.u32(), srcOfs, nBits), dst: readRange(a.u32(), dstOfs, nBits) };
+    }
+    case NXAST.SET_TUNNEL:
+    case NXAST.SET_TUNNEL64: {
+      a.bytes(subtype === NXAST.SET_TUNNEL ? 2 : 6);
+      const value = subtype === NXAST.SET_TUNNEL ? BigInt(a.u32()) : a.u64();
+      return { type: 'set_field', field: mustField('tun_id'), value, mask: (1n << 64n) - 1n, form: subtype === NXAST.SET_TUNNEL ? 'set_tunnel' : 'set_tunnel64' };
     }
     case NXAST.REG_LOAD: {
       const ofsNbits = a.u16();

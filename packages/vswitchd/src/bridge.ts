@@ -417,6 +417,8 @@ function tunnelConfig(type: TunnelType, o: Record<string, string>): TunnelConfig
     localIp: ip(o.local_ip),
     outKey: key === 'flow' ? 'flow' : Number(key),
     dstPort: o.dst_port ? Number(o.dst_port) : type === 'vxlan' ? 4789 : 6081,
+    ttl: o.ttl ? Number(o.ttl) : undefined,
+    tos: o.tos ? Number(o.tos) : undefined,
   };
 }
 

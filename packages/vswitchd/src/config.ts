@@ -84,7 +84,7 @@ export const DEFAULT_MAC_AGING_S = 300;
 export const DEFAULT_MAC_TABLE_SIZE = 8192;
 
 /** Options of the tunnel types (their values are checked by the datapath when it opens the port). */
-const TUNNEL_OPTIONS = ['remote_ip', 'local_ip', 'key', 'in_key', 'out_key', 'dst_port', 'csum'];
+const TUNNEL_OPTIONS = ['remote_ip', 'local_ip', 'key', 'in_key', 'out_key', 'dst_port', 'csum', 'ttl', 'tos'];
 /** Interface types nvs knows of but cannot open yet. */
 const NOT_YET = new Set(['afxdp-nonpmd', 'dpdk', 'gre', 'patch', 'stt', 'erspan', 'ip6gre', 'ip6erspan', 'lisp', 'bareudp', 'gtpu', 'srv6']);
 /** Options each supported type accepts. */

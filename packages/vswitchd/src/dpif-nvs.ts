@@ -264,8 +264,8 @@ export class NvsDpif implements Dpif {
           out.push({ type: 'push_vlan', tpid: a.tpid, tci: a.tci | 0x1000 });
           break;
         case 'set_tunnel':
-          // The UDP port is the port's, not the action's: unknown here.
-          out.push({ type: 'set_tunnel', id: a.id, src: a.src, dst: a.dst, dstPort: 0 });
+          // TOS, TTL and UDP port are the port's, not the action's: unknown here.
+          out.push({ type: 'set_tunnel', id: a.id, src: a.src, dst: a.dst, tos: 0, ttl: 0, dstPort: 0 });
           break;
         case 'userspace': {
           const c = this.cookies.get(a.cookie);

@@ -348,6 +348,7 @@ proptest! {
         any::<u32>().prop_map(Action::Output),
         any::<u64>().prop_map(Action::Userspace),
         any::<u32>().prop_map(Action::Truncate),
+        (any::<u32>(), any::<u32>(), any::<u32>()).prop_map(|(id, src, dst)| Action::SetTunnel(Tunnel { id, src, dst })),
         Just(Action::Drop),
     ], 0..12)) {
         prop_assert_eq!(decode(&encode(&actions)), Ok(actions));
@@ -571,6 +572,11 @@ fn golden_encoding() {
         Action::Output(3),
         Action::Userspace(0x0102_0304_0506_0708),
         Action::PopVlan,
+        Action::SetTunnel(Tunnel {
+            id: 42,
+            src: 0x0a00_0001,
+            dst: 0x0a00_0002,
+        }),
         Action::Drop,
     ];
     #[rustfmt::skip]
@@ -582,6 +588,7 @@ fn golden_encoding() {
         1, 4, 0, 0, 0, 3,
         3, 8, 1, 2, 3, 4, 5, 6, 7, 8,
         6, 0,
+        8, 12, 0, 0, 0, 42, 10, 0, 0, 1, 10, 0, 0, 2,
         2, 0,
     ];
     assert_eq!(encode(&list), bytes);

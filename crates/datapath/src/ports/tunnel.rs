@@ -56,7 +56,9 @@
 //! Options: `remote_ip` (IPv4 or `flow`, required), `local_ip` (IPv4),
 //! `key`, `in_key`, `out_key` (a number below 2^24, or `flow`; default 0),
 //! `dst_port` (default 4789 for VXLAN, 6081 for Geneve), `csum`
-//! (`true`/`false`). Any other option is refused.
+//! (`true`/`false`), `ttl` (1 to 255; the kernel's default otherwise) and
+//! `tos` (a byte; 0 by default), given per datagram to the kernel in control
+//! messages so ports sharing a socket may differ. Any other option is refused.
 
 mod udp;
 
@@ -67,7 +69,7 @@ use std::sync::{Arc, Mutex, Weak};
 use crossbeam_queue::ArrayQueue;
 
 use crate::actions::{PacketBuf, HEADROOM};
-use crate::frame::{spread_chunk, Pool};
+use crate::frame::{spread_chunk, Frame, Pool};
 use crate::key::Tunnel;
 use crate::port::{Batch, Packet, Port, PortError, PortOptions, PortStats, BURST};
 use crate::ports::tap::MAX_FRAME;
@@ -185,6 +187,10 @@ pub struct TunnelConfig {
     pub out_key: Option<u32>,
     pub dst_port: u16,
     pub csum: bool,
+    /// Outer TTL; `None`: the kernel's default (64).
+    pub ttl: Option<u8>,
+    /// Outer TOS byte (DSCP and ECN); 0 by default.
+    pub tos: u8,
 }
 
 fn bad(port: &str, key: &str, value: &str, why: impl Into<String>) -> PortError {
@@ -225,7 +231,7 @@ fn parse_key(port: &str, key: &str, v: &str) -> Result<Option<u32>, PortError> {
 impl TunnelConfig {
     /// Reads and checks the options of port `name`.
     pub fn from_options(proto: Proto, name: &str, o: &PortOptions) -> Result<Self, PortError> {
-        const KNOWN: [&str; 7] = [
+        const KNOWN: [&str; 9] = [
             "remote_ip",
             "local_ip",
             "key",
@@ -233,6 +239,8 @@ impl TunnelConfig {
             "out_key",
             "dst_port",
             "csum",
+            "ttl",
+            "tos",
         ];
         if let Some((k, v)) = o.iter().find(|(k, _)| !KNOWN.contains(&k.as_str())) {
             return Err(bad(
@@ -286,6 +294,27 @@ impl TunnelConfig {
             Some("true") => true,
             Some(v) => return Err(bad(name, "csum", v, "expected true or false")),
         };
+        let ttl = match o.get("ttl") {
+            None => None,
+            Some(v) => match v.parse::<u8>() {
+                Ok(t) if t != 0 => Some(t),
+                _ => return Err(bad(name, "ttl", v, "expected a TTL from 1 to 255")),
+            },
+        };
+        let tos = match o.get("tos") {
+            None => 0,
+            Some(v) => match parse_key(name, "tos", v) {
+                Ok(Some(t)) if t <= 0xff => t as u8,
+                _ => {
+                    return Err(bad(
+                        name,
+                        "tos",
+                        v,
+                        "expected a TOS byte from 0 to 255 ('inherit' is not supported)",
+                    ))
+                }
+            },
+        };
         Ok(TunnelConfig {
             proto,
             remote,
@@ -294,6 +323,8 @@ impl TunnelConfig {
             out_key,
             dst_port,
             csum,
+            ttl,
+            tos,
         })
     }
 }
@@ -347,8 +378,9 @@ struct Endpoint {
     sock: UdpSocket,
     pool: Pool,
     members: Mutex<Vec<Arc<Member>>>,
-    /// Held by the member reading the socket.
-    reading: Mutex<()>,
+    /// Held by the member reading the socket: `BURST` frames kept ready for
+    /// the next read (an empty poll takes none from the pool and gives none back).
+    reading: Mutex<Vec<Frame>>,
     /// Members that asked for the outer checksum.
     csum_users: AtomicU64,
 }
@@ -387,7 +419,7 @@ impl Endpoint {
             sock,
             pool: Pool::new(POOL_FRAMES, CHUNK)?,
             members: Mutex::new(Vec::new()),
-            reading: Mutex::new(()),
+            reading: Mutex::new(Vec::with_capacity(BURST)),
             csum_users: AtomicU64::new(0),
         });
         all.push(Arc::downgrade(&e));
@@ -463,25 +495,15 @@ impl TunnelPort {
     /// Reads the socket once, keeping this member's packets in `batch` and
     /// queueing the others'.
     fn read_socket(&mut self, ep: &Endpoint, batch: &mut Batch) {
-        let Ok(_reading) = ep.reading.try_lock() else {
+        let Ok(mut frames) = ep.reading.try_lock() else {
             return;
         };
-        let want = batch.room();
-        let mut frames = Vec::with_capacity(want);
-        while frames.len() < want {
-            match ep.pool.alloc() {
-                Some(f) => frames.push(f),
-                None => break,
-            }
-        }
+        refill(&mut frames, &ep.pool);
         let mut got = [Received::default(); BURST];
-        let n = {
-            let mut bufs: Vec<&mut [u8]> = frames
-                .iter_mut()
-                .map(|f| &mut f.as_mut()[RX_OFFSET..])
-                .collect();
-            ep.sock.recv_batch(&mut bufs, &mut got)
-        };
+        let ready = frames.len().min(batch.room());
+        let n = ep
+            .sock
+            .recv_batch(&mut frames[..ready], RX_OFFSET, &mut got);
         if n == 0 {
             return;
         }
@@ -521,6 +543,18 @@ impl TunnelPort {
             } else if target.queue.push(pkt).is_err() {
                 target.queue_drops.fetch_add(1, Ordering::Relaxed);
             }
+        }
+        drop(members);
+        refill(&mut frames, &ep.pool);
+    }
+}
+
+/// Tops the frames kept for the next read up to `BURST` (fewer when the pool is short).
+fn refill(frames: &mut Vec<Frame>, pool: &Pool) {
+    while frames.len() < BURST {
+        match pool.alloc() {
+            Some(f) => frames.push(f),
+            None => break,
         }
     }
 }
@@ -576,28 +610,30 @@ impl Port for TunnelPort {
             ready += 1;
         }
         let errors = (batch.len() - ready) as u64;
-        let grams: Vec<Datagram<'_>> = batch
-            .pkts
-            .iter()
-            .filter(|p| !p.is_empty())
+        let (ttl, tos) = (self.cfg.ttl.unwrap_or(0), self.cfg.tos);
+        let mut grams = [Datagram {
+            bytes: &[],
+            dst: 0,
+            ttl,
+            tos,
+        }; BURST];
+        for ((g, p), dst) in grams
+            .iter_mut()
+            .zip(batch.pkts.iter().filter(|p| !p.is_empty()))
             .zip(dsts)
-            .map(|(p, dst)| Datagram {
+        {
+            *g = Datagram {
                 bytes: p.data(),
                 dst,
-            })
-            .collect();
-        let bytes: u64 = grams
-            .iter()
-            .map(|g| (g.bytes.len() - HEADER_LEN) as u64)
-            .sum();
-        let (sent, _err) = ep.sock.send_batch(&grams, self.cfg.dst_port);
-        drop(grams);
+                ttl,
+                tos,
+            };
+        }
+        let (sent, sent_bytes) = ep.sock.send_batch(&grams[..ready], self.cfg.dst_port);
         self.stats.tx_errors += errors;
         self.stats.tx_dropped += (ready - sent) as u64;
         self.stats.tx_packets += sent as u64;
-        if sent == ready {
-            self.stats.tx_bytes += bytes;
-        }
+        self.stats.tx_bytes += (sent_bytes - sent * HEADER_LEN) as u64;
         batch.pkts.clear();
         Ok(sent)
     }
@@ -662,4 +698,353 @@ pub fn open_geneve(name: &str, options: &PortOptions) -> Result<Box<dyn Port>, P
         name,
         options,
     )?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::heap_packet;
+    use proptest::prelude::*;
+
+    /// A frame with a recognisable 14-byte Ethernet header and `n` bytes after it.
+    fn frame(n: usize) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+        f.extend((0..n).map(|i| i as u8));
+        f
+    }
+
+    fn wrapped(proto: Proto, vni: u32, inner: &[u8]) -> Vec<u8> {
+        let mut d = vec![0u8; HEADER_LEN];
+        encap_header(proto, vni, &mut d);
+        d.extend_from_slice(inner);
+        d
+    }
+
+    #[test]
+    fn headers_round_trip() {
+        for proto in [Proto::Vxlan, Proto::Geneve] {
+            let d = wrapped(proto, 0x00ab_cdef, &frame(50));
+            assert_eq!(decap(proto, &d), Ok((0x00ab_cdef, HEADER_LEN)));
+            assert_eq!(&d[HEADER_LEN..], &frame(50)[..]);
+        }
+        // RFC 7348: flags 0x08, VNI in bytes 4..7; RFC 8926: protocol 0x6558.
+        assert_eq!(
+            wrapped(Proto::Vxlan, 42, &[])[..],
+            [0x08, 0, 0, 0, 0, 0, 42, 0]
+        );
+        assert_eq!(
+            wrapped(Proto::Geneve, 42, &[])[..],
+            [0, 0, 0x65, 0x58, 0, 0, 42, 0]
+        );
+    }
+
+    #[test]
+    fn geneve_options_are_skipped() {
+        // Two words of (non-critical) options between the header and the frame.
+        let mut d = wrapped(Proto::Geneve, 9, &[]);
+        d[0] = 2;
+        d.extend_from_slice(&[0x01, 0x02, 0x03, 0x01, 0xaa, 0xbb, 0xcc, 0xdd]);
+        d.extend_from_slice(&frame(10));
+        assert_eq!(decap(Proto::Geneve, &d), Ok((9, 16)));
+    }
+
+    #[test]
+    fn hostile_headers_are_refused() {
+        for proto in [Proto::Vxlan, Proto::Geneve] {
+            let whole = wrapped(proto, 1, &frame(0));
+            for cut in 0..whole.len() {
+                assert_eq!(
+                    decap(proto, &whole[..cut]),
+                    Err(Malformed::Short),
+                    "{proto:?} cut at {cut}"
+                );
+            }
+        }
+        let mut d = wrapped(Proto::Vxlan, 1, &frame(10));
+        d[0] = 0;
+        assert_eq!(decap(Proto::Vxlan, &d), Err(Malformed::NoVni));
+        let good = wrapped(Proto::Geneve, 1, &frame(10));
+        let mut d = good.clone();
+        d[0] = 0x3f; // 63 words of options: 252 bytes, past the datagram
+        assert_eq!(decap(Proto::Geneve, &d), Err(Malformed::OptionsOverrun));
+        let mut d = good.clone();
+        d[0] = 0x40;
+        assert_eq!(decap(Proto::Geneve, &d), Err(Malformed::Version));
+        let mut d = good.clone();
+        d[3] = 0x00;
+        assert_eq!(decap(Proto::Geneve, &d), Err(Malformed::NotEthernet));
+        let mut d = good.clone();
+        d[1] = 0x40;
+        assert_eq!(decap(Proto::Geneve, &d), Err(Malformed::Critical));
+        // Options that fit but leave no room for an Ethernet header.
+        let mut d = wrapped(Proto::Geneve, 1, &[0; 16]);
+        d[0] = 2;
+        assert_eq!(decap(Proto::Geneve, &d), Err(Malformed::Short));
+    }
+
+    proptest! {
+        #[test]
+        fn decap_never_panics_and_stays_inside(d in proptest::collection::vec(any::<u8>(), 0..400)) {
+            for proto in [Proto::Vxlan, Proto::Geneve] {
+                if let Ok((vni, len)) = decap(proto, &d) {
+                    prop_assert!(len + 14 <= d.len());
+                    prop_assert!(vni <= MAX_KEY);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn options_are_checked() {
+        let open = |kvs: &[(&str, &str)]| {
+            let o: PortOptions = kvs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            TunnelConfig::from_options(Proto::Vxlan, "t", &o)
+        };
+        let c = open(&[
+            ("remote_ip", "flow"),
+            ("key", "flow"),
+            ("local_ip", "10.0.0.1"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.remote, c.in_key, c.out_key, c.local, c.dst_port),
+            (None, None, None, 0x0a00_0001, 4789)
+        );
+        let c = open(&[
+            ("remote_ip", "1.2.3.4"),
+            ("in_key", "0x10"),
+            ("out_key", "7"),
+            ("csum", "true"),
+            ("ttl", "9"),
+            ("tos", "0x10"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.remote, c.in_key, c.out_key, c.csum, c.ttl, c.tos),
+            (Some(0x0102_0304), Some(16), Some(7), true, Some(9), 16)
+        );
+        for (kvs, says) in [
+            (&[("key", "1")][..], "needs remote_ip"),
+            (&[("remote_ip", "1.2.3")][..], "IPv4"),
+            (&[("remote_ip", "flow"), ("key", "16777216")][..], "24-bit"),
+            (
+                &[("remote_ip", "flow"), ("key", "x")][..],
+                "number or 'flow'",
+            ),
+            (&[("remote_ip", "flow"), ("dst_port", "0")][..], "UDP port"),
+            (
+                &[("remote_ip", "flow"), ("csum", "yes")][..],
+                "true or false",
+            ),
+            (
+                &[("remote_ip", "flow"), ("tos", "inherit")][..],
+                "'inherit' is not supported",
+            ),
+            (
+                &[("remote_ip", "flow"), ("ttl", "0")][..],
+                "TTL from 1 to 255",
+            ),
+            (
+                &[("remote_ip", "flow"), ("df_default", "true")][..],
+                "not an option",
+            ),
+        ] {
+            let err = open(kvs).unwrap_err().to_string();
+            assert!(err.contains(says), "{kvs:?}: {err}");
+        }
+    }
+
+    fn opts(kvs: &[(&str, String)]) -> PortOptions {
+        kvs.iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    fn rx_all(port: &mut TunnelPort, want: usize) -> Vec<Packet> {
+        let mut batch = Batch::new();
+        for _ in 0..500 {
+            port.rx_burst(&mut batch).unwrap();
+            if batch.len() >= want {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        std::mem::take(&mut batch.pkts)
+    }
+
+    /// Two ports on one socket: the exact (remote_ip, key) one and a flow
+    /// one; datagrams go to the right one, bad ones are counted, and a flow
+    /// port sends where the packet's tunnel metadata says.
+    #[test]
+    fn one_socket_demuxes_and_counts_hostile_datagrams() {
+        let udp = 40000 + (std::process::id() % 10000) as u16;
+        let local = ("local_ip", "127.0.0.1".to_string());
+        let port = ("dst_port", udp.to_string());
+        let mut exact = TunnelPort::open_proto(
+            Proto::Vxlan,
+            "exact",
+            &opts(&[
+                ("remote_ip", "127.0.0.3".into()),
+                ("key", "5".into()),
+                local.clone(),
+                port.clone(),
+            ]),
+        )
+        .unwrap();
+        let mut flow = TunnelPort::open_proto(
+            Proto::Vxlan,
+            "flow",
+            &opts(&[
+                ("remote_ip", "flow".into()),
+                ("key", "flow".into()),
+                local.clone(),
+                port.clone(),
+            ]),
+        )
+        .unwrap();
+        // The same (remote_ip, key) twice on one socket is refused.
+        let dup = TunnelPort::open_proto(
+            Proto::Vxlan,
+            "dup",
+            &opts(&[
+                ("remote_ip", "flow".into()),
+                ("key", "flow".into()),
+                local,
+                port,
+            ]),
+        );
+        assert!(dup.err().unwrap().to_string().contains("already receives"));
+
+        let peer3 = std::net::UdpSocket::bind(("127.0.0.3", udp)).unwrap();
+        let peer4 = std::net::UdpSocket::bind(("127.0.0.4", udp)).unwrap();
+        let to = ("127.0.0.1", udp);
+        peer3
+            .send_to(&wrapped(Proto::Vxlan, 5, &frame(1)), to)
+            .unwrap(); // exact
+        peer3
+            .send_to(&wrapped(Proto::Vxlan, 6, &frame(2)), to)
+            .unwrap(); // other key: flow port
+        peer4
+            .send_to(&wrapped(Proto::Vxlan, 5, &frame(3)), to)
+            .unwrap(); // other remote: flow port
+        peer4.send_to(&[0x08, 0, 0], to).unwrap(); // truncated header
+        peer4
+            .send_to(&wrapped(Proto::Vxlan, 5, &frame(0))[..20], to)
+            .unwrap(); // no whole Ethernet header
+        let mut no_i = wrapped(Proto::Vxlan, 5, &frame(4));
+        no_i[0] = 0;
+        peer4.send_to(&no_i, to).unwrap();
+
+        // Whichever port reads the socket, each packet ends at its own port.
+        let got = rx_all(&mut flow, 2);
+        let mut seen: Vec<(u32, u32, usize)> = got
+            .iter()
+            .map(|p| (p.tunnel.id, p.tunnel.src, p.len()))
+            .collect();
+        seen.sort();
+        assert_eq!(seen, vec![(5, 0x7f00_0004, 17), (6, 0x7f00_0003, 16)]);
+        assert!(got.iter().all(|p| p.tunnel.dst == 0x7f00_0001));
+        let got = rx_all(&mut exact, 1);
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].tunnel.id, got[0].data()), (5, &frame(1)[..]));
+        assert_eq!(flow.stats().rx_errors + exact.stats().rx_errors, 3);
+
+        // remote_ip=flow: the destination and VNI come from the packet's metadata.
+        let mut batch = Batch::new();
+        let mut p = heap_packet(&frame(5));
+        p.tunnel = Tunnel {
+            id: 77,
+            src: 0,
+            dst: 0x7f00_0004,
+        };
+        batch.pkts.push(p);
+        batch.pkts.push(heap_packet(&frame(6))); // no destination: a tx error
+        assert_eq!(flow.tx_burst(&mut batch).unwrap(), 1);
+        assert_eq!((flow.stats().tx_packets, flow.stats().tx_errors), (1, 1));
+        let mut buf = [0u8; 2048];
+        peer4
+            .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        let (n, from) = peer4.recv_from(&mut buf).unwrap();
+        assert_eq!(from, std::net::SocketAddr::from(([127, 0, 0, 1], udp)));
+        assert_eq!(decap(Proto::Vxlan, &buf[..n]), Ok((77, HEADER_LEN)));
+        assert_eq!(&buf[HEADER_LEN..n], &frame(5)[..]);
+    }
+
+    /// `ttl` and `tos` reach the outer IP header (read back with IP_RECVTTL/IP_RECVTOS).
+    #[test]
+    fn ttl_and_tos_are_applied_per_datagram() {
+        use std::os::fd::AsRawFd;
+        let udp = 30000 + (std::process::id() % 10000) as u16;
+        let mut port = TunnelPort::open_proto(
+            Proto::Geneve,
+            "ttl",
+            &opts(&[
+                ("remote_ip", "127.0.0.5".into()),
+                ("local_ip", "127.0.0.1".into()),
+                ("dst_port", udp.to_string()),
+                ("ttl", "9".into()),
+                ("tos", "0x10".into()),
+            ]),
+        )
+        .unwrap();
+        let peer = std::net::UdpSocket::bind(("127.0.0.5", udp)).unwrap();
+        for opt in [libc::IP_RECVTTL, libc::IP_RECVTOS] {
+            let one: libc::c_int = 1;
+            // SAFETY: a c_int option on a live socket.
+            let rc = unsafe {
+                libc::setsockopt(
+                    peer.as_raw_fd(),
+                    libc::IPPROTO_IP,
+                    opt,
+                    &one as *const _ as *const libc::c_void,
+                    4,
+                )
+            };
+            assert_eq!(rc, 0);
+        }
+        let mut batch = Batch::new();
+        batch.pkts.push(heap_packet(&frame(8)));
+        assert_eq!(port.tx_burst(&mut batch).unwrap(), 1);
+        let mut buf = [0u8; 256];
+        let mut control = [0u64; 16];
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: msghdr is plain data; the pointers set below outlive the call.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control);
+        peer.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        // SAFETY: `msg` points at live buffers of the sizes given.
+        let n = unsafe { libc::recvmsg(peer.as_raw_fd(), &mut msg, 0) };
+        assert_eq!(
+            decap(Proto::Geneve, &buf[..n as usize]),
+            Ok((0, HEADER_LEN))
+        );
+        let (mut ttl, mut tos) = (None, None);
+        // SAFETY: walking the control buffer recvmsg filled, within msg_controllen.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&msg);
+            while !c.is_null() {
+                let data = libc::CMSG_DATA(c);
+                match ((*c).cmsg_level, (*c).cmsg_type) {
+                    (libc::IPPROTO_IP, libc::IP_TTL) => {
+                        ttl = Some(std::ptr::read_unaligned(data as *const libc::c_int))
+                    }
+                    (libc::IPPROTO_IP, libc::IP_TOS) => tos = Some(*data),
+                    _ => {}
+                }
+                c = libc::CMSG_NXTHDR(&msg, c);
+            }
+        }
+        assert_eq!((ttl, tos), (Some(9), Some(0x10)));
+    }
 }

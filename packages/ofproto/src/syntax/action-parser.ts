@@ -19,7 +19,7 @@ import { parseIpv4Masked, parseMac, parseU64, parseUint, parseUintN, ValueError 
 const UNSUPPORTED_ACTIONS = new Set([
   'ct', 'ct_clear', 'nat', 'group', 'meter', 'enqueue', 'set_queue', 'pop_queue',
   'push_mpls', 'pop_mpls', 'set_mpls_label', 'set_mpls_tc', 'set_mpls_ttl', 'dec_mpls_ttl',
-  'set_tunnel', 'set_tunnel64', 'fin_timeout', 'multipath', 'bundle', 'bundle_load', 'sample',
+  'fin_timeout', 'multipath', 'bundle', 'bundle_load', 'sample',
   'exit', 'clone', 'check_pkt_larger', 'encap', 'decap', 'dec_nsh_ttl', 'clear_actions',
   'write_actions', 'push', 'pop', 'debug_recirc', 'debug_slow', 'delete_field',
 ]);
@@ -49,6 +49,14 @@ export function parseActions(ctx: LineCtx, start: number, end: number, match: Ma
         case 'output':
           out.push(parseOutput(ctx, needValue(sc), sc.valueAt, sc.delim === '('));
           continue;
+        case 'set_tunnel':
+        case 'set_tunnel64': {
+          // As ovs-ofctl: set_tunnel with a value beyond 32 bits is set_tunnel64.
+          const value = parseU64(needValue(sc), 'tunnel ID');
+          const form = name === 'set_tunnel64' || value > 0xffffffffn ? 'set_tunnel64' : 'set_tunnel';
+          out.push({ type: 'set_field', field: mustField('tun_id'), value, mask: (1n << 64n) - 1n, form });
+          continue;
+        }
         case 'controller':
           out.push(parseController(ctx, hasValue ? v : null, sc.valueAt, sc.delim === '('));
           continue;

@@ -400,6 +400,7 @@ export function printFieldValue(f: Field, v: bigint): string {
 function printSetField(a: SetFieldAction, dialect: PrintDialect): string {
   const f = a.field;
   const all = (1n << BigInt(f.bits)) - 1n;
+  if ((a.form === 'set_tunnel' || a.form === 'set_tunnel64') && dialect !== 'of13') return `${a.form}:${hex(a.value)}`;
   if (dialect === 'exact') {
     if (a.form === 'load') return printLoads(f, a.value, a.mask, f.bits);
     if (a.form === 'mod') return `${EXACT_MOD.get(f.name)}:${f.name === 'ip_dscp' ? a.value << 2n : printFieldValue(f, a.value)}`;

@@ -4,6 +4,7 @@
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
+use crate::frame::Frame;
 use crate::port::BURST;
 
 /// Room for one `IP_PKTINFO` control message (8-byte aligned).
@@ -24,10 +25,42 @@ pub struct Received {
     pub truncated: bool,
 }
 
-/// One datagram to send: its bytes and its destination.
+/// One datagram to send: its bytes, its destination, and the outer TTL and
+/// TOS (0: the socket's defaults).
+#[derive(Clone, Copy)]
 pub struct Datagram<'a> {
     pub bytes: &'a [u8],
     pub dst: u32,
+    pub ttl: u8,
+    pub tos: u8,
+}
+
+/// Writes the IP_TTL / IP_TOS control messages `g` asks for into `buf`;
+/// returns their length (0 when none).
+fn put_cmsgs(g: &Datagram<'_>, buf: &mut Cmsg) -> usize {
+    let mut at = 0;
+    for (kind, value) in [(libc::IP_TTL, g.ttl), (libc::IP_TOS, g.tos)] {
+        if value == 0 {
+            continue;
+        }
+        // SAFETY: CMSG_SPACE/CMSG_LEN are size computations; the header and
+        // its int payload are written inside `buf` (8 u64 = 64 bytes, two
+        // 16-byte messages at most), which is 8-byte aligned as cmsghdr needs.
+        unsafe {
+            let space = libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) as usize;
+            let base = (buf.as_mut_ptr() as *mut u8).add(at);
+            let hdr = base as *mut libc::cmsghdr;
+            (*hdr).cmsg_level = libc::IPPROTO_IP;
+            (*hdr).cmsg_type = kind;
+            (*hdr).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as _;
+            std::ptr::write_unaligned(
+                libc::CMSG_DATA(hdr) as *mut libc::c_int,
+                libc::c_int::from(value),
+            );
+            at += space;
+        }
+    }
+    at
 }
 
 fn sockaddr(ip: u32, port: u16) -> libc::sockaddr_in {
@@ -121,10 +154,16 @@ impl UdpSocket {
         )
     }
 
-    /// Receives up to `bufs.len()` (at most `BURST`) datagrams into `bufs`
-    /// without blocking; fills `out` and returns how many arrived.
-    pub fn recv_batch(&self, bufs: &mut [&mut [u8]], out: &mut [Received; BURST]) -> usize {
-        let n = bufs.len().min(BURST);
+    /// Receives up to `frames.len()` (at most `BURST`) datagrams, each into
+    /// a frame from byte `offset` on, without blocking; fills `out` and
+    /// returns how many arrived.
+    pub fn recv_batch(
+        &self,
+        frames: &mut [Frame],
+        offset: usize,
+        out: &mut [Received; BURST],
+    ) -> usize {
+        let n = frames.len().min(BURST);
         if n == 0 {
             return 0;
         }
@@ -134,9 +173,10 @@ impl UdpSocket {
         let mut addrs: [libc::sockaddr_in; BURST] = unsafe { std::mem::zeroed() };
         let mut cmsgs: [Cmsg; BURST] = [[0; 8]; BURST];
         for i in 0..n {
+            let buf = &mut frames[i].as_mut()[offset..];
             iovs[i] = libc::iovec {
-                iov_base: bufs[i].as_mut_ptr().cast(),
-                iov_len: bufs[i].len(),
+                iov_base: buf.as_mut_ptr().cast(),
+                iov_len: buf.len(),
             };
             let h = &mut hdrs[i].msg_hdr;
             h.msg_name = (&mut addrs[i] as *mut libc::sockaddr_in).cast();
@@ -147,7 +187,7 @@ impl UdpSocket {
             h.msg_controllen = std::mem::size_of::<Cmsg>();
         }
         // SAFETY: every header points at arrays above that outlive the call,
-        // each buffer is a live `&mut [u8]` of the length given.
+        // each buffer is a live frame region of the length given.
         let got = unsafe {
             libc::recvmmsg(
                 self.fd.as_raw_fd(),
@@ -174,27 +214,33 @@ impl UdpSocket {
     }
 
     /// Sends the datagrams to `port` on their destinations, as many as the
-    /// kernel takes; a datagram it refuses is skipped. Returns how many were
-    /// sent and the first error met.
-    pub fn send_batch(&self, grams: &[Datagram<'_>], port: u16) -> (usize, Option<std::io::Error>) {
+    /// kernel takes; a datagram it refuses (no route, a full buffer) is
+    /// skipped. Returns how many were sent and their bytes.
+    pub fn send_batch(&self, grams: &[Datagram<'_>], port: u16) -> (usize, usize) {
         let n = grams.len().min(BURST);
         // SAFETY: plain C structs; all-zero is valid.
         let mut hdrs: [libc::mmsghdr; BURST] = unsafe { std::mem::zeroed() };
         let mut iovs: [libc::iovec; BURST] = unsafe { std::mem::zeroed() };
         let mut addrs: [libc::sockaddr_in; BURST] = unsafe { std::mem::zeroed() };
+        let mut cmsgs: [Cmsg; BURST] = [[0; 8]; BURST];
         for i in 0..n {
             iovs[i] = libc::iovec {
                 iov_base: grams[i].bytes.as_ptr() as *mut libc::c_void,
                 iov_len: grams[i].bytes.len(),
             };
             addrs[i] = sockaddr(grams[i].dst, port);
+            let control = put_cmsgs(&grams[i], &mut cmsgs[i]);
             let h = &mut hdrs[i].msg_hdr;
             h.msg_name = (&mut addrs[i] as *mut libc::sockaddr_in).cast();
             h.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
             h.msg_iov = &mut iovs[i];
             h.msg_iovlen = 1;
+            if control > 0 {
+                h.msg_control = cmsgs[i].as_mut_ptr().cast();
+                h.msg_controllen = control;
+            }
         }
-        let (mut at, mut sent, mut first_err) = (0, 0, None);
+        let (mut at, mut sent, mut bytes) = (0, 0, 0);
         while at < n {
             // SAFETY: headers point at the arrays above and at the caller's
             // byte slices, all alive for the call; the kernel only reads them.
@@ -207,15 +253,18 @@ impl UdpSocket {
                 )
             };
             if rc > 0 {
+                bytes += grams[at..at + rc as usize]
+                    .iter()
+                    .map(|g| g.bytes.len())
+                    .sum::<usize>();
                 at += rc as usize;
                 sent += rc as usize;
             } else {
-                // The datagram at `at` was refused: skip it, keep the error.
-                first_err.get_or_insert_with(std::io::Error::last_os_error);
+                // The datagram at `at` was refused: skip it.
                 at += 1;
             }
         }
-        (sent, first_err)
+        (sent, bytes)
     }
 
     /// The local address the kernel would send from to reach `dst` (a
