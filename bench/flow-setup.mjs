@@ -74,11 +74,13 @@ const flowsOf = (text) => Number(/flows: (\d+)/.exec(text)?.[1] ?? NaN);
 async function measure(kind, type, table, first, bMac) {
   const sw = startSwitch(kind, join(dir, `sw-${kind}`), { 'pmd-cpu-mask': '0x2', 'max-idle': '600000', 'flow-limit': String(4 * FLOWS) });
   try {
-    sw.vsctl('add-br', 'br0', '--', 'set', 'Bridge', 'br0', 'datapath_type=netdev', `other_config:mac-table-size=${4 * FLOWS}`,
-      ...V.flatMap((v, i) => ['--', 'add-port', 'br0', v, '--', 'set', 'Interface', v, `type=${type}`, `ofport_request=${i + 1}`]));
+    // A bridge name of our own: its LOCAL port is a tap device, and the host is shared.
+    const br = `${tag}${kind[0]}`;
+    sw.vsctl('add-br', br, '--', 'set', 'Bridge', br, 'datapath_type=netdev', `other_config:mac-table-size=${4 * FLOWS}`,
+      ...V.flatMap((v, i) => ['--', 'add-port', br, v, '--', 'set', 'Interface', v, `type=${type}`, `ofport_request=${i + 1}`]));
     const err = sw.vsctl('get', 'Interface', V[0], 'error').trim();
     if (err !== '[]') throw new Error(`${kind} ${type} port: ${err}`);
-    if (table === 'acl') execSync(`ovs-ofctl add-flows unix:${sw.dir}/br0.mgmt ${aclFile}`);
+    if (table === 'acl') execSync(`ovs-ofctl add-flows unix:${sw.dir}/${br}.mgmt ${aclFile}`);
     // B speaks first (ARP requests), so NORMAL knows where its MAC is and unicasts to it.
     quiet(`ip netns exec ${NS[1]} ping -c 2 -i 0.2 -W 1 10.255.0.1`);
     await sleep(500);

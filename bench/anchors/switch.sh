@@ -7,7 +7,9 @@
 #   switch.sh start KIND DIR [k=v…]   KIND: nvs | ovs (userspace, netdev datapath) | ovs-dpdk (OVS-DPDK, one PMD);
 #                                     k=v pairs go into Open_vSwitch other_config before the switch starts.
 #                                     Prints the environment a caller needs: DB, CTL (the switch's unixctl
-#                                     socket), PID (the switch's), VSWITCHD (pid file).
+#                                     socket), PID (the switch's), VSWITCHD (pid file). With NETNS=name
+#                                     set, the switch daemon runs in that network namespace (its
+#                                     bridge's tap devices then cannot clash with another switch's).
 #   switch.sh stop DIR                stops what `start` started under DIR and removes DIR
 #   switch.sh bridge-add NAME IF…     a Linux bridge NAME with the interfaces IF… (the kernel anchor)
 #   switch.sh bridge-del NAME
@@ -51,6 +53,8 @@ hugepages)
 start)
   kind=$1 d=$2
   shift 2
+  IN_NS=()
+  [ -n "${NETNS:-}" ] && IN_NS=(ip netns exec "$NETNS")
   rm -rf "$d"
   mkdir -p "$d"
   # From here on a failure leaves nothing running.
@@ -61,7 +65,7 @@ start)
   ovs | ovs-dpdk)
     ovsdb-tool create "$d/conf.db" /usr/share/openvswitch/vswitch.ovsschema
     OVS_RUNDIR=$d OVS_LOGDIR=$d OVS_DBDIR=$d ovsdb-server "$d/conf.db" --remote=punix:"$d/db.sock" --pidfile="$d/db.pid" \
-      --unixctl="$d/db.ctl" --log-file="$d/db.log" --detach ;;
+      --unixctl="$d/db.ctl" --log-file="$d/db.log" -vconsole:off --detach ;;
   *) echo "switch.sh: KIND is nvs, ovs or ovs-dpdk, not $kind" >&2; exit 2 ;;
   esac
   wait_for "$d/db.sock" 100
@@ -70,17 +74,17 @@ start)
   [ $# -gt 0 ] && $V --no-wait set Open_vSwitch . "${@/#/other_config:}"
   case $kind in
   nvs)
-    node "$ROOT/dist/nvs-vswitchd.js" --rundir "$d" --detach --pidfile="$d/vswitchd.pid" --log-file="$d/vswitchd.log" \
+    "${IN_NS[@]}" node "$ROOT/dist/nvs-vswitchd.js" --rundir "$d" --detach --pidfile="$d/vswitchd.pid" --log-file="$d/vswitchd.log" \
       --unixctl="$d/vswitchd.ctl" unix:"$d/db.sock" ;;
   ovs)
-    OVS_RUNDIR=$d OVS_LOGDIR=$d OVS_DBDIR=$d ovs-vswitchd unix:"$d/db.sock" --pidfile="$d/vswitchd.pid" \
-      --unixctl="$d/vswitchd.ctl" --log-file="$d/vswitchd.log" --detach ;;
+    OVS_RUNDIR=$d OVS_LOGDIR=$d OVS_DBDIR=$d "${IN_NS[@]}" ovs-vswitchd unix:"$d/db.sock" --pidfile="$d/vswitchd.pid" \
+      --unixctl="$d/vswitchd.ctl" --log-file="$d/vswitchd.log" -vconsole:off --detach ;;
   ovs-dpdk)
     [ -x $OVS_DPDK ] || { echo "switch.sh: $OVS_DPDK is not installed (switch.sh install)" >&2; exit 3; }
     $V --no-wait set Open_vSwitch . other_config:dpdk-init=true other_config:dpdk-socket-mem=512 \
       "other_config:dpdk-extra=--single-file-segments --no-pci --file-prefix=$(basename "$d")"
-    OVS_RUNDIR=$d OVS_LOGDIR=$d OVS_DBDIR=$d $OVS_DPDK unix:"$d/db.sock" --pidfile="$d/vswitchd.pid" \
-      --unixctl="$d/vswitchd.ctl" --log-file="$d/vswitchd.log" --detach ;;
+    OVS_RUNDIR=$d OVS_LOGDIR=$d OVS_DBDIR=$d "${IN_NS[@]}" $OVS_DPDK unix:"$d/db.sock" --pidfile="$d/vswitchd.pid" \
+      --unixctl="$d/vswitchd.ctl" --log-file="$d/vswitchd.log" -vconsole:off --detach ;;
   esac
   wait_for "$d/vswitchd.ctl" 300
   echo "DB=unix:$d/db.sock"
