@@ -66,7 +66,7 @@ try {
     results.metric({
       name: `xlate-${name.split(' (')[0].replace(/[^a-z0-9]+/gi, '-').toLowerCase()}`,
       label: `xlate, ${name}`,
-      unit: 'upcalls per CPU-second',
+      unit: 'upcalls/CPU-s',
       better: 'higher',
       nvs: { ofproto: cpuRates },
       anchors: { ovs: "absent: OVS's xlate runs only inside ovs-vswitchd's upcall path (see flow-setup for the end-to-end comparison)" },

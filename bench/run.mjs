@@ -6,7 +6,8 @@
 // records each finished scenario, and running again continues where it
 // stopped (--fresh starts over). Scenarios not listed below but present in
 // bench/ as *.mjs or *.sh are run too, after the listed ones.
-// Usage: npm run bench -- [--quick] [--fresh] [--only a,b] [--skip a,b] [--rounds N] [--report FILE.json]
+// Usage: npm run bench -- [--quick] [--fresh] [--only a,b] [--skip a,b] [--rounds N] [--report FILE.json] [--dir DIR]
+// (--dir: another directory of scenario scripts, its results under DIR/results; for the runner's own test)
 import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
 import { cpus, hostname, loadavg, release, totalmem } from 'node:os';
@@ -15,13 +16,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { barChart, lineChart, markdown, summarize } from './lib/report.mjs';
 
-const BENCH = dirname(fileURLToPath(import.meta.url));
-const ROOT = join(BENCH, '..');
-const RESULTS = join(BENCH, 'results');
-const STATE = join(RESULTS, 'state.json');
-
 const { values: opt } = parseArgs({
   options: {
+    dir: { type: 'string' },
     quick: { type: 'boolean', default: false },
     fresh: { type: 'boolean', default: false },
     only: { type: 'string' },
@@ -30,6 +27,10 @@ const { values: opt } = parseArgs({
     report: { type: 'string' },
   },
 });
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const BENCH = opt.dir ?? join(ROOT, 'bench');
+const RESULTS = join(BENCH, 'results');
+const STATE = join(RESULTS, 'state.json');
 
 /**
  * The scenarios in the order they run, by file name (a missing file is

@@ -26,9 +26,13 @@ export function summarize(scenarios) {
       const nvs = Object.fromEntries(Object.entries(m.nvs ?? {}).map(([k, v]) => [k, stat(v)]));
       const anchors = Object.fromEntries(Object.entries(m.anchors ?? {}).map(([k, v]) => [k, stat(v)]));
       const ratios = [];
-      for (const [vn, vs] of Object.entries(nvs)) for (const [an, as] of Object.entries(anchors)) {
-        const r = ratio(m, vs, as);
-        if (r !== undefined) ratios.push({ variant: vn, anchor: an, ratio: r });
+      for (const [vn, vs] of Object.entries(nvs)) {
+        // A variant is compared with its own kind of anchor where there is one (afxdp with ovs-afxdp), else with every anchor.
+        const same = Object.keys(anchors).filter((an) => an.endsWith(`-${vn}`));
+        for (const an of same.length ? same : Object.keys(anchors)) {
+          const r = ratio(m, vs, anchors[an]);
+          if (r !== undefined) ratios.push({ variant: vn, anchor: an, ratio: r });
+        }
       }
       let goal;
       if (m.goal) {
@@ -145,9 +149,15 @@ function colours(names) {
   return map;
 }
 
+/** A legend row: a swatch and a name per system, spaced by the names' lengths. */
 function legend(entries, x, y) {
+  let at = x;
   return entries
-    .map(([name, colour], i) => `<rect x="${x + i * 150}" y="${y - 10}" width="12" height="12" fill="${colour}"/><text x="${x + i * 150 + 16}" y="${y}" font-size="12">${esc(name)}</text>`)
+    .map(([name, colour]) => {
+      const item = `<rect x="${at}" y="${y - 10}" width="12" height="12" fill="${colour}"/><text x="${at + 16}" y="${y}" font-size="12">${esc(name)}</text>`;
+      at += 30 + 7 * name.length;
+      return item;
+    })
     .join('');
 }
 
@@ -159,23 +169,24 @@ export function barChart(scenario, rows) {
   const systems = [];
   for (const r of rows) for (const k of [...Object.keys(r.nvs).map((v) => `nvs ${v}`), ...Object.keys(r.anchors)]) if (!systems.includes(k)) systems.push(k);
   const col = colours(systems);
-  const W = 760;
-  const labelW = 170;
-  const plotW = W - labelW - 130;
+  const W = 900;
+  const labelW = 190;
+  const plotW = W - labelW - 210;
   const barH = 16;
   const parts = [];
-  let y = 52;
+  let y = 88;
   for (const r of rows) {
     const bars = [...Object.entries(r.nvs).map(([k, s]) => [`nvs ${k}`, s]), ...Object.entries(r.anchors)];
     const max = Math.max(...bars.map(([, s]) => (s.absent ? 0 : s.max)), 0) || 1;
-    const best = r.ratios.length ? ` — nvs/anchor ${r.ratios.map((x) => `${times(x.ratio)} vs ${x.anchor}`).slice(0, 3).join(', ')}` : '';
+    const many = Object.keys(r.nvs).length > 1;
+    const best = r.ratios.length ? ` — nvs/anchor: ${r.ratios.map((x) => `${many ? `${x.variant} ` : ''}${times(x.ratio)} vs ${x.anchor}`).slice(0, 4).join(', ')}` : '';
     parts.push(`<text x="10" y="${y}" font-size="13" font-weight="bold">${esc(r.metric.label)}</text>`);
     parts.push(`<text x="10" y="${y + 15}" font-size="11" fill="#555">${esc(`${r.metric.unit}, ${r.metric.better} is better${best}`)}</text>`);
     y += 24;
     for (const [name, s] of bars) {
       parts.push(`<text x="${labelW - 6}" y="${y + barH - 4}" font-size="12" text-anchor="end">${esc(name)}</text>`);
       if (s.absent) {
-        parts.push(`<text x="${labelW + 4}" y="${y + barH - 4}" font-size="11" fill="#888">absent: ${esc(s.absent.slice(0, 80))}</text>`);
+        parts.push(`<text x="${labelW + 4}" y="${y + barH - 4}" font-size="11" fill="#888">absent: ${esc(s.absent.length > 110 ? `${s.absent.slice(0, 107)}…` : s.absent)}</text>`);
       } else {
         const w = (s.median / max) * plotW;
         parts.push(`<rect x="${labelW}" y="${y}" width="${Math.max(1, w).toFixed(1)}" height="${barH}" fill="${col.get(name)}"/>`);
@@ -193,7 +204,9 @@ export function barChart(scenario, rows) {
     parts.push(`<text x="${labelW}" y="${y + 12}" font-size="10" fill="#555">0</text><text x="${labelW + plotW}" y="${y + 12}" font-size="10" fill="#555" text-anchor="end">${esc(`${num(max)} ${r.metric.unit}`)}</text>`);
     y += 30;
   }
-  const head = `<text x="10" y="20" font-size="15" font-weight="bold">${esc(scenario)}: median per system, whisker = lowest–highest round</text>${legend([...col.entries()], 10, 40)}`;
+  const head =
+    `<text x="10" y="20" font-size="15" font-weight="bold">${esc(scenario.length > 100 ? `${scenario.slice(0, 97)}…` : scenario)}</text>` +
+    `<text x="10" y="38" font-size="12" fill="#555">bars: median over rounds; whisker: lowest–highest round; each panel has its own scale</text>${legend([...col.entries()], 10, 62)}`;
   return svg(W, y, head + parts.join(''));
 }
 
