@@ -139,12 +139,16 @@ export function markdown(run, scenarios, charts) {
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 const PALETTE = ['#1f5fbf', '#5b9bef', '#9cc3f5', '#e07b00', '#c0392b', '#2e8b57', '#8e44ad', '#7f8c8d'];
 
-/** One colour per system, nvs variants first (blues), anchors after, stable within one chart. */
+const isAnchor = (name) => /ovs(?!-ofctl→nvs)|bridge|testpmd|wire/i.test(name) && !name.startsWith('nvs');
+
+/** One colour per system, nvs's first (blues), anchors after (warm colours), stable within one chart. */
 function colours(names) {
   const map = new Map();
-  const nvs = names.filter((n) => n.startsWith('nvs'));
-  const other = names.filter((n) => !n.startsWith('nvs'));
+  const nvs = names.filter((n) => !isAnchor(n));
+  const other = names.filter(isAnchor);
   nvs.forEach((n, i) => map.set(n, PALETTE[Math.min(i, 2)]));
+  // more nvs lines than blues: the greys and greens after the anchors' colours
+  nvs.slice(3).forEach((n, i) => map.set(n, PALETTE[5 + (i % 3)]));
   other.forEach((n, i) => map.set(n, PALETTE[3 + (i % 5)]));
   return map;
 }
