@@ -34,6 +34,9 @@ const GEN = join(dirname(fileURLToPath(import.meta.url)), 'lib', 'flowgen.py');
 const tag = `nbf${process.pid % 10000}`;
 const NS = [`${tag}a`, `${tag}b`];
 const V = [`${tag}v1`, `${tag}v2`];
+// The switch under test runs in a namespace of its own, with its two veth ends: its tap
+// devices (OVS's ovs-netdev, the bridge's LOCAL port) cannot clash with another switch on this host.
+const SWNS = `${tag}s`;
 const dir = mkdtempSync(join(tmpdir(), 'nvs-bench-flowsetup-'));
 const sh = (cmd) => execSync(cmd, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 const quiet = (cmd) => {
@@ -47,18 +50,18 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function topology() {
   teardown();
+  sh(`ip netns add ${SWNS}`);
   NS.forEach((ns, i) => {
     sh(`ip netns add ${ns}`);
-    sh(`ip link add ${V[i]} type veth peer name eth0 netns ${ns}`);
+    sh(`ip link add ${V[i]} netns ${SWNS} type veth peer name eth0 netns ${ns}`);
     sh(`ip -n ${ns} link set eth0 up`);
     sh(`ip -n ${ns} addr add 10.255.0.${i + 1}/24 dev eth0`);
-    sh(`ip link set ${V[i]} up`);
+    sh(`ip -n ${SWNS} link set ${V[i]} up`);
   });
   return sh(`ip -n ${NS[1]} -o link show eth0`).match(/link\/ether ([0-9a-f:]+)/)[1];
 }
 function teardown() {
-  for (const v of V) quiet(`ip link del ${v}`);
-  for (const ns of NS) quiet(`ip netns del ${ns}`);
+  for (const ns of [...NS, SWNS]) quiet(`ip netns del ${ns}`);
 }
 
 // 1,000 exact 5-tuple rules that the generator's packets never match (as bench/vswitchd-setup.mjs).
@@ -72,7 +75,7 @@ const flowsOf = (text) => Number(/flows: (\d+)/.exec(text)?.[1] ?? NaN);
 
 /** One measurement: a fresh `kind` switch with `type` ports and `table`; returns rates, memory and nvs's phases. */
 async function measure(kind, type, table, first, bMac) {
-  const sw = startSwitch(kind, join(dir, `sw-${kind}`), { 'pmd-cpu-mask': '0x2', 'max-idle': '600000', 'flow-limit': String(4 * FLOWS) });
+  const sw = startSwitch(kind, join(dir, `sw-${kind}`), { 'pmd-cpu-mask': '0x2', 'max-idle': '600000', 'flow-limit': String(4 * FLOWS) }, { netns: SWNS });
   try {
     // A bridge name of our own: its LOCAL port is a tap device, and the host is shared.
     const br = `${tag}${kind[0]}`;

@@ -4,7 +4,7 @@
 // (bench/results/<date>-<host>.json), a Markdown summary and SVG charts
 // (bench/results/latest/). Resumable: the state file bench/results/state.json
 // records each finished scenario, and running again continues where it
-// stopped (--fresh starts over). Scenarios not listed below but present in
+// stopped, trying again what failed (--fresh starts over). Scenarios not listed below but present in
 // bench/ as *.mjs or *.sh are run too, after the listed ones.
 // Usage: npm run bench -- [--quick] [--fresh] [--only a,b] [--skip a,b] [--rounds N] [--report FILE.json] [--dir DIR]
 // (--dir: another directory of scenario scripts, its results under DIR/results; for the runner's own test)
@@ -213,8 +213,9 @@ state.run.load.push(loadavg()[0]);
 for (const [i, s] of list.entries()) {
   const name = s.file.replace(/\.(mjs|sh)$/, '');
   const head = `[${i + 1}/${list.length}] ${name}`;
-  if (state.done[name]) {
-    console.log(`${head}: done earlier (${state.done[name].error ? `not measured: ${state.done[name].error}` : 'measured'})`);
+  // Resuming: what was measured stays; what failed, timed out or was not there yet is tried again.
+  if (state.done[name] && !state.done[name].error) {
+    console.log(`${head}: done earlier`);
     continue;
   }
   if (!existsSync(join(BENCH, s.file))) {
@@ -238,7 +239,13 @@ state.run.seconds += (Date.now() - runStart) / 1000;
 state.run.commit = commit();
 const scenarios = list.map((s) => state.done[s.file.replace(/\.(mjs|sh)$/, '')]).filter(Boolean);
 const out = writeReport(state.run, scenarios);
-rmSync(STATE, { force: true });
+const failed = scenarios.filter((s) => s.error && !s.error.endsWith('is not there yet'));
+if (failed.length) {
+  save();
+  console.log(`${failed.length} scenarios not measured (${failed.map((s) => s.scenario).join(', ')}): the state file stays, so running the same command again retries them into this run; --fresh starts over`);
+} else {
+  rmSync(STATE, { force: true });
+}
 console.log(`raw results: ${out.raw}\nsummary and charts: ${out.summary}`);
 for (const r of summarize(scenarios).filter((x) => x.goal)) {
   const g = r.goal;

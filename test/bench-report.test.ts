@@ -82,31 +82,39 @@ describe('benchmark runner', () => {
   const dir = mkdtempSync(join(tmpdir(), 'nvs-bench-runner-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('runs each scenario under the contract, resumes after an interruption, and writes raw results, summary and charts', () => {
-    // "a" counts its runs; "b" stops the runner the first time (an interrupted run), then measures.
+  it('runs each scenario under the contract, resumes after an interruption, retries what failed, and writes raw results, summary and charts', () => {
+    // Each counts its runs; "b" stops the runner the first time (an interrupted run), "c" fails the first time.
     const writer = (name: string) => `
 import { writeFileSync, appendFileSync, existsSync } from 'node:fs';
 const json = process.argv[process.argv.indexOf('--json') + 1];
 appendFileSync(${JSON.stringify(join(dir, `${name}.count`))}, 'x');
+${name === 'c' ? `if (!existsSync(${JSON.stringify(join(dir, 'c.once'))})) { writeFileSync(${JSON.stringify(join(dir, 'c.once'))}, ''); process.exit(1); }` : ''}
 ${name === 'b' ? `if (!existsSync(${JSON.stringify(join(dir, 'b.once'))})) { writeFileSync(${JSON.stringify(join(dir, 'b.once'))}, ''); process.kill(process.ppid, 'SIGKILL'); process.exit(0); }` : ''}
 writeFileSync(json, JSON.stringify({ scenario: '${name}', title: '${name}', rounds: 2, load: [0, 0],
   metrics: [{ name: 'm', label: 'm', unit: 's', better: 'lower', nvs: { x: [1, 2] }, anchors: { ovs: [2, 4] } }] }));
 `;
     writeFileSync(join(dir, 'a.mjs'), writer('a'));
     writeFileSync(join(dir, 'b.mjs'), writer('b'));
+    writeFileSync(join(dir, 'c.mjs'), writer('c'));
     const run = () => spawnSync(process.execPath, [join(ROOT, 'bench/run.mjs'), '--dir', dir, '--only', 'a,b,c'], { env: { ...process.env, NVS_BENCH_NO_BUILD: '1' }, encoding: 'utf8' });
     const first = run();
     expect(first.signal).toBe('SIGKILL');
     expect(existsSync(join(dir, 'results/state.json'))).toBe(true);
     const second = run();
     expect(second.status).toBe(0);
-    expect(second.stdout).toContain('[1/2] a: done earlier');
+    expect(second.stdout).toContain('[1/3] a: done earlier');
+    expect(second.stdout).toContain('1 scenarios not measured (c)');
+    expect(existsSync(join(dir, 'results/state.json'))).toBe(true);
+    const third = run();
+    expect(third.stdout).toContain('[2/3] b: done earlier');
     expect(readFileSync(join(dir, 'a.count'), 'utf8')).toBe('x'); // not run again
     expect(readFileSync(join(dir, 'b.count'), 'utf8')).toBe('xx');
+    expect(readFileSync(join(dir, 'c.count'), 'utf8')).toBe('xx');
     expect(existsSync(join(dir, 'results/state.json'))).toBe(false);
     const raw = readdirSync(join(dir, 'results')).find((f) => f.endsWith('.json'));
     const doc = JSON.parse(readFileSync(join(dir, 'results', raw!), 'utf8'));
-    expect(doc.scenarios.map((s: { scenario: string }) => s.scenario)).toEqual(['a', 'b']);
+    expect(doc.scenarios.map((s: { scenario: string }) => s.scenario)).toEqual(['a', 'b', 'c']);
+    expect(doc.scenarios.every((s: { error?: string }) => !s.error)).toBe(true);
     const md = readFileSync(join(dir, 'results/latest/README.md'), 'utf8');
     expect(md).toContain('| m (s, lower is better) | x: 1.50 (1.00–2.00) | ovs: 3.00 (2.00–4.00) | vs ovs: 2.00× |');
     expect(existsSync(join(dir, 'results/latest/a.svg'))).toBe(true);

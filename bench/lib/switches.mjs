@@ -20,11 +20,17 @@ export const haveOvs = () => {
   }
 };
 
-/** Starts `kind` (nvs | ovs | ovs-dpdk) under `dir` with these Open_vSwitch other_config pairs. */
-export function startSwitch(kind, dir, otherConfig = {}) {
+/**
+ * Starts `kind` (nvs | ovs | ovs-dpdk) under `dir` with these Open_vSwitch
+ * other_config pairs; with `netns`, the switch daemon runs in that network
+ * namespace (OVS's userspace datapath makes a tap device named ovs-netdev,
+ * which another OVS on a shared host may hold already).
+ */
+export function startSwitch(kind, dir, otherConfig = {}, { netns } = {}) {
   const out = execFileSync('bash', [SWITCH_SH, 'start', kind, dir, ...Object.entries(otherConfig).map(([k, v]) => `${k}=${v}`)], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...(netns ? { NETNS: netns } : {}) },
   });
   const env = Object.fromEntries(out.split('\n').filter((l) => /^[A-Z]+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
   let ctl;
