@@ -195,7 +195,7 @@ if (!opt.fresh && existsSync(STATE)) {
     console.log(`resuming the run started ${state.run.started} (${Object.keys(state.done).length} scenarios done; --fresh starts over)`);
   }
 }
-state ??= { run: { started: isoNow(), host: hostname(), quick: opt.quick, machine: machine(), load: [], seconds: 0 }, done: {} };
+state ??= { run: { started: isoNow(), host: hostname(), quick: opt.quick, machine: machine(), load: [], seconds: 0, commit: commit() }, done: {} };
 const logDir = join(RESULTS, 'logs');
 mkdirSync(logDir, { recursive: true });
 const save = () => writeFileSync(STATE, `${JSON.stringify(state, null, 1)}\n`);
@@ -230,13 +230,13 @@ for (const [i, s] of list.entries()) {
   });
   if (tty) process.stdout.write('\r\x1b[K');
   console.log(`${head}: ${result.error ? `not measured: ${result.error}` : `${result.metrics?.length ?? 0} metrics, ${result.series?.length ?? 0} series`} in ${Math.round(result.seconds)} s`);
-  state.done[name] = result;
+  // The build each scenario measured (a resumed run may have a newer one).
+  state.done[name] = { ...result, commit: commit() };
   save();
 }
 clearInterval(loadTimer);
 state.run.load.push(loadavg()[0]);
 state.run.seconds += (Date.now() - runStart) / 1000;
-state.run.commit = commit();
 const scenarios = list.map((s) => state.done[s.file.replace(/\.(mjs|sh)$/, '')]).filter(Boolean);
 const out = writeReport(state.run, scenarios);
 const failed = scenarios.filter((s) => s.error && !s.error.endsWith('is not there yet'));

@@ -138,6 +138,8 @@ for (const s of SUBTABLES) {
 const noOvsPps = 'absent: OVS dummy ports take packets one ovs-appctl call at a time; a veth-fed OVS measures the generator on this machine';
 results.series({ name: 'pps-vs-megaflows', title: 'Forwarding rate as megaflows grow (1 subtable, up to 20,000 distinct frames in flight)', x: 'megaflows', y: 'Mpps per CPU-second', better: 'higher', lines: { nvs: byFlows, ovs: noOvsPps } });
 results.series({ name: 'pps-vs-subtables', title: 'Forwarding rate as subtables grow (10,000 megaflows)', x: 'subtables', y: 'Mpps per CPU-second', better: 'higher', lines: { nvs: bySub, ovs: noOvsPps } });
+// Written now too: if the run's bound stops the add-flows part, the forwarding part is kept.
+results.write();
 
 // ---- 2. add-flows time against the number of rules ----
 // A bridge name per switch: each one's LOCAL port is a tap device of that name.

@@ -51,8 +51,9 @@ export class Results {
     this.doc.series.push({ name, title, x, y, better, lines });
   }
 
+  /** Writes what was collected so far (a long script may write after each part, so a stop keeps them). */
   write() {
-    this.doc.load.push(loadavg()[0]);
-    if (this.file) writeFileSync(this.file, `${JSON.stringify(this.doc, null, 1)}\n`);
+    const doc = { ...this.doc, load: [this.doc.load[0], loadavg()[0]] };
+    if (this.file) writeFileSync(this.file, `${JSON.stringify(doc, null, 1)}\n`);
   }
 }

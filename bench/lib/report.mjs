@@ -79,7 +79,7 @@ export function markdown(run, scenarios, charts) {
   out.push(`# nvs benchmarks: ${run.started.slice(0, 16).replace('T', ' ')} UTC on ${run.host}`);
   out.push('');
   out.push(`Machine: ${run.machine.cpus} × ${run.machine.cpu}, ${run.machine.memGiB} GiB, Linux ${run.machine.kernel}, Node ${run.machine.node}. ` +
-    `Commit ${run.commit}. Mode: ${run.quick ? 'quick (`npm run bench -- --quick`)' : 'full (`npm run bench`)'}; ${Math.round(run.seconds / 60)} min. ` +
+    `Commit ${run.commit} (where a scenario ran at another, its section says so). Mode: ${run.quick ? 'quick (`npm run bench -- --quick`)' : 'full (`npm run bench`)'}; ${Math.round(run.seconds / 60)} min. ` +
     `Load average (1 min) seen during the run: ${load.length ? `${Math.min(...run.load).toFixed(1)}–${Math.max(...run.load).toFixed(1)}` : '?'} on ${run.machine.cpus} cores` +
     `${Math.max(...run.load) > 1.5 ? ' — other work was running, so absolute figures are noisy; ratios come from alternated rounds (nvs, anchor, nvs, anchor …) of one run' : ''}.`);
   out.push('');
@@ -101,11 +101,12 @@ export function markdown(run, scenarios, charts) {
     out.push(`## ${sc.scenario}: ${sc.title ?? ''}`);
     out.push('');
     if (sc.error) {
-      out.push(`Not measured: ${sc.error}`);
+      const partial = (sc.metrics?.length ?? 0) + (sc.series?.length ?? 0) > 0;
+      out.push(partial ? `Stopped before the end (${sc.error}); what it measured until then:` : `Not measured: ${sc.error}`);
       out.push('');
-      continue;
+      if (!partial) continue;
     }
-    out.push(`${sc.rounds ?? '?'} rounds${sc.quick ? ' (quick size)' : ''}; load average ${(sc.load ?? []).map((x) => x.toFixed(1)).join(' → ')}; ${Math.round(sc.seconds ?? 0)} s.`);
+    out.push(`${sc.rounds ?? '?'} rounds${sc.quick ? ' (quick size)' : ''}; load average ${(sc.load ?? []).map((x) => x.toFixed(1)).join(' → ')}; ${Math.round(sc.seconds ?? 0)} s${sc.commit && sc.commit !== run.commit ? `; commit ${sc.commit}` : ''}.`);
     out.push('');
     const mine = rows.filter((r) => r.scenario === sc.scenario);
     if (mine.length) {
