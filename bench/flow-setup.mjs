@@ -24,7 +24,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { contractOptions, median, Results, roundsOf } from './lib/contract.mjs';
-import { haveOvs, startSwitch } from './lib/switches.mjs';
+import { haveOvs, onStop, startSwitch } from './lib/switches.mjs';
 
 const { values: opt } = parseArgs({ options: { ...contractOptions, flows: { type: 'string' }, types: { type: 'string', default: 'afxdp,system' } } });
 const ROUNDS = roundsOf(opt, 3, 2);
@@ -137,6 +137,8 @@ const TABLES = { normal: 'NORMAL', acl: '1,000-rule table above NORMAL' };
 const ovsAbsent = haveOvs() ? undefined : 'absent: ovs-vswitchd not installed (bench/anchors/switch.sh install)';
 const rows = {}; // `${table}/${system}` → [{rate, mibPer100k, …}]
 let first = 0;
+// Registered first, so a stop undoes it last: the switches (which hold the veths) go before their namespaces.
+onStop(teardown);
 try {
   if (process.getuid?.() !== 0) throw new Error('needs root (namespaces, veths, AF_XDP)');
   const bMac = topology();

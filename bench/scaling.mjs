@@ -28,7 +28,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { contractOptions, median, Results, roundsOf } from './lib/contract.mjs';
-import { haveOvs, startSwitch } from './lib/switches.mjs';
+import { haveOvs, onStop, startSwitch } from './lib/switches.mjs';
 
 const { values: opt } = parseArgs({ options: { ...contractOptions, 'max-rules': { type: 'string' }, 'max-megaflows': { type: 'string' } } });
 const ROUNDS = roundsOf(opt, 3, 2);
@@ -153,6 +153,7 @@ const times = Object.fromEntries(systems.map((s) => [s.name, []]));
 const switches = {};
 // The switches in a namespace of their own: their tap devices cannot clash with another switch on this host.
 const netns = `nbs${process.pid % 10000}`;
+const netnsGone = onStop(() => spawnSync('ip', ['netns', 'del', netns]));
 try {
   execFileSync('ip', ['netns', 'add', netns]);
   for (const kind of new Set(systems.map((s) => s.kind))) {
@@ -168,6 +169,8 @@ try {
       for (const s of systems) {
         // A system whose last point took over 30 s would take minutes at 10× the rules: its line ends there.
         if (s.stoppedAt) continue;
+        // Back to the event loop between commands, so a SIGTERM (the runner's bound) is handled and the switches stopped.
+        await new Promise((r) => setImmediate(r));
         const sw = switches[s.kind];
         let secs;
         try {
@@ -193,6 +196,7 @@ try {
 } finally {
   for (const sw of Object.values(switches)) sw.stop();
   spawnSync('ip', ['netns', 'del', netns]);
+  netnsGone.forget();
   rmSync(dir, { recursive: true, force: true });
 }
 const lines = Object.fromEntries(systems.map((s) => [s.name, RULES.flatMap((n, i) => (times[s.name][i] ? [[n, median(times[s.name][i])]] : []))]));

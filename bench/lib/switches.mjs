@@ -11,6 +11,31 @@ import { fileURLToPath } from 'node:url';
 
 const SWITCH_SH = join(dirname(fileURLToPath(import.meta.url)), '..', 'anchors', 'switch.sh');
 
+/**
+ * What must be undone if the script is stopped (the runner's time bound
+ * sends SIGTERM): the switches run detached, in sessions of their own, so
+ * they outlive the script unless it stops them.
+ */
+const undo = new Set();
+const onSignal = (sig) => {
+  for (const f of [...undo].reverse()) {
+    try {
+      f();
+    } catch {
+      // keep undoing the rest
+    }
+  }
+  process.exit(sig === 'SIGINT' ? 130 : 143);
+};
+process.once('SIGTERM', onSignal);
+process.once('SIGINT', onSignal);
+
+/** Runs `f` if the script is stopped by a signal before `forget()` is called on the returned handle. */
+export function onStop(f) {
+  undo.add(f);
+  return { forget: () => undo.delete(f) };
+}
+
 export const haveOvs = () => {
   try {
     execFileSync('ovs-vswitchd', ['--version'], { stdio: 'ignore' });
@@ -34,6 +59,7 @@ export function startSwitch(kind, dir, otherConfig = {}, { netns } = {}) {
   });
   const env = Object.fromEntries(out.split('\n').filter((l) => /^[A-Z]+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
   let ctl;
+  const stopping = onStop(() => execFileSync('bash', [SWITCH_SH, 'stop', dir], { stdio: 'ignore' }));
   return {
     kind,
     dir,
@@ -52,6 +78,7 @@ export function startSwitch(kind, dir, otherConfig = {}, { netns } = {}) {
     stop() {
       ctl?.close();
       execFileSync('bash', [SWITCH_SH, 'stop', dir], { stdio: 'ignore' });
+      stopping.forget();
     },
   };
 }
