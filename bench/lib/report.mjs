@@ -226,7 +226,7 @@ function decades(lo, hi) {
 }
 
 /**
- * A scaling study on log-log axes, one line per system, with a dotted
+ * A scaling study on log-log axes, one line per system; for a cost, a dotted
  * slope-1 guide from each line's first point: a line that climbs above its
  * guide grows faster than linearly.
  */
@@ -237,7 +237,7 @@ export function lineChart(series) {
   const W = 760;
   const H = 440;
   const L = 80;
-  const R = 20;
+  const R = 45;
   const B = 70;
   const xs = lines.flatMap(([, p]) => p.map((q) => q[0])).filter((v) => v > 0);
   const ys = lines.flatMap(([, p]) => p.map((q) => q[1])).filter((v) => v > 0);
@@ -250,7 +250,9 @@ export function lineChart(series) {
   const col = colours(lines.map(([n]) => n));
   const p = [];
   p.push(`<text x="10" y="20" font-size="15" font-weight="bold">${esc(series.title ?? series.name)}</text>`);
-  p.push(`<text x="10" y="38" font-size="12" fill="#555">${esc(`${series.better} is better; log–log axes; dotted: linear growth from each line's first point (above it = faster than linear)`)}</text>`);
+  // A cost (lower is better) gets a linear-growth guide: a line above its guide grows faster than linearly.
+  const guide = series.better === 'lower';
+  p.push(`<text x="10" y="38" font-size="12" fill="#555">${esc(`${series.better} is better; log–log axes${guide ? "; dotted: linear growth from each line's first point (above it = faster than linear)" : ''}`)}</text>`);
   for (const t of xt) p.push(`<line x1="${px(t)}" x2="${px(t)}" y1="${T}" y2="${H - B}" stroke="#eee"/><text x="${px(t)}" y="${H - B + 16}" font-size="11" text-anchor="middle">${esc(num(t))}</text>`);
   for (const t of yt) p.push(`<line x1="${L}" x2="${W - R}" y1="${py(t)}" y2="${py(t)}" stroke="#eee"/><text x="${L - 6}" y="${py(t) + 4}" font-size="11" text-anchor="end">${esc(num(t))}</text>`);
   p.push(`<line x1="${L}" x2="${W - R}" y1="${H - B}" y2="${H - B}" stroke="#333"/><line x1="${L}" x2="${L}" y1="${T}" y2="${H - B}" stroke="#333"/>`);
@@ -260,7 +262,7 @@ export function lineChart(series) {
     const c = col.get(name);
     const [fx, fy] = pts[0];
     const lx = pts.at(-1)[0];
-    if (lx > fx) p.push(`<line x1="${px(fx)}" y1="${py(fy)}" x2="${px(lx)}" y2="${py(Math.min(fy * (lx / fx), 10 ** y1))}" stroke="${c}" stroke-dasharray="2 4" stroke-width="1.5"/>`);
+    if (guide && lx > fx) p.push(`<line x1="${px(fx)}" y1="${py(fy)}" x2="${px(lx)}" y2="${py(Math.min(fy * (lx / fx), 10 ** y1))}" stroke="${c}" stroke-dasharray="2 4" stroke-width="1.5"/>`);
     p.push(`<polyline fill="none" stroke="${c}" stroke-width="2" points="${pts.map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(' ')}"/>`);
     for (const [x, y] of pts) p.push(`<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="3" fill="${c}"><title>${esc(`${name}: ${num(x)} ${series.x} → ${num(y)} ${series.y}`)}</title></circle>`);
   }
