@@ -16,7 +16,7 @@
 //     nvs-vswitchd by nvs-ofctl and by the real ovs-ofctl over the OpenFlow
 //     wire, and into ovs-vswitchd by ovs-ofctl; a fresh table per point,
 //     systems alternated per point.
-// Bounds: a system whose add-flows took over 30 s at one size is not run at
+// Bounds: a system whose add-flows took over 10 s at one size is not run at
 // the next (10×) size (its line ends there, and the log says so); the
 // largest size runs once. --max-rules and --max-megaflows lower the sizes.
 // Usage: node bench/scaling.mjs [--rounds N] [--quick] [--json FILE] [--max-rules N] [--max-megaflows N]
@@ -167,7 +167,7 @@ try {
     const rounds = n >= 1000000 ? 1 : ROUNDS;
     for (let r = 0; r < rounds; r++) {
       for (const s of systems) {
-        // A system whose last point took over 30 s would take minutes at 10× the rules: its line ends there.
+        // A system whose last point took over 10 s would take minutes at 10× the rules: its line ends there.
         if (s.stoppedAt) continue;
         // Back to the event loop between commands, so a SIGTERM (the runner's bound) is handled and the switches stopped.
         await new Promise((r) => setImmediate(r));
@@ -190,7 +190,7 @@ try {
         console.log(`add-flows ${n} rules, ${s.name}: ${secs.toFixed(3)} s (${s.kind} RSS ${(sw.rssKiB() / 1024).toFixed(0)} MiB)`);
       }
     }
-    for (const s of systems) if (!s.stoppedAt && median(times[s.name][RULES.indexOf(n)] ?? [0]) > 30) s.stoppedAt = n;
+    for (const s of systems) if (!s.stoppedAt && median(times[s.name][RULES.indexOf(n)] ?? [0]) > 10) s.stoppedAt = n;
     rmSync(file);
   }
 } finally {
@@ -201,7 +201,7 @@ try {
 }
 const lines = Object.fromEntries(systems.map((s) => [s.name, RULES.flatMap((n, i) => (times[s.name][i] ? [[n, median(times[s.name][i])]] : []))]));
 for (const s of systems) if (!lines[s.name].length) lines[s.name] = `absent: ${s.failed}`;
-for (const s of systems.filter((x) => !x.failed && x.stoppedAt && x.stoppedAt < RULES.at(-1))) console.log(`add-flows ${s.name}: stopped after ${s.stoppedAt} rules (over 30 s there; the next point would take minutes)`);
+for (const s of systems.filter((x) => !x.failed && x.stoppedAt && x.stoppedAt < RULES.at(-1))) console.log(`add-flows ${s.name}: stopped after ${s.stoppedAt} rules (over 10 s there; the next point would take minutes)`);
 if (!haveOvs()) lines['ovs-ofctl→ovs'] = 'absent: ovs-vswitchd not installed';
 results.series({ name: 'add-flows-vs-rules', title: 'add-flows time as rules grow (simple rules, a fresh table each time)', x: 'rules', y: 'seconds', better: 'lower', lines });
 // The largest point every system reached.
