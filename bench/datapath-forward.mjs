@@ -3,16 +3,17 @@
 // batch was injected from JavaScript. Prints, per round and as medians:
 // Mpps by wall clock, Mpps per CPU-second of the process (steadier on these
 // time-shared machines) and the polling thread's busy ns/packet.
-// Usage: node bench/datapath-forward.mjs [--rounds 5] [--seconds 1] [--frames 10000] [--core N]
+// Usage: node bench/datapath-forward.mjs [--rounds 5] [--seconds 1] [--frames 10000] [--core N] [--quick] [--json FILE]
 // No OVS anchor here: OVS's dummy ports are fed one packet per ovs-appctl call.
 import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
+import { contractOptions, Results, roundsOf } from './lib/contract.mjs';
 
 const { values: opts } = parseArgs({
   options: {
-    rounds: { type: 'string', default: '5' },
+    ...contractOptions,
     seconds: { type: 'string', default: '1' },
     frames: { type: 'string', default: '10000' },
     core: { type: 'string' },
@@ -66,7 +67,8 @@ const thread = () => dp.stats().threads[0];
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const rows = [];
 await sleep(200); // warm-up
-for (let r = 0; r < Number(opts.rounds); r++) {
+const ROUNDS = roundsOf(opts, 5, 3);
+for (let r = 0; r < ROUNDS; r++) {
   const t0 = thread();
   const c0 = process.cpuUsage();
   const w0 = process.hrtime.bigint();
@@ -90,3 +92,8 @@ console.log(
     `${median(rows.map((r) => r.mppsPerCpuSecond)).toFixed(2)} Mpps per CPU-second, ${median(rows.map((r) => r.busyNsPerPacket)).toFixed(1)} ns/packet busy; ` +
     `EMC hits ${((100 * s.threads[0].emcHits) / s.threads[0].packets).toFixed(1)}%, misses ${s.threads[0].misses}, port drops ${s.ports.reduce((a, p) => a + p.rxDropped + p.txDropped, 0)}`,
 );
+const results = new Results(import.meta.url, 'Forwarding through the binding: one polling thread, dummy port to dummy port, 64-byte frames', opts, ROUNDS);
+const noAnchor = { ovs: "absent: OVS's dummy ports take packets one ovs-appctl call at a time (that measures the tool)" };
+results.metric({ name: 'forward-mpps-cpu', label: 'forwarding rate per CPU-second of the process', unit: 'Mpps', better: 'higher', nvs: { binding: rows.map((r) => r.mppsPerCpuSecond) }, anchors: noAnchor });
+results.metric({ name: 'forward-busy-ns', label: 'polling thread busy time per packet', unit: 'ns', better: 'lower', nvs: { binding: rows.map((r) => r.busyNsPerPacket) }, anchors: noAnchor });
+results.write();

@@ -7,7 +7,7 @@
 // ovs-vswitchd is installed, runs the anchor on the same file — a real
 // ovs-vswitchd (dummy datapath) fed by `ovs-ofctl add-flows` — alternating
 // rounds with nvs, and prints the ratio of medians.
-// Usage: node bench/ofproto-flows.mjs [--flows N] [--rounds N] [--no-ovs]
+// Usage: node bench/ofproto-flows.mjs [--flows N] [--rounds N] [--no-ovs] [--quick] [--json FILE]
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,19 +17,21 @@ import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { build } from 'esbuild';
+import { contractOptions, Results, roundsOf } from './lib/contract.mjs';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc');
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opt } = parseArgs({
   options: {
-    flows: { type: 'string', default: '100000' },
-    rounds: { type: 'string', default: '3' },
+    ...contractOptions,
+    flows: { type: 'string' },
     'no-ovs': { type: 'boolean', default: false },
   },
 });
-const N = Number(opt.flows);
-const ROUNDS = Number(opt.rounds);
+const N = Number(opt.flows ?? (opt.quick ? 20000 : 100000));
+const ROUNDS = roundsOf(opt, 3);
+const results = new Results(import.meta.url, `Loading ${N.toLocaleString('en-US')} rules into a bridge's tables`, opt, ROUNDS);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const heapMB = () => {
   gc();
@@ -157,6 +159,24 @@ try {
   const mt = median(mixedRuns.map((x) => x.total));
   console.log(`ofproto flows: ${N} mixed flows (8 tables, 500 priorities, set_field/mod_vlan_vid/load, resubmit): ${mixedRuns[0].n} installed`);
   console.log(`  nvs parse + insert ${f(mt)} s (${Math.round(N / mt)} flows/s), heap growth ${median(mixedRuns.map((x) => x.heap)).toFixed(1)} MB`);
+  results.metric({
+    name: 'load-simple',
+    label: `${N.toLocaleString('en-US')} simple rules (nvs: parse + insert in process; OVS: ovs-ofctl add-flows into ovs-vswitchd)`,
+    unit: 's',
+    better: 'lower',
+    nvs: { ofproto: nvs.map((x) => x.total) },
+    anchors: { ovs: ovs ? anchor : 'absent: ovs-vswitchd not installed or --no-ovs' },
+    goal: { variant: 'ofproto', anchor: 'ovs', ratio: 5 },
+  });
+  results.metric({
+    name: 'load-mixed',
+    label: `${N.toLocaleString('en-US')} mixed rules (8 tables, 500 priorities, set_field, resubmit), parse + insert`,
+    unit: 's',
+    better: 'lower',
+    nvs: { ofproto: mixedRuns.map((x) => x.total) },
+    anchors: {},
+  });
+  results.write();
 } finally {
   for (const pid of daemons.reverse()) {
     try {

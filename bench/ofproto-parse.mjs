@@ -4,7 +4,7 @@
 // scenario) with nvs's parser, and print the canonical form of all of them;
 // where ovs-ofctl is installed, time `ovs-ofctl parse-flows` on the same file
 // (parsing only, no switch) in alternating rounds and print the ratio of medians.
-// Usage: node bench/ofproto-parse.mjs [--flows N] [--rounds N]
+// Usage: node bench/ofproto-parse.mjs [--flows N] [--rounds N] [--quick] [--json FILE]
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,11 +12,13 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
+import { contractOptions, Results, roundsOf } from './lib/contract.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const { values: opt } = parseArgs({ options: { flows: { type: 'string', default: '100000' }, rounds: { type: 'string', default: '3' } } });
-const N = Number(opt.flows);
-const ROUNDS = Number(opt.rounds);
+const { values: opt } = parseArgs({ options: { ...contractOptions, flows: { type: 'string' } } });
+const N = Number(opt.flows ?? (opt.quick ? 20000 : 100000));
+const ROUNDS = roundsOf(opt, 3);
+const results = new Results(import.meta.url, `Parsing ${N.toLocaleString('en-US')} simple rules from a file`, opt, ROUNDS);
 
 const dir = mkdtempSync(join(tmpdir(), 'nvs-parse-bench-'));
 try {
@@ -81,6 +83,15 @@ try {
   } else {
     console.log('ovs-ofctl not installed: no anchor');
   }
+  results.metric({
+    name: 'parse-flows',
+    label: `parse ${N.toLocaleString('en-US')} rules (nvs: parseFlows in process; OVS: ovs-ofctl parse-flows, which also prints them)`,
+    unit: 's',
+    better: 'lower',
+    nvs: { parseFlows: nvsParse },
+    anchors: { 'ovs-ofctl': ovs ? ovsTimes : 'absent: ovs-ofctl not installed' },
+  });
+  results.write();
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

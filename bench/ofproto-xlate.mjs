@@ -6,18 +6,20 @@
 // dec_ttl, NORMAL with learned MACs). Packets are spread over the rules, so
 // each one is a fresh flow, as upcalls are. Prints wall-clock rates and, as
 // the steadier figure on a shared machine, the rate per second of CPU time.
-// Usage: node bench/ofproto-xlate.mjs [--upcalls N] [--rounds N]
+// Usage: node bench/ofproto-xlate.mjs [--upcalls N] [--rounds N] [--quick] [--json FILE]
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
+import { contractOptions, Results, roundsOf } from './lib/contract.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const { values: opt } = parseArgs({ options: { upcalls: { type: 'string', default: '200000' }, rounds: { type: 'string', default: '5' } } });
-const UPCALLS = Number(opt.upcalls);
-const ROUNDS = Number(opt.rounds);
+const { values: opt } = parseArgs({ options: { ...contractOptions, upcalls: { type: 'string' } } });
+const UPCALLS = Number(opt.upcalls ?? (opt.quick ? 50000 : 200000));
+const ROUNDS = roundsOf(opt, 5, 3);
+const results = new Results(import.meta.url, 'ofproto xlate: upcalls translated per second on one core', opt, ROUNDS);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 const dir = mkdtempSync(join(tmpdir(), 'nvs-xlate-bench-'));
@@ -61,6 +63,14 @@ try {
     console.log(`  ${name}: ${Math.round(m).toLocaleString('en-US')} upcalls/s wall (${(1e6 / m).toFixed(2)} µs each; rounds ${rates.map((x) => Math.round(x / 1000) + 'k').join(' ')})`);
     // CPU time is steadier than wall time on a shared machine (it leaves out time other processes ran).
     console.log(`    per CPU second: ${Math.round(mc).toLocaleString('en-US')} upcalls (${(1e6 / mc).toFixed(2)} µs of CPU each, GC included)`);
+    results.metric({
+      name: `xlate-${name.split(' (')[0].replace(/[^a-z0-9]+/gi, '-').toLowerCase()}`,
+      label: `xlate, ${name}`,
+      unit: 'upcalls/CPU-s',
+      better: 'higher',
+      nvs: { ofproto: cpuRates },
+      anchors: { ovs: "absent: OVS's xlate runs only inside ovs-vswitchd's upcall path (see flow-setup for the end-to-end comparison)" },
+    });
   }
 
   console.log(`ofproto xlate: ${UPCALLS} upcalls per round, ${ROUNDS} rounds, median, one core`);
@@ -82,6 +92,7 @@ table=2,actions=NORMAL`;
   bench('pipeline (3 tables, 1,000 rules, dec_ttl, set_field, resubmit, NORMAL with 3 learned MACs)', pipeline, pktsPipe, (of) => {
     macs.forEach((m, i) => of.xlate(flowOf(`in_port=${i + 1},dl_src=${m},dl_dst=ff:ff:ff:ff:ff:ff`)));
   });
+  results.write();
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

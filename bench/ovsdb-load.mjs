@@ -23,26 +23,29 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { contractOptions, Results, roundsOf } from './lib/contract.mjs';
 import { addPortOps, cpuSeconds, median, ROOT as root, rssKiB, startServer } from './lib/ovsdb-servers.mjs';
 
 const { values: opt } = parseArgs({
   options: {
-    clients: { type: 'string', default: '1,10,50,200' },
-    rounds: { type: 'string', default: '3' },
-    txns: { type: 'string', default: '3000' },
-    warmup: { type: 'string', default: '3000' },
+    ...contractOptions,
+    clients: { type: 'string' },
+    txns: { type: 'string' },
+    warmup: { type: 'string' },
     'nvs-bin': { type: 'string' },
     'nvs-node-args': { type: 'string', default: '' },
     servers: { type: 'string', default: 'nvs,ovs' },
     ports: { type: 'string', default: '0' },
   },
 });
-const KS = opt.clients.split(',').map(Number);
+// --quick: 1, 10 and 50 clients, 1,000 transactions per run.
+const KS = (opt.clients ?? (opt.quick ? '1,10,50' : '1,10,50,200')).split(',').map(Number);
 const KINDS = opt.servers.split(',');
 const PORTS = Number(opt.ports);
-const ROUNDS = Number(opt.rounds);
-const TXNS = Number(opt.txns);
-const WARMUP = Number(opt.warmup);
+const ROUNDS = roundsOf(opt, 3, 2);
+const TXNS = Number(opt.txns ?? (opt.quick ? 1000 : 3000));
+const WARMUP = Number(opt.warmup ?? (opt.quick ? 1000 : 3000));
+const results = new Results(import.meta.url, `OVSDB under load: K clients each monitoring, committing add-port transactions (bridge of ${PORTS} ports)`, opt, ROUNDS);
 const nvsBin = opt['nvs-bin'] ?? join(root, 'dist', 'nvs-dbserver.js');
 if (!existsSync(nvsBin)) {
   console.error(`${nvsBin} is missing: run "npm run build:ts" first`);
@@ -268,6 +271,13 @@ try {
           `  client CPU ${(stat(kind, (r) => r.clientCpu) * 100).toFixed(0)}%`,
       );
     }
+    const per = (kind, f) => (runs[kind].length ? runs[kind].map(f) : 'absent: not run (--servers)');
+    const pair = (name, label, unit, better, f, goal) =>
+      results.metric({ name, label, unit, better, nvs: { 'nvs-dbserver': per('nvs', f) }, anchors: { 'ovsdb-server': per('ovs', f) }, ...(goal ? { goal } : {}) });
+    const goal = K === 10 || K === 50 ? { variant: 'nvs-dbserver', anchor: 'ovsdb-server', ratio: 2 } : undefined;
+    pair(`txn-rate-${K}`, `aggregate transactions, ${K} clients`, 'txn/s', 'higher', (r) => r.rate, goal);
+    pair(`reply-p99-${K}`, `reply latency p99, ${K} clients`, 'ms', 'lower', (r) => r.p99);
+    pair(`notify-p99-${K}`, `last notification p99, ${K} clients`, 'ms', 'lower', (r) => r.fanout99);
     if (KINDS.length < 2) continue;
     const ratio = stat('nvs', (r) => r.rate) / stat('ovs', (r) => r.rate);
     const ratios = runs.nvs.map((r, i) => r.rate / runs.ovs[i].rate);
@@ -275,6 +285,7 @@ try {
     rows.push({ K, ratio });
   }
   console.log(`| clients | ratio nvs/ovs txn/s |\n|---|---|\n${rows.map((r) => `| ${r.K} | ${r.ratio.toFixed(2)}× |`).join('\n')}`);
+  results.write();
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

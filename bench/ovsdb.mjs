@@ -9,7 +9,7 @@
 // V8 needs about that many before nvs-dbserver's commit path is optimized —
 // its CPU per transaction falls from ~400 us to ~100-150 us over the first
 // 3,000 here — and a daemon serves warm; ovsdb-server needs none).
-// Usage: npm run build:ts && node bench/ovsdb.mjs [--rounds N] [--txns N] [--warmup N] [--nvs-bin FILE]
+// Usage: npm run build:ts && node bench/ovsdb.mjs [--rounds N] [--txns N] [--warmup N] [--nvs-bin FILE] [--quick] [--json FILE]
 // (--nvs-bin: another nvs-dbserver bundle, e.g. an older build kept aside, to
 // compare builds against the same ovsdb-server in one run.)
 import { execFileSync } from 'node:child_process';
@@ -18,10 +18,11 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { contractOptions, Results, roundsOf } from './lib/contract.mjs';
 import { addPortOps, cpuSeconds, median, ROOT as root, rssKiB, startServer } from './lib/ovsdb-servers.mjs';
 
-const { values: opt } = parseArgs({ options: { rounds: { type: 'string', default: '5' }, txns: { type: 'string', default: '1000' }, warmup: { type: 'string', default: '3000' }, 'nvs-bin': { type: 'string' } } });
-const ROUNDS = Number(opt.rounds);
+const { values: opt } = parseArgs({ options: { ...contractOptions, txns: { type: 'string', default: '1000' }, warmup: { type: 'string', default: '3000' }, 'nvs-bin': { type: 'string' } } });
+const ROUNDS = roundsOf(opt, 5, 3);
 const N = Number(opt.txns);
 const WARMUP = Number(opt.warmup);
 const nvsBin = opt['nvs-bin'] ?? join(root, 'dist', 'nvs-dbserver.js');
@@ -190,6 +191,14 @@ try {
   console.log(`  nvs-dbserver  ${(b.nvs * 1000).toFixed(1)} ms   ovsdb-server ${(b.ovs * 1000).toFixed(1)} ms   speed ratio ${(b.ovs / b.nvs).toFixed(2)}x`);
   console.log(`ovsdb: server RSS after ${ROUNDS * N * 2 + WARMUP} ports`);
   console.log(`  nvs-dbserver  ${rss.nvs.toFixed(1)} MiB   ovsdb-server ${rss.ovs.toFixed(1)} MiB   ratio ${(rss.nvs / rss.ovs).toFixed(2)}x`);
+  const results = new Results(import.meta.url, `OVSDB: ${N} add-port transactions one at a time over one connection`, opt, ROUNDS);
+  const pair = (name, label, unit, better, v, goal) => results.metric({ name, label, unit, better, nvs: { 'nvs-dbserver': v.nvs }, anchors: { 'ovsdb-server': v.ovs }, goal });
+  pair('txn-rate', 'add-port transactions, one client', 'txn/s', 'higher', rate, { variant: 'nvs-dbserver', anchor: 'ovsdb-server', ratio: 2 });
+  pair('txn-cpu', 'server CPU per transaction', 'µs', 'lower', cpuPerTxn);
+  // The ceiling: a server whose transactions cost no more than an echo would answer at the echo rate.
+  pair('echo-rate', 'echo round trips, same client (the ceiling of the txn rate here)', 'round trips/s', 'higher', echo);
+  pair('bulk', `${N} ports in one transaction`, 's', 'lower', bulkS);
+  results.write();
 } finally {
   for (const s of servers) s.child.kill('SIGTERM');
   await new Promise((r) => setTimeout(r, 200));

@@ -10,11 +10,14 @@ import { execSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { contractOptions, Results, roundsOf } from './lib/contract.mjs';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const DIST = join(ROOT, 'dist');
-const ROUNDS = Number(process.env.NVS_BENCH_ROUNDS ?? 3);
-const SECS = Number(process.env.NVS_BENCH_SECS ?? 4);
+const { values: opt } = parseArgs({ options: contractOptions });
+const ROUNDS = roundsOf(opt, 3, 2);
+const SECS = Number(process.env.NVS_BENCH_SECS ?? (opt.quick ? 2 : 4));
 const tag = String(process.pid % 10000);
 const NS = [`nbt${tag}a`, `nbt${tag}b`];
 const V = [`nbt${tag}v1`, `nbt${tag}v2`];
@@ -103,8 +106,8 @@ function measure() {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 if (process.getuid?.() !== 0 || !have('iperf3') || !have('ethtool')) {
-  console.log('veth-tcp: needs root, iperf3 and ethtool; skipped');
-  process.exit(0);
+  console.error('veth-tcp: needs root, iperf3 and ethtool');
+  process.exit(1);
 }
 const modes = ['nvs-system', 'nvs-afxdp', ...(have('ovs-vswitchd') ? ['ovs-afxdp'] : []), 'bridge'];
 const results = Object.fromEntries(modes.map((m) => [m, { gbps: [], pps: [] }]));
@@ -135,3 +138,11 @@ for (const mode of modes) {
   console.log(`  ${mode.padEnd(11)} TCP ${g.toFixed(2)} Gbit/s, UDP 64 B ${Math.round(p / 1000)}k pps${vs}`);
 }
 
+const report = new Results(import.meta.url, 'Two namespaces over veths through the switch: iperf3 TCP and UDP 64 B', opt, ROUNDS);
+const of = (f) => ({
+  nvs: Object.fromEntries(modes.filter((m) => m.startsWith('nvs')).map((m) => [m.slice(4), results[m][f]])),
+  anchors: { 'ovs-afxdp': results['ovs-afxdp']?.[f] ?? 'absent: ovs-vswitchd not installed', 'linux-bridge': results.bridge[f] },
+});
+report.metric({ name: 'tcp-throughput', label: 'iperf3 TCP, 1 stream', unit: 'Gbit/s', better: 'higher', ...of('gbps'), goal: { variant: 'afxdp', anchor: 'ovs-afxdp', ratio: 1 } });
+report.metric({ name: 'udp64-pps', label: 'iperf3 UDP 64 B received (iperf3-bound: a floor)', unit: 'pps', better: 'higher', ...of('pps') });
+report.write();

@@ -8,10 +8,22 @@
 # the medians, the ratios, and nvs's cycles per packet (pmd-stats-show).
 #
 # usage: bench/vhost-loop.sh [ROUNDS=3] [MEASURE_S=10]     (as root; needs dpdk-dev)
+#        bench/vhost-loop.sh [--rounds N] [--quick] [--json FILE]   (the benchmark contract, bench/README.md)
 set -u
-ROUNDS=${1:-3}; MEAS=${2:-10}
+JSON=; QUICK=; POS=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --rounds) ROUNDS_OPT=$2; shift 2 ;;
+    --quick) QUICK=1; shift ;;
+    --json) JSON=$2; shift 2 ;;
+    *) POS+=("$1"); shift ;;
+  esac
+done
+ROUNDS=${ROUNDS_OPT:-${POS[0]:-$([ -n "$QUICK" ] && echo 1 || echo 3)}}
+MEAS=${POS[1]:-$([ -n "$QUICK" ] && echo 5 || echo 10)}
+LOAD0=$(cut -d' ' -f1 /proc/loadavg)
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-ANCHOR=${NVS_ANCHORS:-/work/shared/anchors}/vhost-loop.sh
+ANCHOR=${NVS_ANCHORS:-$ROOT/bench/anchors}/vhost-loop.sh
 OUT=$(mktemp -d /tmp/nvs-vhost-bench-XXXX)
 MAC0=02:00:00:00:00:01; MAC1=02:00:00:00:00:02
 # A bridge name of our own: its LOCAL port is a tap device, and the host is shared.
@@ -90,3 +102,22 @@ echo "median of $ROUNDS rounds, total Mpps through the switch (both directions):
 echo "  nvs flows  $F  ($(med cyc-flows) cycles/packet)  vs OVS-DPDK $OF: $(ratio $F $OF)x   vs wire $W: $(ratio $F $W)x"
 echo "  nvs NORMAL $N  ($(med cyc-normal) cycles/packet)  vs OVS-DPDK $ON: $(ratio $N $ON)x"
 echo "logs: $OUT"
+
+# The contract's JSON: per-round values; NA rounds left out; a system with none is absent.
+if [ -n "$JSON" ]; then
+  arr() { local v out=; for v in ${RES[$1]}; do [ "$v" = NA ] || [ -z "$v" ] || out+="${out:+,}$v"; done; [ -n "$out" ] && echo "[$out]" || echo "\"absent: $2\""; }
+  WHY="no result (see the anchor's log; needs openvswitch-switch-dpdk and hugepages)"
+  cat > "$JSON" <<EOF2
+{"scenario": "vhost-loop", "title": "vhost-user loop: testpmd's two virtio-user ports through the switch and back, 64 B",
+ "rounds": $ROUNDS, "quick": $([ -n "$QUICK" ] && echo true || echo false), "load": [$LOAD0, $(cut -d' ' -f1 /proc/loadavg)],
+ "metrics": [
+  {"name": "loop-flows", "label": "port-to-port flows, total both directions", "unit": "Mpps", "better": "higher",
+   "nvs": {"vhost": $(arr nvs-flows "no result")}, "anchors": {"ovs-dpdk": $(arr ovs-flows "$WHY"), "testpmd wire": $(arr perfect "$WHY")},
+   "goal": {"variant": "vhost", "anchor": "ovs-dpdk", "ratio": 1.25}},
+  {"name": "loop-normal", "label": "NORMAL, total both directions", "unit": "Mpps", "better": "higher",
+   "nvs": {"vhost": $(arr nvs-normal "no result")}, "anchors": {"ovs-dpdk": $(arr ovs-normal "$WHY")}},
+  {"name": "cycles-flows", "label": "nvs processing cycles per packet, flows", "unit": "cycles", "better": "lower",
+   "nvs": {"vhost": $(arr cyc-flows "no result")}, "anchors": {}}
+ ]}
+EOF2
+fi

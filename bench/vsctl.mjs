@@ -8,17 +8,21 @@
 //      then loads those certificates at start; nvs's #! line unsets it);
 //   2. `show` on 1,000 ports: nvs-vsctl and ovs-vsctl against nvs-dbserver,
 //      and each against the real ovsdb-server.
-// Usage: npm run build:ts && node bench/vsctl.mjs [--runs N] [--ports N]
+// Usage: npm run build:ts && node bench/vsctl.mjs [--runs N] [--ports N] [--quick] [--json FILE]  (--rounds is --runs)
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { contractOptions, Results } from './lib/contract.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const { values: opt } = parseArgs({ options: { runs: { type: 'string', default: '20' }, ports: { type: 'string', default: '1000' } } });
-const RUNS = Number(opt.runs);
+const { values: opt } = parseArgs({ options: { ...contractOptions, runs: { type: 'string' }, ports: { type: 'string', default: '1000' } } });
+const RUNS = Number(opt.runs ?? opt.rounds ?? (opt.quick ? 8 : 20));
+const results = new Results(import.meta.url, 'nvs-vsctl beside ovs-vsctl: cold start, and show on a bridge of many ports', opt, RUNS);
+/** Every run's time (ms) by case name, from race(). */
+const raw = {};
 const PORTS = Number(opt.ports);
 const nvsVsctl = join(root, 'dist', 'nvs-vsctl.js');
 const nvsDbserver = join(root, 'dist', 'nvs-dbserver.js');
@@ -59,6 +63,7 @@ function median(xs) {
 function race(cases, runs) {
   const times = Object.fromEntries(Object.keys(cases).map((k) => [k, []]));
   for (let i = 0; i < runs; i++) for (const [k, [cmd, args]] of Object.entries(cases)) times[k].push(timeMs(cmd, args));
+  Object.assign(raw, times);
   return Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
 }
 
@@ -104,6 +109,10 @@ try {
   console.log(`  ratio nvs-vsctl / ovs-vsctl, same server (nvs-dbserver): ${(show['nvs-vsctl @ nvs-dbserver'] / show['ovs-vsctl @ nvs-dbserver']).toFixed(2)}`);
   console.log(`  ratio nvs-vsctl / ovs-vsctl, same server (ovsdb-server): ${(show['nvs-vsctl @ ovsdb-server'] / show['ovs-vsctl @ ovsdb-server']).toFixed(2)}`);
   console.log(`  ratio all-nvs / all-OVS (nvs-vsctl @ nvs-dbserver vs ovs-vsctl @ ovsdb-server): ${(show['nvs-vsctl @ nvs-dbserver'] / show['ovs-vsctl @ ovsdb-server']).toFixed(2)}`);
+  results.metric({ name: 'cold-start', label: '--no-wait list-br, cold start (same nvs-dbserver)', unit: 'ms', better: 'lower', nvs: { 'nvs-vsctl': raw['nvs-vsctl'] }, anchors: { 'ovs-vsctl': raw['ovs-vsctl'] }, goal: { variant: 'nvs-vsctl', anchor: 'ovs-vsctl', ratio: 0.5 } });
+  results.metric({ name: 'node-floor', label: 'a bare `node -e 0` (the floor of any Node program)', unit: 'ms', better: 'lower', nvs: { node: raw[bare] }, anchors: {} });
+  results.metric({ name: 'show', label: `show on ${PORTS} ports, each tool against its own server`, unit: 'ms', better: 'lower', nvs: { 'nvs-vsctl @ nvs-dbserver': raw['nvs-vsctl @ nvs-dbserver'] }, anchors: { 'ovs-vsctl @ ovsdb-server': raw['ovs-vsctl @ ovsdb-server'] } });
+  results.write();
 } finally {
   for (const c of children) c.kill('SIGTERM');
   rmSync(dir, { recursive: true, force: true });

@@ -16,7 +16,7 @@
 // (RSS and JS heap) per 100,000 megaflows, measured over --flows and scaled.
 // Goal: ≥ 100,000 new flows/s. The default is 30,000 flows per round; use
 // --flows 100000 for the memory figure at scale.
-// Usage: npm run build && node bench/vswitchd-setup.mjs [--flows N] [--rounds N]
+// Usage: npm run build && node bench/vswitchd-setup.mjs [--flows N] [--rounds N] [--quick] [--json FILE]
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { existsSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
@@ -27,11 +27,12 @@ import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { build } from 'esbuild';
+import { contractOptions, Results, roundsOf } from './lib/contract.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const { values: opt } = parseArgs({ options: { flows: { type: 'string', default: '30000' }, rounds: { type: 'string', default: '3' } } });
-const FLOWS = Number(opt.flows);
-const ROUNDS = Number(opt.rounds);
+const { values: opt } = parseArgs({ options: { ...contractOptions, flows: { type: 'string' } } });
+const FLOWS = Number(opt.flows ?? (opt.quick ? 10000 : 30000));
+const ROUNDS = roundsOf(opt, 3, 2);
 const WINDOW = 1024;
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const addon = join(root, 'packages/datapath/nvs-datapath.node');
@@ -162,7 +163,7 @@ try {
   const aclFile = join(dir, 'acl.rules');
   writeFileSync(aclFile, `${rules.join('\n')}\n`);
 
-  const results = { normal: [], acl: [] };
+  const setupRates = { normal: [], acl: [] };
   const cpuRates = { normal: [], acl: [] };
   let memPer100k;
   // Alternate the two configurations (A B A B…): this machine's speed drifts.
@@ -173,7 +174,7 @@ try {
       const before = mem();
       const r = await setup(p1, p2, pkts);
       const after = mem();
-      results[kind].push(r.flows / r.secs);
+      setupRates[kind].push(r.flows / r.secs);
       cpuRates[kind].push(r.flows / r.cpuSecs);
       if (kind === 'normal' && round === 0) memPer100k = Object.fromEntries(Object.keys(before).map((k) => [k, ((after[k] - before[k]) * 100000) / r.flows]));
       const label = kind === 'normal' ? 'NORMAL' : '1,000-rule table';
@@ -184,12 +185,27 @@ try {
   const s = dp.stats();
   const busy = s.threads.reduce((n, t) => n + t.counters.busyNs, 0);
   const pk = s.threads.reduce((n, t) => n + t.counters.packets, 0);
-  console.log(`flow setup, NORMAL bridge:        median ${Math.round(median(results.normal))} new flows/s over ${ROUNDS} rounds of ${FLOWS}`);
-  console.log(`flow setup, 1,000-rule table:     median ${Math.round(median(results.acl))} new flows/s over ${ROUNDS} rounds of ${FLOWS}`);
+  console.log(`flow setup, NORMAL bridge:        median ${Math.round(median(setupRates.normal))} new flows/s over ${ROUNDS} rounds of ${FLOWS}`);
+  console.log(`flow setup, 1,000-rule table:     median ${Math.round(median(setupRates.acl))} new flows/s over ${ROUNDS} rounds of ${FLOWS}`);
   console.log(`flows per CPU-second (process):   NORMAL ${Math.round(median(cpuRates.normal))}, 1,000-rule table ${Math.round(median(cpuRates.acl))} (medians; user+system time of every thread, so busy-polling counts)`);
   console.log(`memory per 100,000 megaflows:     RSS +${(memPer100k.rss / 2 ** 20).toFixed(1)} MiB, JS heap used +${(memPer100k.heap / 2 ** 20).toFixed(1)} MiB, JS heap reserved +${(memPer100k.heapTotal / 2 ** 20).toFixed(1)} MiB, external +${(memPer100k.external / 2 ** 20).toFixed(1)} MiB (slow-path ukeys + datapath tables; measured over ${FLOWS}, scaled)`);
   console.log(`polling thread busy time:         ${pk ? (busy / pk).toFixed(0) : '?'} ns per packet received (incl. miss handling in the fast path)`);
   console.log('goal: >= 100000 new flows/s');
+  const results = new Results(import.meta.url, 'Flow setup on dummy ports, the switch in this process (nvs alone; flow-setup compares with OVS on veths)', opt, ROUNDS);
+  const noAnchor = { ovs: "absent: OVS's dummy ports take packets one ovs-appctl call at a time (flow-setup has OVS on veths)" };
+  results.metric({ name: 'setup-normal', label: 'new flows/s, NORMAL, dummy ports', unit: 'flows/s', better: 'higher', nvs: { dummy: setupRates.normal }, anchors: noAnchor });
+  results.metric({ name: 'setup-acl', label: 'new flows/s, 1,000-rule table, dummy ports', unit: 'flows/s', better: 'higher', nvs: { dummy: setupRates.acl }, anchors: noAnchor });
+  results.metric({ name: 'setup-normal-cpu', label: 'new flows per CPU-second of the process, NORMAL', unit: 'flows/CPU-s', better: 'higher', nvs: { dummy: cpuRates.normal }, anchors: {} });
+  results.metric({ name: 'rss-per-100k', label: 'RSS growth per 100,000 megaflows, NORMAL (first round)', unit: 'MiB', better: 'lower', nvs: { dummy: [memPer100k.rss / 2 ** 20] }, anchors: {} });
+  results.metric({ name: 'heap-per-100k', label: 'JS heap used per 100,000 megaflows, NORMAL (first round)', unit: 'MiB', better: 'lower', nvs: { dummy: [memPer100k.heap / 2 ** 20] }, anchors: {} });
+  const u = sw.udpif;
+  if (u?.handled) {
+    for (const [ph, ms] of Object.entries(u.phaseMs)) {
+      results.metric({ name: `upcall-${ph}`, label: `event-loop time per upcall: ${ph} (all rounds of the last switch)`, unit: 'µs', better: 'lower', nvs: { dummy: [(ms * 1000) / u.handled] }, anchors: {} });
+    }
+    console.log(`event-loop time per upcall (last switch): ${Object.entries(u.phaseMs).map(([k, ms]) => `${k} ${((ms * 1000) / u.handled).toFixed(2)} µs`).join(', ')}`);
+  }
+  results.write();
   console.log('anchor: none (OVS flow setup on dummy ports is driven by ovs-appctl netdev-dummy/receive, one process per packet batch, which measures the tool, not the switch)');
 } finally {
   await sw?.stop().catch(() => undefined);

@@ -163,7 +163,7 @@ describe.skipIf(skipOvs)('nvs switch end to end', () => {
     expect((await nvs.appctl('coverage/show')).stdout).toMatch(/revalidate_modify\s+[\d.]+\/sec\s+total: [1-9]/);
   });
 
-  it('upcall/show counts the installed megaflows; n-handler-threads is reported as not acted on', async () => {
+  it('upcall/show counts the installed megaflows and the time per miss by phase; n-handler-threads is reported as not acted on', async () => {
     await send('p1', flow('p1', 1, 3, 'tcp,tp_src=5002,tp_dst=80'));
     await settle();
     const show = await nvs.ovsAppctl('upcall/show');
@@ -173,6 +173,10 @@ describe.skipIf(skipOvs)('nvs switch end to end', () => {
     expect(current).toBe(dumped);
     expect(show.stdout).toMatch(/^ {2}dump duration : \d+ms$/m);
     expect(show.stdout).toMatch(/^ {2}handlers {6}: 1$/m);
+    // Misses were translated, so translation took time; every phase is printed.
+    const phases = show.stdout.match(/^ {2}upcall time per miss \(µs, ([1-9]\d*) misses\): xlate ([\d.]+) install ([\d.]+) execute ([\d.]+) other ([\d.]+)$/m);
+    expect(phases, show.stdout).not.toBeNull();
+    expect(Number(phases![2])).toBeGreaterThan(0);
     const set = await nvs.vsctl('set', 'Open_vSwitch', '.', 'other_config:n-handler-threads=4');
     expect(set.code, set.stderr).toBe(0);
     expect((await nvs.appctl('upcall/show')).stdout).toMatch(/^ {2}handlers {6}: 1 \(n-handler-threads=4 is not acted on: .*\)$/m);

@@ -338,6 +338,8 @@ export function registerAppctl(server: UnixctlServer, ctx: AppctlContext): void 
     needDp(ctx);
     const udpif = ctx.udpif()!;
     const r = udpif.roundStats;
+    const ph = udpif.phaseMs;
+    const us = (ms: number) => (udpif.handled ? ((ms * 1000) / udpif.handled).toFixed(2) : '0.00');
     return [
       `${DP_NAME}:`,
       `  flows         : (current ${udpif.flowCount}) (avg ${r.avgFlows}) (max ${r.maxFlows}) (limit ${udpif.flowLimit})`,
@@ -345,6 +347,7 @@ export function registerAppctl(server: UnixctlServer, ctx: AppctlContext): void 
       '  ufid enabled : true',
       `  handlers      : 1${ctx.requestedHandlers() ? ` (n-handler-threads=${ctx.requestedHandlers()} is not acted on: upcalls are translated on the daemon's event loop)` : ''}`,
       `  1: (keys ${udpif.flowCount})`,
+      `  upcall time per miss (µs, ${udpif.handled} misses): xlate ${us(ph.xlate)} install ${us(ph.install)} execute ${us(ph.execute)} other ${us(ph.other)}`,
       '',
     ].join('\n');
   });

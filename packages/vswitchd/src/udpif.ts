@@ -99,6 +99,12 @@ export class Udpif {
   private rounds = 0;
   /** For upcall/show: megaflows at the end of full rounds (running average, most), and the last round's duration. */
   readonly roundStats = { avgFlows: 0, maxFlows: 0, durationMs: 0 };
+  /**
+   * For upcall/show: event-loop time spent on miss upcalls by phase (ms, since start):
+   * translation (key to flow, xlate, crediting rules), installing (ukey and
+   * megaflow put), executing the packets, and the rest of the batch (MAC tags).
+   */
+  readonly phaseMs = { xlate: 0, install: 0, execute: 0, other: 0 };
 
   constructor(private readonly o: UdpifOptions) {
     this.maxIdleMs = o.maxIdleMs;
@@ -174,6 +180,9 @@ export class Udpif {
   /** Translates a batch of upcalls, installs their megaflows and executes their packets. */
   handleUpcalls(batch: readonly DpUpcall[]): void {
     const dp = this.o.dp;
+    const phase = this.phaseMs;
+    const tBatch = performance.now();
+    let tXlate = 0;
     const now = dp.now();
     const puts: DpFlowPut[] = [];
     const execs: DpExecute[] = [];
@@ -190,11 +199,13 @@ export class Udpif {
         this.o.coverage.inc('upcall_no_bridge');
         continue;
       }
+      const t0 = performance.now();
       const result = bridge.ofproto.xlate(dp.keyFlow(up.key, ofport, this.flow), { packet: up.packet });
       this.collectFrom(bridge);
       if (result.error) this.o.log.debug({ bridge: bridge.name, err: result.error }, 'translation failed; packet dropped');
       // The rules only: this translation has just learned the source MACs itself.
       bridge.ofproto.credit({ rules: result.rules, learned: result.learned }, 1, up.packet.length, now);
+      tXlate += performance.now() - t0;
       const { key, mask } = result.megaflow;
       const id = dp.flowId(key, mask);
       if (this.ukeys.has(id)) {
@@ -225,6 +236,7 @@ export class Udpif {
       }
       execs.push({ inPort: up.inPort, packet: up.packet, actions: result.actions });
     }
+    const tPut = performance.now();
     if (puts.length > 0) {
       try {
         dp.put(puts);
@@ -233,6 +245,7 @@ export class Udpif {
         this.o.log.warn({ err: (err as Error).message }, 'megaflow install failed');
       }
     }
+    const tExec = performance.now();
     if (execs.length > 0) {
       let failed: Array<{ error: Error }>;
       try {
@@ -245,8 +258,15 @@ export class Udpif {
         this.o.log.debug({ err: f.error.message }, 'execute failed');
       }
     }
+    const tTags = performance.now();
     // Learning a MAC may change decisions already cached for other flows.
     if (this.collectTags()) this.scheduleTargeted();
+    const tEnd = performance.now();
+    phase.xlate += tXlate;
+    // The loop's time beyond translation is the ukeys' bookkeeping: part of installing.
+    phase.install += tExec - tBatch - tXlate;
+    phase.execute += tTags - tExec;
+    phase.other += tEnd - tTags;
   }
 
   /**
