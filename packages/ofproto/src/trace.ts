@@ -7,7 +7,7 @@
 
 import { formatDpActions, formatIpv4, formatIpv6, formatMac, formatMegaflow } from './dpif.ts';
 import { BadTraceRequestError } from './errors.ts';
-import { EthType, type Flow, FLOW_WORDS, FRAG_LATER, IpProto, macAt, Slot, VLAN_CFI } from './fields.ts';
+import { EthType, type Flow, FLOW_WORDS, FRAG_LATER, IpProto, macAt, OFPP, Slot, VLAN_CFI } from './fields.ts';
 import { DEFAULT_PRIORITY } from './match.ts';
 import type { Ofproto } from './ofproto.ts';
 import { parseFlow } from './syntax/parser.ts';
@@ -24,18 +24,28 @@ export interface TraceOutput {
 /**
  * Traces a flow through a bridge. `input` is either a Flow or a flow in
  * ovs-ofctl syntax (`in_port=1,tcp,nw_dst=10.0.0.1,tp_dst=80`; fields not
- * given are 0). Port names resolve through `portByName` when given.
+ * given are 0, in_port not given is NONE, as in OVS). Port names resolve
+ * through `portByName` when given.
  */
-export function trace(of: Ofproto, input: string | Flow, portByName?: (name: string) => number | undefined): TraceOutput {
+export function trace(
+  of: Ofproto,
+  input: string | Flow,
+  portByName?: (name: string) => number | undefined,
+  opts: { readonly sideEffects?: boolean } = {},
+): TraceOutput {
   const flow = typeof input === 'string' ? parseTraceFlow(input, portByName) : input;
-  const result = of.xlate(flow, { sideEffects: false, trace: true });
+  // With side effects (ofproto/trace -generate) the translation learns as a real packet's would.
+  const result = of.xlate(flow, { sideEffects: opts.sideEffects ?? false, trace: true });
   return { text: formatTrace(of.name, flow, result), result };
 }
 
 /** A packet's flow from ovs-ofctl match syntax. */
 export function parseTraceFlow(text: string, portByName?: (name: string) => number | undefined): Flow {
   try {
-    return Uint32Array.from(parseFlow(text, { command: 'delete', file: 'flow', portByName }).match.value);
+    const m = parseFlow(text, { command: 'delete', file: 'flow', portByName }).match;
+    const flow = Uint32Array.from(m.value);
+    if (!m.mask[Slot.IN_PORT]) flow[Slot.IN_PORT] = OFPP.NONE;
+    return flow;
   } catch (e) {
     throw new BadTraceRequestError(`bad flow "${text}": ${(e as Error).message}`);
   }
@@ -72,6 +82,7 @@ export function formatTrace(bridgeName: string, flow: Flow, r: XlateResult): str
   lines.push(`Final flow: ${!r.finalFlow || sameFlow(flow, r.finalFlow) ? 'unchanged' : formatFlow(r.finalFlow)}`);
   lines.push(`Megaflow: ${formatMegaflow(r.megaflow)}`);
   lines.push(`Datapath actions: ${formatDpActions(r.actions, { dontSend: true })}`);
+  if (r.slowPath) lines.push('This flow is handled by the userspace slow path because it:', `  - ${r.slowPath}`);
   if (r.error) lines.push(`Translation failed (${r.error}), packet is dropped.`);
   return lines.join('\n');
 }

@@ -105,6 +105,11 @@ export interface XlateResult {
   readonly finalFlow: Flow | null;
   /** Why translation failed (the packet is dropped), e.g. `Recursion too deep`; else null. */
   readonly error: string | null;
+  /**
+   * Why the flow is handled in the slow path (OVS's wording, e.g. `Uses
+   * action(s) not supported by datapath.`), or null.
+   */
+  readonly slowPath: string | null;
   readonly trace: TraceEvent[] | null;
 }
 
@@ -116,7 +121,7 @@ export function xlate(env: XlateEnv, flow: Flow, opts: XlateOptions = {}): Xlate
   const ctx = new Ctx(env, flow, opts.sideEffects ?? true, opts.trace ?? false);
   ctx.tags.add('ports');
   ctx.start();
-  if (ctx.error) ctx.actions.length = 0;
+  if (ctx.error || ctx.tooManyActions) ctx.actions.length = 0;
   return {
     actions: ctx.actions,
     megaflow: ctx.megaflow(),
@@ -127,6 +132,7 @@ export function xlate(env: XlateEnv, flow: Flow, opts: XlateOptions = {}): Xlate
     controller: ctx.controller,
     finalFlow: ctx.trace ? ctx.flow.slice() : null,
     error: ctx.error,
+    slowPath: ctx.slow ? 'Uses action(s) not supported by datapath.' : null,
     trace: ctx.trace,
   };
 }
@@ -151,6 +157,16 @@ class Ctx {
   error: string | null = null;
   /** Set by dec_ttl's exception: stop the current action list. */
   private stopList = false;
+  /** Set by `exit`: stop every action list (the action set still runs). */
+  private exited = false;
+  /** The `push`/`pop` stack, and its size in bytes as OVS counts it (value bytes + 1). */
+  private readonly stack: { value: bigint; nBits: number }[] = [];
+  private stackBytes = 0;
+  /** The OpenFlow 1.1+ action set (write_actions), run when the pipeline ends. */
+  private actionSet: Action[] = [];
+  /** The flow must stay in the slow path (debug_slow, too many actions). */
+  slow = false;
+  tooManyActions = false;
   private rule: Rule | null = null;
   private tableId = 0;
 
@@ -196,6 +212,29 @@ class Ctx {
   /** Translates from table 0, where the packet enters the pipeline. */
   start(): void {
     this.lookupTable(0, this.flow[Slot.IN_PORT], false);
+    this.runActionSet();
+  }
+
+  /**
+   * Merges write_actions into the action set: it holds one action of each
+   * kind (one output, one rewrite per field), a later write replacing it.
+   */
+  private writeActions(actions: readonly Action[]): void {
+    for (const a of actions) {
+      const key = actionSetKey(a);
+      const i = this.actionSet.findIndex((b) => actionSetKey(b) === key);
+      if (i >= 0) this.actionSet[i] = a;
+      else this.actionSet.push(a);
+    }
+  }
+
+  /** Runs the action set in OpenFlow's order (pops, pushes, TTL, rewrites, output last), once. */
+  private runActionSet(): void {
+    if (this.error || this.exited || this.actionSet.length === 0) return;
+    const set = this.actionSet.slice().sort((a, b) => actionSetRank(a) - actionSetRank(b));
+    this.actionSet = [];
+    this.note('Action set:');
+    this.doActions(set);
   }
 
   /**
@@ -214,6 +253,19 @@ class Ctx {
     if (this.resubmits >= MAX_RESUBMITS) {
       this.note(`>>>> over ${MAX_RESUBMITS} resubmit actions on bridge <<<<`);
       this.error = 'Too many resubmits';
+      return;
+    }
+    // OVS's limits on what resubmits may pile up (its netlink action buffer and stack).
+    if (this.actions.length * DP_ACTION_BYTES > 0xffff) {
+      if (!this.tooManyActions) this.note('>>>> resubmits yielded over 64 kB of actions <<<<');
+      this.tooManyActions = true;
+      this.slow = true;
+      this.exited = true;
+      return;
+    }
+    if (this.stackBytes >= 65536) {
+      this.note('>>>> resubmits yielded over 64 kB of stack <<<<');
+      this.error = 'Stack too deep';
       return;
     }
     this.lookupTable(table, inPort, table <= this.tableId);
@@ -265,7 +317,7 @@ class Ctx {
 
   private doActions(actions: readonly Action[]): void {
     for (const a of actions) {
-      if (this.error || this.stopList) return;
+      if (this.error || this.stopList || this.exited) return;
       this.trace?.push({ kind: 'action', action: a });
       this.doAction(a);
     }
@@ -344,7 +396,59 @@ class Ctx {
         return;
       case 'learn':
         return this.learn(a);
+      case 'output_trunc':
+        return this.outputTrunc(a.port, a.maxLen);
+      case 'stack_push': {
+        const value = this.readRange(a.src);
+        this.stack.push({ value, nBits: a.src.nBits });
+        this.stackBytes += Math.ceil(a.src.nBits / 8) + 1;
+        return;
+      }
+      case 'stack_pop': {
+        const top = this.stack.pop();
+        if (!top) {
+          this.note('>> stack underflow: pop from an empty stack ignored');
+          return;
+        }
+        this.stackBytes -= Math.ceil(top.nBits / 8) + 1;
+        this.writeRange(a.dst, top.value);
+        return;
+      }
+      case 'exit':
+        this.exited = true;
+        return;
+      case 'debug_slow':
+        this.slow = true;
+        return;
+      case 'debug_recirc':
+        this.note('>> debug_recirc: nvs does not recirculate; ignored');
+        return;
+      case 'clear_actions':
+        this.actionSet = [];
+        return;
+      case 'write_actions':
+        return this.writeActions(a.actions);
     }
+  }
+
+  /**
+   * output(port=…,max_len=…): the datapath cuts the packet for this output
+   * only. As in OVS, reserved ports other than LOCAL and IN_PORT cannot
+   * take it.
+   */
+  private outputTrunc(port: number, maxLen: number): void {
+    const ofport = port === OFPP.IN_PORT ? this.flow[Slot.IN_PORT] : port;
+    if (ofport === this.flow[Slot.IN_PORT] && port !== OFPP.IN_PORT) {
+      this.note('>> skipping output to input port');
+      return;
+    }
+    const odp = this.env.odpPorts.odpPort(ofport);
+    if (odp === undefined) {
+      this.note(`>> output to nonexistent port ${ofport}`);
+      return;
+    }
+    this.commit();
+    this.actions.push({ type: 'truncate', maxLen }, { type: 'output', port: odp });
   }
 
   // ------------------------------------------------------------- fields
@@ -494,7 +598,8 @@ class Ctx {
     wc[Slot.DL_SRC + 1] = 0xffffffff;
     wc[Slot.DL_DST] |= 0xffff;
     wc[Slot.DL_DST + 1] = 0xffffffff;
-    const port = this.env.ports.get(inPort);
+    // A packet from no port (a trace without in_port) enters as OVS's OFPP_NONE bundle: a trunk.
+    const port = inPort === OFPP.NONE ? NONE_PORT : this.env.ports.get(inPort);
     if (!port) {
       this.note(`-> no such port ${inPort} on the bridge, dropping`);
       return;
@@ -510,7 +615,7 @@ class Ctx {
     // Only the destination's entry shapes the actions; the source's is kept
     // fresh (or learned again after a move or eviction) when the megaflow's
     // stats are credited, so its changes need not revalidate this flow.
-    if (!isMulticast(src)) {
+    if (!isMulticast(src) && port !== NONE_PORT) {
       this.macs.push({ vlan, mac: src, port: inPort });
       if (this.sideEffects && mac.learn(vlan, src, inPort, this.env.now) && this.trace) {
         this.note(`-> learned that ${formatMac(src)} is on port ${port.name} in VLAN ${vlan}`);
@@ -768,6 +873,46 @@ class Ctx {
       key.vlan_tpid = inputTpid(k);
     }
     return { key, mask };
+  }
+}
+
+/** The input port of a packet from no port (OFPP_NONE): a trunk, as OVS's. */
+const NONE_PORT: BridgePort = { ofport: OFPP.NONE, name: 'OFPP_NONE', mode: 'trunk', tag: 0, trunks: null, noFlood: false };
+
+/** What one datapath action costs in OVS's netlink buffer (an output: 8 bytes), for its 64 kB limit. */
+const DP_ACTION_BYTES = 8;
+
+/** The kind of an action in the action set: one of each kind is kept. */
+function actionSetKey(a: Action): string {
+  switch (a.type) {
+    case 'output':
+    case 'output_reg':
+    case 'output_trunc':
+    case 'controller':
+      return 'output';
+    case 'set_field':
+      return `set:${a.field.slot}:${a.field.shift}:${a.field.bits}`;
+    default:
+      return a.type;
+  }
+}
+
+/** OpenFlow's action-set order: pops, pushes, TTL, rewrites, then output. */
+function actionSetRank(a: Action): number {
+  switch (a.type) {
+    case 'pop_vlan':
+      return 0;
+    case 'push_vlan':
+      return 1;
+    case 'dec_ttl':
+      return 2;
+    case 'output':
+    case 'output_reg':
+    case 'output_trunc':
+    case 'controller':
+      return 4;
+    default:
+      return 3;
   }
 }
 

@@ -20,8 +20,11 @@ const OFPP_MAX = 0xff00;
 
 /** What the bridge layer needs from the datapath to make ports exist. */
 export interface DatapathPorts {
-  /** Creates a port and returns its datapath port number. Throws with a user-readable message. */
-  addPort(name: string, type: PortType, options?: Record<string, string>): number;
+  /**
+   * Creates a port and returns its datapath port number (`portNo` when given
+   * and free). Throws with a user-readable message.
+   */
+  addPort(name: string, type: PortType, options?: Record<string, string>, portNo?: number): number;
   removePort(odpPort: number): void;
   /** May be absent: the back end a port was opened with and its device's MAC (a tap's); absent means a dummy port. */
   portDevice?(odpPort: number): { backend: PortBackend; mac?: string; status?: Record<string, string> };
@@ -337,7 +340,8 @@ export class Switch {
     const type = portType(iface, bridge.config);
     let odpPort: number;
     try {
-      odpPort = this.datapath.addPort(iface.name, type, iface.options);
+      const wanted = bridge.config.datapathType === 'dummy' ? dummyDatapathPortNo(iface.name) : undefined;
+      odpPort = this.datapath.addPort(iface.name, type, iface.options, wanted);
     } catch (err) {
       this.status.set(iface.uuid, { ofport: -1, error: `${iface.name}: could not add to the datapath: ${(err as Error).message}` });
       return false;
@@ -385,6 +389,19 @@ function linkStatusOf(p: BridgePort, dev: DeviceState | undefined): LinkStatus {
   if (!dev) return {};
   if (p.backend === 'system') return { adminState: dev.adminUp ? 'up' : 'down', linkState: dev.carrier ? 'up' : 'down', mtu: dev.mtu, error: p.mtuError };
   return { adminState: dev.adminUp ? 'up' : 'down', linkState: dev.carrier ? 'up' : 'down', mtu: dev.mtu };
+}
+
+/**
+ * The datapath port number OVS's dummy datapath gives a port: the number in
+ * its name (`p20` → 20), plus 100 for names starting `br` (a bridge's own
+ * port: `br0` → 100), so that OVS's tests can write `in_port(20)`. Undefined
+ * for names without digits (the lowest free number then).
+ */
+export function dummyDatapathPortNo(name: string): number | undefined {
+  const m = /[0-9]+/.exec(name);
+  if (!m) return undefined;
+  const n = (name.startsWith('br') ? 100 : 0) + Number(m[0]);
+  return n > 0 && n < 0xffffffff ? n : undefined;
 }
 
 function portType(iface: InterfaceConfig, bridge: BridgeConfig): PortType {

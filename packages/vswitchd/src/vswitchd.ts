@@ -8,6 +8,7 @@
  * Everything it uses comes in through VswitchdComponents, so tests can run
  * two switches in one process.
  */
+import { WarpClock } from './clock.ts';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { UnixctlServer, type VLog } from '@nvs/daemon';
@@ -64,6 +65,7 @@ export class Vswitchd {
   private stopping = false;
   /** other_config:n-handler-threads, recorded for upcall/show: one handler (the event loop) translates upcalls. */
   private requestedHandlers: number | undefined;
+  private readonly clock = new WarpClock();
 
   constructor(private readonly c: VswitchdComponents) {
     this.log = c.vlog.logger('vswitchd');
@@ -73,8 +75,8 @@ export class Vswitchd {
     // The bridge layer reaches the datapath through this late-bound view: it is opened on the first configuration.
     const ports: DatapathPorts = {
       // A server-mode vhost-user socket lives in the run directory, named after its interface (as OVS's).
-      addPort: (name, type, options) =>
-        this.requireDp().addPort(name, type, type === 'dpdkvhostuser' ? { 'vhost-server-path': join(this.c.rundir, name) } : options),
+      addPort: (name, type, options, portNo) =>
+        this.requireDp().addPort(name, type, type === 'dpdkvhostuser' ? { 'vhost-server-path': join(this.c.rundir, name) } : options, portNo),
       removePort: (no) => this.requireDp().removePort(no),
       portDevice: (no) => this.requireDp().portDevice(no),
       deviceState: (no) => this.requireDp().deviceState(no),
@@ -113,6 +115,7 @@ export class Vswitchd {
       coverage: this.coverage,
       memory: () => ({ handlers: 1, revalidators: 1 }),
       requestedHandlers: () => this.requestedHandlers,
+      clock: this.clock,
     });
   }
 
@@ -265,7 +268,7 @@ export class Vswitchd {
 
   /** A new bridge: its ofproto (with its saved rules) and its management socket. */
   private bridgeAdded(bridge: Bridge): void {
-    const ob = new OfBridge(bridge, this.c.vlog.logger('ofproto').child({ bridge: bridge.name }), { now: () => Date.now() });
+    const ob = new OfBridge(bridge, this.c.vlog.logger('ofproto').child({ bridge: bridge.name }), this.clock);
     ob.sync(this.switch.status);
     this.ofbridges.set(bridge.name, ob);
     if (this.c.restore !== false) {
@@ -282,7 +285,7 @@ export class Vswitchd {
       bridge: bridge.name,
       service: this.flows,
       log: this.c.vlog.logger('mgmt'),
-      now: () => Date.now(),
+      now: () => this.clock.now(),
     });
     this.mgmt.set(bridge.name, server);
     server.listen().catch((err) => this.log.error({ bridge: bridge.name, err: (err as Error).message }, 'management socket failed'));
