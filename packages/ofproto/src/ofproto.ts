@@ -14,7 +14,7 @@ import { NO_FLAGS } from './flow-mod.ts';
 import { newMatch } from './match.ts';
 import { DEFAULT_MAC_AGING_TIME, DEFAULT_MAC_TABLE_SIZE, type MacEntry, MacLearningTable } from './mac-learning.ts';
 import { type FlowModOutcome, FlowTables, type RemovalReason, type Rule } from './tables.ts';
-import { type ControllerEvent, type MacRef, newXlateScratch, xlate, type XlateOptions, type XlateResult } from './xlate.ts';
+import { type ControllerEvent, type MacRef, newXlateScratch, xlate, type XlateEnv, type XlateOptions, type XlateResult } from './xlate.ts';
 import { diffRuleSets } from './flow-diff.ts';
 
 /** Where time comes from (ms); tests pass a fake one. */
@@ -81,6 +81,7 @@ export class Ofproto {
   private readonly counters = { lookups: new Array<number>(255).fill(0), matched: new Array<number>(255).fill(0) };
   private portsChanged = false;
   private readonly scratch = newXlateScratch();
+  private patchPeers: ((ofport: number) => { ofproto: Ofproto; ofport: number } | undefined) | undefined;
   /** Counters for appctl `coverage/show` and metrics. */
   readonly stats = { xlates: 0, controllerQueued: 0, controllerDropped: 0, rulesExpired: 0 };
 
@@ -170,7 +171,18 @@ export class Ofproto {
    */
   xlate(flow: Flow, opts: XlateOptions & { packet?: Uint8Array } = {}): XlateResult {
     const sideEffects = opts.sideEffects ?? true;
-    const env = {
+    const r = xlate(this.xlateEnv(sideEffects), flow, opts);
+    if (sideEffects) {
+      this.stats.xlates++;
+      for (const c of r.controller) this.queueController(c, opts.packet ?? null);
+    }
+    return r;
+  }
+
+  /** What xlate reads from this bridge (also when a packet crosses into it through a patch port). */
+  private xlateEnv(sideEffects: boolean): XlateEnv {
+    const patch = this.patchPeers;
+    return {
       tables: this.tables,
       ports: this.portMap,
       mac: this.mac,
@@ -178,13 +190,23 @@ export class Ofproto {
       now: this.clock.now(),
       scratch: this.scratch,
       counters: sideEffects ? this.counters : undefined,
+      patchPeer: patch
+        ? (ofport) => {
+            const peer = patch(ofport);
+            return peer && { bridge: peer.ofproto.name, env: peer.ofproto.xlateEnv(sideEffects), ofport: peer.ofport };
+          }
+        : undefined,
     };
-    const r = xlate(env, flow, opts);
-    if (sideEffects) {
-      this.stats.xlates++;
-      for (const c of r.controller) this.queueController(c, opts.packet ?? null);
-    }
-    return r;
+  }
+
+  /**
+   * Joins this bridge's patch ports to their peers: `resolve` gives the peer
+   * bridge and port of a patch port's OpenFlow number (undefined for other
+   * ports and for a patch port without a working peer). Set by the owner,
+   * which knows every bridge.
+   */
+  setPatchPeers(resolve: ((ofport: number) => { ofproto: Ofproto; ofport: number } | undefined) | undefined): void {
+    this.patchPeers = resolve;
   }
 
   /** Queues a packet for the controller (also for packets the datapath sends up through a `userspace` action). */

@@ -55,8 +55,19 @@ export function parseTraceFlow(text: string, portByName?: (name: string) => numb
 export function formatTrace(bridgeName: string, flow: Flow, r: XlateResult): string {
   const lines: string[] = [`Flow: ${formatFlow(flow)}`, '', `bridge("${bridgeName}")`, '-'.repeat(bridgeName.length + 10)];
   let lastMatch = null as XlateResult['rules'][number] | null;
+  // A patch port's peer bridge is reported nested, as OVS indents it.
+  let indent = '';
+  const start = lines.length;
   for (const ev of r.trace ?? []) {
+    const at = lines.length;
     switch (ev.kind) {
+      case 'bridge':
+        if (ev.leave) indent = indent.slice(4);
+        else {
+          lines.push('', `${indent}    bridge("${ev.bridge}")`, `${indent}    ${'-'.repeat(ev.bridge.length + 10)}`);
+          indent += '    ';
+        }
+        continue;
       case 'table': {
         const t = String(ev.table).padStart(2, ' ');
         if (!ev.rule) {
@@ -77,6 +88,7 @@ export function formatTrace(bridgeName: string, flow: Flow, r: XlateResult): str
         lines.push(`     ${ev.text}`);
         break;
     }
+    if (indent) for (let i = Math.max(at, start); i < lines.length; i++) lines[i] = indent + lines[i];
   }
   lines.push('');
   lines.push(`Final flow: ${!r.finalFlow || sameFlow(flow, r.finalFlow) ? 'unchanged' : formatFlow(r.finalFlow)}`);

@@ -43,6 +43,15 @@ export interface XlateEnv {
   readonly counters?: { readonly lookups: number[]; readonly matched: number[] };
   /** Working flows reused across calls (xlate is synchronous); allocated when absent. */
   readonly scratch?: XlateScratch;
+  /** May be absent: the far end of a patch port of this bridge (a joined patch pair), else undefined. */
+  readonly patchPeer?: (ofport: number) => PatchPeer | undefined;
+}
+
+/** Where a patch port leads: the peer bridge (its name and xlate view) and the peer port's OpenFlow number. */
+export interface PatchPeer {
+  readonly bridge: string;
+  readonly env: XlateEnv;
+  readonly ofport: number;
 }
 
 /** The working flows of one translation; a bridge keeps one and reuses it. */
@@ -86,7 +95,9 @@ export interface MacRef {
 export type TraceEvent =
   | { readonly kind: 'table'; readonly table: number; readonly rule: Rule | null }
   | { readonly kind: 'action'; readonly action: Action }
-  | { readonly kind: 'note'; readonly text: string };
+  | { readonly kind: 'note'; readonly text: string }
+  /** Translation crosses a patch port into `bridge`, or (leave) comes back from it. */
+  | { readonly kind: 'bridge'; readonly bridge: string; readonly leave: boolean };
 
 export interface XlateResult {
   /** Datapath actions; empty means drop. */
@@ -170,13 +181,17 @@ class Ctx {
   private rule: Rule | null = null;
   private tableId = 0;
 
+  /** The bridge translating now: the packet's own, or a patch peer's while crossing. */
+  private env: XlateEnv;
+
   constructor(
-    private readonly env: XlateEnv,
+    private readonly rootEnv: XlateEnv,
     flow: Flow,
     private readonly sideEffects: boolean,
     trace: boolean,
   ) {
-    const sc = env.scratch ?? newXlateScratch();
+    this.env = rootEnv;
+    const sc = rootEnv.scratch ?? newXlateScratch();
     this.input = sc.input;
     this.flow = sc.flow;
     this.base = sc.base;
@@ -442,6 +457,10 @@ class Ctx {
       this.note('>> skipping output to input port');
       return;
     }
+    if (this.env.patchPeer?.(ofport)) {
+      this.note(`>> output_trunc does not support patch port ${ofport}`);
+      return;
+    }
     const odp = this.env.odpPorts.odpPort(ofport);
     if (odp === undefined) {
       this.note(`>> output to nonexistent port ${ofport}`);
@@ -558,8 +577,10 @@ class Ctx {
     }
   }
 
-  /** Commits pending rewrites and emits output to one OpenFlow port. */
+  /** Commits pending rewrites and emits output to one OpenFlow port (or crosses a patch port). */
   private outputTo(ofport: number): void {
+    const peer = this.env.patchPeer?.(ofport);
+    if (peer) return this.crossPatch(peer);
     const odp = this.env.odpPorts.odpPort(ofport);
     if (odp === undefined) {
       this.note(`>> output to nonexistent port ${ofport}`);
@@ -567,6 +588,47 @@ class Ctx {
     }
     this.commit();
     this.actions.push({ type: 'output', port: odp });
+  }
+
+  /**
+   * Output to a patch port: the packet enters the peer bridge at once, in
+   * this same translation (no second trip through the datapath), as in OVS.
+   * The peer sees it with its own in_port and with registers, metadata, the
+   * action set and the stack cleared; afterwards this bridge's view of the
+   * flow comes back (what the peer output stays output).
+   */
+  private crossPatch(peer: PatchPeer): void {
+    if (this.depth >= MAX_DEPTH) {
+      this.note(`>>>> over max translation depth ${MAX_DEPTH} <<<<`);
+      this.error = 'Recursion too deep';
+      return;
+    }
+    const f = this.flow;
+    const saved = {
+      env: this.env, flow: f.slice(), actionSet: this.actionSet, stack: this.stack.splice(0), stackBytes: this.stackBytes,
+      rule: this.rule, tableId: this.tableId, vlanTpid: this.vlanTpid, exited: this.exited,
+    };
+    this.trace?.push({ kind: 'bridge', bridge: peer.bridge, leave: false });
+    this.env = peer.env;
+    f[Slot.IN_PORT] = peer.ofport;
+    f.fill(0, Slot.METADATA, Slot.METADATA + 2);
+    f.fill(0, Slot.REG0, Slot.REG0 + 16);
+    this.actionSet = [];
+    this.stackBytes = 0;
+    this.depth++;
+    this.lookupTable(0, peer.ofport, false);
+    this.runActionSet();
+    this.depth--;
+    this.trace?.push({ kind: 'bridge', bridge: peer.bridge, leave: true });
+    this.env = saved.env;
+    f.set(saved.flow);
+    this.actionSet = saved.actionSet;
+    this.stack.splice(0, this.stack.length, ...saved.stack);
+    this.stackBytes = saved.stackBytes;
+    this.rule = saved.rule;
+    this.tableId = saved.tableId;
+    this.vlanTpid = saved.vlanTpid;
+    this.exited = saved.exited;
   }
 
   private toController(a: ControllerAction): void {
@@ -616,7 +678,8 @@ class Ctx {
     // fresh (or learned again after a move or eviction) when the megaflow's
     // stats are credited, so its changes need not revalidate this flow.
     if (!isMulticast(src) && port !== NONE_PORT) {
-      this.macs.push({ vlan, mac: src, port: inPort });
+      // Credited stats refresh the packet's own bridge's table only: a peer's sightings are learned per upcall.
+      if (this.env === this.rootEnv) this.macs.push({ vlan, mac: src, port: inPort });
       if (this.sideEffects && mac.learn(vlan, src, inPort, this.env.now) && this.trace) {
         this.note(`-> learned that ${formatMac(src)} is on port ${port.name} in VLAN ${vlan}`);
       }

@@ -39,9 +39,13 @@ export interface DatapathPorts {
  * devices, `system` (AF_PACKET) and `afxdp` (AF_XDP) an existing kernel
  * device, the vhost-user types a VM's virtio-net device, `dummy` in-memory
  * ports, and `dummy-internal` the internal ports of a `datapath_type=dummy`
- * bridge (in-memory, as in OVS's dummy datapath).
+ * bridge (in-memory, as in OVS's dummy datapath). A `patch` port joins two
+ * bridges inside the switch and has no datapath port.
  */
-export type PortType = 'dummy' | 'dummy-internal' | 'internal' | 'tap' | 'system' | 'afxdp' | VhostUserType;
+export type PortType = 'dummy' | 'dummy-internal' | 'internal' | 'tap' | 'system' | 'afxdp' | 'patch' | VhostUserType;
+
+/** The datapath port number of a port that has none (a patch port lives in ofproto only). */
+export const NO_ODP_PORT = -1;
 
 /** vhost-user ports (a VM's virtio-net device): nvs listens on a socket in the run directory, or connects to `options:vhost-server-path`. */
 export type VhostUserType = 'dpdkvhostuser' | 'dpdkvhostuserclient';
@@ -95,6 +99,8 @@ export interface BridgePort {
   /** Why mtu_request could not be applied to the device, for Interface.error. */
   mtuError?: string;
   ifaceUuid: string;
+  /** A patch port's peer interface (options:peer). */
+  peer?: string;
 }
 
 /** What vswitchd writes back to one Interface row. */
@@ -216,7 +222,9 @@ export class Switch {
         const existing = bridge.ports.get(iface.name);
         if (existing) {
           if (vlanKey(existing) !== vlanKey(port)) changed.add(bridge);
+          if (existing.peer !== iface.options.peer && existing.type === 'patch') changed.add(bridge);
           Object.assign(existing, { tag: port.tag, trunks: port.trunks, vlanMode: port.vlanMode, ifaceUuid: iface.uuid });
+          if (existing.type === 'patch') existing.peer = iface.options.peer;
           this.status.set(iface.uuid, this.configurePort(existing, iface.mtuRequest));
           continue;
         }
@@ -224,7 +232,31 @@ export class Switch {
       }
     }
     [this.reservedWarned, this.reservedSeen] = [this.reservedSeen, new Set()];
+    this.checkPatchPeers();
     return { added, removed, changed };
+  }
+
+  /**
+   * A patch port whose peer is missing, or is not a patch port pointing back,
+   * drops what is sent to it (as in OVS); its Interface row says why.
+   */
+  private checkPatchPeers(): void {
+    for (const b of this.bridges.values()) {
+      for (const p of b.ports.values()) {
+        if (p.type !== 'patch') continue;
+        const peer = p.peer === undefined ? undefined : this.portByName(p.peer)?.port;
+        if (peer && peer.type === 'patch' && peer.peer === p.name) continue;
+        const why = !peer ? 'does not exist' : `is not a patch interface whose peer is ${p.name}`;
+        this.status.set(p.ifaceUuid, { ...(this.status.get(p.ifaceUuid) ?? { ofport: p.ofport }), error: `${p.name}: patch peer ${p.peer} ${why}` });
+      }
+    }
+  }
+
+  /** The patch port joined to `p` (both pointing at each other), if any. */
+  patchPeer(p: BridgePort): { bridge: Bridge; port: BridgePort } | undefined {
+    if (p.type !== 'patch' || p.peer === undefined) return undefined;
+    const found = this.portByName(p.peer);
+    return found && found.port.type === 'patch' && found.port.peer === p.name ? found : undefined;
   }
 
   /** Finds the bridge and port that own a datapath port. */
@@ -310,10 +342,12 @@ export class Switch {
   }
 
   private removePort(bridge: Bridge, p: BridgePort): void {
-    try {
-      this.datapath.removePort(p.odpPort);
-    } catch (err) {
-      this.log.warn({ port: p.name, err: (err as Error).message }, 'removing datapath port failed');
+    if (p.odpPort !== NO_ODP_PORT) {
+      try {
+        this.datapath.removePort(p.odpPort);
+      } catch (err) {
+        this.log.warn({ port: p.name, err: (err as Error).message }, 'removing datapath port failed');
+      }
     }
     bridge.ports.delete(p.name);
     this.log.info({ bridge: bridge.name, port: p.name, ofport: p.ofport }, 'port removed');
@@ -338,15 +372,17 @@ export class Switch {
       return false;
     }
     const type = portType(iface, bridge.config);
-    let odpPort: number;
-    try {
-      const wanted = bridge.config.datapathType === 'dummy' ? dummyDatapathPortNo(iface.name) : undefined;
-      odpPort = this.datapath.addPort(iface.name, type, iface.options, wanted);
-    } catch (err) {
-      this.status.set(iface.uuid, { ofport: -1, error: `${iface.name}: could not add to the datapath: ${(err as Error).message}` });
-      return false;
+    let odpPort = NO_ODP_PORT;
+    if (type !== 'patch') {
+      try {
+        const wanted = bridge.config.datapathType === 'dummy' ? dummyDatapathPortNo(iface.name) : undefined;
+        odpPort = this.datapath.addPort(iface.name, type, iface.options, wanted);
+      } catch (err) {
+        this.status.set(iface.uuid, { ofport: -1, error: `${iface.name}: could not add to the datapath: ${(err as Error).message}` });
+        return false;
+      }
     }
-    const device = this.datapath.portDevice?.(odpPort);
+    const device = type === 'patch' ? undefined : this.datapath.portDevice?.(odpPort);
     const bp: BridgePort = {
       name: iface.name,
       ofport,
@@ -360,6 +396,7 @@ export class Switch {
       deviceStatus: device?.status,
       mtu: 1500,
       ifaceUuid: iface.uuid,
+      peer: type === 'patch' ? iface.options.peer : undefined,
     };
     bridge.ports.set(bp.name, bp);
     this.status.set(iface.uuid, this.configurePort(bp, iface.mtuRequest));
@@ -407,7 +444,7 @@ export function dummyDatapathPortNo(name: string): number | undefined {
 function portType(iface: InterfaceConfig, bridge: BridgeConfig): PortType {
   const t = iface.type;
   if (t === 'internal') return bridge.datapathType === 'dummy' ? 'dummy-internal' : 'internal';
-  return t === 'tap' || t === 'system' || t === 'afxdp' || t === 'dpdkvhostuser' || t === 'dpdkvhostuserclient' ? t : 'dummy';
+  return t === 'tap' || t === 'system' || t === 'afxdp' || t === 'patch' || t === 'dpdkvhostuser' || t === 'dpdkvhostuserclient' ? t : 'dummy';
 }
 
 function bridgeSettingsChanged(a: BridgeConfig, b: BridgeConfig): boolean {

@@ -80,7 +80,7 @@ export const DEFAULT_MAC_AGING_S = 300;
 export const DEFAULT_MAC_TABLE_SIZE = 8192;
 
 /** Interface types nvs knows of but cannot open yet. */
-const NOT_YET = new Set(['afxdp-nonpmd', 'dpdk', 'vxlan', 'geneve', 'gre', 'patch', 'stt', 'erspan', 'ip6gre', 'ip6erspan', 'lisp', 'bareudp', 'gtpu', 'srv6']);
+const NOT_YET = new Set(['afxdp-nonpmd', 'dpdk', 'vxlan', 'geneve', 'gre', 'stt', 'erspan', 'ip6gre', 'ip6erspan', 'lisp', 'bareudp', 'gtpu', 'srv6']);
 /** Options each supported type accepts. */
 const KNOWN_OPTIONS: Record<string, Set<string>> = {
   dummy: new Set(['pstream', 'stream', 'n_rxq', 'n_txq']),
@@ -90,6 +90,7 @@ const KNOWN_OPTIONS: Record<string, Set<string>> = {
   afxdp: new Set(['xdp-mode', 'use-need-wakeup', 'n_rxq']),
   dpdkvhostuser: new Set([]),
   dpdkvhostuserclient: new Set(['vhost-server-path']),
+  patch: new Set(['peer']),
 };
 /** The supported types, quoted and joined with `conjunction` before the last, for error messages. */
 function supportedTypes(conjunction: 'or' | 'and'): string {
@@ -172,7 +173,11 @@ function interfaceConfig(uuid: string, row: RowReader, ro: ReadOptions): Interfa
     cfg.error = `${name}: unknown interface type "${type}" (nvs supports ${supportedTypes('and')})`;
   } else {
     const bad = Object.keys(options).filter((o) => !KNOWN_OPTIONS[type].has(o));
-    if (bad.length > 0) cfg.error = `${name}: ${type} interface does not accept option${bad.length > 1 ? 's' : ''} ${bad.map((o) => `"${o}"`).join(', ')}`;
+    // A patch port's errors in ovs-vswitchd's words.
+    if (type === 'patch' && bad.length > 0) cfg.error = `${name}: patch type takes only a 'peer' argument`;
+    else if (type === 'patch' && !options.peer) cfg.error = `${name}: patch type requires valid 'peer' argument`;
+    else if (type === 'patch' && options.peer === name) cfg.error = `${name}: patch peer must not be self`;
+    else if (bad.length > 0) cfg.error = `${name}: ${type} interface does not accept option${bad.length > 1 ? 's' : ''} ${bad.map((o) => `"${o}"`).join(', ')}`;
     else if (type === 'dpdkvhostuserclient' && !options['vhost-server-path']) cfg.error = `${name}: dpdkvhostuserclient interface needs options:vhost-server-path`;
   }
   return cfg;

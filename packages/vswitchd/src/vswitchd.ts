@@ -176,9 +176,11 @@ export class Vswitchd {
     for (const b of changes.added) this.bridgeAdded(b);
     // Every bridge re-checks its ports (errors found by ofproto, such as bad VLAN settings, are reported each
     // time) and is revalidated when its ports or settings changed.
+    // A bridge joined to others by patch ports is revalidated when any bridge changes: its megaflows cross into them.
+    const anyChange = changes.added.length + changes.removed.length + changes.changed.size > 0;
     for (const ob of this.ofbridges.values()) {
       const synced = ob.sync(this.switch.status);
-      if (synced || changes.changed.has(ob.model)) this.udpif?.bridgeChanged(ob);
+      if (synced || changes.changed.has(ob.model) || (anyChange && ob.hasPatchPorts)) this.udpif?.bridgeChanged(ob);
     }
     // Last, so that the write a new period makes at once sees the ports as now configured.
     if (this.db.setStatsInterval(cfg.statsUpdateIntervalMs)) {
@@ -268,7 +270,11 @@ export class Vswitchd {
 
   /** A new bridge: its ofproto (with its saved rules) and its management socket. */
   private bridgeAdded(bridge: Bridge): void {
-    const ob = new OfBridge(bridge, this.c.vlog.logger('ofproto').child({ bridge: bridge.name }), this.clock);
+    const ob = new OfBridge(bridge, this.c.vlog.logger('ofproto').child({ bridge: bridge.name }), this.clock, (port) => {
+      const peer = this.switch.patchPeer(port);
+      const peerBridge = peer && this.ofbridges.get(peer.bridge.name);
+      return peerBridge && { ofproto: peerBridge.ofproto, ofport: peer.port.ofport };
+    });
     ob.sync(this.switch.status);
     this.ofbridges.set(bridge.name, ob);
     if (this.c.restore !== false) {
