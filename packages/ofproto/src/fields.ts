@@ -259,6 +259,8 @@ export const FIELD_LIST: readonly Field[] = [
   ...Array.from({ length: 8 }, (_, i) => wideRegField(i, 2)),
   ...Array.from({ length: 4 }, (_, i) => wideRegField(i, 4)),
   field({ name: 'in_port', aliases: ['NXM_OF_IN_PORT'], nxm: 'NXM_OF_IN_PORT', bits: 16, slot: Slot.IN_PORT, format: 'port', maskable: false }),
+  // OpenFlow 1.2+'s 32-bit view of in_port (the same storage; reserved ports in OVS's 16-bit numbering).
+  field({ name: 'in_port_oxm', aliases: ['OXM_OF_IN_PORT'], nxm: 'OXM_OF_IN_PORT', bits: 32, slot: Slot.IN_PORT, format: 'port', maskable: false }),
   field({ name: 'conj_id', bits: 32, slot: Slot.CONJ_ID, format: 'decimal', maskable: false, writable: false }),
   field({ name: 'dl_src', aliases: ['eth_src', 'NXM_OF_ETH_SRC', 'OXM_OF_ETH_SRC'], nxm: 'NXM_OF_ETH_SRC', setFieldName: 'eth_src', bits: 48, slot: Slot.DL_SRC, format: 'mac' }),
   field({ name: 'dl_dst', aliases: ['eth_dst', 'NXM_OF_ETH_DST', 'OXM_OF_ETH_DST'], nxm: 'NXM_OF_ETH_DST', setFieldName: 'eth_dst', bits: 48, slot: Slot.DL_DST, format: 'mac' }),

@@ -134,8 +134,11 @@ function setIp6(f: Flow, slot: number, text: string, what: string): void {
   for (let i = 3; i >= 0; i--, v >>= 32n) f[slot + i] = Number(v & 0xffffffffn);
 }
 
-/** Parses a datapath flow; throws OdpFlowSyntaxError when `text` is not one. */
-export function parseOdpFlow(text: string): OdpFlow {
+/**
+ * Parses a datapath flow; throws OdpFlowSyntaxError when `text` is not one.
+ * `portByName` resolves `in_port(NAME)` to a datapath port number.
+ */
+export function parseOdpFlow(text: string, portByName?: (name: string) => number | undefined): OdpFlow {
   const flow = newFlow();
   let odpInPort: number | null = null;
   let recircId = 0;
@@ -150,9 +153,11 @@ export function parseOdpFlow(text: string): OdpFlow {
       }
       const get = (k: string): string | undefined => sf.get(k);
       switch (a.name) {
-        case 'in_port':
-          odpInPort = num(a.body, 'in_port');
+        case 'in_port': {
+          const named = /^[0-9]/.test(a.body) ? undefined : portByName?.(a.body);
+          odpInPort = named ?? num(a.body, 'in_port');
           break;
+        }
         case 'recirc_id':
           recircId = num(a.body, 'recirc_id');
           break;

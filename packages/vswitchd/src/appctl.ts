@@ -46,6 +46,8 @@ export interface AppctlContext {
   requestedHandlers(): number | undefined;
   /** The clock of rule timeouts and MAC aging, for time/stop and time/warp. */
   clock: WarpClock;
+  /** Gives a dummy port another datapath port number (dpif-dummy/change-port-number); throws with the reason. */
+  changeOdpPort(port: string, no: number): void;
 }
 
 function findBridge(ctx: AppctlContext, name: string): OfBridge {
@@ -226,7 +228,7 @@ function traceRequest(ctx: AppctlContext, argv: string[]): TraceRequest {
   let odp: OdpFlow | undefined;
   let odpError: string | undefined;
   try {
-    odp = parseOdpFlow(text);
+    odp = parseOdpFlow(text, (name) => bridges.flatMap((b) => [...b.ports.values()]).find((p) => p.name === name)?.odpPort);
   } catch (e) {
     if (!(e instanceof OdpFlowSyntaxError)) throw e;
     odpError = e.message;
@@ -292,6 +294,17 @@ export function registerAppctl(server: UnixctlServer, ctx: AppctlContext): void 
     }
     ctx.udpif()?.scheduleTargeted();
     return 'warped\n';
+  });
+
+  server.register('dpif-dummy/change-port-number', 'dp port new_number', 3, 3, (args) => {
+    const no = Number(args[2]);
+    if (!Number.isInteger(no) || no <= 0 || no >= 0xffffffff) throw new AppctlError('APPCTL_BAD_ARGS', `${args[2]}: bad port number`);
+    try {
+      ctx.changeOdpPort(args[1], no);
+    } catch (err) {
+      throw new AppctlError('APPCTL_NO_PORT', (err as Error).message);
+    }
+    return '';
   });
 
   server.register('dpif/dump-dps', '', 0, 0, () =>

@@ -101,6 +101,8 @@ export interface BridgePort {
   ifaceUuid: string;
   /** A patch port's peer interface (options:peer). */
   peer?: string;
+  /** Interface.mtu_request, if set. */
+  mtuRequest?: number;
 }
 
 /** What vswitchd writes back to one Interface row. */
@@ -233,7 +235,25 @@ export class Switch {
     }
     [this.reservedWarned, this.reservedSeen] = [this.reservedSeen, new Set()];
     this.checkPatchPeers();
+    for (const b of this.bridges.values()) this.followBridgeMtu(b);
     return { added, removed, changed };
+  }
+
+  /**
+   * As in OVS, a bridge's in-memory internal ports without an mtu_request
+   * take the smallest MTU of its other ports (1500 when it has none). (Tap
+   * internal ports keep their device's MTU.)
+   */
+  private followBridgeMtu(b: Bridge): void {
+    const isInternal = (p: BridgePort) => p.type === 'dummy-internal' || p.type === 'internal';
+    const others = [...b.ports.values()].filter((p) => !isInternal(p) && p.type !== 'patch');
+    const mtu = others.length ? Math.min(...others.map((p) => this.linkStatus(p).mtu ?? 1500)) : 1500;
+    for (const p of b.ports.values()) {
+      if (!isInternal(p) || p.backend !== 'dummy' || p.mtuRequest !== undefined || p.mtu === mtu) continue;
+      p.mtu = mtu;
+      const st = this.status.get(p.ifaceUuid);
+      if (st) this.status.set(p.ifaceUuid, { ...st, mtu });
+    }
   }
 
   /**
@@ -250,6 +270,23 @@ export class Switch {
         this.status.set(p.ifaceUuid, { ...(this.status.get(p.ifaceUuid) ?? { ofport: p.ofport }), error: `${p.name}: patch peer ${p.peer} ${why}` });
       }
     }
+  }
+
+  /**
+   * Gives an in-memory port another datapath port number (OVS's testing
+   * command dpif-dummy/change-port-number): the port is closed and opened
+   * again under `no`. Returns its bridge, whose OpenFlow side must follow.
+   */
+  changeOdpPort(name: string, no: number): Bridge {
+    const found = this.portByName(name);
+    if (!found || found.port.odpPort === NO_ODP_PORT) throw new Error(`${name}: no such datapath port`);
+    const { bridge, port } = found;
+    if (port.backend !== 'dummy') throw new Error(`${name}: only in-memory (dummy) ports can be renumbered`);
+    if (this.portByOdp(no)) throw new Error(`${no}: datapath port number already in use`);
+    this.datapath.removePort(port.odpPort);
+    port.odpPort = this.datapath.addPort(name, port.type, {}, no);
+    this.log.info({ port: name, odpPort: port.odpPort }, 'datapath port renumbered');
+    return bridge;
   }
 
   /** The patch port joined to `p` (both pointing at each other), if any. */
@@ -298,6 +335,7 @@ export class Switch {
 
   /** Applies mtu_request to a working port and returns its Interface status (a tap's device is read once for both). */
   private configurePort(p: BridgePort, mtuRequest: number | undefined): InterfaceStatus {
+    p.mtuRequest = mtuRequest;
     const dev = this.configureMtu(p, mtuRequest);
     const st: InterfaceStatus = { ofport: p.ofport, macInUse: p.mac, status: p.deviceStatus, ...linkStatusOf(p, dev) };
     st.error ??= p.mtuError;

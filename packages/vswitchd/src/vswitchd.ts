@@ -116,6 +116,10 @@ export class Vswitchd {
       memory: () => ({ handlers: 1, revalidators: 1 }),
       requestedHandlers: () => this.requestedHandlers,
       clock: this.clock,
+      changeOdpPort: (port, no) => {
+        const ob = this.ofbridges.get(this.switch.changeOdpPort(port, no).name);
+        if (ob?.sync(this.switch.status)) this.udpif?.bridgeChanged(ob);
+      },
     });
   }
 
