@@ -17,6 +17,8 @@ export interface MacEntry {
   seenAt: number;
   /** Its invalidation tag, `macTag(vlan, mac)`, made once when learned (not per packet). */
   readonly tag: string;
+  /** Added by hand (fdb/add): never ages, is never evicted, moved or flushed. */
+  readonly isStatic: boolean;
 }
 
 export interface MacLearningOptions {
@@ -48,6 +50,8 @@ export class MacLearningTable {
   // across VLANs, and linked in seen order: the oldest is the first to age
   // out or be evicted, and a sighting moves an entry to the newest end.
   private readonly byMac = new Map<number, Node>();
+  /** Static entries, outside the seen order (they never age). */
+  private readonly statics = new Set<Node>();
   private oldest: Node | undefined;
   private newest: Node | undefined;
   private count = 0;
@@ -82,6 +86,7 @@ export class MacLearningTable {
    */
   learn(vlan: number, mac: number, port: number, now: number): boolean {
     const e = this.find(vlan, mac);
+    if (e?.isStatic) return false;
     if (e) {
       // Older evidence (stats credited late) neither refreshes nor moves a newer sighting.
       if (e.seenAt > now || (e.port === port && e.seenAt === now)) return false;
@@ -99,7 +104,7 @@ export class MacLearningTable {
       this.remove(this.oldest);
       this.stats.evicted++;
     }
-    const n: Node = { vlan, mac, port, seenAt: now, tag: macTag(vlan, mac), older: undefined, newer: undefined, sameMac: this.byMac.get(mac) };
+    const n: Node = { vlan, mac, port, seenAt: now, tag: macTag(vlan, mac), isStatic: false, older: undefined, newer: undefined, sameMac: this.byMac.get(mac) };
     this.byMac.set(mac, n);
     this.append(n);
     this.count++;
@@ -121,11 +126,53 @@ export class MacLearningTable {
     return n;
   }
 
-  /** Forgets every entry on `port` (port deleted or reconfigured), or all entries. */
-  flush(port?: number): void {
+  /**
+   * Forgets the learned entries on `port` (port deleted or reconfigured), or
+   * all learned entries (static ones stay, as in OVS), and returns them.
+   */
+  flush(port?: number): MacEntry[] {
+    const gone: MacEntry[] = [];
     for (const e of [...this.nodes()]) {
-      if (port === undefined || e.port === port) this.remove(e);
+      if (!e.isStatic && (port === undefined || e.port === port)) {
+        this.remove(e);
+        gone.push(e);
+      }
     }
+    return gone;
+  }
+
+  /** Forgets one learned (vlan, mac), if present (another bridge's port that had it is gone). */
+  forget(vlan: number, mac: number): void {
+    const e = this.find(vlan, mac);
+    if (e && !e.isStatic) this.remove(e);
+  }
+
+  /**
+   * Adds a static entry (fdb/add), replacing a learned or static one for the
+   * same (vlan, mac); returns what it replaced, if anything.
+   */
+  addStatic(vlan: number, mac: number, port: number, now: number): { port: number; isStatic: boolean } | undefined {
+    const old = this.find(vlan, mac);
+    const replaced = old && { port: old.port, isStatic: old.isStatic };
+    if (old) this.remove(old);
+    const n: Node = { vlan, mac, port, seenAt: now, tag: macTag(vlan, mac), isStatic: true, older: undefined, newer: undefined, sameMac: this.byMac.get(mac) };
+    this.byMac.set(mac, n);
+    this.statics.add(n);
+    this.count++;
+    this.changed.add(n.tag);
+    return replaced;
+  }
+
+  /** Removes a static entry (fdb/del); false when there is none for (vlan, mac). */
+  deleteStatic(vlan: number, mac: number): boolean {
+    const e = this.find(vlan, mac);
+    if (!e?.isStatic) return false;
+    this.remove(e);
+    return true;
+  }
+
+  get staticCount(): number {
+    return this.statics.size;
   }
 
   /** Applies a new size limit, evicting the least recently seen entries if needed. */
@@ -139,7 +186,7 @@ export class MacLearningTable {
 
   /** Entries in least-recently-seen-first order. */
   *[Symbol.iterator](): IterableIterator<MacEntry> {
-    for (const e of this.nodes()) yield { vlan: e.vlan, mac: e.mac, port: e.port, seenAt: e.seenAt, tag: e.tag };
+    for (const e of this.nodes()) yield { vlan: e.vlan, mac: e.mac, port: e.port, seenAt: e.seenAt, tag: e.tag, isStatic: e.isStatic };
   }
 
   /** Returns and clears the tags changed since the last call. */
@@ -151,6 +198,7 @@ export class MacLearningTable {
 
   private *nodes(): IterableIterator<Node> {
     for (let e = this.oldest; e !== undefined; e = e.newer) yield e;
+    yield* this.statics;
   }
 
   private append(e: Node): void {
@@ -169,7 +217,8 @@ export class MacLearningTable {
   }
 
   private remove(e: Node): void {
-    this.unlink(e);
+    if (e.isStatic) this.statics.delete(e);
+    else this.unlink(e);
     const head = this.byMac.get(e.mac);
     if (head === e) {
       if (e.sameMac) this.byMac.set(e.mac, e.sameMac);

@@ -81,6 +81,8 @@ export class Ofproto {
   private readonly counters = { lookups: new Array<number>(255).fill(0), matched: new Array<number>(255).fill(0) };
   private portsChanged = false;
   private readonly scratch = newXlateScratch();
+  /** MACs learned on ports that were removed since the last takeRemovedPortMacs(). */
+  private removedPortMacs: MacEntry[] = [];
   private patchPeers: ((ofport: number) => { ofproto: Ofproto; ofport: number } | undefined) | undefined;
   /** Counters for appctl `coverage/show` and metrics. */
   readonly stats = { xlates: 0, controllerQueued: 0, controllerDropped: 0, rulesExpired: 0 };
@@ -113,7 +115,8 @@ export class Ofproto {
     }
     for (const [ofport, old] of this.portMap) {
       const now = next.get(ofport);
-      if (!now || JSON.stringify(portKey(now)) !== JSON.stringify(portKey(old))) this.mac.flush(ofport);
+      if (!now) this.removedPortMacs.push(...this.mac.flush(ofport));
+      else if (JSON.stringify(portKey(now)) !== JSON.stringify(portKey(old))) this.mac.flush(ofport);
     }
     // Flooding order: by port number, LOCAL last (it is 0xfffe).
     this.portMap = new Map([...next.entries()].sort((a, b) => a[0] - b[0]));
@@ -285,9 +288,38 @@ export class Ofproto {
     return [...this.mac].map((e) => ({ ...e, age: Math.floor((now - e.seenAt) / 1000) }));
   }
 
-  /** Forgets learned MACs (all, or those on one port), as `fdb/flush`. */
+  /** Forgets learned MACs (all, or those on one port), as `fdb/flush`; static entries stay. */
   fdbFlush(port?: number): void {
     this.mac.flush(port);
+  }
+
+  /** Adds a static MAC entry (fdb/add); returns the entry it replaced, if any. */
+  fdbAdd(port: number, vlan: number, mac: number): { port: number; isStatic: boolean } | undefined {
+    return this.mac.addStatic(vlan, mac, port, this.clock.now());
+  }
+
+  /** Removes a static MAC entry (fdb/del); false when there is none. */
+  fdbDelete(vlan: number, mac: number): boolean {
+    return this.mac.deleteStatic(vlan, mac);
+  }
+
+  /** The MAC table's counters, for fdb/stats-show. */
+  fdbStats(): { entries: number; statics: number; learned: number; expired: number; evicted: number; moved: number } {
+    return { entries: this.mac.size, statics: this.mac.staticCount, ...this.mac.stats };
+  }
+
+  /**
+   * The MACs learned on ports removed since the last call. As in OVS, the
+   * owner makes every bridge forget them (`forgetMacs`): a host behind a
+   * deleted port may be reached anew elsewhere.
+   */
+  takeRemovedPortMacs(): MacEntry[] {
+    return this.removedPortMacs.splice(0);
+  }
+
+  /** Forgets these learned (vlan, mac) entries. */
+  forgetMacs(entries: readonly { vlan: number; mac: number }[]): void {
+    for (const e of entries) this.mac.forget(e.vlan, e.mac);
   }
 
   /** Clock time (ms), for callers formatting durations. */

@@ -5,6 +5,7 @@
 // `Datapath actions:` lines in OVS's own syntax, which scripts read.
 // Tracing has no side effects: nothing is learned, counted or queued.
 
+import type { Action } from './actions.ts';
 import { formatDpActions, formatIpv4, formatIpv6, formatMac, formatMegaflow } from './dpif.ts';
 import { BadTraceRequestError } from './errors.ts';
 import { EthType, type Flow, FLOW_WORDS, FRAG_LATER, IpProto, macAt, OFPP, Slot, VLAN_CFI } from './fields.ts';
@@ -31,11 +32,12 @@ export function trace(
   of: Ofproto,
   input: string | Flow,
   portByName?: (name: string) => number | undefined,
-  opts: { readonly sideEffects?: boolean } = {},
+  opts: { readonly sideEffects?: boolean; readonly actions?: readonly Action[] } = {},
 ): TraceOutput {
   const flow = typeof input === 'string' ? parseTraceFlow(input, portByName) : input;
-  // With side effects (ofproto/trace -generate) the translation learns as a real packet's would.
-  const result = of.xlate(flow, { sideEffects: opts.sideEffects ?? false, trace: true });
+  // With side effects (ofproto/trace -generate) the translation learns as a real packet's would;
+  // with actions (ofproto/trace-packet-out) they run in place of the tables.
+  const result = of.xlate(flow, { sideEffects: opts.sideEffects ?? false, trace: true, actions: opts.actions });
   return { text: formatTrace(of.name, flow, result), result };
 }
 

@@ -72,6 +72,8 @@ export interface XlateOptions {
   readonly sideEffects?: boolean;
   /** Record a trace. Default false. */
   readonly trace?: boolean;
+  /** Run these actions instead of looking the packet up in table 0 (a packet-out's actions). */
+  readonly actions?: readonly Action[];
 }
 
 /**
@@ -131,7 +133,7 @@ export function xlate(env: XlateEnv, flow: Flow, opts: XlateOptions = {}): Xlate
   }
   const ctx = new Ctx(env, flow, opts.sideEffects ?? true, opts.trace ?? false);
   ctx.tags.add('ports');
-  ctx.start();
+  ctx.start(opts.actions);
   if (ctx.error || ctx.tooManyActions) ctx.actions.length = 0;
   return {
     actions: ctx.actions,
@@ -225,8 +227,9 @@ class Ctx {
   }
 
   /** Translates from table 0, where the packet enters the pipeline. */
-  start(): void {
-    this.lookupTable(0, this.flow[Slot.IN_PORT], false);
+  start(actions?: readonly Action[]): void {
+    if (actions) this.doActions(actions);
+    else this.lookupTable(0, this.flow[Slot.IN_PORT], false);
     this.runActionSet();
   }
 

@@ -12,8 +12,8 @@
 import { buildPacket, parseHexPacket } from './packet.ts';
 import { createHash } from 'node:crypto';
 import {
-  type Flow, FLOW_WORDS, formatDpActions, formatFdb, formatOdpFlowKey, formatTcpFlagLetters, type OdpFlow, OdpFlowSyntaxError, parseOdpFlow,
-  parseTraceFlow, Slot, trace,
+  type Action, type Flow, FLOW_WORDS, formatDpActions, formatFdb, formatOdpFlowKey, formatTcpFlagLetters, type OdpFlow, OdpFlowSyntaxError, parseOdpFlow,
+  parseFlow, parseTraceFlow, Slot, trace,
 } from '@nvs/ofproto';
 import type { UnixctlServer } from '@nvs/daemon';
 import type { BridgePort } from './bridge.ts';
@@ -95,6 +95,19 @@ export function packetFromText(text: string, bridge: OfBridge): Uint8Array {
   } catch (err) {
     throw new AppctlError('APPCTL_BAD_PACKET', `${text}: neither hex bytes nor a flow (${(err as Error).message})`);
   }
+}
+
+/** A MAC address argument (`50:54:00:00:00:01`) as a number. */
+function macArg(text: string): number {
+  if (!/^([0-9a-fA-F]{1,2}:){5}[0-9a-fA-F]{1,2}$/.test(text)) throw new AppctlError('APPCTL_BAD_ARGS', 'bad MAC address');
+  return text.split(':').reduce((n, h) => n * 256 + parseInt(h, 16), 0);
+}
+
+/** A VLAN argument (0–4095). */
+function vlanArg(text: string): number {
+  const v = Number(text);
+  if (!/^[0-9]+$/.test(text) || v > 4095) throw new AppctlError('APPCTL_BAD_ARGS', `${text}: bad VLAN (0 to 4095)`);
+  return v;
 }
 
 /** A polling-thread counter summed over every thread, those a pmd-cpu-mask change replaced included. */
@@ -278,6 +291,25 @@ export function registerAppctl(server: UnixctlServer, ctx: AppctlContext): void 
     return `${trace(req.bridge.ofproto, req.flow, undefined, { sideEffects: req.generate }).text}\n`;
   });
 
+  server.register('ofproto/trace-packet-out', '[-consistent] bridge br_flow actions', 3, 4, (argv) => {
+    const args = argv[0] === '-consistent' ? argv.slice(1) : argv;
+    if (args.length !== 3) throw new AppctlError('APPCTL_BAD_ARGS', 'Syntax error');
+    const [name, flowText, actionsText] = args;
+    const b = ctx.bridges().find((x) => x.name === name);
+    if (!b) throw new AppctlError('APPCTL_NO_BRIDGE', `${name}: unknown bridge`);
+    const portByName = (n: string) => b.ports.get(n)?.ofport;
+    let flow: Flow;
+    let actions: readonly Action[];
+    try {
+      flow = parseTraceFlow(flowText, portByName);
+      // Checked against the packet's own fields, as OVS checks a packet-out's actions.
+      actions = parseFlow(`${flowText},actions=${actionsText}`, { portByName, dialect: 'of13' }).actions;
+    } catch (e) {
+      throw new AppctlError('APPCTL_BAD_ARGS', (e as Error).message);
+    }
+    return `${trace(b.ofproto, flow, undefined, { actions }).text}\n`;
+  });
+
   server.register('time/stop', '', 0, 0, () => {
     ctx.clock.stop();
     return '';
@@ -326,12 +358,33 @@ export function registerAppctl(server: UnixctlServer, ctx: AppctlContext): void 
 
   server.register('fdb/stats-show', 'bridge', 1, 1, (args) => {
     const b = findBridge(ctx, args[0]);
+    const st = b.ofproto.fdbStats();
     return (
       `Statistics for bridge "${b.name}":\n` +
-      `  Current/maximum MAC entries in the table: ${b.ofproto.fdb().length}/${b.model.config.macTableSize}\n` +
-      `  Current static MAC entries in the table : 0\n` +
-      `  MAC aging time (seconds)                : ${b.model.config.macAgingTime}\n`
+      `  Current/maximum MAC entries in the table: ${st.entries}/${b.model.config.macTableSize}\n` +
+      `  Current static MAC entries in the table : ${st.statics}\n` +
+      `  Total number of learned MAC entries     : ${st.learned}\n` +
+      `  Total number of expired MAC entries     : ${st.expired}\n` +
+      `  Total number of evicted MAC entries     : ${st.evicted}\n` +
+      `  Total number of port moved MAC entries  : ${st.moved}\n`
     );
+  });
+
+  server.register('fdb/add', 'bridge port vlan mac', 4, 4, (args) => {
+    const b = findBridge(ctx, args[0]);
+    const mac = macArg(args[3]);
+    const port = b.ports.get(args[1]);
+    if (!port) throw new AppctlError('APPCTL_NO_PORT', 'software error, odp port is present but no ofp port');
+    const old = b.ofproto.fdbAdd(port.ofport, vlanArg(args[2]), mac);
+    ctx.udpif()?.scheduleTargeted();
+    return old && (old.port !== port.ofport || !old.isStatic) ? `Overriding already existing ${old.isStatic ? 'static' : 'dynamic'} entry on ${old.port}\n` : '';
+  });
+
+  server.register('fdb/del', 'bridge vlan mac', 3, 3, (args) => {
+    const b = findBridge(ctx, args[0]);
+    if (!b.ofproto.fdbDelete(vlanArg(args[1]), macArg(args[2]))) throw new AppctlError('APPCTL_BAD_ARGS', 'could not find static mac entry');
+    ctx.udpif()?.scheduleTargeted();
+    return '';
   });
 
   server.register('dpif/show', '', 0, 0, () => {
@@ -341,7 +394,10 @@ export function registerAppctl(server: UnixctlServer, ctx: AppctlContext): void 
     for (const b of ctx.bridges()) {
       out.push(`  ${b.name}:`);
       const ports = [...b.ports.values()].sort((x, y) => x.ofport - y.ofport);
-      for (const p of ports) out.push(`    ${p.name} ${p.ofport}/${p.odpPort}: (${portKind(p)})`);
+      for (const p of ports) {
+        // A patch port has no datapath port: OVS shows it as `none` with its peer.
+        out.push(p.type === 'patch' ? `    ${p.name} ${p.ofport}/none: (patch: peer=${p.peer})` : `    ${p.name} ${p.ofport}/${p.odpPort}: (${portKind(p)})`);
+      }
     }
     return `${out.join('\n')}\n`;
   });

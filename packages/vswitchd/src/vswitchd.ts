@@ -186,6 +186,9 @@ export class Vswitchd {
       const synced = ob.sync(this.switch.status);
       if (synced || changes.changed.has(ob.model) || (anyChange && ob.hasPatchPorts)) this.udpif?.bridgeChanged(ob);
     }
+    // As in OVS, the MACs of a deleted port are forgotten by every bridge.
+    const gone = [...this.ofbridges.values()].flatMap((ob) => ob.ofproto.takeRemovedPortMacs());
+    if (gone.length) for (const ob of this.ofbridges.values()) ob.ofproto.forgetMacs(gone);
     // Last, so that the write a new period makes at once sees the ports as now configured.
     if (this.db.setStatsInterval(cfg.statsUpdateIntervalMs)) {
       this.log.info({ statsUpdateIntervalMs: this.db.statsIntervalMs }, 'statistics are written to the database at a new period');
