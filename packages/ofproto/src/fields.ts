@@ -60,10 +60,13 @@ export const Slot = {
   TUN_DST: 55,
   VLAN_TCI1: 56,
   VLAN_TPID: 57,
+  // Packet metadata a trace may give (skb_mark/pkt_mark, skb_priority); no rule matches them and the datapath key has neither.
+  PKT_MARK: 58,
+  SKB_PRIORITY: 59,
 } as const;
 
 /** Number of 32-bit words in a `Flow`. */
-export const FLOW_WORDS = 58;
+export const FLOW_WORDS = 60;
 
 /**
  * The values of all fields for one packet, or (as a mask) which bits of a

@@ -4,8 +4,8 @@
 // `dpif/dump-flows` print it (odp-flow.ts writes this syntax). A subfield may
 // carry a `/mask` (as `dump-flows -m` prints it): the value is taken, the
 // mask ignored, since a trace follows one packet. Attributes nvs has no field
-// for (skb_priority, skb_mark, ct_*, dp_hash, packet_type, tunnel) are read
-// and dropped; an unknown attribute or subfield is an error.
+// for (ct_*, dp_hash, packet_type, tunnel) are read and dropped; an unknown
+// attribute or subfield is an error.
 //
 // The in_port is a datapath port number: the caller maps it to a bridge and
 // an OpenFlow port.
@@ -91,7 +91,7 @@ const KNOWN: Record<string, readonly string[]> = {
 };
 
 /** Attributes read and dropped: metadata nvs's flows do not hold. */
-const IGNORED = new Set(['skb_priority', 'skb_mark', 'ct_state', 'ct_zone', 'ct_mark', 'ct_label', 'dp_hash', 'packet_type', 'tunnel', 'ct_tuple4', 'ct_tuple6']);
+const IGNORED = new Set(['ct_state', 'ct_zone', 'ct_mark', 'ct_label', 'dp_hash', 'packet_type', 'tunnel', 'ct_tuple4', 'ct_tuple6']);
 
 const FLOW_DL_TYPE_NONE = 0x05ff;
 
@@ -158,6 +158,12 @@ export function parseOdpFlow(text: string, portByName?: (name: string) => number
           odpInPort = named ?? num(a.body, 'in_port');
           break;
         }
+        case 'skb_mark':
+          flow[Slot.PKT_MARK] = num(a.body.split('/')[0], 'skb_mark');
+          break;
+        case 'skb_priority':
+          flow[Slot.SKB_PRIORITY] = num(a.body.split('/')[0], 'skb_priority');
+          break;
         case 'recirc_id':
           recircId = num(a.body, 'recirc_id');
           break;

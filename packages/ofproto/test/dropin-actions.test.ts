@@ -11,6 +11,7 @@ import { addFlows, bridge, FakeClock, flowOf } from './helpers.ts';
 import { formatDpActions, identityOdpPorts } from '../src/dpif.ts';
 import { Slot } from '../src/fields.ts';
 import { Ofproto } from '../src/ofproto.ts';
+import { MacLearningTable } from '../src/mac-learning.ts';
 import { OdpFlowSyntaxError, parseOdpFlow } from '../src/odp-flow-parser.ts';
 import { parseFlows } from '../src/syntax/parser.ts';
 import { RuleError } from '../src/syntax/errors.ts';
@@ -192,5 +193,30 @@ describe('datapath flow syntax (ofproto/trace DP FLOW)', () => {
     expect(() => parseOdpFlow('bogus(1)')).toThrow(/unknown datapath flow attribute/);
     expect(() => parseOdpFlow('ipv4(src=1.2.3.4,frog=1)')).toThrow(/unknown field 'frog'/);
     expect(() => parseOdpFlow('in_port(1')).toThrow(/unbalanced/);
+  });
+});
+
+describe('MAC table', () => {
+  test('when full, the port with the most entries gives up its oldest, ties broken as OVS breaks them', () => {
+    const t = new MacLearningTable({ maxEntries: 10 });
+    let now = 0;
+    for (let i = 0; i < 10; i++) t.learn(0, 0x505400000000 + i, Math.floor(i / 2) + 1, (now += 1000));
+    for (let i = 0; i < 16; i++) t.learn(0, 0x5054000000ff + i * 0x100, 6, (now += 1000));
+    const left = [...t].map((e) => `${e.port} ${e.mac.toString(16)}`).sort();
+    // ofproto-dpif.at "MAC table overflow fairness": ports 1, 2 and 4 lose one each, port 6 keeps its newest 3.
+    expect(left).toEqual(['1 505400000001', '2 505400000003', '3 505400000004', '3 505400000005', '4 505400000007', '5 505400000008', '5 505400000009', '6 505400000dff', '6 505400000eff', '6 505400000fff']);
+  });
+
+  test('static entries are neither aged, moved nor flushed, and can be deleted', () => {
+    const t = new MacLearningTable({ agingTime: 5 });
+    t.learn(0, 1, 1, 0);
+    expect(t.addStatic(0, 1, 2, 0)).toEqual({ port: 1, isStatic: false });
+    expect(t.learn(0, 1, 3, 1000)).toBe(false);
+    t.expire(60_000);
+    t.flush();
+    expect([...t].map((e) => [e.port, e.isStatic])).toEqual([[2, true]]);
+    expect(t.deleteStatic(0, 1)).toBe(true);
+    expect(t.deleteStatic(0, 1)).toBe(false);
+    expect(t.size).toBe(0);
   });
 });

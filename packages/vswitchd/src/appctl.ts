@@ -202,6 +202,8 @@ interface TraceRequest {
   bridge: OfBridge;
   flow: Flow;
   generate: boolean;
+  /** --names: ports by name in the Flow line and the datapath actions. */
+  names: boolean;
 }
 
 /**
@@ -215,8 +217,10 @@ function traceRequest(ctx: AppctlContext, argv: string[]): TraceRequest {
   const bad = (m: string) => new AppctlError('APPCTL_BAD_ARGS', m);
   let generate = false;
   const args: string[] = [];
+  let names = false;
   for (const a of argv) {
     if (a === '-generate') generate = true;
+    else if (a === '--names' || a === '--no-names') names = a === '--names';
     else if (a.startsWith('-') && a.length > 1) throw bad(`${a}: unknown option`);
     else if (args.length >= 3) throw bad('too many arguments');
     else args.push(a);
@@ -273,12 +277,12 @@ function traceRequest(ctx: AppctlContext, argv: string[]): TraceRequest {
     const fromPacket = flowFromKey(dp.extractKey(packet, 0), flow[Slot.IN_PORT]);
     for (let i = 0; i < FLOW_WORDS; i++) if (!METADATA_SLOTS.has(i)) flow[i] = fromPacket[i];
   }
-  return { bridge, flow, generate };
+  return { bridge, flow, generate, names };
 }
 
 /** Flow words a trace keeps from its flow when a packet gives the headers. */
 const METADATA_SLOTS: ReadonlySet<number> = new Set([
-  Slot.IN_PORT, Slot.METADATA, Slot.METADATA + 1, Slot.TUN_ID, Slot.TUN_ID + 1, Slot.TUN_SRC, Slot.TUN_DST,
+  Slot.IN_PORT, Slot.METADATA, Slot.METADATA + 1, Slot.TUN_ID, Slot.TUN_ID + 1, Slot.TUN_SRC, Slot.TUN_DST, Slot.PKT_MARK, Slot.SKB_PRIORITY,
   ...Array.from({ length: 16 }, (_, i) => Slot.REG0 + i),
 ]);
 
@@ -288,7 +292,11 @@ export function registerAppctl(server: UnixctlServer, ctx: AppctlContext): void 
 
   server.register('ofproto/trace', '{[dp_name] odp_flow | bridge br_flow} [-generate|packet]', 1, 4, (args) => {
     const req = traceRequest(ctx, args);
-    return `${trace(req.bridge.ofproto, req.flow, undefined, { sideEffects: req.generate }).text}\n`;
+    const ports = [...allPorts(ctx).values()];
+    const names = req.names
+      ? { ofport: (n: number) => [...req.bridge.ports.values()].find((p) => p.ofport === n)?.name, odpPort: (n: number) => ports.find((p) => p.odpPort === n)?.name }
+      : undefined;
+    return `${trace(req.bridge.ofproto, req.flow, undefined, { sideEffects: req.generate, names }).text}\n`;
   });
 
   server.register('ofproto/trace-packet-out', '[-consistent] bridge br_flow actions', 3, 4, (argv) => {
