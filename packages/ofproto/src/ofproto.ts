@@ -80,6 +80,8 @@ export class Ofproto {
   private readonly controllerQueueSize: number;
   private readonly counters = { lookups: new Array<number>(255).fill(0), matched: new Array<number>(255).fill(0) };
   private portsChanged = false;
+  /** See setVlanLimit; 0 (no limit) until the owner says otherwise. */
+  private vlanLimit = 0;
   private readonly scratch = newXlateScratch();
   /** MACs learned on ports that were removed since the last takeRemovedPortMacs(). */
   private removedPortMacs: MacEntry[] = [];
@@ -139,6 +141,18 @@ export class Ofproto {
     }
   }
 
+  /**
+   * other_config:vlan-limit (1: a second tag is payload, as OVS's default;
+   * 0: no limit). Returns whether it changed (every megaflow must then be
+   * revalidated).
+   */
+  setVlanLimit(limit: number): boolean {
+    if (limit === this.vlanLimit) return false;
+    this.vlanLimit = limit;
+    this.portsChanged = true;
+    return true;
+  }
+
   /** Changes MAC aging (seconds) and table size; a smaller size evicts at once. */
   setMacLearning(agingTime: number, maxEntries: number): void {
     this.mac.agingTime = agingTime;
@@ -193,6 +207,7 @@ export class Ofproto {
       now: this.clock.now(),
       scratch: this.scratch,
       counters: sideEffects ? this.counters : undefined,
+      vlanLimit: this.vlanLimit,
       patchPeer: patch
         ? (ofport) => {
             const peer = patch(ofport);

@@ -43,6 +43,12 @@ export interface XlateEnv {
   readonly counters?: { readonly lookups: number[]; readonly matched: number[] };
   /** Working flows reused across calls (xlate is synchronous); allocated when absent. */
   readonly scratch?: XlateScratch;
+  /**
+   * other_config:vlan-limit: with 1 (OVS's default), a second VLAN tag is
+   * payload, as if the packet's type were its TPID; 0 or absent: no limit
+   * (nvs's flows hold two tags).
+   */
+  readonly vlanLimit?: number;
   /** May be absent: the far end of a patch port of this bridge (a joined patch pair), else undefined. */
   readonly patchPeer?: (ofport: number) => PatchPeer | undefined;
 }
@@ -204,6 +210,13 @@ class Ctx {
     this.wc.fill(0);
     this.trace = trace ? [] : null;
     this.vlanTpid = this.baseTpid = inputTpid(flow);
+    if (rootEnv.vlanLimit === 1 && flow[Slot.VLAN_TCI] & VLAN_CFI && flow[Slot.VLAN_TCI1] & VLAN_CFI) {
+      // The inner tag and what follows are payload. The megaflow keeps the
+      // packet's real fields (the datapath key has them) and pins the inner tag.
+      beyondOneTag(this.flow);
+      beyondOneTag(this.base);
+      this.wc[Slot.VLAN_TCI1] = 0xffff;
+    }
   }
 
   /**
@@ -1012,6 +1025,13 @@ const L4_HEADERS: Record<number, DpSetHeader> = {
 /** The outer tag's TPID as the packet came in (a flow made from text has none: 0x8100). */
 function inputTpid(f: Flow): number {
   return f[Slot.VLAN_TCI] & VLAN_CFI ? f[Slot.VLAN_TPID] || EthType.VLAN : 0;
+}
+
+/** A double-tagged flow as one read with vlan-limit 1: typed by the inner TPID, no inner tag, no L3/L4 fields. */
+function beyondOneTag(f: Flow): void {
+  f[Slot.DL_TYPE] = EthType.VLAN;
+  f[Slot.VLAN_TCI1] = 0;
+  f.fill(0, Slot.NW_SRC, Slot.ND_TARGET + 4);
 }
 
 /** The VLAN tags of a flow, outer first. */

@@ -66,6 +66,8 @@ export interface SwitchConfig {
   maxIdleMs: number;
   /** Most megaflows installed at once (other_config:flow-limit); past it, upcalls are executed without installing a flow. */
   flowLimit: number;
+  /** other_config:vlan-limit: VLAN tags parsed (1, OVS's default: a second tag is payload; 0: no limit). */
+  vlanLimit: number;
   /** Period of the statistics write-back (other_config:stats-update-interval, ms, at least 5000); undefined when the database sets no integer, and the daemon's default applies. */
   statsUpdateIntervalMs?: number;
   bridges: BridgeConfig[];
@@ -242,6 +244,7 @@ export function readConfig(db: DbSnapshot, ro: ReadOptions = {}): SwitchConfig |
     handlers: other['n-handler-threads'] ? posInt(other['n-handler-threads'], 1) : undefined,
     maxIdleMs: posInt(other['max-idle'], DEFAULT_MAX_IDLE_MS),
     flowLimit: posInt(other['flow-limit'], DEFAULT_FLOW_LIMIT),
+    vlanLimit: /^[0-9]+$/.test(other['vlan-limit'] ?? '') ? Number(other['vlan-limit']) : 1,
     statsUpdateIntervalMs: statsUpdateInterval(other['stats-update-interval']),
     bridges,
   };

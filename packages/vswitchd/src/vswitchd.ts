@@ -184,7 +184,8 @@ export class Vswitchd {
     const anyChange = changes.added.length + changes.removed.length + changes.changed.size > 0;
     for (const ob of this.ofbridges.values()) {
       const synced = ob.sync(this.switch.status);
-      if (synced || changes.changed.has(ob.model) || (anyChange && ob.hasPatchPorts)) this.udpif?.bridgeChanged(ob);
+      const limited = ob.ofproto.setVlanLimit(cfg.vlanLimit);
+      if (synced || limited || changes.changed.has(ob.model) || (anyChange && ob.hasPatchPorts)) this.udpif?.bridgeChanged(ob);
     }
     // As in OVS, the MACs of a deleted port are forgotten by every bridge.
     const gone = [...this.ofbridges.values()].flatMap((ob) => ob.ofproto.takeRemovedPortMacs());
