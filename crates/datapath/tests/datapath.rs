@@ -523,5 +523,8 @@ fn a_port_takes_the_number_asked_for_when_it_is_free() {
     assert!(![p1, p2, 20, 0].contains(&taken));
     assert_ne!(dp.add_port_as("zero", "dummy", &opts, Some(0)).unwrap(), 0);
     dp.remove_port(20).unwrap();
-    assert_eq!(dp.add_port_as("p20b", "dummy", &opts, Some(20)).unwrap(), 20);
+    assert_eq!(
+        dp.add_port_as("p20b", "dummy", &opts, Some(20)).unwrap(),
+        20
+    );
 }
