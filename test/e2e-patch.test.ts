@@ -100,6 +100,20 @@ describe.skipIf(skipOvs)('patch ports between two bridges', () => {
     expect(t.trim().split('\n').at(-1)).toBe('Datapath actions: set(ipv4(ttl=63)),2');
   });
 
+  it('traces a packet written in datapath flow syntax by datapath name, with OVS\'s errors', async () => {
+    const odp = 'in_port(1),eth(src=50:54:00:00:00:01,dst=50:54:00:00:00:02),eth_type(0x0800),ipv4(src=10.0.0.1,dst=10.0.0.2,proto=1,tos=0,ttl=64,frag=no),icmp(type=8,code=0)';
+    const t = await nvs.ovsAppctl('ofproto/trace', 'ovs-dummy', odp);
+    expect(t.code, t.stderr).toBe(0);
+    expect(t.stdout).toContain('bridge("br0")');
+    expect(t.stdout.trim().split('\n').at(-1)).toBe('Datapath actions: set(ipv4(ttl=63)),2');
+    const wrong = await nvs.ovsAppctl('ofproto/trace', 'ovs-system', odp);
+    expect([wrong.code, wrong.stderr.split('\n')[0]]).toEqual([2, 'Cannot find the datapath']);
+    const noPort = await nvs.ovsAppctl('ofproto/trace', 'ovs-dummy', 'in_port(42)');
+    expect(noPort.stderr.split('\n')[0]).toBe('no OpenFlow port for datapath port 42');
+    const brFlow = await nvs.ovsAppctl('ofproto/trace', 'ovs-dummy', 'in_port=1');
+    expect(brFlow.stderr.split('\n')[0]).toBe('ovs-dummy: unknown bridge');
+  });
+
   it('reports a missing peer and a peer that does not point back in Interface.error', async () => {
     const r = await nvs.vsctl(
       'add-port', 'br1', 'patch2', '--', 'set', 'Interface', 'patch2', 'type=patch', 'options:peer=nowhere',
