@@ -5,8 +5,9 @@
 # `ovs-vswitchd` are links to dist/nvs-dbserver.js and dist/nvs-vswitchd.js,
 # so the daemons see the OVS name and take OVS's directories and file names.
 # The real ovs-vsctl, ovs-appctl, ovsdb-client, ovsdb-tool and ovs-ofctl
-# drive them; for ofproto-dpif, ovs-ofctl add-flow(s)/del-flows go to
-# nvs-ofctl (nvs has no OpenFlow wire yet).
+# drive them; ovs-ofctl add-flow(s)/del-flows go to nvs-ofctl (the rule
+# syntax of every OpenFlow version, -O deciding what rules may use), every
+# other ovs-ofctl command to the real one over nvs's OpenFlow wire.
 #
 # Usage: scripts/ovs-suites.sh [SUITE[:SET] ...]   (default: ovs-vsctl ovsdb-server)
 #   SUITE as scripts/ovs-suites/run.sh takes it (ovs-vsctl, ovsdb-server,
@@ -16,6 +17,8 @@
 #                   for how to get it). Without it the script says so and exits 0:
 #                   CI reaches no repository.
 #   NVS_SUITE_REAL=1  run the real OVS daemons instead (the baseline)
+#   NVS_SUITE_REAL_OFCTL=1  send add-flow(s)/del-flows too to the real ovs-ofctl
+#                   (over nvs's OpenFlow wire) instead of nvs-ofctl
 #   OVS_SUITE_JOBS  parallel jobs (default 1: these machines have 2 cores)
 # Prints one `SUITE: N passed, M failed` line per suite; exits 1 if any failed.
 set -u
@@ -35,7 +38,7 @@ ln -s "$ROOT/dist/nvs-vswitchd.js" "$NAMES/ovs-vswitchd"
 ln -s "$ROOT/dist/nvs-ofctl.js" "$NAMES/ovs-ofctl"
 if [ "${NVS_SUITE_REAL:-0}" != 1 ]; then
   export OVSDB_SERVER_CMD="$NAMES/ovsdb-server" OVS_VSWITCHD_CMD="$NAMES/ovs-vswitchd"
-  export OVS_OFCTL_SHIM_CMD="$NAMES/ovs-ofctl"
+  [ "${NVS_SUITE_REAL_OFCTL:-0}" = 1 ] || export OVS_OFCTL_SHIM_CMD="$NAMES/ovs-ofctl"
 fi
 export OVS_SUITE_JOBS=${OVS_SUITE_JOBS:-1}
 [ $# -gt 0 ] || set -- ovs-vsctl ovsdb-server

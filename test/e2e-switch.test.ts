@@ -252,7 +252,7 @@ describe.skipIf(skipOvs)('nvs switch end to end', () => {
     expect(ours.stdout).toMatch(new RegExp(`\\nDatapath actions: ${odp}\\n?$`));
     const bad = await nvs.ovsAppctl('ofproto/trace', 'nobr', f);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toContain('no such bridge');
+    expect(bad.stderr).toContain('nobr: unknown bridge'); // ovs-vswitchd's words
   });
 
   it('a restart rebuilds everything from the database and the saved rules', async () => {

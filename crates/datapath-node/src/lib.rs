@@ -385,17 +385,18 @@ impl JsDatapath {
         self.inner.dp.set_pmd_cores(&cores).map_err(dp_err)
     }
 
-    /// Opens a port; returns its number.
+    /// Opens a port; returns its number (`port_no` when given and free).
     #[napi]
     pub fn add_port(
         &self,
         name: String,
         kind: String,
         options: Option<BTreeMap<String, String>>,
+        port_no: Option<u32>,
     ) -> Result<u32, String> {
         self.inner
             .dp
-            .add_port(&name, &kind, &options.unwrap_or_default())
+            .add_port_as(&name, &kind, &options.unwrap_or_default(), port_no)
             .map_err(dp_err)
     }
 

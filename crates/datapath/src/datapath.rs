@@ -398,13 +398,27 @@ impl Datapath {
 
     /// Opens a port of type `kind`; returns its number.
     pub fn add_port(&self, name: &str, kind: &str, options: &PortOptions) -> Result<u32, DpError> {
+        self.add_port_as(name, kind, options, None)
+    }
+
+    /// Opens a port as `add_port` does, numbered `wanted` when that number
+    /// is free (OVS's dummy datapath numbers ports after their names, and
+    /// scripts written for it rely on that), else the lowest free number.
+    pub fn add_port_as(
+        &self,
+        name: &str,
+        kind: &str,
+        options: &PortOptions,
+        wanted: Option<u32>,
+    ) -> Result<u32, DpError> {
         let mut st = self.open_state()?;
         if st.ports.values().any(|p| p.name == name) {
             return Err(DpError::PortExists(name.to_string()));
         }
         let port = open_port(kind, name, options)?;
-        let no = (1..)
-            .find(|n| !st.ports.contains_key(n))
+        let no = wanted
+            .filter(|n| *n != 0 && !st.ports.contains_key(n))
+            .or_else(|| (1..).find(|n| !st.ports.contains_key(n)))
             .expect("fewer than u32::MAX ports");
         let entry = Arc::new(PortEntry {
             no,

@@ -512,3 +512,19 @@ fn changing_the_cores_keeps_ports_flows_and_packets() {
     dp.close();
     assert!(matches!(dp.set_pmd_cores(&[0]), Err(DpError::Closed)));
 }
+
+#[test]
+fn a_port_takes_the_number_asked_for_when_it_is_free() {
+    let (dp, p1, p2) = two_ports(0);
+    let opts = Default::default();
+    assert_eq!(dp.add_port_as("p20", "dummy", &opts, Some(20)).unwrap(), 20);
+    // Taken, or 0 (never a port number): the lowest free number instead.
+    let taken = dp.add_port_as("again20", "dummy", &opts, Some(20)).unwrap();
+    assert!(![p1, p2, 20, 0].contains(&taken));
+    assert_ne!(dp.add_port_as("zero", "dummy", &opts, Some(0)).unwrap(), 0);
+    dp.remove_port(20).unwrap();
+    assert_eq!(
+        dp.add_port_as("p20b", "dummy", &opts, Some(20)).unwrap(),
+        20
+    );
+}

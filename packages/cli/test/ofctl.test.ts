@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { runOfctl } from '../src/ofctl/main.ts';
+import { dialectOf, runOfctl } from '../src/ofctl/main.ts';
 import { ProgressBar } from '../src/ofctl/progress.ts';
 
 let dir: string;
@@ -50,4 +50,16 @@ it('draws a progress bar only on a terminal', () => {
   expect(tty.text).toContain('add-flows [###############...............] 50% (50/100)');
   expect(tty.text).toContain('100% (100/100)\n');
   expect(pipe.text).toBe('');
+});
+
+it('-O/--protocols decides what the rules may use: the newest version listed', async () => {
+  expect(dialectOf('OpenFlow10')).toBe('of10');
+  expect(dialectOf('OpenFlow13')).toBe('of13');
+  expect(dialectOf('OpenFlow10,OpenFlow15')).toBe('of13');
+  expect(() => dialectOf('OpenFlow16')).toThrow(/OpenFlow16: unknown OpenFlow version/);
+  for (const argv of [['-O'], ['-O', 'OpenFlow99', 'show', 'br0'], ['--protocols=OF13', 'show', 'br0']]) {
+    const a = io();
+    expect(await runOfctl(argv, a.io)).toBe(1);
+    expect(a.out.stderr).toMatch(/needs a list of OpenFlow versions|unknown OpenFlow version/);
+  }
 });

@@ -110,12 +110,13 @@ export class Datapath {
   }
 
   /**
-   * Opens a port; returns its number (lowest free, from 1). Types: 'dummy'
-   * (in-memory, for tests) and 'tap' (a Linux tap device named after the
-   * port; needs CAP_NET_ADMIN, else a PortError with code DP_PORT_NO_PRIVILEGE).
+   * Opens a port; returns its number (`portNo` when given and free, else the
+   * lowest free, from 1). Types: 'dummy' (in-memory, for tests) and 'tap' (a
+   * Linux tap device named after the port; needs CAP_NET_ADMIN, else a
+   * PortError with code DP_PORT_NO_PRIVILEGE).
    */
-  addPort(name: string, type: string, options: Record<string, string> = {}): number {
-    return callAddon(() => this.native.addPort(name, type, options));
+  addPort(name: string, type: string, options: Record<string, string> = {}, portNo?: number): number {
+    return callAddon(() => this.native.addPort(name, type, options, portNo));
   }
 
   /** The MAC address of a port's device (`aa:bb:cc:dd:ee:ff`), undefined for ports without one (dummy). */

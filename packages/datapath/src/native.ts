@@ -88,7 +88,7 @@ export interface DeviceState {
 
 export interface NativeDatapath {
   close(): void;
-  addPort(name: string, kind: string, options?: Record<string, string> | null): number;
+  addPort(name: string, kind: string, options?: Record<string, string> | null, portNo?: number | null): number;
   removePort(portNo: number): void;
   setPmdCores(cores: number[]): void;
   portMac(portNo: number): string | null;

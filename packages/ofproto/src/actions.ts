@@ -6,9 +6,10 @@
  * spelling ovs-ofctl would print for a given OpenFlow version.
  *
  * An empty action list means drop (`actions=drop`); there is no drop action.
- * Instructions (`goto_table`, `write_metadata`) are kept in the same list,
- * in the order OpenFlow 1.1+ requires (apply-actions, then write_metadata,
- * then goto_table), which the parser enforces.
+ * Instructions (`clear_actions`, `write_actions`, `write_metadata`,
+ * `goto_table`) are kept in the same list, in the order OpenFlow 1.1+
+ * requires (apply-actions, clear_actions, write_actions, write_metadata,
+ * goto_table), which the parser enforces.
  */
 
 import type { Field, FieldRange } from './fields.ts';
@@ -179,6 +180,56 @@ export interface LearnAction {
   readonly specs: readonly LearnSpec[];
 }
 
+/**
+ * `output(port=N,max_len=M)`: output to a port, cut to at most `maxLen`
+ * bytes (the datapath's `trunc` action). `output(N)` is a plain output.
+ */
+export interface OutputTruncAction {
+  readonly type: 'output_trunc';
+  readonly port: number;
+  readonly maxLen: number;
+}
+
+/** `push:src[range]`: push bits of a field onto the translation's stack. */
+export interface StackPushAction {
+  readonly type: 'stack_push';
+  readonly src: FieldRange;
+}
+
+/** `pop:dst[range]`: pop the stack's top into bits of a field. */
+export interface StackPopAction {
+  readonly type: 'stack_pop';
+  readonly dst: FieldRange;
+}
+
+/** `exit`: stop translating, in this table and in every resubmit that led here. */
+export interface ExitAction {
+  readonly type: 'exit';
+}
+
+/**
+ * `debug_recirc` and `debug_slow`, OVS's testing actions (accepted by a
+ * switch started with --enable-dummy): recirculate the packet through the
+ * datapath once, or keep the flow in the slow path.
+ */
+export interface DebugAction {
+  readonly type: 'debug_recirc' | 'debug_slow';
+}
+
+/** `clear_actions` (OpenFlow 1.1+ instruction): empty the action set. */
+export interface ClearActionsAction {
+  readonly type: 'clear_actions';
+}
+
+/**
+ * `write_actions(…)` (OpenFlow 1.1+ instruction): merge these actions into
+ * the action set, which runs when the pipeline ends.
+ */
+export interface WriteActionsAction {
+  readonly type: 'write_actions';
+  readonly actions: readonly Action[];
+}
+
 /** Every action (and instruction) a rule may carry. */
 export type Action =
   | OutputAction
@@ -196,7 +247,14 @@ export type Action =
   | WriteMetadataAction
   | NoteAction
   | ConjunctionAction
-  | LearnAction;
+  | LearnAction
+  | OutputTruncAction
+  | StackPushAction
+  | StackPopAction
+  | ExitAction
+  | DebugAction
+  | ClearActionsAction
+  | WriteActionsAction;
 
 /** The `type` tags of `Action`. */
 export type ActionType = Action['type'];

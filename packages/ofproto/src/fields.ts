@@ -60,10 +60,13 @@ export const Slot = {
   TUN_DST: 55,
   VLAN_TCI1: 56,
   VLAN_TPID: 57,
+  // Packet metadata a trace may give (skb_mark/pkt_mark, skb_priority); no rule matches them and the datapath key has neither.
+  PKT_MARK: 58,
+  SKB_PRIORITY: 59,
 } as const;
 
 /** Number of 32-bit words in a `Flow`. */
-export const FLOW_WORDS = 58;
+export const FLOW_WORDS = 60;
 
 /**
  * The values of all fields for one packet, or (as a mask) which bits of a
@@ -235,6 +238,18 @@ function regField(i: number): Field {
 }
 
 /**
+ * `xregN` (OpenFlow 1.5's packet registers, OXM_OF_PKT_REGN) and `xxregN`:
+ * 64- and 128-bit views over reg(2N)..reg(2N+1) and reg(4N)..reg(4N+3), the
+ * lower-numbered register holding the most significant bits (as OVS
+ * documents), which is the flow's word order.
+ */
+function wideRegField(i: number, words: 2 | 4): Field {
+  const name = words === 2 ? `xreg${i}` : `xxreg${i}`;
+  const nxm = words === 2 ? `OXM_OF_PKT_REG${i}` : `NXM_NX_XXREG${i}`;
+  return field({ name, aliases: [nxm], nxm, bits: 32 * words, slot: Slot.REG0 + i * words, format: 'hex' });
+}
+
+/**
  * Every field. (The printer has its own, ovs-ofctl-compatible order; this
  * list's order only decides which name `FIELDS` maps an alias to first.)
  */
@@ -244,7 +259,11 @@ export const FIELD_LIST: readonly Field[] = [
   field({ name: 'tun_dst', aliases: ['NXM_NX_TUN_IPV4_DST'], nxm: 'NXM_NX_TUN_IPV4_DST', bits: 32, slot: Slot.TUN_DST, format: 'ipv4' }),
   field({ name: 'metadata', aliases: ['OXM_OF_METADATA'], nxm: 'OXM_OF_METADATA', bits: 64, slot: Slot.METADATA, format: 'hex' }),
   ...Array.from({ length: 16 }, (_, i) => regField(i)),
+  ...Array.from({ length: 8 }, (_, i) => wideRegField(i, 2)),
+  ...Array.from({ length: 4 }, (_, i) => wideRegField(i, 4)),
   field({ name: 'in_port', aliases: ['NXM_OF_IN_PORT'], nxm: 'NXM_OF_IN_PORT', bits: 16, slot: Slot.IN_PORT, format: 'port', maskable: false }),
+  // OpenFlow 1.2+'s 32-bit view of in_port (the same storage; reserved ports in OVS's 16-bit numbering).
+  field({ name: 'in_port_oxm', aliases: ['OXM_OF_IN_PORT'], nxm: 'OXM_OF_IN_PORT', bits: 32, slot: Slot.IN_PORT, format: 'port', maskable: false }),
   field({ name: 'conj_id', bits: 32, slot: Slot.CONJ_ID, format: 'decimal', maskable: false, writable: false }),
   field({ name: 'dl_src', aliases: ['eth_src', 'NXM_OF_ETH_SRC', 'OXM_OF_ETH_SRC'], nxm: 'NXM_OF_ETH_SRC', setFieldName: 'eth_src', bits: 48, slot: Slot.DL_SRC, format: 'mac' }),
   field({ name: 'dl_dst', aliases: ['eth_dst', 'NXM_OF_ETH_DST', 'OXM_OF_ETH_DST'], nxm: 'NXM_OF_ETH_DST', setFieldName: 'eth_dst', bits: 48, slot: Slot.DL_DST, format: 'mac' }),

@@ -52,7 +52,7 @@ export function formatFdb(of: Ofproto): string[] {
   const lines = [' port  VLAN  MAC                Age'];
   for (const e of of.fdb()) {
     const port = printPort(e.port);
-    lines.push(`${port.padStart(5)}  ${String(e.vlan).padStart(4)}  ${formatMac(e.mac)}  ${String(e.age).padStart(4)}`);
+    lines.push(`${port.padStart(5)}  ${String(e.vlan).padStart(4)}  ${formatMac(e.mac)}  ${e.isStatic ? 'static' : String(e.age).padStart(3)}`);
   }
   return lines;
 }

@@ -46,6 +46,7 @@ export * from './flow-mod.ts';
 export * from './errors.ts';
 export * from './dpif.ts';
 export * from './odp-flow.ts';
+export * from './odp-flow-parser.ts';
 export * from './classifier.ts';
 export * from './tables.ts';
 export * from './mac-learning.ts';

@@ -14,7 +14,7 @@ import { NO_FLAGS } from './flow-mod.ts';
 import { newMatch } from './match.ts';
 import { DEFAULT_MAC_AGING_TIME, DEFAULT_MAC_TABLE_SIZE, type MacEntry, MacLearningTable } from './mac-learning.ts';
 import { type FlowModOutcome, FlowTables, type RemovalReason, type Rule } from './tables.ts';
-import { type ControllerEvent, type MacRef, newXlateScratch, xlate, type XlateOptions, type XlateResult } from './xlate.ts';
+import { type ControllerEvent, type MacRef, newXlateScratch, xlate, type XlateEnv, type XlateOptions, type XlateResult } from './xlate.ts';
 import { diffRuleSets } from './flow-diff.ts';
 
 /** Where time comes from (ms); tests pass a fake one. */
@@ -80,7 +80,12 @@ export class Ofproto {
   private readonly controllerQueueSize: number;
   private readonly counters = { lookups: new Array<number>(255).fill(0), matched: new Array<number>(255).fill(0) };
   private portsChanged = false;
+  /** See setVlanLimit; 0 (no limit) until the owner says otherwise. */
+  private vlanLimit = 0;
   private readonly scratch = newXlateScratch();
+  /** MACs learned on ports that were removed since the last takeRemovedPortMacs(). */
+  private removedPortMacs: MacEntry[] = [];
+  private patchPeers: ((ofport: number) => { ofproto: Ofproto; ofport: number } | undefined) | undefined;
   /** Counters for appctl `coverage/show` and metrics. */
   readonly stats = { xlates: 0, controllerQueued: 0, controllerDropped: 0, rulesExpired: 0 };
 
@@ -112,7 +117,8 @@ export class Ofproto {
     }
     for (const [ofport, old] of this.portMap) {
       const now = next.get(ofport);
-      if (!now || JSON.stringify(portKey(now)) !== JSON.stringify(portKey(old))) this.mac.flush(ofport);
+      if (!now) this.removedPortMacs.push(...this.mac.flush(ofport));
+      else if (JSON.stringify(portKey(now)) !== JSON.stringify(portKey(old))) this.mac.flush(ofport);
     }
     // Flooding order: by port number, LOCAL last (it is 0xfffe).
     this.portMap = new Map([...next.entries()].sort((a, b) => a[0] - b[0]));
@@ -133,6 +139,18 @@ export class Ofproto {
     } else {
       this.tables.apply([{ ...fm, command: 'delete_strict' }], this.clock.now());
     }
+  }
+
+  /**
+   * other_config:vlan-limit (1: a second tag is payload, as OVS's default;
+   * 0: no limit). Returns whether it changed (every megaflow must then be
+   * revalidated).
+   */
+  setVlanLimit(limit: number): boolean {
+    if (limit === this.vlanLimit) return false;
+    this.vlanLimit = limit;
+    this.portsChanged = true;
+    return true;
   }
 
   /** Changes MAC aging (seconds) and table size; a smaller size evicts at once. */
@@ -170,7 +188,18 @@ export class Ofproto {
    */
   xlate(flow: Flow, opts: XlateOptions & { packet?: Uint8Array } = {}): XlateResult {
     const sideEffects = opts.sideEffects ?? true;
-    const env = {
+    const r = xlate(this.xlateEnv(sideEffects), flow, opts);
+    if (sideEffects) {
+      this.stats.xlates++;
+      for (const c of r.controller) this.queueController(c, opts.packet ?? null);
+    }
+    return r;
+  }
+
+  /** What xlate reads from this bridge (also when a packet crosses into it through a patch port). */
+  private xlateEnv(sideEffects: boolean): XlateEnv {
+    const patch = this.patchPeers;
+    return {
       tables: this.tables,
       ports: this.portMap,
       mac: this.mac,
@@ -178,13 +207,24 @@ export class Ofproto {
       now: this.clock.now(),
       scratch: this.scratch,
       counters: sideEffects ? this.counters : undefined,
+      vlanLimit: this.vlanLimit,
+      patchPeer: patch
+        ? (ofport) => {
+            const peer = patch(ofport);
+            return peer && { bridge: peer.ofproto.name, env: peer.ofproto.xlateEnv(sideEffects), ofport: peer.ofport };
+          }
+        : undefined,
     };
-    const r = xlate(env, flow, opts);
-    if (sideEffects) {
-      this.stats.xlates++;
-      for (const c of r.controller) this.queueController(c, opts.packet ?? null);
-    }
-    return r;
+  }
+
+  /**
+   * Joins this bridge's patch ports to their peers: `resolve` gives the peer
+   * bridge and port of a patch port's OpenFlow number (undefined for other
+   * ports and for a patch port without a working peer). Set by the owner,
+   * which knows every bridge.
+   */
+  setPatchPeers(resolve: ((ofport: number) => { ofproto: Ofproto; ofport: number } | undefined) | undefined): void {
+    this.patchPeers = resolve;
   }
 
   /** Queues a packet for the controller (also for packets the datapath sends up through a `userspace` action). */
@@ -263,9 +303,38 @@ export class Ofproto {
     return [...this.mac].map((e) => ({ ...e, age: Math.floor((now - e.seenAt) / 1000) }));
   }
 
-  /** Forgets learned MACs (all, or those on one port), as `fdb/flush`. */
+  /** Forgets learned MACs (all, or those on one port), as `fdb/flush`; static entries stay. */
   fdbFlush(port?: number): void {
     this.mac.flush(port);
+  }
+
+  /** Adds a static MAC entry (fdb/add); returns the entry it replaced, if any. */
+  fdbAdd(port: number, vlan: number, mac: number): { port: number; isStatic: boolean } | undefined {
+    return this.mac.addStatic(vlan, mac, port, this.clock.now());
+  }
+
+  /** Removes a static MAC entry (fdb/del); false when there is none. */
+  fdbDelete(vlan: number, mac: number): boolean {
+    return this.mac.deleteStatic(vlan, mac);
+  }
+
+  /** The MAC table's counters, for fdb/stats-show. */
+  fdbStats(): { entries: number; statics: number; learned: number; expired: number; evicted: number; moved: number } {
+    return { entries: this.mac.size, statics: this.mac.staticCount, ...this.mac.stats };
+  }
+
+  /**
+   * The MACs learned on ports removed since the last call. As in OVS, the
+   * owner makes every bridge forget them (`forgetMacs`): a host behind a
+   * deleted port may be reached anew elsewhere.
+   */
+  takeRemovedPortMacs(): MacEntry[] {
+    return this.removedPortMacs.splice(0);
+  }
+
+  /** Forgets these learned (vlan, mac) entries. */
+  forgetMacs(entries: readonly { vlan: number; mac: number }[]): void {
+    for (const e of entries) this.mac.forget(e.vlan, e.mac);
   }
 
   /** Clock time (ms), for callers formatting durations. */

@@ -5,12 +5,14 @@
 // `Datapath actions:` lines in OVS's own syntax, which scripts read.
 // Tracing has no side effects: nothing is learned, counted or queued.
 
+import type { Action } from './actions.ts';
 import { formatDpActions, formatIpv4, formatIpv6, formatMac, formatMegaflow } from './dpif.ts';
 import { BadTraceRequestError } from './errors.ts';
-import { EthType, type Flow, FLOW_WORDS, FRAG_LATER, IpProto, macAt, Slot, VLAN_CFI } from './fields.ts';
+import { EthType, type Flow, FLOW_WORDS, FRAG_LATER, IpProto, macAt, OFPP, Slot, VLAN_CFI } from './fields.ts';
 import { DEFAULT_PRIORITY } from './match.ts';
 import type { Ofproto } from './ofproto.ts';
 import { parseFlow } from './syntax/parser.ts';
+import { parseUint } from './syntax/values.ts';
 import { printActions, printMatch } from './syntax/printer.ts';
 import type { XlateResult } from './xlate.ts';
 
@@ -24,29 +26,64 @@ export interface TraceOutput {
 /**
  * Traces a flow through a bridge. `input` is either a Flow or a flow in
  * ovs-ofctl syntax (`in_port=1,tcp,nw_dst=10.0.0.1,tp_dst=80`; fields not
- * given are 0). Port names resolve through `portByName` when given.
+ * given are 0, in_port not given is NONE, as in OVS). Port names resolve
+ * through `portByName` when given.
  */
-export function trace(of: Ofproto, input: string | Flow, portByName?: (name: string) => number | undefined): TraceOutput {
+export function trace(
+  of: Ofproto,
+  input: string | Flow,
+  portByName?: (name: string) => number | undefined,
+  opts: { readonly sideEffects?: boolean; readonly actions?: readonly Action[]; readonly names?: TraceNames } = {},
+): TraceOutput {
   const flow = typeof input === 'string' ? parseTraceFlow(input, portByName) : input;
-  const result = of.xlate(flow, { sideEffects: false, trace: true });
-  return { text: formatTrace(of.name, flow, result), result };
+  // With side effects (ofproto/trace -generate) the translation learns as a real packet's would;
+  // with actions (ofproto/trace-packet-out) they run in place of the tables.
+  const result = of.xlate(flow, { sideEffects: opts.sideEffects ?? false, trace: true, actions: opts.actions });
+  return { text: formatTrace(of.name, flow, result, opts.names), result };
 }
 
 /** A packet's flow from ovs-ofctl match syntax. */
 export function parseTraceFlow(text: string, portByName?: (name: string) => number | undefined): Flow {
   try {
-    return Uint32Array.from(parseFlow(text, { command: 'delete', file: 'flow', portByName }).match.value);
+    // The packet metadata only a trace gives (no rule matches it) is taken out first.
+    const meta: [number, number][] = [];
+    const rest = text.replace(/(^|,)\s*(pkt_mark|skb_priority)=([^,\s]+)/g, (_all, lead: string, name: string, v: string) => {
+      meta.push([name === 'pkt_mark' ? Slot.PKT_MARK : Slot.SKB_PRIORITY, Number(parseUint(v) & 0xffffffffn)]);
+      return lead;
+    });
+    const m = parseFlow(rest.replace(/^,/, ''), { command: 'delete', file: 'flow', portByName }).match;
+    const flow = Uint32Array.from(m.value);
+    if (!m.mask[Slot.IN_PORT]) flow[Slot.IN_PORT] = OFPP.NONE;
+    for (const [slot, v] of meta) flow[slot] = v;
+    return flow;
   } catch (e) {
     throw new BadTraceRequestError(`bad flow "${text}": ${(e as Error).message}`);
   }
 }
 
+/** Port names for `--names`: an OpenFlow port's (the Flow line) and a datapath port's (the actions). */
+export interface TraceNames {
+  readonly ofport: (ofport: number) => string | undefined;
+  readonly odpPort: (odpPort: number) => string | undefined;
+}
+
 /** The report for an xlate result made with `trace: true`. */
-export function formatTrace(bridgeName: string, flow: Flow, r: XlateResult): string {
-  const lines: string[] = [`Flow: ${formatFlow(flow)}`, '', `bridge("${bridgeName}")`, '-'.repeat(bridgeName.length + 10)];
+export function formatTrace(bridgeName: string, flow: Flow, r: XlateResult, names?: TraceNames): string {
+  const lines: string[] = [`Flow: ${formatFlow(flow, names?.ofport)}`, '', `bridge("${bridgeName}")`, '-'.repeat(bridgeName.length + 10)];
   let lastMatch = null as XlateResult['rules'][number] | null;
+  // A patch port's peer bridge is reported nested, as OVS indents it.
+  let indent = '';
+  const start = lines.length;
   for (const ev of r.trace ?? []) {
+    const at = lines.length;
     switch (ev.kind) {
+      case 'bridge':
+        if (ev.leave) indent = indent.slice(4);
+        else {
+          lines.push('', `${indent}    bridge("${ev.bridge}")`, `${indent}    ${'-'.repeat(ev.bridge.length + 10)}`);
+          indent += '    ';
+        }
+        continue;
       case 'table': {
         const t = String(ev.table).padStart(2, ' ');
         if (!ev.rule) {
@@ -67,11 +104,13 @@ export function formatTrace(bridgeName: string, flow: Flow, r: XlateResult): str
         lines.push(`     ${ev.text}`);
         break;
     }
+    if (indent) for (let i = Math.max(at, start); i < lines.length; i++) lines[i] = indent + lines[i];
   }
   lines.push('');
   lines.push(`Final flow: ${!r.finalFlow || sameFlow(flow, r.finalFlow) ? 'unchanged' : formatFlow(r.finalFlow)}`);
   lines.push(`Megaflow: ${formatMegaflow(r.megaflow)}`);
-  lines.push(`Datapath actions: ${formatDpActions(r.actions, { dontSend: true })}`);
+  lines.push(`Datapath actions: ${formatDpActions(r.actions, { dontSend: true, portName: names?.odpPort })}`);
+  if (r.slowPath) lines.push('This flow is handled by the userspace slow path because it:', `  - ${r.slowPath}`);
   if (r.error) lines.push(`Translation failed (${r.error}), packet is dropped.`);
   return lines.join('\n');
 }
@@ -91,12 +130,14 @@ function formatVlan(tci: number, suffix: string): string {
 }
 
 /** A packet's flow the way OVS prints one (`ip,in_port=1,vlan_tci=0x0000,dl_src=…,nw_frag=no`). */
-export function formatFlow(f: Flow): string {
+export function formatFlow(f: Flow, portName?: (ofport: number) => string | undefined): string {
   const out: string[] = [];
   const type = f[Slot.DL_TYPE];
   const proto = f[Slot.NW_PROTO];
   const isIp = type === EthType.IP || type === EthType.IPV6;
   const short = shorthand(type, proto);
+  if (f[Slot.PKT_MARK]) out.push(`pkt_mark=0x${f[Slot.PKT_MARK].toString(16)}`);
+  if (f[Slot.SKB_PRIORITY]) out.push(`skb_priority=0x${f[Slot.SKB_PRIORITY].toString(16)}`);
   if (short) out.push(short);
   for (let i = 0; i < 16; i++) if (f[Slot.REG0 + i]) out.push(`reg${i}=0x${f[Slot.REG0 + i].toString(16)}`);
   // A packet that came through a tunnel (or was given tunnel metadata): OVS's order, after the registers.
@@ -106,7 +147,7 @@ export function formatFlow(f: Flow): string {
   if (f[Slot.METADATA] || f[Slot.METADATA + 1]) {
     out.push(`metadata=0x${((BigInt(f[Slot.METADATA]) << 32n) | BigInt(f[Slot.METADATA + 1])).toString(16)}`);
   }
-  out.push(`in_port=${f[Slot.IN_PORT]}`);
+  out.push(`in_port=${portName?.(f[Slot.IN_PORT]) ?? f[Slot.IN_PORT]}`);
   const tci = f[Slot.VLAN_TCI];
   out.push(formatVlan(tci, ''));
   // As OVS: a tagged packet also shows its second tag slot, present or not.

@@ -43,6 +43,21 @@ export interface XlateEnv {
   readonly counters?: { readonly lookups: number[]; readonly matched: number[] };
   /** Working flows reused across calls (xlate is synchronous); allocated when absent. */
   readonly scratch?: XlateScratch;
+  /**
+   * other_config:vlan-limit: with 1 (OVS's default), a second VLAN tag is
+   * payload, as if the packet's type were its TPID; 0 or absent: no limit
+   * (nvs's flows hold two tags).
+   */
+  readonly vlanLimit?: number;
+  /** May be absent: the far end of a patch port of this bridge (a joined patch pair), else undefined. */
+  readonly patchPeer?: (ofport: number) => PatchPeer | undefined;
+}
+
+/** Where a patch port leads: the peer bridge (its name and xlate view) and the peer port's OpenFlow number. */
+export interface PatchPeer {
+  readonly bridge: string;
+  readonly env: XlateEnv;
+  readonly ofport: number;
 }
 
 /** The working flows of one translation; a bridge keeps one and reuses it. */
@@ -63,6 +78,8 @@ export interface XlateOptions {
   readonly sideEffects?: boolean;
   /** Record a trace. Default false. */
   readonly trace?: boolean;
+  /** Run these actions instead of looking the packet up in table 0 (a packet-out's actions). */
+  readonly actions?: readonly Action[];
 }
 
 /**
@@ -86,7 +103,9 @@ export interface MacRef {
 export type TraceEvent =
   | { readonly kind: 'table'; readonly table: number; readonly rule: Rule | null }
   | { readonly kind: 'action'; readonly action: Action }
-  | { readonly kind: 'note'; readonly text: string };
+  | { readonly kind: 'note'; readonly text: string }
+  /** Translation crosses a patch port into `bridge`, or (leave) comes back from it. */
+  | { readonly kind: 'bridge'; readonly bridge: string; readonly leave: boolean };
 
 export interface XlateResult {
   /** Datapath actions; empty means drop. */
@@ -105,6 +124,11 @@ export interface XlateResult {
   readonly finalFlow: Flow | null;
   /** Why translation failed (the packet is dropped), e.g. `Recursion too deep`; else null. */
   readonly error: string | null;
+  /**
+   * Why the flow is handled in the slow path (OVS's wording, e.g. `Uses
+   * action(s) not supported by datapath.`), or null.
+   */
+  readonly slowPath: string | null;
   readonly trace: TraceEvent[] | null;
 }
 
@@ -115,8 +139,8 @@ export function xlate(env: XlateEnv, flow: Flow, opts: XlateOptions = {}): Xlate
   }
   const ctx = new Ctx(env, flow, opts.sideEffects ?? true, opts.trace ?? false);
   ctx.tags.add('ports');
-  ctx.start();
-  if (ctx.error) ctx.actions.length = 0;
+  ctx.start(opts.actions);
+  if (ctx.error || ctx.tooManyActions) ctx.actions.length = 0;
   return {
     actions: ctx.actions,
     megaflow: ctx.megaflow(),
@@ -127,6 +151,7 @@ export function xlate(env: XlateEnv, flow: Flow, opts: XlateOptions = {}): Xlate
     controller: ctx.controller,
     finalFlow: ctx.trace ? ctx.flow.slice() : null,
     error: ctx.error,
+    slowPath: ctx.slow ? 'Uses action(s) not supported by datapath.' : null,
     trace: ctx.trace,
   };
 }
@@ -151,18 +176,32 @@ class Ctx {
   error: string | null = null;
   /** Set by dec_ttl's exception: stop the current action list. */
   private stopList = false;
+  /** Set by `exit`: stop every action list (the action set still runs). */
+  private exited = false;
+  /** The `push`/`pop` stack, and its size in bytes as OVS counts it (value bytes + 1). */
+  private readonly stack: { value: bigint; nBits: number }[] = [];
+  private stackBytes = 0;
+  /** The OpenFlow 1.1+ action set (write_actions), run when the pipeline ends. */
+  private actionSet: Action[] = [];
+  /** The flow must stay in the slow path (debug_slow, too many actions). */
+  slow = false;
+  tooManyActions = false;
   private rule: Rule | null = null;
   private tableId = 0;
   /** The tunnel metadata the packet carries now (a set_tunnel emitted), as `id,src,dst`. */
   private tunnelSet = '';
 
+  /** The bridge translating now: the packet's own, or a patch peer's while crossing. */
+  private env: XlateEnv;
+
   constructor(
-    private readonly env: XlateEnv,
+    private readonly rootEnv: XlateEnv,
     flow: Flow,
     private readonly sideEffects: boolean,
     trace: boolean,
   ) {
-    const sc = env.scratch ?? newXlateScratch();
+    this.env = rootEnv;
+    const sc = rootEnv.scratch ?? newXlateScratch();
     this.input = sc.input;
     this.flow = sc.flow;
     this.base = sc.base;
@@ -173,6 +212,13 @@ class Ctx {
     this.wc.fill(0);
     this.trace = trace ? [] : null;
     this.vlanTpid = this.baseTpid = inputTpid(flow);
+    if (rootEnv.vlanLimit === 1 && flow[Slot.VLAN_TCI] & VLAN_CFI && flow[Slot.VLAN_TCI1] & VLAN_CFI) {
+      // The inner tag and what follows are payload. The megaflow keeps the
+      // packet's real fields (the datapath key has them) and pins the inner tag.
+      beyondOneTag(this.flow);
+      beyondOneTag(this.base);
+      this.wc[Slot.VLAN_TCI1] = 0xffff;
+    }
   }
 
   /**
@@ -196,8 +242,32 @@ class Ctx {
   }
 
   /** Translates from table 0, where the packet enters the pipeline. */
-  start(): void {
-    this.lookupTable(0, this.flow[Slot.IN_PORT], false);
+  start(actions?: readonly Action[]): void {
+    if (actions) this.doActions(actions);
+    else this.lookupTable(0, this.flow[Slot.IN_PORT], false);
+    this.runActionSet();
+  }
+
+  /**
+   * Merges write_actions into the action set: it holds one action of each
+   * kind (one output, one rewrite per field), a later write replacing it.
+   */
+  private writeActions(actions: readonly Action[]): void {
+    for (const a of actions) {
+      const key = actionSetKey(a);
+      const i = this.actionSet.findIndex((b) => actionSetKey(b) === key);
+      if (i >= 0) this.actionSet[i] = a;
+      else this.actionSet.push(a);
+    }
+  }
+
+  /** Runs the action set in OpenFlow's order (pops, pushes, TTL, rewrites, output last), once. */
+  private runActionSet(): void {
+    if (this.error || this.exited || this.actionSet.length === 0) return;
+    const set = this.actionSet.slice().sort((a, b) => actionSetRank(a) - actionSetRank(b));
+    this.actionSet = [];
+    this.note('Action set:');
+    this.doActions(set);
   }
 
   /**
@@ -216,6 +286,19 @@ class Ctx {
     if (this.resubmits >= MAX_RESUBMITS) {
       this.note(`>>>> over ${MAX_RESUBMITS} resubmit actions on bridge <<<<`);
       this.error = 'Too many resubmits';
+      return;
+    }
+    // OVS's limits on what resubmits may pile up (its netlink action buffer and stack).
+    if (this.actions.length * DP_ACTION_BYTES > 0xffff) {
+      if (!this.tooManyActions) this.note('>>>> resubmits yielded over 64 kB of actions <<<<');
+      this.tooManyActions = true;
+      this.slow = true;
+      this.exited = true;
+      return;
+    }
+    if (this.stackBytes >= 65536) {
+      this.note('>>>> resubmits yielded over 64 kB of stack <<<<');
+      this.error = 'Stack too deep';
       return;
     }
     this.lookupTable(table, inPort, table <= this.tableId);
@@ -267,7 +350,7 @@ class Ctx {
 
   private doActions(actions: readonly Action[]): void {
     for (const a of actions) {
-      if (this.error || this.stopList) return;
+      if (this.error || this.stopList || this.exited) return;
       this.trace?.push({ kind: 'action', action: a });
       this.doAction(a);
     }
@@ -346,7 +429,63 @@ class Ctx {
         return;
       case 'learn':
         return this.learn(a);
+      case 'output_trunc':
+        return this.outputTrunc(a.port, a.maxLen);
+      case 'stack_push': {
+        const value = this.readRange(a.src);
+        this.stack.push({ value, nBits: a.src.nBits });
+        this.stackBytes += Math.ceil(a.src.nBits / 8) + 1;
+        return;
+      }
+      case 'stack_pop': {
+        const top = this.stack.pop();
+        if (!top) {
+          this.note('>> stack underflow: pop from an empty stack ignored');
+          return;
+        }
+        this.stackBytes -= Math.ceil(top.nBits / 8) + 1;
+        this.writeRange(a.dst, top.value);
+        return;
+      }
+      case 'exit':
+        this.exited = true;
+        return;
+      case 'debug_slow':
+        this.slow = true;
+        return;
+      case 'debug_recirc':
+        this.note('>> debug_recirc: nvs does not recirculate; ignored');
+        return;
+      case 'clear_actions':
+        this.actionSet = [];
+        return;
+      case 'write_actions':
+        return this.writeActions(a.actions);
     }
+  }
+
+  /**
+   * output(port=…,max_len=…): the datapath cuts the packet for this output
+   * only. As in OVS, reserved ports other than LOCAL and IN_PORT cannot
+   * take it.
+   */
+  private outputTrunc(port: number, maxLen: number): void {
+    const ofport = port === OFPP.IN_PORT ? this.flow[Slot.IN_PORT] : port;
+    if (ofport === this.flow[Slot.IN_PORT] && port !== OFPP.IN_PORT) {
+      this.note('>> skipping output to input port');
+      return;
+    }
+    if (this.env.patchPeer?.(ofport)) {
+      this.note(`>> output_trunc does not support patch port ${ofport}`);
+      return;
+    }
+    const odp = this.env.odpPorts.odpPort(ofport);
+    if (odp === undefined) {
+      this.note(`>> output to nonexistent port ${ofport}`);
+      return;
+    }
+    this.commit();
+    this.actions.push({ type: 'truncate', maxLen }, { type: 'output', port: odp });
   }
 
   // ------------------------------------------------------------- fields
@@ -456,8 +595,10 @@ class Ctx {
     }
   }
 
-  /** Commits pending rewrites and emits output to one OpenFlow port. */
+  /** Commits pending rewrites and emits output to one OpenFlow port (or crosses a patch port). */
   private outputTo(ofport: number): void {
+    const peer = this.env.patchPeer?.(ofport);
+    if (peer) return this.crossPatch(peer);
     const odp = this.env.odpPorts.odpPort(ofport);
     if (odp === undefined) {
       this.note(`>> output to nonexistent port ${ofport}`);
@@ -501,6 +642,47 @@ class Ctx {
     return true;
   }
 
+  /**
+   * Output to a patch port: the packet enters the peer bridge at once, in
+   * this same translation (no second trip through the datapath), as in OVS.
+   * The peer sees it with its own in_port and with registers, metadata, the
+   * action set and the stack cleared; afterwards this bridge's view of the
+   * flow comes back (what the peer output stays output).
+   */
+  private crossPatch(peer: PatchPeer): void {
+    if (this.depth >= MAX_DEPTH) {
+      this.note(`>>>> over max translation depth ${MAX_DEPTH} <<<<`);
+      this.error = 'Recursion too deep';
+      return;
+    }
+    const f = this.flow;
+    const saved = {
+      env: this.env, flow: f.slice(), actionSet: this.actionSet, stack: this.stack.splice(0), stackBytes: this.stackBytes,
+      rule: this.rule, tableId: this.tableId, vlanTpid: this.vlanTpid, exited: this.exited,
+    };
+    this.trace?.push({ kind: 'bridge', bridge: peer.bridge, leave: false });
+    this.env = peer.env;
+    f[Slot.IN_PORT] = peer.ofport;
+    f.fill(0, Slot.METADATA, Slot.METADATA + 2);
+    f.fill(0, Slot.REG0, Slot.REG0 + 16);
+    this.actionSet = [];
+    this.stackBytes = 0;
+    this.depth++;
+    this.lookupTable(0, peer.ofport, false);
+    this.runActionSet();
+    this.depth--;
+    this.trace?.push({ kind: 'bridge', bridge: peer.bridge, leave: true });
+    this.env = saved.env;
+    f.set(saved.flow);
+    this.actionSet = saved.actionSet;
+    this.stack.splice(0, this.stack.length, ...saved.stack);
+    this.stackBytes = saved.stackBytes;
+    this.rule = saved.rule;
+    this.tableId = saved.tableId;
+    this.vlanTpid = saved.vlanTpid;
+    this.exited = saved.exited;
+  }
+
   private toController(a: ControllerAction): void {
     this.commit();
     const reasonName = a.reason === 'action' && this.rule && isTableMiss(this.rule) ? 'explicit_miss' : a.reason;
@@ -530,7 +712,8 @@ class Ctx {
     wc[Slot.DL_SRC + 1] = 0xffffffff;
     wc[Slot.DL_DST] |= 0xffff;
     wc[Slot.DL_DST + 1] = 0xffffffff;
-    const port = this.env.ports.get(inPort);
+    // A packet from no port (a trace without in_port) enters as OVS's OFPP_NONE bundle: a trunk.
+    const port = inPort === OFPP.NONE ? NONE_PORT : this.env.ports.get(inPort);
     if (!port) {
       this.note(`-> no such port ${inPort} on the bridge, dropping`);
       return;
@@ -546,8 +729,9 @@ class Ctx {
     // Only the destination's entry shapes the actions; the source's is kept
     // fresh (or learned again after a move or eviction) when the megaflow's
     // stats are credited, so its changes need not revalidate this flow.
-    if (!isMulticast(src)) {
-      this.macs.push({ vlan, mac: src, port: inPort });
+    if (!isMulticast(src) && port !== NONE_PORT) {
+      // Credited stats refresh the packet's own bridge's table only: a peer's sightings are learned per upcall.
+      if (this.env === this.rootEnv) this.macs.push({ vlan, mac: src, port: inPort });
       if (this.sideEffects && mac.learn(vlan, src, inPort, this.env.now) && this.trace) {
         this.note(`-> learned that ${formatMac(src)} is on port ${port.name} in VLAN ${vlan}`);
       }
@@ -807,6 +991,46 @@ class Ctx {
   }
 }
 
+/** The input port of a packet from no port (OFPP_NONE): a trunk, as OVS's. */
+const NONE_PORT: BridgePort = { ofport: OFPP.NONE, name: 'OFPP_NONE', mode: 'trunk', tag: 0, trunks: null, noFlood: false, tunnel: null };
+
+/** What one datapath action costs in OVS's netlink buffer (an output: 8 bytes), for its 64 kB limit. */
+const DP_ACTION_BYTES = 8;
+
+/** The kind of an action in the action set: one of each kind is kept. */
+function actionSetKey(a: Action): string {
+  switch (a.type) {
+    case 'output':
+    case 'output_reg':
+    case 'output_trunc':
+    case 'controller':
+      return 'output';
+    case 'set_field':
+      return `set:${a.field.slot}:${a.field.shift}:${a.field.bits}`;
+    default:
+      return a.type;
+  }
+}
+
+/** OpenFlow's action-set order: pops, pushes, TTL, rewrites, then output. */
+function actionSetRank(a: Action): number {
+  switch (a.type) {
+    case 'pop_vlan':
+      return 0;
+    case 'push_vlan':
+      return 1;
+    case 'dec_ttl':
+      return 2;
+    case 'output':
+    case 'output_reg':
+    case 'output_trunc':
+    case 'controller':
+      return 4;
+    default:
+      return 3;
+  }
+}
+
 /** Packet-in reasons as OVS numbers them in the datapath's controller cookie. */
 const REASON_CODES: Record<ControllerEvent['reasonName'], number> = {
   no_match: 0, action: 1, invalid_ttl: 2, action_set: 3, group: 4, packet_out: 5, explicit_miss: 6,
@@ -837,6 +1061,13 @@ const L4_HEADERS: Record<number, DpSetHeader> = {
 /** The outer tag's TPID as the packet came in (a flow made from text has none: 0x8100). */
 function inputTpid(f: Flow): number {
   return f[Slot.VLAN_TCI] & VLAN_CFI ? f[Slot.VLAN_TPID] || EthType.VLAN : 0;
+}
+
+/** A double-tagged flow as one read with vlan-limit 1: typed by the inner TPID, no inner tag, no L3/L4 fields. */
+function beyondOneTag(f: Flow): void {
+  f[Slot.DL_TYPE] = EthType.VLAN;
+  f[Slot.VLAN_TCI1] = 0;
+  f.fill(0, Slot.NW_SRC, Slot.ND_TARGET + 4);
 }
 
 /** The VLAN tags of a flow, outer first. */

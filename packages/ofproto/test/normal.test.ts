@@ -148,7 +148,7 @@ describe('NORMAL learning', () => {
     clock.advance(200);
     of.run();
     expect(of.fdb().map((e) => [e.port, e.vlan, e.age])).toEqual([[1, 10, 200]]);
-    expect(formatFdb(of)).toEqual([' port  VLAN  MAC                Age', `    1    10  ${A}   200`]);
+    expect(formatFdb(of)).toEqual([' port  VLAN  MAC                Age', `    1    10  ${A}  200`]);
     clock.advance(101);
     of.run();
     expect(of.fdb()).toEqual([]);

@@ -11,12 +11,16 @@
  */
 import { buildPacket, parseHexPacket } from './packet.ts';
 import { createHash } from 'node:crypto';
-import { formatDpActions, formatFdb, formatOdpFlowKey, formatTcpFlagLetters, parseTraceFlow, trace } from '@nvs/ofproto';
+import {
+  type Action, type Flow, FLOW_WORDS, formatDpActions, formatFdb, formatOdpFlowKey, formatTcpFlagLetters, type OdpFlow, OdpFlowSyntaxError, parseOdpFlow,
+  parseFlow, parseTraceFlow, Slot, trace,
+} from '@nvs/ofproto';
 import type { UnixctlServer } from '@nvs/daemon';
 import type { BridgePort } from './bridge.ts';
+import type { WarpClock } from './clock.ts';
 import type { Coverage } from './coverage.ts';
 import type { Dpif, DpStats } from './dpif.ts';
-import { keyFromFlow } from './keyflow.ts';
+import { flowFromKey, keyFromFlow } from './keyflow.ts';
 import type { OfBridge } from './ofbridge.ts';
 import type { Udpif } from './udpif.ts';
 
@@ -40,6 +44,10 @@ export interface AppctlContext {
   memory(): Record<string, number>;
   /** other_config:n-handler-threads when set (nvs runs one handler whatever it says). */
   requestedHandlers(): number | undefined;
+  /** The clock of rule timeouts and MAC aging, for time/stop and time/warp. */
+  clock: WarpClock;
+  /** Gives a dummy port another datapath port number (dpif-dummy/change-port-number); throws with the reason. */
+  changeOdpPort(port: string, no: number): void;
 }
 
 function findBridge(ctx: AppctlContext, name: string): OfBridge {
@@ -87,6 +95,19 @@ export function packetFromText(text: string, bridge: OfBridge): Uint8Array {
   } catch (err) {
     throw new AppctlError('APPCTL_BAD_PACKET', `${text}: neither hex bytes nor a flow (${(err as Error).message})`);
   }
+}
+
+/** A MAC address argument (`50:54:00:00:00:01`) as a number. */
+function macArg(text: string): number {
+  if (!/^([0-9a-fA-F]{1,2}:){5}[0-9a-fA-F]{1,2}$/.test(text)) throw new AppctlError('APPCTL_BAD_ARGS', 'bad MAC address');
+  return text.split(':').reduce((n, h) => n * 256 + parseInt(h, 16), 0);
+}
+
+/** A VLAN argument (0–4095). */
+function vlanArg(text: string): number {
+  const v = Number(text);
+  if (!/^[0-9]+$/.test(text) || v > 4095) throw new AppctlError('APPCTL_BAD_ARGS', `${text}: bad VLAN (0 to 4095)`);
+  return v;
 }
 
 /** A polling-thread counter summed over every thread, those a pmd-cpu-mask change replaced included. */
@@ -176,24 +197,163 @@ function ufidOf(id: string): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
 }
 
+/** What an ofproto/trace request names: the bridge, the packet's flow (in_port an OpenFlow port), and -generate. */
+interface TraceRequest {
+  bridge: OfBridge;
+  flow: Flow;
+  generate: boolean;
+  /** --names: ports by name in the Flow line and the datapath actions. */
+  names: boolean;
+}
+
+/**
+ * The arguments of ofproto/trace as ovs-vswitchd reads them:
+ * `[DP] ODP_FLOW`, or `BRIDGE BR_FLOW`, then `-generate` or a packet in hex
+ * (whose headers replace the flow's). A datapath is named by its type
+ * (`dummy`, `ovs-dummy`, `netdev`); with one type in use it may be left out.
+ * The error texts are OVS's, which its tests compare.
+ */
+function traceRequest(ctx: AppctlContext, argv: string[]): TraceRequest {
+  const bad = (m: string) => new AppctlError('APPCTL_BAD_ARGS', m);
+  let generate = false;
+  const args: string[] = [];
+  let names = false;
+  for (const a of argv) {
+    if (a === '-generate') generate = true;
+    else if (a === '--names' || a === '--no-names') names = a === '--names';
+    else if (a.startsWith('-') && a.length > 1) throw bad(`${a}: unknown option`);
+    else if (args.length >= 3) throw bad('too many arguments');
+    else args.push(a);
+  }
+  let packet: Uint8Array | undefined;
+  if (!generate && args.length > 1) {
+    packet = parseHexPacket(args[args.length - 1]);
+    if (packet) {
+      if (packet.length < 14) throw bad('Packet data too short for Ethernet');
+      args.pop();
+    } else if (args.length > 2) throw bad('Trailing garbage in packet data');
+  }
+  const bridges = ctx.bridges();
+  const types = new Set(bridges.map((b) => b.model.config.datapathType || 'system'));
+  let dpFound = false;
+  if (args.length === 2) dpFound = types.has(args[0].startsWith('ovs-') ? args[0].slice(4) : args[0]);
+  else if (args.length === 1) dpFound = types.size === 1;
+  else throw bad('Syntax error');
+  const text = args[args.length - 1];
+  let flow: Flow;
+  let bridge: OfBridge;
+  let odp: OdpFlow | undefined;
+  let odpError: string | undefined;
+  try {
+    odp = parseOdpFlow(text, (name) => bridges.flatMap((b) => [...b.ports.values()]).find((p) => p.name === name)?.odpPort);
+  } catch (e) {
+    if (!(e instanceof OdpFlowSyntaxError)) throw e;
+    odpError = e.message;
+  }
+  if (odp) {
+    if (!dpFound) throw bad('Cannot find the datapath');
+    if (odp.recircId !== 0) throw bad(`no recirculation data for recirc_id 0x${odp.recircId.toString(16)}`);
+    const inPort = odp.odpInPort ?? 0xffffffff;
+    const owner = bridges.find((b) => [...b.ports.values()].some((p) => p.odpPort === inPort));
+    const port = owner && [...owner.ports.values()].find((p) => p.odpPort === inPort);
+    if (!owner || !port) throw bad(`no OpenFlow port for datapath port ${inPort}`);
+    bridge = owner;
+    flow = odp.flow;
+    flow[Slot.IN_PORT] = port.ofport;
+  } else {
+    if (args.length !== 2) throw bad(`${odpError} (or the bridge name was omitted)`);
+    const b = bridges.find((x) => x.name === args[0]);
+    if (!b) throw bad(`${args[0]}: unknown bridge`);
+    bridge = b;
+    try {
+      flow = parseTraceFlow(text, (n) => b.ports.get(n)?.ofport);
+    } catch (e) {
+      throw bad(`Bad openflow flow syntax: ${(e as Error).message}`);
+    }
+  }
+  if (packet) {
+    // The packet's headers, with the flow's in_port and metadata.
+    const dp = needDp(ctx);
+    const fromPacket = flowFromKey(dp.extractKey(packet, 0), flow[Slot.IN_PORT]);
+    for (let i = 0; i < FLOW_WORDS; i++) if (!METADATA_SLOTS.has(i)) flow[i] = fromPacket[i];
+  }
+  return { bridge, flow, generate, names };
+}
+
+/** Flow words a trace keeps from its flow when a packet gives the headers. */
+const METADATA_SLOTS: ReadonlySet<number> = new Set([
+  Slot.IN_PORT, Slot.METADATA, Slot.METADATA + 1, Slot.TUN_ID, Slot.TUN_ID + 1, Slot.TUN_SRC, Slot.TUN_DST, Slot.PKT_MARK, Slot.SKB_PRIORITY,
+  ...Array.from({ length: 16 }, (_, i) => Slot.REG0 + i),
+]);
+
 export function registerAppctl(server: UnixctlServer, ctx: AppctlContext): void {
   /** Packets injected per datapath port, for revalidator/wait. */
   const injected = new Map<number, number>();
 
-  server.register('ofproto/trace', '[bridge] flow', 1, 2, (args) => {
-    const bridges = ctx.bridges();
-    let bridge: OfBridge;
-    let flow: string;
-    if (args.length === 2) {
-      bridge = findBridge(ctx, args[0]);
-      flow = args[1];
-    } else {
-      if (bridges.length !== 1) throw new AppctlError('APPCTL_NO_BRIDGE', 'must specify a bridge (there is not exactly one)');
-      bridge = bridges[0];
-      flow = args[0];
-    }
-    return `${trace(bridge.ofproto, flow, (n) => bridge.ports.get(n)?.ofport).text}\n`;
+  server.register('ofproto/trace', '{[dp_name] odp_flow | bridge br_flow} [-generate|packet]', 1, 4, (args) => {
+    const req = traceRequest(ctx, args);
+    const ports = [...allPorts(ctx).values()];
+    const names = req.names
+      ? { ofport: (n: number) => [...req.bridge.ports.values()].find((p) => p.ofport === n)?.name, odpPort: (n: number) => ports.find((p) => p.odpPort === n)?.name }
+      : undefined;
+    return `${trace(req.bridge.ofproto, req.flow, undefined, { sideEffects: req.generate, names }).text}\n`;
   });
+
+  server.register('ofproto/trace-packet-out', '[-consistent] bridge br_flow actions', 3, 4, (argv) => {
+    const args = argv[0] === '-consistent' ? argv.slice(1) : argv;
+    if (args.length !== 3) throw new AppctlError('APPCTL_BAD_ARGS', 'Syntax error');
+    const [name, flowText, actionsText] = args;
+    const b = ctx.bridges().find((x) => x.name === name);
+    if (!b) throw new AppctlError('APPCTL_NO_BRIDGE', `${name}: unknown bridge`);
+    const portByName = (n: string) => b.ports.get(n)?.ofport;
+    let flow: Flow;
+    let actions: readonly Action[];
+    try {
+      flow = parseTraceFlow(flowText, portByName);
+      // Checked against the packet's own fields, as OVS checks a packet-out's actions.
+      actions = parseFlow(`${flowText},actions=${actionsText}`, { portByName, dialect: 'of13' }).actions;
+    } catch (e) {
+      throw new AppctlError('APPCTL_BAD_ARGS', (e as Error).message);
+    }
+    return `${trace(b.ofproto, flow, undefined, { actions }).text}\n`;
+  });
+
+  server.register('time/stop', '', 0, 0, () => {
+    ctx.clock.stop();
+    return '';
+  });
+
+  server.register('time/warp', '[large_msecs] msecs', 1, 2, (args) => {
+    const total = Number(args[0]);
+    const step = args.length === 2 ? Number(args[1]) : total;
+    if (!Number.isInteger(total) || total < 0 || !Number.isInteger(step) || step <= 0) throw new AppctlError('APPCTL_BAD_ARGS', 'A non-negative number of milliseconds is required');
+    // In steps, as OVS does: timeouts fire at each step, not all at the end.
+    for (let done = 0; done < total; done += step) {
+      ctx.clock.warp(Math.min(step, total - done));
+      for (const b of ctx.bridges()) b.ofproto.run();
+    }
+    ctx.udpif()?.scheduleTargeted();
+    return 'warped\n';
+  });
+
+  server.register('dpif-dummy/change-port-number', 'dp port new_number', 3, 3, (args) => {
+    const no = Number(args[2]);
+    if (!Number.isInteger(no) || no <= 0 || no >= 0xffffffff) throw new AppctlError('APPCTL_BAD_ARGS', `${args[2]}: bad port number`);
+    try {
+      ctx.changeOdpPort(args[1], no);
+    } catch (err) {
+      throw new AppctlError('APPCTL_NO_PORT', (err as Error).message);
+    }
+    return '';
+  });
+
+  server.register('dpif/dump-dps', '', 0, 0, () =>
+    ctx
+      .bridges()
+      .map((b) => `${b.model.config.datapathType || 'system'}@${b.name}\n`)
+      .sort()
+      .join(''),
+  );
 
   server.register('fdb/show', 'bridge', 1, 1, (args) => `${formatFdb(findBridge(ctx, args[0]).ofproto).join('\n')}\n`);
 
@@ -206,12 +366,33 @@ export function registerAppctl(server: UnixctlServer, ctx: AppctlContext): void 
 
   server.register('fdb/stats-show', 'bridge', 1, 1, (args) => {
     const b = findBridge(ctx, args[0]);
+    const st = b.ofproto.fdbStats();
     return (
       `Statistics for bridge "${b.name}":\n` +
-      `  Current/maximum MAC entries in the table: ${b.ofproto.fdb().length}/${b.model.config.macTableSize}\n` +
-      `  Current static MAC entries in the table : 0\n` +
-      `  MAC aging time (seconds)                : ${b.model.config.macAgingTime}\n`
+      `  Current/maximum MAC entries in the table: ${st.entries}/${b.model.config.macTableSize}\n` +
+      `  Current static MAC entries in the table : ${st.statics}\n` +
+      `  Total number of learned MAC entries     : ${st.learned}\n` +
+      `  Total number of expired MAC entries     : ${st.expired}\n` +
+      `  Total number of evicted MAC entries     : ${st.evicted}\n` +
+      `  Total number of port moved MAC entries  : ${st.moved}\n`
     );
+  });
+
+  server.register('fdb/add', 'bridge port vlan mac', 4, 4, (args) => {
+    const b = findBridge(ctx, args[0]);
+    const mac = macArg(args[3]);
+    const port = b.ports.get(args[1]);
+    if (!port) throw new AppctlError('APPCTL_NO_PORT', 'software error, odp port is present but no ofp port');
+    const old = b.ofproto.fdbAdd(port.ofport, vlanArg(args[2]), mac);
+    ctx.udpif()?.scheduleTargeted();
+    return old && (old.port !== port.ofport || !old.isStatic) ? `Overriding already existing ${old.isStatic ? 'static' : 'dynamic'} entry on ${old.port}\n` : '';
+  });
+
+  server.register('fdb/del', 'bridge vlan mac', 3, 3, (args) => {
+    const b = findBridge(ctx, args[0]);
+    if (!b.ofproto.fdbDelete(vlanArg(args[1]), macArg(args[2]))) throw new AppctlError('APPCTL_BAD_ARGS', 'could not find static mac entry');
+    ctx.udpif()?.scheduleTargeted();
+    return '';
   });
 
   server.register('dpif/show', '', 0, 0, () => {
@@ -221,7 +402,10 @@ export function registerAppctl(server: UnixctlServer, ctx: AppctlContext): void 
     for (const b of ctx.bridges()) {
       out.push(`  ${b.name}:`);
       const ports = [...b.ports.values()].sort((x, y) => x.ofport - y.ofport);
-      for (const p of ports) out.push(`    ${p.name} ${p.ofport}/${p.odpPort}: (${portKind(p)})`);
+      for (const p of ports) {
+        // A patch port has no datapath port: OVS shows it as `none` with its peer.
+        out.push(p.type === 'patch' ? `    ${p.name} ${p.ofport}/none: (patch: peer=${p.peer})` : `    ${p.name} ${p.ofport}/${p.odpPort}: (${portKind(p)})`);
+      }
     }
     return `${out.join('\n')}\n`;
   });

@@ -21,8 +21,11 @@ const OFPP_MAX = 0xff00;
 
 /** What the bridge layer needs from the datapath to make ports exist. */
 export interface DatapathPorts {
-  /** Creates a port and returns its datapath port number. Throws with a user-readable message. */
-  addPort(name: string, type: PortType, options?: Record<string, string>): number;
+  /**
+   * Creates a port and returns its datapath port number (`portNo` when given
+   * and free). Throws with a user-readable message.
+   */
+  addPort(name: string, type: PortType, options?: Record<string, string>, portNo?: number): number;
   removePort(odpPort: number): void;
   /** May be absent: the back end a port was opened with and its device's MAC (a tap's); absent means a dummy port. */
   portDevice?(odpPort: number): { backend: PortBackend; mac?: string; status?: Record<string, string> };
@@ -37,12 +40,16 @@ export interface DatapathPorts {
  * devices, `system` (AF_PACKET) and `afxdp` (AF_XDP) an existing kernel
  * device, the vhost-user types a VM's virtio-net device, `dummy` in-memory
  * ports, and `dummy-internal` the internal ports of a `datapath_type=dummy`
- * bridge (in-memory, as in OVS's dummy datapath).
+ * bridge (in-memory, as in OVS's dummy datapath). A `patch` port joins two
+ * bridges inside the switch and has no datapath port.
  */
-export type PortType = 'dummy' | 'dummy-internal' | 'internal' | 'tap' | 'system' | 'afxdp' | VhostUserType | TunnelType;
+export type PortType = 'dummy' | 'dummy-internal' | 'internal' | 'tap' | 'system' | 'afxdp' | 'patch' | VhostUserType | TunnelType;
 
 /** Tunnel ports: VXLAN or Geneve over a kernel UDP socket (crates/datapath/src/ports/tunnel.rs). */
 export type TunnelType = 'vxlan' | 'geneve';
+
+/** The datapath port number of a port that has none (a patch port lives in ofproto only). */
+export const NO_ODP_PORT = -1;
 
 /** vhost-user ports (a VM's virtio-net device): nvs listens on a socket in the run directory, or connects to `options:vhost-server-path`. */
 export type VhostUserType = 'dpdkvhostuser' | 'dpdkvhostuserclient';
@@ -100,6 +107,10 @@ export interface BridgePort {
   /** The options a tunnel port was opened with (a change reopens it). */
   tunnelOptions?: string;
   ifaceUuid: string;
+  /** A patch port's peer interface (options:peer). */
+  peer?: string;
+  /** Interface.mtu_request, if set. */
+  mtuRequest?: number;
 }
 
 /** What vswitchd writes back to one Interface row. */
@@ -222,7 +233,9 @@ export class Switch {
         const existing = bridge.ports.get(iface.name);
         if (existing) {
           if (vlanKey(existing) !== vlanKey(port)) changed.add(bridge);
+          if (existing.peer !== iface.options.peer && existing.type === 'patch') changed.add(bridge);
           Object.assign(existing, { tag: port.tag, trunks: port.trunks, vlanMode: port.vlanMode, ifaceUuid: iface.uuid });
+          if (existing.type === 'patch') existing.peer = iface.options.peer;
           this.status.set(iface.uuid, this.configurePort(existing, iface.mtuRequest));
           continue;
         }
@@ -230,7 +243,66 @@ export class Switch {
       }
     }
     [this.reservedWarned, this.reservedSeen] = [this.reservedSeen, new Set()];
+    this.checkPatchPeers();
+    for (const b of this.bridges.values()) this.followBridgeMtu(b);
     return { added, removed, changed };
+  }
+
+  /**
+   * As in OVS, a bridge's in-memory internal ports without an mtu_request
+   * take the smallest MTU of its other ports (1500 when it has none). (Tap
+   * internal ports keep their device's MTU.)
+   */
+  private followBridgeMtu(b: Bridge): void {
+    const isInternal = (p: BridgePort) => p.type === 'dummy-internal' || p.type === 'internal';
+    const others = [...b.ports.values()].filter((p) => !isInternal(p) && p.type !== 'patch');
+    const mtu = others.length ? Math.min(...others.map((p) => this.linkStatus(p).mtu ?? 1500)) : 1500;
+    for (const p of b.ports.values()) {
+      if (!isInternal(p) || p.backend !== 'dummy' || p.mtuRequest !== undefined || p.mtu === mtu) continue;
+      p.mtu = mtu;
+      const st = this.status.get(p.ifaceUuid);
+      if (st) this.status.set(p.ifaceUuid, { ...st, mtu });
+    }
+  }
+
+  /**
+   * A patch port whose peer is missing, or is not a patch port pointing back,
+   * drops what is sent to it (as in OVS); its Interface row says why.
+   */
+  private checkPatchPeers(): void {
+    for (const b of this.bridges.values()) {
+      for (const p of b.ports.values()) {
+        if (p.type !== 'patch') continue;
+        const peer = p.peer === undefined ? undefined : this.portByName(p.peer)?.port;
+        if (peer && peer.type === 'patch' && peer.peer === p.name) continue;
+        const why = !peer ? 'does not exist' : `is not a patch interface whose peer is ${p.name}`;
+        this.status.set(p.ifaceUuid, { ...(this.status.get(p.ifaceUuid) ?? { ofport: p.ofport }), error: `${p.name}: patch peer ${p.peer} ${why}` });
+      }
+    }
+  }
+
+  /**
+   * Gives an in-memory port another datapath port number (OVS's testing
+   * command dpif-dummy/change-port-number): the port is closed and opened
+   * again under `no`. Returns its bridge, whose OpenFlow side must follow.
+   */
+  changeOdpPort(name: string, no: number): Bridge {
+    const found = this.portByName(name);
+    if (!found || found.port.odpPort === NO_ODP_PORT) throw new Error(`${name}: no such datapath port`);
+    const { bridge, port } = found;
+    if (port.backend !== 'dummy') throw new Error(`${name}: only in-memory (dummy) ports can be renumbered`);
+    if (this.portByOdp(no)) throw new Error(`${no}: datapath port number already in use`);
+    this.datapath.removePort(port.odpPort);
+    port.odpPort = this.datapath.addPort(name, port.type, {}, no);
+    this.log.info({ port: name, odpPort: port.odpPort }, 'datapath port renumbered');
+    return bridge;
+  }
+
+  /** The patch port joined to `p` (both pointing at each other), if any. */
+  patchPeer(p: BridgePort): { bridge: Bridge; port: BridgePort } | undefined {
+    if (p.type !== 'patch' || p.peer === undefined) return undefined;
+    const found = this.portByName(p.peer);
+    return found && found.port.type === 'patch' && found.port.peer === p.name ? found : undefined;
   }
 
   /** Finds the bridge and port that own a datapath port. */
@@ -272,6 +344,7 @@ export class Switch {
 
   /** Applies mtu_request to a working port and returns its Interface status (a tap's device is read once for both). */
   private configurePort(p: BridgePort, mtuRequest: number | undefined): InterfaceStatus {
+    p.mtuRequest = mtuRequest;
     const dev = this.configureMtu(p, mtuRequest);
     const st: InterfaceStatus = { ofport: p.ofport, macInUse: p.mac, status: p.deviceStatus, ...linkStatusOf(p, dev) };
     st.error ??= p.mtuError;
@@ -316,10 +389,12 @@ export class Switch {
   }
 
   private removePort(bridge: Bridge, p: BridgePort): void {
-    try {
-      this.datapath.removePort(p.odpPort);
-    } catch (err) {
-      this.log.warn({ port: p.name, err: (err as Error).message }, 'removing datapath port failed');
+    if (p.odpPort !== NO_ODP_PORT) {
+      try {
+        this.datapath.removePort(p.odpPort);
+      } catch (err) {
+        this.log.warn({ port: p.name, err: (err as Error).message }, 'removing datapath port failed');
+      }
     }
     bridge.ports.delete(p.name);
     this.log.info({ bridge: bridge.name, port: p.name, ofport: p.ofport }, 'port removed');
@@ -344,14 +419,17 @@ export class Switch {
       return false;
     }
     const type = portType(iface, bridge.config);
-    let odpPort: number;
-    try {
-      odpPort = this.datapath.addPort(iface.name, type, iface.options);
-    } catch (err) {
-      this.status.set(iface.uuid, { ofport: -1, error: `${iface.name}: could not add to the datapath: ${(err as Error).message}` });
-      return false;
+    let odpPort = NO_ODP_PORT;
+    if (type !== 'patch') {
+      try {
+        const wanted = bridge.config.datapathType === 'dummy' ? dummyDatapathPortNo(iface.name) : undefined;
+        odpPort = this.datapath.addPort(iface.name, type, iface.options, wanted);
+      } catch (err) {
+        this.status.set(iface.uuid, { ofport: -1, error: `${iface.name}: could not add to the datapath: ${(err as Error).message}` });
+        return false;
+      }
     }
-    const device = this.datapath.portDevice?.(odpPort);
+    const device = type === 'patch' ? undefined : this.datapath.portDevice?.(odpPort);
     const bp: BridgePort = {
       name: iface.name,
       ofport,
@@ -367,6 +445,7 @@ export class Switch {
       tunnel: type === 'vxlan' || type === 'geneve' ? tunnelConfig(type, iface.options) : undefined,
       tunnelOptions: type === 'vxlan' || type === 'geneve' ? JSON.stringify(iface.options) : undefined,
       ifaceUuid: iface.uuid,
+      peer: type === 'patch' ? iface.options.peer : undefined,
     };
     bridge.ports.set(bp.name, bp);
     this.status.set(iface.uuid, this.configurePort(bp, iface.mtuRequest));
@@ -399,10 +478,23 @@ function linkStatusOf(p: BridgePort, dev: DeviceState | undefined): LinkStatus {
   return { adminState: dev.adminUp ? 'up' : 'down', linkState: dev.carrier ? 'up' : 'down', mtu: dev.mtu };
 }
 
+/**
+ * The datapath port number OVS's dummy datapath gives a port: the number in
+ * its name (`p20` → 20), plus 100 for names starting `br` (a bridge's own
+ * port: `br0` → 100), so that OVS's tests can write `in_port(20)`. Undefined
+ * for names without digits (the lowest free number then).
+ */
+export function dummyDatapathPortNo(name: string): number | undefined {
+  const m = /[0-9]+/.exec(name);
+  if (!m) return undefined;
+  const n = (name.startsWith('br') ? 100 : 0) + Number(m[0]);
+  return n > 0 && n < 0xffffffff ? n : undefined;
+}
+
 function portType(iface: InterfaceConfig, bridge: BridgeConfig): PortType {
   const t = iface.type;
   if (t === 'internal') return bridge.datapathType === 'dummy' ? 'dummy-internal' : 'internal';
-  return t === 'tap' || t === 'system' || t === 'afxdp' || t === 'dpdkvhostuser' || t === 'dpdkvhostuserclient' || t === 'vxlan' || t === 'geneve' ? t : 'dummy';
+  return t === 'tap' || t === 'system' || t === 'afxdp' || t === 'patch' || t === 'dpdkvhostuser' || t === 'dpdkvhostuserclient' || t === 'vxlan' || t === 'geneve' ? t : 'dummy';
 }
 
 /**

@@ -68,6 +68,8 @@ export interface SwitchConfig {
   maxIdleMs: number;
   /** Most megaflows installed at once (other_config:flow-limit); past it, upcalls are executed without installing a flow. */
   flowLimit: number;
+  /** other_config:vlan-limit: VLAN tags parsed (1, OVS's default: a second tag is payload; 0: no limit). */
+  vlanLimit: number;
   /** Period of the statistics write-back (other_config:stats-update-interval, ms, at least 5000); undefined when the database sets no integer, and the daemon's default applies. */
   statsUpdateIntervalMs?: number;
   bridges: BridgeConfig[];
@@ -86,7 +88,7 @@ export const DEFAULT_MAC_TABLE_SIZE = 8192;
 /** Options of the tunnel types (their values are checked by the datapath when it opens the port). */
 const TUNNEL_OPTIONS = ['remote_ip', 'local_ip', 'key', 'in_key', 'out_key', 'dst_port', 'csum', 'ttl', 'tos'];
 /** Interface types nvs knows of but cannot open yet. */
-const NOT_YET = new Set(['afxdp-nonpmd', 'dpdk', 'gre', 'patch', 'stt', 'erspan', 'ip6gre', 'ip6erspan', 'lisp', 'bareudp', 'gtpu', 'srv6']);
+const NOT_YET = new Set(['afxdp-nonpmd', 'dpdk', 'gre', 'stt', 'erspan', 'ip6gre', 'ip6erspan', 'lisp', 'bareudp', 'gtpu', 'srv6']);
 /** Options each supported type accepts. */
 const KNOWN_OPTIONS: Record<string, Set<string>> = {
   dummy: new Set(['pstream', 'stream', 'n_rxq', 'n_txq']),
@@ -98,6 +100,7 @@ const KNOWN_OPTIONS: Record<string, Set<string>> = {
   dpdkvhostuserclient: new Set(['vhost-server-path']),
   vxlan: new Set(TUNNEL_OPTIONS),
   geneve: new Set(TUNNEL_OPTIONS),
+  patch: new Set(['peer']),
 };
 /** The supported types, quoted and joined with `conjunction` before the last, for error messages. */
 function supportedTypes(conjunction: 'or' | 'and'): string {
@@ -180,7 +183,11 @@ function interfaceConfig(uuid: string, row: RowReader, ro: ReadOptions): Interfa
     cfg.error = `${name}: unknown interface type "${type}" (nvs supports ${supportedTypes('and')})`;
   } else {
     const bad = Object.keys(options).filter((o) => !KNOWN_OPTIONS[type].has(o));
-    if (bad.length > 0) cfg.error = `${name}: ${type} interface does not accept option${bad.length > 1 ? 's' : ''} ${bad.map((o) => `"${o}"`).join(', ')}`;
+    // A patch port's errors in ovs-vswitchd's words.
+    if (type === 'patch' && bad.length > 0) cfg.error = `${name}: patch type takes only a 'peer' argument`;
+    else if (type === 'patch' && !options.peer) cfg.error = `${name}: patch type requires valid 'peer' argument`;
+    else if (type === 'patch' && options.peer === name) cfg.error = `${name}: patch peer must not be self`;
+    else if (bad.length > 0) cfg.error = `${name}: ${type} interface does not accept option${bad.length > 1 ? 's' : ''} ${bad.map((o) => `"${o}"`).join(', ')}`;
     else if (type === 'dpdkvhostuserclient' && !options['vhost-server-path']) cfg.error = `${name}: dpdkvhostuserclient interface needs options:vhost-server-path`;
   }
   return cfg;
@@ -245,6 +252,7 @@ export function readConfig(db: DbSnapshot, ro: ReadOptions = {}): SwitchConfig |
     handlers: other['n-handler-threads'] ? posInt(other['n-handler-threads'], 1) : undefined,
     maxIdleMs: posInt(other['max-idle'], DEFAULT_MAX_IDLE_MS),
     flowLimit: posInt(other['flow-limit'], DEFAULT_FLOW_LIMIT),
+    vlanLimit: /^[0-9]+$/.test(other['vlan-limit'] ?? '') ? Number(other['vlan-limit']) : 1,
     statsUpdateIntervalMs: statsUpdateInterval(other['stats-update-interval']),
     bridges,
     externalIds: smap(row('external_ids')),

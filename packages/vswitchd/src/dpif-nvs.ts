@@ -149,9 +149,10 @@ export class NvsDpif implements Dpif {
     this.dp.setPmdCores(cores);
   }
 
-  addPort(name: string, type: PortType, options: Record<string, string> = {}): number {
+  addPort(name: string, type: PortType, options: Record<string, string> = {}, portNo?: number): number {
+    if (type === 'patch') throw new Error(`${name}: a patch port has no datapath port`);
     const backend = type === 'internal' ? this.internalPorts : type === 'dummy-internal' ? 'dummy' : type;
-    const no = this.dp.addPort(name, backend, backend === 'dummy' || backend === 'tap' ? {} : options);
+    const no = this.dp.addPort(name, backend, backend === 'dummy' || backend === 'tap' ? {} : options, portNo);
     this.backends.set(no, backend);
     return no;
   }

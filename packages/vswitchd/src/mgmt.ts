@@ -9,8 +9,8 @@
  * OpenFlow header starts with its version, 0x01-0x06; JSON-RPC with `{`),
  * so nvs-ofctl keeps working unchanged while both are served.
  *
- * Methods (params: one object): `flow-mod` {command, file, text}, `replace-flows`
- * and `diff-flows` {file, text}, `dump-flows` {filter, noStats, sort}, `dump-ports`
+ * Methods (params: one object): `flow-mod` {command, file, text, dialect}, `replace-flows`
+ * and `diff-flows` {file, text, dialect} (dialect `of10`, the default, or `of13`: OpenFlow 1.1+), `dump-flows` {filter, noStats, sort}, `dump-ports`
  * {port}, `dump-tables`, `show`. Replies are `{text}` plus counts; errors are
  * `{error: code, details: message}`. Long parses send `progress` {done,total}
  * notifications for the client's progress bar.
@@ -211,12 +211,15 @@ export class MgmtServer {
   private async parse(p: Record<string, unknown>, command: FlowModCommand, conn: JsonRpcConnection): Promise<FlowMod[]> {
     const text = str(p, 'text');
     const file = str(p, 'file', '<input>');
+    // The OpenFlow version the client chose (nvs-ofctl -O): what the rules may use.
+    const dialect = str(p, 'dialect', 'of10');
+    if (dialect !== 'of10' && dialect !== 'of13') throw new MgmtError('MGMT_BAD_REQUEST', `unknown dialect "${dialect}" (of10 or of13)`);
     const lines = text.split('\n');
     const out: FlowMod[] = [];
     for (let start = 0; start < lines.length; start += PROGRESS_CHUNK) {
       // Leading newlines keep the parser's line numbers right for this chunk.
       const chunk = '\n'.repeat(start) + lines.slice(start, start + PROGRESS_CHUNK).join('\n');
-      for (const fm of parseFlows(chunk, { file, command, portByName: this.portByName })) out.push(fm);
+      for (const fm of parseFlows(chunk, { file, command, dialect, portByName: this.portByName })) out.push(fm);
       if (lines.length > PROGRESS_CHUNK) {
         conn.notify('progress', [{ done: Math.min(lines.length, start + PROGRESS_CHUNK), total: lines.length }]);
         await new Promise((r) => setImmediate(r));

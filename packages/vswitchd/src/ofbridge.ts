@@ -6,7 +6,7 @@
  */
 import type { Logger } from 'pino';
 import { Ofproto, toBridgePort, type Clock, type PortConfig as OfPortConfig } from '@nvs/ofproto';
-import type { Bridge, BridgePort, InterfaceStatus } from './bridge.ts';
+import { type Bridge, type BridgePort, type InterfaceStatus, NO_ODP_PORT } from './bridge.ts';
 
 export class OfBridge {
   readonly ofproto: Ofproto;
@@ -19,6 +19,8 @@ export class OfBridge {
     readonly model: Bridge,
     private readonly log: Logger,
     clock: Clock,
+    /** The bridge and OpenFlow port at the far end of a patch port, when it has a working peer. */
+    private readonly patchPeer: (port: BridgePort) => { ofproto: Ofproto; ofport: number } | undefined,
   ) {
     const cfg = model.config;
     this.ofproto = new Ofproto({
@@ -30,6 +32,12 @@ export class OfBridge {
       macAgingTime: cfg.macAgingTime,
       macTableSize: cfg.macTableSize,
     });
+  }
+
+  /** Whether the bridge has patch ports (its translations may cross into other bridges). */
+  get hasPatchPorts(): boolean {
+    for (const p of this.model.ports.values()) if (p.type === 'patch') return true;
+    return false;
   }
 
   get name(): string {
@@ -70,6 +78,7 @@ export class OfBridge {
         continue;
       }
       ports.push(pc);
+      if (p.odpPort === NO_ODP_PORT) continue;
       odpByOf.set(p.ofport, p.odpPort);
       ofByOdp.set(p.odpPort, p.ofport);
     }
@@ -79,6 +88,11 @@ export class OfBridge {
     this.odpByOf = odpByOf;
     this.ofByOdp = ofByOdp;
     this.ofproto.setPorts(ports);
+    const patches = new Map([...this.model.ports.values()].filter((p) => p.type === 'patch').map((p) => [p.ofport, p]));
+    this.ofproto.setPatchPeers(patches.size ? (ofport) => {
+      const p = patches.get(ofport);
+      return p && this.patchPeer(p);
+    } : undefined);
     this.ofproto.setFailMode(cfg.failMode);
     this.ofproto.setMacLearning(cfg.macAgingTime, cfg.macTableSize);
     return true;

@@ -8,6 +8,7 @@
  * Everything it uses comes in through VswitchdComponents, so tests can run
  * two switches in one process.
  */
+import { WarpClock } from './clock.ts';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { UnixctlServer, type VLog } from '@nvs/daemon';
@@ -68,6 +69,7 @@ export class Vswitchd {
   private stopping = false;
   /** other_config:n-handler-threads, recorded for upcall/show: one handler (the event loop) translates upcalls. */
   private requestedHandlers: number | undefined;
+  private readonly clock = new WarpClock();
 
   constructor(private readonly c: VswitchdComponents) {
     this.log = c.vlog.logger('vswitchd');
@@ -77,8 +79,8 @@ export class Vswitchd {
     // The bridge layer reaches the datapath through this late-bound view: it is opened on the first configuration.
     const ports: DatapathPorts = {
       // A server-mode vhost-user socket lives in the run directory, named after its interface (as OVS's).
-      addPort: (name, type, options) =>
-        this.requireDp().addPort(name, type, type === 'dpdkvhostuser' ? { 'vhost-server-path': join(this.c.rundir, name) } : options),
+      addPort: (name, type, options, portNo) =>
+        this.requireDp().addPort(name, type, type === 'dpdkvhostuser' ? { 'vhost-server-path': join(this.c.rundir, name) } : options, portNo),
       removePort: (no) => this.requireDp().removePort(no),
       portDevice: (no) => this.requireDp().portDevice(no),
       deviceState: (no) => this.requireDp().deviceState(no),
@@ -118,6 +120,11 @@ export class Vswitchd {
       coverage: this.coverage,
       memory: () => ({ handlers: 1, revalidators: 1 }),
       requestedHandlers: () => this.requestedHandlers,
+      clock: this.clock,
+      changeOdpPort: (port, no) => {
+        const ob = this.ofbridges.get(this.switch.changeOdpPort(port, no).name);
+        if (ob?.sync(this.switch.status)) this.udpif?.bridgeChanged(ob);
+      },
     });
     this.unixctl.register('cluster/show', '', 0, 0, () => this.cluster.show());
   }
@@ -181,10 +188,16 @@ export class Vswitchd {
     for (const b of changes.added) this.bridgeAdded(b);
     // Every bridge re-checks its ports (errors found by ofproto, such as bad VLAN settings, are reported each
     // time) and is revalidated when its ports or settings changed.
+    // A bridge joined to others by patch ports is revalidated when any bridge changes: its megaflows cross into them.
+    const anyChange = changes.added.length + changes.removed.length + changes.changed.size > 0;
     for (const ob of this.ofbridges.values()) {
       const synced = ob.sync(this.switch.status);
-      if (synced || changes.changed.has(ob.model)) this.udpif?.bridgeChanged(ob);
+      const limited = ob.ofproto.setVlanLimit(cfg.vlanLimit);
+      if (synced || limited || changes.changed.has(ob.model) || (anyChange && ob.hasPatchPorts)) this.udpif?.bridgeChanged(ob);
     }
+    // As in OVS, the MACs of a deleted port are forgotten by every bridge.
+    const gone = [...this.ofbridges.values()].flatMap((ob) => ob.ofproto.takeRemovedPortMacs());
+    if (gone.length) for (const ob of this.ofbridges.values()) ob.ofproto.forgetMacs(gone);
     this.cluster.update(cfg, this.switch);
     // Last, so that the write a new period makes at once sees the ports as now configured.
     if (this.db.setStatsInterval(cfg.statsUpdateIntervalMs)) {
@@ -274,7 +287,11 @@ export class Vswitchd {
 
   /** A new bridge: its ofproto (with its saved rules) and its management socket. */
   private bridgeAdded(bridge: Bridge): void {
-    const ob = new OfBridge(bridge, this.c.vlog.logger('ofproto').child({ bridge: bridge.name }), { now: () => Date.now() });
+    const ob = new OfBridge(bridge, this.c.vlog.logger('ofproto').child({ bridge: bridge.name }), this.clock, (port) => {
+      const peer = this.switch.patchPeer(port);
+      const peerBridge = peer && this.ofbridges.get(peer.bridge.name);
+      return peerBridge && { ofproto: peerBridge.ofproto, ofport: peer.port.ofport };
+    });
     ob.sync(this.switch.status);
     this.ofbridges.set(bridge.name, ob);
     if (this.c.restore !== false) {
@@ -291,7 +308,7 @@ export class Vswitchd {
       bridge: bridge.name,
       service: this.flows,
       log: this.c.vlog.logger('mgmt'),
-      now: () => Date.now(),
+      now: () => this.clock.now(),
     });
     this.mgmt.set(bridge.name, server);
     server.listen().catch((err) => this.log.error({ bridge: bridge.name, err: (err as Error).message }, 'management socket failed'));

@@ -35,7 +35,8 @@ Options:
   --no-stats                  dump-flows without statistics
   --sort[=FIELD]              sort dump-flows by FIELD (default priority), ascending
   --rsort[=FIELD]             sort dump-flows by FIELD (default priority), descending
-  -O, --protocols=VERSION     accepted for compatibility
+  -O, --protocols=VERSIONS    OpenFlow versions the rules may use (default OpenFlow10;
+                              OpenFlow11 to OpenFlow15 allow push_vlan, write_actions, …)
   --rundir=DIR                run directory (default: $NVS_RUNDIR or /run/nvs)
   -h, --help                  display this help message
 `;
@@ -52,6 +53,8 @@ export class OfctlError extends Error {
 }
 
 interface Options {
+  /** What -O allows the rules to use: OpenFlow 1.0 (+ Nicira extensions), or 1.1 and later. */
+  dialect: 'of10' | 'of13';
   strict: boolean;
   noStats: boolean;
   sort?: { field: string; reverse: boolean };
@@ -100,7 +103,7 @@ function readRuleFile(file: string): string {
 }
 
 function parseOptions(argv: string[]): { opts: Options; args: string[]; help: boolean } {
-  const opts: Options = { strict: false, noStats: false };
+  const opts: Options = { dialect: 'of10', strict: false, noStats: false };
   const args: string[] = [];
   let help = false;
   for (let i = 0; i < argv.length; i++) {
@@ -126,10 +129,12 @@ function parseOptions(argv: string[]): { opts: Options; args: string[]; help: bo
         opts.sort = { field: value ?? 'priority', reverse: name === '--rsort' };
         break;
       case '-O':
-        i++;
+      case '--protocols': {
+        const list = value ?? argv[++i];
+        if (list === undefined) throw new OfctlError('OFCTL_USAGE', `${name} needs a list of OpenFlow versions`);
+        opts.dialect = dialectOf(list);
         break;
-      case '--protocols':
-        break;
+      }
       case '--rundir':
         opts.rundir = value ?? argv[++i];
         if (opts.rundir === undefined) throw new OfctlError('OFCTL_USAGE', '--rundir needs a directory');
@@ -139,11 +144,34 @@ function parseOptions(argv: string[]): { opts: Options; args: string[]; help: bo
         help = true;
         break;
       default:
-        if (/^-O\S+/.test(arg)) break;
+        if (/^-O\S+/.test(arg)) {
+          opts.dialect = dialectOf(arg.slice(2));
+          break;
+        }
         throw new OfctlError('OFCTL_USAGE', `unrecognized option '${arg}' (use --help for help)`);
     }
   }
   return { opts, args, help };
+}
+
+/** OpenFlow version names as ovs-ofctl -O takes them. */
+const OF_VERSIONS: ReadonlyMap<string, number> = new Map([
+  ['OpenFlow10', 10], ['OpenFlow11', 11], ['OpenFlow12', 12], ['OpenFlow13', 13], ['OpenFlow14', 14], ['OpenFlow15', 15],
+]);
+
+/**
+ * The rule dialect of an -O list (`OpenFlow10,OpenFlow13`): the newest
+ * version listed decides, as it is the one a switch that speaks them all
+ * negotiates.
+ */
+export function dialectOf(list: string): 'of10' | 'of13' {
+  let newest = 0;
+  for (const name of list.split(',')) {
+    const v = OF_VERSIONS.get(name.trim());
+    if (v === undefined) throw new OfctlError('OFCTL_USAGE', `${name}: unknown OpenFlow version (expected ${[...OF_VERSIONS.keys()].join(', ')})`);
+    newest = Math.max(newest, v);
+  }
+  return newest >= 11 ? 'of13' : 'of10';
 }
 
 function need(args: string[], min: number, max: number, usage: string): void {
@@ -190,7 +218,7 @@ export async function runOfctl(argv: string[], io: CliIo): Promise<number> {
         reply = await request(
           sock(args[1]),
           'flow-mod',
-          { bridge: bridgeOf(args[1]), command: command === 'add-flow' ? 'add' : opts.strict ? 'modify_strict' : 'modify', file: '(command line)', text: args[2] },
+          { bridge: bridgeOf(args[1]), command: command === 'add-flow' ? 'add' : opts.strict ? 'modify_strict' : 'modify', file: '(command line)', text: args[2], dialect: opts.dialect },
           io,
         );
         break;
@@ -199,7 +227,7 @@ export async function runOfctl(argv: string[], io: CliIo): Promise<number> {
         reply = await request(
           sock(args[1]),
           'flow-mod',
-          { bridge: bridgeOf(args[1]), command: opts.strict ? 'delete_strict' : 'delete', file: '(command line)', text: args[2] ?? '', allowEmpty: true },
+          { bridge: bridgeOf(args[1]), command: opts.strict ? 'delete_strict' : 'delete', file: '(command line)', text: args[2] ?? '', allowEmpty: true, dialect: opts.dialect },
           io,
         );
         break;
@@ -210,7 +238,7 @@ export async function runOfctl(argv: string[], io: CliIo): Promise<number> {
         reply = await request(
           sock(args[1]),
           command === 'add-flows' ? 'flow-mod' : command,
-          { bridge: bridgeOf(args[1]), command: 'add', file: args[2] === '-' ? '(stdin)' : args[2], text: readRuleFile(args[2]) },
+          { bridge: bridgeOf(args[1]), command: 'add', file: args[2] === '-' ? '(stdin)' : args[2], text: readRuleFile(args[2]), dialect: opts.dialect },
           io,
         );
         break;

@@ -10,7 +10,7 @@ import { EthType, type Field, type FieldRange, fieldByName, IpProto, mustField, 
 import { DEFAULT_PRIORITY, type Match, newMatch } from '../match.ts';
 import { checkActions, requirePrereqs } from './checks.ts';
 import { RuleUnsupportedError } from './errors.ts';
-import { type LineCtx, parsePort, RESERVED_PORTS, wrap } from './line-context.ts';
+import { type LineCtx, parsePort, portNumber, RESERVED_PORTS, wrap } from './line-context.ts';
 import { parseValueMask } from './match-parser.ts';
 import { type KvScanner, splitArgs } from './scanner.ts';
 import { parseIpv4Masked, parseMac, parseU64, parseUint, parseUintN, ValueError } from './values.ts';
@@ -20,8 +20,15 @@ const UNSUPPORTED_ACTIONS = new Set([
   'ct', 'ct_clear', 'nat', 'group', 'meter', 'enqueue', 'set_queue', 'pop_queue',
   'push_mpls', 'pop_mpls', 'set_mpls_label', 'set_mpls_tc', 'set_mpls_ttl', 'dec_mpls_ttl',
   'fin_timeout', 'multipath', 'bundle', 'bundle_load', 'sample',
-  'exit', 'clone', 'check_pkt_larger', 'encap', 'decap', 'dec_nsh_ttl', 'clear_actions',
-  'write_actions', 'push', 'pop', 'debug_recirc', 'debug_slow', 'delete_field',
+  'clone', 'check_pkt_larger', 'encap', 'decap', 'dec_nsh_ttl', 'delete_field',
+]);
+
+/** Actions without an argument, as they are written. */
+const BARE_ACTIONS: ReadonlyMap<string, Action> = new Map<string, Action>([
+  ['exit', { type: 'exit' }],
+  ['debug_recirc', { type: 'debug_recirc' }],
+  ['debug_slow', { type: 'debug_slow' }],
+  ['clear_actions', { type: 'clear_actions' }],
 ]);
 
 /** Names a `set_field`/`load`/`move` target may use beyond the registry's own. */
@@ -30,7 +37,11 @@ const ACTION_FIELD_ALIASES: ReadonlyMap<string, string> = new Map([
   ['tp_dst', 'tcp_dst'],
 ]);
 
-export function parseActions(ctx: LineCtx, start: number, end: number, match: Match, table: number | null): Action[] {
+/**
+ * `actionSet`: the list is the argument of write_actions (checked as an
+ * action set: OVS lets pop_vlan there go unchecked against the match).
+ */
+export function parseActions(ctx: LineCtx, start: number, end: number, match: Match, table: number | null, actionSet = false): Action[] {
   const { src } = ctx;
   const out: Action[] = [];
   let sawDrop = -1;
@@ -135,6 +146,31 @@ export function parseActions(ctx: LineCtx, start: number, end: number, match: Ma
         case 'learn':
           out.push(parseLearn(ctx, needValue(sc), sc.valueAt, match));
           continue;
+        case 'push':
+          out.push({ type: 'stack_push', src: parseFieldRange(ctx, needValue(sc), sc.valueAt) });
+          continue;
+        case 'pop': {
+          const dst = parseFieldRange(ctx, needValue(sc), sc.valueAt);
+          if (!dst.field.writable) throw src.error(sc.valueAt, `field '${dst.field.name}' cannot be written`);
+          out.push({ type: 'stack_pop', dst });
+          continue;
+        }
+        case 'write_actions': {
+          // The nested list is checked as an action set: no instructions inside.
+          const innerAt = sc.valueAt;
+          const resume = innerAt + needValue(sc).length + 1;
+          const inner = parseActions(ctx, innerAt, innerAt + v.length, match, table, true);
+          const bad = inner.find((a) => INSTRUCTIONS.has(a.type));
+          if (bad) throw src.error(innerAt, `${bad.type} is an instruction and cannot be written into the action set`);
+          out.push({ type: 'write_actions', actions: inner });
+          sc.reset(resume, end);
+          continue;
+        }
+      }
+      const bare = BARE_ACTIONS.get(name);
+      if (bare && !hasValue) {
+        out.push(bare);
+        continue;
       }
       if (UNSUPPORTED_ACTIONS.has(name)) {
         throw new RuleUnsupportedError(src.pos(at), `action '${key}' is not supported yet`);
@@ -155,7 +191,7 @@ export function parseActions(ctx: LineCtx, start: number, end: number, match: Ma
   if (sawDrop >= 0 && out.length > 0) {
     throw src.error(sawDrop, "'drop' must be the only action (an empty action list also drops)");
   }
-  checkActions(ctx, out, match, table, start);
+  checkActions(ctx, out, match, table, start, actionSet);
   return out;
 }
 
@@ -166,10 +202,7 @@ function needValue(sc: KvScanner): string {
 }
 
 function parsePortOrNull(ctx: LineCtx, text: string): number | null {
-  if (/^[0-9]+$/.test(text)) {
-    const n = Number(text);
-    return n <= 0xffff ? n : null;
-  }
+  if (/^[0-9]+$/.test(text)) return portNumber(text);
   const reserved = RESERVED_PORTS.get(text.toLowerCase());
   if (reserved !== undefined) return reserved;
   return ctx.opts.portByName?.(text) ?? null;
@@ -185,8 +218,11 @@ function outputTo(ctx: LineCtx, port: number, at: number): Action {
   return { type: 'output', port };
 }
 
+/** The instructions of OpenFlow 1.1+, which a write_actions list may not hold. */
+const INSTRUCTIONS: ReadonlySet<string> = new Set(['goto_table', 'write_metadata', 'clear_actions', 'write_actions']);
+
 function parseOutput(ctx: LineCtx, v: string, at: number, parens: boolean): Action {
-  if (parens) throw new RuleUnsupportedError(ctx.src.pos(at), 'output(port=…,max_len=…) (truncated output) is not supported yet');
+  if (parens && v.includes('=')) return parseOutputTrunc(ctx, v, at);
   if (v.includes('[') || (fieldByName(v) && !/^[0-9]/.test(v) && !RESERVED_PORTS.has(v.toLowerCase()))) {
     const src = parseFieldRange(ctx, v, at);
     return { type: 'output_reg', src, maxLen: 65535 };
@@ -194,6 +230,28 @@ function parseOutput(ctx: LineCtx, v: string, at: number, parens: boolean): Acti
   const port = parsePortOrNull(ctx, v);
   if (port === null) throw ctx.src.error(at, `unknown port '${v}' for output`);
   return outputTo(ctx, port, at);
+}
+
+/** `output(port=N,max_len=M)`: both are required, and the port must be a real one or LOCAL/IN_PORT. */
+function parseOutputTrunc(ctx: LineCtx, v: string, at: number): Action {
+  let port: number | null = null;
+  let maxLen: number | null = null;
+  for (const arg of splitArgs(v, at)) {
+    const eq = arg.text.indexOf('=');
+    const k = eq < 0 ? arg.text : arg.text.slice(0, eq);
+    const val = eq < 0 ? '' : arg.text.slice(eq + 1);
+    if (k === 'port') {
+      port = parsePortOrNull(ctx, val);
+      if (port === null) throw ctx.src.error(arg.at, `unknown port '${val}' for output`);
+    } else if (k === 'max_len') {
+      maxLen = parseUintN(val, 32, 'max_len');
+    } else throw ctx.src.error(arg.at, `unknown output option '${k}' (expected port= and max_len=)`);
+  }
+  if (port === null || maxLen === null) throw ctx.src.error(at, `output(${v}) needs both port= and max_len=`);
+  if (port > OFPP.MAX && port !== OFPP.LOCAL && port !== OFPP.IN_PORT) {
+    throw ctx.src.error(at, `output to unsupported truncate port: ${v}`);
+  }
+  return { type: 'output_trunc', port, maxLen };
 }
 
 const CONTROLLER_REASONS: readonly ControllerReason[] = ['action', 'no_match', 'invalid_ttl', 'action_set', 'group', 'packet_out'];

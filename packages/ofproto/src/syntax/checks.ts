@@ -61,7 +61,7 @@ function describePrereqs(f: Field): string {
  * once, set_field/load/move need their fields' prerequisites, VLAN rewrites
  * need a tag, and some actions exist only in one OpenFlow version.
  */
-export function checkActions(ctx: LineCtx, actions: readonly Action[], match: Match, table: number | null, at: number): void {
+export function checkActions(ctx: LineCtx, actions: readonly Action[], match: Match, table: number | null, at: number, actionSet = false): void {
   const err = (reason: string): RuleSyntaxError => ctx.src.error(at, reason);
   const conj = actions.some((a) => a.type === 'conjunction');
   if (conj) {
@@ -74,6 +74,8 @@ export function checkActions(ctx: LineCtx, actions: readonly Action[], match: Ma
   }
   let sawGoto = false;
   let sawMeta = false;
+  let sawWrite = false;
+  let sawClear = false;
   let vlan = (match.value[Slot.VLAN_TCI] & VLAN_CFI) !== 0;
   for (const a of actions) {
     if (a.type === 'goto_table') {
@@ -88,8 +90,17 @@ export function checkActions(ctx: LineCtx, actions: readonly Action[], match: Ma
       sawMeta = true;
       continue;
     }
-    if (sawGoto || sawMeta) {
-      throw err(`${a.type} must come before write_metadata and goto_table (instructions end the action list)`);
+    if (a.type === 'clear_actions' || a.type === 'write_actions') {
+      // OpenFlow 1.1's instruction order: apply-actions, clear, write, metadata, goto.
+      if (ctx.dialect === 'of10') throw err(`${a.type} needs OpenFlow 1.1 or later (use -O OpenFlow11 or later)`);
+      if (a.type === 'clear_actions' ? sawClear || sawWrite : sawWrite) throw err(`${a.type} may appear only once, clear_actions before write_actions`);
+      if (sawGoto || sawMeta) throw err(`${a.type} must come before write_metadata and goto_table`);
+      if (a.type === 'clear_actions') sawClear = true;
+      else sawWrite = true;
+      continue;
+    }
+    if (sawGoto || sawMeta || sawWrite || sawClear) {
+      throw err(`${a.type} must come before the instructions (clear_actions, write_actions, write_metadata, goto_table)`);
     }
     switch (a.type) {
       case 'set_field':
@@ -110,6 +121,12 @@ export function checkActions(ctx: LineCtx, actions: readonly Action[], match: Ma
         if (!prereqsMet(a.src.field, match)) throw err(`move from '${a.src.field.name}' needs a match on ${describePrereqs(a.src.field)}`);
         if (!prereqsMet(a.dst.field, match)) throw err(`move to '${a.dst.field.name}' needs a match on ${describePrereqs(a.dst.field)}`);
         break;
+      case 'stack_push':
+        if (!prereqsMet(a.src.field, match)) throw err(`push from '${a.src.field.name}' needs a match on ${describePrereqs(a.src.field)}`);
+        break;
+      case 'stack_pop':
+        if (!prereqsMet(a.dst.field, match)) throw err(`pop into '${a.dst.field.name}' needs a match on ${describePrereqs(a.dst.field)}`);
+        break;
       case 'output_reg':
         if (!prereqsMet(a.src.field, match)) throw err(`output from '${a.src.field.name}' needs a match on ${describePrereqs(a.src.field)}`);
         break;
@@ -119,11 +136,11 @@ export function checkActions(ctx: LineCtx, actions: readonly Action[], match: Ma
         vlan = true;
         break;
       case 'pop_vlan':
-        if (!vlan && ctx.dialect === 'of13') throw err('pop_vlan needs a VLAN tag in OpenFlow 1.3 (match dl_vlan or vlan_tci first)');
+        if (!vlan && ctx.dialect === 'of13' && !actionSet) throw err('pop_vlan needs a VLAN tag in OpenFlow 1.3 (match dl_vlan or vlan_tci first)');
         vlan = false;
         break;
       case 'push_vlan':
-        if (ctx.dialect === 'of10') throw err('push_vlan needs OpenFlow 1.1 or later (in OpenFlow 1.0 use mod_vlan_vid, which pushes a tag if needed)');
+        if (ctx.dialect === 'of10') throw err('push_vlan needs OpenFlow 1.1 or later (use -O OpenFlow11 or later; in OpenFlow 1.0 mod_vlan_vid pushes a tag if needed)');
         vlan = true;
         break;
       case 'dec_ttl':

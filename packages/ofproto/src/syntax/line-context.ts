@@ -103,12 +103,27 @@ export function wrap(ctx: LineCtx, at: number, e: unknown): Error {
   return e as Error;
 }
 
+/** OpenFlow 1.1+'s 32-bit reserved ports (0xffffff00 and up) sit this far above OVS's 16-bit ones. */
+const OFPP11_OFFSET = 0xffff0000;
+
+/**
+ * A decimal port number in OVS's 16-bit port space: 0–65535, or one of
+ * OpenFlow 1.1+'s 32-bit numbers 0xffffff00–0xffffffff (4294967294 is
+ * LOCAL), as ovs-ofctl takes them; null when out of both ranges.
+ */
+export function portNumber(text: string): number | null {
+  const n = Number(text);
+  if (n <= 0xffff) return n;
+  if (n >= 0xffffff00 && n <= 0xffffffff) return n - OFPP11_OFFSET;
+  return null;
+}
+
 /** A port number (decimal) or a reserved/resolved port name. */
 export function parsePort(ctx: LineCtx, text: string, at: number): number {
   if (/^[0-9]+$/.test(text)) {
-    const n = Number(text);
-    if (n <= 0xffff) return n;
-    throw ctx.src.error(at, `port '${text}' is out of range (max 65535)`);
+    const n = portNumber(text);
+    if (n !== null) return n;
+    throw ctx.src.error(at, `port ${text} is outside the supported range 0 through ffff or 0xffffff00 through 0xffffffff`);
   }
   const reserved = RESERVED_PORTS.get(text.toLowerCase());
   if (reserved !== undefined) return reserved;

@@ -37,7 +37,7 @@ const UNSUPPORTED_FIELDS = new Set([
   'ct_tp_dst', 'ct_ipv6_src', 'ct_ipv6_dst', 'pkt_mark', 'skb_priority', 'recirc_id', 'dp_hash',
   'actset_output', 'packet_type', 'mpls', 'mplsm', 'mpls_label', 'mpls_tc', 'mpls_bos', 'mpls_ttl',
   'tun_flags', 'tun_gbp_id', 'tun_gbp_flags', 'tun_ipv6_src', 'tun_ipv6_dst', 'tun_tos', 'tun_ttl',
-  'dl_vlan1', 'vlan_tci1', 'vlan_vid1', 'vlan_pcp1', 'in_port_oxm', 'xreg0', 'xxreg0', 'nsh_spi', 'nsh_si',
+  'dl_vlan1', 'vlan_tci1', 'vlan_vid1', 'vlan_pcp1', 'nsh_spi', 'nsh_si',
   'tun_metadata0', 'tun_erspan_ver', 'ipv6_exthdr', 'out_group',
 ]);
 

@@ -365,6 +365,24 @@ export function printActions(actions: readonly Action[], match: Match, opts: Pri
       case 'learn':
         out.push(printLearn(a));
         break;
+      case 'output_trunc':
+        out.push(`output(port=${printPort(a.port)},max_len=${a.maxLen})`);
+        break;
+      case 'stack_push':
+        out.push(`push:${printRange(a.src)}`);
+        break;
+      case 'stack_pop':
+        out.push(`pop:${printRange(a.dst)}`);
+        break;
+      case 'exit':
+      case 'debug_recirc':
+      case 'debug_slow':
+      case 'clear_actions':
+        out.push(a.type);
+        break;
+      case 'write_actions':
+        out.push(`write_actions(${printActions(a.actions, match, opts)})`);
+        break;
     }
   }
   return out.join(',');
