@@ -35,6 +35,21 @@ export function compareAtoms(a: Atom, b: Atom): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
+/** Total order on datums of one type, as ovsdb-server's: fewer elements first, then keys, then values, element by element. */
+export function compareDatums(a: Datum, b: Datum): number {
+  if (a.keys.length !== b.keys.length) return a.keys.length < b.keys.length ? -1 : 1;
+  for (let i = 0; i < a.keys.length; i++) {
+    const c = compareAtoms(a.keys[i], b.keys[i]);
+    if (c !== 0) return c;
+  }
+  if (!a.values || !b.values) return 0;
+  for (let i = 0; i < a.values.length; i++) {
+    const c = compareAtoms(a.values[i], b.values[i]);
+    if (c !== 0) return c;
+  }
+  return 0;
+}
+
 export const EMPTY_SET: Datum = Object.freeze({ keys: Object.freeze([]) as readonly Atom[] });
 export const EMPTY_MAP: Datum = Object.freeze({ keys: Object.freeze([]) as readonly Atom[], values: Object.freeze([]) as readonly Atom[] });
 
@@ -210,6 +225,39 @@ export function datumText(d: Datum, type: ColumnType): string {
   let s = '["set",[';
   for (let i = 0; i < keys.length; i++) s += (i === 0 ? '' : ',') + atomText(keys[i], kt);
   return s + ']]';
+}
+
+// ---- ovs-vsctl's string notation (also the values in ovsdb-server's error messages)
+
+/** Whether a string must be quoted to read back as the same string. */
+function needsQuotes(s: string): boolean {
+  if (!/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(s)) return true;
+  return s === 'true' || s === 'false' || isUuid(s);
+}
+
+/** A real as C's `%.15g` writes it. */
+export function formatReal(x: number): string {
+  if (!Number.isFinite(x)) return Number.isNaN(x) ? 'nan' : x > 0 ? 'inf' : '-inf';
+  if (x === 0) return Object.is(x, -0) ? '-0' : '0';
+  const [mantissa, e] = x.toExponential(14).split('e');
+  const exp = Number(e);
+  const trim = (t: string): string => (t.includes('.') ? t.replace(/0+$/, '').replace(/\.$/, '') : t);
+  if (exp < -4 || exp >= 15) return `${trim(mantissa)}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`;
+  return trim(x.toFixed(14 - exp));
+}
+
+/** An atom in ovs-vsctl's string notation. */
+export function atomToString(a: Atom, b: BaseType): string {
+  if (b.type === 'string') return needsQuotes(a as string) ? JSON.stringify(a) : (a as string);
+  if (b.type === 'real') return formatReal(a as number);
+  return String(a);
+}
+
+/** A datum in ovs-vsctl's string notation: `10`, `[]`, `[a, b]`, `{k=v}`. */
+export function datumToString(d: Datum, type: ColumnType): string {
+  const parts = d.keys.map((k, i) => (type.value ? `${atomToString(k, type.key)}=${atomToString(d.values![i], type.value)}` : atomToString(k, type.key)));
+  if (type.max > 1 || d.keys.length === 0) return type.value ? `{${parts.join(', ')}}` : `[${parts.join(', ')}]`;
+  return parts.join(', ');
 }
 
 /** Checks one atom against its base type's constraints; throws ConstraintViolationError. */

@@ -283,7 +283,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
         DbFile.create(dbPath, JSON.parse(readFileSync(schemaPath, 'utf8')));
         log.info({ path: dbPath, schema: schemaPath }, 'database file did not exist: created it from the Open_vSwitch schema');
       }
-      const { file, db } = DbFile.open(dbPath, { log: storageLog }, (schema) => new Database(schema));
+      const { file, db } = DbFile.open(dbPath, { log: storageLog, displayName: p }, (schema) => new Database(schema));
       server.addDatabase(db, file);
     }
     server.setTls(tlsConfig(server, args.tls));

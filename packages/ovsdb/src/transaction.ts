@@ -6,7 +6,7 @@
 // Nothing is applied here: the caller (the server) applies the Commit,
 // stores it and notifies monitors, so a failed transaction leaves no trace.
 import { columnValue, forEachRefChange, indexKey, indexUnchanged, newUuid, refsOf, type Commit, type Database, type Row, type RowChange, type TableInfo } from './database.ts';
-import { checkDatum, datumEquals, datumToJson, defaultDatum, isUuid, parseDatum, type Datum, type DeltaLog } from './datum.ts';
+import { checkDatum, compareDatums, datumEquals, datumToJson, datumToString, defaultDatum, isUuid, parseDatum, type Datum, type DeltaLog } from './datum.ts';
 import {
   AbortedError,
   ConstraintViolationError,
@@ -247,7 +247,11 @@ class Transaction {
     const t = this.tableOf(json, i, n);
     const where = parseWhere(t, json.where, this.resolve);
     const columns = this.columnList(t, json.columns);
-    return { rows: this.scan(t, where).map((r) => rowToJson(r, t, columns)) };
+    // ovsdb-server takes a "sort" list of columns beyond RFC 7047 (its own tests use it to fix the order of rows).
+    const sort = this.columnList(t, json.sort);
+    const rows = this.scan(t, where);
+    if (sort) rows.sort((a, b) => compareRows(a, b, sort));
+    return { rows: rows.map((r) => rowToJson(r, t, columns)) };
   }
 
   private columnList(t: TableSchema, json: unknown): string[] | undefined {
@@ -500,7 +504,7 @@ class Transaction {
       const t = list[0].table;
       for (let i = 0; i < t.indexes.length; i++) {
         const cols = t.indexes[i];
-        const seen = new Map<string, string>();
+        const seen = new Map<string, Row>();
         for (const ch of list) {
           // A row keeping its key cannot collide with committed rows, and a row of this transaction taking that key meets it as the key's committed holder.
           if (!ch.new || (ch.old && indexUnchanged(ch.old, ch.new, cols))) continue;
@@ -510,17 +514,50 @@ class Transaction {
             // The committed holder conflicts only if it still has this key after the transaction.
             const h = this.db.indexHolder(tname, i, k);
             const hr = h !== undefined && h !== ch.uuid ? this.get(tname, h) : undefined;
-            if (hr && indexKey(hr, cols) === k) other = h;
+            if (hr && indexKey(hr, cols) === k) other = hr;
           }
-          if (other !== undefined && other !== ch.uuid) {
-            const shown = cols.map((c) => JSON.stringify(datumToJson(columnValue(ch.new!, c), t.columns.get(c)!.type))).join(', ');
-            throw new ConstraintViolationError(`Transaction causes multiple rows in "${tname}" table to have identical values (${shown}) for index on column${cols.length > 1 ? 's' : ''} ${cols.map((c) => `"${c}"`).join(', ')}: rows ${other} and ${ch.uuid}.`);
-          }
-          seen.set(k, ch.uuid);
+          if (other !== undefined && other.uuid !== ch.uuid) throw this.duplicateIndexRow(t, cols, other, ch.new, list);
+          seen.set(k, ch.new);
         }
       }
     }
   }
+
+  /** ovsdb-server's error for two rows with one key in an index, each row described by what this transaction did to it. */
+  private duplicateIndexRow(t: TableSchema, cols: readonly string[], x: Row, y: Row, changes: readonly RowChange[]): ConstraintViolationError {
+    // ovsdb-server orders the two by comparing all their columns, greater first (in its column
+    // hash order; here user columns in schema order, then _uuid), so the message is reproducible.
+    const all = [...t.userColumns.map((c) => c.name), '_uuid', '_version'];
+    const [a, b] = compareRows(x, y, all) < 0 ? [y, x] : [x, y];
+    const shown = (r: Row): string => englishList(cols.map((c) => datumToString(columnValue(r, c), t.columns.get(c)!.type)));
+    const describe = (title: string, r: Row): string => {
+      const ch = changes.find((c) => c.uuid === r.uuid);
+      let what: string;
+      if (!ch) what = 'existed in the database before this transaction and was not modified by the transaction.';
+      else if (!ch.old) what = 'was inserted by this transaction.';
+      else if (indexKey(ch.old, cols) === indexKey(r, cols)) what = "existed in the database before this transaction, which modified some of the row's columns but not any columns in this index.";
+      else what = `had the following index values before the transaction: ${shown(ch.old)}.`;
+      return `${title} row, with UUID ${r.uuid}, ${what}`;
+    };
+    return new ConstraintViolationError(
+      `Transaction causes multiple rows in "${t.name}" table to have identical values (${shown(a)}) for index on column${cols.length > 1 ? 's' : ''} ${englishList(cols.map((c) => `"${c}"`))}.  ${describe('First', a)}  ${describe('Second', b)}`,
+    );
+  }
+}
+
+/** `a`, `a and b`, `a, b, and c`: how ovsdb-server lists columns and values in its messages. */
+function englishList(items: readonly string[]): string {
+  if (items.length < 3) return items.join(' and ');
+  return `${items.slice(0, -1).join(', ')}, and ${items[items.length - 1]}`;
+}
+
+/** Orders rows by the given columns, as ovsdb-server's `sort` and its row comparisons do. */
+function compareRows(a: Row, b: Row, columns: readonly string[]): number {
+  for (const c of columns) {
+    const r = compareDatums(columnValue(a, c), columnValue(b, c));
+    if (r !== 0) return r;
+  }
+  return 0;
 }
 
 /** Whether two states of one row hold equal values (both follow the table's column layout, so compare by position). */

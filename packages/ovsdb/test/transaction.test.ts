@@ -171,6 +171,25 @@ describe('constraints abort the whole transaction', () => {
     expect(clash[1].error).toBe('constraint violation');
   });
 
+  it("names both rows of an index clash as ovsdb-server does, greater row first", () => {
+    const [a] = tx({ op: 'insert', table: 'Root', row: { name: 'x', num: 1 } });
+    const [b] = tx({ op: 'insert', table: 'Root', row: { name: 'y', num: 2 } });
+    const ins = tx({ op: 'insert', table: 'Root', row: { name: 'x', num: 3 } });
+    expect(ins[1].details).toBe(
+      `Transaction causes multiple rows in "Root" table to have identical values (x) for index on column "name".  First row, with UUID ${ins[0].uuid[1]}, was inserted by this transaction.  Second row, with UUID ${a.uuid[1]}, existed in the database before this transaction and was not modified by the transaction.`,
+    );
+    const upd = tx({ op: 'update', table: 'Root', where: [['name', '==', 'y']], row: { name: 'x' } });
+    expect(upd[1].details).toMatch(new RegExp(`First row, with UUID ${b.uuid[1]}, had the following index values before the transaction: y\\.  Second row, with UUID ${a.uuid[1]}, existed`));
+  });
+
+  it('select sorts by the "sort" columns (an ovsdb-server extension)', () => {
+    for (const [name, num] of [['c', 2], ['a', 9], ['b', 0]] as const) tx({ op: 'insert', table: 'Root', row: { name, num } });
+    const sorted = (sort: string[]) => tx({ op: 'select', table: 'Root', where: [], columns: ['name'], sort })[0].rows.map((r: any) => r.name);
+    expect(sorted(['num'])).toEqual(['b', 'c', 'a']);
+    expect(sorted(['name'])).toEqual(['a', 'b', 'c']);
+    expect(tx({ op: 'select', table: 'Root', where: [], sort: ['nope'] })[0].error).toBe('unknown column');
+  });
+
   it('a row whose indexed columns a transaction leaves alone still holds its key', () => {
     tx({ op: 'insert', table: 'Root', row: { name: 'a' } });
     const clash = tx({ op: 'mutate', table: 'Root', where: [['name', '==', 'a']], mutations: [['nums', 'insert', 1]] }, { op: 'insert', table: 'Root', row: { name: 'a' } });
