@@ -139,7 +139,9 @@ export class DbRemotes {
   targets(): Set<string> {
     const out = new Set<string>();
     for (const s of this.specs) {
-      const db = this.server.database(s.db)!;
+      // A removed database names no targets (its remote stays listed, as in ovsdb-server).
+      const db = this.server.database(s.db);
+      if (!db) continue;
       const col = db.schema.tables.get(s.table)!.columns.get(s.column)!;
       const refTable = col.type.key.refTable;
       for (const row of db.table(s.table)!.values()) {
@@ -274,20 +276,33 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     // Under OVS's name, the module names of OVS's -v specs (vlog, reconnect, …) are not nvs's: accept them as OVS does.
     for (const spec of options.verbose) daemon.vlog.set(spec, options.ovs !== undefined);
     server = new OvsdbServer({ log: rpcLog, tlsLog: daemon.vlog.logger('stream_ssl') });
-    const dbPaths = args.databases.length > 0 ? args.databases : [join(options.ovs?.dbdir ?? options.rundir, 'conf.db')];
-    for (const p of dbPaths) {
+    // A daemon restarted by --monitor serves what its predecessor did, add-db/add-remote included.
+    const saved = daemon.savedState() as { databases: string[]; remotes: string[] } | undefined;
+    const dbPaths = saved?.databases ?? (args.databases.length > 0 ? args.databases : [join(options.ovs?.dbdir ?? options.rundir, 'conf.db')]).map((p) => resolve(p));
+    /** Database name → the file it was opened from. */
+    const files = new Map<string, string>();
+    const openDb = (p: string, create: boolean): void => {
       const dbPath = resolve(p);
+      if ([...files.values()].includes(dbPath)) throw new DaemonError('DAEMON_USAGE', `ovsdb error: ${p}: already open`);
       if (!existsSync(dbPath)) {
-        if (options.ovs) throw new DaemonError('DAEMON_START_FAILED', `I/O error: ${dbPath}: open failed (No such file or directory)`);
+        if (!create) throw new DaemonError('DAEMON_START_FAILED', `I/O error: ${p}: open failed (No such file or directory)`);
         const schemaPath = defaultSchemaPath();
         DbFile.create(dbPath, JSON.parse(readFileSync(schemaPath, 'utf8')));
         log.info({ path: dbPath, schema: schemaPath }, 'database file did not exist: created it from the Open_vSwitch schema');
       }
       const { file, db } = DbFile.open(dbPath, { log: storageLog, displayName: p }, (schema) => new Database(schema));
-      server.addDatabase(db, file);
-    }
+      try {
+        server!.addDatabase(db, file);
+      } catch (err) {
+        file.close();
+        throw err;
+      }
+      files.set(db.name, dbPath);
+    };
+    for (const p of dbPaths) openDb(p, !options.ovs);
     server.setTls(tlsConfig(server, args.tls));
-    const remotes = args.remotes.length > 0 || options.ovs ? args.remotes : [`punix:${join(options.rundir, 'db.sock')}`];
+    const remotes = saved?.remotes ?? (args.remotes.length > 0 || options.ovs ? args.remotes : [`punix:${join(options.rundir, 'db.sock')}`]);
+    const saveState = (): void => daemon.saveState({ databases: [...files.values()], remotes });
     const dbRemotes = new DbRemotes(server, log);
     for (const r of remotes) {
       if (r.startsWith('db:')) dbRemotes.add(r);
@@ -307,6 +322,17 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       return '';
     });
     unixctl.register('ovsdb-server/list-dbs', '', 0, 0, () => srv.databaseNames().map((n) => `${n}\n`).join(''));
+    unixctl.register('ovsdb-server/add-db', 'DB', 1, 1, ([p]) => {
+      openDb(p, false);
+      saveState();
+      return '';
+    });
+    unixctl.register('ovsdb-server/remove-db', 'DB', 1, 1, ([name]) => {
+      if (!srv.removeDatabase(name)) throw new DaemonError('DAEMON_USAGE', 'Failed to find the database.');
+      files.delete(name);
+      saveState();
+      return '';
+    });
     unixctl.register('memory/show', '', 0, 0, () =>
       Object.entries(srv.memoryStats())
         .map(([k, v]) => `${k}:${v}`)
@@ -320,6 +346,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
         await dbRemotes.refresh();
       } else await srv.listen(r);
       remotes.push(r);
+      saveState();
       return '';
     });
     unixctl.register('ovsdb-server/remove-remote', 'REMOTE', 1, 1, async ([r]) => {
@@ -330,6 +357,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
         dbRemotes.remove(r);
         await dbRemotes.refresh();
       } else await srv.unlisten(r);
+      saveState();
       return '';
     });
     await unixctl.listen();

@@ -155,6 +155,8 @@ interface Turn {
 
 interface Session {
   conn: JsonRpcConnection;
+  /** set_db_change_aware: the session is told of databases coming and going instead of being disconnected. */
+  dbChangeAware: boolean;
   /** An echo probe is outstanding. */
   probing: boolean;
   monitors: Map<string, SessionMonitor>;
@@ -211,6 +213,52 @@ export class OvsdbServer {
     const entry: DbEntry = { db, file, readOnly: false, history: [], historyWeights: [], historyAtoms: 0, lastTxnId: ZERO_UUID, blocked: [] };
     this.dbs.set(db.name, entry);
     this.addServerRow(entry);
+    if (this.sessions.size > 0) this.disconnectUnaware(`adding ${db.name} database`);
+  }
+
+  /**
+   * Stops serving database `name` (not `_Server`), as ovsdb-server/remove-db:
+   * its monitors are canceled (db-change-aware sessions are told with
+   * `monitor_canceled`), transactions waiting on it are canceled, its row
+   * leaves `_Server.Database`, its file is closed, and sessions that are not
+   * db-change-aware are disconnected (they reconnect and see the new set).
+   * Returns false if no such database is served.
+   */
+  removeDatabase(name: string): boolean {
+    const entry = this.dbs.get(name);
+    if (!entry || name === '_Server') return false;
+    this.endTurns();
+    for (const s of this.sessions) {
+      for (const [key, m] of s.monitors) {
+        if (m.entry !== entry) continue;
+        s.monitors.delete(key);
+        if (s.dbChangeAware) s.conn.notify('monitor_canceled', [m.monid]);
+      }
+    }
+    for (const b of entry.blocked) {
+      if (b.timer) clearTimeout(b.timer);
+      b.session.conn.replyError(b.id, new CanceledError());
+    }
+    entry.blocked = [];
+    this.dbs.delete(name);
+    const serverEntry = this.dbs.get('_Server')!;
+    const old = entry.serverRow ? serverEntry.db.table('Database')!.get(entry.serverRow) : undefined;
+    if (old) {
+      const table = serverEntry.db.schema.tables.get('Database')!;
+      this.commit(serverEntry, { id: newUuid(), changes: [{ table, uuid: old.uuid, old, new: null }], durable: false, date: this.now() });
+    }
+    entry.file?.close();
+    this.disconnectUnaware(`removing ${name} database`);
+    return true;
+  }
+
+  /** As ovsdb-server when its set of databases changes: sessions that did not ask to be told are disconnected. */
+  private disconnectUnaware(reason: string): void {
+    for (const s of [...this.sessions]) {
+      if (s.dbChangeAware) continue;
+      s.log.info(`disconnecting (${reason})`);
+      s.conn.close();
+    }
   }
 
   /** The database named `name`, if served. */
@@ -365,7 +413,7 @@ export class OvsdbServer {
     const name = `${remote}#${this.nextSession++}`;
     const log = this.log.child({ session: name });
     const conn = new JsonRpcConnection(socket, { log, name, maxMessageBytes: this.opts.maxMessageBytes });
-    const session: Session = { conn, probing: false, monitors: new Map(), locks: new Set(), log };
+    const session: Session = { conn, dbChangeAware: false, probing: false, monitors: new Map(), locks: new Set(), log };
     this.sessions.add(session);
     log.debug('connection opened');
     conn.on('close', () => this.endSession(session));
@@ -398,7 +446,10 @@ export class OvsdbServer {
     conn.handle('list_dbs', () => this.databaseNames());
     conn.handle('get_schema', (p) => this.entry(p[0]).db.schema.json);
     conn.handle('get_server_id', () => this.serverId);
-    conn.handle('set_db_change_aware', () => ({}));
+    conn.handle('set_db_change_aware', (p) => {
+      session.dbChangeAware = p[0] === true;
+      return {};
+    });
     conn.handle('transact', (p, _c, id) => this.transact(session, p, id));
     conn.onNotification('cancel', (p) => this.cancel(session, p[0]));
     // Monitor requests read the database: while a turn's commits are unwritten they are answered after the
