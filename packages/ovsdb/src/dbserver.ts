@@ -135,9 +135,13 @@ export class DbRemotes {
     this.specs.push({ db, table, column });
   }
 
-  /** Targets named by the database now. */
-  targets(): Set<string> {
-    const out = new Set<string>();
+  /**
+   * Targets named by the database now, each with its Manager-style row when
+   * the column references one (whose `read_only` applies to its sessions and
+   * whose `is_connected` the server keeps up to date).
+   */
+  targets(): Map<string, { readOnly: boolean; row?: { db: string; table: string; uuid: string } }> {
+    const out = new Map<string, { readOnly: boolean; row?: { db: string; table: string; uuid: string } }>();
     for (const s of this.specs) {
       // A removed database names no targets (its remote stays listed, as in ovsdb-server).
       const db = this.server.database(s.db);
@@ -146,37 +150,71 @@ export class DbRemotes {
       const refTable = col.type.key.refTable;
       for (const row of db.table(s.table)!.values()) {
         for (const v of row.values.get(s.column)!.keys) {
-          if (refTable === undefined) out.add(String(v));
-          else {
-            const target = db.table(refTable)!.get(v as string)?.values.get('target');
-            if (target && target.keys.length === 1) out.add(String(target.keys[0]));
+          if (refTable === undefined) {
+            out.set(String(v), { readOnly: false });
+            continue;
           }
+          const target = db.table(refTable)!.get(v as string);
+          const t = target?.values.get('target');
+          if (!target || !t || t.keys.length !== 1) continue;
+          const ro = target.values.get('read_only');
+          out.set(String(t.keys[0]), { readOnly: ro?.keys[0] === true, row: { db: s.db, table: refTable, uuid: target.uuid } });
         }
       }
     }
     return out;
   }
 
-  /** Listens on new passive targets and stops listening on dropped ones. */
+  /** Listens on new passive targets and stops listening on dropped ones; then writes the rows' status. */
   async refresh(): Promise<void> {
-    const want = new Set([...this.targets()].filter((t) => /^p(unix|tcp|ssl):/.test(t)));
-    for (const t of this.targets()) if (!want.has(t)) this.log.warn({ target: t }, 'ignoring non-passive manager target (only punix:, ptcp: and pssl: are served)');
+    const targets = this.targets();
+    for (const t of targets.keys()) if (!/^p(unix|tcp|ssl):/.test(t)) this.log.warn({ target: t }, 'ignoring non-passive manager target (only punix:, ptcp: and pssl: are served)');
+    const want = new Map([...targets].filter(([t]) => /^p(unix|tcp|ssl):/.test(t)));
     for (const t of this.active) {
       if (!want.has(t)) {
         this.active.delete(t);
         await this.server.unlisten(t);
       }
     }
-    for (const t of want) {
-      if (this.active.has(t)) continue;
+    for (const [t, { readOnly }] of want) {
+      if (this.active.has(t)) {
+        this.server.setReadOnly(t, readOnly);
+        continue;
+      }
       this.active.add(t);
       try {
-        await this.server.listen(t);
+        await this.server.listen(t, { readOnly });
       } catch (err) {
         this.active.delete(t);
         this.log.error({ target: t, err: (err as Error).message }, 'cannot listen on manager target');
       }
     }
+    this.writeStatus(targets);
+  }
+
+  /**
+   * Sets `is_connected` of each target's row (where its table has that
+   * column) to whether a session is connected through it, committing only
+   * what changed, as ovsdb-server's periodic status update does.
+   */
+  writeStatus(targets = this.targets()): void {
+    for (const [t, { row }] of targets) {
+      if (!row) continue;
+      const db = this.server.database(row.db)!;
+      const col = db.schema.tables.get(row.table)!.columns.get('is_connected');
+      if (col?.type.key.type !== 'boolean' || col.type.value) continue;
+      const connected = this.active.has(t) && this.server.sessionCount(t) > 0;
+      const now = db.table(row.table)!.get(row.uuid)?.values.get('is_connected');
+      if (!now || (now.keys.length === 1 && now.keys[0] === connected)) continue;
+      this.server.transactInternal(row.db, [{ op: 'update', table: row.table, where: [['_uuid', '==', ['uuid', row.uuid]]], row: { is_connected: connected } }]);
+    }
+  }
+
+  /** Keeps the status columns current: every `ms` (ovsdb-server's status interval is 2.5 s). */
+  startStatusTimer(ms = 2500): void {
+    setInterval(() => {
+      if (this.specs.length > 0) this.writeStatus();
+    }, ms).unref();
   }
 }
 
@@ -309,6 +347,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       else await server.listen(r);
     }
     await dbRemotes.refresh();
+    dbRemotes.startStatusTimer();
     const srv = server;
     unixctl = new UnixctlServer({
       path: unixctlPath(options, args.unixctl),

@@ -158,6 +158,13 @@ export class StorageFormatError extends OvsdbError {
   }
 }
 
+/** Thrown for an operation that would change the database on a read-only connection (a Manager row with read_only=true). */
+export class NotAllowedError extends OvsdbError {
+  constructor(op: string) {
+    super('OVSDB_NOT_ALLOWED', 'not allowed', `${op} operation not allowed when database server is in read only mode`);
+  }
+}
+
 /** Thrown when a schema is malformed or inconsistent. */
 export class SchemaError extends OvsdbError {
   constructor(message: string) {

@@ -155,6 +155,10 @@ interface Turn {
 
 interface Session {
   conn: JsonRpcConnection;
+  /** The remote it came in on (`punix:…`, `ptcp:…`; `socket` for one handed to accept()). */
+  remote: string;
+  /** Transactions may only read (its remote's Manager row says read_only). */
+  readOnly: boolean;
   /** set_db_change_aware: the session is told of databases coming and going instead of being disconnected. */
   dbChangeAware: boolean;
   /** An echo probe is outstanding. */
@@ -186,6 +190,7 @@ export class OvsdbServer {
   /** lock name → sessions wanting it; the first owns it. */
   private readonly locks = new Map<string, Session[]>();
   private readonly listeners = new Map<string, Server>();
+  private readonly readOnlyRemotes = new Set<string>();
   private tls: TlsConfig | undefined;
   private readonly commitHooks: Array<(db: Database, commit: Commit) => void> = [];
   private nextSession = 0;
@@ -325,7 +330,8 @@ export class OvsdbServer {
   }
 
   /** Listens on a passive remote: `punix:PATH`, `ptcp:PORT[:IP]` or `pssl:PORT[:IP]`. Resolves when listening. */
-  async listen(remote: string): Promise<void> {
+  async listen(remote: string, opts: { readOnly?: boolean } = {}): Promise<void> {
+    this.setReadOnly(remote, opts.readOnly ?? false);
     if (this.listeners.has(remote)) return;
     const inet = /^p(tcp|ssl):(\d+)(?::(.+))?$/.exec(remote);
     if (inet?.[1] === 'ssl' && !this.tls) {
@@ -357,6 +363,32 @@ export class OvsdbServer {
     // OVS's words (scripts read the port of a ptcp:0 remote from this line).
     if (inet && a && typeof a === 'object') this.log.info(`${remote}: listening on port ${a.port}`);
     else this.log.info({ remote }, 'listening');
+  }
+
+  /** Makes the sessions of `remote`, present and future, read-only or not. */
+  setReadOnly(remote: string, readOnly: boolean): void {
+    if (readOnly) this.readOnlyRemotes.add(remote);
+    else this.readOnlyRemotes.delete(remote);
+    for (const s of this.sessions) if (s.remote === remote) s.readOnly = readOnly;
+  }
+
+  /** Number of sessions connected through `remote` now (a Manager row's `is_connected`). */
+  sessionCount(remote: string): number {
+    let n = 0;
+    for (const s of this.sessions) if (s.remote === remote) n++;
+    return n;
+  }
+
+  /**
+   * Runs a transaction of the server's own (ovsdb-server writes the status
+   * columns of Manager rows this way) and returns its results.
+   */
+  transactInternal(dbName: string, ops: unknown[]): unknown[] {
+    const entry = this.entry(dbName);
+    const outcome = executeTransaction(entry.db, ops, { hasLock: () => false, now: this.now(), started: this.now() });
+    if (outcome.kind !== 'done') return [];
+    if (outcome.commit) this.commit(entry, outcome.commit, outcome.log);
+    return outcome.results;
   }
 
   /** Stops listening on `remote`. */
@@ -413,7 +445,7 @@ export class OvsdbServer {
     const name = `${remote}#${this.nextSession++}`;
     const log = this.log.child({ session: name });
     const conn = new JsonRpcConnection(socket, { log, name, maxMessageBytes: this.opts.maxMessageBytes });
-    const session: Session = { conn, dbChangeAware: false, probing: false, monitors: new Map(), locks: new Set(), log };
+    const session: Session = { conn, remote, readOnly: this.readOnlyRemotes.has(remote), dbChangeAware: false, probing: false, monitors: new Map(), locks: new Set(), log };
     this.sessions.add(session);
     log.debug('connection opened');
     conn.on('close', () => this.endSession(session));
@@ -498,6 +530,7 @@ export class OvsdbServer {
       now: this.now(),
       started: txn.started,
       readOnly: entry.readOnly,
+      readOnlySession: session.readOnly,
     });
     if (outcome.kind === 'blocked') {
       entry.blocked.push(txn);

@@ -12,6 +12,7 @@ import {
   ConstraintViolationError,
   DuplicateUuidError,
   DuplicateUuidNameError,
+  NotAllowedError,
   NotOwnerError,
   NotSupportedError,
   OvsdbError,
@@ -34,7 +35,12 @@ export interface TxnContext {
   started: number;
   /** Refuse any change (the `_Server` database). */
   readOnly?: boolean;
+  /** The session is read-only: operations that may change the database are refused ("not allowed"). */
+  readOnlySession?: boolean;
 }
+
+/** Operations that never change the database (allowed on a read-only session), as ovsdb-server lists them. */
+const READ_ONLY_OPS = new Set(['select', 'wait', 'abort', 'comment', 'assert']);
 
 /** The outcome of executing a transaction. */
 export type TxnOutcome =
@@ -76,6 +82,9 @@ export function executeTransaction(db: Database, ops: readonly unknown[], ctx: T
   for (let i = 0; i < ops.length; i++) {
     try {
       results[i] = txn.execute(ops[i], i, ops.length);
+      // As ovsdb-server: the operation runs first (its own errors win), then a read-only session is refused it.
+      const op = (ops[i] as { op: string }).op;
+      if (ctx.readOnlySession && !READ_ONLY_OPS.has(op)) throw new NotAllowedError(op);
     } catch (err) {
       if (err instanceof Blocked) return { kind: 'blocked', deadline: err.deadline };
       if (!(err instanceof OvsdbError)) throw err;
