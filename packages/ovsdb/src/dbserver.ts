@@ -146,7 +146,9 @@ export class DbRemotes {
       // A removed database names no targets (its remote stays listed, as in ovsdb-server).
       const db = this.server.database(s.db);
       if (!db) continue;
-      const col = db.schema.tables.get(s.table)!.columns.get(s.column)!;
+      // A conversion may have dropped the table or column.
+      const col = db.schema.tables.get(s.table)?.columns.get(s.column);
+      if (!col) continue;
       const refTable = col.type.key.refTable;
       for (const row of db.table(s.table)!.values()) {
         for (const v of row.values.get(s.column)!.keys) {

@@ -137,13 +137,6 @@ export class NotSupportedError extends OvsdbError {
   }
 }
 
-/** Thrown when a transaction is cancelled by the `cancel` method or its client goes away. */
-export class CanceledError extends OvsdbError {
-  constructor(message = 'transaction canceled') {
-    super('OVSDB_CANCELED', 'canceled', message);
-  }
-}
-
 /** Thrown when a database file cannot be read or written. */
 export class OvsdbIoError extends OvsdbError {
   constructor(message: string) {
@@ -162,6 +155,13 @@ export class StorageFormatError extends OvsdbError {
 export class NotAllowedError extends OvsdbError {
   constructor(op: string) {
     super('OVSDB_NOT_ALLOWED', 'not allowed', `${op} operation not allowed when database server is in read only mode`);
+  }
+}
+
+/** Thrown when a database's rows do not fit the schema it is converted to (the RFC error of the insert that failed). */
+export class ConversionError extends OvsdbError {
+  constructor(rfcError: string, details: string) {
+    super('OVSDB_CONVERSION', rfcError, details);
   }
 }
 

@@ -31,7 +31,8 @@ import type { Logger } from 'pino';
 import { Database, newUuid, type Commit, type Row, type RowChange } from './database.ts';
 import { datumSize, makeAtom, type DeltaLog } from './datum.ts';
 import { JsonRpcConnection, JsonRpcProtocolError, REPLY_LATER } from '@nvs/jsonrpc';
-import { CanceledError, OvsdbError, OvsdbIoError, OvsdbSyntaxError, UnknownDatabaseError } from './errors.ts';
+import { NotSupportedError, OvsdbError, OvsdbIoError, OvsdbSyntaxError, UnknownDatabaseError } from './errors.ts';
+import { convertDatabase } from './convert.ts';
 import { Monitor, type MonitorVersion } from './monitor.ts';
 import { parseSchema } from './schema.ts';
 import { commitRecordText, type DbFile } from './storage.ts';
@@ -233,18 +234,7 @@ export class OvsdbServer {
     const entry = this.dbs.get(name);
     if (!entry || name === '_Server') return false;
     this.endTurns();
-    for (const s of this.sessions) {
-      for (const [key, m] of s.monitors) {
-        if (m.entry !== entry) continue;
-        s.monitors.delete(key);
-        if (s.dbChangeAware) s.conn.notify('monitor_canceled', [m.monid]);
-      }
-    }
-    for (const b of entry.blocked) {
-      if (b.timer) clearTimeout(b.timer);
-      b.session.conn.replyError(b.id, new CanceledError());
-    }
-    entry.blocked = [];
+    this.dropClients(entry);
     this.dbs.delete(name);
     const serverEntry = this.dbs.get('_Server')!;
     const old = entry.serverRow ? serverEntry.db.table('Database')!.get(entry.serverRow) : undefined;
@@ -255,6 +245,23 @@ export class OvsdbServer {
     entry.file?.close();
     this.disconnectUnaware(`removing ${name} database`);
     return true;
+  }
+
+  /** Cancels the monitors on `entry` (telling db-change-aware sessions with `monitor_canceled`) and the transactions waiting on it. */
+  private dropClients(entry: DbEntry): void {
+    for (const s of this.sessions) {
+      for (const [key, m] of s.monitors) {
+        if (m.entry !== entry) continue;
+        s.monitors.delete(key);
+        if (s.dbChangeAware) s.conn.notify('monitor_canceled', [m.monid]);
+      }
+    }
+    for (const b of entry.blocked) {
+      if (b.timer) clearTimeout(b.timer);
+      // A session that is not db-change-aware is about to be disconnected instead.
+      if (b.session.dbChangeAware) replyCanceled(b.session, b.id);
+    }
+    entry.blocked = [];
   }
 
   /** As ovsdb-server when its set of databases changes: sessions that did not ask to be told are disconnected. */
@@ -483,6 +490,7 @@ export class OvsdbServer {
       return {};
     });
     conn.handle('transact', (p, _c, id) => this.transact(session, p, id));
+    conn.handle('convert', (p) => this.convert(p));
     conn.onNotification('cancel', (p) => this.cancel(session, p[0]));
     // Monitor requests read the database: while a turn's commits are unwritten they are answered after the
     // write (and monitor_cancel too, so that no update held for the monitor follows its reply).
@@ -499,6 +507,38 @@ export class OvsdbServer {
       this.unlock(session, this.lockName(p[0]));
       return {};
     });
+  }
+
+  // ------------------------------------------------------------- convert
+
+  /**
+   * `convert` [DB, SCHEMA]: converts a database online (see convert.ts) and
+   * serves the result: the file is rewritten under the new schema (schema
+   * and rows, one record each) before anything changes in memory, then the
+   * database's monitors and waiting transactions are canceled (as when it is
+   * removed), its `_Server` row takes the new schema, and sessions that are
+   * not db-change-aware are disconnected.
+   */
+  private convert(params: unknown[]): unknown {
+    if (params.length !== 2) throw new OvsdbSyntaxError('array expected');
+    const entry = this.entry(params[0]);
+    if (entry.readOnly) throw new NotSupportedError(`database ${entry.db.name} cannot be converted`);
+    const converted = convertDatabase(entry.db, parseSchema(params[1]));
+    this.endTurns();
+    entry.file?.compact(converted);
+    this.dropClients(entry);
+    entry.db = converted;
+    entry.history = [];
+    entry.historyWeights = [];
+    entry.historyAtoms = 0;
+    const serverEntry = this.dbs.get('_Server')!;
+    const old = entry.serverRow ? serverEntry.db.table('Database')!.get(entry.serverRow) : undefined;
+    if (old) {
+      const row: Row = { uuid: old.uuid, version: newUuid(), values: old.values.with([['schema', makeAtom(JSON.stringify(converted.schema.json))]]) };
+      this.commit(serverEntry, { id: newUuid(), changes: [{ table: serverEntry.db.schema.tables.get('Database')!, uuid: old.uuid, old, new: row }], durable: false, date: this.now() });
+    }
+    this.disconnectUnaware(`converting ${converted.name} database`);
+    return {};
   }
 
   // ------------------------------------------------------------- transact
@@ -586,7 +626,7 @@ export class OvsdbServer {
       if (!txn) continue;
       e.blocked.splice(e.blocked.indexOf(txn), 1);
       if (txn.timer) clearTimeout(txn.timer);
-      session.conn.replyError(txn.id, new CanceledError());
+      replyCanceled(session, txn.id);
       return;
     }
   }
@@ -809,6 +849,11 @@ export class OvsdbServer {
     if (queue.length === 0) this.locks.delete(name);
     else if (wasOwner) queue[0].conn.notify('locked', [name]);
   }
+}
+
+/** RFC 7047's answer to a canceled transaction: an error reply whose error is the bare string "canceled" (ovsdb-server's form). */
+function replyCanceled(session: Session, id: unknown): void {
+  session.conn.sendText(JSON.stringify({ result: null, error: 'canceled', id }));
 }
 
 const UPDATE_METHODS = { 1: 'update', 2: 'update2', 3: 'update3' } as const;

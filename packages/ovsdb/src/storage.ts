@@ -16,7 +16,7 @@
 // `open` drops a torn or corrupt tail record (logging it) and truncates the
 // file there, so the next append starts on a record boundary.
 import { hash } from 'node:crypto';
-import { closeSync, existsSync, fdatasync, fdatasyncSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, writeSync, writevSync } from 'node:fs';
+import { closeSync, existsSync, fdatasync, fdatasyncSync, fsyncSync, ftruncateSync, openSync, readFileSync, realpathSync, renameSync, writeSync, writevSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { newUuid, type Database, type Row, type RowChange } from './database.ts';
@@ -348,7 +348,9 @@ export class DbFile {
 
   /** Rewrites the file as the schema plus one record with every row, atomically (write, fsync, rename). */
   compact(db: Database): void {
-    const tmp = `${this.path}.tmp~`;
+    // Through a symbolic link to the file it names: the link stays a link (as ovsdb-server keeps it).
+    const target = realpathSync(this.path);
+    const tmp = `${target}.tmp~`;
     const changes: RowChange[] = [];
     for (const [tname, rows] of db.tables) {
       const table = db.info.get(tname)!.schema;
@@ -366,8 +368,8 @@ export class DbFile {
       closeSync(fd);
       throw new OvsdbIoError(`compacting ${this.path} failed: ${(err as Error).message}`);
     }
-    renameSync(tmp, this.path);
-    syncDir(dirname(this.path));
+    renameSync(tmp, target);
+    syncDir(dirname(target));
     this.cancelSync();
     closeSync(this.fd);
     this.fd = fd;

@@ -5,6 +5,7 @@ import { describe, expect, it, beforeEach } from 'vitest';
 import { Database, newUuid } from '../src/database.ts';
 import { parseSchema } from '../src/schema.ts';
 import { executeTransaction, type TxnContext } from '../src/transaction.ts';
+import { convertDatabase } from '../src/convert.ts';
 
 const SCHEMA = {
   name: 'Test',
@@ -354,5 +355,25 @@ describe('row uuids', () => {
       seen.add(u);
     }
     expect(seen.size).toBe(2000);
+  });
+});
+
+describe('convertDatabase', () => {
+  beforeEach(() => {
+    db = new Database(parseSchema(SCHEMA));
+    locks = new Set();
+  });
+
+  it('keeps uuids and shared columns, drops the rest, and refuses values the new schema does not allow', () => {
+    const [a] = tx({ op: 'insert', table: 'Root', row: { name: 'a', num: 7, nums: ['set', [1, 2]] } });
+    const narrower = (maxInteger: number) =>
+      parseSchema({ name: 'Test', tables: { Root: { isRoot: true, columns: { name: { type: 'string' }, num: { type: { key: { type: 'integer', maxInteger }, min: 0, max: 1 } }, extra: { type: 'boolean' } } } } });
+    const out = convertDatabase(db, narrower(10));
+    const row = out.table('Root')!.get(a.uuid[1])!;
+    expect([...row.values.keys()]).toEqual(['name', 'num', 'extra']);
+    expect([row.values.get('name')!.keys, row.values.get('num')!.keys, row.values.get('extra')!.keys]).toEqual([['a'], [7], [false]]);
+    expect(out.table('Kid')).toBeUndefined();
+    expect(() => convertDatabase(db, narrower(5))).toThrow(/7 is greater than maximum allowed value 5/);
+    expect(() => convertDatabase(db, parseSchema({ name: 'Other', tables: { T: { columns: { c: { type: 'string' } } } } }))).toThrow(/new schema name \(Other\) does not match database name \(Test\)/);
   });
 });
