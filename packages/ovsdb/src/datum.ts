@@ -142,28 +142,15 @@ function brief(json: unknown): string {
  * then each atom's constraints as it is read, then duplicates.
  */
 export function parseDatum(json: unknown, type: ColumnType, resolve?: NamedUuidResolver, checked = false): Datum {
-  // ovsdb-server's wording, with the datum in "syntax" (UINT_MAX stands for "unlimited").
-  const count = (n: number): void => {
-    if (checked && (n < type.min || n > type.max)) {
-      const kind = type.value ? 'map' : 'set';
-      const want = type.min === 1 && type.max === 1 ? 'exactly one member' : `${type.min} to ${type.max === Infinity ? 4294967295 : type.max} members`;
-      throw new OvsdbSyntaxError(`${kind} must have ${want} but ${n} are present`, 'syntax error', json);
-    }
-  };
-  const atom = (a: unknown, b: BaseType): Atom => {
-    const x = parseAtom(a, b.type, resolve);
-    if (checked) checkAtom(x, b);
-    return x;
-  };
   if (type.value) {
     if (!Array.isArray(json) || json.length !== 2 || json[0] !== 'map' || !Array.isArray(json[1])) {
       throw new OvsdbSyntaxError(`expected ["map", [[key, value], ...]], got ${brief(json)}`);
     }
-    count(json[1].length);
+    if (checked) checkCount(json, json[1].length, type);
     const pairs: Array<[Atom, Atom]> = [];
     for (const p of json[1] as unknown[]) {
       if (!Array.isArray(p) || p.length !== 2) throw new OvsdbSyntaxError(`map element ${brief(p)} is not a [key, value] pair`);
-      pairs.push([atom(p[0], type.key), atom(p[1], type.value)]);
+      pairs.push([parseCheckedAtom(p[0], type.key, resolve, checked), parseCheckedAtom(p[1], type.value, resolve, checked)]);
     }
     pairs.sort((a, b) => compareAtoms(a[0], b[0]));
     for (let i = 1; i < pairs.length; i++) {
@@ -171,20 +158,36 @@ export function parseDatum(json: unknown, type: ColumnType, resolve?: NamedUuidR
     }
     return { keys: pairs.map((p) => p[0]), values: pairs.map((p) => p[1]) };
   }
-  let atoms: Atom[];
-  if (Array.isArray(json) && json[0] === 'set') {
-    if (json.length !== 2 || !Array.isArray(json[1])) throw new OvsdbSyntaxError(`expected ["set", [...]], got ${brief(json)}`);
-    count(json[1].length);
-    atoms = (json[1] as unknown[]).map((a) => atom(a, type.key));
-  } else {
-    count(1);
-    atoms = [atom(json, type.key)];
+  if (!Array.isArray(json) || json[0] !== 'set') {
+    // A bare atom, the common case: no intermediate array to sort.
+    if (checked) checkCount(json, 1, type);
+    return { keys: [parseCheckedAtom(json, type.key, resolve, checked)] };
   }
-  atoms.sort(compareAtoms);
+  if (json.length !== 2 || !Array.isArray(json[1])) throw new OvsdbSyntaxError(`expected ["set", [...]], got ${brief(json)}`);
+  const elements = json[1] as unknown[];
+  if (checked) checkCount(json, elements.length, type);
+  const atoms: Atom[] = new Array(elements.length);
+  for (let i = 0; i < elements.length; i++) atoms[i] = parseCheckedAtom(elements[i], type.key, resolve, checked);
+  if (atoms.length > 1) atoms.sort(compareAtoms);
   for (let i = 1; i < atoms.length; i++) {
     if (atoms[i] === atoms[i - 1]) throw new DuplicateElementError(`set contains duplicate value ${brief(atomToJson(atoms[i], type.key.type))}`);
   }
   return { keys: atoms };
+}
+
+/** One atom of a datum being parsed, checked against its base type's constraints when `checked`. */
+function parseCheckedAtom(json: unknown, b: BaseType, resolve: NamedUuidResolver | undefined, checked: boolean): Atom {
+  const x = parseAtom(json, b.type, resolve);
+  if (checked) checkAtom(x, b);
+  return x;
+}
+
+/** A client's datum must have a count its type allows: ovsdb-server's wording, with the datum in "syntax" (UINT_MAX stands for "unlimited"). */
+function checkCount(json: unknown, n: number, type: ColumnType): void {
+  if (n >= type.min && n <= type.max) return;
+  const kind = type.value ? 'map' : 'set';
+  const want = type.min === 1 && type.max === 1 ? 'exactly one member' : `${type.min} to ${type.max === Infinity ? 4294967295 : type.max} members`;
+  throw new OvsdbSyntaxError(`${kind} must have ${want} but ${n} are present`, 'syntax error', json);
 }
 
 /** The JSON notation of a datum (a one-element set is written as its bare atom, as OVS does). */

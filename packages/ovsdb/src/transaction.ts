@@ -245,9 +245,10 @@ class Transaction {
       this.symbols.set(name, { uuid, created: true });
     }
     const given = this.parseRow(t, json.row ?? {});
-    const values = this.info(t).defaults.with(given);
+    const info = this.info(t);
+    const values = info.defaults.with(given);
     // A default value must meet the column's constraints too (an integer column with minInteger 1 has default 0).
-    for (const c of t.userColumns) if (!given.has(c.name)) checkDatum(values.get(c.name)!, c.type);
+    for (const c of info.badDefaults) if (!given.has(c.name)) checkDatum(values.get(c.name)!, c.type);
     this.put(t.name, uuid, { uuid, version: newUuid(), values });
     return { uuid: ['uuid', uuid] };
   }
@@ -502,32 +503,28 @@ class Transaction {
   }
 
   private checkIndexes(changes: readonly RowChange[]): void {
-    const byTable = new Map<string, RowChange[]>();
-    for (const ch of changes) {
-      if (ch.table.indexes.length === 0) continue;
-      const list = byTable.get(ch.table.name) ?? [];
-      list.push(ch);
-      byTable.set(ch.table.name, list);
-    }
-    for (const [tname, list] of byTable) {
-      const t = list[0].table;
+    // Pairs of this transaction's rows are compared directly (a commit changes few rows; no map per commit).
+    for (let a = 0; a < changes.length; a++) {
+      const ch = changes[a];
+      const t = ch.table;
+      if (t.indexes.length === 0 || !ch.new) continue;
       for (let i = 0; i < t.indexes.length; i++) {
         const cols = t.indexes[i];
-        const seen = new Map<string, Row>();
-        for (const ch of list) {
-          // A row keeping its key cannot collide with committed rows, and a row of this transaction taking that key meets it as the key's committed holder.
-          if (!ch.new || (ch.old && indexUnchanged(ch.old, ch.new, cols))) continue;
-          const k = indexKey(ch.new, cols);
-          let other = seen.get(k);
-          if (other === undefined) {
-            // The committed holder conflicts only if it still has this key after the transaction.
-            const h = this.db.indexHolder(tname, i, k);
-            const hr = h !== undefined && h !== ch.uuid ? this.get(tname, h) : undefined;
-            if (hr && indexKey(hr, cols) === k) other = hr;
-          }
-          if (other !== undefined && other.uuid !== ch.uuid) throw this.duplicateIndexRow(t, cols, other, ch.new, list);
-          seen.set(k, ch.new);
+        // A row keeping its key cannot collide with committed rows, and a row of this transaction taking that key meets it as the key's committed holder.
+        if (ch.old && indexUnchanged(ch.old, ch.new, cols)) continue;
+        const k = indexKey(ch.new, cols);
+        let other: Row | undefined;
+        for (let b = 0; b < a && !other; b++) {
+          const prev = changes[b];
+          if (prev.table === t && prev.new && !(prev.old && indexUnchanged(prev.old, prev.new, cols)) && indexKey(prev.new, cols) === k) other = prev.new;
         }
+        if (other === undefined) {
+          // The committed holder conflicts only if it still has this key after the transaction.
+          const h = this.db.indexHolder(t.name, i, k);
+          const hr = h !== undefined && h !== ch.uuid ? this.get(t.name, h) : undefined;
+          if (hr && indexKey(hr, cols) === k) other = hr;
+        }
+        if (other !== undefined && other.uuid !== ch.uuid) throw this.duplicateIndexRow(t, cols, other, ch.new, changes);
       }
     }
   }
