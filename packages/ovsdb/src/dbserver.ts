@@ -318,7 +318,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     server = new OvsdbServer({ log: rpcLog, tlsLog: daemon.vlog.logger('stream_ssl') });
     // A daemon restarted by --monitor serves what its predecessor did, add-db/add-remote included.
     const saved = daemon.savedState() as { databases: string[]; remotes: string[] } | undefined;
-    const dbPaths = saved?.databases ?? (args.databases.length > 0 ? args.databases : [join(options.ovs?.dbdir ?? options.rundir, 'conf.db')]).map((p) => resolve(p));
+    const dbPaths = saved?.databases ?? (args.databases.length > 0 ? args.databases : [join(options.ovs?.dbdir ?? options.rundir, 'conf.db')]);
     /** Database name → the file it was opened from. */
     const files = new Map<string, string>();
     const openDb = (p: string, create: boolean): void => {

@@ -456,18 +456,29 @@ class Transaction {
         }
       }
     }
-    const weakWriters = [...this.overlay.keys()].filter((t) => this.db.info.get(t)!.hasWeakRefs);
-    if (deletedBy.size === 0 && weakWriters.length === 0) return;
     const examine = new Map<string, Set<string>>();
     const add = (t: string, u: string): void => {
       let s = examine.get(t);
       if (!s) examine.set(t, (s = new Set()));
       s.add(u);
     };
-    for (const [tname, o] of this.overlay) {
-      if (!this.db.info.get(tname)!.hasWeakRefs) continue;
-      for (const [u, r] of o) if (r) add(tname, u);
-    }
+    // Rows this transaction wrote whose weak references it set or changed (an untouched column
+    // keeps its committed datum, whose targets all existed before this transaction).
+    this.overlay.forEach((o, tname) => {
+      const info = this.db.info.get(tname)!;
+      if (!info.hasWeakRefs) return;
+      const base = this.db.table(tname)!;
+      o.forEach((r, u) => {
+        if (!r) return;
+        const old = base.get(u);
+        for (const ref of info.refColumns) {
+          if (ref.strong) continue;
+          const d = r.values.get(ref.column.name)!;
+          if (old ? d !== old.values.get(ref.column.name) : d.keys.length > 0) return add(tname, u);
+        }
+      });
+    });
+    if (deletedBy.size === 0 && examine.size === 0) return;
     for (const [target, deleted] of deletedBy) {
       for (const referrer of this.db.referrers.get(target) ?? []) {
         const weak = this.db.info.get(referrer)!.refColumns.filter((r) => !r.strong && r.refTable === target);
