@@ -347,41 +347,44 @@ class Transaction {
     // Net change of inbound strong references per target uuid, and the
     // references this transaction added (to check) or removed (GC candidates).
     const delta = new Map<string, number>();
-    const added: Array<[string, string, string, string]> = [];
     const orphanCandidates: Array<[string, string]> = [];
-    for (const [tname, o] of this.overlay) {
+    // forEach rather than for-of over entries: no [key, value] array per row.
+    this.overlay.forEach((o, tname) => {
       const info = this.db.info.get(tname)!;
       const base = this.db.table(tname)!;
-      for (const [u, r] of o) {
+      o.forEach((r, u) => {
         const old = base.get(u) ?? null;
         if (!info.isRoot && r && !old) orphanCandidates.push([tname, u]);
         forEachRefChange(info, old, r, (ref, target, d) => {
           if (!ref.strong) return;
           delta.set(target, (delta.get(target) ?? 0) + d);
-          if (d > 0 && r) added.push([tname, ref.column.name, u, target]);
-          else if (d < 0 && !this.db.info.get(ref.refTable)!.isRoot) orphanCandidates.push([ref.refTable, target]);
+          // A reference this transaction adds must name a row (ovsdb-server's first commit check).
+          if (d > 0 && r && !this.get(ref.refTable, target)) {
+            throw new ReferentialIntegrityError(`Table ${tname} column ${ref.column.name} row ${u} references nonexistent row ${target} in table ${ref.refTable}.`);
+          }
+          if (d < 0 && !this.db.info.get(ref.refTable)!.isRoot) orphanCandidates.push([ref.refTable, target]);
         }, this.log);
-      }
-    }
+      });
+    });
     const count = (u: string): number => this.db.strongRefCount(u) + (delta.get(u) ?? 0);
 
     // The checks in ovsdb-server's order, so that a transaction breaking several rules is refused for the same one.
-    this.checkStrongRefs(count, added);
+    this.checkDeletedUnreferenced(count);
     this.collectGarbage(count, delta, orphanCandidates);
     this.checkMaxRows();
     this.removeDanglingWeakRefs();
 
     const changes: RowChange[] = [];
-    for (const [tname, o] of this.overlay) {
+    this.overlay.forEach((o, tname) => {
       const info = this.db.info.get(tname)!;
       const base = this.db.table(tname)!;
-      for (const [u, r] of o) {
+      o.forEach((r, u) => {
         const old = base.get(u) ?? null;
-        if (!old && !r) continue;
-        if (old && r && sameValues(old, r)) continue;
+        if (!old && !r) return;
+        if (old && r && sameValues(old, r)) return;
         changes.push({ table: info.schema, uuid: u, old, new: r });
-      }
-    }
+      });
+    });
     this.checkIndexes(changes);
     return changes;
   }
@@ -399,21 +402,16 @@ class Transaction {
     }
   }
 
-  private checkStrongRefs(count: (u: string) => number, added: ReadonlyArray<[string, string, string, string]>): void {
-    for (const [tname, column, u, target] of added) {
-      const ref = this.db.info.get(tname)!.refColumns.find((r) => r.column.name === column)!;
-      if (!this.get(ref.refTable, target)) {
-        throw new ReferentialIntegrityError(`Table ${tname} column ${column} row ${u} references nonexistent row ${target} in table ${ref.refTable}.`);
-      }
-    }
-    for (const [tname, o] of this.overlay) {
+  /** A row this transaction deletes must have no strong reference left. */
+  private checkDeletedUnreferenced(count: (u: string) => number): void {
+    this.overlay.forEach((o, tname) => {
       const base = this.db.table(tname)!;
-      for (const [u, r] of o) {
-        if (r || !base.has(u)) continue;
+      o.forEach((r, u) => {
+        if (r || !base.has(u)) return;
         const n = count(u);
         if (n > 0) throw new ReferentialIntegrityError(`cannot delete ${tname} row ${u} because of ${n} remaining reference(s)`);
-      }
-    }
+      });
+    });
   }
 
   /** Deletes non-root rows left with no strong reference (inserted unreferenced, or orphaned by this transaction). */
