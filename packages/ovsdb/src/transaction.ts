@@ -436,24 +436,22 @@ class Transaction {
   private removeDanglingWeakRefs(): void {
     // Most transactions neither delete rows nor write a table with weak references: nothing to do.
     let any = false;
-    for (const [tname, o] of this.overlay) {
-      if (this.db.info.get(tname)!.hasWeakRefs) any = true;
-      else for (const r of o.values()) if (!r) any = true;
-      if (any) break;
-    }
+    this.overlay.forEach((o, tname) => {
+      if (!any && this.db.info.get(tname)!.hasWeakRefs) any = true;
+      if (!any) o.forEach((r) => (any ||= r === null));
+    });
     if (!any) return;
     // Rows to examine: rows this transaction wrote, and rows elsewhere that point at rows it deleted.
     const deletedBy = new Map<string, Set<string>>();
-    for (const [tname, o] of this.overlay) {
+    this.overlay.forEach((o, tname) => {
       const base = this.db.table(tname)!;
-      for (const [u, r] of o) {
-        if (!r && base.has(u)) {
-          let s = deletedBy.get(tname);
-          if (!s) deletedBy.set(tname, (s = new Set()));
-          s.add(u);
-        }
-      }
-    }
+      o.forEach((r, u) => {
+        if (r || !base.has(u)) return;
+        let s = deletedBy.get(tname);
+        if (!s) deletedBy.set(tname, (s = new Set()));
+        s.add(u);
+      });
+    });
     const examine = new Map<string, Set<string>>();
     const add = (t: string, u: string): void => {
       let s = examine.get(t);
