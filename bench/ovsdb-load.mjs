@@ -14,38 +14,57 @@
 // clients, --warmup transactions); after every run the ports
 // are cleared, so every run starts from one bridge and the monitors' initial
 // contents stay small.
-// Usage: npm run build:ts && node bench/ovsdb-load.mjs [--clients 1,10,50,200] [--rounds N] [--txns N] [--warmup N]
-//          [--nvs-bin FILE] [--nvs-node-args="--cpu-prof --cpu-prof-dir=DIR"] [--servers nvs,ovs] [--ports N]
-// (--txns: transactions per run, split over the K clients; --servers nvs: nvs-dbserver alone, e.g. to profile it;
-// --ports N: the bridge keeps N ports through every run, so each mutation of Bridge.ports meets a big set.)
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+// Usage: npm run build:ts && node bench/ovsdb-load.mjs [--clients 1,10,50,200] [--ports 0,10000] [--rounds N] [--txns N]
+//          [--warmup N] [--quick] [--json FILE] [--nvs-bin FILE] [--nvs-node-args="--cpu-prof --cpu-prof-dir=DIR"]
+//          [--servers nvs,ovs] [--alloc-profile]
+// --ports: bridge sizes, each a separate set of runs: the bridge keeps that many ports through every run, so each
+//   mutation of Bridge.ports meets a big set (default both 0 — an empty bridge — and 10,000);
+// --txns: transactions per run, split over the K clients; --quick: K = 1, 10, 50, 1,000 transactions, bridges of 0 and
+//   1,000 ports, 2 rounds; --json FILE: the figures in the bench contract's form (bench-contract.md);
+// --servers nvs: nvs-dbserver alone, e.g. to profile it; --alloc-profile: nvs-dbserver alone under V8's sampling heap
+//   profiler (bench/lib/alloc-profile.cjs), printing the bytes it allocates per commit and where.
+import { mkdtempSync, readFileSync, rmSync, existsSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { contractOptions, Results, roundsOf } from './lib/contract.mjs';
 import { addPortOps, cpuSeconds, median, ROOT as root, rssKiB, startServer } from './lib/ovsdb-servers.mjs';
 
 const { values: opt } = parseArgs({
   options: {
-    ...contractOptions,
     clients: { type: 'string' },
+    rounds: { type: 'string' },
     txns: { type: 'string' },
     warmup: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    json: { type: 'string' },
     'nvs-bin': { type: 'string' },
     'nvs-node-args': { type: 'string', default: '' },
-    servers: { type: 'string', default: 'nvs,ovs' },
-    ports: { type: 'string', default: '0' },
+    servers: { type: 'string' },
+    ports: { type: 'string' },
+    'alloc-profile': { type: 'boolean', default: false },
   },
 });
-// --quick: 1, 10 and 50 clients, 1,000 transactions per run.
-const KS = (opt.clients ?? (opt.quick ? '1,10,50' : '1,10,50,200')).split(',').map(Number);
-const KINDS = opt.servers.split(',');
-const PORTS = Number(opt.ports);
-const ROUNDS = roundsOf(opt, 3, 2);
-const TXNS = Number(opt.txns ?? (opt.quick ? 1000 : 3000));
-const WARMUP = Number(opt.warmup ?? (opt.quick ? 1000 : 3000));
-const results = new Results(import.meta.url, `OVSDB under load: K clients each monitoring, committing add-port transactions (bridge of ${PORTS} ports)`, opt, ROUNDS);
+const quick = opt.quick;
+const KS = (opt.clients ?? (quick ? '1,10,50' : '1,10,50,200')).split(',').map(Number);
+const PORT_COUNTS = (opt.ports ?? (quick ? '0,1000' : '0,10000')).split(',').map(Number);
+const ROUNDS = Number(opt.rounds ?? (quick ? 2 : 3));
+const TXNS = Number(opt.txns ?? (quick ? 1000 : 3000));
+const WARMUP = Number(opt.warmup ?? (quick ? 1000 : 3000));
+const ALLOC = opt['alloc-profile'];
+let KINDS = (opt.servers ?? (ALLOC ? 'nvs' : 'nvs,ovs')).split(',');
+/** Why ovsdb-server cannot be the anchor here, if it cannot. */
+let ovsAbsent;
+try {
+  execFileSync('ovsdb-server', ['--version'], { stdio: 'ignore' });
+} catch {
+  ovsAbsent = 'absent: ovsdb-server is not installed (Debian openvswitch-switch)';
+  KINDS = KINDS.filter((k) => k !== 'ovs');
+}
+const allocFile = join(tmpdir(), `nvs-alloc-${process.pid}.json`);
+const nodeArgs = [...opt['nvs-node-args'].split(' ').filter(Boolean), ...(ALLOC ? ['--require', join(root, 'bench', 'lib', 'alloc-profile.cjs')] : [])];
+if (ALLOC) process.env.NVS_ALLOC_PROFILE = allocFile;
 const nvsBin = opt['nvs-bin'] ?? join(root, 'dist', 'nvs-dbserver.js');
 if (!existsSync(nvsBin)) {
   console.error(`${nvsBin} is missing: run "npm run build:ts" first`);
@@ -138,7 +157,7 @@ async function transact(c, ops) {
 }
 
 async function startBenchServer(kind, dir) {
-  const { child, sock } = await startServer(kind, dir, { nvsBin, nodeArgs: opt['nvs-node-args'].split(' ').filter(Boolean) });
+  const { child, sock } = await startServer(kind, dir, { nvsBin, nodeArgs });
   const c = await Conn.open(sock);
   const r = await transact(c, [
     { op: 'insert', table: 'Bridge', row: { name: 'br0' }, 'uuid-name': 'b' },
@@ -155,8 +174,8 @@ async function clearPorts(server) {
   c.close();
 }
 
-/** Gives the bridge PORTS ports that stay for every run (a deployment's bridge is not empty), 100 per transaction. */
-async function preloadPorts(server) {
+/** Gives the bridge `PORTS` ports that stay for every run (a deployment's bridge is not empty), 100 per transaction. */
+async function preloadPorts(server, PORTS) {
   const c = await Conn.open(server.sock);
   for (let i = 0; i < PORTS; i += 100) {
     const ops = [];
@@ -194,6 +213,8 @@ async function runLoad(server, K, M, tag) {
   // Per connection: what K sessions with their monitors added, before any transaction.
   const rssPerConnKiB = (rssKiB(server.child.pid) - rss0) / K;
   const latency = [];
+  const alloc = ALLOC && server.kind === 'nvs';
+  if (alloc) await dumpAllocations(server);
   const cpu0 = cpuSeconds(server.child.pid);
   const clientCpu0 = process.cpuUsage();
   const t0 = now();
@@ -214,6 +235,7 @@ async function runLoad(server, K, M, tag) {
   const seconds = (now() - t0) / 1000;
   const clientCpu = process.cpuUsage(clientCpu0);
   const cpu = cpuSeconds(server.child.pid) - cpu0;
+  const allocated = alloc ? await dumpAllocations(server) : undefined;
   for (const c of conns) c.close();
   if (inflight.size > 0) throw new Error(`${inflight.size} commits never reached every monitor: ${JSON.stringify([...inflight].slice(0, 3))}`);
   latency.sort((a, b) => a - b);
@@ -227,7 +249,17 @@ async function runLoad(server, K, M, tag) {
     cpuUs: (cpu / n) * 1e6,
     rssPerConnKiB,
     clientCpu: (clientCpu.user + clientCpu.system) / 1e6 / seconds,
+    allocated: allocated && { bytesPerTxn: allocated.totalBytes / n, top: allocated.top },
   };
+}
+
+/** Asks the profiled server for what it allocated since the last ask (see bench/lib/alloc-profile.cjs). */
+async function dumpAllocations(server) {
+  rmSync(allocFile, { force: true });
+  server.child.kill('SIGUSR2');
+  for (let i = 0; i < 400 && !existsSync(allocFile); i++) await new Promise((r) => setTimeout(r, 25));
+  await new Promise((r) => setTimeout(r, 50));
+  return JSON.parse(readFileSync(allocFile, 'utf8'));
 }
 
 /** The same for both servers: the scenario itself with 10 clients (a daemon serves warm: V8 has compiled the commit and update paths). */
@@ -237,55 +269,85 @@ async function warmUp(server) {
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'nvs-bench-ovsdb-load-'));
-const rows = [];
+const load = [loadavg()[0]];
+const metrics = [];
+const SERVER_NAME = { nvs: 'nvs-dbserver', ovs: 'ovsdb-server' };
+/** One metric of the bench contract: per-round values of nvs-dbserver and of the ovsdb-server anchor. */
+function addMetric(name, label, unit, better, runs, f, goal) {
+  metrics.push({
+    name,
+    label,
+    unit,
+    better,
+    nvs: { 'nvs-dbserver': runs.nvs.map(f) },
+    anchors: { 'ovsdb-server': ovsAbsent ?? runs.ovs.map(f) },
+    ...(goal ? { goal: { variant: 'nvs-dbserver', anchor: 'ovsdb-server', ratio: goal } } : {}),
+  });
+}
+const table = [];
 try {
-  console.log(`ovsdb under load: K clients each with a monitor on Interface and Port (name), ${TXNS} add-port transactions per run split over them, on a bridge with ${PORTS} ports; ${ROUNDS} alternating rounds per K, medians (spread in brackets)`);
-  for (const K of KS) {
-    const M = Math.max(1, Math.round(TXNS / K));
-    const servers = [];
-    for (const kind of KINDS) servers.push(await startBenchServer(kind, join(dir, `${kind}-${K}`)));
-    for (const s of servers) {
-      await warmUp(s);
-      await preloadPorts(s);
-    }
-    const runs = { nvs: [], ovs: [] };
-    for (let round = 0; round < ROUNDS; round++) {
+  for (const PORTS of PORT_COUNTS) {
+    console.log(`ovsdb under load: K clients each with a monitor on Interface and Port (name), ${TXNS} add-port transactions per run split over them, on a bridge with ${PORTS} ports; ${ROUNDS} alternating rounds per K, medians (spread in brackets); load average ${loadavg()[0].toFixed(1)}`);
+    for (const K of KS) {
+      const M = Math.max(1, Math.round(TXNS / K));
+      const servers = [];
+      for (const kind of KINDS) servers.push(await startBenchServer(kind, join(dir, `${kind}-${PORTS}-${K}`)));
       for (const s of servers) {
-        runs[s.kind].push(await runLoad(s, K, M, `${round}`));
-        await clearPorts(s);
+        await warmUp(s);
+        await preloadPorts(s, PORTS);
       }
+      const runs = { nvs: [], ovs: [] };
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const s of servers) {
+          runs[s.kind].push(await runLoad(s, K, M, `${round}`));
+          await clearPorts(s);
+        }
+      }
+      for (const s of servers) s.child.kill('SIGTERM');
+      const stat = (kind, f) => median(runs[kind].map(f));
+      const spread = (kind, f, d = 0) => {
+        const xs = runs[kind].map(f);
+        return `${Math.min(...xs).toFixed(d)}–${Math.max(...xs).toFixed(d)}`;
+      };
+      for (const kind of KINDS) {
+        console.log(
+          `  K=${String(K).padStart(3)} ${SERVER_NAME[kind]}  ${stat(kind, (r) => r.rate).toFixed(0).padStart(6)} txn/s [${spread(kind, (r) => r.rate)}]` +
+            `  reply p50 ${stat(kind, (r) => r.p50).toFixed(2)} p99 ${stat(kind, (r) => r.p99).toFixed(2)} ms [${spread(kind, (r) => r.p99, 2)}]` +
+            `  last notification p99 ${stat(kind, (r) => r.fanout99).toFixed(2)} ms` +
+            `  CPU ${stat(kind, (r) => r.cpuUs).toFixed(0)} us/txn  RSS ${stat(kind, (r) => r.rssPerConnKiB).toFixed(0)} KiB/conn` +
+            `  client CPU ${(stat(kind, (r) => r.clientCpu) * 100).toFixed(0)}%`,
+        );
+      }
+      if (ALLOC) {
+        const last = runs.nvs[runs.nvs.length - 1].allocated;
+        console.log(`  K=${String(K).padStart(3)} nvs-dbserver allocates ${(stat('nvs', (r) => r.allocated.bytesPerTxn) / 1024).toFixed(1)} KiB per commit (median of rounds); last round's top allocators (self KiB per commit):`);
+        for (const [fn, bytes] of last.top.slice(0, 30)) console.log(`      ${(bytes / (K * M) / 1024).toFixed(2).padStart(7)}  ${fn}`);
+      }
+      const where = `${PORTS === 0 ? 'empty bridge' : `bridge of ${PORTS} ports`}, ${K} client${K === 1 ? '' : 's'}`;
+      const id = `${PORTS}ports-k${K}`;
+      const goal = PORTS === 0 && (K === 10 || K === 50) ? 2 : undefined;
+      addMetric(`txn-rate-${id}`, `add-port commits/s, ${where}`, 'txn/s', 'higher', runs, (r) => r.rate, goal);
+      addMetric(`reply-p99-${id}`, `commit-to-reply p99, ${where}`, 'ms', 'lower', runs, (r) => r.p99, goal ? 1 : undefined);
+      addMetric(`fanout-p99-${id}`, `commit-to-last-notification p99, ${where}`, 'ms', 'lower', runs, (r) => r.fanout99);
+      addMetric(`cpu-per-txn-${id}`, `server CPU per commit, ${where}`, 'us', 'lower', runs, (r) => r.cpuUs);
+      if (!KINDS.includes('ovs') || !KINDS.includes('nvs')) continue;
+      const ratio = stat('nvs', (r) => r.rate) / stat('ovs', (r) => r.rate);
+      const ratios = runs.nvs.map((r, i) => r.rate / runs.ovs[i].rate);
+      console.log(`  K=${String(K).padStart(3)} ratio nvs/ovs ${ratio.toFixed(2)}x (per round: ${ratios.map((x) => x.toFixed(2)).join(', ')})`);
+      table.push({ PORTS, K, ratio, p99: [stat('nvs', (r) => r.p99), stat('ovs', (r) => r.p99)] });
     }
-    for (const s of servers) s.child.kill('SIGTERM');
-    const stat = (kind, f) => median(runs[kind].map(f));
-    const spread = (kind, f, d = 0) => {
-      const xs = runs[kind].map(f);
-      return `${Math.min(...xs).toFixed(d)}–${Math.max(...xs).toFixed(d)}`;
-    };
-    for (const kind of KINDS) {
-      const name = kind === 'nvs' ? 'nvs-dbserver' : 'ovsdb-server';
-      console.log(
-        `  K=${String(K).padStart(3)} ${name}  ${stat(kind, (r) => r.rate).toFixed(0).padStart(6)} txn/s [${spread(kind, (r) => r.rate)}]` +
-          `  reply p50 ${stat(kind, (r) => r.p50).toFixed(2)} p99 ${stat(kind, (r) => r.p99).toFixed(2)} ms [${spread(kind, (r) => r.p99, 2)}]` +
-          `  last notification p99 ${stat(kind, (r) => r.fanout99).toFixed(2)} ms` +
-          `  CPU ${stat(kind, (r) => r.cpuUs).toFixed(0)} us/txn  RSS ${stat(kind, (r) => r.rssPerConnKiB).toFixed(0)} KiB/conn` +
-          `  client CPU ${(stat(kind, (r) => r.clientCpu) * 100).toFixed(0)}%`,
-      );
-    }
-    const per = (kind, f) => (runs[kind].length ? runs[kind].map(f) : 'absent: not run (--servers)');
-    const pair = (name, label, unit, better, f, goal) =>
-      results.metric({ name, label, unit, better, nvs: { 'nvs-dbserver': per('nvs', f) }, anchors: { 'ovsdb-server': per('ovs', f) }, ...(goal ? { goal } : {}) });
-    const goal = K === 10 || K === 50 ? { variant: 'nvs-dbserver', anchor: 'ovsdb-server', ratio: 2 } : undefined;
-    pair(`txn-rate-${K}`, `aggregate transactions, ${K} clients`, 'txn/s', 'higher', (r) => r.rate, goal);
-    pair(`reply-p99-${K}`, `reply latency p99, ${K} clients`, 'ms', 'lower', (r) => r.p99);
-    pair(`notify-p99-${K}`, `last notification p99, ${K} clients`, 'ms', 'lower', (r) => r.fanout99);
-    if (KINDS.length < 2) continue;
-    const ratio = stat('nvs', (r) => r.rate) / stat('ovs', (r) => r.rate);
-    const ratios = runs.nvs.map((r, i) => r.rate / runs.ovs[i].rate);
-    console.log(`  K=${String(K).padStart(3)} ratio nvs/ovs ${ratio.toFixed(2)}x (per round: ${ratios.map((x) => x.toFixed(2)).join(', ')})`);
-    rows.push({ K, ratio });
   }
-  console.log(`| clients | ratio nvs/ovs txn/s |\n|---|---|\n${rows.map((r) => `| ${r.K} | ${r.ratio.toFixed(2)}× |`).join('\n')}`);
-  results.write();
+  load.push(loadavg()[0]);
+  if (table.length > 0) {
+    console.log(`| bridge ports | clients | txn/s nvs/ovs | p99 reply nvs / ovs (ms) |\n|---|---|---|---|`);
+    for (const r of table) console.log(`| ${r.PORTS} | ${r.K} | ${r.ratio.toFixed(2)}× | ${r.p99[0].toFixed(2)} / ${r.p99[1].toFixed(2)} |`);
+  }
+  console.log(`load average ${load.map((x) => x.toFixed(1)).join(' → ')}`);
+  if (opt.json) {
+    const title = 'OVSDB under load: K clients, each with a monitor, committing add-port transactions';
+    writeFileSync(opt.json, JSON.stringify({ scenario: 'ovsdb-load', title, rounds: ROUNDS, load, metrics }, null, 2) + '\n');
+  }
 } finally {
   rmSync(dir, { recursive: true, force: true });
+  rmSync(allocFile, { force: true });
 }

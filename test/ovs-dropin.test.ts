@@ -70,6 +70,19 @@ describe.skipIf(skipOvs)('nvs under OVS names on a host (ovs-ctl style)', () => 
     await run('ovs-vsctl', ['add-br', 'br0', '--', 'set', 'bridge', 'br0', 'datapath_type=dummy'], { env });
     expect((await run('ovs-vsctl', ['list-br'], { env })).stdout).toBe('br0\n');
 
+    // --monitor: ovsdb-server killed as by a crash comes back (a new pid), serving the remote added at run time.
+    const appctl = async (...a: string[]): Promise<string> => (await run('ovs-appctl', ['-t', 'ovsdb-server', ...a], { env })).stdout;
+    await appctl('ovsdb-server/add-remote', `punix:${dirs.run}/extra.sock`);
+    const serverPidfile = join(dirs.run, 'ovsdb-server.pid');
+    const crashed = Number(readFileSync(serverPidfile, 'utf8'));
+    process.kill(crashed, 'SIGSEGV');
+    const restarted = (): number => Number(readFileSync(serverPidfile, 'utf8'));
+    await waitFor('the monitor to restart ovsdb-server', () => !alive(crashed) && restarted() !== crashed && existsSync(join(dirs.run, `ovsdb-server.${restarted()}.ctl`)));
+    pids.push(restarted());
+    expect(await appctl('ovsdb-server/list-remotes')).toContain('extra.sock');
+    await waitFor('the new server to listen on the added remote', () => existsSync(join(dirs.run, 'extra.sock')));
+    expect((await run('ovs-vsctl', ['--db=unix:' + join(dirs.run, 'extra.sock'), 'list-br'], { env })).stdout).toBe('br0\n');
+
     // A second ovsdb-server on the same pid file is refused: the lock is held.
     await expect(run('ovsdb-server', [db, '--pidfile', '--detach', '--no-chdir', `--remote=punix:${dirs.run}/db2.sock`], { env })).rejects.toMatchObject({
       stderr: expect.stringContaining('already running'),

@@ -172,6 +172,8 @@ describe('nvs-dbserver as a daemon', () => {
         dbs = await run('ovsdb-client', ['list-dbs', `unix:${mgr}`]);
       }
       expect(dbs.stdout).toBe('Open_vSwitch\n_Server\n');
+      // The server keeps the row's is_connected (nobody stays connected here).
+      expect((await d.vsctl('get', 'Manager', `punix:${mgr}`, 'is_connected')).stdout).toBe('false\n');
       expect((await d.vsctl('del-manager')).code).toBe(0);
       expect((await run('ovs-appctl', ['-t', d.ctl, 'exit'])).code).toBe(0);
       for (let i = 0; i < 100 && existsSync(`${d.rundir}/nvs-dbserver.pid`); i++) await new Promise((r) => setTimeout(r, 25));

@@ -9,6 +9,10 @@
  * - `--detach`: the process re-spawns itself in a new session and returns only
  *   once the child says it is ready (over an inherited pipe, fd 3), or with the
  *   child's error if it failed to start;
+ * - `--monitor`: a monitor process runs the daemon as its child and starts it
+ *   again when it dies of a crash signal (SIGSEGV, SIGABRT, …), as OVS's
+ *   monitor does; state the daemon saves ({@link Daemon.saveState}) carries
+ *   over to the restarted daemon;
  * - `--log-file[=FILE]` (default `<rundir>/<name>.log`), `--no-chdir`,
  *   `-v`/`--verbose[=SPEC]` with OVS's vlog spec syntax (`module:dest:level`);
  * - {@link VLog}: a pino root logger writing to stderr and the log file, a child
@@ -29,9 +33,9 @@
  * `--opt=VALUE`: a generic parser would swallow the next positional argument.
  */
 import { spawn } from 'node:child_process';
-import { constants } from 'node:os';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
-import { basename, dirname, resolve } from 'node:path';
+import { constants, tmpdir } from 'node:os';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import pino, { type Logger } from 'pino';
 
@@ -101,7 +105,7 @@ export interface DaemonOptions {
   /** `--overwrite-pidfile`: replace the pid file even if a live daemon holds it. */
   overwritePidfile: boolean;
   detach: boolean;
-  /** `--monitor`: accepted as OVS's scripts pass it; nvs does not restart a crashed daemon. */
+  /** `--monitor`: a monitor process restarts the daemon when it crashes (see {@link startDaemon}). */
   monitor: boolean;
   /** `--user=USER[:GROUP]`: the user (and group) to run as once started. */
   user?: string;
@@ -214,7 +218,7 @@ export const DAEMON_USAGE = `Daemon options:
   --pidfile[=FILE]        create pidfile (default: <rundir>/<program>.pid)
   --overwrite-pidfile     with --pidfile, replace the pid file of a running daemon
   --detach                run in background as daemon
-  --monitor               accepted for OVS's scripts (a crashed daemon is not restarted)
+  --monitor               creates a process to monitor this daemon (restarts it when it crashes)
   --user=USER[:GROUP]     run as USER (and GROUP) once started
   --no-chdir              do not chdir to '/'
   --log-file[=FILE]       log to FILE (default: <rundir>/<program>.log;
@@ -462,6 +466,28 @@ export class Daemon {
     }
   }
 
+  /**
+   * What the daemon saved with {@link saveState} before a crash, when this is
+   * a daemon restarted by its `--monitor` process; undefined otherwise.
+   */
+  savedState(): unknown {
+    const path = process.env[MONITOR_STATE_ENV];
+    if (path === undefined || !existsSync(path)) return undefined;
+    try {
+      return JSON.parse(readFileSync(path, 'utf8'));
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Keeps `state` (JSON) for the daemon its `--monitor` process starts after a crash; does nothing without `--monitor`. */
+  saveState(state: unknown): void {
+    const path = process.env[MONITOR_STATE_ENV];
+    if (path === undefined) return;
+    writeFileSync(`${path}.tmp`, JSON.stringify(state));
+    renameSync(`${path}.tmp`, path);
+  }
+
   /** Tells a waiting parent (under `--detach`) that start-up is complete, then leaves the directory. */
   ready(): void {
     this.report('ready\n');
@@ -510,8 +536,12 @@ export async function startDaemon(options: DaemonOptions, console: VLogSinks['co
   const lockedByLocker = process.env[PIDFILE_FD_ENV] !== undefined;
   delete process.env[PIDFILE_FD_ENV];
   const needLocker = options.ovs !== undefined && options.pidfile !== undefined && !lockedByLocker;
-  if (options.detach && process.env[READY_FD_ENV] === undefined) {
-    await detachAndWait(needLocker ? options : undefined);
+  const monitored = process.env[MONITOR_STATE_ENV] !== undefined;
+  if (options.detach && process.env[READY_FD_ENV] === undefined && !monitored) {
+    // Under --monitor the detached process is the monitor, which holds no pid file.
+    await detachAndWait(needLocker && !options.monitor ? options : undefined);
+  } else if (options.monitor && !monitored) {
+    await monitorDaemon(needLocker ? options : undefined);
   } else if (needLocker) {
     await runLockedAndWait(options);
   }
@@ -550,6 +580,56 @@ async function detachAndWait(lock: DaemonOptions | undefined): Promise<never> {
   child.unref();
   pipe.destroy();
   process.exit(status);
+}
+
+/** The environment variable naming the file where a monitored daemon keeps state for its successor. */
+const MONITOR_STATE_ENV = 'NVS_MONITOR_STATE';
+
+/** Deaths that OVS's monitor takes for a crash and answers with a restart. */
+const CRASH_SIGNALS = new Set(['SIGABRT', 'SIGALRM', 'SIGBUS', 'SIGFPE', 'SIGILL', 'SIGPIPE', 'SIGSEGV', 'SIGXCPU', 'SIGXFSZ']);
+
+/**
+ * `--monitor`: runs the daemon as a child (through the pid file locker when
+ * `lock` is given, so the pid file names the daemon, not the monitor) and
+ * starts it again whenever it dies of a crash signal; any other exit ends the
+ * monitor with the daemon's status. A daemon that crashes within 10 s of its
+ * start is restarted after 1 s, so a crash loop does not spin. Under
+ * `--detach` the first daemon reports readiness to the waiting parent through
+ * the monitor's inherited pipe; later ones report to nobody.
+ */
+async function monitorDaemon(lock: DaemonOptions | undefined): Promise<never> {
+  const stateDir = mkdtempSync(join(tmpdir(), 'nvs-monitor-'));
+  const env: NodeJS.ProcessEnv = { ...process.env, [MONITOR_STATE_ENV]: join(stateDir, 'state.json') };
+  let readyFd = process.env[READY_FD_ENV] !== undefined ? Number(process.env[READY_FD_ENV]) : undefined;
+  let child: ReturnType<typeof spawn> | undefined;
+  let stopping = false;
+  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+    process.on(sig, () => {
+      stopping = true;
+      child?.kill(sig);
+    });
+  }
+  const [cmd, args] = respawnCommand(lock);
+  for (;;) {
+    const started = Date.now();
+    const stdio: Array<'inherit' | 'ignore' | number> = readyFd === undefined ? ['inherit', 'inherit', 'inherit'] : ['ignore', 'ignore', 'ignore', readyFd];
+    const childEnv = { ...env };
+    if (readyFd === undefined) delete childEnv[READY_FD_ENV];
+    else childEnv[READY_FD_ENV] = '3';
+    child = spawn(cmd, args, { stdio, env: childEnv });
+    if (readyFd !== undefined) {
+      // Only the daemon holds the pipe now: the parent sees its end when the daemon reports.
+      closeSync(readyFd);
+      readyFd = undefined;
+    }
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((r) => child!.on('exit', (c, sg) => r([c, sg])));
+    if (stopping || signal === null || !CRASH_SIGNALS.has(signal)) {
+      rmSync(stateDir, { recursive: true, force: true });
+      process.exit(code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1));
+    }
+    process.stderr.write(`${process.argv[1]}: daemon (pid ${child.pid}) died, killed (${signal}), restarting\n`);
+    if (Date.now() - started < 10_000) await new Promise((r) => setTimeout(r, 1000));
+  }
 }
 
 /** Runs the daemon as a child holding the locked pid file, passes signals on, and exits with its status. */

@@ -7,7 +7,7 @@
 // Rows are never mutated in place: a change installs a new Row object, so a
 // transaction copies only the rows it touches (copy-on-write).
 import { randomFillSync } from 'node:crypto';
-import { defaultDatum, type Datum, type DeltaLog } from './datum.ts';
+import { checkDatum, defaultDatum, type Datum, type DeltaLog } from './datum.ts';
 import { rootTables, type ColumnSchema, type DatabaseSchema, type TableSchema } from './schema.ts';
 
 /** Column name → position in a table's value arrays (user columns in schema order). */
@@ -101,6 +101,12 @@ export interface TableInfo {
   readonly hasWeakRefs: boolean;
   /** Default value of every user column: a new row starts from these. */
   readonly defaults: RowValues;
+  /**
+   * User columns whose default value breaks the column's own constraints (an
+   * integer column with minInteger 1 defaults to 0): an insert must set them.
+   * Found once here rather than checked on every insert.
+   */
+  readonly badDefaults: readonly ColumnSchema[];
 }
 
 /** Yields the uuids a row references through `ref`. */
@@ -237,7 +243,15 @@ export class Database {
           }
         }
       }
-      info.set(t.name, { schema: t, refColumns, isRoot: roots.has(t.name), hasWeakRefs: refColumns.some((r) => !r.strong), defaults: new RowValues(layout, defaults) });
+      const badDefaults = t.userColumns.filter((c, i) => {
+        try {
+          checkDatum(defaults[i], c.type);
+          return false;
+        } catch {
+          return true;
+        }
+      });
+      info.set(t.name, { schema: t, refColumns, isRoot: roots.has(t.name), hasWeakRefs: refColumns.some((r) => !r.strong), defaults: new RowValues(layout, defaults), badDefaults });
       tables.set(t.name, new Map());
       this.indexMaps.set(t.name, t.indexes.map(() => new Map()));
     }

@@ -35,6 +35,21 @@ export function compareAtoms(a: Atom, b: Atom): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
+/** Total order on datums of one type, as ovsdb-server's: fewer elements first, then keys, then values, element by element. */
+export function compareDatums(a: Datum, b: Datum): number {
+  if (a.keys.length !== b.keys.length) return a.keys.length < b.keys.length ? -1 : 1;
+  for (let i = 0; i < a.keys.length; i++) {
+    const c = compareAtoms(a.keys[i], b.keys[i]);
+    if (c !== 0) return c;
+  }
+  if (!a.values || !b.values) return 0;
+  for (let i = 0; i < a.values.length; i++) {
+    const c = compareAtoms(a.values[i], b.values[i]);
+    if (c !== 0) return c;
+  }
+  return 0;
+}
+
 export const EMPTY_SET: Datum = Object.freeze({ keys: Object.freeze([]) as readonly Atom[] });
 export const EMPTY_MAP: Datum = Object.freeze({ keys: Object.freeze([]) as readonly Atom[], values: Object.freeze([]) as readonly Atom[] });
 
@@ -127,28 +142,15 @@ function brief(json: unknown): string {
  * then each atom's constraints as it is read, then duplicates.
  */
 export function parseDatum(json: unknown, type: ColumnType, resolve?: NamedUuidResolver, checked = false): Datum {
-  // ovsdb-server's wording, with the datum in "syntax" (UINT_MAX stands for "unlimited").
-  const count = (n: number): void => {
-    if (checked && (n < type.min || n > type.max)) {
-      const kind = type.value ? 'map' : 'set';
-      const want = type.min === 1 && type.max === 1 ? 'exactly one member' : `${type.min} to ${type.max === Infinity ? 4294967295 : type.max} members`;
-      throw new OvsdbSyntaxError(`${kind} must have ${want} but ${n} are present`, 'syntax error', json);
-    }
-  };
-  const atom = (a: unknown, b: BaseType): Atom => {
-    const x = parseAtom(a, b.type, resolve);
-    if (checked) checkAtom(x, b);
-    return x;
-  };
   if (type.value) {
     if (!Array.isArray(json) || json.length !== 2 || json[0] !== 'map' || !Array.isArray(json[1])) {
       throw new OvsdbSyntaxError(`expected ["map", [[key, value], ...]], got ${brief(json)}`);
     }
-    count(json[1].length);
+    if (checked) checkCount(json, json[1].length, type);
     const pairs: Array<[Atom, Atom]> = [];
     for (const p of json[1] as unknown[]) {
       if (!Array.isArray(p) || p.length !== 2) throw new OvsdbSyntaxError(`map element ${brief(p)} is not a [key, value] pair`);
-      pairs.push([atom(p[0], type.key), atom(p[1], type.value)]);
+      pairs.push([parseCheckedAtom(p[0], type.key, resolve, checked), parseCheckedAtom(p[1], type.value, resolve, checked)]);
     }
     pairs.sort((a, b) => compareAtoms(a[0], b[0]));
     for (let i = 1; i < pairs.length; i++) {
@@ -156,20 +158,36 @@ export function parseDatum(json: unknown, type: ColumnType, resolve?: NamedUuidR
     }
     return { keys: pairs.map((p) => p[0]), values: pairs.map((p) => p[1]) };
   }
-  let atoms: Atom[];
-  if (Array.isArray(json) && json[0] === 'set') {
-    if (json.length !== 2 || !Array.isArray(json[1])) throw new OvsdbSyntaxError(`expected ["set", [...]], got ${brief(json)}`);
-    count(json[1].length);
-    atoms = (json[1] as unknown[]).map((a) => atom(a, type.key));
-  } else {
-    count(1);
-    atoms = [atom(json, type.key)];
+  if (!Array.isArray(json) || json[0] !== 'set') {
+    // A bare atom, the common case: no intermediate array to sort.
+    if (checked) checkCount(json, 1, type);
+    return { keys: [parseCheckedAtom(json, type.key, resolve, checked)] };
   }
-  atoms.sort(compareAtoms);
+  if (json.length !== 2 || !Array.isArray(json[1])) throw new OvsdbSyntaxError(`expected ["set", [...]], got ${brief(json)}`);
+  const elements = json[1] as unknown[];
+  if (checked) checkCount(json, elements.length, type);
+  const atoms: Atom[] = new Array(elements.length);
+  for (let i = 0; i < elements.length; i++) atoms[i] = parseCheckedAtom(elements[i], type.key, resolve, checked);
+  if (atoms.length > 1) atoms.sort(compareAtoms);
   for (let i = 1; i < atoms.length; i++) {
     if (atoms[i] === atoms[i - 1]) throw new DuplicateElementError(`set contains duplicate value ${brief(atomToJson(atoms[i], type.key.type))}`);
   }
   return { keys: atoms };
+}
+
+/** One atom of a datum being parsed, checked against its base type's constraints when `checked`. */
+function parseCheckedAtom(json: unknown, b: BaseType, resolve: NamedUuidResolver | undefined, checked: boolean): Atom {
+  const x = parseAtom(json, b.type, resolve);
+  if (checked) checkAtom(x, b);
+  return x;
+}
+
+/** A client's datum must have a count its type allows: ovsdb-server's wording, with the datum in "syntax" (UINT_MAX stands for "unlimited"). */
+function checkCount(json: unknown, n: number, type: ColumnType): void {
+  if (n >= type.min && n <= type.max) return;
+  const kind = type.value ? 'map' : 'set';
+  const want = type.min === 1 && type.max === 1 ? 'exactly one member' : `${type.min} to ${type.max === Infinity ? 4294967295 : type.max} members`;
+  throw new OvsdbSyntaxError(`${kind} must have ${want} but ${n} are present`, 'syntax error', json);
 }
 
 /** The JSON notation of a datum (a one-element set is written as its bare atom, as OVS does). */
@@ -210,6 +228,39 @@ export function datumText(d: Datum, type: ColumnType): string {
   let s = '["set",[';
   for (let i = 0; i < keys.length; i++) s += (i === 0 ? '' : ',') + atomText(keys[i], kt);
   return s + ']]';
+}
+
+// ---- ovs-vsctl's string notation (also the values in ovsdb-server's error messages)
+
+/** Whether a string must be quoted to read back as the same string. */
+function needsQuotes(s: string): boolean {
+  if (!/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(s)) return true;
+  return s === 'true' || s === 'false' || isUuid(s);
+}
+
+/** A real as C's `%.15g` writes it. */
+export function formatReal(x: number): string {
+  if (!Number.isFinite(x)) return Number.isNaN(x) ? 'nan' : x > 0 ? 'inf' : '-inf';
+  if (x === 0) return Object.is(x, -0) ? '-0' : '0';
+  const [mantissa, e] = x.toExponential(14).split('e');
+  const exp = Number(e);
+  const trim = (t: string): string => (t.includes('.') ? t.replace(/0+$/, '').replace(/\.$/, '') : t);
+  if (exp < -4 || exp >= 15) return `${trim(mantissa)}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`;
+  return trim(x.toFixed(14 - exp));
+}
+
+/** An atom in ovs-vsctl's string notation. */
+export function atomToString(a: Atom, b: BaseType): string {
+  if (b.type === 'string') return needsQuotes(a as string) ? JSON.stringify(a) : (a as string);
+  if (b.type === 'real') return formatReal(a as number);
+  return String(a);
+}
+
+/** A datum in ovs-vsctl's string notation: `10`, `[]`, `[a, b]`, `{k=v}`. */
+export function datumToString(d: Datum, type: ColumnType): string {
+  const parts = d.keys.map((k, i) => (type.value ? `${atomToString(k, type.key)}=${atomToString(d.values![i], type.value)}` : atomToString(k, type.key)));
+  if (type.max > 1 || d.keys.length === 0) return type.value ? `{${parts.join(', ')}}` : `[${parts.join(', ')}]`;
+  return parts.join(', ');
 }
 
 /** Checks one atom against its base type's constraints; throws ConstraintViolationError. */

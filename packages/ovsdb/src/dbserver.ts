@@ -135,46 +135,88 @@ export class DbRemotes {
     this.specs.push({ db, table, column });
   }
 
-  /** Targets named by the database now. */
-  targets(): Set<string> {
-    const out = new Set<string>();
+  /**
+   * Targets named by the database now, each with its Manager-style row when
+   * the column references one (whose `read_only` applies to its sessions and
+   * whose `is_connected` the server keeps up to date).
+   */
+  targets(): Map<string, { readOnly: boolean; row?: { db: string; table: string; uuid: string } }> {
+    const out = new Map<string, { readOnly: boolean; row?: { db: string; table: string; uuid: string } }>();
     for (const s of this.specs) {
-      const db = this.server.database(s.db)!;
-      const col = db.schema.tables.get(s.table)!.columns.get(s.column)!;
+      // A removed database names no targets (its remote stays listed, as in ovsdb-server).
+      const db = this.server.database(s.db);
+      if (!db) continue;
+      // A conversion may have dropped the table or column.
+      const col = db.schema.tables.get(s.table)?.columns.get(s.column);
+      if (!col) continue;
       const refTable = col.type.key.refTable;
       for (const row of db.table(s.table)!.values()) {
         for (const v of row.values.get(s.column)!.keys) {
-          if (refTable === undefined) out.add(String(v));
-          else {
-            const target = db.table(refTable)!.get(v as string)?.values.get('target');
-            if (target && target.keys.length === 1) out.add(String(target.keys[0]));
+          if (refTable === undefined) {
+            out.set(String(v), { readOnly: false });
+            continue;
           }
+          const target = db.table(refTable)!.get(v as string);
+          const t = target?.values.get('target');
+          if (!target || !t || t.keys.length !== 1) continue;
+          const ro = target.values.get('read_only');
+          out.set(String(t.keys[0]), { readOnly: ro?.keys[0] === true, row: { db: s.db, table: refTable, uuid: target.uuid } });
         }
       }
     }
     return out;
   }
 
-  /** Listens on new passive targets and stops listening on dropped ones. */
+  /** Listens on new passive targets and stops listening on dropped ones; then writes the rows' status. */
   async refresh(): Promise<void> {
-    const want = new Set([...this.targets()].filter((t) => /^p(unix|tcp|ssl):/.test(t)));
-    for (const t of this.targets()) if (!want.has(t)) this.log.warn({ target: t }, 'ignoring non-passive manager target (only punix:, ptcp: and pssl: are served)');
+    const targets = this.targets();
+    for (const t of targets.keys()) if (!/^p(unix|tcp|ssl):/.test(t)) this.log.warn({ target: t }, 'ignoring non-passive manager target (only punix:, ptcp: and pssl: are served)');
+    const want = new Map([...targets].filter(([t]) => /^p(unix|tcp|ssl):/.test(t)));
     for (const t of this.active) {
       if (!want.has(t)) {
         this.active.delete(t);
         await this.server.unlisten(t);
       }
     }
-    for (const t of want) {
-      if (this.active.has(t)) continue;
+    for (const [t, { readOnly }] of want) {
+      if (this.active.has(t)) {
+        this.server.setReadOnly(t, readOnly);
+        continue;
+      }
       this.active.add(t);
       try {
-        await this.server.listen(t);
+        await this.server.listen(t, { readOnly });
       } catch (err) {
         this.active.delete(t);
         this.log.error({ target: t, err: (err as Error).message }, 'cannot listen on manager target');
       }
     }
+    this.writeStatus(targets);
+  }
+
+  /**
+   * Sets `is_connected` of each target's row (where its table has that
+   * column) to whether a session is connected through it, committing only
+   * what changed, as ovsdb-server's periodic status update does.
+   */
+  writeStatus(targets = this.targets()): void {
+    for (const [t, { row }] of targets) {
+      if (!row) continue;
+      const db = this.server.database(row.db)!;
+      const col = db.schema.tables.get(row.table)!.columns.get('is_connected');
+      if (col?.type.key.type !== 'boolean' || col.type.value) continue;
+      const connected = this.active.has(t) && this.server.sessionCount(t) > 0;
+      const now = db.table(row.table)!.get(row.uuid)?.values.get('is_connected');
+      if (!now || (now.keys.length === 1 && now.keys[0] === connected)) continue;
+      this.server.transactInternal(row.db, [{ op: 'update', table: row.table, where: [['_uuid', '==', ['uuid', row.uuid]]], row: { is_connected: connected } }]);
+    }
+  }
+
+  /** Keeps the status columns current: every `ms` (ovsdb-server's status interval is 2.5 s). */
+  startStatusTimer(ms = 2500): void {
+    setInterval(() => {
+      if (this.specs.length > 0) this.writeStatus();
+    }, ms).unref();
   }
 }
 
@@ -274,26 +316,40 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     // Under OVS's name, the module names of OVS's -v specs (vlog, reconnect, …) are not nvs's: accept them as OVS does.
     for (const spec of options.verbose) daemon.vlog.set(spec, options.ovs !== undefined);
     server = new OvsdbServer({ log: rpcLog, tlsLog: daemon.vlog.logger('stream_ssl') });
-    const dbPaths = args.databases.length > 0 ? args.databases : [join(options.ovs?.dbdir ?? options.rundir, 'conf.db')];
-    for (const p of dbPaths) {
+    // A daemon restarted by --monitor serves what its predecessor did, add-db/add-remote included.
+    const saved = daemon.savedState() as { databases: string[]; remotes: string[] } | undefined;
+    const dbPaths = saved?.databases ?? (args.databases.length > 0 ? args.databases : [join(options.ovs?.dbdir ?? options.rundir, 'conf.db')]);
+    /** Database name → the file it was opened from. */
+    const files = new Map<string, string>();
+    const openDb = (p: string, create: boolean): void => {
       const dbPath = resolve(p);
+      if ([...files.values()].includes(dbPath)) throw new DaemonError('DAEMON_USAGE', `ovsdb error: ${p}: already open`);
       if (!existsSync(dbPath)) {
-        if (options.ovs) throw new DaemonError('DAEMON_START_FAILED', `I/O error: ${dbPath}: open failed (No such file or directory)`);
+        if (!create) throw new DaemonError('DAEMON_START_FAILED', `I/O error: ${p}: open failed (No such file or directory)`);
         const schemaPath = defaultSchemaPath();
         DbFile.create(dbPath, JSON.parse(readFileSync(schemaPath, 'utf8')));
         log.info({ path: dbPath, schema: schemaPath }, 'database file did not exist: created it from the Open_vSwitch schema');
       }
-      const { file, db } = DbFile.open(dbPath, { log: storageLog }, (schema) => new Database(schema));
-      server.addDatabase(db, file);
-    }
+      const { file, db } = DbFile.open(dbPath, { log: storageLog, displayName: p }, (schema) => new Database(schema));
+      try {
+        server!.addDatabase(db, file);
+      } catch (err) {
+        file.close();
+        throw err;
+      }
+      files.set(db.name, dbPath);
+    };
+    for (const p of dbPaths) openDb(p, !options.ovs);
     server.setTls(tlsConfig(server, args.tls));
-    const remotes = args.remotes.length > 0 || options.ovs ? args.remotes : [`punix:${join(options.rundir, 'db.sock')}`];
+    const remotes = saved?.remotes ?? (args.remotes.length > 0 || options.ovs ? args.remotes : [`punix:${join(options.rundir, 'db.sock')}`]);
+    const saveState = (): void => daemon.saveState({ databases: [...files.values()], remotes });
     const dbRemotes = new DbRemotes(server, log);
     for (const r of remotes) {
       if (r.startsWith('db:')) dbRemotes.add(r);
       else await server.listen(r);
     }
     await dbRemotes.refresh();
+    dbRemotes.startStatusTimer();
     const srv = server;
     unixctl = new UnixctlServer({
       path: unixctlPath(options, args.unixctl),
@@ -307,6 +363,17 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       return '';
     });
     unixctl.register('ovsdb-server/list-dbs', '', 0, 0, () => srv.databaseNames().map((n) => `${n}\n`).join(''));
+    unixctl.register('ovsdb-server/add-db', 'DB', 1, 1, ([p]) => {
+      openDb(p, false);
+      saveState();
+      return '';
+    });
+    unixctl.register('ovsdb-server/remove-db', 'DB', 1, 1, ([name]) => {
+      if (!srv.removeDatabase(name)) throw new DaemonError('DAEMON_USAGE', 'Failed to find the database.');
+      files.delete(name);
+      saveState();
+      return '';
+    });
     unixctl.register('memory/show', '', 0, 0, () =>
       Object.entries(srv.memoryStats())
         .map(([k, v]) => `${k}:${v}`)
@@ -320,6 +387,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
         await dbRemotes.refresh();
       } else await srv.listen(r);
       remotes.push(r);
+      saveState();
       return '';
     });
     unixctl.register('ovsdb-server/remove-remote', 'REMOTE', 1, 1, async ([r]) => {
@@ -330,6 +398,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
         dbRemotes.remove(r);
         await dbRemotes.refresh();
       } else await srv.unlisten(r);
+      saveState();
       return '';
     });
     await unixctl.listen();

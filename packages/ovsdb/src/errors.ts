@@ -137,13 +137,6 @@ export class NotSupportedError extends OvsdbError {
   }
 }
 
-/** Thrown when a transaction is cancelled by the `cancel` method or its client goes away. */
-export class CanceledError extends OvsdbError {
-  constructor(message = 'transaction canceled') {
-    super('OVSDB_CANCELED', 'canceled', message);
-  }
-}
-
 /** Thrown when a database file cannot be read or written. */
 export class OvsdbIoError extends OvsdbError {
   constructor(message: string) {
@@ -155,6 +148,20 @@ export class OvsdbIoError extends OvsdbError {
 export class StorageFormatError extends OvsdbError {
   constructor(message: string) {
     super('OVSDB_STORAGE_FORMAT', 'I/O error', message);
+  }
+}
+
+/** Thrown for an operation that would change the database on a read-only connection (a Manager row with read_only=true). */
+export class NotAllowedError extends OvsdbError {
+  constructor(op: string) {
+    super('OVSDB_NOT_ALLOWED', 'not allowed', `${op} operation not allowed when database server is in read only mode`);
+  }
+}
+
+/** Thrown when a database's rows do not fit the schema it is converted to (the RFC error of the insert that failed). */
+export class ConversionError extends OvsdbError {
+  constructor(rfcError: string, details: string) {
+    super('OVSDB_CONVERSION', rfcError, details);
   }
 }
 

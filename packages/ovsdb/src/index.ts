@@ -16,6 +16,7 @@ export * from './database.ts';
 export * from './condition.ts';
 export * from './mutation.ts';
 export * from './transaction.ts';
+export * from './convert.ts';
 export { Monitor, type MonitorVersion, type TableMonitor } from './monitor.ts';
 export * from './storage.ts';
 export * from './server.ts';

@@ -31,7 +31,8 @@ import type { Logger } from 'pino';
 import { Database, newUuid, type Commit, type Row, type RowChange } from './database.ts';
 import { datumSize, makeAtom, type DeltaLog } from './datum.ts';
 import { JsonRpcConnection, JsonRpcProtocolError, REPLY_LATER } from '@nvs/jsonrpc';
-import { CanceledError, OvsdbError, OvsdbIoError, OvsdbSyntaxError, UnknownDatabaseError } from './errors.ts';
+import { NotSupportedError, OvsdbError, OvsdbIoError, OvsdbSyntaxError, UnknownDatabaseError } from './errors.ts';
+import { convertDatabase } from './convert.ts';
 import { Monitor, type MonitorVersion } from './monitor.ts';
 import { parseSchema } from './schema.ts';
 import { commitRecordText, type DbFile } from './storage.ts';
@@ -155,6 +156,12 @@ interface Turn {
 
 interface Session {
   conn: JsonRpcConnection;
+  /** The remote it came in on (`punix:…`, `ptcp:…`; `socket` for one handed to accept()). */
+  remote: string;
+  /** Transactions may only read (its remote's Manager row says read_only). */
+  readOnly: boolean;
+  /** set_db_change_aware: the session is told of databases coming and going instead of being disconnected. */
+  dbChangeAware: boolean;
   /** An echo probe is outstanding. */
   probing: boolean;
   monitors: Map<string, SessionMonitor>;
@@ -184,6 +191,7 @@ export class OvsdbServer {
   /** lock name → sessions wanting it; the first owns it. */
   private readonly locks = new Map<string, Session[]>();
   private readonly listeners = new Map<string, Server>();
+  private readonly readOnlyRemotes = new Set<string>();
   private tls: TlsConfig | undefined;
   private readonly commitHooks: Array<(db: Database, commit: Commit) => void> = [];
   private nextSession = 0;
@@ -211,6 +219,58 @@ export class OvsdbServer {
     const entry: DbEntry = { db, file, readOnly: false, history: [], historyWeights: [], historyAtoms: 0, lastTxnId: ZERO_UUID, blocked: [] };
     this.dbs.set(db.name, entry);
     this.addServerRow(entry);
+    if (this.sessions.size > 0) this.disconnectUnaware(`adding ${db.name} database`);
+  }
+
+  /**
+   * Stops serving database `name` (not `_Server`), as ovsdb-server/remove-db:
+   * its monitors are canceled (db-change-aware sessions are told with
+   * `monitor_canceled`), transactions waiting on it are canceled, its row
+   * leaves `_Server.Database`, its file is closed, and sessions that are not
+   * db-change-aware are disconnected (they reconnect and see the new set).
+   * Returns false if no such database is served.
+   */
+  removeDatabase(name: string): boolean {
+    const entry = this.dbs.get(name);
+    if (!entry || name === '_Server') return false;
+    this.endTurns();
+    this.dropClients(entry);
+    this.dbs.delete(name);
+    const serverEntry = this.dbs.get('_Server')!;
+    const old = entry.serverRow ? serverEntry.db.table('Database')!.get(entry.serverRow) : undefined;
+    if (old) {
+      const table = serverEntry.db.schema.tables.get('Database')!;
+      this.commit(serverEntry, { id: newUuid(), changes: [{ table, uuid: old.uuid, old, new: null }], durable: false, date: this.now() });
+    }
+    entry.file?.close();
+    this.disconnectUnaware(`removing ${name} database`);
+    return true;
+  }
+
+  /** Cancels the monitors on `entry` (telling db-change-aware sessions with `monitor_canceled`) and the transactions waiting on it. */
+  private dropClients(entry: DbEntry): void {
+    for (const s of this.sessions) {
+      for (const [key, m] of s.monitors) {
+        if (m.entry !== entry) continue;
+        s.monitors.delete(key);
+        if (s.dbChangeAware) s.conn.notify('monitor_canceled', [m.monid]);
+      }
+    }
+    for (const b of entry.blocked) {
+      if (b.timer) clearTimeout(b.timer);
+      // A session that is not db-change-aware is about to be disconnected instead.
+      if (b.session.dbChangeAware) replyCanceled(b.session, b.id);
+    }
+    entry.blocked = [];
+  }
+
+  /** As ovsdb-server when its set of databases changes: sessions that did not ask to be told are disconnected. */
+  private disconnectUnaware(reason: string): void {
+    for (const s of [...this.sessions]) {
+      if (s.dbChangeAware) continue;
+      s.log.info(`disconnecting (${reason})`);
+      s.conn.close();
+    }
   }
 
   /** The database named `name`, if served. */
@@ -277,7 +337,8 @@ export class OvsdbServer {
   }
 
   /** Listens on a passive remote: `punix:PATH`, `ptcp:PORT[:IP]` or `pssl:PORT[:IP]`. Resolves when listening. */
-  async listen(remote: string): Promise<void> {
+  async listen(remote: string, opts: { readOnly?: boolean } = {}): Promise<void> {
+    this.setReadOnly(remote, opts.readOnly ?? false);
     if (this.listeners.has(remote)) return;
     const inet = /^p(tcp|ssl):(\d+)(?::(.+))?$/.exec(remote);
     if (inet?.[1] === 'ssl' && !this.tls) {
@@ -309,6 +370,32 @@ export class OvsdbServer {
     // OVS's words (scripts read the port of a ptcp:0 remote from this line).
     if (inet && a && typeof a === 'object') this.log.info(`${remote}: listening on port ${a.port}`);
     else this.log.info({ remote }, 'listening');
+  }
+
+  /** Makes the sessions of `remote`, present and future, read-only or not. */
+  setReadOnly(remote: string, readOnly: boolean): void {
+    if (readOnly) this.readOnlyRemotes.add(remote);
+    else this.readOnlyRemotes.delete(remote);
+    for (const s of this.sessions) if (s.remote === remote) s.readOnly = readOnly;
+  }
+
+  /** Number of sessions connected through `remote` now (a Manager row's `is_connected`). */
+  sessionCount(remote: string): number {
+    let n = 0;
+    for (const s of this.sessions) if (s.remote === remote) n++;
+    return n;
+  }
+
+  /**
+   * Runs a transaction of the server's own (ovsdb-server writes the status
+   * columns of Manager rows this way) and returns its results.
+   */
+  transactInternal(dbName: string, ops: unknown[]): unknown[] {
+    const entry = this.entry(dbName);
+    const outcome = executeTransaction(entry.db, ops, { hasLock: () => false, now: this.now(), started: this.now() });
+    if (outcome.kind !== 'done') return [];
+    if (outcome.commit) this.commit(entry, outcome.commit, outcome.log);
+    return outcome.results;
   }
 
   /** Stops listening on `remote`. */
@@ -365,7 +452,7 @@ export class OvsdbServer {
     const name = `${remote}#${this.nextSession++}`;
     const log = this.log.child({ session: name });
     const conn = new JsonRpcConnection(socket, { log, name, maxMessageBytes: this.opts.maxMessageBytes });
-    const session: Session = { conn, probing: false, monitors: new Map(), locks: new Set(), log };
+    const session: Session = { conn, remote, readOnly: this.readOnlyRemotes.has(remote), dbChangeAware: false, probing: false, monitors: new Map(), locks: new Set(), log };
     this.sessions.add(session);
     log.debug('connection opened');
     conn.on('close', () => this.endSession(session));
@@ -398,8 +485,12 @@ export class OvsdbServer {
     conn.handle('list_dbs', () => this.databaseNames());
     conn.handle('get_schema', (p) => this.entry(p[0]).db.schema.json);
     conn.handle('get_server_id', () => this.serverId);
-    conn.handle('set_db_change_aware', () => ({}));
+    conn.handle('set_db_change_aware', (p) => {
+      session.dbChangeAware = p[0] === true;
+      return {};
+    });
     conn.handle('transact', (p, _c, id) => this.transact(session, p, id));
+    conn.handle('convert', (p) => this.convert(p));
     conn.onNotification('cancel', (p) => this.cancel(session, p[0]));
     // Monitor requests read the database: while a turn's commits are unwritten they are answered after the
     // write (and monitor_cancel too, so that no update held for the monitor follows its reply).
@@ -416,6 +507,38 @@ export class OvsdbServer {
       this.unlock(session, this.lockName(p[0]));
       return {};
     });
+  }
+
+  // ------------------------------------------------------------- convert
+
+  /**
+   * `convert` [DB, SCHEMA]: converts a database online (see convert.ts) and
+   * serves the result: the file is rewritten under the new schema (schema
+   * and rows, one record each) before anything changes in memory, then the
+   * database's monitors and waiting transactions are canceled (as when it is
+   * removed), its `_Server` row takes the new schema, and sessions that are
+   * not db-change-aware are disconnected.
+   */
+  private convert(params: unknown[]): unknown {
+    if (params.length !== 2) throw new OvsdbSyntaxError('array expected');
+    const entry = this.entry(params[0]);
+    if (entry.readOnly) throw new NotSupportedError(`database ${entry.db.name} cannot be converted`);
+    const converted = convertDatabase(entry.db, parseSchema(params[1]));
+    this.endTurns();
+    entry.file?.compact(converted);
+    this.dropClients(entry);
+    entry.db = converted;
+    entry.history = [];
+    entry.historyWeights = [];
+    entry.historyAtoms = 0;
+    const serverEntry = this.dbs.get('_Server')!;
+    const old = entry.serverRow ? serverEntry.db.table('Database')!.get(entry.serverRow) : undefined;
+    if (old) {
+      const row: Row = { uuid: old.uuid, version: newUuid(), values: old.values.with([['schema', makeAtom(JSON.stringify(converted.schema.json))]]) };
+      this.commit(serverEntry, { id: newUuid(), changes: [{ table: serverEntry.db.schema.tables.get('Database')!, uuid: old.uuid, old, new: row }], durable: false, date: this.now() });
+    }
+    this.disconnectUnaware(`converting ${converted.name} database`);
+    return {};
   }
 
   // ------------------------------------------------------------- transact
@@ -447,6 +570,7 @@ export class OvsdbServer {
       now: this.now(),
       started: txn.started,
       readOnly: entry.readOnly,
+      readOnlySession: session.readOnly,
     });
     if (outcome.kind === 'blocked') {
       entry.blocked.push(txn);
@@ -502,7 +626,7 @@ export class OvsdbServer {
       if (!txn) continue;
       e.blocked.splice(e.blocked.indexOf(txn), 1);
       if (txn.timer) clearTimeout(txn.timer);
-      session.conn.replyError(txn.id, new CanceledError());
+      replyCanceled(session, txn.id);
       return;
     }
   }
@@ -725,6 +849,11 @@ export class OvsdbServer {
     if (queue.length === 0) this.locks.delete(name);
     else if (wasOwner) queue[0].conn.notify('locked', [name]);
   }
+}
+
+/** RFC 7047's answer to a canceled transaction: an error reply whose error is the bare string "canceled" (ovsdb-server's form). */
+function replyCanceled(session: Session, id: unknown): void {
+  session.conn.sendText(JSON.stringify({ result: null, error: 'canceled', id }));
 }
 
 const UPDATE_METHODS = { 1: 'update', 2: 'update2', 3: 'update3' } as const;

@@ -16,12 +16,12 @@
 // `open` drops a torn or corrupt tail record (logging it) and truncates the
 // file there, so the next append starts on a record boundary.
 import { hash } from 'node:crypto';
-import { closeSync, existsSync, fdatasync, fdatasyncSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, writeSync, writevSync } from 'node:fs';
+import { closeSync, existsSync, fdatasync, fdatasyncSync, fsyncSync, ftruncateSync, openSync, readFileSync, realpathSync, renameSync, writeSync, writevSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { newUuid, type Database, type Row, type RowChange } from './database.ts';
 import { applyDiff, datumDiffFast, datumEquals, datumText, parseDatum, type Datum, type DeltaLog } from './datum.ts';
-import { OvsdbIoError, StorageFormatError } from './errors.ts';
+import { OvsdbError, OvsdbIoError, StorageFormatError } from './errors.ts';
 import { diffIsNewValue, parseSchema, type DatabaseSchema } from './schema.ts';
 
 const MAGIC = 'OVSDB JSON ';
@@ -65,56 +65,64 @@ export interface ParsedFile {
   schemaJson: unknown;
   /** Transaction records, in order. */
   records: Record<string, unknown>[];
+  /** Where each record of `records` starts in the file. */
+  offsets: number[];
   /** Length of the valid prefix of the file. */
   validBytes: number;
-  /** Why reading stopped before the end of the file, if it did. */
+  /** Why reading stopped before the end of the file, if it did (in ovsdb-server's words). */
   tornReason?: string;
 }
 
-/** Splits a file's bytes into records; stops at the first torn or corrupt record. */
-export function parseFile(data: Buffer): ParsedFile {
+/**
+ * Splits a file's bytes into records; stops at the first torn or corrupt
+ * record. `name` is the file as the user named it, for the messages.
+ */
+export function parseFile(data: Buffer, name = 'database file'): ParsedFile {
   const records: unknown[] = [];
+  const offsets: number[] = [];
   let pos = 0;
   let tornReason: string | undefined;
   while (pos < data.length) {
-    const nl = data.indexOf(0x0a, pos);
-    if (nl < 0 || nl - pos > 200) {
-      tornReason = 'incomplete record header';
-      break;
-    }
-    const header = data.toString('latin1', pos, nl);
+    let nl = data.indexOf(0x0a, pos);
+    if (nl < 0) nl = data.length;
+    const header = data.toString('latin1', pos, Math.min(nl, pos + 127));
     const m = /^OVSDB JSON (\d+) ([0-9a-f]{40})$/.exec(header);
-    if (!m) {
-      tornReason = `bad record header ${JSON.stringify(header.slice(0, 60))}`;
+    if (!m || nl === data.length) {
+      tornReason = `syntax error: ${name}: parse error at offset ${pos} in header line "${header}"`;
       break;
     }
     const len = Number(m[1]);
     const start = nl + 1;
     if (start + len > data.length) {
-      tornReason = `record at offset ${pos} is truncated (${data.length - start} of ${len} bytes)`;
+      tornReason = `syntax error: ${name}: record at offset ${pos} is truncated (${data.length - start} of ${len} bytes)`;
       break;
     }
     const body = data.subarray(start, start + len);
-    if (hash('sha1', body, 'hex') !== m[2]) {
-      tornReason = `record at offset ${pos} fails its SHA-1 check`;
+    const sha1 = hash('sha1', body, 'hex');
+    if (sha1 !== m[2]) {
+      tornReason = `syntax error: ${name}: ${len} bytes starting at offset ${start} have SHA-1 hash ${sha1} but should have hash ${m[2]}`;
       break;
     }
+    let json: unknown;
     try {
-      records.push(JSON.parse(body.toString('utf8')));
-    } catch {
-      tornReason = `record at offset ${pos} is not valid JSON`;
+      json = JSON.parse(body.toString('utf8'));
+    } catch (err) {
+      tornReason = `syntax error: ${name}: ${len} bytes starting at offset ${start} are not valid JSON (${(err as Error).message})`;
       break;
     }
+    if (records.length > 0 && (typeof json !== 'object' || json === null || Array.isArray(json))) {
+      tornReason = `syntax error: ${name}: ${len} bytes starting at offset ${start} are not a JSON object`;
+      break;
+    }
+    records.push(json);
+    offsets.push(pos);
     pos = start + len;
   }
   if (records.length === 0) {
     throw new StorageFormatError(`not an OVSDB database file: ${tornReason ?? 'empty file'}`);
   }
   const [schemaJson, ...rest] = records;
-  for (const r of rest) {
-    if (typeof r !== 'object' || r === null || Array.isArray(r)) throw new StorageFormatError('a transaction record is not a JSON object');
-  }
-  return { schemaJson, records: rest as Record<string, unknown>[], validBytes: pos, tornReason };
+  return { schemaJson, records: rest as Record<string, unknown>[], offsets: offsets.slice(1), validBytes: pos, tornReason };
 }
 
 /** Turns one transaction record into row changes against the database's current state. */
@@ -125,7 +133,7 @@ export function recordToChanges(db: Database, record: Record<string, unknown>): 
   for (const [tname, rows] of Object.entries(record)) {
     if (tname.startsWith('_')) continue;
     const info = db.info.get(tname);
-    if (!info) throw new StorageFormatError(`record names unknown table ${tname}`);
+    if (!info) throw new StorageFormatError(`syntax "${JSON.stringify(record)}": unknown table: No table named ${tname}.`);
     if (typeof rows !== 'object' || rows === null) throw new StorageFormatError(`record for table ${tname} is not an object`);
     for (const [uuid, rowJson] of Object.entries(rows as Record<string, unknown>)) {
       const old = pending.has(uuid) ? pending.get(uuid)! : db.table(tname)!.get(uuid) ?? null;
@@ -198,6 +206,8 @@ export interface DbFileOptions {
   compactThresholdBytes?: number;
   /** Delay before the batched fsync of non-durable commits. */
   syncDelayMs?: number;
+  /** The file's name in messages (default: its path). */
+  displayName?: string;
 }
 
 /** An open database file: appends commits, compacts, syncs. */
@@ -248,9 +258,20 @@ export class DbFile {
     } catch (err) {
       throw new OvsdbIoError(`cannot read database file ${path}: ${(err as Error).message}`);
     }
-    const parsed = parseFile(data);
+    const parsed = parseFile(data, opts.displayName ?? path);
     const db = makeDb(parseSchema(parsed.schemaJson));
-    for (const rec of parsed.records) db.apply(recordToChanges(db, rec));
+    // As ovsdb-server, a record that does not fit the schema ends the file there, like a torn one.
+    for (let i = 0; i < parsed.records.length; i++) {
+      try {
+        db.apply(recordToChanges(db, parsed.records[i]));
+      } catch (err) {
+        if (!(err instanceof OvsdbError)) throw err;
+        parsed.tornReason = err.message;
+        parsed.validBytes = parsed.offsets[i];
+        parsed.records.length = i;
+        break;
+      }
+    }
     let fd: number;
     try {
       fd = openSync(path, 'r+');
@@ -258,7 +279,9 @@ export class DbFile {
       throw new OvsdbIoError(`cannot open database file ${path} for writing: ${(err as Error).message}`);
     }
     if (parsed.tornReason) {
-      opts.log.warn({ path, reason: parsed.tornReason, droppedBytes: data.length - parsed.validBytes }, 'dropping torn or corrupt tail of database file');
+      // The reason alone is the message, as ovsdb-server logs it (scripts grep for it); then what was done.
+      opts.log.error(parsed.tornReason);
+      opts.log.warn({ path, droppedBytes: data.length - parsed.validBytes }, 'dropped the torn or corrupt tail of the database file');
       ftruncateSync(fd, parsed.validBytes);
       fsyncSync(fd);
     }
@@ -325,7 +348,9 @@ export class DbFile {
 
   /** Rewrites the file as the schema plus one record with every row, atomically (write, fsync, rename). */
   compact(db: Database): void {
-    const tmp = `${this.path}.tmp~`;
+    // Through a symbolic link to the file it names: the link stays a link (as ovsdb-server keeps it).
+    const target = realpathSync(this.path);
+    const tmp = `${target}.tmp~`;
     const changes: RowChange[] = [];
     for (const [tname, rows] of db.tables) {
       const table = db.info.get(tname)!.schema;
@@ -343,8 +368,8 @@ export class DbFile {
       closeSync(fd);
       throw new OvsdbIoError(`compacting ${this.path} failed: ${(err as Error).message}`);
     }
-    renameSync(tmp, this.path);
-    syncDir(dirname(this.path));
+    renameSync(tmp, target);
+    syncDir(dirname(target));
     this.cancelSync();
     closeSync(this.fd);
     this.fd = fd;

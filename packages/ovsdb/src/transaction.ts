@@ -6,12 +6,13 @@
 // Nothing is applied here: the caller (the server) applies the Commit,
 // stores it and notifies monitors, so a failed transaction leaves no trace.
 import { columnValue, forEachRefChange, indexKey, indexUnchanged, newUuid, refsOf, type Commit, type Database, type Row, type RowChange, type TableInfo } from './database.ts';
-import { checkDatum, datumEquals, datumToJson, defaultDatum, isUuid, parseDatum, type Datum, type DeltaLog } from './datum.ts';
+import { checkDatum, compareDatums, datumEquals, datumToJson, datumToString, defaultDatum, isUuid, parseDatum, type Datum, type DeltaLog } from './datum.ts';
 import {
   AbortedError,
   ConstraintViolationError,
   DuplicateUuidError,
   DuplicateUuidNameError,
+  NotAllowedError,
   NotOwnerError,
   NotSupportedError,
   OvsdbError,
@@ -34,7 +35,12 @@ export interface TxnContext {
   started: number;
   /** Refuse any change (the `_Server` database). */
   readOnly?: boolean;
+  /** The session is read-only: operations that may change the database are refused ("not allowed"). */
+  readOnlySession?: boolean;
 }
+
+/** Operations that never change the database (allowed on a read-only session), as ovsdb-server lists them. */
+const READ_ONLY_OPS = new Set(['select', 'wait', 'abort', 'comment', 'assert']);
 
 /** The outcome of executing a transaction. */
 export type TxnOutcome =
@@ -76,6 +82,9 @@ export function executeTransaction(db: Database, ops: readonly unknown[], ctx: T
   for (let i = 0; i < ops.length; i++) {
     try {
       results[i] = txn.execute(ops[i], i, ops.length);
+      // As ovsdb-server: the operation runs first (its own errors win), then a read-only session is refused it.
+      const op = (ops[i] as { op: string }).op;
+      if (ctx.readOnlySession && !READ_ONLY_OPS.has(op)) throw new NotAllowedError(op);
     } catch (err) {
       if (err instanceof Blocked) return { kind: 'blocked', deadline: err.deadline };
       if (!(err instanceof OvsdbError)) throw err;
@@ -236,9 +245,10 @@ class Transaction {
       this.symbols.set(name, { uuid, created: true });
     }
     const given = this.parseRow(t, json.row ?? {});
-    const values = this.info(t).defaults.with(given);
+    const info = this.info(t);
+    const values = info.defaults.with(given);
     // A default value must meet the column's constraints too (an integer column with minInteger 1 has default 0).
-    for (const c of t.userColumns) if (!given.has(c.name)) checkDatum(values.get(c.name)!, c.type);
+    for (const c of info.badDefaults) if (!given.has(c.name)) checkDatum(values.get(c.name)!, c.type);
     this.put(t.name, uuid, { uuid, version: newUuid(), values });
     return { uuid: ['uuid', uuid] };
   }
@@ -247,7 +257,11 @@ class Transaction {
     const t = this.tableOf(json, i, n);
     const where = parseWhere(t, json.where, this.resolve);
     const columns = this.columnList(t, json.columns);
-    return { rows: this.scan(t, where).map((r) => rowToJson(r, t, columns)) };
+    // ovsdb-server takes a "sort" list of columns beyond RFC 7047 (its own tests use it to fix the order of rows).
+    const sort = this.columnList(t, json.sort);
+    const rows = this.scan(t, where);
+    if (sort) rows.sort((a, b) => compareRows(a, b, sort));
+    return { rows: rows.map((r) => rowToJson(r, t, columns)) };
   }
 
   private columnList(t: TableSchema, json: unknown): string[] | undefined {
@@ -333,41 +347,44 @@ class Transaction {
     // Net change of inbound strong references per target uuid, and the
     // references this transaction added (to check) or removed (GC candidates).
     const delta = new Map<string, number>();
-    const added: Array<[string, string, string, string]> = [];
     const orphanCandidates: Array<[string, string]> = [];
-    for (const [tname, o] of this.overlay) {
+    // forEach rather than for-of over entries: no [key, value] array per row.
+    this.overlay.forEach((o, tname) => {
       const info = this.db.info.get(tname)!;
       const base = this.db.table(tname)!;
-      for (const [u, r] of o) {
+      o.forEach((r, u) => {
         const old = base.get(u) ?? null;
         if (!info.isRoot && r && !old) orphanCandidates.push([tname, u]);
         forEachRefChange(info, old, r, (ref, target, d) => {
           if (!ref.strong) return;
           delta.set(target, (delta.get(target) ?? 0) + d);
-          if (d > 0 && r) added.push([tname, ref.column.name, u, target]);
-          else if (d < 0 && !this.db.info.get(ref.refTable)!.isRoot) orphanCandidates.push([ref.refTable, target]);
+          // A reference this transaction adds must name a row (ovsdb-server's first commit check).
+          if (d > 0 && r && !this.get(ref.refTable, target)) {
+            throw new ReferentialIntegrityError(`Table ${tname} column ${ref.column.name} row ${u} references nonexistent row ${target} in table ${ref.refTable}.`);
+          }
+          if (d < 0 && !this.db.info.get(ref.refTable)!.isRoot) orphanCandidates.push([ref.refTable, target]);
         }, this.log);
-      }
-    }
+      });
+    });
     const count = (u: string): number => this.db.strongRefCount(u) + (delta.get(u) ?? 0);
 
     // The checks in ovsdb-server's order, so that a transaction breaking several rules is refused for the same one.
-    this.checkStrongRefs(count, added);
+    this.checkDeletedUnreferenced(count);
     this.collectGarbage(count, delta, orphanCandidates);
     this.checkMaxRows();
     this.removeDanglingWeakRefs();
 
     const changes: RowChange[] = [];
-    for (const [tname, o] of this.overlay) {
+    this.overlay.forEach((o, tname) => {
       const info = this.db.info.get(tname)!;
       const base = this.db.table(tname)!;
-      for (const [u, r] of o) {
+      o.forEach((r, u) => {
         const old = base.get(u) ?? null;
-        if (!old && !r) continue;
-        if (old && r && sameValues(old, r)) continue;
+        if (!old && !r) return;
+        if (old && r && sameValues(old, r)) return;
         changes.push({ table: info.schema, uuid: u, old, new: r });
-      }
-    }
+      });
+    });
     this.checkIndexes(changes);
     return changes;
   }
@@ -385,21 +402,16 @@ class Transaction {
     }
   }
 
-  private checkStrongRefs(count: (u: string) => number, added: ReadonlyArray<[string, string, string, string]>): void {
-    for (const [tname, column, u, target] of added) {
-      const ref = this.db.info.get(tname)!.refColumns.find((r) => r.column.name === column)!;
-      if (!this.get(ref.refTable, target)) {
-        throw new ReferentialIntegrityError(`Table ${tname} column ${column} row ${u} references nonexistent row ${target} in table ${ref.refTable}.`);
-      }
-    }
-    for (const [tname, o] of this.overlay) {
+  /** A row this transaction deletes must have no strong reference left. */
+  private checkDeletedUnreferenced(count: (u: string) => number): void {
+    this.overlay.forEach((o, tname) => {
       const base = this.db.table(tname)!;
-      for (const [u, r] of o) {
-        if (r || !base.has(u)) continue;
+      o.forEach((r, u) => {
+        if (r || !base.has(u)) return;
         const n = count(u);
         if (n > 0) throw new ReferentialIntegrityError(`cannot delete ${tname} row ${u} because of ${n} remaining reference(s)`);
-      }
-    }
+      });
+    });
   }
 
   /** Deletes non-root rows left with no strong reference (inserted unreferenced, or orphaned by this transaction). */
@@ -424,36 +436,45 @@ class Transaction {
   private removeDanglingWeakRefs(): void {
     // Most transactions neither delete rows nor write a table with weak references: nothing to do.
     let any = false;
-    for (const [tname, o] of this.overlay) {
-      if (this.db.info.get(tname)!.hasWeakRefs) any = true;
-      else for (const r of o.values()) if (!r) any = true;
-      if (any) break;
-    }
+    this.overlay.forEach((o, tname) => {
+      if (!any && this.db.info.get(tname)!.hasWeakRefs) any = true;
+      if (!any) o.forEach((r) => (any ||= r === null));
+    });
     if (!any) return;
     // Rows to examine: rows this transaction wrote, and rows elsewhere that point at rows it deleted.
     const deletedBy = new Map<string, Set<string>>();
-    for (const [tname, o] of this.overlay) {
+    this.overlay.forEach((o, tname) => {
       const base = this.db.table(tname)!;
-      for (const [u, r] of o) {
-        if (!r && base.has(u)) {
-          let s = deletedBy.get(tname);
-          if (!s) deletedBy.set(tname, (s = new Set()));
-          s.add(u);
-        }
-      }
-    }
-    const weakWriters = [...this.overlay.keys()].filter((t) => this.db.info.get(t)!.hasWeakRefs);
-    if (deletedBy.size === 0 && weakWriters.length === 0) return;
+      o.forEach((r, u) => {
+        if (r || !base.has(u)) return;
+        let s = deletedBy.get(tname);
+        if (!s) deletedBy.set(tname, (s = new Set()));
+        s.add(u);
+      });
+    });
     const examine = new Map<string, Set<string>>();
     const add = (t: string, u: string): void => {
       let s = examine.get(t);
       if (!s) examine.set(t, (s = new Set()));
       s.add(u);
     };
-    for (const [tname, o] of this.overlay) {
-      if (!this.db.info.get(tname)!.hasWeakRefs) continue;
-      for (const [u, r] of o) if (r) add(tname, u);
-    }
+    // Rows this transaction wrote whose weak references it set or changed (an untouched column
+    // keeps its committed datum, whose targets all existed before this transaction).
+    this.overlay.forEach((o, tname) => {
+      const info = this.db.info.get(tname)!;
+      if (!info.hasWeakRefs) return;
+      const base = this.db.table(tname)!;
+      o.forEach((r, u) => {
+        if (!r) return;
+        const old = base.get(u);
+        for (const ref of info.refColumns) {
+          if (ref.strong) continue;
+          const d = r.values.get(ref.column.name)!;
+          if (old ? d !== old.values.get(ref.column.name) : d.keys.length > 0) return add(tname, u);
+        }
+      });
+    });
+    if (deletedBy.size === 0 && examine.size === 0) return;
     for (const [target, deleted] of deletedBy) {
       for (const referrer of this.db.referrers.get(target) ?? []) {
         const weak = this.db.info.get(referrer)!.refColumns.filter((r) => !r.strong && r.refTable === target);
@@ -489,38 +510,67 @@ class Transaction {
   }
 
   private checkIndexes(changes: readonly RowChange[]): void {
-    const byTable = new Map<string, RowChange[]>();
-    for (const ch of changes) {
-      if (ch.table.indexes.length === 0) continue;
-      const list = byTable.get(ch.table.name) ?? [];
-      list.push(ch);
-      byTable.set(ch.table.name, list);
-    }
-    for (const [tname, list] of byTable) {
-      const t = list[0].table;
+    // Pairs of this transaction's rows are compared directly (a commit changes few rows; no map per commit).
+    for (let a = 0; a < changes.length; a++) {
+      const ch = changes[a];
+      const t = ch.table;
+      if (t.indexes.length === 0 || !ch.new) continue;
       for (let i = 0; i < t.indexes.length; i++) {
         const cols = t.indexes[i];
-        const seen = new Map<string, string>();
-        for (const ch of list) {
-          // A row keeping its key cannot collide with committed rows, and a row of this transaction taking that key meets it as the key's committed holder.
-          if (!ch.new || (ch.old && indexUnchanged(ch.old, ch.new, cols))) continue;
-          const k = indexKey(ch.new, cols);
-          let other = seen.get(k);
-          if (other === undefined) {
-            // The committed holder conflicts only if it still has this key after the transaction.
-            const h = this.db.indexHolder(tname, i, k);
-            const hr = h !== undefined && h !== ch.uuid ? this.get(tname, h) : undefined;
-            if (hr && indexKey(hr, cols) === k) other = h;
-          }
-          if (other !== undefined && other !== ch.uuid) {
-            const shown = cols.map((c) => JSON.stringify(datumToJson(columnValue(ch.new!, c), t.columns.get(c)!.type))).join(', ');
-            throw new ConstraintViolationError(`Transaction causes multiple rows in "${tname}" table to have identical values (${shown}) for index on column${cols.length > 1 ? 's' : ''} ${cols.map((c) => `"${c}"`).join(', ')}: rows ${other} and ${ch.uuid}.`);
-          }
-          seen.set(k, ch.uuid);
+        // A row keeping its key cannot collide with committed rows, and a row of this transaction taking that key meets it as the key's committed holder.
+        if (ch.old && indexUnchanged(ch.old, ch.new, cols)) continue;
+        const k = indexKey(ch.new, cols);
+        let other: Row | undefined;
+        for (let b = 0; b < a && !other; b++) {
+          const prev = changes[b];
+          if (prev.table === t && prev.new && !(prev.old && indexUnchanged(prev.old, prev.new, cols)) && indexKey(prev.new, cols) === k) other = prev.new;
         }
+        if (other === undefined) {
+          // The committed holder conflicts only if it still has this key after the transaction.
+          const h = this.db.indexHolder(t.name, i, k);
+          const hr = h !== undefined && h !== ch.uuid ? this.get(t.name, h) : undefined;
+          if (hr && indexKey(hr, cols) === k) other = hr;
+        }
+        if (other !== undefined && other.uuid !== ch.uuid) throw this.duplicateIndexRow(t, cols, other, ch.new, changes);
       }
     }
   }
+
+  /** ovsdb-server's error for two rows with one key in an index, each row described by what this transaction did to it. */
+  private duplicateIndexRow(t: TableSchema, cols: readonly string[], x: Row, y: Row, changes: readonly RowChange[]): ConstraintViolationError {
+    // ovsdb-server orders the two by comparing all their columns, greater first (in its column
+    // hash order; here user columns in schema order, then _uuid), so the message is reproducible.
+    const all = [...t.userColumns.map((c) => c.name), '_uuid', '_version'];
+    const [a, b] = compareRows(x, y, all) < 0 ? [y, x] : [x, y];
+    const shown = (r: Row): string => englishList(cols.map((c) => datumToString(columnValue(r, c), t.columns.get(c)!.type)));
+    const describe = (title: string, r: Row): string => {
+      const ch = changes.find((c) => c.uuid === r.uuid);
+      let what: string;
+      if (!ch) what = 'existed in the database before this transaction and was not modified by the transaction.';
+      else if (!ch.old) what = 'was inserted by this transaction.';
+      else if (indexKey(ch.old, cols) === indexKey(r, cols)) what = "existed in the database before this transaction, which modified some of the row's columns but not any columns in this index.";
+      else what = `had the following index values before the transaction: ${shown(ch.old)}.`;
+      return `${title} row, with UUID ${r.uuid}, ${what}`;
+    };
+    return new ConstraintViolationError(
+      `Transaction causes multiple rows in "${t.name}" table to have identical values (${shown(a)}) for index on column${cols.length > 1 ? 's' : ''} ${englishList(cols.map((c) => `"${c}"`))}.  ${describe('First', a)}  ${describe('Second', b)}`,
+    );
+  }
+}
+
+/** `a`, `a and b`, `a, b, and c`: how ovsdb-server lists columns and values in its messages. */
+function englishList(items: readonly string[]): string {
+  if (items.length < 3) return items.join(' and ');
+  return `${items.slice(0, -1).join(', ')}, and ${items[items.length - 1]}`;
+}
+
+/** Orders rows by the given columns, as ovsdb-server's `sort` and its row comparisons do. */
+function compareRows(a: Row, b: Row, columns: readonly string[]): number {
+  for (const c of columns) {
+    const r = compareDatums(columnValue(a, c), columnValue(b, c));
+    if (r !== 0) return r;
+  }
+  return 0;
 }
 
 /** Whether two states of one row hold equal values (both follow the table's column layout, so compare by position). */

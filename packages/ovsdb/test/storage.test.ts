@@ -118,4 +118,24 @@ describe('DbFile', () => {
     writeFileSync(path, 'garbage');
     expect(() => reopen(path)).toThrow(StorageFormatError);
   });
+
+  it("logs a corrupt tail or a record that names no table in ovsdb-server's words, and cuts the file there", () => {
+    const { path, file, db } = fresh();
+    commit(db, file, [{ op: 'insert', table: 'Open_vSwitch', row: { next_cfg: 1 } }]);
+    file.close();
+    const good = statSync(path).size;
+    const open = (): string[] => {
+      const lines: string[] = [];
+      const capture = pino({ level: 'warn' }, { write: (l: string) => void lines.push(JSON.parse(l).msg) });
+      DbFile.open(path, { log: capture, displayName: 'db' }, (s) => new Database(s)).file.close();
+      return lines;
+    };
+    appendFileSync(path, 'xxx\n');
+    expect(open()[0]).toBe(`syntax error: db: parse error at offset ${good} in header line "xxx"`);
+    expect(statSync(path).size).toBe(good);
+    appendFileSync(path, encodeRecord({ invalid: {} }));
+    expect(open()[0]).toBe('syntax "{"invalid":{}}": unknown table: No table named invalid.');
+    expect(statSync(path).size).toBe(good);
+    expect(open()).toEqual([]);
+  });
 });

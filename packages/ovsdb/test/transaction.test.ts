@@ -5,6 +5,7 @@ import { describe, expect, it, beforeEach } from 'vitest';
 import { Database, newUuid } from '../src/database.ts';
 import { parseSchema } from '../src/schema.ts';
 import { executeTransaction, type TxnContext } from '../src/transaction.ts';
+import { convertDatabase } from '../src/convert.ts';
 
 const SCHEMA = {
   name: 'Test',
@@ -171,6 +172,25 @@ describe('constraints abort the whole transaction', () => {
     expect(clash[1].error).toBe('constraint violation');
   });
 
+  it("names both rows of an index clash as ovsdb-server does, greater row first", () => {
+    const [a] = tx({ op: 'insert', table: 'Root', row: { name: 'x', num: 1 } });
+    const [b] = tx({ op: 'insert', table: 'Root', row: { name: 'y', num: 2 } });
+    const ins = tx({ op: 'insert', table: 'Root', row: { name: 'x', num: 3 } });
+    expect(ins[1].details).toBe(
+      `Transaction causes multiple rows in "Root" table to have identical values (x) for index on column "name".  First row, with UUID ${ins[0].uuid[1]}, was inserted by this transaction.  Second row, with UUID ${a.uuid[1]}, existed in the database before this transaction and was not modified by the transaction.`,
+    );
+    const upd = tx({ op: 'update', table: 'Root', where: [['name', '==', 'y']], row: { name: 'x' } });
+    expect(upd[1].details).toMatch(new RegExp(`First row, with UUID ${b.uuid[1]}, had the following index values before the transaction: y\\.  Second row, with UUID ${a.uuid[1]}, existed`));
+  });
+
+  it('select sorts by the "sort" columns (an ovsdb-server extension)', () => {
+    for (const [name, num] of [['c', 2], ['a', 9], ['b', 0]] as const) tx({ op: 'insert', table: 'Root', row: { name, num } });
+    const sorted = (sort: string[]) => tx({ op: 'select', table: 'Root', where: [], columns: ['name'], sort })[0].rows.map((r: any) => r.name);
+    expect(sorted(['num'])).toEqual(['b', 'c', 'a']);
+    expect(sorted(['name'])).toEqual(['a', 'b', 'c']);
+    expect(tx({ op: 'select', table: 'Root', where: [], sort: ['nope'] })[0].error).toBe('unknown column');
+  });
+
   it('a row whose indexed columns a transaction leaves alone still holds its key', () => {
     tx({ op: 'insert', table: 'Root', row: { name: 'a' } });
     const clash = tx({ op: 'mutate', table: 'Root', where: [['name', '==', 'a']], mutations: [['nums', 'insert', 1]] }, { op: 'insert', table: 'Root', row: { name: 'a' } });
@@ -335,5 +355,25 @@ describe('row uuids', () => {
       seen.add(u);
     }
     expect(seen.size).toBe(2000);
+  });
+});
+
+describe('convertDatabase', () => {
+  beforeEach(() => {
+    db = new Database(parseSchema(SCHEMA));
+    locks = new Set();
+  });
+
+  it('keeps uuids and shared columns, drops the rest, and refuses values the new schema does not allow', () => {
+    const [a] = tx({ op: 'insert', table: 'Root', row: { name: 'a', num: 7, nums: ['set', [1, 2]] } });
+    const narrower = (maxInteger: number) =>
+      parseSchema({ name: 'Test', tables: { Root: { isRoot: true, columns: { name: { type: 'string' }, num: { type: { key: { type: 'integer', maxInteger }, min: 0, max: 1 } }, extra: { type: 'boolean' } } } } });
+    const out = convertDatabase(db, narrower(10));
+    const row = out.table('Root')!.get(a.uuid[1])!;
+    expect([...row.values.keys()]).toEqual(['name', 'num', 'extra']);
+    expect([row.values.get('name')!.keys, row.values.get('num')!.keys, row.values.get('extra')!.keys]).toEqual([['a'], [7], [false]]);
+    expect(out.table('Kid')).toBeUndefined();
+    expect(() => convertDatabase(db, narrower(5))).toThrow(/7 is greater than maximum allowed value 5/);
+    expect(() => convertDatabase(db, parseSchema({ name: 'Other', tables: { T: { columns: { c: { type: 'string' } } } } }))).toThrow(/new schema name \(Other\) does not match database name \(Test\)/);
   });
 });

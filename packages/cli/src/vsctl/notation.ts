@@ -10,7 +10,10 @@
 // word is then read as an atom of the column's type and checked against its
 // constraints, and the whole value against the column's cardinality.
 // Deep imports keep the bundle (and nvs-vsctl's cold start) free of the server.
-import { isUuid, makeMap, makeSet, type Atom, type BaseType, type ColumnType, type Datum } from '@nvs/ovsdb';
+import { atomToString, formatReal, isUuid, makeMap, makeSet, type Atom, type BaseType, type ColumnType, type Datum } from '@nvs/ovsdb';
+
+// The string notation's writers live with the data model (ovsdb-server's error messages use them too).
+export { atomToString, datumToString } from '@nvs/ovsdb';
 import { VsctlError } from './errors.ts';
 
 /** Resolves `@name` (a reference of base type `b`) to the uuid of a row created or captured in the invocation. */
@@ -222,39 +225,9 @@ export function parseDatumString(s: string, type: ColumnType, resolve: SymbolRes
 }
 
 /** Whether a string must be quoted to read back as the same string. */
-function needsQuotes(s: string): boolean {
-  if (!/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(s)) return true;
-  return s === 'true' || s === 'false' || isUuid(s);
-}
-
-/** A real as C's `%.15g` writes it. */
-function formatReal(x: number): string {
-  if (!Number.isFinite(x)) return Number.isNaN(x) ? 'nan' : x > 0 ? 'inf' : '-inf';
-  if (x === 0) return Object.is(x, -0) ? '-0' : '0';
-  const [mantissa, e] = x.toExponential(14).split('e');
-  const exp = Number(e);
-  const trim = (t: string): string => (t.includes('.') ? t.replace(/0+$/, '').replace(/\.$/, '') : t);
-  if (exp < -4 || exp >= 15) return `${trim(mantissa)}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`;
-  return trim(x.toFixed(14 - exp));
-}
-
-/** An atom in ovs-vsctl's string notation. */
-export function atomToString(a: Atom, b: BaseType): string {
-  if (b.type === 'string') return needsQuotes(a as string) ? JSON.stringify(a) : (a as string);
-  if (b.type === 'real') return formatReal(a as number);
-  return String(a);
-}
-
 /** An atom in bare notation (`--data=bare`): strings unquoted. */
 function atomToBare(a: Atom, b: BaseType): string {
   return b.type === 'real' ? formatReal(a as number) : String(a);
-}
-
-/** A datum in ovs-vsctl's string notation: `10`, `[]`, `[a, b]`, `{k=v}`. */
-export function datumToString(d: Datum, type: ColumnType): string {
-  const parts = d.keys.map((k, i) => (type.value ? `${atomToString(k, type.key)}=${atomToString(d.values![i], type.value)}` : atomToString(k, type.key)));
-  if (type.max > 1 || d.keys.length === 0) return type.value ? `{${parts.join(', ')}}` : `[${parts.join(', ')}]`;
-  return parts.join(', ');
 }
 
 /** A datum in bare notation: elements separated by spaces, map pairs as `k=v`. */
