@@ -12,32 +12,49 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { type FlowMod } from '@nvs/ofproto';
 import {
+  BundleCtrl,
+  BundleFailed,
   decode,
   encode,
+  errorForVersion,
   ErrType,
+  FlowModFailed,
   frameLength,
   OfError,
   OFP10_VERSION,
+  OFP14_VERSION,
   OFP_HEADER_LEN,
+  SUPPORTED_VERSIONS,
   type FlowSelect,
   type FlowStat,
+  flowModFlagBits,
   type OfBody,
   type OfMessage,
   type PhyPort,
+  tableFeatures,
+  type TableFeatures,
   Writer,
+  writeTableFeatures,
   writeFlowStat,
 } from '@nvs/openflow';
 import { FlowService, FlowServiceError } from './flow-service.ts';
 import { OFPP_LOCAL } from './bridge.ts';
 
-/** Versions this switch negotiates (HELLO bitmap). */
-const VERSIONS = [OFP10_VERSION];
-/** OpenFlow 1.0 capabilities: flow, table, port and queue stats, ARP match on IP. */
-const CAPABILITIES = 0xc7;
+/** Versions this switch negotiates (HELLO bitmap): 1.0, 1.3, 1.4, 1.5. */
+const VERSIONS = [...SUPPORTED_VERSIONS];
+/** Capabilities: flow, table, port and queue stats, and (1.0) ARP match on IP or (1.1+) group stats, as OVS reports. */
+const CAPABILITIES_OF10 = 0xc7;
+const CAPABILITIES_OF11 = 0x4f;
+/** OpenFlow 1.4+ capability: bundles. */
+const OFPC14_BUNDLES = 1 << 9;
 /** OpenFlow 1.0 actions bitmap: OUTPUT through ENQUEUE. */
 const OF10_ACTIONS = 0xfff;
 const N_TABLES = 254;
+/** What a table reports as its capacity (OVS: 1,000,000). */
+const TABLE_MAX_ENTRIES = 1_000_000;
 const OFPP_NONE = 0xffff;
+/** OpenFlow 1.1+ port state bit: the port can forward (1.0 has no such bit). */
+const OFPPS_LIVE = 4;
 /** Bytes of the offending request an error carries: all of it, as OVS does, within one message's 64 kB. */
 const ERROR_DATA = 0xffff - 12;
 /** Most flow mods applied in one commit. */
@@ -67,17 +84,21 @@ export class OfConnection {
   /** A management connection gets no packet-ins by default (OVS: 0 for service connections). */
   private missSendLen = 0;
   private configFlags = 0;
+  /** Open (or closed, not yet committed) bundles by id: their flags and flow mods in order. */
+  private readonly bundles = new Map<number, { flags: number; closed: boolean; mods: FlowMod[] }>();
 
   constructor(
     private readonly socket: Socket,
     private readonly o: OfConnOptions,
   ) {
-    this.send({ type: 'hello', versions: VERSIONS, version: OFP10_VERSION, xid: 0 });
+    this.send({ type: 'hello', versions: VERSIONS, version: Math.max(...VERSIONS), xid: 0 });
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
     socket.on('error', (err) => this.o.log.debug({ err: err.message }, 'openflow connection error'));
     socket.on('close', () => {
       clearTimeout(this.flushTimer);
       this.flushFlowMods();
+      // Bundles not committed die with their connection.
+      this.bundles.clear();
     });
   }
 
@@ -111,7 +132,10 @@ export class OfConnection {
     try {
       const m = decode(raw);
       if (m.type === 'flow_mod' && this.version !== 0) {
-        this.queued.push({ fm: this.tableIdInFlowMods ? m.flowMod : { ...m.flowMod, table: null }, raw: raw.slice() });
+        // A modify or delete limited to rules that output to a group selects nothing: nvs has no groups.
+        if (m.outGroup !== null) return;
+        const tableGiven = m.format === 'oxm' || this.tableIdInFlowMods;
+        this.queued.push({ fm: tableGiven ? m.flowMod : { ...m.flowMod, table: null }, raw: raw.slice() });
         return;
       }
       // Whatever follows flow mods sees them applied (a barrier, a dump).
@@ -126,7 +150,8 @@ export class OfConnection {
     const xid = new DataView(raw.buffer, raw.byteOffset).getUint32(4);
     const e = this.toOfError(err);
     this.o.log.debug({ bridge: this.o.bridge, err: e.message }, 'openflow request refused');
-    this.send({ type: 'error', errType: e.errType, code: e.code, data: raw.slice(0, ERROR_DATA), version: this.version || OFP10_VERSION, xid });
+    const version = this.version || Math.min(raw[0], Math.max(...VERSIONS));
+    this.send({ type: 'error', ...errorForVersion(version, e.errType, e.code), data: raw.slice(0, ERROR_DATA), version, xid });
     if (e.errType === ErrType.HELLO_FAILED) this.socket.end();
   }
 
@@ -161,7 +186,7 @@ export class OfConnection {
     if (err instanceof OfError) return err;
     if (err instanceof FlowServiceError) {
       // OFPFMFC_OVERLAP for check_overlap, OFPFMFC_EPERM otherwise.
-      return new OfError(ErrType.FLOW_MOD_FAILED, /overlap/i.test(err.message) ? 1 : 2, err.message);
+      return new OfError(ErrType.FLOW_MOD_FAILED, /overlap/i.test(err.message) ? FlowModFailed.OVERLAP : FlowModFailed.EPERM, err.message);
     }
     // A bug of ours must not take the bridge down: the peer gets OFPBRC_EPERM and the log the cause.
     this.o.log.error({ bridge: this.o.bridge, err: (err as Error).stack }, 'openflow request failed');
@@ -202,6 +227,10 @@ export class OfConnection {
         return this.reply(m, { type: 'barrier_reply' });
       case 'set_flow_format':
         return;
+      case 'bundle_control':
+        return this.bundleControl(m);
+      case 'bundle_add':
+        return this.bundleAdd(m);
       case 'flow_mod_table_id':
         this.tableIdInFlowMods = m.enable;
         return;
@@ -211,10 +240,14 @@ export class OfConnection {
         return this.reply(m, this.tableStats());
       case 'port_stats_request':
         return this.reply(m, this.portStats(m.portNo));
+      case 'table_features_request':
+        return this.tableFeatures(m);
+      case 'port_desc_request':
+        return this.reply(m, { type: 'port_desc_reply', ports: this.phyPorts().filter((p) => m.portNo === OFPP_NONE || p.portNo === m.portNo) });
       case 'flow_stats_request':
         return this.flowStats(m);
       case 'aggregate_request': {
-        const rules = this.o.service.dump(this.o.bridge, { table: m.table, match: m.match, outPort: m.outPort });
+        const rules = this.dumpRules(m);
         const sum = rules.reduce((acc, r) => ({ packets: acc.packets + BigInt(r.packets), bytes: acc.bytes + BigInt(r.bytes) }), { packets: 0n, bytes: 0n });
         return this.reply(m, { type: 'aggregate_reply', ...sum, flows: rules.length });
       }
@@ -223,12 +256,90 @@ export class OfConnection {
     }
   }
 
+  /**
+   * Bundle control: open, close, discard, and commit, which applies every
+   * flow mod of the bundle as one commit (all or none), as OpenFlow 1.4's
+   * atomic bundles (and OVS's 1.3 extension) require.
+   */
+  private bundleControl(m: OfMessage & { type: 'bundle_control' }): void {
+    const b = this.bundles.get(m.bundleId);
+    const fail = (code: number, why: string) => new OfError(ErrType.BUNDLE_FAILED, code, why);
+    switch (m.ctrl) {
+      case BundleCtrl.OPEN_REQUEST:
+        if (b) throw fail(BundleFailed.BUNDLE_EXIST, `bundle ${m.bundleId} is already open`);
+        this.bundles.set(m.bundleId, { flags: m.flags, closed: false, mods: [] });
+        break;
+      case BundleCtrl.CLOSE_REQUEST:
+        if (!b) throw fail(BundleFailed.BAD_ID, `no bundle ${m.bundleId}`);
+        if (b.closed) throw fail(BundleFailed.BUNDLE_CLOSED, `bundle ${m.bundleId} is already closed`);
+        if (b.flags !== m.flags) throw fail(BundleFailed.BAD_FLAGS, `bundle ${m.bundleId} was opened with flags ${b.flags}`);
+        b.closed = true;
+        break;
+      case BundleCtrl.COMMIT_REQUEST:
+        if (!b) throw fail(BundleFailed.BAD_ID, `no bundle ${m.bundleId}`);
+        if (b.flags !== m.flags) throw fail(BundleFailed.BAD_FLAGS, `bundle ${m.bundleId} was opened with flags ${b.flags}`);
+        this.bundles.delete(m.bundleId);
+        try {
+          if (b.mods.length) this.o.service.commit(this.o.bridge, b.mods);
+        } catch (err) {
+          this.o.log.debug({ bridge: this.o.bridge, err: (err as Error).message }, 'bundle commit refused');
+          throw fail(BundleFailed.MSG_FAILED, `bundle ${m.bundleId}: ${(err as Error).message}`);
+        }
+        break;
+      case BundleCtrl.DISCARD_REQUEST:
+        if (!b) throw fail(BundleFailed.BAD_ID, `no bundle ${m.bundleId}`);
+        this.bundles.delete(m.bundleId);
+        break;
+      default:
+        throw fail(BundleFailed.BAD_TYPE, `bundle control type ${m.ctrl} is a reply`);
+    }
+    this.reply(m, { type: 'bundle_control', bundleId: m.bundleId, ctrl: m.ctrl + 1, flags: m.flags });
+  }
+
+  /** Adds a flow mod to a bundle (opening it if need be); nothing is applied before the commit. */
+  private bundleAdd(m: OfMessage & { type: 'bundle_add' }): void {
+    const fail = (code: number, why: string) => new OfError(ErrType.BUNDLE_FAILED, code, why);
+    let b = this.bundles.get(m.bundleId);
+    if (!b) {
+      b = { flags: m.flags, closed: false, mods: [] };
+      this.bundles.set(m.bundleId, b);
+    }
+    if (b.closed) throw fail(BundleFailed.BUNDLE_CLOSED, `bundle ${m.bundleId} is closed`);
+    if (b.flags !== m.flags) throw fail(BundleFailed.BAD_FLAGS, `bundle ${m.bundleId} was opened with flags ${b.flags}`);
+    if (m.message.xid !== m.xid) throw fail(BundleFailed.MSG_BAD_XID, 'the bundled message has another xid');
+    const inner = m.message;
+    if (inner.type !== 'flow_mod') throw fail(BundleFailed.MSG_UNSUP, `${inner.type} cannot be bundled`);
+    if (inner.outGroup !== null) return;
+    b.mods.push(inner.format === 'oxm' || this.tableIdInFlowMods ? inner.flowMod : { ...inner.flowMod, table: null });
+  }
+
+  /** The rules a flow or aggregate stats request selects (none when it asks for a group's: nvs has no groups). */
+  private dumpRules(m: FlowSelect) {
+    if (m.outGroup !== null) return [];
+    return this.o.service.dump(this.o.bridge, { table: m.table, match: m.match, outPort: m.outPort, cookie: m.cookie, cookieMask: m.cookieMask });
+  }
+
+  /** Ports as OpenFlow describes them: up, and (1.1+) live, as OVS reports its ports that are up. */
+  private phyPorts(): PhyPort[] {
+    const ports = [...this.o.service.bridge(this.o.bridge).ports.values()].sort((x, y) => x.ofport - y.ofport);
+    const state = this.version === OFP10_VERSION ? 0 : OFPPS_LIVE;
+    return ports.map((p) => ({ portNo: p.ofport, hwAddr: macNumber(p.mac ?? ''), name: p.name, config: 0, state }));
+  }
+
+  /** Ports ride along in 1.0's reply; 1.1+ clients ask for them with a port-desc request. */
   private features(): OfBody {
-    const b = this.o.service.bridge(this.o.bridge);
-    const ports = [...b.ports.values()].sort((x, y) => x.ofport - y.ofport);
-    const local = ports.find((p) => p.ofport === OFPP_LOCAL);
-    const phy: PhyPort[] = ports.map((p) => ({ portNo: p.ofport, hwAddr: macNumber(p.mac ?? ''), name: p.name, config: 0, state: 0 }));
-    return { type: 'features_reply', datapathId: macNumber(local?.mac ?? ''), nBuffers: 0, nTables: N_TABLES, capabilities: CAPABILITIES, actions: OF10_ACTIONS, ports: phy };
+    const ports = this.phyPorts();
+    const local = ports.find((p) => p.portNo === OFPP_LOCAL);
+    const of10 = this.version === OFP10_VERSION;
+    return {
+      type: 'features_reply',
+      datapathId: local?.hwAddr ?? 0n,
+      nBuffers: 0,
+      nTables: N_TABLES,
+      capabilities: of10 ? CAPABILITIES_OF10 : CAPABILITIES_OF11 | (this.version >= OFP14_VERSION ? OFPC14_BUNDLES : 0),
+      actions: of10 ? OF10_ACTIONS : 0,
+      ports: of10 ? ports : [],
+    };
   }
 
   /** Tables have no names (ovs-ofctl then prints none, as for OVS's tables). */
@@ -253,14 +364,35 @@ export class OfConnection {
         txBytes: BigInt(c.txBytes),
         rxDropped: BigInt(c.rxDropped),
         txDropped: BigInt(c.txDropped),
+        durationSec: 0,
+        durationNsec: 0,
       })),
     };
+  }
+
+  /** All tables' features, in as many replies as they need (each under 64 kB, all but the last flagged "more"). */
+  private tableFeatures(m: OfMessage): void {
+    const all = tableFeatures(N_TABLES, TABLE_MAX_ENTRIES);
+    let batch: TableFeatures[] = [];
+    let size = 0;
+    for (const t of all) {
+      const w = new Writer();
+      writeTableFeatures(w, t);
+      if (size + w.length > REPLY_BUDGET) {
+        this.reply(m, { type: 'table_features_reply', tables: batch, more: true });
+        batch = [];
+        size = 0;
+      }
+      batch.push(t);
+      size += w.length;
+    }
+    this.reply(m, { type: 'table_features_reply', tables: batch, more: false });
   }
 
   /** NXST_FLOW: as many replies as the rules need, each under 64 kB, all but the last flagged "more". */
   private flowStats(m: OfMessage & FlowSelect): void {
     const now = this.o.now();
-    const rules = this.o.service.dump(this.o.bridge, { table: m.table, match: m.match, outPort: m.outPort });
+    const rules = this.dumpRules(m);
     let batch: FlowStat[] = [];
     let size = 0;
     const flush = (more: boolean) => {
@@ -281,11 +413,13 @@ export class OfConnection {
         cookie: r.cookie,
         packets: BigInt(r.packets),
         bytes: BigInt(r.bytes),
+        flags: flowModFlagBits(r.flags),
+        importance: r.importance,
         match: r.match,
         actions: r.actions,
       };
       const w = new Writer();
-      writeFlowStat(w, stat);
+      writeFlowStat(w, stat, this.version);
       if (size + w.length > REPLY_BUDGET) flush(true);
       batch.push(stat);
       size += w.length;
