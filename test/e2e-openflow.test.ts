@@ -9,11 +9,13 @@
 // "CUSTOM Statistics" (1.4+) that nvs's ports do not keep; flow dumps come in
 // each switch's own order (OVS's is hash order), so their lines are sorted.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ovsPorts, type RealOvs, startOvs } from '../packages/ofproto/test/helpers.ts';
+import { buildPacket } from '../packages/vswitchd/src/packet.ts';
 import { NvsRun, run } from './e2e-harness.ts';
 import { needsOvs } from './ovs-tools.ts';
 
@@ -160,6 +162,32 @@ describe.skipIf(skipOvs).each(PROTOCOLS)('the real ovs-ofctl -O %s against nvs o
     writeFileSync(file, 'table=5,priority=3,actions=drop\n');
     await same('--bundle', 'replace-flows', file);
     await same('dump-flows');
+    await same('del-flows');
+  });
+
+  it('packet-out through the pipeline reaches a controller rule; monitor prints the packet-ins alike', async () => {
+    await same('add-flow', 'cookie=0x5,priority=100,in_port=1,udp,actions=controller:200');
+    await same('add-flow', 'table=3,priority=1,actions=CONTROLLER:64');
+    const monitors = targets.map((t) => {
+      const child = spawn('ovs-ofctl', ['-O', proto, 'monitor', t.mgmt, '65534'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d) => (out += String(d)));
+      child.stderr.on('data', (d) => (out += String(d)));
+      return { name: t.name, child, out: () => out };
+    });
+    try {
+      await new Promise((r) => setTimeout(r, 800));
+      const udp = Buffer.from(buildPacket({ eth_src: 0x0a0000000001, eth_dst: 0x0a0000000002, eth_type: 0x0800, nw_src: 0x0a000001, nw_dst: 0x0a000002, nw_proto: 17, nw_ttl: 64, tp_src: 1000, tp_dst: 2000 })).toString('hex');
+      // Through table 0 (the rule sends it up with its cookie), then straight to a controller from the packet-out's own actions.
+      expect(await same('packet-out', '1', 'table', udp)).toBe('0 ');
+      expect(await same('packet-out', '2', 'resubmit(,3)', udp)).toBe('0 ');
+      await new Promise((r) => setTimeout(r, 800));
+    } finally {
+      for (const m of monitors) m.child.kill();
+    }
+    const printed = Object.fromEntries(monitors.map((m) => [m.name, normalise(m.out())]));
+    expect(printed.nvs).toContain('in_port=1');
+    expect(printed.nvs).toBe(printed.ovs);
     await same('del-flows');
   });
 

@@ -63,6 +63,8 @@ export interface XlateOptions {
   readonly sideEffects?: boolean;
   /** Record a trace. Default false. */
   readonly trace?: boolean;
+  /** Run these actions (a packet-out's) instead of looking the packet up in table 0. */
+  readonly actions?: readonly Action[];
 }
 
 /**
@@ -115,7 +117,7 @@ export function xlate(env: XlateEnv, flow: Flow, opts: XlateOptions = {}): Xlate
   }
   const ctx = new Ctx(env, flow, opts.sideEffects ?? true, opts.trace ?? false);
   ctx.tags.add('ports');
-  ctx.start();
+  ctx.start(opts.actions);
   if (ctx.error) ctx.actions.length = 0;
   return {
     actions: ctx.actions,
@@ -148,6 +150,8 @@ class Ctx {
   baseTpid: number;
   depth = 0;
   resubmits = 0;
+  /** Translating a packet-out: its packets for the controller say so (reason packet_out, as OVS reports them). */
+  packetOut = false;
   error: string | null = null;
   /** Set by dec_ttl's exception: stop the current action list. */
   private stopList = false;
@@ -194,8 +198,10 @@ class Ctx {
   }
 
   /** Translates from table 0, where the packet enters the pipeline. */
-  start(): void {
-    this.lookupTable(0, this.flow[Slot.IN_PORT], false);
+  start(actions?: readonly Action[]): void {
+    this.packetOut = actions !== undefined;
+    if (actions) this.doActions(actions);
+    else this.lookupTable(0, this.flow[Slot.IN_PORT], false);
   }
 
   /**
@@ -432,6 +438,9 @@ class Ctx {
     switch (port) {
       case OFPP.IN_PORT:
         return this.outputTo(inPort);
+      case OFPP.TABLE:
+        // Only a packet-out's actions may output to TABLE (flows refuse it): the pipeline from table 0.
+        return this.resubmit(0, inPort);
       case OFPP.NORMAL:
         return this.normal();
       case OFPP.FLOOD:
@@ -467,7 +476,7 @@ class Ctx {
 
   private toController(a: ControllerAction): void {
     this.commit();
-    const reasonName = a.reason === 'action' && this.rule && isTableMiss(this.rule) ? 'explicit_miss' : a.reason;
+    const reasonName = a.reason === 'action' && this.packetOut ? 'packet_out' : a.reason === 'action' && this.rule && isTableMiss(this.rule) ? 'explicit_miss' : a.reason;
     const cookie: ControllerCookie = {
       reason: REASON_CODES[reasonName],
       maxLen: a.maxLen,

@@ -9,7 +9,7 @@
  * lengths, unknown types), never another exception; `encode(decode(b))`
  * decodes to the same value.
  */
-import { type Action, type FlowMod, type FlowModCommand, type Match } from '@nvs/ofproto';
+import { type Action, type FlowMod, type FlowModCommand, type Match, mustField, newMatch, OFPP, setMatchField, Slot } from '@nvs/ofproto';
 import { readActions, readInstructions, SUPPORTED_ACTIONS, SUPPORTED_INSTRUCTIONS, writeActions, writeInstructions } from './actions.ts';
 import { OFP10_MATCH_LEN, oxmCapabilities, port16, port32, readNxm, readOf10Match, readOxmMatch, writeNxm, writeOxmMatch } from './match.ts';
 import { BadRequest, BundleFailed, ErrType, FlowModFailed, OfError, Reader, Writer } from './wire.ts';
@@ -22,8 +22,12 @@ export const OFP15_VERSION = 6;
 export const SUPPORTED_VERSIONS: readonly number[] = [OFP10_VERSION, OFP13_VERSION, OFP14_VERSION, OFP15_VERSION];
 export const OFP_HEADER_LEN = 8;
 const NX_VENDOR = 0x00002320;
-const OFPT = { HELLO: 0, ERROR: 1, ECHO_REQUEST: 2, ECHO_REPLY: 3, VENDOR: 4, FEATURES_REQUEST: 5, FEATURES_REPLY: 6, GET_CONFIG_REQUEST: 7, GET_CONFIG_REPLY: 8, SET_CONFIG: 9, FLOW_MOD: 14, STATS_REQUEST: 16, STATS_REPLY: 17, BARRIER_REQUEST: 18, BARRIER_REPLY: 19 };
-const NXT = { SET_FLOW_FORMAT: 12, FLOW_MOD: 13, FLOW_MOD_TABLE_ID: 15 };
+const OFPT = { HELLO: 0, ERROR: 1, ECHO_REQUEST: 2, ECHO_REPLY: 3, VENDOR: 4, FEATURES_REQUEST: 5, FEATURES_REPLY: 6, GET_CONFIG_REQUEST: 7, GET_CONFIG_REPLY: 8, SET_CONFIG: 9, PACKET_IN: 10, PACKET_OUT: 13, FLOW_MOD: 14, STATS_REQUEST: 16, STATS_REPLY: 17, BARRIER_REQUEST: 18, BARRIER_REPLY: 19 };
+const NXT = { SET_FLOW_FORMAT: 12, FLOW_MOD: 13, FLOW_MOD_TABLE_ID: 15, SET_PACKET_IN_FORMAT: 16, PACKET_IN2: 30 };
+/** NXT_PACKET_IN2 properties. */
+const NXPINT = { PACKET: 0, FULL_LEN: 1, BUFFER_ID: 2, TABLE_ID: 3, COOKIE: 4, REASON: 5, METADATA: 6 };
+/** "No buffer": nvs buffers no packets, so every packet-in carries its data and every packet-out must too. */
+export const NO_BUFFER = 0xffffffff;
 const OFPST = { DESC: 0, TABLE: 3, PORT: 4, PORT_DESC: 13, VENDOR: 0xffff };
 const NXST = { FLOW: 0, AGGREGATE: 1 };
 const COMMANDS: readonly FlowModCommand[] = ['add', 'modify', 'modify_strict', 'delete', 'delete_strict'];
@@ -143,6 +147,9 @@ export type OfBody =
   | { type: 'desc_request' | 'table_stats_request' }
   | { type: 'table_features_request' }
   | { type: 'table_features_reply'; tables: TableFeatures[]; more: boolean }
+  | { type: 'packet_in'; format: 'standard' | 'nxt2'; totalLen: number; reason: number; tableId: number; cookie: bigint; match: Match; data: Uint8Array }
+  | { type: 'packet_out'; bufferId: number; inPort: number; actions: Action[]; data: Uint8Array }
+  | { type: 'set_packet_in_format'; format: 'standard' | 'nxt' | 'nxt2' }
   | { type: 'bundle_control'; bundleId: number; ctrl: number; flags: number }
   | { type: 'bundle_add'; bundleId: number; flags: number; message: OfMessage }
   | { type: 'port_desc_request'; portNo: number }
@@ -252,7 +259,23 @@ function decodeOf10(r: Reader, type: number): OfBody {
       return finishFlowMod(r, 'of10', rest, match);
     }
     case OFPT.VENDOR:
-      return decodeNxt(r);
+      return decodeNxt(r, OFP10_VERSION);
+    case OFPT.PACKET_OUT: {
+      const bufferId = r.u32();
+      const inPort = r.u16();
+      const actionsLen = r.u16();
+      const actions = readActions(r, actionsLen, newMatch(0));
+      return { type: 'packet_out', bufferId, inPort, actions, data: r.bytes(r.left) };
+    }
+    case OFPT.PACKET_IN: {
+      r.skip(4);
+      const totalLen = r.u16();
+      const match = newMatch(0);
+      setMatchField(match, mustField('in_port'), BigInt(r.u16()), 0xffffn);
+      const reason = r.u8();
+      r.skip(1);
+      return { type: 'packet_in', format: 'standard', totalLen, reason, tableId: 0, cookie: 0n, match, data: r.bytes(r.left) };
+    }
     case OFPT.STATS_REQUEST:
     case OFPT.STATS_REPLY:
       return decodeStats(r, type === OFPT.STATS_REQUEST);
@@ -298,7 +321,7 @@ function finishFlowMod(r: Reader, format: 'of10' | 'nxm', t: FlowModTail, match:
   return { type: 'flow_mod', format, flowMod, bufferId: t.bufferId, outGroup: null };
 }
 
-function decodeNxt(r: Reader): OfBody {
+function decodeNxt(r: Reader, version: number): OfBody {
   const vendor = r.u32();
   if (vendor !== NX_VENDOR) throw new OfError(ErrType.BAD_REQUEST, BadRequest.BAD_VENDOR, `vendor 0x${vendor.toString(16)}`);
   const subtype = r.u32();
@@ -308,6 +331,14 @@ function decodeNxt(r: Reader): OfBody {
       if (f !== 0 && f !== 2) throw new OfError(ErrType.BAD_REQUEST, BadRequest.EPERM, `flow format ${f}`);
       return { type: 'set_flow_format', format: f === 2 ? 'nxm' : 'of10' };
     }
+    case NXT.SET_PACKET_IN_FORMAT: {
+      const f = r.u32();
+      const format = (['standard', 'nxt', 'nxt2'] as const)[f];
+      if (!format) throw new OfError(ErrType.BAD_REQUEST, BadRequest.EPERM, `packet-in format ${f}`);
+      return { type: 'set_packet_in_format', format };
+    }
+    case NXT.PACKET_IN2:
+      return readPacketIn2(r, version);
     case NXT.FLOW_MOD_TABLE_ID: {
       const enable = r.u8();
       r.skip(7);
@@ -464,7 +495,37 @@ function decodeOf11(r: Reader, type: number, version: number): OfBody {
         if (expType === ONFT.BUNDLE_ADD_MESSAGE) return readBundleAdd(r, version);
         throw new OfError(ErrType.BAD_REQUEST, BadRequest.BAD_SUBTYPE, `ONF message type ${expType}`);
       }
-      return decodeNxt(r);
+      return decodeNxt(r, version);
+    }
+    case OFPT.PACKET_OUT: {
+      const bufferId = r.u32();
+      let inPort: number;
+      let actionsLen: number;
+      if (version >= OFP15_VERSION) {
+        actionsLen = r.u16();
+        r.skip(2);
+        const m = readOxmMatch(r, 0);
+        inPort = m.mask[Slot.IN_PORT] ? m.value[Slot.IN_PORT] : OFPP.CONTROLLER;
+      } else {
+        const raw = r.u32();
+        const p = port16(raw);
+        if (p === null) throw new OfError(ErrType.BAD_REQUEST, BadRequest.BAD_PORT, `packet-out in_port ${raw}`);
+        inPort = p;
+        actionsLen = r.u16();
+        r.skip(6);
+      }
+      const actions = readActions(r, actionsLen, newMatch(0), version);
+      return { type: 'packet_out', bufferId, inPort, actions, data: r.bytes(r.left) };
+    }
+    case OFPT.PACKET_IN: {
+      r.skip(4);
+      const totalLen = r.u16();
+      const reason = r.u8();
+      const tableId = r.u8();
+      const cookie = r.u64();
+      const match = readOxmMatch(r, 0);
+      r.skip(2);
+      return { type: 'packet_in', format: 'standard', totalLen, reason, tableId, cookie, match, data: r.bytes(r.left) };
     }
     case OFPT11.BUNDLE_CONTROL:
       if (version < OFP14_VERSION) throw new OfError(ErrType.BAD_REQUEST, BadRequest.BAD_TYPE, `message type ${type}`);
@@ -478,6 +539,41 @@ function decodeOf11(r: Reader, type: number, version: number): OfBody {
     default:
       throw new OfError(ErrType.BAD_REQUEST, BadRequest.BAD_TYPE, `message type ${type}`);
   }
+}
+
+/** NXT_PACKET_IN2's properties (unknown ones refused: nvs reads only what it writes). */
+function readPacketIn2(r: Reader, version: number): OfBody {
+  let data: Uint8Array = new Uint8Array(0);
+  let totalLen: number | null = null;
+  let tableId = 0;
+  let cookie = 0n;
+  let reason = 0;
+  let match = newMatch(0);
+  while (r.left > 0) {
+    const type = r.u16();
+    const len = r.u16();
+    if (len < 4 || len - 4 > r.left) throw new OfError(ErrType.BAD_REQUEST, BadRequest.BAD_LEN, `packet-in property length ${len}`);
+    const p = r.sub(len - 4);
+    r.skip(Math.min(r.left, (8 - (len % 8)) % 8));
+    if (type === NXPINT.PACKET) data = p.bytes(p.left);
+    else if (type === NXPINT.FULL_LEN) totalLen = p.u32();
+    else if (type === NXPINT.TABLE_ID) tableId = p.u8();
+    else if (type === NXPINT.COOKIE) (p.skip(4), (cookie = p.u64()));
+    else if (type === NXPINT.REASON) reason = p.u8();
+    else if (type === NXPINT.METADATA) match = readNxm(p, p.left, 0);
+    else throw new OfError(ErrType.BAD_REQUEST, BadRequest.EPERM, `packet-in property ${type}`);
+  }
+  void version;
+  return { type: 'packet_in', format: 'nxt2', totalLen: totalLen ?? data.length, reason, tableId, cookie, match, data };
+}
+
+/** One NXT_PACKET_IN2 property: type, length, value, padding to 8 bytes. */
+function putProp(w: Writer, type: number, value: (w: Writer) => void): void {
+  const at = w.length;
+  w.u16(type).u16(0);
+  value(w);
+  w.setU16(at + 2, w.length - at);
+  w.pad(8, at);
 }
 
 /** `ofp14_bundle_ctrl_msg` (properties, which nvs does not use, are skipped). */
@@ -940,6 +1036,44 @@ export function encode(m: OfMessage): Uint8Array {
       stats(false, OFPMP.TABLE_FEATURES, m.more ? 1 : 0);
       for (const t of m.tables) writeTableFeatures(w, t);
       break;
+    case 'set_packet_in_format':
+      nxt(NXT.SET_PACKET_IN_FORMAT);
+      w.u32(['standard', 'nxt', 'nxt2'].indexOf(m.format));
+      break;
+    case 'packet_in':
+      if (m.format === 'nxt2') {
+        nxt(NXT.PACKET_IN2);
+        putProp(w, NXPINT.PACKET, (p) => p.bytes(m.data));
+        if (m.totalLen !== m.data.length) putProp(w, NXPINT.FULL_LEN, (p) => p.u32(m.totalLen));
+        putProp(w, NXPINT.TABLE_ID, (p) => p.u8(m.tableId));
+        putProp(w, NXPINT.COOKIE, (p) => p.zeros(4).u64(m.cookie));
+        putProp(w, NXPINT.REASON, (p) => p.u8(m.reason));
+        putProp(w, NXPINT.METADATA, (p) => writeNxm(p, m.match, of10 ? 0 : v));
+        break;
+      }
+      header(OFPT.PACKET_IN);
+      if (of10) w.u32(NO_BUFFER).u16(m.totalLen).u16(m.match.mask[Slot.IN_PORT] ? m.match.value[Slot.IN_PORT] : OFPP_NONE).u8(m.reason).zeros(1);
+      else {
+        w.u32(NO_BUFFER).u16(m.totalLen).u8(m.reason).u8(m.tableId).u64(m.cookie);
+        writeOxmMatch(w, m.match, v);
+        w.zeros(2);
+      }
+      w.bytes(m.data);
+      break;
+    case 'packet_out': {
+      header(OFPT.PACKET_OUT);
+      const lenAt = w.length + (v >= OFP15_VERSION ? 4 : of10 ? 6 : 8);
+      if (of10) w.u32(m.bufferId).u16(m.inPort).u16(0);
+      else if (v >= OFP15_VERSION) {
+        w.u32(m.bufferId).u16(0).zeros(2);
+        const inPort = newMatch(0);
+        setMatchField(inPort, mustField('in_port'), BigInt(m.inPort), 0xffffn);
+        writeOxmMatch(w, inPort, v);
+      } else w.u32(m.bufferId).u32(port32(m.inPort)).u16(0).zeros(6);
+      w.setU16(lenAt, writeActions(w, m.actions, v));
+      w.bytes(m.data);
+      break;
+    }
     case 'bundle_control':
     case 'bundle_add': {
       const add = m.type === 'bundle_add';

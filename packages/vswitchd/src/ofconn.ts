@@ -10,10 +10,12 @@
  */
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { type FlowMod } from '@nvs/ofproto';
+import { type FlowMod, mustField, newMatch, setMatchField } from '@nvs/ofproto';
 import {
+  BadRequest,
   BundleCtrl,
   BundleFailed,
+  NO_BUFFER,
   decode,
   encode,
   errorForVersion,
@@ -37,6 +39,7 @@ import {
   writeTableFeatures,
   writeFlowStat,
 } from '@nvs/openflow';
+import type { ConnMgr } from './connmgr.ts';
 import { FlowService, FlowServiceError } from './flow-service.ts';
 import { OFPP_LOCAL } from './bridge.ts';
 
@@ -67,7 +70,32 @@ export interface OfConnOptions {
   service: FlowService;
   log: Logger;
   now: () => number;
+  /** Where the connection registers for the switch's own messages (packet-ins). */
+  connmgr?: ConnMgr;
+  /**
+   * 'service' (`<bridge>.mgmt`, as OVS's punix: connections) takes no
+   * asynchronous messages until it sets a miss_send_len; 'controller' (the
+   * Bridge's controllers) takes them from the start.
+   */
+  kind?: 'service' | 'controller';
 }
+
+/** A packet for the controller as the datapath sent it up (the `controller` action's cookie and the packet then). */
+export interface PacketInEvent {
+  readonly inPort: number;
+  /** Reason as the datapath cookie numbers it (ofproto's REASON_CODES: 6 is a table-miss rule's CONTROLLER). */
+  readonly reason: number;
+  readonly tableId: number;
+  readonly cookie: bigint;
+  readonly maxLen: number;
+  readonly controllerId: number;
+  readonly packet: Uint8Array;
+}
+
+/** Packet-in reasons on the wire: no_match 0, action 1, invalid_ttl 2, (1.4+) action_set 3, group 4, packet_out 5. */
+const EXPLICIT_MISS = 6;
+/** Reasons a master (or equal) connection takes by default, as OVS's default async config. */
+const DEFAULT_PACKET_IN_MASK = 0b111111;
 
 function macNumber(mac: string): bigint {
   return BigInt(`0x${mac.replace(/:/g, '') || '0'}`);
@@ -81,8 +109,10 @@ export class OfConnection {
   /** Flow mods received but not yet applied, with their bytes for an error reply. */
   private queued: { fm: FlowMod; raw: Uint8Array }[] = [];
   private flushTimer: NodeJS.Timeout | undefined;
-  /** A management connection gets no packet-ins by default (OVS: 0 for service connections). */
-  private missSendLen = 0;
+  /** A service connection gets no packet-ins until it sets one (OVS: 0 for service connections; 128 for controllers). */
+  private missSendLen: number;
+  private packetInFormat: 'standard' | 'nxt' | 'nxt2' = 'standard';
+  private readonly controllerId = 0;
   private configFlags = 0;
   /** Open (or closed, not yet committed) bundles by id: their flags and flow mods in order. */
   private readonly bundles = new Map<number, { flags: number; closed: boolean; mods: FlowMod[] }>();
@@ -91,7 +121,9 @@ export class OfConnection {
     private readonly socket: Socket,
     private readonly o: OfConnOptions,
   ) {
+    this.missSendLen = o.kind === 'controller' ? 128 : 0;
     this.send({ type: 'hello', versions: VERSIONS, version: Math.max(...VERSIONS), xid: 0 });
+    o.connmgr?.add(o.bridge, this);
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
     socket.on('error', (err) => this.o.log.debug({ err: err.message }, 'openflow connection error'));
     socket.on('close', () => {
@@ -99,6 +131,7 @@ export class OfConnection {
       this.flushFlowMods();
       // Bundles not committed die with their connection.
       this.bundles.clear();
+      o.connmgr?.remove(o.bridge, this);
     });
   }
 
@@ -184,6 +217,7 @@ export class OfConnection {
 
   private toOfError(err: unknown): OfError {
     if (err instanceof OfError) return err;
+    if (err instanceof FlowServiceError && err.code === 'FLOW_NO_SUCH_PORT') return new OfError(ErrType.BAD_REQUEST, BadRequest.BAD_PORT, err.message);
     if (err instanceof FlowServiceError) {
       // OFPFMFC_OVERLAP for check_overlap, OFPFMFC_EPERM otherwise.
       return new OfError(ErrType.FLOW_MOD_FAILED, /overlap/i.test(err.message) ? FlowModFailed.OVERLAP : FlowModFailed.EPERM, err.message);
@@ -227,6 +261,15 @@ export class OfConnection {
         return this.reply(m, { type: 'barrier_reply' });
       case 'set_flow_format':
         return;
+      case 'set_packet_in_format':
+        // NXT_PACKET_IN (the 1.0-era Nicira format) is not spoken: the peer then keeps the standard one.
+        if (m.format === 'nxt') throw new OfError(ErrType.BAD_REQUEST, BadRequest.EPERM, 'NXT_PACKET_IN format is not supported (use NXT_PACKET_IN2)');
+        this.packetInFormat = m.format;
+        return;
+      case 'packet_out':
+        if (m.bufferId !== NO_BUFFER) throw new OfError(ErrType.BAD_REQUEST, BadRequest.BUFFER_UNKNOWN, `buffer ${m.bufferId}: nvs buffers no packets`);
+        this.o.service.packetOut(this.o.bridge, m.inPort, m.actions, m.data);
+        return;
       case 'bundle_control':
         return this.bundleControl(m);
       case 'bundle_add':
@@ -254,6 +297,29 @@ export class OfConnection {
       default:
         throw new OfError(ErrType.BAD_REQUEST, 1, `${m.type} is not a request here`);
     }
+  }
+
+  /**
+   * Sends a packet-in when this connection takes it: negotiated, asked for
+   * (a service connection only after setting a miss_send_len), addressed to
+   * its controller id, and of a reason its async config lets through. The
+   * data is cut to the action's max_len; nothing is buffered.
+   */
+  packetIn(ev: PacketInEvent): boolean {
+    if (this.version === 0 || this.socket.destroyed) return false;
+    if (this.o.kind !== 'controller' && this.missSendLen === 0) return false;
+    if (ev.controllerId !== this.controllerId) return false;
+    // A table-miss rule's CONTROLLER is "action" to 1.0 peers and "no_match" from 1.3 on; the reasons 1.4
+    // added (action_set, group, packet_out) are "action" before it: as OVS reports them.
+    let reason = ev.reason === EXPLICIT_MISS ? (this.version === OFP10_VERSION ? 1 : 0) : ev.reason;
+    if (reason > 2 && this.version < OFP14_VERSION) reason = 1;
+    if (!(DEFAULT_PACKET_IN_MASK & (1 << reason))) return false;
+    const match = newMatch(0);
+    setMatchField(match, mustField('in_port'), BigInt(ev.inPort), 0xffffn);
+    const data = ev.packet.subarray(0, Math.min(ev.packet.length, ev.maxLen));
+    const format = this.packetInFormat === 'nxt2' ? 'nxt2' : 'standard';
+    this.send({ type: 'packet_in', format, totalLen: ev.packet.length, reason, tableId: ev.tableId, cookie: ev.cookie, match, data, version: this.version, xid: 0 });
+    return true;
   }
 
   /**

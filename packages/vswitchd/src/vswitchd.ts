@@ -10,13 +10,16 @@
  */
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { type Action, OFPP } from '@nvs/ofproto';
 import { UnixctlServer, type VLog } from '@nvs/daemon';
 import { Switch, type Bridge, type DatapathPorts, type PortBackend } from './bridge.ts';
 import type { ReadOptions, SwitchConfig } from './config.ts';
 import { Coverage } from './coverage.ts';
 import type { Dpif, DpifOptions, DpPortStats, PortCounters } from './dpif.ts';
 import { DbSync, type InterfaceRefresh } from './dbsync.ts';
-import { FlowService } from './flow-service.ts';
+import { ConnMgr } from './connmgr.ts';
+import { FlowService, FlowServiceError } from './flow-service.ts';
+import { flowFromKey } from './keyflow.ts';
 import { MgmtServer } from './mgmt.ts';
 import { OfBridge } from './ofbridge.ts';
 import { registerAppctl } from './appctl.ts';
@@ -54,6 +57,8 @@ export class Vswitchd {
   readonly flows: FlowService;
   readonly ofbridges = new Map<string, OfBridge>();
   private readonly mgmt = new Map<string, MgmtServer>();
+  /** Every bridge's OpenFlow connections, for packet-ins. */
+  private readonly connmgr = new ConnMgr();
   private readonly db: DbSync;
   private readonly rules: RuleStore;
   private readonly log: Logger;
@@ -89,6 +94,7 @@ export class Vswitchd {
         this.udpif?.scheduleTargeted();
         this.rules.schedule(b);
       },
+      execute: (b, inPort, actions, packet) => this.packetOut(b, inPort, actions, packet),
     });
     this.db = new DbSync({
       remote: c.remote,
@@ -207,6 +213,7 @@ export class Vswitchd {
         return found ? this.ofbridges.get(found.bridge.name) : undefined;
       },
       bridges: () => this.ofbridges.values(),
+      toController: (b, ev) => this.connmgr.packetIn(b.name, ev) > 0,
       maxIdleMs: cfg.maxIdleMs,
       flowLimit: cfg.flowLimit,
       intervalMs: this.c.revalidateMs,
@@ -231,6 +238,22 @@ export class Vswitchd {
     }
     // Not retried on every reconfiguration: only a new mask is tried again.
     this.dpCores = text;
+  }
+
+  /**
+   * A packet-out: the packet's flow (as the datapath extracts it, with the
+   * OpenFlow in_port) through the given actions, and the result executed.
+   * A packet-out from the controller's own port enters as from LOCAL's datapath port.
+   */
+  private packetOut(b: OfBridge, inPort: number, actions: readonly Action[], packet: Uint8Array): void {
+    const dp = this.dp;
+    if (!dp) throw new FlowServiceError('FLOW_NO_SUCH_BRIDGE', 'packet-out: the datapath is not open');
+    const odp = b.odpPort(inPort) ?? b.odpPort(OFPP.LOCAL) ?? 0;
+    const result = b.ofproto.xlate(flowFromKey(dp.extractKey(packet, odp), inPort), { actions, packet });
+    if (result.error) this.log.debug({ bridge: b.name, err: result.error }, 'packet-out translation failed; packet dropped');
+    const failed = dp.executeBatch([{ inPort: odp, packet, actions: result.actions }]);
+    if (failed.length) this.log.debug({ bridge: b.name, err: failed[0].error.message }, 'packet-out execute failed');
+    this.coverage.inc('ofproto_packet_out');
   }
 
   private portCounters(): Map<number, DpPortStats> {
@@ -283,6 +306,7 @@ export class Vswitchd {
       service: this.flows,
       log: this.c.vlog.logger('mgmt'),
       now: () => Date.now(),
+      connmgr: this.connmgr,
     });
     this.mgmt.set(bridge.name, server);
     server.listen().catch((err) => this.log.error({ bridge: bridge.name, err: (err as Error).message }, 'management socket failed'));

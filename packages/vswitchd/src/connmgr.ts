@@ -1,0 +1,30 @@
+/**
+ * The OpenFlow connections of each bridge (OVS: connmgr.c), for the
+ * messages the switch sends on its own: a packet for the controller (a
+ * `controller` action, reached through the datapath's userspace upcall) goes
+ * to every connection of its bridge that asked for it.
+ */
+import type { OfConnection, PacketInEvent } from './ofconn.ts';
+
+export class ConnMgr {
+  private readonly byBridge = new Map<string, Set<OfConnection>>();
+
+  add(bridge: string, conn: OfConnection): void {
+    let set = this.byBridge.get(bridge);
+    if (!set) this.byBridge.set(bridge, (set = new Set()));
+    set.add(conn);
+  }
+
+  remove(bridge: string, conn: OfConnection): void {
+    const set = this.byBridge.get(bridge);
+    set?.delete(conn);
+    if (set?.size === 0) this.byBridge.delete(bridge);
+  }
+
+  /** Sends a packet-in to the bridge's connections that take it; returns how many did. */
+  packetIn(bridge: string, ev: PacketInEvent): number {
+    let sent = 0;
+    for (const c of this.byBridge.get(bridge) ?? []) if (c.packetIn(ev)) sent++;
+    return sent;
+  }
+}
