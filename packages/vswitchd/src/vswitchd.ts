@@ -18,6 +18,7 @@ import { Coverage } from './coverage.ts';
 import type { Dpif, DpifOptions, DpPortStats, PortCounters } from './dpif.ts';
 import { DbSync, type InterfaceRefresh } from './dbsync.ts';
 import { ConnMgr } from './connmgr.ts';
+import { Controllers } from './controller.ts';
 import { FlowService, FlowServiceError } from './flow-service.ts';
 import { flowFromKey } from './keyflow.ts';
 import { MgmtServer } from './mgmt.ts';
@@ -59,6 +60,8 @@ export class Vswitchd {
   private readonly mgmt = new Map<string, MgmtServer>();
   /** Every bridge's OpenFlow connections, for packet-ins. */
   private readonly connmgr = new ConnMgr();
+  /** The Bridge `controller` columns' connections. */
+  private readonly controllers: Controllers;
   private readonly db: DbSync;
   private readonly rules: RuleStore;
   private readonly log: Logger;
@@ -96,11 +99,13 @@ export class Vswitchd {
       },
       execute: (b, inPort, actions, packet) => this.packetOut(b, inPort, actions, packet),
     });
+    this.controllers = new Controllers({ service: this.flows, connmgr: this.connmgr, log: c.vlog.logger('connmgr'), changed: () => this.db.refresh() });
     this.db = new DbSync({
       remote: c.remote,
       log: c.vlog.logger('dbsync'),
       apply: (cfg) => this.apply(cfg),
       periodic: () => this.interfaceRefresh(),
+      controllerStatus: () => this.controllers.statuses(),
       statsIntervalMs: c.statsIntervalMs,
       read: c.read,
     });
@@ -138,6 +143,7 @@ export class Vswitchd {
     clearInterval(this.sampler);
     this.rules.flush();
     await this.db.stop();
+    this.controllers.stopAll();
     await this.unixctl.close();
     this.udpif?.stop();
     for (const m of this.mgmt.values()) await m.close();
@@ -183,6 +189,7 @@ export class Vswitchd {
       const synced = ob.sync(this.switch.status);
       if (synced || changes.changed.has(ob.model)) this.udpif?.bridgeChanged(ob);
     }
+    for (const b of cfg.bridges) this.controllers.reconcile(b.name, b.controllers);
     // Last, so that the write a new period makes at once sees the ports as now configured.
     if (this.db.setStatsInterval(cfg.statsUpdateIntervalMs)) {
       this.log.info({ statsUpdateIntervalMs: this.db.statsIntervalMs }, 'statistics are written to the database at a new period');
@@ -316,6 +323,7 @@ export class Vswitchd {
   private bridgeRemoved(bridge: Bridge): void {
     const ob = this.ofbridges.get(bridge.name);
     this.ofbridges.delete(bridge.name);
+    this.controllers.reconcile(bridge.name, []);
     if (ob) this.udpif?.bridgeRemoved(ob);
     const server = this.mgmt.get(bridge.name);
     this.mgmt.delete(bridge.name);
