@@ -56,7 +56,7 @@ function normalise(text: string): string {
   const plain = sortPortBlocks(text)
     .replace(/drop=[0-9?]+/g, 'drop=X')
     .replace(/\n +CUSTOM Statistics\n( {20,}.*\n)*/g, '\n')
-    .replace(/duration=[0-9.]+s/g, 'duration=Xs')
+    .replace(/duration=?[0-9.]+s/g, 'duration=Xs')
     .replace(/(idle_age|hard_age)=\d+/g, '$1=X')
     .replace(/dpid:[0-9a-f]{16}/g, 'dpid:X')
     .replace(/addr:[0-9a-f:]{17}/g, 'addr:X');
@@ -165,7 +165,7 @@ describe.skipIf(skipOvs).each(PROTOCOLS)('the real ovs-ofctl -O %s against nvs o
     await same('del-flows');
   });
 
-  it('packet-out through the pipeline reaches a controller rule; monitor prints the packet-ins alike', async () => {
+  it('packet-out through the pipeline reaches a controller rule; monitor prints the packet-ins and a flow-removed alike', async () => {
     await same('add-flow', 'cookie=0x5,priority=100,in_port=1,udp,actions=controller:200');
     await same('add-flow', 'table=3,priority=1,actions=CONTROLLER:64');
     const monitors = targets.map((t) => {
@@ -181,12 +181,17 @@ describe.skipIf(skipOvs).each(PROTOCOLS)('the real ovs-ofctl -O %s against nvs o
       // Through table 0 (the rule sends it up with its cookie), then straight to a controller from the packet-out's own actions.
       expect(await same('packet-out', '1', 'table', udp)).toBe('0 ');
       expect(await same('packet-out', '2', 'resubmit(,3)', udp)).toBe('0 ');
+      // A rule that asked to be reported when it goes (send_flow_rem): deleting it sends a flow-removed.
+      await same('add-flow', 'send_flow_rem,cookie=0x9,table=4,priority=9,ip,nw_src=10.1.0.0/16,actions=drop');
+      await same('add-flow', 'table=4,priority=8,ip,actions=drop');
+      await same('del-flows', 'table=4');
       await new Promise((r) => setTimeout(r, 800));
     } finally {
       for (const m of monitors) m.child.kill();
     }
     const printed = Object.fromEntries(monitors.map((m) => [m.name, normalise(m.out())]));
     expect(printed.nvs).toContain('in_port=1');
+    expect(printed.nvs).toMatch(/FLOW_REMOVED.*reason=delete/);
     expect(printed.nvs).toBe(printed.ovs);
     await same('del-flows');
   });

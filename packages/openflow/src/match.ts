@@ -322,6 +322,54 @@ function prefixMask(wildBits: number): bigint {
   return n >= 32 ? 0n : (0xffffffffn << BigInt(n)) & 0xffffffffn;
 }
 
+/** The prefix length of a CIDR mask, or null when the mask is not one. */
+function prefixLen(mask: bigint): number | null {
+  for (let n = 0; n <= 32; n++) if (mask === prefixMask(32 - n)) return n;
+  return null;
+}
+
+/**
+ * Writes a match as OpenFlow 1.0's `ofp_match` (for messages a 1.0 peer in
+ * the standard flow format gets, such as flow-removed). Fields 1.0 cannot
+ * express (registers, metadata, IPv6, …) are left out, as OVS does.
+ */
+export function writeOf10Match(w: Writer, m: Match): void {
+  let wc = 0;
+  const has = (name: string) => readField(m.mask, mustField(name)) === fieldOnes(mustField(name));
+  const val = (name: string) => Number(readField(m.value, mustField(name)));
+  const inPort = has('in_port') ? val('in_port') : ((wc |= W.IN_PORT), 0);
+  const dlSrc = has('dl_src') ? readField(m.value, mustField('dl_src')) : ((wc |= W.DL_SRC), 0n);
+  const dlDst = has('dl_dst') ? readField(m.value, mustField('dl_dst')) : ((wc |= W.DL_DST), 0n);
+  const tci = mustField('vlan_tci');
+  const tciMask = Number(readField(m.mask, tci));
+  const tciVal = Number(readField(m.value, tci));
+  let dlVlan = 0;
+  let pcp = 0;
+  if (tciMask === 0xffff && tciVal === 0) dlVlan = OFP_VLAN_NONE;
+  else if ((tciMask & 0x1fff) === 0x1fff) dlVlan = tciVal & 0xfff;
+  else wc |= W.DL_VLAN;
+  if ((tciMask & 0xe000) === 0xe000 && tciVal & VLAN_CFI) pcp = tciVal >> 13;
+  else wc |= W.DL_VLAN_PCP;
+  const dlType = has('dl_type') ? val('dl_type') : ((wc |= W.DL_TYPE), 0);
+  const ipv4 = dlType === EthType.IP && !(wc & W.DL_TYPE);
+  const arp = dlType === EthType.ARP && !(wc & W.DL_TYPE);
+  const nwProto = ipv4 && has('nw_proto') ? val('nw_proto') : arp && has('arp_op') ? val('arp_op') : ((wc |= W.NW_PROTO), 0);
+  const tos = ipv4 && readField(m.mask, mustField('ip_dscp')) ? val('ip_dscp') << 2 : ((wc |= W.NW_TOS), 0);
+  const addr = (name: string, shift: number) => {
+    const f = mustField(name);
+    const len = ipv4 || arp ? prefixLen(readField(m.mask, f)) : 0;
+    wc = (wc & ~(0x3f << shift)) | ((32 - (len ?? 0)) << shift);
+    return len ? Number(readField(m.value, f)) : 0;
+  };
+  const nwSrc = addr(ipv4 ? 'nw_src' : 'arp_spa', 8);
+  const nwDst = addr(ipv4 ? 'nw_dst' : 'arp_tpa', 14);
+  const l4 = ipv4 && !(wc & W.NW_PROTO);
+  const tpSrc = l4 && readField(m.mask, mustField('tp_src')) === 0xffffn ? val('tp_src') : ((wc |= W.TP_SRC), 0);
+  const tpDst = l4 && readField(m.mask, mustField('tp_dst')) === 0xffffn ? val('tp_dst') : ((wc |= W.TP_DST), 0);
+  w.u32(wc >>> 0).u16(inPort).uint(dlSrc, 6).uint(dlDst, 6).u16(dlVlan).u8(pcp).zeros(1).u16(dlType).u8(tos).u8(nwProto).zeros(2);
+  w.u32(nwSrc).u32(nwDst).u16(tpSrc).u16(tpDst);
+}
+
 /** Reads OpenFlow 1.0's `ofp_match` (40 bytes) into a match at `priority`. */
 export function readOf10Match(r: Reader, priority: number): Match {
   const m = newMatch(priority);

@@ -11,7 +11,7 @@
  */
 import { type Action, type FlowMod, type FlowModCommand, type Match, mustField, newMatch, OFPP, setMatchField, Slot } from '@nvs/ofproto';
 import { readActions, readInstructions, SUPPORTED_ACTIONS, SUPPORTED_INSTRUCTIONS, writeActions, writeInstructions } from './actions.ts';
-import { OFP10_MATCH_LEN, oxmCapabilities, port16, port32, readNxm, readOf10Match, readOxmMatch, writeNxm, writeOxmMatch } from './match.ts';
+import { OFP10_MATCH_LEN, oxmCapabilities, port16, port32, readNxm, readOf10Match, readOxmMatch, writeNxm, writeOf10Match, writeOxmMatch } from './match.ts';
 import { BadRequest, BundleFailed, ErrType, FlowModFailed, OfError, Reader, Writer } from './wire.ts';
 
 export const OFP10_VERSION = 1;
@@ -22,8 +22,8 @@ export const OFP15_VERSION = 6;
 export const SUPPORTED_VERSIONS: readonly number[] = [OFP10_VERSION, OFP13_VERSION, OFP14_VERSION, OFP15_VERSION];
 export const OFP_HEADER_LEN = 8;
 const NX_VENDOR = 0x00002320;
-const OFPT = { HELLO: 0, ERROR: 1, ECHO_REQUEST: 2, ECHO_REPLY: 3, VENDOR: 4, FEATURES_REQUEST: 5, FEATURES_REPLY: 6, GET_CONFIG_REQUEST: 7, GET_CONFIG_REPLY: 8, SET_CONFIG: 9, PACKET_IN: 10, PACKET_OUT: 13, FLOW_MOD: 14, STATS_REQUEST: 16, STATS_REPLY: 17, BARRIER_REQUEST: 18, BARRIER_REPLY: 19 };
-const NXT = { SET_FLOW_FORMAT: 12, FLOW_MOD: 13, FLOW_MOD_TABLE_ID: 15, SET_PACKET_IN_FORMAT: 16, PACKET_IN2: 30 };
+const OFPT = { HELLO: 0, ERROR: 1, ECHO_REQUEST: 2, ECHO_REPLY: 3, VENDOR: 4, FEATURES_REQUEST: 5, FEATURES_REPLY: 6, GET_CONFIG_REQUEST: 7, GET_CONFIG_REPLY: 8, SET_CONFIG: 9, PACKET_IN: 10, FLOW_REMOVED: 11, PACKET_OUT: 13, FLOW_MOD: 14, STATS_REQUEST: 16, STATS_REPLY: 17, BARRIER_REQUEST: 18, BARRIER_REPLY: 19 };
+const NXT = { SET_FLOW_FORMAT: 12, FLOW_MOD: 13, FLOW_REMOVED: 14, FLOW_MOD_TABLE_ID: 15, SET_PACKET_IN_FORMAT: 16, PACKET_IN2: 30 };
 /** NXT_PACKET_IN2 properties. */
 const NXPINT = { PACKET: 0, FULL_LEN: 1, BUFFER_ID: 2, TABLE_ID: 3, COOKIE: 4, REASON: 5, METADATA: 6 };
 /** "No buffer": nvs buffers no packets, so every packet-in carries its data and every packet-out must too. */
@@ -124,6 +124,21 @@ export interface FlowStat {
   readonly match: Match;
   readonly actions: readonly Action[];
 }
+/** A rule gone (deleted or expired) that asked to be reported (send_flow_rem). */
+export interface FlowRemoved {
+  readonly cookie: bigint;
+  /** OFPRR_*: idle timeout 0, hard timeout 1, delete 2. */
+  readonly reason: number;
+  readonly tableId: number;
+  readonly durationSec: number;
+  readonly durationNsec: number;
+  readonly idleTimeout: number;
+  readonly hardTimeout: number;
+  readonly packets: bigint;
+  readonly bytes: bigint;
+  /** Includes the rule's priority. */
+  readonly match: Match;
+}
 /** A flow dump's selection (flow and aggregate stats requests; cookies only in 1.1+). */
 export interface FlowSelect {
   readonly table: number | null;
@@ -150,6 +165,7 @@ export type OfBody =
   | { type: 'packet_in'; format: 'standard' | 'nxt2'; totalLen: number; reason: number; tableId: number; cookie: bigint; match: Match; data: Uint8Array }
   | { type: 'packet_out'; bufferId: number; inPort: number; actions: Action[]; data: Uint8Array }
   | { type: 'set_packet_in_format'; format: 'standard' | 'nxt' | 'nxt2' }
+  | ({ type: 'flow_removed'; format: 'standard' | 'nxm' } & FlowRemoved)
   | { type: 'bundle_control'; bundleId: number; ctrl: number; flags: number }
   | { type: 'bundle_add'; bundleId: number; flags: number; message: OfMessage }
   | { type: 'port_desc_request'; portNo: number }
@@ -267,6 +283,20 @@ function decodeOf10(r: Reader, type: number): OfBody {
       const actions = readActions(r, actionsLen, newMatch(0));
       return { type: 'packet_out', bufferId, inPort, actions, data: r.bytes(r.left) };
     }
+    case OFPT.FLOW_REMOVED: {
+      const m = r.sub(OFP10_MATCH_LEN);
+      const cookie = r.u64();
+      const priority = r.u16();
+      const reason = r.u8();
+      r.skip(1);
+      const durationSec = r.u32();
+      const durationNsec = r.u32();
+      const idleTimeout = r.u16();
+      r.skip(2);
+      const packets = r.u64();
+      const bytes = r.u64();
+      return { type: 'flow_removed', format: 'standard', cookie, reason, tableId: 0, durationSec, durationNsec, idleTimeout, hardTimeout: 0, packets, bytes, match: readOf10Match(m, priority) };
+    }
     case OFPT.PACKET_IN: {
       r.skip(4);
       const totalLen = r.u16();
@@ -339,6 +369,21 @@ function decodeNxt(r: Reader, version: number): OfBody {
     }
     case NXT.PACKET_IN2:
       return readPacketIn2(r, version);
+    case NXT.FLOW_REMOVED: {
+      const cookie = r.u64();
+      const priority = r.u16();
+      const reason = r.u8();
+      const tableId = r.u8() - 1;
+      const durationSec = r.u32();
+      const durationNsec = r.u32();
+      const idleTimeout = r.u16();
+      const matchLen = r.u16();
+      const packets = r.u64();
+      const bytes = r.u64();
+      const match = readNxm(r, matchLen, priority);
+      r.skip((8 - (matchLen % 8)) % 8);
+      return { type: 'flow_removed', format: 'nxm', cookie, reason, tableId: Math.max(tableId, 0), durationSec, durationNsec, idleTimeout, hardTimeout: 0, packets, bytes, match };
+    }
     case NXT.FLOW_MOD_TABLE_ID: {
       const enable = r.u8();
       r.skip(7);
@@ -516,6 +561,32 @@ function decodeOf11(r: Reader, type: number, version: number): OfBody {
       }
       const actions = readActions(r, actionsLen, newMatch(0), version);
       return { type: 'packet_out', bufferId, inPort, actions, data: r.bytes(r.left) };
+    }
+    case OFPT.FLOW_REMOVED: {
+      if (version >= OFP15_VERSION) {
+        const tableId = r.u8();
+        const reason = r.u8();
+        const priority = r.u16();
+        const idleTimeout = r.u16();
+        const hardTimeout = r.u16();
+        const cookie = r.u64();
+        const match = readOxmMatch(r, priority);
+        const oxs = readOxs(r);
+        const d = oxs.get(OXS.DURATION) ?? 0n;
+        const [packets, bytes] = [oxs.get(OXS.PACKET_COUNT) ?? 0n, oxs.get(OXS.BYTE_COUNT) ?? 0n];
+        return { type: 'flow_removed', format: 'standard', cookie, reason, tableId, durationSec: Number(d >> 32n), durationNsec: Number(d & 0xffffffffn), idleTimeout, hardTimeout, packets, bytes, match };
+      }
+      const cookie = r.u64();
+      const priority = r.u16();
+      const reason = r.u8();
+      const tableId = r.u8();
+      const durationSec = r.u32();
+      const durationNsec = r.u32();
+      const idleTimeout = r.u16();
+      const hardTimeout = r.u16();
+      const packets = r.u64();
+      const bytes = r.u64();
+      return { type: 'flow_removed', format: 'standard', cookie, reason, tableId, durationSec, durationNsec, idleTimeout, hardTimeout, packets, bytes, match: readOxmMatch(r, priority) };
     }
     case OFPT.PACKET_IN: {
       r.skip(4);
@@ -1059,6 +1130,32 @@ export function encode(m: OfMessage): Uint8Array {
         w.zeros(2);
       }
       w.bytes(m.data);
+      break;
+    case 'flow_removed':
+      if (of10 && m.format === 'nxm') {
+        nxt(NXT.FLOW_REMOVED);
+        w.u64(m.cookie).u16(m.match.priority).u8(m.reason).u8(m.tableId + 1).u32(m.durationSec).u32(m.durationNsec).u16(m.idleTimeout);
+        const lenAt = w.length;
+        w.u16(0).u64(m.packets).u64(m.bytes);
+        w.setU16(lenAt, writeNxmPadded(w, m.match));
+      } else if (of10) {
+        header(OFPT.FLOW_REMOVED);
+        writeOf10Match(w, m.match);
+        w.u64(m.cookie).u16(m.match.priority).u8(m.reason).zeros(1).u32(m.durationSec).u32(m.durationNsec).u16(m.idleTimeout).zeros(2).u64(m.packets).u64(m.bytes);
+      } else if (v >= OFP15_VERSION) {
+        header(OFPT.FLOW_REMOVED);
+        w.u8(m.tableId).u8(m.reason).u16(m.match.priority).u16(m.idleTimeout).u16(m.hardTimeout).u64(m.cookie);
+        writeOxmMatch(w, m.match, v);
+        writeOxs(w, [
+          [OXS.DURATION, (BigInt(m.durationSec) << 32n) | BigInt(m.durationNsec), 8],
+          [OXS.PACKET_COUNT, m.packets, 8],
+          [OXS.BYTE_COUNT, m.bytes, 8],
+        ]);
+      } else {
+        header(OFPT.FLOW_REMOVED);
+        w.u64(m.cookie).u16(m.match.priority).u8(m.reason).u8(m.tableId).u32(m.durationSec).u32(m.durationNsec).u16(m.idleTimeout).u16(m.hardTimeout).u64(m.packets).u64(m.bytes);
+        writeOxmMatch(w, m.match, v);
+      }
       break;
     case 'packet_out': {
       header(OFPT.PACKET_OUT);

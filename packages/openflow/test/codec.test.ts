@@ -51,6 +51,10 @@ function samples(): OfMessage[] {
     more: false,
     flows: flows.map((fm) => ({ table: fm.table ?? 0, durationSec: 3, durationNsec: 5, idleTimeout: fm.idleTimeout, hardTimeout: 0, idleAge: 1, hardAge: 2, cookie: fm.cookie, packets: 4n, bytes: 40n, flags: 0, importance: 0, match: fm.match, actions: fm.actions })),
   });
+  out.push({ ...base, type: 'packet_out', bufferId: 0xffffffff, inPort: 0xfffd, actions: flows[0].actions, data: new Uint8Array(60).fill(9) });
+  out.push({ ...base, type: 'flow_removed', format: 'nxm', cookie: 0x9n, reason: 2, tableId: 4, durationSec: 1, durationNsec: 5, idleTimeout: 3, hardTimeout: 0, packets: 2n, bytes: 120n, match: flows[1].match });
+  out.push({ ...base, type: 'flow_removed', format: 'standard', cookie: 0x9n, reason: 0, tableId: 0, durationSec: 1, durationNsec: 5, idleTimeout: 3, hardTimeout: 0, packets: 2n, bytes: 120n, match: flows[0].match });
+  out.push({ ...base, type: 'set_packet_in_format', format: 'nxt2' });
   // The same messages in OpenFlow 1.3, 1.4 and 1.5 layouts (OXM matches, instructions, multipart), where they exist there.
   const later = out.filter((m) => !['set_flow_format', 'flow_mod_table_id'].includes(m.type));
   for (const version of [4, 5, 6]) {
@@ -68,6 +72,11 @@ function samples(): OfMessage[] {
     out.push({ version, xid: 9, type: 'port_desc_request', portNo: 0xffff });
     out.push({ version, xid: 9, type: 'port_desc_reply', ports: [{ portNo: 0xfffe, hwAddr: 0x0a0000000001n, name: 'br0', config: 0, state: 4 }] });
     out.push({ version, xid: 9, type: 'table_features_request' });
+    const inPort = { ...flows[0].match, priority: 0 };
+    out.push({ version, xid: 0, type: 'packet_in', format: 'standard', totalLen: 64, reason: 1, tableId: 3, cookie: 0x5n, match: inPort, data: new Uint8Array(60).fill(7) });
+    out.push({ version, xid: 0, type: 'packet_in', format: 'nxt2', totalLen: 64, reason: 0, tableId: 3, cookie: 0x5n, match: inPort, data: new Uint8Array(60).fill(7) });
+    out.push({ version, xid: 5, type: 'packet_out', bufferId: 0xffffffff, inPort: 1, actions: flows[0].actions, data: new Uint8Array(60).fill(9) });
+    out.push({ version, xid: 0, type: 'flow_removed', format: 'standard', cookie: 0x9n, reason: 2, tableId: 4, durationSec: 1, durationNsec: 5, idleTimeout: 3, hardTimeout: 4, packets: 2n, bytes: 120n, match: flows[0].match });
     out.push({ version, xid: 9, type: 'table_features_reply', more: true, tables: tableFeatures(3, 100) });
     out.push({ version, xid: 9, type: 'aggregate_request', table: null, outPort: 2, outGroup: null, cookie: 0x10n, cookieMask: 0xf0n, match: { ...flows[0].match, priority: 0 } });
   }

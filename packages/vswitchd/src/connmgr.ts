@@ -4,7 +4,11 @@
  * `controller` action, reached through the datapath's userspace upcall) goes
  * to every connection of its bridge that asked for it.
  */
+import type { RemovalReason, Rule } from '@nvs/ofproto';
 import type { OfConnection, PacketInEvent } from './ofconn.ts';
+
+/** OpenFlow's flow-removed reasons (OFPRR_*). */
+const REMOVED_REASON: Record<RemovalReason, number | undefined> = { idle_timeout: 0, hard_timeout: 1, delete: 2, replaced: undefined };
 
 export class ConnMgr {
   private readonly byBridge = new Map<string, Set<OfConnection>>();
@@ -19,6 +23,17 @@ export class ConnMgr {
     const set = this.byBridge.get(bridge);
     set?.delete(conn);
     if (set?.size === 0) this.byBridge.delete(bridge);
+  }
+
+  /** Reports rules gone (deleted or expired) that asked for it (send_flow_rem) to the bridge's connections. */
+  flowRemoved(bridge: string, gone: readonly { rule: Rule; reason: RemovalReason }[], now: number): void {
+    const conns = this.byBridge.get(bridge);
+    if (!conns) return;
+    for (const { rule, reason } of gone) {
+      const code = REMOVED_REASON[reason];
+      if (!rule.flags.sendFlowRem || code === undefined) continue;
+      for (const c of conns) c.flowRemoved(rule, code, now);
+    }
   }
 
   /** Sends a packet-in to the bridge's connections that take it; returns how many did. */

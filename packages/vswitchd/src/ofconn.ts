@@ -10,7 +10,7 @@
  */
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { type FlowMod, mustField, newMatch, setMatchField } from '@nvs/ofproto';
+import { type FlowMod, mustField, newMatch, type Rule, setMatchField } from '@nvs/ofproto';
 import {
   BadRequest,
   BundleCtrl,
@@ -112,6 +112,8 @@ export class OfConnection {
   /** A service connection gets no packet-ins until it sets one (OVS: 0 for service connections; 128 for controllers). */
   private missSendLen: number;
   private packetInFormat: 'standard' | 'nxt' | 'nxt2' = 'standard';
+  /** OpenFlow 1.0's flow format (NXT_SET_FLOW_FORMAT): how flow-removed matches are written to a 1.0 peer. */
+  private flowFormat: 'of10' | 'nxm' = 'of10';
   private readonly controllerId = 0;
   private configFlags = 0;
   /** Open (or closed, not yet committed) bundles by id: their flags and flow mods in order. */
@@ -260,6 +262,7 @@ export class OfConnection {
         // Requests are served in order and synchronously, so everything before the barrier is done.
         return this.reply(m, { type: 'barrier_reply' });
       case 'set_flow_format':
+        this.flowFormat = m.format;
         return;
       case 'set_packet_in_format':
         // NXT_PACKET_IN (the 1.0-era Nicira format) is not spoken: the peer then keeps the standard one.
@@ -306,8 +309,7 @@ export class OfConnection {
    * data is cut to the action's max_len; nothing is buffered.
    */
   packetIn(ev: PacketInEvent): boolean {
-    if (this.version === 0 || this.socket.destroyed) return false;
-    if (this.o.kind !== 'controller' && this.missSendLen === 0) return false;
+    if (!this.takesAsync()) return false;
     if (ev.controllerId !== this.controllerId) return false;
     // A table-miss rule's CONTROLLER is "action" to 1.0 peers and "no_match" from 1.3 on; the reasons 1.4
     // added (action_set, group, packet_out) are "action" before it: as OVS reports them.
@@ -319,6 +321,35 @@ export class OfConnection {
     const data = ev.packet.subarray(0, Math.min(ev.packet.length, ev.maxLen));
     const format = this.packetInFormat === 'nxt2' ? 'nxt2' : 'standard';
     this.send({ type: 'packet_in', format, totalLen: ev.packet.length, reason, tableId: ev.tableId, cookie: ev.cookie, match, data, version: this.version, xid: 0 });
+    return true;
+  }
+
+  /** Whether asynchronous messages go to this connection (a service connection only once it set a miss_send_len, as in OVS). */
+  private takesAsync(): boolean {
+    return this.version !== 0 && !this.socket.destroyed && (this.o.kind === 'controller' || this.missSendLen !== 0);
+  }
+
+  /** Reports a rule gone that asked for it (send_flow_rem); `reason` as OpenFlow numbers it (idle 0, hard 1, delete 2). */
+  flowRemoved(rule: Rule, reason: number, now: number): boolean {
+    if (!this.takesAsync()) return false;
+    const age = Math.max(0, now - rule.createdAt);
+    const format = this.version === OFP10_VERSION && this.flowFormat === 'nxm' ? 'nxm' : 'standard';
+    this.send({
+      type: 'flow_removed',
+      format,
+      cookie: rule.cookie,
+      reason,
+      tableId: rule.table,
+      durationSec: Math.floor(age / 1000),
+      durationNsec: (age % 1000) * 1_000_000,
+      idleTimeout: rule.idleTimeout,
+      hardTimeout: rule.hardTimeout,
+      packets: BigInt(rule.packets),
+      bytes: BigInt(rule.bytes),
+      match: rule.match,
+      version: this.version,
+      xid: 0,
+    });
     return true;
   }
 

@@ -27,7 +27,7 @@
  *   costs the revalidator at most a fifth of the thread.
  */
 import type { Logger } from 'pino';
-import { formatDpActions, newFlow, type Rule, type XlateResult } from '@nvs/ofproto';
+import { formatDpActions, newFlow, type RemovalReason, type Rule, type XlateResult } from '@nvs/ofproto';
 import type { Coverage } from './coverage.ts';
 import type { Dpif, DpExecute, DpFlowPut, DpUpcall } from './dpif.ts';
 import type { OfBridge } from './ofbridge.ts';
@@ -62,6 +62,8 @@ export interface UdpifOptions {
   /** Finds the bridge that owns a datapath port. */
   bridgeOf: (odpPort: number) => OfBridge | undefined;
   bridges: () => Iterable<OfBridge>;
+  /** Rules that timed out (for flow-removed messages). */
+  expired?: (bridge: OfBridge, gone: { rule: Rule; reason: RemovalReason }[]) => void;
   /** Hands a packet sent up by a `controller` action to the bridge's controllers; false when none took it. */
   toController?: (bridge: OfBridge, ev: PacketInEvent) => boolean;
   maxIdleMs: number;
@@ -404,7 +406,10 @@ export class Udpif {
     const t0 = performance.now();
     const dp = this.o.dp;
     const now = dp.now();
-    for (const b of this.o.bridges()) b.ofproto.run();
+    for (const b of this.o.bridges()) {
+      const expired = b.ofproto.run();
+      if (expired.length) this.o.expired?.(b, expired);
+    }
     this.revalidateChanged();
     const dels: string[] = [];
     const round = ++this.rounds;

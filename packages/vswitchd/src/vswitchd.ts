@@ -10,7 +10,7 @@
  */
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { type Action, OFPP } from '@nvs/ofproto';
+import { type Action, type FlowModOutcome, OFPP, type Rule } from '@nvs/ofproto';
 import { UnixctlServer, type VLog } from '@nvs/daemon';
 import { Switch, type Bridge, type DatapathPorts, type PortBackend } from './bridge.ts';
 import type { ReadOptions, SwitchConfig } from './config.ts';
@@ -92,7 +92,8 @@ export class Vswitchd {
     this.flows = new FlowService({
       bridge: (name) => this.ofbridges.get(name),
       portCounters: (p) => this.portCounters().get(p.odpPort) ?? ZERO,
-      changed: (b) => {
+      changed: (b, outcome) => {
+        this.flowsDeleted(b, outcome);
         this.coverage.inc('ofproto_flow_mod');
         this.udpif?.scheduleTargeted();
         this.rules.schedule(b);
@@ -221,6 +222,7 @@ export class Vswitchd {
       },
       bridges: () => this.ofbridges.values(),
       toController: (b, ev) => this.connmgr.packetIn(b.name, ev) > 0,
+      expired: (b, gone) => this.connmgr.flowRemoved(b.name, gone, b.ofproto.now()),
       maxIdleMs: cfg.maxIdleMs,
       flowLimit: cfg.flowLimit,
       intervalMs: this.c.revalidateMs,
@@ -245,6 +247,13 @@ export class Vswitchd {
     }
     // Not retried on every reconfiguration: only a new mask is tried again.
     this.dpCores = text;
+  }
+
+  /** Rules a flow mod deleted (not those an identical add replaced) are reported to the controllers that asked. */
+  private flowsDeleted(b: OfBridge, outcome: FlowModOutcome): void {
+    const replaced = (r: Rule) => outcome.added.some((a) => a.table === r.table && a.match.priority === r.match.priority && a.match.value.every((x, i) => x === r.match.value[i] && a.match.mask[i] === r.match.mask[i]));
+    const gone = outcome.removed.filter((r) => r.flags.sendFlowRem && !replaced(r)).map((rule) => ({ rule, reason: 'delete' as const }));
+    if (gone.length) this.connmgr.flowRemoved(b.name, gone, b.ofproto.now());
   }
 
   /**
