@@ -10,11 +10,13 @@
 // each switch's own order (OVS's is hash order), so their lines are sorted.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ovsPorts, type RealOvs, startOvs } from '../packages/ofproto/test/helpers.ts';
+import { decode, encode, type OfBody, type OfMessage } from '../packages/openflow/src/index.ts';
+import { parseFlows } from '../packages/ofproto/src/index.ts';
 import { buildPacket } from '../packages/vswitchd/src/packet.ts';
 import { NvsRun, run } from './e2e-harness.ts';
 import { needsOvs } from './ovs-tools.ts';
@@ -61,6 +63,47 @@ function normalise(text: string): string {
     .replace(/dpid:[0-9a-f]{16}/g, 'dpid:X')
     .replace(/addr:[0-9a-f:]{17}/g, 'addr:X');
   return sortFlowLines(plain);
+}
+
+/** A raw OpenFlow 1.3 peer (our codec) on a switch's management socket: asks and waits for the answer with the same xid. */
+class OfPeer {
+  private buf = Buffer.alloc(0);
+  private readonly waiting = new Map<number, (m: OfMessage) => void>();
+  /** Messages the switch sent on its own (xid 0), by type. */
+  readonly unsolicited: string[] = [];
+  private xid = 100;
+  private constructor(private readonly sock: Socket) {
+    sock.on('data', (d) => {
+      this.buf = Buffer.concat([this.buf, d]);
+      while (this.buf.length >= 8 && this.buf.length >= this.buf.readUInt16BE(2)) {
+        const len = this.buf.readUInt16BE(2);
+        const m = decode(new Uint8Array(this.buf.subarray(0, len)));
+        this.buf = this.buf.subarray(len);
+        if (m.xid === 0) this.unsolicited.push(m.type === 'role_status' ? `role_status ${m.role} ${m.reason} ${m.generationId}` : m.type);
+        this.waiting.get(m.xid)?.(m);
+      }
+    });
+  }
+  static async open(path: string): Promise<OfPeer> {
+    const sock = connect(path);
+    await new Promise((r) => sock.once('connect', r));
+    sock.write(encode({ type: 'hello', versions: [4], version: 4, xid: 1 }));
+    return new OfPeer(sock);
+  }
+  /** Sends a message and resolves with its reply (or error); `barrier`: a message with no reply, followed by a barrier. */
+  ask(body: OfBody, barrier = false): Promise<OfMessage> {
+    const xid = this.xid++;
+    const p = new Promise<OfMessage>((resolve) => {
+      this.waiting.set(xid, resolve);
+      if (barrier) this.waiting.set(xid + 1000, resolve);
+    });
+    this.sock.write(encode({ ...body, version: 4, xid } as OfMessage));
+    if (barrier) this.sock.write(encode({ type: 'barrier_request', version: 4, xid: xid + 1000 }));
+    return p;
+  }
+  close(): void {
+    this.sock.destroy();
+  }
 }
 
 /** Each protocol ovs-ofctl is told to speak (`-O`), run against a fresh pair of switches. */
@@ -194,6 +237,31 @@ describe.skipIf(skipOvs).each(PROTOCOLS)('the real ovs-ofctl -O %s against nvs o
     expect(printed.nvs).toMatch(/FLOW_REMOVED.*reason=delete/);
     expect(printed.nvs).toBe(printed.ovs);
     await same('del-flows');
+  });
+
+  it.runIf(proto === 'OpenFlow13')('roles: a new master makes the old one a slave, which may not change the tables; a stale generation id is refused (as OVS does)', async () => {
+    const results: Record<string, string[]> = {};
+    for (const t of targets) {
+      const a = await OfPeer.open(t.mgmt.replace(/^unix:/, ''));
+      const b = await OfPeer.open(t.mgmt.replace(/^unix:/, ''));
+      try {
+        const seen: string[] = [];
+        const show = (m: OfMessage) => (m.type === 'role_reply' ? `${m.role}:${m.generationId}` : m.type === 'error' ? `error ${m.errType}/${m.code}` : m.type);
+        seen.push(show(await a.ask({ type: 'role_request', nicira: false, role: 'master', generationId: 1n })));
+        seen.push(show(await b.ask({ type: 'role_request', nicira: false, role: 'master', generationId: 2n })));
+        seen.push(show(await a.ask({ type: 'role_request', nicira: false, role: 'nochange', generationId: 0n })));
+        const fm = parseFlows('table=9,actions=drop', { file: 'role' })[0];
+        seen.push(show(await a.ask({ type: 'flow_mod', format: 'oxm', flowMod: fm, bufferId: 0xffffffff, outGroup: null }, true)));
+        seen.push(show(await a.ask({ type: 'role_request', nicira: false, role: 'slave', generationId: 1n })));
+        seen.push(show(await b.ask({ type: 'role_request', nicira: false, role: 'equal', generationId: 0n })));
+        results[t.name] = [...seen, ...a.unsolicited.filter((u) => u.startsWith('role_status'))];
+      } finally {
+        a.close();
+        b.close();
+      }
+    }
+    expect(results.nvs).toEqual(['master:1', 'master:2', 'slave:2', 'error 1/10', 'error 11/0', 'equal:2', 'role_status slave 0 2']);
+    expect(results.nvs).toEqual(results.ovs);
   });
 
   it('a refused flow-mod is an OpenFlow error printed alike, and the switch keeps serving', async () => {

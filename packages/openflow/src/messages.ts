@@ -12,7 +12,7 @@
 import { type Action, type FlowMod, type FlowModCommand, type Match, mustField, newMatch, OFPP, setMatchField, Slot } from '@nvs/ofproto';
 import { readActions, readInstructions, SUPPORTED_ACTIONS, SUPPORTED_INSTRUCTIONS, writeActions, writeInstructions } from './actions.ts';
 import { OFP10_MATCH_LEN, oxmCapabilities, port16, port32, readNxm, readOf10Match, readOxmMatch, writeNxm, writeOf10Match, writeOxmMatch } from './match.ts';
-import { BadRequest, BundleFailed, ErrType, FlowModFailed, OfError, Reader, Writer } from './wire.ts';
+import { BadRequest, BundleFailed, ErrType, FlowModFailed, OfError, Reader, RoleRequestFailed, Writer } from './wire.ts';
 
 export const OFP10_VERSION = 1;
 export const OFP13_VERSION = 4;
@@ -23,7 +23,7 @@ export const SUPPORTED_VERSIONS: readonly number[] = [OFP10_VERSION, OFP13_VERSI
 export const OFP_HEADER_LEN = 8;
 const NX_VENDOR = 0x00002320;
 const OFPT = { HELLO: 0, ERROR: 1, ECHO_REQUEST: 2, ECHO_REPLY: 3, VENDOR: 4, FEATURES_REQUEST: 5, FEATURES_REPLY: 6, GET_CONFIG_REQUEST: 7, GET_CONFIG_REPLY: 8, SET_CONFIG: 9, PACKET_IN: 10, FLOW_REMOVED: 11, PACKET_OUT: 13, FLOW_MOD: 14, STATS_REQUEST: 16, STATS_REPLY: 17, BARRIER_REQUEST: 18, BARRIER_REPLY: 19 };
-const NXT = { SET_FLOW_FORMAT: 12, FLOW_MOD: 13, FLOW_REMOVED: 14, FLOW_MOD_TABLE_ID: 15, SET_PACKET_IN_FORMAT: 16, PACKET_IN2: 30 };
+const NXT = { ROLE_REQUEST: 10, ROLE_REPLY: 11, SET_FLOW_FORMAT: 12, SET_ASYNC_CONFIG: 19, FLOW_MOD: 13, FLOW_REMOVED: 14, FLOW_MOD_TABLE_ID: 15, SET_PACKET_IN_FORMAT: 16, PACKET_IN2: 30 };
 /** NXT_PACKET_IN2 properties. */
 const NXPINT = { PACKET: 0, FULL_LEN: 1, BUFFER_ID: 2, TABLE_ID: 3, COOKIE: 4, REASON: 5, METADATA: 6 };
 /** "No buffer": nvs buffers no packets, so every packet-in carries its data and every packet-out must too. */
@@ -33,10 +33,12 @@ const NXST = { FLOW: 0, AGGREGATE: 1 };
 const COMMANDS: readonly FlowModCommand[] = ['add', 'modify', 'modify_strict', 'delete', 'delete_strict'];
 const FLAG = { SEND_FLOW_REM: 1, CHECK_OVERLAP: 2, RESET_COUNTS: 4, NO_PKT_COUNTS: 8, NO_BYT_COUNTS: 16 };
 /** OpenFlow 1.1+ message types where they differ from 1.0's. */
-const OFPT11 = { PORT_MOD: 16, MULTIPART_REQUEST: 18, MULTIPART_REPLY: 19, BARRIER_REQUEST: 20, BARRIER_REPLY: 21, BUNDLE_CONTROL: 33, BUNDLE_ADD_MESSAGE: 34 };
+const OFPT11 = { PORT_MOD: 16, MULTIPART_REQUEST: 18, MULTIPART_REPLY: 19, BARRIER_REQUEST: 20, BARRIER_REPLY: 21, ROLE_REQUEST: 24, ROLE_REPLY: 25, GET_ASYNC_REQUEST: 26, GET_ASYNC_REPLY: 27, SET_ASYNC: 28, BUNDLE_CONTROL: 33, BUNDLE_ADD_MESSAGE: 34 };
 /** The ONF experimenter (OpenFlow 1.3's bundle extension: control 2300, add 2301). */
 const ONF_VENDOR = 0x4f4e4600;
-const ONFT = { BUNDLE_CONTROL: 2300, BUNDLE_ADD_MESSAGE: 2301 };
+const ONFT = { ROLE_STATUS: 1911, BUNDLE_CONTROL: 2300, BUNDLE_ADD_MESSAGE: 2301 };
+/** OpenFlow 1.4's role-status message type (1.3: the ONF extension ONFT_ROLE_STATUS). */
+const OFPT14_ROLE_STATUS = 30;
 /** Bundle control types (requests are even, each reply is request + 1). */
 export const BundleCtrl = { OPEN_REQUEST: 0, OPEN_REPLY: 1, CLOSE_REQUEST: 2, CLOSE_REPLY: 3, COMMIT_REQUEST: 4, COMMIT_REPLY: 5, DISCARD_REQUEST: 6, DISCARD_REPLY: 7 } as const;
 const OFPMP = { DESC: 0, FLOW: 1, AGGREGATE: 2, TABLE: 3, PORT_STATS: 4, QUEUE: 5, TABLE_FEATURES: 12, PORT_DESC: 13 };
@@ -124,6 +126,22 @@ export interface FlowStat {
   readonly match: Match;
   readonly actions: readonly Action[];
 }
+/** A controller's role: 'nochange' only in a request; 'equal' is Nicira's "other". */
+export type Role = 'nochange' | 'equal' | 'master' | 'slave';
+const OF_ROLES: readonly Role[] = ['nochange', 'equal', 'master', 'slave'];
+const NX_ROLES: readonly Role[] = ['equal', 'master', 'slave'];
+/**
+ * Which asynchronous messages a connection takes, per role (index 0 as
+ * master or equal, 1 as slave): bit N of a mask lets reason N through.
+ */
+export interface AsyncConfig {
+  readonly packetIn: readonly [number, number];
+  readonly portStatus: readonly [number, number];
+  readonly flowRemoved: readonly [number, number];
+}
+/** OpenFlow 1.4+ async-config property types, by (kind, master?) as [slave, master]. */
+const ASYNC_PROPS = { packetIn: [0, 1], portStatus: [2, 3], flowRemoved: [4, 5] } as const;
+
 /** A rule gone (deleted or expired) that asked to be reported (send_flow_rem). */
 export interface FlowRemoved {
   readonly cookie: bigint;
@@ -163,9 +181,13 @@ export type OfBody =
   | { type: 'table_features_request' }
   | { type: 'table_features_reply'; tables: TableFeatures[]; more: boolean }
   | { type: 'packet_in'; format: 'standard' | 'nxt2'; totalLen: number; reason: number; tableId: number; cookie: bigint; match: Match; data: Uint8Array }
-  | { type: 'packet_out'; bufferId: number; inPort: number; actions: Action[]; data: Uint8Array }
+  | { type: 'packet_out'; bufferId: number; inPort: number; actions: readonly Action[]; data: Uint8Array }
   | { type: 'set_packet_in_format'; format: 'standard' | 'nxt' | 'nxt2' }
   | ({ type: 'flow_removed'; format: 'standard' | 'nxm' } & FlowRemoved)
+  | { type: 'role_request' | 'role_reply'; nicira: boolean; role: Role; generationId: bigint | null }
+  | { type: 'role_status'; role: Role; reason: number; generationId: bigint }
+  | { type: 'get_async_request' }
+  | { type: 'set_async' | 'get_async_reply'; nicira: boolean; config: AsyncConfig }
   | { type: 'bundle_control'; bundleId: number; ctrl: number; flags: number }
   | { type: 'bundle_add'; bundleId: number; flags: number; message: OfMessage }
   | { type: 'port_desc_request'; portNo: number }
@@ -369,6 +391,15 @@ function decodeNxt(r: Reader, version: number): OfBody {
     }
     case NXT.PACKET_IN2:
       return readPacketIn2(r, version);
+    case NXT.ROLE_REQUEST:
+    case NXT.ROLE_REPLY: {
+      const code = r.u32();
+      const role = NX_ROLES[code];
+      if (!role) throw new OfError(ErrType.ROLE_REQUEST_FAILED, RoleRequestFailed.BAD_ROLE, `Nicira role ${code}`);
+      return { type: subtype === NXT.ROLE_REQUEST ? 'role_request' : 'role_reply', nicira: true, role, generationId: null };
+    }
+    case NXT.SET_ASYNC_CONFIG:
+      return { type: 'set_async', nicira: true, config: readAsync13(r) };
     case NXT.FLOW_REMOVED: {
       const cookie = r.u64();
       const priority = r.u16();
@@ -537,6 +568,7 @@ function decodeOf11(r: Reader, type: number, version: number): OfBody {
         r.skip(4);
         const expType = r.u32();
         if (expType === ONFT.BUNDLE_CONTROL) return readBundleControl(r);
+        if (expType === ONFT.ROLE_STATUS) return readRoleStatus(r);
         if (expType === ONFT.BUNDLE_ADD_MESSAGE) return readBundleAdd(r, version);
         throw new OfError(ErrType.BAD_REQUEST, BadRequest.BAD_SUBTYPE, `ONF message type ${expType}`);
       }
@@ -598,6 +630,25 @@ function decodeOf11(r: Reader, type: number, version: number): OfBody {
       r.skip(2);
       return { type: 'packet_in', format: 'standard', totalLen, reason, tableId, cookie, match, data: r.bytes(r.left) };
     }
+    case OFPT11.ROLE_REQUEST:
+    case OFPT11.ROLE_REPLY: {
+      const code = r.u32();
+      const role = OF_ROLES[code];
+      if (!role) throw new OfError(ErrType.ROLE_REQUEST_FAILED, RoleRequestFailed.BAD_ROLE, `role ${code}`);
+      r.skip(4);
+      const generationId = r.u64();
+      return { type: type === OFPT11.ROLE_REQUEST ? 'role_request' : 'role_reply', nicira: false, role, generationId };
+    }
+    case OFPT11.GET_ASYNC_REQUEST:
+      return { type: 'get_async_request' };
+    case OFPT14_ROLE_STATUS:
+      if (version < OFP14_VERSION) throw new OfError(ErrType.BAD_REQUEST, BadRequest.BAD_TYPE, `message type ${type}`);
+      return readRoleStatus(r);
+    case OFPT11.SET_ASYNC:
+    case OFPT11.GET_ASYNC_REPLY: {
+      const config = version >= OFP14_VERSION ? readAsync14(r) : readAsync13(r);
+      return { type: type === OFPT11.SET_ASYNC ? 'set_async' : 'get_async_reply', nicira: false, config };
+    }
     case OFPT11.BUNDLE_CONTROL:
       if (version < OFP14_VERSION) throw new OfError(ErrType.BAD_REQUEST, BadRequest.BAD_TYPE, `message type ${type}`);
       return readBundleControl(r);
@@ -609,6 +660,50 @@ function decodeOf11(r: Reader, type: number, version: number): OfBody {
       return decodeMultipart(r, type === OFPT11.MULTIPART_REQUEST, version);
     default:
       throw new OfError(ErrType.BAD_REQUEST, BadRequest.BAD_TYPE, `message type ${type}`);
+  }
+}
+
+/** `ofp14_role_status`: the role now held, why (0: another controller asked for master), the generation id. */
+function readRoleStatus(r: Reader): OfBody {
+  const code = r.u32();
+  const role = OF_ROLES[code];
+  if (!role) throw new OfError(ErrType.ROLE_REQUEST_FAILED, RoleRequestFailed.BAD_ROLE, `role ${code}`);
+  const reason = r.u8();
+  r.skip(3);
+  const generationId = r.u64();
+  r.skip(r.left);
+  return { type: 'role_status', role, reason, generationId };
+}
+
+/** OpenFlow 1.3's (and Nicira's) async config: packet-in, port-status, flow-removed masks, master then slave. */
+function readAsync13(r: Reader): AsyncConfig {
+  const pair = () => [r.u32(), r.u32()] as const;
+  return { packetIn: pair(), portStatus: pair(), flowRemoved: pair() };
+}
+
+/** OpenFlow 1.4+'s async config as properties; the ones nvs does not use (role status, table status, …) are skipped, absent ones are 0. */
+function readAsync14(r: Reader): AsyncConfig {
+  const masks = new Map<number, number>();
+  while (r.left > 0) {
+    const type = r.u16();
+    const len = r.u16();
+    if (len < 4 || len - 4 > r.left) throw new OfError(ErrType.BAD_PROPERTY, 1, `async property length ${len}`);
+    const p = r.sub(len - 4);
+    r.skip(Math.min(r.left, (8 - (len % 8)) % 8));
+    if (type <= 5 && len === 8) masks.set(type, p.u32());
+  }
+  const pair = ([slave, master]: readonly [number, number]) => [masks.get(master) ?? 0, masks.get(slave) ?? 0] as const;
+  return { packetIn: pair(ASYNC_PROPS.packetIn), portStatus: pair(ASYNC_PROPS.portStatus), flowRemoved: pair(ASYNC_PROPS.flowRemoved) };
+}
+
+function writeAsync(w: Writer, c: AsyncConfig, v: number): void {
+  if (v < OFP14_VERSION) {
+    for (const k of ['packetIn', 'portStatus', 'flowRemoved'] as const) w.u32(c[k][0]).u32(c[k][1]);
+    return;
+  }
+  for (const k of ['packetIn', 'portStatus', 'flowRemoved'] as const) {
+    w.u16(ASYNC_PROPS[k][0]).u16(8).u32(c[k][1]);
+    w.u16(ASYNC_PROPS[k][1]).u16(8).u32(c[k][0]);
   }
 }
 
@@ -1130,6 +1225,32 @@ export function encode(m: OfMessage): Uint8Array {
         w.zeros(2);
       }
       w.bytes(m.data);
+      break;
+    case 'role_request':
+    case 'role_reply': {
+      const request = m.type === 'role_request';
+      if (m.nicira) {
+        nxt(request ? NXT.ROLE_REQUEST : NXT.ROLE_REPLY);
+        w.u32(Math.max(0, NX_ROLES.indexOf(m.role)));
+      } else {
+        header(request ? OFPT11.ROLE_REQUEST : OFPT11.ROLE_REPLY);
+        w.u32(OF_ROLES.indexOf(m.role)).zeros(4).u64(m.generationId ?? 0xffff_ffff_ffff_ffffn);
+      }
+      break;
+    }
+    case 'get_async_request':
+      header(OFPT11.GET_ASYNC_REQUEST);
+      break;
+    case 'role_status':
+      if (v >= OFP14_VERSION) header(OFPT14_ROLE_STATUS);
+      else header(OFPT.VENDOR).u32(ONF_VENDOR).u32(ONFT.ROLE_STATUS);
+      w.u32(OF_ROLES.indexOf(m.role)).u8(m.reason).zeros(3).u64(m.generationId);
+      break;
+    case 'set_async':
+    case 'get_async_reply':
+      if (m.nicira) nxt(NXT.SET_ASYNC_CONFIG);
+      else header(m.type === 'set_async' ? OFPT11.SET_ASYNC : OFPT11.GET_ASYNC_REPLY);
+      writeAsync(w, m.config, m.nicira ? OFP13_VERSION : v);
       break;
     case 'flow_removed':
       if (of10 && m.format === 'nxm') {

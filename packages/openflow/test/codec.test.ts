@@ -72,6 +72,12 @@ function samples(): OfMessage[] {
     out.push({ version, xid: 9, type: 'port_desc_request', portNo: 0xffff });
     out.push({ version, xid: 9, type: 'port_desc_reply', ports: [{ portNo: 0xfffe, hwAddr: 0x0a0000000001n, name: 'br0', config: 0, state: 4 }] });
     out.push({ version, xid: 9, type: 'table_features_request' });
+    out.push({ version, xid: 9, type: 'role_request', nicira: false, role: 'master', generationId: 7n });
+    out.push({ version, xid: 9, type: 'role_reply', nicira: true, role: 'slave', generationId: null });
+    out.push({ version, xid: 0, type: 'role_status', role: 'slave', reason: 0, generationId: 7n });
+    out.push({ version, xid: 9, type: 'get_async_request' });
+    out.push({ version, xid: 9, type: 'set_async', nicira: false, config: { packetIn: [0x3b, 1], portStatus: [7, 7], flowRemoved: [0xf, 0] } });
+    out.push({ version, xid: 9, type: 'get_async_reply', nicira: false, config: { packetIn: [0x3b, 0], portStatus: [7, 5], flowRemoved: [0x3f, 2] } });
     const inPort = { ...flows[0].match, priority: 0 };
     out.push({ version, xid: 0, type: 'packet_in', format: 'standard', totalLen: 64, reason: 1, tableId: 3, cookie: 0x5n, match: inPort, data: new Uint8Array(60).fill(7) });
     out.push({ version, xid: 0, type: 'packet_in', format: 'nxt2', totalLen: 64, reason: 0, tableId: 3, cookie: 0x5n, match: inPort, data: new Uint8Array(60).fill(7) });

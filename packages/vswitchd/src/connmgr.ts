@@ -12,6 +12,25 @@ const REMOVED_REASON: Record<RemovalReason, number | undefined> = { idle_timeout
 
 export class ConnMgr {
   private readonly byBridge = new Map<string, Set<OfConnection>>();
+  /** The largest role-request generation id seen per bridge. */
+  private readonly generations = new Map<string, bigint>();
+
+  /** Records a master/slave request's generation id; false when it is older than one seen (compared as OpenFlow says: signed 64-bit difference). */
+  acceptGeneration(bridge: string, id: bigint): boolean {
+    const cur = this.generations.get(bridge);
+    if (cur !== undefined && BigInt.asIntN(64, id - cur) < 0n) return false;
+    this.generations.set(bridge, id);
+    return true;
+  }
+
+  generation(bridge: string): bigint | null {
+    return this.generations.get(bridge) ?? null;
+  }
+
+  /** A connection became master: every other master of the bridge becomes a slave. */
+  demoteMasters(bridge: string, master: OfConnection): void {
+    for (const c of this.byBridge.get(bridge) ?? []) if (c !== master) c.demote(this.generation(bridge));
+  }
 
   add(bridge: string, conn: OfConnection): void {
     let set = this.byBridge.get(bridge);

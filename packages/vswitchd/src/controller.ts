@@ -24,8 +24,8 @@ export interface ControllerConfig {
 /** What is written back to the Controller row. */
 export interface ControllerStatus {
   isConnected: boolean;
-  /** OVS's Controller.role: "other" (equal), "master" or "slave"; nvs has no role requests yet, so "other". */
-  role: 'other';
+  /** OVS's Controller.role: "other" (equal), "master" or "slave", as the controller asked. */
+  role: 'other' | 'master' | 'slave';
   state: 'ACTIVE' | 'BACKOFF' | 'CONNECTING' | 'LISTENING';
   /** Why the last attempt failed, if it did. */
   lastError?: string;
@@ -57,7 +57,7 @@ export function parseTarget(target: string): { passive: boolean; endpoint: Endpo
 }
 
 export class ControllerLink {
-  private readonly sockets = new Set<Socket>();
+  private readonly sockets = new Map<Socket, OfConnection>();
   private server: Server | undefined;
   private timer: NodeJS.Timeout | undefined;
   private backoffMs = 0;
@@ -81,21 +81,30 @@ export class ControllerLink {
   }
 
   status(): ControllerStatus {
-    return { isConnected: this.sockets.size > 0, role: 'other', state: this.sockets.size > 0 ? 'ACTIVE' : this.state, lastError: this.lastError };
+    const conn = [...this.sockets.values()][0];
+    return { isConnected: conn !== undefined, role: conn?.dbRole ?? 'other', state: conn ? 'ACTIVE' : this.state, lastError: this.lastError };
   }
 
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
-    for (const s of this.sockets) s.destroy();
+    for (const s of this.sockets.keys()) s.destroy();
     this.server?.close();
     const t = parseTarget(this.cfg.target);
     if (t?.passive && t.endpoint.kind === 'unix' && existsSync(t.endpoint.path)) unlinkSync(t.endpoint.path);
   }
 
   private serve(socket: Socket): void {
-    this.sockets.add(socket);
-    new OfConnection(socket, { bridge: this.d.bridge, service: this.d.service, log: this.d.log, now: () => Date.now(), connmgr: this.d.connmgr, kind: 'controller' });
+    const conn = new OfConnection(socket, {
+      bridge: this.d.bridge,
+      service: this.d.service,
+      log: this.d.log,
+      now: () => Date.now(),
+      connmgr: this.d.connmgr,
+      kind: 'controller',
+      roleChanged: this.d.changed,
+    });
+    this.sockets.set(socket, conn);
     this.d.log.info({ bridge: this.d.bridge, target: this.cfg.target }, 'connected to controller');
     this.d.changed();
   }

@@ -12,6 +12,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { type FlowMod, mustField, newMatch, type Rule, setMatchField } from '@nvs/ofproto';
 import {
+  type AsyncConfig,
   BadRequest,
   BundleCtrl,
   BundleFailed,
@@ -24,8 +25,11 @@ import {
   frameLength,
   OfError,
   OFP10_VERSION,
+  OFP13_VERSION,
   OFP14_VERSION,
   OFP_HEADER_LEN,
+  type Role,
+  RoleRequestFailed,
   SUPPORTED_VERSIONS,
   type FlowSelect,
   type FlowStat,
@@ -78,6 +82,8 @@ export interface OfConnOptions {
    * Bridge's controllers) takes them from the start.
    */
   kind?: 'service' | 'controller';
+  /** Called when the peer changes its role (Controller.role is written back). */
+  roleChanged?: () => void;
 }
 
 /** A packet for the controller as the datapath sent it up (the `controller` action's cookie and the packet then). */
@@ -94,8 +100,16 @@ export interface PacketInEvent {
 
 /** Packet-in reasons on the wire: no_match 0, action 1, invalid_ttl 2, (1.4+) action_set 3, group 4, packet_out 5. */
 const EXPLICIT_MISS = 6;
-/** Reasons a master (or equal) connection takes by default, as OVS's default async config. */
-const DEFAULT_PACKET_IN_MASK = 0b111111;
+
+/**
+ * OVS's default async config: a master (or equal) takes packet-ins of every
+ * reason but invalid_ttl, port status, and flow-removed of the reasons its
+ * version has; a slave only port status.
+ */
+function defaultAsync(version: number): AsyncConfig {
+  const flowRemoved = version >= OFP14_VERSION ? 0x3f : version === OFP13_VERSION ? 0xf : 0x7;
+  return { packetIn: [0x3b, 0], portStatus: [0x7, 0x7], flowRemoved: [flowRemoved, 0] };
+}
 
 function macNumber(mac: string): bigint {
   return BigInt(`0x${mac.replace(/:/g, '') || '0'}`);
@@ -112,6 +126,9 @@ export class OfConnection {
   /** A service connection gets no packet-ins until it sets one (OVS: 0 for service connections; 128 for controllers). */
   private missSendLen: number;
   private packetInFormat: 'standard' | 'nxt' | 'nxt2' = 'standard';
+  /** Role (OFPT_ROLE_REQUEST / NXT_ROLE_REQUEST): a slave may not change the tables and gets no packet-ins. */
+  private role: Exclude<Role, 'nochange'> = 'equal';
+  private async: AsyncConfig = defaultAsync(OFP10_VERSION);
   /** OpenFlow 1.0's flow format (NXT_SET_FLOW_FORMAT): how flow-removed matches are written to a 1.0 peer. */
   private flowFormat: 'of10' | 'nxm' = 'of10';
   private readonly controllerId = 0;
@@ -166,6 +183,9 @@ export class OfConnection {
   private handleRaw(raw: Uint8Array): void {
     try {
       const m = decode(raw);
+      if (this.role === 'slave' && ['flow_mod', 'packet_out', 'bundle_control', 'bundle_add'].includes(m.type)) {
+        throw new OfError(ErrType.BAD_REQUEST, BadRequest.IS_SLAVE, `${m.type}: this connection is a slave`);
+      }
       if (m.type === 'flow_mod' && this.version !== 0) {
         // A modify or delete limited to rules that output to a group selects nothing: nvs has no groups.
         if (m.outGroup !== null) return;
@@ -238,6 +258,7 @@ export class OfConnection {
       const common = VERSIONS.filter((v) => m.versions.includes(v));
       if (common.length === 0) throw new OfError(ErrType.HELLO_FAILED, 0, `no common OpenFlow version (peer offers ${m.versions.join(', ')})`);
       this.version = Math.max(...common);
+      this.async = defaultAsync(this.version);
       return;
     }
     if (this.version === 0) throw new OfError(ErrType.BAD_REQUEST, 0, 'message before HELLO');
@@ -264,6 +285,13 @@ export class OfConnection {
       case 'set_flow_format':
         this.flowFormat = m.format;
         return;
+      case 'role_request':
+        return this.roleRequest(m);
+      case 'set_async':
+        this.async = m.config;
+        return;
+      case 'get_async_request':
+        return this.reply(m, { type: 'get_async_reply', nicira: false, config: this.async });
       case 'set_packet_in_format':
         // NXT_PACKET_IN (the 1.0-era Nicira format) is not spoken: the peer then keeps the standard one.
         if (m.format === 'nxt') throw new OfError(ErrType.BAD_REQUEST, BadRequest.EPERM, 'NXT_PACKET_IN format is not supported (use NXT_PACKET_IN2)');
@@ -315,13 +343,48 @@ export class OfConnection {
     // added (action_set, group, packet_out) are "action" before it: as OVS reports them.
     let reason = ev.reason === EXPLICIT_MISS ? (this.version === OFP10_VERSION ? 1 : 0) : ev.reason;
     if (reason > 2 && this.version < OFP14_VERSION) reason = 1;
-    if (!(DEFAULT_PACKET_IN_MASK & (1 << reason))) return false;
+    if (!(this.async.packetIn[this.role === 'slave' ? 1 : 0] & (1 << reason))) return false;
     const match = newMatch(0);
     setMatchField(match, mustField('in_port'), BigInt(ev.inPort), 0xffffn);
     const data = ev.packet.subarray(0, Math.min(ev.packet.length, ev.maxLen));
     const format = this.packetInFormat === 'nxt2' ? 'nxt2' : 'standard';
     this.send({ type: 'packet_in', format, totalLen: ev.packet.length, reason, tableId: ev.tableId, cookie: ev.cookie, match, data, version: this.version, xid: 0 });
     return true;
+  }
+
+  /** The role as the Controller table spells it. */
+  get dbRole(): 'other' | 'master' | 'slave' {
+    return this.role === 'equal' ? 'other' : this.role;
+  }
+
+  /** Steps down to slave (another connection became master); a 1.3+ peer is told with a role status, as OVS does. */
+  demote(generationId: bigint | null): void {
+    if (this.role !== 'master') return;
+    this.role = 'slave';
+    this.o.roleChanged?.();
+    if (this.version >= OFP13_VERSION && !this.socket.destroyed) {
+      this.send({ type: 'role_status', role: 'slave', reason: 0, generationId: generationId ?? 0xffff_ffff_ffff_ffffn, version: this.version, xid: 0 });
+    }
+  }
+
+  /**
+   * A role request: 'master' makes every other master of the bridge a
+   * slave; master and slave requests carry a generation id that must not go
+   * back (else OFPRRFC_STALE); the reply says the role now held.
+   */
+  private roleRequest(m: OfMessage & { type: 'role_request' | 'role_reply' }): void {
+    const mgr = this.o.connmgr;
+    if (m.role !== 'nochange') {
+      if ((m.role === 'master' || m.role === 'slave') && m.generationId !== null && mgr && !mgr.acceptGeneration(this.o.bridge, m.generationId)) {
+        throw new OfError(ErrType.ROLE_REQUEST_FAILED, RoleRequestFailed.STALE, `generation id ${m.generationId} is stale`);
+      }
+      if (m.role === 'master') mgr?.demoteMasters(this.o.bridge, this);
+      if (this.role !== m.role) {
+        this.role = m.role;
+        this.o.roleChanged?.();
+      }
+    }
+    this.reply(m, { type: 'role_reply', nicira: m.nicira, role: this.role, generationId: m.nicira ? null : (mgr?.generation(this.o.bridge) ?? null) });
   }
 
   /** Whether asynchronous messages go to this connection (a service connection only once it set a miss_send_len, as in OVS). */
@@ -331,7 +394,7 @@ export class OfConnection {
 
   /** Reports a rule gone that asked for it (send_flow_rem); `reason` as OpenFlow numbers it (idle 0, hard 1, delete 2). */
   flowRemoved(rule: Rule, reason: number, now: number): boolean {
-    if (!this.takesAsync()) return false;
+    if (!this.takesAsync() || !(this.async.flowRemoved[this.role === 'slave' ? 1 : 0] & (1 << reason))) return false;
     const age = Math.max(0, now - rule.createdAt);
     const format = this.version === OFP10_VERSION && this.flowFormat === 'nxm' ? 'nxm' : 'standard';
     this.send({
