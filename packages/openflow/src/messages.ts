@@ -231,7 +231,7 @@ export function decode(buf: Uint8Array): OfMessage {
   if (type === OFPT.ERROR) return { version, xid, type: 'error', errType: r.u16(), code: r.u16(), data: r.bytes(r.left) };
   if (type === OFPT.ECHO_REQUEST || type === OFPT.ECHO_REPLY) return { version, xid, type: type === OFPT.ECHO_REQUEST ? 'echo_request' : 'echo_reply', data: r.bytes(r.left) };
   if (!SUPPORTED_VERSIONS.includes(version)) throw new OfError(ErrType.BAD_REQUEST, BadRequest.BAD_VERSION, `OpenFlow version 0x${version.toString(16)} is not supported`);
-  const body = version === OFP10_VERSION ? decodeOf10(r, type) : decodeOf11(r, type, version);
+  const body = decodeCommon(r, type, version) ?? (version === OFP10_VERSION ? decodeOf10(r, type) : decodeOf11(r, type, version));
   if (r.left !== 0) throw new OfError(ErrType.BAD_REQUEST, BadRequest.BAD_LEN, `${r.left} bytes after the message body`);
   return { version, xid, ...body };
 }
@@ -264,15 +264,17 @@ function flowModFlags(flags: number): FlowMod['flags'] {
   };
 }
 
-function decodeOf10(r: Reader, type: number): OfBody {
+/** The messages every version numbers and lays out alike (but for the barrier's number and the features reply's ports); undefined for the rest. */
+function decodeCommon(r: Reader, type: number, version: number): OfBody | undefined {
+  const of10 = version === OFP10_VERSION;
   switch (type) {
     case OFPT.FEATURES_REQUEST:
       return { type: 'features_request' };
     case OFPT.GET_CONFIG_REQUEST:
       return { type: 'get_config_request' };
-    case OFPT.BARRIER_REQUEST:
+    case of10 ? OFPT.BARRIER_REQUEST : OFPT11.BARRIER_REQUEST:
       return { type: 'barrier_request' };
-    case OFPT.BARRIER_REPLY:
+    case of10 ? OFPT.BARRIER_REPLY : OFPT11.BARRIER_REPLY:
       return { type: 'barrier_reply' };
     case OFPT.GET_CONFIG_REPLY:
     case OFPT.SET_CONFIG:
@@ -283,11 +285,19 @@ function decodeOf10(r: Reader, type: number): OfBody {
       const nTables = r.u8();
       r.skip(3);
       const capabilities = r.u32();
+      // 1.0: the actions bitmap and the ports; 1.1+: a reserved word (ports come from a port-desc request).
       const actions = r.u32();
       const ports: PhyPort[] = [];
-      while (r.left > 0) ports.push(readPhyPort10(r));
-      return { type: 'features_reply', datapathId, nBuffers, nTables, capabilities, actions, ports };
+      while (of10 && r.left > 0) ports.push(readPhyPort10(r));
+      return { type: 'features_reply', datapathId, nBuffers, nTables, capabilities, actions: of10 ? actions : 0, ports };
     }
+    default:
+      return undefined;
+  }
+}
+
+function decodeOf10(r: Reader, type: number): OfBody {
+  switch (type) {
     case OFPT.FLOW_MOD: {
       const m = r.sub(OFP10_MATCH_LEN);
       const cookie = r.u64();
@@ -540,26 +550,6 @@ function anyPort(p: number): number | null {
 
 function decodeOf11(r: Reader, type: number, version: number): OfBody {
   switch (type) {
-    case OFPT.FEATURES_REQUEST:
-      return { type: 'features_request' };
-    case OFPT.GET_CONFIG_REQUEST:
-      return { type: 'get_config_request' };
-    case OFPT11.BARRIER_REQUEST:
-      return { type: 'barrier_request' };
-    case OFPT11.BARRIER_REPLY:
-      return { type: 'barrier_reply' };
-    case OFPT.GET_CONFIG_REPLY:
-    case OFPT.SET_CONFIG:
-      return { type: type === OFPT.SET_CONFIG ? 'set_config' : 'get_config_reply', flags: r.u16(), missSendLen: r.u16() };
-    case OFPT.FEATURES_REPLY: {
-      const datapathId = r.u64();
-      const nBuffers = r.u32();
-      const nTables = r.u8();
-      r.skip(3);
-      const capabilities = r.u32();
-      r.skip(4);
-      return { type: 'features_reply', datapathId, nBuffers, nTables, capabilities, actions: 0, ports: [] };
-    }
     case OFPT.FLOW_MOD:
       return decodeFlowMod11(r, version);
     case OFPT.VENDOR: {
