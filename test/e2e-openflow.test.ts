@@ -164,12 +164,18 @@ describe.skipIf(skipOvs).each(PROTOCOLS)('the real ovs-ofctl -O %s against nvs o
     await same('dump-flows', 'ip');
     await same('dump-aggregate');
     await same('dump-aggregate', 'table=0');
+    // Selection by cookie: NXM_NX_COOKIE_W in 1.0's NXM requests, the cookie fields in 1.1+.
+    await same('dump-flows', 'cookie=0x12/-1');
+    await same('dump-aggregate', 'cookie=0x10/0xf0');
   });
 
   it('mod-flows, del-flows (plain and --strict, with out_port), replace-flows and diff-flows', async () => {
     await same('mod-flows', 'ip,nw_src=10.0.0.0/8,actions=output:3');
     await same('mod-flows', '--strict', 'priority=7,udp,udp_src=53,actions=output:1');
     await same('dump-flows');
+    await same('mod-flows', 'cookie=0x12/-1,arp,actions=output:2');
+    await same('dump-flows', 'arp');
+    await same('del-flows', 'table=0,icmp');
     await same('del-flows', '--strict', 'priority=5,in_port=1,ip,nw_src=10.0.0.0/8');
     await same('del-flows', 'out_port=1');
     await same('dump-flows');

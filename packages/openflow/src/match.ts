@@ -254,7 +254,23 @@ export function writeNxm(w: Writer, m: Match, oxmVersion = 0): number {
 }
 
 /** Reads `len` bytes of NXM/OXM TLVs into a new match at `priority`. */
-export function readNxm(r: Reader, len: number, priority: number): Match {
+/** NXM_NX_COOKIE(_W): a flow mod's or flow dump's cookie selection, carried among the match's TLVs (NXM only). */
+const NXM_NX_COOKIE = ((NXM_NX << 16) | (30 << 9)) >>> 0;
+
+/** A cookie and mask a match's TLVs carried (NXM_NX_COOKIE_W), filled by `readNxm` when given. */
+export interface CookieSelect {
+  cookie: bigint;
+  mask: bigint;
+}
+
+/** Writes NXM_NX_COOKIE_W (only when the mask selects something). */
+export function writeNxmCookie(w: Writer, cookie: bigint, mask: bigint): number {
+  if (mask === 0n) return 0;
+  w.u32((NXM_NX_COOKIE | 0x100 | 16) >>> 0).u64(cookie & mask).u64(mask);
+  return 20;
+}
+
+export function readNxm(r: Reader, len: number, priority: number, cookie?: CookieSelect): Match {
   const m = newMatch(priority);
   const body = r.sub(len);
   const seen = new Set<number>();
@@ -262,6 +278,13 @@ export function readNxm(r: Reader, len: number, priority: number): Match {
     const header = body.u32();
     if (header >>> 16 === OXM_PKT_REGS) {
       readXreg(body, header, m, seen);
+      continue;
+    }
+    if (cookie && (header & 0xfffffe00) >>> 0 === NXM_NX_COOKIE) {
+      const masked = (header & 0x100) !== 0;
+      if ((header & 0xff) !== (masked ? 16 : 8)) throw badLen(`NXM_NX_COOKIE: length ${header & 0xff}`);
+      cookie.cookie = body.u64();
+      cookie.mask = masked ? body.u64() : 0xffff_ffff_ffff_ffffn;
       continue;
     }
     const n = nxmByHeader(header);

@@ -11,7 +11,7 @@
  */
 import { type Action, type FlowMod, type FlowModCommand, type Match, mustField, newMatch, OFPP, setMatchField, Slot } from '@nvs/ofproto';
 import { readActions, readInstructions, SUPPORTED_ACTIONS, SUPPORTED_INSTRUCTIONS, writeActions, writeInstructions } from './actions.ts';
-import { OFP10_MATCH_LEN, oxmCapabilities, port16, port32, readNxm, readOf10Match, readOxmMatch, writeNxm, writeOf10Match, writeOxmMatch } from './match.ts';
+import { type CookieSelect, OFP10_MATCH_LEN, oxmCapabilities, port16, port32, readNxm, readOf10Match, readOxmMatch, writeNxm, writeNxmCookie, writeOf10Match, writeOxmMatch } from './match.ts';
 import { BadRequest, BundleFailed, ErrType, FlowModFailed, OfError, Reader, RoleRequestFailed, Writer } from './wire.ts';
 
 export const OFP10_VERSION = 1;
@@ -22,7 +22,7 @@ export const OFP15_VERSION = 6;
 export const SUPPORTED_VERSIONS: readonly number[] = [OFP10_VERSION, OFP13_VERSION, OFP14_VERSION, OFP15_VERSION];
 export const OFP_HEADER_LEN = 8;
 const NX_VENDOR = 0x00002320;
-const OFPT = { HELLO: 0, ERROR: 1, ECHO_REQUEST: 2, ECHO_REPLY: 3, VENDOR: 4, FEATURES_REQUEST: 5, FEATURES_REPLY: 6, GET_CONFIG_REQUEST: 7, GET_CONFIG_REPLY: 8, SET_CONFIG: 9, PACKET_IN: 10, FLOW_REMOVED: 11, PACKET_OUT: 13, FLOW_MOD: 14, STATS_REQUEST: 16, STATS_REPLY: 17, BARRIER_REQUEST: 18, BARRIER_REPLY: 19 };
+const OFPT = { HELLO: 0, ERROR: 1, ECHO_REQUEST: 2, ECHO_REPLY: 3, VENDOR: 4, FEATURES_REQUEST: 5, FEATURES_REPLY: 6, GET_CONFIG_REQUEST: 7, GET_CONFIG_REPLY: 8, SET_CONFIG: 9, PACKET_IN: 10, FLOW_REMOVED: 11, PORT_STATUS: 12, PACKET_OUT: 13, FLOW_MOD: 14, STATS_REQUEST: 16, STATS_REPLY: 17, BARRIER_REQUEST: 18, BARRIER_REPLY: 19 };
 const NXT = { ROLE_REQUEST: 10, ROLE_REPLY: 11, SET_FLOW_FORMAT: 12, SET_ASYNC_CONFIG: 19, FLOW_MOD: 13, FLOW_REMOVED: 14, FLOW_MOD_TABLE_ID: 15, SET_PACKET_IN_FORMAT: 16, PACKET_IN2: 30 };
 /** NXT_PACKET_IN2 properties. */
 const NXPINT = { PACKET: 0, FULL_LEN: 1, BUFFER_ID: 2, TABLE_ID: 3, COOKIE: 4, REASON: 5, METADATA: 6 };
@@ -186,6 +186,7 @@ export type OfBody =
   | ({ type: 'flow_removed'; format: 'standard' | 'nxm' } & FlowRemoved)
   | { type: 'role_request' | 'role_reply'; nicira: boolean; role: Role; generationId: bigint | null }
   | { type: 'role_status'; role: Role; reason: number; generationId: bigint }
+  | { type: 'port_status'; reason: number; port: PhyPort }
   | { type: 'get_async_request' }
   | { type: 'set_async' | 'get_async_reply'; nicira: boolean; config: AsyncConfig }
   | { type: 'bundle_control'; bundleId: number; ctrl: number; flags: number }
@@ -279,6 +280,12 @@ function decodeCommon(r: Reader, type: number, version: number): OfBody | undefi
     case OFPT.GET_CONFIG_REPLY:
     case OFPT.SET_CONFIG:
       return { type: type === OFPT.SET_CONFIG ? 'set_config' : 'get_config_reply', flags: r.u16(), missSendLen: r.u16() };
+    case OFPT.PORT_STATUS: {
+      // Reason: add 0, delete 1, modify 2.
+      const reason = r.u8();
+      r.skip(7);
+      return { type: 'port_status', reason, port: of10 ? readPhyPort10(r) : readPort11(r, version) };
+    }
     case OFPT.FEATURES_REPLY: {
       const datapathId = r.u64();
       const nBuffers = r.u32();
@@ -361,7 +368,7 @@ function flowModTail(r: Reader, cookie: bigint, command: number): FlowModTail {
   return { cookie, command, idle: r.u16(), hard: r.u16(), priority: r.u16(), bufferId: r.u32(), outPort: r.u16(), flags: r.u16() };
 }
 
-function finishFlowMod(r: Reader, format: 'of10' | 'nxm', t: FlowModTail, match: Match): OfBody {
+function finishFlowMod(r: Reader, format: 'of10' | 'nxm', t: FlowModTail, match: Match, sel: CookieSelect = { cookie: 0n, mask: 0n }): OfBody {
   const cmd = COMMANDS[t.command & 0xff];
   if (!cmd) throw new OfError(ErrType.FLOW_MOD_FAILED, 4, `flow_mod command ${t.command & 0xff}`);
   const tableByte = t.command >> 8;
@@ -369,10 +376,12 @@ function finishFlowMod(r: Reader, format: 'of10' | 'nxm', t: FlowModTail, match:
   const isAdd = cmd === 'add';
   const flowMod: FlowMod = {
     command: cmd,
-    table: tableByte === 0xff || (!isAdd && tableByte === 0) ? null : tableByte,
+    // (Without NXT_FLOW_MOD_TABLE_ID the byte is no table: the connection then takes every table.)
+    table: tableByte === 0xff ? null : tableByte,
     match,
-    cookie: isAdd ? t.cookie : 0n,
-    cookieMask: 0n,
+    // A modify or delete selects by NXM_NX_COOKIE_W; with no mask, its cookie field is the modified rules' new cookie.
+    cookie: isAdd || sel.mask === 0n ? (cmd === 'delete' || cmd === 'delete_strict' ? 0n : t.cookie) : sel.cookie & sel.mask,
+    cookieMask: isAdd ? 0n : sel.mask,
     idleTimeout: t.idle,
     hardTimeout: t.hard,
     importance: 0,
@@ -436,9 +445,10 @@ function decodeNxt(r: Reader, version: number): OfBody {
       const t = flowModTail(r, cookie, command);
       const matchLen = r.u16();
       r.skip(6);
-      const match = readNxm(r, matchLen, t.priority);
+      const sel: CookieSelect = { cookie: 0n, mask: 0n };
+      const match = readNxm(r, matchLen, t.priority, sel);
       r.skip((8 - (matchLen % 8)) % 8);
-      return finishFlowMod(r, 'nxm', t, match);
+      return finishFlowMod(r, 'nxm', t, match, sel);
     }
     default:
       throw new OfError(ErrType.BAD_REQUEST, BadRequest.BAD_SUBTYPE, `Nicira message subtype ${subtype}`);
@@ -450,9 +460,10 @@ function readSelect(r: Reader): FlowSelect {
   const matchLen = r.u16();
   const table = r.u8();
   r.skip(3);
-  const match = readNxm(r, matchLen, 0);
+  const sel: CookieSelect = { cookie: 0n, mask: 0n };
+  const match = readNxm(r, matchLen, 0, sel);
   r.skip((8 - (matchLen % 8)) % 8);
-  return { table: table === 0xff ? null : table, outPort: outPort === OFPP_NONE ? null : outPort, outGroup: null, cookie: 0n, cookieMask: 0n, match };
+  return { table: table === 0xff ? null : table, outPort: outPort === OFPP_NONE ? null : outPort, outGroup: null, cookie: sel.cookie & sel.mask, cookieMask: sel.mask, match };
 }
 
 function decodeStats(r: Reader, request: boolean): OfBody {
@@ -1059,8 +1070,9 @@ export function flowModFlagBits(f: FlowMod['flags']): number {
   return (f.sendFlowRem ? FLAG.SEND_FLOW_REM : 0) | (f.checkOverlap ? FLAG.CHECK_OVERLAP : 0) | (f.resetCounts ? FLAG.RESET_COUNTS : 0) | (f.noPacketCounts ? FLAG.NO_PKT_COUNTS : 0) | (f.noByteCounts ? FLAG.NO_BYT_COUNTS : 0);
 }
 
-function writeNxmPadded(w: Writer, m: Match): number {
-  const len = writeNxm(w, m);
+/** An NXM match padded to 8 bytes, with a cookie selection's NXM_NX_COOKIE_W when given. */
+function writeNxmPadded(w: Writer, m: Match, sel?: { cookie: bigint; cookieMask: bigint }): number {
+  const len = writeNxm(w, m) + (sel ? writeNxmCookie(w, sel.cookie, sel.cookieMask) : 0);
   w.zeros((8 - (len % 8)) % 8);
   return len;
 }
@@ -1143,11 +1155,12 @@ export function encode(m: OfMessage): Uint8Array {
         break;
       }
       nxt(NXT.FLOW_MOD);
-      w.u64(fm.cookie).u16((table << 8) | COMMANDS.indexOf(fm.command));
+      const masked = fm.command !== 'add' && fm.cookieMask !== 0n;
+      w.u64(masked ? 0n : fm.cookie).u16((table << 8) | COMMANDS.indexOf(fm.command));
       w.u16(fm.idleTimeout).u16(fm.hardTimeout).u16(fm.match.priority).u32(m.bufferId).u16(fm.outPort ?? OFPP_NONE).u16(flowModFlagBits(fm.flags));
       const lenAt = w.length;
       w.u16(0).zeros(6);
-      w.setU16(lenAt, writeNxmPadded(w, fm.match));
+      w.setU16(lenAt, writeNxmPadded(w, fm.match, masked ? fm : undefined));
       writeActions(w, fm.actions);
       break;
     }
@@ -1230,6 +1243,12 @@ export function encode(m: OfMessage): Uint8Array {
     }
     case 'get_async_request':
       header(OFPT11.GET_ASYNC_REQUEST);
+      break;
+    case 'port_status':
+      header(OFPT.PORT_STATUS);
+      w.u8(m.reason).zeros(7);
+      if (of10) writePhyPort10(w, m.port);
+      else writePort11(w, m.port, v);
       break;
     case 'role_status':
       if (v >= OFP14_VERSION) header(OFPT14_ROLE_STATUS);
@@ -1323,7 +1342,7 @@ export function encode(m: OfMessage): Uint8Array {
       w.u16(m.outPort ?? OFPP_NONE);
       const lenAt = w.length;
       w.u16(0).u8(m.table ?? 0xff).zeros(3);
-      w.setU16(lenAt, writeNxmPadded(w, m.match));
+      w.setU16(lenAt, writeNxmPadded(w, m.match, m));
       break;
     }
     case 'aggregate_reply':

@@ -55,6 +55,9 @@ function samples(): OfMessage[] {
   out.push({ ...base, type: 'flow_removed', format: 'nxm', cookie: 0x9n, reason: 2, tableId: 4, durationSec: 1, durationNsec: 5, idleTimeout: 3, hardTimeout: 0, packets: 2n, bytes: 120n, match: flows[1].match });
   out.push({ ...base, type: 'flow_removed', format: 'standard', cookie: 0x9n, reason: 0, tableId: 0, durationSec: 1, durationNsec: 5, idleTimeout: 3, hardTimeout: 0, packets: 2n, bytes: 120n, match: flows[0].match });
   out.push({ ...base, type: 'set_packet_in_format', format: 'nxt2' });
+  out.push({ ...base, type: 'flow_mod', format: 'nxm', bufferId: 0xffffffff, outGroup: null, flowMod: { ...flows[1], command: 'delete', cookie: 0x10n, cookieMask: 0xf0n, actions: [] } });
+  out.push({ ...base, type: 'aggregate_request', table: null, outPort: null, outGroup: null, cookie: 0x12n, cookieMask: 0xffn, match: { ...flows[0].match, priority: 0 } });
+  out.push({ ...base, type: 'port_status', reason: 1, port: { portNo: 4, hwAddr: 0x0a0000000004n, name: 'p4', config: 0, state: 0 } });
   // The same messages in OpenFlow 1.3, 1.4 and 1.5 layouts (OXM matches, instructions, multipart), where they exist there.
   const later = out.filter((m) => !['set_flow_format', 'flow_mod_table_id'].includes(m.type));
   for (const version of [4, 5, 6]) {
@@ -76,6 +79,7 @@ function samples(): OfMessage[] {
     out.push({ version, xid: 9, type: 'role_reply', nicira: true, role: 'slave', generationId: null });
     out.push({ version, xid: 0, type: 'role_status', role: 'slave', reason: 0, generationId: 7n });
     out.push({ version, xid: 9, type: 'get_async_request' });
+    out.push({ version, xid: 0, type: 'port_status', reason: 0, port: { portNo: 4, hwAddr: 0x0a0000000004n, name: 'p4', config: 0, state: 4 } });
     out.push({ version, xid: 9, type: 'set_async', nicira: false, config: { packetIn: [0x3b, 1], portStatus: [7, 7], flowRemoved: [0xf, 0] } });
     out.push({ version, xid: 9, type: 'get_async_reply', nicira: false, config: { packetIn: [0x3b, 0], portStatus: [7, 5], flowRemoved: [0x3f, 2] } });
     const inPort = { ...flows[0].match, priority: 0 };

@@ -5,6 +5,7 @@
  * to every connection of its bridge that asked for it.
  */
 import type { RemovalReason, Rule } from '@nvs/ofproto';
+import type { BridgePort } from './bridge.ts';
 import type { OfConnection, PacketInEvent } from './ofconn.ts';
 
 /** OpenFlow's flow-removed reasons (OFPRR_*). */
@@ -42,6 +43,11 @@ export class ConnMgr {
     const set = this.byBridge.get(bridge);
     set?.delete(conn);
     if (set?.size === 0) this.byBridge.delete(bridge);
+  }
+
+  /** Tells the bridge's connections about a port added (0), deleted (1) or changed (2). */
+  portStatus(bridge: string, reason: number, port: BridgePort): void {
+    for (const c of this.byBridge.get(bridge) ?? []) c.portStatus(reason, port);
   }
 
   /** Reports rules gone (deleted or expired) that asked for it (send_flow_rem) to the bridge's connections. */

@@ -45,7 +45,7 @@ import {
 } from '@nvs/openflow';
 import type { ConnMgr } from './connmgr.ts';
 import { FlowService, FlowServiceError } from './flow-service.ts';
-import { OFPP_LOCAL } from './bridge.ts';
+import { type BridgePort, OFPP_LOCAL } from './bridge.ts';
 
 /** Versions this switch negotiates (HELLO bitmap): 1.0, 1.3, 1.4, 1.5. */
 const VERSIONS = [...SUPPORTED_VERSIONS];
@@ -205,7 +205,9 @@ export class OfConnection {
     const xid = new DataView(raw.buffer, raw.byteOffset).getUint32(4);
     const e = this.toOfError(err);
     this.o.log.debug({ bridge: this.o.bridge, err: e.message }, 'openflow request refused');
-    const version = this.version || Math.min(raw[0], Math.max(...VERSIONS));
+    // A message of a version not spoken here is answered in its own version, as OVS does.
+    const badVersion = e.errType === ErrType.BAD_REQUEST && e.code === BadRequest.BAD_VERSION;
+    const version = badVersion ? raw[0] : this.version || Math.min(raw[0], Math.max(...VERSIONS));
     this.send({ type: 'error', ...errorForVersion(version, e.errType, e.code), data: raw.slice(0, ERROR_DATA), version, xid });
     if (e.errType === ErrType.HELLO_FAILED) this.socket.end();
   }
@@ -392,6 +394,13 @@ export class OfConnection {
     return this.version !== 0 && !this.socket.destroyed && (this.o.kind === 'controller' || this.missSendLen !== 0);
   }
 
+  /** Reports a port added (0), deleted (1) or changed (2), if this connection's async config takes that reason. */
+  portStatus(reason: number, port: BridgePort): boolean {
+    if (!this.takesAsync() || !(this.async.portStatus[this.role === 'slave' ? 1 : 0] & (1 << reason))) return false;
+    this.send({ type: 'port_status', reason, port: this.phyPort(port), version: this.version, xid: 0 });
+    return true;
+  }
+
   /** Reports a rule gone that asked for it (send_flow_rem); `reason` as OpenFlow numbers it (idle 0, hard 1, delete 2). */
   flowRemoved(rule: Rule, reason: number, now: number): boolean {
     if (!this.takesAsync() || !(this.async.flowRemoved[this.role === 'slave' ? 1 : 0] & (1 << reason))) return false;
@@ -479,11 +488,13 @@ export class OfConnection {
     return this.o.service.dump(this.o.bridge, { table: m.table, match: m.match, outPort: m.outPort, cookie: m.cookie, cookieMask: m.cookieMask });
   }
 
-  /** Ports as OpenFlow describes them: up, and (1.1+) live, as OVS reports its ports that are up. */
+  /** A port as OpenFlow describes it: up, and (1.1+) live, as OVS reports its ports that are up. */
+  private phyPort(p: BridgePort): PhyPort {
+    return { portNo: p.ofport, hwAddr: macNumber(p.mac ?? ''), name: p.name, config: 0, state: this.version === OFP10_VERSION ? 0 : OFPPS_LIVE };
+  }
+
   private phyPorts(): PhyPort[] {
-    const ports = [...this.o.service.bridge(this.o.bridge).ports.values()].sort((x, y) => x.ofport - y.ofport);
-    const state = this.version === OFP10_VERSION ? 0 : OFPPS_LIVE;
-    return ports.map((p) => ({ portNo: p.ofport, hwAddr: macNumber(p.mac ?? ''), name: p.name, config: 0, state }));
+    return [...this.o.service.bridge(this.o.bridge).ports.values()].sort((x, y) => x.ofport - y.ofport).map((p) => this.phyPort(p));
   }
 
   /** Ports ride along in 1.0's reply; 1.1+ clients ask for them with a port-desc request. */

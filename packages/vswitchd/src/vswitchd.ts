@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { type Action, type FlowModOutcome, OFPP, type Rule } from '@nvs/ofproto';
 import { UnixctlServer, type VLog } from '@nvs/daemon';
-import { Switch, type Bridge, type DatapathPorts, type PortBackend } from './bridge.ts';
+import { Switch, type Bridge, type BridgePort, type DatapathPorts, type PortBackend } from './bridge.ts';
 import type { ReadOptions, SwitchConfig } from './config.ts';
 import { Coverage } from './coverage.ts';
 import type { Dpif, DpifOptions, DpPortStats, PortCounters } from './dpif.ts';
@@ -49,6 +49,9 @@ export interface VswitchdComponents {
   onExit?: () => void;
 }
 
+/** OpenFlow port-status reasons. */
+const OFPPR_ADD = 0;
+const OFPPR_DELETE = 1;
 const ZERO: PortCounters = { rxPackets: 0, rxBytes: 0, rxDropped: 0, txPackets: 0, txBytes: 0, txDropped: 0 };
 
 export class Vswitchd {
@@ -58,7 +61,7 @@ export class Vswitchd {
   readonly flows: FlowService;
   readonly ofbridges = new Map<string, OfBridge>();
   private readonly mgmt = new Map<string, MgmtServer>();
-  /** Every bridge's OpenFlow connections, for packet-ins. */
+  /** Every bridge's OpenFlow connections, for packet-ins, flow-removed and port status. */
   private readonly connmgr = new ConnMgr();
   /** The Bridge `controller` columns' connections. */
   private readonly controllers: Controllers;
@@ -181,6 +184,7 @@ export class Vswitchd {
     this.requestedHandlers = cfg.handlers;
     this.udpif?.setLimits(cfg.maxIdleMs, cfg.flowLimit);
     // Control goes one way: the model reconciles and says what changed, then ofproto and the caches follow.
+    const portsBefore = new Map([...this.ofbridges].map(([name, ob]) => [name, new Map([...ob.ports.values()].map((p) => [p.name, { ...p }]))]));
     const changes = this.switch.reconcile(cfg);
     for (const b of changes.removed) this.bridgeRemoved(b);
     for (const b of changes.added) this.bridgeAdded(b);
@@ -189,6 +193,7 @@ export class Vswitchd {
     for (const ob of this.ofbridges.values()) {
       const synced = ob.sync(this.switch.status);
       if (synced || changes.changed.has(ob.model)) this.udpif?.bridgeChanged(ob);
+      if (synced) this.portsChanged(ob, portsBefore.get(ob.name) ?? new Map());
     }
     for (const b of cfg.bridges) this.controllers.reconcile(b.name, b.controllers);
     // Last, so that the write a new period makes at once sees the ports as now configured.
@@ -247,6 +252,13 @@ export class Vswitchd {
     }
     // Not retried on every reconfiguration: only a new mask is tried again.
     this.dpCores = text;
+  }
+
+  /** Ports added to or gone from a bridge (an OpenFlow port number changing is a delete and an add), told to its OpenFlow connections. */
+  private portsChanged(ob: OfBridge, before: Map<string, BridgePort>): void {
+    const after = new Map([...ob.ports.values()].map((p) => [p.name, p]));
+    for (const [name, p] of before) if (after.get(name)?.ofport !== p.ofport) this.connmgr.portStatus(ob.name, OFPPR_DELETE, p);
+    for (const [name, p] of after) if (before.get(name)?.ofport !== p.ofport) this.connmgr.portStatus(ob.name, OFPPR_ADD, p);
   }
 
   /** Rules a flow mod deleted (not those an identical add replaced) are reported to the controllers that asked. */
