@@ -175,6 +175,12 @@ describe.skipIf(skipOvs).each(PROTOCOLS)('the real ovs-ofctl -O %s against nvs o
     await same('dump-flows');
     await same('mod-flows', 'cookie=0x12/-1,arp,actions=output:2');
     await same('dump-flows', 'arp');
+    // Without a cookie mask: 1.0 gives the rules the flow mod's cookie (0), 1.1+ keeps theirs;
+    // selecting no rule, 1.0 adds it, 1.3+ does nothing.
+    await same('mod-flows', 'arp,actions=output:1');
+    await same('dump-flows', 'arp');
+    await same('mod-flows', 'table=9,udp,actions=output:1');
+    await same('dump-flows', 'table=9');
     await same('del-flows', 'table=0,icmp');
     await same('del-flows', '--strict', 'priority=5,in_port=1,ip,nw_src=10.0.0.0/8');
     await same('del-flows', 'out_port=1');

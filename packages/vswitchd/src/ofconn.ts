@@ -190,7 +190,14 @@ export class OfConnection {
         // A modify or delete limited to rules that output to a group selects nothing: nvs has no groups.
         if (m.outGroup !== null) return;
         const tableGiven = m.format === 'oxm' || this.tableIdInFlowMods;
-        this.queued.push({ fm: tableGiven ? m.flowMod : { ...m.flowMod, table: null }, raw: raw.slice() });
+        const fm = tableGiven ? m.flowMod : { ...m.flowMod, table: null };
+        if (m.format === 'oxm' && (fm.command === 'modify' || fm.command === 'modify_strict') && fm.cookieMask === 0n) {
+          // It must see the rules as the flow mods before it left them.
+          this.flushFlowMods();
+          this.queued.push(...this.keepingCookies(fm).map((one) => ({ fm: one, raw: raw.slice() })));
+          return;
+        }
+        this.queued.push({ fm, raw: raw.slice() });
         return;
       }
       // Whatever follows flow mods sees them applied (a barrier, a dump).
@@ -237,6 +244,22 @@ export class OfConnection {
         this.refuse(q.raw, err);
       }
     }
+  }
+
+  /**
+   * An OpenFlow 1.1+ modify without a cookie mask leaves each rule's cookie
+   * as it is (OVS), where ofproto's modify gives the rules the flow mod's
+   * cookie: so it becomes one modify per cookie among the rules it selects,
+   * each selecting exactly that cookie. Selecting none, it does nothing:
+   * from OpenFlow 1.2 on a modify adds no rule (OVS).
+   */
+  private keepingCookies(fm: FlowMod): FlowMod[] {
+    const strict = fm.command === 'modify_strict';
+    const rules = this.o.service
+      .dump(this.o.bridge, { table: fm.table, match: fm.match })
+      .filter((r) => !strict || (r.match.priority === fm.match.priority && r.match.value.every((v, i) => v === fm.match.value[i] && r.match.mask[i] === fm.match.mask[i])));
+    const cookies = [...new Set(rules.map((r) => r.cookie))];
+    return cookies.map((cookie) => ({ ...fm, cookie, cookieMask: 0xffff_ffff_ffff_ffffn }));
   }
 
   private toOfError(err: unknown): OfError {
