@@ -17,8 +17,8 @@
 #                   for how to get it). Without it the script says so and exits 0:
 #                   CI reaches no repository.
 #   NVS_SUITE_REAL=1  run the real OVS daemons instead (the baseline)
-#   NVS_SUITE_REAL_OFCTL=1  send add-flow(s)/del-flows too to the real ovs-ofctl
-#                   (over nvs's OpenFlow wire) instead of nvs-ofctl
+#   NVS_SUITE_WIRE=1  no ovs-ofctl shim: the real ovs-ofctl talks OpenFlow to nvs
+#                   (for ofproto:wire and ofproto-dpif:wire)
 #   OVS_SUITE_JOBS  parallel jobs (default 1: these machines have 2 cores)
 # Prints one `SUITE: N passed, M failed` line per suite; exits 1 if any failed.
 set -u
@@ -38,7 +38,8 @@ ln -s "$ROOT/dist/nvs-vswitchd.js" "$NAMES/ovs-vswitchd"
 ln -s "$ROOT/dist/nvs-ofctl.js" "$NAMES/ovs-ofctl"
 if [ "${NVS_SUITE_REAL:-0}" != 1 ]; then
   export OVSDB_SERVER_CMD="$NAMES/ovsdb-server" OVS_VSWITCHD_CMD="$NAMES/ovs-vswitchd"
-  [ "${NVS_SUITE_REAL_OFCTL:-0}" = 1 ] || export OVS_OFCTL_SHIM_CMD="$NAMES/ovs-ofctl"
+  # NVS_SUITE_WIRE=1: the real ovs-ofctl speaks OpenFlow to nvs for every command (no shim).
+  [ "${NVS_SUITE_WIRE:-0}" = 1 ] || export OVS_OFCTL_SHIM_CMD="$NAMES/ovs-ofctl"
 fi
 export OVS_SUITE_JOBS=${OVS_SUITE_JOBS:-1}
 [ $# -gt 0 ] || set -- ovs-vsctl ovsdb-server

@@ -173,6 +173,8 @@ class Ctx {
   baseTpid: number;
   depth = 0;
   resubmits = 0;
+  /** Translating a packet-out: its packets for the controller say so (reason packet_out, as OVS reports them). */
+  packetOut = false;
   error: string | null = null;
   /** Set by dec_ttl's exception: stop the current action list. */
   private stopList = false;
@@ -243,6 +245,7 @@ class Ctx {
 
   /** Translates from table 0, where the packet enters the pipeline. */
   start(actions?: readonly Action[]): void {
+    this.packetOut = actions !== undefined;
     if (actions) this.doActions(actions);
     else this.lookupTable(0, this.flow[Slot.IN_PORT], false);
     this.runActionSet();
@@ -573,6 +576,9 @@ class Ctx {
     switch (port) {
       case OFPP.IN_PORT:
         return this.outputTo(inPort);
+      case OFPP.TABLE:
+        // Only a packet-out's actions may output to TABLE (flows refuse it): the pipeline from table 0.
+        return this.resubmit(0, inPort);
       case OFPP.NORMAL:
         return this.normal();
       case OFPP.FLOOD:
@@ -685,7 +691,7 @@ class Ctx {
 
   private toController(a: ControllerAction): void {
     this.commit();
-    const reasonName = a.reason === 'action' && this.rule && isTableMiss(this.rule) ? 'explicit_miss' : a.reason;
+    const reasonName = a.reason === 'action' && this.packetOut ? 'packet_out' : a.reason === 'action' && this.rule && isTableMiss(this.rule) ? 'explicit_miss' : a.reason;
     const cookie: ControllerCookie = {
       reason: REASON_CODES[reasonName],
       maxLen: a.maxLen,

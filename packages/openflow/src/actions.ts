@@ -1,16 +1,27 @@
 /**
- * OpenFlow 1.0 actions and the Nicira extension actions (NXAST_*), to and
- * from ofproto's `Action` list: each form encodes to what OVS sends for it
- * (`mod_dl_src` as OFPAT_SET_DL_SRC, `load` as NXAST_REG_LOAD, `set_field`
- * as NXAST_REG_LOAD2), so decoding gives back the same form.
+ * Actions and instructions on the wire, to and from ofproto's `Action` list:
+ * OpenFlow 1.0's actions, OpenFlow 1.1+'s (1.3, 1.4, 1.5: OFPAT_SET_FIELD,
+ * PUSH/POP_VLAN, DEC_NW_TTL, …) and instructions (apply-actions,
+ * write-metadata, goto-table), and the Nicira extension actions (NXAST_*)
+ * both share. Each form encodes to what OVS sends for it in that version
+ * (1.0: `mod_dl_src` as OFPAT_SET_DL_SRC, `load` as NXAST_REG_LOAD,
+ * `set_field` as NXAST_REG_LOAD2; 1.3: `mod_dl_src` and `set_field` as
+ * OFPAT_SET_FIELD, `load` still NXAST_REG_LOAD), so decoding gives back the same form.
  */
 import { type Action, type ControllerReason, type Field, type FieldRange, fieldOnes, IpProto, type Match, mustField, OFPP, Slot } from '@nvs/ofproto';
-import { nxmByHeader, nxmForField, nxmHeader, OXM_VLAN_PCP, OXM_VLAN_VID } from './match.ts';
-import { BadAction, ErrType, OfError, type Reader, type Writer } from './wire.ts';
+import { nxmByHeader, nxmForField, nxmHeader, OXM_IN_PORT, OXM_VLAN_PCP, OXM_VLAN_VID, oxmForField, port16, port32 } from './match.ts';
+import { BadAction, BadInstruction, ErrType, OfError, type Reader, type Writer } from './wire.ts';
 
 const NX_VENDOR = 0x00002320;
 const OFPAT = { OUTPUT: 0, SET_VLAN_VID: 1, SET_VLAN_PCP: 2, STRIP_VLAN: 3, SET_DL_SRC: 4, SET_DL_DST: 5, SET_NW_SRC: 6, SET_NW_DST: 7, SET_NW_TOS: 8, SET_TP_SRC: 9, SET_TP_DST: 10, VENDOR: 0xffff };
 const NXAST = { RESUBMIT: 1, SET_TUNNEL: 2, REG_MOVE: 6, SET_TUNNEL64: 9, REG_LOAD: 7, NOTE: 8, RESUBMIT_TABLE: 14, OUTPUT_REG: 15, DEC_TTL: 18, CONTROLLER: 20, DEC_TTL_CNT_IDS: 21, WRITE_METADATA: 22, REG_LOAD2: 33, CONJUNCTION: 34 };
+const OFPAT11 = { OUTPUT: 0, PUSH_VLAN: 17, POP_VLAN: 18, SET_NW_TTL: 23, DEC_NW_TTL: 24, SET_FIELD: 25, COPY_FIELD: 28, EXPERIMENTER: 0xffff };
+const OFPIT = { GOTO_TABLE: 1, WRITE_METADATA: 2, WRITE_ACTIONS: 3, APPLY_ACTIONS: 4, CLEAR_ACTIONS: 5, METER: 6 };
+/** The OpenFlow 1.1+ instructions and (standard) actions nvs takes, for table features. */
+export const SUPPORTED_INSTRUCTIONS: readonly number[] = [OFPIT.GOTO_TABLE, OFPIT.WRITE_METADATA, OFPIT.APPLY_ACTIONS];
+export const SUPPORTED_ACTIONS: readonly number[] = [OFPAT11.OUTPUT, OFPAT11.PUSH_VLAN, OFPAT11.POP_VLAN, OFPAT11.SET_NW_TTL, OFPAT11.DEC_NW_TTL, OFPAT11.SET_FIELD];
+const ETH_TYPE_VLAN = 0x8100;
+const ETH_TYPE_VLAN_8021AD = 0x88a8;
 const REASONS: readonly ControllerReason[] = ['no_match', 'action', 'invalid_ttl', 'action_set', 'group', 'packet_out'];
 const OF10_MOD = new Map<string, number>([
   ['dl_src', OFPAT.SET_DL_SRC],
@@ -66,7 +77,7 @@ function maskRange(mask: bigint): { ofs: number; nBits: number } | null {
 }
 
 /** Writes one action as OpenFlow 1.0 + Nicira extensions. */
-function writeAction(w: Writer, a: Action): void {
+function writeAction10(w: Writer, a: Action): void {
   let at: number;
   switch (a.type) {
     case 'output':
@@ -169,15 +180,165 @@ function writeSetField(w: Writer, f: Field, value: bigint, mask: bigint): void {
   end(w, at);
 }
 
-/** Writes an action list (OpenFlow 1.0 + NXAST); returns its byte length. */
-export function writeActions(w: Writer, actions: readonly Action[]): number {
+/** Whether the match pins a VLAN tag present (OVS then pushes none for `mod_vlan_vid`). */
+function matchHasVlan(m: Match | undefined): boolean {
+  return !!m && (m.mask[Slot.VLAN_TCI] & 0x1000) !== 0 && (m.value[Slot.VLAN_TCI] & 0x1000) !== 0;
+}
+
+function oxmRangeHeader(r: FieldRange): number {
+  const n = oxmForField(r.field);
+  if (!n) throw bad(BadAction.BAD_ARGUMENT, `field ${r.field.name} has no OXM header`);
+  return nxmHeader(n, false);
+}
+
+/** OFPAT_SET_FIELD with one OXM TLV (the OXM header where the field has one), padded to 8. */
+function writeOfpSetField(w: Writer, f: Field, value: bigint, mask: bigint): void {
+  const n = oxmForField(f);
+  if (!n) throw bad(BadAction.BAD_ARGUMENT, `set_field: ${f.name} has no OXM header`);
+  const at = w.length;
+  const masked = mask !== fieldOnes(n.field);
+  w.u16(OFPAT11.SET_FIELD).u16(0).u32(nxmHeader(n, masked));
+  if (n === OXM_IN_PORT) w.u32(port32(Number(value)));
+  else w.uint(value, n.bytes);
+  if (masked) w.uint(mask, n.bytes);
+  end(w, at);
+}
+
+/** Writes one action as OpenFlow 1.1+ (`version` 4-6) + Nicira extensions. */
+function writeAction11(w: Writer, a: Action, version: number, match: Match | undefined): void {
+  switch (a.type) {
+    case 'output':
+      w.u16(OFPAT11.OUTPUT).u16(16).u32(port32(a.port)).u16(0).zeros(6);
+      return;
+    case 'controller':
+      if (a.reason === 'action' && a.controllerId === 0) {
+        w.u16(OFPAT11.OUTPUT).u16(16).u32(port32(OFPP.CONTROLLER)).u16(a.maxLen).zeros(6);
+        return;
+      }
+      return writeAction10(w, a);
+    case 'set_vlan_vid':
+    case 'set_vlan_pcp':
+      if (a.pushIfNeeded && !matchHasVlan(match)) w.u16(OFPAT11.PUSH_VLAN).u16(8).u16(ETH_TYPE_VLAN).zeros(2);
+      if (a.type === 'set_vlan_vid') return writeOfpSetField(w, OXM_VLAN_VID.field, BigInt(a.vid | 0x1000), 0x1fffn);
+      return writeOfpSetField(w, OXM_VLAN_PCP.field, BigInt(a.pcp), 7n);
+    case 'push_vlan':
+      w.u16(OFPAT11.PUSH_VLAN).u16(8).u16(a.ethertype).zeros(2);
+      return;
+    case 'pop_vlan':
+      w.u16(OFPAT11.POP_VLAN).u16(8).zeros(4);
+      return;
+    case 'dec_ttl':
+      if (a.controllerIds.length === 0) {
+        w.u16(OFPAT11.DEC_NW_TTL).u16(8).zeros(4);
+        return;
+      }
+      return writeAction10(w, a);
+    case 'set_field': {
+      if (a.form === 'mod' && a.field.name === 'nw_ttl') {
+        w.u16(OFPAT11.SET_NW_TTL).u16(8).u8(Number(a.value)).zeros(3);
+        return;
+      }
+      // OpenFlow 1.5 has only set_field; before it, a load or a partial write stays NXAST_REG_LOAD(2), as OVS sends it.
+      const whole = a.mask === fieldOnes(a.field);
+      if (version >= 6 || (a.form !== 'load' && whole && oxmForField(a.field))) return writeOfpSetField(w, a.field, a.value, a.mask);
+      return writeAction10(w, a.form === 'mod' ? { ...a, form: 'set_field' } : a);
+    }
+    case 'move': {
+      // OpenFlow 1.5 has its own copy-field action; before it, move stays NXAST_REG_MOVE.
+      if (version < 6) return writeAction10(w, a);
+      const at = w.length;
+      w.u16(OFPAT11.COPY_FIELD).u16(0).u16(a.src.nBits).u16(a.src.ofs).u16(a.dst.ofs).zeros(2).u32(oxmRangeHeader(a.src)).u32(oxmRangeHeader(a.dst));
+      return end(w, at);
+    }
+    case 'goto_table':
+    case 'write_metadata':
+      throw bad(BadAction.BAD_TYPE, `${a.type} is an instruction, not an action`);
+    default:
+      return writeAction10(w, a);
+  }
+}
+
+/**
+ * Writes an action list; returns its byte length. `version` 1 writes
+ * OpenFlow 1.0 + NXAST (where goto_table and write_metadata are Nicira
+ * actions too); 4-6 write OpenFlow 1.1+ actions (instructions go through `writeInstructions`).
+ */
+export function writeActions(w: Writer, actions: readonly Action[], version = 1, match?: Match): number {
   const start = w.length;
-  for (const a of actions) writeAction(w, a);
+  for (const a of actions) {
+    if (version === 1) writeAction10(w, a);
+    else writeAction11(w, a, version, match);
+  }
   return w.length - start;
 }
 
-/** Reads `len` bytes of OpenFlow 1.0 + NXAST actions; the match decides mod_tp_* fields. */
-export function readActions(r: Reader, len: number, match: Match): Action[] {
+/** Writes an action list as OpenFlow 1.1+ instructions: apply-actions, then write-metadata, then goto-table (none for drop). */
+export function writeInstructions(w: Writer, actions: readonly Action[], version: number, match: Match): number {
+  const start = w.length;
+  const apply = actions.filter((a) => a.type !== 'goto_table' && a.type !== 'write_metadata');
+  if (apply.length) {
+    const at = w.length;
+    w.u16(OFPIT.APPLY_ACTIONS).u16(0).zeros(4);
+    writeActions(w, apply, version, match);
+    w.setU16(at + 2, w.length - at);
+  }
+  for (const a of actions) {
+    if (a.type === 'write_metadata') w.u16(OFPIT.WRITE_METADATA).u16(24).zeros(4).u64(a.value).u64(a.mask);
+  }
+  for (const a of actions) {
+    if (a.type === 'goto_table') w.u16(OFPIT.GOTO_TABLE).u16(8).u8(a.table).zeros(3);
+  }
+  return w.length - start;
+}
+
+function badInst(code: number, msg: string): OfError {
+  return new OfError(ErrType.BAD_INSTRUCTION, code, msg);
+}
+
+/** Reads `len` bytes of OpenFlow 1.1+ instructions into one action list (the model keeps instructions in it). */
+export function readInstructions(r: Reader, len: number, match: Match): Action[] {
+  const body = r.sub(len);
+  const apply: Action[] = [];
+  let metadata: Action | undefined;
+  let gotoTable: Action | undefined;
+  const seen = new Set<number>();
+  while (body.left > 0) {
+    if (body.left < 8) throw badInst(BadInstruction.BAD_LEN, 'instruction truncated');
+    const type = body.u16();
+    const ilen = body.u16();
+    if (ilen < 8 || ilen % 8 || ilen - 4 > body.left) throw badInst(BadInstruction.BAD_LEN, `instruction length ${ilen}`);
+    const i = body.sub(ilen - 4);
+    if (seen.has(type)) throw badInst(BadInstruction.UNSUP_INST, `instruction ${type} appears twice`);
+    seen.add(type);
+    switch (type) {
+      case OFPIT.APPLY_ACTIONS:
+        i.skip(4);
+        apply.push(...readActions(i, i.left, match, 4));
+        break;
+      case OFPIT.WRITE_METADATA:
+        if (ilen !== 24) throw badInst(BadInstruction.BAD_LEN, `write_metadata length ${ilen}`);
+        i.skip(4);
+        metadata = { type: 'write_metadata', value: i.u64(), mask: i.u64() };
+        break;
+      case OFPIT.GOTO_TABLE: {
+        const table = i.u8();
+        if (table > 254) throw badInst(BadInstruction.BAD_TABLE_ID, `goto_table:${table}`);
+        gotoTable = { type: 'goto_table', table };
+        break;
+      }
+      case OFPIT.WRITE_ACTIONS:
+      case OFPIT.CLEAR_ACTIONS:
+      case OFPIT.METER:
+        throw badInst(BadInstruction.UNSUP_INST, `instruction ${type} is not supported by nvs yet`);
+      default:
+        throw badInst(BadInstruction.UNKNOWN_INST, `instruction type ${type}`);
+    }
+  }
+  return [...apply, ...(metadata ? [metadata] : []), ...(gotoTable ? [gotoTable] : [])];
+}
+
+/** Reads `len` bytes of OpenFlow 1.0 (`version` 1) or 1.1+ actions and NXAST ones; the match decides mod_tp_* fields. */
+export function readActions(r: Reader, len: number, match: Match, version = 1): Action[] {
   const body = r.sub(len);
   const out: Action[] = [];
   while (body.left > 0) {
@@ -186,7 +347,7 @@ export function readActions(r: Reader, len: number, match: Match): Action[] {
     const alen = body.u16();
     if (alen < 8 || alen % 8 || alen - 4 > body.left) throw bad(BadAction.BAD_LEN, `action length ${alen}`);
     const a = body.sub(alen - 4);
-    out.push(type === OFPAT.VENDOR ? readNx(a, alen) : readOf10(a, type, alen, match));
+    out.push(type === OFPAT.VENDOR ? readNx(a, alen) : version === 1 ? readOf10(a, type, alen, match) : readOf11(a, type, alen));
   }
   return out;
 }
@@ -245,6 +406,69 @@ function readOf10(a: Reader, type: number, alen: number, match: Match): Action {
   }
 }
 
+function readOf11(a: Reader, type: number, alen: number): Action {
+  const fixed = type === OFPAT11.OUTPUT || type === OFPAT11.COPY_FIELD ? 16 : 8;
+  if (type !== OFPAT11.SET_FIELD && type !== OFPAT11.COPY_FIELD && alen !== fixed) throw bad(BadAction.BAD_LEN, `action ${type}: length ${alen}`);
+  switch (type) {
+    case OFPAT11.OUTPUT: {
+      const raw = a.u32();
+      const maxLen = a.u16();
+      const port = port16(raw);
+      if (port === OFPP.CONTROLLER) return { type: 'controller', maxLen, reason: 'action', controllerId: 0 };
+      if (port === null || port === 0 || port === OFPP.NONE) throw bad(BadAction.BAD_OUT_PORT, `output to port ${raw}`);
+      return { type: 'output', port };
+    }
+    case OFPAT11.PUSH_VLAN: {
+      const ethertype = a.u16();
+      if (ethertype !== ETH_TYPE_VLAN && ethertype !== ETH_TYPE_VLAN_8021AD) throw bad(BadAction.BAD_ARGUMENT, `push_vlan:0x${ethertype.toString(16)}`);
+      return { type: 'push_vlan', ethertype };
+    }
+    case OFPAT11.POP_VLAN:
+      return { type: 'pop_vlan' };
+    case OFPAT11.SET_NW_TTL:
+      return mod('nw_ttl', BigInt(a.u8()));
+    case OFPAT11.DEC_NW_TTL:
+      return { type: 'dec_ttl', controllerIds: [] };
+    case OFPAT11.COPY_FIELD: {
+      if (alen < 24) throw bad(BadAction.BAD_LEN, `copy_field length ${alen}`);
+      const nBits = a.u16();
+      const srcOfs = a.u16();
+      const dstOfs = a.u16();
+      a.skip(2);
+      const mv: Action = { type: 'move', src: readRange(a.u32(), srcOfs, nBits), dst: readRange(a.u32(), dstOfs, nBits) };
+      a.skip(a.left);
+      return mv;
+    }
+    case OFPAT11.SET_FIELD: {
+      const sf = readOxmWrite(a, 'set_field');
+      a.skip(a.left);
+      return sf;
+    }
+    default:
+      throw bad(BadAction.BAD_TYPE, `action type ${type}`);
+  }
+}
+
+/** One OXM TLV written into a field (OFPAT_SET_FIELD, NXAST_REG_LOAD2), as the model's action for it. */
+function readOxmWrite(a: Reader, form: 'set_field'): Action {
+  const header = a.u32();
+  const n = nxmByHeader(header);
+  const masked = (header & 0x100) !== 0;
+  if (!n || (header & 0xff) !== (masked ? 2 : 1) * n.bytes) throw bad(BadAction.BAD_ARGUMENT, `set_field: field 0x${header.toString(16)}`);
+  let value = a.uint(n.bytes);
+  const mask = masked ? a.uint(n.bytes) : fieldOnes(n.field);
+  if (n === OXM_IN_PORT) {
+    const p = masked ? null : port16(Number(value));
+    if (p === null) throw bad(BadAction.BAD_ARGUMENT, `set_field: in_port ${value}`);
+    value = BigInt(p);
+  }
+  if ((value | mask) & ~fieldOnes(n.field) || value & ~mask) throw bad(BadAction.BAD_ARGUMENT, `set_field: ${n.name} value out of range`);
+  if (n === OXM_VLAN_VID && mask === 0x1fffn && value & 0x1000n) return { type: 'set_vlan_vid', vid: Number(value & 0xfffn), pushIfNeeded: false };
+  if (n === OXM_VLAN_PCP && !masked) return { type: 'set_vlan_pcp', pcp: Number(value), pushIfNeeded: false };
+  if (n === OXM_VLAN_VID || n === OXM_VLAN_PCP || !n.field.writable) throw bad(BadAction.BAD_ARGUMENT, `set_field: ${n.name} not writable so`);
+  return { type: 'set_field', field: n.field, value, mask, form };
+}
+
 function readNx(a: Reader, alen: number): Action {
   if (alen < 16) throw bad(BadAction.BAD_LEN, `vendor action length ${alen}`);
   const vendor = a.u32();
@@ -277,19 +501,8 @@ function readNx(a: Reader, alen: number): Action {
       const mask = ((1n << BigInt(dst.nBits)) - 1n) << BigInt(dst.ofs);
       return { type: 'set_field', field: dst.field, value: value << BigInt(dst.ofs), mask, form: 'load' };
     }
-    case NXAST.REG_LOAD2: {
-      const header = a.u32();
-      const n = nxmByHeader(header);
-      const masked = (header & 0x100) !== 0;
-      if (!n || (header & 0xff) !== (masked ? 2 : 1) * n.bytes) throw bad(BadAction.BAD_ARGUMENT, `set_field: field 0x${header.toString(16)}`);
-      const value = a.uint(n.bytes);
-      const mask = masked ? a.uint(n.bytes) : fieldOnes(n.field);
-      if ((value | mask) & ~fieldOnes(n.field) || value & ~mask) throw bad(BadAction.BAD_ARGUMENT, `set_field: ${n.name} value out of range`);
-      if (n === OXM_VLAN_VID && mask === 0x1fffn && value & 0x1000n) return { type: 'set_vlan_vid', vid: Number(value & 0xfffn), pushIfNeeded: false };
-      if (n === OXM_VLAN_PCP && !masked) return { type: 'set_vlan_pcp', pcp: Number(value), pushIfNeeded: false };
-      if (n === OXM_VLAN_VID || n === OXM_VLAN_PCP || !n.field.writable) throw bad(BadAction.BAD_ARGUMENT, `set_field: ${n.name} not writable so`);
-      return { type: 'set_field', field: n.field, value, mask, form: 'set_field' };
-    }
+    case NXAST.REG_LOAD2:
+      return readOxmWrite(a, 'set_field');
     case NXAST.NOTE:
       return { type: 'note', data: a.bytes(a.left) };
     case NXAST.OUTPUT_REG: {

@@ -16,10 +16,65 @@ export class OfError extends Error {
   }
 }
 
-/** OpenFlow 1.0 error types and the codes nvs sends (same numbers in 1.3 for these). */
-export const ErrType = { HELLO_FAILED: 0, BAD_REQUEST: 1, BAD_ACTION: 2, FLOW_MOD_FAILED: 3 } as const;
-export const BadRequest = { BAD_VERSION: 0, BAD_TYPE: 1, BAD_STAT: 2, BAD_VENDOR: 3, BAD_SUBTYPE: 4, EPERM: 5, BAD_LEN: 6 } as const;
-export const BadAction = { BAD_TYPE: 0, BAD_LEN: 1, BAD_VENDOR: 2, BAD_VENDOR_TYPE: 3, BAD_OUT_PORT: 4, BAD_ARGUMENT: 5 } as const;
+/**
+ * Error types and codes, numbered as OpenFlow 1.3 numbers them (1.4 and 1.5
+ * add types, keep these); `errorForVersion` renumbers for OpenFlow 1.0.
+ */
+export const ErrType = {
+  HELLO_FAILED: 0,
+  BAD_REQUEST: 1,
+  BAD_ACTION: 2,
+  BAD_INSTRUCTION: 3,
+  BAD_MATCH: 4,
+  FLOW_MOD_FAILED: 5,
+  PORT_MOD_FAILED: 7,
+  ROLE_REQUEST_FAILED: 11,
+  BAD_PROPERTY: 14,
+  BUNDLE_FAILED: 17,
+} as const;
+export const BadRequest = {
+  BAD_VERSION: 0,
+  BAD_TYPE: 1,
+  BAD_STAT: 2,
+  BAD_VENDOR: 3,
+  BAD_SUBTYPE: 4,
+  EPERM: 5,
+  BAD_LEN: 6,
+  BUFFER_UNKNOWN: 8,
+  BAD_TABLE_ID: 9,
+  IS_SLAVE: 10,
+  BAD_PORT: 11,
+  BAD_PACKET: 12,
+} as const;
+export const BadAction = { BAD_TYPE: 0, BAD_LEN: 1, BAD_VENDOR: 2, BAD_VENDOR_TYPE: 3, BAD_OUT_PORT: 4, BAD_ARGUMENT: 5, BAD_OUT_GROUP: 9 } as const;
+export const BadInstruction = { UNKNOWN_INST: 0, UNSUP_INST: 1, BAD_TABLE_ID: 2, BAD_LEN: 6 } as const;
+export const BadMatch = { BAD_TYPE: 0, BAD_LEN: 1, BAD_TAG: 2, BAD_FIELD: 6, BAD_VALUE: 7, BAD_MASK: 8, BAD_PREREQ: 9, DUP_FIELD: 10 } as const;
+export const FlowModFailed = { UNKNOWN: 0, TABLE_FULL: 1, BAD_TABLE_ID: 2, OVERLAP: 3, EPERM: 4, BAD_TIMEOUT: 5, BAD_COMMAND: 6, BAD_FLAGS: 7 } as const;
+export const PortModFailed = { BAD_PORT: 0, BAD_HW_ADDR: 1 } as const;
+export const RoleRequestFailed = { STALE: 0, UNSUP: 1, BAD_ROLE: 2 } as const;
+export const BundleFailed = { UNKNOWN: 0, EPERM: 1, BAD_ID: 2, BUNDLE_EXIST: 3, BUNDLE_CLOSED: 4, OUT_OF_BUNDLES: 5, BAD_TYPE: 6, BAD_FLAGS: 7, MSG_BAD_LEN: 8, MSG_BAD_XID: 9, MSG_UNSUP: 10, MSG_CONFLICT: 11, MSG_TOO_MANY: 12, MSG_FAILED: 13, TIMEOUT: 14, BUNDLE_IN_PROGRESS: 15 } as const;
+
+/** OpenFlow 1.0 flow-mod failure codes, by the 1.3 code they stand for. */
+const OF10_FLOW_MOD_CODE: Record<number, number> = { [FlowModFailed.TABLE_FULL]: 0, [FlowModFailed.OVERLAP]: 1, [FlowModFailed.EPERM]: 2, [FlowModFailed.BAD_TIMEOUT]: 3, [FlowModFailed.BAD_COMMAND]: 4 };
+
+/** The type and code an error has on the wire of `version` (OpenFlow 1.0 numbers some types differently and lacks others). */
+export function errorForVersion(version: number, errType: number, code: number): { errType: number; code: number } {
+  if (version !== 1) return { errType, code };
+  switch (errType) {
+    case ErrType.FLOW_MOD_FAILED:
+      return { errType: 3, code: OF10_FLOW_MOD_CODE[code] ?? 2 };
+    case ErrType.PORT_MOD_FAILED:
+      return { errType: 4, code };
+    case ErrType.HELLO_FAILED:
+    case ErrType.BAD_REQUEST:
+    case ErrType.BAD_ACTION:
+      if (errType === ErrType.BAD_ACTION) return { errType, code: code > BadAction.BAD_ARGUMENT ? BadAction.BAD_ARGUMENT : code };
+      return { errType, code: errType === ErrType.BAD_REQUEST && code > BadRequest.BUFFER_UNKNOWN ? BadRequest.EPERM : code };
+    default:
+      // No such type in 1.0 (bad match, bad instruction, …): a refused request.
+      return { errType: ErrType.BAD_REQUEST, code: BadRequest.EPERM };
+  }
+}
 
 export function badLen(what: string): OfError {
   return new OfError(ErrType.BAD_REQUEST, BadRequest.BAD_LEN, what);

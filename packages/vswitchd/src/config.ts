@@ -13,11 +13,14 @@ import type { Datum } from '@nvs/ovsdb';
 export type RowReader = (column: string) => Datum;
 
 /** The rows of the tables vswitchd reads, by uuid. */
+import type { ControllerConfig } from './controller.ts';
+
 export interface DbSnapshot {
   openVswitch: Map<string, RowReader>;
   bridge: Map<string, RowReader>;
   port: Map<string, RowReader>;
   iface: Map<string, RowReader>;
+  controller?: Map<string, RowReader>;
 }
 
 export type VlanMode = 'access' | 'trunk' | 'native-tagged' | 'native-untagged';
@@ -53,6 +56,8 @@ export interface BridgeConfig {
   macAgingTime: number;
   macTableSize: number;
   ports: PortConfig[];
+  /** The Bridge's Controller rows. */
+  controllers: ControllerConfig[];
 }
 
 export interface SwitchConfig {
@@ -231,6 +236,13 @@ function bridgeConfig(uuid: string, row: RowReader, db: DbSnapshot, ro: ReadOpti
     macAgingTime: posInt(other['mac-aging-time'], DEFAULT_MAC_AGING_S),
     macTableSize: posInt(other['mac-table-size'], DEFAULT_MAC_TABLE_SIZE),
     ports,
+    controllers: uuids(row('controller'))
+      .map((u) => {
+        const c = db.controller?.get(u);
+        // OVS's default max_backoff is 8 s.
+        return c && { uuid: u, target: str(c('target')), maxBackoffMs: int(c('max_backoff')) ?? 8000 };
+      })
+      .filter((c): c is ControllerConfig => c !== undefined && c.target !== ''),
   };
 }
 

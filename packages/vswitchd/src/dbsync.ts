@@ -16,13 +16,15 @@
  * the server goes away the switch keeps forwarding and the link retries.
  */
 import type { Logger } from 'pino';
+import type { ControllerStatus } from './controller.ts';
 import { Idl, makeAtom, makeMap, makeSet, OvsdbClient, datumEquals, type Datum, type IdlRow, type IdlTransaction } from '@nvs/ovsdb';
 import { DEFAULT_STATS_UPDATE_INTERVAL_MS, readConfig, type DbSnapshot, type ReadOptions, type SwitchConfig } from './config.ts';
 import type { InterfaceStatus, LinkStatus } from './bridge.ts';
 
 const TABLES = {
   Open_vSwitch: ['bridges', 'next_cfg', 'cur_cfg', 'other_config', 'external_ids'],
-  Bridge: ['name', 'ports', 'datapath_type', 'fail_mode', 'other_config'],
+  Bridge: ['name', 'ports', 'datapath_type', 'fail_mode', 'other_config', 'controller'],
+  Controller: ['target', 'max_backoff', 'is_connected', 'role', 'status'],
   Port: ['name', 'interfaces', 'tag', 'trunks', 'vlan_mode'],
   Interface: ['name', 'type', 'options', 'external_ids', 'ofport_request', 'mtu_request', 'ofport', 'error', 'admin_state', 'link_state', 'mac_in_use', 'mtu', 'statistics', 'status'],
 } as const;
@@ -42,6 +44,8 @@ export interface DbSyncOptions {
   apply: (cfg: SwitchConfig) => Map<string, InterfaceStatus>;
   /** Interface statistics and device state by Interface uuid, written every statistics period. */
   periodic?: () => Map<string, InterfaceRefresh>;
+  /** The Controller rows' connection state, written back with each reconciliation. */
+  controllerStatus?: () => Map<string, ControllerStatus>;
   /** The statistics period while the database sets none (default 5000 ms; tests shorten it). */
   statsIntervalMs?: number;
   retryMs?: number;
@@ -156,7 +160,7 @@ export class DbSync {
 
   private snapshot(idl: Idl): DbSnapshot {
     const table = (name: string) => new Map([...idl.rows(name)].map((r) => [r.uuid, (c: string) => r.get(c)] as const));
-    return { openVswitch: table('Open_vSwitch'), bridge: table('Bridge'), port: table('Port'), iface: table('Interface') };
+    return { openVswitch: table('Open_vSwitch'), bridge: table('Bridge'), port: table('Port'), iface: table('Interface'), controller: table('Controller') };
   }
 
   private async run(): Promise<void> {
@@ -175,6 +179,15 @@ export class DbSync {
       for (const [uuid, st] of status) {
         const row = txn.get('Interface', uuid);
         if (row) writeStatus(txn, row, st);
+      }
+      for (const [uuid, st] of this.opts.controllerStatus?.() ?? []) {
+        const row = txn.get('Controller', uuid);
+        if (!row) continue;
+        setIfChanged(txn, row, 'is_connected', makeAtom(st.isConnected));
+        setIfChanged(txn, row, 'role', makeSet([st.role]));
+        const s: [string, string][] = [['state', st.state]];
+        if (st.lastError) s.push(['last_error', st.lastError]);
+        setIfChanged(txn, row, 'status', makeMap(s));
       }
       const ovs = txn.get('Open_vSwitch', cfg.uuid);
       if (ovs && ovs.number('cur_cfg') !== cfg.nextCfg) {

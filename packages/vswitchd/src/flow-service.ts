@@ -8,7 +8,7 @@
  * Every change goes through `commit` or `replace`, which apply a batch all
  * or nothing and then tell the owner (revalidation, saving the rules).
  */
-import { OfprotoError, type FlowMod, type FlowModOutcome, type FlowTables, type Rule, type TableStats } from '@nvs/ofproto';
+import { type Action, OFPP, OfprotoError, type FlowMod, type FlowModOutcome, type FlowTables, type Rule, type TableStats } from '@nvs/ofproto';
 import type { BridgePort } from './bridge.ts';
 import type { PortCounters } from './dpif.ts';
 import type { OfBridge } from './ofbridge.ts';
@@ -29,6 +29,8 @@ export interface FlowServiceDeps {
   portCounters(port: BridgePort): PortCounters;
   /** Called after rules changed: revalidate megaflows, save the rules. */
   changed(bridge: OfBridge, outcome: FlowModOutcome): void;
+  /** Sends a packet through `actions` as if received on OpenFlow port `inPort` (a packet-out). */
+  execute(bridge: OfBridge, inPort: number, actions: readonly Action[], packet: Uint8Array): void;
 }
 
 export type DumpFilter = Parameters<FlowTables['dump']>[0];
@@ -52,6 +54,14 @@ export class FlowService {
   replace(bridgeName: string, adds: readonly FlowMod[]): FlowModOutcome {
     const b = this.bridge(bridgeName);
     return this.changed(b, () => b.ofproto.replaceFlows(adds));
+  }
+
+  /** A packet-out: `packet` through `actions` (output:TABLE runs the pipeline) with `inPort` as its input port. */
+  packetOut(bridgeName: string, inPort: number, actions: readonly Action[], packet: Uint8Array): void {
+    const b = this.bridge(bridgeName);
+    const special = inPort === OFPP.CONTROLLER || inPort === OFPP.LOCAL || inPort === OFPP.NONE;
+    if (!special && b.odpPort(inPort) === undefined) throw new FlowServiceError('FLOW_NO_SUCH_PORT', `packet-out: in_port ${inPort} is not a port of ${bridgeName}`);
+    this.deps.execute(b, inPort, actions, packet);
   }
 
   dump(bridgeName: string, filter?: DumpFilter): Rule[] {

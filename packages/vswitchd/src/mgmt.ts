@@ -39,6 +39,7 @@ import {
 } from '@nvs/ofproto';
 import { FlowService, FlowServiceError } from './flow-service.ts';
 import { OFPP_LOCAL } from './bridge.ts';
+import type { ConnMgr } from './connmgr.ts';
 import { OfConnection } from './ofconn.ts';
 
 /** Highest OpenFlow version byte a header may start with (1.5). */
@@ -124,6 +125,8 @@ export interface MgmtServerOptions {
   log: Logger;
   /** Clock time (ms) of the rules' times. */
   now: () => number;
+  /** Registry of OpenFlow connections for packet-ins. */
+  connmgr?: ConnMgr;
 }
 
 export class MgmtServer {
@@ -160,7 +163,7 @@ export class MgmtServer {
       socket.pause();
       socket.unshift(first);
       if (first[0] >= 1 && first[0] <= OFP_MAX_VERSION) {
-        new OfConnection(socket, { bridge: this.o.bridge, service: this.o.service, log: this.o.log, now: this.o.now });
+        new OfConnection(socket, { bridge: this.o.bridge, service: this.o.service, log: this.o.log, now: this.o.now, connmgr: this.o.connmgr, kind: 'service' });
         socket.on('close', () => this.sockets.delete(socket));
         this.sockets.add(socket);
       } else this.acceptJsonRpc(socket);

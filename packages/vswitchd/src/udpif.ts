@@ -27,10 +27,11 @@
  *   costs the revalidator at most a fifth of the thread.
  */
 import type { Logger } from 'pino';
-import { formatDpActions, newFlow, type Rule, type XlateResult } from '@nvs/ofproto';
+import { formatDpActions, newFlow, type RemovalReason, type Rule, type XlateResult } from '@nvs/ofproto';
 import type { Coverage } from './coverage.ts';
 import type { Dpif, DpExecute, DpFlowPut, DpUpcall } from './dpif.ts';
 import type { OfBridge } from './ofbridge.ts';
+import type { PacketInEvent } from './ofconn.ts';
 
 interface Ukey {
   id: string;
@@ -61,6 +62,10 @@ export interface UdpifOptions {
   /** Finds the bridge that owns a datapath port. */
   bridgeOf: (odpPort: number) => OfBridge | undefined;
   bridges: () => Iterable<OfBridge>;
+  /** Rules that timed out (for flow-removed messages). */
+  expired?: (bridge: OfBridge, gone: { rule: Rule; reason: RemovalReason }[]) => void;
+  /** Hands a packet sent up by a `controller` action to the bridge's controllers; false when none took it. */
+  toController?: (bridge: OfBridge, ev: PacketInEvent) => boolean;
   maxIdleMs: number;
   /** Most megaflows at once (OVS's flow-limit): past it an upcall's packet is executed but no megaflow installed. */
   flowLimit: number;
@@ -270,20 +275,29 @@ export class Udpif {
   }
 
   /**
-   * An upcall from a `userspace` action of an installed megaflow (a
-   * controller action): counted and logged, at most one line per
-   * USERSPACE_LOG_MS with the number left unlogged meanwhile. Its packet
-   * goes no further: nvs does not yet queue datapath-sent packets for a
-   * controller.
+   * An upcall from a `userspace` action (a controller action, on the miss
+   * path's execute or in an installed megaflow): handed to the bridge's
+   * OpenFlow connections as a packet-in. One that no connection takes is
+   * counted and logged, at most one line per USERSPACE_LOG_MS with the
+   * number left unlogged meanwhile.
    */
   private userspaceUpcall(up: DpUpcall, now: number): void {
     this.o.coverage.inc('upcall_userspace');
+    const c = up.controller;
+    const bridge = this.o.bridgeOf(up.inPort);
+    const ofport = bridge?.ofPort(up.inPort);
+    if (c && bridge && ofport !== undefined && this.o.toController) {
+      const ev = { inPort: ofport, reason: c.reason, tableId: c.tableId, cookie: c.ruleCookie, maxLen: c.maxLen, controllerId: c.controllerId, packet: up.packet };
+      if (this.o.toController(bridge, ev)) {
+        this.o.coverage.inc('upcall_packet_in');
+        return;
+      }
+    }
     const rl = this.userspaceLog;
     if (now - rl.at < USERSPACE_LOG_MS) {
       rl.suppressed++;
       return;
     }
-    const c = up.controller;
     this.o.log.warn(
       { inPort: up.inPort, reason: c?.reason, tableId: c?.tableId, suppressed: rl.suppressed },
       c ? 'userspace upcall for the controller dropped: no controller connection' : 'userspace upcall with an unknown cookie dropped',
@@ -412,7 +426,10 @@ export class Udpif {
     const t0 = performance.now();
     const dp = this.o.dp;
     const now = dp.now();
-    for (const b of this.o.bridges()) b.ofproto.run();
+    for (const b of this.o.bridges()) {
+      const expired = b.ofproto.run();
+      if (expired.length) this.o.expired?.(b, expired);
+    }
     this.revalidateChanged();
     const dels: string[] = [];
     const round = ++this.rounds;

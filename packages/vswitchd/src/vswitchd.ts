@@ -11,14 +11,18 @@
 import { WarpClock } from './clock.ts';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { type Action, type FlowModOutcome, OFPP, type Rule } from '@nvs/ofproto';
 import { UnixctlServer, type VLog } from '@nvs/daemon';
-import { Switch, type Bridge, type DatapathPorts, type PortBackend } from './bridge.ts';
+import { Switch, type Bridge, type BridgePort, type DatapathPorts, type PortBackend } from './bridge.ts';
 import type { ReadOptions, SwitchConfig } from './config.ts';
 import { Coverage } from './coverage.ts';
 import type { Dpif, DpifOptions, DpPortStats, PortCounters } from './dpif.ts';
 import { ClusterLink } from './cluster-link.ts';
 import { DbSync, type InterfaceRefresh } from './dbsync.ts';
-import { FlowService } from './flow-service.ts';
+import { ConnMgr } from './connmgr.ts';
+import { Controllers } from './controller.ts';
+import { FlowService, FlowServiceError } from './flow-service.ts';
+import { flowFromKey } from './keyflow.ts';
 import { MgmtServer } from './mgmt.ts';
 import { OfBridge } from './ofbridge.ts';
 import { registerAppctl } from './appctl.ts';
@@ -49,6 +53,9 @@ export interface VswitchdComponents {
   cluster?: { heartbeatMs?: number; ttlMs?: number };
 }
 
+/** OpenFlow port-status reasons. */
+const OFPPR_ADD = 0;
+const OFPPR_DELETE = 1;
 const ZERO: PortCounters = { rxPackets: 0, rxBytes: 0, rxDropped: 0, txPackets: 0, txBytes: 0, txDropped: 0 };
 
 export class Vswitchd {
@@ -58,6 +65,10 @@ export class Vswitchd {
   readonly flows: FlowService;
   readonly ofbridges = new Map<string, OfBridge>();
   private readonly mgmt = new Map<string, MgmtServer>();
+  /** Every bridge's OpenFlow connections, for packet-ins, flow-removed and port status. */
+  private readonly connmgr = new ConnMgr();
+  /** The Bridge `controller` columns' connections. */
+  private readonly controllers: Controllers;
   private readonly db: DbSync;
   private readonly rules: RuleStore;
   private readonly cluster: ClusterLink;
@@ -90,18 +101,22 @@ export class Vswitchd {
     this.flows = new FlowService({
       bridge: (name) => this.ofbridges.get(name),
       portCounters: (p) => this.portCounters().get(p.odpPort) ?? ZERO,
-      changed: (b) => {
+      changed: (b, outcome) => {
+        this.flowsDeleted(b, outcome);
         this.coverage.inc('ofproto_flow_mod');
         this.udpif?.scheduleTargeted();
         this.rules.schedule(b);
       },
+      execute: (b, inPort, actions, packet) => this.packetOut(b, inPort, actions, packet),
     });
     this.cluster = new ClusterLink({ log: c.vlog.logger('cluster'), flows: this.flows, agent: c.cluster });
+    this.controllers = new Controllers({ service: this.flows, connmgr: this.connmgr, log: c.vlog.logger('connmgr'), changed: () => this.db.refresh() });
     this.db = new DbSync({
       remote: c.remote,
       log: c.vlog.logger('dbsync'),
       apply: (cfg) => this.apply(cfg),
       periodic: () => this.interfaceRefresh(),
+      controllerStatus: () => this.controllers.statuses(),
       statsIntervalMs: c.statsIntervalMs,
       read: c.read,
     });
@@ -147,6 +162,7 @@ export class Vswitchd {
     await this.cluster.stop();
     this.rules.flush();
     await this.db.stop();
+    this.controllers.stopAll();
     await this.unixctl.close();
     this.udpif?.stop();
     for (const m of this.mgmt.values()) await m.close();
@@ -183,6 +199,7 @@ export class Vswitchd {
     this.requestedHandlers = cfg.handlers;
     this.udpif?.setLimits(cfg.maxIdleMs, cfg.flowLimit);
     // Control goes one way: the model reconciles and says what changed, then ofproto and the caches follow.
+    const portsBefore = new Map([...this.ofbridges].map(([name, ob]) => [name, new Map([...ob.ports.values()].map((p) => [p.name, { ...p }]))]));
     const changes = this.switch.reconcile(cfg);
     for (const b of changes.removed) this.bridgeRemoved(b);
     for (const b of changes.added) this.bridgeAdded(b);
@@ -194,11 +211,13 @@ export class Vswitchd {
       const synced = ob.sync(this.switch.status);
       const limited = ob.ofproto.setVlanLimit(cfg.vlanLimit);
       if (synced || limited || changes.changed.has(ob.model) || (anyChange && ob.hasPatchPorts)) this.udpif?.bridgeChanged(ob);
+      if (synced) this.portsChanged(ob, portsBefore.get(ob.name) ?? new Map());
     }
     // As in OVS, the MACs of a deleted port are forgotten by every bridge.
     const gone = [...this.ofbridges.values()].flatMap((ob) => ob.ofproto.takeRemovedPortMacs());
     if (gone.length) for (const ob of this.ofbridges.values()) ob.ofproto.forgetMacs(gone);
     this.cluster.update(cfg, this.switch);
+    for (const b of cfg.bridges) this.controllers.reconcile(b.name, b.controllers);
     // Last, so that the write a new period makes at once sees the ports as now configured.
     if (this.db.setStatsInterval(cfg.statsUpdateIntervalMs)) {
       this.log.info({ statsUpdateIntervalMs: this.db.statsIntervalMs }, 'statistics are written to the database at a new period');
@@ -229,6 +248,8 @@ export class Vswitchd {
         return found ? this.ofbridges.get(found.bridge.name) : undefined;
       },
       bridges: () => this.ofbridges.values(),
+      toController: (b, ev) => this.connmgr.packetIn(b.name, ev) > 0,
+      expired: (b, gone) => this.connmgr.flowRemoved(b.name, gone, b.ofproto.now()),
       maxIdleMs: cfg.maxIdleMs,
       flowLimit: cfg.flowLimit,
       intervalMs: this.c.revalidateMs,
@@ -253,6 +274,36 @@ export class Vswitchd {
     }
     // Not retried on every reconfiguration: only a new mask is tried again.
     this.dpCores = text;
+  }
+
+  /** Ports added to or gone from a bridge (an OpenFlow port number changing is a delete and an add), told to its OpenFlow connections. */
+  private portsChanged(ob: OfBridge, before: Map<string, BridgePort>): void {
+    const after = new Map([...ob.ports.values()].map((p) => [p.name, p]));
+    for (const [name, p] of before) if (after.get(name)?.ofport !== p.ofport) this.connmgr.portStatus(ob.name, OFPPR_DELETE, p);
+    for (const [name, p] of after) if (before.get(name)?.ofport !== p.ofport) this.connmgr.portStatus(ob.name, OFPPR_ADD, p);
+  }
+
+  /** Rules a flow mod deleted (not those an identical add replaced) are reported to the controllers that asked. */
+  private flowsDeleted(b: OfBridge, outcome: FlowModOutcome): void {
+    const replaced = (r: Rule) => outcome.added.some((a) => a.table === r.table && a.match.priority === r.match.priority && a.match.value.every((x, i) => x === r.match.value[i] && a.match.mask[i] === r.match.mask[i]));
+    const gone = outcome.removed.filter((r) => r.flags.sendFlowRem && !replaced(r)).map((rule) => ({ rule, reason: 'delete' as const }));
+    if (gone.length) this.connmgr.flowRemoved(b.name, gone, b.ofproto.now());
+  }
+
+  /**
+   * A packet-out: the packet's flow (as the datapath extracts it, with the
+   * OpenFlow in_port) through the given actions, and the result executed.
+   * A packet-out from the controller's own port enters as from LOCAL's datapath port.
+   */
+  private packetOut(b: OfBridge, inPort: number, actions: readonly Action[], packet: Uint8Array): void {
+    const dp = this.dp;
+    if (!dp) throw new FlowServiceError('FLOW_NO_SUCH_BRIDGE', 'packet-out: the datapath is not open');
+    const odp = b.odpPort(inPort) ?? b.odpPort(OFPP.LOCAL) ?? 0;
+    const result = b.ofproto.xlate(flowFromKey(dp.extractKey(packet, odp), inPort), { actions, packet });
+    if (result.error) this.log.debug({ bridge: b.name, err: result.error }, 'packet-out translation failed; packet dropped');
+    const failed = dp.executeBatch([{ inPort: odp, packet, actions: result.actions }]);
+    if (failed.length) this.log.debug({ bridge: b.name, err: failed[0].error.message }, 'packet-out execute failed');
+    this.coverage.inc('ofproto_packet_out');
   }
 
   private portCounters(): Map<number, DpPortStats> {
@@ -309,6 +360,7 @@ export class Vswitchd {
       service: this.flows,
       log: this.c.vlog.logger('mgmt'),
       now: () => this.clock.now(),
+      connmgr: this.connmgr,
     });
     this.mgmt.set(bridge.name, server);
     server.listen().catch((err) => this.log.error({ bridge: bridge.name, err: (err as Error).message }, 'management socket failed'));
@@ -318,6 +370,7 @@ export class Vswitchd {
   private bridgeRemoved(bridge: Bridge): void {
     const ob = this.ofbridges.get(bridge.name);
     this.ofbridges.delete(bridge.name);
+    this.controllers.reconcile(bridge.name, []);
     if (ob) this.udpif?.bridgeRemoved(ob);
     const server = this.mgmt.get(bridge.name);
     this.mgmt.delete(bridge.name);
