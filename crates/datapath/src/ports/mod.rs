@@ -7,6 +7,7 @@
 
 pub mod afxdp;
 pub mod dummy;
+pub mod offload;
 pub mod system;
 pub mod tap;
 pub mod vhost_user;
@@ -34,7 +35,7 @@ pub const BACKENDS: &[Backend] = &[
     },
     Backend {
         kind: "system",
-        open: open_as::<system::SystemPort>,
+        open: system::open,
     },
     Backend {
         kind: "afxdp",
