@@ -40,7 +40,9 @@ const X1 = host('x');
 const X2 = host('y');
 const P1 = host('p');
 const P2 = host('q');
-const ALL = [H1, H2, VA, VB, X1, X2, P1, P2];
+const M1 = host('m');
+const M2 = host('n');
+const ALL = [H1, H2, VA, VB, X1, X2, P1, P2, M1, M2];
 const TAP = `sv${tag}tap`;
 /** The trunk: a veth pair from BR to a second bridge BR2 with internal ports on tags 10 and 20, each in a namespace. */
 const BR2 = `sc${tag}`;
@@ -60,10 +62,11 @@ function inNs(ns: string, cmd: string[], timeoutMs = 20_000) {
 }
 
 /** A veth pair: `h.port` on the host, `eth0` in namespace `h.ns` with `addrs`, both up; the sender's offloads as `offload` says. */
-async function plug(h: Host, addrs: string[], offload = 'tso on tx on'): Promise<void> {
+async function plug(h: Host, addrs: string[], offload = 'tso on tx on', queues = 1): Promise<void> {
   await run('ip', ['link', 'del', h.port]);
   await run('ip', ['netns', 'add', h.ns]);
-  await ip('link', 'add', h.port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', h.ns);
+  const q = ['numrxqueues', String(queues), 'numtxqueues', String(queues)];
+  await ip('link', 'add', h.port, ...q, 'type', 'veth', 'peer', 'name', 'eth0', ...q, 'netns', h.ns);
   await ip('link', 'set', 'dev', h.port, 'up');
   for (const a of addrs) {
     const [addr, ...flags] = a.split(' ');
@@ -329,6 +332,40 @@ describe.skipIf(skipOvs || skipWhy !== undefined)('existing kernel devices as po
 
   it('takes an afxdp port down when its device is deleted and picks it up again', async () => {
     await unplugAndReplug(X2, ['10.232.5.2/24'], X1, '10.232.5.2', H1, '10.232.0.2');
+  });
+
+  it('binds one socket per rx queue: n_rxq=2 on type=afxdp, every queue on type=system; 8 TCP streams spread over both queues all carried', async () => {
+    await plug(M1, ['10.232.7.1/24'], undefined, 2);
+    await plug(M2, ['10.232.7.2/24'], undefined, 2);
+    const add = await nvs.vsctl(
+      '--may-exist', 'add-br', BR, '--', 'set', 'Bridge', BR, 'datapath_type=netdev',
+      '--', 'add-port', BR, M1.port, '--', 'set', 'Interface', M1.port, 'type=afxdp', 'options:n_rxq=2',
+      '--', 'add-port', BR, M2.port, '--', 'set', 'Interface', M2.port, 'type=system',
+    );
+    expect(add.code, add.stderr).toBe(0);
+    for (const h of [M1, M2]) {
+      expect(await iface(h.port, 'error'), h.port).toBe('[]');
+      expect(await iface(h.port, 'status'), h.port).toMatch(/n_rxq="?2"?/);
+    }
+    await expectPing(M1.ns, '10.232.7.2');
+    // The sender's flows hash over its two tx queues, which feed the two rx
+    // queues of the far end: a queue without a socket would pass its frames
+    // to the host's stack and its streams would carry nothing (all 8 streams
+    // on one queue: 1 chance in 128).
+    const server = inNs(M2.ns, ['timeout', '12', 'iperf3', '-s', '-1', '-p', '5231'], 30_000);
+    await new Promise((r) => setTimeout(r, 300));
+    const c = await inNs(M1.ns, ['timeout', '10', 'iperf3', '-c', '10.232.7.2', '-p', '5231', '-t', '2', '-P', '8', '-J', '--connect-timeout', '2000'], 30_000);
+    await server;
+    expect(c.code, c.stdout + c.stderr).toBe(0);
+    const streams = (JSON.parse(c.stdout) as { end: { streams: { receiver: { bytes: number } }[] } }).end.streams;
+    expect(streams).toHaveLength(8);
+    for (const st of streams) expect(st.receiver.bytes, 'every stream carried data').toBeGreaterThan(0);
+  });
+
+  it('refuses an n_rxq it cannot take, in Interface.error', async () => {
+    const bad = `sv${tag}r`;
+    expect((await nvs.vsctl('--may-exist', 'add-br', BR, '--', 'add-port', BR, bad, '--', 'set', 'Interface', bad, 'type=afxdp', 'options:n_rxq=0')).code).toBe(0);
+    expect(await iface(bad, 'error')).toContain('n_rxq is a number of rx queues from 1 to 16');
   });
 
   it('refuses an xdp-mode it does not know, in Interface.error', async () => {

@@ -1,14 +1,28 @@
-//! The `afxdp` port: an existing kernel device through an AF_XDP socket (XSK),
+//! The `afxdp` port: an existing kernel device through AF_XDP sockets (XSKs),
 //! as OVS's netdev-afxdp. Options as OVS's: `xdp-mode` (`best-effort`, the
 //! default, tries native with zero-copy, then native, then generic),
-//! `use-need-wakeup` (default true), `n_rxq` (1 only, for now).
+//! `use-need-wakeup` (default true), `n_rxq` (default 1: one XSK per rx queue
+//! 0..n_rxq; a `system` port that chose AF_XDP binds every rx queue the device
+//! has, so no queue's traffic bypasses the switch).
 //!
-//! The UMEM is the port's [`Pool`]: its chunks are lent to the fill ring and
-//! come back through the rx ring as frames of the pool (no copy on the way
-//! in); a frame of this pool is sent by lending its chunk to the tx ring (no
-//! copy), others are copied once into a chunk; sent chunks come home through
-//! the completion ring. The fill ring is topped up to [`FILL_TARGET`] chunks
-//! on every poll; with need-wakeup the kernel is kicked only when it asks.
+//! Each queue's UMEM is a [`Pool`] of its own: its chunks are lent to the
+//! fill ring and come back through the rx ring as frames of the pool (no
+//! copy on the way in); a frame of queue 0's pool is sent by lending its
+//! chunk to queue 0's tx ring (no copy), others (from another port or queue)
+//! are copied once into a chunk; sent chunks come home through the
+//! completion ring. Fill rings are topped up to [`FILL_TARGET`] chunks on
+//! every poll; with need-wakeup the kernel is kicked only when it asks. Rx
+//! takes from the queues in turn.
+//!
+//! XDP hands no mark of a checksum the sender left partial (a veth's peer
+//! with checksum offload on): `offload::repair_partial` infers and finishes
+//! it. A veth whose far end runs XDP has the kernel turn its peer's TSO off,
+//! so no GSO super-frame arrives here.
+//!
+//! Hot unplug: as `system` ports, the device is looked up by name every
+//! `RECHECK_POLLS` empty polls; when it has gone the sockets and program go
+//! (the port moves nothing, `device()`'s state fails), and when a device of
+//! that name is back everything is bound again.
 //!
 //! The XDP program that redirects every frame of the queue to the socket is
 //! six instructions assembled here (`bpf_redirect_map` on an XSKMAP keyed by
@@ -42,6 +56,8 @@ const FILL_SIZE: u32 = 2048;
 const COMP_SIZE: u32 = 2048;
 const RX_SIZE: u32 = 1024;
 const TX_SIZE: u32 = 1024;
+/// Most rx queues a port binds (each has its own 16 MiB UMEM).
+const MAX_RXQ: u32 = 16;
 /// Chunks kept in the fill ring: the rest of the UMEM serves frames out in the datapath and copies for tx.
 pub const FILL_TARGET: u32 = 1024;
 
@@ -228,6 +244,8 @@ pub struct AfxdpPort {
     ifindex: u32,
     want_modes: &'static [Mode],
     need_wakeup: bool,
+    /// Rx queues asked for; None: every rx queue the device has (system ports).
+    n_rxq: Option<u32>,
     /// The Interface type it serves: "afxdp", or "system" when that chose AF_XDP.
     kind: &'static str,
     mac: [u8; 6],
@@ -238,27 +256,35 @@ pub struct AfxdpPort {
     stats: PortStats,
 }
 
-/// One XSK bound to queue 0 of a device, with its UMEM and XDP program.
+/// The device's XDP program and one XSK per rx queue.
 struct Xsk {
-    /// Field order is drop order: rings before the socket, the program's link after.
+    /// Field order is drop order: the sockets before the program's link.
+    queues: Vec<Queue>,
+    _link: OwnedFd,
+    _prog: OwnedFd,
+    _map: OwnedFd,
+    /// The mode in use: "native-with-zerocopy", "native" or "generic".
+    mode: &'static str,
+    /// The queue the next rx burst starts with (queues take turns).
+    next_rx: usize,
+}
+
+/// One XSK bound to one rx queue of a device, with its own UMEM.
+struct Queue {
+    /// Field order is drop order: rings before the socket.
     rx: Ring<XdpDesc>,
     tx: Ring<XdpDesc>,
     fill: Ring<u64>,
     comp: Ring<u64>,
     sock: OwnedFd,
-    _link: OwnedFd,
-    _prog: OwnedFd,
-    _map: OwnedFd,
     pool: Pool,
     /// Chunks lent to the fill ring and not yet back through rx.
     in_fill: u32,
     need_wakeup: bool,
-    /// The mode in use: "native-with-zerocopy", "native" or "generic".
-    mode: &'static str,
 }
 
 // SAFETY: the rings' pointers are into mappings the socket owns alone; it is used under the port's lock.
-unsafe impl Send for Xsk {}
+unsafe impl Send for Queue {}
 
 fn os_error(port: &str, what: &'static str, source: std::io::Error) -> PortError {
     PortError::Os {
@@ -401,6 +427,18 @@ fn bad_option(port: &str, key: &str, value: &str, why: &str) -> PortError {
     }
 }
 
+/// The rx queues device `name` has (at least 1, at most [`MAX_RXQ`]).
+fn rx_queues(name: &str) -> u32 {
+    let n = std::fs::read_dir(format!("/sys/class/net/{name}/queues"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+                .count()
+        })
+        .unwrap_or(1);
+    (n as u32).clamp(1, MAX_RXQ)
+}
+
 impl AfxdpPort {
     /// The XDP mode the port runs in ("gone" while its device is).
     pub fn mode(&self) -> &'static str {
@@ -415,23 +453,27 @@ impl AfxdpPort {
     /// Opens device `name` in native XDP mode (zero-copy where the driver has
     /// it), with need-wakeup, for a port of type `kind`: how `system` ports take AF_XDP.
     pub(crate) fn open_native(name: &str, kind: &'static str) -> Result<AfxdpPort, PortError> {
-        AfxdpPort::bind(name, NATIVE_MODES, true, kind)
+        AfxdpPort::bind(name, NATIVE_MODES, true, None, kind)
     }
 
+    /// Opens device `name`: `n_rxq` queues, or (None) every rx queue the device has.
     fn bind(
         name: &str,
         want_modes: &'static [Mode],
         need_wakeup: bool,
+        n_rxq: Option<u32>,
         kind: &'static str,
     ) -> Result<AfxdpPort, PortError> {
         let ifindex = super::system::existing_device(name)?;
-        let xsk = Xsk::open(name, ifindex, want_modes, need_wakeup)?;
+        let queues = n_rxq.unwrap_or_else(|| rx_queues(name));
+        let xsk = Xsk::open(name, ifindex, want_modes, need_wakeup, queues)?;
         Ok(AfxdpPort {
             name: name.to_string(),
             xsk: Some(xsk),
             ifindex,
             want_modes,
             need_wakeup,
+            n_rxq,
             kind,
             mac: super::system::read_mac(name),
             idle_polls: 0,
@@ -451,7 +493,8 @@ impl AfxdpPort {
         self.xsk = None;
         self.ifindex = 0;
         if now != 0 {
-            if let Ok(xsk) = Xsk::open(&self.name, now, self.want_modes, self.need_wakeup) {
+            let queues = self.n_rxq.unwrap_or_else(|| rx_queues(&self.name));
+            if let Ok(xsk) = Xsk::open(&self.name, now, self.want_modes, self.need_wakeup, queues) {
                 self.xsk = Some(xsk);
                 self.ifindex = now;
                 self.mac = super::system::read_mac(&self.name);
@@ -462,17 +505,18 @@ impl AfxdpPort {
 
 impl Xsk {
     /// Loads the redirect program, attaches it in the first of `want_modes`
-    /// that binds an XSK on queue 0 of device `ifindex`, and fills the fill ring.
+    /// in which an XSK binds on each of rx queues 0..`n_rxq` of device
+    /// `ifindex`, and fills their fill rings.
     fn open(
         name: &str,
         ifindex: u32,
         want_modes: &'static [Mode],
         need_wakeup: bool,
+        n_rxq: u32,
     ) -> Result<Xsk, PortError> {
-        let map = xsk_map(1).map_err(|e| os_error(name, "creating the XSKMAP (bpf)", e))?;
+        let map = xsk_map(n_rxq).map_err(|e| os_error(name, "creating the XSKMAP (bpf)", e))?;
         let prog = redirect_program(&map)
             .map_err(|e| os_error(name, "loading the XDP redirect program (bpf)", e))?;
-        let pool = Pool::new(CHUNKS, CHUNK)?;
         let mut last = std::io::Error::from_raw_os_error(libc::EOPNOTSUPP);
         for &(mode, attach_flags, bind_flags) in want_modes {
             let link = match attach(&prog, ifindex, attach_flags) {
@@ -482,31 +526,22 @@ impl Xsk {
                     continue;
                 }
             };
-            match open_socket(&pool, ifindex, bind_flags, need_wakeup) {
-                Ok((sock, rx, tx, fill, comp)) => {
-                    map_set(&map, 0, sock.as_raw_fd() as u32)
-                        .map_err(|e| os_error(name, "putting the socket in the XSKMAP", e))?;
-                    let mut xsk = Xsk {
-                        rx,
-                        tx,
-                        fill,
-                        comp,
-                        sock,
+            match Queue::open_all(&map, ifindex, bind_flags, need_wakeup, n_rxq) {
+                Ok(queues) => {
+                    return Ok(Xsk {
+                        queues,
                         _link: link,
                         _prog: prog,
                         _map: map,
-                        pool,
-                        in_fill: 0,
-                        need_wakeup,
                         mode,
-                    };
-                    xsk.refill();
-                    return Ok(xsk);
+                        next_rx: 0,
+                    })
                 }
-                Err(e) => {
+                Err(PortError::Io(e)) => {
                     last = e;
                     let _ = detach(&link);
                 }
+                Err(e) => return Err(e),
             }
         }
         Err(os_error(
@@ -514,6 +549,57 @@ impl Xsk {
             "attaching XDP and binding an AF_XDP socket in the modes xdp-mode allows",
             last,
         ))
+    }
+
+    /// Receives from the queues in turn until the batch is full or all are empty.
+    fn rx(&mut self, batch: &mut Batch, stats: &mut PortStats) -> usize {
+        let n = self.queues.len();
+        let mut got = 0;
+        for i in 0..n {
+            if batch.room() == 0 {
+                break;
+            }
+            got += self.queues[(self.next_rx + i) % n].rx(batch, stats);
+        }
+        self.next_rx = (self.next_rx + 1) % n;
+        got
+    }
+
+    /// Sends through queue 0's tx ring.
+    fn tx(&mut self, batch: &mut Batch, stats: &mut PortStats) -> usize {
+        self.queues[0].tx(batch, stats)
+    }
+}
+
+impl Queue {
+    /// Opens an XSK (with its own UMEM) on each of queues 0..`n_rxq`, each put in `map`.
+    fn open_all(
+        map: &OwnedFd,
+        ifindex: u32,
+        bind_flags: u16,
+        need_wakeup: bool,
+        n_rxq: u32,
+    ) -> Result<Vec<Queue>, PortError> {
+        let mut queues = Vec::with_capacity(n_rxq as usize);
+        for queue_id in 0..n_rxq {
+            let pool = Pool::new(CHUNKS, CHUNK)?;
+            let (sock, rx, tx, fill, comp) =
+                open_socket(&pool, ifindex, queue_id, bind_flags, need_wakeup)?;
+            map_set(map, queue_id, sock.as_raw_fd() as u32)?;
+            let mut q = Queue {
+                rx,
+                tx,
+                fill,
+                comp,
+                sock,
+                pool,
+                in_fill: 0,
+                need_wakeup,
+            };
+            q.refill();
+            queues.push(q);
+        }
+        Ok(queues)
     }
 
     /// Gives chunks whose frames the kernel has sent back to the pool.
@@ -693,6 +779,8 @@ impl Port for AfxdpPort {
         }
         let mut want_modes = modes("best-effort").expect("known");
         let mut need_wakeup = true;
+        // As OVS: one queue unless asked for more.
+        let mut n_rxq = Some(1);
         for (k, v) in options {
             match k.as_str() {
                 "xdp-mode" => {
@@ -714,14 +802,18 @@ impl Port for AfxdpPort {
                         }
                     }
                 }
-                "n_rxq" if v == "1" => {}
                 "n_rxq" => {
-                    return Err(bad_option(
-                        name,
-                        k,
-                        v,
-                        "nvs's afxdp ports use one queue (queue 0) for now",
-                    ))
+                    n_rxq = match v.parse::<u32>() {
+                        Ok(n) if (1..=MAX_RXQ).contains(&n) => Some(n),
+                        _ => {
+                            return Err(bad_option(
+                                name,
+                                k,
+                                v,
+                                &format!("n_rxq is a number of rx queues from 1 to {MAX_RXQ}"),
+                            ))
+                        }
+                    }
                 }
                 _ => {
                     return Err(bad_option(
@@ -733,7 +825,7 @@ impl Port for AfxdpPort {
                 }
             }
         }
-        AfxdpPort::bind(name, want_modes, need_wakeup, "afxdp")
+        AfxdpPort::bind(name, want_modes, need_wakeup, n_rxq, "afxdp")
     }
 
     fn kind(&self) -> &'static str {
@@ -781,11 +873,15 @@ impl Port for AfxdpPort {
             ("transport".into(), "af_xdp".into()),
             ("xdp-mode".into(), self.mode().into()),
             ("use-need-wakeup".into(), self.need_wakeup.to_string()),
+            (
+                "n_rxq".into(),
+                self.xsk.as_ref().map_or(0, |x| x.queues.len()).to_string(),
+            ),
         ])
     }
 
     fn pool(&self) -> Option<&Pool> {
-        self.xsk.as_ref().map(|x| &x.pool)
+        self.xsk.as_ref().map(|x| &x.queues[0].pool)
     }
 
     fn mac(&self) -> Option<[u8; 6]> {
@@ -803,11 +899,12 @@ impl Port for AfxdpPort {
     }
 }
 
-/// Opens an XSK on queue 0 of `ifindex` with `pool` as its UMEM, and maps its four rings.
+/// Opens an XSK on queue `queue_id` of `ifindex` with `pool` as its UMEM, and maps its four rings.
 #[allow(clippy::type_complexity)]
 fn open_socket(
     pool: &Pool,
     ifindex: u32,
+    queue_id: u32,
     bind_flags: u16,
     need_wakeup: bool,
 ) -> std::io::Result<(OwnedFd, Ring<XdpDesc>, Ring<XdpDesc>, Ring<u64>, Ring<u64>)> {
@@ -854,7 +951,7 @@ fn open_socket(
         family: AF_XDP as u16,
         flags: bind_flags | if need_wakeup { XDP_USE_NEED_WAKEUP } else { 0 },
         ifindex,
-        queue_id: 0,
+        queue_id,
         shared_umem_fd: 0,
     };
     // SAFETY: a valid sockaddr_xdp and its size.
