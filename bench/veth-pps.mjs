@@ -9,7 +9,7 @@
 // and ovs-vswitchd for the OVS row. Fails on nothing.
 // Usage: node bench/veth-pps.mjs [--rounds N] [--quick] [--json FILE]
 import { readFileSync } from 'node:fs';
-import { benchOptions, have, median, quiet, sh, sleep, startSwitch, vethPair, writeJson } from './lib/veth.mjs';
+import { alternate, benchOptions, have, median, quiet, sh, sleep, vethPair, writeJson } from './lib/veth.mjs';
 
 const opts = benchOptions(3);
 const SECS = opts.quick ? 3 : 5;
@@ -26,6 +26,7 @@ function hugepages() {
 
 /** Offered and received packets per second over SECS seconds, testpmd running in NS1. */
 function measure() {
+  sleep(1);
   quiet(`ip netns exec ${NS1} ping -c 2 -i 0.2 -W 2 10.233.0.2`);
   const peer = quiet(`ip netns exec ${NS2} cat /sys/class/net/eth0/address`).trim();
   const gen = `ip netns exec ${NS1} timeout ${SECS + 9} dpdk-testpmd -l 0,1 --main-lcore 1 --no-pci --file-prefix=nbp${tag} -m 512 --single-file-segments --vdev net_af_xdp0,iface=eth0,start_queue=0,queue_count=1 -- --forward-mode=txonly --txpkts=64 --stats-period 5 --nb-cores=1 --eth-peer=0,${peer}`;
@@ -47,28 +48,9 @@ hugepages();
 const variants = { 'nvs-afxdp': 'type=afxdp', 'nvs-af_packet': 'type=system options:transport=af_packet' };
 const ovsAbsent = have('ovs-vswitchd') ? undefined : 'absent: ovs-vswitchd not installed';
 const modes = [...Object.keys(variants), ...(ovsAbsent ? [] : ['ovs-afxdp']), 'bridge'];
-const results = Object.fromEntries(modes.map((m) => [m, { offered: [], received: [] }]));
 console.log(`veth-pps: ${opts.rounds} rounds of ${SECS} s, load average ${opts.load[0].toFixed(2)}`);
-try {
-  for (let r = 0; r < opts.rounds; r++) {
-    for (const mode of modes) {
-      pair.setup();
-      const stop = startSwitch(mode, pair, variants[mode] ?? 'type=afxdp');
-      try {
-        sleep(1);
-        const m = measure();
-        results[mode].offered.push(m.offered);
-        results[mode].received.push(m.received);
-        console.log(`round ${r + 1} ${mode}: ${Math.round(m.received / 1000)}k pps received of ${Math.round(m.offered / 1000)}k offered (load ${quiet('cat /proc/loadavg').split(' ')[0]})`);
-      } finally {
-        stop();
-      }
-    }
-  }
-} finally {
-  pair.teardown();
-}
-console.log(`\nmedians over ${opts.rounds} rounds (alternated), load average now ${quiet('cat /proc/loadavg').split(' ')[0]}:`);
+const rounds = alternate(pair, modes, variants, opts.rounds, measure, (m) => `${Math.round(m.received / 1000)}k pps received of ${Math.round(m.offered / 1000)}k offered`);
+const results = Object.fromEntries(modes.map((m) => [m, { offered: rounds[m].map((x) => x.offered), received: rounds[m].map((x) => x.received) }]));
 for (const mode of modes) {
   const p = median(results[mode].received);
   const vs = !ovsAbsent && mode.startsWith('nvs') ? ` (${(p / median(results['ovs-afxdp'].received)).toFixed(2)}x OVS afxdp)` : '';

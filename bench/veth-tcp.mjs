@@ -6,7 +6,7 @@
 // round and the medians with the nvs/OVS afxdp ratio; needs root, iperf3,
 // ethtool, and ovs-vswitchd for the OVS row. Fails on nothing.
 // Usage: node bench/veth-tcp.mjs [--rounds N] [--quick] [--json FILE]
-import { benchOptions, have, median, quiet, sh, sleep, startSwitch, vethPair, writeJson } from './lib/veth.mjs';
+import { alternate, benchOptions, have, median, quiet, sh, sleep, vethPair, writeJson } from './lib/veth.mjs';
 
 const opts = benchOptions(3);
 const SECS = opts.quick ? 2 : Number(process.env.NVS_BENCH_SECS ?? 4);
@@ -28,26 +28,8 @@ if (process.getuid?.() !== 0 || !have('iperf3') || !have('ethtool')) {
 const variants = { 'nvs-system': 'type=system', 'nvs-af_packet': 'type=system options:transport=af_packet' };
 const ovsAbsent = have('ovs-vswitchd') ? undefined : 'absent: ovs-vswitchd not installed';
 const modes = [...Object.keys(variants), ...(ovsAbsent ? [] : ['ovs-afxdp']), 'bridge'];
-const results = Object.fromEntries(modes.map((m) => [m, []]));
 console.log(`veth-tcp: ${opts.rounds} rounds of ${SECS} s, load average ${opts.load[0].toFixed(2)}`);
-try {
-  for (let r = 0; r < opts.rounds; r++) {
-    for (const mode of modes) {
-      pair.setup();
-      const stop = startSwitch(mode, pair, variants[mode] ?? 'type=afxdp');
-      try {
-        const gbps = measure();
-        results[mode].push(gbps);
-        console.log(`round ${r + 1} ${mode}: TCP ${gbps.toFixed(2)} Gbit/s`);
-      } finally {
-        stop();
-      }
-    }
-  }
-} finally {
-  pair.teardown();
-}
-console.log(`\nmedians over ${opts.rounds} rounds (alternated), load average now ${quiet('cat /proc/loadavg').split(' ')[0]}:`);
+const results = alternate(pair, modes, variants, opts.rounds, measure, (gbps) => `TCP ${gbps.toFixed(2)} Gbit/s`);
 for (const mode of modes) {
   const g = median(results[mode]);
   const vs = !ovsAbsent && mode.startsWith('nvs') ? ` (${(g / median(results['ovs-afxdp'])).toFixed(2)}x OVS afxdp)` : '';

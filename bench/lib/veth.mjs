@@ -108,3 +108,33 @@ export function startSwitch(mode, pair, ifaceArgs) {
   }
   return stop;
 }
+
+export const loadNow = () => quiet('cat /proc/loadavg').split(' ')[0];
+
+/**
+ * Runs `measure()` for each mode in turn, `rounds` times (nvs, anchors, nvs,
+ * …), each on a fresh pair and switch (`ifaceArgs[mode]`, else type=afxdp);
+ * returns each mode's per-round results and prints each round with `show`.
+ */
+export function alternate(pair, modes, ifaceArgs, rounds, measure, show) {
+  const results = Object.fromEntries(modes.map((m) => [m, []]));
+  try {
+    for (let r = 0; r < rounds; r++) {
+      for (const mode of modes) {
+        pair.setup();
+        const stop = startSwitch(mode, pair, ifaceArgs[mode] ?? 'type=afxdp');
+        try {
+          const m = measure();
+          results[mode].push(m);
+          console.log(`round ${r + 1} ${mode}: ${show(m)} (load ${loadNow()})`);
+        } finally {
+          stop();
+        }
+      }
+    }
+  } finally {
+    pair.teardown();
+  }
+  console.log(`\nmedians over ${rounds} rounds (alternated), load average now ${loadNow()}:`);
+  return results;
+}
