@@ -41,8 +41,8 @@ use crate::actions::PacketBuf;
 use crate::frame::{Frame, Pool};
 use crate::netdev::MAX_NAME;
 use crate::port::{Batch, NetDevice, Port, PortError, PortOptions, PortStats};
+use crate::ports::kernel::{self, os_error, SystemDevice, RECHECK_POLLS};
 use crate::ports::offload;
-use crate::ports::system::{SystemDevice, RECHECK_POLLS};
 use crate::ports::tap::MIN_FRAME;
 
 /// Bytes per UMEM chunk (aligned mode wants a power of two).
@@ -286,14 +286,6 @@ struct Queue {
 // SAFETY: the rings' pointers are into mappings the socket owns alone; it is used under the port's lock.
 unsafe impl Send for Queue {}
 
-fn os_error(port: &str, what: &'static str, source: std::io::Error) -> PortError {
-    PortError::Os {
-        port: port.to_string(),
-        what,
-        source,
-    }
-}
-
 /// bpf(2) with a 128-byte attribute block.
 fn bpf(cmd: libc::c_long, attr: &mut [u8; 128]) -> std::io::Result<i64> {
     // SAFETY: the kernel reads (and for some commands writes) at most the size given.
@@ -464,7 +456,7 @@ impl AfxdpPort {
         n_rxq: Option<u32>,
         kind: &'static str,
     ) -> Result<AfxdpPort, PortError> {
-        let ifindex = super::system::existing_device(name)?;
+        let ifindex = kernel::existing_device(name)?;
         let queues = n_rxq.unwrap_or_else(|| rx_queues(name));
         let xsk = Xsk::open(name, ifindex, want_modes, need_wakeup, queues)?;
         Ok(AfxdpPort {
@@ -475,7 +467,7 @@ impl AfxdpPort {
             need_wakeup,
             n_rxq,
             kind,
-            mac: super::system::read_mac(name),
+            mac: kernel::read_mac(name),
             idle_polls: 0,
             closed: false,
             stats: PortStats::default(),
@@ -485,7 +477,7 @@ impl AfxdpPort {
     /// Looks the device up by name: lets the socket go when the device has
     /// gone (or is another device of the name), binds anew when it is back.
     fn recheck(&mut self) {
-        let now = super::system::ifindex_of(&self.name);
+        let now = kernel::ifindex_of(&self.name);
         if now == self.ifindex && self.xsk.is_some() {
             return;
         }
@@ -497,7 +489,7 @@ impl AfxdpPort {
             if let Ok(xsk) = Xsk::open(&self.name, now, self.want_modes, self.need_wakeup, queues) {
                 self.xsk = Some(xsk);
                 self.ifindex = now;
-                self.mac = super::system::read_mac(&self.name);
+                self.mac = kernel::read_mac(&self.name);
             }
         }
     }

@@ -7,6 +7,7 @@
 
 pub mod afxdp;
 pub mod dummy;
+pub mod kernel;
 pub mod offload;
 pub mod system;
 pub mod tap;
