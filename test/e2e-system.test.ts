@@ -1,14 +1,17 @@
 // Existing kernel devices as ports (Interface type system, and no type as
 // libvirt adds a VM's tap): namespaces joined through an nvs bridge over veth
 // pairs. The real ovs-vsctl adds one end of each pair, the other end lives in
-// a namespace of its own. Checked: ping, iperf3 TCP with the namespaces'
-// checksum offload left on (so frames arrive with partial checksums that nvs
-// must complete), NORMAL learning, VLAN isolation (access ports on two tags,
+// a namespace of its own. Checked: a system port on a veth takes AF_XDP
+// (native) and one on a tap AF_PACKET, as Interface.status shows; ping,
+// iperf3 TCP with the senders' TSO and checksum offload on (so frames arrive
+// as GSO super-frames and with partial checksums that nvs must cut and
+// complete; the receiver's checksum-error counters stay 0), over AF_XDP and
+// over AF_PACKET, IPv4 and IPv6, NORMAL learning, VLAN isolation (access ports on two tags,
 // a trunk carrying both), an OpenFlow rule that drops one TCP port, the
 // bridge's internal port with a host address reaching a namespace, the MTU
-// set and shown, and hot unplug: a veth deleted under traffic takes the port
-// down with Interface.error set, the rest keeps working, and the device
-// coming back is picked up. A missing device is an error, never a dummy port.
+// set and shown, and hot unplug on both transports and on type=afxdp: a veth
+// deleted under traffic takes the port down with Interface.error set, the
+// rest keeps working, and the device coming back is picked up. A missing device is an error, never a dummy port.
 // Needs root (veth pairs, namespaces); skipped with a message without it
 // unless NVS_REQUIRE_PRIVILEGED=1 (CI).
 import { readFileSync } from 'node:fs';
@@ -35,7 +38,12 @@ const VA = host('a');
 const VB = host('b');
 const X1 = host('x');
 const X2 = host('y');
-const ALL = [H1, H2, VA, VB, X1, X2];
+const P1 = host('p');
+const P2 = host('q');
+const M1 = host('m');
+const M2 = host('n');
+const ALL = [H1, H2, VA, VB, X1, X2, P1, P2, M1, M2];
+const TAP = `sv${tag}tap`;
 /** The trunk: a veth pair from BR to a second bridge BR2 with internal ports on tags 10 and 20, each in a namespace. */
 const BR2 = `sc${tag}`;
 const TRUNK = [`sv${tag}t`, `sv${tag}u`];
@@ -53,18 +61,71 @@ function inNs(ns: string, cmd: string[], timeoutMs = 20_000) {
   return run('ip', ['netns', 'exec', ns, ...cmd], { timeoutMs });
 }
 
-/** A veth pair: `h.port` on the host, `eth0` in namespace `h.ns` with `addrs`, both up. */
-async function plug(h: Host, addrs: string[], offload: 'tso off' | 'tx off' = 'tso off'): Promise<void> {
+/** A veth pair: `h.port` on the host, `eth0` in namespace `h.ns` with `addrs`, both up; the sender's offloads as `offload` says. */
+async function plug(h: Host, addrs: string[], offload = 'tso on tx on', queues = 1): Promise<void> {
   await run('ip', ['link', 'del', h.port]);
   await run('ip', ['netns', 'add', h.ns]);
-  await ip('link', 'add', h.port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', h.ns);
+  const q = ['numrxqueues', String(queues), 'numtxqueues', String(queues)];
+  await ip('link', 'add', h.port, ...q, 'type', 'veth', 'peer', 'name', 'eth0', ...q, 'netns', h.ns);
   await ip('link', 'set', 'dev', h.port, 'up');
-  for (const a of addrs) await ip('-n', h.ns, 'addr', 'add', a, 'dev', 'eth0');
+  for (const a of addrs) {
+    const [addr, ...flags] = a.split(' ');
+    await ip('-n', h.ns, 'addr', 'add', addr, 'dev', 'eth0', ...flags);
+  }
   await ip('-n', h.ns, 'link', 'set', 'dev', 'eth0', 'up');
-  // Checksum offload stays on (frames reach nvs with partial checksums); TSO
-  // off, because nvs does not segment GSO super-frames (they are counted and dropped).
   const r = await inNs(h.ns, ['ethtool', '-K', 'eth0', ...offload.split(' ')]);
   if (r.code !== 0) throw new Error(`ethtool: ${r.stderr}`);
+}
+
+/** TCP and UDP segments namespace `ns` received, and how many it dropped for a bad checksum. */
+async function snmp(ns: string): Promise<{ inSegs: number; csumErrors: number }> {
+  const text = (await inNs(ns, ['cat', '/proc/net/snmp'])).stdout;
+  const row = (proto: string): Record<string, number> => {
+    const [names, values] = text.split('\n').filter((l) => l.startsWith(`${proto}:`));
+    const keys = names.split(/\s+/).slice(1);
+    const vals = values.split(/\s+/).slice(1).map(Number);
+    return Object.fromEntries(keys.map((k, i) => [k, vals[i]]));
+  };
+  const tcp = row('Tcp');
+  const udp = row('Udp');
+  return { inSegs: tcp.InSegs, csumErrors: tcp.InCsumErrors + udp.InCsumErrors };
+}
+
+/**
+ * iperf3 TCP from `from` to `to` with the sender's checksum offload on (and
+ * TSO where `tso`): carried, and no segment dropped by the receiver for a
+ * bad checksum. A veth whose far end runs XDP (AF_XDP ports) has its TSO
+ * turned off by the kernel, whatever was asked: GSO frames cannot enter XDP.
+ */
+async function expectTcpChecked(port: number, from: Host, to: Host, addr: string, what: string, tso: 'on' | 'off'): Promise<void> {
+  const features = (await inNs(from.ns, ['ethtool', '-k', 'eth0'])).stdout;
+  expect(features, 'the sender leaves checksums partial').toMatch(/tx-checksumming: on/);
+  expect(features, `the sender's TSO is ${tso}`).toMatch(new RegExp(`tcp-segmentation-offload: ${tso}`));
+  const before = await snmp(to.ns);
+  const tcp = await iperf(port, from, to, addr);
+  expect(tcp.code, tcp.out).toBe(0);
+  const after = await snmp(to.ns);
+  expect(after.inSegs - before.inSegs, 'segments received').toBeGreaterThan(1000);
+  expect(after.csumErrors - before.csumErrors, 'segments dropped by the receiver for a bad checksum').toBe(0);
+  console.log(`iperf3 TCP through nvs (${what}, sender checksum offload on, TSO ${tso}): ${(tcp.bps! / 1e9).toFixed(2)} Gbit/s`);
+}
+
+/** Deletes `h`'s veth under traffic from `from` to `addr`: Interface.error set and link down, `alive` still pings `aliveAddr`; the veth back: carried again, error cleared. */
+async function unplugAndReplug(h: Host, addrs: string[], from: Host, addr: string, alive: Host, aliveAddr: string, offload?: string): Promise<void> {
+  const ping = inNs(from.ns, ['ping', '-c', '30', '-i', '0.1', addr], 30_000);
+  await new Promise((r) => setTimeout(r, 500));
+  await ip('link', 'del', h.port);
+  await ping;
+  await eventually(async () => (await iface(h.port, 'error')).includes('the device is gone'), `${h.port}'s Interface.error`, 300);
+  expect(await iface(h.port, 'link_state')).toBe('down');
+  // The switch and the other ports keep going.
+  await expectPing(alive.ns, aliveAddr);
+  // The device comes back (as a tap comes back when QEMU starts again): no command to nvs.
+  await run('ip', ['netns', 'del', h.ns]);
+  await plug(h, addrs, offload);
+  await eventually(async () => (await inNs(from.ns, ['ping', '-c', '1', '-W', '1', addr])).code === 0, `ping over ${h.port} that came back`, 60);
+  await eventually(async () => (await iface(h.port, 'error')) === '[]', `${h.port}'s Interface.error cleared`, 300);
+  expect(await iface(h.port, 'link_state')).toBe('up');
 }
 
 async function expectPing(ns: string, to: string, count = 3): Promise<void> {
@@ -110,11 +171,12 @@ afterAll(async () => {
       await run('ip', ['netns', 'del', h.ns]);
     }
     await run('ip', ['link', 'del', TRUNK[0]]);
+    await run('ip', ['link', 'del', TAP]);
     for (const f of FAR) await run('ip', ['netns', 'del', f.ns]);
   }
 });
 
-describe.skipIf(skipOvs || skipWhy !== undefined)('existing kernel devices as ports (AF_PACKET)', () => {
+describe.skipIf(skipOvs || skipWhy !== undefined)('existing kernel devices as ports (type system: AF_XDP where it works, AF_PACKET otherwise)', () => {
   it('a port of no type whose device does not exist is an Interface error, not a dummy port', async () => {
     const add = await nvs.vsctl('add-br', BR, '--', 'set', 'Bridge', BR, 'datapath_type=netdev', '--', 'add-port', BR, `sv${tag}none`);
     expect(add.code).toBe(0);
@@ -123,7 +185,7 @@ describe.skipIf(skipOvs || skipWhy !== undefined)('existing kernel devices as po
     expect((await nvs.vsctl('del-port', BR, `sv${tag}none`)).code).toBe(0);
   });
 
-  it('joins two namespaces: a port of no type (as libvirt adds it) and a type=system one; ping, NORMAL learning, iperf3 TCP with checksum offload on', async () => {
+  it('joins two namespaces: a port of no type (as libvirt adds it) and a type=system one, AF_XDP on veths as status shows; ping, NORMAL learning, iperf3 TCP with checksum offload on', async () => {
     await plug(H1, ['10.232.0.1/24']);
     await plug(H2, ['10.232.0.2/24']);
     const add = await nvs.vsctl(
@@ -136,7 +198,8 @@ describe.skipIf(skipOvs || skipWhy !== undefined)('existing kernel devices as po
       expect(await iface(h.port, 'link_state')).toBe('up');
     }
     expect(await iface(H1.port, 'type')).toBe('""');
-    expect(await iface(H1.port, 'status')).toContain('transport="af_packet (tpacket_v2 rx ring)"');
+    // A veth runs XDP in its driver: AF_XDP, native (veths have no zero-copy).
+    for (const h of [H1, H2]) expect(await iface(h.port, 'status'), h.port).toMatch(/transport=af_xdp.*xdp-mode=native/);
     await expectPing(H1.ns, '10.232.0.2');
     const fdb = (await nvs.appctl('fdb/show', BR)).stdout;
     for (const h of [H1, H2]) {
@@ -145,10 +208,41 @@ describe.skipIf(skipOvs || skipWhy !== undefined)('existing kernel devices as po
     }
     const show = (await nvs.appctl('dpif/show')).stdout;
     expect(show, show).toMatch(new RegExp(`${H1.port} 1/\\d+: \\(system\\)`));
-    const tcp = await iperf(5201);
-    expect(tcp.code, tcp.out).toBe(0);
-    expect(tcp.bps).toBeGreaterThan(0);
-    console.log(`iperf3 TCP through nvs (AF_PACKET, checksum offload on): ${(tcp.bps! / 1e9).toFixed(2)} Gbit/s`);
+    await expectTcpChecked(5201, H1, H2, '10.232.0.2', 'system on veths: AF_XDP', 'off');
+  });
+
+  it('takes AF_PACKET when asked (transport=af_packet): GSO super-frames cut and partial checksums completed, TCP over IPv4 and IPv6', async () => {
+    await plug(P1, ['10.232.6.1/24', 'fd00:232:6::1/64 nodad']);
+    await plug(P2, ['10.232.6.2/24', 'fd00:232:6::2/64 nodad']);
+    const add = await nvs.vsctl(
+      ...[P1, P2].flatMap((h) => ['--', 'add-port', BR, h.port, '--', 'set', 'Interface', h.port, 'type=system', 'options:transport=af_packet']),
+    );
+    expect(add.code, add.stderr).toBe(0);
+    for (const h of [P1, P2]) {
+      expect(await iface(h.port, 'error'), h.port).toBe('[]');
+      expect(await iface(h.port, 'status')).toContain('transport="af_packet (tpacket_v2 rx ring, vnet headers)"');
+    }
+    await expectPing(P1.ns, '10.232.6.2');
+    await expectTcpChecked(5221, P1, P2, '10.232.6.2', 'AF_PACKET, IPv4', 'on');
+    await expectTcpChecked(5222, P1, P2, 'fd00:232:6::2', 'AF_PACKET, IPv6', 'on');
+  });
+
+  it('puts a tap on AF_PACKET (its frames carry virtio-net offloads) and says why in status', async () => {
+    await run('ip', ['link', 'del', TAP]);
+    await ip('tuntap', 'add', 'mode', 'tap', 'name', TAP);
+    expect((await nvs.vsctl('add-port', BR, TAP)).code).toBe(0);
+    expect(await iface(TAP, 'error')).toBe('[]');
+    const status = await iface(TAP, 'status');
+    expect(status).toContain('transport="af_packet (tpacket_v2 rx ring, vnet headers)"');
+    expect(status).toContain('af_xdp="not tried: a tap (driver tun)');
+    expect((await nvs.vsctl('del-port', BR, TAP)).code).toBe(0);
+  });
+
+  it('refuses a transport it does not know, in Interface.error', async () => {
+    const bad = `sv${tag}w`;
+    expect((await nvs.vsctl('add-port', BR, bad, '--', 'set', 'Interface', bad, 'type=system', 'options:transport=carrier-pigeon')).code).toBe(0);
+    expect(await iface(bad, 'error')).toContain('transport is auto, af_xdp or af_packet');
+    expect((await nvs.vsctl('del-port', BR, bad)).code).toBe(0);
   });
 
   it('drops one TCP port with an OpenFlow rule and carries the others', async () => {
@@ -205,30 +299,16 @@ describe.skipIf(skipOvs || skipWhy !== undefined)('existing kernel devices as po
     expect((await nvs.vsctl('set', 'Interface', H2.port, 'mtu_request=1500')).code).toBe(0);
   });
 
-  it('takes the port down with Interface.error when its device is deleted, keeps the others, and picks the device up again', async () => {
-    const ping = inNs(H1.ns, ['ping', '-c', '30', '-i', '0.1', '10.232.0.2'], 30_000);
-    await new Promise((r) => setTimeout(r, 500));
-    await ip('link', 'del', H2.port);
-    await ping;
-    await eventually(async () => (await iface(H2.port, 'error')).includes('the device is gone'), `${H2.port}'s Interface.error`, 300);
-    expect(await iface(H2.port, 'link_state')).toBe('down');
-    // The switch and the other ports keep going.
-    await expectPing(VA.ns, '10.232.10.3');
-    // The device comes back (as a tap comes back when QEMU starts again): no command to nvs.
-    await run('ip', ['netns', 'del', H2.ns]);
-    await plug(H2, ['10.232.0.2/24']);
-    await eventually(async () => (await inNs(H1.ns, ['ping', '-c', '1', '-W', '1', '10.232.0.2'])).code === 0, 'ping over the device that came back', 60);
-    await eventually(async () => (await iface(H2.port, 'error')) === '[]', `${H2.port}'s Interface.error cleared`, 300);
-    expect(await iface(H2.port, 'link_state')).toBe('up');
+  it('takes the port down with Interface.error when its device is deleted, keeps the others, and picks the device up again (AF_XDP and AF_PACKET)', async () => {
+    await unplugAndReplug(H2, ['10.232.0.2/24'], H1, '10.232.0.2', VA, '10.232.10.3');
+    await unplugAndReplug(P2, ['10.232.6.2/24', 'fd00:232:6::2/64 nodad'], P1, '10.232.6.2', VA, '10.232.10.3');
   });
 });
 
 describe.skipIf(skipOvs || skipWhy !== undefined)('existing kernel devices as ports (AF_XDP, type=afxdp)', () => {
-  it('joins two namespaces over afxdp ports: ping, NORMAL learning, iperf3 TCP', async () => {
-    // Checksum offload off in these namespaces: frames taken by XDP carry no
-    // mark of a checksum left partial, so nvs cannot complete it (see the README).
-    await plug(X1, ['10.232.5.1/24'], 'tx off');
-    await plug(X2, ['10.232.5.2/24'], 'tx off');
+  it('joins two namespaces over afxdp ports: ping, NORMAL learning, iperf3 TCP with checksum offload on', async () => {
+    await plug(X1, ['10.232.5.1/24']);
+    await plug(X2, ['10.232.5.2/24']);
     const add = await nvs.vsctl(
       '--may-exist', 'add-br', BR, '--', 'set', 'Bridge', BR, 'datapath_type=netdev',
       ...[X1, X2].flatMap((h) => ['--', 'add-port', BR, h.port, '--', 'set', 'Interface', h.port, 'type=afxdp']),
@@ -247,9 +327,45 @@ describe.skipIf(skipOvs || skipWhy !== undefined)('existing kernel devices as po
       const mac = (await inNs(h.ns, ['cat', '/sys/class/net/eth0/address'])).stdout.trim();
       expect(fdb, `${h.port}'s MAC learned`).toContain(mac);
     }
-    const tcp = await iperf(5211, X1, X2, '10.232.5.2');
-    expect(tcp.code, tcp.out).toBe(0);
-    console.log(`iperf3 TCP through nvs (AF_XDP): ${(tcp.bps! / 1e9).toFixed(2)} Gbit/s`);
+    await expectTcpChecked(5211, X1, X2, '10.232.5.2', 'type=afxdp', 'off');
+  });
+
+  it('takes an afxdp port down when its device is deleted and picks it up again', async () => {
+    await unplugAndReplug(X2, ['10.232.5.2/24'], X1, '10.232.5.2', H1, '10.232.0.2');
+  });
+
+  it('binds one socket per rx queue: n_rxq=2 on type=afxdp, every queue on type=system; 8 TCP streams spread over both queues all carried', async () => {
+    await plug(M1, ['10.232.7.1/24'], undefined, 2);
+    await plug(M2, ['10.232.7.2/24'], undefined, 2);
+    const add = await nvs.vsctl(
+      '--may-exist', 'add-br', BR, '--', 'set', 'Bridge', BR, 'datapath_type=netdev',
+      '--', 'add-port', BR, M1.port, '--', 'set', 'Interface', M1.port, 'type=afxdp', 'options:n_rxq=2',
+      '--', 'add-port', BR, M2.port, '--', 'set', 'Interface', M2.port, 'type=system',
+    );
+    expect(add.code, add.stderr).toBe(0);
+    for (const h of [M1, M2]) {
+      expect(await iface(h.port, 'error'), h.port).toBe('[]');
+      expect(await iface(h.port, 'status'), h.port).toMatch(/n_rxq="?2"?/);
+    }
+    await expectPing(M1.ns, '10.232.7.2');
+    // The sender's flows hash over its two tx queues, which feed the two rx
+    // queues of the far end: a queue without a socket would pass its frames
+    // to the host's stack and its streams would carry nothing (all 8 streams
+    // on one queue: 1 chance in 128).
+    const server = inNs(M2.ns, ['timeout', '12', 'iperf3', '-s', '-1', '-p', '5231'], 30_000);
+    await new Promise((r) => setTimeout(r, 300));
+    const c = await inNs(M1.ns, ['timeout', '10', 'iperf3', '-c', '10.232.7.2', '-p', '5231', '-t', '2', '-P', '8', '-J', '--connect-timeout', '2000'], 30_000);
+    await server;
+    expect(c.code, c.stdout + c.stderr).toBe(0);
+    const streams = (JSON.parse(c.stdout) as { end: { streams: { receiver: { bytes: number } }[] } }).end.streams;
+    expect(streams).toHaveLength(8);
+    for (const st of streams) expect(st.receiver.bytes, 'every stream carried data').toBeGreaterThan(0);
+  });
+
+  it('refuses an n_rxq it cannot take, in Interface.error', async () => {
+    const bad = `sv${tag}r`;
+    expect((await nvs.vsctl('--may-exist', 'add-br', BR, '--', 'add-port', BR, bad, '--', 'set', 'Interface', bad, 'type=afxdp', 'options:n_rxq=0')).code).toBe(0);
+    expect(await iface(bad, 'error')).toContain('n_rxq is a number of rx queues from 1 to 16');
   });
 
   it('refuses an xdp-mode it does not know, in Interface.error', async () => {

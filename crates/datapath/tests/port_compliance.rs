@@ -218,7 +218,12 @@ fn harness(kind: &'static str, tag: &str) -> Option<Harness> {
         }
         "system" | "afxdp" => {
             let veth = kernel::Veth::new(&kernel::dev_name(tag))?;
-            let port = open_port(kind, &veth.name, &PortOptions::new()).unwrap();
+            // A system port on a veth would choose AF_XDP, which "afxdp" covers: this one is AF_PACKET.
+            let mut opts = PortOptions::new();
+            if kind == "system" {
+                opts.insert("transport".into(), "af_packet".into());
+            }
+            let port = open_port(kind, &veth.name, &opts).unwrap();
             let sock = kernel::packet_socket(&veth.peer);
             (
                 port,

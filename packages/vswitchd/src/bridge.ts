@@ -471,10 +471,11 @@ export class Switch {
 function linkStatusOf(p: BridgePort, dev: DeviceState | undefined): LinkStatus {
   // A tunnel has no device of its own: it is up while its socket is open (as OVS reports tunnels).
   if (p.backend === 'dummy' || p.tunnel) return { adminState: 'up', linkState: 'up', mtu: p.mtu };
-  // A system port's device can go (deleted, moved away) and come back: the port says so meanwhile.
-  if (!dev && p.backend === 'system') return { adminState: 'down', linkState: 'down', error: `${p.name}: the device is gone (deleted or moved to another network namespace); the port resumes when it is back` };
+  // A kernel device port's device can go (deleted, moved away) and come back: the port says so meanwhile.
+  const kernelDevice = p.backend === 'system' || p.backend === 'afxdp';
+  if (!dev && kernelDevice) return { adminState: 'down', linkState: 'down', error: `${p.name}: the device is gone (deleted or moved to another network namespace); the port resumes when it is back` };
   if (!dev) return {};
-  if (p.backend === 'system') return { adminState: dev.adminUp ? 'up' : 'down', linkState: dev.carrier ? 'up' : 'down', mtu: dev.mtu, error: p.mtuError };
+  if (kernelDevice) return { adminState: dev.adminUp ? 'up' : 'down', linkState: dev.carrier ? 'up' : 'down', mtu: dev.mtu, error: p.mtuError };
   return { adminState: dev.adminUp ? 'up' : 'down', linkState: dev.carrier ? 'up' : 'down', mtu: dev.mtu };
 }
 

@@ -99,7 +99,7 @@ const KNOWN_OPTIONS: Record<string, Set<string>> = {
   dummy: new Set(['pstream', 'stream', 'n_rxq', 'n_txq']),
   internal: new Set([]),
   tap: new Set([]),
-  system: new Set([]),
+  system: new Set(['transport']),
   afxdp: new Set(['xdp-mode', 'use-need-wakeup', 'n_rxq']),
   dpdkvhostuser: new Set([]),
   dpdkvhostuserclient: new Set(['vhost-server-path']),

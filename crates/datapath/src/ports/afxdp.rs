@@ -1,14 +1,28 @@
-//! The `afxdp` port: an existing kernel device through an AF_XDP socket (XSK),
+//! The `afxdp` port: an existing kernel device through AF_XDP sockets (XSKs),
 //! as OVS's netdev-afxdp. Options as OVS's: `xdp-mode` (`best-effort`, the
 //! default, tries native with zero-copy, then native, then generic),
-//! `use-need-wakeup` (default true), `n_rxq` (1 only, for now).
+//! `use-need-wakeup` (default true), `n_rxq` (default 1: one XSK per rx queue
+//! 0..n_rxq; a `system` port that chose AF_XDP binds every rx queue the device
+//! has, so no queue's traffic bypasses the switch).
 //!
-//! The UMEM is the port's [`Pool`]: its chunks are lent to the fill ring and
-//! come back through the rx ring as frames of the pool (no copy on the way
-//! in); a frame of this pool is sent by lending its chunk to the tx ring (no
-//! copy), others are copied once into a chunk; sent chunks come home through
-//! the completion ring. The fill ring is topped up to [`FILL_TARGET`] chunks
-//! on every poll; with need-wakeup the kernel is kicked only when it asks.
+//! Each queue's UMEM is a [`Pool`] of its own: its chunks are lent to the
+//! fill ring and come back through the rx ring as frames of the pool (no
+//! copy on the way in); a frame of queue 0's pool is sent by lending its
+//! chunk to queue 0's tx ring (no copy), others (from another port or queue)
+//! are copied once into a chunk; sent chunks come home through the
+//! completion ring. Fill rings are topped up to [`FILL_TARGET`] chunks on
+//! every poll; with need-wakeup the kernel is kicked only when it asks. Rx
+//! takes from the queues in turn.
+//!
+//! XDP hands no mark of a checksum the sender left partial (a veth's peer
+//! with checksum offload on): `offload::repair_partial` infers and finishes
+//! it. A veth whose far end runs XDP has the kernel turn its peer's TSO off,
+//! so no GSO super-frame arrives here.
+//!
+//! Hot unplug: as `system` ports, the device is looked up by name every
+//! `RECHECK_POLLS` empty polls; when it has gone the sockets and program go
+//! (the port moves nothing, `device()`'s state fails), and when a device of
+//! that name is back everything is bound again.
 //!
 //! The XDP program that redirects every frame of the queue to the socket is
 //! six instructions assembled here (`bpf_redirect_map` on an XSKMAP keyed by
@@ -27,7 +41,8 @@ use crate::actions::PacketBuf;
 use crate::frame::{Frame, Pool};
 use crate::netdev::MAX_NAME;
 use crate::port::{Batch, NetDevice, Port, PortError, PortOptions, PortStats};
-use crate::ports::system::SystemDevice;
+use crate::ports::kernel::{self, os_error, SystemDevice, RECHECK_POLLS};
+use crate::ports::offload;
 use crate::ports::tap::MIN_FRAME;
 
 /// Bytes per UMEM chunk (aligned mode wants a power of two).
@@ -41,6 +56,8 @@ const FILL_SIZE: u32 = 2048;
 const COMP_SIZE: u32 = 2048;
 const RX_SIZE: u32 = 1024;
 const TX_SIZE: u32 = 1024;
+/// Most rx queues a port binds (each has its own 16 MiB UMEM).
+const MAX_RXQ: u32 = 16;
 /// Chunks kept in the fill ring: the rest of the UMEM serves frames out in the datapath and copies for tx.
 pub const FILL_TARGET: u32 = 1024;
 
@@ -221,35 +238,53 @@ impl<T> Drop for Ring<T> {
 /// An AF_XDP port on one queue of a device.
 pub struct AfxdpPort {
     name: String,
-    /// Field order is drop order: rings before the socket, the program's link after.
+    /// The socket and its program while the device is here; None while it is gone.
+    xsk: Option<Xsk>,
+    /// The ifindex the socket is bound to; 0 while the device is gone.
+    ifindex: u32,
+    want_modes: &'static [Mode],
+    need_wakeup: bool,
+    /// Rx queues asked for; None: every rx queue the device has (system ports).
+    n_rxq: Option<u32>,
+    /// The Interface type it serves: "afxdp", or "system" when that chose AF_XDP.
+    kind: &'static str,
+    mac: [u8; 6],
+    /// Polls that found nothing since the device was last looked up by name.
+    idle_polls: u32,
+    /// Closed by `close`: never bound again.
+    closed: bool,
+    stats: PortStats,
+}
+
+/// The device's XDP program and one XSK per rx queue.
+struct Xsk {
+    /// Field order is drop order: the sockets before the program's link.
+    queues: Vec<Queue>,
+    _link: OwnedFd,
+    _prog: OwnedFd,
+    _map: OwnedFd,
+    /// The mode in use: "native-with-zerocopy", "native" or "generic".
+    mode: &'static str,
+    /// The queue the next rx burst starts with (queues take turns).
+    next_rx: usize,
+}
+
+/// One XSK bound to one rx queue of a device, with its own UMEM.
+struct Queue {
+    /// Field order is drop order: rings before the socket.
     rx: Ring<XdpDesc>,
     tx: Ring<XdpDesc>,
     fill: Ring<u64>,
     comp: Ring<u64>,
-    sock: Option<OwnedFd>,
-    _link: OwnedFd,
-    _prog: OwnedFd,
-    _map: OwnedFd,
+    sock: OwnedFd,
     pool: Pool,
     /// Chunks lent to the fill ring and not yet back through rx.
     in_fill: u32,
     need_wakeup: bool,
-    /// The mode in use: "native-with-zerocopy", "native" or "generic".
-    mode: &'static str,
-    mac: [u8; 6],
-    stats: PortStats,
 }
 
-// SAFETY: the rings' pointers are into mappings the port owns alone; it is used under one lock.
-unsafe impl Send for AfxdpPort {}
-
-fn os_error(port: &str, what: &'static str, source: std::io::Error) -> PortError {
-    PortError::Os {
-        port: port.to_string(),
-        what,
-        source,
-    }
-}
+// SAFETY: the rings' pointers are into mappings the socket owns alone; it is used under the port's lock.
+unsafe impl Send for Queue {}
 
 /// bpf(2) with a 128-byte attribute block.
 fn bpf(cmd: libc::c_long, attr: &mut [u8; 128]) -> std::io::Result<i64> {
@@ -355,11 +390,17 @@ fn setsockopt<T>(fd: &OwnedFd, opt: libc::c_int, val: &T) -> std::io::Result<()>
     Ok(())
 }
 
-/// The modes `xdp-mode` asks for, in the order to try: (name, attach flags, bind flags).
-fn modes(option: &str) -> Option<&'static [(&'static str, u32, u16)]> {
-    const ZC: (&str, u32, u16) = ("native-with-zerocopy", XDP_FLAGS_DRV_MODE, XDP_ZEROCOPY);
-    const NATIVE: (&str, u32, u16) = ("native", XDP_FLAGS_DRV_MODE, XDP_COPY);
-    const GENERIC: (&str, u32, u16) = ("generic", XDP_FLAGS_SKB_MODE, XDP_COPY);
+/// An XDP mode: its name, attach flags, bind flags.
+type Mode = (&'static str, u32, u16);
+const ZC: Mode = ("native-with-zerocopy", XDP_FLAGS_DRV_MODE, XDP_ZEROCOPY);
+const NATIVE: Mode = ("native", XDP_FLAGS_DRV_MODE, XDP_COPY);
+const GENERIC: Mode = ("generic", XDP_FLAGS_SKB_MODE, XDP_COPY);
+/// What a `system` port tries: the driver's own XDP only (generic XDP gains
+/// nothing over AF_PACKET and loses the offloads its vnet header carries).
+const NATIVE_MODES: &[Mode] = &[ZC, NATIVE];
+
+/// The modes `xdp-mode` asks for, in the order to try.
+fn modes(option: &str) -> Option<&'static [Mode]> {
     Some(match option {
         "best-effort" => &[ZC, NATIVE, GENERIC],
         "native-with-zerocopy" => &[ZC],
@@ -378,10 +419,179 @@ fn bad_option(port: &str, key: &str, value: &str, why: &str) -> PortError {
     }
 }
 
+/// The rx queues device `name` has (at least 1, at most [`MAX_RXQ`]).
+fn rx_queues(name: &str) -> u32 {
+    let n = std::fs::read_dir(format!("/sys/class/net/{name}/queues"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+                .count()
+        })
+        .unwrap_or(1);
+    (n as u32).clamp(1, MAX_RXQ)
+}
+
 impl AfxdpPort {
-    /// The XDP mode the port runs in.
+    /// The XDP mode the port runs in ("gone" while its device is).
     pub fn mode(&self) -> &'static str {
-        self.mode
+        self.xsk.as_ref().map_or("gone", |x| x.mode)
+    }
+
+    /// Whether the port is bound to its device now.
+    pub fn attached(&self) -> bool {
+        self.xsk.is_some()
+    }
+
+    /// Opens device `name` in native XDP mode (zero-copy where the driver has
+    /// it), with need-wakeup, for a port of type `kind`: how `system` ports take AF_XDP.
+    pub(crate) fn open_native(name: &str, kind: &'static str) -> Result<AfxdpPort, PortError> {
+        AfxdpPort::bind(name, NATIVE_MODES, true, None, kind)
+    }
+
+    /// Opens device `name`: `n_rxq` queues, or (None) every rx queue the device has.
+    fn bind(
+        name: &str,
+        want_modes: &'static [Mode],
+        need_wakeup: bool,
+        n_rxq: Option<u32>,
+        kind: &'static str,
+    ) -> Result<AfxdpPort, PortError> {
+        let ifindex = kernel::existing_device(name)?;
+        let queues = n_rxq.unwrap_or_else(|| rx_queues(name));
+        let xsk = Xsk::open(name, ifindex, want_modes, need_wakeup, queues)?;
+        Ok(AfxdpPort {
+            name: name.to_string(),
+            xsk: Some(xsk),
+            ifindex,
+            want_modes,
+            need_wakeup,
+            n_rxq,
+            kind,
+            mac: kernel::read_mac(name),
+            idle_polls: 0,
+            closed: false,
+            stats: PortStats::default(),
+        })
+    }
+
+    /// Looks the device up by name: lets the socket go when the device has
+    /// gone (or is another device of the name), binds anew when it is back.
+    fn recheck(&mut self) {
+        let now = kernel::ifindex_of(&self.name);
+        if now == self.ifindex && self.xsk.is_some() {
+            return;
+        }
+        // Frames of the old UMEM still in the datapath keep it alive until they are dropped.
+        self.xsk = None;
+        self.ifindex = 0;
+        if now != 0 {
+            let queues = self.n_rxq.unwrap_or_else(|| rx_queues(&self.name));
+            if let Ok(xsk) = Xsk::open(&self.name, now, self.want_modes, self.need_wakeup, queues) {
+                self.xsk = Some(xsk);
+                self.ifindex = now;
+                self.mac = kernel::read_mac(&self.name);
+            }
+        }
+    }
+}
+
+impl Xsk {
+    /// Loads the redirect program, attaches it in the first of `want_modes`
+    /// in which an XSK binds on each of rx queues 0..`n_rxq` of device
+    /// `ifindex`, and fills their fill rings.
+    fn open(
+        name: &str,
+        ifindex: u32,
+        want_modes: &'static [Mode],
+        need_wakeup: bool,
+        n_rxq: u32,
+    ) -> Result<Xsk, PortError> {
+        let map = xsk_map(n_rxq).map_err(|e| os_error(name, "creating the XSKMAP (bpf)", e))?;
+        let prog = redirect_program(&map)
+            .map_err(|e| os_error(name, "loading the XDP redirect program (bpf)", e))?;
+        let mut last = std::io::Error::from_raw_os_error(libc::EOPNOTSUPP);
+        for &(mode, attach_flags, bind_flags) in want_modes {
+            let link = match attach(&prog, ifindex, attach_flags) {
+                Ok(l) => l,
+                Err(e) => {
+                    last = e;
+                    continue;
+                }
+            };
+            match Queue::open_all(&map, ifindex, bind_flags, need_wakeup, n_rxq) {
+                Ok(queues) => {
+                    return Ok(Xsk {
+                        queues,
+                        _link: link,
+                        _prog: prog,
+                        _map: map,
+                        mode,
+                        next_rx: 0,
+                    })
+                }
+                Err(PortError::Io(e)) => {
+                    last = e;
+                    let _ = detach(&link);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(os_error(
+            name,
+            "attaching XDP and binding an AF_XDP socket in the modes xdp-mode allows",
+            last,
+        ))
+    }
+
+    /// Receives from the queues in turn until the batch is full or all are empty.
+    fn rx(&mut self, batch: &mut Batch, stats: &mut PortStats) -> usize {
+        let n = self.queues.len();
+        let mut got = 0;
+        for i in 0..n {
+            if batch.room() == 0 {
+                break;
+            }
+            got += self.queues[(self.next_rx + i) % n].rx(batch, stats);
+        }
+        self.next_rx = (self.next_rx + 1) % n;
+        got
+    }
+
+    /// Sends through queue 0's tx ring.
+    fn tx(&mut self, batch: &mut Batch, stats: &mut PortStats) -> usize {
+        self.queues[0].tx(batch, stats)
+    }
+}
+
+impl Queue {
+    /// Opens an XSK (with its own UMEM) on each of queues 0..`n_rxq`, each put in `map`.
+    fn open_all(
+        map: &OwnedFd,
+        ifindex: u32,
+        bind_flags: u16,
+        need_wakeup: bool,
+        n_rxq: u32,
+    ) -> Result<Vec<Queue>, PortError> {
+        let mut queues = Vec::with_capacity(n_rxq as usize);
+        for queue_id in 0..n_rxq {
+            let pool = Pool::new(CHUNKS, CHUNK)?;
+            let (sock, rx, tx, fill, comp) =
+                open_socket(&pool, ifindex, queue_id, bind_flags, need_wakeup)?;
+            map_set(map, queue_id, sock.as_raw_fd() as u32)?;
+            let mut q = Queue {
+                rx,
+                tx,
+                fill,
+                comp,
+                sock,
+                pool,
+                in_fill: 0,
+                need_wakeup,
+            };
+            q.refill();
+            queues.push(q);
+        }
+        Ok(queues)
     }
 
     /// Gives chunks whose frames the kernel has sent back to the pool.
@@ -429,35 +639,106 @@ impl AfxdpPort {
     }
 
     fn kick_rx(&self) {
-        if let Some(s) = &self.sock {
-            // SAFETY: a zero-length receive only wakes the kernel's rx processing.
-            unsafe {
-                libc::recvfrom(
-                    s.as_raw_fd(),
-                    std::ptr::null_mut(),
-                    0,
-                    libc::MSG_DONTWAIT,
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                );
-            }
+        // SAFETY: a zero-length receive only wakes the kernel's rx processing.
+        unsafe {
+            libc::recvfrom(
+                self.sock.as_raw_fd(),
+                std::ptr::null_mut(),
+                0,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            );
         }
     }
 
     fn kick_tx(&self) {
-        if let Some(s) = &self.sock {
-            // SAFETY: a zero-length send only makes the kernel process the tx ring.
-            unsafe {
-                libc::sendto(
-                    s.as_raw_fd(),
-                    std::ptr::null(),
-                    0,
-                    libc::MSG_DONTWAIT,
-                    std::ptr::null(),
-                    0,
-                );
+        // SAFETY: a zero-length send only makes the kernel process the tx ring.
+        unsafe {
+            libc::sendto(
+                self.sock.as_raw_fd(),
+                std::ptr::null(),
+                0,
+                libc::MSG_DONTWAIT,
+                std::ptr::null(),
+                0,
+            );
+        }
+    }
+
+    /// Receives up to the batch's room; counts in `stats`.
+    fn rx(&mut self, batch: &mut Batch, stats: &mut PortStats) -> usize {
+        self.complete();
+        let n = self.rx.ready().min(batch.room() as u32);
+        let start = self.rx.consumer().load(Ordering::Relaxed);
+        let mut got = 0;
+        for i in 0..n {
+            let d = self.rx.read(start.wrapping_add(i));
+            let chunk = d.addr as usize & !(CHUNK - 1);
+            let at = d.addr as usize - chunk;
+            // SAFETY: the chunk was lent to the fill ring and the kernel handed it back through rx.
+            let frame = unsafe { self.pool.reclaim(chunk as u32) };
+            match PacketBuf::new(frame, at, d.len as usize) {
+                Ok(mut pkt) if pkt.len() >= MIN_FRAME => {
+                    // XDP carries no mark of a checksum left partial: infer it.
+                    offload::repair_partial(pkt.data_mut());
+                    stats.rx_packets += 1;
+                    stats.rx_bytes += u64::from(d.len);
+                    batch.pkts.push(pkt);
+                    got += 1;
+                }
+                // A runt, or a descriptor past its chunk: dropped (the frame goes home).
+                _ => stats.rx_errors += 1,
             }
         }
+        self.rx
+            .consumer()
+            .store(start.wrapping_add(n), Ordering::Release);
+        self.in_fill = self.in_fill.saturating_sub(n);
+        self.refill();
+        got
+    }
+
+    /// Sends (or drops) every packet of the batch; counts in `stats`.
+    fn tx(&mut self, batch: &mut Batch, stats: &mut PortStats) -> usize {
+        self.complete();
+        let mut room = self.tx.room();
+        let start = self.tx.producer().load(Ordering::Relaxed);
+        let mut sent = 0u32;
+        for pkt in batch.pkts.drain(..) {
+            let len = pkt.len();
+            if !(MIN_FRAME..=CHUNK - XDP_HEADROOM).contains(&len) {
+                stats.tx_errors += 1;
+                continue;
+            }
+            if room == 0 {
+                stats.tx_dropped += 1;
+                continue;
+            }
+            let Some((offset, at, len)) = self.lend_or_copy(pkt) else {
+                stats.tx_dropped += 1;
+                continue;
+            };
+            let desc = XdpDesc {
+                addr: u64::from(offset) + at as u64,
+                len: len as u32,
+                options: 0,
+            };
+            self.tx.write(start.wrapping_add(sent), desc);
+            sent += 1;
+            room -= 1;
+            stats.tx_packets += 1;
+            stats.tx_bytes += len as u64;
+        }
+        if sent > 0 {
+            self.tx
+                .producer()
+                .store(start.wrapping_add(sent), Ordering::Release);
+            if !self.need_wakeup || self.tx.needs_wakeup() {
+                self.kick_tx();
+            }
+        }
+        sent as usize
     }
 
     /// The chunk offset and data start of `pkt` in this pool, copying it in when it lives elsewhere.
@@ -490,6 +771,8 @@ impl Port for AfxdpPort {
         }
         let mut want_modes = modes("best-effort").expect("known");
         let mut need_wakeup = true;
+        // As OVS: one queue unless asked for more.
+        let mut n_rxq = Some(1);
         for (k, v) in options {
             match k.as_str() {
                 "xdp-mode" => {
@@ -511,14 +794,18 @@ impl Port for AfxdpPort {
                         }
                     }
                 }
-                "n_rxq" if v == "1" => {}
                 "n_rxq" => {
-                    return Err(bad_option(
-                        name,
-                        k,
-                        v,
-                        "nvs's afxdp ports use one queue (queue 0) for now",
-                    ))
+                    n_rxq = match v.parse::<u32>() {
+                        Ok(n) if (1..=MAX_RXQ).contains(&n) => Some(n),
+                        _ => {
+                            return Err(bad_option(
+                                name,
+                                k,
+                                v,
+                                &format!("n_rxq is a number of rx queues from 1 to {MAX_RXQ}"),
+                            ))
+                        }
+                    }
                 }
                 _ => {
                     return Err(bad_option(
@@ -530,150 +817,37 @@ impl Port for AfxdpPort {
                 }
             }
         }
-        let c = std::ffi::CString::new(name).map_err(|_| PortError::BadName {
-            name: name.to_string(),
-            why: "a device name has no NUL",
-        })?;
-        // SAFETY: a NUL-terminated string living for the call.
-        let ifindex = unsafe { libc::if_nametoindex(c.as_ptr()) };
-        if ifindex == 0 {
-            return Err(os_error(
-                name,
-                "finding the device (no network device of that name exists here)",
-                std::io::Error::from_raw_os_error(libc::ENODEV),
-            ));
-        }
-        let map = xsk_map(1).map_err(|e| os_error(name, "creating the XSKMAP (bpf)", e))?;
-        let prog = redirect_program(&map)
-            .map_err(|e| os_error(name, "loading the XDP redirect program (bpf)", e))?;
-        let pool = Pool::new(CHUNKS, CHUNK)?;
-        let mut last = std::io::Error::from_raw_os_error(libc::EOPNOTSUPP);
-        for &(mode, attach_flags, bind_flags) in want_modes {
-            let link = match attach(&prog, ifindex, attach_flags) {
-                Ok(l) => l,
-                Err(e) => {
-                    last = e;
-                    continue;
-                }
-            };
-            match open_socket(&pool, ifindex, bind_flags, need_wakeup) {
-                Ok((sock, rx, tx, fill, comp)) => {
-                    map_set(&map, 0, sock.as_raw_fd() as u32)
-                        .map_err(|e| os_error(name, "putting the socket in the XSKMAP", e))?;
-                    let mut port = AfxdpPort {
-                        name: name.to_string(),
-                        rx,
-                        tx,
-                        fill,
-                        comp,
-                        sock: Some(sock),
-                        _link: link,
-                        _prog: prog,
-                        _map: map,
-                        pool,
-                        in_fill: 0,
-                        need_wakeup,
-                        mode,
-                        mac: super::system::read_mac(name),
-                        stats: PortStats::default(),
-                    };
-                    port.refill();
-                    return Ok(port);
-                }
-                Err(e) => {
-                    last = e;
-                    let _ = detach(&link);
-                }
-            }
-        }
-        Err(os_error(
-            name,
-            "attaching XDP and binding an AF_XDP socket in the modes xdp-mode allows",
-            last,
-        ))
+        AfxdpPort::bind(name, want_modes, need_wakeup, n_rxq, "afxdp")
     }
 
     fn kind(&self) -> &'static str {
-        "afxdp"
+        self.kind
     }
 
     fn rx_burst(&mut self, batch: &mut Batch) -> Result<usize, PortError> {
-        if self.sock.is_none() {
-            return Ok(0);
-        }
-        self.complete();
-        let n = self.rx.ready().min(batch.room() as u32);
-        let start = self.rx.consumer().load(Ordering::Relaxed);
-        let mut got = 0;
-        for i in 0..n {
-            let d = self.rx.read(start.wrapping_add(i));
-            let chunk = d.addr as usize & !(CHUNK - 1);
-            let at = d.addr as usize - chunk;
-            // SAFETY: the chunk was lent to the fill ring and the kernel handed it back through rx.
-            let frame = unsafe { self.pool.reclaim(chunk as u32) };
-            match PacketBuf::new(frame, at, d.len as usize) {
-                Ok(pkt) if pkt.len() >= MIN_FRAME => {
-                    self.stats.rx_packets += 1;
-                    self.stats.rx_bytes += u64::from(d.len);
-                    batch.pkts.push(pkt);
-                    got += 1;
-                }
-                // A runt, or a descriptor past its chunk: dropped (the frame goes home).
-                _ => self.stats.rx_errors += 1,
+        let got = match self.xsk.as_mut() {
+            Some(xsk) => xsk.rx(batch, &mut self.stats),
+            None => 0,
+        };
+        if got == 0 && !self.closed {
+            self.idle_polls += 1;
+            if self.idle_polls >= RECHECK_POLLS {
+                self.idle_polls = 0;
+                self.recheck();
             }
         }
-        self.rx
-            .consumer()
-            .store(start.wrapping_add(n), Ordering::Release);
-        self.in_fill = self.in_fill.saturating_sub(n);
-        self.refill();
         Ok(got)
     }
 
     fn tx_burst(&mut self, batch: &mut Batch) -> Result<usize, PortError> {
-        if self.sock.is_none() {
-            self.stats.tx_dropped += batch.pkts.len() as u64;
-            batch.pkts.clear();
-            return Ok(0);
-        }
-        self.complete();
-        let mut room = self.tx.room();
-        let start = self.tx.producer().load(Ordering::Relaxed);
-        let mut sent = 0u32;
-        for pkt in batch.pkts.drain(..) {
-            let len = pkt.len();
-            if !(MIN_FRAME..=CHUNK - XDP_HEADROOM).contains(&len) {
-                self.stats.tx_errors += 1;
-                continue;
-            }
-            if room == 0 {
-                self.stats.tx_dropped += 1;
-                continue;
-            }
-            let Some((offset, at, len)) = self.lend_or_copy(pkt) else {
-                self.stats.tx_dropped += 1;
-                continue;
-            };
-            let desc = XdpDesc {
-                addr: u64::from(offset) + at as u64,
-                len: len as u32,
-                options: 0,
-            };
-            self.tx.write(start.wrapping_add(sent), desc);
-            sent += 1;
-            room -= 1;
-            self.stats.tx_packets += 1;
-            self.stats.tx_bytes += len as u64;
-        }
-        if sent > 0 {
-            self.tx
-                .producer()
-                .store(start.wrapping_add(sent), Ordering::Release);
-            if !self.need_wakeup || self.tx.needs_wakeup() {
-                self.kick_tx();
+        match self.xsk.as_mut() {
+            Some(xsk) => Ok(xsk.tx(batch, &mut self.stats)),
+            None => {
+                self.stats.tx_dropped += batch.pkts.len() as u64;
+                batch.pkts.clear();
+                Ok(0)
             }
         }
-        Ok(sent as usize)
     }
 
     fn stats(&self) -> PortStats {
@@ -681,19 +855,25 @@ impl Port for AfxdpPort {
     }
 
     fn close(&mut self) {
-        self.sock = None;
+        self.closed = true;
+        self.xsk = None;
+        self.ifindex = 0;
     }
 
     fn status(&self) -> PortOptions {
         PortOptions::from([
             ("transport".into(), "af_xdp".into()),
-            ("xdp-mode".into(), self.mode.into()),
+            ("xdp-mode".into(), self.mode().into()),
             ("use-need-wakeup".into(), self.need_wakeup.to_string()),
+            (
+                "n_rxq".into(),
+                self.xsk.as_ref().map_or(0, |x| x.queues.len()).to_string(),
+            ),
         ])
     }
 
     fn pool(&self) -> Option<&Pool> {
-        Some(&self.pool)
+        self.xsk.as_ref().map(|x| &x.queues[0].pool)
     }
 
     fn mac(&self) -> Option<[u8; 6]> {
@@ -701,6 +881,9 @@ impl Port for AfxdpPort {
     }
 
     fn device(&self) -> Result<Box<dyn NetDevice>, PortError> {
+        if self.closed {
+            return Err(PortError::Closed);
+        }
         Ok(Box::new(SystemDevice {
             name: self.name.clone(),
             max_mtu: (CHUNK - XDP_HEADROOM - 18) as u32,
@@ -708,11 +891,12 @@ impl Port for AfxdpPort {
     }
 }
 
-/// Opens an XSK on queue 0 of `ifindex` with `pool` as its UMEM, and maps its four rings.
+/// Opens an XSK on queue `queue_id` of `ifindex` with `pool` as its UMEM, and maps its four rings.
 #[allow(clippy::type_complexity)]
 fn open_socket(
     pool: &Pool,
     ifindex: u32,
+    queue_id: u32,
     bind_flags: u16,
     need_wakeup: bool,
 ) -> std::io::Result<(OwnedFd, Ring<XdpDesc>, Ring<XdpDesc>, Ring<u64>, Ring<u64>)> {
@@ -759,7 +943,7 @@ fn open_socket(
         family: AF_XDP as u16,
         flags: bind_flags | if need_wakeup { XDP_USE_NEED_WAKEUP } else { 0 },
         ifindex,
-        queue_id: 0,
+        queue_id,
         shared_umem_fd: 0,
     };
     // SAFETY: a valid sockaddr_xdp and its size.

@@ -7,6 +7,8 @@
 
 pub mod afxdp;
 pub mod dummy;
+pub mod kernel;
+pub mod offload;
 pub mod system;
 pub mod tap;
 pub mod tunnel;
@@ -35,7 +37,7 @@ pub const BACKENDS: &[Backend] = &[
     },
     Backend {
         kind: "system",
-        open: open_as::<system::SystemPort>,
+        open: system::open,
     },
     Backend {
         kind: "afxdp",

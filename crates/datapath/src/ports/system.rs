@@ -1,27 +1,40 @@
 //! The `system` port: an existing kernel network device (a NIC, a veth, a
-//! tap that QEMU holds), reached through an AF_PACKET socket, as OVS's
-//! netdev-linux reaches it. nvs-vswitchd opens Interface type `system`, and
-//! no type at all (what libvirt's `ovs-vsctl add-port br0 vnet0` leaves), as
-//! this port. The device must exist: a missing one fails `open`, it is never
-//! replaced by something else.
+//! tap that QEMU holds), as OVS's netdev-linux reaches it. nvs-vswitchd opens
+//! Interface type `system`, and no type at all (what libvirt's
+//! `ovs-vsctl add-port br0 vnet0` leaves), as this port. The device must
+//! exist: a missing one fails `open`, it is never replaced by something else.
 //!
-//! Receive: a `TPACKET_V2` ring mapped once (`PACKET_RX_RING`): the kernel
-//! writes each frame into a slot and flips its status to `TP_STATUS_USER`;
-//! `rx_burst` copies the frame once into a frame of the port's [`Pool`] and
-//! hands the slot back. What the kernel keeps apart from the bytes is put
-//! back: a VLAN tag it took out (`TP_STATUS_VLAN_VALID`) is written back into
-//! the frame, and a frame whose transport checksum is left for the hardware
-//! to finish (`TP_STATUS_CSUMNOTREADY`: a local sender or a guest with
-//! checksum offload) gets its TCP or UDP checksum computed here, so it leaves
-//! nvs with a correct one whichever port it goes out of. Frames nvs sent
-//! itself are not seen (`PACKET_IGNORE_OUTGOING`). Frames shorter than an
-//! Ethernet header, longer than the slot or than [`MAX_FRAME`] (a GSO
-//! super-frame from a sender with TSO on: segmentation is not done here) are
+//! Which transport ([`open`]): AF_XDP in native mode (the `afxdp` back end,
+//! zero-copy where the driver has it) on a device whose driver runs XDP
+//! itself (veth, virtio_net, most NICs), AF_PACKET otherwise. A tap (driver
+//! `tun`) always gets AF_PACKET: what QEMU writes into it carries virtio-net
+//! offloads (GSO super-frames, partial checksums) that the vnet header hands
+//! over exactly and XDP would lose. A device where native XDP cannot attach
+//! (no driver support, another program already there) gets AF_PACKET too.
+//! The choice, and why AF_XDP was not taken, is in `status()`
+//! (Interface.status), which nvs-vswitchd logs when it adds the port. Option
+//! `transport` (`auto`, the default; `af_xdp`; `af_packet`) forces one: with
+//! `af_xdp` a device that cannot take it is an error, never a fallback.
+//!
+//! AF_PACKET receive: a `TPACKET_V2` ring mapped once (`PACKET_RX_RING`) with
+//! a virtio-net header before every frame (`PACKET_VNET_HDR`); `rx_burst`
+//! copies each frame once into a frame of the port's [`Pool`] and hands the
+//! slot back. What the kernel keeps apart from the bytes is put back: a VLAN
+//! tag it took out (`TP_STATUS_VLAN_VALID`) is written back into the frame; a
+//! checksum left partial (a local sender, a guest with checksum offload) is
+//! finished exactly where `csum_start`/`csum_offset` say; a GSO super-frame
+//! (a sender with TSO/GSO on) is cut here into segments of `gso_size` (TCP
+//! over IPv4 and IPv6, UDP GSO) with their own headers and checksums, so
+//! every frame leaving nvs is one the output device can send as it is.
+//! Slots hold a whole 64 KiB super-frame. Frames nvs sent itself are not seen
+//! (`PACKET_IGNORE_OUTGOING`). Runts, frames cut short by the slot, longer
+//! than [`MAX_FRAME`] without GSO, or super-frames that do not parse are
 //! counted in `rx_errors` and dropped.
 //!
-//! Transmit: one `send` per frame on the bound socket (non-blocking): a full
-//! queue (`EAGAIN`, `ENOBUFS`) or a device that is down or gone drops the
-//! packet (`tx_dropped`); a frame the device refuses (larger than its MTU:
+//! AF_PACKET transmit: one `sendmsg` per frame (a zero virtio-net header,
+//! then the frame) on the bound socket (non-blocking): a full queue
+//! (`EAGAIN`, `ENOBUFS`) or a device that is down or gone drops the packet
+//! (`tx_dropped`); a frame the device refuses (larger than its MTU:
 //! `EMSGSIZE`) or of a bad length is a `tx_errors`.
 //!
 //! Hot unplug: the port looks the device up by name every [`RECHECK_POLLS`]
@@ -31,30 +44,34 @@
 //! device of that name is back, the socket is bound to it again.
 //!
 //! Needs `CAP_NET_RAW`; without it `open` fails with [`PortError::Os`], whose
-//! `lacks_privilege()` says so. No options.
+//! `lacks_privilege()` says so.
 
-use std::ffi::CString;
+use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::actions::{PacketBuf, HEADROOM};
-use crate::checksum;
 use crate::frame::{spread_chunk, Frame, Pool};
-use crate::netdev::{Control, MAX_NAME};
-use crate::port::{Batch, DeviceState, NetDevice, Port, PortError, PortOptions, PortStats};
+use crate::port::{Batch, NetDevice, Packet, Port, PortError, PortOptions, PortStats};
+use crate::ports::afxdp::AfxdpPort;
+use crate::ports::kernel::{
+    existing_device, ifindex_of, os_error, read_mac, SystemDevice, RECHECK_POLLS,
+};
+use crate::ports::offload::{self, VnetHdr, VNET_HDR_LEN};
 use crate::ports::tap::{MAX_FRAME, MAX_MTU, MIN_FRAME};
 
-/// Bytes of one ring slot: the kernel's header, the address, and a frame of [`MAX_FRAME`].
-const SLOT: usize = 16 * 1024;
+/// Bytes of one ring slot: the kernel's header, the address, the virtio-net
+/// header and a GSO super-frame of up to 64 KiB.
+const SLOT: usize = 128 * 1024;
 /// Slots per ring block (a block is what the kernel allocates in one piece).
-const SLOTS_PER_BLOCK: usize = 4;
-/// Ring slots: 256 × 16 KiB = 4 MiB mapped per port.
-const SLOTS: usize = 256;
-/// Frames of the port's pool.
-const POOL_FRAMES: usize = 256;
-/// Empty polls between two look-ups of the device by name.
-pub const RECHECK_POLLS: u32 = 4096;
+const SLOTS_PER_BLOCK: usize = 1;
+/// Ring slots: 128 × 128 KiB = 16 MiB mapped per port.
+const SLOTS: usize = 128;
+/// Largest super-frame taken (GSO frames are at most 64 KiB of IP, plus Ethernet and a tag).
+const MAX_GSO_FRAME: usize = 65536 + 14 + 8;
+/// Frames of the port's pool: enough for the segments of a few super-frames in flight.
+const POOL_FRAMES: usize = 512;
 /// Buffer size of a pool frame: headroom, a frame and a VLAN tag put back.
 const BUF_LEN: usize = HEADROOM + MAX_FRAME + 4;
 
@@ -68,6 +85,13 @@ pub struct SystemPort {
     mac: [u8; 6],
     pool: Pool,
     idle_polls: u32,
+    /// Segments of a super-frame not yet handed out (a batch holds fewer).
+    pending: VecDeque<Packet>,
+    /// A super-frame with its VLAN tag put back, and one segment being built.
+    gso_frame: Vec<u8>,
+    gso_segment: Vec<u8>,
+    /// Why AF_XDP was not used, for status(); None when asked for AF_PACKET.
+    no_xdp: Option<String>,
     stats: PortStats,
 }
 
@@ -87,23 +111,6 @@ impl Drop for Ring {
         unsafe {
             libc::munmap(self.base.as_ptr().cast(), SLOTS * SLOT);
         }
-    }
-}
-
-fn os_error(port: &str, what: &'static str, source: std::io::Error) -> PortError {
-    PortError::Os {
-        port: port.to_string(),
-        what,
-        source,
-    }
-}
-
-/// The ifindex of device `name` in this namespace, 0 when there is none.
-fn ifindex_of(name: &str) -> u32 {
-    match CString::new(name) {
-        // SAFETY: a NUL-terminated string that lives for the call.
-        Ok(c) => unsafe { libc::if_nametoindex(c.as_ptr()) },
-        Err(_) => 0,
     }
 }
 
@@ -145,16 +152,6 @@ fn bind(fd: &OwnedFd, ifindex: u32) -> std::io::Result<()> {
     Ok(())
 }
 
-pub(crate) fn read_mac(name: &str) -> [u8; 6] {
-    let text =
-        std::fs::read_to_string(format!("/sys/class/net/{name}/address")).unwrap_or_default();
-    let mut mac = [0u8; 6];
-    for (m, part) in mac.iter_mut().zip(text.trim().split(':')) {
-        *m = u8::from_str_radix(part, 16).unwrap_or(0);
-    }
-    mac
-}
-
 impl SystemPort {
     /// Whether the port is bound to its device now.
     pub fn attached(&self) -> bool {
@@ -182,30 +179,73 @@ impl SystemPort {
     }
 }
 
-impl Port for SystemPort {
-    fn open(name: &str, options: &PortOptions) -> Result<Self, PortError> {
-        if name.is_empty() || name.len() > MAX_NAME {
-            return Err(PortError::BadName {
-                name: name.to_string(),
-                why: "a kernel device name has 1 to 15 bytes",
-            });
-        }
-        if let Some((k, v)) = options.iter().next() {
-            return Err(PortError::BadOption {
-                port: name.to_string(),
-                key: k.clone(),
-                value: v.clone(),
-                why: "a system port takes no options".into(),
-            });
-        }
-        let ifindex = ifindex_of(name);
-        if ifindex == 0 {
-            return Err(os_error(
-                name,
-                "finding the device (no network device of that name exists here)",
-                std::io::Error::from_raw_os_error(libc::ENODEV),
-            ));
-        }
+/// Which transport a `system` port uses (option `transport`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Transport {
+    Auto,
+    AfXdp,
+    AfPacket,
+}
+
+fn transport_option(name: &str, options: &PortOptions) -> Result<Transport, PortError> {
+    let mut transport = Transport::Auto;
+    for (k, v) in options {
+        transport = match (k.as_str(), v.as_str()) {
+            ("transport", "auto") => Transport::Auto,
+            ("transport", "af_xdp") => Transport::AfXdp,
+            ("transport", "af_packet") => Transport::AfPacket,
+            ("transport", _) => {
+                return Err(PortError::BadOption {
+                    port: name.to_string(),
+                    key: k.clone(),
+                    value: v.clone(),
+                    why: "transport is auto, af_xdp or af_packet".into(),
+                })
+            }
+            _ => {
+                return Err(PortError::BadOption {
+                    port: name.to_string(),
+                    key: k.clone(),
+                    value: v.clone(),
+                    why: "a system port takes one option: transport (auto, af_xdp, af_packet)"
+                        .into(),
+                })
+            }
+        };
+    }
+    Ok(transport)
+}
+
+/// Whether device `name` is a tun/tap device (only those have `tun_flags`).
+fn is_tap(name: &str) -> bool {
+    std::path::Path::new(&format!("/sys/class/net/{name}/tun_flags")).exists()
+}
+
+/// Opens a `system` port: AF_XDP in native mode where the device's driver
+/// runs XDP and it is not a tap, AF_PACKET otherwise (see the module doc).
+pub fn open(name: &str, options: &PortOptions) -> Result<Box<dyn Port>, PortError> {
+    let transport = transport_option(name, options)?;
+    existing_device(name)?;
+    let no_xdp = match transport {
+        Transport::AfPacket => None,
+        Transport::Auto if is_tap(name) => Some(
+            "not tried: a tap (driver tun), whose frames carry virtio-net offloads".to_string(),
+        ),
+        _ => match AfxdpPort::open_native(name, "system") {
+            Ok(port) => return Ok(Box::new(port)),
+            Err(e) if transport == Transport::AfXdp => return Err(e),
+            Err(e) => Some(format!("not usable: {e}")),
+        },
+    };
+    let mut port = SystemPort::open_packet(name)?;
+    port.no_xdp = no_xdp;
+    Ok(Box::new(port))
+}
+
+impl SystemPort {
+    /// Opens device `name` over AF_PACKET.
+    fn open_packet(name: &str) -> Result<SystemPort, PortError> {
+        let ifindex = existing_device(name)?;
         // Protocol 0: nothing is queued before the ring and the binding are in place.
         // SAFETY: plain socket(2) call; the result is checked before use.
         let fd = unsafe {
@@ -233,6 +273,9 @@ impl Port for SystemPort {
         .map_err(|e| os_error(name, "choosing TPACKET_V2", e))?;
         setsockopt(&sock, libc::PACKET_IGNORE_OUTGOING, &1 as &libc::c_int)
             .map_err(|e| os_error(name, "ignoring outgoing frames (PACKET_IGNORE_OUTGOING)", e))?;
+        // Before the ring: the kernel refuses it once a ring exists.
+        setsockopt(&sock, libc::PACKET_VNET_HDR, &1 as &libc::c_int)
+            .map_err(|e| os_error(name, "asking for virtio-net headers (PACKET_VNET_HDR)", e))?;
         let req = libc::tpacket_req {
             tp_block_size: (SLOT * SLOTS_PER_BLOCK) as u32,
             tp_block_nr: (SLOTS / SLOTS_PER_BLOCK) as u32,
@@ -269,8 +312,115 @@ impl Port for SystemPort {
             mac: read_mac(name),
             pool: Pool::new(POOL_FRAMES, spread_chunk(BUF_LEN))?,
             idle_polls: 0,
+            pending: VecDeque::new(),
+            gso_frame: Vec::with_capacity(MAX_GSO_FRAME + 4),
+            gso_segment: Vec::with_capacity(MAX_FRAME),
+            no_xdp: None,
             stats: PortStats::default(),
         })
+    }
+
+    /// Takes the frame of one ring slot (`data`, its virtio-net header `vnet`,
+    /// a stripped VLAN `tag`) into the batch, or into `pending` when it is
+    /// cut into segments; counts what cannot be taken.
+    fn take(&mut self, data: &[u8], vnet: VnetHdr, tag: Option<(u16, u16)>, batch: &mut Batch) {
+        if vnet.is_gso() {
+            self.gso_frame.clear();
+            put_tag_back(&mut self.gso_frame, data, tag);
+            let (pool, pending, stats) = (&self.pool, &mut self.pending, &mut self.stats);
+            let cut = offload::segment(
+                &self.gso_frame,
+                vnet.gso_type,
+                usize::from(vnet.gso_size),
+                MAX_FRAME,
+                &mut self.gso_segment,
+                |seg| {
+                    let frame = pool.alloc().unwrap_or_else(|| Frame::heap(BUF_LEN));
+                    match PacketBuf::from_frame(frame, HEADROOM, seg) {
+                        Ok(pkt) => {
+                            stats.rx_packets += 1;
+                            stats.rx_bytes += seg.len() as u64;
+                            pending.push_back(pkt);
+                        }
+                        Err(_) => stats.rx_errors += 1,
+                    }
+                },
+            );
+            if cut.is_err() {
+                self.stats.rx_errors += 1;
+            }
+            while batch.room() > 0 {
+                match self.pending.pop_front() {
+                    Some(pkt) => batch.pkts.push(pkt),
+                    None => break,
+                }
+            }
+            return;
+        }
+        if data.len() > MAX_FRAME {
+            self.stats.rx_errors += 1;
+            return;
+        }
+        let mut frame = self.buffer();
+        let buf = &mut frame.as_mut()[HEADROOM..];
+        let total = put_tag_back_into(buf, data, tag);
+        if vnet.needs_csum() {
+            // csum_start counts from the frame's first byte; a tag put back moves it.
+            let shift = if tag.is_some() { 4 } else { 0 };
+            let start = usize::from(vnet.csum_start) + shift;
+            if !offload::complete_at(&mut buf[..total], start, usize::from(vnet.csum_offset)) {
+                self.stats.rx_errors += 1;
+                return;
+            }
+        }
+        match PacketBuf::new(frame, HEADROOM, total) {
+            Ok(pkt) => {
+                self.stats.rx_packets += 1;
+                self.stats.rx_bytes += total as u64;
+                batch.pkts.push(pkt);
+            }
+            Err(_) => self.stats.rx_errors += 1,
+        }
+    }
+}
+
+/// Appends `data` to `out` with a stripped VLAN tag put back after the MAC addresses.
+fn put_tag_back(out: &mut Vec<u8>, data: &[u8], tag: Option<(u16, u16)>) {
+    match tag {
+        None => out.extend_from_slice(data),
+        Some((tpid, tci)) => {
+            out.extend_from_slice(&data[..12]);
+            out.extend_from_slice(&tpid.to_be_bytes());
+            out.extend_from_slice(&tci.to_be_bytes());
+            out.extend_from_slice(&data[12..]);
+        }
+    }
+}
+
+/// Copies `data` into `buf` with a stripped VLAN tag put back; returns the length.
+/// `buf` holds at least `MAX_FRAME + 4` bytes and `data` at most `MAX_FRAME`.
+fn put_tag_back_into(buf: &mut [u8], data: &[u8], tag: Option<(u16, u16)>) -> usize {
+    let n = data.len();
+    match tag {
+        None => {
+            buf[..n].copy_from_slice(data);
+            n
+        }
+        Some((tpid, tci)) => {
+            buf[..12].copy_from_slice(&data[..12]);
+            buf[12..14].copy_from_slice(&tpid.to_be_bytes());
+            buf[14..16].copy_from_slice(&tci.to_be_bytes());
+            buf[16..n + 4].copy_from_slice(&data[12..]);
+            n + 4
+        }
+    }
+}
+
+impl Port for SystemPort {
+    /// Opens the AF_PACKET transport (the registry's opener, [`open`], chooses).
+    fn open(name: &str, options: &PortOptions) -> Result<Self, PortError> {
+        transport_option(name, options)?;
+        SystemPort::open_packet(name)
     }
 
     fn kind(&self) -> &'static str {
@@ -281,7 +431,13 @@ impl Port for SystemPort {
         if self.sock.is_none() {
             return Ok(0);
         }
-        let mut got = 0;
+        let before = batch.len();
+        while batch.room() > 0 {
+            let Some(pkt) = self.pending.pop_front() else {
+                break;
+            };
+            batch.pkts.push(pkt);
+        }
         while batch.room() > 0 {
             // SAFETY: `next < SLOTS`, so the slot lies inside the mapped ring.
             let slot = unsafe { self.ring.base.as_ptr().add(self.ring.next * SLOT) };
@@ -306,42 +462,30 @@ impl Port for SystemPort {
                 };
                 (tpid, h.tp_vlan_tci)
             });
-            if snap != len || !(MIN_FRAME..=MAX_FRAME).contains(&len) || mac_off + snap > SLOT {
+            if snap != len
+                || !(MIN_FRAME..=MAX_GSO_FRAME).contains(&len)
+                || mac_off < VNET_HDR_LEN
+                || mac_off + snap > SLOT
+            {
                 self.stats.rx_errors += 1;
             } else {
-                // SAFETY: the frame's bytes lie in the slot (checked above) and are ours until released.
-                let data = unsafe { std::slice::from_raw_parts(slot.add(mac_off), snap) };
-                let mut frame = self.buffer();
-                let buf = &mut frame.as_mut()[HEADROOM..];
-                let total = match tag {
-                    None => {
-                        buf[..snap].copy_from_slice(data);
-                        snap
-                    }
-                    Some((tpid, tci)) => {
-                        buf[..12].copy_from_slice(&data[..12]);
-                        buf[12..14].copy_from_slice(&tpid.to_be_bytes());
-                        buf[14..16].copy_from_slice(&tci.to_be_bytes());
-                        buf[16..snap + 4].copy_from_slice(&data[12..]);
-                        snap + 4
-                    }
+                // SAFETY: the frame's bytes and the virtio-net header before
+                // them lie in the slot (checked above) and are ours until released.
+                let (data, vnet) = unsafe {
+                    let vnet = &*slot
+                        .add(mac_off - VNET_HDR_LEN)
+                        .cast::<[u8; VNET_HDR_LEN]>();
+                    (
+                        std::slice::from_raw_parts(slot.add(mac_off), snap),
+                        VnetHdr::parse(vnet),
+                    )
                 };
-                if status & libc::TP_STATUS_CSUMNOTREADY != 0 {
-                    complete_checksum(&mut buf[..total]);
-                }
-                match PacketBuf::new(frame, HEADROOM, total) {
-                    Ok(pkt) => {
-                        self.stats.rx_packets += 1;
-                        self.stats.rx_bytes += total as u64;
-                        batch.pkts.push(pkt);
-                        got += 1;
-                    }
-                    Err(_) => self.stats.rx_errors += 1,
-                }
+                self.take(data, vnet, tag, batch);
             }
             status_word.store(libc::TP_STATUS_KERNEL, Ordering::Release);
             self.ring.next = (self.ring.next + 1) % SLOTS;
         }
+        let got = batch.len() - before;
         if got == 0 {
             self.idle_polls += 1;
             if self.idle_polls >= RECHECK_POLLS {
@@ -354,6 +498,8 @@ impl Port for SystemPort {
 
     fn tx_burst(&mut self, batch: &mut Batch) -> Result<usize, PortError> {
         let mut sent = 0;
+        // No offload asked of the kernel: every frame leaves whole, checksums done.
+        let mut vnet = [0u8; VNET_HDR_LEN];
         for pkt in batch.pkts.drain(..) {
             let len = pkt.len();
             let sock = match self.sock.as_ref() {
@@ -367,16 +513,24 @@ impl Port for SystemPort {
                 self.stats.tx_errors += 1;
                 continue;
             }
+            let mut iov = [
+                libc::iovec {
+                    iov_base: vnet.as_mut_ptr().cast(),
+                    iov_len: VNET_HDR_LEN,
+                },
+                libc::iovec {
+                    iov_base: pkt.data().as_ptr() as *mut libc::c_void,
+                    iov_len: len,
+                },
+            ];
+            // SAFETY: msghdr is plain data; all-zero is valid (no address, no control).
+            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            msg.msg_iov = iov.as_mut_ptr();
+            msg.msg_iovlen = iov.len();
             loop {
-                // SAFETY: the packet's bytes are valid for `len`.
-                let n = unsafe {
-                    libc::send(
-                        sock.as_raw_fd(),
-                        pkt.data().as_ptr().cast(),
-                        len,
-                        libc::MSG_DONTWAIT,
-                    )
-                };
+                // SAFETY: the iovecs point at the header and the packet's bytes, valid for
+                // their lengths; the kernel only reads them.
+                let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_DONTWAIT) };
                 if n >= 0 {
                     self.stats.tx_packets += 1;
                     self.stats.tx_bytes += len as u64;
@@ -401,12 +555,20 @@ impl Port for SystemPort {
     }
 
     fn close(&mut self) {
+        self.pending.clear();
         self.sock = None;
         self.ifindex = 0;
     }
 
     fn status(&self) -> PortOptions {
-        PortOptions::from([("transport".into(), "af_packet (tpacket_v2 rx ring)".into())])
+        let mut status = PortOptions::from([(
+            "transport".into(),
+            "af_packet (tpacket_v2 rx ring, vnet headers)".into(),
+        )]);
+        if let Some(why) = &self.no_xdp {
+            status.insert("af_xdp".into(), why.clone());
+        }
+        status
     }
 
     fn pool(&self) -> Option<&Pool> {
@@ -428,121 +590,6 @@ impl Port for SystemPort {
     }
 }
 
-/// A kernel device port's device (system, afxdp), by name in nvs-vswitchd's namespace.
-pub(crate) struct SystemDevice {
-    pub(crate) name: String,
-    /// The largest MTU the port's buffers carry.
-    pub(crate) max_mtu: u32,
-}
-
-impl SystemDevice {
-    fn control(&self) -> Result<Control, PortError> {
-        if ifindex_of(&self.name) == 0 {
-            return Err(os_error(
-                &self.name,
-                "finding the device (it was deleted or moved to another namespace)",
-                std::io::Error::from_raw_os_error(libc::ENODEV),
-            ));
-        }
-        Control::here().map_err(|e| os_error(&self.name, "opening a control socket", e))
-    }
-}
-
-impl NetDevice for SystemDevice {
-    fn state(&self) -> Result<DeviceState, PortError> {
-        let control = self.control()?;
-        let mtu = control
-            .mtu(&self.name)
-            .map_err(|e| os_error(&self.name, "reading the device MTU (SIOCGIFMTU)", e))?;
-        let flags = control
-            .flags(&self.name)
-            .map_err(|e| os_error(&self.name, "reading the device flags (SIOCGIFFLAGS)", e))?;
-        Ok(DeviceState {
-            mtu,
-            admin_up: flags & libc::IFF_UP != 0,
-            carrier: flags & libc::IFF_RUNNING != 0,
-        })
-    }
-
-    fn set_mtu(&self, mtu: u32) -> Result<(), PortError> {
-        if mtu > self.max_mtu {
-            return Err(PortError::BadMtu {
-                port: self.name.clone(),
-                mtu,
-                why: format!("this port carries frames of an MTU up to {}", self.max_mtu),
-            });
-        }
-        self.control()?
-            .set_mtu(&self.name, mtu)
-            .map_err(|e| os_error(&self.name, "setting the device MTU (SIOCSIFMTU)", e))
-    }
-}
-
-/// Fills in the TCP or UDP checksum of an Ethernet frame (VLAN tags allowed,
-/// IPv4 unfragmented or IPv6 without extension headers) whose sender left it
-/// for the hardware to finish: the whole segment is summed again with its
-/// pseudo-header. Frames it cannot read are left as they are.
-pub fn complete_checksum(frame: &mut [u8]) {
-    let mut off = 12;
-    let mut ethertype = 0;
-    while off + 2 <= frame.len() {
-        ethertype = u16::from_be_bytes([frame[off], frame[off + 1]]);
-        if ethertype == 0x8100 || ethertype == 0x88a8 {
-            off += 4;
-        } else {
-            break;
-        }
-    }
-    let l3 = off + 2;
-    let (proto, l4, l4_len, pseudo) = match ethertype {
-        0x0800 if frame.len() >= l3 + 20 => {
-            let ip = &frame[l3..];
-            let ihl = usize::from(ip[0] & 0x0f) * 4;
-            let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-            let fragment = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0;
-            if ihl < 20 || total < ihl || l3 + total > frame.len() || fragment {
-                return;
-            }
-            let len = total - ihl;
-            let src = [ip[12], ip[13], ip[14], ip[15]];
-            let dst = [ip[16], ip[17], ip[18], ip[19]];
-            (
-                ip[9],
-                l3 + ihl,
-                len,
-                checksum::pseudo_ipv4(src, dst, ip[9], len as u16),
-            )
-        }
-        0x86dd if frame.len() >= l3 + 40 => {
-            let ip = &frame[l3..];
-            let len = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
-            if l3 + 40 + len > frame.len() {
-                return;
-            }
-            let src: [u8; 16] = ip[8..24].try_into().expect("16 bytes");
-            let dst: [u8; 16] = ip[24..40].try_into().expect("16 bytes");
-            (
-                ip[6],
-                l3 + 40,
-                len,
-                checksum::pseudo_ipv6(&src, &dst, ip[6], len as u32),
-            )
-        }
-        _ => return,
-    };
-    let field = match proto {
-        6 if l4_len >= 20 => l4 + 16,
-        17 if l4_len >= 8 => l4 + 6,
-        _ => return,
-    };
-    frame[field..field + 2].fill(0);
-    let mut c = checksum::finish(checksum::sum(&frame[l4..l4 + l4_len], pseudo));
-    if proto == 17 && c == 0 {
-        c = 0xffff;
-    }
-    frame[field..field + 2].copy_from_slice(&c.to_be_bytes());
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -559,53 +606,5 @@ mod tests {
             SystemPort::open("lo", &opts),
             Err(PortError::BadOption { .. })
         ));
-    }
-
-    /// A TCP/IPv4 segment in a VLAN tag, its checksum left as a sender with
-    /// offload leaves it (the pseudo-header sum only), is finished correctly.
-    #[test]
-    fn partial_checksums_are_completed() {
-        let payload = b"hello, checksum";
-        let mut f = vec![0u8; 12];
-        f.extend_from_slice(&[0x81, 0x00, 0x00, 0x05, 0x08, 0x00]);
-        let tcp_len = 20 + payload.len();
-        let total = (20 + tcp_len) as u16;
-        let (src, dst) = ([10, 0, 0, 1], [10, 0, 0, 2]);
-        f.extend_from_slice(&[
-            0x45,
-            0,
-            (total >> 8) as u8,
-            total as u8,
-            0,
-            1,
-            0x40,
-            0,
-            64,
-            6,
-            0,
-            0,
-        ]);
-        f.extend_from_slice(&src);
-        f.extend_from_slice(&dst);
-        let l4 = f.len();
-        f.extend_from_slice(&[
-            0x30, 0x39, 0x00, 0x50, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff,
-        ]);
-        f.extend_from_slice(&[0, 0, 0, 0]);
-        f.extend_from_slice(payload);
-        let partial = checksum::fold(checksum::pseudo_ipv4(src, dst, 6, tcp_len as u16));
-        f[l4 + 16..l4 + 18].copy_from_slice(&partial.to_be_bytes());
-        complete_checksum(&mut f);
-        let check = checksum::sum(&f[l4..], checksum::pseudo_ipv4(src, dst, 6, tcp_len as u16));
-        assert_eq!(
-            checksum::fold(check),
-            0xffff,
-            "a correct checksum sums to all ones"
-        );
-        // Garbage is left alone, never a panic.
-        for n in 0..f.len() {
-            let mut cut = f[..n].to_vec();
-            complete_checksum(&mut cut);
-        }
     }
 }
