@@ -31,13 +31,18 @@ use crate::actions::{self, Action, ActionSink};
 use crate::classifier::Classifier;
 use crate::emc::Emc;
 use crate::flow::{FlowStats, Megaflow};
-use crate::frame::{copy_packet, spread_chunk, Pool, PoolError};
+use crate::frame::{
+    copy_packet, flush_thread_cache, spread_chunk, use_thread_cache, Pool, PoolError,
+};
 use crate::key::FlowKey;
 use crate::parse::{self, Layers};
 use crate::port::{Batch, Packet, Port, BURST};
 use crate::upcall::{Upcall, UpcallQueue, UpcallReason};
 
 const IDLE_SPINS: u32 = 2048;
+/// Empty polls in a row after which the thread's cached frames go back to
+/// their pools (see `frame`: a thread keeps frames it freed for reuse).
+const FLUSH_AFTER_IDLE: u32 = 16;
 const IDLE_PARK: Duration = Duration::from_millis(1);
 /// Frames of a copy pool (one per polling thread, one for `execute`): 2 MiB
 /// of address space, committed only as used; when every frame is out, copies
@@ -380,6 +385,8 @@ pub struct Pmd {
     layers: Vec<Layers>,
     tx: TxBatches,
     acc: Vec<FlowAcc>,
+    /// Polls in a row that found nothing.
+    idle_polls: u32,
 }
 
 impl Pmd {
@@ -405,6 +412,7 @@ impl Pmd {
             layers: vec![Layers::default(); BURST],
             tx: TxBatches::default(),
             acc: Vec::with_capacity(BURST),
+            idle_polls: 0,
         })
     }
 
@@ -453,6 +461,8 @@ impl Pmd {
     /// Polls each assigned port once; returns the number of packets processed.
     pub fn poll_once(&mut self) -> usize {
         let t0 = cycles();
+        // Frames freed in this loop are reused by it, with no atomic.
+        use_thread_cache();
         self.apply_commands();
         let mut total = 0;
         for i in 0..self.rx_ports.len() {
@@ -476,6 +486,14 @@ impl Pmd {
         c.iterations.fetch_add(1, Ordering::Relaxed);
         let spent = cycles().wrapping_sub(t0);
         if total > 0 {
+            self.idle_polls = 0;
+        } else {
+            self.idle_polls = self.idle_polls.saturating_add(1);
+            if self.idle_polls == FLUSH_AFTER_IDLE {
+                flush_thread_cache();
+            }
+        }
+        if total > 0 {
             &c.busy_cycles
         } else {
             &c.idle_cycles
@@ -486,18 +504,13 @@ impl Pmd {
 
     /// Runs until `shared.stop` is set.
     pub fn run(&mut self) {
-        let mut idle = 0u32;
         while !self.shared.stop.load(Ordering::Acquire) {
-            if self.poll_once() > 0 {
-                idle = 0;
-            } else {
-                idle = idle.saturating_add(1);
-                if idle >= IDLE_SPINS {
-                    std::thread::park_timeout(IDLE_PARK);
-                }
+            if self.poll_once() == 0 && self.idle_polls >= IDLE_SPINS {
+                std::thread::park_timeout(IDLE_PARK);
             }
         }
         self.apply_commands();
+        flush_thread_cache();
     }
 
     fn process_batch(&mut self, entry: &Arc<PortEntry>) {

@@ -1,0 +1,214 @@
+//! The vhost-user path per packet, in one process: two `dpdkvhostuser`
+//! ports, each with an in-process front end (`tests/common/vhost_front.rs`:
+//! a guest's rings in a memfd, set up over the real protocol with the
+//! features virtio-user negotiates), and a polling thread's loop (driven
+//! inline) forwarding with `in_port` → `output` megaflows, as
+//! `bench/vhost-loop.sh` runs it with testpmd. Each guest sends 64-byte
+//! frames from 128 tx buffers it posts again as soon as they are used, and
+//! keeps its rx ring full.
+//!
+//! Only the polling loop is timed (thread CPU time around `poll_once`), not
+//! the guests' bookkeeping: the figure is the switch's CPU per packet, the
+//! one `pmd-stats-show` reports as cycles per packet. Also: the ring pieces
+//! alone (rx of a burst, tx of a burst) on one port looped to itself.
+
+#[path = "../tests/common/vhost_front.rs"]
+#[allow(dead_code)]
+mod vhost_front;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+use nvs_datapath::actions::Action;
+use nvs_datapath::emc::EMC_ENTRIES;
+use nvs_datapath::flow::{FlowStats, Megaflow};
+use nvs_datapath::key::FlowKey;
+use nvs_datapath::pmd::{Clock, Command, Pmd, PmdShared, PortEntry, PortMap};
+use nvs_datapath::port::{Batch, Port, PortOptions};
+use nvs_datapath::ports::open_port;
+use nvs_datapath::upcall::UpcallQueue;
+use vhost_front::{Front, F_EVENT_IDX, F_MRG_RXBUF, F_PROTOCOL_FEATURES, F_VERSION_1};
+
+const FEATURES: u64 = F_VERSION_1 | F_MRG_RXBUF | F_EVENT_IDX | F_PROTOCOL_FEATURES;
+/// Tx buffers each guest keeps in flight.
+const IN_FLIGHT: u16 = 128;
+
+fn thread_cpu_now() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the valid local `ts`.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "CLOCK_THREAD_CPUTIME_ID unavailable");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// A 64-byte Ethernet/IPv4/UDP frame.
+fn frame() -> Vec<u8> {
+    let mut f = vec![0u8; 64];
+    f[0..12].copy_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1]);
+    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    f[14] = 0x45;
+    f[16..18].copy_from_slice(&50u16.to_be_bytes());
+    f[22] = 64;
+    f[23] = 17;
+    f[26..30].copy_from_slice(&[10, 0, 0, 1]);
+    f[30..34].copy_from_slice(&[10, 0, 0, 2]);
+    f
+}
+
+/// A guest: its front end, sending the same frame from `IN_FLIGHT` buffers.
+struct Guest {
+    front: Front,
+}
+
+impl Guest {
+    fn new(path: &std::path::Path) -> Guest {
+        let mut front = Front::connect(path);
+        front.setup(FEATURES);
+        for _ in 0..IN_FLIGHT {
+            front.send_packet(&frame());
+        }
+        Guest { front }
+    }
+
+    /// Posts again what the switch has used: sent buffers and filled rx buffers.
+    fn recycle(&mut self) {
+        for (head, _) in self.front.take_used(1) {
+            self.front.make_avail(1, head as u16);
+        }
+        let got = self.front.take_used(0).len();
+        self.front.post_rx(got as u16);
+    }
+}
+
+fn port(dir: &std::path::Path, name: &str) -> (Box<dyn Port>, PathBuf) {
+    let path = dir.join(name);
+    let mut opts = PortOptions::new();
+    opts.insert(
+        "vhost-server-path".into(),
+        path.to_string_lossy().into_owned(),
+    );
+    (open_port("dpdkvhostuser", name, &opts).unwrap(), path)
+}
+
+fn forwarding(c: &mut Criterion) {
+    let dir = std::env::temp_dir().join(format!("nvs-vhost-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let shared = Arc::new(PmdShared::default());
+    let mut pmd = Pmd::new(
+        0,
+        EMC_ENTRIES,
+        shared.clone(),
+        Arc::new(UpcallQueue::new(1024)),
+        Clock::new(),
+    )
+    .unwrap();
+    let mut map: PortMap = vec![None];
+    let mut guests = Vec::new();
+    for no in 1..=2u32 {
+        let (p, path) = port(&dir, &format!("vh{no}"));
+        map.push(Some(Arc::new(PortEntry {
+            no,
+            name: format!("vh{no}"),
+            kind: "dpdkvhostuser",
+            port: Mutex::new(p),
+        })));
+        guests.push(Guest::new(&path));
+    }
+    let entries: Vec<Arc<PortEntry>> = map.iter().flatten().cloned().collect();
+    shared.commands.push(Command::Ports {
+        all: Arc::new(map),
+        rx: entries,
+    });
+    let mask = FlowKey {
+        in_port: u32::MAX,
+        ..FlowKey::default()
+    };
+    for (from, to) in [(1, 2), (2, 1)] {
+        let key = FlowKey {
+            in_port: from,
+            ..FlowKey::default()
+        };
+        shared.commands.push(Command::Insert(Arc::new(Megaflow::new(
+            &key,
+            &mask,
+            Box::new([Action::Output(to)]),
+            Arc::new(FlowStats::default()),
+        ))));
+    }
+    let mut g = c.benchmark_group("vhost");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function(
+        "vhost→vhost 64B, in_port→output, 1 thread (CPU ns/packet)",
+        |b| {
+            b.iter_custom(|iters| {
+                let mut spent = Duration::ZERO;
+                let mut done = 0u64;
+                while done < iters {
+                    let t = thread_cpu_now();
+                    done += pmd.poll_once() as u64;
+                    spent += thread_cpu_now() - t;
+                    for guest in &mut guests {
+                        guest.recycle();
+                    }
+                }
+                spent
+            })
+        },
+    );
+    g.finish();
+    let s = shared.counters.snapshot();
+    if s.packets > 0 {
+        println!(
+            "vhost forward: {} packets, {:.0} TSC cycles/packet by the loop's own counter (pmd-stats-show's figure; includes time the host gave to others)",
+            s.packets,
+            s.busy_cycles as f64 / s.packets as f64
+        );
+    }
+    // Stop each front end before its port.
+    drop(guests);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One port, its guest's tx looped into its own rx: a burst in, then out.
+fn ring_pieces(c: &mut Criterion) {
+    let dir = std::env::temp_dir().join(format!("nvs-vhost-ring-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (mut p, path) = port(&dir, "vh");
+    let mut guest = Guest::new(&path);
+    let mut batch = Batch::new();
+    let mut g = c.benchmark_group("vhost ring");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("rx burst + tx burst of 32, 64B (CPU ns/packet)", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            let mut done = 0u64;
+            while done < iters {
+                let t = thread_cpu_now();
+                done += p.rx_burst(&mut batch).unwrap() as u64;
+                p.tx_burst(&mut batch).unwrap();
+                spent += thread_cpu_now() - t;
+                guest.recycle();
+            }
+            spent
+        })
+    });
+    g.finish();
+    drop(guest);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(20)
+}
+
+criterion_group! { name = benches; config = config(); targets = forwarding, ring_pieces }
+criterion_main!(benches);
