@@ -28,12 +28,12 @@
 //!
 //! A polling thread mostly frees the frames it took itself (a vhost-user
 //! packet is copied into a frame on rx and out of it on tx, in one
-//! iteration), so a thread that calls [`use_thread_cache`] keeps up to
+//! iteration), so a thread that calls [`keep_freed_frames`] keeps up to
 //! [`CACHE_FRAMES`] freed frames per pool for its own next allocations,
 //! whole (with their reference to the pool): reusing one costs no atomic at
 //! all. Cached frames are in use as far as [`Pool::free_count`] can tell;
 //! the thread gives them back with [`flush_thread_cache`] (the polling loop
-//! does when it goes idle) and when it ends.
+//! does when it goes idle and when it is dropped) and when it ends.
 //!
 //! # Safety
 //! The pool's memory is written through raw pointers. The invariant that
@@ -366,13 +366,15 @@ thread_local! {
     };
 }
 
-/// Makes the calling thread keep the pool frames it frees for its own next
-/// allocations (a polling thread); it must call [`flush_thread_cache`] when
-/// it stops for a while, or the frames stay out of their pools.
-pub fn use_thread_cache() {
+/// Whether pool frames the calling thread frees from now on are kept for
+/// its own next allocations (a polling loop turns it on for the span of one
+/// iteration). Kept frames are reused whatever this says, until
+/// [`flush_thread_cache`], which the thread must call when it stops for a
+/// while, or they stay out of their pools.
+pub fn keep_freed_frames(on: bool) {
     let _ = CACHE.try_with(|c| {
         if let Ok(mut c) = c.try_borrow_mut() {
-            c.on = true;
+            c.on = on;
         }
     });
 }
@@ -489,7 +491,7 @@ mod tests {
         let pool = Pool::new(4, 64).unwrap();
         let p = pool.clone();
         std::thread::spawn(move || {
-            use_thread_cache();
+            keep_freed_frames(true);
             let a = p.alloc().unwrap();
             let offset = a.pool().unwrap().1;
             drop(a);
@@ -503,6 +505,11 @@ mod tests {
             // Kept again, then given back when the thread ends.
             drop(p.alloc());
             assert_eq!(p.free_count(), 3);
+            // Not kept once the thread says so (a kept one is still reused).
+            keep_freed_frames(false);
+            let (c, d) = (p.alloc().unwrap(), p.alloc().unwrap());
+            drop((c, d));
+            assert_eq!(p.free_count(), 4);
         })
         .join()
         .unwrap();

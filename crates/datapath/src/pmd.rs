@@ -32,7 +32,7 @@ use crate::classifier::Classifier;
 use crate::emc::Emc;
 use crate::flow::{FlowStats, Megaflow};
 use crate::frame::{
-    copy_packet, flush_thread_cache, spread_chunk, use_thread_cache, Pool, PoolError,
+    copy_packet, flush_thread_cache, keep_freed_frames, spread_chunk, Pool, PoolError,
 };
 use crate::key::FlowKey;
 use crate::parse::{self, Layers};
@@ -461,8 +461,8 @@ impl Pmd {
     /// Polls each assigned port once; returns the number of packets processed.
     pub fn poll_once(&mut self) -> usize {
         let t0 = cycles();
-        // Frames freed in this loop are reused by it, with no atomic.
-        use_thread_cache();
+        // Frames freed in this iteration are reused by the next, with no atomic.
+        keep_freed_frames(true);
         self.apply_commands();
         let mut total = 0;
         for i in 0..self.rx_ports.len() {
@@ -484,6 +484,7 @@ impl Pmd {
         }
         let c = &self.shared.counters;
         c.iterations.fetch_add(1, Ordering::Relaxed);
+        keep_freed_frames(false);
         let spent = cycles().wrapping_sub(t0);
         if total > 0 {
             self.idle_polls = 0;
@@ -510,7 +511,6 @@ impl Pmd {
             }
         }
         self.apply_commands();
-        flush_thread_cache();
     }
 
     fn process_batch(&mut self, entry: &Arc<PortEntry>) {
@@ -615,5 +615,12 @@ impl Pmd {
         c.parse_errors
             .fetch_add(local.parse_errors, Ordering::Relaxed);
         c.tx_dropped.fetch_add(dropped, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Pmd {
+    fn drop(&mut self) {
+        // Frames this loop kept for reuse go home (on the thread that ran it).
+        flush_thread_cache();
     }
 }
