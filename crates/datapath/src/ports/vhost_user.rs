@@ -690,7 +690,7 @@ fn enqueue(
         return Ok(());
     };
     let mut avail = q.pending()?;
-    for pkt in batch.pkts.drain(..) {
+    'packets: for pkt in batch.pkts.drain(..) {
         let data = pkt.data();
         let need = (hdr_len + data.len()) as u64;
         // The first buffer gets the header (num_buffers patched once known).
@@ -702,6 +702,20 @@ fn enqueue(
             let head = q.pop();
             avail -= 1;
             let cap = q.chain(mem, head, segs)?;
+            if buffers == 0 && segs.len() == 1 && cap >= need {
+                // The usual case: one buffer takes header and packet.
+                if !segs[0].write {
+                    return Err(RingError::Malformed(
+                        "device-readable buffer in an rx chain",
+                    ));
+                }
+                header[10] = 1; // num_buffers (the rest of the header stays 0)
+                mem.write2(segs[0].addr, &header[..hdr_len], data)?;
+                q.push_used(head, need as u32);
+                stats.tx_packets += 1;
+                stats.tx_bytes += data.len() as u64;
+                continue 'packets;
+            }
             let mut at = 0;
             if buffers == 0 {
                 if !mergeable && cap < need {
@@ -724,8 +738,8 @@ fn enqueue(
             }
         }
         if placed {
-            header[10..12].copy_from_slice(&buffers.to_le_bytes());
             if hdr_len == 12 {
+                header[10..12].copy_from_slice(&buffers.to_le_bytes());
                 write_chain(mem, first, 10, &header[10..12])?;
             }
             stats.tx_packets += 1;
