@@ -123,7 +123,7 @@ impl AsMut<[u8]> for Frame {
 
 impl Frame {
     /// Gives a pool frame's chunk back to its pool's free ring (a heap frame is freed).
-    fn to_ring(self) {
+    fn go_home(self) {
         let mut f = ManuallyDrop::new(self);
         match f.pool.take() {
             Some(pool) => pool.0.give_back(f.offset),
@@ -389,7 +389,7 @@ pub fn flush_thread_cache() {
         })
         .unwrap_or_default();
     for (_, frames) in pools {
-        frames.into_iter().for_each(Frame::to_ring);
+        frames.into_iter().for_each(Frame::go_home);
     }
 }
 
@@ -419,7 +419,7 @@ fn cache_keep(frame: Frame, home: *const Shared) {
         }
     });
     if let Some(f) = left {
-        f.to_ring();
+        f.go_home();
     }
 }
 

@@ -43,10 +43,10 @@ pub struct Front {
     pub sock: UnixStream,
     mem: *mut u8,
     fd: OwnedFd,
-    /// Next avail index per queue.
-    next: [u16; 2],
+    /// Next avail index per queue (two queue pairs at most).
+    next: [u16; 4],
     /// Next used index to read per queue.
-    seen: [u16; 2],
+    seen: [u16; 4],
 }
 
 impl Front {
@@ -82,8 +82,8 @@ impl Front {
                 sock,
                 mem: p.cast(),
                 fd: OwnedFd::from_raw_fd(fd),
-                next: [0; 2],
-                seen: [0; 2],
+                next: [0; 4],
+                seen: [0; 4],
             }
         }
     }
@@ -242,10 +242,15 @@ impl Front {
 
     /// Posts `n` guest rx buffers (2 KiB each).
     pub fn post_rx(&mut self, n: u16) {
+        self.post_rx_on(0, n);
+    }
+
+    /// Posts `n` guest rx buffers on rx queue `q` (0 or 2).
+    pub fn post_rx_on(&mut self, q: usize, n: u16) {
         for _ in 0..n {
-            let i = self.next[0] % SIZE;
-            self.set_desc(0, i, buf(0, i), BUF as u32, WRITE, 0);
-            self.make_avail(0, i);
+            let i = self.next[q] % SIZE;
+            self.set_desc(q, i, buf(q, i), BUF as u32, WRITE, 0);
+            self.make_avail(q, i);
         }
     }
 
@@ -287,12 +292,17 @@ impl Front {
     /// Packets the device put in the guest's rx buffers (header stripped,
     /// num_buffers checked to be 1), reposting each buffer.
     pub fn recv_packets(&mut self) -> Vec<Vec<u8>> {
+        self.recv_packets_on(0)
+    }
+
+    /// As `recv_packets`, from rx queue `q` (0 or 2).
+    pub fn recv_packets_on(&mut self, q: usize) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
-        for (head, len) in self.take_used(0) {
-            let b = self.read(buf(0, head as u16), len as usize);
+        for (head, len) in self.take_used(q) {
+            let b = self.read(buf(q, head as u16), len as usize);
             assert_eq!(u16::from_le_bytes([b[10], b[11]]), 1, "num_buffers");
             out.push(b[HDR..].to_vec());
-            self.post_rx(1);
+            self.post_rx_on(q, 1);
         }
         out
     }
