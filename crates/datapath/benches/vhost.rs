@@ -15,6 +15,9 @@
 //! the host gave to others). Also: the ring pieces alone (rx of a burst, tx
 //! of a burst) on one port looped to itself.
 
+#[path = "common/cpu.rs"]
+mod cpu;
+
 #[path = "../tests/common/vhost_front.rs"]
 #[allow(dead_code)]
 mod vhost_front;
@@ -22,6 +25,8 @@ mod vhost_front;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use cpu::thread_cpu_now;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
@@ -39,17 +44,6 @@ use vhost_front::{Front, F_EVENT_IDX, F_MRG_RXBUF, F_PROTOCOL_FEATURES, F_VERSIO
 const FEATURES: u64 = F_VERSION_1 | F_MRG_RXBUF | F_EVENT_IDX | F_PROTOCOL_FEATURES;
 /// Tx buffers each guest keeps in flight.
 const IN_FLIGHT: u16 = 128;
-
-fn thread_cpu_now() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec into the valid local `ts`.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "CLOCK_THREAD_CPUTIME_ID unavailable");
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
 
 /// What reading the thread's CPU clock around nothing measures (the least of
 /// many tries): taken off each timed call.
