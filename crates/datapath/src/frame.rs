@@ -33,7 +33,8 @@
 //! whole (with their reference to the pool): reusing one costs no atomic at
 //! all. Cached frames are in use as far as [`Pool::free_count`] can tell;
 //! the thread gives them back with [`flush_thread_cache`] (the polling loop
-//! does when it goes idle and when it is dropped) and when it ends.
+//! does when it goes idle, when its ports change and when it is dropped)
+//! and when it ends.
 //!
 //! # Safety
 //! The pool's memory is written through raw pointers. The invariant that
