@@ -11,9 +11,14 @@
 //! wall time then mostly measures the neighbours. CPU time on the polling
 //! core is also what OVS's `pmd-stats-show` reports (cycles per packet).
 
+#[path = "common/cpu.rs"]
+mod cpu;
+
 use std::hint::black_box;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use cpu::thread_cpu_now;
 
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -33,17 +38,6 @@ use nvs_datapath::upcall::UpcallQueue;
 /// CPU time of the calling thread, in the same units and format as wall time.
 struct ThreadCpuTime {
     wall: WallTime,
-}
-
-fn thread_cpu_now() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec into the valid local `ts`.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "CLOCK_THREAD_CPUTIME_ID unavailable");
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 impl Measurement for ThreadCpuTime {

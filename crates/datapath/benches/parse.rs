@@ -8,6 +8,9 @@
 //! thread spends descheduled — on these time-shared 2-core machines the
 //! steadier figure of what a packet costs the polling core.
 
+#[path = "common/cpu.rs"]
+mod cpu;
+
 use std::hint::black_box;
 
 use criterion::measurement::{Measurement, ValueFormatter};
@@ -50,15 +53,7 @@ fn tcp6() -> Vec<u8> {
 struct ThreadCpu;
 
 fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec and the clock id is a
-    // constant the kernel supports; the call writes only `ts`.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    cpu::thread_cpu_now().as_nanos() as u64
 }
 
 impl Measurement for ThreadCpu {

@@ -21,22 +21,30 @@
 //! Several polling threads use one pool: a frame may be freed on another
 //! thread than the one that took it. The free list is a bounded lock-free
 //! ring of offsets (`crossbeam_queue::ArrayQueue`): taking or freeing a chunk
-//! is one compare-and-swap on it, plus one reference-count increment or
+//! there is one compare-and-swap on it, plus one reference-count increment or
 //! decrement on the pool (which keeps the memory alive while frames are out).
-//! No lock is taken per packet. Taking and freeing a frame costs about
-//! 24 ns on these machines (`benches/datapath.rs`, group "pool"), half of a
-//! zeroed 2 KiB heap allocation and free, and nothing on the forwarding path
-//! itself (frames move, they are not taken and freed per hop). A per-thread
-//! cache in front of the ring would save the ring's atomics when one thread
-//! both takes and frees; it is not there yet: it would hide chunks from
-//! [`Pool::free_count`] and needs flushing when a thread ends.
+//! Together about 24 ns per frame on these machines (`benches/datapath.rs`,
+//! group "pool").
+//!
+//! A polling thread mostly frees the frames it took itself (a vhost-user
+//! packet is copied into a frame on rx and out of it on tx, in one
+//! iteration), so a thread that calls [`keep_freed_frames`] keeps up to
+//! [`CACHE_FRAMES`] freed frames per pool for its own next allocations,
+//! whole (with their reference to the pool): reusing one costs no atomic at
+//! all. Cached frames are in use as far as [`Pool::free_count`] can tell;
+//! the thread gives them back with [`flush_thread_cache`] (the polling loop
+//! does when it goes idle, when its ports change and when it is dropped)
+//! and when it ends.
 //!
 //! # Safety
 //! The pool's memory is written through raw pointers. The invariant that
 //! makes it sound: each chunk offset is, at any time, in exactly one place —
-//! the free ring, one live `Frame`, or lent out (owned by a ring, until
-//! `reclaim`). So no two `Frame`s ever alias a chunk.
+//! the free ring, one live `Frame` (a thread cache holds live frames), or
+//! lent out (owned by a ring, until `reclaim`). So no two `Frame`s ever
+//! alias a chunk.
 
+use std::cell::RefCell;
+use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
 use std::sync::Arc;
 
@@ -114,10 +122,32 @@ impl AsMut<[u8]> for Frame {
     }
 }
 
+impl Frame {
+    /// Gives a pool frame's chunk back to its pool's free ring (a heap frame is freed).
+    fn go_home(self) {
+        let mut f = ManuallyDrop::new(self);
+        match f.pool.take() {
+            Some(pool) => pool.0.give_back(f.offset),
+            None => drop(ManuallyDrop::into_inner(f)),
+        }
+    }
+}
+
 impl Drop for Frame {
     fn drop(&mut self) {
         match self.pool.take() {
-            Some(pool) => pool.0.give_back(self.offset),
+            Some(pool) => {
+                let home = Arc::as_ptr(&pool.0);
+                cache_keep(
+                    Frame {
+                        ptr: self.ptr,
+                        len: self.len,
+                        offset: self.offset,
+                        pool: Some(pool),
+                    },
+                    home,
+                )
+            }
             // SAFETY: a heap frame's `ptr`/`len` come from `Box::into_raw` of a
             // `Box<[u8]>` of that length (in `heap`), given back once, here.
             None => unsafe {
@@ -247,6 +277,9 @@ impl Pool {
 
     /// A free chunk as a frame, or `None` when every chunk is in use.
     pub fn alloc(&self) -> Option<Frame> {
+        if let Some(f) = cache_take(self) {
+            return Some(f);
+        }
         let offset = self.0.free.pop()?;
         Some(Frame::chunk(self, offset))
     }
@@ -317,6 +350,93 @@ impl std::fmt::Debug for Pool {
     }
 }
 
+/// Frames a thread keeps per pool (see "Cost" in the module doc): two bursts.
+pub const CACHE_FRAMES: usize = 64;
+/// Pools a thread keeps frames of; frames of further pools go to their rings.
+const CACHE_POOLS: usize = 8;
+
+/// One thread's freed frames, per pool (by the address of its shared part).
+struct ThreadCache {
+    on: bool,
+    pools: Vec<(*const Shared, Vec<Frame>)>,
+}
+
+thread_local! {
+    static CACHE: RefCell<ThreadCache> = const {
+        RefCell::new(ThreadCache { on: false, pools: Vec::new() })
+    };
+}
+
+/// Whether pool frames the calling thread frees from now on are kept for
+/// its own next allocations (a polling loop turns it on for the span of one
+/// iteration). Kept frames are reused whatever this says, until
+/// [`flush_thread_cache`], which the thread must call when it stops for a
+/// while, or they stay out of their pools.
+pub fn keep_freed_frames(on: bool) {
+    let _ = CACHE.try_with(|c| {
+        if let Ok(mut c) = c.try_borrow_mut() {
+            c.on = on;
+        }
+    });
+}
+
+/// Gives every frame the calling thread keeps back to its pool.
+pub fn flush_thread_cache() {
+    let pools = CACHE
+        .try_with(|c| {
+            c.try_borrow_mut()
+                .map(|mut c| std::mem::take(&mut c.pools))
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    for (_, frames) in pools {
+        frames.into_iter().for_each(Frame::go_home);
+    }
+}
+
+/// Keeps `frame` (of the pool at `home`) in the calling thread's cache if
+/// it has one with room; else its ring takes it.
+fn cache_keep(frame: Frame, home: *const Shared) {
+    let mut left = Some(frame);
+    // (When the thread is ending its cache is gone: the ring takes the frame.)
+    let _ = CACHE.try_with(|c| {
+        let Ok(mut c) = c.try_borrow_mut() else {
+            return;
+        };
+        if !c.on {
+            return;
+        }
+        let at = match c.pools.iter().position(|(p, _)| *p == home) {
+            Some(i) => i,
+            None if c.pools.len() < CACHE_POOLS => {
+                c.pools.push((home, Vec::with_capacity(CACHE_FRAMES)));
+                c.pools.len() - 1
+            }
+            None => return,
+        };
+        let frames = &mut c.pools[at].1;
+        if frames.len() < CACHE_FRAMES {
+            frames.push(left.take().expect("set above"));
+        }
+    });
+    if let Some(f) = left {
+        f.go_home();
+    }
+}
+
+/// A frame of `pool` from the calling thread's cache, if it keeps one.
+fn cache_take(pool: &Pool) -> Option<Frame> {
+    let home = Arc::as_ptr(&pool.0);
+    CACHE
+        .try_with(|c| {
+            let mut c = c.try_borrow_mut().ok()?;
+            let (_, frames) = c.pools.iter_mut().find(|(p, _)| *p == home)?;
+            frames.pop()
+        })
+        .ok()
+        .flatten()
+}
+
 /// A chunk size of at least `bytes` for [`Pool::new`]: an odd number of
 /// cache lines. Packets start at the same offset in every chunk, so with a
 /// power-of-two stride every packet header of a pool would fall in the same
@@ -364,6 +484,39 @@ mod tests {
         offsets.sort();
         assert_eq!(offsets, vec![0, 128, 256, 384]);
         std::thread::spawn(move || drop(frames)).join().unwrap();
+        assert_eq!(pool.free_count(), 4);
+    }
+
+    #[test]
+    fn a_caching_thread_reuses_its_frames_and_gives_them_back() {
+        let pool = Pool::new(4, 64).unwrap();
+        let p = pool.clone();
+        std::thread::spawn(move || {
+            keep_freed_frames(true);
+            let a = p.alloc().unwrap();
+            let offset = a.pool().unwrap().1;
+            drop(a);
+            // Kept by this thread: out of the ring, and the next one taken here.
+            assert_eq!(p.free_count(), 3);
+            let b = p.alloc().unwrap();
+            assert_eq!(b.pool().unwrap().1, offset);
+            drop(b);
+            flush_thread_cache();
+            assert_eq!(p.free_count(), 4);
+            // Kept again, then given back when the thread ends.
+            drop(p.alloc());
+            assert_eq!(p.free_count(), 3);
+            // Not kept once the thread says so (a kept one is still reused).
+            keep_freed_frames(false);
+            let (c, d) = (p.alloc().unwrap(), p.alloc().unwrap());
+            drop((c, d));
+            assert_eq!(p.free_count(), 4);
+        })
+        .join()
+        .unwrap();
+        assert_eq!(pool.free_count(), 4);
+        // A thread that does not cache gives frames straight back.
+        drop(pool.alloc());
         assert_eq!(pool.free_count(), 4);
     }
 

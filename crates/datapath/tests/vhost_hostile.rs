@@ -230,3 +230,64 @@ fn client_mode_reconnects_when_the_front_end_restarts() {
         // The front end "restarts": its socket and memory go away.
     }
 }
+
+/// A guest with two queue pairs: what nvs sends it is spread over both rx
+/// queues by flow, each flow on one queue (so in order).
+#[test]
+fn tx_spreads_over_the_guests_rx_queues_by_flow() {
+    let (mut port, path) = open("mq");
+    let mut f = Front::connect(&path);
+    f.setup(FEATURES);
+    for q in [2, 3] {
+        f.setup_ring(q, FEATURES);
+    }
+    f.post_rx_on(2, vhost_front::SIZE);
+    f.barrier();
+    // 16 UDP flows (source port n), 4 packets each, interleaved.
+    let udp = |n: u8, seq: u8| {
+        let mut p = vec![0u8; 64];
+        p[12..14].copy_from_slice(&[0x08, 0x00]);
+        p[14] = 0x45;
+        p[23] = 17;
+        p[26..34].copy_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
+        p[34..36].copy_from_slice(&(1000 + n as u16).to_be_bytes());
+        p[42] = seq;
+        p
+    };
+    let pool = Pool::new(64, 2048).unwrap();
+    let mut batch = Batch::new();
+    for seq in 0..4 {
+        for n in 0..16 {
+            batch.pkts.push(copy_packet(&pool, &udp(n, seq)));
+            if batch.room() == 0 {
+                port.tx_burst(&mut batch).unwrap();
+            }
+        }
+    }
+    port.tx_burst(&mut batch).unwrap();
+    let queues = [f.recv_packets_on(0), f.recv_packets_on(2)];
+    assert_eq!(
+        queues[0].len() + queues[1].len(),
+        64,
+        "every packet arrived"
+    );
+    assert!(
+        queues.iter().all(|q| !q.is_empty()),
+        "both queues used: {} and {}",
+        queues[0].len(),
+        queues[1].len()
+    );
+    for (i, q) in queues.iter().enumerate() {
+        for n in 0..16u16 {
+            let seqs: Vec<u8> = q
+                .iter()
+                .filter(|p| p[34..36] == (1000 + n).to_be_bytes())
+                .map(|p| p[42])
+                .collect();
+            assert!(
+                seqs.is_empty() || seqs == [0, 1, 2, 3],
+                "flow {n} on queue {i}: {seqs:?} (all of a flow, in order, on one queue)"
+            );
+        }
+    }
+}

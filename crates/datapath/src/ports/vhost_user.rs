@@ -506,6 +506,8 @@ pub struct VhostUserPort {
     pool: Pool,
     segs: Vec<Seg>,
     first: Vec<Seg>,
+    /// Per live guest rx queue: its share of a tx batch (multi-queue guests).
+    spread: Vec<Batch>,
     stats: PortStats,
     closed: bool,
 }
@@ -577,6 +579,7 @@ impl VhostUserPort {
             pool: Pool::new(POOL_FRAMES, POOL_CHUNK)?,
             segs: Vec::new(),
             first: Vec::new(),
+            spread: (0..MAX_QUEUE_PAIRS).map(|_| Batch::new()).collect(),
             stats: PortStats::default(),
             closed: false,
         })
@@ -591,6 +594,44 @@ impl VhostUserPort {
     pub fn last_error(&self) -> Option<String> {
         self.dev.lock().unwrap().last_error.clone()
     }
+}
+
+/// `batch` into guest rx ring `ring`; a ring that breaks the rules is disabled.
+fn send_to(
+    dev: &mut Device,
+    ring: usize,
+    batch: &mut Batch,
+    segs: &mut Vec<Seg>,
+    first: &mut Vec<Seg>,
+    stats: &mut PortStats,
+) {
+    if let Err(e) = enqueue(dev, ring, segs, first, batch, stats) {
+        stats.tx_errors += batch.len() as u64;
+        batch.pkts.clear();
+        dev.break_ring(ring, e);
+    }
+}
+
+/// A hash of a frame's flow (IPv4 addresses and, for TCP/UDP, ports; else
+/// the MAC addresses): which guest rx queue it goes to.
+fn flow_hash(f: &[u8]) -> u32 {
+    let word = |at: usize| {
+        f.get(at..at + 4)
+            .map_or(0, |b| u32::from_be_bytes(b.try_into().unwrap()))
+    };
+    let mut h = if f.get(12..14) == Some(&[0x08, 0x00]) {
+        let ihl = f.get(14).map_or(5, |b| (b & 0xf) as usize);
+        let ports = match f.get(23) {
+            Some(6) | Some(17) => word(14 + 4 * ihl),
+            _ => 0,
+        };
+        word(26) ^ word(30).rotate_left(16) ^ ports
+    } else {
+        word(0) ^ word(4) ^ word(8)
+    };
+    // A multiply-shift mix: nearby addresses spread over the queues.
+    h = h.wrapping_mul(0x9e37_79b1);
+    h ^ (h >> 16)
 }
 
 /// Guest tx ring `i` → packets in `batch`. Stops at the first broken chain.
@@ -690,7 +731,7 @@ fn enqueue(
         return Ok(());
     };
     let mut avail = q.pending()?;
-    for pkt in batch.pkts.drain(..) {
+    'packets: for pkt in batch.pkts.drain(..) {
         let data = pkt.data();
         let need = (hdr_len + data.len()) as u64;
         // The first buffer gets the header (num_buffers patched once known).
@@ -702,6 +743,20 @@ fn enqueue(
             let head = q.pop();
             avail -= 1;
             let cap = q.chain(mem, head, segs)?;
+            if buffers == 0 && segs.len() == 1 && cap >= need {
+                // The usual case: one buffer takes header and packet.
+                if !segs[0].write {
+                    return Err(RingError::Malformed(
+                        "device-readable buffer in an rx chain",
+                    ));
+                }
+                header[10] = 1; // num_buffers (the rest of the header stays 0)
+                mem.write2(segs[0].addr, &header[..hdr_len], data)?;
+                q.push_used(head, need as u32);
+                stats.tx_packets += 1;
+                stats.tx_bytes += data.len() as u64;
+                continue 'packets;
+            }
             let mut at = 0;
             if buffers == 0 {
                 if !mergeable && cap < need {
@@ -724,8 +779,8 @@ fn enqueue(
             }
         }
         if placed {
-            header[10..12].copy_from_slice(&buffers.to_le_bytes());
             if hdr_len == 12 {
+                header[10..12].copy_from_slice(&buffers.to_le_bytes());
                 write_chain(mem, first, 10, &header[10..12])?;
             }
             stats.tx_packets += 1;
@@ -786,32 +841,41 @@ impl Port for VhostUserPort {
             batch.pkts.clear();
             return Ok(0);
         }
-        let mut dev = self.dev.lock().unwrap();
-        // The first live guest rx queue takes the batch.
-        let ring = (0..MAX_QUEUE_PAIRS)
-            .map(|p| 2 * p)
-            .find(|&i| dev.vrings[i].q.is_some());
-        match ring {
-            Some(i) => {
-                if let Err(e) = enqueue(
-                    &mut dev,
-                    i,
-                    &mut self.segs,
-                    &mut self.first,
-                    batch,
-                    &mut self.stats,
-                ) {
-                    self.stats.tx_errors += batch.len() as u64;
-                    batch.pkts.clear();
-                    dev.break_ring(i, e);
-                }
-            }
-            None => {
-                self.stats.tx_dropped += batch.len() as u64;
-                batch.pkts.clear();
+        let VhostUserPort {
+            dev,
+            segs,
+            first,
+            spread,
+            stats,
+            ..
+        } = self;
+        let mut dev = dev.lock().unwrap();
+        // The guest's live rx queues (even vrings).
+        let mut live = [0usize; MAX_QUEUE_PAIRS];
+        let mut n = 0;
+        for pair in 0..MAX_QUEUE_PAIRS {
+            if dev.vrings[2 * pair].q.is_some() {
+                live[n] = 2 * pair;
+                n += 1;
             }
         }
-        Ok((self.stats.tx_packets - sent_before) as usize)
+        if n == 0 {
+            stats.tx_dropped += batch.len() as u64;
+            batch.pkts.clear();
+        } else if n == 1 {
+            send_to(&mut dev, live[0], batch, segs, first, stats);
+        } else {
+            // Spread over the queues by flow, so a flow keeps its order.
+            for pkt in batch.pkts.drain(..) {
+                spread[flow_hash(pkt.data()) as usize % n].pkts.push(pkt);
+            }
+            for (share, &ring) in spread.iter_mut().zip(&live[..n]) {
+                if !share.is_empty() {
+                    send_to(&mut dev, ring, share, segs, first, stats);
+                }
+            }
+        }
+        Ok((stats.tx_packets - sent_before) as usize)
     }
 
     fn stats(&self) -> PortStats {

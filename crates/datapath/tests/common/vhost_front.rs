@@ -43,10 +43,10 @@ pub struct Front {
     pub sock: UnixStream,
     mem: *mut u8,
     fd: OwnedFd,
-    /// Next avail index per queue.
-    next: [u16; 2],
+    /// Next avail index per queue (two queue pairs at most).
+    next: [u16; 4],
     /// Next used index to read per queue.
-    seen: [u16; 2],
+    seen: [u16; 4],
 }
 
 impl Front {
@@ -82,8 +82,8 @@ impl Front {
                 sock,
                 mem: p.cast(),
                 fd: OwnedFd::from_raw_fd(fd),
-                next: [0; 2],
-                seen: [0; 2],
+                next: [0; 4],
+                seen: [0; 4],
             }
         }
     }
@@ -218,11 +218,11 @@ impl Front {
 
     /// Writes a descriptor at guest address `at` (an indirect table's entry).
     pub fn write_desc(&self, at: u64, addr: u64, len: u32, flags: u16, next: u16) {
-        let mut d = Vec::new();
-        d.extend_from_slice(&addr.to_le_bytes());
-        d.extend_from_slice(&len.to_le_bytes());
-        d.extend_from_slice(&flags.to_le_bytes());
-        d.extend_from_slice(&next.to_le_bytes());
+        let mut d = [0u8; 16];
+        d[..8].copy_from_slice(&addr.to_le_bytes());
+        d[8..12].copy_from_slice(&len.to_le_bytes());
+        d[12..14].copy_from_slice(&flags.to_le_bytes());
+        d[14..].copy_from_slice(&next.to_le_bytes());
         self.write(at, &d);
     }
 
@@ -242,10 +242,15 @@ impl Front {
 
     /// Posts `n` guest rx buffers (2 KiB each).
     pub fn post_rx(&mut self, n: u16) {
+        self.post_rx_on(0, n);
+    }
+
+    /// Posts `n` guest rx buffers on rx queue `q` (0 or 2).
+    pub fn post_rx_on(&mut self, q: usize, n: u16) {
         for _ in 0..n {
-            let i = self.next[0] % SIZE;
-            self.set_desc(0, i, buf(0, i), BUF as u32, WRITE, 0);
-            self.make_avail(0, i);
+            let i = self.next[q] % SIZE;
+            self.set_desc(q, i, buf(q, i), BUF as u32, WRITE, 0);
+            self.make_avail(q, i);
         }
     }
 
@@ -260,29 +265,44 @@ impl Front {
 
     /// Used entries of queue `q` not seen yet: (head, len).
     pub fn take_used(&mut self, q: usize) -> Vec<(u32, u32)> {
-        let idx = self.u16_at(used(q) + 2).load(Ordering::Acquire);
         let mut out = Vec::new();
+        self.take_used_into(q, &mut out);
+        out
+    }
+
+    /// As `take_used`, into `out` (cleared first): no allocation once it has room.
+    pub fn take_used_into(&mut self, q: usize, out: &mut Vec<(u32, u32)>) {
+        out.clear();
+        let idx = self.u16_at(used(q) + 2).load(Ordering::Acquire);
         while self.seen[q] != idx {
             let e = used(q) + 4 + 8 * (self.seen[q] % SIZE) as u64;
-            let r = self.read(e, 8);
-            out.push((
-                u32::from_le_bytes(r[..4].try_into().unwrap()),
-                u32::from_le_bytes(r[4..].try_into().unwrap()),
-            ));
+            // SAFETY: test code: an used entry inside the mapping.
+            let (head, len) = unsafe {
+                let p = self.mem.add(e as usize);
+                (
+                    std::ptr::read_unaligned(p as *const u32),
+                    std::ptr::read_unaligned(p.add(4) as *const u32),
+                )
+            };
+            out.push((head, len));
             self.seen[q] = self.seen[q].wrapping_add(1);
         }
-        out
     }
 
     /// Packets the device put in the guest's rx buffers (header stripped,
     /// num_buffers checked to be 1), reposting each buffer.
     pub fn recv_packets(&mut self) -> Vec<Vec<u8>> {
+        self.recv_packets_on(0)
+    }
+
+    /// As `recv_packets`, from rx queue `q` (0 or 2).
+    pub fn recv_packets_on(&mut self, q: usize) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
-        for (head, len) in self.take_used(0) {
-            let b = self.read(buf(0, head as u16), len as usize);
+        for (head, len) in self.take_used(q) {
+            let b = self.read(buf(q, head as u16), len as usize);
             assert_eq!(u16::from_le_bytes([b[10], b[11]]), 1, "num_buffers");
             out.push(b[HDR..].to_vec());
-            self.post_rx(1);
+            self.post_rx_on(q, 1);
         }
         out
     }

@@ -160,6 +160,18 @@ impl GuestMemory {
         Ok(())
     }
 
+    /// Copies `head` then `tail` to guest-physical `addr` (a virtio-net
+    /// header and its packet: one translation for both).
+    pub fn write2(&self, addr: u64, head: &[u8], tail: &[u8]) -> Result<(), Fault> {
+        let dst = self.gpa(addr, (head.len() + tail.len()) as u64)?;
+        // SAFETY: as in `read`, the other way: `dst` covers both parts.
+        unsafe {
+            std::ptr::copy_nonoverlapping(head.as_ptr(), dst, head.len());
+            std::ptr::copy_nonoverlapping(tail.as_ptr(), dst.add(head.len()), tail.len());
+        }
+        Ok(())
+    }
+
     /// Copies `src` to guest-physical `addr`.
     pub fn write(&self, addr: u64, src: &[u8]) -> Result<(), Fault> {
         let dst = self.gpa(addr, src.len() as u64)?;
