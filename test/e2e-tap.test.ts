@@ -181,10 +181,10 @@ describe.skipIf(skipOvs)('plain --enable-dummy, whatever the privileges', () => 
   const br = `tc${tag}`;
 
   it('says in one log line what internal ports are, and types nvs cannot open yet are errors', async () => {
-    const add = await nvs.vsctl('add-br', br, '--', 'add-port', br, 'v1', '--', 'set', 'Interface', 'v1', 'type=geneve');
+    const add = await nvs.vsctl('add-br', br, '--', 'add-port', br, 'v1', '--', 'set', 'Interface', 'v1', 'type=gre');
     // ovs-vsctl itself reports the interface errors it finds after the change.
     expect(add.stderr).toContain('not supported yet');
-    expect((await nvs.vsctl('get', 'Interface', 'v1', 'error')).stdout).toContain('interface type \\"geneve\\" is not supported yet');
+    expect((await nvs.vsctl('get', 'Interface', 'v1', 'error')).stdout).toContain('interface type \\"gre\\" is not supported yet');
     expect((await nvs.vsctl('get', 'Interface', 'v1', 'ofport')).stdout.trim()).toBe('-1');
     expect((await nvs.vsctl('get', 'Interface', br, 'ofport')).stdout.trim()).toBe('65534');
     const lines = nvs.log('nvs-vswitchd').split('\n').filter((l) => l.includes('internal and LOCAL ports are'));
