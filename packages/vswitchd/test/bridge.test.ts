@@ -81,11 +81,11 @@ it('assigns ofports, honours ofport_request and gives the bridge interface LOCAL
 
 it('reports unknown types and bad options in Interface.error and keeps the other ports', () => {
   const sw = new Switch(log, ports);
-  const snap = db({ br0: { good: {}, tunnel: { type: 'geneve' }, vm: { type: 'dpdkvhostuserclient' }, odd: { type: 'quantum' }, opt: { options: { colour: 'red' } } } });
+  const snap = db({ br0: { good: {}, tunnel: { type: 'gre' }, vm: { type: 'dpdkvhostuserclient' }, odd: { type: 'quantum' }, opt: { options: { colour: 'red' } } } });
   sw.reconcile(readConfig(snap)!);
-  expect(statusOf(sw, snap, 'tunnel')).toEqual({ ofport: -1, error: 'tunnel: interface type "geneve" is not supported yet by nvs (use "dummy", "internal", "tap", "system", "afxdp", "dpdkvhostuser" or "dpdkvhostuserclient")' });
+  expect(statusOf(sw, snap, 'tunnel')).toEqual({ ofport: -1, error: 'tunnel: interface type "gre" is not supported yet by nvs (use "dummy", "internal", "tap", "system", "afxdp", "dpdkvhostuser", "dpdkvhostuserclient", "vxlan" or "geneve")' });
   expect(statusOf(sw, snap, 'vm')!.error).toBe('vm: dpdkvhostuserclient interface needs options:vhost-server-path');
-  expect(statusOf(sw, snap, 'odd')!.error).toBe('odd: unknown interface type "quantum" (nvs supports "dummy", "internal", "tap", "system", "afxdp", "dpdkvhostuser" and "dpdkvhostuserclient")');
+  expect(statusOf(sw, snap, 'odd')!.error).toBe('odd: unknown interface type "quantum" (nvs supports "dummy", "internal", "tap", "system", "afxdp", "dpdkvhostuser", "dpdkvhostuserclient", "vxlan" and "geneve")');
   expect(statusOf(sw, snap, 'opt')!.error).toBe('opt: dummy interface does not accept option "colour"');
   expect(statusOf(sw, snap, 'good')).toMatchObject({ ofport: 1, linkState: 'up' });
   expect(dp.stats().ports.map((p) => p.name).sort()).toEqual(['br0', 'good']);
