@@ -160,14 +160,16 @@ async function runPoint(cfg, dir) {
       if (n >= H * P) break;
       await sleep(500);
     }
-    let last = -1;
-    for (;;) {
-      children.forEach((c) => c.send({ cmd: 'applies' }));
-      const total = (await Promise.all(children.map((c) => expect(c, 'applies')))).reduce((s, m) => s + m.applies, 0);
-      if (total === last) break;
-      last = total;
-      await sleep(1000);
-    }
+    /** Waits until the hosts' rule changes have stopped for `ms`: everything has spread as far as it will. */
+    const quiet = async (ms) => {
+      for (let last = -1; ; await sleep(ms)) {
+        children.forEach((c) => c.send({ cmd: 'applies' }));
+        const total = (await Promise.all(children.map((c) => expect(c, 'applies')))).reduce((s, m) => s + m.applies, 0);
+        if (total === last) return;
+        last = total;
+      }
+    };
+    await quiet(1000);
     const populateS = (now() - t0) / 1000;
     // Idle: heartbeats and reaping only.
     // Two heartbeat periods, so that every host beats in it as often as in any other window.
@@ -227,15 +229,7 @@ async function runPoint(cfg, dir) {
     }
     const dones = await Promise.all(pending);
     const startOf = new Map(dones.map((d) => [d.id, d.t]));
-    // Until the hosts' rule changes have stopped for 2 s: every change has spread as far as it will.
-    last = -1;
-    for (;;) {
-      children.forEach((c) => c.send({ cmd: 'applies' }));
-      const total = (await Promise.all(children.map((c) => expect(c, 'applies')))).reduce((s, m) => s + m.applies, 0);
-      if (total === last) break;
-      last = total;
-      await sleep(2000);
-    }
+    await quiet(2000);
     const c1 = await redis.stats();
     const churnS = (now() - tc0) / 1000;
     children.forEach((c) => c.send({ cmd: 'report' }));
