@@ -1,7 +1,8 @@
 // The real ovs-ofctl over OpenFlow against nvs-vswitchd's `<bridge>.mgmt`
 // and against a real ovs-vswitchd, with the same rules: each command's
 // output must read alike. Normalised, and why that is legitimate: times
-// (`duration=`, `idle_age=`, `hard_age=`) are each switch's own clock; MAC
+// (`duration=`, `idle_age=`, `hard_age=`, which is printed only when it
+// differs from the duration) are each switch's own clock; MAC
 // addresses and the datapath id derive from each switch's own port MACs;
 // `dump-ports` blocks come in each switch's own port order (OVS's is hash
 // order), so they are sorted, and its `drop=` counts: nvs's dummy ports
@@ -59,7 +60,9 @@ function normalise(text: string): string {
     .replace(/drop=[0-9?]+/g, 'drop=X')
     .replace(/\n +CUSTOM Statistics\n( {20,}.*\n)*/g, '\n')
     .replace(/duration=?[0-9.]+s/g, 'duration=Xs')
-    .replace(/(idle_age|hard_age)=\d+/g, '$1=X')
+    .replace(/idle_age=\d+/g, 'idle_age=X')
+    // hard_age is printed only when it differs from the duration, which depends on each switch's clock.
+    .replace(/ hard_age=\d+,/g, '')
     .replace(/dpid:[0-9a-f]{16}/g, 'dpid:X')
     .replace(/addr:[0-9a-f:]{17}/g, 'addr:X');
   return sortFlowLines(plain);
@@ -204,7 +207,7 @@ describe.skipIf(skipOvs).each(PROTOCOLS)('the real ovs-ofctl -O %s against nvs o
     await same('dump-tables');
   });
 
-  it.runIf(proto !== 'OpenFlow10')('add-flows and replace-flows --bundle: applied as one (OpenFlow 1.4 bundles, or the ONF 1.3 extension)', async () => {
+  if (proto !== 'OpenFlow10') it('add-flows and replace-flows --bundle: applied as one (OpenFlow 1.4 bundles, or the ONF 1.3 extension)', async () => {
     const file = join(dir, 'bundle.txt');
     writeFileSync(file, 'table=5,priority=1,ip,actions=output:1\ntable=5,priority=2,tcp,actions=output:2\ntable=6,cookie=0x7,actions=drop\n');
     expect(await same('--bundle', 'add-flows', file)).toBe('0 ');
@@ -251,7 +254,7 @@ describe.skipIf(skipOvs).each(PROTOCOLS)('the real ovs-ofctl -O %s against nvs o
     await same('del-flows');
   });
 
-  it.runIf(proto === 'OpenFlow13')('roles: a new master makes the old one a slave, which may not change the tables; a stale generation id is refused (as OVS does)', async () => {
+  if (proto === 'OpenFlow13') it('roles: a new master makes the old one a slave, which may not change the tables; a stale generation id is refused (as OVS does)', async () => {
     const results: Record<string, string[]> = {};
     for (const t of targets) {
       const a = await OfPeer.open(t.mgmt.replace(/^unix:/, ''));
@@ -305,7 +308,7 @@ describe.skipIf(skipOvs).each(PROTOCOLS)('the real ovs-ofctl -O %s against nvs o
   const HELLO10 = [1, 0, 0, 8, 0, 0, 0, 1];
   const errorOf = (m: Buffer) => (m[1] === 1 ? [m.readUInt16BE(8), m.readUInt16BE(10)] : null);
 
-  it.runIf(proto === 'OpenFlow10')('bad input gets an OpenFlow error or a closed connection, and the bridge keeps serving', async () => {
+  if (proto === 'OpenFlow10') it('bad input gets an OpenFlow error or a closed connection, and the bridge keeps serving', async () => {
     // Unknown message type: OFPET_BAD_REQUEST / OFPBRC_BAD_TYPE, and the connection carries on (the barrier is answered).
     const unknown = await raw(HELLO10, [1, 99, 0, 8, 0, 0, 0, 2]);
     expect(unknown.replies.map(errorOf).filter(Boolean)).toEqual([[1, 1]]);

@@ -13,7 +13,13 @@ import type { Datum } from '@nvs/ovsdb';
 export type RowReader = (column: string) => Datum;
 
 /** The rows of the tables vswitchd reads, by uuid. */
-import type { ControllerConfig } from './controller.ts';
+/** One Controller row of a bridge. */
+export interface ControllerConfig {
+  uuid: string;
+  target: string;
+  /** Longest wait between two connection attempts (ms). */
+  maxBackoffMs: number;
+}
 
 export interface DbSnapshot {
   openVswitch: Map<string, RowReader>;

@@ -6,12 +6,12 @@
  */
 import type { RemovalReason, Rule } from '@nvs/ofproto';
 import type { BridgePort } from './bridge.ts';
-import type { OfConnection, PacketInEvent } from './ofconn.ts';
+import type { ConnRegistry, OfConnection, PacketInEvent } from './ofconn.ts';
 
 /** OpenFlow's flow-removed reasons (OFPRR_*). */
 const REMOVED_REASON: Record<RemovalReason, number | undefined> = { idle_timeout: 0, hard_timeout: 1, delete: 2, replaced: undefined };
 
-export class ConnMgr {
+export class ConnMgr implements ConnRegistry {
   private readonly byBridge = new Map<string, Set<OfConnection>>();
   /** The largest role-request generation id seen per bridge. */
   private readonly generations = new Map<string, bigint>();

@@ -10,16 +10,10 @@
 import { existsSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
+import type { ControllerConfig } from './config.ts';
 import type { ConnMgr } from './connmgr.ts';
 import type { FlowService } from './flow-service.ts';
 import { OfConnection } from './ofconn.ts';
-
-export interface ControllerConfig {
-  uuid: string;
-  target: string;
-  /** Longest wait between two connection attempts (ms). */
-  maxBackoffMs: number;
-}
 
 /** What is written back to the Controller row. */
 export interface ControllerStatus {

@@ -43,7 +43,6 @@ import {
   writeTableFeatures,
   writeFlowStat,
 } from '@nvs/openflow';
-import type { ConnMgr } from './connmgr.ts';
 import { FlowService, FlowServiceError } from './flow-service.ts';
 import { type BridgePort, OFPP_LOCAL } from './bridge.ts';
 
@@ -69,13 +68,22 @@ const MAX_BATCH = 50_000;
 /** Flow stats per reply stay under OpenFlow's 64 kB message limit. */
 const REPLY_BUDGET = 60_000;
 
+/** Where connections register for the switch's own messages and role changes (ConnMgr; declared here so the two modules do not import each other). */
+export interface ConnRegistry {
+  add(bridge: string, conn: OfConnection): void;
+  remove(bridge: string, conn: OfConnection): void;
+  acceptGeneration(bridge: string, id: bigint): boolean;
+  generation(bridge: string): bigint | null;
+  demoteMasters(bridge: string, master: OfConnection): void;
+}
+
 export interface OfConnOptions {
   bridge: string;
   service: FlowService;
   log: Logger;
   now: () => number;
   /** Where the connection registers for the switch's own messages (packet-ins). */
-  connmgr?: ConnMgr;
+  connmgr?: ConnRegistry;
   /**
    * 'service' (`<bridge>.mgmt`, as OVS's punix: connections) takes no
    * asynchronous messages until it sets a miss_send_len; 'controller' (the
