@@ -13,12 +13,15 @@
 
 #[path = "common/cpu.rs"]
 mod cpu;
+#[path = "common/frames.rs"]
+mod frames;
 
 use std::hint::black_box;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cpu::thread_cpu_now;
+use frames::frame;
 
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -64,23 +67,6 @@ impl Measurement for ThreadCpuTime {
 }
 
 type Cpu = Criterion<ThreadCpuTime>;
-
-/// A 64-byte Ethernet/IPv4/UDP frame; `n` varies the source address and port.
-fn frame(n: u32) -> Vec<u8> {
-    let mut f = vec![0u8; 64];
-    f[0..12].copy_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1]);
-    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-    f[14] = 0x45;
-    f[16..18].copy_from_slice(&50u16.to_be_bytes());
-    f[22] = 64;
-    f[23] = 17;
-    f[26..30].copy_from_slice(&(0x0a00_0000 | n).to_be_bytes());
-    f[30..34].copy_from_slice(&[10, 0, 0, 2]);
-    f[34..36].copy_from_slice(&(1024 + (n % 60000) as u16).to_be_bytes());
-    f[36..38].copy_from_slice(&53u16.to_be_bytes());
-    f[38..40].copy_from_slice(&30u16.to_be_bytes());
-    f
-}
 
 fn megaflow(key: &FlowKey, mask: &FlowKey, port: u32) -> Arc<Megaflow> {
     Arc::new(Megaflow::new(

@@ -17,6 +17,8 @@
 
 #[path = "common/cpu.rs"]
 mod cpu;
+#[path = "common/frames.rs"]
+mod frames;
 
 #[path = "../tests/common/vhost_front.rs"]
 #[allow(dead_code)]
@@ -27,6 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cpu::thread_cpu_now;
+use frames::frame;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
@@ -57,20 +60,6 @@ fn clock_overhead() -> Duration {
         .unwrap_or_default()
 }
 
-/// A 64-byte Ethernet/IPv4/UDP frame.
-fn frame() -> Vec<u8> {
-    let mut f = vec![0u8; 64];
-    f[0..12].copy_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1]);
-    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-    f[14] = 0x45;
-    f[16..18].copy_from_slice(&50u16.to_be_bytes());
-    f[22] = 64;
-    f[23] = 17;
-    f[26..30].copy_from_slice(&[10, 0, 0, 1]);
-    f[30..34].copy_from_slice(&[10, 0, 0, 2]);
-    f
-}
-
 /// A guest: its front end, sending the same frame from `IN_FLIGHT` buffers.
 struct Guest {
     front: Front,
@@ -82,7 +71,7 @@ impl Guest {
         let mut front = Front::connect(path);
         front.setup(FEATURES);
         for _ in 0..IN_FLIGHT {
-            front.send_packet(&frame());
+            front.send_packet(&frame(1));
         }
         Guest {
             front,
