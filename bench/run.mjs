@@ -52,7 +52,7 @@ const SCENARIOS = [
   { file: 'vsctl.mjs', full: 4, quick: 2 },
   { file: 'veth-tcp.mjs', full: 8, quick: 3 },
   { file: 'veth-pps.mjs', full: 8, quick: 3 },
-  { file: 'ofctl-wire.mjs', full: 10, quick: 3 },
+  { file: 'openflow.mjs', full: 10, quick: 3 },
   { file: 'tunnel.mjs', full: 8, quick: 3 },
   { file: 'cluster-scale.mjs', full: 15, quick: 3 },
   { file: 'vhost-loop.sh', full: 15, quick: 4 },
