@@ -58,6 +58,8 @@ export interface UnixctlServerOptions {
   vlog?: VLog;
   /** Called after the reply to `exit` has been written. */
   onExit?: () => void;
+  /** Shown each accepted connection before anything reads it (ovsdb-server's --record writes it down). */
+  onAccept?: (socket: Socket) => void;
   /** `exit` also takes ovs-vswitchd's `--cleanup` (the daemon's ports and datapath go with it either way). */
   exitCleanup?: boolean;
 }
@@ -151,7 +153,9 @@ export class UnixctlServer {
     return `The available commands are:\n${lines.join('\n')}\n`;
   }
 
-  private accept(socket: Socket): void {
+  /** Serves one connected socket: used by the listener, and by ovsdb-server's --replay with a socket of its own. */
+  accept(socket: Socket): void {
+    this.opts.onAccept?.(socket);
     this.sockets.add(socket);
     const framer = new JsonFramer(MAX_REQUEST_BYTES);
     const log = this.opts.log;

@@ -6,7 +6,7 @@
 // a Transaction has already checked (or that storage replays from a file).
 // Rows are never mutated in place: a change installs a new Row object, so a
 // transaction copies only the rows it touches (copy-on-write).
-import { randomFillSync } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 import { checkDatum, defaultDatum, type Datum, type DeltaLog } from './datum.ts';
 import { rootTables, type ColumnSchema, type DatabaseSchema, type TableSchema } from './schema.ts';
 
@@ -319,9 +319,24 @@ const HEX = Buffer.from('0123456789abcdef', 'latin1');
 const uuidRandom = Buffer.alloc(16 * UUID_BATCH);
 const uuidText = Buffer.alloc(36 * UUID_BATCH);
 let uuidNext = UUID_BATCH;
+/** Set by seedUuids: the uuids then come from this seed, the same in every run. */
+let uuidSeed: { seed: Buffer; batches: number } | undefined;
+
+/**
+ * Makes every later uuid a function of `seed` and of how many came before,
+ * so that a replayed run (--replay) names rows as its recording did.
+ */
+export function seedUuids(seed: Buffer): void {
+  uuidSeed = { seed, batches: 0 };
+  uuidNext = UUID_BATCH;
+}
 
 function refillUuids(): void {
-  randomFillSync(uuidRandom);
+  if (uuidSeed) {
+    const batch = Buffer.alloc(4);
+    batch.writeUInt32BE(uuidSeed.batches++);
+    createHash('shake256', { outputLength: uuidRandom.length }).update(uuidSeed.seed).update(batch).digest().copy(uuidRandom);
+  } else randomFillSync(uuidRandom);
   for (let u = 0; u < UUID_BATCH; u++) {
     const r = u * 16;
     uuidRandom[r + 6] = (uuidRandom[r + 6] & 0x0f) | 0x40; // version 4

@@ -7,10 +7,11 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { DAEMON_USAGE, DaemonError, parseDaemonArgs, programName, startDaemon, UnixctlServer, unixctlPath } from '@nvs/daemon';
-import { Database } from './database.ts';
+import { Database, seedUuids } from './database.ts';
 import { OvsdbError } from './errors.ts';
 import { OvsdbServer, type TlsConfig } from './server.ts';
 import { DbFile } from './storage.ts';
+import { StreamRecorder, StreamReplay } from './stream-journal.ts';
 
 export const VERSION = 'nvs-dbserver (nvs) 0.1.0';
 
@@ -32,6 +33,10 @@ Options:
   --ca-cert=FILE          TLS: CA certificate that clients' certificates must be signed by
   --peer-ca-cert=FILE     TLS: a CA certificate sent with ours, for clients to bootstrap from
   --bootstrap-ca-cert=FILE  TLS: as --ca-cert (the file must exist: the server does not bootstrap)
+  --record[=DIR]          write what the streams receive to DIR/nvs-dbserver.replay
+                          (default DIR: the current directory)
+  --replay[=DIR]          replay that file instead of opening sockets, and exit
+                          with the recorded "exit" command
   --run=COMMAND           run COMMAND (with /bin/sh -c) once serving, then exit
                           when it exits, failing if it failed
 ${DAEMON_USAGE}
@@ -54,6 +59,10 @@ export interface DbServerArgs {
   remotes: string[];
   unixctl?: string;
   run?: string;
+  /** --record: the directory of the replay file to write. */
+  record?: string;
+  /** --replay: the directory of the replay file to read. */
+  replay?: string;
   help: boolean;
   version: boolean;
 }
@@ -73,6 +82,9 @@ export function parseDbServerArgs(rest: readonly string[]): DbServerArgs {
     if (flag === '--remote') out.remotes.push(value());
     else if (flag === '--unixctl') out.unixctl = value();
     else if (flag === '--run') out.run = value();
+    // The directory is optional, so only --record=DIR names it (as in OVS).
+    else if (flag === '--record') out.record = eq > 0 ? arg.slice(eq + 1) : '.';
+    else if (flag === '--replay') out.replay = eq > 0 ? arg.slice(eq + 1) : '.';
     else if (flag === '--private-key') out.tls.privateKey = value();
     else if (flag === '--certificate') out.tls.certificate = value();
     else if (flag === '--ca-cert') out.tls.caCert = value();
@@ -271,6 +283,21 @@ function runThenStop(command: string, log: Logger, stop: (status: number) => Pro
   });
 }
 
+/**
+ * Listens on a start-up remote. A port another process holds (or any other
+ * failure of the system's, replayed ones included) is logged and the server
+ * goes on, as ovsdb-server does; a bad remote is still fatal.
+ */
+async function listenOrLog(server: OvsdbServer, remote: string, log: Logger): Promise<void> {
+  try {
+    await server.listen(remote);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (typeof code !== 'string' || !/^E[A-Z]+$/.test(code)) throw err;
+    log.error({ remote, err: (err as Error).message }, 'listen failed');
+  }
+}
+
 /** Runs nvs-dbserver; resolves with the exit status once the server has stopped (or failed to start). */
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let parsed: ReturnType<typeof parseDaemonArgs>;
@@ -298,6 +325,8 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   const rpcLog = daemon.vlog.logger('jsonrpc');
   const ctlLog = daemon.vlog.logger('unixctl');
   let server: OvsdbServer | undefined;
+  let recorder: StreamRecorder | undefined;
+  let replay: StreamReplay | undefined;
   let unixctl: UnixctlServer | undefined;
   let stopping: Promise<void> | undefined;
   let finished!: (status: number) => void;
@@ -305,8 +334,10 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   const stop = (status: number): Promise<void> =>
     (stopping ??= (async () => {
       log.info('exiting');
+      replay?.stop();
       await unixctl?.close();
       await server?.close();
+      recorder?.close();
       daemon.close();
       finished(status);
     })());
@@ -315,12 +346,30 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     if (args.run !== undefined && options.ovs) daemon.vlog.set('console:warn');
     // Under OVS's name, the module names of OVS's -v specs (vlog, reconnect, …) are not nvs's: accept them as OVS does.
     for (const spec of options.verbose) daemon.vlog.set(spec, options.ovs !== undefined);
-    server = new OvsdbServer({ log: rpcLog, tlsLog: daemon.vlog.logger('stream_ssl') });
+    // Record and replay name rows alike by drawing uuids from the recorded seed.
+    if (args.replay !== undefined) {
+      replay = StreamReplay.load(args.replay);
+      seedUuids(replay.seed());
+    } else if (args.record !== undefined) {
+      recorder = new StreamRecorder(args.record);
+      seedUuids(recorder.seed);
+    }
+    const journaled = recorder !== undefined || replay !== undefined;
+    server = new OvsdbServer({
+      log: rpcLog,
+      tlsLog: daemon.vlog.logger('stream_ssl'),
+      recorder,
+      replay,
+      // Probes depend on the clock, which a replay does not repeat.
+      ...(journaled ? { probeIntervalMs: 0 } : {}),
+    });
     // A daemon restarted by --monitor serves what its predecessor did, add-db/add-remote included.
     const saved = daemon.savedState() as { databases: string[]; remotes: string[] } | undefined;
     const dbPaths = saved?.databases ?? (args.databases.length > 0 ? args.databases : [join(options.ovs?.dbdir ?? options.rundir, 'conf.db')]);
     /** Database name → the file it was opened from. */
     const files = new Map<string, string>();
+    // A replay opens a copy of the recorded database file: the log names the files by position, so both runs log alike.
+    const logNameOf = (p: string): string => (journaled && dbPaths.includes(p) ? `database #${dbPaths.indexOf(p) + 1}` : p);
     const openDb = (p: string, create: boolean): void => {
       const dbPath = resolve(p);
       if ([...files.values()].includes(dbPath)) throw new DaemonError('DAEMON_USAGE', `ovsdb error: ${p}: already open`);
@@ -330,7 +379,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
         DbFile.create(dbPath, JSON.parse(readFileSync(schemaPath, 'utf8')));
         log.info({ path: dbPath, schema: schemaPath }, 'database file did not exist: created it from the Open_vSwitch schema');
       }
-      const { file, db } = DbFile.open(dbPath, { log: storageLog, displayName: p }, (schema) => new Database(schema));
+      const { file, db } = DbFile.open(dbPath, { log: storageLog, displayName: p, logName: logNameOf(p) }, (schema) => new Database(schema));
       try {
         server!.addDatabase(db, file);
       } catch (err) {
@@ -346,7 +395,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     const dbRemotes = new DbRemotes(server, log);
     for (const r of remotes) {
       if (r.startsWith('db:')) dbRemotes.add(r);
-      else await server.listen(r);
+      else await listenOrLog(server, r, log);
     }
     await dbRemotes.refresh();
     dbRemotes.startStatusTimer();
@@ -357,6 +406,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       version: VERSION,
       vlog: daemon.vlog,
       onExit: () => void stop(0),
+      onAccept: recorder ? (socket) => recorder!.accepted('unixctl', 'unixctl', socket) : undefined,
     });
     unixctl.register('ovsdb-server/compact', '[DB]', 0, 1, (a) => {
       srv.compact(a[0]);
@@ -401,11 +451,27 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       saveState();
       return '';
     });
-    await unixctl.listen();
+    // A replay opens no socket: its connections come from the file.
+    if (!replay) await unixctl.listen();
     for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, () => void stop(0));
-    log.info({ version: VERSION, databases: dbPaths, remotes, pid: process.pid }, 'nvs-dbserver started');
+    log.info({ version: VERSION, databases: dbPaths.map(logNameOf), remotes, pid: process.pid }, 'nvs-dbserver started');
     daemon.ready();
     if (args.run !== undefined) runThenStop(args.run, log, stop);
+    if (replay) {
+      const ctl = unixctl;
+      replay.run((target, remote, socket) => (target === 'unixctl' ? ctl.accept(socket) : srv.accept(socket, remote))).then(
+        () => {
+          if (stopping) return;
+          log.error('replay file ended before the recorded exit command');
+          void stop(1);
+        },
+        (err: Error) => {
+          log.error({ err: err.message }, 'replay failed');
+          process.stderr.write(`${options.name}: ${err.message}\n`);
+          void stop(1);
+        },
+      );
+    }
   } catch (err) {
     const message = err instanceof OvsdbError || err instanceof DaemonError ? err.message : String((err as Error)?.stack ?? err);
     log.error({ err: message }, 'start-up failed');

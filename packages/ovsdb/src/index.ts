@@ -20,3 +20,4 @@ export * from './convert.ts';
 export { Monitor, type MonitorVersion, type TableMonitor } from './monitor.ts';
 export * from './storage.ts';
 export * from './server.ts';
+export * from './stream-journal.ts';

@@ -37,6 +37,7 @@ import { Monitor, type MonitorVersion } from './monitor.ts';
 import { parseSchema } from './schema.ts';
 import { commitRecordText, type DbFile } from './storage.ts';
 import { executeTransaction } from './transaction.ts';
+import type { StreamRecorder, StreamReplay } from './stream-journal.ts';
 
 const ZERO_UUID = '00000000-0000-0000-0000-000000000000';
 
@@ -92,6 +93,10 @@ export interface OvsdbServerOptions {
   historyAtoms?: number;
   /** Clock (ms); tests may pass their own. */
   now?: () => number;
+  /** --record: listen outcomes and accepted sockets are written down (stream-journal.ts). */
+  recorder?: StreamRecorder;
+  /** --replay: listen outcomes come from the recording and no socket is opened. */
+  replay?: StreamReplay;
   /**
    * Inactivity probe, as OVS's: a session silent this long gets an `echo`
    * request, and is closed if still silent after as long again. 0 disables;
@@ -177,6 +182,12 @@ interface SessionMonitor {
   prefix: string;
 }
 
+/** What the server keeps of a listening socket (a replayed one has no socket). */
+interface Listener {
+  address(): ReturnType<Server['address']>;
+  close(done: () => void): void;
+}
+
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -190,7 +201,7 @@ export class OvsdbServer {
   private readonly sessions = new Set<Session>();
   /** lock name → sessions wanting it; the first owns it. */
   private readonly locks = new Map<string, Session[]>();
-  private readonly listeners = new Map<string, Server>();
+  private readonly listeners = new Map<string, Listener>();
   private readonly readOnlyRemotes = new Set<string>();
   private tls: TlsConfig | undefined;
   private readonly commitHooks: Array<(db: Database, commit: Commit) => void> = [];
@@ -344,6 +355,25 @@ export class OvsdbServer {
     if (inet?.[1] === 'ssl' && !this.tls) {
       throw new OvsdbSyntaxError(`${remote}: pssl: needs --private-key, --certificate and --ca-cert`);
     }
+    const listener = this.opts.replay ? this.replayedListener(remote, inet?.[3]) : await this.openListener(remote, inet);
+    this.listeners.set(remote, listener);
+    const a = listener.address();
+    // OVS's words (scripts read the port of a ptcp:0 remote from this line).
+    if (inet && a && typeof a === 'object') this.log.info(`${remote}: listening on port ${a.port}`);
+    else this.log.info({ remote }, 'listening');
+  }
+
+  /** A listener standing for the recorded one: its port as recorded, no socket. */
+  private replayedListener(remote: string, ip: string | undefined): Listener {
+    const port = this.opts.replay!.listened(remote);
+    return {
+      address: () => (port === undefined ? remote : { port, address: ip ?? '0.0.0.0', family: 'IPv4' }),
+      close: (done) => done(),
+    };
+  }
+
+  /** Opens the socket of a passive remote; with --record, writes down how that went. */
+  private async openListener(remote: string, inet: RegExpExecArray | null): Promise<Server> {
     const server =
       inet?.[1] === 'ssl'
         ? createTlsServer({ ...this.tls!, requestCert: true, rejectUnauthorized: true }, (socket: TLSSocket) => {
@@ -351,25 +381,28 @@ export class OvsdbServer {
             this.accept(socket, remote);
           })
         : createServer((socket) => this.accept(socket, remote));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      if (remote.startsWith('punix:')) {
-        const path = remote.slice('punix:'.length);
-        if (existsSync(path)) unlinkSync(path);
-        server.listen(path, () => resolve());
-      } else if (inet) {
-        server.listen(Number(inet[2]), inet[3] ?? '0.0.0.0', () => resolve());
-      } else {
-        reject(new OvsdbSyntaxError(`unsupported remote "${remote}" (use punix:PATH, ptcp:PORT[:IP] or pssl:PORT[:IP])`));
-      }
-    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        if (remote.startsWith('punix:')) {
+          const path = remote.slice('punix:'.length);
+          if (existsSync(path)) unlinkSync(path);
+          server.listen(path, () => resolve());
+        } else if (inet) {
+          server.listen(Number(inet[2]), inet[3] ?? '0.0.0.0', () => resolve());
+        } else {
+          reject(new OvsdbSyntaxError(`unsupported remote "${remote}" (use punix:PATH, ptcp:PORT[:IP] or pssl:PORT[:IP])`));
+        }
+      });
+    } catch (err) {
+      this.opts.recorder?.listened(remote, { error: err as Error });
+      throw err;
+    }
+    const a = server.address();
+    this.opts.recorder?.listened(remote, { port: a && typeof a === 'object' ? a.port : undefined });
     server.on('error', (err) => this.log.error({ remote, err: err.message }, 'listener error'));
     server.on('tlsClientError', (err) => (this.opts.tlsLog ?? this.log).info({ remote, err: err.message }, 'TLS handshake failed'));
-    this.listeners.set(remote, server);
-    const a = server.address();
-    // OVS's words (scripts read the port of a ptcp:0 remote from this line).
-    if (inet && a && typeof a === 'object') this.log.info(`${remote}: listening on port ${a.port}`);
-    else this.log.info({ remote }, 'listening');
+    return server;
   }
 
   /** Makes the sessions of `remote`, present and future, read-only or not. */
@@ -449,6 +482,7 @@ export class OvsdbServer {
 
   /** Serves one connected socket (any stream): used by listeners and by tests. */
   accept(socket: Socket, remote = 'socket'): JsonRpcConnection {
+    this.opts.recorder?.accepted('ovsdb', remote, socket);
     const name = `${remote}#${this.nextSession++}`;
     const log = this.log.child({ session: name });
     const conn = new JsonRpcConnection(socket, { log, name, maxMessageBytes: this.opts.maxMessageBytes });

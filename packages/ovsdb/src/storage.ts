@@ -208,6 +208,8 @@ export interface DbFileOptions {
   syncDelayMs?: number;
   /** The file's name in messages (default: its path). */
   displayName?: string;
+  /** The file's name in log lines (default: its path); --record and --replay open different files that must log alike. */
+  logName?: string;
 }
 
 /** An open database file: appends commits, compacts, syncs. */
@@ -285,7 +287,7 @@ export class DbFile {
       ftruncateSync(fd, parsed.validBytes);
       fsyncSync(fd);
     }
-    opts.log.info({ path, records: parsed.records.length, rows: db.rowCount() }, 'opened database file');
+    opts.log.info({ path: opts.logName ?? path, records: parsed.records.length, rows: db.rowCount() }, 'opened database file');
     return { file: new DbFile(path, fd, parsed.validBytes, opts), db };
   }
 
