@@ -651,8 +651,8 @@ class Ctx {
   /**
    * Output to a patch port: the packet enters the peer bridge at once, in
    * this same translation (no second trip through the datapath), as in OVS.
-   * The peer sees it with its own in_port and with registers, metadata, the
-   * action set and the stack cleared; afterwards this bridge's view of the
+   * The peer sees it with its own in_port and with registers, metadata,
+   * tunnel metadata, the action set and the stack cleared; afterwards this bridge's view of the
    * flow comes back (what the peer output stays output).
    */
   private crossPatch(peer: PatchPeer): void {
@@ -671,6 +671,7 @@ class Ctx {
     f[Slot.IN_PORT] = peer.ofport;
     f.fill(0, Slot.METADATA, Slot.METADATA + 2);
     f.fill(0, Slot.REG0, Slot.REG0 + 16);
+    f.fill(0, Slot.TUN_ID, Slot.TUN_DST + 1);
     this.actionSet = [];
     this.stackBytes = 0;
     this.depth++;

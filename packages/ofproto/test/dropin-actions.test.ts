@@ -159,6 +159,13 @@ describe('patch ports', () => {
     expect(formatDpActions(br0.xlate(flowOf('in_port=1')).actions)).toBe('1002,3');
   });
 
+  test('tunnel metadata does not leak into the peer either, as in OVS', () => {
+    const { br0, br1 } = pair();
+    br1.applyFlowMods(parseFlows('tun_id=0 actions=output:2\ntun_id=0x2a actions=drop'));
+    br0.applyFlowMods(parseFlows('actions=set_field:0x2a->tun_id,output:10,output:3'));
+    expect(formatDpActions(br0.xlate(flowOf('in_port=1')).actions)).toBe('1002,3');
+  });
+
   test('output(port=,max_len=) to a patch port is refused, as in OVS', () => {
     const { br0, br1 } = pair();
     br1.applyFlowMods(parseFlows('actions=NORMAL'));
