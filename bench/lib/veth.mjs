@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { contractOptions, roundsOf } from './contract.mjs';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const DIST = join(ROOT, 'dist');
@@ -24,11 +25,10 @@ export const have = (bin) => quiet(`command -v ${bin}`).trim() !== '';
 export const sleep = (s) => execSync(`sleep ${s}`);
 export const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-/** The bench contract's options: --rounds N, --quick, --json FILE (flags win over NVS_BENCH_ROUNDS). */
+/** The bench contract's options (bench/lib/contract.mjs): --rounds N, --quick (one round), --json FILE. */
 export function benchOptions(defaultRounds) {
-  const { values } = parseArgs({ options: { rounds: { type: 'string' }, quick: { type: 'boolean' }, json: { type: 'string' } } });
-  const rounds = Number(values.rounds ?? process.env.NVS_BENCH_ROUNDS ?? (values.quick ? 1 : defaultRounds));
-  return { rounds, quick: values.quick === true, json: values.json, load: [loadavg()[0]] };
+  const { values } = parseArgs({ options: contractOptions });
+  return { rounds: roundsOf(values, defaultRounds, 1), quick: values.quick, json: values.json, load: [loadavg()[0]] };
 }
 
 /** Writes the contract's JSON object when --json was given. */
